@@ -1,0 +1,27 @@
+"""Shared building blocks: errors, registries, atomic I/O, progress, the model package."""
+
+from seekforge.core.errors import (
+    ConfigError,
+    ConfigIssue,
+    DataError,
+    MissingDependencyError,
+    NotFittedError,
+    PackageError,
+    RegistryError,
+    SeekforgeError,
+    TrainingInterrupted,
+)
+from seekforge.core.registry import Registry
+
+__all__ = [
+    "ConfigError",
+    "ConfigIssue",
+    "DataError",
+    "MissingDependencyError",
+    "NotFittedError",
+    "PackageError",
+    "Registry",
+    "RegistryError",
+    "SeekforgeError",
+    "TrainingInterrupted",
+]

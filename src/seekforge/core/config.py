@@ -1,0 +1,51 @@
+"""The pydantic base for every configuration section, and pluggable ``{type: name, ...}`` sections."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, SerializeAsAny
+
+from seekforge.core.errors import RegistryError
+from seekforge.core.registry import Registry
+
+
+class BaseConfig(BaseModel):
+    """Frozen, and a typo is an error: unknown keys are never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class PluggableConfig(BaseConfig):
+    """Base of a section chosen by its ``type`` from a registry (models, optimizers, ...).
+
+    Subclasses set ``type`` to a ``Literal`` of their registered name.
+    """
+
+    type: str
+    registry: ClassVar[Registry[type[PluggableConfig]]]
+
+
+def _dispatcher(registry: Registry[type[PluggableConfig]], base: type[PluggableConfig]) -> Any:
+    def dispatch(value: Any) -> Any:
+        if isinstance(value, base):
+            return value
+        if isinstance(value, str):
+            value = {"type": value}
+        if not isinstance(value, dict) or "type" not in value:
+            raise ValueError(f"must be a mapping with a 'type' key, one of: {', '.join(registry.names())}")
+        try:
+            cls = registry.get(str(value["type"]))
+        except RegistryError as exc:
+            raise ValueError(exc.message) from None
+        return cls.model_validate(value)
+
+    return dispatch
+
+
+def pluggable(registry: Registry[Any], base: type[PluggableConfig]) -> Any:
+    """Type annotation for a field whose config class is looked up by ``type`` in ``registry``.
+
+    A bare string is shorthand for ``{type: string}``.
+    """
+    return Annotated[SerializeAsAny[base], BeforeValidator(_dispatcher(registry, base))]

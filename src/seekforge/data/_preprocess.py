@@ -1,0 +1,326 @@
+"""The Preprocessor: feature transforms fitted on the training split only, saved in the package, and
+the one code path from raw rows to tensors for training, evaluation, prediction and serving.
+
+It follows scikit-learn's estimator contract: ``__init__`` stores the declaration, ``fit`` learns state
+into attributes ending in ``_``, and using it unfitted raises :class:`NotFittedError`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from seekforge.core.errors import DataError, NotFittedError
+from seekforge.data._images import ImageStats, fit_images, load_images
+from seekforge.data._text import TextEncoder
+from seekforge.data._validate import check_table, row_place
+from seekforge.data.config import FeaturesConfig
+from seekforge.models.config import ModelIO
+
+FORMAT_VERSION = 1
+_TRUE = {"1", "true", "t", "yes", "y", "1.0"}
+_FALSE = {"0", "false", "f", "no", "n", "0.0"}
+
+
+def _key(value: Any) -> str:
+    """Canonical string of a category value: 3, 3.0 and '3' are the same category."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, np.generic):
+        return _key(value.item())
+    return str(value)
+
+
+def _sort_labels(values: list[Any]) -> list[Any]:
+    try:
+        return sorted(values)
+    except TypeError:
+        return sorted(values, key=str)
+
+
+class Preprocessor:
+    """Turns a DataFrame of raw feature values into the batch dict a model consumes.
+
+    Args:
+        features: The recipe's feature declarations.
+        tokenizer_path: A pretrained ``tokenizer.json`` for text features; without it a WordPiece
+            tokenizer is fitted on the training texts.
+
+    Example:
+        >>> pre = Preprocessor(recipe.features).fit(train_frame)
+        >>> batch = pre.transform(frame)          # {"numeric": tensor, ...}
+        >>> target = pre.transform_target(frame)  # class indices or scaled values
+    """
+
+    def __init__(self, features: FeaturesConfig, *, tokenizer_path: str | Path | None = None) -> None:
+        self.features = features
+        self.tokenizer_path = tokenizer_path
+
+    # ------------------------------------------------------------------------------------------ fitting
+
+    def fit(self, frame: pd.DataFrame) -> Preprocessor:
+        """Learn every transform from ``frame`` (the training split, output column included)."""
+        frame = check_table(frame, self.features)
+        self.numeric_: dict[str, dict[str, float]] = {}
+        self.binary_: dict[str, list[str]] = {}
+        self.categories_: dict[str, list[str]] = {}
+        self.text_: dict[str, TextEncoder] = {}
+        self.images_: dict[str, ImageStats] = {}
+        for feature in self.features.inputs:
+            column = frame[feature.name]
+            if feature.type == "numeric":
+                self.numeric_[feature.name] = _fit_numeric(column, feature.scaler)
+            elif feature.type == "binary":
+                self.binary_[feature.name] = _fit_binary(column)
+            elif feature.type == "category":
+                self.categories_[feature.name] = _fit_category(
+                    column, feature.min_frequency, feature.max_categories
+                )
+            elif feature.type == "text":
+                self.text_[feature.name] = TextEncoder.fit(
+                    column.fillna("").astype(str).tolist(),
+                    max_length=feature.max_length,
+                    vocab_size=feature.vocab_size,
+                    lowercase=feature.lowercase,
+                    pretrained=self.tokenizer_path,
+                )
+            elif feature.type == "image":
+                self.images_[feature.name] = fit_images(column, frame, feature.size, feature.channels)
+        target = frame[self.features.output.name]
+        if self.task == "classification":
+            self.classes_: list[Any] = _sort_labels([v.item() if isinstance(v, np.generic) else v
+                                                     for v in target.unique()])
+            if len(self.classes_) < 2:
+                raise DataError(
+                    f"the output '{self.features.output.name}' has a single value in the training split "
+                    f"({self.classes_[0]!r}); a classifier needs at least two classes"
+                )
+            if self.features.output.type == "binary" and len(self.classes_) > 2:
+                raise DataError(
+                    f"the output '{self.features.output.name}' is declared binary but has "
+                    f"{len(self.classes_)} classes",
+                    hint="declare it as type category",
+                )
+        else:
+            values = target.to_numpy(dtype=float)
+            self.target_mean_ = float(values.mean())
+            self.target_std_ = float(values.std()) or 1.0
+        self.fitted_ = True
+        return self
+
+    @property
+    def task(self) -> str:
+        return self.features.task
+
+    def _check_fitted(self) -> None:
+        if not getattr(self, "fitted_", False):
+            raise NotFittedError("this Preprocessor is not fitted yet; call fit(train_frame) first")
+
+    # -------------------------------------------------------------------------------------- transforms
+
+    def transform(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
+        """Encode the input columns of ``frame`` (extra columns are ignored).
+
+        Raises:
+            DataError: A declared column is missing or holds a value that cannot be encoded.
+        """
+        self._check_fitted()
+        frame = check_table(frame, self.features, with_output=False)
+        batch: dict[str, torch.Tensor] = {}
+        numeric = []
+        for name, stats in self.numeric_.items():
+            values = frame[name].to_numpy(dtype=np.float64)
+            values = np.where(np.isnan(values), stats["fill"], values)
+            numeric.append((values - stats["center"]) / stats["scale"])
+        for name, (negative, positive) in self.binary_.items():
+            numeric.append(_encode_binary(frame, name, negative, positive))
+        if numeric:
+            batch["numeric"] = torch.from_numpy(np.stack(numeric, axis=1).astype(np.float32))
+        if self.categories_:
+            codes = []
+            for name, vocab in self.categories_.items():
+                index = {v: i + 1 for i, v in enumerate(vocab)}  # 0 is the unknown bucket
+                codes.append([0 if pd.isna(v) else index.get(_key(v), 0) for v in frame[name]])
+            batch["category"] = torch.tensor(np.array(codes, dtype=np.int64).T)
+        for name, encoder in self.text_.items():
+            ids, mask = encoder.encode(frame[name].fillna("").astype(str).tolist())
+            batch["input_ids"], batch["attention_mask"] = ids, mask
+        for name, stats in self.images_.items():
+            batch["image"] = load_images(frame[name], frame, stats)
+        return batch
+
+    def transform_target(self, frame: pd.DataFrame) -> torch.Tensor:
+        """Encode the output column: class indices (int64) or standardised values (float32)."""
+        self._check_fitted()
+        name = self.features.output.name
+        if name not in frame.columns:
+            raise DataError(f"{frame.attrs.get('source', 'data')}: the output column '{name}' is missing")
+        target = frame[name]
+        if self.task == "regression":
+            values = pd.to_numeric(target, errors="coerce").to_numpy(dtype=np.float64)
+            return torch.from_numpy(((values - self.target_mean_) / self.target_std_).astype(np.float32))
+        index = {_key(c): i for i, c in enumerate(self.classes_)}
+        codes = []
+        for pos, value in enumerate(target):
+            code = index.get(_key(value))
+            if code is None:
+                raise DataError(
+                    f"{row_place(frame, pos)}: label {value!r} of '{name}' was never seen in training; "
+                    f"known: {', '.join(map(repr, self.classes_))}",
+                    hint="remove those rows or retrain with them",
+                )
+            codes.append(code)
+        return torch.tensor(codes, dtype=torch.int64)
+
+    def decode(self, logits: torch.Tensor) -> tuple[list[Any], np.ndarray | None]:
+        """Model outputs -> (predictions in the label's own values, class probabilities or None)."""
+        self._check_fitted()
+        logits = logits.detach().float()
+        if self.task == "regression":
+            values = logits.reshape(-1).numpy().astype(np.float64) * self.target_std_ + self.target_mean_
+            return values.tolist(), None
+        proba = torch.softmax(logits, dim=1).numpy()
+        return [self.classes_[i] for i in proba.argmax(axis=1)], proba
+
+    # ----------------------------------------------------------------------------------- introspection
+
+    def model_io(self) -> ModelIO:
+        """What the fitted transforms feed a model."""
+        self._check_fitted()
+        text = next(iter(self.text_.values()), None)
+        image = next(iter(self.images_.values()), None)
+        return ModelIO(
+            output_dim=1 if self.task == "regression" else len(self.classes_),
+            numeric_dim=len(self.numeric_) + len(self.binary_),
+            category_cardinalities=tuple(len(v) + 1 for v in self.categories_.values()),
+            image_shape=image.shape if image else None,
+            vocab_size=text.vocab_size if text else None,
+            max_length=text.max_length if text else None,
+        )
+
+    def input_schema(self) -> list[dict[str, Any]]:
+        """Names, types and allowed values of the inputs, for package.json and request validation."""
+        self._check_fitted()
+        schema = []
+        for feature in self.features.inputs:
+            entry: dict[str, Any] = {"name": feature.name, "type": feature.type}
+            if feature.type == "category":
+                entry["values"] = self.categories_[feature.name]
+            elif feature.type == "binary":
+                entry["values"] = self.binary_[feature.name]
+            elif feature.type == "image":
+                entry["shape"] = list(self.images_[feature.name].shape)
+            schema.append(entry)
+        return schema
+
+    def output_schema(self) -> dict[str, Any]:
+        self._check_fitted()
+        out: dict[str, Any] = {"name": self.features.output.name, "type": self.features.output.type}
+        if self.task == "classification":
+            out["classes"] = self.classes_
+        return out
+
+    # ---------------------------------------------------------------------------------- serialisation
+
+    def to_dict(self) -> dict[str, Any]:
+        self._check_fitted()
+        state: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "features": self.features.model_dump(mode="json"),
+            "numeric": self.numeric_,
+            "binary": self.binary_,
+            "categories": self.categories_,
+            "text": {k: v.to_dict() for k, v in self.text_.items()},
+            "images": {k: v.to_dict() for k, v in self.images_.items()},
+        }
+        if self.task == "classification":
+            state["classes"] = self.classes_
+        else:
+            state["target"] = {"mean": self.target_mean_, "std": self.target_std_}
+        return state
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Preprocessor:
+        if state.get("format_version") != FORMAT_VERSION:
+            raise DataError(
+                f"preprocessor format {state.get('format_version')!r} is not supported "
+                f"(this seekforge reads {FORMAT_VERSION})",
+                hint="re-create the package with this seekforge version",
+            )
+        pre = cls(FeaturesConfig.model_validate(state["features"]))
+        pre.numeric_ = state["numeric"]
+        pre.binary_ = state["binary"]
+        pre.categories_ = state["categories"]
+        pre.text_ = {k: TextEncoder.from_dict(v) for k, v in state["text"].items()}
+        pre.images_ = {k: ImageStats.from_dict(v) for k, v in state["images"].items()}
+        if "classes" in state:
+            pre.classes_ = state["classes"]
+        else:
+            pre.target_mean_, pre.target_std_ = state["target"]["mean"], state["target"]["std"]
+        pre.fitted_ = True
+        return pre
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict()), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Preprocessor:
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _fit_numeric(column: pd.Series, scaler: str) -> dict[str, float]:
+    values = column.to_numpy(dtype=np.float64)
+    present = values[~np.isnan(values)]
+    if present.size == 0:
+        raise DataError(f"numeric column '{column.name}' has no values in the training split")
+    fill = float(np.median(present))
+    if scaler == "standard":
+        center, scale = float(present.mean()), float(present.std())
+    elif scaler == "minmax":
+        center, scale = float(present.min()), float(present.max() - present.min())
+    else:
+        center, scale = 0.0, 1.0
+    return {"fill": fill, "center": center, "scale": scale if scale > 0 else 1.0}
+
+
+def _fit_binary(column: pd.Series) -> list[str]:
+    keys = sorted({_key(v).lower() for v in column.dropna()})
+    if len(keys) == 2 and keys[0] in _FALSE | _TRUE and keys[1] in _FALSE | _TRUE:
+        keys.sort(key=lambda k: k in _TRUE)
+    if len(keys) == 1:  # a constant column still knows which side it is on
+        keys = ["", keys[0]] if keys[0] in _TRUE else [keys[0], ""]
+    return keys
+
+
+def _encode_binary(frame: pd.DataFrame, name: str, negative: str, positive: str) -> np.ndarray:
+    out = np.empty(len(frame), dtype=np.float64)
+    for pos, value in enumerate(frame[name]):
+        if pd.isna(value):
+            out[pos] = 0.5
+            continue
+        key = _key(value).lower()
+        if key == positive or (key in _TRUE and positive in _TRUE | {""}):
+            out[pos] = 1.0
+        elif key == negative or (key in _FALSE and negative in _FALSE | {""}):
+            out[pos] = 0.0
+        else:
+            raise DataError(
+                f"{row_place(frame, pos)}: binary column '{name}' holds {value!r}; "
+                f"training saw only {negative!r} and {positive!r}"
+            )
+    return out
+
+
+def _fit_category(column: pd.Series, min_frequency: int, max_categories: int | None) -> list[str]:
+    counts = column.dropna().map(_key).value_counts()
+    counts = counts[counts >= min_frequency]
+    # most frequent first, ties by value, so the vocabulary does not depend on row order
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    if max_categories is not None:
+        ordered = ordered[:max_categories]
+    return [k for k, _ in ordered]

@@ -1,0 +1,98 @@
+"""Loading a recipe's data and splitting it into train / validation / test with the recipe's seed."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from seekforge.core.errors import DataError
+from seekforge.data._sources import read_source
+from seekforge.data._validate import check_table
+from seekforge.data.config import DataConfig, FeaturesConfig
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The three splits of a recipe's data and a fingerprint of the data they came from."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    data_hash: str
+
+
+def frame_fingerprint(frame: pd.DataFrame) -> str:
+    """sha256 of a table's column names and values (arrays in cells included), independent of dtype widths."""
+    digest = hashlib.sha256()
+    for name in frame.columns:
+        digest.update(f"\x00{name}\x00".encode())
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column):
+            digest.update(np.ascontiguousarray(column.to_numpy(dtype=np.float64)).tobytes())
+        else:
+            for value in column:
+                if isinstance(value, np.ndarray):
+                    digest.update(np.ascontiguousarray(value).tobytes())
+                else:
+                    digest.update(f"{value}\x1f".encode())
+    return digest.hexdigest()
+
+
+def load_splits(data: DataConfig, features: FeaturesConfig, seed: int) -> Splits:
+    """Read ``data.source`` (and ``data.test``), check them against ``features`` and split them.
+
+    Classification splits are stratified by the output unless ``data.split.stratify`` is false. The same
+    data and seed always give the same split.
+
+    Raises:
+        DataError: The data cannot be read, does not match the features, or is too small to split.
+    """
+    frame = check_table(read_source(data.source, data.read), features)
+    explicit_test = check_table(read_source(data.test, data.read), features) if data.test else None
+    fingerprint = frame_fingerprint(frame)
+    if explicit_test is not None:
+        fingerprint = hashlib.sha256((fingerprint + frame_fingerprint(explicit_test)).encode()).hexdigest()
+    split = data.split
+    labels = frame[features.output.name] if features.task == "classification" and split.stratify else None
+    positions = np.arange(len(frame))
+    test_fraction = 0.0 if explicit_test is not None else split.test
+    rest, test_pos = _divide(positions, labels, test_fraction, seed, "test")
+    remaining = split.train + split.validation if explicit_test is None else 1.0
+    val_fraction = split.validation / remaining
+    rest_labels = labels.iloc[rest] if labels is not None else None
+    train_pos, val_pos = _divide(rest, rest_labels, val_fraction, seed + 1, "validation")
+    if len(train_pos) == 0:
+        raise DataError(f"{data.source}: {len(frame)} rows leave no training rows after the split")
+
+    def take(pos: np.ndarray) -> pd.DataFrame:
+        part = frame.iloc[np.sort(pos)].reset_index(drop=True)
+        part.attrs = dict(frame.attrs)
+        return part
+
+    test = explicit_test.reset_index(drop=True) if explicit_test is not None else take(test_pos)
+    return Splits(take(train_pos), take(val_pos), test, fingerprint)
+
+
+def _divide(
+    positions: np.ndarray, labels: pd.Series | None, fraction: float, seed: int, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    if fraction <= 0:
+        return positions, positions[:0]
+    from sklearn.model_selection import train_test_split
+
+    try:
+        keep, held = train_test_split(
+            positions,
+            test_size=fraction,
+            random_state=seed,
+            stratify=None if labels is None else labels.map(str).to_numpy(),
+        )
+    except ValueError as exc:
+        raise DataError(
+            f"cannot carve a {fraction:.0%} {what} split out of {len(positions)} rows: {exc}",
+            hint="set data.split.stratify: false, change the fractions, or add rows",
+        ) from None
+    return np.asarray(keep), np.asarray(held)

@@ -1,0 +1,86 @@
+"""Text tokenization with Hugging Face ``tokenizers``: fitted WordPiece or a pretrained tokenizer.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seekforge.core.deps import require
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+
+
+def _tokenizers() -> Any:
+    return require("tokenizers", purpose="text features")
+
+
+class TextEncoder:
+    """A tokenizer with fixed truncation and padding to ``max_length``.
+
+    The tokenizer's full JSON is kept, so a package needs neither the training data nor the pretrained
+    model's folder to tokenize.
+    """
+
+    def __init__(self, tokenizer_json: str, max_length: int, origin: str) -> None:
+        tk = _tokenizers()
+        self.tokenizer_json = tokenizer_json
+        self.max_length = max_length
+        self.origin = origin
+        self._tok = tk.Tokenizer.from_str(tokenizer_json)
+        pad_token = next((t for t in ("[PAD]", "<pad>") if self._tok.token_to_id(t) is not None), None)
+        self.pad_id = self._tok.token_to_id(pad_token) if pad_token else 0
+        self._tok.enable_truncation(max_length=max_length)
+        self._tok.enable_padding(pad_id=self.pad_id, pad_token=pad_token or "[PAD]", length=max_length)
+
+    @classmethod
+    def fit(
+        cls,
+        texts: list[str],
+        *,
+        max_length: int,
+        vocab_size: int,
+        lowercase: bool,
+        pretrained: str | Path | None,
+    ) -> TextEncoder:
+        """Load ``pretrained`` (a tokenizer.json) or train a WordPiece vocabulary on ``texts``."""
+        tk = _tokenizers()
+        if pretrained is not None:
+            tokenizer = tk.Tokenizer.from_file(str(pretrained))
+            return cls(tokenizer.to_str(), max_length, f"pretrained:{pretrained}")
+        tokenizer = tk.Tokenizer(tk.models.WordPiece(unk_token="[UNK]"))
+        tokenizer.normalizer = tk.normalizers.BertNormalizer(lowercase=lowercase)
+        tokenizer.pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
+        tokenizer.decoder = tk.decoders.WordPiece()
+        trainer = tk.trainers.WordPieceTrainer(
+            vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False
+        )
+        tokenizer.train_from_iterator(texts, trainer)
+        tokenizer.post_processor = tk.processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+        )
+        return cls(tokenizer.to_str(), max_length, "fitted")
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self._tok.get_vocab_size())
+
+    def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and attention mask, both ``[len(texts), max_length]`` int64."""
+        encodings = self._tok.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(texts), self.max_length)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64).reshape(ids.shape)
+        return torch.from_numpy(ids), torch.from_numpy(mask)
+
+    def lengths(self, texts: list[str]) -> list[int]:
+        """Token counts before truncation (for data sketches)."""
+        return [len(e.ids) for e in self._tok.encode_batch(texts)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tokenizer": self.tokenizer_json, "max_length": self.max_length, "origin": self.origin}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> TextEncoder:
+        return cls(state["tokenizer"], state["max_length"], state["origin"])

@@ -1,0 +1,91 @@
+"""Check a loaded table against the declared features before any work is done on it."""
+
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+import pandas as pd
+
+from seekforge.core.errors import DataError
+from seekforge.data.config import FeaturesConfig, InputFeature, OutputFeature
+
+
+def row_place(frame: pd.DataFrame, position: int) -> str:
+    """``file line N`` for text formats, ``file row N`` otherwise (``position`` is 0-based)."""
+    source = frame.attrs.get("source", "data")
+    first = frame.attrs.get("first_line")
+    return f"{source} line {position + first}" if first is not None else f"{source} row {position + 1}"
+
+
+def check_table(frame: pd.DataFrame, features: FeaturesConfig, *, with_output: bool = True) -> pd.DataFrame:
+    """Return a copy of ``frame`` with the declared columns, numeric ones as float.
+
+    Raises:
+        DataError: Empty table, missing column, a non-numeric value in a numeric column, a binary column
+            with more than two values, or missing labels.
+    """
+    source = frame.attrs.get("source", "data")
+    if frame.empty:
+        raise DataError(f"{source} has no rows")
+    declared: list[InputFeature | OutputFeature] = list(features.inputs)
+    if with_output:
+        declared.append(features.output)
+    missing = [f.name for f in declared if f.name not in frame.columns]
+    if missing:
+        columns = [str(c) for c in frame.columns]
+        parts = []
+        for name in missing:
+            close = difflib.get_close_matches(name, columns, n=1)
+            parts.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        shown = ", ".join(repr(c) for c in columns[:20]) + (" ..." if len(columns) > 20 else "")
+        hint = "fix the feature names in the recipe"
+        if len(columns) == 1 and any(d in columns[0] for d in ";\t|"):
+            hint = "the file seems to use another delimiter: set data.read.delimiter"
+        raise DataError(
+            f"{source}: declared column{'s' * (len(missing) > 1)} {', '.join(parts)} not found; "
+            f"the file has: {shown}",
+            hint=hint,
+        )
+    out = frame[[f.name for f in declared]].copy()
+    out.attrs = dict(frame.attrs)
+    for feature in declared:
+        column = out[feature.name]
+        if feature.type == "numeric":
+            out[feature.name] = _numeric(column, frame, feature.name, is_output=feature is features.output)
+        elif feature.type == "binary":
+            values = column.dropna().unique()
+            if len(values) > 2:
+                shown = ", ".join(repr(v) for v in values[:5])
+                raise DataError(
+                    f"{source}: binary column '{feature.name}' has {len(values)} distinct values ({shown}...)",
+                    hint=f"declare '{feature.name}' as type category",
+                )
+    if with_output:
+        labels = out[features.output.name]
+        absent = np.flatnonzero(labels.isna().to_numpy())
+        if len(absent):
+            raise DataError(
+                f"{row_place(frame, int(absent[0]))}: '{features.output.name}' (the output) is empty "
+                f"in {len(absent)} row{'s' * (len(absent) > 1)}",
+                hint="drop unlabelled rows first (seekforge data clean) or fill them in",
+            )
+    return out
+
+
+def _numeric(column: pd.Series, frame: pd.DataFrame, name: str, *, is_output: bool) -> pd.Series:
+    if pd.api.types.is_bool_dtype(column):
+        return column.astype(float)
+    if pd.api.types.is_numeric_dtype(column):
+        return column.astype(float)
+    converted = pd.to_numeric(column, errors="coerce")
+    bad = np.flatnonzero((converted.isna() & column.notna()).to_numpy())
+    if len(bad):
+        pos = int(bad[0])
+        raise DataError(
+            f"{row_place(frame, pos)}: column '{name}' is declared numeric but holds {column.iloc[pos]!r}"
+            + (f" ({len(bad)} such rows)" if len(bad) > 1 else ""),
+            hint=f"fix the value, or declare '{name}' as type category"
+            + ("" if is_output else " or text"),
+        )
+    return converted.astype(float)

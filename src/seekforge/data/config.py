@@ -1,0 +1,129 @@
+"""Configuration of the data section and of feature declarations."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from seekforge.core.config import BaseConfig
+
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class SplitConfig(BaseConfig):
+    """Fractions of the source used for each split; the test fraction is ignored when ``data.test`` is set."""
+
+    train: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
+    validation: Fraction = 0.1
+    test: Fraction = 0.1
+    stratify: bool = True
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitConfig:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"train + validation + test must equal 1, got {self.train} + {self.validation} + "
+                f"{self.test} = {total:g}"
+            )
+        return self
+
+
+class ReadConfig(BaseConfig):
+    """How to read delimited text files."""
+
+    delimiter: str | None = None
+    encoding: str = "utf-8"
+
+
+class DataConfig(BaseConfig):
+    """Where the data comes from and how it is split.
+
+    ``source`` is a file (``.csv``, ``.tsv``, ``.parquet``, ``.jsonl``), an image folder laid out as
+    ``class_name/*.png``, or ``builtin:NAME`` (see ``seekforge datasets list``). Relative paths are
+    resolved against the recipe file's folder.
+    """
+
+    source: Annotated[str, Field(min_length=1)]
+    test: str | None = None
+    split: SplitConfig = SplitConfig()
+    read: ReadConfig = ReadConfig()
+
+
+class _Feature(BaseConfig):
+    name: Annotated[str, Field(min_length=1)]
+
+
+class NumericFeature(_Feature):
+    """A number; missing values are imputed with the training median, then scaled."""
+
+    type: Literal["numeric"] = "numeric"
+    scaler: Literal["standard", "minmax", "none"] = "standard"
+
+
+class CategoryFeature(_Feature):
+    """A categorical value; values seen fewer than ``min_frequency`` times go to the unknown bucket."""
+
+    type: Literal["category"] = "category"
+    min_frequency: Annotated[int, Field(ge=1)] = 1
+    max_categories: Annotated[int, Field(ge=1)] | None = None
+
+
+class BinaryFeature(_Feature):
+    """A two-valued column: booleans, 0/1, yes/no, true/false, or any two distinct values."""
+
+    type: Literal["binary"] = "binary"
+
+
+class TextFeature(_Feature):
+    """Free text, tokenized by a tokenizer fitted on the training split or the pretrained model's own."""
+
+    type: Literal["text"] = "text"
+    max_length: Annotated[int, Field(ge=4, le=4096)] = 128
+    vocab_size: Annotated[int, Field(ge=100)] = 8000
+    lowercase: bool = True
+
+
+class ImageFeature(_Feature):
+    """An image: a file path (PNG, JPEG, ...) or an array; resized, scaled to [0, 1], normalised."""
+
+    type: Literal["image"] = "image"
+    size: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] | None = None
+    channels: Literal[1, 3] | None = None
+
+
+InputFeature = Annotated[
+    NumericFeature | CategoryFeature | BinaryFeature | TextFeature | ImageFeature,
+    Field(discriminator="type"),
+]
+
+
+class OutputFeature(_Feature):
+    """The prediction target: ``category`` (multiclass), ``binary`` or ``numeric`` (regression)."""
+
+    type: Literal["category", "binary", "numeric"]
+
+
+class FeaturesConfig(BaseConfig):
+    """Inputs the model sees and the output it predicts."""
+
+    inputs: Annotated[list[InputFeature], Field(min_length=1)]
+    output: OutputFeature
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> FeaturesConfig:
+        names = [f.name for f in self.inputs]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"input feature names must be unique, got duplicates: {', '.join(dup)}")
+        if self.output.name in names:
+            raise ValueError(f"the output '{self.output.name}' is also declared as an input")
+        return self
+
+    @property
+    def task(self) -> Literal["classification", "regression"]:
+        return "regression" if self.output.type == "numeric" else "classification"
+
+    def of_type(self, kind: str) -> list[InputFeature]:
+        return [f for f in self.inputs if f.type == kind]

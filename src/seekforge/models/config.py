@@ -1,0 +1,75 @@
+"""The model extension point: a registered config class per model type that builds an ``nn.Module``.
+
+A model takes a batch dict from the :class:`~seekforge.data.Preprocessor` (keys ``numeric``,
+``category``, ``image``, ``input_ids``, ``attention_mask``, whichever the features produce) and returns
+logits of shape ``[batch, output_dim]`` (``output_dim`` is 1 for regression).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from seekforge.core.config import PluggableConfig
+from seekforge.core.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from seekforge.data.config import FeaturesConfig
+
+
+@dataclass(frozen=True)
+class ModelIO:
+    """What the fitted preprocessor feeds a model and what the model must output.
+
+    Attributes:
+        numeric_dim: Width of the ``numeric`` tensor (numeric and binary features).
+        category_cardinalities: Vocabulary size of each column of the ``category`` tensor.
+        image_shape: ``(channels, height, width)`` of the ``image`` tensor.
+        vocab_size: Tokenizer vocabulary size for ``input_ids``.
+        max_length: Longest token sequence.
+        output_dim: Number of classes, or 1 for regression.
+        extra: Model-specific facts needed to rebuild it (e.g. a pretrained encoder's config).
+    """
+
+    output_dim: int
+    numeric_dim: int = 0
+    category_cardinalities: tuple[int, ...] = ()
+    image_shape: tuple[int, int, int] | None = None
+    vocab_size: int | None = None
+    max_length: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelIO:
+        data = dict(data)
+        data["category_cardinalities"] = tuple(data.get("category_cardinalities", ()))
+        if data.get("image_shape") is not None:
+            data["image_shape"] = tuple(data["image_shape"])
+        return cls(**data)
+
+
+class ModelConfig(PluggableConfig):
+    """Base of every model type. Subclasses declare ``type: Literal["name"]`` and implement ``build``."""
+
+    registry: ClassVar[Registry[type[ModelConfig]]]
+
+    def check_features(self, features: FeaturesConfig) -> list[str]:
+        """Problems with using this model for ``features``; empty when they fit."""
+        return []
+
+    def prepare_io(self, io: ModelIO) -> ModelIO:
+        """Add facts the model needs to be rebuilt later without its original sources (called once)."""
+        return io
+
+    def build(self, io: ModelIO, *, pretrained: bool = True) -> nn.Module:
+        """Build the module. ``pretrained=False`` skips loading pretrained weights (they come from a package)."""
+        raise NotImplementedError
+
+
+MODELS: Registry[type[ModelConfig]] = Registry("model", "seekforge.models")
+ModelConfig.registry = MODELS

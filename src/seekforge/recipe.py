@@ -1,0 +1,300 @@
+"""The Recipe: one declarative file for the whole chain, validated before any work starts.
+
+:func:`load_recipe` reads YAML, applies ``--set a.b=c`` overrides, resolves relative paths against the
+recipe's folder and validates everything at once. Every problem is reported with its dotted path, its
+line in the file and, for a misspelled key, the nearest valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from seekforge.core.config import BaseConfig, PluggableConfig, pluggable
+from seekforge.core.errors import ConfigError, ConfigIssue
+from seekforge.data.config import DataConfig, FeaturesConfig
+from seekforge.models import MODELS, ModelConfig
+from seekforge.train.config import TrainConfig
+
+
+class Recipe(BaseConfig):
+    """A complete, validated recipe.
+
+    Example:
+        >>> recipe = load_recipe("examples/digits.yaml", overrides=["train.epochs=2"])
+        >>> recipe.train.epochs
+        2
+    """
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
+    seed: Annotated[int, Field(ge=0)] = 0
+    data: DataConfig
+    features: FeaturesConfig
+    model: pluggable(MODELS, ModelConfig)  # type: ignore[valid-type]
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _model_fits_features(self) -> Recipe:
+        problems = self.model.check_features(self.features)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def task(self) -> str:
+        return self.features.task
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON/YAML-safe) of the resolved recipe, defaults included."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def fingerprint(self) -> str:
+        """sha256 of the resolved recipe's canonical JSON."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def load_recipe(
+    source: str | Path | Mapping[str, Any] | Recipe,
+    *,
+    overrides: Iterable[str] = (),
+) -> Recipe:
+    """Read, override and validate a recipe.
+
+    Args:
+        source: A YAML file, a mapping, or a Recipe (returned re-validated with the overrides).
+        overrides: ``dotted.key=value`` strings; values are parsed as YAML (``train.lr=3e-4``).
+
+    Raises:
+        ConfigError: Unreadable file, malformed YAML or invalid content; lists every problem.
+    """
+    lines: dict[tuple[Any, ...], int] = {}
+    origin: str | None = None
+    base_dir: Path | None = None
+    if isinstance(source, Recipe):
+        raw: Any = source.to_dict()
+    elif isinstance(source, Mapping):
+        raw = json.loads(json.dumps(source, default=str))
+    else:
+        path = Path(source)
+        origin, base_dir = str(path), path.resolve().parent
+        raw, lines = _read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{origin or 'recipe'}: expected a mapping of sections (name, data, features, model, train), "
+            f"got {type(raw).__name__}",
+            hint="start from `seekforge init --template tabular`",
+        )
+    override_keys: set[tuple[str, ...]] = set()
+    for item in overrides:
+        key = _apply_override(raw, item)
+        override_keys.add(key)
+    if base_dir is not None:
+        _resolve_paths(raw, base_dir)
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        issues = [_to_issue(err, raw, lines, override_keys) for err in exc.errors()]
+        raise ConfigError(
+            f"{origin or 'recipe'} is invalid ({len(issues)} problem{'s' * (len(issues) != 1)}):",
+            issues=issues,
+            source=origin,
+        ) from None
+
+
+def _read_yaml(path: Path) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"recipe file not found: {path}", hint="check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read recipe {path}: {exc}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(
+            f"{where}: malformed YAML: {problem}", hint="check indentation, colons and quotes on that line"
+        ) from None
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is not None:
+        _collect_lines(node, (), lines)
+    return data, lines
+
+
+def _collect_lines(node: yaml.Node, prefix: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = (*prefix, key.value)
+            out[path] = key.start_mark.line + 1
+            _collect_lines(value, path, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            out[(*prefix, i)] = value.start_mark.line + 1
+            _collect_lines(value, (*prefix, i), out)
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> tuple[str, ...]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected dotted.key=value", hint="e.g. --set train.epochs=5")
+    parts = tuple(key.strip().split("."))
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    target: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(target, list) and part.isdigit() and int(part) < len(target):
+            target = target[int(part)]
+            continue
+        if not isinstance(target, dict):
+            raise ConfigError(f"--set {item!r}: '{'.'.join(parts[: i + 1])}' is not a section")
+        nxt = target.get(part)
+        if isinstance(nxt, str) and part in ("model", "optimizer"):  # shorthand {type: name}
+            nxt = target[part] = {"type": nxt}
+        if nxt is None:
+            nxt = target[part] = {}
+        target = nxt
+    if isinstance(target, list) and parts[-1].isdigit() and int(parts[-1]) < len(target):
+        target[int(parts[-1])] = parsed
+    elif isinstance(target, dict):
+        target[parts[-1]] = parsed
+    else:
+        raise ConfigError(f"--set {item!r}: '{'.'.join(parts[:-1])}' is not a section")
+    return parts
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
+    def resolve(value: Any) -> Any:
+        if not isinstance(value, str) or not value or ":" in value.split("/")[0]:
+            return value  # builtin:NAME or another scheme
+        path = Path(value).expanduser()
+        return value if path.is_absolute() else str((base / path).resolve())
+
+    data = raw.get("data")
+    if isinstance(data, dict):
+        for key in ("source", "test"):
+            if key in data:
+                data[key] = resolve(data[key])
+    model = raw.get("model")
+    if isinstance(model, dict) and "pretrained" in model:
+        model["pretrained"] = resolve(model["pretrained"])
+
+
+# ----------------------------------------------------------------------------------------- error report
+
+
+def _to_issue(
+    err: Mapping[str, Any],
+    raw: Any,
+    lines: Mapping[tuple[Any, ...], int],
+    override_keys: set[tuple[str, ...]],
+) -> ConfigIssue:
+    path = _data_path(tuple(err["loc"]), raw)
+    dotted = ".".join(str(p) for p in path)
+    line = None
+    for n in range(len(path), 0, -1):
+        if path[:n] in lines and tuple(map(str, path[:n])) not in override_keys:
+            line = lines[path[:n]]
+            break
+    if line is None and not path and "model" in lines:
+        line = lines[("model",)]
+    suggestion = None
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _fields_at(path[:-1], raw)
+        close = difflib.get_close_matches(str(path[-1]), allowed, n=1, cutoff=0.6)
+        suggestion = close[0] if close else None
+        message = f"unknown key '{path[-1]}'"
+        if allowed and not suggestion:
+            message += f" (allowed: {', '.join(allowed)})"
+    elif kind == "missing":
+        message = "is required"
+    else:
+        message = str(err["msg"]).removeprefix("Value error, ")
+        value = err.get("input")
+        if not isinstance(value, dict | list) and kind not in ("value_error", "assertion_error"):
+            message += f", got {value!r}"
+    return ConfigIssue(path=dotted, message=message, line=line, suggestion=suggestion)
+
+
+def _data_path(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
+    """Drop the union tags pydantic puts in ``loc`` so the path matches the YAML."""
+    out: list[Any] = []
+    node = raw
+    for seg in loc:
+        if isinstance(node, dict) and seg not in node and node.get("type") == seg:
+            continue  # discriminator tag
+        if isinstance(seg, str) and seg.startswith("function-"):
+            continue
+        out.append(seg)
+        if isinstance(node, dict):
+            node = node.get(seg)
+        elif isinstance(node, list) and isinstance(seg, int) and seg < len(node):
+            node = node[seg]
+        else:
+            node = None
+    return tuple(out)
+
+
+def _fields_at(path: tuple[Any, ...], raw: Any) -> list[str]:
+    """Names of the valid keys of the section at ``path`` (for suggestions)."""
+    cls: type[BaseModel] | None = Recipe
+    node = raw
+    for seg in path:
+        if cls is None:
+            return []
+        if isinstance(seg, int):
+            node = node[seg] if isinstance(node, list) and seg < len(node) else None
+            cls = _pick_model(cls, node) if cls else None
+            continue
+        field = cls.model_fields.get(seg)
+        node = node.get(seg) if isinstance(node, dict) else None
+        cls = _pick_model(field.annotation, node) if field else None
+    if cls is None:
+        return []
+    return [name for name in cls.model_fields if name != "registry"]
+
+
+def _pick_model(annotation: Any, node: Any) -> type[BaseModel] | None:
+    candidates = _models_in(annotation)
+    kind = node.get("type") if isinstance(node, dict) else None
+    for cand in candidates:
+        if issubclass(cand, PluggableConfig) and kind is not None and hasattr(cand, "registry"):
+            registry = cand.registry
+            if kind in registry:
+                return registry.get(kind)
+        field = cand.model_fields.get("type")
+        if field is not None and kind in typing.get_args(field.annotation):
+            return cand
+    return candidates[0] if candidates else None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    origin = typing.get_origin(annotation)
+    if origin is Annotated or origin in (list, tuple, typing.Union, types.UnionType) or origin is not None:
+        for arg in typing.get_args(annotation):
+            found += _models_in(arg)
+    return found
