@@ -78,9 +78,7 @@ class Preprocessor:
             elif feature.type == "binary":
                 self.binary_[feature.name] = _fit_binary(column)
             elif feature.type == "category":
-                self.categories_[feature.name] = _fit_category(
-                    column, feature.min_frequency, feature.max_categories
-                )
+                self.categories_[feature.name] = _fit_category(column, feature.min_frequency, feature.max_categories)
             elif feature.type == "text":
                 self.text_[feature.name] = TextEncoder.fit(
                     column.fillna("").astype(str).tolist(),
@@ -93,8 +91,9 @@ class Preprocessor:
                 self.images_[feature.name] = fit_images(column, frame, feature.size, feature.channels)
         target = frame[self.features.output.name]
         if self.task == "classification":
-            self.classes_: list[Any] = _sort_labels([v.item() if isinstance(v, np.generic) else v
-                                                     for v in target.unique()])
+            self.classes_: list[Any] = _sort_labels(
+                [v.item() if isinstance(v, np.generic) else v for v in target.unique()]
+            )
             if len(self.classes_) < 2:
                 raise DataError(
                     f"the output '{self.features.output.name}' has a single value in the training split "
@@ -102,8 +101,7 @@ class Preprocessor:
                 )
             if self.features.output.type == "binary" and len(self.classes_) > 2:
                 raise DataError(
-                    f"the output '{self.features.output.name}' is declared binary but has "
-                    f"{len(self.classes_)} classes",
+                    f"the output '{self.features.output.name}' is declared binary but has {len(self.classes_)} classes",
                     hint="declare it as type category",
                 )
         else:

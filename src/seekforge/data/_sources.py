@@ -132,9 +132,7 @@ class JsonLinesSource(DataSource):
         try:
             frame = pd.read_json(path, lines=True, encoding=read.encoding)
         except ValueError as exc:
-            raise DataError(
-                f"{uri}: not valid JSON Lines ({exc})", hint="each line must be one JSON object"
-            ) from None
+            raise DataError(f"{uri}: not valid JSON Lines ({exc})", hint="each line must be one JSON object") from None
         if frame.empty:
             raise DataError(f"{uri} has no rows")
         frame.attrs.update(source=uri, first_line=1)

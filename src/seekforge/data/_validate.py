@@ -43,8 +43,7 @@ def check_table(frame: pd.DataFrame, features: FeaturesConfig, *, with_output: b
         if len(columns) == 1 and any(d in columns[0] for d in ";\t|"):
             hint = "the file seems to use another delimiter: set data.read.delimiter"
         raise DataError(
-            f"{source}: declared column{'s' * (len(missing) > 1)} {', '.join(parts)} not found; "
-            f"the file has: {shown}",
+            f"{source}: declared column{'s' * (len(missing) > 1)} {', '.join(parts)} not found; the file has: {shown}",
             hint=hint,
         )
     out = frame[[f.name for f in declared]].copy()
@@ -85,7 +84,6 @@ def _numeric(column: pd.Series, frame: pd.DataFrame, name: str, *, is_output: bo
         raise DataError(
             f"{row_place(frame, pos)}: column '{name}' is declared numeric but holds {column.iloc[pos]!r}"
             + (f" ({len(bad)} such rows)" if len(bad) > 1 else ""),
-            hint=f"fix the value, or declare '{name}' as type category"
-            + ("" if is_output else " or text"),
+            hint=f"fix the value, or declare '{name}' as type category" + ("" if is_output else " or text"),
         )
     return converted.astype(float)

@@ -10,3 +10,7 @@ from seekforge.models._transformer import TransformerConfig
 from seekforge.models.config import MODELS, ModelConfig, ModelIO
 
 __all__ = ["MODELS", "CNNConfig", "MLPConfig", "ModelConfig", "ModelIO", "TransformerConfig"]
+
+from seekforge.models._infer import collate, infer, num_rows
+
+__all__ += ["collate", "infer", "num_rows"]

@@ -46,9 +46,7 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "s
 class MLP(nn.Module):
     def __init__(self, config: MLPConfig, io: ModelIO) -> None:
         super().__init__()
-        self.embeddings = nn.ModuleList(
-            nn.Embedding(card, embedding_dim(card)) for card in io.category_cardinalities
-        )
+        self.embeddings = nn.ModuleList(nn.Embedding(card, embedding_dim(card)) for card in io.category_cardinalities)
         width = io.numeric_dim + sum(e.embedding_dim for e in self.embeddings)
         layers: list[nn.Module] = []
         for size in config.hidden:

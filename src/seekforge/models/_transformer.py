@@ -126,7 +126,12 @@ class TextTransformer(nn.Module):
             self.embed = nn.Embedding(io.vocab_size, width, padding_idx=0)
             self.position = nn.Embedding(io.max_length, width)
             layer = nn.TransformerEncoderLayer(
-                width, config.heads, config.ffn, config.dropout, activation="gelu", batch_first=True,
+                width,
+                config.heads,
+                config.ffn,
+                config.dropout,
+                activation="gelu",
+                batch_first=True,
                 norm_first=True,
             )
             self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)

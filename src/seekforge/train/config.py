@@ -112,11 +112,10 @@ class TrainConfig(BaseConfig):
     checkpoint_every: Annotated[int, Field(ge=1)] | None = None
     eval_batch_size: Annotated[int, Field(ge=1)] = 256
     threads: Annotated[int, Field(ge=1)] | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
     def _batch_fits_accumulation(self) -> TrainConfig:
         if self.batch_size % self.grad_accum:
-            raise ValueError(
-                f"batch_size ({self.batch_size}) must be divisible by grad_accum ({self.grad_accum})"
-            )
+            raise ValueError(f"batch_size ({self.batch_size}) must be divisible by grad_accum ({self.grad_accum})")
         return self

@@ -1,0 +1,259 @@
+"""Typer app: every command is a thin call into a documented Python function."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from seekforge import __version__
+from seekforge.core.errors import SeekforgeError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+app = typer.Typer(
+    name="seekforge",
+    help="Raw data to a deployed, monitored model: data, training, search, compression, export, serving.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+datasets_app = typer.Typer(help="Built-in real data sets (shipped by installed packages, no downloads).")
+app.add_typer(datasets_app, name="datasets")
+
+out = Console()
+err = Console(stderr=True)
+_state = {"debug": bool(os.environ.get("SEEKFORGE_DEBUG"))}
+
+TEMPLATES = ("tabular", "regression", "image", "text")
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a recipe value: dotted.key=value (repeatable)."),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"seekforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    if debug:
+        _state["debug"] = True
+
+
+@app.command()
+def init(
+    template: Annotated[str, typer.Option("--template", "-t", help=f"One of: {', '.join(TEMPLATES)}.")] = "tabular",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print a starter recipe that runs as it is on a built-in data set."""
+    if template not in TEMPLATES:
+        raise typer.BadParameter(f"unknown template '{template}'; choose one of: {', '.join(TEMPLATES)}")
+    text = resources.files("seekforge").joinpath("templates", f"{template}.yaml").read_text(encoding="utf-8")
+    if output is None:
+        sys.stdout.write(text)
+        return
+    if output.exists():
+        raise SeekforgeError(f"{output} already exists", hint="choose another --output or remove the file")
+    from seekforge.core.io import write_text_atomic
+
+    write_text_atomic(output, text)
+    err.print(f"wrote {output}")
+
+
+@app.command()
+def validate(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    set_: SetOption = None,
+    data: Annotated[bool, typer.Option("--data/--no-data", help="Also read the data and check the columns.")] = True,
+) -> None:
+    """Check a recipe (and its data) and report every problem at once."""
+    from seekforge.recipe import load_recipe
+
+    resolved = load_recipe(recipe, overrides=set_ or [])
+    if data:
+        from seekforge.data import check_table, read_source
+
+        check_table(read_source(resolved.data.source, resolved.data.read), resolved.features)
+        if resolved.data.test:
+            check_table(read_source(resolved.data.test, resolved.data.read), resolved.features)
+    out.print(
+        f"[green]ok[/] {recipe}: '{resolved.name}', {resolved.task}, model {resolved.model.type}, "
+        f"{len(resolved.features.inputs)} inputs"
+    )
+
+
+def _run_command(
+    recipe: Path, set_: list[str] | None, runs_dir: Path, resume: bool, run_dir: Path | None, nproc: int
+) -> None:
+    from seekforge.pipeline import run
+
+    result = run(recipe, overrides=set_ or [], runs_dir=runs_dir, resume=resume, run_dir=run_dir, nproc=nproc)
+    _print_metrics(result.metrics, title=f"test metrics ({result.metrics.get('rows', '?')} rows)")
+    out.print(f"package: {result.package}")
+    out.print(f"report:  {result.package / 'report.html'}")
+
+
+RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Parent folder of run folders.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the latest unfinished run from its checkpoint.")]
+RunDir = Annotated[Path | None, typer.Option("--run-dir", help="Use (or resume) this run folder.")]
+Nproc = Annotated[int, typer.Option("--nproc", min=1, help="Processes for distributed data-parallel training.")]
+
+
+@app.command("run")
+def run_cmd(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    set_: SetOption = None,
+    runs_dir: RunsDir = Path("runs"),
+    resume: Resume = False,
+    run_dir: RunDir = None,
+    nproc: Nproc = 1,
+) -> None:
+    """Run the whole recipe: data -> train -> evaluate -> package -> report."""
+    _run_command(recipe, set_, runs_dir, resume, run_dir, nproc)
+
+
+@app.command()
+def train(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    set_: SetOption = None,
+    runs_dir: RunsDir = Path("runs"),
+    resume: Resume = False,
+    run_dir: RunDir = None,
+    nproc: Nproc = 1,
+) -> None:
+    """Train the recipe's model and write its package (``--nproc N`` trains with DDP under torchrun)."""
+    _run_command(recipe, set_, runs_dir, resume, run_dir, nproc)
+
+
+@app.command()
+def evaluate(
+    package: Annotated[Path, typer.Argument(help="Model package folder.")],
+    data: Annotated[str, typer.Argument(help="Labelled data file (.csv, .parquet, .jsonl) or builtin:NAME.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the metrics as JSON.")] = None,
+) -> None:
+    """Score a package on labelled data."""
+    from seekforge.core.io import write_json_atomic
+    from seekforge.data import read_source
+    from seekforge.serve import load
+
+    predictor = load(package)
+    metrics = predictor.evaluate(read_source(data))
+    _print_metrics(metrics, title=f"{data} ({metrics['rows']} rows)")
+    if output is not None:
+        write_json_atomic(output, metrics)
+        err.print(f"wrote {output}")
+
+
+@app.command()
+def predict(
+    package: Annotated[Path, typer.Argument(help="Model package folder.")],
+    data: Annotated[str, typer.Argument(help="Data file (.csv, .parquet, .jsonl) or builtin:NAME.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Predictions file (.csv, .parquet, .jsonl).")],
+    backend: Annotated[str, typer.Option("--backend", help="auto or torch.")] = "auto",
+) -> None:
+    """Predict every row of a file; the output keeps the input columns and adds the predictions."""
+    import pandas as pd
+
+    from seekforge.data import read_source
+    from seekforge.serve import load
+
+    writer = _writer(output)
+    predictor = load(package, backend=backend)
+    frame = read_source(data)
+    preds = predictor.predict(frame)
+    keep = [c for c in frame.columns if frame[c].map(lambda v: not hasattr(v, "shape")).all()]
+    result = pd.concat([frame[keep].reset_index(drop=True), preds], axis=1)
+    from seekforge.core.io import atomic_path
+
+    with atomic_path(output) as tmp:
+        writer(result, tmp)
+    err.print(f"wrote {len(result)} predictions to {output}")
+
+
+def _writer(path: Path) -> Callable[[pd.DataFrame, Path], None]:
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return lambda frame, tmp: frame.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
+    if suffix in (".parquet", ".pq"):
+        return lambda frame, tmp: frame.to_parquet(tmp, index=False)
+    if suffix in (".jsonl", ".ndjson"):
+        return lambda frame, tmp: frame.to_json(tmp, orient="records", lines=True)
+    raise SeekforgeError(f"--output {path}: unknown format '{suffix}'", hint="use .csv, .tsv, .parquet or .jsonl")
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """List the built-in data sets."""
+    from seekforge.datasets import DATASETS
+
+    table = Table("source", "task", "target", "description")
+    table.columns[0].no_wrap = True
+    for name in DATASETS.names():
+        ds = DATASETS.get(name)
+        splits = f"builtin:{name}" + (f"\nbuiltin:{name}/test" if "test" in ds.splits else "")
+        table.add_row(splits, ds.task, ds.target, f"{ds.description} ({ds.origin})")
+    out.print(table)
+
+
+def _print_metrics(metrics: dict[str, object], *, title: str) -> None:
+    table = Table("metric", "value", title=title)
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.4f}")
+        elif isinstance(value, int):
+            table.add_row(key, str(value))
+    out.print(table)
+    matrix = metrics.get("confusion_matrix")
+    if isinstance(matrix, list) and len(matrix) <= 12:
+        out.print("confusion matrix (rows: true, columns: predicted)")
+        out.print("\n".join("  " + " ".join(f"{v:5d}" for v in row) for row in matrix))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors print one message and exit 2; ``--debug`` shows tracebacks."""
+    args = sys.argv[1:] if argv is None else argv
+    if "--debug" in args:
+        _state["debug"] = True
+    try:
+        app(args=args, prog_name="seekforge", standalone_mode=False)
+    except SeekforgeError as exc:
+        if _state["debug"]:
+            raise
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+        if exc.hint:
+            err.print(f"  [bold]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Batching helpers shared by training, evaluation and prediction."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def collate(inputs: dict[str, torch.Tensor], index: torch.Tensor | slice) -> dict[str, torch.Tensor]:
+    """Rows ``index`` of every input tensor; token tensors are trimmed to the longest row in the batch."""
+    batch = {key: value[index] for key, value in inputs.items()}
+    mask = batch.get("attention_mask")
+    if mask is not None and mask.numel():
+        length = max(int(mask.sum(dim=1).max()), 1)
+        batch["attention_mask"] = mask[:, :length]
+        batch["input_ids"] = batch["input_ids"][:, :length]
+    return batch
+
+
+def num_rows(inputs: dict[str, torch.Tensor]) -> int:
+    return int(next(iter(inputs.values())).shape[0])
+
+
+@torch.inference_mode()
+def infer(
+    model: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Logits for every row of ``inputs``, in order, computed in eval mode batch by batch (float32, CPU)."""
+    was_training = model.training
+    model.eval()
+    outputs = []
+    rows = num_rows(inputs)
+    for start in range(0, rows, batch_size):
+        batch = collate(inputs, slice(start, start + batch_size))
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        outputs.append(model(batch).float().cpu())
+    model.train(was_training)
+    if not outputs:
+        return torch.empty(0)
+    return torch.cat(outputs)

@@ -1,0 +1,58 @@
+"""Training a prepared run, in this process or in each process of a ``torchrun`` job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from seekforge.core.io import atomic_dir
+from seekforge.models import ModelIO
+from seekforge.pipeline._prepare import Prepared
+from seekforge.recipe import Recipe
+from seekforge.train import DistContext, Trainer, TrainResult
+
+
+def model_io(recipe: Recipe, prepared: Prepared) -> ModelIO:
+    return recipe.model.prepare_io(prepared.preprocessor.model_io())
+
+
+def build_seeded_model(recipe: Recipe, io: ModelIO) -> nn.Module:
+    """The recipe's model with its initial weights fixed by the recipe's seed."""
+    torch.manual_seed(recipe.seed)
+    return recipe.model.build(io)
+
+
+def fit(recipe: Recipe, prepared: Prepared, run_dir: Path, *, resume: bool, dist: DistContext) -> TrainResult:
+    """Train and (on the main process) write ``<run_dir>/trained/`` with the kept weights and the history."""
+    from safetensors.torch import save_file
+
+    io = model_io(recipe, prepared)
+    model = build_seeded_model(recipe, io)
+    trainer = Trainer(model, recipe.train, task=recipe.task, seed=recipe.seed, run_dir=run_dir, dist=dist)
+    validation = prepared.splits["validation"]
+    result = trainer.fit(prepared.splits["train"], validation if len(validation.target) else None, resume=resume)
+    if dist.is_main:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        with atomic_dir(run_dir / "trained", overwrite=True) as tmp:
+            save_file(state, str(tmp / "model.safetensors"))
+            (tmp / "model.json").write_text(
+                json.dumps({"config": recipe.model.model_dump(mode="json"), "io": io.to_dict()}),
+                encoding="utf-8",
+            )
+            (tmp / "result.json").write_text(json.dumps(result_to_dict(result), indent=2), encoding="utf-8")
+    return result
+
+
+def result_to_dict(result: TrainResult) -> dict[str, Any]:
+    return {
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "steps": result.steps,
+        "stopped_early": result.stopped_early,
+        "seconds": result.seconds,
+        "resumed_from": result.resumed_from,
+    }

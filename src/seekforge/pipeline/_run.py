@@ -1,0 +1,217 @@
+"""``seekforge run`` / ``train``: data -> train -> evaluate -> package -> report, in ``runs/<name>/<stamp>/``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from seekforge.core.errors import ConfigError, SeekforgeError, TrainingInterrupted
+from seekforge.core.io import write_text_atomic
+from seekforge.core.package import seekforge_version, write_package
+from seekforge.core.progress import console
+from seekforge.models import infer
+from seekforge.pipeline._fit import fit
+from seekforge.pipeline._prepare import Prepared, prepare
+from seekforge.pipeline._report import render_report
+from seekforge.recipe import Recipe, load_recipe
+from seekforge.serve import build_model, evaluate_logits
+from seekforge.train import DistContext
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Where a run put its outputs, and its test metrics."""
+
+    run_dir: Path
+    package: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+def run(
+    recipe: str | Path | Recipe | dict[str, Any],
+    *,
+    overrides: Iterable[str] = (),
+    runs_dir: str | Path = "runs",
+    resume: bool = False,
+    run_dir: str | Path | None = None,
+    nproc: int = 1,
+) -> RunResult:
+    """Run a recipe end to end and write its model package.
+
+    Args:
+        recipe: A recipe file, mapping or :class:`Recipe`.
+        overrides: ``dotted.key=value`` strings applied before validation.
+        runs_dir: Parent of ``<name>/<stamp>/`` run folders.
+        resume: Continue the latest unfinished run of this recipe from its last checkpoint.
+        run_dir: Use (or resume) this run folder instead of a new stamped one.
+        nproc: Processes for distributed data-parallel training through ``torchrun``.
+
+    Returns:
+        The run folder, the package path and the test metrics.
+
+    Raises:
+        ConfigError: Invalid recipe or options.
+        DataError: Data that cannot be read or does not match the recipe.
+        TrainingInterrupted: Ctrl-C or SIGTERM; a checkpoint was written, ``resume=True`` continues.
+    """
+    resolved = load_recipe(recipe, overrides=overrides)
+    if nproc < 1:
+        raise ConfigError(f"nproc must be >= 1, got {nproc}")
+    folder = _run_folder(resolved, Path(runs_dir), resume=resume, explicit=Path(run_dir) if run_dir else None)
+    write_text_atomic(folder / "recipe.yaml", resolved.to_yaml())
+    console.print(f"[bold]run[/] {resolved.name} -> {folder}")
+    prepared = prepare(resolved, folder)
+    resuming = resume and (folder / "checkpoints" / "last.pt").exists()
+    if nproc == 1:
+        fit(resolved, prepared, folder, resume=resuming, dist=DistContext())
+    else:
+        _launch_distributed(folder, nproc, resume=resuming)
+    return finish(resolved, prepared, folder)
+
+
+def finish(recipe: Recipe, prepared: Prepared, folder: Path) -> RunResult:
+    """Evaluate the trained weights on the test split and write the package and its report."""
+    trained = folder / "trained"
+    model_json = json.loads((trained / "model.json").read_text(encoding="utf-8"))
+    result = json.loads((trained / "result.json").read_text(encoding="utf-8"))
+    model = build_model(trained, model_json=model_json)
+    pre = prepared.preprocessor
+    test = prepared.splits["test"]
+    logits = infer(model, test.inputs, batch_size=recipe.train.eval_batch_size)
+    metrics = evaluate_logits(pre, logits, test.target)
+    manifest = {
+        "name": recipe.name,
+        "task": recipe.task,
+        "inputs": pre.input_schema(),
+        "output": pre.output_schema(),
+        "model": {"type": recipe.model.type, "parameters": sum(p.numel() for p in model.parameters())},
+        "metrics": {"test": metrics},
+        "data": {"rows": {name: len(split.target) for name, split in prepared.splits.items()}},
+        "training": {k: result[k] for k in ("best_epoch", "steps", "stopped_early", "seconds")},
+        "lineage": {
+            "data_hash": prepared.data_hash,
+            "recipe_hash": recipe.fingerprint(),
+            "parent": None,
+            "seed": recipe.seed,
+        },
+    }
+    regression_points = None
+    if recipe.task == "regression":
+        predicted = pre.decode(logits)[0]
+        actual = (test.target.numpy() * pre.target_std_ + pre.target_mean_).tolist()
+        regression_points = (actual, predicted)
+    report = render_report(
+        manifest={**manifest, "seekforge_version": seekforge_version()},
+        history=result["history"],
+        recipe_yaml=recipe.to_yaml(),
+        test_predictions=regression_points,
+    )
+    files = {
+        "recipe.yaml": recipe.to_yaml(),
+        "preprocessor.json": json.dumps(pre.to_dict()),
+        "model.json": json.dumps(model_json, indent=2),
+        "model.safetensors": trained / "model.safetensors",
+        "reference.json": json.dumps(prepared.reference),
+        "report.html": report,
+    }
+    package = write_package(folder / "package", files=files, manifest=manifest, overwrite=True)
+    write_text_atomic(folder / "report.html", report)
+    return RunResult(folder, package, metrics, result["history"])
+
+
+def _run_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Path | None) -> Path:
+    if explicit is not None:
+        if resume and not (explicit / "checkpoints" / "last.pt").exists():
+            raise ConfigError(f"{explicit} has no checkpoint to resume from", hint="run without --resume")
+        if resume:
+            _check_same_recipe(recipe, explicit)
+        explicit.mkdir(parents=True, exist_ok=True)
+        return explicit
+    parent = runs_dir / recipe.name
+    if resume:
+        candidates = sorted(
+            (d for d in parent.glob("*") if (d / "checkpoints" / "last.pt").exists() and not (d / "package").exists()),
+            key=lambda d: d.name,
+        )
+        if not candidates:
+            raise ConfigError(
+                f"nothing to resume: no unfinished run of '{recipe.name}' under {parent}",
+                hint="run without --resume to start a new run",
+            )
+        _check_same_recipe(recipe, candidates[-1])
+        return candidates[-1]
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = parent / stamp
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = parent / f"{stamp}-{suffix}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _check_same_recipe(recipe: Recipe, folder: Path) -> None:
+    saved_path = folder / "recipe.yaml"
+    if not saved_path.exists():
+        return
+    saved = load_recipe(saved_path)
+    if saved.fingerprint() != recipe.fingerprint():
+        old, new = _flatten(saved.to_dict()), _flatten(recipe.to_dict())
+        changed = [
+            f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+            for k in sorted(old.keys() | new.keys())
+            if old.get(k) != new.get(k)
+        ]
+        raise ConfigError(
+            f"the recipe changed since the run in {folder} started ({'; '.join(changed[:5])})",
+            hint="resume with the same recipe and --set options, or start a new run without --resume",
+        )
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): data}
+
+
+def _launch_distributed(folder: Path, nproc: int, *, resume: bool) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "seekforge.pipeline._ddp",
+        str(folder),
+    ]
+    if resume:
+        command.append("--resume")
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc))),
+    }
+    console.print(f"[bold]torchrun[/] {nproc} processes (gloo on CPU, nccl on CUDA)")
+    try:
+        completed = subprocess.run(command, env=env, check=False)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(
+            f"distributed training interrupted; checkpoint in {folder / 'checkpoints'}",
+            hint="continue with the same command and --resume",
+        ) from None
+    if completed.returncode != 0:
+        raise SeekforgeError(
+            f"distributed training failed (torchrun exit code {completed.returncode}); see the worker output above",
+            hint="resume from the last checkpoint with --resume, or run with --nproc 1 to debug",
+        )

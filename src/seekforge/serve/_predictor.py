@@ -1,0 +1,140 @@
+"""The Predictor: a loaded model package that predicts from raw records with the package's own
+preprocessor, so training and serving cannot drift apart."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from seekforge.core.errors import DataError, PackageError
+from seekforge.core.package import read_manifest
+from seekforge.data import Preprocessor, check_table
+from seekforge.models import MODELS, ModelIO, infer
+from seekforge.train import classification_metrics, regression_metrics
+
+Records = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
+BACKENDS = ("torch",)
+
+
+def build_model(package: Path, *, model_json: dict[str, Any] | None = None) -> nn.Module:
+    """Rebuild the package's ``nn.Module`` from ``model.json`` and load ``model.safetensors``."""
+    from safetensors.torch import load_file
+
+    spec = model_json or json.loads((package / "model.json").read_text(encoding="utf-8"))
+    config = MODELS.get(spec["config"]["type"]).model_validate(spec["config"])
+    model = config.build(ModelIO.from_dict(spec["io"]), pretrained=False)
+    state = load_file(package / "model.safetensors")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise PackageError(
+            f"{package}/model.safetensors does not fit model.json: missing {list(missing)[:5]}, "
+            f"unexpected {list(unexpected)[:5]}"
+        )
+    return model.eval()
+
+
+def to_frame(records: Records) -> pd.DataFrame:
+    """Accept a DataFrame, a list of row mappings, or a mapping of columns."""
+    if isinstance(records, pd.DataFrame):
+        return records
+    if isinstance(records, Mapping):
+        return pd.DataFrame(dict(records))
+    rows = list(records)
+    if rows and not all(isinstance(r, Mapping) for r in rows):
+        raise DataError("records must be mappings of feature name to value", hint='e.g. [{"age": 41, ...}]')
+    return pd.DataFrame(rows)
+
+
+class Predictor:
+    """Predicts with a model package.
+
+    Use :func:`seekforge.load` to get one. ``predict`` returns a DataFrame with a ``prediction`` column
+    and, for classifiers, a ``proba_<class>`` column per class.
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any], preprocessor: Preprocessor, model: nn.Module) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.preprocessor = preprocessor
+        self.model = model
+        self.backend = "torch"
+        self.batch_size = 256
+
+    @property
+    def task(self) -> str:
+        return str(self.manifest["task"])
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return self.manifest["output"].get("classes")
+
+    def logits(self, records: Records) -> torch.Tensor:
+        frame = to_frame(records)
+        if frame.empty:
+            raise DataError("nothing to predict: no records were given")
+        return infer(self.model, self.preprocessor.transform(frame), batch_size=self.batch_size)
+
+    def predict(self, records: Records) -> pd.DataFrame:
+        """Predictions (and class probabilities) for each record, in order."""
+        values, proba = self.preprocessor.decode(self.logits(records))
+        out = pd.DataFrame({"prediction": values})
+        if proba is not None:
+            for i, label in enumerate(self.classes or []):
+                out[f"proba_{label}"] = proba[:, i]
+        return out
+
+    def predict_proba(self, records: Records) -> np.ndarray:
+        """Class probabilities ``[n, classes]`` in the order of :attr:`classes`."""
+        if self.task != "classification":
+            raise DataError("predict_proba is for classifiers; this package is a regressor")
+        return self.preprocessor.decode(self.logits(records))[1]  # type: ignore[return-value]
+
+    def evaluate(self, records: Records) -> dict[str, Any]:
+        """Task metrics on labelled records (the output column must be present)."""
+        frame = check_table(to_frame(records), self.preprocessor.features)
+        logits = self.logits(frame)
+        target = self.preprocessor.transform_target(frame)
+        return evaluate_logits(self.preprocessor, logits, target)
+
+
+def evaluate_logits(pre: Preprocessor, logits: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
+    """Full metrics (confusion matrix included) from model outputs and encoded targets."""
+    if pre.task == "regression":
+        preds = np.asarray(pre.decode(logits)[0])
+        truth = target.numpy().astype(float) * pre.target_std_ + pre.target_mean_
+        return {"rows": len(truth), **regression_metrics(truth, preds)}
+    proba = pre.decode(logits)[1]
+    assert proba is not None
+    return {"rows": len(target), **classification_metrics(target.numpy(), proba)}
+
+
+def load(path: str | Path, *, backend: str = "auto", verify: bool = True) -> Predictor:
+    """Load a model package for prediction.
+
+    Args:
+        path: The package directory (``runs/<name>/<stamp>/package``).
+        backend: ``auto`` or ``torch``.
+        verify: Check every file's sha256 against ``package.json``.
+
+    Raises:
+        PackageError: Not a package, or a file is missing or was modified.
+    """
+    if backend not in ("auto", *BACKENDS):
+        raise PackageError(f"unknown backend '{backend}'; available: auto, {', '.join(BACKENDS)}")
+    path = Path(path)
+    manifest = read_manifest(path, verify=verify)
+    try:
+        preprocessor = Preprocessor.load(path / "preprocessor.json")
+        model = build_model(path)
+    except (KeyError, ValueError, OSError) as exc:
+        if isinstance(exc, PackageError):
+            raise
+        raise PackageError(f"{path}: cannot rebuild the model ({type(exc).__name__}: {exc})") from exc
+    return Predictor(path, manifest, preprocessor, model)

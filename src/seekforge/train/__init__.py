@@ -1,0 +1,17 @@
+"""Training: the Trainer loop, optimizers, schedules, metrics, checkpoints and distributed runs."""
+
+from seekforge.train._metrics import classification_metrics, regression_metrics
+from seekforge.train._trainer import DistContext, Tensors, Trainer, TrainResult
+from seekforge.train.config import OPTIMIZERS, OptimizerConfig, TrainConfig
+
+__all__ = [
+    "OPTIMIZERS",
+    "DistContext",
+    "OptimizerConfig",
+    "Tensors",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "classification_metrics",
+    "regression_metrics",
+]

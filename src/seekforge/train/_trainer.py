@@ -1,0 +1,400 @@
+"""The Trainer: one training loop you can read top to bottom.
+
+Per epoch: a seeded shuffle (the same for every process), micro-batches with gradient accumulation,
+clipping, an optimizer step and a learning-rate step; then validation, ``metrics.jsonl`` and early
+stopping. A checkpoint (model, optimizer, scheduler, RNG state, position in the epoch, history) is written
+atomically every ``checkpoint_every`` optimizer steps and at the end of every epoch; Ctrl-C or SIGTERM
+writes one at the last completed step. Resuming from a checkpoint gives weights bitwise equal to an
+uninterrupted run on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import signal
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seekforge.core.errors import ConfigError, TrainingInterrupted
+from seekforge.core.io import atomic_path, write_text_atomic
+from seekforge.core.progress import console, make_progress
+from seekforge.models import collate, infer, num_rows
+from seekforge.train._metrics import classification_metrics, lower_is_better, regression_metrics
+from seekforge.train.config import TrainConfig
+
+CHECKPOINT = "last.pt"
+
+
+@dataclass
+class Tensors:
+    """Encoded inputs and targets of one split."""
+
+    inputs: dict[str, torch.Tensor]
+    target: torch.Tensor
+
+    def __len__(self) -> int:
+        return num_rows(self.inputs)
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands in a distributed run (world of 1 when not distributed)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class TrainResult:
+    """What a finished run leaves: its per-epoch history, the epoch whose weights were kept, the steps."""
+
+    history: list[dict[str, Any]]
+    best_epoch: int
+    steps: int
+    stopped_early: bool
+    seconds: float = 0.0
+    resumed_from: dict[str, int] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_device(choice: str) -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError("train.device is 'cuda' but no CUDA device is available", hint="use 'auto'")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def lr_lambda(config: TrainConfig, total_steps: int) -> Any:
+    warmup = int(config.schedule.warmup * total_steps)
+    floor = config.schedule.min_lr_ratio
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.schedule.type == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        if config.schedule.type == "linear":
+            return floor + (1 - floor) * (1 - progress)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class Trainer:
+    """Trains ``model`` on encoded tensors.
+
+    Args:
+        model: The module to train (wrapped in DistributedDataParallel here when ``dist`` has 2+ ranks).
+        config: The recipe's ``train`` section.
+        task: ``classification`` or ``regression``.
+        seed: The recipe's seed; fixes the shuffles and dropout.
+        run_dir: Where ``checkpoints/`` and ``metrics.jsonl`` go (the main process writes them).
+        dist: Rank and world size.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        *,
+        task: str,
+        seed: int,
+        run_dir: Path,
+        dist: DistContext | None = None,
+    ) -> None:
+        self.config = config
+        self.task = task
+        self.seed = seed
+        self.run_dir = Path(run_dir)
+        self.dist = dist or DistContext()
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        self.net: nn.Module = model
+        if self.dist.world_size > 1:
+            self.net = nn.parallel.DistributedDataParallel(model)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.precision = config.precision
+        if self.precision == "bf16" and not bf16_supported(self.device):
+            warnings.warn(
+                f"train.precision is bf16 but this {self.device.type} has no bf16 support; training in fp32",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.precision = "fp32"
+        self.checkpoint_path = self.run_dir / "checkpoints" / CHECKPOINT
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+
+    # -------------------------------------------------------------------------------------- the loop
+
+    def fit(self, train: Tensors, validation: Tensors | None, *, resume: bool = False) -> TrainResult:
+        """Train for ``config.epochs`` (or until early stopping) and leave the kept weights in the model."""
+        cfg, dist = self.config, self.dist
+        micro = cfg.batch_size // (dist.world_size * cfg.grad_accum)
+        if micro < 1 or cfg.batch_size % (dist.world_size * cfg.grad_accum):
+            raise ConfigError(
+                f"train.batch_size ({cfg.batch_size}) must be a multiple of processes x grad_accum "
+                f"({dist.world_size} x {cfg.grad_accum})"
+            )
+        if cfg.early_stopping and (validation is None or len(validation) == 0):
+            raise ConfigError(
+                "train.early_stopping needs a validation split, but data.split.validation is 0",
+                hint="set data.split.validation (e.g. 0.1) or remove train.early_stopping",
+            )
+        rows = len(train) - len(train) % dist.world_size  # every process takes the same number of rows
+        micro_per_epoch = math.ceil(rows // dist.world_size / micro)
+        steps_per_epoch = math.ceil(micro_per_epoch / cfg.grad_accum)
+        total_steps = steps_per_epoch * cfg.epochs
+
+        optimizer = cfg.optimizer.build([p for p in self.model.parameters() if p.requires_grad], cfg.lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
+        weights = self._class_weights(train.target) if cfg.class_weights == "balanced" else None
+
+        state = {"epoch": 0, "micro": 0, "step": 0, "history": [], "best": None, "bad_epochs": 0}
+        resumed_from = None
+        if resume and self.checkpoint_path.exists():
+            state = self._load_checkpoint(optimizer, scheduler)
+            resumed_from = {"epoch": state["epoch"], "micro_batch": state["micro"], "step": state["step"]}
+            if dist.is_main:
+                self._write_metrics(state["history"])
+        else:
+            torch.manual_seed(self.seed)
+            if dist.is_main:
+                self.metrics_path.unlink(missing_ok=True)
+
+        stop = state.get("stopped", False)
+        started = time.perf_counter()
+        boundary = self._snapshot(state)  # state at the last completed optimizer step
+        progress = make_progress(disable=None if dist.is_main else True)
+        with progress, _sigterm_as_interrupt():
+            task = progress.add_task("train", total=total_steps, completed=state["step"], status="")
+            try:
+                while state["epoch"] < cfg.epochs and not stop:
+                    epoch = state["epoch"]
+                    self.net.train()
+                    order = self._order(epoch, rows)
+                    losses: list[float] = state.pop("epoch_losses", [])
+                    for micro_index in range(state["micro"], micro_per_epoch):
+                        index = order[micro_index * micro : (micro_index + 1) * micro]
+                        last_of_step = (micro_index + 1) % cfg.grad_accum == 0 or micro_index + 1 == micro_per_epoch
+                        loss = self._forward_backward(train, index, weights, sync=last_of_step)
+                        losses.append(loss)
+                        if not last_of_step:
+                            continue
+                        if cfg.grad_clip is not None:
+                            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                        optimizer.step()
+                        scheduler.step()
+                        optimizer.zero_grad(set_to_none=True)
+                        state["step"] += 1
+                        state["micro"] = micro_index + 1
+                        state["epoch_losses"] = losses
+                        boundary = self._snapshot(state)
+                        progress.update(
+                            task,
+                            advance=1,
+                            status=f"epoch {epoch + 1}/{cfg.epochs} loss {np.mean(losses[-20:]):.4f}",
+                        )
+                        if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
+                            self._save_checkpoint(boundary, optimizer, scheduler)
+                    state.pop("epoch_losses", None)
+                    record = {
+                        "epoch": epoch + 1,
+                        "step": state["step"],
+                        "train_loss": float(np.mean(losses)),
+                        "lr": scheduler.get_last_lr()[0],
+                    }
+                    if validation is not None and len(validation):
+                        record.update(self.evaluate(validation, prefix="val_"))
+                    state["history"].append(record)
+                    stop = self._early_stopping(state, record)
+                    state.update(epoch=epoch + 1, micro=0, stopped=stop)
+                    boundary = self._snapshot(state)
+                    self._save_checkpoint(boundary, optimizer, scheduler)
+                    if dist.is_main:
+                        self._write_metrics(state["history"])
+                        if not progress.disable:
+                            console.log(_describe(record))
+            except KeyboardInterrupt:
+                self._save_checkpoint(boundary, optimizer, scheduler)
+                raise TrainingInterrupted(
+                    f"training interrupted at epoch {boundary['epoch'] + 1}, step {boundary['step']}; "
+                    f"checkpoint written to {self.checkpoint_path}",
+                    hint="continue with the same command and --resume",
+                ) from None
+
+        best = state["best"]
+        best_epoch = len(state["history"])
+        if cfg.early_stopping and best is not None:
+            self.model.load_state_dict(best["weights"])
+            best_epoch = best["epoch"]
+        return TrainResult(
+            history=state["history"],
+            best_epoch=best_epoch,
+            steps=state["step"],
+            stopped_early=bool(stop) and len(state["history"]) < cfg.epochs,
+            seconds=time.perf_counter() - started,
+            resumed_from=resumed_from,
+        )
+
+    def _order(self, epoch: int, rows: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(rows, generator=generator)
+        return order[self.dist.rank :: self.dist.world_size]
+
+    def _forward_backward(
+        self, data: Tensors, index: torch.Tensor, weights: torch.Tensor | None, *, sync: bool
+    ) -> float:
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in collate(data.inputs, index).items()}
+        target = data.target[index].to(self.device, non_blocking=True)
+        no_sync = getattr(self.net, "no_sync", None)
+        context = no_sync() if (no_sync is not None and not sync) else nullcontext()
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
+        with context:
+            with autocast:
+                logits = self.net(batch)
+            loss = self._loss(logits.float(), target, weights)
+            (loss / self.config.grad_accum).backward()
+        return float(loss.detach())
+
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        if self.task == "regression":
+            return F.mse_loss(logits.reshape(-1), target)
+        return F.cross_entropy(logits, target, weight=weights)
+
+    def _class_weights(self, target: torch.Tensor) -> torch.Tensor | None:
+        if self.task != "classification":
+            return None
+        counts = torch.bincount(target, minlength=int(target.max()) + 1).float()
+        return (counts.sum() / (len(counts) * counts.clamp(min=1))).to(self.device)
+
+    # ---------------------------------------------------------------------------------- evaluation
+
+    def evaluate(self, data: Tensors, *, prefix: str = "") -> dict[str, float]:
+        """Loss and headline metrics of the current weights on ``data`` (no confusion matrix)."""
+        logits = infer(self.model, data.inputs, batch_size=self.config.eval_batch_size, device=self.device)
+        out = {"loss": float(self._loss(logits, data.target, None))}
+        if self.task == "regression":
+            out.update(regression_metrics(data.target.numpy(), logits.reshape(-1).numpy()))
+        else:
+            metrics = classification_metrics(data.target.numpy(), torch.softmax(logits, 1).numpy())
+            metrics.pop("confusion_matrix")
+            out.update(metrics)
+        return {f"{prefix}{k}": v for k, v in out.items()}
+
+    def _early_stopping(self, state: dict[str, Any], record: dict[str, Any]) -> bool:
+        rule = self.config.early_stopping
+        if rule is None:
+            return False
+        if rule.monitor not in record:
+            raise ConfigError(
+                f"train.early_stopping.monitor '{rule.monitor}' is not a recorded metric; "
+                f"available: {', '.join(k for k in record if k.startswith('val_'))}"
+            )
+        value = record[rule.monitor]
+        sign = -1.0 if lower_is_better(rule.monitor) else 1.0
+        best = state["best"]
+        if best is None or sign * (value - best["value"]) > rule.min_delta:
+            state["best"] = {
+                "value": value,
+                "epoch": record["epoch"],
+                "weights": copy.deepcopy(self.model.state_dict()),
+            }
+            state["bad_epochs"] = 0
+            return False
+        state["bad_epochs"] += 1
+        return state["bad_epochs"] >= rule.patience
+
+    # --------------------------------------------------------------------------------- checkpoints
+
+    def _snapshot(self, state: dict[str, Any]) -> dict[str, Any]:
+        """What a checkpoint at this instant holds, minus optimizer and scheduler (saved when written)."""
+        snap = {k: v for k, v in state.items() if k != "epoch_losses"}
+        snap["epoch_losses"] = list(state.get("epoch_losses", []))
+        snap["history"] = list(state["history"])
+        snap["model"] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        snap["rng"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            snap["cuda_rng"] = torch.cuda.get_rng_state()
+        return snap
+
+    def _save_checkpoint(self, snap: dict[str, Any], optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+        if not self.dist.is_main:
+            return
+        # The optimizer and scheduler only change at a step, so their live state matches the snapshot.
+        payload = {
+            **snap,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "seed": self.seed,
+            "format": 1,
+        }
+        with atomic_path(self.checkpoint_path) as tmp:
+            torch.save(payload, tmp)
+
+    def _load_checkpoint(self, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
+        payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        if payload.get("seed") != self.seed:
+            raise ConfigError(
+                f"{self.checkpoint_path} was written with seed {payload.get('seed')}, the recipe says {self.seed}",
+                hint="resume with the recipe that started the run, or start a new run without --resume",
+            )
+        self.model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        torch.set_rng_state(payload["rng"].cpu())
+        if "cuda_rng" in payload and self.device.type == "cuda":
+            torch.cuda.set_rng_state(payload["cuda_rng"].cpu())
+        keys = ("epoch", "micro", "step", "history", "best", "bad_epochs", "epoch_losses", "stopped")
+        return {k: payload[k] for k in keys if k in payload}
+
+    def _write_metrics(self, history: list[dict[str, Any]]) -> None:
+        write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in history))
+
+
+def _describe(record: dict[str, Any]) -> str:
+    parts = [f"epoch {record['epoch']}"]
+    parts += [f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "step", "lr") and isinstance(v, float)]
+    return "  ".join(parts)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C so a stopped job writes its checkpoint (main thread only)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
