@@ -212,12 +212,12 @@ def _to_issue(
     path = _data_path(tuple(err["loc"]), raw)
     dotted = ".".join(str(p) for p in path)
     line = None
-    for n in range(len(path), 0, -1):
-        if path[:n] in lines and tuple(map(str, path[:n])) not in override_keys:
-            line = lines[path[:n]]
-            break
-    if line is None and not path and "model" in lines:
-        line = lines[("model",)]
+    text_path = tuple(map(str, path))
+    from_override = any(text_path[: len(key)] == key or key[: len(text_path)] == text_path for key in override_keys)
+    if not from_override:
+        line = next((lines[path[:n]] for n in range(len(path), 0, -1) if path[:n] in lines), None)
+        if line is None and not path and ("model",) in lines:
+            line = lines[("model",)]  # cross-section checks are about the model fitting the features
     suggestion = None
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -234,6 +234,8 @@ def _to_issue(
         value = err.get("input")
         if not isinstance(value, dict | list) and kind not in ("value_error", "assertion_error"):
             message += f", got {value!r}"
+    if from_override:
+        message += " (from --set)"
     return ConfigIssue(path=dotted, message=message, line=line, suggestion=suggestion)
 
 

@@ -26,12 +26,14 @@ class PluggableConfig(BaseConfig):
     registry: ClassVar[Registry[type[PluggableConfig]]]
 
 
-def _dispatcher(registry: Registry[type[PluggableConfig]], base: type[PluggableConfig]) -> Any:
+def _dispatcher(registry: Registry[type[PluggableConfig]], base: type[PluggableConfig], default: str | None) -> Any:
     def dispatch(value: Any) -> Any:
         if isinstance(value, base):
             return value
         if isinstance(value, str):
             value = {"type": value}
+        if isinstance(value, dict) and "type" not in value and default is not None:
+            value = {"type": default, **value}
         if not isinstance(value, dict) or "type" not in value:
             raise ValueError(f"must be a mapping with a 'type' key, one of: {', '.join(registry.names())}")
         try:
@@ -43,9 +45,9 @@ def _dispatcher(registry: Registry[type[PluggableConfig]], base: type[PluggableC
     return dispatch
 
 
-def pluggable(registry: Registry[Any], base: type[PluggableConfig]) -> Any:
+def pluggable(registry: Registry[Any], base: type[PluggableConfig], *, default: str | None = None) -> Any:
     """Type annotation for a field whose config class is looked up by ``type`` in ``registry``.
 
-    A bare string is shorthand for ``{type: string}``.
+    A bare string is shorthand for ``{type: string}``; a mapping without ``type`` takes ``default``.
     """
-    return Annotated[SerializeAsAny[base], BeforeValidator(_dispatcher(registry, base))]
+    return Annotated[SerializeAsAny[base], BeforeValidator(_dispatcher(registry, base, default))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -45,19 +46,30 @@ class TextEncoder:
         lowercase: bool,
         pretrained: str | Path | None,
     ) -> TextEncoder:
-        """Load ``pretrained`` (a tokenizer.json) or train a WordPiece vocabulary on ``texts``."""
+        """Load ``pretrained`` (a tokenizer.json) or build a WordPiece vocabulary from ``texts``."""
         tk = _tokenizers()
         if pretrained is not None:
             tokenizer = tk.Tokenizer.from_file(str(pretrained))
             return cls(tokenizer.to_str(), max_length, f"pretrained:{pretrained}")
-        tokenizer = tk.Tokenizer(tk.models.WordPiece(unk_token="[UNK]"))
-        tokenizer.normalizer = tk.normalizers.BertNormalizer(lowercase=lowercase)
-        tokenizer.pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
+        # The library's WordPiece trainer breaks ties between merges differently from run to run, which
+        # would make a recipe's weights depend on luck. The vocabulary is built here instead, with the
+        # library's own normaliser and pre-tokeniser: every character seen (so no word is unknown), then
+        # the most frequent words, ties broken alphabetically. WordPiece's greedy longest match then
+        # keeps frequent words whole and spells rare ones out.
+        normalizer = tk.normalizers.BertNormalizer(lowercase=lowercase)
+        pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+        chars = sorted({char for word in counts for char in word})
+        vocab = SPECIAL_TOKENS + chars + [f"##{c}" for c in chars]
+        words = sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w))
+        vocab += words[: max(0, vocab_size - len(vocab))]
+        model = tk.models.WordPiece(vocab={token: i for i, token in enumerate(vocab)}, unk_token="[UNK]")
+        tokenizer = tk.Tokenizer(model)
+        tokenizer.normalizer = normalizer
+        tokenizer.pre_tokenizer = pre_tokenizer
         tokenizer.decoder = tk.decoders.WordPiece()
-        trainer = tk.trainers.WordPieceTrainer(
-            vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False
-        )
-        tokenizer.train_from_iterator(texts, trainer)
         tokenizer.post_processor = tk.processors.TemplateProcessing(
             single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
         )

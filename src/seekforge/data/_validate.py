@@ -43,7 +43,7 @@ def check_table(frame: pd.DataFrame, features: FeaturesConfig, *, with_output: b
         if len(columns) == 1 and any(d in columns[0] for d in ";\t|"):
             hint = "the file seems to use another delimiter: set data.read.delimiter"
         raise DataError(
-            f"{source}: declared column{'s' * (len(missing) > 1)} {', '.join(parts)} not found; the file has: {shown}",
+            f"{source}: declared column{'s' * (len(missing) > 1)} {', '.join(parts)} not found; columns present: {shown}",
             hint=hint,
         )
     out = frame[[f.name for f in declared]].copy()

@@ -22,10 +22,14 @@ def embedding_dim(cardinality: int) -> int:
 
 @MODELS.register("mlp")
 class MLPConfig(ModelConfig):
-    """Fully connected network; categories are embedded, then concatenated with the numeric features."""
+    """Fully connected network; categories are embedded, then concatenated with the numeric features.
+
+    ``hidden: []`` gives a linear model (multinomial logistic or linear regression), the right size for
+    a few hundred rows.
+    """
 
     type: Literal["mlp"] = "mlp"
-    hidden: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [128, 64]
+    hidden: list[Annotated[int, Field(ge=1)]] = [128, 64]
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     activation: Literal["relu", "gelu", "silu"] = "relu"
     norm: Literal["none", "batch", "layer"] = "none"

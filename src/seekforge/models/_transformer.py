@@ -41,7 +41,9 @@ def resolve_pretrained(ref: str) -> Path:
 
 def _transformers() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
-    return require("transformers", purpose="pretrained transformer encoders")
+    transformers = require("transformers", purpose="pretrained transformer encoders")
+    transformers.utils.logging.disable_progress_bar()
+    return transformers
 
 
 @MODELS.register("transformer")

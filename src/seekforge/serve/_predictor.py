@@ -45,11 +45,14 @@ def to_frame(records: Records) -> pd.DataFrame:
     if isinstance(records, pd.DataFrame):
         return records
     if isinstance(records, Mapping):
-        return pd.DataFrame(dict(records))
-    rows = list(records)
-    if rows and not all(isinstance(r, Mapping) for r in rows):
-        raise DataError("records must be mappings of feature name to value", hint='e.g. [{"age": 41, ...}]')
-    return pd.DataFrame(rows)
+        frame = pd.DataFrame(dict(records))
+    else:
+        rows = list(records)
+        if rows and not all(isinstance(r, Mapping) for r in rows):
+            raise DataError("records must be mappings of feature name to value", hint='e.g. [{"age": 41, ...}]')
+        frame = pd.DataFrame(rows)
+    frame.attrs["source"] = "records"
+    return frame
 
 
 class Predictor:

@@ -237,8 +237,7 @@ class Trainer:
                     self._save_checkpoint(boundary, optimizer, scheduler)
                     if dist.is_main:
                         self._write_metrics(state["history"])
-                        if not progress.disable:
-                            console.log(_describe(record))
+                        console.print(_describe(record), highlight=False)
             except KeyboardInterrupt:
                 self._save_checkpoint(boundary, optimizer, scheduler)
                 raise TrainingInterrupted(

@@ -102,7 +102,7 @@ class TrainConfig(BaseConfig):
     epochs: Annotated[int, Field(ge=1)] = 10
     batch_size: Annotated[int, Field(ge=1)] = 32
     lr: PositiveFloat = 1e-3
-    optimizer: pluggable(OPTIMIZERS, OptimizerConfig) = AdamWConfig()  # type: ignore[valid-type]
+    optimizer: pluggable(OPTIMIZERS, OptimizerConfig, default="adamw") = AdamWConfig()  # type: ignore[valid-type]
     schedule: ScheduleConfig = ScheduleConfig()
     grad_accum: Annotated[int, Field(ge=1)] = 1
     grad_clip: PositiveFloat | None = 1.0

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+os.environ["SEEKFORGE_NO_PROGRESS"] = "1"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def make_tabular(rows: int = 160, seed: int = 0) -> pd.DataFrame:
+    """A small learnable table: two numbers, a category and a flag decide the label."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=rows)
+    x2 = rng.normal(size=rows)
+    city = rng.choice(["paris", "oslo", "rome"], size=rows)
+    member = rng.choice(["yes", "no"], size=rows)
+    score = 1.5 * x1 - x2 + (city == "oslo") * 1.0 + (member == "yes") * 0.5
+    label = np.where(score > 0.3, "buy", "skip")
+    return pd.DataFrame({"x1": x1.round(4), "x2": x2.round(4), "city": city, "member": member, "label": label})
+
+
+def tabular_recipe(source: str, **train: object) -> dict[str, object]:
+    return {
+        "name": "tiny",
+        "seed": 0,
+        "data": {"source": source, "split": {"train": 0.7, "validation": 0.15, "test": 0.15}},
+        "features": {
+            "inputs": [
+                {"name": "x1", "type": "numeric"},
+                {"name": "x2", "type": "numeric"},
+                {"name": "city", "type": "category"},
+                {"name": "member", "type": "binary"},
+            ],
+            "output": {"name": "label", "type": "binary"},
+        },
+        "model": {"type": "mlp", "hidden": [16]},
+        "train": {"epochs": 3, "batch_size": 16, "lr": 0.01, **train},
+    }
+
+
+@pytest.fixture
+def tabular_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "data.csv"
+    make_tabular().to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def recipe_file(tmp_path: Path, tabular_csv: Path) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(tabular_recipe(tabular_csv.name), sort_keys=False))
+    return path

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seekforge.core.io import atomic_dir, sha256_bytes, sha256_file, write_json_atomic, write_text_atomic
+
+
+def test_write_text_atomic_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "a.txt"
+    write_text_atomic(target, "one")
+    write_text_atomic(target, "two")
+    assert target.read_text() == "two"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_failed_atomic_dir_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "pkg"
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "half.bin").write_bytes(b"x")
+        raise RuntimeError("crash while writing")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_dir_refuses_existing_unless_overwrite(tmp_path: Path) -> None:
+    target = tmp_path / "pkg"
+    with atomic_dir(target) as tmp:
+        (tmp / "v").write_text("1")
+    with pytest.raises(FileExistsError), atomic_dir(target):
+        pass
+    with atomic_dir(target, overwrite=True) as tmp:
+        (tmp / "v").write_text("2")
+    assert (target / "v").read_text() == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]
+
+
+def test_hashes_agree(tmp_path: Path) -> None:
+    path = write_json_atomic(tmp_path / "x.json", {"a": 1})
+    assert sha256_file(path) == sha256_bytes(path.read_bytes())

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from seekforge.core.errors import PackageError
+from seekforge.core.package import read_manifest, write_package
+
+FILES = {
+    "recipe.yaml": "name: x\n",
+    "preprocessor.json": "{}",
+    "model.json": "{}",
+    "model.safetensors": b"\x00\x01",
+}
+
+
+def test_round_trip_records_checksums(tmp_path: Path) -> None:
+    pkg = write_package(tmp_path / "pkg", files=FILES, manifest={"task": "classification"})
+    manifest = read_manifest(pkg)
+    assert manifest["task"] == "classification"
+    assert set(manifest["files"]) == set(FILES)
+    assert manifest["format_version"] == 1 and manifest["seekforge_version"]
+
+
+def test_tampered_file_is_named(tmp_path: Path) -> None:
+    pkg = write_package(tmp_path / "pkg", files=FILES, manifest={})
+    (pkg / "model.safetensors").write_bytes(b"\x00\x02")
+    with pytest.raises(PackageError, match=r"model\.safetensors was modified"):
+        read_manifest(pkg)
+
+
+def test_missing_file_and_missing_manifest(tmp_path: Path) -> None:
+    pkg = write_package(tmp_path / "pkg", files=FILES, manifest={})
+    (pkg / "model.json").unlink()
+    with pytest.raises(PackageError, match="model.json is missing"):
+        read_manifest(pkg)
+    (pkg / "package.json").unlink()
+    with pytest.raises(PackageError, match="no package.json"):
+        read_manifest(pkg)
+    with pytest.raises(PackageError, match="not a model package"):
+        read_manifest(tmp_path / "nowhere")
+
+
+def test_future_format_is_refused(tmp_path: Path) -> None:
+    pkg = write_package(tmp_path / "pkg", files=FILES, manifest={})
+    manifest = json.loads((pkg / "package.json").read_text())
+    manifest["format_version"] = 99
+    (pkg / "package.json").write_text(json.dumps(manifest))
+    with pytest.raises(PackageError, match="format 99 is not supported"):
+        read_manifest(pkg)
+
+
+def test_existing_destination_is_not_clobbered(tmp_path: Path) -> None:
+    write_package(tmp_path / "pkg", files=FILES, manifest={"v": 1})
+    with pytest.raises(PackageError, match="already exists"):
+        write_package(tmp_path / "pkg", files=FILES, manifest={"v": 2})
+    assert read_manifest(tmp_path / "pkg")["v"] == 1
+
+
+def test_required_files_enforced(tmp_path: Path) -> None:
+    with pytest.raises(PackageError, match="without model.safetensors"):
+        write_package(tmp_path / "pkg", files={k: v for k, v in FILES.items() if k != "model.safetensors"}, manifest={})
+    assert not (tmp_path / "pkg").exists()

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from seekforge.data import load_splits
+from seekforge.data.config import DataConfig, FeaturesConfig
+from tests.conftest import make_tabular, tabular_recipe
+
+FEATURES = FeaturesConfig.model_validate(tabular_recipe("x")["features"])
+
+
+def test_same_seed_same_split_and_stratified(tabular_csv: Path) -> None:
+    data = DataConfig(source=str(tabular_csv))
+    a = load_splits(data, FEATURES, seed=3)
+    b = load_splits(data, FEATURES, seed=3)
+    c = load_splits(data, FEATURES, seed=4)
+    pd.testing.assert_frame_equal(a.test, b.test)
+    assert not a.test.equals(c.test)
+    assert len(a.train) + len(a.validation) + len(a.test) == 160
+    share = (a.train["label"] == "buy").mean()
+    assert abs((a.test["label"] == "buy").mean() - share) < 0.1
+    assert a.data_hash == b.data_hash == c.data_hash
+
+
+def test_explicit_test_source(tmp_path: Path, tabular_csv: Path) -> None:
+    test_path = tmp_path / "test.csv"
+    make_tabular(30, seed=9).to_csv(test_path, index=False)
+    data = DataConfig.model_validate(
+        {"source": str(tabular_csv), "test": str(test_path), "split": {"train": 0.8, "validation": 0.2, "test": 0.0}}
+    )
+    splits = load_splits(data, FEATURES, seed=0)
+    assert len(splits.test) == 30
+    assert len(splits.train) + len(splits.validation) == 160
+    assert len(splits.validation) == 32
+
+
+def test_data_hash_changes_with_data(tmp_path: Path, tabular_csv: Path) -> None:
+    other = tmp_path / "other.csv"
+    frame = make_tabular()
+    frame.loc[0, "x1"] = 99.0
+    frame.to_csv(other, index=False)
+    a = load_splits(DataConfig(source=str(tabular_csv)), FEATURES, seed=0)
+    b = load_splits(DataConfig(source=str(other)), FEATURES, seed=0)
+    assert a.data_hash != b.data_hash

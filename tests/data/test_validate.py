@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seekforge.core.errors import DataError
+from seekforge.data import check_table, read_source
+from seekforge.data.config import FeaturesConfig, ReadConfig
+from tests.conftest import make_tabular, tabular_recipe
+
+FEATURES = FeaturesConfig.model_validate(tabular_recipe("x")["features"])
+
+
+def test_missing_column_suggests_close_name(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    make_tabular(10).rename(columns={"city": "cty"}).to_csv(path, index=False)
+    with pytest.raises(DataError) as info:
+        check_table(read_source(str(path)), FEATURES)
+    assert "'city' (did you mean 'cty'?) not found" in info.value.message
+    assert str(path) in info.value.message
+
+
+def test_wrong_delimiter_hint(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    make_tabular(10).to_csv(path, sep=";", index=False)
+    frame = read_source(str(path), ReadConfig(delimiter=","))
+    with pytest.raises(DataError) as info:
+        check_table(frame, FEATURES)
+    assert "delimiter" in (info.value.hint or "")
+
+
+def test_text_in_numeric_column_names_line_and_value(tmp_path: Path) -> None:
+    frame = make_tabular(10)
+    frame["x1"] = frame["x1"].astype(object)
+    frame.loc[3, "x1"] = "12,5"
+    path = tmp_path / "d.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError) as info:
+        check_table(read_source(str(path)), FEATURES)
+    assert f"{path} line 5" in info.value.message  # header is line 1, row 3 is line 5
+    assert "'12,5'" in info.value.message and "declared numeric" in info.value.message
+
+
+def test_binary_with_three_values() -> None:
+    frame = make_tabular(12)
+    frame.loc[0, "member"] = "maybe"
+    with pytest.raises(DataError, match="binary column 'member' has 3 distinct values"):
+        check_table(frame, FEATURES)
+
+
+def test_missing_labels_are_refused() -> None:
+    frame = make_tabular(12)
+    frame.loc[[2, 5], "label"] = None
+    with pytest.raises(DataError, match="empty in 2 rows"):
+        check_table(frame, FEATURES)
+
+
+def test_output_not_needed_for_prediction() -> None:
+    frame = make_tabular(5).drop(columns=["label"])
+    checked = check_table(frame, FEATURES, with_output=False)
+    assert list(checked.columns) == ["x1", "x2", "city", "member"]

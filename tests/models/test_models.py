@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seekforge.core.errors import ConfigError
+from seekforge.models import CNNConfig, MLPConfig, ModelIO, TransformerConfig
+from seekforge.testing import sample_batch
+
+
+def test_mlp_with_categories_and_linear_variant() -> None:
+    io = ModelIO(output_dim=3, numeric_dim=4, category_cardinalities=(5, 2))
+    assert MLPConfig(hidden=[8]).build(io)(sample_batch(io)).shape == (4, 3)
+    linear = MLPConfig(hidden=[]).build(io)
+    assert linear(sample_batch(io)).shape == (4, 3)
+    assert not any(isinstance(m, torch.nn.Dropout) for m in linear.modules())
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32), (1, 3, 3)])
+def test_cnn_handles_small_and_large_images(shape: tuple[int, int, int]) -> None:
+    io = ModelIO(output_dim=10, image_shape=shape)
+    assert CNNConfig(channels=[4, 8]).build(io)(sample_batch(io)).shape == (4, 10)
+
+
+def test_scratch_transformer_ignores_padding() -> None:
+    io = ModelIO(output_dim=2, vocab_size=50, max_length=10)
+    model = TransformerConfig(layers=1, heads=2, hidden=16, ffn=32).build(io).eval()
+    batch = sample_batch(io)
+    batch["attention_mask"][:, 6:] = 0
+    out = model(batch)
+    batch["input_ids"][:, 6:] = 7  # changing padded tokens must not change the output
+    assert torch.allclose(out, model(batch), atol=1e-5)
+
+
+def test_transformer_config_rules() -> None:
+    with pytest.raises(ValueError, match="divisible by heads"):
+        TransformerConfig(hidden=30, heads=4)
+    with pytest.raises(ValueError, match="only apply to an encoder trained from scratch"):
+        TransformerConfig(pretrained="builtin:minilm", layers=4)
+    with pytest.raises(ValueError, match="freeze_encoder needs a pretrained encoder"):
+        TransformerConfig(freeze_encoder=True)
+
+
+def test_pretrained_dir_must_exist(tmp_path: object) -> None:
+    with pytest.raises(ConfigError, match="not a local Hugging Face model directory"):
+        TransformerConfig(pretrained=str(tmp_path)).tokenizer_path()
+
+
+def test_minilm_frozen_and_rebuilt_from_config() -> None:
+    config = TransformerConfig(pretrained="builtin:minilm", freeze_encoder=True)
+    io = config.prepare_io(ModelIO(output_dim=2, vocab_size=30522, max_length=16))
+    assert io.extra["hf_config"]["hidden_size"] == 384
+    torch.manual_seed(0)
+    model = config.build(io)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable == ["head.weight", "head.bias"]
+    model.train()
+    assert not model.encoder.training  # a frozen encoder keeps dropout off
+    rebuilt = config.build(io, pretrained=False)
+    rebuilt.load_state_dict(model.state_dict())
+    batch = sample_batch(io)
+    assert torch.allclose(model.eval()(batch), rebuilt.eval()(batch), atol=1e-6)

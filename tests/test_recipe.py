@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seekforge.core.errors import ConfigError
+from seekforge.models import CNNConfig, MLPConfig
+from seekforge.recipe import Recipe, load_recipe
+from seekforge.train.config import SGDConfig
+
+from tests.conftest import EXAMPLES, tabular_recipe
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_valid_recipe_resolves_defaults_and_paths(recipe_file: Path) -> None:
+    recipe = load_recipe(recipe_file)
+    assert isinstance(recipe.model, MLPConfig)
+    assert recipe.train.optimizer.type == "adamw"
+    assert Path(recipe.data.source).is_absolute() and Path(recipe.data.source).exists()
+    assert recipe.task == "classification"
+    with pytest.raises(ValueError):
+        recipe.seed = 3  # frozen
+
+
+def test_every_error_reported_at_once_with_lines(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+name: bad
+seed: 0
+data:
+  source: x.csv
+  split: {train: 0.8, validation: 0.1, test: 0.3}
+features:
+  inputs:
+    - {name: a, type: numeric, scaler: robust}
+  output: {name: y, type: category}
+model:
+  type: mlp
+  hiden: [10]
+train:
+  lr: -1
+  epoch: 3
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path)
+    issues = {issue.path: issue for issue in info.value.issues}
+    assert set(issues) == {"data.split", "features.inputs.0.scaler", "model.hiden", "train.lr", "train.epoch"}
+    assert issues["train.lr"].line == 14 and "greater than 0" in issues["train.lr"].message
+    assert "got -1" in issues["train.lr"].message
+    assert issues["model.hiden"].suggestion == "hidden" and issues["model.hiden"].line == 12
+    assert issues["train.epoch"].suggestion == "epochs"
+    assert issues["features.inputs.0.scaler"].line == 8
+    assert "must equal 1" in issues["data.split"].message
+    text = str(info.value)
+    assert "train.lr (" in text and "recipe.yaml:14" in text and "did you mean 'hidden'" in text
+
+
+def test_unknown_model_type_lists_choices(tmp_path: Path) -> None:
+    data = tabular_recipe("x.csv")
+    data["model"] = {"type": "tranformer"}
+    with pytest.raises(ConfigError) as info:
+        load_recipe(data)
+    (issue,) = info.value.issues
+    assert issue.path == "model"
+    assert "available:" in issue.message and "transformer" in issue.message
+
+
+def test_model_must_fit_features() -> None:
+    data = tabular_recipe("x.csv")
+    data["model"] = {"type": "cnn"}
+    with pytest.raises(ConfigError, match="takes exactly one image input"):
+        load_recipe(data)
+
+
+def test_malformed_yaml_names_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: x\ndata:\n  source: [unclosed\nmodel: mlp\n")
+    with pytest.raises(ConfigError, match=r"recipe\.yaml:\d+:\d+: malformed YAML"):
+        load_recipe(path)
+
+
+def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="recipe file not found"):
+        load_recipe(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_recipe(write(tmp_path, "- just\n- a list\n"))
+
+
+def test_overrides_are_validated_again(recipe_file: Path) -> None:
+    recipe = load_recipe(recipe_file, overrides=["train.epochs=5", "train.optimizer=sgd", "model.hidden=[8, 4]"])
+    assert recipe.train.epochs == 5
+    assert isinstance(recipe.train.optimizer, SGDConfig)
+    assert recipe.model.hidden == [8, 4]
+    with pytest.raises(ConfigError) as info:
+        load_recipe(recipe_file, overrides=["train.lr=-3"])
+    assert info.value.issues[0].path == "train.lr"
+    assert info.value.issues[0].line is None  # the bad value came from --set, not the file
+    with pytest.raises(ConfigError, match="expected dotted.key=value"):
+        load_recipe(recipe_file, overrides=["train.lr"])
+
+
+def test_override_of_default_optimizer_keeps_its_type(recipe_file: Path) -> None:
+    recipe = load_recipe(recipe_file, overrides=["train.optimizer.weight_decay=0.2"])
+    assert recipe.train.optimizer.type == "adamw" and recipe.train.optimizer.weight_decay == 0.2
+
+
+def test_round_trip_and_fingerprint(recipe_file: Path) -> None:
+    recipe = load_recipe(recipe_file)
+    again = load_recipe(yaml.safe_load(recipe.to_yaml()))
+    assert again == recipe and again.fingerprint() == recipe.fingerprint()
+    assert load_recipe(recipe, overrides=["seed=1"]).fingerprint() != recipe.fingerprint()
+
+
+def test_python_construction_validates_too() -> None:
+    data = tabular_recipe("x.csv")
+    recipe = Recipe.model_validate(data)
+    assert isinstance(recipe.model, MLPConfig)
+    assert CNNConfig().type == "cnn"
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_every_example_validates(example: str) -> None:
+    recipe = load_recipe(EXAMPLES / example)
+    assert recipe.name == example.removesuffix(".yaml")
+
+
+@pytest.mark.parametrize("template", ["tabular", "regression", "image", "text"])
+def test_every_template_validates(template: str) -> None:
+    from importlib import resources
+
+    text = resources.files("seekforge").joinpath("templates", f"{template}.yaml").read_text()
+    load_recipe(yaml.safe_load(text))

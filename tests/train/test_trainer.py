@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from seekforge.core.errors import ConfigError, TrainingInterrupted
+from seekforge.data import Preprocessor
+from seekforge.data.config import FeaturesConfig
+from seekforge.models import MLPConfig
+from seekforge.train import Tensors, Trainer, TrainConfig
+from tests.conftest import make_tabular, tabular_recipe
+
+FEATURES = FeaturesConfig.model_validate(tabular_recipe("x")["features"])
+
+
+def data(rows: int, seed: int, pre: Preprocessor | None = None) -> tuple[Tensors, Preprocessor]:
+    frame = make_tabular(rows, seed=seed)
+    pre = pre or Preprocessor(FEATURES).fit(frame)
+    return Tensors(pre.transform(frame), pre.transform_target(frame)), pre
+
+
+def make_trainer(tmp_path: Path, pre: Preprocessor, **train: object) -> Trainer:
+    torch.manual_seed(0)
+    model = MLPConfig(hidden=[16], dropout=0.2).build(pre.model_io())
+    config = TrainConfig.model_validate({"epochs": 4, "batch_size": 16, "lr": 0.01, **train})
+    return Trainer(model, config, task="classification", seed=0, run_dir=tmp_path)
+
+
+def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_loss_goes_down_and_metrics_are_logged(tmp_path: Path) -> None:
+    train, pre = data(200, 0)
+    val, _ = data(60, 1, pre)
+    result = make_trainer(tmp_path, pre, epochs=6).fit(train, val)
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < 0.6 * losses[0]
+    assert result.history[-1]["val_accuracy"] > 0.8
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5, 6]
+    assert result.steps == 6 * 13
+
+
+def test_same_seed_same_weights(tmp_path: Path) -> None:
+    train, pre = data(120, 0)
+    a = make_trainer(tmp_path / "a", pre)
+    a.fit(train, None)
+    b = make_trainer(tmp_path / "b", pre)
+    b.fit(train, None)
+    for key, value in weights(a).items():
+        assert torch.equal(value, weights(b)[key]), key
+
+
+@pytest.mark.parametrize("stop_at", [5, 8, 17])  # mid-epoch, at a step boundary, in a later epoch
+def test_interrupt_then_resume_equals_uninterrupted(tmp_path: Path, stop_at: int) -> None:
+    train, pre = data(120, 0)
+    val, _ = data(40, 1, pre)
+    straight = make_trainer(tmp_path / "straight", pre, grad_accum=2, checkpoint_every=3)
+    expected = straight.fit(train, val)
+
+    interrupted = make_trainer(tmp_path / "resumed", pre, grad_accum=2, checkpoint_every=3)
+    calls = {"n": 0}
+    original = interrupted._forward_backward
+
+    def flaky(*args: object, **kwargs: object) -> float:
+        calls["n"] += 1
+        if calls["n"] == stop_at:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    interrupted._forward_backward = flaky  # type: ignore[method-assign]
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        interrupted.fit(train, val)
+    assert (tmp_path / "resumed" / "checkpoints" / "last.pt").exists()
+
+    resumed = make_trainer(tmp_path / "resumed", pre, grad_accum=2, checkpoint_every=3)
+    got = resumed.fit(train, val, resume=True)
+    assert got.resumed_from is not None
+    for key, value in weights(straight).items():
+        assert torch.equal(value, weights(resumed)[key]), key
+    assert got.history == expected.history
+
+
+def test_early_stopping_keeps_best_weights(tmp_path: Path) -> None:
+    train, pre = data(60, 0)
+    val, _ = data(60, 5, pre)
+    trainer = make_trainer(tmp_path, pre, epochs=40, lr=0.05, early_stopping={"patience": 2})
+    result = trainer.fit(train, val)
+    assert result.stopped_early and len(result.history) < 40
+    best = min(result.history, key=lambda h: h["val_loss"])
+    assert result.best_epoch == best["epoch"]
+    assert trainer.evaluate(val)["loss"] == pytest.approx(best["val_loss"], rel=1e-6)
+
+
+def test_early_stopping_needs_validation(tmp_path: Path) -> None:
+    train, pre = data(40, 0)
+    with pytest.raises(ConfigError, match="needs a validation split"):
+        make_trainer(tmp_path, pre, early_stopping={"patience": 2}).fit(train, None)
+
+
+def test_unknown_monitor_lists_metrics(tmp_path: Path) -> None:
+    train, pre = data(40, 0)
+    with pytest.raises(ConfigError, match="available: val_loss"):
+        make_trainer(tmp_path, pre, early_stopping={"monitor": "val_acc"}).fit(train, train)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adafactor", "lamb"])
+def test_every_optimizer_learns(tmp_path: Path, optimizer: str) -> None:
+    train, pre = data(160, 0)
+    result = make_trainer(tmp_path, pre, epochs=5, optimizer=optimizer, lr=0.05).fit(train, None)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_bf16_autocast_trains(tmp_path: Path) -> None:
+    train, pre = data(80, 0)
+    trainer = make_trainer(tmp_path, pre, precision="bf16", epochs=3, class_weights="balanced")
+    result = trainer.fit(train, None)
+    assert trainer.precision in ("bf16", "fp32")  # fp32 with a warning where the CPU lacks bf16
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_batch_must_split_over_accumulation() -> None:
+    with pytest.raises(ValueError, match="divisible by grad_accum"):
+        TrainConfig(batch_size=10, grad_accum=3)
+
+
+def test_resume_with_another_seed_is_refused(tmp_path: Path) -> None:
+    train, pre = data(40, 0)
+    make_trainer(tmp_path, pre, epochs=1).fit(train, None)
+    other = make_trainer(tmp_path, pre, epochs=2)
+    other.seed = 7
+    with pytest.raises(ConfigError, match="written with seed 0"):
+        other.fit(train, None, resume=True)
