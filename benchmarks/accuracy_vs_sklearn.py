@@ -39,6 +39,7 @@ def baseline(recipe: Recipe) -> tuple[str, float]:
     target = recipe.features.output.name
     kinds = {f.type for f in recipe.features.inputs}
     if kinds == {"image"}:
+
         def pixels(frame: pd.DataFrame) -> np.ndarray:
             return np.stack([np.asarray(v, dtype=float).ravel() / 255.0 for v in frame[names[0]]])
 

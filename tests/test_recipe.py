@@ -9,7 +9,6 @@ from seekforge.core.errors import ConfigError
 from seekforge.models import CNNConfig, MLPConfig
 from seekforge.recipe import Recipe, load_recipe
 from seekforge.train.config import SGDConfig
-
 from tests.conftest import EXAMPLES, tabular_recipe
 
 
@@ -103,7 +102,7 @@ def test_overrides_are_validated_again(recipe_file: Path) -> None:
         load_recipe(recipe_file, overrides=["train.lr=-3"])
     assert info.value.issues[0].path == "train.lr"
     assert info.value.issues[0].line is None  # the bad value came from --set, not the file
-    with pytest.raises(ConfigError, match="expected dotted.key=value"):
+    with pytest.raises(ConfigError, match=r"expected dotted\.key=value"):
         load_recipe(recipe_file, overrides=["train.lr"])
 
 

@@ -39,3 +39,17 @@ def test_atomic_dir_refuses_existing_unless_overwrite(tmp_path: Path) -> None:
 def test_hashes_agree(tmp_path: Path) -> None:
     path = write_json_atomic(tmp_path / "x.json", {"a": 1})
     assert sha256_file(path) == sha256_bytes(path.read_bytes())
+
+
+def test_outputs_get_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = write_text_atomic(tmp_path / "f.txt", "x")
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "inner").write_text("y")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

@@ -34,10 +34,10 @@ def test_tampered_file_is_named(tmp_path: Path) -> None:
 def test_missing_file_and_missing_manifest(tmp_path: Path) -> None:
     pkg = write_package(tmp_path / "pkg", files=FILES, manifest={})
     (pkg / "model.json").unlink()
-    with pytest.raises(PackageError, match="model.json is missing"):
+    with pytest.raises(PackageError, match=r"model\.json is missing"):
         read_manifest(pkg)
     (pkg / "package.json").unlink()
-    with pytest.raises(PackageError, match="no package.json"):
+    with pytest.raises(PackageError, match=r"no package\.json"):
         read_manifest(pkg)
     with pytest.raises(PackageError, match="not a model package"):
         read_manifest(tmp_path / "nowhere")
@@ -60,6 +60,6 @@ def test_existing_destination_is_not_clobbered(tmp_path: Path) -> None:
 
 
 def test_required_files_enforced(tmp_path: Path) -> None:
-    with pytest.raises(PackageError, match="without model.safetensors"):
+    with pytest.raises(PackageError, match=r"without model\.safetensors"):
         write_package(tmp_path / "pkg", files={k: v for k, v in FILES.items() if k != "model.safetensors"}, manifest={})
     assert not (tmp_path / "pkg").exists()

@@ -54,7 +54,7 @@ def test_binary_value_never_seen_is_an_error() -> None:
 
 def test_unseen_label_is_an_error() -> None:
     pre = Preprocessor(FEATURES).fit(make_tabular(60))
-    with pytest.raises(DataError, match="label 'maybe' .* never seen in training"):
+    with pytest.raises(DataError, match=r"label 'maybe' .* never seen in training"):
         pre.transform_target(make_tabular(2).assign(label=["buy", "maybe"]))
 
 
@@ -87,8 +87,10 @@ def test_regression_target_round_trip() -> None:
 
 def test_text_tokenizer_is_fitted_deterministically() -> None:
     features = FeaturesConfig.model_validate(
-        {"inputs": [{"name": "t", "type": "text", "max_length": 12, "vocab_size": 100}],
-         "output": {"name": "y", "type": "category"}}
+        {
+            "inputs": [{"name": "t", "type": "text", "max_length": 12, "vocab_size": 100}],
+            "output": {"name": "y", "type": "category"},
+        }
     )
     texts = ["the food was great", "terrible coffee, never again", "great tea and great food", ""] * 5
     frame = pd.DataFrame({"t": texts, "y": ["a", "b", "a", "b"] * 5})

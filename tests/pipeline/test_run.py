@@ -79,8 +79,10 @@ def test_image_folder_run(tmp_path: Path) -> None:
     recipe = {
         "name": "img",
         "data": {"source": str(tmp_path / "img"), "split": {"train": 0.6, "validation": 0.2, "test": 0.2}},
-        "features": {"inputs": [{"name": "image", "type": "image", "size": [8, 8]}],
-                     "output": {"name": "label", "type": "category"}},
+        "features": {
+            "inputs": [{"name": "image", "type": "image", "size": [8, 8]}],
+            "output": {"name": "label", "type": "category"},
+        },
         "model": {"type": "cnn", "channels": [4]},
         "train": {"epochs": 4, "batch_size": 8, "lr": 0.01},
     }
@@ -102,8 +104,10 @@ def test_text_run_with_scratch_transformer(tmp_path: Path) -> None:
     recipe = {
         "name": "txt",
         "data": {"source": str(tmp_path / "t.jsonl")},
-        "features": {"inputs": [{"name": "review", "type": "text", "max_length": 16}],
-                     "output": {"name": "score", "type": "binary"}},
+        "features": {
+            "inputs": [{"name": "review", "type": "text", "max_length": 16}],
+            "output": {"name": "score", "type": "binary"},
+        },
         "model": {"type": "transformer", "layers": 1, "heads": 2, "hidden": 32, "ffn": 64},
         "train": {"epochs": 6, "batch_size": 16, "lr": 0.003},
     }

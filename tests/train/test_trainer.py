@@ -10,7 +10,7 @@ from seekforge.core.errors import ConfigError, TrainingInterrupted
 from seekforge.data import Preprocessor
 from seekforge.data.config import FeaturesConfig
 from seekforge.models import MLPConfig
-from seekforge.train import Tensors, Trainer, TrainConfig
+from seekforge.train import Tensors, TrainConfig, Trainer
 from tests.conftest import make_tabular, tabular_recipe
 
 FEATURES = FeaturesConfig.model_validate(tabular_recipe("x")["features"])
@@ -55,8 +55,8 @@ def test_same_seed_same_weights(tmp_path: Path) -> None:
         assert torch.equal(value, weights(b)[key]), key
 
 
-@pytest.mark.parametrize("stop_at", [5, 8, 17])  # mid-epoch, at a step boundary, in a later epoch
-def test_interrupt_then_resume_equals_uninterrupted(tmp_path: Path, stop_at: int) -> None:
+@pytest.mark.parametrize("stop_at", [5, 8, 17])  # mid-accumulation, at a step boundary, in a later epoch
+def test_stop_request_then_resume_equals_uninterrupted(tmp_path: Path, stop_at: int) -> None:
     train, pre = data(120, 0)
     val, _ = data(40, 1, pre)
     straight = make_trainer(tmp_path / "straight", pre, grad_accum=2, checkpoint_every=3)
@@ -66,16 +66,17 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path: Path, stop_at: int
     calls = {"n": 0}
     original = interrupted._forward_backward
 
-    def flaky(*args: object, **kwargs: object) -> float:
+    def signalled(*args: object, **kwargs: object) -> float:
         calls["n"] += 1
         if calls["n"] == stop_at:
-            raise KeyboardInterrupt
+            interrupted.stop_signals.request()  # what Ctrl-C / SIGTERM do
         return original(*args, **kwargs)
 
-    interrupted._forward_backward = flaky  # type: ignore[method-assign]
-    with pytest.raises(TrainingInterrupted, match="--resume"):
+    interrupted._forward_backward = signalled  # type: ignore[method-assign]
+    with pytest.raises(TrainingInterrupted, match="checkpoint written"):
         interrupted.fit(train, val)
-    assert (tmp_path / "resumed" / "checkpoints" / "last.pt").exists()
+    state = torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == (stop_at + 1) // 2  # it stopped at the first step boundary after the request
 
     resumed = make_trainer(tmp_path / "resumed", pre, grad_accum=2, checkpoint_every=3)
     got = resumed.fit(train, val, resume=True)
@@ -83,6 +84,24 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path: Path, stop_at: int
     for key, value in weights(straight).items():
         assert torch.equal(value, weights(resumed)[key]), key
     assert got.history == expected.history
+
+
+def test_hard_interrupt_keeps_the_last_checkpoint(tmp_path: Path) -> None:
+    train, pre = data(120, 0)
+    trainer = make_trainer(tmp_path, pre, checkpoint_every=2)
+    calls = {"n": 0}
+    original = trainer._forward_backward
+
+    def hard(*args: object, **kwargs: object) -> float:
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt  # a second Ctrl-C arrives mid-step
+        return original(*args, **kwargs)
+
+    trainer._forward_backward = hard  # type: ignore[method-assign]
+    with pytest.raises(TrainingInterrupted, match=r"last checkpoint .* is kept"):
+        trainer.fit(train, None)
+    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["step"] == 4
 
 
 def test_early_stopping_keeps_best_weights(tmp_path: Path) -> None:

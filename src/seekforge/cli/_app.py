@@ -9,10 +9,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.exceptions import Abort, Exit, TyperException
 
 from seekforge import __version__
 from seekforge.core.errors import SeekforgeError
@@ -233,7 +233,9 @@ def main(argv: list[str] | None = None) -> None:
     if "--debug" in args:
         _state["debug"] = True
     try:
-        app(args=args, prog_name="seekforge", standalone_mode=False)
+        code = app(args=args, prog_name="seekforge", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)  # typer returns Ctrl-C's 130 instead of raising it
     except SeekforgeError as exc:
         if _state["debug"]:
             raise
@@ -241,13 +243,17 @@ def main(argv: list[str] | None = None) -> None:
         if exc.hint:
             err.print(f"  [bold]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except Exit as exc:
+        sys.exit(exc.exit_code)
+    except Abort:
         err.print("aborted")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except TyperException as exc:  # usage errors: unknown command or option, bad parameter
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"error: {exc}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -94,7 +94,7 @@ class MissingDependencyError(SeekforgeError, ImportError):
     """An optional dependency is not installed."""
 
 
-class TrainingInterrupted(SeekforgeError, KeyboardInterrupt):
-    """Training stopped on request after writing a checkpoint; ``--resume`` continues it."""
+class TrainingInterrupted(SeekforgeError, RuntimeError):
+    """Training stopped on request (Ctrl-C, SIGTERM) after writing a checkpoint; ``--resume`` continues it."""
 
     exit_code = 130

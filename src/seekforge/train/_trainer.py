@@ -4,7 +4,7 @@ Per epoch: a seeded shuffle (the same for every process), micro-batches with gra
 clipping, an optimizer step and a learning-rate step; then validation, ``metrics.jsonl`` and early
 stopping. A checkpoint (model, optimizer, scheduler, RNG state, position in the epoch, history) is written
 atomically every ``checkpoint_every`` optimizer steps and at the end of every epoch; Ctrl-C or SIGTERM
-writes one at the last completed step. Resuming from a checkpoint gives weights bitwise equal to an
+stops at the next step and writes one there. Resuming from a checkpoint gives weights bitwise equal to an
 uninterrupted run on CPU.
 """
 
@@ -14,10 +14,10 @@ import copy
 import json
 import math
 import signal
+import threading
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,6 +147,7 @@ class Trainer:
             )
             self.precision = "fp32"
         self.checkpoint_path = self.run_dir / "checkpoints" / CHECKPOINT
+        self.stop_signals = StopSignals()
         self.metrics_path = self.run_dir / "metrics.jsonl"
 
     # -------------------------------------------------------------------------------------- the loop
@@ -188,21 +189,20 @@ class Trainer:
 
         stop = state.get("stopped", False)
         started = time.perf_counter()
-        boundary = self._snapshot(state)  # state at the last completed optimizer step
         progress = make_progress(disable=None if dist.is_main else True)
-        with progress, _sigterm_as_interrupt():
+        with progress, self.stop_signals:
             task = progress.add_task("train", total=total_steps, completed=state["step"], status="")
             try:
                 while state["epoch"] < cfg.epochs and not stop:
                     epoch = state["epoch"]
                     self.net.train()
                     order = self._order(epoch, rows)
-                    losses: list[float] = state.pop("epoch_losses", [])
+                    state.setdefault("epoch_losses", [])
+                    losses: list[float] = state["epoch_losses"]
                     for micro_index in range(state["micro"], micro_per_epoch):
                         index = order[micro_index * micro : (micro_index + 1) * micro]
                         last_of_step = (micro_index + 1) % cfg.grad_accum == 0 or micro_index + 1 == micro_per_epoch
-                        loss = self._forward_backward(train, index, weights, sync=last_of_step)
-                        losses.append(loss)
+                        losses.append(self._forward_backward(train, index, weights, sync=last_of_step))
                         if not last_of_step:
                             continue
                         if cfg.grad_clip is not None:
@@ -212,16 +212,17 @@ class Trainer:
                         optimizer.zero_grad(set_to_none=True)
                         state["step"] += 1
                         state["micro"] = micro_index + 1
-                        state["epoch_losses"] = losses
-                        boundary = self._snapshot(state)
                         progress.update(
                             task,
                             advance=1,
                             status=f"epoch {epoch + 1}/{cfg.epochs} loss {np.mean(losses[-20:]):.4f}",
                         )
+                        # A consistent point: weights, optimizer, scheduler and RNG all belong to this step.
                         if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
-                            self._save_checkpoint(boundary, optimizer, scheduler)
-                    state.pop("epoch_losses", None)
+                            self._save_checkpoint(state, optimizer, scheduler)
+                        if self._stop_requested():
+                            self._save_checkpoint(state, optimizer, scheduler)
+                            raise self._interrupted(state, written=True)
                     record = {
                         "epoch": epoch + 1,
                         "step": state["step"],
@@ -232,19 +233,16 @@ class Trainer:
                         record.update(self.evaluate(validation, prefix="val_"))
                     state["history"].append(record)
                     stop = self._early_stopping(state, record)
-                    state.update(epoch=epoch + 1, micro=0, stopped=stop)
-                    boundary = self._snapshot(state)
-                    self._save_checkpoint(boundary, optimizer, scheduler)
+                    state.update(epoch=epoch + 1, micro=0, stopped=stop, epoch_losses=[])
+                    self._save_checkpoint(state, optimizer, scheduler)
                     if dist.is_main:
                         self._write_metrics(state["history"])
                         console.print(_describe(record), highlight=False)
+                    if self._stop_requested():
+                        raise self._interrupted(state, written=True)
             except KeyboardInterrupt:
-                self._save_checkpoint(boundary, optimizer, scheduler)
-                raise TrainingInterrupted(
-                    f"training interrupted at epoch {boundary['epoch'] + 1}, step {boundary['step']}; "
-                    f"checkpoint written to {self.checkpoint_path}",
-                    hint="continue with the same command and --resume",
-                ) from None
+                # A second Ctrl-C: stop now; the live state may be mid-step, so keep the last checkpoint.
+                raise self._interrupted(state, written=False) from None
 
         best = state["best"]
         best_epoch = len(state["history"])
@@ -330,30 +328,44 @@ class Trainer:
 
     # --------------------------------------------------------------------------------- checkpoints
 
-    def _snapshot(self, state: dict[str, Any]) -> dict[str, Any]:
-        """What a checkpoint at this instant holds, minus optimizer and scheduler (saved when written)."""
-        snap = {k: v for k, v in state.items() if k != "epoch_losses"}
-        snap["epoch_losses"] = list(state.get("epoch_losses", []))
-        snap["history"] = list(state["history"])
-        snap["model"] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        snap["rng"] = torch.get_rng_state()
-        if self.device.type == "cuda":
-            snap["cuda_rng"] = torch.cuda.get_rng_state()
-        return snap
-
-    def _save_checkpoint(self, snap: dict[str, Any], optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+    def _save_checkpoint(self, state: dict[str, Any], optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+        """Write the live state atomically; called only right after an optimizer step or an epoch's end."""
         if not self.dist.is_main:
             return
-        # The optimizer and scheduler only change at a step, so their live state matches the snapshot.
         payload = {
-            **snap,
+            **state,
+            "model": self.model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
+            "rng": torch.get_rng_state(),
             "seed": self.seed,
             "format": 1,
         }
+        if self.device.type == "cuda":
+            payload["cuda_rng"] = torch.cuda.get_rng_state()
         with atomic_path(self.checkpoint_path) as tmp:
             torch.save(payload, tmp)
+
+    def _stop_requested(self) -> bool:
+        """Whether any process was asked to stop (all processes agree, so they stop at the same step)."""
+        requested = self.stop_signals.requested
+        if self.dist.world_size > 1:
+            import torch.distributed as torch_dist
+
+            flag = torch.tensor([1.0 if requested else 0.0], device=self.device)
+            torch_dist.all_reduce(flag, op=torch_dist.ReduceOp.MAX)
+            requested = bool(flag.item())
+        return requested
+
+    def _interrupted(self, state: dict[str, Any], *, written: bool) -> TrainingInterrupted:
+        where = f"epoch {state['epoch'] + 1}, step {state['step']}"
+        if written:
+            message = f"training stopped at {where}; checkpoint written to {self.checkpoint_path}"
+        elif self.checkpoint_path.exists():
+            message = f"training interrupted at {where}; the last checkpoint in {self.checkpoint_path} is kept"
+        else:
+            message = f"training interrupted at {where} before any checkpoint was written"
+        return TrainingInterrupted(message, hint="continue with the same command and --resume")
 
     def _load_checkpoint(self, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
         payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
@@ -381,19 +393,32 @@ def _describe(record: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C so a stopped job writes its checkpoint (main thread only)."""
+class StopSignals:
+    """While active, SIGINT (Ctrl-C) and SIGTERM request a stop that the loop honours at the next optimizer
+    step, after writing a checkpoint; a second Ctrl-C interrupts at once. Call :meth:`request` to stop
+    from code. Only the main thread can take signals; elsewhere only :meth:`request` works."""
 
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
 
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def request(self) -> None:
+        self.requested = True
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        console.print("stopping after the current step (a checkpoint will be written; Ctrl-C again to stop at once)")
+
+    def __enter__(self) -> StopSignals:
+        self.requested = False
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()

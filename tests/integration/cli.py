@@ -1,0 +1,24 @@
+"""Run the real ``seekforge`` command in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def seekforge(*args: str, cwd: Path, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "seekforge", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"seekforge {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -1,0 +1,153 @@
+"""The CLI end to end on tiny real data: every command, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import make_tabular, tabular_recipe
+from tests.integration.cli import seekforge
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    make_tabular().to_csv(root / "data.csv", index=False)
+    (root / "recipe.yaml").write_text(yaml.safe_dump(tabular_recipe("data.csv"), sort_keys=False))
+    return root
+
+
+@pytest.fixture(scope="module")
+def package(workdir: Path) -> Path:
+    proc = seekforge("run", "recipe.yaml", "--set", "train.epochs=6", cwd=workdir, check=True)
+    assert "test metrics" in proc.stdout and "accuracy" in proc.stdout
+    (package,) = (workdir / "runs" / "tiny").glob("*/package")
+    return package
+
+
+def assert_user_error(proc, *fragments: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr, (fragment, proc.stderr)
+
+
+def test_init_validate_run_quick_start(tmp_path: Path) -> None:
+    proc = seekforge("init", "--template", "tabular", cwd=tmp_path, check=True)
+    (tmp_path / "recipe.yaml").write_text(proc.stdout)
+    assert "ok recipe.yaml" in seekforge("validate", "recipe.yaml", cwd=tmp_path, check=True).stdout
+    seekforge("run", "recipe.yaml", "--set", "train.epochs=2", cwd=tmp_path, check=True)
+    assert list((tmp_path / "runs" / "my-tabular-model").glob("*/package/package.json"))
+
+
+def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text("keep me")
+    assert_user_error(seekforge("init", "--output", "r.yaml", cwd=tmp_path), "already exists")
+    assert (tmp_path / "r.yaml").read_text() == "keep me"
+
+
+def test_evaluate_and_predict(workdir: Path, package: Path) -> None:
+    make_tabular(30, seed=7).to_csv(workdir / "new.csv", index=False)
+    before = (workdir / "new.csv").read_bytes()
+    proc = seekforge("evaluate", str(package), "new.csv", "--output", "m.json", cwd=workdir, check=True)
+    assert "accuracy" in proc.stdout
+    metrics = json.loads((workdir / "m.json").read_text())
+    assert metrics["rows"] == 30 and len(metrics["confusion_matrix"]) == 2
+    seekforge("predict", str(package), "new.csv", "--output", "preds.csv", cwd=workdir, check=True)
+    preds = pd.read_csv(workdir / "preds.csv")
+    assert len(preds) == 30
+    assert {"x1", "label", "prediction", "proba_buy", "proba_skip"} <= set(preds.columns)
+    assert (preds["prediction"] == preds["label"]).mean() > 0.7
+    assert (workdir / "new.csv").read_bytes() == before  # inputs are never modified
+
+
+def test_datasets_list(tmp_path: Path) -> None:
+    out = seekforge("datasets", "list", cwd=tmp_path, check=True).stdout
+    for name in ("digits", "breast_cancer", "wine", "diabetes", "reviews"):
+        assert f"builtin:{name}" in out
+
+
+def test_invalid_recipe_reports_everything(tmp_path: Path) -> None:
+    data = tabular_recipe("data.csv")
+    data["train"] = {"lr": 0, "epoch": 2}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    proc = seekforge("validate", "bad.yaml", cwd=tmp_path)
+    assert_user_error(proc, "2 problems", "train.lr", "greater than 0", "did you mean 'epochs'")
+
+
+def test_debug_shows_traceback(tmp_path: Path) -> None:
+    proc = seekforge("--debug", "validate", "missing.yaml", cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("setup", "fragments"),
+    [
+        ("missing", ["data file not found", "data.csv"]),
+        ("empty", ["is empty"]),
+        ("header_only", ["has a header but no rows"]),
+        ("missing_column", ["declared column 'city'", "not found"]),
+        ("text_in_numeric", ["line 4", "column 'x2' is declared numeric", "'n/a?'"]),
+    ],
+)
+def test_bad_data_exits_2_and_writes_nothing(tmp_path: Path, setup: str, fragments: list[str]) -> None:
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(tabular_recipe("data.csv"), sort_keys=False))
+    frame = make_tabular(40)
+    if setup == "empty":
+        (tmp_path / "data.csv").write_text("")
+    elif setup == "header_only":
+        (tmp_path / "data.csv").write_text("x1,x2,city,member,label\n")
+    elif setup == "missing_column":
+        frame.drop(columns=["city"]).to_csv(tmp_path / "data.csv", index=False)
+    elif setup == "text_in_numeric":
+        frame["x2"] = frame["x2"].astype(object)
+        frame.loc[2, "x2"] = "n/a?"
+        frame.to_csv(tmp_path / "data.csv", index=False)
+    for command in ("validate", "run"):
+        assert_user_error(seekforge(command, "recipe.yaml", cwd=tmp_path), *fragments)
+    assert not list((tmp_path / "runs").glob("*/*/package")) if (tmp_path / "runs").exists() else True
+
+
+def test_corrupt_image_exits_2(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for label in ("a", "b"):
+        (tmp_path / "img" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((4, 4), 30 * i, dtype=np.uint8)).save(tmp_path / "img" / label / f"{i}.png")
+    (tmp_path / "img" / "b" / "9.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    recipe = {
+        "name": "img",
+        "data": {"source": "img", "split": {"train": 0.6, "validation": 0.2, "test": 0.2}, "read": {}},
+        "features": {"inputs": [{"name": "image", "type": "image"}], "output": {"name": "label", "type": "category"}},
+        "model": "cnn",
+    }
+    recipe["data"]["split"]["stratify"] = False
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    assert_user_error(seekforge("run", "recipe.yaml", cwd=tmp_path), "cannot read image", "9.png")
+
+
+def test_tampered_package_exits_2(workdir: Path, package: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "pkg"
+    shutil.copytree(package, copy)
+    (copy / "preprocessor.json").write_text((copy / "preprocessor.json").read_text().replace("buy", "BUY"))
+    proc = seekforge("predict", str(copy), str(workdir / "data.csv"), "--output", "p.csv", cwd=tmp_path)
+    assert_user_error(proc, "preprocessor.json was modified")
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_bad_output_format_exits_2(workdir: Path, package: Path, tmp_path: Path) -> None:
+    proc = seekforge("predict", str(package), str(workdir / "data.csv"), "--output", "p.xlsx", cwd=tmp_path)
+    assert_user_error(proc, "unknown format '.xlsx'")
+
+
+def test_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
+    proc = seekforge("trian", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr

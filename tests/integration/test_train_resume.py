@@ -1,0 +1,96 @@
+"""Interrupted and distributed training through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.conftest import make_tabular, tabular_recipe
+from tests.integration.cli import seekforge
+
+
+@pytest.fixture
+def long_recipe(tmp_path: Path) -> Path:
+    make_tabular(2400).to_csv(tmp_path / "data.csv", index=False)
+    recipe = tabular_recipe("data.csv", epochs=2, batch_size=4, checkpoint_every=5)
+    recipe["model"]["dropout"] = 0.3  # dropout makes the RNG state part of what resume must restore
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return tmp_path / "recipe.yaml"
+
+
+def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(long_recipe: Path) -> None:
+    root = long_recipe.parent
+    seekforge("train", "recipe.yaml", "--run-dir", "straight", cwd=root, check=True)
+
+    env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seekforge", "train", "recipe.yaml", "--run-dir", "killed"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = root / "killed" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["epoch"] == 0 and state["micro"] > 0  # killed in the middle of the first epoch
+    assert not (root / "killed" / "package").exists()
+    assert not (root / "killed" / "trained").exists()
+
+    proc2 = seekforge("train", "recipe.yaml", "--run-dir", "killed", "--resume", cwd=root, check=True)
+    assert "run tiny" in proc2.stderr
+    straight = (root / "straight" / "package" / "model.safetensors").read_bytes()
+    resumed = (root / "killed" / "package" / "model.safetensors").read_bytes()
+    assert straight == resumed
+    a = [json.loads(line) for line in (root / "straight" / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(line) for line in (root / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert a == b
+
+
+def test_resume_picks_the_latest_unfinished_run(long_recipe: Path) -> None:
+    root = long_recipe.parent
+    env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seekforge", "train", "recipe.yaml"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not list(root.glob("runs/tiny/*/checkpoints/last.pt")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)  # like Ctrl-C: a checkpoint, a message, exit 130
+    assert proc.wait() == 130
+    out = seekforge("train", "recipe.yaml", "--resume", cwd=root, check=True)
+    (run_dir,) = root.glob("runs/tiny/*")
+    assert str(run_dir.name) in out.stderr and (run_dir / "package" / "package.json").exists()
+
+
+def test_ddp_two_processes_match_one(tmp_path: Path) -> None:
+    make_tabular(600).to_csv(tmp_path / "data.csv", index=False)
+    recipe = tabular_recipe("data.csv", epochs=6, batch_size=32, lr=0.01)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    seekforge("train", "recipe.yaml", "--run-dir", "one", cwd=tmp_path, check=True)
+    proc = seekforge("train", "recipe.yaml", "--run-dir", "two", "--nproc", "2", cwd=tmp_path, check=True)
+    assert "torchrun" in proc.stderr
+    one = json.loads((tmp_path / "one" / "package" / "package.json").read_text())["metrics"]["test"]
+    two = json.loads((tmp_path / "two" / "package" / "package.json").read_text())["metrics"]["test"]
+    assert two["accuracy"] >= 0.85
+    assert abs(one["accuracy"] - two["accuracy"]) <= 0.05
+    steps = json.loads((tmp_path / "two" / "trained" / "result.json").read_text())["steps"]
+    assert steps == json.loads((tmp_path / "one" / "trained" / "result.json").read_text())["steps"]
