@@ -63,6 +63,15 @@ train:
     assert "train.lr (" in text and "recipe.yaml:14" in text and "did you mean 'hidden'" in text
 
 
+def test_a_test_set_is_required() -> None:
+    data = tabular_recipe("x.csv")
+    data["data"]["split"] = {"train": 0.9, "validation": 0.1, "test": 0.0}
+    with pytest.raises(ConfigError, match="there is no test set"):
+        load_recipe(data)
+    data["data"]["test"] = "y.csv"
+    assert load_recipe(data).data.test == "y.csv"
+
+
 def test_unknown_model_type_lists_choices(tmp_path: Path) -> None:
     data = tabular_recipe("x.csv")
     data["model"] = {"type": "tranformer"}
@@ -126,9 +135,19 @@ def test_python_construction_validates_too() -> None:
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
-def test_every_example_validates(example: str) -> None:
+def test_every_example_validates_with_its_data(example: str) -> None:
+    from seekforge.data import check_table, read_source
+
     recipe = load_recipe(EXAMPLES / example)
     assert recipe.name == example.removesuffix(".yaml")
+    for source in filter(None, (recipe.data.source, recipe.data.test)):
+        assert len(check_table(read_source(source), recipe.features)) > 100
+
+
+def test_there_is_an_example_per_builtin_dataset() -> None:
+    from seekforge.datasets import DATASETS
+
+    assert {p.stem for p in EXAMPLES.glob("*.yaml")} == set(DATASETS.names())
 
 
 @pytest.mark.parametrize("template", ["tabular", "regression", "image", "text"])

@@ -50,6 +50,12 @@ class DataConfig(BaseConfig):
     split: SplitConfig = SplitConfig()
     read: ReadConfig = ReadConfig()
 
+    @model_validator(mode="after")
+    def _has_a_test_set(self) -> DataConfig:
+        if self.test is None and self.split.test == 0:
+            raise ValueError("there is no test set: set data.split.test above 0, or data.test to a test source")
+        return self
+
 
 class _Feature(BaseConfig):
     name: Annotated[str, Field(min_length=1)]
