@@ -3,8 +3,8 @@
 Per epoch: a seeded shuffle (the same for every process), micro-batches with gradient accumulation,
 clipping, an optimizer step and a learning-rate step; then validation, ``metrics.jsonl`` and early
 stopping. A checkpoint (model, optimizer, scheduler, RNG state, position in the epoch, history) is written
-atomically every ``checkpoint_every`` optimizer steps and at the end of every epoch; Ctrl-C or SIGTERM
-stops at the next step and writes one there. Resuming from a checkpoint gives weights bitwise equal to an
+atomically every ``checkpoint_every`` optimizer steps and at the end of an epoch (at most every 30 s, and
+always after the last); Ctrl-C or SIGTERM stops at the next step and writes one there. Resuming from a checkpoint gives weights bitwise equal to an
 uninterrupted run on CPU.
 """
 
@@ -14,15 +14,14 @@ import copy
 import json
 import math
 import signal
+import sys
 import threading
 import time
 import warnings
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,6 +34,9 @@ from seekforge.train._metrics import classification_metrics, lower_is_better, re
 from seekforge.train.config import TrainConfig
 
 CHECKPOINT = "last.pt"
+# Epochs of small models take milliseconds: an epoch-end checkpoint is skipped when the last one is younger
+# than this, so a crash costs at most this much work (the final epoch and every stop always write one).
+EPOCH_CHECKPOINT_SECONDS = 30.0
 
 
 @dataclass
@@ -148,6 +150,7 @@ class Trainer:
             self.precision = "fp32"
         self.checkpoint_path = self.run_dir / "checkpoints" / CHECKPOINT
         self.stop_signals = StopSignals()
+        self._last_checkpoint = time.monotonic()
         self.metrics_path = self.run_dir / "metrics.jsonl"
 
     # -------------------------------------------------------------------------------------- the loop
@@ -185,6 +188,7 @@ class Trainer:
         else:
             torch.manual_seed(self.seed)
             if dist.is_main:
+                self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
                 self.metrics_path.unlink(missing_ok=True)
 
         stop = state.get("stopped", False)
@@ -192,6 +196,7 @@ class Trainer:
         progress = make_progress(disable=None if dist.is_main else True)
         with progress, self.stop_signals:
             task = progress.add_task("train", total=total_steps, completed=state["step"], status="")
+            next_status = 0.0
             try:
                 while state["epoch"] < cfg.epochs and not stop:
                     epoch = state["epoch"]
@@ -212,11 +217,11 @@ class Trainer:
                         optimizer.zero_grad(set_to_none=True)
                         state["step"] += 1
                         state["micro"] = micro_index + 1
-                        progress.update(
-                            task,
-                            advance=1,
-                            status=f"epoch {epoch + 1}/{cfg.epochs} loss {np.mean(losses[-20:]):.4f}",
-                        )
+                        if time.monotonic() >= next_status:  # formatting the status every step costs
+                            recent = losses[-20:]
+                            status = f"epoch {epoch + 1}/{cfg.epochs} loss {sum(recent) / len(recent):.4f}"
+                            progress.update(task, completed=state["step"], status=status)
+                            next_status = time.monotonic() + 0.25
                         # A consistent point: weights, optimizer, scheduler and RNG all belong to this step.
                         if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
                             self._save_checkpoint(state, optimizer, scheduler)
@@ -226,7 +231,7 @@ class Trainer:
                     record = {
                         "epoch": epoch + 1,
                         "step": state["step"],
-                        "train_loss": float(np.mean(losses)),
+                        "train_loss": sum(losses) / len(losses),
                         "lr": scheduler.get_last_lr()[0],
                     }
                     if validation is not None and len(validation):
@@ -234,10 +239,17 @@ class Trainer:
                     state["history"].append(record)
                     stop = self._early_stopping(state, record)
                     state.update(epoch=epoch + 1, micro=0, stopped=stop, epoch_losses=[])
-                    self._save_checkpoint(state, optimizer, scheduler)
+                    last = stop or state["epoch"] == cfg.epochs
+                    if last or time.monotonic() - self._last_checkpoint >= EPOCH_CHECKPOINT_SECONDS:
+                        self._save_checkpoint(state, optimizer, scheduler)
+                    progress.update(task, completed=state["step"])
                     if dist.is_main:
-                        self._write_metrics(state["history"])
-                        console.print(_describe(record), highlight=False)
+                        with open(self.metrics_path, "a", encoding="utf-8") as log:
+                            log.write(json.dumps(record) + "\n")
+                        if progress.disable:  # plain lines for logs; rich's layout costs a small model's epoch
+                            sys.stderr.write(_describe(record) + "\n")
+                        else:
+                            console.print(_describe(record), highlight=False)
                     if self._stop_requested():
                         raise self._interrupted(state, written=True)
             except KeyboardInterrupt:
@@ -266,17 +278,25 @@ class Trainer:
     def _forward_backward(
         self, data: Tensors, index: torch.Tensor, weights: torch.Tensor | None, *, sync: bool
     ) -> float:
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in collate(data.inputs, index).items()}
-        target = data.target[index].to(self.device, non_blocking=True)
-        no_sync = getattr(self.net, "no_sync", None)
-        context = no_sync() if (no_sync is not None and not sync) else nullcontext()
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
-        with context:
-            with autocast:
-                logits = self.net(batch)
-            loss = self._loss(logits.float(), target, weights)
-            (loss / self.config.grad_accum).backward()
-        return float(loss.detach())
+        batch = collate(data.inputs, index)
+        target = data.target[index]
+        if self.device.type != "cpu":
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            target = target.to(self.device, non_blocking=True)
+        if self.dist.world_size > 1 and not sync:
+            with self.net.no_sync():  # gradients are all-reduced only on a step's last micro-batch
+                return self._step_loss(batch, target, weights)
+        return self._step_loss(batch, target, weights)
+
+    def _step_loss(self, batch: dict[str, torch.Tensor], target: torch.Tensor, weights: torch.Tensor | None) -> float:
+        if self.precision == "bf16":
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                logits = self.net(batch).float()
+        else:
+            logits = self.net(batch)
+        loss = self._loss(logits, target, weights)
+        (loss / self.config.grad_accum if self.config.grad_accum > 1 else loss).backward()
+        return loss.item()
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         if self.task == "regression":
@@ -298,9 +318,7 @@ class Trainer:
         if self.task == "regression":
             out.update(regression_metrics(data.target.numpy(), logits.reshape(-1).numpy()))
         else:
-            metrics = classification_metrics(data.target.numpy(), torch.softmax(logits, 1).numpy())
-            metrics.pop("confusion_matrix")
-            out.update(metrics)
+            out.update(classification_metrics(data.target.numpy(), torch.softmax(logits, 1).numpy(), full=False))
         return {f"{prefix}{k}": v for k, v in out.items()}
 
     def _early_stopping(self, state: dict[str, Any], record: dict[str, Any]) -> bool:
@@ -345,6 +363,7 @@ class Trainer:
             payload["cuda_rng"] = torch.cuda.get_rng_state()
         with atomic_path(self.checkpoint_path) as tmp:
             torch.save(payload, tmp)
+        self._last_checkpoint = time.monotonic()
 
     def _stop_requested(self) -> bool:
         """Whether any process was asked to stop (all processes agree, so they stop at the same step)."""
