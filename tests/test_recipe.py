@@ -140,6 +140,7 @@ def test_every_example_validates_with_its_data(example: str) -> None:
 
     recipe = load_recipe(EXAMPLES / example)
     assert recipe.name == example.removesuffix(".yaml")
+    assert load_recipe(yaml.safe_load(recipe.to_yaml())) == recipe  # the resolved recipe reloads as it is
     for source in filter(None, (recipe.data.source, recipe.data.test)):
         assert len(check_table(read_source(source), recipe.features)) > 100
 

@@ -39,6 +39,12 @@ def test_transformer_config_rules() -> None:
         TransformerConfig(pretrained="builtin:minilm", layers=4)
     with pytest.raises(ValueError, match="freeze_encoder needs a pretrained encoder"):
         TransformerConfig(freeze_encoder=True)
+    scratch = TransformerConfig()
+    assert (scratch.layers, scratch.heads, scratch.hidden, scratch.ffn) == (2, 4, 128, 256)
+    pretrained = TransformerConfig(pretrained="builtin:minilm")
+    assert pretrained.hidden is None
+    assert TransformerConfig.model_validate(pretrained.model_dump()) == pretrained
+    assert TransformerConfig.model_validate(scratch.model_dump()) == scratch
 
 
 def test_pretrained_dir_must_exist(tmp_path: object) -> None:

@@ -40,7 +40,7 @@ def write_package(
         dest: The package directory to create.
         files: Relative file name -> content (bytes, text, or a file to copy).
         manifest: Fields of ``package.json`` (``files``, ``format_version``, ``seekforge_version`` and
-            ``created`` are filled in here).
+            ``created`` are filled in here unless given).
         overwrite: Replace an existing package at ``dest``.
 
     Raises:

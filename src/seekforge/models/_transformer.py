@@ -18,7 +18,7 @@ from seekforge.models.config import MODELS, ModelConfig, ModelIO
 if TYPE_CHECKING:
     from seekforge.data.config import FeaturesConfig
 
-_SCRATCH_FIELDS = ("layers", "heads", "hidden", "ffn")
+_SCRATCH_DEFAULTS = {"layers": 2, "heads": 4, "hidden": 128, "ffn": 256}
 
 
 def resolve_pretrained(ref: str) -> Path:
@@ -58,23 +58,31 @@ class TransformerConfig(ModelConfig):
     type: Literal["transformer"] = "transformer"
     pretrained: str | None = None
     freeze_encoder: bool = False
-    layers: Annotated[int, Field(ge=1, le=24)] = 2
-    heads: Annotated[int, Field(ge=1)] = 4
-    hidden: Annotated[int, Field(ge=8)] = 128
-    ffn: Annotated[int, Field(ge=8)] = 256
+    # From-scratch architecture; filled with defaults when there is no pretrained encoder, else None.
+    layers: Annotated[int, Field(ge=1, le=24)] | None = None
+    heads: Annotated[int, Field(ge=1)] | None = None
+    hidden: Annotated[int, Field(ge=8)] | None = None
+    ffn: Annotated[int, Field(ge=8)] | None = None
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     pooling: Literal["mean", "cls"] = "mean"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scratch_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("pretrained") is None:
+            data = {**_SCRATCH_DEFAULTS, **{k: v for k, v in data.items() if v is not None}}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> TransformerConfig:
         if self.pretrained is not None:
-            given = [f for f in _SCRATCH_FIELDS if f in self.model_fields_set]
+            given = [f for f in _SCRATCH_DEFAULTS if getattr(self, f) is not None]
             if given:
                 raise ValueError(
                     f"{', '.join(given)} only apply to an encoder trained from scratch; a pretrained "
                     "encoder brings its own architecture: remove them or remove 'pretrained'"
                 )
-        elif self.hidden % self.heads:
+        elif self.hidden % self.heads:  # type: ignore[operator]
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.freeze_encoder and self.pretrained is None:
             raise ValueError("freeze_encoder needs a pretrained encoder; set 'pretrained' or remove it")
@@ -124,6 +132,7 @@ class TextTransformer(nn.Module):
                 self.encoder.requires_grad_(False)
         else:
             assert io.vocab_size is not None and io.max_length is not None
+            assert config.hidden and config.heads and config.ffn and config.layers
             width = config.hidden
             self.embed = nn.Embedding(io.vocab_size, width, padding_idx=0)
             self.position = nn.Embedding(io.max_length, width)

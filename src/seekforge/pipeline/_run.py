@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,7 @@ def finish(recipe: Recipe, prepared: Prepared, folder: Path) -> RunResult:
     metrics = evaluate_logits(pre, logits, test.target)
     manifest = {
         "name": recipe.name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "task": recipe.task,
         "inputs": pre.input_schema(),
         "output": pre.output_schema(),

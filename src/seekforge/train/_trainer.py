@@ -37,6 +37,7 @@ CHECKPOINT = "last.pt"
 # Epochs of small models take milliseconds: an epoch-end checkpoint is skipped when the last one is younger
 # than this, so a crash costs at most this much work (the final epoch and every stop always write one).
 EPOCH_CHECKPOINT_SECONDS = 30.0
+LOG_SECONDS = 30.0  # without a progress bar (logs, CI), a status line with ETA this often
 
 
 @dataclass
@@ -197,6 +198,7 @@ class Trainer:
         with progress, self.stop_signals:
             task = progress.add_task("train", total=total_steps, completed=state["step"], status="")
             next_status = 0.0
+            first_step = state["step"]
             try:
                 while state["epoch"] < cfg.epochs and not stop:
                     epoch = state["epoch"]
@@ -221,7 +223,11 @@ class Trainer:
                             recent = losses[-20:]
                             status = f"epoch {epoch + 1}/{cfg.epochs} loss {sum(recent) / len(recent):.4f}"
                             progress.update(task, completed=state["step"], status=status)
-                            next_status = time.monotonic() + 0.25
+                            next_status = time.monotonic() + (0.25 if not progress.disable else LOG_SECONDS)
+                            if progress.disable and dist.is_main and time.perf_counter() - started > LOG_SECONDS / 2:
+                                done = state["step"] - first_step
+                                eta = (time.perf_counter() - started) / max(done, 1) * (total_steps - state["step"])
+                                sys.stderr.write(f"step {state['step']}/{total_steps}  {status}  eta {eta:.0f}s\n")
                         # A consistent point: weights, optimizer, scheduler and RNG all belong to this step.
                         if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
                             self._save_checkpoint(state, optimizer, scheduler)
