@@ -157,3 +157,41 @@ def test_every_template_validates(template: str) -> None:
 
     text = resources.files("seekforge").joinpath("templates", f"{template}.yaml").read_text()
     load_recipe(yaml.safe_load(text))
+
+
+def test_seed_has_an_upper_bound() -> None:
+    with pytest.raises(ConfigError, match="seed"):
+        load_recipe(tabular_recipe("x.csv") | {"seed": 2**32})
+
+
+def test_early_stopping_monitor_and_validation_are_checked(tmp_path: Path) -> None:
+    data = tabular_recipe("x.csv", early_stopping={"monitor": "val_acc"})
+    data["data"]["split"] = {"train": 0.8, "validation": 0.0, "test": 0.2}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path)
+    issues = {i.path: i for i in info.value.issues}
+    assert "val_accuracy" in issues["train.early_stopping.monitor"].message
+    assert issues["train.early_stopping.monitor"].line is not None
+    assert "needs a validation split" in issues["train.early_stopping"].message
+    ok = tabular_recipe("x.csv", early_stopping={"monitor": "val_roc_auc"})
+    assert load_recipe(ok).train.early_stopping.monitor == "val_roc_auc"  # binary output: AUC is recorded
+
+
+def test_cross_section_error_keeps_its_line_under_overrides(tmp_path: Path) -> None:
+    data = tabular_recipe("x.csv")
+    data["model"] = {"type": "cnn"}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path, overrides=["train.epochs=2"])
+    (issue,) = info.value.issues
+    assert issue.path == "model" and issue.line is not None and "--set" not in issue.message
+
+
+def test_unknown_encoding_is_a_config_error() -> None:
+    data = tabular_recipe("x.csv")
+    data["data"]["read"] = {"encoding": "utf8x"}
+    with pytest.raises(ConfigError, match="unknown text encoding 'utf8x'"):
+        load_recipe(data)

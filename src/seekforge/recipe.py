@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import types
+import re
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -23,6 +23,7 @@ from seekforge.core.config import BaseConfig, PluggableConfig, pluggable
 from seekforge.core.errors import ConfigError, ConfigIssue
 from seekforge.data.config import DataConfig, FeaturesConfig
 from seekforge.models import MODELS, ModelConfig
+from seekforge.train._metrics import epoch_metrics
 from seekforge.train.config import TrainConfig
 
 
@@ -36,17 +37,31 @@ class Recipe(BaseConfig):
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, lt=2**31)] = 0
     data: DataConfig
     features: FeaturesConfig
     model: pluggable(MODELS, ModelConfig)  # type: ignore[valid-type]
     train: TrainConfig = TrainConfig()
 
     @model_validator(mode="after")
-    def _model_fits_features(self) -> Recipe:
-        problems = self.model.check_features(self.features)
+    def _sections_agree(self) -> Recipe:
+        # Messages start with the dotted path they are about; the error report places them there.
+        problems = [f"model: {p}" for p in self.model.check_features(self.features)]
+        stopping = self.train.early_stopping
+        if stopping is not None:
+            names = epoch_metrics(self.task, binary=self.features.output.type == "binary")
+            if stopping.monitor not in names:
+                problems.append(
+                    f"train.early_stopping.monitor: '{stopping.monitor}' is not recorded for this task; "
+                    f"choose one of {', '.join(names)}"
+                )
+            if self.data.split.validation == 0:
+                problems.append(
+                    "train.early_stopping: needs a validation split, but data.split.validation is 0; "
+                    "set it (e.g. 0.1) or remove early_stopping"
+                )
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -109,7 +124,7 @@ def load_recipe(
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:
-        issues = [_to_issue(err, raw, lines, override_keys) for err in exc.errors()]
+        issues = [issue for err in exc.errors() for issue in _to_issues(err, raw, lines, override_keys)]
         raise ConfigError(
             f"{origin or 'recipe'} is invalid ({len(issues)} problem{'s' * (len(issues) != 1)}):",
             issues=issues,
@@ -213,11 +228,11 @@ def _to_issue(
     dotted = ".".join(str(p) for p in path)
     line = None
     text_path = tuple(map(str, path))
-    from_override = any(text_path[: len(key)] == key or key[: len(text_path)] == text_path for key in override_keys)
+    from_override = bool(text_path) and any(
+        text_path[: len(key)] == key or key[: len(text_path)] == text_path for key in override_keys
+    )
     if not from_override:
         line = next((lines[path[:n]] for n in range(len(path), 0, -1) if path[:n] in lines), None)
-        if line is None and not path and ("model",) in lines:
-            line = lines[("model",)]  # cross-section checks are about the model fitting the features
     suggestion = None
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -237,6 +252,23 @@ def _to_issue(
     if from_override:
         message += " (from --set)"
     return ConfigIssue(path=dotted, message=message, line=line, suggestion=suggestion)
+
+
+def _to_issues(
+    err: Mapping[str, Any],
+    raw: Any,
+    lines: Mapping[tuple[Any, ...], int],
+    override_keys: set[tuple[str, ...]],
+) -> list[ConfigIssue]:
+    """One issue per problem; a cross-section check (at the root) names its path as ``dotted.path: ...``."""
+    if err["loc"] or err["type"] != "value_error":
+        return [_to_issue(err, raw, lines, override_keys)]
+    issues = []
+    for text in str(err["msg"]).removeprefix("Value error, ").splitlines():
+        head, sep, rest = text.partition(": ")
+        loc = tuple(head.split(".")) if sep and re.fullmatch(r"[a-z_][\w.]*", head) else ()
+        issues.append(_to_issue({**err, "loc": loc, "msg": rest if loc else text}, raw, lines, override_keys))
+    return issues
 
 
 def _data_path(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
@@ -295,8 +327,7 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     found: list[type[BaseModel]] = []
-    origin = typing.get_origin(annotation)
-    if origin is Annotated or origin in (list, tuple, typing.Union, types.UnionType) or origin is not None:
+    if typing.get_origin(annotation) is not None:  # Annotated, list, Union, ...
         for arg in typing.get_args(annotation):
             found += _models_in(arg)
     return found

@@ -131,3 +131,14 @@ def test_corrupt_image_names_the_file(tmp_path: Path) -> None:
     frame = pd.DataFrame({"image": [str(good), str(bad)], "label": ["a", "b"]})
     with pytest.raises(DataError, match=r"row 2: cannot read image .*bad\.png"):
         Preprocessor(_image_features()).fit(frame)
+
+
+def test_images_as_nested_lists_are_scaled_like_arrays() -> None:
+    arrays = [np.full((6, 6), 30 * i, dtype=np.uint8) for i in range(4)]
+    frame = pd.DataFrame({"image": arrays, "label": list("abab")})
+    pre = Preprocessor(_image_features()).fit(frame)
+    as_lists = pd.DataFrame({"image": [a.tolist() for a in arrays], "label": list("abab")})
+    nested = pd.DataFrame({"image": [np.array(list(a), dtype=object) for a in arrays], "label": list("abab")})
+    expected = pre.transform(frame)["image"]
+    assert torch.allclose(pre.transform(as_lists)["image"], expected)
+    assert torch.allclose(pre.transform(nested)["image"], expected)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from seekforge.data import load_splits
 from seekforge.data.config import DataConfig, FeaturesConfig
@@ -44,3 +45,18 @@ def test_data_hash_changes_with_data(tmp_path: Path, tabular_csv: Path) -> None:
     a = load_splits(DataConfig(source=str(tabular_csv)), FEATURES, seed=0)
     b = load_splits(DataConfig(source=str(other)), FEATURES, seed=0)
     assert a.data_hash != b.data_hash
+
+
+def test_errors_in_a_split_name_the_source_line(tmp_path: Path) -> None:
+    from seekforge.core.errors import DataError
+    from seekforge.data import Preprocessor
+
+    path = tmp_path / "d.csv"
+    make_tabular(60).to_csv(path, index=False)
+    splits = load_splits(DataConfig(source=str(path)), FEATURES, seed=0)
+    row = int(splits.test.index[-1])
+    pre = Preprocessor(FEATURES).fit(splits.train)
+    bad = splits.test.copy()
+    bad.loc[row, "label"] = "maybe"
+    with pytest.raises(DataError, match=rf"{path} line {row + 2}: label 'maybe'"):
+        pre.transform_target(bad)

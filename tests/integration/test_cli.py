@@ -151,3 +151,23 @@ def test_bad_output_format_exits_2(workdir: Path, package: Path, tmp_path: Path)
 def test_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
     proc = seekforge("trian", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_messages_with_brackets_print_as_they_are(tmp_path: Path) -> None:
+    folder = tmp_path / "[old]"
+    folder.mkdir()
+    (folder / "recipe.yaml").write_text(yaml.safe_dump(tabular_recipe("data.csv"), sort_keys=False))
+    proc = seekforge("validate", "[old]/recipe.yaml", cwd=tmp_path)
+    assert_user_error(proc, "[old]/data.csv")
+
+
+def test_predict_reads_other_encodings(workdir: Path, package: Path, tmp_path: Path) -> None:
+    frame = make_tabular(10).assign(city=["oslo"] * 10)
+    frame.to_csv(tmp_path / "latin.csv", index=False, sep=";", encoding="latin-1")
+    seekforge(
+        "predict", str(package), "latin.csv", "-o", "p.csv", "--encoding", "latin-1", "--delimiter", ";",
+        cwd=tmp_path, check=True,
+    )  # fmt: skip
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 10
+    proc = seekforge("predict", str(package), "latin.csv", "-o", "p.csv", "--encoding", "utf8x", cwd=tmp_path)
+    assert_user_error(proc, "--encoding: unknown text encoding 'utf8x'")

@@ -94,3 +94,26 @@ def test_ddp_two_processes_match_one(tmp_path: Path) -> None:
     assert abs(one["accuracy"] - two["accuracy"]) <= 0.05
     steps = json.loads((tmp_path / "two" / "trained" / "result.json").read_text())["steps"]
     assert steps == json.loads((tmp_path / "one" / "trained" / "result.json").read_text())["steps"]
+
+
+def test_sigterm_stops_ddp_workers_at_a_step_and_resume_finishes(tmp_path: Path) -> None:
+    make_tabular(2400).to_csv(tmp_path / "data.csv", index=False)
+    recipe = tabular_recipe("data.csv", epochs=2, batch_size=4)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seekforge", "train", "recipe.yaml", "--nproc", "2", "--run-dir", "run"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    log = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and log.read_text()) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # wait for the first epoch, so the workers are training
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "distributed training stopped" in err
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["world_size"] == 2 and state["step"] > 0
+    seekforge("train", "recipe.yaml", "--nproc", "2", "--run-dir", "run", "--resume", cwd=tmp_path, check=True)
+    assert (tmp_path / "run" / "package" / "package.json").exists()

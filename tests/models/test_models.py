@@ -60,6 +60,7 @@ def test_minilm_frozen_and_rebuilt_from_config() -> None:
     model = config.build(io)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable == ["head.weight", "head.bias"]
+    assert not any("pooler" in n for n, _ in model.named_parameters())  # unused, and would stall DDP
     model.train()
     assert not model.encoder.training  # a frozen encoder keeps dropout off
     rebuilt = config.build(io, pretrained=False)

@@ -54,3 +54,8 @@ def test_unfitted_preprocessor_error_is_clear() -> None:
 
     with pytest.raises(NotFittedError):
         Preprocessor(FeaturesConfig.model_validate(tabular_recipe("x")["features"])).model_io()
+
+
+def test_one_record_as_a_mapping(package: Path) -> None:
+    record = make_tabular(1).drop(columns=["label"]).iloc[0].to_dict()
+    assert len(seekforge.load(package).predict(record)) == 1

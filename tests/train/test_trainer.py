@@ -155,3 +155,64 @@ def test_resume_with_another_seed_is_refused(tmp_path: Path) -> None:
     other.seed = 7
     with pytest.raises(ConfigError, match="written with seed 0"):
         other.fit(train, None, resume=True)
+
+
+def test_a_one_row_last_batch_joins_the_previous_one(tmp_path: Path) -> None:
+    train, pre = data(33, 0)  # 33 rows in batches of 16: 16, 17 rather than 16, 16, 1
+    torch.manual_seed(0)
+    model = MLPConfig(hidden=[8], norm="batch").build(pre.model_io())
+    trainer = Trainer(model, TrainConfig(epochs=2, batch_size=16), task="classification", seed=0, run_dir=tmp_path)
+    assert trainer.fit(train, None).steps == 4
+
+
+def test_stop_during_the_last_epoch_end_finishes_the_run(tmp_path: Path) -> None:
+    train, pre = data(40, 0)
+    val, _ = data(20, 1, pre)
+    trainer = make_trainer(tmp_path, pre, epochs=2)
+    original = trainer.evaluate
+
+    def evaluate_then_signal(*args: object, **kwargs: object) -> dict[str, float]:
+        if len(trainer_calls) == 1:
+            trainer.stop_signals.request()  # Ctrl-C while the last validation runs
+        trainer_calls.append(1)
+        return original(*args, **kwargs)
+
+    trainer_calls: list[int] = []
+    trainer.evaluate = evaluate_then_signal  # type: ignore[method-assign]
+    assert len(trainer.fit(train, val).history) == 2  # finished: nothing left to resume
+
+
+def test_stop_at_an_epoch_end_writes_the_checkpoint_it_reports(tmp_path: Path) -> None:
+    train, pre = data(40, 0)
+    val, _ = data(20, 1, pre)
+    trainer = make_trainer(tmp_path, pre, epochs=3)
+    original = trainer.evaluate
+
+    def evaluate_then_signal(*args: object, **kwargs: object) -> dict[str, float]:
+        trainer.stop_signals.request()
+        return original(*args, **kwargs)
+
+    trainer.evaluate = evaluate_then_signal  # type: ignore[method-assign]
+    with pytest.raises(TrainingInterrupted, match="checkpoint written"):
+        trainer.fit(train, val)
+    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+
+
+def test_damaged_or_foreign_checkpoints_are_refused(tmp_path: Path) -> None:
+    train, pre = data(40, 0)
+    make_trainer(tmp_path, pre, epochs=1).fit(train, None)
+    path = tmp_path / "checkpoints" / "last.pt"
+    payload = torch.load(path, weights_only=True)
+    payload["world_size"] = 2
+    torch.save(payload, path)
+    with pytest.raises(ConfigError, match="written by 2 processes"):
+        make_trainer(tmp_path, pre, epochs=2).fit(train, None, resume=True)
+    path.write_bytes(b"truncated")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        make_trainer(tmp_path, pre, epochs=2).fit(train, None, resume=True)
+
+
+def test_lower_is_better() -> None:
+    from seekforge.train._metrics import lower_is_better
+
+    assert lower_is_better("train_loss") and lower_is_better("val_rmse") and not lower_is_better("val_r2")

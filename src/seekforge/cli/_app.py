@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import Abort, Exit, TyperException
 
@@ -75,7 +76,7 @@ def init(
     from seekforge.core.io import write_text_atomic
 
     write_text_atomic(output, text)
-    err.print(f"wrote {output}")
+    err.print(f"wrote {output}", markup=False)
 
 
 @app.command()
@@ -95,7 +96,7 @@ def validate(
         if resolved.data.test:
             check_table(read_source(resolved.data.test, resolved.data.read), resolved.features)
     out.print(
-        f"[green]ok[/] {recipe}: '{resolved.name}', {resolved.task}, model {resolved.model.type}, "
+        f"[green]ok[/] {escape(str(recipe))}: '{resolved.name}', {resolved.task}, model {resolved.model.type}, "
         f"{len(resolved.features.inputs)} inputs"
     )
 
@@ -107,8 +108,8 @@ def _run_command(
 
     result = run(recipe, overrides=set_ or [], runs_dir=runs_dir, resume=resume, run_dir=run_dir, nproc=nproc)
     _print_metrics(result.metrics, title=f"test metrics ({result.metrics.get('rows', '?')} rows)")
-    out.print(f"package: {result.package}")
-    out.print(f"report:  {result.package / 'report.html'}")
+    out.print(f"package: {result.package}", markup=False)
+    out.print(f"report:  {result.package / 'report.html'}", markup=False)
 
 
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Parent folder of run folders.")]
@@ -143,23 +144,43 @@ def train(
     _run_command(recipe, set_, runs_dir, resume, run_dir, nproc)
 
 
+Delimiter = Annotated[str | None, typer.Option("--delimiter", help="Field separator of a text file (sniffed).")]
+Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding of the data file.")]
+
+
+def _read(data: str, delimiter: str | None, encoding: str) -> pd.DataFrame:
+    from pydantic import ValidationError
+
+    from seekforge.core.errors import ConfigError
+    from seekforge.data import read_source
+    from seekforge.data.config import ReadConfig
+
+    try:
+        read = ReadConfig(delimiter=delimiter, encoding=encoding)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise ConfigError(f"--{error['loc'][0]}: {error['msg'].removeprefix('Value error, ')}") from None
+    return read_source(data, read)
+
+
 @app.command()
 def evaluate(
     package: Annotated[Path, typer.Argument(help="Model package folder.")],
     data: Annotated[str, typer.Argument(help="Labelled data file (.csv, .parquet, .jsonl) or builtin:NAME.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the metrics as JSON.")] = None,
+    delimiter: Delimiter = None,
+    encoding: Encoding = "utf-8",
 ) -> None:
     """Score a package on labelled data."""
     from seekforge.core.io import write_json_atomic
-    from seekforge.data import read_source
     from seekforge.serve import load
 
     predictor = load(package)
-    metrics = predictor.evaluate(read_source(data))
+    metrics = predictor.evaluate(_read(data, delimiter, encoding))
     _print_metrics(metrics, title=f"{data} ({metrics['rows']} rows)")
     if output is not None:
         write_json_atomic(output, metrics)
-        err.print(f"wrote {output}")
+        err.print(f"wrote {output}", markup=False)
 
 
 @app.command()
@@ -168,16 +189,17 @@ def predict(
     data: Annotated[str, typer.Argument(help="Data file (.csv, .parquet, .jsonl) or builtin:NAME.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictions file (.csv, .parquet, .jsonl).")],
     backend: Annotated[str, typer.Option("--backend", help="auto or torch.")] = "auto",
+    delimiter: Delimiter = None,
+    encoding: Encoding = "utf-8",
 ) -> None:
     """Predict every row of a file; the output keeps the input columns and adds the predictions."""
     import pandas as pd
 
-    from seekforge.data import read_source
     from seekforge.serve import load
 
     writer = _writer(output)
     predictor = load(package, backend=backend)
-    frame = read_source(data)
+    frame = _read(data, delimiter, encoding)
     preds = predictor.predict(frame)
     keep = [c for c in frame.columns if frame[c].map(lambda v: not hasattr(v, "shape")).all()]
     result = pd.concat([frame[keep].reset_index(drop=True), preds], axis=1)
@@ -185,7 +207,7 @@ def predict(
 
     with atomic_path(output) as tmp:
         writer(result, tmp)
-    err.print(f"wrote {len(result)} predictions to {output}")
+    err.print(f"wrote {len(result)} predictions to {output}", markup=False)
 
 
 def _writer(path: Path) -> Callable[[pd.DataFrame, Path], None]:
@@ -214,7 +236,7 @@ def datasets_list() -> None:
 
 
 def _print_metrics(metrics: dict[str, object], *, title: str) -> None:
-    table = Table("metric", "value", title=title)
+    table = Table("metric", "value", title=escape(title))
     for key, value in metrics.items():
         if isinstance(value, float):
             table.add_row(key, f"{value:.4f}")
@@ -239,9 +261,9 @@ def main(argv: list[str] | None = None) -> None:
     except SeekforgeError as exc:
         if _state["debug"]:
             raise
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err.print(f"  [bold]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+            err.print(f"  [bold]hint:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except Exit as exc:
         sys.exit(exc.exit_code)
@@ -253,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
         if callable(show):
             show()
         else:
-            err.print(f"error: {exc}")
+            err.print(f"error: {exc}", markup=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -1,7 +1,7 @@
 """Atomic file and directory writes, hashing.
 
 A crash never leaves a half-written file or directory under its final name: everything is written to a
-temporary sibling first and then renamed, which is atomic on one file system.
+temporary sibling first, flushed to disk, and then renamed, which is atomic on one file system.
 """
 
 from __future__ import annotations
@@ -21,6 +21,15 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or folder's contents to disk, so a rename never publishes data still in memory."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -52,7 +61,9 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
         yield tmp_path
         if tmp_path.exists():  # mkstemp makes 0600 files; give the result ordinary permissions
             os.chmod(tmp_path, 0o666 & ~_umask())
+            _fsync(tmp_path)
         os.replace(tmp_path, dest)
+        _fsync(dest.parent)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -86,6 +97,9 @@ def atomic_dir(dest: Path | str, *, overwrite: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
+        for path in sorted(tmp.rglob("*"), reverse=True):
+            _fsync(path)
+        _fsync(tmp)
         if dest.exists():
             old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
             os.replace(dest, old)
@@ -93,6 +107,7 @@ def atomic_dir(dest: Path | str, *, overwrite: bool = False) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, dest)
+        _fsync(dest.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

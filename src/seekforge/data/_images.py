@@ -54,8 +54,10 @@ def _read(value: Any, frame: pd.DataFrame, pos: int, name: str) -> np.ndarray:
                 f"{row_place(frame, pos)}: cannot read image {value}: {exc}",
                 hint="remove or replace the corrupt file",
             ) from None
-    elif isinstance(value, np.ndarray | list):
+    elif isinstance(value, np.ndarray | list | tuple):
         array = np.asarray(value)
+        if array.dtype == object:  # rows held as arrays or lists, e.g. read back from Parquet or JSON
+            array = np.array([np.asarray(row).tolist() for row in array])
     else:
         raise DataError(
             f"{row_place(frame, pos)}: column '{name}' must hold an image path or array, got {type(value).__name__}"
@@ -65,8 +67,8 @@ def _read(value: Any, frame: pd.DataFrame, pos: int, name: str) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
         raise DataError(f"{row_place(frame, pos)}: image of shape {array.shape} is not HxW, HxWx1/3/4")
     array = array[:, :, :3]
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
+    if np.issubdtype(array.dtype, np.integer):  # integer pixels are 8-bit (16-bit for uint16), like files
+        return array.astype(np.float32) / (65535.0 if array.dtype == np.uint16 else 255.0)
     return array.astype(np.float32)
 
 

@@ -175,13 +175,17 @@ class Preprocessor:
             codes.append(code)
         return torch.tensor(codes, dtype=torch.int64)
 
+    def decode_target(self, values: torch.Tensor) -> np.ndarray:
+        """Standardised regression values (targets or outputs) back in the output's own units."""
+        self._check_fitted()
+        return values.detach().float().reshape(-1).numpy().astype(np.float64) * self.target_std_ + self.target_mean_
+
     def decode(self, logits: torch.Tensor) -> tuple[list[Any], np.ndarray | None]:
         """Model outputs -> (predictions in the label's own values, class probabilities or None)."""
         self._check_fitted()
         logits = logits.detach().float()
         if self.task == "regression":
-            values = logits.reshape(-1).numpy().astype(np.float64) * self.target_std_ + self.target_mean_
-            return values.tolist(), None
+            return self.decode_target(logits).tolist(), None
         proba = torch.softmax(logits, dim=1).numpy()
         return [self.classes_[i] for i in proba.argmax(axis=1)], proba
 

@@ -75,14 +75,14 @@ class CsvSource(DataSource):
         except UnicodeDecodeError as exc:
             raise DataError(
                 f"{uri}: not valid {read.encoding} text at byte {exc.start}",
-                hint="set data.read.encoding (e.g. latin-1) to the file's encoding",
+                hint="give the file's encoding (e.g. latin-1): data.read.encoding in a recipe, --encoding on the command line",
             ) from None
         except pd.errors.EmptyDataError:
             raise DataError(f"{uri} has no header and no rows", hint="add a header line") from None
         except pd.errors.ParserError as exc:
             raise DataError(
                 f"{uri}: cannot parse as delimited text ({exc})",
-                hint="set data.read.delimiter to the file's separator",
+                hint="give the file's separator: data.read.delimiter in a recipe, --delimiter on the command line",
             ) from None
         if frame.empty:
             raise DataError(f"{uri} has a header but no rows", hint="add data rows")

@@ -68,11 +68,11 @@ def load_splits(data: DataConfig, features: FeaturesConfig, seed: int) -> Splits
         raise DataError(f"{data.source}: {len(frame)} rows leave no training rows after the split")
 
     def take(pos: np.ndarray) -> pd.DataFrame:
-        part = frame.iloc[np.sort(pos)].reset_index(drop=True)
+        part = frame.iloc[np.sort(pos)]  # the index keeps each row's place in the source for error messages
         part.attrs = dict(frame.attrs)
         return part
 
-    test = explicit_test.reset_index(drop=True) if explicit_test is not None else take(test_pos)
+    test = explicit_test if explicit_test is not None else take(test_pos)
     return Splits(take(train_pos), take(val_pos), test, fingerprint)
 
 

@@ -12,10 +12,15 @@ from seekforge.data.config import FeaturesConfig, InputFeature, OutputFeature
 
 
 def row_place(frame: pd.DataFrame, position: int) -> str:
-    """``file line N`` for text formats, ``file row N`` otherwise (``position`` is 0-based)."""
+    """``file line N`` for text formats, ``file row N`` otherwise, for the row at ``position``.
+
+    A split keeps its source's integer index, so the place is the row's place in the source file.
+    """
     source = frame.attrs.get("source", "data")
     first = frame.attrs.get("first_line")
-    return f"{source} line {position + first}" if first is not None else f"{source} row {position + 1}"
+    label = frame.index[position]
+    row = int(label) if pd.api.types.is_integer(label) else position
+    return f"{source} line {row + first}" if first is not None else f"{source} row {row + 1}"
 
 
 def check_table(frame: pd.DataFrame, features: FeaturesConfig, *, with_output: bool = True) -> pd.DataFrame:
@@ -41,7 +46,7 @@ def check_table(frame: pd.DataFrame, features: FeaturesConfig, *, with_output: b
         shown = ", ".join(repr(c) for c in columns[:20]) + (" ..." if len(columns) > 20 else "")
         hint = "fix the feature names in the recipe"
         if len(columns) == 1 and any(d in columns[0] for d in ";\t|"):
-            hint = "the file seems to use another delimiter: set data.read.delimiter"
+            hint = "the file seems to use another delimiter: set data.read.delimiter (--delimiter on the command line)"
         raise DataError(
             f"{source}: declared column{'s' * (len(missing) > 1)} {', '.join(parts)} not found; columns present: {shown}",
             hint=hint,

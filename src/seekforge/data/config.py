@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from seekforge.core.config import BaseConfig
 
@@ -33,8 +34,17 @@ class SplitConfig(BaseConfig):
 class ReadConfig(BaseConfig):
     """How to read delimited text files."""
 
-    delimiter: str | None = None
+    delimiter: Annotated[str, Field(min_length=1, max_length=1)] | None = None
     encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown text encoding '{value}' (e.g. utf-8, latin-1, cp1252)") from None
+        return value
 
 
 class DataConfig(BaseConfig):

@@ -128,6 +128,9 @@ class TextTransformer(nn.Module):
                 hf_config = tf.AutoConfig.for_model(hf_config.pop("model_type"), **hf_config)
                 self.encoder = tf.AutoModel.from_config(hf_config)
             width = self.encoder.config.hidden_size
+            if getattr(self.encoder, "pooler", None) is not None:
+                # Unused by the pooling here; parameters without gradients would also stall DDP.
+                self.encoder.pooler = None
             if self.frozen:
                 self.encoder.requires_grad_(False)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from rich.markup import escape
 
 from seekforge.core.errors import ConfigError, SeekforgeError, TrainingInterrupted
 from seekforge.core.io import write_text_atomic
@@ -23,6 +26,7 @@ from seekforge.pipeline._report import render_report
 from seekforge.recipe import Recipe, load_recipe
 from seekforge.serve import build_model, evaluate_logits
 from seekforge.train import DistContext
+from seekforge.train._trainer import checkpoint_path
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,18 @@ def run(
     resolved = load_recipe(recipe, overrides=overrides)
     if nproc < 1:
         raise ConfigError(f"nproc must be >= 1, got {nproc}")
+    train = resolved.train
+    if train.batch_size % (nproc * train.grad_accum):
+        raise ConfigError(
+            f"train.batch_size ({train.batch_size}) must be a multiple of processes x grad_accum "
+            f"({nproc} x {train.grad_accum}): each process takes an equal share of every batch",
+            hint=f"set train.batch_size to a multiple of {nproc * train.grad_accum}",
+        )
     folder = _run_folder(resolved, Path(runs_dir), resume=resume, explicit=Path(run_dir) if run_dir else None)
     write_text_atomic(folder / "recipe.yaml", resolved.to_yaml())
-    console.print(f"[bold]run[/] {resolved.name} -> {folder}")
+    console.print(f"[bold]run[/] {resolved.name} -> {escape(str(folder))}")
     prepared = prepare(resolved, folder)
-    resuming = resume and (folder / "checkpoints" / "last.pt").exists()
+    resuming = resume and checkpoint_path(folder).exists()
     if nproc == 1:
         fit(resolved, prepared, folder, resume=resuming, dist=DistContext())
     else:
@@ -106,9 +117,7 @@ def finish(recipe: Recipe, prepared: Prepared, folder: Path) -> RunResult:
     }
     regression_points = None
     if recipe.task == "regression":
-        predicted = pre.decode(logits)[0]
-        actual = (test.target.numpy() * pre.target_std_ + pre.target_mean_).tolist()
-        regression_points = (actual, predicted)
+        regression_points = (pre.decode_target(test.target).tolist(), pre.decode_target(logits).tolist())
     report = render_report(
         manifest={**manifest, "seekforge_version": seekforge_version()},
         history=result["history"],
@@ -130,7 +139,7 @@ def finish(recipe: Recipe, prepared: Prepared, folder: Path) -> RunResult:
 
 def _run_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Path | None) -> Path:
     if explicit is not None:
-        if resume and not (explicit / "checkpoints" / "last.pt").exists():
+        if resume and not checkpoint_path(explicit).exists():
             raise ConfigError(f"{explicit} has no checkpoint to resume from", hint="run without --resume")
         if resume:
             _check_same_recipe(recipe, explicit)
@@ -139,7 +148,7 @@ def _run_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Path 
     parent = runs_dir / recipe.name
     if resume:
         candidates = sorted(
-            (d for d in parent.glob("*") if (d / "checkpoints" / "last.pt").exists() and not (d / "package").exists()),
+            (d for d in parent.glob("*") if checkpoint_path(d).exists() and not (d / "package").exists()),
             key=lambda d: d.name,
         )
         if not candidates:
@@ -187,32 +196,40 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _launch_distributed(folder: Path, nproc: int, *, resume: bool) -> None:
+    """Train under ``torchrun`` in its own session; Ctrl-C or SIGTERM here becomes one SIGTERM to torchrun,
+    which passes it to every worker, and they stop together at the next step after a checkpoint."""
     command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "-m",
-        "seekforge.pipeline._ddp",
-        str(folder),
-    ]
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+        "-m", "seekforge.pipeline._ddp", str(folder),
+    ]  # fmt: skip
     if resume:
         command.append("--resume")
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc))),
-    }
+    threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     console.print(f"[bold]torchrun[/] {nproc} processes (gloo on CPU, nccl on CUDA)")
+    proc = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": threads}, start_new_session=True)
+    stopping = []
+
+    def forward(signum: int, frame: Any) -> None:
+        if stopping and signum == signal.SIGINT:  # a second Ctrl-C: stop everything now
+            os.killpg(proc.pid, signal.SIGKILL)
+            return
+        stopping.append(signum)
+        console.print("stopping the workers after their current step (Ctrl-C again to kill them)")
+        proc.send_signal(signal.SIGTERM)
+
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        completed = subprocess.run(command, env=env, check=False)
-    except KeyboardInterrupt:
+        code = proc.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if stopping:
         raise TrainingInterrupted(
-            f"distributed training interrupted; checkpoint in {folder / 'checkpoints'}",
+            f"distributed training stopped; checkpoint in {checkpoint_path(folder)}",
             hint="continue with the same command and --resume",
-        ) from None
-    if completed.returncode != 0:
+        )
+    if code != 0:
         raise SeekforgeError(
-            f"distributed training failed (torchrun exit code {completed.returncode}); see the worker output above",
-            hint="resume from the last checkpoint with --resume, or run with --nproc 1 to debug",
+            f"distributed training failed (torchrun exit code {code}); see the worker output above",
+            hint="resume from the last checkpoint with --resume, or run with --nproc 1 to see the error alone",
         )

@@ -41,11 +41,13 @@ def build_model(package: Path, *, model_json: dict[str, Any] | None = None) -> n
 
 
 def to_frame(records: Records) -> pd.DataFrame:
-    """Accept a DataFrame, a list of row mappings, or a mapping of columns."""
+    """Accept a DataFrame, a list of row mappings, a mapping of columns, or one record as a mapping."""
     if isinstance(records, pd.DataFrame):
         return records
     if isinstance(records, Mapping):
-        frame = pd.DataFrame(dict(records))
+        columns = dict(records)
+        one_record = all(isinstance(v, str) or not isinstance(v, Sequence | np.ndarray) for v in columns.values())
+        frame = pd.DataFrame([columns] if one_record else columns)
     else:
         rows = list(records)
         if rows and not all(isinstance(r, Mapping) for r in rows):
@@ -110,9 +112,8 @@ class Predictor:
 def evaluate_logits(pre: Preprocessor, logits: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
     """Full metrics (confusion matrix included) from model outputs and encoded targets."""
     if pre.task == "regression":
-        preds = np.asarray(pre.decode(logits)[0])
-        truth = target.numpy().astype(float) * pre.target_std_ + pre.target_mean_
-        return {"rows": len(truth), **regression_metrics(truth, preds)}
+        truth = pre.decode_target(target)
+        return {"rows": len(truth), **regression_metrics(truth, pre.decode_target(logits))}
     proba = pre.decode(logits)[1]
     assert proba is not None
     return {"rows": len(target), **classification_metrics(target.numpy(), proba)}

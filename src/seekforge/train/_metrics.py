@@ -15,7 +15,15 @@ LOWER_IS_BETTER = ("loss", "mae", "rmse", "mse")
 
 
 def lower_is_better(metric: str) -> bool:
-    return metric.removeprefix("val_").removeprefix("test_") in LOWER_IS_BETTER
+    """Whether a smaller value of ``metric`` (``val_loss``, ``train_loss``, ``val_r2``, ...) is better."""
+    return metric.rsplit("_", 1)[-1] in LOWER_IS_BETTER
+
+
+def epoch_metrics(task: str, *, binary: bool) -> list[str]:
+    """Names recorded after each epoch, the choices for ``train.early_stopping.monitor``."""
+    if task == "regression":
+        return ["train_loss", "val_loss", "val_mae", "val_rmse", "val_r2"]
+    return ["train_loss", "val_loss", "val_accuracy", "val_f1_macro"] + (["val_roc_auc"] if binary else [])
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

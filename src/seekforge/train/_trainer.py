@@ -34,6 +34,13 @@ from seekforge.train._metrics import classification_metrics, lower_is_better, re
 from seekforge.train.config import TrainConfig
 
 CHECKPOINT = "last.pt"
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    """Where a run keeps its latest checkpoint."""
+    return Path(run_dir) / "checkpoints" / CHECKPOINT
+
+
 # Epochs of small models take milliseconds: an epoch-end checkpoint is skipped when the last one is younger
 # than this, so a crash costs at most this much work (the final epoch and every stop always write one).
 EPOCH_CHECKPOINT_SECONDS = 30.0
@@ -149,7 +156,7 @@ class Trainer:
                 stacklevel=2,
             )
             self.precision = "fp32"
-        self.checkpoint_path = self.run_dir / "checkpoints" / CHECKPOINT
+        self.checkpoint_path = checkpoint_path(self.run_dir)
         self.stop_signals = StopSignals()
         self._last_checkpoint = time.monotonic()
         self.metrics_path = self.run_dir / "metrics.jsonl"
@@ -165,13 +172,17 @@ class Trainer:
                 f"train.batch_size ({cfg.batch_size}) must be a multiple of processes x grad_accum "
                 f"({dist.world_size} x {cfg.grad_accum})"
             )
-        if cfg.early_stopping and (validation is None or len(validation) == 0):
+        if cfg.early_stopping and (validation is None or len(validation) == 0):  # Trainer used directly
             raise ConfigError(
                 "train.early_stopping needs a validation split, but data.split.validation is 0",
                 hint="set data.split.validation (e.g. 0.1) or remove train.early_stopping",
             )
         rows = len(train) - len(train) % dist.world_size  # every process takes the same number of rows
-        micro_per_epoch = math.ceil(rows // dist.world_size / micro)
+        per_rank = rows // dist.world_size
+        bounds = [*range(0, per_rank, micro), per_rank]  # micro-batch i is order[bounds[i]:bounds[i + 1]]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+            del bounds[-2]  # a last batch of one row breaks batch norm: it joins the one before
+        micro_per_epoch = len(bounds) - 1
         steps_per_epoch = math.ceil(micro_per_epoch / cfg.grad_accum)
         total_steps = steps_per_epoch * cfg.epochs
 
@@ -203,13 +214,15 @@ class Trainer:
                 while state["epoch"] < cfg.epochs and not stop:
                     epoch = state["epoch"]
                     self.net.train()
-                    order = self._order(epoch, rows)
+                    order = self._order(epoch, len(train), rows)
                     state.setdefault("epoch_losses", [])
                     losses: list[float] = state["epoch_losses"]
                     for micro_index in range(state["micro"], micro_per_epoch):
-                        index = order[micro_index * micro : (micro_index + 1) * micro]
+                        index = order[bounds[micro_index] : bounds[micro_index + 1]]
                         last_of_step = (micro_index + 1) % cfg.grad_accum == 0 or micro_index + 1 == micro_per_epoch
-                        losses.append(self._forward_backward(train, index, weights, sync=last_of_step))
+                        group_start = micro_index - micro_index % cfg.grad_accum
+                        group = min(cfg.grad_accum, micro_per_epoch - group_start)  # the last group may be short
+                        losses.append(self._forward_backward(train, index, weights, group=group, sync=last_of_step))
                         if not last_of_step:
                             continue
                         if cfg.grad_clip is not None:
@@ -241,12 +254,14 @@ class Trainer:
                         "lr": scheduler.get_last_lr()[0],
                     }
                     if validation is not None and len(validation):
+                        self._sync_buffers()
                         record.update(self.evaluate(validation, prefix="val_"))
                     state["history"].append(record)
-                    stop = self._early_stopping(state, record)
+                    stop = self._any_rank(self._early_stopping(state, record))
                     state.update(epoch=epoch + 1, micro=0, stopped=stop, epoch_losses=[])
                     last = stop or state["epoch"] == cfg.epochs
-                    if last or time.monotonic() - self._last_checkpoint >= EPOCH_CHECKPOINT_SECONDS:
+                    saved = last or time.monotonic() - self._last_checkpoint >= EPOCH_CHECKPOINT_SECONDS
+                    if saved:
                         self._save_checkpoint(state, optimizer, scheduler)
                     progress.update(task, completed=state["step"])
                     if dist.is_main:
@@ -256,7 +271,9 @@ class Trainer:
                             sys.stderr.write(_describe(record) + "\n")
                         else:
                             console.print(_describe(record), highlight=False)
-                    if self._stop_requested():
+                    if not last and self._stop_requested():
+                        if not saved:
+                            self._save_checkpoint(state, optimizer, scheduler)
                         raise self._interrupted(state, written=True)
             except KeyboardInterrupt:
                 # A second Ctrl-C: stop now; the live state may be mid-step, so keep the last checkpoint.
@@ -276,13 +293,15 @@ class Trainer:
             resumed_from=resumed_from,
         )
 
-    def _order(self, epoch: int, rows: int) -> torch.Tensor:
+    def _order(self, epoch: int, total: int, rows: int) -> torch.Tensor:
+        """This process's share of the epoch's shuffle (the same on every process); with several processes
+        the shuffle is cut to ``rows`` so all get the same number, and a different remainder each epoch."""
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        order = torch.randperm(rows, generator=generator)
+        order = torch.randperm(total, generator=generator)[:rows]
         return order[self.dist.rank :: self.dist.world_size]
 
     def _forward_backward(
-        self, data: Tensors, index: torch.Tensor, weights: torch.Tensor | None, *, sync: bool
+        self, data: Tensors, index: torch.Tensor, weights: torch.Tensor | None, *, group: int, sync: bool
     ) -> float:
         batch = collate(data.inputs, index)
         target = data.target[index]
@@ -291,17 +310,19 @@ class Trainer:
             target = target.to(self.device, non_blocking=True)
         if self.dist.world_size > 1 and not sync:
             with self.net.no_sync():  # gradients are all-reduced only on a step's last micro-batch
-                return self._step_loss(batch, target, weights)
-        return self._step_loss(batch, target, weights)
+                return self._step_loss(batch, target, weights, group)
+        return self._step_loss(batch, target, weights, group)
 
-    def _step_loss(self, batch: dict[str, torch.Tensor], target: torch.Tensor, weights: torch.Tensor | None) -> float:
+    def _step_loss(
+        self, batch: dict[str, torch.Tensor], target: torch.Tensor, weights: torch.Tensor | None, group: int
+    ) -> float:
         if self.precision == "bf16":
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
                 logits = self.net(batch).float()
         else:
             logits = self.net(batch)
         loss = self._loss(logits, target, weights)
-        (loss / self.config.grad_accum if self.config.grad_accum > 1 else loss).backward()
+        (loss / group if group > 1 else loss).backward()  # a step's gradient is its micro-batches' mean
         return loss.item()
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -363,6 +384,8 @@ class Trainer:
             "scheduler": scheduler.state_dict(),
             "rng": torch.get_rng_state(),
             "seed": self.seed,
+            "world_size": self.dist.world_size,
+            "threads": torch.get_num_threads(),
             "format": 1,
         }
         if self.device.type == "cuda":
@@ -373,14 +396,27 @@ class Trainer:
 
     def _stop_requested(self) -> bool:
         """Whether any process was asked to stop (all processes agree, so they stop at the same step)."""
-        requested = self.stop_signals.requested
-        if self.dist.world_size > 1:
-            import torch.distributed as torch_dist
+        return self._any_rank(self.stop_signals.requested)
 
-            flag = torch.tensor([1.0 if requested else 0.0], device=self.device)
-            torch_dist.all_reduce(flag, op=torch_dist.ReduceOp.MAX)
-            requested = bool(flag.item())
-        return requested
+    def _any_rank(self, flag: bool) -> bool:
+        """``flag`` OR-ed over all processes, so every process takes the same branch."""
+        if self.dist.world_size == 1:
+            return flag
+        import torch.distributed as torch_dist
+
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        torch_dist.all_reduce(value, op=torch_dist.ReduceOp.MAX)
+        return bool(value.item())
+
+    def _sync_buffers(self) -> None:
+        """Give every process rank 0's buffers (batch-norm statistics drift apart within an epoch), so all
+        evaluate the same model and reach the same early-stopping decisions."""
+        if self.dist.world_size == 1:
+            return
+        import torch.distributed as torch_dist
+
+        for buffer in self.model.buffers():
+            torch_dist.broadcast(buffer, src=0)
 
     def _interrupted(self, state: dict[str, Any], *, written: bool) -> TrainingInterrupted:
         where = f"epoch {state['epoch'] + 1}, step {state['step']}"
@@ -393,7 +429,26 @@ class Trainer:
         return TrainingInterrupted(message, hint="continue with the same command and --resume")
 
     def _load_checkpoint(self, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
-        payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        try:
+            payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        except Exception as exc:  # torch raises several types for a damaged file
+            raise ConfigError(
+                f"{self.checkpoint_path} cannot be read ({type(exc).__name__}: {exc})",
+                hint="delete it to restart this run from the beginning, or start a new run without --resume",
+            ) from None
+        if payload.get("world_size", 1) != self.dist.world_size:
+            raise ConfigError(
+                f"{self.checkpoint_path} was written by {payload.get('world_size')} processes; "
+                f"resuming with {self.dist.world_size} would not continue the same run",
+                hint=f"resume with --nproc {payload.get('world_size')}",
+            )
+        if payload.get("threads", torch.get_num_threads()) != torch.get_num_threads():
+            warnings.warn(
+                f"the checkpoint was written with {payload['threads']} threads and this process has "
+                f"{torch.get_num_threads()}; the resumed weights may differ in the last bits (set train.threads)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if payload.get("seed") != self.seed:
             raise ConfigError(
                 f"{self.checkpoint_path} was written with seed {payload.get('seed')}, the recipe says {self.seed}",
