@@ -101,8 +101,19 @@ def validate(
     )
 
 
-def _run_command(
-    recipe: Path, set_: list[str] | None, runs_dir: Path, resume: bool, run_dir: Path | None, nproc: int
+RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Parent folder of run folders.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the latest unfinished run from its checkpoint.")]
+RunDir = Annotated[Path | None, typer.Option("--run-dir", help="Use (or resume) this run folder.")]
+Nproc = Annotated[int, typer.Option("--nproc", min=1, help="Processes for distributed data-parallel training.")]
+
+
+def run_cmd(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    set_: SetOption = None,
+    runs_dir: RunsDir = Path("runs"),
+    resume: Resume = False,
+    run_dir: RunDir = None,
+    nproc: Nproc = 1,
 ) -> None:
     from seekforge.pipeline import run
 
@@ -112,36 +123,12 @@ def _run_command(
     out.print(f"report:  {result.package / 'report.html'}", markup=False)
 
 
-RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Parent folder of run folders.")]
-Resume = Annotated[bool, typer.Option("--resume", help="Continue the latest unfinished run from its checkpoint.")]
-RunDir = Annotated[Path | None, typer.Option("--run-dir", help="Use (or resume) this run folder.")]
-Nproc = Annotated[int, typer.Option("--nproc", min=1, help="Processes for distributed data-parallel training.")]
-
-
-@app.command("run")
-def run_cmd(
-    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
-    set_: SetOption = None,
-    runs_dir: RunsDir = Path("runs"),
-    resume: Resume = False,
-    run_dir: RunDir = None,
-    nproc: Nproc = 1,
-) -> None:
-    """Run the whole recipe: data -> train -> evaluate -> package -> report."""
-    _run_command(recipe, set_, runs_dir, resume, run_dir, nproc)
-
-
-@app.command()
-def train(
-    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
-    set_: SetOption = None,
-    runs_dir: RunsDir = Path("runs"),
-    resume: Resume = False,
-    run_dir: RunDir = None,
-    nproc: Nproc = 1,
-) -> None:
-    """Train the recipe's model and write its package (``--nproc N`` trains with DDP under torchrun)."""
-    _run_command(recipe, set_, runs_dir, resume, run_dir, nproc)
+app.command("run", help="Run the whole recipe: data -> train -> evaluate -> package -> report.")(run_cmd)
+app.command(
+    "train",
+    help="Train the recipe's model and write its package (--nproc N trains with DDP under torchrun); "
+    "the same as run until a recipe declares later stages.",
+)(run_cmd)
 
 
 Delimiter = Annotated[str | None, typer.Option("--delimiter", help="Field separator of a text file (sniffed).")]
