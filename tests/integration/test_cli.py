@@ -171,3 +171,21 @@ def test_predict_reads_other_encodings(workdir: Path, package: Path, tmp_path: P
     assert len(pd.read_csv(tmp_path / "p.csv")) == 10
     proc = seekforge("predict", str(package), "latin.csv", "-o", "p.csv", "--encoding", "utf8x", cwd=tmp_path)
     assert_user_error(proc, "--encoding: unknown text encoding 'utf8x'")
+
+
+def test_export_then_predict_with_onnxruntime(workdir: Path, package: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "pkg"
+    shutil.copytree(package, copy)
+    proc = seekforge("export", str(copy), "--format", "onnx", cwd=tmp_path, check=True)
+    assert "parity passed" in proc.stdout and "max abs difference" in proc.stdout
+    proc = seekforge("predict", str(copy), str(workdir / "data.csv"), "-o", "p.csv", "--backend", "onnxruntime",
+                     cwd=tmp_path, check=True)  # fmt: skip
+    assert "(onnxruntime)" in proc.stderr
+    torch_preds = seekforge("predict", str(copy), str(workdir / "data.csv"), "-o", "t.csv", "--backend", "torch",
+                            cwd=tmp_path, check=True)  # fmt: skip
+    assert "(torch)" in torch_preds.stderr
+    a, b = pd.read_csv(tmp_path / "p.csv"), pd.read_csv(tmp_path / "t.csv")
+    assert (a["prediction"] == b["prediction"]).all()
+    assert_user_error(seekforge("export", str(copy), "--precision", "int4", cwd=tmp_path), "--precision")

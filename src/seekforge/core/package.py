@@ -120,3 +120,31 @@ def read_manifest(path: Path | str, *, verify: bool = True) -> dict[str, Any]:
                     hint="restore the original file or re-create the package",
                 )
     return manifest
+
+
+def add_to_package(
+    path: Path | str,
+    *,
+    files: Mapping[str, bytes | str | Path],
+    manifest: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Add files (an export, say) and manifest fields to a verified package, atomically.
+
+    The package is rebuilt beside itself with the new files and swapped in, so readers see the old
+    package or the new one, never a mix; the files it had are copied unchanged and checked again.
+
+    Returns:
+        The new manifest.
+
+    Raises:
+        PackageError: The package does not verify, or a new file would replace a required one.
+    """
+    path = Path(path)
+    current = read_manifest(path)
+    clash = [name for name in files if name in REQUIRED_FILES or name == MANIFEST]
+    if clash:
+        raise PackageError(f"cannot replace {', '.join(clash)} in {path}")
+    kept = {name: path / name for name in current["files"] if name not in files}
+    fields = {k: v for k, v in current.items() if k not in ("files", "format_version", "seekforge_version")}
+    write_package(path, files={**kept, **files}, manifest={**fields, **manifest}, overwrite=True)
+    return read_manifest(path)

@@ -42,21 +42,6 @@ def preparation_key(recipe: Recipe) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
 
-def _save_tensors(path: Path, data: Tensors) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {f"input.{k}": v.contiguous() for k, v in data.inputs.items()}
-    tensors["target"] = data.target.contiguous()
-    save_file(tensors, str(path))
-
-
-def _load_tensors(path: Path) -> Tensors:
-    from safetensors.torch import load_file
-
-    raw = load_file(str(path))
-    return Tensors({k.removeprefix("input."): v for k, v in raw.items() if k.startswith("input.")}, raw["target"])
-
-
 def prepare(recipe: Recipe, run_dir: Path) -> Prepared:
     """Prepare the recipe's data, reusing ``<run_dir>/prepared`` when it was made from the same inputs."""
     folder = run_dir / "prepared"
@@ -78,7 +63,7 @@ def prepare(recipe: Recipe, run_dir: Path) -> Prepared:
         preprocessor.save(tmp / "preprocessor.json")
         for name, data in encoded.items():
             if len(data.target):
-                _save_tensors(tmp / f"{name}.safetensors", data)
+                data.save(tmp / f"{name}.safetensors")
         (tmp / "reference.json").write_text(json.dumps(reference), encoding="utf-8")
         meta = {
             "key": key,
@@ -99,6 +84,6 @@ def load_prepared(folder: Path) -> Prepared | None:
     splits = {}
     for name in SPLITS:
         path = folder / f"{name}.safetensors"
-        splits[name] = _load_tensors(path) if path.is_file() else Tensors({}, torch.empty(0))
+        splits[name] = Tensors.load(path) if path.is_file() else Tensors({}, torch.empty(0))
     reference = json.loads((folder / "reference.json").read_text(encoding="utf-8"))
     return Prepared(preprocessor, splits, meta["data_hash"], reference, meta["key"])

@@ -28,6 +28,8 @@ from seekforge.serve import build_model, evaluate_logits
 from seekforge.train import DistContext
 from seekforge.train._trainer import checkpoint_path
 
+SAMPLE_ROWS = 512
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -131,6 +133,8 @@ def finish(recipe: Recipe, prepared: Prepared, folder: Path) -> RunResult:
         "model.safetensors": trained / "model.safetensors",
         "reference.json": json.dumps(prepared.reference),
         "report.html": report,
+        # held-out rows, encoded, that later stages check exported and compressed models against
+        "samples.safetensors": test.head(SAMPLE_ROWS).to_bytes(),
     }
     package = write_package(folder / "package", files=files, manifest=manifest, overwrite=True)
     write_text_atomic(folder / "report.html", report)

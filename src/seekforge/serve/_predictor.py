@@ -3,8 +3,10 @@ preprocessor, so training and serving cannot drift apart."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from seekforge.models import MODELS, ModelIO, infer
 from seekforge.train import classification_metrics, regression_metrics
 
 Records = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
-BACKENDS = ("torch",)
+BACKENDS = ("torch", "onnxruntime")
 
 
 def build_model(package: Path, *, model_json: dict[str, Any] | None = None) -> nn.Module:
@@ -64,13 +66,19 @@ class Predictor:
     and, for classifiers, a ``proba_<class>`` column per class.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], preprocessor: Preprocessor, model: nn.Module) -> None:
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict[str, Any],
+        preprocessor: Preprocessor,
+        runner: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+        backend: str,
+    ) -> None:
         self.path = path
         self.manifest = manifest
         self.preprocessor = preprocessor
-        self.model = model
-        self.backend = "torch"
-        self.batch_size = 256
+        self.runner = runner
+        self.backend = backend
 
     @property
     def task(self) -> str:
@@ -84,7 +92,7 @@ class Predictor:
         frame = to_frame(records)
         if frame.empty:
             raise DataError("nothing to predict: no records were given")
-        return infer(self.model, self.preprocessor.transform(frame), batch_size=self.batch_size)
+        return self.runner(self.preprocessor.transform(frame))
 
     def predict(self, records: Records) -> pd.DataFrame:
         """Predictions (and class probabilities) for each record, in order."""
@@ -124,21 +132,35 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True) -> Pre
 
     Args:
         path: The package directory (``runs/<name>/<stamp>/package``).
-        backend: ``auto`` or ``torch``.
+        backend: ``torch``, ``onnxruntime`` (needs an ONNX export that passed its parity gate), or ``auto``:
+            onnxruntime when the package has such an export and onnxruntime is installed, else torch.
         verify: Check every file's sha256 against ``package.json``.
 
     Raises:
-        PackageError: Not a package, or a file is missing or was modified.
+        PackageError: Not a package, a file is missing or was modified, or the backend has no model here.
     """
     if backend not in ("auto", *BACKENDS):
         raise PackageError(f"unknown backend '{backend}'; available: auto, {', '.join(BACKENDS)}")
     path = Path(path)
     manifest = read_manifest(path, verify=verify)
+    onnx = manifest.get("exports", {}).get("onnx")
+    onnx_ok = onnx is not None and onnx["parity"]["passed"]
+    if backend == "auto":
+        backend = "onnxruntime" if onnx_ok and importlib.util.find_spec("onnxruntime") else "torch"
+    if backend == "onnxruntime" and not onnx_ok:
+        reason = "has no ONNX export" if onnx is None else "has an ONNX export that failed its parity gate"
+        raise PackageError(f"{path} {reason}", hint=f"run: seekforge export {path} --format onnx")
     try:
         preprocessor = Preprocessor.load(path / "preprocessor.json")
-        model = build_model(path)
+        if backend == "onnxruntime":
+            from seekforge.export import OnnxRunner
+
+            runner: Callable[[dict[str, torch.Tensor]], torch.Tensor] = OnnxRunner(path / onnx["file"])
+        else:
+            model = build_model(path)
+            runner = functools.partial(infer, model, batch_size=256)
     except (KeyError, ValueError, OSError) as exc:
         if isinstance(exc, PackageError):
             raise
         raise PackageError(f"{path}: cannot rebuild the model ({type(exc).__name__}: {exc})") from exc
-    return Predictor(path, manifest, preprocessor, model)
+    return Predictor(path, manifest, preprocessor, runner, backend)

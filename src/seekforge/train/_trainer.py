@@ -55,7 +55,28 @@ class Tensors:
     target: torch.Tensor
 
     def __len__(self) -> int:
-        return num_rows(self.inputs)
+        return num_rows(self.inputs) if self.inputs else 0
+
+    def head(self, rows: int) -> Tensors:
+        return Tensors({k: v[:rows] for k, v in self.inputs.items()}, self.target[:rows])
+
+    def to_bytes(self) -> bytes:
+        """Safetensors bytes (``input.<name>`` and ``target``)."""
+        from safetensors.torch import save
+
+        tensors = {f"input.{k}": v.contiguous() for k, v in self.inputs.items()}
+        return save({**tensors, "target": self.target.contiguous()})
+
+    def save(self, path: Path) -> None:
+        Path(path).write_bytes(self.to_bytes())
+
+    @classmethod
+    def load(cls, path: Path) -> Tensors:
+        from safetensors.torch import load_file
+
+        raw = load_file(str(path))
+        inputs = {k.removeprefix("input."): v for k, v in raw.items() if k.startswith("input.")}
+        return cls(inputs, raw["target"])
 
 
 @dataclass(frozen=True)

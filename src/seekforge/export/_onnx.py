@@ -1,0 +1,115 @@
+"""ONNX export with torch's dynamo exporter, and an onnxruntime runner for exported models."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from seekforge.core.deps import require
+from seekforge.core.errors import SeekforgeError
+from seekforge.models import collate, num_rows
+
+TOKEN_INPUTS = ("input_ids", "attention_mask")
+
+
+class ExportError(SeekforgeError, RuntimeError):
+    """An export failed, or its model does not agree with the torch model."""
+
+
+class _Positional(nn.Module):
+    """Named tensors in, logits out: the graph's inputs carry the batch dict's keys as names."""
+
+    def __init__(self, model: nn.Module, keys: list[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.keys = keys
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return self.model(dict(zip(self.keys, tensors, strict=True)))
+
+
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def export_onnx(model: nn.Module, example: dict[str, torch.Tensor], path: Path, *, opset: int) -> None:
+    """Export ``model`` to one self-contained ONNX file with a dynamic batch (and sequence) axis.
+
+    Args:
+        model: A seekforge model (batch dict in, logits out), in eval mode.
+        example: A batch of at least two rows, as the preprocessor makes it.
+        path: The ``.onnx`` file to write.
+        opset: ONNX opset version.
+
+    Raises:
+        ExportError: The exporter could not capture or convert the model.
+    """
+    require("onnxscript", purpose="ONNX export")
+    keys = list(example)
+    batch = torch.export.Dim("batch")
+    tokens = [int(example[k].shape[1]) for k in keys if k in TOKEN_INPUTS]
+    sequence = torch.export.Dim("sequence", max=max(tokens)) if tokens else None
+    shapes = tuple({0: batch, 1: sequence} if key in TOKEN_INPUTS else {0: batch} for key in keys)
+    wrapper = _Positional(model.eval(), keys).eval()
+    try:
+        with _quiet_exporter(), torch.no_grad():
+            program = torch.onnx.export(
+                wrapper,
+                tuple(example[k] for k in keys),
+                input_names=keys,
+                output_names=["logits"],
+                dynamic_shapes=(shapes,),
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
+            program.save(str(path), external_data=False)
+    except Exception as exc:  # the exporter raises many types; the message is what matters
+        raise ExportError(
+            f"the ONNX exporter could not convert this model: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+            hint="run with --debug for the exporter's report",
+        ) from exc
+
+
+class OnnxRunner:
+    """Runs an exported model with onnxruntime on batch dicts from the preprocessor."""
+
+    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+        ort = require("onnxruntime", purpose="the onnxruntime backend")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, inputs: dict[str, torch.Tensor], *, batch_size: int = 256) -> torch.Tensor:
+        """Logits for every row of ``inputs``, in order."""
+        missing = [name for name in self.names if name not in inputs]
+        if missing:
+            raise ExportError(f"the ONNX model needs inputs {missing} that the preprocessor did not produce")
+        outputs: list[np.ndarray] = []
+        for start in range(0, num_rows(inputs), batch_size):
+            batch = collate(inputs, slice(start, start + batch_size))
+            feeds: dict[str, Any] = {name: batch[name].numpy() for name in self.names}
+            outputs.append(self.session.run(None, feeds)[0])
+        return torch.from_numpy(np.concatenate(outputs)) if outputs else torch.empty(0)

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import seekforge
+from seekforge.core.errors import PackageError
+from seekforge.core.package import read_manifest
+from seekforge.export import ExportConfig, ExportError, ParityConfig, check_parity, export_package
+from tests.conftest import EXAMPLES, make_tabular, tabular_recipe
+
+
+@pytest.fixture(scope="module")
+def tabular_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("export")
+    make_tabular(200).to_csv(root / "d.csv", index=False)
+    return seekforge.run(tabular_recipe(str(root / "d.csv")), runs_dir=root / "runs").package
+
+
+@pytest.fixture
+def package(tabular_package: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "package"
+    shutil.copytree(tabular_package, copy)
+    return copy
+
+
+def test_export_adds_a_checked_onnx_model(package: Path) -> None:
+    before = read_manifest(package)["files"]
+    result = export_package(package)
+    assert result.parity.passed and result.parity.max_abs_diff < 1e-4 and result.parity.agreement == 1.0
+    manifest = read_manifest(package)  # every checksum, the new files' too
+    assert {"onnx/model.onnx", "onnx/parity.json"} <= set(manifest["files"])
+    assert all(manifest["files"][name] == digest for name, digest in before.items())  # nothing else changed
+    record = manifest["exports"]["onnx"]
+    assert record["parity"]["passed"] and record["opset"] == 18
+    assert json.loads((package / "onnx" / "parity.json").read_text()) == record
+
+
+def test_onnxruntime_backend_predicts_like_torch(package: Path) -> None:
+    export_package(package)
+    frame = make_tabular(50, seed=4)
+    auto = seekforge.load(package)
+    torch_backend = seekforge.load(package, backend="torch")
+    assert auto.backend == "onnxruntime" and torch_backend.backend == "torch"
+    a, b = auto.predict(frame), torch_backend.predict(frame)
+    assert (a["prediction"] == b["prediction"]).all()
+    assert np.allclose(a["proba_buy"], b["proba_buy"], atol=1e-5)
+
+
+def test_backend_without_export_is_refused(package: Path) -> None:
+    with pytest.raises(PackageError, match="has no ONNX export"):
+        seekforge.load(package, backend="onnxruntime")
+
+
+def test_failed_gate_writes_nothing_unless_forced(package: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from seekforge.export import _onnx
+
+    original = _onnx.OnnxRunner.__call__
+
+    def drifting(self: _onnx.OnnxRunner, inputs: dict[str, torch.Tensor], **kwargs: object) -> torch.Tensor:
+        return original(self, inputs) + 0.05
+
+    monkeypatch.setattr(_onnx.OnnxRunner, "__call__", drifting)
+    before = {p.name for p in package.rglob("*")}
+    with pytest.raises(ExportError, match=r"failed the parity gate .* max abs difference 0\.05"):
+        export_package(package)
+    assert {p.name for p in package.rglob("*")} == before
+    result = export_package(package, force=True)
+    assert not result.parity.passed
+    assert not read_manifest(package)["exports"]["onnx"]["parity"]["passed"]
+    monkeypatch.undo()
+    with pytest.raises(PackageError, match="failed its parity gate"):
+        seekforge.load(package, backend="onnxruntime")
+    assert seekforge.load(package).backend == "torch"  # auto never picks a failed export
+
+
+def test_tampered_export_is_refused(package: Path) -> None:
+    export_package(package)
+    data = bytearray((package / "onnx" / "model.onnx").read_bytes())
+    data[-5] ^= 0x01
+    (package / "onnx" / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(PackageError, match=r"onnx/model\.onnx was modified"):
+        seekforge.load(package)
+
+
+def test_cnn_and_text_transformer_export(tmp_path: Path) -> None:
+    digits = seekforge.run(EXAMPLES / "digits.yaml", overrides=["train.epochs=1"], runs_dir=tmp_path)
+    assert export_package(digits.package).parity.passed
+    texts = ["great tasty snack", "awful stale tea", "love this coffee", "never again, awful"] * 15
+    frame = pd.DataFrame({"review": texts, "score": ["great", "other", "great", "other"] * 15})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    recipe = {
+        "name": "txt",
+        "data": {"source": str(tmp_path / "t.csv")},
+        "features": {
+            "inputs": [{"name": "review", "type": "text", "max_length": 16}],
+            "output": {"name": "score", "type": "category"},
+        },
+        "model": {"type": "transformer", "layers": 1, "heads": 2, "hidden": 16, "ffn": 32},
+        "train": {"epochs": 1, "batch_size": 8},
+    }
+    text = seekforge.run(recipe, runs_dir=tmp_path)
+    assert export_package(text.package).parity.passed
+    predictor = seekforge.load(text.package)
+    assert predictor.backend == "onnxruntime"
+    assert len(predictor.predict([{"review": "a longer review than any seen before, about stale coffee"}])) == 1
+
+
+def test_parity_gate_limits() -> None:
+    ref = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 0.9]])
+    target = torch.tensor([0, 1, 0])
+    ok = check_parity(ref, ref + 1e-5, target, task="classification", limits=ParityConfig())
+    assert ok.passed and ok.reference_metric == ok.candidate_metric == 1.0
+    flipped = ref.clone()
+    flipped[2] = torch.tensor([0.9, 1.0])
+    bad = check_parity(ref, flipped, target, task="classification", limits=ParityConfig(max_abs_diff=1.0))
+    assert not bad.passed and bad.agreement == pytest.approx(2 / 3)
+    assert any("agreement" in f for f in bad.failures) and any("accuracy drops" in f for f in bad.failures)
+    nan = check_parity(ref, ref * float("nan"), target, task="classification", limits=ParityConfig())
+    assert not nan.passed
+    reg = check_parity(
+        torch.tensor([[1.0], [2.0]]),
+        torch.tensor([[1.0], [2.0]]),
+        torch.tensor([1.0, 2.0]),
+        task="regression",
+        limits=ParityConfig(),
+    )
+    assert reg.passed and reg.metric == "r2"
+
+
+def test_export_config_rejects_unsupported_precision() -> None:
+    with pytest.raises(ValueError, match="fp32"):
+        ExportConfig(precision="int8")  # type: ignore[arg-type]
