@@ -35,11 +35,11 @@ def test_export_adds_a_checked_onnx_model(package: Path) -> None:
     result = export_package(package)
     assert result.parity.passed and result.parity.max_abs_diff < 1e-4 and result.parity.agreement == 1.0
     manifest = read_manifest(package)  # every checksum, the new files' too
-    assert {"onnx/model.onnx", "onnx/parity.json"} <= set(manifest["files"])
+    assert {"onnx/model.onnx", "onnx/model.parity.json"} <= set(manifest["files"])
     assert all(manifest["files"][name] == digest for name, digest in before.items())  # nothing else changed
     record = manifest["exports"]["onnx"]
     assert record["parity"]["passed"] and record["opset"] == 18
-    assert json.loads((package / "onnx" / "parity.json").read_text()) == record
+    assert json.loads((package / "onnx" / "model.parity.json").read_text()) == record
 
 
 def test_onnxruntime_backend_predicts_like_torch(package: Path) -> None:
@@ -54,7 +54,7 @@ def test_onnxruntime_backend_predicts_like_torch(package: Path) -> None:
 
 
 def test_backend_without_export_is_refused(package: Path) -> None:
-    with pytest.raises(PackageError, match="has no ONNX export"):
+    with pytest.raises(PackageError, match="fp32 ONNX export that backend 'onnxruntime' runs is missing"):
         seekforge.load(package, backend="onnxruntime")
 
 
@@ -75,7 +75,7 @@ def test_failed_gate_writes_nothing_unless_forced(package: Path, monkeypatch: py
     assert not result.parity.passed
     assert not read_manifest(package)["exports"]["onnx"]["parity"]["passed"]
     monkeypatch.undo()
-    with pytest.raises(PackageError, match="failed its parity gate"):
+    with pytest.raises(PackageError, match="runs failed its parity gate"):
         seekforge.load(package, backend="onnxruntime")
     assert seekforge.load(package).backend == "torch"  # auto never picks a failed export
 
@@ -135,5 +135,20 @@ def test_parity_gate_limits() -> None:
 
 
 def test_export_config_rejects_unsupported_precision() -> None:
-    with pytest.raises(ValueError, match="fp32"):
-        ExportConfig(precision="int8")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="int8"):
+        ExportConfig(precision="int4")  # type: ignore[arg-type]
+
+
+def test_int8_dynamic_for_mlp_and_static_for_cnn(package: Path, tmp_path: Path) -> None:
+    result = export_package(package, ExportConfig(precision="int8"))
+    assert result.record["quantization"] == "dynamic" and result.parity.passed
+    assert result.path.name == "model-int8.onnx"
+    int8 = seekforge.load(package, backend="onnxruntime-int8")
+    assert int8.backend == "onnxruntime-int8" and len(int8.predict(make_tabular(5))) == 5
+    assert seekforge.load(package).backend == "torch"  # auto prefers an exact fp32 export; there is none
+    digits = seekforge.run(EXAMPLES / "digits.yaml", overrides=["train.epochs=2"], runs_dir=tmp_path)
+    cnn = export_package(digits.package, ExportConfig(precision="int8"))
+    assert cnn.record["quantization"] == "static" and cnn.parity.passed
+    fp32 = export_package(digits.package)
+    assert cnn.bytes < fp32.bytes / 2.5
+    assert set(read_manifest(digits.package)["exports"]) == {"onnx", "onnx-int8"}

@@ -175,7 +175,7 @@ def predict(
     package: Annotated[Path, typer.Argument(help="Model package folder.")],
     data: Annotated[str, typer.Argument(help="Data file (.csv, .parquet, .jsonl) or builtin:NAME.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictions file (.csv, .parquet, .jsonl).")],
-    backend: Annotated[str, typer.Option("--backend", help="auto, torch or onnxruntime.")] = "auto",
+    backend: Annotated[str, typer.Option("--backend", help="auto, torch, onnxruntime, onnxruntime-int8.")] = "auto",
     delimiter: Delimiter = None,
     encoding: Encoding = "utf-8",
 ) -> None:
@@ -212,7 +212,7 @@ def _writer(path: Path) -> Callable[[pd.DataFrame, Path], None]:
 def export(
     package: Annotated[Path, typer.Argument(help="Model package folder.")],
     format_: Annotated[str, typer.Option("--format", help="onnx.")] = "onnx",
-    precision: Annotated[str, typer.Option("--precision", help="fp32.")] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", help="fp32 or int8.")] = "fp32",
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset version.")] = 18,
     force: Annotated[bool, typer.Option("--force", help="Write an export that fails the parity gate.")] = False,
 ) -> None:
@@ -235,7 +235,8 @@ def export(
     table.add_row(f"{parity.metric} torch / onnx", f"{parity.reference_metric:.4f} / {parity.candidate_metric:.4f}")
     out.print(table)
     verdict = "passed" if parity.passed else "FAILED (written because of --force)"
-    out.print(f"{result.path} ({result.bytes / 1e6:.2f} MB): parity {verdict}", markup=False)
+    how = f", {result.record['quantization']} quantization" if "quantization" in result.record else ""
+    out.print(f"{result.path} ({result.bytes / 1e6:.2f} MB{how}): parity {verdict}", markup=False)
 
 
 @datasets_app.command("list")

@@ -58,7 +58,9 @@ def check_parity(
         ref_metric = classification_metrics(truth, _softmax(ref), full=False)["accuracy"]
         cand_metric = classification_metrics(truth, _softmax(cand), full=False)["accuracy"]
     failures = []
-    if not diff <= limits.max_abs_diff:  # also catches NaN
+    if not np.isfinite(cand).all():
+        failures.append("the exported model outputs NaN or infinity")
+    elif limits.max_abs_diff is not None and diff > limits.max_abs_diff:
         failures.append(f"max abs difference {diff:.3g} > {limits.max_abs_diff:g}")
     if agreement < limits.min_agreement:
         failures.append(f"predicted class agreement {agreement:.4f} < {limits.min_agreement:g}")

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.markup import escape
 
 from seekforge.core.errors import ConfigError, SeekforgeError, TrainingInterrupted
@@ -25,7 +26,7 @@ from seekforge.pipeline._prepare import Prepared, prepare
 from seekforge.pipeline._report import render_report
 from seekforge.recipe import Recipe, load_recipe
 from seekforge.serve import build_model, evaluate_logits
-from seekforge.train import DistContext
+from seekforge.train import DistContext, Tensors
 from seekforge.train._trainer import checkpoint_path
 
 SAMPLE_ROWS = 512
@@ -135,10 +136,18 @@ def finish(recipe: Recipe, prepared: Prepared, folder: Path) -> RunResult:
         "report.html": report,
         # held-out rows, encoded, that later stages check exported and compressed models against
         "samples.safetensors": test.head(SAMPLE_ROWS).to_bytes(),
+        # training rows, encoded, for calibrating quantized models
+        "calibration.safetensors": _sample(prepared.splits["train"], SAMPLE_ROWS, recipe.seed).to_bytes(),
     }
     package = write_package(folder / "package", files=files, manifest=manifest, overwrite=True)
     write_text_atomic(folder / "report.html", report)
     return RunResult(folder, package, metrics, result["history"])
+
+
+def _sample(data: Tensors, rows: int, seed: int) -> Tensors:
+    """``rows`` rows drawn at random (seeded), so a sorted file does not give a one-class sample."""
+    index = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:rows].sort().values
+    return Tensors({k: v[index] for k, v in data.inputs.items()}, data.target[index])
 
 
 def _run_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Path | None) -> Path:

@@ -22,7 +22,8 @@ from seekforge.models import MODELS, ModelIO, infer
 from seekforge.train import classification_metrics, regression_metrics
 
 Records = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8")
+EXPORT_OF = {"onnxruntime": "onnx", "onnxruntime-int8": "onnx-int8"}  # backend -> the export it runs
 
 
 def build_model(package: Path, *, model_json: dict[str, Any] | None = None) -> nn.Module:
@@ -132,8 +133,9 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True) -> Pre
 
     Args:
         path: The package directory (``runs/<name>/<stamp>/package``).
-        backend: ``torch``, ``onnxruntime`` (needs an ONNX export that passed its parity gate), or ``auto``:
-            onnxruntime when the package has such an export and onnxruntime is installed, else torch.
+        backend: ``torch``; ``onnxruntime`` or ``onnxruntime-int8`` (each needs its ONNX export, passed
+            through the parity gate); or ``auto``: onnxruntime when the package has a passing fp32 export
+            and onnxruntime is installed, else torch.
         verify: Check every file's sha256 against ``package.json``.
 
     Raises:
@@ -143,19 +145,24 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True) -> Pre
         raise PackageError(f"unknown backend '{backend}'; available: auto, {', '.join(BACKENDS)}")
     path = Path(path)
     manifest = read_manifest(path, verify=verify)
-    onnx = manifest.get("exports", {}).get("onnx")
-    onnx_ok = onnx is not None and onnx["parity"]["passed"]
+    exports = manifest.get("exports", {})
     if backend == "auto":
-        backend = "onnxruntime" if onnx_ok and importlib.util.find_spec("onnxruntime") else "torch"
-    if backend == "onnxruntime" and not onnx_ok:
-        reason = "has no ONNX export" if onnx is None else "has an ONNX export that failed its parity gate"
-        raise PackageError(f"{path} {reason}", hint=f"run: seekforge export {path} --format onnx")
+        passed = "onnx" in exports and exports["onnx"]["parity"]["passed"]
+        backend = "onnxruntime" if passed and importlib.util.find_spec("onnxruntime") else "torch"
+    export = exports.get(EXPORT_OF[backend]) if backend != "torch" else None
+    if backend != "torch" and (export is None or not export["parity"]["passed"]):
+        precision = "int8" if backend.endswith("int8") else "fp32"
+        reason = "failed its parity gate" if export else "is missing"
+        raise PackageError(
+            f"{path}: the {precision} ONNX export that backend '{backend}' runs {reason}",
+            hint=f"run: seekforge export {path} --format onnx --precision {precision}",
+        )
     try:
         preprocessor = Preprocessor.load(path / "preprocessor.json")
-        if backend == "onnxruntime":
+        if export is not None:
             from seekforge.export import OnnxRunner
 
-            runner: Callable[[dict[str, torch.Tensor]], torch.Tensor] = OnnxRunner(path / onnx["file"])
+            runner: Callable[[dict[str, torch.Tensor]], torch.Tensor] = OnnxRunner(path / export["file"])
         else:
             model = build_model(path)
             runner = functools.partial(infer, model, batch_size=256)

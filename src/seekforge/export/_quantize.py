@@ -1,0 +1,78 @@
+"""INT8 post-training quantization of an ONNX model with onnxruntime's quantization tools."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from seekforge.core.deps import require
+from seekforge.export._onnx import ExportError, _quiet_exporter
+from seekforge.models import collate, num_rows
+from seekforge.train import Tensors
+
+
+def _calibration_reader(base: Any, data: Tensors, names: list[str], batch_size: int = 32) -> Any:
+    class Reader(base):  # type: ignore[misc, valid-type]
+        """Feeds calibration rows to onnxruntime's calibrator, batch by batch."""
+
+        def __init__(self) -> None:
+            self.batches: Iterator[dict[str, Any]] = (
+                {name: batch[name].numpy() for name in names}
+                for batch in (
+                    collate(data.inputs, slice(start, start + batch_size))
+                    for start in range(0, num_rows(data.inputs), batch_size)
+                )
+            )
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self.batches, None)
+
+    return Reader()
+
+
+def quantize_int8(fp32: Path, out: Path, *, method: str, calibration: Tensors | None) -> str:
+    """Write an INT8 version of ``fp32`` to ``out`` and return the method used.
+
+    Args:
+        fp32: The float ONNX model.
+        out: Where the quantized model goes.
+        method: ``static`` (QDQ, activation ranges from ``calibration``), ``dynamic``, or ``auto``
+            (static when the graph has convolutions, dynamic otherwise).
+        calibration: Encoded training rows, for static quantization.
+
+    Raises:
+        ExportError: Static quantization without calibration rows, or onnxruntime failed.
+    """
+    onnx = require("onnx", purpose="INT8 export")
+    quant = require("onnxruntime.quantization", purpose="INT8 export")
+    graph = onnx.load(str(fp32))
+    if method == "auto":
+        method = "static" if any(node.op_type == "Conv" for node in graph.graph.node) else "dynamic"
+    if method == "static" and (calibration is None or len(calibration) == 0):
+        raise ExportError("static INT8 quantization needs calibration rows, and the package has none")
+    names = [i.name for i in graph.graph.input]
+    with tempfile.TemporaryDirectory() as scratch, _quiet_exporter():
+        prepared = Path(scratch) / "prepared.onnx"
+        try:
+            quant.quant_pre_process(str(fp32), str(prepared))
+        except Exception:  # shape inference is an optimisation; quantize the model as exported instead
+            prepared = fp32
+        try:
+            if method == "static":
+                quant.quantize_static(
+                    str(prepared),
+                    str(out),
+                    _calibration_reader(quant.CalibrationDataReader, calibration, names),  # type: ignore[arg-type]
+                    quant_format=quant.QuantFormat.QDQ,
+                    per_channel=True,
+                    activation_type=quant.QuantType.QUInt8,
+                    weight_type=quant.QuantType.QInt8,
+                    calibrate_method=quant.CalibrationMethod.MinMax,
+                )
+            else:
+                quant.quantize_dynamic(str(prepared), str(out), weight_type=quant.QuantType.QInt8)
+        except Exception as exc:
+            raise ExportError(f"onnxruntime could not quantize the model ({method}): {exc}") from exc
+    return method
