@@ -152,3 +152,17 @@ def test_int8_dynamic_for_mlp_and_static_for_cnn(package: Path, tmp_path: Path) 
     fp32 = export_package(digits.package)
     assert cnn.bytes < fp32.bytes / 2.5
     assert set(read_manifest(digits.package)["exports"]) == {"onnx", "onnx-int8"}
+
+
+def test_bench_times_every_backend_the_package_holds(package: Path) -> None:
+    from seekforge.core.errors import ConfigError
+    from seekforge.export import bench_package
+
+    with pytest.raises(ConfigError, match="has no onnxruntime backend; it has: torch"):
+        bench_package(package, backends=["onnxruntime"])
+    export_package(package)
+    rows = bench_package(package, batches=(1, 4), threads=1, seconds=0.05, warmup=1)
+    assert [(r.backend, r.batch) for r in rows] == [("torch", 1), ("torch", 4), ("onnxruntime", 1), ("onnxruntime", 4)]
+    for row in rows:
+        assert row.runs >= 10 and row.threads == 1
+        assert 0 < row.p50_ms <= row.p90_ms <= row.p99_ms and row.rows_per_s > 0

@@ -239,6 +239,40 @@ def export(
     out.print(f"{result.path} ({result.bytes / 1e6:.2f} MB{how}): parity {verdict}", markup=False)
 
 
+@app.command()
+def bench(
+    package: Annotated[Path, typer.Argument(help="Model package folder.")],
+    backend: Annotated[str, typer.Option("--backend", help="all, or a comma list: torch,onnxruntime,...")] = "all",
+    batch: Annotated[str, typer.Option("--batch", help="Comma list of batch sizes.")] = "1,8,32",
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="Threads (default: all cores).")] = None,
+    seconds: Annotated[float, typer.Option("--seconds", min=0.1, help="Timed seconds per measurement.")] = 2.0,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the rows as JSON.")] = None,
+) -> None:
+    """Latency (p50/p90/p99) and throughput of the model on each backend and batch size."""
+    from seekforge.core.errors import ConfigError
+    from seekforge.core.io import write_json_atomic
+    from seekforge.export import bench_package
+
+    try:
+        batches = [int(b) for b in batch.split(",") if b.strip()]
+    except ValueError:
+        raise ConfigError(f"--batch must be a comma list of whole numbers, got {batch!r}") from None
+    if not batches or min(batches) < 1:
+        raise ConfigError(f"--batch must list batch sizes of at least 1, got {batch!r}")
+    backends = None if backend == "all" else [b.strip() for b in backend.split(",")]
+    rows = bench_package(package, backends=backends, batches=batches, threads=threads, seconds=seconds)
+    table = Table("backend", "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "rows/s")
+    for row in rows:
+        table.add_row(
+            row.backend, str(row.batch), str(row.threads), str(row.runs),
+            f"{row.p50_ms:.3f}", f"{row.p90_ms:.3f}", f"{row.p99_ms:.3f}", f"{row.rows_per_s:,.0f}",
+        )  # fmt: skip
+    out.print(table)
+    if output is not None:
+        write_json_atomic(output, [row.to_dict() for row in rows])
+        err.print(f"wrote {output}", markup=False)
+
+
 @datasets_app.command("list")
 def datasets_list() -> None:
     """List the built-in data sets."""
