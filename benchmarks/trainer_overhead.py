@@ -1,8 +1,9 @@
 """Claim: `seekforge train`'s loop costs at most 10% more wall time than a minimal hand-written PyTorch loop
 over the same model, data, batch size, optimizer and schedule.
 
-Both loops run in this process on tensors prepared once, alternating, `--repeats` times each; the table
-shows the median seconds and the ratio. The hand loop draws the same shuffles, so both must end with
+Both loops run in this process on tensors prepared once, alternating, `--repeats` times each. The work
+is deterministic and CPU-bound, so the fastest repeat is the best estimate of its cost (as `timeit`
+reports); the ratio of the fastest repeats is the figure, with the ratio of medians beside it. The hand loop draws the same shuffles, so both must end with
 bitwise-equal weights: the comparison is of the same arithmetic, and only bookkeeping differs
 (progress, per-epoch validation metrics and metrics.jsonl, an atomic checkpoint every epoch).
 
@@ -91,15 +92,19 @@ def main() -> None:
                     times[name].append(time.perf_counter() - started)
                     finals[name] = model.state_dict()
             same = all(torch.equal(finals["hand"][k], finals["seekforge"][k]) for k in finals["hand"])
-            hand, ours = statistics.median(times["hand"]), statistics.median(times["seekforge"])
+            hand, ours = min(times["hand"]), min(times["seekforge"])
+            median = statistics.median(times["seekforge"]) / statistics.median(times["hand"])
             steps = -(-len(train) // recipe.train.batch_size) * recipe.train.epochs
-            rows.append((example, recipe.model.type, steps, hand, ours, ours / hand, same))
+            rows.append((example, recipe.model.type, steps, hand, ours, ours / hand, median, same))
     print()
-    header = f"{'example':<14} {'model':<6} {'steps':>6} {'hand s':>8} {'seekforge s':>12} {'ratio':>6}  same weights"
+    header = (
+        f"{'example':<14} {'model':<6} {'steps':>6} {'hand s':>8} {'seekforge s':>12} {'ratio':>6} "
+        f"{'median ratio':>13}  same weights"
+    )
     print(header)
     print("-" * len(header))
-    for example, model, steps, hand, ours, ratio, same in rows:
-        print(f"{example:<14} {model:<6} {steps:>6} {hand:8.2f} {ours:12.2f} {ratio:6.3f}  {same}")
+    for example, model, steps, hand, ours, ratio, median, same in rows:
+        print(f"{example:<14} {model:<6} {steps:>6} {hand:8.2f} {ours:12.2f} {ratio:6.3f} {median:13.3f}  {same}")
     print(f"\nworst ratio {max(r[5] for r in rows):.3f} (target <= 1.10), threads {torch.get_num_threads()}")
 
 
