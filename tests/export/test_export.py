@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import seekforge
-from seekforge.core.errors import PackageError
+from seekforge.core.errors import ConfigError, PackageError
 from seekforge.core.package import read_manifest
 from seekforge.export import ExportConfig, ExportError, ParityConfig, check_parity, export_package
 from tests.conftest import EXAMPLES, make_tabular, tabular_recipe
@@ -155,7 +155,6 @@ def test_int8_dynamic_for_mlp_and_static_for_cnn(package: Path, tmp_path: Path) 
 
 
 def test_bench_times_every_backend_the_package_holds(package: Path) -> None:
-    from seekforge.core.errors import ConfigError
     from seekforge.export import bench_package
 
     with pytest.raises(ConfigError, match="has no onnxruntime backend; it has: torch"):
@@ -166,3 +165,42 @@ def test_bench_times_every_backend_the_package_holds(package: Path) -> None:
     for row in rows:
         assert row.runs >= 10 and row.threads == 1
         assert 0 < row.p50_ms <= row.p90_ms <= row.p99_ms and row.rows_per_s > 0
+
+
+def test_optimize_keeps_the_fastest_variant_within_budget(package: Path, tmp_path: Path) -> None:
+    from seekforge.export import optimize_package
+
+    before = sorted(p.name for p in package.rglob("*"))
+    result = optimize_package(package, tmp_path / "optimized", seconds=0.1)
+    assert sorted(p.name for p in package.rglob("*")) == before  # the source package is left as it was
+    manifest = read_manifest(result.package)
+    assert manifest["optimize"]["selected"] == result.selected == manifest["serving"]["backend"]
+    assert manifest["lineage"]["parent"] == str(package.resolve())
+    assert [c.backend for c in result.candidates] == ["torch", "onnxruntime", "onnxruntime-int8"]
+    assert seekforge.load(result.package).backend == result.selected
+    assert all(c.verdict for c in result.candidates)
+
+
+def test_selection_never_keeps_a_slower_or_worse_variant() -> None:
+    from seekforge.export import Candidate
+    from seekforge.export._optimize import select
+
+    torch_row = Candidate("torch", 0.95, 0.0, 1.0, 10.0, "")
+    slower = Candidate("onnxruntime", 0.95, 0.0, 0.5, 11.0, "")  # faster at batch 1, slower at 32
+    worse = Candidate("onnxruntime-int8", 0.90, 0.05, 0.2, 2.0, "")
+    chosen, judged = select([torch_row, slower, worse], budget=0.01)
+    assert chosen == "torch"
+    assert "slower than torch" in judged[1].verdict and "accuracy drop" in judged[2].verdict
+    good = Candidate("onnxruntime-int8", 0.948, 0.002, 0.2, 2.0, "")
+    assert select([torch_row, slower, good], budget=0.01)[0] == "onnxruntime-int8"
+
+
+def test_targets_without_their_toolchain_are_refused(package: Path, tmp_path: Path) -> None:
+    from seekforge.export import optimize_package
+
+    for target, needs in (("edge", "TensorFlow Lite"), ("gpu", "CUDA")):
+        if target == "gpu" and torch.cuda.is_available():
+            continue
+        with pytest.raises(ConfigError, match=needs):
+            optimize_package(package, tmp_path / target, target=target)
+        assert not (tmp_path / target).exists()

@@ -273,6 +273,37 @@ def bench(
         err.print(f"wrote {output}", markup=False)
 
 
+@app.command()
+def optimize(
+    package: Annotated[Path, typer.Argument(help="Model package folder.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The optimized package to write.")],
+    target: Annotated[str, typer.Option("--target", help="cpu (gpu and edge need their toolchains).")] = "cpu",
+    max_accuracy_drop: Annotated[
+        float, typer.Option("--max-accuracy-drop", min=0.0, help="Largest accepted drop of accuracy (or R2).")
+    ] = 0.01,
+    seconds: Annotated[float, typer.Option("--seconds", min=0.1, help="Timed seconds per measurement.")] = 1.0,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="Threads (default: all cores).")] = None,
+) -> None:
+    """Build the variants for a target, measure them here, and keep the fastest within the budget."""
+    from seekforge.export import optimize_package
+
+    result = optimize_package(
+        package, output, target=target, max_accuracy_drop=max_accuracy_drop, seconds=seconds, threads=threads
+    )
+    table = Table("variant", "metric", "drop", "p50 ms b1", "p50 ms b32", "verdict", title="candidates")
+    for c in result.candidates:
+        table.add_row(
+            c.backend,
+            "" if c.metric is None else f"{c.metric:.4f}",
+            "" if c.drop is None else f"{c.drop:+.4f}",
+            "" if c.p50_ms_batch1 is None else f"{c.p50_ms_batch1:.3f}",
+            "" if c.p50_ms_batch32 is None else f"{c.p50_ms_batch32:.3f}",
+            escape(c.verdict),
+        )
+    out.print(table)
+    out.print(f"selected {result.selected}; wrote {result.package}", markup=False)
+
+
 @datasets_app.command("list")
 def datasets_list() -> None:
     """List the built-in data sets."""

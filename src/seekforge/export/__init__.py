@@ -19,21 +19,25 @@ from seekforge.core.package import add_to_package, read_manifest
 from seekforge.export._bench import BenchRow, available_backends, bench_package
 from seekforge.export._gate import ParityRecord, check_parity
 from seekforge.export._onnx import ExportError, OnnxRunner, export_onnx
+from seekforge.export._optimize import Candidate, OptimizeResult, optimize_package
 from seekforge.export._quantize import quantize_int8
 from seekforge.export.config import ExportConfig, ParityConfig
 
 __all__ = [
     "BenchRow",
+    "Candidate",
     "ExportConfig",
     "ExportError",
     "ExportResult",
     "OnnxRunner",
+    "OptimizeResult",
     "ParityConfig",
     "ParityRecord",
     "available_backends",
     "bench_package",
     "check_parity",
     "export_package",
+    "optimize_package",
 ]
 
 

@@ -48,15 +48,9 @@ def check_parity(
     """Compare two models' outputs on the same rows against the limits."""
     ref, cand = reference.float().numpy(), candidate.float().numpy()
     diff = float(np.abs(ref - cand).max()) if ref.size else 0.0
-    truth = target.numpy()
-    if task == "regression":
-        agreement, metric = 1.0, "r2"
-        ref_metric = regression_metrics(truth, ref.reshape(-1))["r2"]
-        cand_metric = regression_metrics(truth, cand.reshape(-1))["r2"]
-    else:
-        agreement, metric = float((ref.argmax(1) == cand.argmax(1)).mean()), "accuracy"
-        ref_metric = classification_metrics(truth, _softmax(ref), full=False)["accuracy"]
-        cand_metric = classification_metrics(truth, _softmax(cand), full=False)["accuracy"]
+    metric, ref_metric = headline_metric(reference, target, task=task)
+    cand_metric = headline_metric(candidate, target, task=task)[1]
+    agreement = 1.0 if task == "regression" else float((ref.argmax(1) == cand.argmax(1)).mean())
     failures = []
     if not np.isfinite(cand).all():
         failures.append("the exported model outputs NaN or infinity")
@@ -66,7 +60,15 @@ def check_parity(
         failures.append(f"predicted class agreement {agreement:.4f} < {limits.min_agreement:g}")
     if ref_metric - cand_metric > limits.max_metric_drop:
         failures.append(f"{metric} drops {ref_metric - cand_metric:.4f} > {limits.max_metric_drop:g}")
-    return ParityRecord(len(truth), diff, agreement, metric, float(ref_metric), float(cand_metric), tuple(failures))
+    return ParityRecord(len(target), diff, agreement, metric, ref_metric, cand_metric, tuple(failures))
+
+
+def headline_metric(outputs: torch.Tensor, target: torch.Tensor, *, task: str) -> tuple[str, float]:
+    """(name, value) of the task's headline metric: accuracy, or R2 for regression."""
+    values, truth = outputs.float().numpy(), target.numpy()
+    if task == "regression":
+        return "r2", float(regression_metrics(truth, values.reshape(-1))["r2"])
+    return "accuracy", float(classification_metrics(truth, _softmax(values), full=False)["accuracy"])
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

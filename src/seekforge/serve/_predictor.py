@@ -128,14 +128,30 @@ def evaluate_logits(pre: Preprocessor, logits: torch.Tensor, target: torch.Tenso
     return {"rows": len(target), **classification_metrics(target.numpy(), proba)}
 
 
+def _auto_backend(manifest: dict[str, Any]) -> str:
+    """The backend ``optimize`` chose, else onnxruntime on a passing fp32 export, else torch."""
+    exports = manifest.get("exports", {})
+
+    def usable(backend: str) -> bool:
+        if backend == "torch":
+            return True
+        export = exports.get(EXPORT_OF.get(backend, ""))
+        return bool(export and export["parity"]["passed"] and importlib.util.find_spec("onnxruntime"))
+
+    chosen = manifest.get("serving", {}).get("backend")
+    if chosen and usable(chosen):
+        return str(chosen)
+    return "onnxruntime" if usable("onnxruntime") else "torch"
+
+
 def load(path: str | Path, *, backend: str = "auto", verify: bool = True) -> Predictor:
     """Load a model package for prediction.
 
     Args:
         path: The package directory (``runs/<name>/<stamp>/package``).
         backend: ``torch``; ``onnxruntime`` or ``onnxruntime-int8`` (each needs its ONNX export, passed
-            through the parity gate); or ``auto``: onnxruntime when the package has a passing fp32 export
-            and onnxruntime is installed, else torch.
+            through the parity gate); or ``auto``: the backend ``seekforge optimize`` chose, else
+            onnxruntime when the package has a passing fp32 export and onnxruntime is installed, else torch.
         verify: Check every file's sha256 against ``package.json``.
 
     Raises:
@@ -147,8 +163,7 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True) -> Pre
     manifest = read_manifest(path, verify=verify)
     exports = manifest.get("exports", {})
     if backend == "auto":
-        passed = "onnx" in exports and exports["onnx"]["parity"]["passed"]
-        backend = "onnxruntime" if passed and importlib.util.find_spec("onnxruntime") else "torch"
+        backend = _auto_backend(manifest)
     export = exports.get(EXPORT_OF[backend]) if backend != "torch" else None
     if backend != "torch" and (export is None or not export["parity"]["passed"]):
         precision = "int8" if backend.endswith("int8") else "fp32"

@@ -1,0 +1,154 @@
+"""``optimize``: build the variants that fit a target, measure each one's accuracy and latency here, and
+keep the fastest that stays within the accuracy budget, never one slower than the torch model."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seekforge.core.errors import ConfigError, SeekforgeError
+from seekforge.core.io import atomic_dir
+from seekforge.core.package import add_to_package, read_manifest
+from seekforge.export._bench import bench_package
+from seekforge.export.config import ExportConfig
+
+TARGETS = ("cpu", "gpu", "edge")
+#: backend -> how to build it (None: the package's own torch model)
+CPU_CANDIDATES: dict[str, ExportConfig | None] = {
+    "torch": None,
+    "onnxruntime": ExportConfig(precision="fp32"),
+    "onnxruntime-int8": ExportConfig(precision="int8"),
+}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One variant's figures: accuracy (or R2) on the held-out rows, latency at batch 1 and 32."""
+
+    backend: str
+    metric: float | None
+    drop: float | None
+    p50_ms_batch1: float | None
+    p50_ms_batch32: float | None
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    package: Path
+    selected: str
+    candidates: list[Candidate]
+
+
+def select(candidates: list[Candidate], *, budget: float) -> tuple[str, list[Candidate]]:
+    """The fastest candidate within ``budget`` that is no slower than torch at either batch size.
+
+    Returns the chosen backend and the candidates with their verdicts filled in.
+    """
+    base = next(c for c in candidates if c.backend == "torch")
+    judged, best, best_cost = [], "torch", 1.0
+    for c in candidates:
+        if c.backend == "torch":
+            judged.append(Candidate(**{**c.to_dict(), "verdict": "baseline"}))
+            continue
+        if c.p50_ms_batch1 is None or c.drop is None or c.p50_ms_batch32 is None:
+            judged.append(c)  # it could not be built; its verdict says why
+            continue
+        speed = (c.p50_ms_batch1 / base.p50_ms_batch1, c.p50_ms_batch32 / base.p50_ms_batch32)  # type: ignore[operator]
+        if c.drop > budget:
+            verdict = f"rejected: accuracy drop {c.drop:.4f} > budget {budget:g}"
+        elif max(speed) > 1.0:
+            verdict = f"rejected: slower than torch ({speed[0]:.2f}x, {speed[1]:.2f}x time)"
+        else:
+            verdict = f"within budget, {1 / speed[0]:.2f}x / {1 / speed[1]:.2f}x faster"
+            cost = (speed[0] * speed[1]) ** 0.5
+            if cost < best_cost:
+                best, best_cost = c.backend, cost
+        judged.append(Candidate(**{**c.to_dict(), "verdict": verdict}))
+    return best, judged
+
+
+def optimize_package(
+    package: str | Path,
+    output: str | Path,
+    *,
+    target: str = "cpu",
+    max_accuracy_drop: float = 0.01,
+    seconds: float = 1.0,
+    threads: int | None = None,
+) -> OptimizeResult:
+    """Write to ``output`` a copy of ``package`` holding the variants built for ``target`` and naming the
+    chosen one as its serving backend (``seekforge.load`` then uses it).
+
+    Raises:
+        ConfigError: An unknown target, or one whose toolchain is not installed here.
+        PackageError: The package does not verify.
+    """
+    if target not in TARGETS:
+        raise ConfigError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}")
+    if target == "gpu" and not torch.cuda.is_available():
+        raise ConfigError(
+            "--target gpu needs a CUDA device, and there is none here",
+            hint="optimize on the machine that will serve the model",
+        )
+    if target != "cpu":
+        raise ConfigError(
+            f"--target {target} needs a toolchain that is not installed here "
+            + ("(onnxruntime-gpu or TensorRT)" if target == "gpu" else "(TensorFlow Lite or Core ML tools)"),
+            hint="use --target cpu, or install the toolchain on the machine that will serve the model",
+        )
+    source = Path(package)
+    manifest = read_manifest(source)
+    output = Path(output)
+    with atomic_dir(output) as tmp:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+        candidates = _measure(tmp, manifest, seconds=seconds, threads=threads)
+        selected, judged = select(candidates, budget=max_accuracy_drop)
+        record = {
+            "target": target,
+            "max_accuracy_drop": max_accuracy_drop,
+            "selected": selected,
+            "candidates": [c.to_dict() for c in judged],
+        }
+        lineage = {**manifest["lineage"], "parent": str(source.resolve())}
+        add_to_package(
+            tmp, files={}, manifest={"optimize": record, "serving": {"backend": selected}, "lineage": lineage}
+        )
+    return OptimizeResult(output, selected, judged)
+
+
+def _measure(package: Path, manifest: dict[str, Any], *, seconds: float, threads: int | None) -> list[Candidate]:
+    from seekforge.export import export_package
+    from seekforge.export._gate import headline_metric
+    from seekforge.models import infer
+    from seekforge.serve import build_model
+    from seekforge.train import Tensors
+
+    samples = Tensors.load(package / "samples.safetensors")
+    base = headline_metric(infer(build_model(package), samples.inputs), samples.target, task=manifest["task"])[1]
+    metrics: dict[str, float] = {"torch": base}
+    failures: dict[str, str] = {}
+    for backend, config in CPU_CANDIDATES.items():
+        if config is None:
+            continue
+        try:
+            metrics[backend] = export_package(package, config).parity.candidate_metric
+        except SeekforgeError as exc:  # a variant that cannot be built, or fails its gate, is not a candidate
+            failures[backend] = f"not built: {exc.message}"
+    rows = bench_package(package, backends=list(metrics), batches=(1, 32), seconds=seconds, threads=threads)
+    latency = {(r.backend, r.batch): r.p50_ms for r in rows}
+    return [
+        Candidate(backend, None, None, None, None, failures[backend])
+        if backend in failures
+        else Candidate(
+            backend, metrics[backend], base - metrics[backend], latency[(backend, 1)], latency[(backend, 32)], ""
+        )
+        for backend in CPU_CANDIDATES
+    ]
