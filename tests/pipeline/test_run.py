@@ -13,7 +13,16 @@ from seekforge.core.errors import ConfigError
 from seekforge.core.package import read_manifest
 from tests.conftest import make_tabular, tabular_recipe
 
-PACKAGE_FILES = {"recipe.yaml", "preprocessor.json", "model.json", "model.safetensors", "reference.json", "report.html"}
+PACKAGE_FILES = {
+    "recipe.yaml",
+    "preprocessor.json",
+    "model.json",
+    "model.safetensors",
+    "reference.json",
+    "report.html",
+    "samples.safetensors",
+    "calibration.safetensors",
+}
 
 
 def test_tabular_run_writes_a_complete_package(tmp_path: Path, tabular_csv: Path) -> None:
@@ -32,6 +41,11 @@ def test_tabular_run_writes_a_complete_package(tmp_path: Path, tabular_csv: Path
     reference = json.loads((result.package / "reference.json").read_text())
     assert reference["features"]["x1"]["type"] == "numeric" and "quantiles" in reference["features"]["x1"]
     assert reference["features"]["city"]["frequencies"]
+    from seekforge.train import Tensors
+
+    samples = Tensors.load(result.package / "samples.safetensors")
+    assert len(samples) == 24 and set(samples.inputs) == {"numeric", "category"}  # the whole test split
+    assert len(Tensors.load(result.package / "calibration.safetensors")) == 112  # every training row
 
 
 def test_loaded_package_predicts_like_training(tmp_path: Path, tabular_csv: Path) -> None:

@@ -37,6 +37,7 @@ def main(argv: list[str]) -> int:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     try:
         fit(recipe, prepared, run_dir, resume=resume, dist=dist)
+        torch_dist.barrier()  # rank 0 writes the weights; no process leaves the group before it is done
     except TrainingInterrupted as exc:
         print(f"rank {dist.rank}: {exc}", file=sys.stderr)
         return exc.exit_code
