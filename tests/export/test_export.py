@@ -204,3 +204,34 @@ def test_targets_without_their_toolchain_are_refused(package: Path, tmp_path: Pa
         with pytest.raises(ConfigError, match=needs):
             optimize_package(package, tmp_path / target, target=target)
         assert not (tmp_path / target).exists()
+
+
+def test_optimize_refuses_an_existing_or_inner_output(package: Path, tmp_path: Path) -> None:
+    from seekforge.export import optimize_package
+
+    (tmp_path / "taken").mkdir()
+    for output in (tmp_path / "taken", package / "optimized"):
+        with pytest.raises(PackageError, match="already exists or lies inside the package"):
+            optimize_package(package, output)
+    assert not (package / "optimized").exists()
+
+
+def test_bench_and_export_need_held_out_rows(package: Path) -> None:
+    from seekforge.core.package import write_package
+    from seekforge.export import bench_package
+
+    manifest = read_manifest(package)
+    files = {n: package / n for n in manifest["files"] if n != "samples.safetensors"}
+    fields = {k: v for k, v in manifest.items() if k not in ("files", "format_version", "seekforge_version")}
+    write_package(package, files=files, manifest=fields, overwrite=True)
+    for call in (lambda: bench_package(package), lambda: export_package(package)):
+        with pytest.raises(PackageError, match="holds no held-out rows"):
+            call()
+
+
+def test_onnxruntime_errors_become_export_errors(tmp_path: Path) -> None:
+    from seekforge.export import OnnxRunner
+
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    with pytest.raises(ExportError, match="cannot load"):
+        OnnxRunner(tmp_path / "bad.onnx")

@@ -213,6 +213,9 @@ def export(
     package: Annotated[Path, typer.Argument(help="Model package folder.")],
     format_: Annotated[str, typer.Option("--format", help="onnx.")] = "onnx",
     precision: Annotated[str, typer.Option("--precision", help="fp32 or int8.")] = "fp32",
+    quantization: Annotated[
+        str, typer.Option("--quantization", help="int8: auto (static for CNNs), static or dynamic.")
+    ] = "auto",
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset version.")] = 18,
     force: Annotated[bool, typer.Option("--force", help="Write an export that fails the parity gate.")] = False,
 ) -> None:
@@ -223,7 +226,9 @@ def export(
     from seekforge.export import ExportConfig, export_package
 
     try:
-        config = ExportConfig(format=format_, precision=precision, opset=opset)  # type: ignore[arg-type]
+        config = ExportConfig.model_validate(
+            {"format": format_, "precision": precision, "quantization": quantization, "opset": opset}
+        )
     except ValidationError as exc:
         error = exc.errors()[0]
         raise ConfigError(f"--{error['loc'][0]}: {error['msg']}, got {error['input']!r}") from None
@@ -231,7 +236,8 @@ def export(
     parity = result.parity
     table = Table("check", "value", title=escape(f"parity on {parity.rows} held-out rows"))
     table.add_row("max abs difference", f"{parity.max_abs_diff:.3g}")
-    table.add_row("predicted class agreement", f"{parity.agreement:.4f}")
+    if parity.metric != "r2":
+        table.add_row("predicted class agreement", f"{parity.agreement:.4f}")
     table.add_row(f"{parity.metric} torch / onnx", f"{parity.reference_metric:.4f} / {parity.candidate_metric:.4f}")
     out.print(table)
     verdict = "passed" if parity.passed else "FAILED (written because of --force)"

@@ -101,8 +101,9 @@ def atomic_dir(dest: Path | str, *, overwrite: bool = False) -> Iterator[Path]:
             _fsync(path)
         _fsync(tmp)
         if dest.exists():
-            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-            os.replace(dest, old)
+            # Two renames: a reader may find no folder for an instant, never a mix of old and new files.
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
+            os.replace(dest, old)  # onto the empty folder mkdtemp made, so the name is unique
             os.replace(tmp, dest)
             shutil.rmtree(old, ignore_errors=True)
         else:

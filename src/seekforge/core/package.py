@@ -131,7 +131,7 @@ def add_to_package(
     """Add files (an export, say) and manifest fields to a verified package, atomically.
 
     The package is rebuilt beside itself with the new files and swapped in, so readers see the old
-    package or the new one, never a mix; the files it had are copied unchanged and checked again.
+    package or the new one, never a mix (for an instant, during the swap, no package).
 
     Returns:
         The new manifest.

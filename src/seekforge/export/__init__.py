@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seekforge.core.errors import PackageError
 from seekforge.core.package import add_to_package, read_manifest
 from seekforge.export._bench import BenchRow, available_backends, bench_package
 from seekforge.export._gate import ParityRecord, check_parity
-from seekforge.export._onnx import ExportError, OnnxRunner, export_onnx
+from seekforge.export._onnx import ExportError, OnnxRunner, export_onnx, load_samples
 from seekforge.export._optimize import Candidate, OptimizeResult, optimize_package
 from seekforge.export._quantize import quantize_int8
 from seekforge.export.config import ExportConfig, ParityConfig
@@ -71,12 +70,7 @@ def export_package(package: str | Path, config: ExportConfig | None = None, *, f
     config = config or ExportConfig()
     package = Path(package)
     manifest = read_manifest(package)
-    if "samples.safetensors" not in manifest["files"]:
-        raise PackageError(
-            f"{package} holds no held-out rows (samples.safetensors) to check an export against",
-            hint="re-create the package with this seekforge version",
-        )
-    samples = Tensors.load(package / "samples.safetensors")
+    samples = load_samples(package, manifest)
     model = build_model(package)
     stem = "model" if config.precision == "fp32" else f"model-{config.precision}"
     record: dict[str, Any] = {"file": f"onnx/{stem}.onnx", "precision": config.precision, "opset": config.opset}

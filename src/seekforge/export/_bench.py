@@ -66,11 +66,10 @@ def bench_package(
     Raises:
         ConfigError: A backend the package does not hold.
     """
-    from seekforge.export._onnx import OnnxRunner
+    from seekforge.export._onnx import OnnxRunner, load_samples
     from seekforge.models import infer
     from seekforge.serve import build_model
     from seekforge.serve._predictor import EXPORT_OF
-    from seekforge.train import Tensors
 
     package = Path(package)
     manifest = read_manifest(package)
@@ -82,7 +81,7 @@ def bench_package(
             f"{package} has no {', '.join(missing)} backend; it has: {', '.join(have)}",
             hint="export first: seekforge export PACKAGE --format onnx [--precision int8]",
         )
-    samples = Tensors.load(package / "samples.safetensors")
+    samples = load_samples(package, manifest)
     threads = threads or torch.get_num_threads()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)

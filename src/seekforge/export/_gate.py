@@ -58,7 +58,9 @@ def check_parity(
         failures.append(f"max abs difference {diff:.3g} > {limits.max_abs_diff:g}")
     if agreement < limits.min_agreement:
         failures.append(f"predicted class agreement {agreement:.4f} < {limits.min_agreement:g}")
-    if ref_metric - cand_metric > limits.max_metric_drop:
+    if not np.isfinite(cand_metric) and np.isfinite(ref_metric):
+        failures.append(f"{metric} of the exported model is not a number")
+    elif ref_metric - cand_metric > limits.max_metric_drop:
         failures.append(f"{metric} drops {ref_metric - cand_metric:.4f} > {limits.max_metric_drop:g}")
     return ParityRecord(len(target), diff, agreement, metric, ref_metric, cand_metric, tuple(failures))
 

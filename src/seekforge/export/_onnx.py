@@ -85,9 +85,10 @@ def export_onnx(model: nn.Module, example: dict[str, torch.Tensor], path: Path, 
             )
             program.save(str(path), external_data=False)
     except Exception as exc:  # the exporter raises many types; the message is what matters
+        first = (str(exc).splitlines() or [""])[0]
         raise ExportError(
-            f"the ONNX exporter could not convert this model: {type(exc).__name__}: {str(exc).splitlines()[0]}",
-            hint="run with --debug for the exporter's report",
+            f"the ONNX exporter could not convert this model: {type(exc).__name__}: {first}",
+            hint="run with --debug to see the exporter's traceback",
         ) from exc
 
 
@@ -99,7 +100,14 @@ class OnnxRunner:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's errors derive from Exception only
+            raise ExportError(
+                f"onnxruntime {ort.__version__} cannot load {path}: {exc}",
+                hint="export again with a lower --opset, or update onnxruntime",
+            ) from exc
+        self.path = path
         self.names = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, inputs: dict[str, torch.Tensor], *, batch_size: int = 256) -> torch.Tensor:
@@ -111,5 +119,28 @@ class OnnxRunner:
         for start in range(0, num_rows(inputs), batch_size):
             batch = collate(inputs, slice(start, start + batch_size))
             feeds: dict[str, Any] = {name: batch[name].numpy() for name in self.names}
-            outputs.append(self.session.run(None, feeds)[0])
+            try:
+                outputs.append(self.session.run(None, feeds)[0])
+            except Exception as exc:
+                raise ExportError(f"onnxruntime failed to run {self.path}: {exc}") from exc
         return torch.from_numpy(np.concatenate(outputs)) if outputs else torch.empty(0)
+
+
+def load_samples(package: Path, manifest: dict[str, Any]) -> Any:
+    """The package's held-out rows (a :class:`~seekforge.train.Tensors`), which every export is checked on.
+
+    Raises:
+        PackageError: The package has none, or too few to export with.
+    """
+    from seekforge.core.errors import PackageError
+    from seekforge.train import Tensors
+
+    if "samples.safetensors" not in manifest["files"]:
+        raise PackageError(
+            f"{package} holds no held-out rows (samples.safetensors) to check exports against",
+            hint="re-create the package with this seekforge version",
+        )
+    samples = Tensors.load(package / "samples.safetensors")
+    if len(samples) < 2:
+        raise PackageError(f"{package} holds {len(samples)} held-out row; exports need at least 2 to check")
+    return samples

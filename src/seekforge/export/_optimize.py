@@ -3,18 +3,17 @@ keep the fastest that stays within the accuracy budget, never one slower than th
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from seekforge.core.errors import ConfigError, SeekforgeError
+from seekforge.core.errors import ConfigError, PackageError, SeekforgeError
 from seekforge.core.io import atomic_dir
-from seekforge.core.package import add_to_package, read_manifest
+from seekforge.core.package import add_to_package, read_manifest, write_package
 from seekforge.export._bench import bench_package
-from seekforge.export.config import ExportConfig
+from seekforge.export.config import ExportConfig, ParityConfig
 
 TARGETS = ("cpu", "gpu", "edge")
 #: backend -> how to build it (None: the package's own torch model)
@@ -104,12 +103,20 @@ def optimize_package(
             + ("(onnxruntime-gpu or TensorRT)" if target == "gpu" else "(TensorFlow Lite or Core ML tools)"),
             hint="use --target cpu, or install the toolchain on the machine that will serve the model",
         )
-    source = Path(package)
+    source = Path(package).resolve()
     manifest = read_manifest(source)
     output = Path(output)
+    if output.exists() or source in output.resolve().parents:
+        raise PackageError(
+            f"--output {output} already exists or lies inside the package",
+            hint="choose a new folder outside the package",
+        )
     with atomic_dir(output) as tmp:
-        shutil.copytree(source, tmp, dirs_exist_ok=True)
-        candidates = _measure(tmp, manifest, seconds=seconds, threads=threads)
+        # The package's own files only: every variant is built and judged afresh here.
+        kept = {name: source / name for name in manifest["files"] if not name.startswith("onnx/")}
+        fields = {k: v for k, v in manifest.items() if k not in ("files", "exports", "serving", "optimize")}
+        write_package(tmp, files=kept, manifest=fields, overwrite=True)
+        candidates = _measure(tmp, manifest, budget=max_accuracy_drop, seconds=seconds, threads=threads)
         selected, judged = select(candidates, budget=max_accuracy_drop)
         record = {
             "target": target,
@@ -117,14 +124,16 @@ def optimize_package(
             "selected": selected,
             "candidates": [c.to_dict() for c in judged],
         }
-        lineage = {**manifest["lineage"], "parent": str(source.resolve())}
+        lineage = {**manifest["lineage"], "parent": str(source)}
         add_to_package(
             tmp, files={}, manifest={"optimize": record, "serving": {"backend": selected}, "lineage": lineage}
         )
     return OptimizeResult(output, selected, judged)
 
 
-def _measure(package: Path, manifest: dict[str, Any], *, seconds: float, threads: int | None) -> list[Candidate]:
+def _measure(
+    package: Path, manifest: dict[str, Any], *, budget: float, seconds: float, threads: int | None
+) -> list[Candidate]:
     from seekforge.export import export_package
     from seekforge.export._gate import headline_metric
     from seekforge.models import infer
@@ -138,6 +147,9 @@ def _measure(package: Path, manifest: dict[str, Any], *, seconds: float, threads
     for backend, config in CPU_CANDIDATES.items():
         if config is None:
             continue
+        if config.precision != "fp32":  # the budget, not the default gate, judges a lossy variant's accuracy
+            limits = ParityConfig(max_abs_diff=None, min_agreement=0.0, max_metric_drop=budget)
+            config = ExportConfig.model_validate({**config.model_dump(), "parity": limits.model_dump()})
         try:
             metrics[backend] = export_package(package, config).parity.candidate_metric
         except SeekforgeError as exc:  # a variant that cannot be built, or fails its gate, is not a candidate

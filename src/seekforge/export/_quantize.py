@@ -51,7 +51,10 @@ def quantize_int8(fp32: Path, out: Path, *, method: str, calibration: Tensors | 
     if method == "auto":
         method = "static" if any(node.op_type == "Conv" for node in graph.graph.node) else "dynamic"
     if method == "static" and (calibration is None or len(calibration) == 0):
-        raise ExportError("static INT8 quantization needs calibration rows, and the package has none")
+        raise ExportError(
+            "static INT8 quantization needs calibration rows, and the package has none",
+            hint="re-create the package with this seekforge version, or pass --quantization dynamic",
+        )
     names = [i.name for i in graph.graph.input]
     with tempfile.TemporaryDirectory() as scratch, _quiet_exporter():
         prepared = Path(scratch) / "prepared.onnx"
