@@ -15,6 +15,7 @@ import torch
 from seekforge.core.errors import ConfigError
 from seekforge.core.package import read_manifest
 from seekforge.core.progress import make_progress
+from seekforge.serve._predictor import EXPORT_OF, available_backends
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,6 @@ class BenchRow:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def available_backends(manifest: dict[str, Any]) -> list[str]:
-    """torch, and each ONNX variant that passed its parity gate."""
-    from seekforge.serve._predictor import EXPORT_OF
-
-    exports = manifest.get("exports", {})
-    return ["torch"] + [b for b, key in EXPORT_OF.items() if key in exports and exports[key]["parity"]["passed"]]
 
 
 def bench_package(
@@ -69,7 +62,6 @@ def bench_package(
     from seekforge.export._onnx import OnnxRunner, load_samples
     from seekforge.models import infer
     from seekforge.serve import build_model
-    from seekforge.serve._predictor import EXPORT_OF
 
     package = Path(package)
     manifest = read_manifest(package)

@@ -128,20 +128,24 @@ def evaluate_logits(pre: Preprocessor, logits: torch.Tensor, target: torch.Tenso
     return {"rows": len(target), **classification_metrics(target.numpy(), proba)}
 
 
+def passing_export(manifest: dict[str, Any], backend: str) -> dict[str, Any] | None:
+    """The export record ``backend`` runs, if the package holds one that passed its parity gate."""
+    export = manifest.get("exports", {}).get(EXPORT_OF.get(backend, ""))
+    return export if export and export["parity"]["passed"] else None
+
+
+def available_backends(manifest: dict[str, Any]) -> list[str]:
+    """torch, and the backend of each ONNX export that passed its parity gate."""
+    return ["torch"] + [b for b in EXPORT_OF if passing_export(manifest, b)]
+
+
 def _auto_backend(manifest: dict[str, Any]) -> str:
     """The backend ``optimize`` chose, else onnxruntime on a passing fp32 export, else torch."""
-    exports = manifest.get("exports", {})
-
-    def usable(backend: str) -> bool:
-        if backend == "torch":
-            return True
-        export = exports.get(EXPORT_OF.get(backend, ""))
-        return bool(export and export["parity"]["passed"] and importlib.util.find_spec("onnxruntime"))
-
+    usable = available_backends(manifest) if importlib.util.find_spec("onnxruntime") else ["torch"]
     chosen = manifest.get("serving", {}).get("backend")
-    if chosen and usable(chosen):
+    if chosen in usable:
         return str(chosen)
-    return "onnxruntime" if usable("onnxruntime") else "torch"
+    return "onnxruntime" if "onnxruntime" in usable else "torch"
 
 
 def load(path: str | Path, *, backend: str = "auto", verify: bool = True) -> Predictor:
@@ -161,13 +165,12 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True) -> Pre
         raise PackageError(f"unknown backend '{backend}'; available: auto, {', '.join(BACKENDS)}")
     path = Path(path)
     manifest = read_manifest(path, verify=verify)
-    exports = manifest.get("exports", {})
     if backend == "auto":
         backend = _auto_backend(manifest)
-    export = exports.get(EXPORT_OF[backend]) if backend != "torch" else None
-    if backend != "torch" and (export is None or not export["parity"]["passed"]):
+    export = passing_export(manifest, backend)
+    if backend != "torch" and export is None:
         precision = "int8" if backend.endswith("int8") else "fp32"
-        reason = "failed its parity gate" if export else "is missing"
+        reason = "failed its parity gate" if EXPORT_OF[backend] in manifest.get("exports", {}) else "is missing"
         raise PackageError(
             f"{path}: the {precision} ONNX export that backend '{backend}' runs {reason}",
             hint=f"run: seekforge export {path} --format onnx --precision {precision}",
