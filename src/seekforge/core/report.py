@@ -92,7 +92,7 @@ def line_chart(
         points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vs) if math.isfinite(v))
         out.append(f"<polyline fill='none' stroke='{color}' stroke-width='2' points='{points}'/>")
         out.append(
-            f"<text x='{left + w - 4}' y='{top + 14 + 14 * k}' text-anchor='end' fill='{color}'>{esc(name)}</text>"
+            f"<text x='{left + w - 4}' y='{top + 14 + 14 * k}' text-anchor='end' style='fill:{color}'>{esc(name)}</text>"
         )
     out.append("</svg>")
     return "".join(out)
