@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from seekforge.core.errors import SeekforgeError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
 
 app = typer.Typer(
     name="seekforge",
@@ -135,19 +138,25 @@ Delimiter = Annotated[str | None, typer.Option("--delimiter", help="Field separa
 Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding of the data file.")]
 
 
-def _read(data: str, delimiter: str | None, encoding: str) -> pd.DataFrame:
+def _options(config: type[M], values: dict[str, object]) -> M:
+    """Validate command-line options with a config model; a bad one is named as its option."""
     from pydantic import ValidationError
 
     from seekforge.core.errors import ConfigError
+
+    try:
+        return config.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        message = error["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"--{error['loc'][0]}: {message}, got {error['input']!r}") from None
+
+
+def _read(data: str, delimiter: str | None, encoding: str) -> pd.DataFrame:
     from seekforge.data import read_source
     from seekforge.data.config import ReadConfig
 
-    try:
-        read = ReadConfig(delimiter=delimiter, encoding=encoding)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise ConfigError(f"--{error['loc'][0]}: {error['msg'].removeprefix('Value error, ')}") from None
-    return read_source(data, read)
+    return read_source(data, _options(ReadConfig, {"delimiter": delimiter, "encoding": encoding}))
 
 
 @app.command()
@@ -220,18 +229,10 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="Write an export that fails the parity gate.")] = False,
 ) -> None:
     """Export the package's model; it is added to the package only if it passes the parity gate."""
-    from pydantic import ValidationError
-
-    from seekforge.core.errors import ConfigError
     from seekforge.export import ExportConfig, export_package
 
-    try:
-        config = ExportConfig.model_validate(
-            {"format": format_, "precision": precision, "quantization": quantization, "opset": opset}
-        )
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise ConfigError(f"--{error['loc'][0]}: {error['msg']}, got {error['input']!r}") from None
+    values = {"format": format_, "precision": precision, "quantization": quantization, "opset": opset}
+    config = _options(ExportConfig, values)
     result = export_package(package, config, force=force)
     parity = result.parity
     table = Table("check", "value", title=escape(f"parity on {parity.rows} held-out rows"))

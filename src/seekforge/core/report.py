@@ -45,6 +45,15 @@ def page(title: str, subtitle: str, sections: Sequence[tuple[str, str]]) -> str:
     )
 
 
+def _frame(width: int, height: int, left: int, top: int, w: int, h: int, title: str) -> list[str]:
+    """The opening of a chart: the svg element, its title and the plot area's border."""
+    return [
+        f"<svg width='{width}' height='{height}' role='img' aria-label='{esc(title)}'>",
+        f"<text x='{left}' y='14' font-weight='bold'>{esc(title)}</text>",
+        f"<rect x='{left}' y='{top}' width='{w}' height='{h}' fill='none' stroke='#bbb'/>",
+    ]
+
+
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     if high <= low:
         return [low]
@@ -77,11 +86,7 @@ def line_chart(
     def y(v: float) -> float:
         return top + h - (v - low) / (high - low) * h
 
-    out = [
-        f"<svg width='{width}' height='{height}' role='img' aria-label='{esc(title)}'>",
-        f"<text x='{left}' y='14' font-weight='bold'>{esc(title)}</text>",
-        f"<rect x='{left}' y='{top}' width='{w}' height='{h}' fill='none' stroke='#bbb'/>",
-    ]
+    out = _frame(width, height, left, top, w, h, title)
     for t in _ticks(low, high):
         out.append(f"<text x='{left - 4}' y='{y(t) + 4:.1f}' text-anchor='end'>{t:.3g}</text>")
     for i in sorted({0, n - 1, (n - 1) // 2}):
@@ -164,9 +169,7 @@ def scatter(
         return top + h - (v - lo_y) / (hi_y - lo_y) * h
 
     out = [
-        f"<svg width='{width}' height='{height}' role='img' aria-label='{esc(title)}'>",
-        f"<text x='{left}' y='14' font-weight='bold'>{esc(title)}</text>",
-        f"<rect x='{left}' y='{top}' width='{w}' height='{h}' fill='none' stroke='#bbb'/>",
+        *_frame(width, height, left, top, w, h, title),
         f"<text x='{left + w / 2}' y='{height - 4}' text-anchor='middle'>{esc(x_label)}</text>",
         f"<text x='12' y='{top + h / 2}' transform='rotate(-90 12 {top + h / 2})' text-anchor='middle'>{esc(y_label)}</text>",
     ]
