@@ -38,7 +38,7 @@ def test_export_adds_a_checked_onnx_model(package: Path) -> None:
     assert {"onnx/model.onnx", "onnx/model.parity.json"} <= set(manifest["files"])
     assert all(manifest["files"][name] == digest for name, digest in before.items())  # nothing else changed
     record = manifest["exports"]["onnx"]
-    assert record["parity"]["passed"] and record["opset"] == 18
+    assert record["parity"]["passed"] and record["opset"] == 18 and record["inputs"] == "raw"
     assert json.loads((package / "onnx" / "model.parity.json").read_text()) == record
 
 
@@ -54,8 +54,10 @@ def test_onnxruntime_backend_predicts_like_torch(package: Path) -> None:
 
 
 def test_backend_without_export_is_refused(package: Path) -> None:
-    with pytest.raises(PackageError, match="fp32 ONNX export that backend 'onnxruntime' runs is missing"):
+    with pytest.raises(PackageError, match="the onnx export that backend 'onnxruntime' runs is missing"):
         seekforge.load(package, backend="onnxruntime")
+    with pytest.raises(PackageError, match="--format openvino --precision int8"):
+        seekforge.load(package, backend="openvino-int8")
 
 
 def test_failed_gate_writes_nothing_unless_forced(package: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,6 +139,96 @@ def test_parity_gate_limits() -> None:
 def test_export_config_rejects_unsupported_precision() -> None:
     with pytest.raises(ValueError, match="int8"):
         ExportConfig(precision="int4")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="bf16 is not available for onnx; choose one of fp32, fp16, int8"):
+        ExportConfig(precision="bf16")
+    with pytest.raises(ValueError, match="fp16 is not available for openvino"):
+        ExportConfig(format="openvino", precision="fp16")
+    with pytest.raises(ValueError, match="optimize_graph applies to ONNX fp32"):
+        ExportConfig(precision="int8", optimize_graph=True)
+
+
+@pytest.mark.parametrize(
+    ("config", "backend"),
+    [
+        (ExportConfig(optimize_graph=True), "onnxruntime-optimized"),
+        (ExportConfig(precision="fp16"), "onnxruntime-fp16"),
+        (ExportConfig(format="openvino"), "openvino"),
+        (ExportConfig(format="openvino", precision="bf16"), "openvino-bf16"),
+        (ExportConfig(format="openvino", precision="int8"), "openvino-int8"),
+    ],
+)
+def test_every_variant_passes_its_gate_and_predicts(package: Path, config: ExportConfig, backend: str) -> None:
+    result = export_package(package, config)
+    assert result.parity.passed and result.path.is_file() and result.record["backend"] == backend
+    assert result.record["inputs"] == ("raw" if config.format == "onnx" else "encoded")
+    manifest = read_manifest(package)
+    assert set(manifest["exports"]) == {config.variant.name}
+    if config.format == "openvino":
+        assert result.path.with_suffix(".bin").is_file() and result.bytes > result.path.stat().st_size
+    frame = make_tabular(40, seed=5)
+    predictor = seekforge.load(package, backend=backend)
+    reference = seekforge.load(package, backend="torch").predict(frame)
+    agree = (predictor.predict(frame)["prediction"] == reference["prediction"]).mean()
+    assert agree >= 0.95
+
+
+def test_raw_graph_preprocesses_like_the_preprocessor(package: Path) -> None:
+    """Missing numbers, unseen and missing categories, binary synonyms: the graph agrees with torch."""
+    export_package(package)
+    records = [
+        {"x1": 0.3, "x2": None, "city": "oslo", "member": "yes"},
+        {"x1": float("nan"), "x2": 1.0, "city": "lima", "member": None},
+        {"x1": "2.5", "x2": -1, "city": None, "member": "NO"},
+    ]
+    onnx = seekforge.load(package, backend="onnxruntime")
+    assert onnx.raw
+    torch_proba = seekforge.load(package, backend="torch").predict_proba(records)
+    assert np.allclose(onnx.predict_proba(records), torch_proba, atol=1e-5)
+    from seekforge.runtime import load as runtime_load
+
+    runtime = runtime_load(package)
+    assert np.allclose(runtime.predict_proba(records), torch_proba, atol=1e-5)
+    assert runtime.predict(records)["prediction"] == list(onnx.predict(records)["prediction"])
+    from seekforge.core.errors import DataError
+
+    with pytest.raises(DataError, match="binary column 'member' holds 'maybe'"):
+        runtime.predict([{"x1": 1, "x2": 1, "city": "oslo", "member": "maybe"}])
+    with pytest.raises(DataError, match="row 0: numeric column 'x1' holds 'abc'"):
+        runtime.predict({"x1": ["abc"], "x2": [1], "city": ["oslo"], "member": ["yes"]})
+    with pytest.raises(DataError, match="lack the input column"):
+        runtime.predict([{"x1": 1}])
+
+
+def test_runtime_never_imports_torch(package: Path) -> None:
+    """The runtime path, in a fresh interpreter where importing torch, pandas or sklearn fails."""
+    import subprocess
+    import sys
+
+    export_package(package)
+    code = (
+        "import sys\n"
+        "for name in ('torch', 'pandas', 'sklearn', 'safetensors'):\n"
+        "    sys.modules[name] = None\n"
+        "from seekforge.runtime import load\n"
+        f"out = load({str(package)!r}).predict([{{'x1': 1.0, 'x2': 0.5, 'city': 'rome', 'member': 'no'}}])\n"
+        "assert out['prediction'][0] in ('buy', 'skip'), out\n"
+        "heavy = [m for m, mod in sys.modules.items() if mod is not None and m.split('.')[0] in "
+        "('torch', 'pandas', 'sklearn')]\n"
+        "assert not heavy, heavy\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_runtime_refuses_packages_it_cannot_serve(package: Path) -> None:
+    from seekforge.runtime import load as runtime_load
+
+    with pytest.raises(PackageError, match="has no fp32 ONNX export"):
+        runtime_load(package)
+    export_package(package, ExportConfig(format="openvino"))
+    with pytest.raises(PackageError, match="has no fp32 ONNX export"):
+        runtime_load(package)
 
 
 def test_int8_dynamic_for_mlp_and_static_for_cnn(package: Path, tmp_path: Path) -> None:
@@ -176,7 +268,15 @@ def test_optimize_keeps_the_fastest_variant_within_budget(package: Path, tmp_pat
     manifest = read_manifest(result.package)
     assert manifest["optimize"]["selected"] == result.selected == manifest["serving"]["backend"]
     assert manifest["lineage"]["parent"] == str(package.resolve())
-    assert [c.backend for c in result.candidates] == ["torch", "onnxruntime", "onnxruntime-int8"]
+    assert [c.backend for c in result.candidates] == [
+        "torch",
+        "onnxruntime",
+        "onnxruntime-optimized",
+        "onnxruntime-int8",
+        "openvino",
+        "openvino-bf16",
+        "openvino-int8",
+    ]
     assert seekforge.load(result.package).backend == result.selected
     assert all(c.verdict for c in result.candidates)
 

@@ -189,3 +189,11 @@ def test_export_then_predict_with_onnxruntime(workdir: Path, package: Path, tmp_
     a, b = pd.read_csv(tmp_path / "p.csv"), pd.read_csv(tmp_path / "t.csv")
     assert (a["prediction"] == b["prediction"]).all()
     assert_user_error(seekforge("export", str(copy), "--precision", "int4", cwd=tmp_path), "--precision")
+    proc = seekforge("export", str(copy), "--format", "tensorrt", cwd=tmp_path)
+    assert_user_error(proc, "exporting to tensorrt needs NVIDIA TensorRT")
+    proc = seekforge("export", str(copy), "--format", "openvino", "--precision", "fp16", cwd=tmp_path)
+    assert_user_error(proc, "fp16 is not available for openvino")
+    proc = seekforge("export", str(copy), "--format", "openvino", "--precision", "bf16", cwd=tmp_path, check=True)
+    assert "openvino/model-bf16.xml" in proc.stdout and "parity passed" in proc.stdout
+    proc = seekforge("bench", str(copy), "--batch", "1", "--seconds", "0.1", cwd=tmp_path, check=True)
+    assert "openvino-bf16" in proc.stdout

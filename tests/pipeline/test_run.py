@@ -29,7 +29,9 @@ def test_tabular_run_writes_a_complete_package(tmp_path: Path, tabular_csv: Path
     result = seekforge.run(tabular_recipe(str(tabular_csv), epochs=8), runs_dir=tmp_path / "runs")
     assert result.run_dir.parent == tmp_path / "runs" / "tiny"
     manifest = read_manifest(result.package)
-    assert set(manifest["files"]) == PACKAGE_FILES
+    assert set(manifest["files"]) == PACKAGE_FILES | {"samples.json"}  # tabular: held-out rows, raw too
+    raw = json.loads((result.package / "samples.json").read_text())
+    assert list(raw) == ["x1", "x2", "city", "member"] and len(raw["x1"]) == manifest["data"]["rows"]["test"]
     assert manifest["task"] == "classification"
     assert manifest["output"]["classes"] == ["buy", "skip"]
     assert [i["name"] for i in manifest["inputs"]] == ["x1", "x2", "city", "member"]

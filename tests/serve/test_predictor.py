@@ -59,3 +59,25 @@ def test_unfitted_preprocessor_error_is_clear() -> None:
 def test_one_record_as_a_mapping(package: Path) -> None:
     record = make_tabular(1).drop(columns=["label"]).iloc[0].to_dict()
     assert len(seekforge.load(package).predict(record)) == 1
+
+
+def test_large_inputs_are_preprocessed_ahead_in_chunks(package: Path) -> None:
+    import threading
+
+    import numpy as np
+
+    predictor = seekforge.load(package, backend="torch")
+    frame = make_tabular(500, seed=9)
+    whole = predictor.predict_proba(frame)
+    threads: list[str] = []
+    encode = predictor.encode
+
+    def recording(chunk: object) -> object:
+        threads.append(threading.current_thread().name)
+        return encode(chunk)  # type: ignore[arg-type]
+
+    predictor.encode = recording  # type: ignore[method-assign]
+    predictor.chunk_rows = 64
+    chunked = predictor.predict_proba(frame)
+    assert np.allclose(chunked, whole, atol=1e-6) and chunked.shape == (500, 2)
+    assert len(threads) == 8 and all(name.startswith("seekforge-preprocess") for name in threads)

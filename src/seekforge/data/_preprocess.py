@@ -21,19 +21,9 @@ from seekforge.data._text import TextEncoder
 from seekforge.data._validate import check_table, row_place
 from seekforge.data.config import FeaturesConfig
 from seekforge.models.config import ModelIO
+from seekforge.runtime._encode import FALSE, TRUE, binary_table, canonical
 
 FORMAT_VERSION = 1
-_TRUE = {"1", "true", "t", "yes", "y", "1.0"}
-_FALSE = {"0", "false", "f", "no", "n", "0.0"}
-
-
-def _key(value: Any) -> str:
-    """Canonical string of a category value: 3, 3.0 and '3' are the same category."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, np.generic):
-        return _key(value.item())
-    return str(value)
 
 
 def _sort_labels(values: list[Any]) -> list[Any]:
@@ -143,7 +133,7 @@ class Preprocessor:
             codes = []
             for name, vocab in self.categories_.items():
                 index = {v: i + 1 for i, v in enumerate(vocab)}  # 0 is the unknown bucket
-                codes.append([0 if pd.isna(v) else index.get(_key(v), 0) for v in frame[name]])
+                codes.append([0 if pd.isna(v) else index.get(canonical(v), 0) for v in frame[name]])
             batch["category"] = torch.tensor(np.array(codes, dtype=np.int64).T)
         for name, encoder in self.text_.items():
             ids, mask = encoder.encode(frame[name].fillna("").astype(str).tolist())
@@ -162,10 +152,10 @@ class Preprocessor:
         if self.task == "regression":
             values = pd.to_numeric(target, errors="coerce").to_numpy(dtype=np.float64)
             return torch.from_numpy(((values - self.target_mean_) / self.target_std_).astype(np.float32))
-        index = {_key(c): i for i, c in enumerate(self.classes_)}
+        index = {canonical(c): i for i, c in enumerate(self.classes_)}
         codes = []
         for pos, value in enumerate(target):
-            code = index.get(_key(value))
+            code = index.get(canonical(value))
             if code is None:
                 raise DataError(
                     f"{row_place(frame, pos)}: label {value!r} of '{name}' was never seen in training; "
@@ -291,35 +281,30 @@ def _fit_numeric(column: pd.Series, scaler: str) -> dict[str, float]:
 
 
 def _fit_binary(column: pd.Series) -> list[str]:
-    keys = sorted({_key(v).lower() for v in column.dropna()})
-    if len(keys) == 2 and keys[0] in _FALSE | _TRUE and keys[1] in _FALSE | _TRUE:
-        keys.sort(key=lambda k: k in _TRUE)
+    keys = sorted({canonical(v).lower() for v in column.dropna()})
+    if len(keys) == 2 and keys[0] in FALSE | TRUE and keys[1] in FALSE | TRUE:
+        keys.sort(key=lambda k: k in TRUE)
     if len(keys) == 1:  # a constant column still knows which side it is on
-        keys = ["", keys[0]] if keys[0] in _TRUE else [keys[0], ""]
+        keys = ["", keys[0]] if keys[0] in TRUE else [keys[0], ""]
     return keys
 
 
 def _encode_binary(frame: pd.DataFrame, name: str, negative: str, positive: str) -> np.ndarray:
+    table = binary_table(negative, positive)
     out = np.empty(len(frame), dtype=np.float64)
     for pos, value in enumerate(frame[name]):
-        if pd.isna(value):
-            out[pos] = 0.5
-            continue
-        key = _key(value).lower()
-        if key == positive or (key in _TRUE and positive in _TRUE | {""}):
-            out[pos] = 1.0
-        elif key == negative or (key in _FALSE and negative in _FALSE | {""}):
-            out[pos] = 0.0
-        else:
+        code = 0.5 if pd.isna(value) else table.get(canonical(value).lower())
+        if code is None:
             raise DataError(
                 f"{row_place(frame, pos)}: binary column '{name}' holds {value!r}; "
                 f"training saw only {negative!r} and {positive!r}"
             )
+        out[pos] = code
     return out
 
 
 def _fit_category(column: pd.Series, min_frequency: int, max_categories: int | None) -> list[str]:
-    counts = column.dropna().map(_key).value_counts()
+    counts = column.dropna().map(canonical).value_counts()
     counts = counts[counts >= min_frequency]
     # most frequent first, ties by value, so the vocabulary does not depend on row order
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -1,4 +1,4 @@
-"""Export: ONNX models recorded in the package, each behind a parity gate.
+"""Export: ONNX and OpenVINO models recorded in the package, each behind a parity gate.
 
 Example:
     >>> from seekforge.export import export_package
@@ -14,15 +14,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seekforge.core.errors import ConfigError
 from seekforge.core.package import add_to_package, read_manifest
-from seekforge.export._bench import BenchRow, available_backends, bench_package
+from seekforge.export._bench import BenchRow, bench_package
 from seekforge.export._gate import ParityRecord, check_parity
-from seekforge.export._onnx import ExportError, OnnxRunner, export_onnx, load_samples
+from seekforge.export._onnx import ExportError, OnnxRunner, export_onnx, load_samples, optimize_graph, to_fp16
 from seekforge.export._optimize import Candidate, OptimizeResult, optimize_package
 from seekforge.export._quantize import quantize_int8
-from seekforge.export.config import ExportConfig, ParityConfig
+from seekforge.export.config import (
+    BACKENDS,
+    BY_BACKEND,
+    UNAVAILABLE_FORMATS,
+    VARIANTS,
+    ExportConfig,
+    ParityConfig,
+    Variant,
+)
 
 __all__ = [
+    "BACKENDS",
+    "BY_BACKEND",
+    "VARIANTS",
     "BenchRow",
     "Candidate",
     "ExportConfig",
@@ -32,10 +44,12 @@ __all__ = [
     "OptimizeResult",
     "ParityConfig",
     "ParityRecord",
-    "available_backends",
+    "Variant",
     "bench_package",
+    "check_format",
     "check_parity",
     "export_package",
+    "open_runner",
     "optimize_package",
 ]
 
@@ -51,13 +65,29 @@ class ExportResult:
     record: dict[str, Any]
 
 
+def check_format(name: str) -> None:
+    """Fail with what is needed when ``name`` is a format this machine cannot build.
+
+    Raises:
+        ConfigError: An unknown format, or one whose toolchain is not here.
+    """
+    if name in UNAVAILABLE_FORMATS:
+        raise ConfigError(
+            f"exporting to {name} needs {UNAVAILABLE_FORMATS[name]}, which seekforge cannot use here",
+            hint="export to onnx or openvino, or convert the ONNX export with that toolchain",
+        )
+    if name not in ("onnx", "openvino"):
+        raise ConfigError(f"unknown export format {name!r}; available: onnx, openvino")
+
+
 def export_package(package: str | Path, config: ExportConfig | None = None, *, force: bool = False) -> ExportResult:
     """Export a package's model and add it to the package if it passes the parity gate.
 
     The torch model and the export both predict the held-out rows the package carries; an export that
     breaks a limit of ``config.limits`` is not written, unless ``force``, which writes it marked failed.
-    An fp32 export is ``onnx/model.onnx``, an INT8 one ``onnx/model-int8.onnx``; each has its record under
-    ``exports`` in package.json and beside it in ``<file>.parity.json``.
+    Each variant has its own file (see :data:`VARIANTS`), its record under ``exports`` in package.json
+    and beside it in ``<file>.parity.json``. ONNX files of packages whose inputs are all numeric, binary or
+    category features hold the preprocessing too, and take raw feature values (``"inputs": "raw"``).
 
     Raises:
         PackageError: Not a valid package, or one without held-out rows.
@@ -68,36 +98,89 @@ def export_package(package: str | Path, config: ExportConfig | None = None, *, f
     from seekforge.train import Tensors
 
     config = config or ExportConfig()
+    variant = config.variant
     package = Path(package)
     manifest = read_manifest(package)
     samples = load_samples(package, manifest)
     model = build_model(package)
-    stem = "model" if config.precision == "fp32" else f"model-{config.precision}"
-    record: dict[str, Any] = {"file": f"onnx/{stem}.onnx", "precision": config.precision, "opset": config.opset}
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "model.onnx"
-        export_onnx(model, {k: v[:8] for k, v in samples.inputs.items()}, path, opset=config.opset)
-        if config.precision == "int8":
-            calibration = (
-                Tensors.load(package / "calibration.safetensors")
-                if "calibration.safetensors" in manifest["files"]
-                else None
-            )
-            path, fp32 = Path(scratch) / f"{stem}.onnx", path
-            record["quantization"] = quantize_int8(fp32, path, method=config.quantization, calibration=calibration)
+    calibration = (
+        Tensors.load(package / "calibration.safetensors") if "calibration.safetensors" in manifest["files"] else None
+    )
+    record: dict[str, Any] = {
+        "file": variant.file,
+        "backend": variant.backend,
+        "format": variant.format,
+        "precision": variant.precision,
+        "opset": config.opset,
+        "inputs": "encoded",
+    }
+    raw_samples = _raw_samples(package, manifest) if variant.format == "onnx" else None
+    with tempfile.TemporaryDirectory() as scratch_dir:
+        scratch = Path(scratch_dir)
+        fp32 = scratch / "fp32.onnx"
+        export_onnx(model, {k: v[:8] for k, v in samples.inputs.items()}, fp32, opset=config.opset)
+        built = scratch / Path(variant.file).name
+        if variant.format == "openvino":
+            from seekforge.export._openvino import export_openvino
+
+            record.update(export_openvino(fp32, built, precision=variant.precision, calibration=calibration))
+        elif variant.precision == "int8":
+            record["quantization"] = quantize_int8(fp32, built, method=config.quantization, calibration=calibration)
+        elif variant.precision == "fp16":
+            to_fp16(fp32, built)
+        elif variant.graph_optimized:
+            optimize_graph(fp32, built)
+        else:
+            fp32.rename(built)
+        if raw_samples is not None:
+            _prepend_preprocessing(built, package)
+            record["inputs"] = "raw"
         reference = infer(model, samples.inputs)
-        candidate = OnnxRunner(path)(samples.inputs)
+        candidate = open_runner(package, record, path=built)(raw_samples or samples.inputs)
         parity = check_parity(reference, candidate, samples.target, task=manifest["task"], limits=config.limits)
         if not parity.passed and not force:
             raise ExportError(
-                f"the {config.variant} model failed the parity gate on {parity.rows} held-out rows: "
+                f"the {variant.name} model failed the parity gate on {parity.rows} held-out rows: "
                 + "; ".join(parity.failures),
                 hint="nothing was written; --force writes it anyway, marked as failed",
             )
-        record.update(parity=parity.to_dict(), limits=config.limits.model_dump(), bytes=path.stat().st_size)
+        files: dict[str, Path | str] = {variant.file: built}
+        if variant.format == "openvino":
+            files[variant.file.replace(".xml", ".bin")] = built.with_suffix(".bin")
+        size = sum(Path(f).stat().st_size for f in files.values())
+        record.update(parity=parity.to_dict(), limits=config.limits.model_dump(), bytes=size)
+        files[str(Path(variant.file).with_suffix(".parity.json"))] = json.dumps(record, indent=2)
         add_to_package(
-            package,
-            files={record["file"]: path, f"onnx/{stem}.parity.json": json.dumps(record, indent=2)},
-            manifest={"exports": {**manifest.get("exports", {}), config.variant: record}},
+            package, files=files, manifest={"exports": {**manifest.get("exports", {}), variant.name: record}}
         )
     return ExportResult(package, package / record["file"], parity, record["bytes"], record)
+
+
+def open_runner(package: Path, record: dict[str, Any], *, path: Path | None = None, threads: int | None = None) -> Any:
+    """A callable that runs the export ``record`` describes (``path`` overrides its file): encoded batch
+    dicts, or raw feeds for an ONNX graph that holds its preprocessing, in; logits out."""
+    file = path or package / record["file"]
+    if record["format"] == "openvino":
+        from seekforge.export._openvino import OpenVinoRunner
+
+        return OpenVinoRunner(file, precision=record["precision"], threads=threads)
+    return OnnxRunner(file, threads=threads)
+
+
+def _raw_samples(package: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """Raw feeds of the held-out rows when the package carries them raw (tabular inputs only)."""
+    from seekforge.runtime import raw_feeds
+
+    if "samples.json" not in manifest["files"]:
+        return None
+    columns = json.loads((package / "samples.json").read_text(encoding="utf-8"))
+    return raw_feeds(manifest["inputs"], columns)
+
+
+def _prepend_preprocessing(path: Path, package: Path) -> None:
+    from seekforge.core.deps import require
+    from seekforge.export._pregraph import with_preprocessing
+
+    onnx = require("onnx", purpose="ONNX export")
+    state = json.loads((package / "preprocessor.json").read_text(encoding="utf-8"))
+    onnx.save(with_preprocessing(onnx.load(str(path)), state), str(path))

@@ -15,7 +15,6 @@ import torch
 from seekforge.core.errors import ConfigError
 from seekforge.core.package import read_manifest
 from seekforge.core.progress import make_progress
-from seekforge.serve._predictor import EXPORT_OF, available_backends
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,8 @@ def bench_package(
     seconds: float = 2.0,
     max_runs: int = 1000,
 ) -> list[BenchRow]:
-    """Time the model alone (encoded inputs in, outputs out) for every backend and batch size.
+    """Time the model alone for every backend and batch size: encoded inputs in, outputs out (raw feature
+    values in, for an ONNX graph that holds its preprocessing), the preprocessor's Python work excluded.
 
     Each measurement runs ``warmup`` untimed calls, then timed calls for about ``seconds`` (at least 10,
     at most ``max_runs``). Inputs are the package's held-out rows, repeated to fill a batch.
@@ -59,9 +59,11 @@ def bench_package(
     Raises:
         ConfigError: A backend the package does not hold.
     """
-    from seekforge.export._onnx import OnnxRunner, load_samples
+    from seekforge.export import _raw_samples, open_runner
+    from seekforge.export._onnx import load_samples
     from seekforge.models import infer
     from seekforge.serve import build_model
+    from seekforge.serve._predictor import available_backends, passing_export
 
     package = Path(package)
     manifest = read_manifest(package)
@@ -71,9 +73,10 @@ def bench_package(
     if missing:
         raise ConfigError(
             f"{package} has no {', '.join(missing)} backend; it has: {', '.join(have)}",
-            hint="export first: seekforge export PACKAGE --format onnx [--precision int8]",
+            hint="export first: seekforge export PACKAGE --format onnx|openvino [--precision ...]",
         )
     samples = load_samples(package, manifest)
+    raw = _raw_samples(package, manifest)
     threads = threads or torch.get_num_threads()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -83,26 +86,28 @@ def bench_package(
             task = progress.add_task("bench", total=len(chosen) * len(batches), status="")
             for backend in chosen:
                 # One call per batch: the whole batch goes through the model at once.
+                inputs: dict[str, Any] = samples.inputs
                 if backend == "torch":
                     run: Callable[..., Any] = functools.partial(infer, build_model(package), batch_size=10**9)
                 else:
-                    export = manifest["exports"][EXPORT_OF[backend]]
-                    run = functools.partial(OnnxRunner(package / export["file"], threads=threads), batch_size=10**9)
+                    export = passing_export(manifest, backend)
+                    assert export is not None
+                    run = functools.partial(open_runner(package, export, threads=threads), batch_size=10**9)
+                    if export.get("inputs") == "raw":
+                        inputs = raw  # type: ignore[assignment]
                 for batch in batches:
                     progress.update(task, status=f"{backend} batch {batch}")
-                    rows.append(
-                        _time(run, _fill(samples.inputs, batch), backend, batch, threads, warmup, seconds, max_runs)
-                    )
+                    rows.append(_time(run, _fill(inputs, batch), backend, batch, threads, warmup, seconds, max_runs))
                     progress.advance(task)
     finally:
         torch.set_num_threads(previous)
     return rows
 
 
-def _fill(inputs: dict[str, torch.Tensor], batch: int) -> dict[str, torch.Tensor]:
-    have = next(iter(inputs.values())).shape[0]
-    index = torch.arange(batch) % have
-    return {k: v[index] for k, v in inputs.items()}
+def _fill(inputs: dict[str, Any], batch: int) -> dict[str, Any]:
+    """``batch`` rows of ``inputs`` (tensors or raw arrays), repeating them as needed."""
+    index = np.arange(batch) % len(next(iter(inputs.values())))
+    return {k: v[torch.from_numpy(index)] if isinstance(v, torch.Tensor) else v[index] for k, v in inputs.items()}
 
 
 def _time(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -93,37 +93,90 @@ def export_onnx(model: nn.Module, example: dict[str, torch.Tensor], path: Path, 
 
 
 class OnnxRunner:
-    """Runs an exported model with onnxruntime on batch dicts from the preprocessor."""
+    """Runs an exported model with onnxruntime: on batch dicts from the preprocessor, or, for a graph
+    that holds its preprocessing, on raw feeds (:func:`seekforge.runtime.raw_feeds`)."""
 
     def __init__(self, path: Path, *, threads: int | None = None) -> None:
-        ort = require("onnxruntime", purpose="the onnxruntime backend")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime's errors derive from Exception only
-            raise ExportError(
-                f"onnxruntime {ort.__version__} cannot load {path}: {exc}",
-                hint="export again with a lower --opset, or update onnxruntime",
-            ) from exc
+        self.session = _session(path, threads=threads)
         self.path = path
         self.names = [i.name for i in self.session.get_inputs()]
 
-    def __call__(self, inputs: dict[str, torch.Tensor], *, batch_size: int = 256) -> torch.Tensor:
+    def __call__(self, inputs: Mapping[str, torch.Tensor | np.ndarray], *, batch_size: int = 256) -> torch.Tensor:
         """Logits for every row of ``inputs``, in order."""
         missing = [name for name in self.names if name not in inputs]
         if missing:
-            raise ExportError(f"the ONNX model needs inputs {missing} that the preprocessor did not produce")
+            raise ExportError(f"the ONNX model needs inputs {missing} that were not given")
         outputs: list[np.ndarray] = []
-        for start in range(0, num_rows(inputs), batch_size):
-            batch = collate(inputs, slice(start, start + batch_size))
-            feeds: dict[str, Any] = {name: batch[name].numpy() for name in self.names}
+        raw = not all(isinstance(v, torch.Tensor) for v in inputs.values())
+        rows = len(next(iter(inputs.values()))) if raw else num_rows(inputs)  # type: ignore[arg-type]
+        for start in range(0, rows, batch_size):
+            if raw:
+                feeds = {name: np.asarray(inputs[name][start : start + batch_size]) for name in self.names}
+            else:
+                batch = collate(inputs, slice(start, start + batch_size))  # type: ignore[arg-type]
+                feeds = {name: batch[name].numpy() for name in self.names}
             try:
                 outputs.append(self.session.run(None, feeds)[0])
             except Exception as exc:
                 raise ExportError(f"onnxruntime failed to run {self.path}: {exc}") from exc
         return torch.from_numpy(np.concatenate(outputs)) if outputs else torch.empty(0)
+
+
+def _session(path: Path, *, threads: int | None = None, optimized: Path | None = None) -> Any:
+    ort = require("onnxruntime", purpose="the onnxruntime backend")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    if optimized is not None:
+        # EXTENDED, not ALL: ALL adds layout changes tied to this CPU, which a saved model must not carry
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(optimized)
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's errors derive from Exception only
+        raise ExportError(
+            f"onnxruntime {ort.__version__} cannot load {path}: {exc}",
+            hint="export again with a lower --opset, or update onnxruntime",
+        ) from exc
+
+
+def optimize_graph(source: Path, out: Path) -> None:
+    """Save onnxruntime's graph optimisations of ``source`` (fusions, constant folding) to ``out``."""
+    _session(source, optimized=out)
+    if not out.is_file():
+        raise ExportError("onnxruntime did not write the optimised graph")
+
+
+def to_fp16(source: Path, out: Path) -> None:
+    """Convert the weights and computation of ``source`` to float16, keeping float32 inputs and outputs."""
+    onnx = require("onnx", purpose="fp16 export")
+    float16 = require("onnxruntime.transformers.float16", purpose="fp16 export")
+    try:
+        with _quiet_exporter():
+            model = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    except Exception as exc:
+        raise ExportError(f"the fp16 conversion failed: {exc}") from exc
+    _sort_nodes(model.graph)  # the converter appends its input casts after the nodes that read them
+    onnx.save(model, str(out))
+
+
+def _sort_nodes(graph: Any) -> None:
+    """Order ``graph``'s nodes so that each comes after the nodes whose outputs it reads."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        waiting = []
+        for node in pending:
+            if all(name in ready for name in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                waiting.append(node)
+        if len(waiting) == len(pending):
+            raise ExportError(f"the graph has a cycle or an undefined input near node {waiting[0].name!r}")
+        pending = waiting
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
 def load_samples(package: Path, manifest: dict[str, Any]) -> Any:

@@ -13,14 +13,17 @@ from seekforge.core.errors import ConfigError, PackageError, SeekforgeError
 from seekforge.core.io import atomic_dir
 from seekforge.core.package import add_to_package, read_manifest, write_package
 from seekforge.export._bench import bench_package
-from seekforge.export.config import ExportConfig, ParityConfig
+from seekforge.export.config import VARIANTS, ExportConfig, ParityConfig
 
 TARGETS = ("cpu", "gpu", "edge")
-#: backend -> how to build it (None: the package's own torch model)
+#: backend -> how to build it (None: the package's own torch model); fp16 is for GPU targets only
 CPU_CANDIDATES: dict[str, ExportConfig | None] = {
     "torch": None,
-    "onnxruntime": ExportConfig(precision="fp32"),
-    "onnxruntime-int8": ExportConfig(precision="int8"),
+    **{
+        v.backend: ExportConfig(format=v.format, precision=v.precision, optimize_graph=v.graph_optimized)  # type: ignore[arg-type]
+        for v in VARIANTS.values()
+        if v.precision != "fp16"
+    },
 }
 
 

@@ -1,10 +1,11 @@
-"""Configuration of exports and of the parity gate every export must pass."""
+"""Configuration of exports, the table of export variants, and the parity gate every export must pass."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from seekforge.core.config import BaseConfig
 
@@ -14,7 +15,7 @@ class ParityConfig(BaseConfig):
 
     Attributes:
         max_abs_diff: Largest allowed difference of any output value (logits, or the scaled regression
-            output); None skips the check (quantized models move every value a little).
+            output); None skips the check (reduced precisions move every value a little).
         min_agreement: Smallest allowed share of rows whose predicted class is the same (classifiers).
         max_metric_drop: Largest allowed drop of the headline metric (accuracy, or R2) on those rows.
     """
@@ -27,29 +28,86 @@ class ParityConfig(BaseConfig):
 #: The gate each precision must pass unless the caller sets its own.
 DEFAULT_LIMITS = {
     "fp32": ParityConfig(),
+    "fp16": ParityConfig(max_abs_diff=None, min_agreement=0.99, max_metric_drop=0.005),
+    "bf16": ParityConfig(max_abs_diff=None, min_agreement=0.98, max_metric_drop=0.01),
     "int8": ParityConfig(max_abs_diff=None, min_agreement=0.97, max_metric_drop=0.01),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One kind of exported model: its name in ``package.json``, the backend that runs it, its file."""
+
+    name: str
+    backend: str
+    format: str
+    precision: str
+    file: str
+    graph_optimized: bool = False
+
+
+#: Every export variant, by name. A backend runs exactly one variant.
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("onnx", "onnxruntime", "onnx", "fp32", "onnx/model.onnx"),
+        Variant("onnx-optimized", "onnxruntime-optimized", "onnx", "fp32", "onnx/model-optimized.onnx", True),
+        Variant("onnx-fp16", "onnxruntime-fp16", "onnx", "fp16", "onnx/model-fp16.onnx"),
+        Variant("onnx-int8", "onnxruntime-int8", "onnx", "int8", "onnx/model-int8.onnx"),
+        Variant("openvino", "openvino", "openvino", "fp32", "openvino/model.xml"),
+        Variant("openvino-bf16", "openvino-bf16", "openvino", "bf16", "openvino/model-bf16.xml"),
+        Variant("openvino-int8", "openvino-int8", "openvino", "int8", "openvino/model-int8.xml"),
+    )
+}
+#: backend name -> the variant it runs
+BY_BACKEND = {v.backend: v for v in VARIANTS.values()}
+BACKENDS = ("torch", *BY_BACKEND)
+PRECISIONS = {"onnx": ("fp32", "fp16", "int8"), "openvino": ("fp32", "bf16", "int8")}
+#: Formats seekforge knows of but cannot build on this machine, and what they need.
+UNAVAILABLE_FORMATS = {
+    "tensorrt": "NVIDIA TensorRT (pip install tensorrt) and a CUDA GPU",
+    "tflite": "TensorFlow Lite (pip install tensorflow) and an ONNX-to-TensorFlow converter",
+    "coreml": "Apple Core ML Tools (pip install coremltools), best run on macOS",
 }
 
 
 class ExportConfig(BaseConfig):
     """What to export.
 
-    ``precision`` fp32 keeps the model's own numbers; int8 quantizes it with onnxruntime: weights and
-    activations from calibration rows (static, QDQ) for convolutional models, weights ahead and
-    activations at run time (dynamic) for the others, unless ``quantization`` says which.
+    ``format`` onnx runs on onnxruntime; openvino writes an OpenVINO IR. ``precision`` fp32 keeps the
+    model's own numbers; fp16 (ONNX) halves the weights for GPU targets; bf16 (OpenVINO) computes in
+    bfloat16 where the CPU supports it; int8 quantizes: with onnxruntime, weights and activations from
+    calibration rows (static, QDQ) for convolutional models and weights ahead, activations at run time
+    (dynamic) for the others, unless ``quantization`` says which; with OpenVINO, NNCF's post-training
+    quantization on the calibration rows. ``optimize_graph`` (ONNX fp32) saves onnxruntime's graph
+    optimisations (operator fusion, constant folding) in the file.
     """
 
-    format: Literal["onnx"] = "onnx"
-    precision: Literal["fp32", "int8"] = "fp32"
+    format: Literal["onnx", "openvino"] = "onnx"
+    precision: Literal["fp32", "fp16", "bf16", "int8"] = "fp32"
     quantization: Literal["auto", "dynamic", "static"] = "auto"
+    optimize_graph: bool = False
     opset: Annotated[int, Field(ge=17, le=23)] = 18
     parity: ParityConfig | None = None
+
+    @model_validator(mode="after")
+    def _combination(self) -> ExportConfig:
+        if self.precision not in PRECISIONS[self.format]:
+            raise ValueError(
+                f"precision {self.precision} is not available for {self.format}; "
+                f"choose one of {', '.join(PRECISIONS[self.format])}"
+            )
+        if self.optimize_graph and (self.format, self.precision) != ("onnx", "fp32"):
+            raise ValueError("optimize_graph applies to ONNX fp32 exports (int8 exports are optimised already)")
+        return self
 
     @property
     def limits(self) -> ParityConfig:
         return self.parity or DEFAULT_LIMITS[self.precision]
 
     @property
-    def variant(self) -> str:
-        """The export's name in the package: ``onnx`` (fp32) or ``onnx-int8``."""
-        return "onnx" if self.precision == "fp32" else f"onnx-{self.precision}"
+    def variant(self) -> Variant:
+        """The export's entry in :data:`VARIANTS`."""
+        if self.optimize_graph:
+            return VARIANTS["onnx-optimized"]
+        return VARIANTS[self.format if self.precision == "fp32" else f"{self.format}-{self.precision}"]

@@ -9,15 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 
 from seekforge.core.io import atomic_dir
 from seekforge.data import Preprocessor, load_splits
 from seekforge.monitor import build_reference
 from seekforge.recipe import Recipe
+from seekforge.runtime._encode import GRAPH_TYPES, is_missing
 from seekforge.train import Tensors
 
 SPLITS = ("train", "validation", "test")
+#: Held-out rows a package carries to check exports against.
+SAMPLE_ROWS = 512
 
 
 @dataclass
@@ -29,6 +34,8 @@ class Prepared:
     data_hash: str
     reference: dict[str, Any]
     key: str
+    #: The first SAMPLE_ROWS test rows' raw input columns, when the ONNX graph can hold their preprocessing.
+    raw_samples: dict[str, list[Any]] | None = None
 
 
 def preparation_key(recipe: Recipe) -> str:
@@ -59,19 +66,33 @@ def prepare(recipe: Recipe, run_dir: Path) -> Prepared:
         target = preprocessor.transform_target(frame) if len(frame) else torch.empty(0)
         encoded[name] = Tensors(inputs, target)
     reference = build_reference(splits.train, preprocessor)
+    raw = _raw_columns(splits.test.head(SAMPLE_ROWS), recipe) if len(splits.test) else None
     with atomic_dir(folder, overwrite=True) as tmp:
         preprocessor.save(tmp / "preprocessor.json")
         for name, data in encoded.items():
             if len(data.target):
                 data.save(tmp / f"{name}.safetensors")
         (tmp / "reference.json").write_text(json.dumps(reference), encoding="utf-8")
+        if raw is not None:
+            (tmp / "raw_samples.json").write_text(json.dumps(raw), encoding="utf-8")
         meta = {
             "key": key,
             "data_hash": splits.data_hash,
             "rows": {n: len(getattr(splits, n)) for n in SPLITS},
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    return Prepared(preprocessor, encoded, splits.data_hash, reference, key)
+    return Prepared(preprocessor, encoded, splits.data_hash, reference, key, raw)
+
+
+def _raw_columns(frame: pd.DataFrame, recipe: Recipe) -> dict[str, list[Any]] | None:
+    """JSON-ready raw input columns of ``frame`` (missing values as null), or None when an input is text
+    or an image (whose preprocessing stays outside the ONNX graph)."""
+    if any(f.type not in GRAPH_TYPES for f in recipe.features.inputs):
+        return None
+    return {
+        f.name: [None if is_missing(v) else v.item() if isinstance(v, np.generic) else v for v in frame[f.name]]
+        for f in recipe.features.inputs
+    }
 
 
 def load_prepared(folder: Path) -> Prepared | None:
@@ -86,4 +107,6 @@ def load_prepared(folder: Path) -> Prepared | None:
         path = folder / f"{name}.safetensors"
         splits[name] = Tensors.load(path) if path.is_file() else Tensors({}, torch.empty(0))
     reference = json.loads((folder / "reference.json").read_text(encoding="utf-8"))
-    return Prepared(preprocessor, splits, meta["data_hash"], reference, meta["key"])
+    raw_path = folder / "raw_samples.json"
+    raw = json.loads(raw_path.read_text(encoding="utf-8")) if raw_path.is_file() else None
+    return Prepared(preprocessor, splits, meta["data_hash"], reference, meta["key"], raw)

@@ -22,14 +22,12 @@ from seekforge.core.package import seekforge_version, write_package
 from seekforge.core.progress import console
 from seekforge.models import infer
 from seekforge.pipeline._fit import fit
-from seekforge.pipeline._prepare import Prepared, prepare
+from seekforge.pipeline._prepare import SAMPLE_ROWS, Prepared, prepare
 from seekforge.pipeline._report import render_report
 from seekforge.recipe import Recipe, load_recipe
 from seekforge.serve import build_model, evaluate_logits
 from seekforge.train import DistContext, Tensors
 from seekforge.train._trainer import checkpoint_path
-
-SAMPLE_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -139,6 +137,8 @@ def finish(recipe: Recipe, prepared: Prepared, folder: Path) -> RunResult:
         # training rows, encoded, for calibrating quantized models
         "calibration.safetensors": _sample(prepared.splits["train"], SAMPLE_ROWS, recipe.seed).to_bytes(),
     }
+    if prepared.raw_samples is not None:  # the same rows, raw, for exports that embed the preprocessing
+        files["samples.json"] = json.dumps(prepared.raw_samples)
     package = write_package(folder / "package", files=files, manifest=manifest, overwrite=True)
     write_text_atomic(folder / "report.html", report)
     return RunResult(folder, package, metrics, result["history"])

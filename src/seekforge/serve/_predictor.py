@@ -7,6 +7,7 @@ import functools
 import importlib.util
 import json
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,11 @@ from torch import nn
 from seekforge.core.errors import DataError, PackageError
 from seekforge.core.package import read_manifest
 from seekforge.data import Preprocessor, check_table
+from seekforge.export.config import BACKENDS, BY_BACKEND
 from seekforge.models import MODELS, ModelIO, infer
 from seekforge.train import classification_metrics, regression_metrics
 
 Records = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
-BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8")
-EXPORT_OF = {"onnxruntime": "onnx", "onnxruntime-int8": "onnx-int8"}  # backend -> the export it runs
 
 
 def build_model(package: Path, *, model_json: dict[str, Any] | None = None) -> nn.Module:
@@ -45,17 +45,11 @@ def build_model(package: Path, *, model_json: dict[str, Any] | None = None) -> n
 
 def to_frame(records: Records) -> pd.DataFrame:
     """Accept a DataFrame, a list of row mappings, a mapping of columns, or one record as a mapping."""
+    from seekforge.runtime import as_columns
+
     if isinstance(records, pd.DataFrame):
         return records
-    if isinstance(records, Mapping):
-        columns = dict(records)
-        one_record = all(isinstance(v, str) or not isinstance(v, Sequence | np.ndarray) for v in columns.values())
-        frame = pd.DataFrame([columns] if one_record else columns)
-    else:
-        rows = list(records)
-        if rows and not all(isinstance(r, Mapping) for r in rows):
-            raise DataError("records must be mappings of feature name to value", hint='e.g. [{"age": 41, ...}]')
-        frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(as_columns(records))
     frame.attrs["source"] = "records"
     return frame
 
@@ -72,14 +66,18 @@ class Predictor:
         path: Path,
         manifest: dict[str, Any],
         preprocessor: Preprocessor,
-        runner: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+        runner: Callable[[Any], torch.Tensor],
         backend: str,
+        *,
+        raw: bool = False,
     ) -> None:
         self.path = path
         self.manifest = manifest
         self.preprocessor = preprocessor
         self.runner = runner
         self.backend = backend
+        self.raw = raw  # the runner's graph holds the preprocessing and takes raw feature values
+        self.chunk_rows = 2048
 
     @property
     def task(self) -> str:
@@ -90,10 +88,35 @@ class Predictor:
         return self.manifest["output"].get("classes")
 
     def logits(self, records: Records) -> torch.Tensor:
+        """Model outputs for every record, in order.
+
+        Large inputs go in chunks of :attr:`chunk_rows`, and a worker thread preprocesses the next chunk
+        while the model runs on the current one (both release the GIL for most of their work).
+        """
         frame = to_frame(records)
         if frame.empty:
             raise DataError("nothing to predict: no records were given")
-        return self.runner(self.preprocessor.transform(frame))
+        if len(frame) <= self.chunk_rows:
+            return self.runner(self.encode(frame))
+        chunks = [frame.iloc[start : start + self.chunk_rows] for start in range(0, len(frame), self.chunk_rows)]
+        outputs = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seekforge-preprocess") as pool:
+            pending = pool.submit(self.encode, chunks[0])
+            for following in [*chunks[1:], None]:
+                encoded = pending.result()
+                if following is not None:
+                    pending = pool.submit(self.encode, following)
+                outputs.append(self.runner(encoded))
+        return torch.cat(outputs)
+
+    def encode(self, frame: pd.DataFrame) -> Any:
+        """What the runner takes: the preprocessor's tensors, or checked raw values for a raw graph."""
+        if not self.raw:
+            return self.preprocessor.transform(frame)
+        from seekforge.runtime import raw_feeds
+
+        checked = check_table(frame, self.preprocessor.features, with_output=False)
+        return raw_feeds(self.manifest["inputs"], {str(k): list(v) for k, v in checked.items()})
 
     def predict(self, records: Records) -> pd.DataFrame:
         """Predictions (and class probabilities) for each record, in order."""
@@ -130,18 +153,24 @@ def evaluate_logits(pre: Preprocessor, logits: torch.Tensor, target: torch.Tenso
 
 def passing_export(manifest: dict[str, Any], backend: str) -> dict[str, Any] | None:
     """The export record ``backend`` runs, if the package holds one that passed its parity gate."""
-    export = manifest.get("exports", {}).get(EXPORT_OF.get(backend, ""))
+    variant = BY_BACKEND.get(backend)
+    export = manifest.get("exports", {}).get(variant.name) if variant else None
     return export if export and export["parity"]["passed"] else None
 
 
 def available_backends(manifest: dict[str, Any]) -> list[str]:
-    """torch, and the backend of each ONNX export that passed its parity gate."""
-    return ["torch"] + [b for b in EXPORT_OF if passing_export(manifest, b)]
+    """torch, and the backend of each export that passed its parity gate and whose library is installed."""
+    runtime = {"onnx": "onnxruntime", "openvino": "openvino"}
+    return ["torch"] + [
+        b
+        for b, v in BY_BACKEND.items()
+        if passing_export(manifest, b) and importlib.util.find_spec(runtime[v.format]) is not None
+    ]
 
 
 def _auto_backend(manifest: dict[str, Any]) -> str:
     """The backend ``optimize`` chose, else onnxruntime on a passing fp32 export, else torch."""
-    usable = available_backends(manifest) if importlib.util.find_spec("onnxruntime") else ["torch"]
+    usable = available_backends(manifest)
     chosen = manifest.get("serving", {}).get("backend")
     if chosen in usable:
         return str(chosen)
@@ -153,8 +182,9 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True) -> Pre
 
     Args:
         path: The package directory (``runs/<name>/<stamp>/package``).
-        backend: ``torch``; ``onnxruntime`` or ``onnxruntime-int8`` (each needs its ONNX export, passed
-            through the parity gate); or ``auto``: the backend ``seekforge optimize`` chose, else
+        backend: ``torch``; the backend of an export the package holds, passed through its parity gate
+            (``onnxruntime``, ``onnxruntime-int8``, ``openvino``, ...: see ``seekforge.export.VARIANTS``); or
+            ``auto``: the backend ``seekforge optimize`` chose, else
             onnxruntime when the package has a passing fp32 export and onnxruntime is installed, else torch.
         verify: Check every file's sha256 against ``package.json``.
 
@@ -169,18 +199,19 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True) -> Pre
         backend = _auto_backend(manifest)
     export = passing_export(manifest, backend)
     if backend != "torch" and export is None:
-        precision = "int8" if backend.endswith("int8") else "fp32"
-        reason = "failed its parity gate" if EXPORT_OF[backend] in manifest.get("exports", {}) else "is missing"
+        variant = BY_BACKEND[backend]
+        reason = "failed its parity gate" if variant.name in manifest.get("exports", {}) else "is missing"
+        flag = " --optimize-graph" if variant.graph_optimized else ""
         raise PackageError(
-            f"{path}: the {precision} ONNX export that backend '{backend}' runs {reason}",
-            hint=f"run: seekforge export {path} --format onnx --precision {precision}",
+            f"{path}: the {variant.name} export that backend '{backend}' runs {reason}",
+            hint=f"run: seekforge export {path} --format {variant.format} --precision {variant.precision}{flag}",
         )
     try:
         preprocessor = Preprocessor.load(path / "preprocessor.json")
         if export is not None:
-            from seekforge.export import OnnxRunner
+            from seekforge.export import open_runner
 
-            runner: Callable[[dict[str, torch.Tensor]], torch.Tensor] = OnnxRunner(path / export["file"])
+            runner: Callable[[Any], torch.Tensor] = open_runner(path, export)
         else:
             model = build_model(path)
             runner = functools.partial(infer, model, batch_size=256)
@@ -188,4 +219,5 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True) -> Pre
         if isinstance(exc, PackageError):
             raise
         raise PackageError(f"{path}: cannot rebuild the model ({type(exc).__name__}: {exc})") from exc
-    return Predictor(path, manifest, preprocessor, runner, backend)
+    raw = export is not None and export.get("inputs") == "raw"
+    return Predictor(path, manifest, preprocessor, runner, backend, raw=raw)

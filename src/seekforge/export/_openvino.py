@@ -1,0 +1,108 @@
+"""OpenVINO IR export from the ONNX graph, INT8 with NNCF, and a runner for the IR.
+
+The IR is saved in fp32 (no fp16 weight compression); the precision a model computes in is set when it
+is compiled: this CPU would otherwise pick bf16 on its own, so fp32 is asked for explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seekforge.core.deps import require
+from seekforge.export._onnx import TOKEN_INPUTS, ExportError, _quiet_exporter
+from seekforge.models import collate, num_rows
+from seekforge.train import Tensors
+
+#: seekforge precision -> OpenVINO inference precision hint
+HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+
+
+def export_openvino(onnx_path: Path, xml: Path, *, precision: str, calibration: Tensors | None) -> dict[str, Any]:
+    """Convert an ONNX model (encoded inputs) to OpenVINO IR at ``xml`` (and its ``.bin``).
+
+    int8 quantizes with NNCF's post-training quantization on the calibration rows.
+
+    Returns:
+        What to record about the conversion.
+
+    Raises:
+        ExportError: OpenVINO or NNCF failed, or int8 without calibration rows.
+    """
+    ov = require("openvino", purpose="OpenVINO export")
+    try:
+        model = ov.convert_model(str(onnx_path))
+    except Exception as exc:  # OpenVINO raises its own RuntimeError subclasses
+        raise ExportError(f"OpenVINO {ov.__version__} could not convert the ONNX model: {exc}") from exc
+    record: dict[str, Any] = {"openvino": ov.__version__}
+    if precision == "int8":
+        if calibration is None or len(calibration) == 0:
+            raise ExportError(
+                "OpenVINO INT8 needs calibration rows, and the package has none",
+                hint="re-create the package with this seekforge version",
+            )
+        nncf = require("nncf", purpose="OpenVINO INT8 export")
+        names = [port.get_any_name() for port in model.inputs]
+        batches = [_feeds(batch, names) for batch in _batches(calibration.inputs, 32)]
+        transformer = any(name in TOKEN_INPUTS for name in names)
+        nncf_log = logging.getLogger("nncf")
+        level = nncf_log.level
+        nncf_log.setLevel(logging.ERROR)
+        try:
+            with _quiet_exporter():
+                model = nncf.quantize(
+                    model,
+                    nncf.Dataset(batches),
+                    subset_size=len(calibration),
+                    model_type=nncf.ModelType.TRANSFORMER if transformer else None,
+                )
+        except Exception as exc:
+            raise ExportError(f"NNCF could not quantize the model: {exc}") from exc
+        finally:
+            nncf_log.setLevel(level)
+        record["quantization"] = "nncf-ptq"
+    ov.save_model(model, str(xml), compress_to_fp16=False)
+    return record
+
+
+class OpenVinoRunner:
+    """Runs an OpenVINO IR on the CPU on batch dicts from the preprocessor."""
+
+    def __init__(self, xml: Path, *, precision: str = "fp32", threads: int | None = None) -> None:
+        ov = require("openvino", purpose="the openvino backend")
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        try:
+            self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
+        except Exception as exc:
+            raise ExportError(f"OpenVINO {ov.__version__} cannot load {xml}: {exc}") from exc
+        self.path = xml
+        self.names = [port.get_any_name() for port in self.compiled.inputs]
+        self.request = self.compiled.create_infer_request()
+
+    def __call__(self, inputs: dict[str, torch.Tensor], *, batch_size: int = 256) -> torch.Tensor:
+        """Logits for every row of ``inputs``, in order."""
+        missing = [name for name in self.names if name not in inputs]
+        if missing:
+            raise ExportError(f"the OpenVINO model needs inputs {missing} that the preprocessor did not produce")
+        outputs = []
+        for batch in _batches(inputs, batch_size):
+            try:
+                result = self.request.infer(_feeds(batch, self.names))
+            except Exception as exc:
+                raise ExportError(f"OpenVINO failed to run {self.path}: {exc}") from exc
+            outputs.append(np.array(result[0], copy=True))
+        return torch.from_numpy(np.concatenate(outputs)) if outputs else torch.empty(0)
+
+
+def _batches(inputs: dict[str, torch.Tensor], size: int) -> list[dict[str, torch.Tensor]]:
+    return [collate(inputs, slice(start, start + size)) for start in range(0, num_rows(inputs), size)]
+
+
+def _feeds(batch: dict[str, torch.Tensor], names: list[str]) -> dict[str, np.ndarray]:
+    return {name: batch[name].numpy() for name in names}

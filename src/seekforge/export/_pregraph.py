@@ -1,0 +1,118 @@
+"""The fitted preprocessing of numeric, binary and category features as an ONNX graph, joined in front of
+the model graph so that the exported file predicts from raw feature values.
+
+Each feature is one graph input of shape ``[batch]``: numeric features as float64 (missing as NaN),
+binary and category features as strings (see :mod:`seekforge.runtime._encode`). The graph imputes and
+scales numbers, maps binary values to 0/1 (0.5 when missing) and categories to vocabulary codes (0, the
+unknown bucket, for unseen or missing values), exactly as :class:`~seekforge.data.Preprocessor` does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from seekforge.core.deps import require
+from seekforge.runtime._encode import GRAPH_TYPES, binary_table
+
+ML_DOMAIN = "ai.onnx.ml"
+ML_OPSET = 3
+
+
+def holds_preprocessing(state: dict[str, Any]) -> bool:
+    """Whether every input of a preprocessor (its ``to_dict()``) can be preprocessed in the graph."""
+    return all(f["type"] in GRAPH_TYPES for f in state["features"]["inputs"])
+
+
+def with_preprocessing(model: Any, state: dict[str, Any]) -> Any:
+    """``model`` (an ``onnx.ModelProto`` on encoded inputs) with the preprocessing graph in front.
+
+    The joined model's inputs are the features by name, in the recipe's order; its output is ``logits``.
+    """
+    onnx = require("onnx", purpose="ONNX export")
+    helper, proto = onnx.helper, onnx.TensorProto
+    nodes: list[Any] = []
+    inputs: list[Any] = []
+    kinds = {f["name"]: f["type"] for f in state["features"]["inputs"]}
+
+    def column(name: str, value: str) -> str:
+        """Reshape a ``[batch]`` value to ``[batch, 1]`` for concatenation."""
+        nodes.append(helper.make_node("Unsqueeze", [value, "pre/axis1"], [f"pre/{name}/column"]))
+        return f"pre/{name}/column"
+
+    numeric: list[str] = []
+    for name, stats in state["numeric"].items():
+        inputs.append(helper.make_tensor_value_info(name, proto.DOUBLE, ["batch"]))
+        p = f"pre/{name}"
+        nodes += [
+            helper.make_node("IsNaN", [name], [f"{p}/nan"]),
+            _const(helper, proto, f"{p}/fill", stats["fill"]),
+            _const(helper, proto, f"{p}/center", stats["center"]),
+            _const(helper, proto, f"{p}/scale", stats["scale"]),
+            helper.make_node("Where", [f"{p}/nan", f"{p}/fill", name], [f"{p}/filled"]),
+            helper.make_node("Sub", [f"{p}/filled", f"{p}/center"], [f"{p}/centered"]),
+            helper.make_node("Div", [f"{p}/centered", f"{p}/scale"], [f"{p}/scaled"]),
+            helper.make_node("Cast", [f"{p}/scaled"], [f"{p}/value"], to=proto.FLOAT),
+        ]
+        numeric.append(column(name, f"{p}/value"))
+    for name, trained in state["binary"].items():
+        inputs.append(helper.make_tensor_value_info(name, proto.STRING, ["batch"]))
+        table = binary_table(*trained)
+        nodes.append(
+            helper.make_node(
+                "LabelEncoder",
+                [name],
+                [f"pre/{name}/value"],
+                domain=ML_DOMAIN,
+                keys_strings=list(table),
+                values_floats=list(table.values()),
+                default_float=0.5,
+            )
+        )
+        numeric.append(column(name, f"pre/{name}/value"))
+    categories: list[str] = []
+    for name, vocab in state["categories"].items():
+        inputs.append(helper.make_tensor_value_info(name, proto.STRING, ["batch"]))
+        nodes.append(
+            helper.make_node(
+                "LabelEncoder",
+                [name],
+                [f"pre/{name}/code"],
+                domain=ML_DOMAIN,
+                keys_strings=list(vocab) or ["\x00none"],  # an empty vocabulary: every value is unknown
+                values_int64s=list(range(1, len(vocab) + 1)) or [0],
+                default_int64=0,
+            )
+        )
+        categories.append(column(name, f"pre/{name}/code"))
+    outputs, io_map = [], []
+    for encoded, parts, dtype in (("numeric", numeric, proto.FLOAT), ("category", categories, proto.INT64)):
+        if parts:
+            nodes.append(helper.make_node("Concat", parts, [f"pre/{encoded}"], axis=1))
+            outputs.append(helper.make_tensor_value_info(f"pre/{encoded}", dtype, ["batch", len(parts)]))
+            io_map.append((f"pre/{encoded}", f"model/{encoded}"))
+    nodes.insert(0, helper.make_node("Constant", [], ["pre/axis1"], value_ints=[1]))
+    inputs.sort(key=lambda i: list(kinds).index(i.name))
+    prefixed = onnx.compose.add_prefix(model, "model/")
+    # both graphs must import the same version of each domain; LabelEncoder has string keys from ml 2 on
+    ml = next((o for o in prefixed.opset_import if o.domain == ML_DOMAIN), None)
+    if ml is None:
+        ml = prefixed.opset_import.add(domain=ML_DOMAIN, version=ML_OPSET)
+    ml.version = max(ml.version, 2)
+    default = next(o.version for o in prefixed.opset_import if o.domain in ("", "ai.onnx"))
+    graph = helper.make_graph(nodes, "preprocessing", inputs, outputs)
+    pre = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", default), helper.make_opsetid(ML_DOMAIN, ml.version)],
+        ir_version=model.ir_version,
+    )
+    joined = onnx.compose.merge_models(pre, prefixed, io_map=io_map, doc_string="preprocessing + model")
+    # name the output as the model's, without the prefix (onnxruntime, which every export passes through
+    # in the parity gate, is the judge of the joined graph: converters may leave nodes out of order)
+    (output,) = joined.graph.output
+    joined.graph.node.append(helper.make_node("Identity", [output.name], ["logits"]))
+    output.name = "logits"
+    return joined
+
+
+def _const(helper: Any, proto: Any, name: str, value: float) -> Any:
+    return helper.make_node("Constant", [], [name], value=helper.make_tensor(name, proto.DOUBLE, [], [value]))

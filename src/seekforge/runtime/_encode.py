@@ -1,0 +1,144 @@
+"""Raw feature values -> onnxruntime feeds, with numpy only.
+
+The package's ONNX graph holds the fitted preprocessing for numeric, binary and category features
+(imputation, scaling, vocabularies); what is left to Python is turning each value into the graph's input
+type: numbers into float64 (missing as NaN), categories and binary values into their canonical strings.
+The same rules serve the full Preprocessor, so the two paths cannot disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from seekforge.core.errors import DataError
+
+TRUE = frozenset({"1", "true", "t", "yes", "y", "1.0"})
+FALSE = frozenset({"0", "false", "f", "no", "n", "0.0"})
+#: What a missing category or binary value is fed as: never a key of the graph's tables.
+MISSING = "\x00missing"
+#: Feature types whose preprocessing the ONNX graph can hold.
+GRAPH_TYPES = frozenset({"numeric", "binary", "category"})
+
+
+def is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(isinstance(value, float | np.floating) and math.isnan(value))
+    except TypeError:
+        return False
+
+
+def canonical(value: Any) -> str:
+    """Canonical string of a category value: 3, 3.0 and '3' are the same category."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def binary_table(negative: str, positive: str) -> dict[str, float]:
+    """Every (lower-cased, canonical) value a binary feature accepts and its code: 0 or 1.
+
+    ``negative`` and ``positive`` are the two values seen in training ("" when training saw only one);
+    the usual spellings of true and false count too when the trained values are themselves such words.
+    """
+    table: dict[str, float] = {}
+    if negative in FALSE | {""}:
+        table.update(dict.fromkeys(FALSE, 0.0))
+    if positive in TRUE | {""}:
+        table.update(dict.fromkeys(TRUE, 1.0))
+    table.update({k: v for k, v in ((negative, 0.0), (positive, 1.0)) if k})
+    return table
+
+
+def as_columns(records: Any) -> dict[str, list[Any]]:
+    """Columns of ``records``: a DataFrame, a list of row mappings, a mapping of columns, or one record."""
+    if hasattr(records, "columns") and hasattr(records, "to_dict"):  # a pandas DataFrame
+        return {str(k): list(v) for k, v in records.to_dict(orient="list").items()}
+    if isinstance(records, Mapping):
+        values = list(records.values())
+        if all(isinstance(v, str) or not isinstance(v, Sequence | np.ndarray) for v in values):
+            return {str(k): [v] for k, v in records.items()}  # one record
+        return {str(k): list(v) for k, v in records.items()}
+    rows = list(records)
+    if not all(isinstance(r, Mapping) for r in rows):
+        raise DataError("records must be mappings of feature name to value", hint='e.g. [{"age": 41, ...}]')
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    return {str(name): [r.get(name) for r in rows] for name in names}
+
+
+def raw_feeds(schema: Sequence[Mapping[str, Any]], columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
+    """The graph's feeds, one 1-D array per input feature, from raw columns.
+
+    Args:
+        schema: The package's input schema (``package.json`` ``inputs``): name, type, and for binary
+            features the two trained values.
+        columns: Raw values by column name; extra columns are ignored.
+
+    Raises:
+        DataError: A column is missing, columns differ in length, or a value cannot be encoded (the
+            message names the row and column).
+    """
+    missing = [f["name"] for f in schema if f["name"] not in columns]
+    if missing:
+        raise DataError(
+            f"records lack the input column(s) {', '.join(map(repr, missing))}",
+            hint=f"each record needs: {', '.join(f['name'] for f in schema)}",
+        )
+    lengths = {len(columns[f["name"]]) for f in schema}
+    if len(lengths) > 1:
+        raise DataError(f"input columns differ in length: {sorted(lengths)}")
+    feeds: dict[str, np.ndarray] = {}
+    for feature in schema:
+        name, kind, values = feature["name"], feature["type"], columns[feature["name"]]
+        if kind == "numeric":
+            feeds[name] = _numbers(name, values)
+        elif kind == "category":
+            feeds[name] = np.array([MISSING if is_missing(v) else canonical(v) for v in values], dtype=object)
+        elif kind == "binary":
+            feeds[name] = _binary(name, values, feature["values"])
+        else:
+            raise DataError(
+                f"input '{name}' is a {kind} feature, whose preprocessing the ONNX graph does not hold",
+                hint='predict with the full install: pip install "seekforge[all]"',
+            )
+    return feeds
+
+
+def _numbers(name: str, values: Sequence[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=np.float64)
+    for row, value in enumerate(values):
+        if is_missing(value) or value == "":
+            out[row] = np.nan
+            continue
+        try:
+            out[row] = float(value)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"row {row}: numeric column '{name}' holds {value!r}, which is not a number",
+                hint="fix or remove the value; missing values may be left empty",
+            ) from None
+    return out
+
+
+def _binary(name: str, values: Sequence[Any], trained: Sequence[str]) -> np.ndarray:
+    table = binary_table(*trained)
+    out = np.empty(len(values), dtype=object)
+    for row, value in enumerate(values):
+        if is_missing(value):
+            out[row] = MISSING
+            continue
+        key = canonical(value).lower()
+        if key not in table:
+            raise DataError(
+                f"row {row}: binary column '{name}' holds {value!r}; training saw only "
+                f"{' and '.join(repr(v) for v in trained if v)}"
+            )
+        out[row] = key
+    return out

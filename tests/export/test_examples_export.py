@@ -1,0 +1,43 @@
+"""Every export variant of every example recipe passes its parity gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import seekforge
+from seekforge.core.package import read_manifest
+from seekforge.export import VARIANTS, ExportConfig, export_package
+from tests.conftest import EXAMPLES
+
+CONFIGS = [
+    ExportConfig(format=v.format, precision=v.precision, optimize_graph=v.graph_optimized)  # type: ignore[arg-type]
+    for v in VARIANTS.values()
+]
+QUICK = ["digits", "breast_cancer", "wine", "diabetes"]
+
+
+def _export_everything(name: str, runs: Path, epochs: int) -> None:
+    package = seekforge.run(EXAMPLES / f"{name}.yaml", overrides=[f"train.epochs={epochs}"], runs_dir=runs).package
+    failures = []
+    for config in CONFIGS:
+        result = export_package(package, config, force=True)
+        if not result.parity.passed:
+            failures.append(f"{config.variant.name}: {'; '.join(result.parity.failures)}")
+    assert not failures, failures
+    assert set(read_manifest(package)["exports"]) == set(VARIANTS)
+
+
+def test_examples_are_all_covered() -> None:
+    assert sorted([*QUICK, "reviews"]) == sorted(p.stem for p in EXAMPLES.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", QUICK)
+def test_every_export_of_the_example_passes(name: str, tmp_path: Path) -> None:
+    _export_everything(name, tmp_path, epochs=3)
+
+
+@pytest.mark.slow
+def test_every_export_of_the_minilm_reviews_example_passes(tmp_path: Path) -> None:
+    _export_everything("reviews", tmp_path, epochs=1)
