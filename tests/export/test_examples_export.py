@@ -8,13 +8,10 @@ import pytest
 
 import seekforge
 from seekforge.core.package import read_manifest
-from seekforge.export import VARIANTS, ExportConfig, export_package
+from seekforge.export import VARIANTS, export_package
 from tests.conftest import EXAMPLES
 
-CONFIGS = [
-    ExportConfig(format=v.format, precision=v.precision, optimize_graph=v.graph_optimized)  # type: ignore[arg-type]
-    for v in VARIANTS.values()
-]
+CONFIGS = [v.config() for v in VARIANTS.values()]
 QUICK = ["digits", "breast_cancer", "wine", "diabetes"]
 
 

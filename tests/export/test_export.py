@@ -145,6 +145,8 @@ def test_export_config_rejects_unsupported_precision() -> None:
         ExportConfig(format="openvino", precision="fp16")
     with pytest.raises(ValueError, match="optimize_graph applies to ONNX fp32"):
         ExportConfig(precision="int8", optimize_graph=True)
+    with pytest.raises(ValueError, match="quantization applies to ONNX int8"):
+        ExportConfig(format="openvino", precision="int8", quantization="static")
 
 
 @pytest.mark.parametrize(
@@ -197,6 +199,14 @@ def test_raw_graph_preprocesses_like_the_preprocessor(package: Path) -> None:
         runtime.predict({"x1": ["abc"], "x2": [1], "city": ["oslo"], "member": ["yes"]})
     with pytest.raises(DataError, match="lack the input column"):
         runtime.predict([{"x1": 1}])
+    with pytest.raises(DataError, match="nothing to predict"):
+        runtime.predict([])
+    # pandas' own missing markers, from a nullable column, are missing values on every path
+    nullable = pd.DataFrame(records[:1] * 2).astype({"member": "string"})
+    nullable.loc[1, "member"] = pd.NA
+    assert np.allclose(onnx.predict_proba(nullable), seekforge.load(package, backend="torch").predict_proba(nullable))
+    with pytest.raises(DataError, match="records row 2: binary column 'member' holds 'maybe'"):
+        onnx.predict([records[0], {**records[0], "member": "maybe"}])
 
 
 def test_runtime_never_imports_torch(package: Path) -> None:

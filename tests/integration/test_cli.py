@@ -197,3 +197,16 @@ def test_export_then_predict_with_onnxruntime(workdir: Path, package: Path, tmp_
     assert "openvino/model-bf16.xml" in proc.stdout and "parity passed" in proc.stdout
     proc = seekforge("bench", str(copy), "--batch", "1", "--seconds", "0.1", cwd=tmp_path, check=True)
     assert "openvino-bf16" in proc.stdout
+
+
+def test_a_light_install_names_the_extra_a_command_needs(tmp_path: Path) -> None:
+    """With torch absent (as under seekforge[runtime]), a training command says what to install."""
+    import subprocess
+    import sys
+
+    (tmp_path / "r.yaml").write_text("name: x\n")
+    code = "import sys; sys.modules['torch'] = None; from seekforge.cli import main; main(['run', 'r.yaml'])"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "needs 'torch'" in proc.stderr and 'pip install "seekforge[train]"' in proc.stderr
+    assert "Traceback" not in proc.stderr

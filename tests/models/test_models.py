@@ -67,3 +67,8 @@ def test_minilm_frozen_and_rebuilt_from_config() -> None:
     rebuilt.load_state_dict(model.state_dict())
     batch = sample_batch(io)
     assert torch.allclose(model.eval()(batch), rebuilt.eval()(batch), atol=1e-6)
+    # the copy for export keeps the 16 positions the tokenizer produces, of the encoder's 512
+    exported = model.for_export()
+    assert exported.encoder.embeddings.position_embeddings.num_embeddings == 16
+    assert model.encoder.embeddings.position_embeddings.num_embeddings == 512  # the model itself is untouched
+    assert torch.allclose(model(batch), exported(batch), atol=1e-6)

@@ -32,8 +32,17 @@ def test_as_columns_accepts_every_record_shape() -> None:
     assert as_columns({"age": 1, "city": "oslo"}) == {"age": [1], "city": ["oslo"]}
     assert as_columns({"age": [1, 2]}) == {"age": [1, 2]}
     assert as_columns(pd.DataFrame({"age": [1, 2]})) == {"age": [1, 2]}
+    assert as_columns({"age": np.array([1, 2])}) == {"age": [1, 2]}
     with pytest.raises(DataError, match="mappings of feature name to value"):
         as_columns([1, 2])
+    with pytest.raises(DataError, match=r"mix columns .* single values \(.city.\)"):
+        as_columns({"age": [1, 2], "city": "oslo"})
+
+
+def test_pandas_missing_markers_are_missing_everywhere() -> None:
+    feeds = raw_feeds(SCHEMA, {"age": [pd.NA, pd.NaT], "city": [pd.NA, None], "member": [pd.NA, np.nan]})
+    assert np.isnan(feeds["age"]).all()
+    assert list(feeds["city"]) == [MISSING, MISSING] and list(feeds["member"]) == [MISSING, MISSING]
 
 
 def test_raw_feeds_encode_types_and_missing_values() -> None:
@@ -49,6 +58,9 @@ def test_raw_feeds_encode_types_and_missing_values() -> None:
         ({"age": [1], "city": ["oslo"]}, "lack the input column.*'member'"),
         ({"age": [1, 2], "city": ["oslo"], "member": ["no"]}, "differ in length"),
         ({"age": ["x"], "city": ["oslo"], "member": ["no"]}, "row 0: numeric column 'age' holds 'x'"),
+        ({"age": [""], "city": ["oslo"], "member": ["no"]}, "numeric column 'age' holds ''"),  # as in training data
+        ({"age": ["nan"], "city": ["oslo"], "member": ["no"]}, "numeric column 'age' holds 'nan'"),
+        ({"age": ["1_000"], "city": ["oslo"], "member": ["no"]}, "numeric column 'age' holds '1_000'"),
         ({"age": [1], "city": ["oslo"], "member": ["maybe"]}, "row 0: binary column 'member' holds 'maybe'"),
     ],
 )
@@ -60,3 +72,10 @@ def test_raw_feeds_name_the_bad_value(columns: dict[str, list[object]], message:
 def test_raw_feeds_refuse_features_the_graph_cannot_hold() -> None:
     with pytest.raises(DataError, match=r"(?s)text feature.*seekforge\[all\]"):
         raw_feeds([{"name": "review", "type": "text"}], {"review": ["good"]})
+
+
+def test_raw_feeds_name_rows_as_the_caller_says() -> None:
+    with pytest.raises(DataError, match=r"data\.csv line 7: binary column 'member'"):
+        raw_feeds(
+            SCHEMA, {"age": [1], "city": ["oslo"], "member": ["maybe"]}, place=lambda row: f"data.csv line {row + 7}"
+        )

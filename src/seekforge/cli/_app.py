@@ -16,6 +16,7 @@ from rich.table import Column, Table
 from typer.exceptions import Abort, Exit, TyperException
 
 from seekforge import __version__
+from seekforge.cli._data import data_app
 from seekforge.core.errors import SeekforgeError
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ app = typer.Typer(
 )
 datasets_app = typer.Typer(help="Built-in real data sets (shipped by installed packages, no downloads).")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(data_app, name="data")
 
 out = Console()
 err = Console(stderr=True)
@@ -401,12 +403,13 @@ def main(argv: list[str] | None = None) -> None:
         err.print("interrupted")
         sys.exit(130)
     except ModuleNotFoundError as exc:  # a light install (e.g. seekforge[runtime]) running a training command
-        if _state["debug"] or exc.name is None:
-            raise
-        from seekforge.core.deps import install_command
+        from seekforge.core.deps import install_command, is_optional
 
-        err.print(f"[bold red]error:[/] this command needs '{exc.name}', which is not installed", highlight=False)
-        err.print(f"  [bold]hint:[/] run: {install_command(exc.name.split('.')[0])}", highlight=False)
+        if _state["debug"] or not is_optional(exc.name or ""):
+            raise
+        name = escape(str(exc.name))
+        err.print(f"[bold red]error:[/] this command needs '{name}', which is not installed", highlight=False)
+        err.print(f"  [bold]hint:[/] run: {escape(install_command(str(exc.name)))}", highlight=False)
         sys.exit(2)
     sys.exit(0)
 

@@ -45,6 +45,11 @@ def require(module: str, *, purpose: str) -> ModuleType:
         ) from exc
 
 
+def is_optional(module: str) -> bool:
+    """Whether ``module`` comes from an optional dependency seekforge knows how to install."""
+    return module.split(".")[0] in _INSTALL
+
+
 def install_command(module: str) -> str:
     """The pip command that brings ``module``: the seekforge extra that has it, else the package itself."""
     dist, extra = _INSTALL.get(module.split(".")[0], (module, ""))

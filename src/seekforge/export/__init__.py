@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from seekforge.export._quantize import quantize_int8
 from seekforge.export.config import (
     BACKENDS,
     BY_BACKEND,
+    PRECISIONS,
     UNAVAILABLE_FORMATS,
     VARIANTS,
     ExportConfig,
@@ -76,11 +78,13 @@ def check_format(name: str) -> None:
             f"exporting to {name} needs {UNAVAILABLE_FORMATS[name]}, which seekforge cannot use here",
             hint="export to onnx or openvino, or convert the ONNX export with that toolchain",
         )
-    if name not in ("onnx", "openvino"):
-        raise ConfigError(f"unknown export format {name!r}; available: onnx, openvino")
+    if name not in PRECISIONS:
+        raise ConfigError(f"unknown export format {name!r}; available: {', '.join(PRECISIONS)}")
 
 
-def export_package(package: str | Path, config: ExportConfig | None = None, *, force: bool = False) -> ExportResult:
+def export_package(
+    package: str | Path, config: ExportConfig | None = None, *, force: bool = False, base: Path | None = None
+) -> ExportResult:
     """Export a package's model and add it to the package if it passes the parity gate.
 
     The torch model and the export both predict the held-out rows the package carries; an export that
@@ -88,6 +92,9 @@ def export_package(package: str | Path, config: ExportConfig | None = None, *, f
     Each variant has its own file (see :data:`VARIANTS`), its record under ``exports`` in package.json
     and beside it in ``<file>.parity.json``. ONNX files of packages whose inputs are all numeric, binary or
     category features hold the preprocessing too, and take raw feature values (``"inputs": "raw"``).
+
+    ``base`` is an fp32 ONNX file of this package's model made by :func:`export_base` with the same
+    opset, to reuse when building several variants.
 
     Raises:
         PackageError: Not a valid package, or one without held-out rows.
@@ -114,11 +121,14 @@ def export_package(package: str | Path, config: ExportConfig | None = None, *, f
         "opset": config.opset,
         "inputs": "encoded",
     }
-    raw_samples = _raw_samples(package, manifest) if variant.format == "onnx" else None
+    raw_samples = raw_samples_of(package, manifest) if variant.format == "onnx" else None
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         fp32 = scratch / "fp32.onnx"
-        export_onnx(model, {k: v[:8] for k, v in samples.inputs.items()}, fp32, opset=config.opset)
+        if base is None:
+            export_onnx(model, {k: v[:8] for k, v in samples.inputs.items()}, fp32, opset=config.opset)
+        else:
+            shutil.copyfile(base, fp32)
         built = scratch / Path(variant.file).name
         if variant.format == "openvino":
             from seekforge.export._openvino import export_openvino
@@ -156,6 +166,14 @@ def export_package(package: str | Path, config: ExportConfig | None = None, *, f
     return ExportResult(package, package / record["file"], parity, record["bytes"], record)
 
 
+def export_base(package: Path, out: Path, *, opset: int) -> None:
+    """Export the package's model, unchanged, to the fp32 ONNX file ``out`` (encoded inputs)."""
+    from seekforge.serve import build_model
+
+    samples = load_samples(package, read_manifest(package))
+    export_onnx(build_model(package), {k: v[:8] for k, v in samples.inputs.items()}, out, opset=opset)
+
+
 def open_runner(package: Path, record: dict[str, Any], *, path: Path | None = None, threads: int | None = None) -> Any:
     """A callable that runs the export ``record`` describes (``path`` overrides its file): encoded batch
     dicts, or raw feeds for an ONNX graph that holds its preprocessing, in; logits out."""
@@ -167,11 +185,14 @@ def open_runner(package: Path, record: dict[str, Any], *, path: Path | None = No
     return OnnxRunner(file, threads=threads)
 
 
-def _raw_samples(package: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
-    """Raw feeds of the held-out rows when the package carries them raw (tabular inputs only)."""
+def raw_samples_of(package: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """Raw feeds of the held-out rows when the ONNX graph can hold the package's preprocessing (every
+    input numeric, binary or category) and the package carries those rows raw; else None."""
+    from seekforge.export._pregraph import holds_preprocessing
     from seekforge.runtime import raw_feeds
 
-    if "samples.json" not in manifest["files"]:
+    state = json.loads((package / "preprocessor.json").read_text(encoding="utf-8"))
+    if not holds_preprocessing(state) or "samples.json" not in manifest["files"]:
         return None
     columns = json.loads((package / "samples.json").read_text(encoding="utf-8"))
     return raw_feeds(manifest["inputs"], columns)

@@ -59,7 +59,7 @@ def bench_package(
     Raises:
         ConfigError: A backend the package does not hold.
     """
-    from seekforge.export import _raw_samples, open_runner
+    from seekforge.export import open_runner, raw_samples_of
     from seekforge.export._onnx import load_samples
     from seekforge.models import infer
     from seekforge.serve import build_model
@@ -76,7 +76,7 @@ def bench_package(
             hint="export first: seekforge export PACKAGE --format onnx|openvino [--precision ...]",
         )
     samples = load_samples(package, manifest)
-    raw = _raw_samples(package, manifest)
+    raw = raw_samples_of(package, manifest)
     threads = threads or torch.get_num_threads()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)

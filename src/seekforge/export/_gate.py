@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from seekforge.export.config import ParityConfig
+from seekforge.runtime import softmax
 from seekforge.train import classification_metrics, regression_metrics
 
 
@@ -70,9 +71,4 @@ def headline_metric(outputs: torch.Tensor, target: torch.Tensor, *, task: str) -
     values, truth = outputs.float().numpy(), target.numpy()
     if task == "regression":
         return "r2", float(regression_metrics(truth, values.reshape(-1))["r2"])
-    return "accuracy", float(classification_metrics(truth, _softmax(values), full=False)["accuracy"])
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    return "accuracy", float(classification_metrics(truth, softmax(values), full=False)["accuracy"])

@@ -55,7 +55,8 @@ def export_onnx(model: nn.Module, example: dict[str, torch.Tensor], path: Path, 
     """Export ``model`` to one self-contained ONNX file with a dynamic batch (and sequence) axis.
 
     Args:
-        model: A seekforge model (batch dict in, logits out), in eval mode.
+        model: A seekforge model (batch dict in, logits out). A model with a ``for_export()`` method is
+            exported as the copy it returns (e.g. without rows of tables no input reaches).
         example: A batch of at least two rows, as the preprocessor makes it.
         path: The ``.onnx`` file to write.
         opset: ONNX opset version.
@@ -69,6 +70,7 @@ def export_onnx(model: nn.Module, example: dict[str, torch.Tensor], path: Path, 
     tokens = [int(example[k].shape[1]) for k in keys if k in TOKEN_INPUTS]
     sequence = torch.export.Dim("sequence", max=max(tokens)) if tokens else None
     shapes = tuple({0: batch, 1: sequence} if key in TOKEN_INPUTS else {0: batch} for key in keys)
+    model = model.for_export() if hasattr(model, "for_export") else model  # type: ignore[operator]
     wrapper = _Positional(model.eval(), keys).eval()
     try:
         with _quiet_exporter(), torch.no_grad():
@@ -84,12 +86,24 @@ def export_onnx(model: nn.Module, example: dict[str, torch.Tensor], path: Path, 
                 verbose=False,
             )
             program.save(str(path), external_data=False)
+        _strip_debug_info(path)
     except Exception as exc:  # the exporter raises many types; the message is what matters
         first = (str(exc).splitlines() or [""])[0]
         raise ExportError(
             f"the ONNX exporter could not convert this model: {type(exc).__name__}: {first}",
             hint="run with --debug to see the exporter's traceback",
         ) from exc
+
+
+def _strip_debug_info(path: Path) -> None:
+    """Drop the exporter's per-node debug metadata (Python stack traces, FX node text): it is a few
+    percent of a transformer's file and says nothing at run time."""
+    onnx = require("onnx", purpose="ONNX export")
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    onnx.save(model, str(path))
 
 
 class OnnxRunner:
@@ -123,21 +137,13 @@ class OnnxRunner:
 
 
 def _session(path: Path, *, threads: int | None = None, optimized: Path | None = None) -> Any:
-    ort = require("onnxruntime", purpose="the onnxruntime backend")
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    if optimized is not None:
-        # EXTENDED, not ALL: ALL adds layout changes tied to this CPU, which a saved model must not carry
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        options.optimized_model_filepath = str(optimized)
+    from seekforge.core.errors import PackageError
+    from seekforge.runtime import session
+
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime's errors derive from Exception only
-        raise ExportError(
-            f"onnxruntime {ort.__version__} cannot load {path}: {exc}",
-            hint="export again with a lower --opset, or update onnxruntime",
-        ) from exc
+        return session(path, threads=threads, optimized=optimized)
+    except PackageError as exc:
+        raise ExportError(exc.message, hint=exc.hint) from exc
 
 
 def optimize_graph(source: Path, out: Path) -> None:

@@ -3,6 +3,7 @@ keep the fastest that stays within the accuracy budget, never one slower than th
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -12,18 +13,17 @@ import torch
 from seekforge.core.errors import ConfigError, PackageError, SeekforgeError
 from seekforge.core.io import atomic_dir
 from seekforge.core.package import add_to_package, read_manifest, write_package
+from seekforge.core.progress import make_progress
 from seekforge.export._bench import bench_package
 from seekforge.export.config import VARIANTS, ExportConfig, ParityConfig
 
 TARGETS = ("cpu", "gpu", "edge")
+#: where export files live in a package
+EXPORT_FOLDERS = ("onnx/", "openvino/")
 #: backend -> how to build it (None: the package's own torch model); fp16 is for GPU targets only
 CPU_CANDIDATES: dict[str, ExportConfig | None] = {
     "torch": None,
-    **{
-        v.backend: ExportConfig(format=v.format, precision=v.precision, optimize_graph=v.graph_optimized)  # type: ignore[arg-type]
-        for v in VARIANTS.values()
-        if v.precision != "fp16"
-    },
+    **{v.backend: v.config() for v in VARIANTS.values() if v.precision != "fp16"},
 }
 
 
@@ -116,7 +116,7 @@ def optimize_package(
         )
     with atomic_dir(output) as tmp:
         # The package's own files only: every variant is built and judged afresh here.
-        kept = {name: source / name for name in manifest["files"] if not name.startswith("onnx/")}
+        kept = {name: source / name for name in manifest["files"] if not name.startswith(EXPORT_FOLDERS)}
         fields = {k: v for k, v in manifest.items() if k not in ("files", "exports", "serving", "optimize")}
         write_package(tmp, files=kept, manifest=fields, overwrite=True)
         candidates = _measure(tmp, manifest, budget=max_accuracy_drop, seconds=seconds, threads=threads)
@@ -137,7 +137,7 @@ def optimize_package(
 def _measure(
     package: Path, manifest: dict[str, Any], *, budget: float, seconds: float, threads: int | None
 ) -> list[Candidate]:
-    from seekforge.export import export_package
+    from seekforge.export import export_base, export_package
     from seekforge.export._gate import headline_metric
     from seekforge.models import infer
     from seekforge.serve import build_model
@@ -147,16 +147,26 @@ def _measure(
     base = headline_metric(infer(build_model(package), samples.inputs), samples.target, task=manifest["task"])[1]
     metrics: dict[str, float] = {"torch": base}
     failures: dict[str, str] = {}
-    for backend, config in CPU_CANDIDATES.items():
-        if config is None:
-            continue
-        if config.precision != "fp32":  # the budget, not the default gate, judges a lossy variant's accuracy
-            limits = ParityConfig(max_abs_diff=None, min_agreement=0.0, max_metric_drop=budget)
-            config = ExportConfig.model_validate({**config.model_dump(), "parity": limits.model_dump()})
+    builds = {backend: config for backend, config in CPU_CANDIDATES.items() if config is not None}
+    with tempfile.TemporaryDirectory() as scratch, make_progress(transient=True) as progress:
+        task = progress.add_task("optimize", total=len(builds) + 1, status="exporting the fp32 graph")
+        fp32 = Path(scratch) / "fp32.onnx"
+        base_onnx: Path | None = fp32
         try:
-            metrics[backend] = export_package(package, config).parity.candidate_metric
-        except SeekforgeError as exc:  # a variant that cannot be built, or fails its gate, is not a candidate
-            failures[backend] = f"not built: {exc.message}"
+            export_base(package, fp32, opset=ExportConfig().opset)
+        except SeekforgeError:
+            base_onnx = None  # each variant then exports on its own and fails with the exporter's message
+        progress.advance(task)
+        for backend, config in builds.items():
+            progress.update(task, status=f"building {backend}")
+            if config.precision != "fp32":  # the budget, not the default gate, judges a lossy variant's accuracy
+                limits = ParityConfig(max_abs_diff=None, min_agreement=0.0, max_metric_drop=budget)
+                config = ExportConfig.model_validate({**config.model_dump(), "parity": limits.model_dump()})
+            try:
+                metrics[backend] = export_package(package, config, base=base_onnx).parity.candidate_metric
+            except SeekforgeError as exc:  # a variant that cannot be built, or fails its gate, is not a candidate
+                failures[backend] = f"not built: {exc.message}"
+            progress.advance(task)
     rows = bench_package(package, backends=list(metrics), batches=(1, 32), seconds=seconds, threads=threads)
     latency = {(r.backend, r.batch): r.p50_ms for r in rows}
     return [

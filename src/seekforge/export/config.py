@@ -45,6 +45,15 @@ class Variant:
     file: str
     graph_optimized: bool = False
 
+    @property
+    def library(self) -> str:
+        """The module that runs it."""
+        return "onnxruntime" if self.format == "onnx" else "openvino"
+
+    def config(self) -> ExportConfig:
+        """The export configuration that builds this variant, with its default gate."""
+        return ExportConfig(format=self.format, precision=self.precision, optimize_graph=self.graph_optimized)  # type: ignore[arg-type]
+
 
 #: Every export variant, by name. A backend runs exactly one variant.
 VARIANTS = {
@@ -99,6 +108,8 @@ class ExportConfig(BaseConfig):
             )
         if self.optimize_graph and (self.format, self.precision) != ("onnx", "fp32"):
             raise ValueError("optimize_graph applies to ONNX fp32 exports (int8 exports are optimised already)")
+        if self.quantization != "auto" and (self.format, self.precision) != ("onnx", "int8"):
+            raise ValueError("quantization applies to ONNX int8 exports (OpenVINO int8 uses NNCF's own)")
         return self
 
     @property

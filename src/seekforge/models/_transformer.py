@@ -4,6 +4,7 @@ mean or [CLS] pooling, and a linear head."""
 from __future__ import annotations
 
 import os
+from copy import deepcopy
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -119,6 +120,7 @@ class TextTransformer(nn.Module):
         self.pooling = config.pooling
         self.frozen = config.freeze_encoder
         self.hf = config.pretrained is not None
+        self.max_length = io.max_length
         if self.hf:
             tf = _transformers()
             if load_weights:
@@ -152,6 +154,24 @@ class TextTransformer(nn.Module):
             self.norm = nn.LayerNorm(width)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(width, io.output_dim)
+
+    def for_export(self) -> nn.Module:
+        """A copy for export whose position table keeps only the positions the tokenizer produces
+        (``max_length``): a pretrained encoder carries 512, and an exported file need not."""
+        embeddings = getattr(self.encoder, "embeddings", None) if self.hf else None
+        table = getattr(embeddings, "position_embeddings", None)
+        if not isinstance(table, nn.Embedding) or not self.max_length or table.num_embeddings <= self.max_length:
+            return self
+        copy = deepcopy(self)
+        keep = self.max_length
+        emb = copy.encoder.embeddings
+        emb.position_embeddings = nn.Embedding.from_pretrained(table.weight.detach()[:keep].clone(), freeze=False)
+        for name in ("position_ids", "token_type_ids"):
+            buffer = getattr(emb, name, None)
+            if isinstance(buffer, torch.Tensor) and buffer.dim() == 2:
+                emb.register_buffer(name, buffer[:, :keep].clone(), persistent=False)
+        copy.encoder.config.max_position_embeddings = keep
+        return copy.eval()
 
     def train(self, mode: bool = True) -> TextTransformer:
         super().train(mode)

@@ -14,10 +14,10 @@ import pandas as pd
 import torch
 
 from seekforge.core.io import atomic_dir
-from seekforge.data import Preprocessor, load_splits
+from seekforge.data import Preprocessor, check_table, load_splits
 from seekforge.monitor import build_reference
 from seekforge.recipe import Recipe
-from seekforge.runtime._encode import GRAPH_TYPES, is_missing
+from seekforge.runtime._encode import GRAPH_TYPES, canonical, is_missing
 from seekforge.train import Tensors
 
 SPLITS = ("train", "validation", "test")
@@ -85,14 +85,20 @@ def prepare(recipe: Recipe, run_dir: Path) -> Prepared:
 
 
 def _raw_columns(frame: pd.DataFrame, recipe: Recipe) -> dict[str, list[Any]] | None:
-    """JSON-ready raw input columns of ``frame`` (missing values as null), or None when an input is text
-    or an image (whose preprocessing stays outside the ONNX graph)."""
+    """JSON-ready raw input columns of ``frame``: numbers as floats, categories and binary values as their
+    canonical strings, missing values as null; None when an input is text or an image (whose
+    preprocessing stays outside the ONNX graph)."""
     if any(f.type not in GRAPH_TYPES for f in recipe.features.inputs):
         return None
-    return {
-        f.name: [None if is_missing(v) else v.item() if isinstance(v, np.generic) else v for v in frame[f.name]]
-        for f in recipe.features.inputs
-    }
+    checked = check_table(frame, recipe.features, with_output=False)
+    columns: dict[str, list[Any]] = {}
+    for feature in recipe.features.inputs:
+        values = checked[feature.name]
+        if feature.type == "numeric":
+            columns[feature.name] = [None if np.isnan(v) else float(v) for v in values.to_numpy(dtype=np.float64)]
+        else:
+            columns[feature.name] = [None if is_missing(v) else canonical(v) for v in values]
+    return columns
 
 
 def load_prepared(folder: Path) -> Prepared | None:

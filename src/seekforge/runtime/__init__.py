@@ -17,12 +17,31 @@ from typing import Any
 
 import numpy as np
 
-from seekforge.core.deps import require
 from seekforge.core.errors import DataError, PackageError
 from seekforge.core.package import read_manifest
-from seekforge.runtime._encode import GRAPH_TYPES, MISSING, as_columns, binary_table, canonical, raw_feeds
+from seekforge.runtime._encode import (
+    GRAPH_TYPES,
+    MISSING,
+    as_columns,
+    binary_table,
+    canonical,
+    raw_feeds,
+    session,
+    softmax,
+)
 
-__all__ = ["GRAPH_TYPES", "MISSING", "RuntimePredictor", "as_columns", "binary_table", "canonical", "load", "raw_feeds"]
+__all__ = [
+    "GRAPH_TYPES",
+    "MISSING",
+    "RuntimePredictor",
+    "as_columns",
+    "binary_table",
+    "canonical",
+    "load",
+    "raw_feeds",
+    "session",
+    "softmax",
+]
 
 
 class RuntimePredictor:
@@ -45,10 +64,14 @@ class RuntimePredictor:
         return self.manifest["output"].get("classes")
 
     def logits(self, records: Any) -> np.ndarray:
-        feeds = raw_feeds(self.manifest["inputs"], as_columns(records))
-        if not feeds or not len(next(iter(feeds.values()))):
+        columns = as_columns(records)
+        if not columns or not any(len(v) for v in columns.values()):
             raise DataError("nothing to predict: no records were given")
-        return np.asarray(self.session.run(None, feeds)[0])
+        feeds = raw_feeds(self.manifest["inputs"], columns)
+        try:
+            return np.asarray(self.session.run(None, feeds)[0])
+        except Exception as exc:  # onnxruntime's errors derive from Exception only
+            raise PackageError(f"onnxruntime failed to run {self.path}: {exc}") from exc
 
     def predict(self, records: Any) -> dict[str, Any]:
         """``prediction`` (a list, in the label's own values) and, for classifiers, ``proba_<class>``
@@ -56,8 +79,9 @@ class RuntimePredictor:
         logits = self.logits(records)
         if self.task == "regression":
             assert self._target is not None
-            return {"prediction": (logits.reshape(-1) * self._target["std"] + self._target["mean"]).tolist()}
-        proba = _softmax(logits)
+            values = logits.astype(np.float64).reshape(-1) * self._target["std"] + self._target["mean"]
+            return {"prediction": values.tolist()}
+        proba = softmax(logits)
         out: dict[str, Any] = {"prediction": [self.classes[i] for i in proba.argmax(axis=1)]}  # type: ignore[index]
         out.update({f"proba_{label}": proba[:, i] for i, label in enumerate(self.classes or [])})
         return out
@@ -65,7 +89,7 @@ class RuntimePredictor:
     def predict_proba(self, records: Any) -> np.ndarray:
         if self.task != "classification":
             raise DataError("predict_proba is for classifiers; this package is a regressor")
-        return _softmax(self.logits(records))
+        return softmax(self.logits(records))
 
 
 def load(path: str | Path, *, verify: bool = True, threads: int | None = None) -> RuntimePredictor:
@@ -90,15 +114,5 @@ def load(path: str | Path, *, verify: bool = True, threads: int | None = None) -
             f"{path} cannot be served by the runtime alone: it {why}",
             hint=f'run: seekforge export {path} --format onnx; or use seekforge.load with pip install "seekforge[all]"',
         )
-    ort = require("onnxruntime", purpose="the runtime")
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path / export["file"]), options, providers=["CPUExecutionProvider"])
     state = json.loads((path / "preprocessor.json").read_text(encoding="utf-8"))
-    return RuntimePredictor(path, manifest, state, session)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    return RuntimePredictor(path, manifest, state, session(path / export["file"], threads=threads))

@@ -3,13 +3,13 @@
 The package's ONNX graph holds the fitted preprocessing for numeric, binary and category features
 (imputation, scaling, vocabularies); what is left to Python is turning each value into the graph's input
 type: numbers into float64 (missing as NaN), categories and binary values into their canonical strings.
-The same rules serve the full Preprocessor, so the two paths cannot disagree.
+The full Predictor feeds such graphs through the same functions, after its own table checks.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,13 +24,17 @@ MISSING = "\x00missing"
 GRAPH_TYPES = frozenset({"numeric", "binary", "category"})
 
 
+#: pandas' missing-value markers, recognised by type name so that pandas need not be imported
+_PANDAS_MISSING = frozenset({"NAType", "NaTType"})
+
+
 def is_missing(value: Any) -> bool:
-    if value is None:
+    """None, NaN, pandas' NA and NaT, and numpy's NaT."""
+    if value is None or type(value).__name__ in _PANDAS_MISSING:
         return True
-    try:
-        return bool(isinstance(value, float | np.floating) and math.isnan(value))
-    except TypeError:
-        return False
+    if isinstance(value, float | np.floating):
+        return math.isnan(value)
+    return isinstance(value, np.datetime64) and bool(np.isnat(value))
 
 
 def canonical(value: Any) -> str:
@@ -58,13 +62,23 @@ def binary_table(negative: str, positive: str) -> dict[str, float]:
 
 
 def as_columns(records: Any) -> dict[str, list[Any]]:
-    """Columns of ``records``: a DataFrame, a list of row mappings, a mapping of columns, or one record."""
+    """Columns of ``records``: a DataFrame, a list of row mappings, a mapping of columns, or one record.
+
+    Raises:
+        DataError: Neither shape, or a mapping that mixes columns and single values.
+    """
     if hasattr(records, "columns") and hasattr(records, "to_dict"):  # a pandas DataFrame
         return {str(k): list(v) for k, v in records.to_dict(orient="list").items()}
     if isinstance(records, Mapping):
-        values = list(records.values())
-        if all(isinstance(v, str) or not isinstance(v, Sequence | np.ndarray) for v in values):
+        columns = [k for k, v in records.items() if _is_column(v)]
+        if not columns:
             return {str(k): [v] for k, v in records.items()}  # one record
+        if len(columns) < len(records):
+            single = next(k for k in records if k not in columns)
+            raise DataError(
+                f"records mix columns (lists) and single values ('{single}'); give every field as a list, "
+                "or every field as one value"
+            )
         return {str(k): list(v) for k, v in records.items()}
     rows = list(records)
     if not all(isinstance(r, Mapping) for r in rows):
@@ -73,13 +87,23 @@ def as_columns(records: Any) -> dict[str, list[Any]]:
     return {str(name): [r.get(name) for r in rows] for name in names}
 
 
-def raw_feeds(schema: Sequence[Mapping[str, Any]], columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
+def _is_column(value: Any) -> bool:
+    return not isinstance(value, str | bytes) and (isinstance(value, Sequence) or hasattr(value, "tolist"))
+
+
+def raw_feeds(
+    schema: Sequence[Mapping[str, Any]],
+    columns: Mapping[str, Sequence[Any]],
+    *,
+    place: Callable[[int], str] | None = None,
+) -> dict[str, np.ndarray]:
     """The graph's feeds, one 1-D array per input feature, from raw columns.
 
     Args:
         schema: The package's input schema (``package.json`` ``inputs``): name, type, and for binary
             features the two trained values.
         columns: Raw values by column name; extra columns are ignored.
+        place: Names the row at a position for error messages (default ``row <position>``).
 
     Raises:
         DataError: A column is missing, columns differ in length, or a value cannot be encoded (the
@@ -94,15 +118,16 @@ def raw_feeds(schema: Sequence[Mapping[str, Any]], columns: Mapping[str, Sequenc
     lengths = {len(columns[f["name"]]) for f in schema}
     if len(lengths) > 1:
         raise DataError(f"input columns differ in length: {sorted(lengths)}")
+    where = place or (lambda row: f"row {row}")
     feeds: dict[str, np.ndarray] = {}
     for feature in schema:
         name, kind, values = feature["name"], feature["type"], columns[feature["name"]]
         if kind == "numeric":
-            feeds[name] = _numbers(name, values)
+            feeds[name] = _numbers(name, values, where)
         elif kind == "category":
             feeds[name] = np.array([MISSING if is_missing(v) else canonical(v) for v in values], dtype=object)
         elif kind == "binary":
-            feeds[name] = _binary(name, values, feature["values"])
+            feeds[name] = _binary(name, values, feature["values"], where)
         else:
             raise DataError(
                 f"input '{name}' is a {kind} feature, whose preprocessing the ONNX graph does not hold",
@@ -111,23 +136,30 @@ def raw_feeds(schema: Sequence[Mapping[str, Any]], columns: Mapping[str, Sequenc
     return feeds
 
 
-def _numbers(name: str, values: Sequence[Any]) -> np.ndarray:
+def _numbers(name: str, values: Sequence[Any], where: Callable[[int], str]) -> np.ndarray:
+    """float64 values, missing as NaN; strings must spell a number, as for training data."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        return values.astype(np.float64)
     out = np.empty(len(values), dtype=np.float64)
     for row, value in enumerate(values):
-        if is_missing(value) or value == "":
+        if is_missing(value):
             out[row] = np.nan
             continue
         try:
+            if isinstance(value, str) and "_" in value:
+                raise ValueError(value)
             out[row] = float(value)
+            if math.isnan(out[row]):
+                raise ValueError(value)
         except (TypeError, ValueError):
             raise DataError(
-                f"row {row}: numeric column '{name}' holds {value!r}, which is not a number",
-                hint="fix or remove the value; missing values may be left empty",
+                f"{where(row)}: numeric column '{name}' holds {value!r}, which is not a number",
+                hint="fix the value; give a missing value as null (None)",
             ) from None
     return out
 
 
-def _binary(name: str, values: Sequence[Any], trained: Sequence[str]) -> np.ndarray:
+def _binary(name: str, values: Sequence[Any], trained: Sequence[str], where: Callable[[int], str]) -> np.ndarray:
     table = binary_table(*trained)
     out = np.empty(len(values), dtype=object)
     for row, value in enumerate(values):
@@ -137,8 +169,40 @@ def _binary(name: str, values: Sequence[Any], trained: Sequence[str]) -> np.ndar
         key = canonical(value).lower()
         if key not in table:
             raise DataError(
-                f"row {row}: binary column '{name}' holds {value!r}; training saw only "
+                f"{where(row)}: binary column '{name}' holds {value!r}; training saw only "
                 f"{' and '.join(repr(v) for v in trained if v)}"
             )
         out[row] = key
     return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``[rows, classes]`` logits."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def session(path: Any, *, threads: int | None = None, optimized: Any = None) -> Any:
+    """An onnxruntime CPU session for ``path``; ``optimized`` saves its optimised graph there.
+
+    Raises:
+        PackageError: onnxruntime cannot load the file.
+    """
+    from seekforge.core.deps import require
+    from seekforge.core.errors import PackageError
+
+    ort = require("onnxruntime", purpose="the onnxruntime backend")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    if optimized is not None:
+        # EXTENDED, not ALL: ALL adds layout changes tied to this CPU, which a saved model must not carry
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(optimized)
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's errors derive from Exception only
+        raise PackageError(
+            f"onnxruntime {ort.__version__} cannot load {path}: {exc}",
+            hint="export again with a lower --opset, or update onnxruntime",
+        ) from exc

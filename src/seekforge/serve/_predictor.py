@@ -91,7 +91,8 @@ class Predictor:
         """Model outputs for every record, in order.
 
         Large inputs go in chunks of :attr:`chunk_rows`, and a worker thread preprocesses the next chunk
-        while the model runs on the current one (both release the GIL for most of their work).
+        while the model runs on the current one (torch and onnxruntime release the GIL while they compute,
+        so image decoding, tokenizing and table checks of the next chunk proceed meanwhile).
         """
         frame = to_frame(records)
         if frame.empty:
@@ -113,10 +114,11 @@ class Predictor:
         """What the runner takes: the preprocessor's tensors, or checked raw values for a raw graph."""
         if not self.raw:
             return self.preprocessor.transform(frame)
-        from seekforge.runtime import raw_feeds
+        from seekforge.data._validate import row_place
+        from seekforge.runtime import as_columns, raw_feeds
 
         checked = check_table(frame, self.preprocessor.features, with_output=False)
-        return raw_feeds(self.manifest["inputs"], {str(k): list(v) for k, v in checked.items()})
+        return raw_feeds(self.manifest["inputs"], as_columns(checked), place=lambda pos: row_place(frame, pos))
 
     def predict(self, records: Records) -> pd.DataFrame:
         """Predictions (and class probabilities) for each record, in order."""
@@ -160,11 +162,8 @@ def passing_export(manifest: dict[str, Any], backend: str) -> dict[str, Any] | N
 
 def available_backends(manifest: dict[str, Any]) -> list[str]:
     """torch, and the backend of each export that passed its parity gate and whose library is installed."""
-    runtime = {"onnx": "onnxruntime", "openvino": "openvino"}
     return ["torch"] + [
-        b
-        for b, v in BY_BACKEND.items()
-        if passing_export(manifest, b) and importlib.util.find_spec(runtime[v.format]) is not None
+        b for b, v in BY_BACKEND.items() if passing_export(manifest, b) and importlib.util.find_spec(v.library)
     ]
 
 
