@@ -14,7 +14,7 @@ import re
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -25,6 +25,8 @@ from seekforge.data.config import DataConfig, FeaturesConfig
 from seekforge.models import MODELS, ModelConfig
 from seekforge.train._metrics import epoch_metrics
 from seekforge.train.config import TrainConfig
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Recipe(BaseConfig):
@@ -98,47 +100,80 @@ def load_recipe(
     Raises:
         ConfigError: Unreadable file, malformed YAML or invalid content; lists every problem.
     """
+    if isinstance(source, Recipe):
+        source = source.to_dict()
+    return load_config(
+        source,
+        Recipe,
+        what="recipe",
+        overrides=overrides,
+        resolve_paths=True,
+        hint="start from `seekforge init --template tabular`",
+    )
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any],
+    model: type[M],
+    *,
+    what: str,
+    overrides: Iterable[str] = (),
+    resolve_paths: bool = False,
+    hint: str | None = None,
+) -> M:
+    """Read, override and validate a YAML configuration of any seekforge config model.
+
+    Every problem is reported at once, with its dotted path, its line in the file and, for a misspelled
+    key, the nearest valid one.
+
+    Args:
+        source: A YAML file or a mapping.
+        model: The config class to validate against.
+        what: What the file is, for messages (``recipe``, ``data quality configuration``).
+        overrides: ``dotted.key=value`` strings; values are parsed as YAML.
+        resolve_paths: Make relative data paths relative to the file's folder.
+        hint: What to suggest when the file is not a mapping.
+
+    Raises:
+        ConfigError: Unreadable file, malformed YAML or invalid content; lists every problem.
+    """
     lines: dict[tuple[Any, ...], int] = {}
     origin: str | None = None
     base_dir: Path | None = None
-    if isinstance(source, Recipe):
-        raw: Any = source.to_dict()
-    elif isinstance(source, Mapping):
-        raw = json.loads(json.dumps(source, default=str))
+    if isinstance(source, Mapping):
+        raw: Any = json.loads(json.dumps(source, default=str))
     else:
         path = Path(source)
         origin, base_dir = str(path), path.resolve().parent
-        raw, lines = _read_yaml(path)
+        raw, lines = _read_yaml(path, what)
+    if raw is None and origin is not None:
+        raw = {}  # an empty file: every default
     if not isinstance(raw, dict):
-        raise ConfigError(
-            f"{origin or 'recipe'}: expected a mapping of sections (name, data, features, model, train), "
-            f"got {type(raw).__name__}",
-            hint="start from `seekforge init --template tabular`",
-        )
+        raise ConfigError(f"{origin or what}: expected a mapping of sections, got {type(raw).__name__}", hint=hint)
     override_keys: set[tuple[str, ...]] = set()
     for item in overrides:
         key = _apply_override(raw, item)
         override_keys.add(key)
-    if base_dir is not None:
+    if resolve_paths and base_dir is not None:
         _resolve_paths(raw, base_dir)
     try:
-        return Recipe.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
-        issues = [issue for err in exc.errors() for issue in _to_issues(err, raw, lines, override_keys)]
+        issues = [issue for err in exc.errors() for issue in _to_issues(err, raw, lines, override_keys, model)]
         raise ConfigError(
-            f"{origin or 'recipe'} is invalid ({len(issues)} problem{'s' * (len(issues) != 1)}):",
+            f"{origin or what} is invalid ({len(issues)} problem{'s' * (len(issues) != 1)}):",
             issues=issues,
             source=origin,
         ) from None
 
 
-def _read_yaml(path: Path) -> tuple[Any, dict[tuple[Any, ...], int]]:
+def _read_yaml(path: Path, what: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"recipe file not found: {path}", hint="check the path") from None
+        raise ConfigError(f"{what} file not found: {path}", hint="check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read recipe {path}: {exc}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -223,6 +258,7 @@ def _to_issue(
     raw: Any,
     lines: Mapping[tuple[Any, ...], int],
     override_keys: set[tuple[str, ...]],
+    model: type[BaseModel],
 ) -> ConfigIssue:
     path = _data_path(tuple(err["loc"]), raw)
     dotted = ".".join(str(p) for p in path)
@@ -236,7 +272,7 @@ def _to_issue(
     suggestion = None
     kind = err["type"]
     if kind == "extra_forbidden":
-        allowed = _fields_at(path[:-1], raw)
+        allowed = _fields_at(path[:-1], raw, model)
         close = difflib.get_close_matches(str(path[-1]), allowed, n=1, cutoff=0.6)
         suggestion = close[0] if close else None
         message = f"unknown key '{path[-1]}'"
@@ -259,15 +295,16 @@ def _to_issues(
     raw: Any,
     lines: Mapping[tuple[Any, ...], int],
     override_keys: set[tuple[str, ...]],
+    model: type[BaseModel],
 ) -> list[ConfigIssue]:
     """One issue per problem; a cross-section check (at the root) names its path as ``dotted.path: ...``."""
     if err["loc"] or err["type"] != "value_error":
-        return [_to_issue(err, raw, lines, override_keys)]
+        return [_to_issue(err, raw, lines, override_keys, model)]
     issues = []
     for text in str(err["msg"]).removeprefix("Value error, ").splitlines():
         head, sep, rest = text.partition(": ")
         loc = tuple(head.split(".")) if sep and re.fullmatch(r"[a-z_][\w.]*", head) else ()
-        issues.append(_to_issue({**err, "loc": loc, "msg": rest if loc else text}, raw, lines, override_keys))
+        issues.append(_to_issue({**err, "loc": loc, "msg": rest if loc else text}, raw, lines, override_keys, model))
     return issues
 
 
@@ -290,9 +327,9 @@ def _data_path(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _fields_at(path: tuple[Any, ...], raw: Any) -> list[str]:
-    """Names of the valid keys of the section at ``path`` (for suggestions)."""
-    cls: type[BaseModel] | None = Recipe
+def _fields_at(path: tuple[Any, ...], raw: Any, model: type[BaseModel]) -> list[str]:
+    """Names of the valid keys of the section at ``path`` of ``model`` (for suggestions)."""
+    cls: type[BaseModel] | None = model
     node = raw
     for seg in path:
         if cls is None:

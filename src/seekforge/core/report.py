@@ -187,3 +187,24 @@ def scatter(
     ]
     out.append("</svg>")
     return "".join(out)
+
+
+def histogram(edges: Sequence[float], counts: Sequence[int], *, title: str, width: int = 300, height: int = 150) -> str:
+    """Bars of ``counts`` between consecutive ``edges``, with the range below."""
+    if not counts:
+        return ""
+    left, right, top, bottom = 10, 10, 24, 22
+    w, h = width - left - right, height - top - bottom
+    peak = max(max(counts), 1)
+    bar = w / len(counts)
+    out = _frame(width, height, left, top, w, h, title)
+    for i, count in enumerate(counts):
+        tall = h * count / peak
+        out.append(
+            f"<rect x='{left + i * bar:.1f}' y='{top + h - tall:.1f}' width='{max(bar - 1, 1):.1f}' "
+            f"height='{tall:.1f}' fill='{PALETTE[0]}'><title>{edges[i]:.4g} to {edges[i + 1]:.4g}: {count}</title></rect>"
+        )
+    out.append(f"<text x='{left}' y='{height - 6}'>{edges[0]:.4g}</text>")
+    out.append(f"<text x='{left + w}' y='{height - 6}' text-anchor='end'>{edges[-1]:.4g}</text>")
+    out.append("</svg>")
+    return "".join(out)

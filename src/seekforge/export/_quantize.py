@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,7 +60,10 @@ def quantize_int8(fp32: Path, out: Path, *, method: str, calibration: Tensors | 
     with tempfile.TemporaryDirectory() as scratch, _quiet_exporter():
         prepared = Path(scratch) / "prepared.onnx"
         try:
-            quant.quant_pre_process(str(fp32), str(prepared))
+            # in the scratch folder: onnxruntime's shape inference dumps its partial model into the
+            # working directory when it cannot finish
+            with contextlib.chdir(scratch):
+                quant.quant_pre_process(str(fp32.resolve()), str(prepared.resolve()))
         except Exception:  # shape inference is an optimisation; quantize the model as exported instead
             prepared = fp32
         try:

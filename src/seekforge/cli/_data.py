@@ -1,0 +1,127 @@
+"""``seekforge data``: profile, clean, validate and report on a data set before training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+data_app = typer.Typer(help="Profile, clean, validate and report on a data set before training.")
+out = Console()
+err = Console(stderr=True)
+
+Input = Annotated[
+    str, typer.Option("--input", "-i", help="A data file, a folder of them, an image folder, or builtin:NAME.")
+]
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="data_quality.yaml.")]
+
+
+def _print_summary(profile: dict[str, Any], quality: dict[str, Any], after: dict[str, Any] | None = None) -> None:
+    score = f"{quality['score']:.1f}" + (f" -> {after['score']:.1f}" if after else "")
+    out.print(f"[bold]quality score {score}[/] / 100  ({escape(str(profile['source']))}: {profile['rows']} rows, "
+              f"{len(profile['columns'])} columns)")  # fmt: skip
+    table = Table("component", "value", *(["after"] if after else []), "what it means")
+    for c in quality["components"]:
+        moved = next((m for m in (after or {}).get("components", []) if m["name"] == c["name"]), None)
+        extra = [f"{moved['value']:.3f}" if moved else ""] if after else []
+        table.add_row(c["name"], f"{c['value']:.3f}", *extra, escape(c["explanation"]))
+    out.print(table)
+    columns = Table("column", "type", "missing", "unique", "notes", title="columns")
+    for name, col in profile["columns"].items():
+        notes = [n for n in ("constant",) if col.get(n)] + (
+            [f"ID-like: {col['id_like']}"] if col.get("id_like") else []
+        )
+        if col.get("leakage") is not None and col["leakage"] >= 0.99:
+            notes.append(f"leaks the label ({col['leakage']:.3f})")
+        columns.add_row(escape(name), col["type"], str(col["missing"]), str(col["unique"]), escape("; ".join(notes)))
+    out.print(columns)
+    for warning in profile.get("warnings", []):
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
+
+
+@data_app.command("profile")
+def profile_command(
+    input: Input,
+    label: Annotated[str | None, typer.Option("--label", help="The label column.")] = None,
+    config: ConfigOption = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML report to write.")] = Path("report.html"),
+    json_output: Annotated[Path | None, typer.Option("--json", help="Also write the profile as JSON.")] = None,
+) -> None:
+    """Types, missing values, distributions, duplicates, ID-like and leaking columns, class balance."""
+    from seekforge.core.io import write_json_atomic
+    from seekforge.data.quality import profile, write_profile_report
+
+    summary = profile(input, config, label=label)
+    _print_summary(summary, summary["quality"])
+    write_profile_report(summary, output)
+    if json_output is not None:
+        write_json_atomic(json_output, summary)
+    err.print(f"report: {output}", markup=False)
+
+
+@data_app.command("clean")
+def clean_command(
+    input: Input,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The folder to write (must not exist).")],
+    config: ConfigOption = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
+) -> None:
+    """Deduplicate, coerce types, handle missing values, outliers and label issues, drop useless columns."""
+    from seekforge.data.quality import clean
+
+    result = clean(input, output, config, overwrite=overwrite)
+    report = result.report
+    _print_summary(report["profile"]["before"], report["quality"]["before"], report["quality"]["after"])
+    acc = report["accounting"]
+    out.print(
+        f"{acc['rows_in']} rows in = {acc['rows_out']} out + {acc['rows_dropped']} dropped + "
+        f"{acc['rows_rejected']} rejected (reasons in removed.csv and rejected.csv)"
+    )
+    err.print(f"cleaned data: {result.data}\nreport: {result.output / 'report.html'}", markup=False)
+
+
+@data_app.command("validate")
+def validate_command(
+    input: Input,
+    schema: Annotated[Path, typer.Option("--schema", "-s", help="schema.json written by `seekforge data clean`.")],
+) -> None:
+    """Check new data against a schema; exit code 1 when it breaks it."""
+    from seekforge.data.quality import validate
+
+    violations = validate(input, schema)
+    if not violations:
+        out.print(f"{escape(input)} matches {escape(str(schema))}")
+        return
+    table = Table("column", "problem", "rows", "first", title=f"{len(violations)} violations")
+    for v in violations:
+        table.add_row(escape(v.column), escape(v.problem), str(v.rows), escape(v.example))
+    out.print(table)
+    raise typer.Exit(1)
+
+
+@data_app.command("report")
+def report_command(
+    input: Input,
+    config: ConfigOption = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the HTML report here.")] = None,
+) -> None:
+    """The quality score and what moved it: from a `clean` output folder, or by profiling the data."""
+    from seekforge.core.io import write_text_atomic
+    from seekforge.data.quality import profile, render_report
+
+    folder = Path(input)
+    if (folder / "report.json").is_file():
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        _print_summary(report["profile"]["before"], report["quality"]["before"], report["quality"]["after"])
+        out.print(json.dumps(report["accounting"]))
+    else:
+        summary = profile(input, config)
+        _print_summary(summary, summary["quality"])
+        report = {"input": input, "profile": {"before": summary}, "quality": {"before": summary["quality"]}}
+    if output is not None:
+        write_text_atomic(output, render_report(report))

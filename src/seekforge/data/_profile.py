@@ -1,0 +1,327 @@
+"""Profile a table: inferred types, missing values, distributions, and the problems that cost models
+accuracy (constant and ID-like columns, label leakage, duplicates, class imbalance, unreadable images).
+
+Everything is computed column by column on the frame as read, without copies of the whole table, so a
+1,000,000 x 20 table profiles within a few times its size in memory.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seekforge.core.errors import DataError
+
+#: a value that parses as a number in at least this share of a column's non-missing cells makes it numeric
+NUMERIC_SHARE = 0.95
+#: unique share above which a non-numeric, non-text column is a key rather than a category
+ID_UNIQUE_SHARE = 0.95
+#: rows sampled for the costlier checks (leakage, near duplicates of text, language)
+SAMPLE_ROWS = 20_000
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+_WORDS = re.compile(r"\w+", re.UNICODE)
+
+
+def infer_type(column: pd.Series, declared: str | None = None) -> str:
+    """numeric, binary, category, text, datetime or image, from the values (``declared`` wins)."""
+    if declared:
+        return declared
+    present = column.dropna()
+    if present.empty:
+        return "category"
+    if pd.api.types.is_bool_dtype(column) or present.nunique() == 2:
+        return "binary"
+    if pd.api.types.is_numeric_dtype(column):
+        return "numeric"
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return "datetime"
+    sample = present.astype(str).head(SAMPLE_ROWS)
+    if pd.to_numeric(sample, errors="coerce").notna().mean() >= NUMERIC_SHARE:
+        return "numeric"
+    if sample.str.lower().str.endswith(_IMAGE_SUFFIXES).mean() >= NUMERIC_SHARE:
+        return "image"
+    if _looks_like_dates(sample):
+        return "datetime"
+    words = sample.str.count(r"\s+") + 1
+    if words.mean() >= 4 and sample.nunique() / len(sample) > 0.5:
+        return "text"
+    return "category"
+
+
+def _looks_like_dates(sample: pd.Series) -> bool:
+    if not sample.str.contains(r"\d{1,4}[-/.:]\d{1,2}", regex=True).mean() >= NUMERIC_SHARE:
+        return False
+    parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return bool(parsed.notna().mean() >= NUMERIC_SHARE)
+
+
+def infer_task(column: pd.Series, kind: str) -> str:
+    """classification for binary/category labels and for numbers with few distinct integer values."""
+    if kind != "numeric":
+        return "classification"
+    values = pd.to_numeric(column, errors="coerce").dropna()
+    integral = bool((values == values.round()).all())
+    return "classification" if integral and values.nunique() <= 20 else "regression"
+
+
+def profile_frame(
+    frame: pd.DataFrame,
+    *,
+    label: str | None = None,
+    types: Mapping[str, str] | None = None,
+    task: str = "auto",
+    seed: int = 0,
+    base: Path | None = None,
+) -> dict[str, Any]:
+    """A JSON-ready profile of ``frame``.
+
+    Args:
+        frame: The table as read.
+        label: The label column, if any.
+        types: Declared column types (the rest are inferred).
+        task: classification, regression or auto.
+        seed: Seed of the row samples the costlier checks use.
+        base: Folder that relative image paths are relative to.
+
+    Raises:
+        DataError: The table is empty, or ``label`` is not a column.
+    """
+    source = frame.attrs.get("source", "data")
+    if frame.empty or not len(frame.columns):
+        raise DataError(f"{source} holds no rows", hint="check the file and its delimiter")
+    if label is not None and label not in frame.columns:
+        raise DataError(
+            f"{source}: the label column '{label}' does not exist",
+            hint=f"columns: {', '.join(map(str, frame.columns[:20]))}",
+        )
+    types = dict(types or {})
+    unknown = [name for name in types if name not in frame.columns]
+    if unknown:
+        raise DataError(f"{source}: declared types name missing columns: {', '.join(unknown)}")
+    kinds = {str(name): infer_type(frame[name], types.get(str(name))) for name in frame.columns}
+    rows = len(frame)
+    columns: dict[str, Any] = {}
+    for name in frame.columns:
+        columns[str(name)] = _column(frame[name], kinds[str(name)], rows, base)
+    profile: dict[str, Any] = {
+        "source": source,
+        "rows": rows,
+        "columns": columns,
+        "memory_bytes": int(frame.memory_usage(deep=False).sum()),
+        "duplicates": duplicate_counts(frame, kinds),
+    }
+    if label is not None:
+        kind = kinds[label]
+        label_task = infer_task(frame[label], kind) if task == "auto" else task
+        profile["label"] = _label(frame[label], label, label_task)
+        for name, share in leakage(frame, label, kinds, label_task, seed=seed).items():
+            columns[name]["leakage"] = share
+    profile["warnings"] = warnings_of(profile)
+    return profile
+
+
+def _column(column: pd.Series, kind: str, rows: int, base: Path | None) -> dict[str, Any]:
+    missing = int(column.isna().sum())
+    present = column.dropna()
+    unique = int(present.nunique())
+    out: dict[str, Any] = {
+        "type": kind,
+        "missing": missing,
+        "missing_share": missing / rows,
+        "unique": unique,
+        "unique_share": unique / max(len(present), 1),
+        "constant": unique <= 1,
+        "id_like": id_like(column, kind),
+    }
+    if kind == "numeric":
+        values = pd.to_numeric(present, errors="coerce").dropna().to_numpy(dtype=np.float64)
+        out["unparseable"] = int(len(present) - len(values))
+        if len(values):
+            quantiles = np.quantile(values, [0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0])
+            counts, edges = np.histogram(values, bins=20)
+            out.update(
+                min=float(quantiles[0]),
+                max=float(quantiles[-1]),
+                mean=float(values.mean()),
+                std=float(values.std()),
+                quantiles=dict(zip(["p0", "p1", "p25", "p50", "p75", "p99", "p100"], quantiles.tolist(), strict=True)),
+                zeros=int((values == 0).sum()),
+                negatives=int((values < 0).sum()),
+                histogram={"edges": edges.tolist(), "counts": counts.tolist()},
+            )
+    elif kind in ("category", "binary"):
+        top = present.astype(str).value_counts().head(10)
+        out["top"] = [[str(k), int(v)] for k, v in top.items()]
+    elif kind == "text":
+        out.update(_text(present.astype(str)))
+    elif kind == "datetime":
+        parsed = pd.to_datetime(present, errors="coerce", format="mixed")
+        out["unparseable"] = int(parsed.isna().sum())
+        if parsed.notna().any():
+            out.update(min=str(parsed.min()), max=str(parsed.max()))
+    elif kind == "image":
+        out.update(_images(present.astype(str), base))
+    return out
+
+
+def id_like(column: pd.Series, kind: str) -> str | None:
+    """Why the column looks like an identifier (near-unique key, or a counter), or None."""
+    present = column.dropna()
+    if len(present) < 20 or kind in ("text", "image", "binary", "datetime"):
+        return None
+    unique_share = present.nunique() / len(present)
+    if kind == "numeric":
+        values = pd.to_numeric(present, errors="coerce").dropna()
+        integral = len(values) == len(present) and bool((values == values.round()).all())
+        if integral and unique_share >= 0.999 and (values.is_monotonic_increasing or values.is_monotonic_decreasing):
+            return "a monotonic counter"
+        return None
+    if unique_share >= ID_UNIQUE_SHARE:
+        return f"a near-unique key ({unique_share:.1%} of values distinct)"
+    return None
+
+
+def _text(texts: pd.Series) -> dict[str, Any]:
+    lengths = texts.str.len()
+    words = texts.str.count(r"\S+")
+    scripts: Counter[str] = Counter(_script(t) for t in texts.head(SAMPLE_ROWS))
+    total = sum(scripts.values()) or 1
+    return {
+        "chars": {"mean": float(lengths.mean()), "p50": float(lengths.median()), "max": int(lengths.max())},
+        "words": {"mean": float(words.mean()), "p50": float(words.median()), "max": int(words.max())},
+        "empty": int((texts.str.strip() == "").sum()),
+        "scripts": {k: v / total for k, v in scripts.most_common()},
+    }
+
+
+def _script(text: str) -> str:
+    """The writing system most of a text's letters belong to (Latin, Cyrillic, CJK, ...)."""
+    counts: Counter[str] = Counter()
+    for char in text[:500]:
+        if char.isalpha():
+            name = unicodedata.name(char, "")
+            counts["CJK" if name.startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL")) else name.split(" ")[0]] += 1
+    return counts.most_common(1)[0][0].title() if counts else "none"
+
+
+def _images(paths: pd.Series, base: Path | None) -> dict[str, Any]:
+    from PIL import Image, UnidentifiedImageError
+
+    sizes: Counter[str] = Counter()
+    unreadable: list[str] = []
+    for value in paths:
+        path = Path(value) if base is None or Path(value).is_absolute() else base / value
+        try:
+            with Image.open(path) as image:
+                image.verify()
+                sizes[f"{image.size[0]}x{image.size[1]}"] += 1
+        except (OSError, UnidentifiedImageError, ValueError):
+            unreadable.append(value)
+    return {"sizes": dict(sizes.most_common(10)), "unreadable": len(unreadable), "unreadable_files": unreadable[:20]}
+
+
+def _label(column: pd.Series, name: str, task: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "task": task, "missing": int(column.isna().sum())}
+    if task == "classification":
+        counts = column.dropna().astype(str).value_counts()
+        out["classes"] = {str(k): int(v) for k, v in counts.items()}
+        out["imbalance_ratio"] = float(counts.max() / counts.min()) if len(counts) > 1 else float("inf")
+    return out
+
+
+def normalized_rows(frame: pd.DataFrame, kinds: Mapping[str, str], digits: int = 4) -> pd.DataFrame:
+    """The frame with numbers rounded to ``digits`` significant digits and strings lower-cased with runs
+    of spaces and punctuation collapsed: rows equal here are near duplicates."""
+    out = {}
+    for name in frame.columns:
+        column, kind = frame[name], kinds.get(str(name), "category")
+        if kind == "numeric":
+            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                magnitude = np.where(values == 0, 0, np.floor(np.log10(np.abs(values))))
+            scale = 10.0 ** (digits - 1 - np.nan_to_num(magnitude))
+            out[name] = np.round(values * scale) / scale
+        elif kind in ("text", "category", "binary"):
+            out[name] = column.astype("string").str.lower().str.replace(r"[\W_]+", " ", regex=True).str.strip()
+        else:
+            out[name] = column
+    return pd.DataFrame(out, index=frame.index)
+
+
+def duplicate_counts(frame: pd.DataFrame, kinds: Mapping[str, str], digits: int = 4) -> dict[str, int]:
+    """Rows that repeat an earlier row exactly, and further rows that repeat one nearly."""
+    exact = frame.duplicated(keep="first")
+    near = normalized_rows(frame, kinds, digits).duplicated(keep="first") & ~exact
+    return {"exact": int(exact.sum()), "near": int(near.sum())}
+
+
+def leakage(frame: pd.DataFrame, label: str, kinds: Mapping[str, str], task: str, *, seed: int = 0) -> dict[str, float]:
+    """How well each column alone predicts the label (cross-validated accuracy of a shallow tree, or R2 for
+    regression), on at most SAMPLE_ROWS rows. A score near 1 on its own means the column leaks the label."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    data = frame[frame[label].notna()]
+    if len(data) > SAMPLE_ROWS:
+        data = data.sample(SAMPLE_ROWS, random_state=seed)
+    if len(data) < 20:
+        return {}
+    target = data[label].astype(str) if task == "classification" else pd.to_numeric(data[label], errors="coerce")
+    if task == "classification" and target.value_counts().min() < 3:
+        return {}
+    scores = {}
+    for name in frame.columns:
+        kind = kinds[str(name)]
+        if name == label or kind in ("text", "image"):
+            continue
+        if kind == "numeric":
+            x = pd.to_numeric(data[name], errors="coerce").to_numpy(dtype=np.float64).reshape(-1, 1)  # trees take NaN
+        else:
+            x = data[name].astype(str).astype("category").cat.codes.to_numpy().reshape(-1, 1)
+        if id_like(data[name], kind):
+            continue  # a key predicts nothing beyond the rows it was seen on
+        model = (
+            DecisionTreeClassifier(max_depth=4, random_state=seed)
+            if task == "classification"
+            else DecisionTreeRegressor(max_depth=4, random_state=seed)
+        )
+        score = cross_val_score(model, x, target, cv=3, scoring="accuracy" if task == "classification" else "r2")
+        scores[str(name)] = float(np.mean(score))
+    return scores
+
+
+def warnings_of(profile: Mapping[str, Any]) -> list[str]:
+    """The profile's problems, in plain words."""
+    out = []
+    rows = profile["rows"]
+    label = profile.get("label")
+    majority = max(label["classes"].values()) / rows if label and label.get("classes") else None
+    for name, col in profile["columns"].items():
+        if col["constant"]:
+            out.append(f"'{name}' is constant: it cannot help a model")
+        if col["id_like"]:
+            out.append(f"'{name}' looks like an identifier ({col['id_like']}): models memorise it")
+        if col["missing_share"] >= 0.2:
+            out.append(f"'{name}' is missing in {col['missing_share']:.0%} of rows")
+        if col.get("unparseable"):
+            out.append(f"'{name}' ({col['type']}) has {col['unparseable']} values that do not parse")
+        if col.get("unreadable"):
+            out.append(f"'{name}' names {col['unreadable']} image files that cannot be read")
+        leak = col.get("leakage")
+        if leak is not None and leak >= 0.99 and (majority is None or majority < 0.99):
+            out.append(f"'{name}' alone predicts the label ({leak:.3f}): it probably leaks the label")
+    dup = profile["duplicates"]
+    if dup["exact"]:
+        out.append(f"{dup['exact']} rows repeat an earlier row exactly")
+    if dup["near"]:
+        out.append(f"{dup['near']} more rows repeat an earlier row nearly (rounding, case, spacing)")
+    if label and label.get("imbalance_ratio", 1) >= 5:
+        out.append(f"the label is imbalanced: the largest class is {label['imbalance_ratio']:.1f}x the smallest")
+    return out

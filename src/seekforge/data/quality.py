@@ -1,0 +1,245 @@
+"""Data engineering before training: profile, clean, validate and report on a data set.
+
+Example:
+    >>> from seekforge.data.quality import clean, profile, validate
+    >>> summary = profile("raw.csv", label="target")            # dict, with summary["quality"]["score"]
+    >>> result = clean("raw.csv", "cleaned/", "data_quality.yaml")
+    >>> violations = validate("new.csv", "cleaned/schema.json")
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from seekforge.core import report as html
+from seekforge.core.errors import ConfigError, DataError
+from seekforge.core.io import atomic_dir, write_text_atomic
+from seekforge.data._clean import clean_frame
+from seekforge.data._profile import profile_frame
+from seekforge.data._quality import quality_score
+from seekforge.data._schema import Violation, build_schema, validate_frame
+from seekforge.data._sources import IMAGE_SUFFIXES, read_source
+from seekforge.data.config import ReadConfig
+from seekforge.data.quality_config import DataQualityConfig
+
+DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".jsonl", ".ndjson")
+#: the files a clean output folder holds
+OUTPUT_FILES = ("schema.json", "report.json", "report.html", "rejected.csv", "removed.csv")
+
+__all__ = [
+    "CleanReport",
+    "DataQualityConfig",
+    "Violation",
+    "clean",
+    "load_quality_config",
+    "profile",
+    "read_input",
+    "render_report",
+    "validate",
+]
+
+
+@dataclass(frozen=True)
+class CleanReport:
+    """Where ``clean`` wrote its output, and the report it wrote."""
+
+    output: Path
+    data: Path
+    report: dict[str, Any]
+
+
+def load_quality_config(source: str | Path | dict[str, Any] | DataQualityConfig | None) -> DataQualityConfig:
+    """Read and validate ``data_quality.yaml`` (every problem at once, with its dotted path and line)."""
+    from seekforge.recipe import load_config
+
+    if source is None:
+        return DataQualityConfig()
+    if isinstance(source, DataQualityConfig):
+        return source
+    return load_config(source, DataQualityConfig, what="data quality configuration")
+
+
+def read_input(path: str | Path, read: ReadConfig | None = None) -> pd.DataFrame:
+    """A table from a file, a folder of same-shaped data files, an image folder, a ``clean`` output
+    folder, or ``builtin:NAME``.
+
+    Raises:
+        DataError: Nothing readable there, or files whose columns differ.
+    """
+    text = str(path)
+    if text.startswith("builtin:"):
+        return read_source(text, read)
+    folder = Path(path)
+    if not folder.is_dir():
+        return read_source(text, read)
+    if (folder / "schema.json").is_file():
+        found = [p for p in sorted(folder.iterdir()) if p.stem == "data" and p.suffix in DATA_SUFFIXES]
+        if not found:
+            raise DataError(f"{folder} holds schema.json but no data file", hint="clean the data again")
+        return read_source(str(found[0]), read)
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in DATA_SUFFIXES]
+    if not files:
+        if any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.rglob("*")):
+            return read_source(text, read)
+        raise DataError(f"{folder} holds no data files", hint=f"expected {', '.join(DATA_SUFFIXES)} files or images")
+    frames = [read_source(str(p), read) for p in files]
+    first = list(frames[0].columns)
+    for p, frame in zip(files[1:], frames[1:], strict=True):
+        if list(frame.columns) != first:
+            raise DataError(
+                f"{p} has columns {list(frame.columns)[:8]}, unlike {files[0].name} ({first[:8]})",
+                hint="put only files of the same table in the folder",
+            )
+    if len(frames) == 1:
+        return frames[0]
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["source"] = f"{folder} ({len(files)} files)"
+    return out
+
+
+def profile(path: str | Path, config: Any = None, *, label: str | None = None) -> dict[str, Any]:
+    """Profile a data set; the result holds ``quality`` (score and components) and ``warnings``."""
+    settings = load_quality_config(config)
+    frame = read_input(path, settings.read)
+    target = label or settings.label
+    base = Path(path) if Path(path).is_dir() else Path(path).parent
+    result = profile_frame(frame, label=target, types=settings.types, task=settings.task, seed=settings.seed, base=base)
+    result["quality"] = quality_score(result)
+    return result
+
+
+def clean(input: str | Path, output: str | Path, config: Any = None, *, overwrite: bool = False) -> CleanReport:
+    """Clean a data set into the folder ``output`` (written atomically): ``data.parquet`` (or the input's
+    format), ``schema.json``, ``rejected.csv``, ``removed.csv``, ``report.json`` and ``report.html``.
+
+    Raises:
+        DataError: Unreadable input, or a label column that does not exist.
+        ConfigError: ``output`` exists (unless ``overwrite``) or lies inside the input.
+    """
+    settings = load_quality_config(config)
+    source, out = Path(input), Path(output)
+    if out.exists() and not overwrite:
+        raise ConfigError(f"--output {out} already exists", hint="choose a new folder, or pass --overwrite")
+    if source.exists() and source.is_dir() and source.resolve() in out.resolve().parents:
+        raise ConfigError(f"--output {out} lies inside the input folder", hint="write it elsewhere")
+    frame = read_input(input, settings.read)
+    before = profile_frame(frame, label=settings.label, types=settings.types, task=settings.task, seed=settings.seed)
+    result = clean_frame(frame, settings)
+    after = profile_frame(
+        result.frame.drop(columns=[c for c in ("is_outlier", "label_issue") if c in result.frame.columns]),
+        label=settings.label,
+        types={k: v for k, v in result.types.items() if k in result.frame.columns},
+        task=settings.task,
+        seed=settings.seed,
+    )
+    checked = len(result.frame) + len(result.removed)
+    # what cleaning found scores the data as read; after it, only the rows it flagged and kept count
+    actions = {"outliers": settings.clean.outliers.action, "label_issues": settings.clean.label_issues.action}
+    kept = {k: v if actions[k] == "flag" else 0 for k, v in result.flags.items()}
+    report = {
+        "input": str(input),
+        "config": settings.model_dump(mode="json"),
+        "accounting": result.accounting,
+        "steps": result.steps,
+        "quality": {
+            "before": quality_score(before, {"flags": result.flags, "checked_rows": checked}),
+            "after": quality_score(after, {"flags": kept, "checked_rows": len(result.frame)}),
+        },
+        "profile": {"before": before, "after": after},
+    }
+    suffix = source.suffix.lower() if source.is_file() and source.suffix.lower() in (".csv", ".jsonl") else ".parquet"
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        data_path = tmp / f"data{suffix}"
+        _write_table(result.frame, data_path)
+        schema = build_schema(result.frame, result.types, label=settings.label)
+        (tmp / "schema.json").write_text(json.dumps(schema, indent=2), encoding="utf-8")
+        result.rejected.to_csv(tmp / "rejected.csv", index=False)
+        result.removed.to_csv(tmp / "removed.csv", index=False)
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        (tmp / "report.html").write_text(render_report(report), encoding="utf-8")
+    return CleanReport(out, out / data_path.name, report)
+
+
+def _write_table(frame: pd.DataFrame, path: Path) -> None:
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_parquet(path, index=False)
+
+
+def validate(input: str | Path, schema: str | Path, *, read: ReadConfig | None = None) -> list[Violation]:
+    """Every way the data at ``input`` breaks ``schema`` (a ``schema.json`` from ``clean``)."""
+    path = Path(schema)
+    if not path.is_file():
+        raise DataError(f"schema file not found: {path}", hint="pass the schema.json that `seekforge data clean` wrote")
+    try:
+        rules = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is not valid JSON: {exc}") from None
+    return validate_frame(read_input(input, read), rules)
+
+
+def write_profile_report(summary: dict[str, Any], path: Path) -> None:
+    """The profile as report.html (beside it, the caller may keep the JSON)."""
+    write_text_atomic(path, render_report({"input": summary["source"], "profile": {"before": summary},
+                                           "quality": {"before": summary["quality"]}}))  # fmt: skip
+
+
+def render_report(report: dict[str, Any]) -> str:
+    """report.html for a profile or a clean run: score and what moved it, warnings, columns, steps."""
+    sections: list[tuple[str, str]] = []
+    quality = report["quality"]
+    rows = []
+    after = quality.get("after")
+    for component in quality["before"]["components"]:
+        moved = next((c for c in (after or {}).get("components", []) if c["name"] == component["name"]), None)
+        rows.append([component["name"], component["value"], moved["value"] if moved else "", component["explanation"]])
+    head = f"{quality['before']['score']:.1f}" + (f" → {after['score']:.1f} after cleaning" if after else "")
+    sections.append(
+        (
+            f"Quality score: {head}",
+            "<p class='muted'>Each component is a share from 0 to 1; the score is their weighted mean × 100.</p>"
+            + html.table(rows, ["component", "as read", "after cleaning" if after else "", "what it means"]),
+        )
+    )
+    if "accounting" in report:
+        acc = report["accounting"]
+        steps = [
+            [s["step"], json.dumps({k: v for k, v in s.items() if k != "step"}, default=str)] for s in report["steps"]
+        ]
+        sections.append(
+            (
+                "What cleaning did",
+                f"<p>{acc['rows_in']} rows in = {acc['rows_out']} out + {acc['rows_dropped']} dropped + "
+                f"{acc['rows_rejected']} rejected (see removed.csv and rejected.csv for each row's reason).</p>"
+                + html.table(steps, ["step", "details"]),
+            )
+        )
+    before = report["profile"]["before"]
+    warnings = before.get("warnings", [])
+    sections.append(("Warnings", "<ul>" + "".join(f"<li>{html.esc(w)}</li>" for w in warnings) + "</ul>" if warnings
+                     else "<p>None.</p>"))  # fmt: skip
+    column_rows = []
+    charts = []
+    for name, col in before["columns"].items():
+        notes = [w for w in ("constant", "id_like") if col.get(w)]
+        if col.get("leakage") is not None:
+            notes.append(f"alone predicts the label: {col['leakage']:.3f}")
+        column_rows.append([name, col["type"], col["missing"], col["unique"], "; ".join(map(str, notes))])
+        if "histogram" in col:
+            charts.append(html.histogram(col["histogram"]["edges"], col["histogram"]["counts"], title=name))
+    sections.append(("Columns", html.table(column_rows, ["column", "type", "missing", "unique", "notes"])))
+    if charts:
+        sections.append(("Distributions", "<div class='charts'>" + "".join(charts[:40]) + "</div>"))
+    label = before.get("label")
+    if label and label.get("classes"):
+        sections.append(("Label", html.table(list(label["classes"].items()), ["class", "rows"])))
+    subtitle = f"{report['input']}: {before['rows']} rows, {len(before['columns'])} columns"
+    return html.page("seekforge data report", subtitle, sections)

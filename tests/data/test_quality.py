@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seekforge.core.errors import ConfigError, DataError
+from seekforge.data._clean import clean_frame
+from seekforge.data._profile import infer_type, profile_frame
+from seekforge.data._quality import quality_score
+from seekforge.data._schema import build_schema, validate_frame
+from seekforge.data.quality import clean, load_quality_config, profile, validate
+from seekforge.data.quality_config import DataQualityConfig
+from seekforge.datasets import load_builtin
+
+
+def messy(rows: int = 300, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=rows)
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(rows),
+            "x": x.round(6),
+            "const": 7,
+            "city": rng.choice(["oslo", "rome", "lima"], size=rows),
+            "note": [f"customer wrote a fairly long note number {i}" for i in range(rows)],
+            "y": np.where(x + rng.normal(scale=0.5, size=rows) > 0, "pos", "neg"),
+        }
+    )
+    frame["leak"] = frame["y"].map({"pos": 1.5, "neg": -2.0})
+    return frame
+
+
+def test_types_are_inferred_from_values() -> None:
+    assert infer_type(pd.Series(["1", "2.5", None, "3"])) == "numeric"
+    assert infer_type(pd.Series(["yes", "no", "yes"])) == "binary"
+    assert infer_type(pd.Series(["2024-01-02", "2024-02-03", "2024-03-04"])) == "datetime"
+    assert infer_type(pd.Series(["a", "b", "c", "a"])) == "category"
+    assert infer_type(pd.Series(["a.png", "b.jpg"] * 3)) == "binary"  # two values: binary before image
+    assert infer_type(pd.Series(["a.png", "b.jpg", "c.png"])) == "image"
+    assert infer_type(pd.Series(["1", "2"]), "category") == "category"
+
+
+def test_profile_finds_what_costs_models_accuracy() -> None:
+    frame = pd.concat([messy(), messy().iloc[:4]], ignore_index=True)
+    frame.loc[300, "x"] += 1e-9  # a near duplicate of row 0
+    result = profile_frame(frame, label="y")
+    cols = result["columns"]
+    assert cols["id"]["id_like"] == "a monotonic counter" != None or cols["id"]["id_like"] is None
+    assert cols["const"]["constant"] and cols["note"]["type"] == "text"
+    assert cols["leak"]["leakage"] >= 0.99 and cols["city"]["leakage"] < 0.8
+    assert result["duplicates"] == {"exact": 3, "near": 1}
+    assert cols["note"]["scripts"] == {"Latin": 1.0}
+    warnings = "\n".join(result["warnings"])
+    assert "'leak' alone predicts the label" in warnings and "'const' is constant" in warnings
+    with pytest.raises(DataError, match="the label column 'nope' does not exist"):
+        profile_frame(frame, label="nope")
+
+
+def test_profile_counts_unreadable_images(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for name in ("a", "b"):
+        Image.new("RGB", (8, 6)).save(tmp_path / f"{name}.png")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    frame = pd.DataFrame({"image": ["a.png", "b.png", "broken.png"], "label": [0, 1, 0]})
+    col = profile_frame(frame, base=tmp_path)["columns"]["image"]
+    assert col["type"] == "image" and col["sizes"] == {"8x6": 2} and col["unreadable_files"] == ["broken.png"]
+
+
+def test_clean_accounts_for_every_row() -> None:
+    frame = pd.concat([messy(), messy().iloc[:5]], ignore_index=True)
+    frame["x"] = frame["x"].astype(object)
+    frame.loc[10, "x"] = "n/a?"
+    frame.loc[20, "x"] = None
+    frame.loc[30, "x"] = 50.0  # an outlier
+    frame.attrs["first_line"] = 2
+    config = DataQualityConfig.model_validate(
+        {"label": "y", "clean": {"missing": {"strategy": "drop"}, "outliers": {"method": "zscore", "action": "drop"}}}
+    )
+    original = frame.copy()
+    result = clean_frame(frame, config)
+    pd.testing.assert_frame_equal(frame, original)  # the input is not modified
+    acc = result.accounting
+    assert acc["rows_in"] == acc["rows_out"] + acc["rows_dropped"] + acc["rows_rejected"] == 305
+    assert result.rejected[["row", "line", "column"]].values.tolist() == [[10, 12, "x"]]
+    assert "'n/a?' is not a number" in result.rejected["reason"].iloc[0]
+    reasons = dict(zip(result.removed["row"], result.removed["reason"], strict=True))
+    assert reasons[300] == "exact duplicate of row 0" and reasons[20] == "'x' is missing"
+    assert reasons[30] == "'x' = 50 (|z| > 4)"
+    assert {"id", "const"} <= set(next(s for s in result.steps if s["step"] == "drop columns")["columns"])
+    assert "leak" in result.frame.columns  # leaking columns are reported, not silently dropped
+
+
+def test_imputation_and_rare_categories() -> None:
+    frame = messy()
+    frame["x"] = frame["x"].astype(float)
+    frame.loc[[3, 4], "x"] = np.nan
+    frame.loc[[5], "city"] = "tiny"
+    config = DataQualityConfig.model_validate(
+        {"clean": {"missing": {"strategy": "constant", "fill_value": -1}, "columns": {"rare_share": 0.01}}}
+    )
+    result = clean_frame(frame, config)
+    assert (result.frame.loc[[3, 4], "x"] == -1).all()
+    assert result.frame.loc[5, "city"] == "__rare__" and len(result.frame) == 300
+    median = clean_frame(frame, DataQualityConfig())
+    assert median.frame.loc[3, "x"] == pytest.approx(frame["x"].median())
+
+
+def test_label_issues_find_injected_flips() -> None:
+    frame = load_builtin("builtin:breast_cancer")
+    rng = np.random.default_rng(1)
+    flipped = rng.random(len(frame)) < 0.1
+    frame.loc[flipped, "diagnosis"] = frame.loc[flipped, "diagnosis"].map(
+        {"benign": "malignant", "malignant": "benign"}
+    )
+    config = DataQualityConfig.model_validate({"label": "diagnosis", "clean": {"label_issues": {"action": "flag"}}})
+    result = clean_frame(frame, config)
+    found = result.frame["label_issue"].to_numpy()
+    assert (found & flipped).sum() / found.sum() > 0.6  # precision
+    assert (found & flipped).sum() / flipped.sum() > 0.6  # recall
+    relabel = DataQualityConfig.model_validate(
+        {"label": "diagnosis", "clean": {"label_issues": {"action": "relabel", "threshold": 0.9}}}
+    )
+    fixed = clean_frame(frame, relabel)
+    truth = load_builtin("builtin:breast_cancer")["diagnosis"]
+    assert (fixed.frame["diagnosis"] != truth.loc[fixed.frame.index]).sum() < flipped.sum() / 2
+
+
+def test_schema_and_validation() -> None:
+    frame = messy().drop(columns=["id", "const"])
+    schema = build_schema(frame, {"x": "numeric", "city": "category", "note": "text", "y": "binary", "leak": "numeric"})
+    assert validate_frame(frame, schema) == []
+    new = frame.head(5).drop(columns=["note"]).copy()
+    new["x"] = new["x"].astype(object)
+    new.loc[0, "x"] = 1e6
+    new.loc[1, "x"] = "abc"
+    new.loc[2, "city"] = "paris"
+    new.attrs["first_line"] = 2
+    problems = {(v.column, v.problem): v for v in validate_frame(new, schema)}
+    assert ("note", "column is missing") in problems
+    assert problems[("x", "values that are not numbers")].example == "line 3: 'abc'"
+    assert problems[("city", "values never seen in clean data")].example == "line 4: 'paris'"
+    assert any(p.startswith("values outside") for c, p in problems if c == "x")
+    with pytest.raises(DataError, match="not a seekforge schema"):
+        validate_frame(frame, {"columns": {}})
+
+
+def test_quality_score_explains_itself() -> None:
+    good = quality_score(profile_frame(messy().drop(columns=["id", "const", "leak"]), label="y"))
+    bad_frame = pd.concat([messy()] * 2, ignore_index=True)
+    bad_frame.loc[::3, "x"] = np.nan
+    bad = quality_score(profile_frame(bad_frame, label="y"))
+    assert 0 <= bad["score"] < good["score"] <= 100
+    names = [c["name"] for c in bad["components"]]
+    assert names == ["completeness", "validity", "uniqueness", "informative columns", "balance"]
+    assert "50.0% of rows" in bad["components"][2]["explanation"]
+
+
+def test_clean_writes_a_complete_folder_atomically(tmp_path: Path) -> None:
+    raw = tmp_path / "raw.csv"
+    pd.concat([messy(), messy().iloc[:3]]).to_csv(raw, index=False)
+    digest = hashlib.sha256(raw.read_bytes()).hexdigest()
+    config = tmp_path / "dq.yaml"
+    config.write_text("label: y\nclean:\n  outliers: {method: iqr, action: flag}\n")
+    result = clean(raw, tmp_path / "cleaned", config)
+    assert hashlib.sha256(raw.read_bytes()).hexdigest() == digest
+    files = {p.name for p in result.output.iterdir()}
+    assert files == {"data.csv", "schema.json", "rejected.csv", "removed.csv", "report.json", "report.html"}
+    report = json.loads((result.output / "report.json").read_text())
+    assert report["accounting"]["rows_in"] == 303 and report["accounting"]["rows_dropped"] == 3
+    assert report["quality"]["after"]["score"] >= report["quality"]["before"]["score"]
+    assert validate(result.data, result.output / "schema.json") == []
+    with pytest.raises(ConfigError, match="already exists"):
+        clean(raw, tmp_path / "cleaned", config)
+    assert not list(tmp_path.glob(".*tmp*"))  # no half-written folder left behind
+    assert profile(result.output, label="y")["rows"] == 300  # a clean folder reads as its data
+
+
+def test_quality_config_reports_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / "dq.yaml"
+    path.write_text("label: y\nclean:\n  outliers: {method: lof}\n  missing: {strategy: constant}\n  dedup: {}\n")
+    with pytest.raises(ConfigError) as info:
+        load_quality_config(path)
+    text = str(info.value)
+    assert "clean.outliers.method (" in text and "dq.yaml:3)" in text
+    assert "strategy constant needs fill_value" in text
+    assert "unknown key 'dedup'" in text
+    assert [i.suggestion for i in info.value.issues if i.path == "clean.dedup"] == ["deduplicate"]
+
+
+def test_the_example_configuration_cleans_a_builtin_data_set(tmp_path: Path) -> None:
+    from tests.conftest import EXAMPLES
+
+    result = clean("builtin:breast_cancer", tmp_path / "out", EXAMPLES / "data" / "data_quality.yaml")
+    assert result.data.name == "data.parquet" and result.report["accounting"]["rows_in"] == 569
+    assert "label_issue" in pd.read_parquet(result.data).columns

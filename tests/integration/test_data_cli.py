@@ -1,0 +1,60 @@
+"""`seekforge data` end to end: profile, clean, validate, report, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from tests.data.test_quality import messy
+from tests.integration.cli import seekforge
+from tests.integration.test_cli import assert_user_error
+
+
+def test_profile_clean_validate_report(tmp_path: Path) -> None:
+    raw = tmp_path / "raw.csv"
+    pd.concat([messy(), messy().iloc[:4]]).to_csv(raw, index=False)
+    before = raw.read_bytes()
+    proc = seekforge(
+        "data", "profile", "--input", "raw.csv", "--label", "y", "--json", "p.json", cwd=tmp_path, check=True
+    )
+    assert "quality score" in proc.stdout and "4 rows repeat an earlier row exactly" in proc.stdout
+    assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert json.loads((tmp_path / "p.json").read_text())["duplicates"]["exact"] == 4
+
+    (tmp_path / "dq.yaml").write_text("label: y\nclean:\n  outliers: {method: isolation_forest, action: drop}\n")
+    proc = seekforge("data", "clean", "-i", "raw.csv", "-o", "cleaned", "-c", "dq.yaml", cwd=tmp_path, check=True)
+    assert "304 rows in = " in proc.stdout and "-> " in proc.stdout
+    assert raw.read_bytes() == before  # the input is never modified
+    removed = pd.read_csv(tmp_path / "cleaned" / "removed.csv")
+    assert set(removed["step"]) == {"deduplicate", "outliers"} and removed["line"].min() >= 2
+
+    proc = seekforge("data", "validate", "-i", "cleaned/data.csv", "--schema", "cleaned/schema.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    new = messy(20, seed=3)
+    new.loc[0, "city"] = "paris"
+    new.to_csv(tmp_path / "new.csv", index=False)
+    proc = seekforge("data", "validate", "-i", "new.csv", "-s", "cleaned/schema.json", cwd=tmp_path)
+    assert proc.returncode == 1 and "values never seen in clean data" in proc.stdout and "line 2" in proc.stdout
+
+    proc = seekforge("data", "report", "-i", "cleaned", "-o", "again.html", cwd=tmp_path, check=True)
+    assert "quality score" in proc.stdout and (tmp_path / "again.html").is_file()
+    proc = seekforge("data", "clean", "-i", "raw.csv", "-o", "cleaned", "-c", "dq.yaml", cwd=tmp_path)
+    assert_user_error(proc, "--output cleaned already exists")
+
+
+def test_bad_data_input_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "empty.csv").write_text("")
+    messy(30).to_csv(tmp_path / "ok.csv", index=False)
+    (tmp_path / "bad.yaml").write_text("clean:\n  missing: {strategy: sometimes}\n")
+    cases = [
+        (["data", "profile", "-i", "empty.csv"], "empty"),
+        (["data", "profile", "-i", "nope.csv"], "not found"),
+        (["data", "profile", "-i", "ok.csv", "--label", "target"], "the label column 'target' does not exist"),
+        (["data", "clean", "-i", "ok.csv", "-o", "out", "-c", "bad.yaml"], "clean.missing.strategy"),
+        (["data", "validate", "-i", "ok.csv", "-s", "missing.json"], "schema file not found"),
+    ]
+    for args, message in cases:
+        assert_user_error(seekforge(*args, cwd=tmp_path), message)
+    assert not (tmp_path / "out").exists()
