@@ -199,3 +199,37 @@ def test_the_example_configuration_cleans_a_builtin_data_set(tmp_path: Path) -> 
     result = clean("builtin:breast_cancer", tmp_path / "out", EXAMPLES / "data" / "data_quality.yaml")
     assert result.data.name == "data.parquet" and result.report["accounting"]["rows_in"] == 569
     assert "label_issue" in pd.read_parquet(result.data).columns
+
+
+def test_a_recipe_cleans_its_training_rows_only(tmp_path: Path) -> None:
+    from seekforge.data import load_splits
+    from seekforge.recipe import load_recipe
+    from tests.conftest import make_tabular, tabular_recipe
+
+    frame = make_tabular(300)
+    frame = pd.concat([frame, frame.iloc[:30]], ignore_index=True)  # duplicates
+    frame["x1"] = frame["x1"].astype(object)
+    frame.loc[7, "x1"] = "oops"  # set aside before the split
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    plain = tabular_recipe(str(tmp_path / "d.csv"))
+    cleaning = {**plain, "data": {**plain["data"], "clean": {"outliers": {"method": "zscore", "action": "drop"}}}}
+    with pytest.raises(DataError, match="declared numeric but holds 'oops'"):
+        load_splits(load_recipe(plain).data, load_recipe(plain).features, 0)
+    recipe = load_recipe(cleaning)
+    splits = load_splits(recipe.data, recipe.features, 0)
+    assert splits.cleaning["rejected_before_split"] == 1
+    acc = splits.cleaning["accounting"]
+    assert acc["rows_in"] == acc["rows_out"] + acc["rows_dropped"] and acc["rows_dropped"] >= 8
+    assert len(splits.train) == acc["rows_out"] and not splits.train.duplicated().any()
+    # validation and test rows are drawn as without cleaning, from the rows that parse
+    frame.drop(index=7).to_csv(tmp_path / "parsed.csv", index=False)
+    parsed = load_recipe({**plain, "data": {**plain["data"], "source": str(tmp_path / "parsed.csv")}})
+    reference = load_splits(parsed.data, parsed.features, 0)
+    for name in ("validation", "test"):
+        got, want = getattr(splits, name), getattr(reference, name)
+        assert got["x2"].tolist() == want["x2"].tolist() and got["label"].tolist() == want["label"].tolist()
+    import seekforge
+
+    result = seekforge.run(cleaning, runs_dir=tmp_path / "runs")
+    manifest = json.loads((result.package / "package.json").read_text())
+    assert manifest["data"]["clean"]["accounting"] == acc

@@ -162,6 +162,12 @@ def _empty_rejected() -> pd.DataFrame:
     return pd.DataFrame(columns=["row", "line", "column", "reason"])
 
 
+def coerce_types(frame: pd.DataFrame, types: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``frame`` with numbers and dates as typed columns, without the rows whose cells do not parse; and
+    those rows, with ``row``, ``line``, ``column`` and ``reason``."""
+    return _coerce(frame.copy(), types, _Ledger(frame))
+
+
 def _coerce(data: pd.DataFrame, types: dict[str, str], ledger: _Ledger) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Numbers and dates as typed columns; rows with a cell that does not parse go to the rejected table."""
     bad_reason = pd.Series("", index=data.index, dtype=object)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,12 +17,14 @@ from seekforge.data.config import DataConfig, FeaturesConfig
 
 @dataclass(frozen=True)
 class Splits:
-    """The three splits of a recipe's data and a fingerprint of the data they came from."""
+    """The three splits of a recipe's data, a fingerprint of the data they came from, and, when the
+    recipe cleans its data, what cleaning did (``accounting`` and ``steps``)."""
 
     train: pd.DataFrame
     validation: pd.DataFrame
     test: pd.DataFrame
     data_hash: str
+    cleaning: dict[str, Any] | None = None
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> str:
@@ -50,7 +53,11 @@ def load_splits(data: DataConfig, features: FeaturesConfig, seed: int) -> Splits
     Raises:
         DataError: The data cannot be read, does not match the features, or is too small to split.
     """
-    frame = check_table(read_source(data.source, data.read), features)
+    raw = read_source(data.source, data.read)
+    rejected = 0
+    if data.clean is not None and data.clean.coerce:
+        raw, rejected = _set_aside_unparseable(raw, features)
+    frame = check_table(raw, features)
     explicit_test = check_table(read_source(data.test, data.read), features) if data.test else None
     fingerprint = frame_fingerprint(frame)
     if explicit_test is not None:
@@ -73,7 +80,48 @@ def load_splits(data: DataConfig, features: FeaturesConfig, seed: int) -> Splits
         return part
 
     test = explicit_test if explicit_test is not None else take(test_pos)
-    return Splits(take(train_pos), take(val_pos), test, fingerprint)
+    train = take(train_pos)
+    if data.clean is None:
+        return Splits(train, take(val_pos), test, fingerprint)
+    train, cleaning = _clean_training_rows(train, data, features, seed)
+    cleaning["rejected_before_split"] = rejected
+    return Splits(train, take(val_pos), test, fingerprint, cleaning)
+
+
+def _declared_types(features: FeaturesConfig) -> dict[str, str]:
+    return {f.name: f.type for f in (*features.inputs, features.output)}
+
+
+def _set_aside_unparseable(raw: pd.DataFrame, features: FeaturesConfig) -> tuple[pd.DataFrame, int]:
+    """``raw`` without the rows whose numeric cells do not parse, and how many there were."""
+    from seekforge.data._clean import coerce_types
+
+    kept, rejected = coerce_types(raw, {k: v for k, v in _declared_types(features).items() if k in raw.columns})
+    kept.attrs = dict(raw.attrs)
+    return kept, len(rejected)
+
+
+def _clean_training_rows(
+    train: pd.DataFrame, data: DataConfig, features: FeaturesConfig, seed: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    from seekforge.data._clean import clean_frame
+    from seekforge.data.quality_config import DataQualityConfig
+
+    assert data.clean is not None
+    steps = data.clean.model_copy(
+        update={
+            "coerce": False,
+            "columns": data.clean.columns.model_copy(update={"drop_id_like": False, "drop_constant": False}),
+        }
+    )
+    steps = steps.model_copy(update={"missing": steps.missing.model_copy(update={"drop_columns_above": None})})
+    config = DataQualityConfig(
+        label=features.output.name, task=features.task, types=_declared_types(features), seed=seed, clean=steps
+    )
+    result = clean_frame(train[[c for c in train.columns if c in config.types]], config)
+    cleaned = result.frame.drop(columns=[c for c in ("is_outlier", "label_issue") if c in result.frame.columns])
+    cleaned.attrs = dict(train.attrs)
+    return cleaned, {"accounting": result.accounting, "steps": result.steps}
 
 
 def _divide(

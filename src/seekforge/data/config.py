@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from seekforge.core.config import BaseConfig
+from seekforge.data.clean_config import CleanConfig
 
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
@@ -53,12 +54,17 @@ class DataConfig(BaseConfig):
     ``source`` is a file (``.csv``, ``.tsv``, ``.parquet``, ``.jsonl``), an image folder laid out as
     ``class_name/*.png``, or ``builtin:NAME`` (see ``seekforge datasets list``). Relative paths are
     resolved against the recipe file's folder.
+
+    ``clean`` (the steps of ``seekforge data clean``) cleans the training split before training: rows
+    whose cells do not parse are set aside from every split, and the other steps touch the training rows
+    only, so the validation and test rows stay as they are. Declared features are never dropped.
     """
 
     source: Annotated[str, Field(min_length=1)]
     test: str | None = None
     split: SplitConfig = SplitConfig()
     read: ReadConfig = ReadConfig()
+    clean: CleanConfig | None = None
 
     @model_validator(mode="after")
     def _has_a_test_set(self) -> DataConfig:

@@ -107,7 +107,10 @@ def finish(recipe: Recipe, prepared: Prepared, folder: Path) -> RunResult:
         "output": pre.output_schema(),
         "model": {"type": recipe.model.type, "parameters": sum(p.numel() for p in model.parameters())},
         "metrics": {"test": metrics},
-        "data": {"rows": {name: len(split.target) for name, split in prepared.splits.items()}},
+        "data": {
+            "rows": {name: len(split.target) for name, split in prepared.splits.items()},
+            **({"clean": prepared.cleaning} if prepared.cleaning is not None else {}),
+        },
         "training": {k: result[k] for k in ("best_epoch", "steps", "stopped_early", "seconds")},
         "lineage": {
             "data_hash": prepared.data_hash,
