@@ -167,6 +167,8 @@ def test_every_variant_passes_its_gate_and_predicts(package: Path, config: Expor
     assert set(manifest["exports"]) == {config.variant.name}
     if config.format == "openvino":
         assert result.path.with_suffix(".bin").is_file() and result.bytes > result.path.stat().st_size
+    if backend == "openvino-int8":  # its scales and biases are stored in fp16; the gate above judged them
+        assert result.record["fp16_constants"] > 0
     frame = make_tabular(40, seed=5)
     predictor = seekforge.load(package, backend=backend)
     reference = seekforge.load(package, backend="torch").predict(frame)

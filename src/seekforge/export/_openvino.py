@@ -1,6 +1,7 @@
 """OpenVINO IR export from the ONNX graph, INT8 with NNCF, and a runner for the IR.
 
-The fp32 and bf16 IRs keep fp32 constants; the int8 IR stores its remaining float constants in fp16. The
+The fp32 and bf16 IRs keep fp32 constants; the int8 IR stores its remaining float constants (scales,
+biases, norms; not quantization ranges) in fp16. The
 precision a model computes in is set when it is compiled: this CPU would otherwise pick bf16 on its own,
 so f32 is asked for explicitly.
 """
@@ -67,10 +68,35 @@ def export_openvino(onnx_path: Path, xml: Path, *, precision: str, calibration: 
         finally:
             nncf_log.setLevel(level)
         record["quantization"] = "nncf-ptq"
-    # fp32 keeps every constant exact; int8 also stores its remaining float constants (scales, biases,
-    # norms) in fp16, as OpenVINO does by default, and the parity gate judges the result
-    ov.save_model(model, str(xml), compress_to_fp16=precision == "int8")
+        record["fp16_constants"] = _store_float_constants_in_fp16(ov, model)
+    ov.save_model(model, str(xml), compress_to_fp16=False)
     return record
+
+
+def _store_float_constants_in_fp16(ov: Any, model: Any) -> int:
+    """Store the float constants an int8 model keeps (dequantization scales, biases, norms) in fp16,
+    converted back to f32 when the model is compiled; quantization ranges stay exact. The parity gate
+    judges the result. Returns how many constants were stored so.
+
+    ``save_model(compress_to_fp16=True)`` leaves the scales NNCF writes in f32; on MiniLM the word
+    embedding's per-row scales alone are 122 KB.
+    """
+    import numpy as np
+
+    opset = ov.opset13
+    count = 0
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "Constant" or op.get_element_type() != ov.Type.f32:
+            continue
+        shape = list(op.get_output_shape(0))
+        targets = list(op.output(0).get_target_inputs())
+        if int(np.prod(shape)) < 16 or any(t.get_node().get_type_name() == "FakeQuantize" for t in targets):
+            continue
+        stored = opset.convert(opset.constant(op.get_data().astype(np.float16)), ov.Type.f32)
+        for target in targets:
+            target.replace_source_output(stored.output(0))
+        count += 1
+    return count
 
 
 class OpenVinoRunner:
