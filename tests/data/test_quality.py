@@ -61,6 +61,14 @@ def test_profile_finds_what_costs_models_accuracy() -> None:
         profile_frame(frame, label="nope")
 
 
+def test_permutation_importance_separates_signal_from_noise() -> None:
+    frame = load_builtin("builtin:wine")
+    frame["noise"] = np.random.default_rng(0).normal(size=len(frame))
+    cols = profile_frame(frame, label="cultivar")["columns"]
+    assert cols["proline"]["importance"] > 0.05 and abs(cols["noise"]["importance"]) < 0.01
+    assert "importance" not in cols["cultivar"]
+
+
 def test_profile_counts_unreadable_images(tmp_path: Path) -> None:
     from PIL import Image
 

@@ -31,14 +31,17 @@ def _print_summary(profile: dict[str, Any], quality: dict[str, Any], after: dict
         extra = [f"{moved['value']:.3f}" if moved else ""] if after else []
         table.add_row(c["name"], f"{c['value']:.3f}", *extra, escape(c["explanation"]))
     out.print(table)
-    columns = Table("column", "type", "missing", "unique", "notes", title="columns")
+    columns = Table("column", "type", "missing", "unique", "importance", "notes", title="columns")
     for name, col in profile["columns"].items():
         notes = [n for n in ("constant",) if col.get(n)] + (
             [f"ID-like: {col['id_like']}"] if col.get("id_like") else []
         )
         if col.get("leakage") is not None and col["leakage"] >= 0.99:
             notes.append(f"leaks the label ({col['leakage']:.3f})")
-        columns.add_row(escape(name), col["type"], str(col["missing"]), str(col["unique"]), escape("; ".join(notes)))
+        weight = f"{col['importance']:.3f}" if col.get("importance") is not None else ""
+        columns.add_row(
+            escape(name), col["type"], str(col["missing"]), str(col["unique"]), weight, escape("; ".join(notes))
+        )
     out.print(columns)
     for warning in profile.get("warnings", []):
         out.print(f"[yellow]warning:[/] {escape(warning)}")

@@ -1,5 +1,6 @@
 """Profile a table: inferred types, missing values, distributions, and the problems that cost models
-accuracy (constant and ID-like columns, label leakage, duplicates, class imbalance, unreadable images).
+accuracy (constant and ID-like columns, label leakage, duplicates, class imbalance, unreadable images),
+with the permutation importance of each column for a quick model of the label.
 
 Everything is computed column by column on the frame as read, without copies of the whole table, so a
 1,000,000 x 20 table profiles within a few times its size in memory.
@@ -123,6 +124,8 @@ def profile_frame(
         profile["label"] = _label(frame[label], label, label_task)
         for name, share in leakage(frame, label, kinds, label_task, seed=seed).items():
             columns[name]["leakage"] = share
+        for name, drop in importance(frame, label, kinds, label_task, seed=seed).items():
+            columns[name]["importance"] = drop
     profile["warnings"] = warnings_of(profile)
     return profile
 
@@ -297,6 +300,48 @@ def leakage(frame: pd.DataFrame, label: str, kinds: Mapping[str, str], task: str
     return scores
 
 
+def importance(
+    frame: pd.DataFrame, label: str, kinds: Mapping[str, str], task: str, *, seed: int = 0
+) -> dict[str, float]:
+    """Permutation importance of each numeric, binary and category column: how much a quick gradient
+    boosting model's held-out score (accuracy, or R2) drops when the column's values are shuffled, on
+    at most SAMPLE_ROWS rows. Near zero: the column adds little the others do not."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.inspection import permutation_importance
+    from sklearn.model_selection import train_test_split
+    from threadpoolctl import threadpool_limits
+
+    data = frame[frame[label].notna()]
+    if len(data) > SAMPLE_ROWS:
+        data = data.sample(SAMPLE_ROWS, random_state=seed)
+    names = [str(c) for c in data.columns if c != label and kinds[str(c)] in ("numeric", "binary", "category")]
+    if len(data) < 40 or not names:
+        return {}
+    columns, categorical = [], []
+    for name in names:
+        if kinds[name] == "numeric":
+            columns.append(pd.to_numeric(data[name], errors="coerce").to_numpy(dtype=np.float64))
+            categorical.append(False)
+        else:
+            codes = data[name].astype(str).where(data[name].notna()).astype("category").cat.codes.to_numpy()
+            columns.append(np.where(codes < 0, np.nan, codes).astype(np.float64))
+            categorical.append(int(codes.max(initial=0)) < 255)
+    x = np.column_stack(columns)
+    classify = task == "classification"
+    y = data[label].astype(str).to_numpy() if classify else pd.to_numeric(data[label], errors="coerce").to_numpy()
+    if classify and pd.Series(y).value_counts().min() < 2:
+        return {}
+    x_fit, x_held, y_fit, y_held = train_test_split(
+        x, y, test_size=0.3, random_state=seed, stratify=y if classify else None
+    )
+    kind = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
+    model = kind(categorical_features=np.array(categorical) if any(categorical) else None, random_state=seed)
+    with threadpool_limits(limits=1, user_api="openmp"):  # see _label_issues: a contended pool crawls
+        model.fit(x_fit, y_fit)
+        result = permutation_importance(model, x_held, y_held, n_repeats=5, random_state=seed)
+    return {name: float(value) for name, value in zip(names, result.importances_mean, strict=True)}
+
+
 def warnings_of(profile: Mapping[str, Any]) -> list[str]:
     """The profile's problems, in plain words."""
     out = []
@@ -317,6 +362,12 @@ def warnings_of(profile: Mapping[str, Any]) -> list[str]:
         leak = col.get("leakage")
         if leak is not None and leak >= 0.99 and (majority is None or majority < 0.99):
             out.append(f"'{name}' alone predicts the label ({leak:.3f}): it probably leaks the label")
+    idle = [n for n, c in profile["columns"].items() if abs(c.get("importance", 1.0)) < 0.001 and not c["constant"]]
+    if idle:
+        out.append(
+            f"{len(idle)} columns add nothing measurable to a quick model beyond the other columns (permutation "
+            f"importance ~0): {', '.join(idle[:8])}{', ...' if len(idle) > 8 else ''}"
+        )
     dup = profile["duplicates"]
     if dup["exact"]:
         out.append(f"{dup['exact']} rows repeat an earlier row exactly")

@@ -232,10 +232,12 @@ def render_report(report: dict[str, Any]) -> str:
         notes = [w for w in ("constant", "id_like") if col.get(w)]
         if col.get("leakage") is not None:
             notes.append(f"alone predicts the label: {col['leakage']:.3f}")
-        column_rows.append([name, col["type"], col["missing"], col["unique"], "; ".join(map(str, notes))])
+        weight = col.get("importance", "")
+        column_rows.append([name, col["type"], col["missing"], col["unique"], weight, "; ".join(map(str, notes))])
         if "histogram" in col:
             charts.append(html.histogram(col["histogram"]["edges"], col["histogram"]["counts"], title=name))
-    sections.append(("Columns", html.table(column_rows, ["column", "type", "missing", "unique", "notes"])))
+    header = ["column", "type", "missing", "unique", "permutation importance", "notes"]
+    sections.append(("Columns", html.table(column_rows, header)))
     if charts:
         sections.append(("Distributions", "<div class='charts'>" + "".join(charts[:40]) + "</div>"))
     label = before.get("label")
