@@ -22,22 +22,19 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="data_
 
 
 def _print_summary(profile: dict[str, Any], quality: dict[str, Any], after: dict[str, Any] | None = None) -> None:
+    from seekforge.data._quality import column_notes, moved
+
     score = f"{quality['score']:.1f}" + (f" -> {after['score']:.1f}" if after else "")
     out.print(f"[bold]quality score {score}[/] / 100  ({escape(str(profile['source']))}: {profile['rows']} rows, "
               f"{len(profile['columns'])} columns)")  # fmt: skip
     table = Table("component", "value", *(["after"] if after else []), "what it means")
-    for c in quality["components"]:
-        moved = next((m for m in (after or {}).get("components", []) if m["name"] == c["name"]), None)
-        extra = [f"{moved['value']:.3f}" if moved else ""] if after else []
+    for c, later in moved(quality, after):
+        extra = [f"{later:.3f}" if later is not None else ""] if after else []
         table.add_row(c["name"], f"{c['value']:.3f}", *extra, escape(c["explanation"]))
     out.print(table)
     columns = Table("column", "type", "missing", "unique", "importance", "notes", title="columns")
     for name, col in profile["columns"].items():
-        notes = [n for n in ("constant",) if col.get(n)] + (
-            [f"ID-like: {col['id_like']}"] if col.get("id_like") else []
-        )
-        if col.get("leakage") is not None and col["leakage"] >= 0.99:
-            notes.append(f"leaks the label ({col['leakage']:.3f})")
+        notes = column_notes(col)
         weight = f"{col['importance']:.3f}" if col.get("importance") is not None else ""
         columns.add_row(
             escape(name), col["type"], str(col["missing"]), str(col["unique"]), weight, escape("; ".join(notes))

@@ -17,6 +17,22 @@ WEIGHTS = {
 }
 
 
+def moved(before: dict[str, Any], after: dict[str, Any] | None) -> list[tuple[dict[str, Any], float | None]]:
+    """Each component of the score ``before`` with its value in the score ``after`` (None when absent)."""
+    later = {c["name"]: c["value"] for c in (after or {}).get("components", [])}
+    return [(c, later.get(c["name"])) for c in before["components"]]
+
+
+def column_notes(column: dict[str, Any]) -> list[str]:
+    """What is wrong with a profiled column, in words: constant, ID-like (and why), leaking the label."""
+    notes = ["constant"] if column["constant"] else []
+    if column.get("id_like"):
+        notes.append(f"ID-like: {column['id_like']}")
+    if (column.get("leakage") or 0) >= 0.99:
+        notes.append(f"leaks the label ({column['leakage']:.3f})")
+    return notes
+
+
 def quality_score(profile: dict[str, Any], clean: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score a profile (and, when given, what cleaning found: label issues, outliers).
 

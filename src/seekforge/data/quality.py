@@ -21,15 +21,13 @@ from seekforge.core.errors import ConfigError, DataError
 from seekforge.core.io import atomic_dir, write_text_atomic
 from seekforge.data._clean import clean_frame
 from seekforge.data._profile import profile_frame
-from seekforge.data._quality import quality_score
+from seekforge.data._quality import column_notes, moved, quality_score
 from seekforge.data._schema import Violation, build_schema, validate_frame
 from seekforge.data._sources import IMAGE_SUFFIXES, read_source
 from seekforge.data.config import ReadConfig
 from seekforge.data.quality_config import DataQualityConfig
 
 DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".jsonl", ".ndjson")
-#: the files a clean output folder holds
-OUTPUT_FILES = ("schema.json", "report.json", "report.html", "rejected.csv", "removed.csv")
 
 __all__ = [
     "CleanReport",
@@ -198,9 +196,8 @@ def render_report(report: dict[str, Any]) -> str:
     quality = report["quality"]
     rows = []
     after = quality.get("after")
-    for component in quality["before"]["components"]:
-        moved = next((c for c in (after or {}).get("components", []) if c["name"] == component["name"]), None)
-        rows.append([component["name"], component["value"], moved["value"] if moved else "", component["explanation"]])
+    for component, later in moved(quality["before"], after):
+        rows.append([component["name"], component["value"], "" if later is None else later, component["explanation"]])
     head = f"{quality['before']['score']:.1f}" + (f" → {after['score']:.1f} after cleaning" if after else "")
     sections.append(
         (
@@ -229,14 +226,13 @@ def render_report(report: dict[str, Any]) -> str:
     column_rows = []
     charts = []
     for name, col in before["columns"].items():
-        notes = [w for w in ("constant", "id_like") if col.get(w)]
-        if col.get("leakage") is not None:
-            notes.append(f"alone predicts the label: {col['leakage']:.3f}")
+        alone = col.get("leakage", "")
         weight = col.get("importance", "")
-        column_rows.append([name, col["type"], col["missing"], col["unique"], weight, "; ".join(map(str, notes))])
+        notes = "; ".join(column_notes(col))
+        column_rows.append([name, col["type"], col["missing"], col["unique"], alone, weight, notes])
         if "histogram" in col:
             charts.append(html.histogram(col["histogram"]["edges"], col["histogram"]["counts"], title=name))
-    header = ["column", "type", "missing", "unique", "permutation importance", "notes"]
+    header = ["column", "type", "missing", "unique", "alone predicts the label", "permutation importance", "notes"]
     sections.append(("Columns", html.table(column_rows, header)))
     if charts:
         sections.append(("Distributions", "<div class='charts'>" + "".join(charts[:40]) + "</div>"))

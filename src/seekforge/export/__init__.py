@@ -126,7 +126,7 @@ def export_package(
         scratch = Path(scratch_dir)
         fp32 = scratch / "fp32.onnx"
         if base is None:
-            export_onnx(model, {k: v[:8] for k, v in samples.inputs.items()}, fp32, opset=config.opset)
+            export_onnx(model, _example(samples), fp32, opset=config.opset)
         else:
             shutil.copyfile(base, fp32)
         built = scratch / Path(variant.file).name
@@ -170,8 +170,12 @@ def export_base(package: Path, out: Path, *, opset: int) -> None:
     """Export the package's model, unchanged, to the fp32 ONNX file ``out`` (encoded inputs)."""
     from seekforge.serve import build_model
 
-    samples = load_samples(package, read_manifest(package))
-    export_onnx(build_model(package), {k: v[:8] for k, v in samples.inputs.items()}, out, opset=opset)
+    export_onnx(build_model(package), _example(load_samples(package, read_manifest(package))), out, opset=opset)
+
+
+def _example(samples: Any) -> dict[str, Any]:
+    """The batch the exporter traces the model with: the first held-out rows."""
+    return {k: v[:8] for k, v in samples.inputs.items()}
 
 
 def open_runner(package: Path, record: dict[str, Any], *, path: Path | None = None, threads: int | None = None) -> Any:
@@ -188,11 +192,10 @@ def open_runner(package: Path, record: dict[str, Any], *, path: Path | None = No
 def raw_samples_of(package: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
     """Raw feeds of the held-out rows when the ONNX graph can hold the package's preprocessing (every
     input numeric, binary or category) and the package carries those rows raw; else None."""
-    from seekforge.export._pregraph import holds_preprocessing
     from seekforge.runtime import raw_feeds
+    from seekforge.runtime._encode import graph_holds
 
-    state = json.loads((package / "preprocessor.json").read_text(encoding="utf-8"))
-    if not holds_preprocessing(state) or "samples.json" not in manifest["files"]:
+    if not graph_holds(f["type"] for f in manifest["inputs"]) or "samples.json" not in manifest["files"]:
         return None
     columns = json.loads((package / "samples.json").read_text(encoding="utf-8"))
     return raw_feeds(manifest["inputs"], columns)

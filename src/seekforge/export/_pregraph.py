@@ -12,15 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from seekforge.core.deps import require
-from seekforge.runtime._encode import GRAPH_TYPES, binary_table
+from seekforge.runtime._encode import binary_table
 
 ML_DOMAIN = "ai.onnx.ml"
 ML_OPSET = 3
-
-
-def holds_preprocessing(state: dict[str, Any]) -> bool:
-    """Whether every input of a preprocessor (its ``to_dict()``) can be preprocessed in the graph."""
-    return all(f["type"] in GRAPH_TYPES for f in state["features"]["inputs"])
 
 
 def with_preprocessing(model: Any, state: dict[str, Any]) -> Any:

@@ -17,7 +17,7 @@ from seekforge.core.io import atomic_dir
 from seekforge.data import Preprocessor, check_table, load_splits
 from seekforge.monitor import build_reference
 from seekforge.recipe import Recipe
-from seekforge.runtime._encode import GRAPH_TYPES, canonical, is_missing
+from seekforge.runtime._encode import canonical, graph_holds, is_missing
 from seekforge.train import Tensors
 
 SPLITS = ("train", "validation", "test")
@@ -91,7 +91,7 @@ def _raw_columns(frame: pd.DataFrame, recipe: Recipe) -> dict[str, list[Any]] | 
     """JSON-ready raw input columns of ``frame``: numbers as floats, categories and binary values as their
     canonical strings, missing values as null; None when an input is text or an image (whose
     preprocessing stays outside the ONNX graph)."""
-    if any(f.type not in GRAPH_TYPES for f in recipe.features.inputs):
+    if not graph_holds(f.type for f in recipe.features.inputs):
         return None
     checked = check_table(frame, recipe.features, with_output=False)
     columns: dict[str, list[Any]] = {}

@@ -33,6 +33,7 @@ from seekforge.runtime._encode import (
 __all__ = [
     "GRAPH_TYPES",
     "MISSING",
+    "PackageView",
     "RuntimePredictor",
     "as_columns",
     "binary_table",
@@ -44,16 +45,12 @@ __all__ = [
 ]
 
 
-class RuntimePredictor:
-    """A package's raw-input ONNX model on onnxruntime. Use :func:`load` to get one."""
+class PackageView:
+    """What every predictor knows of its package: where it is, its manifest, task and classes."""
 
-    backend = "onnxruntime"
-
-    def __init__(self, path: Path, manifest: dict[str, Any], state: dict[str, Any], session: Any) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
         self.path = path
         self.manifest = manifest
-        self.session = session
-        self._target = state.get("target")
 
     @property
     def task(self) -> str:
@@ -62,6 +59,17 @@ class RuntimePredictor:
     @property
     def classes(self) -> list[Any] | None:
         return self.manifest["output"].get("classes")
+
+
+class RuntimePredictor(PackageView):
+    """A package's raw-input ONNX model on onnxruntime. Use :func:`load` to get one."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, path: Path, manifest: dict[str, Any], state: dict[str, Any], session: Any) -> None:
+        super().__init__(path, manifest)
+        self.session = session
+        self._target = state.get("target")
 
     def logits(self, records: Any) -> np.ndarray:
         columns = as_columns(records)

@@ -9,7 +9,7 @@ The full Predictor feeds such graphs through the same functions, after its own t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,11 @@ FALSE = frozenset({"0", "false", "f", "no", "n", "0.0"})
 MISSING = "\x00missing"
 #: Feature types whose preprocessing the ONNX graph can hold.
 GRAPH_TYPES = frozenset({"numeric", "binary", "category"})
+
+
+def graph_holds(types: Iterable[str]) -> bool:
+    """Whether the ONNX graph can hold the preprocessing of inputs of these feature types."""
+    return all(kind in GRAPH_TYPES for kind in types)
 
 
 #: pandas' missing-value markers, recognised by type name so that pandas need not be imported

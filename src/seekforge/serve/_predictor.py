@@ -19,8 +19,10 @@ from torch import nn
 from seekforge.core.errors import DataError, PackageError
 from seekforge.core.package import read_manifest
 from seekforge.data import Preprocessor, check_table
+from seekforge.data._validate import row_place
 from seekforge.export.config import BACKENDS, BY_BACKEND
 from seekforge.models import MODELS, ModelIO, infer
+from seekforge.runtime import PackageView, as_columns, raw_feeds
 from seekforge.train import classification_metrics, regression_metrics
 
 Records = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
@@ -45,8 +47,6 @@ def build_model(package: Path, *, model_json: dict[str, Any] | None = None) -> n
 
 def to_frame(records: Records) -> pd.DataFrame:
     """Accept a DataFrame, a list of row mappings, a mapping of columns, or one record as a mapping."""
-    from seekforge.runtime import as_columns
-
     if isinstance(records, pd.DataFrame):
         return records
     frame = pd.DataFrame(as_columns(records))
@@ -54,7 +54,7 @@ def to_frame(records: Records) -> pd.DataFrame:
     return frame
 
 
-class Predictor:
+class Predictor(PackageView):
     """Predicts with a model package.
 
     Use :func:`seekforge.load` to get one. ``predict`` returns a DataFrame with a ``prediction`` column
@@ -71,21 +71,12 @@ class Predictor:
         *,
         raw: bool = False,
     ) -> None:
-        self.path = path
-        self.manifest = manifest
+        super().__init__(path, manifest)
         self.preprocessor = preprocessor
         self.runner = runner
         self.backend = backend
         self.raw = raw  # the runner's graph holds the preprocessing and takes raw feature values
         self.chunk_rows = 2048
-
-    @property
-    def task(self) -> str:
-        return str(self.manifest["task"])
-
-    @property
-    def classes(self) -> list[Any] | None:
-        return self.manifest["output"].get("classes")
 
     def logits(self, records: Records) -> torch.Tensor:
         """Model outputs for every record, in order.
@@ -114,9 +105,6 @@ class Predictor:
         """What the runner takes: the preprocessor's tensors, or checked raw values for a raw graph."""
         if not self.raw:
             return self.preprocessor.transform(frame)
-        from seekforge.data._validate import row_place
-        from seekforge.runtime import as_columns, raw_feeds
-
         checked = check_table(frame, self.preprocessor.features, with_output=False)
         return raw_feeds(self.manifest["inputs"], as_columns(checked), place=lambda pos: row_place(frame, pos))
 
