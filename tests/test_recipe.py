@@ -195,3 +195,23 @@ def test_unknown_encoding_is_a_config_error() -> None:
     data["data"]["read"] = {"encoding": "utf8x"}
     with pytest.raises(ConfigError, match="unknown text encoding 'utf8x'"):
         load_recipe(data)
+
+
+def test_balance_fits_the_task_and_the_features() -> None:
+    def problems(balance: dict[str, object], **changes: object) -> str:
+        data = tabular_recipe("x.csv", **changes.pop("train", {}))  # type: ignore[arg-type]
+        data["data"]["balance"] = balance
+        data["features"].update(changes)
+        with pytest.raises(ConfigError) as info:
+            load_recipe(data)
+        return str(info.value)
+
+    regression = {"output": {"name": "score", "type": "numeric"}}
+    assert "output is numeric (regression)" in problems({"method": "smote"}, **regression)
+    text = {"inputs": [{"name": "note", "type": "text"}], "output": {"name": "label", "type": "binary"}}
+    assert "SMOTE cannot make up note (text)" in problems({"method": "smote"}, **text)
+    both = problems({"method": "class_weights"}, train={"class_weights": "balanced"})
+    assert "keep one of them" in both
+    ok = tabular_recipe("x.csv")
+    ok["data"]["balance"] = {"method": "smote", "ratio": 0.8}
+    assert load_recipe(ok).data.balance.ratio == 0.8

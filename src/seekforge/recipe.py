@@ -62,9 +62,27 @@ class Recipe(BaseConfig):
                     "train.early_stopping: needs a validation split, but data.split.validation is 0; "
                     "set it (e.g. 0.1) or remove early_stopping"
                 )
+        problems += self._balance_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _balance_problems(self) -> list[str]:
+        balance = self.data.balance
+        if balance is None:
+            return []
+        if self.task != "classification":
+            return ["data.balance: balances classes, but the output is numeric (regression); remove it"]
+        if balance.method in ("smote", "smotenc"):
+            odd = [f"{f.name} ({f.type})" for f in self.features.inputs if f.type in ("text", "image")]
+            if odd:
+                return [
+                    f"data.balance.method: SMOTE cannot make up {', '.join(odd)}; "
+                    "use random_over, random_under or class_weights"
+                ]
+        if balance.method == "class_weights" and self.train.class_weights != "none":
+            return ["data.balance.method: class_weights, and train.class_weights is set as well; keep one of them"]
+        return []
 
     @property
     def task(self) -> str:

@@ -60,3 +60,27 @@ def test_errors_in_a_split_name_the_source_line(tmp_path: Path) -> None:
     bad.loc[row, "label"] = "maybe"
     with pytest.raises(DataError, match=rf"{path} line {row + 2}: label 'maybe'"):
         pre.transform_target(bad)
+
+
+def test_a_recipe_balances_its_training_rows_only(tmp_path: Path) -> None:
+    import json
+
+    import seekforge
+    from seekforge.recipe import load_recipe
+
+    frame = make_tabular(400)
+    frame = frame[(frame["label"] == "buy") | (frame.index % 4 == 0)]  # about one 'skip' in six
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    plain = tabular_recipe(str(tmp_path / "d.csv"))
+    balanced = {**plain, "data": {**plain["data"], "balance": {"method": "smote"}}}
+    before = load_splits(load_recipe(plain).data, FEATURES, 0)
+    after = load_splits(load_recipe(balanced).data, FEATURES, 0)
+    counts = after.train["label"].value_counts()
+    assert counts["skip"] == counts["buy"] == (before.train["label"] == "buy").sum()
+    assert after.balancing["sampler"] == "SMOTENC" and after.balancing["rows_in"] == len(before.train)
+    for name in ("validation", "test"):
+        pd.testing.assert_frame_equal(getattr(after, name), getattr(before, name))
+    result = seekforge.run(balanced, runs_dir=tmp_path / "runs")
+    manifest = json.loads((result.package / "package.json").read_text())
+    assert manifest["data"]["balance"]["classes_after"] == {"buy": int(counts["buy"]), "skip": int(counts["skip"])}
+    assert manifest["data"]["rows"]["train"] == len(after.train)

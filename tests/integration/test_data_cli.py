@@ -44,6 +44,21 @@ def test_profile_clean_validate_report(tmp_path: Path) -> None:
     assert_user_error(proc, "--output cleaned already exists")
 
 
+def test_balance(tmp_path: Path) -> None:
+    from tests.data.test_balance import skewed
+
+    skewed().to_csv(tmp_path / "in.csv", index=False)
+    proc = seekforge("data", "balance", "-i", "in.csv", "-o", "out", "--label", "y", "--method", "smote",
+                     cwd=tmp_path, check=True)  # fmt: skip
+    assert "SMOTENC" in proc.stdout and "rare" in proc.stdout
+    counts = pd.read_csv(tmp_path / "out" / "data.csv")["y"].value_counts()
+    assert counts["rare"] == counts["common"]
+    proc = seekforge("data", "balance", "-i", "out", "-o", "weights", "--label", "y", "-m", "class_weights",
+                     cwd=tmp_path, check=True)  # fmt: skip
+    assert "class_weights: {" in proc.stdout and "rows left as they are" in proc.stdout
+    assert json.loads((tmp_path / "weights" / "balance.json").read_text())["class_weights"]["rare"] == 1.0
+
+
 def test_bad_data_input_exits_2(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("")
     messy(30).to_csv(tmp_path / "ok.csv", index=False)
@@ -54,6 +69,8 @@ def test_bad_data_input_exits_2(tmp_path: Path) -> None:
         (["data", "profile", "-i", "ok.csv", "--label", "target"], "the label column 'target' does not exist"),
         (["data", "clean", "-i", "ok.csv", "-o", "out", "-c", "bad.yaml"], "clean.missing.strategy"),
         (["data", "validate", "-i", "ok.csv", "-s", "missing.json"], "schema file not found"),
+        (["data", "balance", "-i", "ok.csv", "-o", "out", "--label", "y", "-m", "smooth"], "--method smooth"),
+        (["data", "balance", "-i", "ok.csv", "-o", "out", "--label", "nope"], "'nope' does not exist"),
     ]
     for args, message in cases:
         assert_user_error(seekforge(*args, cwd=tmp_path), message)

@@ -216,3 +216,25 @@ def test_lower_is_better() -> None:
     from seekforge.train._metrics import lower_is_better
 
     assert lower_is_better("train_loss") and lower_is_better("val_rmse") and not lower_is_better("val_r2")
+
+
+def test_class_weights_by_name_weight_the_loss(tmp_path: Path) -> None:
+    train, pre = data(80, 0)
+    model = MLPConfig(hidden=[8]).build(pre.model_io())
+
+    def loss_weights(spec: object) -> torch.Tensor | None:
+        config = TrainConfig.model_validate({"class_weights": spec})
+        trainer = Trainer(model, config, task="classification", seed=0, run_dir=tmp_path, classes=pre.classes_)
+        return trainer._class_weights(train.target)
+
+    assert pre.classes_ == ["buy", "skip"]
+    assert loss_weights({"skip": 3}).tolist() == [1.0, 3.0]  # classes left out weigh 1
+    balanced = loss_weights("balanced")
+    counts = torch.bincount(train.target).float()
+    assert torch.allclose(balanced * counts, torch.full_like(counts, len(train.target) / 2))
+    assert loss_weights("none") is None
+    with pytest.raises(ConfigError, match="no class named 'maybe'"):
+        loss_weights({"maybe": 2.0})
+    with pytest.raises(ValueError, match="greater than 0"):
+        TrainConfig.model_validate({"class_weights": {"skip": 0}})
+    assert TrainConfig.model_validate({"class_weights": {3: 1.5, 2.0: 1}}).class_weights == {"3": 1.5, "2": 1.0}

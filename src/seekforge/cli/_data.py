@@ -1,4 +1,4 @@
-"""``seekforge data``: profile, clean, validate and report on a data set before training."""
+"""``seekforge data``: profile, clean, balance, validate and report on a data set before training."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-data_app = typer.Typer(help="Profile, clean, validate and report on a data set before training.")
+data_app = typer.Typer(help="Profile, clean, balance, validate and report on a data set before training.")
 out = Console()
 err = Console(stderr=True)
 
@@ -83,6 +83,42 @@ def clean_command(
         f"{acc['rows_rejected']} rejected (reasons in removed.csv and rejected.csv)"
     )
     err.print(f"cleaned data: {result.data}\nreport: {result.output / 'report.html'}", markup=False)
+
+
+@data_app.command("balance")
+def balance_command(
+    input: Input,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The folder to write (must not exist).")],
+    label: Annotated[str | None, typer.Option("--label", help="The class column.")] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            "--method", "-m", help="random_over, random_under, smote (SMOTENC with categories) or class_weights."
+        ),
+    ] = None,
+    ratio: Annotated[
+        float | None, typer.Option("--ratio", help="Smallest class size / largest after balancing (default 1).")
+    ] = None,
+    config: ConfigOption = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
+) -> None:
+    """Even out the classes: random over/under sampling, SMOTE/SMOTENC, or class weights for training."""
+    from seekforge.data.quality import balance
+
+    result = balance(input, output, config, label=label, method=method, ratio=ratio, overwrite=overwrite)
+    report = result.report
+    table = Table(
+        "class", "rows before", "rows after", title=f"{report['label']}: {report.get('sampler', report['method'])}"
+    )
+    for name, before in report["classes_before"].items():
+        table.add_row(escape(name), str(before), str(report["classes_after"][name]))
+    out.print(table)
+    out.print(f"{report['rows_in']} rows in, {report['rows_out']} out")
+    if "class_weights" in report:
+        weights = ", ".join(f"{json.dumps(k)}: {v:.4g}" for k, v in report["class_weights"].items())
+        out.print("rows left as they are; to weight the training loss, put in the recipe:", markup=False)
+        out.print(f"  train:\n    class_weights: {{{weights}}}", markup=False)
+    err.print(f"balanced data: {result.data}\nreport: {result.output / 'balance.json'}", markup=False)
 
 
 @data_app.command("validate")

@@ -18,13 +18,15 @@ from seekforge.data.config import DataConfig, FeaturesConfig
 @dataclass(frozen=True)
 class Splits:
     """The three splits of a recipe's data, a fingerprint of the data they came from, and, when the
-    recipe cleans its data, what cleaning did (``accounting`` and ``steps``)."""
+    recipe cleans or balances its data, what cleaning did (``accounting`` and ``steps``) and what
+    balancing did (class counts before and after)."""
 
     train: pd.DataFrame
     validation: pd.DataFrame
     test: pd.DataFrame
     data_hash: str
     cleaning: dict[str, Any] | None = None
+    balancing: dict[str, Any] | None = None
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> str:
@@ -81,11 +83,13 @@ def load_splits(data: DataConfig, features: FeaturesConfig, seed: int) -> Splits
 
     test = explicit_test if explicit_test is not None else take(test_pos)
     train = take(train_pos)
-    if data.clean is None:
-        return Splits(train, take(val_pos), test, fingerprint)
-    train, cleaning = _clean_training_rows(train, data, features, seed)
-    cleaning["rejected_before_split"] = rejected
-    return Splits(train, take(val_pos), test, fingerprint, cleaning)
+    cleaning = balancing = None
+    if data.clean is not None:
+        train, cleaning = _clean_training_rows(train, data, features, seed)
+        cleaning["rejected_before_split"] = rejected
+    if data.balance is not None:
+        train, balancing = _balance_training_rows(train, data, features, seed)
+    return Splits(train, take(val_pos), test, fingerprint, cleaning, balancing)
 
 
 def _declared_types(features: FeaturesConfig) -> dict[str, str]:
@@ -122,6 +126,19 @@ def _clean_training_rows(
     cleaned = result.frame.drop(columns=[c for c in ("is_outlier", "label_issue") if c in result.frame.columns])
     cleaned.attrs = dict(train.attrs)
     return cleaned, {"accounting": result.accounting, "steps": result.steps}
+
+
+def _balance_training_rows(
+    train: pd.DataFrame, data: DataConfig, features: FeaturesConfig, seed: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    from seekforge.data._balance import balance_frame
+
+    assert data.balance is not None
+    types = _declared_types(features)
+    result = balance_frame(
+        train[[c for c in train.columns if c in types]], features.output.name, data.balance, types=types, seed=seed
+    )
+    return result.frame, result.report
 
 
 def _divide(

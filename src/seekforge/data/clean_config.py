@@ -1,4 +1,5 @@
-"""Configuration of the cleaning steps: ``clean`` in ``data_quality.yaml``, or ``data.clean`` in a recipe."""
+"""Configuration of the cleaning and balancing steps: ``clean`` and ``balance`` in ``data_quality.yaml``, or
+``data.clean`` and ``data.balance`` in a recipe."""
 
 from __future__ import annotations
 
@@ -79,3 +80,18 @@ class CleanConfig(BaseConfig):
     outliers: OutlierConfig = OutlierConfig()
     label_issues: LabelIssuesConfig = LabelIssuesConfig()
     columns: ColumnsConfig = ColumnsConfig()
+
+
+class BalanceConfig(BaseConfig):
+    """Evening out the classes of a classification label.
+
+    ``random_over`` repeats rows of the smaller classes; ``random_under`` drops rows of the larger ones;
+    ``smote`` adds synthetic rows between neighbours of the same class (SMOTE when every column is a
+    number, SMOTENC when numbers and categories mix, SMOTEN when all are categories; ``smotenc`` is the
+    same); ``class_weights`` leaves the rows as they are and weights the training loss by inverse class
+    frequency instead. ``ratio`` is the smallest class's size relative to the largest after balancing.
+    """
+
+    method: Literal["random_over", "random_under", "smote", "smotenc", "class_weights"] = "random_over"
+    ratio: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    k_neighbors: Annotated[int, Field(ge=1, le=100)] = 5

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from seekforge.core.config import BaseConfig
-from seekforge.data.clean_config import CleanConfig
+from seekforge.data.clean_config import BalanceConfig, CleanConfig
 
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
@@ -58,6 +58,9 @@ class DataConfig(BaseConfig):
     ``clean`` (the steps of ``seekforge data clean``) cleans the training split before training: rows
     whose cells do not parse are set aside from every split, and the other steps touch the training rows
     only, so the validation and test rows stay as they are. Declared features are never dropped.
+
+    ``balance`` (the methods of ``seekforge data balance``) evens out the classes of the training split,
+    after cleaning; ``class_weights`` weights the training loss instead of changing rows.
     """
 
     source: Annotated[str, Field(min_length=1)]
@@ -65,6 +68,7 @@ class DataConfig(BaseConfig):
     split: SplitConfig = SplitConfig()
     read: ReadConfig = ReadConfig()
     clean: CleanConfig | None = None
+    balance: BalanceConfig | None = None
 
     @model_validator(mode="after")
     def _has_a_test_set(self) -> DataConfig:

@@ -5,6 +5,7 @@ Example:
     >>> summary = profile("raw.csv", label="target")            # dict, with summary["quality"]["score"]
     >>> result = clean("raw.csv", "cleaned/", "data_quality.yaml")
     >>> violations = validate("new.csv", "cleaned/schema.json")
+    >>> balanced = balance("cleaned/", "balanced/", label="target", method="smote")
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
 from seekforge.core import report as html
 from seekforge.core.errors import ConfigError, DataError
 from seekforge.core.io import atomic_dir, write_text_atomic
 from seekforge.data._clean import clean_frame
-from seekforge.data._profile import profile_frame
+from seekforge.data._profile import infer_type, profile_frame
 from seekforge.data._quality import column_notes, moved, quality_score
 from seekforge.data._schema import Violation, build_schema, validate_frame
 from seekforge.data._sources import IMAGE_SUFFIXES, read_source
@@ -30,9 +32,11 @@ from seekforge.data.quality_config import DataQualityConfig
 DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".jsonl", ".ndjson")
 
 __all__ = [
+    "BalanceReport",
     "CleanReport",
     "DataQualityConfig",
     "Violation",
+    "balance",
     "clean",
     "load_quality_config",
     "profile",
@@ -45,6 +49,15 @@ __all__ = [
 @dataclass(frozen=True)
 class CleanReport:
     """Where ``clean`` wrote its output, and the report it wrote."""
+
+    output: Path
+    data: Path
+    report: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BalanceReport:
+    """Where ``balance`` wrote its output, and what it did (class counts before and after)."""
 
     output: Path
     data: Path
@@ -121,10 +134,7 @@ def clean(input: str | Path, output: str | Path, config: Any = None, *, overwrit
     """
     settings = load_quality_config(config)
     source, out = Path(input), Path(output)
-    if out.exists() and not overwrite:
-        raise ConfigError(f"--output {out} already exists", hint="choose a new folder, or pass --overwrite")
-    if source.exists() and source.is_dir() and source.resolve() in out.resolve().parents:
-        raise ConfigError(f"--output {out} lies inside the input folder", hint="write it elsewhere")
+    _check_output(source, out, overwrite)
     frame = read_input(input, settings.read)
     before = profile_frame(frame, label=settings.label, types=settings.types, task=settings.task, seed=settings.seed)
     result = clean_frame(frame, settings)
@@ -150,9 +160,8 @@ def clean(input: str | Path, output: str | Path, config: Any = None, *, overwrit
         },
         "profile": {"before": before, "after": after},
     }
-    suffix = source.suffix.lower() if source.is_file() and source.suffix.lower() in (".csv", ".jsonl") else ".parquet"
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        data_path = tmp / f"data{suffix}"
+        data_path = tmp / f"data{_output_suffix(source)}"
         _write_table(result.frame, data_path)
         schema = build_schema(result.frame, result.types, label=settings.label)
         (tmp / "schema.json").write_text(json.dumps(schema, indent=2), encoding="utf-8")
@@ -161,6 +170,80 @@ def clean(input: str | Path, output: str | Path, config: Any = None, *, overwrit
         (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
         (tmp / "report.html").write_text(render_report(report), encoding="utf-8")
     return CleanReport(out, out / data_path.name, report)
+
+
+def balance(
+    input: str | Path,
+    output: str | Path,
+    config: Any = None,
+    *,
+    label: str | None = None,
+    method: str | None = None,
+    ratio: float | None = None,
+    overwrite: bool = False,
+) -> BalanceReport:
+    """Balance the classes of ``label`` into the folder ``output`` (written atomically): the data (added
+    rows after the input's rows), ``schema.json`` and ``balance.json`` (class counts before and after; for
+    ``class_weights``, the weights to give training). ``label``, ``method`` and ``ratio`` override the
+    config's ``label`` and ``balance`` section.
+
+    Raises:
+        DataError: Unreadable input, no label, or data the method cannot balance.
+        ConfigError: ``output`` exists (unless ``overwrite``) or lies inside the input.
+    """
+    from seekforge.data._balance import balance_frame
+
+    settings = load_quality_config(config)
+    changes = {k: v for k, v in (("method", method), ("ratio", ratio)) if v is not None}
+    try:
+        steps = settings.balance.model_validate({**settings.balance.model_dump(), **changes})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0])
+        raise ConfigError(f"--{name} {changes.get(name, '')}: {error['msg']}".replace(" :", ":")) from None
+    target = label or settings.label
+    if target is None:
+        raise ConfigError("no label column to balance", hint="pass --label, or set label: in the configuration")
+    source, out = Path(input), Path(output)
+    _check_output(source, out, overwrite)
+    frame = read_input(input, settings.read)
+    types = {**_schema_types(source), **settings.types}
+    result = balance_frame(frame, target, steps, types=types, seed=settings.seed)
+    report = {"input": str(input), "seed": settings.seed, **result.report}
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        data_path = tmp / f"data{_output_suffix(source)}"
+        _write_table(result.frame, data_path)
+        kinds = {str(c): infer_type(result.frame[c], types.get(str(c))) for c in result.frame.columns}
+        schema = build_schema(result.frame, kinds, label=target)
+        (tmp / "schema.json").write_text(json.dumps(schema, indent=2), encoding="utf-8")
+        (tmp / "balance.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    return BalanceReport(out, out / data_path.name, report)
+
+
+def _check_output(source: Path, out: Path, overwrite: bool) -> None:
+    if out.exists() and not overwrite:
+        raise ConfigError(f"--output {out} already exists", hint="choose a new folder, or pass --overwrite")
+    if source.exists() and source.is_dir() and source.resolve() in out.resolve().parents:
+        raise ConfigError(f"--output {out} lies inside the input folder", hint="write it elsewhere")
+
+
+def _schema_types(source: Path) -> dict[str, str]:
+    """Column types from the ``schema.json`` of a ``clean`` output folder (none for other inputs)."""
+    path = source / "schema.json"
+    if not source.is_dir() or not path.is_file():
+        return {}
+    try:
+        columns = json.loads(path.read_text(encoding="utf-8"))["columns"]
+        return {str(name): str(entry["type"]) for name, entry in columns.items()}
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(f"{path} is not a schema written by `seekforge data clean` ({exc})") from None
+
+
+def _output_suffix(source: Path) -> str:
+    """Output in the input's format for CSV and JSON Lines files; Parquet otherwise."""
+    if source.is_file() and source.suffix.lower() in (".csv", ".jsonl"):
+        return source.suffix.lower()
+    return ".parquet"
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Configuration of data profiling and cleaning (``data_quality.yaml``, or ``data.clean`` in a recipe)."""
+"""Configuration of data profiling, cleaning and balancing (``data_quality.yaml``; ``data.clean`` and
+``data.balance`` in a recipe)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pydantic import Field
 
 from seekforge.core.config import BaseConfig
 from seekforge.data.clean_config import (
+    BalanceConfig,
     CleanConfig,
     ColumnsConfig,
     DeduplicateConfig,
@@ -20,6 +22,7 @@ from seekforge.data.config import ReadConfig
 ColumnType = Literal["numeric", "category", "binary", "text", "datetime", "image"]
 
 __all__ = [
+    "BalanceConfig",
     "CleanConfig",
     "ColumnType",
     "ColumnsConfig",
@@ -41,6 +44,7 @@ class DataQualityConfig(BaseConfig):
         read: How to read delimited text files.
         seed: Seed of every random choice (folds, IsolationForest, sampling).
         clean: The cleaning steps.
+        balance: How ``seekforge data balance`` evens out the label's classes.
     """
 
     label: str | None = None
@@ -49,3 +53,4 @@ class DataQualityConfig(BaseConfig):
     read: ReadConfig = ReadConfig()
     seed: Annotated[int, Field(ge=0, lt=2**31)] = 0
     clean: CleanConfig = CleanConfig()
+    balance: BalanceConfig = BalanceConfig()

@@ -32,7 +32,11 @@ def fit(recipe: Recipe, prepared: Prepared, run_dir: Path, *, resume: bool, dist
 
     io = model_io(recipe, prepared)
     model = build_seeded_model(recipe, io)
-    trainer = Trainer(model, recipe.train, task=recipe.task, seed=recipe.seed, run_dir=run_dir, dist=dist)
+    config = recipe.train
+    if recipe.data.balance is not None and recipe.data.balance.method == "class_weights":
+        config = config.model_copy(update={"class_weights": "balanced"})
+    classes = getattr(prepared.preprocessor, "classes_", None)
+    trainer = Trainer(model, config, task=recipe.task, seed=recipe.seed, run_dir=run_dir, dist=dist, classes=classes)
     validation = prepared.splits["validation"]
     result = trainer.fit(prepared.splits["train"], validation if len(validation.target) else None, resume=resume)
     if dist.is_main:

@@ -38,6 +38,8 @@ class Prepared:
     raw_samples: dict[str, list[Any]] | None = None
     #: What ``data.clean`` did to the training rows, when the recipe cleans its data.
     cleaning: dict[str, Any] | None = None
+    #: What ``data.balance`` did to the training rows, when the recipe balances its classes.
+    balancing: dict[str, Any] | None = None
 
 
 def preparation_key(recipe: Recipe) -> str:
@@ -82,9 +84,10 @@ def prepare(recipe: Recipe, run_dir: Path) -> Prepared:
             "data_hash": splits.data_hash,
             "rows": {n: len(getattr(splits, n)) for n in SPLITS},
             "clean": splits.cleaning,
+            "balance": splits.balancing,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    return Prepared(preprocessor, encoded, splits.data_hash, reference, key, raw, splits.cleaning)
+    return Prepared(preprocessor, encoded, splits.data_hash, reference, key, raw, splits.cleaning, splits.balancing)
 
 
 def _raw_columns(frame: pd.DataFrame, recipe: Recipe) -> dict[str, list[Any]] | None:
@@ -118,4 +121,6 @@ def load_prepared(folder: Path) -> Prepared | None:
     reference = json.loads((folder / "reference.json").read_text(encoding="utf-8"))
     raw_path = folder / "raw_samples.json"
     raw = json.loads(raw_path.read_text(encoding="utf-8")) if raw_path.is_file() else None
-    return Prepared(preprocessor, splits, meta["data_hash"], reference, meta["key"], raw, meta.get("clean"))
+    return Prepared(
+        preprocessor, splits, meta["data_hash"], reference, meta["key"], raw, meta.get("clean"), meta.get("balance")
+    )

@@ -110,6 +110,7 @@ def finish(recipe: Recipe, prepared: Prepared, folder: Path) -> RunResult:
         "data": {
             "rows": {name: len(split.target) for name, split in prepared.splits.items()},
             **({"clean": prepared.cleaning} if prepared.cleaning is not None else {}),
+            **({"balance": prepared.balancing} if prepared.balancing is not None else {}),
         },
         "training": {k: result[k] for k in ("best_epoch", "steps", "stopped_early", "seconds")},
         "lineage": {

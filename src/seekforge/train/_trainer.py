@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from seekforge.core.errors import ConfigError, TrainingInterrupted
 from seekforge.core.io import atomic_path, write_text_atomic
 from seekforge.core.progress import console, make_progress
 from seekforge.models import collate, infer, num_rows
+from seekforge.runtime._encode import canonical
 from seekforge.train._metrics import classification_metrics, lower_is_better, regression_metrics
 from seekforge.train.config import TrainConfig
 
@@ -145,6 +147,7 @@ class Trainer:
         seed: The recipe's seed; fixes the shuffles and dropout.
         run_dir: Where ``checkpoints/`` and ``metrics.jsonl`` go (the main process writes them).
         dist: Rank and world size.
+        classes: The class of each target index, for ``class_weights`` given by class name.
     """
 
     def __init__(
@@ -156,9 +159,11 @@ class Trainer:
         seed: int,
         run_dir: Path,
         dist: DistContext | None = None,
+        classes: Sequence[Any] | None = None,
     ) -> None:
         self.config = config
         self.task = task
+        self.classes = classes
         self.seed = seed
         self.run_dir = Path(run_dir)
         self.dist = dist or DistContext()
@@ -209,7 +214,7 @@ class Trainer:
 
         optimizer = cfg.optimizer.build([p for p in self.model.parameters() if p.requires_grad], cfg.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
-        weights = self._class_weights(train.target) if cfg.class_weights == "balanced" else None
+        weights = self._class_weights(train.target)
 
         state = {"epoch": 0, "micro": 0, "step": 0, "history": [], "best": None, "bad_epochs": 0}
         resumed_from = None
@@ -352,10 +357,21 @@ class Trainer:
         return F.cross_entropy(logits, target, weight=weights)
 
     def _class_weights(self, target: torch.Tensor) -> torch.Tensor | None:
-        if self.task != "classification":
+        spec = self.config.class_weights
+        if self.task != "classification" or spec == "none":
             return None
-        counts = torch.bincount(target, minlength=int(target.max()) + 1).float()
-        return (counts.sum() / (len(counts) * counts.clamp(min=1))).to(self.device)
+        if spec == "balanced":
+            counts = torch.bincount(target, minlength=int(target.max()) + 1).float()
+            return (counts.sum() / (len(counts) * counts.clamp(min=1))).to(self.device)
+        assert isinstance(spec, dict)
+        known = [canonical(c) for c in self.classes or []]
+        unknown = sorted(set(spec) - set(known))
+        if unknown or not known:
+            raise ConfigError(
+                f"train.class_weights: no class named {', '.join(map(repr, unknown))} in the training data",
+                hint=f"classes: {', '.join(map(repr, known))}",
+            )
+        return torch.tensor([spec.get(name, 1.0) for name in known], dtype=torch.float32, device=self.device)
 
     # ---------------------------------------------------------------------------------- evaluation
 

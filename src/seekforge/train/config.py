@@ -6,12 +6,16 @@ from collections.abc import Iterable
 from typing import Annotated, ClassVar, Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from seekforge.core.config import BaseConfig, PluggableConfig, pluggable
 from seekforge.core.registry import Registry
 
 PositiveFloat = Annotated[float, Field(gt=0)]
+#: a class name as the preprocessor compares it: 3, 3.0 and "3" are the same class
+ClassName = Annotated[
+    str, BeforeValidator(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+]
 Params = Iterable[torch.nn.Parameter] | Iterable[dict]
 
 
@@ -97,7 +101,11 @@ class EarlyStoppingConfig(BaseConfig):
 
 
 class TrainConfig(BaseConfig):
-    """How to train. ``batch_size`` is the global batch: with ``--nproc N`` each process takes 1/N."""
+    """How to train. ``batch_size`` is the global batch: with ``--nproc N`` each process takes 1/N.
+
+    ``class_weights`` weights the classification loss: ``balanced`` by inverse class frequency in the
+    training split, or ``{class: weight}`` (classes left out weigh 1).
+    """
 
     epochs: Annotated[int, Field(ge=1)] = 10
     batch_size: Annotated[int, Field(ge=1)] = 32
@@ -107,7 +115,7 @@ class TrainConfig(BaseConfig):
     grad_accum: Annotated[int, Field(ge=1)] = 1
     grad_clip: PositiveFloat | None = 1.0
     precision: Literal["fp32", "bf16"] = "fp32"
-    class_weights: Literal["none", "balanced"] = "none"
+    class_weights: Literal["none", "balanced"] | dict[ClassName, PositiveFloat] = "none"
     early_stopping: EarlyStoppingConfig | None = None
     checkpoint_every: Annotated[int, Field(ge=1)] | None = None
     eval_batch_size: Annotated[int, Field(ge=1)] = 256
