@@ -241,3 +241,61 @@ def test_a_recipe_cleans_its_training_rows_only(tmp_path: Path) -> None:
     result = seekforge.run(cleaning, runs_dir=tmp_path / "runs")
     manifest = json.loads((result.package / "package.json").read_text())
     assert manifest["data"]["clean"]["accounting"] == acc
+
+
+def test_duplicates_are_found_by_hash_and_confirmed_cell_by_cell() -> None:
+    from seekforge.data._profile import first_of_hash, repeats, row_hashes
+
+    frame = messy(200)
+    frame = pd.concat([frame, frame.iloc[[3, 7, 7]]], ignore_index=True)
+    frame.loc[5, "x"] = np.nan
+    frame = pd.concat([frame, frame.iloc[[5]]], ignore_index=True)  # missing cells repeat too
+    found = repeats(first_of_hash(row_hashes(frame)), frame)
+    np.testing.assert_array_equal(found, frame.duplicated().to_numpy())
+    first = first_of_hash(row_hashes(frame))
+    assert first[200] == 3 and first[201] == first[202] == 7 and first[203] == 5
+    collided = np.zeros(len(frame), dtype=np.uint64)  # every row one hash: none equals row 0 cell by cell
+    assert not repeats(first_of_hash(collided), frame).any()
+    near = frame.assign(note=frame["note"].str.upper() + " !", x=frame["x"] + 1e-9)
+    assert repeats(first_of_hash(row_hashes(near, {"note": "text", "x": "numeric"}, 4))).sum() == 4
+
+
+def test_numbers_parse_text_like_pandas() -> None:
+    from seekforge.data._profile import numbers
+
+    values = ["1.5", " 2 ", "3e2", "-4", "+5", ".5", "6.", "inf", "nan", "?", "1,000", "", None, "0x10", "7E-3"]
+    for column in (pd.Series(values, dtype="str"), pd.Series(values, dtype=object)):
+        got = numbers(column)
+        want = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(numbers(pd.Series([1, 2], dtype="Int64")), [1.0, 2.0])
+
+
+def test_clean_can_consume_its_input_to_save_memory() -> None:
+    from seekforge.data._clean import keep_rows
+
+    frame = pd.concat([messy(), messy().iloc[:5]], ignore_index=True)
+    config = DataQualityConfig.model_validate({"label": "y"})
+    kept = clean_frame(frame.copy(), config).frame
+    consumed = frame.copy()
+    result = clean_frame(consumed, config, consume=True)
+    pd.testing.assert_frame_equal(result.frame, kept)
+    assert consumed.columns.empty  # its columns moved into the result
+    frame.attrs["source"] = "x.csv"
+    mask = np.arange(len(frame)) % 3 > 0
+    expected = frame[mask]
+    moved = keep_rows(frame, mask)
+    pd.testing.assert_frame_equal(moved, expected)
+    assert moved.attrs["source"] == "x.csv" and frame.columns.empty
+
+
+def test_data_modules_do_not_load_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import seekforge.data.quality, seekforge.data._clean, seekforge.data._balance;"
+        "from seekforge.data.quality import load_quality_config; load_quality_config({'label': 'y'});"
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

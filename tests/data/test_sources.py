@@ -94,3 +94,24 @@ def test_unknown_builtin_and_split() -> None:
         read_source("builtin:mnist")
     with pytest.raises(DataError, match="has no split 'test'"):
         read_source("builtin:wine/test")
+
+
+def test_csv_is_read_in_chunks_like_one_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from seekforge.data import _sources
+
+    frame = make_tabular(1000)
+    frame["code"] = np.arange(1000) * 1.5
+    frame["code"] = frame["code"].astype(object)
+    frame.loc[900, "code"] = "?"  # only the last chunk holds text here
+    frame.loc[5, "x1"] = None
+    path = tmp_path / "a.csv"
+    frame.to_csv(path, index=False)
+    whole = pd.read_csv(path, skipinitialspace=True)
+    monkeypatch.setattr(_sources, "CHUNK_ROWS", 128)
+    monkeypatch.setattr(_sources, "PROGRESS_BYTES", 1)  # the progress bar is drawn (disabled off a terminal)
+    chunked = read_source(str(path))
+    assert list(chunked.columns) == list(whole.columns) and len(chunked) == 1000
+    for name in ("x1", "x2", "city", "member", "label"):
+        pd.testing.assert_series_equal(chunked[name], whole[name])
+    assert pd.api.types.is_string_dtype(chunked["code"])  # text throughout, as in one pass
+    assert chunked["code"].iloc[900] == "?" and float(chunked["code"].iloc[3]) == 4.5

@@ -15,6 +15,14 @@ data_app = typer.Typer(help="Profile, clean, balance, validate and report on a d
 out = Console()
 err = Console(stderr=True)
 
+
+@data_app.callback()
+def _settings() -> None:
+    from seekforge.core.memory import lean_memory
+
+    lean_memory()  # these commands hold one large table: freed columns go back to the system at once
+
+
 Input = Annotated[
     str, typer.Option("--input", "-i", help="A data file, a folder of them, an image folder, or builtin:NAME.")
 ]

@@ -1,10 +1,34 @@
-"""Data: sources, built-in data sets, checks against the declared features, seeded splits, Preprocessor."""
+"""Data: sources, built-in data sets, checks against the declared features, seeded splits, Preprocessor.
 
-from seekforge.data._preprocess import Preprocessor
-from seekforge.data._sources import SOURCES, DataSource, read_source
-from seekforge.data._split import Splits, frame_fingerprint, load_splits
-from seekforge.data._validate import check_table
-from seekforge.data.config import DataConfig, FeaturesConfig, SplitConfig
+Names are imported on first use, so ``seekforge data`` commands never load torch (which the Preprocessor
+needs).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from seekforge.data._preprocess import Preprocessor
+    from seekforge.data._sources import SOURCES, DataSource, read_source
+    from seekforge.data._split import Splits, frame_fingerprint, load_splits
+    from seekforge.data._validate import check_table
+    from seekforge.data.config import DataConfig, FeaturesConfig, SplitConfig
+
+_HOME = {
+    "Preprocessor": "_preprocess",
+    "SOURCES": "_sources",
+    "DataSource": "_sources",
+    "read_source": "_sources",
+    "Splits": "_split",
+    "frame_fingerprint": "_split",
+    "load_splits": "_split",
+    "check_table": "_validate",
+    "DataConfig": "config",
+    "FeaturesConfig": "config",
+    "SplitConfig": "config",
+}
 
 __all__ = [
     "SOURCES",
@@ -19,3 +43,11 @@ __all__ = [
     "load_splits",
     "read_source",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'seekforge.data' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f"seekforge.data.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value

@@ -9,6 +9,7 @@ outliers, label issues (cleanlab), rare categories.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from seekforge.core.errors import DataError
-from seekforge.data._profile import id_like, infer_task, infer_type, normalized_rows
+from seekforge.data._profile import first_of_hash, id_like, infer_task, infer_type, numbers, repeats, row_hashes
 from seekforge.data.quality_config import CleanConfig, DataQualityConfig
 
 
@@ -57,22 +58,61 @@ class _Ledger:
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self.first_line = frame.attrs.get("first_line")
-        self.positions = pd.Series(np.arange(len(frame)), index=frame.index)
+        index = frame.index
+        plain = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+        self._positions = None if plain else pd.Series(np.arange(len(frame)), index=index)
         self.removed: list[dict[str, Any]] = []
 
-    def _where(self, index: Any) -> dict[str, Any]:
-        row = int(self.positions.loc[index])
-        return {"row": row, "line": None if self.first_line is None else self.first_line + row}
+    def positions(self, index: pd.Index) -> np.ndarray:
+        """Each row's position in the table as read (its index, when the table came with 0, 1, 2, ...)."""
+        if self._positions is None:
+            return np.asarray(index, dtype=np.int64)
+        return self._positions.loc[index].to_numpy()
 
     def remove(self, frame: pd.DataFrame, mask: pd.Series, step: str, reasons: pd.Series | str) -> pd.DataFrame:
-        for index in frame.index[mask.to_numpy()]:
-            reason = reasons if isinstance(reasons, str) else str(reasons.loc[index])
-            self.removed.append({**self._where(index), "step": step, "reason": reason})
-        return frame[~mask.to_numpy()]
+        chosen = mask.to_numpy()
+        gone = frame.index[chosen]
+        rows = self.positions(gone)
+        why = [reasons] * len(gone) if isinstance(reasons, str) else reasons.loc[gone].astype(str).tolist()
+        for row, reason in zip(rows.tolist(), why, strict=True):
+            line = None if self.first_line is None else self.first_line + row
+            self.removed.append({"row": row, "line": line, "step": step, "reason": reason})
+        return keep_rows(frame, ~chosen)
 
 
-def clean_frame(frame: pd.DataFrame, config: DataQualityConfig) -> CleanResult:
-    """Clean ``frame`` (not modified) as ``config`` says.
+def keep_rows(data: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """The rows of ``data`` where ``keep`` is true, moved over one column at a time: ``data`` is left
+    without columns, so the table never needs to exist twice in memory."""
+    if keep.all():
+        return data
+    if data.columns.has_duplicates:
+        return data[keep]
+    names = list(data.columns)
+    index = data.index[keep]  # one index for every column: filtering each Series would give each its own
+    columns = {}
+    for name in names:
+        column = data.pop(name)
+        columns[name] = pd.Series(column.array[keep], index=index, name=name, copy=False)
+        del column
+    out = pd.DataFrame(columns, columns=names, copy=False)
+    out.attrs = dict(data.attrs)
+    return out
+
+
+#: how many steps ``clean_frame`` announces
+CLEAN_STEPS = 6
+
+
+def clean_frame(
+    frame: pd.DataFrame,
+    config: DataQualityConfig,
+    *,
+    consume: bool = False,
+    step: Callable[[str], Any] | None = None,
+) -> CleanResult:
+    """Clean ``frame`` as ``config`` says. ``frame`` is not modified, unless ``consume``: then its
+    columns move into the result as cleaning goes (and it is left empty), so a large table is never held
+    twice. ``step`` is called with the name of each step as it starts (CLEAN_STEPS of them).
 
     Raises:
         DataError: The label column does not exist, or a step cannot run on this data.
@@ -90,8 +130,12 @@ def clean_frame(frame: pd.DataFrame, config: DataQualityConfig) -> CleanResult:
     types = {str(c): infer_type(frame[c], config.types.get(str(c))) for c in frame.columns}
     ledger = _Ledger(frame)
     steps: list[dict[str, Any]] = []
-    data = frame.copy()
+    rows_in, attrs = len(frame), dict(frame.attrs)
+    data = frame if consume else frame.copy(deep=False)  # copy on write: changes never reach ``frame``
+    del frame
 
+    step = step or (lambda name: None)
+    step("types")
     data, rejected = _coerce(data, types, ledger) if clean.coerce else (data, _empty_rejected())
     steps.append({"step": "coerce", "rejected": len(rejected)})
 
@@ -101,9 +145,10 @@ def clean_frame(frame: pd.DataFrame, config: DataQualityConfig) -> CleanResult:
         steps.append({"step": "missing labels", "dropped": int(missing_label.sum())})
 
     # exact duplicates first: a repeated row repeats its key too, which would hide an ID column
+    step("duplicates")
     before = len(data)
     if clean.deduplicate.exact:
-        data = _deduplicate(data, data, ledger, "exact duplicate")
+        data = _deduplicate(data, row_hashes(data), ledger, "exact duplicate", check=True)
     exact = before - len(data)
 
     dropped_columns = _columns_to_drop(data, types, label, clean)
@@ -114,13 +159,16 @@ def clean_frame(frame: pd.DataFrame, config: DataQualityConfig) -> CleanResult:
 
     # near duplicates after the drops: records that differ only by an ID are the same record
     if clean.deduplicate.near:
-        data = _deduplicate(data, normalized_rows(data, types, clean.deduplicate.digits), ledger, "near duplicate")
+        hashes = row_hashes(data, types, clean.deduplicate.digits)
+        data = _deduplicate(data, hashes, ledger, "near duplicate", check=False)
     steps.append({"step": "deduplicate", "exact": exact, "near": before - exact - len(data)})
 
+    step("missing values")
     data, missing_step = _missing(data, types, label, clean, ledger, config.seed)
     steps.append(missing_step)
 
     flags: dict[str, int] = {}
+    step("outliers")
     if clean.outliers.method != "none":
         outliers, why = _outliers(data, types, label, clean, config.seed)
         if clean.outliers.action == "drop":
@@ -132,6 +180,7 @@ def clean_frame(frame: pd.DataFrame, config: DataQualityConfig) -> CleanResult:
                       "rows": int(outliers.sum())})  # fmt: skip
 
     issues = None
+    step("label issues")
     if clean.label_issues.action != "none":
         if label is None:
             raise DataError("label_issues needs the label column: set label in the configuration")
@@ -146,12 +195,13 @@ def clean_frame(frame: pd.DataFrame, config: DataQualityConfig) -> CleanResult:
         flags["label_issues"] = int(issues.sum())
         steps.append(label_step)
 
+    step("rare categories")
     data, rare_step = _rare(data, types, label, clean)
     steps.append(rare_step)
 
     removed = pd.DataFrame(ledger.removed, columns=["row", "line", "step", "reason"])
-    data.attrs = dict(frame.attrs)
-    result = CleanResult(data, removed, rejected, steps, types, len(frame), issues, flags)
+    data.attrs = attrs
+    result = CleanResult(data, removed, rejected, steps, types, rows_in, issues, flags)
     accounting = result.accounting
     if accounting["rows_in"] != accounting["rows_out"] + accounting["rows_dropped"] + accounting["rows_rejected"]:
         raise AssertionError(f"row accounting does not add up: {accounting}")  # a bug, never user input
@@ -170,36 +220,37 @@ def coerce_types(frame: pd.DataFrame, types: dict[str, str]) -> tuple[pd.DataFra
 
 def _coerce(data: pd.DataFrame, types: dict[str, str], ledger: _Ledger) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Numbers and dates as typed columns; rows with a cell that does not parse go to the rejected table."""
-    bad_reason = pd.Series("", index=data.index, dtype=object)
-    bad_column = pd.Series("", index=data.index, dtype=object)
+    bad: dict[int, tuple[str, str]] = {}  # position -> (column, reason), for the first bad cell of a row
     for name, kind in types.items():
         column = data[name]
         if kind == "numeric" and not pd.api.types.is_numeric_dtype(column):
-            parsed = pd.to_numeric(column, errors="coerce")
+            parsed = pd.Series(numbers(column), index=column.index)
             what = "a number"
         elif kind == "datetime" and not pd.api.types.is_datetime64_any_dtype(column):
             parsed = pd.to_datetime(column, errors="coerce", format="mixed")
             what = "a date"
         else:
             continue
-        bad = parsed.isna() & column.notna() & (column.astype(str).str.strip() != "")
-        fresh = bad & (bad_reason == "")
-        bad_reason[fresh] = column[fresh].map(lambda v, w=what: f"{v!r} is not {w}")
-        bad_column[fresh] = name
+        suspects = np.flatnonzero((parsed.isna() & column.notna()).to_numpy())
+        values = column.iloc[suspects]
+        for position, value, blank in zip(suspects, values, values.astype(str).str.strip() == "", strict=True):
+            if not blank and position not in bad:
+                bad[int(position)] = (str(name), f"{value!r} is not {what}")
         data[name] = parsed
-    mask = bad_reason != ""
-    rejected = data.loc[mask].copy()
-    if mask.any():
-        original = ledger.positions.loc[rejected.index]
-        rejected = rejected.assign(
-            row=original.to_numpy(),
-            line=[None if ledger.first_line is None else ledger.first_line + int(r) for r in original],
-            column=bad_column[mask].to_numpy(),
-            reason=bad_reason[mask].to_numpy(),
-        )
-    else:
-        rejected = _empty_rejected()
-    return data[~mask], rejected
+    if not bad:
+        return data, _empty_rejected()
+    positions = np.array(sorted(bad))
+    rejected = data.iloc[positions].copy()
+    original = ledger.positions(rejected.index)
+    rejected = rejected.assign(
+        row=original,
+        line=[None if ledger.first_line is None else ledger.first_line + int(r) for r in original],
+        column=[bad[p][0] for p in positions],
+        reason=[bad[p][1] for p in positions],
+    )
+    keep = np.ones(len(data), dtype=bool)
+    keep[positions] = False
+    return keep_rows(data, keep), rejected
 
 
 def _columns_to_drop(
@@ -220,14 +271,16 @@ def _columns_to_drop(
     return out
 
 
-def _deduplicate(data: pd.DataFrame, keys: pd.DataFrame, ledger: _Ledger, what: str) -> pd.DataFrame:
-    duplicated = keys.duplicated(keep="first")
+def _deduplicate(data: pd.DataFrame, hashes: np.ndarray, ledger: _Ledger, what: str, *, check: bool) -> pd.DataFrame:
+    """``data`` without the rows that repeat an earlier one (same hash; cell by cell too when ``check``)."""
+    first = first_of_hash(hashes)
+    del hashes
+    duplicated = repeats(first, data if check else None)
     if not duplicated.any():
         return data
-    hashed = pd.util.hash_pandas_object(keys, index=False)
-    first = pd.Series(data.index, index=data.index).groupby(hashed.to_numpy()).transform("first")
-    reasons = first.map(lambda index: f"{what} of row {int(ledger.positions.loc[index])}")
-    return ledger.remove(data, duplicated, "deduplicate", reasons)
+    first = ledger.positions(data.index[first[duplicated]])
+    reasons = pd.Series([f"{what} of row {int(row)}" for row in first], index=data.index[duplicated])
+    return ledger.remove(data, pd.Series(duplicated, index=data.index), "deduplicate", reasons)
 
 
 def _missing(
@@ -245,7 +298,7 @@ def _missing(
         data = ledger.remove(data, mask, "missing", first_missing.map(lambda c: f"'{c}' is missing"))
         step["dropped"] = int(mask.sum())
         return data, step
-    data = data.copy()
+    data = data.copy(deep=False)
     numeric = [c for c in counts if types[c] == "numeric"]
     if strategy == "iterative" and numeric:
         from sklearn.experimental import enable_iterative_imputer  # noqa: F401
@@ -274,35 +327,59 @@ def _missing(
 def _outliers(
     data: pd.DataFrame, types: dict[str, str], label: str | None, clean: CleanConfig, seed: int
 ) -> tuple[pd.Series, pd.Series]:
-    """A mask of outlying rows and, for each, why."""
+    """A mask of outlying rows and, for each, why. Numbers are read one column (or one block of rows) at
+    a time, so a large table is never copied whole into a matrix."""
     numeric = [c for c in data.columns if c != label and types.get(str(c)) == "numeric"]
-    why = pd.Series("", index=data.index, dtype=object)
     if not numeric:
-        return pd.Series(False, index=data.index), why
-    values = data[numeric].astype(np.float64)
+        return pd.Series(False, index=data.index), pd.Series(dtype=object)
     settings = clean.outliers
     if settings.method == "isolation_forest":
-        from sklearn.ensemble import IsolationForest
+        mask = _isolated(data, numeric, settings.contamination, seed)
+        why = f"isolated by IsolationForest (contamination {settings.contamination:g})"
+        return pd.Series(mask, index=data.index), pd.Series(why, index=data.index[mask], dtype=object)
+    far_any = np.zeros(len(data), dtype=bool)
+    first = np.full(len(data), -1)
+    for position, name in enumerate(numeric):
+        values = numbers(data[name])
+        values = values if values.flags.writeable else values.copy()  # scored in place
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if settings.method == "zscore":
+                spread = np.nanstd(values)
+                values -= np.nanmean(values)
+                np.abs(values, out=values)
+                far = values > settings.z * spread if spread > 0 else np.zeros(len(values), dtype=bool)
+            else:
+                q1, q3 = np.nanquantile(values, [0.25, 0.75])
+                spread = q3 - q1
+                far = (values < q1 - settings.iqr * spread) | (values > q3 + settings.iqr * spread)
+                far &= spread > 0
+        del values
+        first[far & ~far_any] = position
+        far_any |= far
+    rule = f"|z| > {settings.z:g}" if settings.method == "zscore" else f"beyond {settings.iqr:g} IQR"
+    rows = np.flatnonzero(far_any)
+    why = [
+        f"'{numeric[j]}' = {float(data[numeric[j]].iloc[i]):g} ({rule})" for i, j in zip(rows, first[rows], strict=True)
+    ]
+    return pd.Series(far_any, index=data.index), pd.Series(why, index=data.index[rows], dtype=object)
 
-        forest = IsolationForest(contamination=settings.contamination, random_state=seed)
-        filled = values.fillna(values.median())
-        mask = pd.Series(forest.fit_predict(filled.to_numpy()) == -1, index=data.index)
-        why[mask] = f"isolated by IsolationForest (contamination {settings.contamination:g})"
-        return mask, why
-    if settings.method == "zscore":
-        std = values.std(ddof=0).replace(0, np.nan)
-        score = ((values - values.mean()) / std).abs()
-        far = score > settings.z
-        rule = f"|z| > {settings.z:g}"
-    else:
-        q1, q3 = values.quantile(0.25), values.quantile(0.75)
-        spread = (q3 - q1).replace(0, np.nan)
-        far = (values < q1 - settings.iqr * spread) | (values > q3 + settings.iqr * spread)
-        rule = f"beyond {settings.iqr:g} IQR"
-    mask = far.any(axis=1)
-    first = far.idxmax(axis=1)
-    why[mask] = [f"'{c}' = {float(values.at[i, c]):g} ({rule})" for i, c in first[mask].items()]
-    return mask, why
+
+def _isolated(
+    data: pd.DataFrame, numeric: list[str], contamination: float, seed: int, block: int = 100_000
+) -> np.ndarray:
+    """IsolationForest fitted on at most ``block`` rows (each tree draws 256 anyway) and scored a block of
+    rows at a time; missing numbers take the column's median."""
+    from sklearn.ensemble import IsolationForest
+
+    medians = {name: pd.Series(numbers(data[name])).median() for name in numeric}
+
+    def rows(part: pd.DataFrame) -> np.ndarray:
+        return np.column_stack([np.where(np.isnan(v := numbers(part[n])), medians[n], v) for n in numeric])
+
+    sample = data.sample(block, random_state=seed) if len(data) > block else data
+    forest = IsolationForest(contamination=contamination, random_state=seed).fit(rows(sample))
+    flags = [forest.predict(rows(data.iloc[start : start + block])) == -1 for start in range(0, len(data), block)]
+    return np.concatenate(flags)
 
 
 def _apply_label_issues(
@@ -318,7 +395,7 @@ def _apply_label_issues(
     if settings.action == "drop":
         return ledger.remove(data, issues, "label issues", reasons), step
     confident = issues & (found.confidence.reindex(data.index) >= settings.threshold)
-    data = data.copy()
+    data = data.copy(deep=False)
     data.loc[confident, label] = found.suggested[confident]
     step["relabelled"] = int(confident.sum())
     low = issues & ~confident
@@ -333,7 +410,7 @@ def _rare(
     step: dict[str, Any] = {"step": "rare categories", "grouped": {}}
     if share <= 0:
         return data, step
-    data = data.copy()
+    data = data.copy(deep=False)
     for name, kind in types.items():
         if kind != "category" or name == label or name not in data.columns:
             continue

@@ -16,7 +16,7 @@ import pandas as pd
 
 from seekforge.core.deps import require
 from seekforge.core.errors import DataError
-from seekforge.core.progress import make_progress
+from seekforge.core.progress import progress_task
 
 EMBED_BATCH = 64
 EMBED_MAX_LENGTH = 128
@@ -167,8 +167,7 @@ def embed_texts(texts: list[str]) -> np.ndarray:
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     encoder = transformers.AutoModel.from_pretrained(path).eval()
     out = []
-    with torch.no_grad(), make_progress(transient=True) as progress:
-        task = progress.add_task("embedding texts", total=len(texts), status="")
+    with torch.no_grad(), progress_task("embedding texts", len(texts)) as advance:
         for start in range(0, len(texts), EMBED_BATCH):
             batch = tokenizer(
                 texts[start : start + EMBED_BATCH],
@@ -181,5 +180,5 @@ def embed_texts(texts: list[str]) -> np.ndarray:
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
             out.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
-            progress.advance(task, len(batch["input_ids"]))
+            advance(len(batch["input_ids"]))
     return np.concatenate(out) if out else np.empty((0, 384), dtype=np.float32)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,28 @@ _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".w
 _WORDS = re.compile(r"\w+", re.UNICODE)
 
 
+#: what ``numbers`` parses: a decimal or scientific number, inf or nan (surrounding spaces ignored)
+_NUMBER = r"(?i)^[+-]?((\d+\.?\d*|\.\d+)(e[+-]?\d+)?|inf|infinity|nan)$"
+
+
+def numbers(column: pd.Series) -> np.ndarray:
+    """The column as float64, NaN where a value is missing or not a number. Text held by pyarrow is parsed
+    by pyarrow, without making a Python object of each value (a large text column would cost several
+    times its size)."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    data = getattr(column.array, "_pa_array", None)
+    if data is not None and pd.api.types.is_string_dtype(column):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        text = pc.utf8_trim_whitespace(data)
+        parseable = pc.match_substring_regex(text, _NUMBER)
+        parsed = pc.cast(pc.if_else(parseable, text, pa.scalar(None, pa.string())), pa.float64())
+        return parsed.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
 def infer_type(column: pd.Series, declared: str | None = None) -> str:
     """numeric, binary, category, text, datetime or image, from the values (``declared`` wins)."""
     if declared:
@@ -43,7 +65,7 @@ def infer_type(column: pd.Series, declared: str | None = None) -> str:
         return "numeric"
     if pd.api.types.is_datetime64_any_dtype(column):
         return "datetime"
-    sample = present.astype(str).head(SAMPLE_ROWS)
+    sample = present.head(SAMPLE_ROWS).astype(str)
     if pd.to_numeric(sample, errors="coerce").notna().mean() >= NUMERIC_SHARE:
         return "numeric"
     if sample.str.lower().str.endswith(_IMAGE_SUFFIXES).mean() >= NUMERIC_SHARE:
@@ -67,9 +89,14 @@ def infer_task(column: pd.Series, kind: str) -> str:
     """classification for binary/category labels and for numbers with few distinct integer values."""
     if kind != "numeric":
         return "classification"
-    values = pd.to_numeric(column, errors="coerce").dropna()
+    values = pd.Series(numbers(column)).dropna()
     integral = bool((values == values.round()).all())
     return "classification" if integral and values.nunique() <= 20 else "regression"
+
+
+def profile_steps(label: str | None) -> int:
+    """How many steps ``profile_frame`` announces."""
+    return 2 if label is None else 4
 
 
 def profile_frame(
@@ -80,6 +107,7 @@ def profile_frame(
     task: str = "auto",
     seed: int = 0,
     base: Path | None = None,
+    step: Callable[[str], Any] | None = None,
 ) -> dict[str, Any]:
     """A JSON-ready profile of ``frame``.
 
@@ -90,6 +118,7 @@ def profile_frame(
         task: classification, regression or auto.
         seed: Seed of the row samples the costlier checks use.
         base: Folder that relative image paths are relative to.
+        step: Called with the name of each step as it starts (``profile_steps`` of them), for progress.
 
     Raises:
         DataError: The table is empty, or ``label`` is not a column.
@@ -108,6 +137,8 @@ def profile_frame(
         raise DataError(f"{source}: declared types name missing columns: {', '.join(unknown)}")
     kinds = {str(name): infer_type(frame[name], types.get(str(name))) for name in frame.columns}
     rows = len(frame)
+    step = step or (lambda name: None)
+    step("column statistics")
     columns: dict[str, Any] = {}
     for name in frame.columns:
         columns[str(name)] = _column(frame[name], kinds[str(name)], rows, base)
@@ -116,14 +147,16 @@ def profile_frame(
         "rows": rows,
         "columns": columns,
         "memory_bytes": int(frame.memory_usage(deep=False).sum()),
-        "duplicates": duplicate_counts(frame, kinds),
+        "duplicates": step("duplicates") or duplicate_counts(frame, kinds),
     }
     if label is not None:
         kind = kinds[label]
         label_task = infer_task(frame[label], kind) if task == "auto" else task
         profile["label"] = _label(frame[label], label, label_task)
+        step("leakage")
         for name, share in leakage(frame, label, kinds, label_task, seed=seed).items():
             columns[name]["leakage"] = share
+        step("importance")
         for name, drop in importance(frame, label, kinds, label_task, seed=seed).items():
             columns[name]["importance"] = drop
     profile["warnings"] = warnings_of(profile)
@@ -144,7 +177,8 @@ def _column(column: pd.Series, kind: str, rows: int, base: Path | None) -> dict[
         "id_like": id_like(column, kind),
     }
     if kind == "numeric":
-        values = pd.to_numeric(present, errors="coerce").dropna().to_numpy(dtype=np.float64)
+        values = numbers(present)
+        values = values[~np.isnan(values)]
         out["unparseable"] = int(len(present) - len(values))
         if len(values):
             quantiles = np.quantile(values, [0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0])
@@ -181,7 +215,7 @@ def id_like(column: pd.Series, kind: str) -> str | None:
         return None
     unique_share = present.nunique() / len(present)
     if kind == "numeric":
-        values = pd.to_numeric(present, errors="coerce").dropna()
+        values = pd.Series(numbers(present)).dropna()
         integral = len(values) == len(present) and bool((values == values.round()).all())
         if integral and unique_share >= 0.999 and (values.is_monotonic_increasing or values.is_monotonic_decreasing):
             return "a monotonic counter"
@@ -239,29 +273,81 @@ def _label(column: pd.Series, name: str, task: str) -> dict[str, Any]:
     return out
 
 
-def normalized_rows(frame: pd.DataFrame, kinds: Mapping[str, str], digits: int = 4) -> pd.DataFrame:
-    """The frame with numbers rounded to ``digits`` significant digits and strings lower-cased with runs
-    of spaces and punctuation collapsed: rows equal here are near duplicates."""
-    out = {}
-    for name in frame.columns:
-        column, kind = frame[name], kinds.get(str(name), "category")
-        if kind == "numeric":
-            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                magnitude = np.where(values == 0, 0, np.floor(np.log10(np.abs(values))))
-            scale = 10.0 ** (digits - 1 - np.nan_to_num(magnitude))
-            out[name] = np.round(values * scale) / scale
-        elif kind in ("text", "category", "binary"):
-            out[name] = column.astype("string").str.lower().str.replace(r"[\W_]+", " ", regex=True).str.strip()
+def _normalized(column: pd.Series, kind: str, digits: int) -> pd.Series:
+    """Numbers rounded to ``digits`` significant digits; strings lower-cased with runs of spaces and
+    punctuation collapsed. Rows equal once every column is normalised are near duplicates."""
+    if kind == "numeric":
+        values = numbers(column)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            magnitude = np.where(values == 0, 0, np.floor(np.log10(np.abs(values))))
+        scale = 10.0 ** (digits - 1 - np.nan_to_num(magnitude))
+        return pd.Series(np.round(values * scale) / scale)
+    if kind in ("text", "category", "binary"):
+        return column.astype("str").str.lower().str.replace(r"[\W_]+", " ", regex=True).str.strip()
+    return column
+
+
+def row_hashes(frame: pd.DataFrame, kinds: Mapping[str, str] | None = None, digits: int | None = None) -> np.ndarray:
+    """A 64-bit hash of each row's values, or of its normalised values when ``digits`` is given (near
+    duplicates). Built one column at a time, numbers from their values and other columns from their
+    factorized codes (equal codes, equal values), so it needs memory for a few columns, not a copy of
+    the table."""
+    combined = np.zeros(len(frame), dtype=np.uint64)
+    for position, name in enumerate(frame.columns):
+        column = frame.iloc[:, position]
+        if digits is not None:
+            column = _normalized(column, (kinds or {}).get(str(name), "category"), digits)
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            values = column.to_numpy(dtype=np.float64, na_value=np.nan)
         else:
-            out[name] = column
-    return pd.DataFrame(out, index=frame.index)
+            values = pd.factorize(column)[0]  # missing values share code -1
+        combined *= np.uint64(1_000_003)  # wraps around: a mix, as pandas combines hashes
+        combined ^= pd.util.hash_array(values, categorize=False)
+        del values
+    return combined
+
+
+def first_of_hash(hashes: np.ndarray) -> np.ndarray:
+    """For each row, the position of the first row with the same hash (by a stable sort, which needs
+    less memory than a hash table over the rows)."""
+    if not len(hashes):
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    starts = np.empty(len(hashes), dtype=bool)
+    starts[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    del ordered
+    group = np.cumsum(starts)
+    group -= 1
+    np.take(order[starts], group, out=group)  # a stable sort puts each hash's first row first
+    first = np.empty(len(hashes), dtype=np.int64)
+    first[order] = group
+    return first
+
+
+def repeats(first: np.ndarray, frame: pd.DataFrame | None = None) -> np.ndarray:
+    """Whether each row repeats an earlier one, from ``first_of_hash``. Given ``frame``, each repeat is
+    also checked cell by cell against the first row of its hash, so a hash collision is never called a
+    repeat."""
+    repeated = first != np.arange(len(first))
+    if frame is None or not repeated.any():
+        return repeated
+    later = np.flatnonzero(repeated)
+    earlier = first[later]
+    same = np.ones(len(later), dtype=bool)
+    for position in range(len(frame.columns)):
+        column = frame.iloc[:, position]
+        a, b = column.iloc[later].to_numpy(), column.iloc[earlier].to_numpy()
+        same &= (a == b) | (pd.isna(a) & pd.isna(b))
+    repeated[later[~same]] = False
+    return repeated
 
 
 def duplicate_counts(frame: pd.DataFrame, kinds: Mapping[str, str], digits: int = 4) -> dict[str, int]:
     """Rows that repeat an earlier row exactly, and further rows that repeat one nearly."""
-    exact = frame.duplicated(keep="first")
-    near = normalized_rows(frame, kinds, digits).duplicated(keep="first") & ~exact
+    exact = repeats(first_of_hash(row_hashes(frame)), frame)
+    near = repeats(first_of_hash(row_hashes(frame, kinds, digits))) & ~exact
     return {"exact": int(exact.sum()), "near": int(near.sum())}
 
 
@@ -285,7 +371,7 @@ def leakage(frame: pd.DataFrame, label: str, kinds: Mapping[str, str], task: str
         if name == label or kind in ("text", "image"):
             continue
         if kind == "numeric":
-            x = pd.to_numeric(data[name], errors="coerce").to_numpy(dtype=np.float64).reshape(-1, 1)  # trees take NaN
+            x = numbers(data[name]).reshape(-1, 1)  # trees take NaN
         else:
             x = data[name].astype(str).astype("category").cat.codes.to_numpy().reshape(-1, 1)
         if id_like(data[name], kind):
@@ -320,7 +406,7 @@ def importance(
     columns, categorical = [], []
     for name in names:
         if kinds[name] == "numeric":
-            columns.append(pd.to_numeric(data[name], errors="coerce").to_numpy(dtype=np.float64))
+            columns.append(numbers(data[name]))
             categorical.append(False)
         else:
             codes = data[name].astype(str).where(data[name].notna()).astype("category").cat.codes.to_numpy()

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from seekforge.core.errors import DataError
+from seekforge.data._profile import numbers
 
 SCHEMA_VERSION = 1
 #: categories listed in the schema at most; a column with more is checked for type only
@@ -25,7 +26,7 @@ def build_schema(frame: pd.DataFrame, types: dict[str, str], *, label: str | Non
         entry: dict[str, Any] = {"type": kind, "nullable": bool(column.isna().any())}
         present = column.dropna()
         if kind == "numeric" and len(present):
-            values = pd.to_numeric(present, errors="coerce")
+            values = pd.Series(numbers(present))
             entry.update(min=float(values.min()), max=float(values.max()))
             entry["integer"] = bool((values == values.round()).all())
         elif kind in ("category", "binary"):
@@ -87,7 +88,7 @@ def validate_frame(frame: pd.DataFrame, schema: dict[str, Any], *, tolerance: fl
             out.append(Violation(name, "missing values, none in the schema", int(missing.sum()), where(missing)))
         kind = rule["type"]
         if kind == "numeric":
-            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+            values = numbers(column)
             bad = np.isnan(values) & ~missing
             if bad.any():
                 first = column.iloc[int(np.flatnonzero(bad)[0])]

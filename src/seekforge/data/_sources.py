@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import csv
+import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from seekforge.core.errors import DataError
+from seekforge.core.memory import release_free_memory
+from seekforge.core.progress import progress_task
 from seekforge.core.registry import Registry
 from seekforge.data.config import ReadConfig
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+#: rows parsed at a time from delimited text: the parser's buffers stay small, whatever the file's size
+CHUNK_ROWS = 200_000
+#: files at least this large show a progress bar while they are read
+PROGRESS_BYTES = 32 * 2**20
 
 
 class DataSource:
@@ -71,7 +79,7 @@ class CsvSource(DataSource):
         path = _existing_file(uri)
         sep = read.delimiter or self._sniff(path, read.encoding)
         try:
-            frame = pd.read_csv(path, sep=sep, encoding=read.encoding, skipinitialspace=True)
+            frame = read_delimited(path, sep, read.encoding)
         except UnicodeDecodeError as exc:
             raise DataError(
                 f"{uri}: not valid {read.encoding} text at byte {exc.start}",
@@ -97,6 +105,56 @@ class CsvSource(DataSource):
             return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
         except csv.Error:
             return "\t" if path.suffix.lower() == ".tsv" else ","
+
+
+class _Counting(io.RawIOBase):
+    """A binary file that reports how many bytes have been read from it."""
+
+    def __init__(self, raw: io.BufferedReader, advance: Callable[[int], Any]) -> None:
+        self._raw, self._advance = raw, advance
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        n = self._raw.readinto(buffer)
+        self._advance(n or 0)
+        return n
+
+
+def read_delimited(path: Path, sep: str, encoding: str) -> pd.DataFrame:
+    """Delimited text, parsed CHUNK_ROWS rows at a time and joined column by column, so reading needs
+    little more memory than the table itself; a progress bar (bytes, ETA) for large files.
+
+    A column that parses as numbers in some chunks and not in others is text throughout, as a single
+    pass over the whole file would make it.
+    """
+    size = path.stat().st_size
+    parts: dict[int, list[pd.Series]] = {}
+    with open(path, "rb") as raw, progress_task(f"reading {path.name}", size, show=size >= PROGRESS_BYTES) as advance:
+        handle = io.BufferedReader(_Counting(raw, advance), 1 << 20)
+        reader = pd.read_csv(handle, sep=sep, encoding=encoding, skipinitialspace=True, chunksize=CHUNK_ROWS)
+        names: list[Any] = []
+        for chunk in reader:
+            names = list(chunk.columns)
+            for position in range(len(names)):  # one copy per column frees the chunk's 2-D blocks
+                parts.setdefault(position, []).append(chunk.iloc[:, position].copy())
+            del chunk
+    columns = {}
+    for position, name in enumerate(names):
+        pieces = parts.pop(position)
+        if len({p.dtype for p in pieces}) > 1 and any(_is_text(p) for p in pieces):
+            pieces = [p if _is_text(p) else p.astype("str") for p in pieces]
+        columns[name] = pd.concat(pieces, ignore_index=True)
+        del pieces
+    frame = pd.DataFrame(columns, columns=names, copy=False)
+    del columns
+    release_free_memory()
+    return frame
+
+
+def _is_text(column: pd.Series) -> bool:
+    return pd.api.types.is_string_dtype(column) or column.dtype == object
 
 
 @SOURCES.register("parquet")

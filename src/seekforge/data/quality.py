@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ from pydantic import ValidationError
 from seekforge.core import report as html
 from seekforge.core.errors import ConfigError, DataError
 from seekforge.core.io import atomic_dir, write_text_atomic
-from seekforge.data._clean import clean_frame
-from seekforge.data._profile import infer_type, profile_frame
+from seekforge.core.memory import release_free_memory
+from seekforge.core.progress import progress_task
+from seekforge.data._clean import CLEAN_STEPS, clean_frame
+from seekforge.data._profile import infer_type, profile_frame, profile_steps
 from seekforge.data._quality import column_notes, moved, quality_score
 from seekforge.data._schema import Violation, build_schema, validate_frame
 from seekforge.data._sources import IMAGE_SUFFIXES, read_source
@@ -66,7 +69,7 @@ class BalanceReport:
 
 def load_quality_config(source: str | Path | dict[str, Any] | DataQualityConfig | None) -> DataQualityConfig:
     """Read and validate ``data_quality.yaml`` (every problem at once, with its dotted path and line)."""
-    from seekforge.recipe import load_config
+    from seekforge.core.config_file import load_config
 
     if source is None:
         return DataQualityConfig()
@@ -116,12 +119,28 @@ def read_input(path: str | Path, read: ReadConfig | None = None) -> pd.DataFrame
 def profile(path: str | Path, config: Any = None, *, label: str | None = None) -> dict[str, Any]:
     """Profile a data set; the result holds ``quality`` (score and components) and ``warnings``."""
     settings = load_quality_config(config)
-    frame = read_input(path, settings.read)
     target = label or settings.label
-    base = Path(path) if Path(path).is_dir() else Path(path).parent
-    result = profile_frame(frame, label=target, types=settings.types, task=settings.task, seed=settings.seed, base=base)
+    with progress_task(f"profiling {Path(path).name}", 1 + profile_steps(target)) as advance:
+        step = _Steps(advance)
+        step("reading")
+        frame = read_input(path, settings.read)
+        base = Path(path) if Path(path).is_dir() else Path(path).parent
+        result = profile_frame(
+            frame, label=target, types=settings.types, task=settings.task, seed=settings.seed, base=base, step=step
+        )
     result["quality"] = quality_score(result)
     return result
+
+
+class _Steps:
+    """Turns "this step starts" calls into a progress bar that advances as each step ends."""
+
+    def __init__(self, advance: Callable[..., None]) -> None:
+        self._advance, self._started = advance, False
+
+    def __call__(self, name: str) -> None:
+        self._advance(1 if self._started else 0, status=name)
+        self._started = True
 
 
 def clean(input: str | Path, output: str | Path, config: Any = None, *, overwrite: bool = False) -> CleanReport:
@@ -135,40 +154,46 @@ def clean(input: str | Path, output: str | Path, config: Any = None, *, overwrit
     settings = load_quality_config(config)
     source, out = Path(input), Path(output)
     _check_output(source, out, overwrite)
-    frame = read_input(input, settings.read)
-    before = profile_frame(frame, label=settings.label, types=settings.types, task=settings.task, seed=settings.seed)
-    result = clean_frame(frame, settings)
-    after = profile_frame(
-        result.frame.drop(columns=[c for c in ("is_outlier", "label_issue") if c in result.frame.columns]),
-        label=settings.label,
-        types={k: v for k, v in result.types.items() if k in result.frame.columns},
-        task=settings.task,
-        seed=settings.seed,
-    )
-    checked = len(result.frame) + len(result.removed)
-    # what cleaning found scores the data as read; after it, only the rows it flagged and kept count
-    actions = {"outliers": settings.clean.outliers.action, "label_issues": settings.clean.label_issues.action}
-    kept = {k: v if actions[k] == "flag" else 0 for k, v in result.flags.items()}
-    report = {
-        "input": str(input),
-        "config": settings.model_dump(mode="json"),
-        "accounting": result.accounting,
-        "steps": result.steps,
-        "quality": {
-            "before": quality_score(before, {"flags": result.flags, "checked_rows": checked}),
-            "after": quality_score(after, {"flags": kept, "checked_rows": len(result.frame)}),
-        },
-        "profile": {"before": before, "after": after},
-    }
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        data_path = tmp / f"data{_output_suffix(source)}"
-        _write_table(result.frame, data_path)
-        schema = build_schema(result.frame, result.types, label=settings.label)
-        (tmp / "schema.json").write_text(json.dumps(schema, indent=2), encoding="utf-8")
-        result.rejected.to_csv(tmp / "rejected.csv", index=False)
-        result.removed.to_csv(tmp / "removed.csv", index=False)
-        (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-        (tmp / "report.html").write_text(render_report(report), encoding="utf-8")
+    stages = 2 + 2 * profile_steps(settings.label) + CLEAN_STEPS
+    with progress_task(f"cleaning {source.name}", stages) as advance:
+        step = _Steps(advance)
+        step("reading")
+        frame = read_input(input, settings.read)
+        options = {"label": settings.label, "task": settings.task, "seed": settings.seed, "step": step}
+        before = profile_frame(frame, types=settings.types, **options)
+        result = clean_frame(frame, settings, consume=True, step=step)  # the table as read is not needed again
+        del frame
+        release_free_memory()
+        after = profile_frame(
+            result.frame.drop(columns=[c for c in ("is_outlier", "label_issue") if c in result.frame.columns]),
+            types={k: v for k, v in result.types.items() if k in result.frame.columns},
+            **options,
+        )
+        step("writing")
+        checked = len(result.frame) + len(result.removed)
+        # what cleaning found scores the data as read; after it, only the rows it flagged and kept count
+        actions = {"outliers": settings.clean.outliers.action, "label_issues": settings.clean.label_issues.action}
+        kept = {k: v if actions[k] == "flag" else 0 for k, v in result.flags.items()}
+        report = {
+            "input": str(input),
+            "config": settings.model_dump(mode="json"),
+            "accounting": result.accounting,
+            "steps": result.steps,
+            "quality": {
+                "before": quality_score(before, {"flags": result.flags, "checked_rows": checked}),
+                "after": quality_score(after, {"flags": kept, "checked_rows": len(result.frame)}),
+            },
+            "profile": {"before": before, "after": after},
+        }
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            data_path = tmp / f"data{_output_suffix(source)}"
+            _write_table(result.frame, data_path)
+            schema = build_schema(result.frame, result.types, label=settings.label)
+            (tmp / "schema.json").write_text(json.dumps(schema, indent=2), encoding="utf-8")
+            result.rejected.to_csv(tmp / "rejected.csv", index=False)
+            result.removed.to_csv(tmp / "removed.csv", index=False)
+            (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+            (tmp / "report.html").write_text(render_report(report), encoding="utf-8")
     return CleanReport(out, out / data_path.name, report)
 
 
@@ -246,13 +271,26 @@ def _output_suffix(source: Path) -> str:
     return ".parquet"
 
 
-def _write_table(frame: pd.DataFrame, path: Path) -> None:
+def _write_table(frame: pd.DataFrame, path: Path, rows: int = 25_000) -> None:
+    """CSV, JSON Lines or Parquet, a block of ``rows`` rows at a time (one Parquet row group each), so
+    writing never holds a second copy of a large table."""
     if path.suffix == ".csv":
-        frame.to_csv(path, index=False)
-    elif path.suffix == ".jsonl":
-        frame.to_json(path, orient="records", lines=True)
-    else:
-        frame.to_parquet(path, index=False)
+        frame.to_csv(path, index=False, chunksize=rows)
+        return
+    if path.suffix == ".jsonl":
+        with open(path, "w", encoding="utf-8") as fh:
+            for start in range(0, len(frame), rows):
+                text = frame.iloc[start : start + rows].to_json(orient="records", lines=True)
+                fh.write(text if text.endswith("\n") else text + "\n")
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)  # every row's values decide a column's type
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, max(len(frame), 1), rows):
+            block = pa.Table.from_pandas(frame.iloc[start : start + rows], schema=schema, preserve_index=False)
+            writer.write_table(block)
 
 
 def validate(input: str | Path, schema: str | Path, *, read: ReadConfig | None = None) -> list[Violation]:
