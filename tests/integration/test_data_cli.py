@@ -59,6 +59,19 @@ def test_balance(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "weights" / "balance.json").read_text())["class_weights"]["rare"] == 1.0
 
 
+def test_features(tmp_path: Path) -> None:
+    from tests.data.test_features import table
+
+    table().to_csv(tmp_path / "in.csv", index=False)
+    (tmp_path / "dq.yaml").write_text("features:\n  bins:\n    - {column: x, method: tree, bins: 4}\n")
+    proc = seekforge("data", "features", "-i", "in.csv", "-o", "out", "-c", "dq.yaml", "--label", "y",
+                     cwd=tmp_path, check=True)  # fmt: skip
+    assert "x_bin" in proc.stdout and "tree bins" in proc.stdout
+    assert set(pd.read_csv(tmp_path / "out" / "data.csv")["x_bin"]) == {0, 1}
+    proc = seekforge("data", "features", "-i", "in.csv", "-o", "again", "-c", "dq.yaml", cwd=tmp_path)
+    assert_user_error(proc, "learns from the label, and none is given")
+
+
 def test_bad_data_input_exits_2(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("")
     messy(30).to_csv(tmp_path / "ok.csv", index=False)

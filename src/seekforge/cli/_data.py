@@ -1,4 +1,4 @@
-"""``seekforge data``: profile, clean, balance, validate and report on a data set before training."""
+"""``seekforge data``: profile, clean, balance, derive features, validate and report on a data set."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-data_app = typer.Typer(help="Profile, clean, balance, validate and report on a data set before training.")
+data_app = typer.Typer(help="Profile, clean, balance, derive features, validate and report on a data set.")
 out = Console()
 err = Console(stderr=True)
 
@@ -127,6 +127,35 @@ def balance_command(
         out.print("rows left as they are; to weight the training loss, put in the recipe:", markup=False)
         out.print(f"  train:\n    class_weights: {{{weights}}}", markup=False)
     err.print(f"balanced data: {result.data}\nreport: {result.output / 'balance.json'}", markup=False)
+
+
+@data_app.command("features")
+def features_command(
+    input: Input,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The folder to write (must not exist).")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="data_quality.yaml with a features section.")],
+    label: Annotated[str | None, typer.Option("--label", help="The label (tree binning learns from it).")] = None,
+    apply: Annotated[
+        Path | None, typer.Option("--apply", help="A features.json written before: reuse its bin edges.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
+) -> None:
+    """Derive columns: quantile, k-means or tree bins of numbers; STL trend/seasonal/residual of a series."""
+    from seekforge.data.quality import features
+
+    result = features(input, output, config, label=label, apply=apply, overwrite=overwrite)
+    report = result.report
+    table = Table("new column", "from", "how", "details", title="derived columns")
+    for entry in report["bins"]:
+        edges = ", ".join(f"{e:.4g}" for e in entry["edges"])
+        table.add_row(escape(entry["new_column"]), escape(entry["column"]), f"{entry['method']} bins",
+                      f"{entry['bins']} bins; edges {edges}; rows {entry['rows_per_bin']}")  # fmt: skip
+    for entry in report["stl"]:
+        table.add_row(escape(", ".join(entry["new_columns"])), escape(entry["column"]), f"STL, period {entry['period']}",
+                      f"{entry['series']} series; trend strength {entry['trend_strength']:.2f}, "
+                      f"seasonal strength {entry['seasonal_strength']:.2f}")  # fmt: skip
+    out.print(table)
+    err.print(f"data: {result.data}\nfitted: {result.output / 'features.json'}", markup=False)
 
 
 @data_app.command("validate")

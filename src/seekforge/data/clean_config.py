@@ -95,3 +95,52 @@ class BalanceConfig(BaseConfig):
     method: Literal["random_over", "random_under", "smote", "smotenc", "class_weights"] = "random_over"
     ratio: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     k_neighbors: Annotated[int, Field(ge=1, le=100)] = 5
+
+
+class BinConfig(BaseConfig):
+    """Bin a numeric ``column`` into ``bins`` intervals, as a new column ``name`` (default
+    ``<column>_bin``) holding the bin's number (0, 1, ...; missing where the number is):
+    ``quantile`` (equal counts), ``kmeans`` (1-D k-means centres; scikit-learn's KBinsDiscretizer) or
+    ``tree`` (supervised: the split points of a decision tree of the label on this column alone, at most
+    ``bins`` leaves, each holding at least ``min_share`` of the rows)."""
+
+    column: Annotated[str, Field(min_length=1)]
+    name: Annotated[str, Field(min_length=1)] | None = None
+    method: Literal["quantile", "kmeans", "tree"] = "quantile"
+    bins: Annotated[int, Field(ge=2, le=256)] = 5
+    min_share: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.05
+
+
+class StlConfig(BaseConfig):
+    """Seasonal-trend decomposition (statsmodels' STL) of a time series ``column`` into
+    ``<column>_trend``, ``<column>_seasonal`` and ``<column>_residual``. Rows are taken in ``time``
+    order when given (else as they come), one series per value of ``group`` when given; ``period`` is the
+    season's length in rows (7 for daily data with a weekly cycle)."""
+
+    column: Annotated[str, Field(min_length=1)]
+    period: Annotated[int, Field(ge=2)]
+    time: str | None = None
+    group: str | None = None
+    seasonal: Annotated[int, Field(ge=3)] = 7
+    robust: bool = True
+
+    @model_validator(mode="after")
+    def _odd_seasonal(self) -> StlConfig:
+        if self.seasonal % 2 == 0:
+            raise ValueError(f"seasonal must be odd, got {self.seasonal}")
+        return self
+
+
+class FeatureEngineeringConfig(BaseConfig):
+    """New columns derived from existing ones by ``seekforge data features``; the originals are kept."""
+
+    bins: list[BinConfig] = []
+    stl: list[StlConfig] = []
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> FeatureEngineeringConfig:
+        names = [b.name or f"{b.column}_bin" for b in self.bins]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"two bins would both be called {', '.join(twice)}: give one of them a name")
+        return self

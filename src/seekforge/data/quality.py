@@ -6,6 +6,7 @@ Example:
     >>> result = clean("raw.csv", "cleaned/", "data_quality.yaml")
     >>> violations = validate("new.csv", "cleaned/schema.json")
     >>> balanced = balance("cleaned/", "balanced/", label="target", method="smote")
+    >>> featured = features("cleaned/", "featured/", "data_quality.yaml")   # bins, STL parts
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "Violation",
     "balance",
     "clean",
+    "features",
     "load_quality_config",
     "profile",
     "read_input",
@@ -60,7 +62,8 @@ class CleanReport:
 
 @dataclass(frozen=True)
 class BalanceReport:
-    """Where ``balance`` wrote its output, and what it did (class counts before and after)."""
+    """Where ``balance`` or ``features`` wrote its output, and what it did (``balance.json`` or
+    ``features.json``)."""
 
     output: Path
     data: Path
@@ -242,6 +245,64 @@ def balance(
         schema = build_schema(result.frame, kinds, label=target)
         (tmp / "schema.json").write_text(json.dumps(schema, indent=2), encoding="utf-8")
         (tmp / "balance.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    return BalanceReport(out, out / data_path.name, report)
+
+
+def features(
+    input: str | Path,
+    output: str | Path,
+    config: Any = None,
+    *,
+    label: str | None = None,
+    apply: str | Path | None = None,
+    overwrite: bool = False,
+) -> BalanceReport:
+    """Derive the columns of the config's ``features`` section into the folder ``output`` (written
+    atomically): the data with its new columns, ``schema.json`` and ``features.json`` (the bin edges
+    learned, and what each step made). With ``apply`` (a ``features.json`` written before), bins reuse its
+    edges, so new data is binned like the data they were learned from.
+
+    Raises:
+        DataError: Unreadable input, or columns the steps cannot use.
+        ConfigError: Nothing to derive, an unreadable ``apply`` file, or ``output`` exists (unless
+            ``overwrite``) or lies inside the input.
+    """
+    from seekforge.data._features import engineer_frame
+
+    settings = load_quality_config(config)
+    steps = settings.features
+    if not steps.bins and not steps.stl:
+        raise ConfigError(
+            "the configuration declares no features to derive",
+            hint="add features.bins or features.stl to data_quality.yaml and pass it with --config",
+        )
+    fitted = None
+    if apply is not None:
+        path = Path(apply)
+        try:
+            fitted = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--apply {path}: not a readable features.json ({exc})") from None
+        if not isinstance(fitted, dict) or not isinstance(fitted.get("bins", []), list):
+            raise ConfigError(f"--apply {path}: not a features.json written by `seekforge data features`")
+    source, out = Path(input), Path(output)
+    _check_output(source, out, overwrite)
+    frame = read_input(input, settings.read)
+    types = {**_schema_types(source), **settings.types}
+    result = engineer_frame(
+        frame, steps, label=label or settings.label, task=settings.task, seed=settings.seed, fitted=fitted
+    )
+    report = {"input": str(input), "seed": settings.seed, "applied": None if apply is None else str(apply),
+              **result.fitted}  # fmt: skip
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        data_path = tmp / f"data{_output_suffix(source)}"
+        _write_table(result.frame, data_path)
+        kinds = {str(c): infer_type(result.frame[c], types.get(str(c))) for c in result.frame.columns}
+        for entry in result.fitted["bins"]:
+            kinds[entry["new_column"]] = "category"
+        schema = build_schema(result.frame, kinds, label=label or settings.label)
+        (tmp / "schema.json").write_text(json.dumps(schema, indent=2), encoding="utf-8")
+        (tmp / "features.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     return BalanceReport(out, out / data_path.name, report)
 
 

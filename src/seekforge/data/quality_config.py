@@ -10,12 +10,15 @@ from pydantic import Field
 from seekforge.core.config import BaseConfig
 from seekforge.data.clean_config import (
     BalanceConfig,
+    BinConfig,
     CleanConfig,
     ColumnsConfig,
     DeduplicateConfig,
+    FeatureEngineeringConfig,
     LabelIssuesConfig,
     MissingConfig,
     OutlierConfig,
+    StlConfig,
 )
 from seekforge.data.config import ReadConfig
 
@@ -23,14 +26,17 @@ ColumnType = Literal["numeric", "category", "binary", "text", "datetime", "image
 
 __all__ = [
     "BalanceConfig",
+    "BinConfig",
     "CleanConfig",
     "ColumnType",
     "ColumnsConfig",
     "DataQualityConfig",
     "DeduplicateConfig",
+    "FeatureEngineeringConfig",
     "LabelIssuesConfig",
     "MissingConfig",
     "OutlierConfig",
+    "StlConfig",
 ]
 
 
@@ -45,6 +51,7 @@ class DataQualityConfig(BaseConfig):
         seed: Seed of every random choice (folds, IsolationForest, sampling).
         clean: The cleaning steps.
         balance: How ``seekforge data balance`` evens out the label's classes.
+        features: The columns ``seekforge data features`` derives (bins, seasonal decompositions).
     """
 
     label: str | None = None
@@ -54,3 +61,4 @@ class DataQualityConfig(BaseConfig):
     seed: Annotated[int, Field(ge=0, lt=2**31)] = 0
     clean: CleanConfig = CleanConfig()
     balance: BalanceConfig = BalanceConfig()
+    features: FeatureEngineeringConfig = FeatureEngineeringConfig()
