@@ -36,8 +36,7 @@ from seekforge.data.quality_config import DataQualityConfig
 DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".jsonl", ".ndjson")
 
 __all__ = [
-    "BalanceReport",
-    "CleanReport",
+    "DataOutput",
     "DataQualityConfig",
     "Violation",
     "balance",
@@ -52,18 +51,9 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class CleanReport:
-    """Where ``clean`` wrote its output, and the report it wrote."""
-
-    output: Path
-    data: Path
-    report: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class BalanceReport:
-    """Where ``balance`` or ``features`` wrote its output, and what it did (``balance.json`` or
-    ``features.json``)."""
+class DataOutput:
+    """Where ``clean``, ``balance`` or ``features`` wrote its folder, its data file, and the report it
+    wrote there (``report.json``, ``balance.json`` or ``features.json``)."""
 
     output: Path
     data: Path
@@ -146,7 +136,7 @@ class _Steps:
         self._started = True
 
 
-def clean(input: str | Path, output: str | Path, config: Any = None, *, overwrite: bool = False) -> CleanReport:
+def clean(input: str | Path, output: str | Path, config: Any = None, *, overwrite: bool = False) -> DataOutput:
     """Clean a data set into the folder ``output`` (written atomically): ``data.parquet`` (or the input's
     format), ``schema.json``, ``rejected.csv``, ``removed.csv``, ``report.json`` and ``report.html``.
 
@@ -197,7 +187,7 @@ def clean(input: str | Path, output: str | Path, config: Any = None, *, overwrit
             result.removed.to_csv(tmp / "removed.csv", index=False)
             (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
             (tmp / "report.html").write_text(render_report(report), encoding="utf-8")
-    return CleanReport(out, out / data_path.name, report)
+    return DataOutput(out, out / data_path.name, report)
 
 
 def balance(
@@ -209,7 +199,7 @@ def balance(
     method: str | None = None,
     ratio: float | None = None,
     overwrite: bool = False,
-) -> BalanceReport:
+) -> DataOutput:
     """Balance the classes of ``label`` into the folder ``output`` (written atomically): the data (added
     rows after the input's rows), ``schema.json`` and ``balance.json`` (class counts before and after; for
     ``class_weights``, the weights to give training). ``label``, ``method`` and ``ratio`` override the
@@ -238,14 +228,7 @@ def balance(
     types = {**_schema_types(source), **settings.types}
     result = balance_frame(frame, target, steps, types=types, seed=settings.seed)
     report = {"input": str(input), "seed": settings.seed, **result.report}
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        data_path = tmp / f"data{_output_suffix(source)}"
-        _write_table(result.frame, data_path)
-        kinds = {str(c): infer_type(result.frame[c], types.get(str(c))) for c in result.frame.columns}
-        schema = build_schema(result.frame, kinds, label=target)
-        (tmp / "schema.json").write_text(json.dumps(schema, indent=2), encoding="utf-8")
-        (tmp / "balance.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    return BalanceReport(out, out / data_path.name, report)
+    return _write_output(source, out, result.frame, types, target, "balance.json", report, overwrite=overwrite)
 
 
 def features(
@@ -256,7 +239,7 @@ def features(
     label: str | None = None,
     apply: str | Path | None = None,
     overwrite: bool = False,
-) -> BalanceReport:
+) -> DataOutput:
     """Derive the columns of the config's ``features`` section into the folder ``output`` (written
     atomically): the data with its new columns, ``schema.json`` and ``features.json`` (the bin edges
     learned, and what each step made). With ``apply`` (a ``features.json`` written before), bins reuse its
@@ -294,16 +277,32 @@ def features(
     )
     report = {"input": str(input), "seed": settings.seed, "applied": None if apply is None else str(apply),
               **result.fitted}  # fmt: skip
+    types.update({entry["new_column"]: "category" for entry in result.fitted["bins"]})
+    target = label or settings.label
+    return _write_output(source, out, result.frame, types, target, "features.json", report, overwrite=overwrite)
+
+
+def _write_output(
+    source: Path,
+    out: Path,
+    frame: pd.DataFrame,
+    types: dict[str, str],
+    label: str | None,
+    report_name: str,
+    report: dict[str, Any],
+    *,
+    overwrite: bool,
+) -> DataOutput:
+    """The folder ``out``, written atomically: the data (in the input's format), its ``schema.json`` and
+    the step's report."""
     with atomic_dir(out, overwrite=overwrite) as tmp:
         data_path = tmp / f"data{_output_suffix(source)}"
-        _write_table(result.frame, data_path)
-        kinds = {str(c): infer_type(result.frame[c], types.get(str(c))) for c in result.frame.columns}
-        for entry in result.fitted["bins"]:
-            kinds[entry["new_column"]] = "category"
-        schema = build_schema(result.frame, kinds, label=label or settings.label)
+        _write_table(frame, data_path)
+        kinds = {str(c): infer_type(frame[c], types.get(str(c))) for c in frame.columns}
+        schema = build_schema(frame, kinds, label=label)
         (tmp / "schema.json").write_text(json.dumps(schema, indent=2), encoding="utf-8")
-        (tmp / "features.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    return BalanceReport(out, out / data_path.name, report)
+        (tmp / report_name).write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    return DataOutput(out, out / data_path.name, report)
 
 
 def _check_output(source: Path, out: Path, overwrite: bool) -> None:
