@@ -22,6 +22,7 @@ from seekforge.data.config import DataConfig, FeaturesConfig
 from seekforge.models import MODELS, ModelConfig
 from seekforge.train._metrics import epoch_metrics
 from seekforge.train.config import TrainConfig
+from seekforge.tune.config import TuneConfig
 
 __all__ = ["Recipe", "load_config", "load_recipe"]
 
@@ -41,6 +42,7 @@ class Recipe(BaseConfig):
     features: FeaturesConfig
     model: pluggable(MODELS, ModelConfig)  # type: ignore[valid-type]
     train: TrainConfig = TrainConfig()
+    tune: TuneConfig | None = None
 
     @model_validator(mode="after")
     def _sections_agree(self) -> Recipe:
@@ -60,9 +62,48 @@ class Recipe(BaseConfig):
                     "set it (e.g. 0.1) or remove early_stopping"
                 )
         problems += self._balance_problems()
+        problems += self._tune_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _tune_problems(self) -> list[str]:
+        """The metric is recorded, and the recipes a study can draw at the ends of its ranges are valid."""
+        from pydantic import ValidationError
+
+        from seekforge.tune._space import Ends, apply, draw
+
+        tune = self.tune
+        if tune is None:
+            return []
+        problems = []
+        names = epoch_metrics(self.task, binary=self.features.output.type == "binary")
+        if tune.metric is not None and tune.metric not in names:
+            problems.append(
+                f"tune.metric: '{tune.metric}' is not recorded for this task; choose one of {', '.join(names)}"
+            )
+        if (tune.metric or "val_").startswith("val_") and self.data.split.validation == 0:
+            problems.append("tune: trials are scored on the validation split, but data.split.validation is 0")
+        base = self.trial_base()
+        for model in range(len(tune.models)) if tune.models else [None]:
+            for high in (False, True):
+                where = f"{'high' if high else 'low'} end of every range" + (
+                    f", models[{model}]" if model is not None else ""
+                )
+                try:
+                    Recipe.model_validate(apply(base, draw(Ends(high, model), tune)))
+                except (ValidationError, ValueError) as exc:
+                    detail = exc.errors()[0] if isinstance(exc, ValidationError) else {"loc": (), "msg": str(exc)}
+                    path = ".".join(str(p) for p in detail["loc"])
+                    problems.append(
+                        f"tune: the recipe a trial draws at the {where} is invalid: {path}: {detail['msg']}"
+                    )
+                    break
+        return problems
+
+    def trial_base(self) -> dict[str, Any]:
+        """The recipe as written (defaults left out), the base each trial's values are put into."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
     def _balance_problems(self) -> list[str]:
         balance = self.data.balance

@@ -144,6 +144,46 @@ app.command(
 )(run_cmd)
 
 
+@app.command()
+def tune(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file with a tune section.")],
+    set_: SetOption = None,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Trials in all (tune.trials).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes on this host.")] = None,
+    storage: Annotated[
+        str | None, typer.Option("--storage", help="RDB URL shared by workers on several hosts (tune.storage).")
+    ] = None,
+    objectives: Annotated[
+        str | None, typer.Option("--objectives", help="metric,parameters or metric,latency: a Pareto front.")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the latest study of this recipe.")] = False,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Search hyperparameters and architectures (the recipe's tune section) with Optuna; package the best."""
+    from seekforge.tune import run_study
+
+    overrides = list(set_ or [])
+    if objectives is not None:
+        extra = [o.strip() for o in objectives.split(",") if o.strip()][1:]  # the first is the metric
+        first = objectives.split(",")[0].strip()
+        overrides.append(f"tune.objectives={extra}")
+        if first and first not in ("accuracy", "metric"):
+            overrides.append(f"tune.metric={first}")
+        overrides.append("tune.pruner=none")
+    result = run_study(
+        recipe, overrides=overrides, runs_dir=runs_dir, trials=trials, workers=workers, storage=storage, resume=resume
+    )
+    best = result.best
+    values = ", ".join(f"{k} {v:.4g}" for k, v in best["values"].items())
+    out.print(f"best trial {best['number']}: {values}")
+    for name, value in best["params"].items():
+        out.print(f"  {escape(name)} = {escape(str(value))}")
+    _print_metrics(best["test"], title=f"best trial's test metrics ({best['test'].get('rows', '?')} rows)")
+    out.print(f"best recipe: {result.best_recipe}", markup=False)
+    out.print(f"package:     {result.package}", markup=False)
+    out.print(f"report:      {result.study_dir / 'report.html'}", markup=False)
+
+
 Delimiter = Annotated[str | None, typer.Option("--delimiter", help="Field separator of a text file (sniffed).")]
 Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding of the data file.")]
 

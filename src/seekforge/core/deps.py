@@ -21,6 +21,7 @@ _INSTALL: dict[str, tuple[str, str]] = {
     "cleanlab": ("cleanlab", "data"),
     "imblearn": ("imbalanced-learn", "data"),
     "statsmodels": ("statsmodels", "data"),
+    "optuna": ("optuna", "tune"),
     "torch": ("torch", "train"),
     "pandas": ("pandas", "train"),
     "sklearn": ("scikit-learn", "train"),

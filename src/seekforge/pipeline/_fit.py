@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,17 @@ def build_seeded_model(recipe: Recipe, io: ModelIO) -> nn.Module:
     return recipe.model.build(io)
 
 
-def fit(recipe: Recipe, prepared: Prepared, run_dir: Path, *, resume: bool, dist: DistContext) -> TrainResult:
-    """Train and (on the main process) write ``<run_dir>/trained/`` with the kept weights and the history."""
+def fit(
+    recipe: Recipe,
+    prepared: Prepared,
+    run_dir: Path,
+    *,
+    resume: bool,
+    dist: DistContext,
+    epoch_hook: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train and (on the main process) write ``<run_dir>/trained/`` with the kept weights and the history;
+    ``epoch_hook`` sees each epoch's record (see Trainer)."""
     from safetensors.torch import save_file
 
     io = model_io(recipe, prepared)
@@ -36,7 +46,10 @@ def fit(recipe: Recipe, prepared: Prepared, run_dir: Path, *, resume: bool, dist
     if recipe.data.balance is not None and recipe.data.balance.method == "class_weights":
         config = config.model_copy(update={"class_weights": "balanced"})
     classes = getattr(prepared.preprocessor, "classes_", None)
-    trainer = Trainer(model, config, task=recipe.task, seed=recipe.seed, run_dir=run_dir, dist=dist, classes=classes)
+    trainer = Trainer(
+        model, config, task=recipe.task, seed=recipe.seed, run_dir=run_dir, dist=dist, classes=classes,
+        epoch_hook=epoch_hook,
+    )  # fmt: skip
     validation = prepared.splits["validation"]
     result = trainer.fit(prepared.splits["train"], validation if len(validation.target) else None, resume=resume)
     if dist.is_main:

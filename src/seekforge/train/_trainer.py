@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,8 @@ class Trainer:
         run_dir: Where ``checkpoints/`` and ``metrics.jsonl`` go (the main process writes them).
         dist: Rank and world size.
         classes: The class of each target index, for ``class_weights`` given by class name.
+        epoch_hook: Called with each epoch's record (losses and validation metrics) once it is logged;
+            an exception it raises (a search pruning the trial) ends training.
     """
 
     def __init__(
@@ -160,8 +162,10 @@ class Trainer:
         run_dir: Path,
         dist: DistContext | None = None,
         classes: Sequence[Any] | None = None,
+        epoch_hook: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.config = config
+        self.epoch_hook = epoch_hook
         self.task = task
         self.classes = classes
         self.seed = seed
@@ -297,6 +301,8 @@ class Trainer:
                             sys.stderr.write(_describe(record) + "\n")
                         else:
                             console.print(_describe(record), highlight=False)
+                    if self.epoch_hook is not None:
+                        self.epoch_hook(record)
                     if not last and self._stop_requested():
                         if not saved:
                             self._save_checkpoint(state, optimizer, scheduler)

@@ -1,0 +1,112 @@
+"""What a study found: every trial, the best one, the Pareto front, and which parameters mattered."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+from seekforge.core import report as html
+from seekforge.core.deps import require
+from seekforge.core.io import write_text_atomic
+from seekforge.recipe import Recipe
+from seekforge.tune._study import metric_of
+
+
+def summarize(study: Any, recipe: Recipe) -> dict[str, Any]:
+    """JSON-ready: the study's settings, each trial, the best, the Pareto front and parameter importance."""
+    optuna = require("optuna", purpose="Hyperparameter search")
+    tune = recipe.tune
+    assert tune is not None
+    metric, direction = metric_of(recipe)
+    names = [metric, *tune.objectives]
+    trials = [_trial(t, names) for t in study.get_trials(deepcopy=False)]
+    complete = [t for t in trials if t["state"] == "COMPLETE"]
+    sign = -1.0 if direction == "maximize" else 1.0
+    best = min(complete, key=lambda t: sign * t["values"][metric]) if complete else None
+    pareto = []
+    if tune.objectives and complete:
+        pareto = sorted(t.number for t in study.best_trials)
+    importance: dict[str, float] = {}
+    if len(complete) >= 3:
+        target = (lambda t: t.values[0]) if tune.objectives else None
+        try:
+            with warnings.catch_warnings():  # few trials: fANOVA may find every parameter equally important
+                warnings.simplefilter("ignore", UserWarning)
+                found = optuna.importance.get_param_importances(study, target=target)
+            importance = {k: float(v) for k, v in found.items()}
+        except (RuntimeError, ValueError):  # too few distinct values to attribute anything
+            importance = {}
+    epochs = sum(int(t["user_attrs"].get("epochs", 0)) for t in trials)
+    return {
+        "metric": metric,
+        "direction": direction,
+        "objectives": names,
+        "sampler": tune.sampler,
+        "pruner": tune.pruner,
+        "counts": {
+            state: sum(t["state"] == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
+        },
+        "epochs_trained": epochs,
+        "best": best,
+        "pareto": pareto,
+        "importance": importance,
+        "trials": trials,
+    }
+
+
+def _trial(trial: Any, names: list[str]) -> dict[str, Any]:
+    values = dict(zip(names, trial.values, strict=False)) if trial.values else {}
+    return {
+        "number": trial.number,
+        "state": trial.state.name,
+        "values": values,
+        "params": trial.params,
+        "intermediate": {int(k): v for k, v in trial.intermediate_values.items()},
+        "user_attrs": dict(trial.user_attrs),
+        "seconds": trial.duration.total_seconds() if trial.duration else None,
+    }
+
+
+def write_report(summary: dict[str, Any], path: Path) -> None:
+    metric = summary["metric"]
+    sign = 1.0 if summary["direction"] == "maximize" else -1.0
+    done = [t for t in summary["trials"] if t["state"] == "COMPLETE"]
+    points = [(t["number"], t["values"][metric]) for t in done]
+    best_so_far, running = [], -math.inf
+    for number, value in points:
+        running = max(running, sign * value)
+        best_so_far.append((number, sign * running))
+    sections = []
+    best = summary["best"]
+    sections.append(("Best trial", html.table(
+        [["trial", best["number"]], *[[k, v] for k, v in best["values"].items()], *[[k, v] for k, v in best["params"].items()],
+         *[[f"test {k}", v] for k, v in best.get("test", {}).items() if not isinstance(v, list | dict)]],
+    )))  # fmt: skip
+    if points:
+        chart = html.line_chart(
+            {metric: [v for _, v in points], "best so far": [v for _, v in best_so_far]},
+            title=f"{metric} of each complete trial, in order",
+            x_label="complete trial",
+        )
+        sections.append(("Optimisation history", chart))
+    if summary["importance"]:
+        rows = sorted(summary["importance"].items(), key=lambda kv: -kv[1])
+        sections.append(("Parameter importance (fANOVA)", html.table(rows, ["parameter", "importance"])))
+    if summary["pareto"]:
+        objectives = summary["objectives"]
+        front = [t for t in done if t["number"] in summary["pareto"]]
+        rows = [[t["number"], *[t["values"].get(o) for o in objectives]] for t in front]
+        sections.append(("Pareto front", html.table(rows, ["trial", *objectives])))
+    rows = [[t["number"], t["state"], *[t["values"].get(o, "") for o in summary["objectives"]], t["user_attrs"].get("epochs", ""),
+             "; ".join(f"{k}={v}" for k, v in t["params"].items()), t["user_attrs"].get("failed", t["user_attrs"].get("pruned", ""))]
+            for t in summary["trials"]]  # fmt: skip
+    sections.append(
+        ("Trials", html.table(rows, ["trial", "state", *summary["objectives"], "epochs", "parameters", "note"]))
+    )
+    counts = summary["counts"]
+    subtitle = (f"{len(summary['trials'])} trials ({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+                f"{counts['FAIL']} failed); {summary['epochs_trained']} epochs trained; sampler {summary['sampler']}, "
+                f"pruner {summary['pruner']}")  # fmt: skip
+    write_text_atomic(path, html.page("seekforge study", subtitle, sections))

@@ -1,0 +1,424 @@
+"""Running a study: trials drawn by Optuna, trained by the Trainer on data prepared once, pruned per epoch;
+the best recipe and its package at the end.
+
+A study lives in ``runs/<name>/tune-<stamp>/``: ``recipe.yaml`` (with its ``tune`` section),
+``study.journal`` (Optuna's journal storage, safe for several processes), ``data/`` (the prepared data),
+``trials/<number>/`` (each trial's metrics and weights), and at the end ``best_recipe.yaml``,
+``package/``, ``study.json`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.markup import escape
+
+from seekforge.core.deps import require
+from seekforge.core.errors import ConfigError, TrainingInterrupted
+from seekforge.core.io import write_text_atomic
+from seekforge.core.progress import console
+from seekforge.recipe import Recipe, load_recipe
+from seekforge.train._metrics import lower_is_better
+from seekforge.tune._memory import BUDGET_SHARE, PROCESS_BYTES, available_bytes, plan_workers, trial_bytes
+from seekforge.tune._space import Ends, apply, draw
+
+STUDY_NAME = "seekforge"
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """Where the study is, its best trial's recipe and package, and every trial's outcome."""
+
+    study_dir: Path
+    best_recipe: Path
+    package: Path
+    best: dict[str, Any]
+    trials: list[dict[str, Any]]
+
+
+def metric_of(recipe: Recipe) -> tuple[str, str]:
+    """The metric a study optimises and its direction."""
+    assert recipe.tune is not None
+    metric = recipe.tune.metric or ("val_accuracy" if recipe.task == "classification" else "val_loss")
+    direction = recipe.tune.direction or ("minimize" if lower_is_better(metric) else "maximize")
+    return metric, direction
+
+
+def open_study(recipe: Recipe, study_dir: Path, storage: str | None = None, *, worker: int = 0) -> Any:
+    """The study in ``storage`` (an RDB URL) or in the study folder's journal; created when new.
+
+    The sampler's seed comes from the recipe's seed, the worker's number and the trials the study already
+    holds: a new study draws the same trials every time, while a second worker, or a resumed study, draws
+    new ones rather than repeating the first worker's sequence."""
+    optuna = require("optuna", purpose="Hyperparameter search")
+    tune = recipe.tune
+    assert tune is not None
+    if storage is None and tune.storage is None:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+        path = str(study_dir / "study.journal")
+        backend = JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+    else:
+        backend = _rdb_storage(optuna, _rdb_url(storage or tune.storage or ""))
+    direction = metric_of(recipe)[1]
+    directions = [direction, *["minimize"] * len(tune.objectives)]
+    pruner = {
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=recipe.train.epochs),
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+        "none": optuna.pruners.NopPruner,
+    }[tune.pruner]()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        storage=backend, study_name=STUDY_NAME, pruner=pruner, directions=directions, load_if_exists=True
+    )
+    held = len(study.get_trials(deepcopy=False))
+    seed = int(np.random.SeedSequence([recipe.seed, worker, held]).generate_state(1)[0])
+    study.sampler = _sampler(optuna, tune.sampler, seed, multi=len(directions) > 1)
+    return study
+
+
+def _values(recipe: Recipe, params: dict[str, Any]) -> dict[str, Any]:
+    """A finished trial's drawn values again, from the parameters Optuna stored."""
+    optuna = require("optuna", purpose="Hyperparameter search")
+    fixed = optuna.trial.FixedTrial(params)
+    return draw(fixed, recipe.tune)  # type: ignore[arg-type]
+
+
+def _rdb_storage(optuna: Any, url: str, attempts: int = 5) -> Any:
+    """Optuna's RDB storage. Hosts starting at once race to create its tables and types; the loser tries
+    again (a database that cannot be reached fails after the last attempt)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except SQLAlchemyError as exc:
+            if attempt == attempts - 1:
+                raise ConfigError(f"--storage: cannot open the study database ({str(exc).splitlines()[0]})") from None
+            time.sleep(0.2 + attempt * 0.3)
+    raise AssertionError("unreachable")
+
+
+def _rdb_url(url: str) -> str:
+    """``postgresql://`` through psycopg 3 when psycopg2 (SQLAlchemy's default driver) is not installed."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None:
+        if importlib.util.find_spec("psycopg") is None:
+            raise ConfigError(
+                "a PostgreSQL storage needs a driver, and neither psycopg nor psycopg2 is installed",
+                hint='run: pip install "psycopg[binary]"',
+            )
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _sampler(optuna: Any, name: str, seed: int, *, multi: bool) -> Any:
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    import warnings
+
+    with warnings.catch_warnings():  # multivariate TPE's grouping of conditional parameters is "experimental"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=not multi, group=not multi)
+
+
+class Objective:
+    """One trial: draw a recipe, train it on the shared prepared data, report each epoch's metric to the
+    pruner, and return the metric (and any further objectives)."""
+
+    def __init__(self, recipe: Recipe, study_dir: Path, budget: int | None = None) -> None:
+        self.recipe, self.study_dir, self.budget = recipe, study_dir, budget
+        self.metric, _ = metric_of(recipe)
+        self._prepared: dict[str, Any] = {}
+
+    def prepared(self, recipe: Recipe) -> Any:
+        """The prepared data for ``recipe``: made once per study (in ``data/``), then read by every trial."""
+        from seekforge.pipeline._prepare import preparation_key, prepare
+
+        key = preparation_key(recipe)
+        if key not in self._prepared:
+            self._prepared[key] = prepare(recipe, self.study_dir / "data" / key[:16])
+        return self._prepared[key]
+
+    def __call__(self, trial: Any) -> float | tuple[float, ...]:
+        optuna = require("optuna", purpose="Hyperparameter search")
+        from seekforge.pipeline._fit import fit
+        from seekforge.train import DistContext
+
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        values = draw(trial, self.recipe.tune)  # type: ignore[arg-type]
+        recipe = load_recipe(apply(self.recipe.trial_base(), values))
+        folder = self.study_dir / "trials" / f"{trial.number:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(folder / "recipe.yaml", recipe.to_yaml())
+        epochs = 0
+
+        def report(record: dict[str, Any]) -> None:
+            nonlocal epochs
+            epochs = record["epoch"]
+            trial.set_user_attr("epochs", epochs)
+            if self.recipe.tune.objectives:  # type: ignore[union-attr]
+                return  # Optuna prunes single-objective studies only
+            trial.report(float(record[self.metric]), epochs)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"{self.metric} {record[self.metric]:.4f} after epoch {epochs}")
+
+        prepared = self.prepared(recipe)
+        need = trial_bytes(recipe, prepared)
+        trial.set_user_attr("memory_mib", round(need / 2**20, 1))
+        if self.budget is not None and need > self.budget:
+            raise MemoryError(
+                f"needs ~{need / 2**20:,.0f} MiB by estimate, more than the {self.budget / 2**20:,.0f} MiB "
+                "each worker may use; not started"
+            )
+        result = fit(recipe, prepared, folder, resume=False, dist=DistContext(), epoch_hook=report)
+        kept = result.history[result.best_epoch - 1]
+        value = float(kept[self.metric])
+        trial.set_user_attr("epochs", len(result.history))
+        extra = [self._objective(name, recipe, folder, prepared) for name in self.recipe.tune.objectives]  # type: ignore[union-attr]
+        for name, got in zip(self.recipe.tune.objectives, extra, strict=True):  # type: ignore[union-attr]
+            trial.set_user_attr(name, got)
+        return (value, *extra) if extra else value
+
+    @staticmethod
+    def _objective(name: str, recipe: Recipe, folder: Path, prepared: Any) -> float:
+        import torch
+
+        from seekforge.serve import build_model
+
+        model = build_model(folder / "trained")
+        if name == "parameters":
+            return float(sum(p.numel() for p in model.parameters()))
+        one = {k: v[:1] for k, v in prepared.splits["validation"].inputs.items()}
+        with torch.inference_mode():
+            for _ in range(3):
+                model(one)
+            started, runs = time.perf_counter(), 0
+            while runs < 20 or time.perf_counter() - started < 0.2:
+                model(one)
+                runs += 1
+        return (time.perf_counter() - started) / runs * 1000.0
+
+
+def run_study(
+    recipe: str | Path | Recipe | dict[str, Any],
+    *,
+    overrides: tuple[str, ...] | list[str] = (),
+    runs_dir: str | Path = "runs",
+    trials: int | None = None,
+    workers: int | None = None,
+    storage: str | None = None,
+    resume: bool = False,
+    study_dir: str | Path | None = None,
+) -> TuneResult:
+    """Search the recipe's ``tune`` space and package the best trial.
+
+    Raises:
+        ConfigError: No ``tune`` section, nothing to resume, or invalid options.
+        TrainingInterrupted: Ctrl-C or SIGTERM; the trial that was running is retried on ``resume``.
+    """
+    resolved = load_recipe(recipe, overrides=overrides)
+    if resolved.tune is None:
+        raise ConfigError("the recipe has no tune section", hint="add tune: {search_space: ...} to the recipe")
+    changes = {k: v for k, v in (("trials", trials), ("workers", workers), ("storage", storage)) if v is not None}
+    if changes:
+        resolved = load_recipe(
+            resolved.to_dict() | {"tune": {**resolved.tune.model_dump(exclude_unset=True), **changes}}
+        )
+    tune = resolved.tune
+    assert tune is not None
+    folder = _study_folder(resolved, Path(runs_dir), resume=resume, explicit=Path(study_dir) if study_dir else None)
+    write_text_atomic(folder / "recipe.yaml", resolved.to_yaml())
+    study = open_study(resolved, folder)
+    retried = _retry_abandoned(study)
+    console.print(f"[bold]tune[/] {resolved.name} -> {escape(str(folder))}"
+                  + (f" (retrying {retried} interrupted trial(s))" if retried else ""))  # fmt: skip
+    objective = Objective(resolved, folder)
+    workers, budget = _plan(resolved, objective)
+    objective.budget = budget
+    helpers = [_spawn_worker(folder, worker, budget) for worker in range(1, workers)]
+    try:
+        work(study, objective, tune.trials, tune.timeout)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(
+            f"study interrupted; continue with `seekforge tune {folder / 'recipe.yaml'} --resume`"
+        ) from None
+    finally:
+        for helper in helpers:
+            helper.wait()
+    _await_others(study)
+    return _conclude(resolved, study, folder, objective)
+
+
+def _await_others(study: Any, poll: float = 1.0) -> None:
+    """Wait for trials still running in other processes or on other hosts, so every host concludes from
+    the same finished study; give up after three times the longest trial so far (at least a minute)."""
+    optuna = require("optuna", purpose="Hyperparameter search")
+    running = (optuna.trial.TrialState.RUNNING,)
+    durations = [t.duration.total_seconds() for t in study.get_trials(deepcopy=False) if t.duration]
+    limit = max(60.0, 3 * max(durations, default=0.0))
+    started = time.monotonic()
+    shown = False
+    while others := study.get_trials(deepcopy=False, states=running):
+        if time.monotonic() - started > limit:
+            console.print(f"[yellow]{len(others)} trial(s) still running elsewhere after {limit:.0f} s; "
+                          "concluding from the finished ones[/]")  # fmt: skip
+            return
+        if not shown:
+            console.print(f"waiting for {len(others)} trial(s) running elsewhere")
+            shown = True
+        time.sleep(poll)
+
+
+def _plan(recipe: Recipe, objective: Objective) -> tuple[int, int | None]:
+    """Prepare the data (once, before any worker starts), estimate the largest trial the space can draw,
+    and cap the workers so that many fit in memory; returns the workers and each one's budget."""
+    tune = recipe.tune
+    assert tune is not None
+    base = recipe.trial_base()
+    prepared = objective.prepared(load_recipe(apply(base, {})))
+    ends = [
+        Ends(high, model) for model in (range(len(tune.models)) if tune.models else [None]) for high in (False, True)
+    ]
+    need = max(trial_bytes(load_recipe(apply(base, draw(end, tune))), prepared) for end in ends)
+    available = available_bytes()
+    workers, line = plan_workers(tune.workers, need, available)
+    console.print(line, highlight=False)
+    budget = None if available is None else int(available * BUDGET_SHARE / workers) - PROCESS_BYTES
+    return workers, budget
+
+
+def work(study: Any, objective: Objective, trials: int, timeout: float | None) -> None:
+    """Run trials until the study holds ``trials`` finished or running ones (shared by every worker)."""
+    optuna = require("optuna", purpose="Hyperparameter search")
+    started = time.monotonic()
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
+    while True:
+        counted = len(study.get_trials(deepcopy=False, states=done))
+        waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+        if counted >= trials and not waiting:
+            return
+        if timeout is not None and time.monotonic() - started >= timeout:
+            return
+        trial = study.ask()
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned as exc:
+            trial.set_user_attr("pruned", str(exc))
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            continue
+        except (KeyboardInterrupt, TrainingInterrupted):
+            _give_back(study, trial, "interrupted")
+            raise KeyboardInterrupt from None
+        except (MemoryError, RuntimeError, ValueError, ConfigError) as exc:
+            trial.set_user_attr("failed", f"{type(exc).__name__}: {exc}"[:500])
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            console.print(f"[yellow]trial {trial.number} failed:[/] {escape(str(exc))[:200]}")
+            continue
+        study.tell(trial, value)
+
+
+def _give_back(study: Any, trial: Any, why: str) -> None:
+    """Fail ``trial`` and queue its values again, so a resumed study runs them (nothing lost)."""
+    optuna = require("optuna", purpose="Hyperparameter search")
+    trial.set_user_attr("failed", why)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+
+
+def _retry_abandoned(study: Any) -> int:
+    """Trials left RUNNING by a worker of this host that no longer exists (killed): failed and queued
+    again with the same values."""
+    optuna = require("optuna", purpose="Hyperparameter search")
+    host = socket.gethostname()
+    count = 0
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        owner = str(trial.user_attrs.get("worker", ""))
+        name, _, pid = owner.rpartition(":")
+        if name != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        study._storage.set_trial_user_attr(trial._trial_id, "failed", "its worker stopped")
+        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+        count += 1
+    return count
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _spawn_worker(folder: Path, worker: int, budget: int | None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1"}
+    argv = [sys.executable, "-m", "seekforge.tune._worker", str(folder), str(worker), str(budget or 0)]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+
+
+def _study_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Path | None) -> Path:
+    if explicit is not None:
+        explicit.mkdir(parents=True, exist_ok=True)
+        return explicit
+    parent = runs_dir / recipe.name
+    if resume:
+        found = sorted(parent.glob("tune-*"))
+        if not found:
+            raise ConfigError(f"nothing to resume: no study of '{recipe.name}' under {parent}",
+                              hint="run without --resume to start one")  # fmt: skip
+        return found[-1]
+    folder = parent / f"tune-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = parent / f"tune-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{suffix}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _conclude(recipe: Recipe, study: Any, folder: Path, objective: Objective) -> TuneResult:
+    from seekforge.pipeline._run import finish
+    from seekforge.tune._report import summarize, write_report
+
+    summary = summarize(study, recipe)
+    if summary["best"] is None:
+        raise ConfigError("no trial finished, so there is no best recipe", hint="see the failed trials in study.json")
+    best = summary["best"]
+    trial_dir = folder / "trials" / f"{best['number']:04d}"
+    best_recipe = load_recipe(apply(recipe.trial_base(), _values(recipe, best["params"])))
+    if not (trial_dir / "trained").is_dir():  # the best trial ran on another host: train it here
+        from seekforge.pipeline._fit import fit
+        from seekforge.train import DistContext
+
+        console.print(f"training the best trial ({best['number']}) again: its weights are on another host")
+        fit(best_recipe, objective.prepared(best_recipe), trial_dir, resume=False, dist=DistContext())
+    write_text_atomic(folder / "best_recipe.yaml", best_recipe.to_yaml())
+    result = finish(best_recipe, objective.prepared(best_recipe), trial_dir)
+    package = folder / "package"
+    if package.exists():
+        import shutil
+
+        shutil.rmtree(package)
+    result.package.rename(package)
+    summary["best"]["test"] = result.metrics
+    write_text_atomic(folder / "study.json", json.dumps(summary, indent=2, default=str))
+    write_report(summary, folder / "report.html")
+    return TuneResult(folder, folder / "best_recipe.yaml", package, summary["best"], summary["trials"])

@@ -1,0 +1,114 @@
+"""The recipe's ``tune`` section: what to search, how, and for how long."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from seekforge.core.config import BaseConfig
+
+#: recipe sections a study may not vary: the data is prepared once per study and shared by every trial
+FIXED_SECTIONS = ("name", "seed", "data", "features", "tune")
+
+
+class FloatParam(BaseConfig):
+    """A real number between ``low`` and ``high`` (on a log scale when ``log``; in multiples of ``step``)."""
+
+    suggest: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> FloatParam:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low:g}) must be below high ({self.high:g})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log scale needs low above 0, got {self.low:g}")
+        if self.log and self.step is not None:
+            raise ValueError("step and log cannot be used together")
+        return self
+
+
+class IntParam(BaseConfig):
+    """An integer between ``low`` and ``high`` inclusive (log scale when ``log``; in steps of ``step``)."""
+
+    suggest: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _range(self) -> IntParam:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log scale needs low above 0, got {self.low}")
+        if self.log and self.step != 1:
+            raise ValueError("step and log cannot be used together")
+        return self
+
+
+class CategoricalParam(BaseConfig):
+    """One of ``choices``: numbers, strings, booleans, lists (``hidden: [[64], [128, 64]]``) or mappings."""
+
+    suggest: Literal["categorical"]
+    choices: Annotated[list[Any], Field(min_length=1)]
+
+
+Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="suggest")]
+
+
+class TuneConfig(BaseConfig):
+    """Hyperparameter and architecture search with Optuna.
+
+    Attributes:
+        search_space: Dotted recipe paths (``train.lr``, ``model.dropout``, ``train.optimizer.type``) and
+            the range each is drawn from. Data, features and the seed stay fixed: the data is prepared
+            once per study.
+        models: Architecture search: each trial takes one of these ``model`` sections, any of whose
+            values may itself be a range (``{suggest: int, low: 1, high: 4}``).
+        metric: The validation metric to optimise (``val_accuracy``, ``val_loss``, ...); by default
+            ``val_accuracy`` for classification and ``val_loss`` for regression.
+        direction: ``maximize`` or ``minimize``; by default what is better for the metric.
+        objectives: Further objectives, each minimised beside the metric (``parameters``, ``latency``
+            in ms per row at batch 1): the study then reports a Pareto front.
+        trials: Trials to run in all (workers share them).
+        timeout: Seconds after which no new trial starts.
+        sampler: ``tpe``, ``gp`` (Gaussian process) or ``random``.
+        pruner: ``hyperband``, ``median`` or ``none``: stops trials whose per-epoch metric lags.
+        workers: Worker processes on this host (capped so their estimated memory fits).
+        storage: An RDB URL (``postgresql://...``, ``sqlite:///...``) to share one study across hosts;
+            by default a journal file in the study folder, safe for several processes.
+    """
+
+    search_space: dict[Annotated[str, Field(min_length=1)], Param] = {}
+    models: list[dict[str, Any]] = []
+    metric: str | None = None
+    direction: Literal["maximize", "minimize"] | None = None
+    objectives: list[Literal["parameters", "latency"]] = []
+    trials: Annotated[int, Field(ge=1)] = 20
+    timeout: Annotated[float, Field(gt=0)] | None = None
+    sampler: Literal["tpe", "gp", "random"] = "tpe"
+    pruner: Literal["hyperband", "median", "none"] = "hyperband"
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    storage: str | None = None
+
+    @model_validator(mode="after")
+    def _something_to_search(self) -> TuneConfig:
+        if not self.search_space and not self.models:
+            raise ValueError("nothing to search: give search_space, models, or both")
+        fixed = [k for k in self.search_space if k.split(".")[0] in FIXED_SECTIONS]
+        if fixed:
+            raise ValueError(
+                f"search_space may not vary {', '.join(fixed)}: data, features and seed are fixed for a study "
+                "(its data is prepared once); tune train.* and model.* instead"
+            )
+        if self.models and any(k == "model" or k.startswith("model.") for k in self.search_space):
+            raise ValueError("search model.* either in search_space or through models, not both")
+        if self.objectives and self.pruner != "none":
+            raise ValueError("pruning needs a single objective: set pruner: none when objectives are given")
+        return self
