@@ -47,3 +47,17 @@ def test_a_killed_study_resumes_without_losing_or_repeating_trials(tmp_path: Pat
     complete = [t for t in trials.values() if t["state"] == "COMPLETE"]
     assert len(complete) == 5 and summary["counts"]["RUNNING"] == 0
     assert len({t["params"]["train.lr"] for t in complete}) == 5  # no trial ran twice
+
+
+def test_objectives_on_the_command_line_give_a_pareto_front(tmp_path: Path) -> None:
+    make_tabular(300).to_csv(tmp_path / "d.csv", index=False)
+    recipe = tabular_recipe("d.csv", epochs=3)
+    recipe["tune"] = {"trials": 3, "search_space": {"train.lr": {"suggest": "float", "low": 1e-3, "high": 0.1}}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    proc = seekforge("tune", "r.yaml", "--objectives", "accuracy,parameters", cwd=tmp_path, check=True)
+    assert "best trial" in proc.stdout and "parameters" in proc.stdout
+    summary = json.loads(next(tmp_path.glob("runs/tiny/tune-*/study.json")).read_text())
+    assert summary["objectives"] == ["val_accuracy", "parameters"] and summary["pruner"] == "none"
+    assert summary["pareto"]
+    bad = seekforge("tune", "r.yaml", "--objectives", "accuracy,speed", cwd=tmp_path)
+    assert_user_error(bad, "tune.objectives")

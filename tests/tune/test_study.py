@@ -151,3 +151,13 @@ def test_workers_on_two_hosts_share_one_postgresql_study(
     assert summaries[0]["best"]["number"] == best
     assert ran[0] and ran[1] and ran[0] | ran[1] == set(numbers)  # both hosts trained, every trial ran
     assert ran[0] & ran[1] <= {best}  # only the best trial is trained twice: for the other host's package
+
+
+def test_the_example_search_runs(tmp_path: Path) -> None:
+    from tests.conftest import EXAMPLES
+
+    path = EXAMPLES / "tune" / "breast_cancer_search.yaml"
+    recipe = load_recipe(path)
+    assert recipe.tune is not None and recipe.tune.metric == "val_roc_auc"
+    result = run_study(path, overrides=["tune.trials=3", "train.epochs=3"], runs_dir=tmp_path)
+    assert result.package.is_dir() and result.best["values"]["val_roc_auc"] > 0.9

@@ -154,7 +154,10 @@ def tune(
         str | None, typer.Option("--storage", help="RDB URL shared by workers on several hosts (tune.storage).")
     ] = None,
     objectives: Annotated[
-        str | None, typer.Option("--objectives", help="metric,parameters or metric,latency: a Pareto front.")
+        str | None,
+        typer.Option(
+            "--objectives", help="accuracy,latency or accuracy,parameters (first: the metric): a Pareto front."
+        ),
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the latest study of this recipe.")] = False,
     runs_dir: RunsDir = Path("runs"),
@@ -164,11 +167,10 @@ def tune(
 
     overrides = list(set_ or [])
     if objectives is not None:
-        extra = [o.strip() for o in objectives.split(",") if o.strip()][1:]  # the first is the metric
-        first = objectives.split(",")[0].strip()
-        overrides.append(f"tune.objectives={extra}")
-        if first and first not in ("accuracy", "metric"):
-            overrides.append(f"tune.metric={first}")
+        first, *extra = [o.strip() for o in objectives.split(",")]  # the first is the validation metric
+        overrides.append(f"tune.objectives={[o for o in extra if o]}")
+        if first and first != "metric":  # "metric": the recipe's own; "accuracy" means val_accuracy
+            overrides.append(f"tune.metric={first if first.startswith(('val_', 'train_')) else 'val_' + first}")
         overrides.append("tune.pruner=none")
     result = run_study(
         recipe, overrides=overrides, runs_dir=runs_dir, trials=trials, workers=workers, storage=storage, resume=resume

@@ -303,12 +303,14 @@ def _plan(recipe: Recipe, objective: Objective) -> tuple[int, int | None]:
 
 
 def work(study: Any, objective: Objective, trials: int, timeout: float | None) -> None:
-    """Run trials until the study holds ``trials`` finished or running ones (shared by every worker)."""
+    """Run trials until the study holds ``trials`` finished or running ones (shared by every worker); a
+    trial failed for an interruption and queued again counts once, when it runs again."""
     optuna = require("optuna", purpose="Hyperparameter search")
     started = time.monotonic()
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
+    state = optuna.trial.TrialState
+    done = (state.COMPLETE, state.PRUNED, state.RUNNING, state.FAIL)
     while True:
-        counted = len(study.get_trials(deepcopy=False, states=done))
+        counted = sum(not t.user_attrs.get("retried") for t in study.get_trials(deepcopy=False, states=done))
         waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
         if counted >= trials and not waiting:
             return
@@ -336,6 +338,7 @@ def _give_back(study: Any, trial: Any, why: str) -> None:
     """Fail ``trial`` and queue its values again, so a resumed study runs them (nothing lost)."""
     optuna = require("optuna", purpose="Hyperparameter search")
     trial.set_user_attr("failed", why)
+    trial.set_user_attr("retried", True)
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
     study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
 
@@ -352,6 +355,7 @@ def _retry_abandoned(study: Any) -> int:
         if name != host or not pid.isdigit() or _alive(int(pid)):
             continue
         study._storage.set_trial_user_attr(trial._trial_id, "failed", "its worker stopped")
+        study._storage.set_trial_user_attr(trial._trial_id, "retried", True)
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
         count += 1
