@@ -72,4 +72,10 @@ class Problem:
             "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=EPOCHS),
             "none": optuna.pruners.NopPruner,
         }
-        return optuna.create_study(direction="maximize", sampler=samplers[sampler](), pruner=pruners[pruner]())
+        # a fixed name: Hyperband assigns trials to brackets by a hash of the study's name
+        return optuna.create_study(
+            study_name=f"digits-{sampler}-{pruner}-{seed}",
+            direction="maximize",
+            sampler=samplers[sampler](),
+            pruner=pruners[pruner](),
+        )

@@ -36,6 +36,8 @@ def test_a_killed_study_resumes_without_losing_or_repeating_trials(tmp_path: Pat
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)  # mid-trial: trial 1 is left RUNNING
     proc.wait()
+    changed = seekforge("tune", "r.yaml", "--resume", "--set", "train.epochs=3", cwd=tmp_path)
+    assert_user_error(changed, "holds a study of a different recipe or search space")
     done = seekforge("tune", "r.yaml", "--resume", "--trials", "5", cwd=tmp_path, check=True)
     assert "retrying 1 interrupted trial" in done.stderr
     summary = json.loads(next(tmp_path.glob("runs/tiny/tune-*/study.json")).read_text())

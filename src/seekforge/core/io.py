@@ -112,3 +112,16 @@ def atomic_dir(dest: Path | str, *, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def stamped_folder(parent: Path, prefix: str = "") -> Path:
+    """A new folder ``<parent>/<prefix><YYYYmmdd-HHMMSS>`` (``-2``, ``-3``, ... when taken), created."""
+    from datetime import datetime
+
+    stamp = f"{prefix}{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    folder, suffix = parent / stamp, 1
+    while folder.exists():
+        suffix += 1
+        folder = parent / f"{stamp}-{suffix}"
+    folder.mkdir(parents=True)
+    return folder

@@ -17,7 +17,7 @@ import torch
 from rich.markup import escape
 
 from seekforge.core.errors import ConfigError, SeekforgeError, TrainingInterrupted
-from seekforge.core.io import write_text_atomic
+from seekforge.core.io import stamped_folder, write_text_atomic
 from seekforge.core.package import seekforge_version, write_package
 from seekforge.core.progress import console
 from seekforge.models import infer
@@ -175,14 +175,7 @@ def _run_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Path 
             )
         _check_same_recipe(recipe, candidates[-1])
         return candidates[-1]
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    folder = parent / stamp
-    suffix = 1
-    while folder.exists():
-        suffix += 1
-        folder = parent / f"{stamp}-{suffix}"
-    folder.mkdir(parents=True)
-    return folder
+    return stamped_folder(parent)
 
 
 def _check_same_recipe(recipe: Recipe, folder: Path) -> None:

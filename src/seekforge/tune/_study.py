@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from rich.markup import escape
 
 from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, TrainingInterrupted
-from seekforge.core.io import write_text_atomic
+from seekforge.core.io import stamped_folder, write_text_atomic
 from seekforge.core.progress import console
 from seekforge.recipe import Recipe, load_recipe
 from seekforge.train._metrics import lower_is_better
@@ -242,6 +241,8 @@ def run_study(
     tune = resolved.tune
     assert tune is not None
     folder = _study_folder(resolved, Path(runs_dir), resume=resume, explicit=Path(study_dir) if study_dir else None)
+    if resume and (folder / "recipe.yaml").is_file():
+        _check_same_search(load_recipe(folder / "recipe.yaml"), resolved, folder)
     write_text_atomic(folder / "recipe.yaml", resolved.to_yaml())
     study = open_study(resolved, folder)
     retried = _retry_abandoned(study)
@@ -378,6 +379,24 @@ def _spawn_worker(folder: Path, worker: int, budget: int | None) -> subprocess.P
     return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
 
 
+def _check_same_search(saved: Recipe, recipe: Recipe, folder: Path) -> None:
+    """A resumed study keeps its recipe and search space; only its budget (trials, workers, timeout,
+    storage) may change."""
+
+    def comparable(r: Recipe) -> dict[str, Any]:
+        data = r.to_dict()
+        for key in ("trials", "workers", "timeout", "storage"):
+            data["tune"].pop(key, None)
+        return data
+
+    if comparable(saved) != comparable(recipe):
+        raise ConfigError(
+            f"{folder} holds a study of a different recipe or search space",
+            hint="resume with the recipe it started with (only trials, workers, timeout and storage may change), "
+            "or start a new study without --resume",
+        )
+
+
 def _study_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Path | None) -> Path:
     if explicit is not None:
         explicit.mkdir(parents=True, exist_ok=True)
@@ -389,13 +408,7 @@ def _study_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Pat
             raise ConfigError(f"nothing to resume: no study of '{recipe.name}' under {parent}",
                               hint="run without --resume to start one")  # fmt: skip
         return found[-1]
-    folder = parent / f"tune-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    suffix = 1
-    while folder.exists():
-        suffix += 1
-        folder = parent / f"tune-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{suffix}"
-    folder.mkdir(parents=True)
-    return folder
+    return stamped_folder(parent, "tune-")
 
 
 def _conclude(recipe: Recipe, study: Any, folder: Path, objective: Objective) -> TuneResult:
