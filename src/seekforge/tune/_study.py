@@ -164,10 +164,8 @@ class Objective:
         folder = self.study_dir / "trials" / f"{trial.number:04d}"
         folder.mkdir(parents=True, exist_ok=True)
         write_text_atomic(folder / "recipe.yaml", recipe.to_yaml())
-        epochs = 0
 
         def report(record: dict[str, Any]) -> None:
-            nonlocal epochs
             epochs = record["epoch"]
             trial.set_user_attr("epochs", epochs)
             if self.recipe.tune.objectives:  # type: ignore[union-attr]
