@@ -56,6 +56,9 @@ def test_fitted_edges_bin_new_data_the_same_way() -> None:
     applied = engineer_frame(new, config, fitted=first.fitted).frame["x_bin"]
     edges = first.fitted["bins"][0]["edges"]
     assert applied.tolist() == np.searchsorted(edges, new["x"], side="right").tolist()
+    shuffled = new.sample(frac=1, random_state=0)  # an index that is not 0, 1, 2, ...
+    moved = engineer_frame(shuffled, config, fitted=first.fitted).frame
+    assert moved["x_bin"].tolist() == np.searchsorted(edges, shuffled["x"], side="right").tolist()
     refit = engineer_frame(new, config).frame["x_bin"]
     assert applied.tolist() != refit.tolist()
     other = steps(bins=[{"column": "clusters"}])

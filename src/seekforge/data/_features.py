@@ -65,7 +65,7 @@ def engineer_frame(
             entry = {k: v for k, v in learned[name].items() if k not in ("new_column", "rows_per_bin")}
         else:
             entry = _fit_bins(frame, spec, label=label, task=task, seed=seed, source=source)
-        codes = _apply_bins(numbers(frame[spec.column]), entry)
+        codes = _apply_bins(numbers(frame[spec.column]), entry).set_axis(frame.index)
         out[name] = codes
         counts = codes.value_counts(sort=False).reindex(range(len(entry["edges"]) + 1), fill_value=0)
         bins.append({**entry, "new_column": name, "rows_per_bin": [int(n) for n in counts]})
