@@ -126,3 +126,11 @@ def test_balance_writes_a_folder_with_schema_and_report(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="method"):
         balance(source, tmp_path / "other", label="y", method="smoothly")
     assert not (tmp_path / "other").exists()
+
+
+def test_a_categorical_label_with_unused_categories() -> None:
+    frame = skewed()
+    frame["y"] = pd.Categorical(frame["y"], categories=["common", "rare", "never"])
+    for method in ("random_under", "class_weights", "smote", "random_over"):
+        report = balance_frame(frame, "y", BalanceConfig(method=method)).report
+        assert set(report["classes_after"]) == {"common", "rare"}, method

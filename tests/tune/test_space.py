@@ -50,3 +50,12 @@ def test_tune_section_is_validated_with_the_recipe() -> None:
     assert "low (0.1) must be below high" in problems(search_space={"train.lr": {**LR, "low": 0.1, "high": 0.01}})
     ok = load_recipe(tuned(objectives=["parameters"], pruner="none", sampler="random", workers=2))
     assert ok.tune.objectives == ["parameters"] and ok.tune.workers == 2
+
+
+def test_studies_of_other_spaces_get_other_names() -> None:
+    from seekforge.tune._study import study_name
+
+    one = load_recipe(tuned())
+    assert study_name(one) == study_name(load_recipe(tuned(trials=99, workers=3)))  # the budget may change
+    other = load_recipe(tuned(search_space={"train.lr": {**LR, "high": 0.5}}))
+    assert study_name(one) != study_name(other) and study_name(one).startswith("tiny-")

@@ -61,6 +61,7 @@ def balance_frame(
             hint="pass the class column as --label",
         )
     counts = y.value_counts(sort=False)
+    counts = counts[counts > 0]  # a categorical label lists categories no row has
     if len(counts) < 2:
         raise DataError(f"{source}: '{label}' has a single class ({counts.index[0]!r}); nothing to balance")
     targets = _targets(counts, config)
@@ -144,7 +145,8 @@ def _smote(
             f"{source}: SMOTE needs complete rows, but {listed}",
             hint="impute them first: `seekforge data clean` with clean.missing.strategy median, mode or iterative",
         )
-    smallest = int(frame[label].value_counts().min())
+    present = frame[label].value_counts()
+    smallest = int(present[present > 0].min())
     if smallest < 2:
         raise DataError(
             f"{source}: a class of '{label}' has a single row; SMOTE needs two rows of a class to interpolate",

@@ -154,6 +154,10 @@ def _tree_edges(
     known = target.notna().to_numpy()
     kind = infer_type(frame[label])
     task = infer_task(frame[label], kind) if task == "auto" else task
+    if not known.any():
+        raise DataError(
+            f"{source}: '{label}' has no values where '{spec.column}' has numbers; tree bins learn from both"
+        )
     y = target[known].astype(str) if task == "classification" else numbers(target[known])
     leaf = max(1, math.ceil(spec.min_share * int(known.sum())))
     model = (DecisionTreeClassifier if task == "classification" else DecisionTreeRegressor)(
@@ -221,6 +225,8 @@ def _decompose(frame: pd.DataFrame, spec: StlConfig, source: str) -> tuple[list[
                 part[order] = got
             strengths.append((_strength(fit.trend, fit.resid), _strength(fit.seasonal, fit.resid)))
             advance(1)
+    if not strengths:
+        raise DataError(f"{source} has no rows to decompose")
     trend, seasonal = np.mean(strengths, axis=0)
     return parts, {"series": len(strengths), "trend_strength": float(trend), "seasonal_strength": float(seasonal)}
 

@@ -104,6 +104,8 @@ class TrainResult:
     seconds: float = 0.0
     resumed_from: dict[str, int] | None = None
     notes: list[str] = field(default_factory=list)
+    #: Ctrl-C or SIGTERM came during the last epoch: training finished, but the caller should stop too
+    stop_requested: bool = False
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -323,6 +325,7 @@ class Trainer:
             stopped_early=bool(stop) and len(state["history"]) < cfg.epochs,
             seconds=time.perf_counter() - started,
             resumed_from=resumed_from,
+            stop_requested=self.stop_signals.requested,
         )
 
     def _order(self, epoch: int, total: int, rows: int) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 #: resident memory of a worker process before its trial (Python, torch, the prepared data aside)
@@ -14,14 +15,31 @@ BUDGET_SHARE = 0.8
 
 
 def available_bytes() -> int | None:
-    """Memory the system can give without swapping (MemAvailable on Linux); None where unknown."""
+    """Memory the system can give without swapping (MemAvailable on Linux, capped by a container's
+    cgroup limit less what it uses); None where unknown."""
+    found = None
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    found = int(line.split()[1]) * 1024
     except OSError:
         pass
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
+        try:
+            limit = Path(limit_file).read_text(encoding="ascii").strip()
+            used = int(Path(usage_file).read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 2**60:
+            room = max(0, int(limit) - used)
+            found = room if found is None else min(found, room)
+        break
+    if found is not None:
+        return found
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):

@@ -31,8 +31,6 @@ from seekforge.train._metrics import lower_is_better
 from seekforge.tune._memory import BUDGET_SHARE, PROCESS_BYTES, available_bytes, plan_workers, trial_bytes
 from seekforge.tune._space import Ends, apply, draw
 
-STUDY_NAME = "seekforge"
-
 
 @dataclass(frozen=True)
 class TuneResult:
@@ -51,6 +49,18 @@ def metric_of(recipe: Recipe) -> tuple[str, str]:
     metric = recipe.tune.metric or ("val_accuracy" if recipe.task == "classification" else "val_loss")
     direction = recipe.tune.direction or ("minimize" if lower_is_better(metric) else "maximize")
     return metric, direction
+
+
+def study_name(recipe: Recipe) -> str:
+    """The study's name in its storage: the recipe's name and a hash of what is searched and how, so
+    studies of other recipes or spaces in one database never merge."""
+    import hashlib
+
+    assert recipe.tune is not None
+    space = {k: v for k, v in recipe.to_dict().items() if k != "tune"}
+    space["tune"] = recipe.tune.model_dump(mode="json", exclude={"trials", "workers", "timeout", "storage"})
+    digest = hashlib.sha256(json.dumps(space, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{recipe.name}-{digest}"
 
 
 def open_study(recipe: Recipe, study_dir: Path, storage: str | None = None, *, worker: int = 0) -> Any:
@@ -73,13 +83,13 @@ def open_study(recipe: Recipe, study_dir: Path, storage: str | None = None, *, w
     direction = metric_of(recipe)[1]
     directions = [direction, *["minimize"] * len(tune.objectives)]
     pruner = {
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=recipe.train.epochs),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=_most_epochs(recipe)),
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
         "none": optuna.pruners.NopPruner,
     }[tune.pruner]()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        storage=backend, study_name=STUDY_NAME, pruner=pruner, directions=directions, load_if_exists=True
+        storage=backend, study_name=study_name(recipe), pruner=pruner, directions=directions, load_if_exists=True
     )
     held = len(study.get_trials(deepcopy=False))
     seed = int(np.random.SeedSequence([recipe.seed, worker, held]).generate_state(1)[0])
@@ -92,6 +102,17 @@ def _values(recipe: Recipe, params: dict[str, Any]) -> dict[str, Any]:
     optuna = require("optuna", purpose="Hyperparameter search")
     fixed = optuna.trial.FixedTrial(params)
     return draw(fixed, recipe.tune)  # type: ignore[arg-type]
+
+
+def _most_epochs(recipe: Recipe) -> int:
+    """The most epochs a trial of the study can train (``train.epochs`` may itself be searched)."""
+    tune = recipe.tune
+    assert tune is not None
+    base = recipe.trial_base()
+    models = range(len(tune.models)) if tune.models else [None]
+    return max(
+        load_recipe(apply(base, draw(Ends(high, m), tune))).train.epochs for m in models for high in (False, True)
+    )
 
 
 def _rdb_storage(optuna: Any, url: str, attempts: int = 5) -> Any:
@@ -143,6 +164,7 @@ class Objective:
         self.recipe, self.study_dir, self.budget = recipe, study_dir, budget
         self.metric, _ = metric_of(recipe)
         self._prepared: dict[str, Any] = {}
+        self.stop_requested = False  # Ctrl-C or SIGTERM during a trial's last epoch
 
     def prepared(self, recipe: Recipe) -> Any:
         """The prepared data for ``recipe``: made once per study (in ``data/``), then read by every trial."""
@@ -158,7 +180,6 @@ class Objective:
         from seekforge.pipeline._fit import fit
         from seekforge.train import DistContext
 
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         values = draw(trial, self.recipe.tune)  # type: ignore[arg-type]
         recipe = load_recipe(apply(self.recipe.trial_base(), values))
         folder = self.study_dir / "trials" / f"{trial.number:04d}"
@@ -183,6 +204,7 @@ class Objective:
                 "each worker may use; not started"
             )
         result = fit(recipe, prepared, folder, resume=False, dist=DistContext(), epoch_hook=report)
+        self.stop_requested = result.stop_requested
         kept = result.history[result.best_epoch - 1]
         value = float(kept[self.metric])
         trial.set_user_attr("epochs", len(result.history))
@@ -253,12 +275,15 @@ def run_study(
     try:
         work(study, objective, tune.trials, tune.timeout)
     except KeyboardInterrupt:
+        _stop_helpers(helpers)
         raise TrainingInterrupted(
             f"study interrupted; continue with `seekforge tune {folder / 'recipe.yaml'} --resume`"
         ) from None
     finally:
         for helper in helpers:
             helper.wait()
+    if _retry_abandoned(study):  # a helper died mid-trial: its trial runs here
+        work(study, objective, tune.trials, tune.timeout)
     _await_others(study)
     return _conclude(resolved, study, folder, objective)
 
@@ -297,8 +322,9 @@ def _plan(recipe: Recipe, objective: Objective) -> tuple[int, int | None]:
     available = available_bytes()
     workers, line = plan_workers(tune.workers, need, available)
     console.print(line, highlight=False)
-    budget = None if available is None else int(available * BUDGET_SHARE / workers) - PROCESS_BYTES
-    return workers, budget
+    if available is None or workers == 1:  # a single worker is never refused: a real shortage fails its trial
+        return workers, None
+    return workers, max(0, int(available * BUDGET_SHARE / workers) - PROCESS_BYTES)
 
 
 def work(study: Any, objective: Objective, trials: int, timeout: float | None) -> None:
@@ -316,6 +342,7 @@ def work(study: Any, objective: Objective, trials: int, timeout: float | None) -
         if timeout is not None and time.monotonic() - started >= timeout:
             return
         trial = study.ask()
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         try:
             value = objective(trial)
         except optuna.TrialPruned as exc:
@@ -325,12 +352,14 @@ def work(study: Any, objective: Objective, trials: int, timeout: float | None) -
         except (KeyboardInterrupt, TrainingInterrupted):
             _give_back(study, trial, "interrupted")
             raise KeyboardInterrupt from None
-        except (MemoryError, RuntimeError, ValueError, ConfigError) as exc:
+        except Exception as exc:  # a failure of one trial is that trial's: the study goes on
             trial.set_user_attr("failed", f"{type(exc).__name__}: {exc}"[:500])
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             console.print(f"[yellow]trial {trial.number} failed:[/] {escape(str(exc))[:200]}")
             continue
         study.tell(trial, value)
+        if objective.stop_requested:  # Ctrl-C or SIGTERM during the trial's last epoch
+            raise KeyboardInterrupt
 
 
 def _give_back(study: Any, trial: Any, why: str) -> None:
@@ -340,6 +369,21 @@ def _give_back(study: Any, trial: Any, why: str) -> None:
     trial.set_user_attr("retried", True)
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
     study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+
+
+def _stop_helpers(helpers: list[subprocess.Popen[bytes]], grace: float = 30.0) -> None:
+    """Ask each helper worker to stop as an interrupted study does (its trial is queued again)."""
+    import signal
+
+    for helper in helpers:
+        if helper.poll() is None:
+            helper.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for helper in helpers:
+        try:
+            helper.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            helper.kill()
 
 
 def _retry_abandoned(study: Any) -> int:
