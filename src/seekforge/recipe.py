@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import Field, model_validator
 
+from seekforge.compress.config import CompressConfig
 from seekforge.core.config import BaseConfig, pluggable
 from seekforge.core.config_file import load_config
 from seekforge.data.config import DataConfig, FeaturesConfig
@@ -43,6 +44,7 @@ class Recipe(BaseConfig):
     model: pluggable(MODELS, ModelConfig)  # type: ignore[valid-type]
     train: TrainConfig = TrainConfig()
     tune: TuneConfig | None = None
+    compress: CompressConfig | None = None
 
     @model_validator(mode="after")
     def _sections_agree(self) -> Recipe:
@@ -63,6 +65,7 @@ class Recipe(BaseConfig):
                 )
         problems += self._balance_problems()
         problems += self._tune_problems()
+        problems += self._compress_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -99,6 +102,20 @@ class Recipe(BaseConfig):
                         f"tune: the recipe a trial draws at the {where} is invalid: {path}: {detail['msg']}"
                     )
                     break
+        return problems
+
+    def _compress_problems(self) -> list[str]:
+        compress = self.compress
+        if compress is None:
+            return []
+        problems = []
+        if compress.prune is not None and type(self.model).unprunable is ModelConfig.unprunable:
+            problems.append(f"compress.prune: model type '{self.model.type}' does not support structured pruning")
+        if compress.quantize is not None and self.features.of_type("text"):
+            problems.append(
+                "compress.quantize: quantization-aware training supports MLP and CNN models; for text use "
+                "post-training int8 (seekforge export --precision int8)"
+            )
         return problems
 
     def trial_base(self) -> dict[str, Any]:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from pydantic import BaseModel
 
+    from seekforge.compress import CompressResult
+
 M = TypeVar("M", bound="BaseModel")
 
 
@@ -134,6 +136,9 @@ def run_cmd(
     _print_metrics(result.metrics, title=f"test metrics ({result.metrics.get('rows', '?')} rows)")
     out.print(f"package: {result.package}", markup=False)
     out.print(f"report:  {result.package / 'report.html'}", markup=False)
+    if result.compression is not None:
+        _print_variants(result.compression)
+        out.print(f"compressed package ({result.compression.selected}): {result.compression.package}", markup=False)
 
 
 app.command("run", help="Run the whole recipe: data -> train -> evaluate -> package -> report.")(run_cmd)
@@ -190,8 +195,9 @@ Delimiter = Annotated[str | None, typer.Option("--delimiter", help="Field separa
 Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding of the data file.")]
 
 
-def _options(config: type[M], values: dict[str, object]) -> M:
-    """Validate command-line options with a config model; a bad one is named as its option."""
+def _options(config: type[M], values: dict[str, object], names: dict[str, str] | None = None) -> M:
+    """Validate command-line options with a config model; a bad one is named as its option (``names``
+    maps a field to its option where they differ)."""
     from pydantic import ValidationError
 
     from seekforge.core.errors import ConfigError
@@ -201,10 +207,13 @@ def _options(config: type[M], values: dict[str, object]) -> M:
     except ValidationError as exc:
         error = exc.errors()[0]
         message = error["msg"].removeprefix("Value error, ")
-        if not error["loc"]:  # a rule across options: its message names them
+        loc = [str(part) for part in error["loc"]]
+        if not loc:  # a rule across options: its message names them
             raise ConfigError(message) from None
-        option = str(error["loc"][0]).replace("_", "-")
-        raise ConfigError(f"--{option}: {message}, got {error['input']!r}") from None
+        names = names or {}
+        field = next((part for part in reversed(loc) if part in names), loc[0])
+        option = names.get(field, "--" + field.replace("_", "-"))
+        raise ConfigError(f"{option}: {message}, got {error['input']!r}") from None
 
 
 def _read(data: str, delimiter: str | None, encoding: str) -> pd.DataFrame:
@@ -383,6 +392,96 @@ def optimize(
         )
     out.print(table)
     out.print(f"selected {result.selected}; wrote {result.package}", markup=False)
+
+
+_COMPRESS_OPTIONS = {
+    "ratio": "--prune",
+    "student": "--student",
+    "temperature": "--temperature",
+    "alpha": "--alpha",
+    "epochs": "--epochs",
+    "finetune_epochs": "--finetune-epochs",
+    "importance": "--importance",
+    "scope": "--scope",
+    "steps": "--steps",
+    "keep": "--keep",
+    "method": "--quantize",
+}
+
+
+@app.command()
+def compress(
+    package: Annotated[Path, typer.Argument(help="Model package folder (never modified).")],
+    prune: Annotated[
+        str | None, typer.Option("--prune", help="Share of channels/neurons to remove (0-1), or auto.")
+    ] = None,
+    importance: Annotated[str, typer.Option("--importance", help="magnitude, taylor or lamp.")] = "magnitude",
+    scope: Annotated[str, typer.Option("--scope", help="layer: each layer the same share; global.")] = "layer",
+    steps: Annotated[int, typer.Option("--steps", help="Iterative pruning: steps, fine-tuning after each.")] = 1,
+    finetune_epochs: Annotated[int, typer.Option("--finetune-epochs", help="Fine-tuning epochs a step.")] = 5,
+    keep: Annotated[list[str] | None, typer.Option("--keep", help="A layer never pruned (repeatable).")] = None,
+    distill: Annotated[
+        bool, typer.Option("--distill", help="Fine-tune from the unpruned model's outputs (distillation).")
+    ] = False,
+    student: Annotated[
+        Path | None, typer.Option("--student", help="Distil into this model (a YAML file with a model: section).")
+    ] = None,
+    temperature: Annotated[float, typer.Option("--temperature", help="Distillation temperature.")] = 4.0,
+    alpha: Annotated[float, typer.Option("--alpha", help="Weight of the teacher's soft targets (0-1).")] = 0.7,
+    quantize: Annotated[
+        str | None, typer.Option("--quantize", help="qat: quantization-aware training, int8 ONNX export.")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="Epochs of quantization-aware training or of a student.")
+    ] = None,
+    max_accuracy_drop: Annotated[
+        float, typer.Option("--max-accuracy-drop", help="Largest accepted drop of test accuracy (or R2).")
+    ] = 0.01,
+    lr: Annotated[float | None, typer.Option("--lr", help="Fine-tuning learning rate (default: the recipe's).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="The new package (default: in the work folder).")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the latest unfinished compression.")] = False,
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Use (or resume) this work folder.")] = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Prune, distil and quantize a package into a new, measured one whose lineage names its parent."""
+    from seekforge.compress import CompressConfig, compress_package
+
+    values: dict[str, object] = {"max_accuracy_drop": max_accuracy_drop, "lr": lr}
+    if prune is not None:
+        values["prune"] = {
+            "ratio": prune, "importance": importance, "scope": scope, "steps": steps,
+            "finetune_epochs": finetune_epochs, "keep": keep or [],
+        }  # fmt: skip
+    if distill or student is not None:
+        values["distill"] = {"temperature": temperature, "alpha": alpha, "student": student}
+        if student is not None and epochs is not None:
+            values["distill"]["epochs"] = epochs  # type: ignore[index]
+    if quantize is not None:
+        values["quantize"] = {"method": quantize, **({"epochs": epochs} if epochs is not None else {})}
+    config = _options(CompressConfig, values, _COMPRESS_OPTIONS)
+    result = compress_package(package, config, output=output, runs_dir=runs_dir, work_dir=work_dir, resume=resume)
+    _print_variants(result)
+    out.print(f"selected {result.selected}; package: {result.package}", markup=False)
+
+
+def _print_variants(result: CompressResult) -> None:
+    def ms(one: float | None, many: float | None) -> str:
+        return "" if one is None or many is None else f"{one:.2f} / {many:.2f}"
+
+    table = Table(
+        "variant", "parameters", "MMACs", "ONNX MB", "torch ms b1 / b32", "ORT ms b1 / b32", result.metric, "drop",
+        "verdict", title=f"compression (budget: a drop of {result.budget:g})",
+    )  # fmt: skip
+    for row in result.rows:
+        table.add_row(
+            escape(row.name), f"{row.parameters:,}", f"{row.macs / 1e6:.2f}",
+            "" if row.onnx_bytes is None else f"{row.onnx_bytes / 1e6:.3f}",
+            ms(row.torch_ms_batch1, row.torch_ms_batch32), ms(row.onnxruntime_ms_batch1, row.onnxruntime_ms_batch32),
+            f"{row.metric:.4f}", f"{row.drop:+.4f}", escape(row.verdict),
+        )  # fmt: skip
+    out.print(table)
 
 
 @datasets_app.command("list")

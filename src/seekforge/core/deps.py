@@ -22,6 +22,8 @@ _INSTALL: dict[str, tuple[str, str]] = {
     "imblearn": ("imbalanced-learn", "data"),
     "statsmodels": ("statsmodels", "data"),
     "optuna": ("optuna", "tune"),
+    "torch_pruning": ("torch-pruning", "compress"),
+    "torchao": ("torchao", "compress"),
     "torch": ("torch", "train"),
     "pandas": ("pandas", "train"),
     "sklearn": ("scikit-learn", "train"),
@@ -58,3 +60,13 @@ def install_command(module: str) -> str:
     """The pip command that brings ``module``: the seekforge extra that has it, else the package itself."""
     dist, extra = _INSTALL.get(module.split(".")[0], (module, ""))
     return f'pip install "seekforge[{extra}]"' if extra else f"pip install {dist}"
+
+
+def quiet_torchao() -> None:
+    """torchao (imported by us for QAT, and by transformers whenever it is installed) logs a warning for
+    each optional CUDA kernel it cannot load on a CPU machine, and torch one for a registration it now
+    does itself: noise for our users, so raise those loggers to errors before the import."""
+    import logging
+
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -122,6 +122,12 @@ def export_package(
         "inputs": "encoded",
     }
     raw_samples = raw_samples_of(package, manifest) if variant.format == "onnx" else None
+    qat = _uses_qat(package, manifest, config)
+    if qat:
+        from seekforge.compress._qat import quantized_model
+
+        model = quantized_model(package, model, _example(samples))
+        base = None  # the float graph is not this model's
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         fp32 = scratch / "fp32.onnx"
@@ -134,6 +140,9 @@ def export_package(
             from seekforge.export._openvino import export_openvino
 
             record.update(export_openvino(fp32, built, precision=variant.precision, calibration=calibration))
+        elif qat:
+            fp32.rename(built)  # the converted model's graph: int8 QDQ already
+            record["quantization"] = "qat"
         elif variant.precision == "int8":
             record["quantization"] = quantize_int8(fp32, built, method=config.quantization, calibration=calibration)
         elif variant.precision == "fp16":
@@ -164,6 +173,22 @@ def export_package(
             package, files=files, manifest={"exports": {**manifest.get("exports", {}), variant.name: record}}
         )
     return ExportResult(package, package / record["file"], parity, record["bytes"], record)
+
+
+def _uses_qat(package: Path, manifest: dict[str, Any], config: ExportConfig) -> bool:
+    """Whether this export is the int8 graph of a package's own quantization-aware training.
+
+    Raises:
+        ConfigError: ``quantization: qat`` for a package that was not trained with QAT.
+    """
+    has = "quantization" in manifest
+    if config.quantization == "qat" and not (has and config.variant.name == "onnx-int8"):
+        raise ConfigError(
+            f"--quantization qat exports the quantizers of quantization-aware training as ONNX int8; {package} "
+            + ("has none" if not has else "needs --format onnx --precision int8"),
+            hint="make one with seekforge compress PACKAGE --quantize qat",
+        )
+    return has and config.variant.name == "onnx-int8" and config.quantization in ("auto", "qat")
 
 
 def export_base(package: Path, out: Path, *, opset: int) -> None:

@@ -87,14 +87,15 @@ class ExportConfig(BaseConfig):
     model's own numbers; fp16 (ONNX) halves the weights for GPU targets; bf16 (OpenVINO) computes in
     bfloat16 where the CPU supports it; int8 quantizes: with onnxruntime, weights and activations from
     calibration rows (static, QDQ) for convolutional models and weights ahead, activations at run time
-    (dynamic) for the others, unless ``quantization`` says which; with OpenVINO, NNCF's post-training
+    (dynamic) for the others, unless ``quantization`` says which; a package made by quantization-aware
+    training (``seekforge compress --quantize qat``) exports its own trained quantizers (``qat``); with OpenVINO, NNCF's post-training
     quantization on the calibration rows. ``optimize_graph`` (ONNX fp32) saves onnxruntime's graph
     optimisations (operator fusion, constant folding) in the file.
     """
 
     format: Literal["onnx", "openvino"] = "onnx"
     precision: Literal["fp32", "fp16", "bf16", "int8"] = "fp32"
-    quantization: Literal["auto", "dynamic", "static"] = "auto"
+    quantization: Literal["auto", "dynamic", "static", "qat"] = "auto"
     optimize_graph: bool = False
     opset: Annotated[int, Field(ge=17, le=23)] = 18
     parity: ParityConfig | None = None

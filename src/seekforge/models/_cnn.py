@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from seekforge.models.config import MODELS, ModelConfig, ModelIO
@@ -24,6 +24,17 @@ class CNNConfig(ModelConfig):
     kernel_size: Literal[3, 5, 7] = 3
     convs_per_block: Annotated[int, Field(ge=1, le=4)] = 2
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    #: Output channels of each convolution, in order, when they differ from ``channels`` (a pruned model).
+    widths: list[Annotated[int, Field(ge=1)]] | None = None
+
+    @model_validator(mode="after")
+    def _widths_fit(self) -> CNNConfig:
+        convs = len(self.channels) * self.convs_per_block
+        if self.widths is not None and len(self.widths) != convs:
+            raise ValueError(
+                f"widths lists {len(self.widths)} convolutions, but channels x convs_per_block makes {convs}"
+            )
+        return self
 
     def check_features(self, features: FeaturesConfig) -> list[str]:
         images = features.of_type("image")
@@ -35,6 +46,19 @@ class CNNConfig(ModelConfig):
     def build(self, io: ModelIO, *, pretrained: bool = True) -> nn.Module:
         return CNN(self, io)
 
+    def conv_widths(self) -> list[int]:
+        """Output channels of each convolution, in order."""
+        return self.widths or [c for c in self.channels for _ in range(self.convs_per_block)]
+
+    def unprunable(self, model: nn.Module) -> list[nn.Module]:
+        assert isinstance(model, CNN)
+        return [model.head]
+
+    def pruned(self, model: nn.Module) -> CNNConfig:
+        assert isinstance(model, CNN)
+        widths = [layer.out_channels for layer in model.features if isinstance(layer, nn.Conv2d)]
+        return self.model_validate({**self.model_dump(), "widths": widths})
+
 
 class CNN(nn.Module):
     def __init__(self, config: CNNConfig, io: ModelIO) -> None:
@@ -42,8 +66,10 @@ class CNN(nn.Module):
         assert io.image_shape is not None, "a cnn needs an image input"
         in_ch, height, width = io.image_shape
         layers: list[nn.Module] = []
-        for out_ch in config.channels:
+        widths = iter(config.conv_widths())
+        for _ in config.channels:
             for _ in range(config.convs_per_block):
+                out_ch = next(widths)
                 layers += [
                     nn.Conv2d(in_ch, out_ch, config.kernel_size, padding=config.kernel_size // 2, bias=False),
                     nn.BatchNorm2d(out_ch),

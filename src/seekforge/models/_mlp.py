@@ -43,6 +43,15 @@ class MLPConfig(ModelConfig):
     def build(self, io: ModelIO, *, pretrained: bool = True) -> nn.Module:
         return MLP(self, io)
 
+    def unprunable(self, model: nn.Module) -> list[nn.Module]:
+        assert isinstance(model, MLP)
+        return [model.head, *model.embeddings]  # embedding widths follow the categories' cardinalities
+
+    def pruned(self, model: nn.Module) -> MLPConfig:
+        assert isinstance(model, MLP)
+        hidden = [layer.out_features for layer in model.body if isinstance(layer, nn.Linear)]
+        return self.model_validate({**self.model_dump(), "hidden": hidden})
+
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 

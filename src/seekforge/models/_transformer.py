@@ -12,7 +12,8 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from seekforge.core.deps import require
+from seekforge.core.config import BaseConfig
+from seekforge.core.deps import quiet_torchao, require
 from seekforge.core.errors import ConfigError
 from seekforge.models.config import MODELS, ModelConfig, ModelIO
 
@@ -42,9 +43,17 @@ def resolve_pretrained(ref: str) -> Path:
 
 def _transformers() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
+    quiet_torchao()
     transformers = require("transformers", purpose="pretrained transformer encoders")
     transformers.utils.logging.disable_progress_bar()
     return transformers
+
+
+class PrunedLayer(BaseConfig):
+    """What structured pruning left of one encoder layer."""
+
+    heads: Annotated[int, Field(ge=1)]
+    ffn: Annotated[int, Field(ge=1)]
 
 
 @MODELS.register("transformer")
@@ -66,6 +75,8 @@ class TransformerConfig(ModelConfig):
     ffn: Annotated[int, Field(ge=8)] | None = None
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     pooling: Literal["mean", "cls"] = "mean"
+    #: Attention heads and FFN width of each encoder layer of a pruned pretrained encoder.
+    pruned_layers: list[PrunedLayer] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -113,6 +124,42 @@ class TransformerConfig(ModelConfig):
     def build(self, io: ModelIO, *, pretrained: bool = True) -> nn.Module:
         return TextTransformer(self, io, load_weights=pretrained)
 
+    def _layers(self, model: nn.Module) -> list[Any]:
+        from seekforge.core.errors import ConfigError
+
+        if not isinstance(model, TextTransformer) or not model.hf:
+            raise ConfigError(
+                "structured pruning of a transformer needs a pretrained (Hugging Face BERT-like) encoder; "
+                "for one trained from scratch, lower layers, heads, hidden or ffn in the recipe instead"
+            )
+        return list(model.encoder.encoder.layer)
+
+    def unprunable(self, model: nn.Module) -> list[nn.Module]:
+        # Everything that writes the hidden state keeps its width, so the residual stream (hidden size)
+        # stays whole: only attention heads and FFN width are removed.
+        layers = self._layers(model)
+        keep: list[nn.Module] = [model.head, model.encoder.embeddings]
+        for layer in layers:
+            keep += [layer.attention.output.dense, layer.output.dense]
+        return keep
+
+    def pruning_options(self, model: nn.Module, ratio: float) -> dict[str, Any]:
+        heads = {}
+        for layer in self._layers(model):
+            attention = layer.attention.self
+            for projection in (attention.query, attention.key, attention.value):
+                heads[projection] = attention.num_attention_heads
+        return {"num_heads": heads, "prune_num_heads": True, "prune_head_dims": False, "head_pruning_ratio": ratio}
+
+    def pruned(self, model: nn.Module) -> TransformerConfig:
+        layers = []
+        for layer in self._layers(model):
+            attention = layer.attention.self
+            attention.all_head_size = attention.query.out_features  # torch-pruning resizes only the weights
+            attention.num_attention_heads = attention.all_head_size // attention.attention_head_size
+            layers.append({"heads": attention.num_attention_heads, "ffn": layer.intermediate.dense.out_features})
+        return self.model_validate({**self.model_dump(), "pruned_layers": layers})
+
 
 class TextTransformer(nn.Module):
     def __init__(self, config: TransformerConfig, io: ModelIO, *, load_weights: bool) -> None:
@@ -130,6 +177,8 @@ class TextTransformer(nn.Module):
                 hf_config = tf.AutoConfig.for_model(hf_config.pop("model_type"), **hf_config)
                 self.encoder = tf.AutoModel.from_config(hf_config)
             width = self.encoder.config.hidden_size
+            if config.pruned_layers is not None:
+                _resize_layers(self.encoder, config.pruned_layers)
             if getattr(self.encoder, "pooler", None) is not None:
                 # Unused by the pooling here; parameters without gradients would also stall DDP.
                 self.encoder.pooler = None
@@ -199,3 +248,19 @@ class TextTransformer(nn.Module):
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return self.head(self.dropout(pooled))
+
+
+def _resize_layers(encoder: nn.Module, layers: list[PrunedLayer]) -> None:
+    """Give each encoder layer the heads and FFN width pruning left it (weights are loaded afterwards)."""
+    hidden = encoder.config.hidden_size
+    blocks = list(encoder.encoder.layer)
+    if len(blocks) != len(layers):
+        raise ConfigError(f"pruned_layers lists {len(layers)} layers, but the encoder has {len(blocks)}")
+    for block, spec in zip(blocks, layers, strict=True):
+        attention = block.attention.self
+        width = spec.heads * attention.attention_head_size
+        attention.query, attention.key, attention.value = (nn.Linear(hidden, width) for _ in range(3))
+        attention.num_attention_heads, attention.all_head_size = spec.heads, width
+        block.attention.output.dense = nn.Linear(width, hidden)
+        block.intermediate.dense = nn.Linear(hidden, spec.ffn)
+        block.output.dense = nn.Linear(spec.ffn, hidden)

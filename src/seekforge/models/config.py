@@ -70,6 +70,27 @@ class ModelConfig(PluggableConfig):
         """Build the module. ``pretrained=False`` skips loading pretrained weights (they come from a package)."""
         raise NotImplementedError
 
+    # Structured pruning (seekforge compress): a model type that supports it says which layers must keep
+    # their width and how to describe the pruned module as a config that rebuilds it.
+
+    def unprunable(self, model: nn.Module) -> list[nn.Module]:
+        """Layers whose outputs must keep their width (the output layer, embeddings).
+
+        Raises:
+            ConfigError: This model type cannot be pruned.
+        """
+        from seekforge.core.errors import ConfigError
+
+        raise ConfigError(f"model type '{self.type}' does not support structured pruning")
+
+    def pruning_options(self, model: nn.Module, ratio: float) -> dict[str, Any]:
+        """Extra torch-pruning ``BasePruner`` arguments for a step removing ``ratio`` (attention heads, say)."""
+        return {}
+
+    def pruned(self, model: nn.Module) -> ModelConfig:
+        """The config that builds ``model``'s (pruned) architecture."""
+        raise NotImplementedError
+
 
 MODELS: Registry[type[ModelConfig]] = Registry("model", "seekforge.models")
 ModelConfig.registry = MODELS

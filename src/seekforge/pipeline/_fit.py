@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from seekforge.core.io import atomic_dir
-from seekforge.models import ModelIO
+from seekforge.models import ModelConfig, ModelIO
 from seekforge.pipeline._prepare import Prepared
 from seekforge.recipe import Recipe
 from seekforge.train import DistContext, Trainer, TrainResult
@@ -38,8 +38,6 @@ def fit(
 ) -> TrainResult:
     """Train and (on the main process) write ``<run_dir>/trained/`` with the kept weights and the history;
     ``epoch_hook`` sees each epoch's record (see Trainer)."""
-    from safetensors.torch import save_file
-
     io = model_io(recipe, prepared)
     model = build_seeded_model(recipe, io)
     config = recipe.train
@@ -53,15 +51,24 @@ def fit(
     validation = prepared.splits["validation"]
     result = trainer.fit(prepared.splits["train"], validation if len(validation.target) else None, resume=resume)
     if dist.is_main:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        with atomic_dir(run_dir / "trained", overwrite=True) as tmp:
-            save_file(state, str(tmp / "model.safetensors"))
-            (tmp / "model.json").write_text(
-                json.dumps({"config": recipe.model.model_dump(mode="json"), "io": io.to_dict()}),
-                encoding="utf-8",
-            )
-            (tmp / "result.json").write_text(json.dumps(result_to_dict(result), indent=2), encoding="utf-8")
+        write_trained(run_dir / "trained", model, recipe.model, io, result)
     return result
+
+
+def model_spec(config: ModelConfig, io: ModelIO) -> dict[str, Any]:
+    """The content of ``model.json``: the config and input facts that rebuild the module."""
+    return {"config": config.model_dump(mode="json"), "io": io.to_dict()}
+
+
+def write_trained(folder: Path, model: nn.Module, config: ModelConfig, io: ModelIO, result: TrainResult) -> None:
+    """Write ``folder`` (atomically): ``model.safetensors``, ``model.json`` and the training ``result.json``."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_dir(folder, overwrite=True) as tmp:
+        save_file(state, str(tmp / "model.safetensors"))
+        (tmp / "model.json").write_text(json.dumps(model_spec(config, io)), encoding="utf-8")
+        (tmp / "result.json").write_text(json.dumps(result_to_dict(result), indent=2), encoding="utf-8")
 
 
 def result_to_dict(result: TrainResult) -> dict[str, Any]:

@@ -78,8 +78,32 @@ def render_report(
                 + "</div>",
             )
         )
+    if "variants" in manifest.get("compress", {}):
+        sections.append(("Compression", _compression(manifest["compress"])))
     lineage = manifest["lineage"]
     sections.append(("Lineage", r.table([(k, v if v is not None else "-") for k, v in lineage.items()])))
     sections.append(("Recipe", f"<pre>{r.esc(recipe_yaml)}</pre>"))
     subtitle = f"seekforge {manifest.get('seekforge_version', '')} · {manifest.get('created', '')}"
     return r.page(f"{manifest['name']}: {manifest['task']} report", subtitle, sections)
+
+
+def _compression(record: dict[str, Any]) -> str:
+    """Every variant the compression measured, and which one this package is."""
+
+    def ms(row: dict[str, Any], backend: str) -> str:
+        one, many = row[f"{backend}_ms_batch1"], row[f"{backend}_ms_batch32"]
+        return "" if one is None or many is None else f"{one:.3f} / {many:.3f}"
+
+    header = ["variant", "parameters", "MACs", "weights MB", "ONNX MB", "torch ms b1 / b32", "onnxruntime ms b1 / b32",
+              f"test {record['metric']}", "drop", "verdict"]  # fmt: skip
+    rows = []
+    for row in record["variants"]:
+        onnx = "" if row["onnx_bytes"] is None else f"{row['onnx_bytes'] / 1e6:.3f}"
+        rows.append([
+            row["name"] + (" (this package)" if row["name"] == record["selected"] else ""),
+            f"{row['parameters']:,}", f"{row['macs']:,}", f"{row['bytes'] / 1e6:.3f}", onnx,
+            ms(row, "torch"), ms(row, "onnxruntime"), f"{row['metric']:.4f}", f"{row['drop']:+.4f}", row["verdict"],
+        ])  # fmt: skip
+    budget = record["config"]["max_accuracy_drop"]
+    note = f"<p>Budget: a drop of at most {budget:g} in test {r.esc(record['metric'])} from the parent.</p>"
+    return note + r.table(rows, header)

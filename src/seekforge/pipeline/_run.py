@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.markup import escape
@@ -29,6 +29,9 @@ from seekforge.serve import build_model, evaluate_logits
 from seekforge.train import DistContext, Tensors
 from seekforge.train._trainer import checkpoint_path
 
+if TYPE_CHECKING:
+    from seekforge.compress import CompressResult
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -38,6 +41,8 @@ class RunResult:
     package: Path
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
+    #: what the recipe's ``compress`` section made from ``package``
+    compression: CompressResult | None = None
 
 
 def run(
@@ -86,11 +91,20 @@ def run(
         fit(resolved, prepared, folder, resume=resuming, dist=DistContext())
     else:
         _launch_distributed(folder, nproc, resume=resuming)
-    return finish(resolved, prepared, folder)
+    result = finish(resolved, prepared, folder)
+    if resolved.compress is None:
+        return result
+    from seekforge.compress import compress_package
+
+    compression = compress_package(
+        result.package, resolved.compress, work_dir=folder / "compress", output=folder / "compressed"
+    )
+    return RunResult(result.run_dir, result.package, result.metrics, result.history, compression)
 
 
-def finish(recipe: Recipe, prepared: Prepared, folder: Path) -> RunResult:
-    """Evaluate the trained weights on the test split and write the package and its report."""
+def finish(recipe: Recipe, prepared: Prepared, folder: Path, *, extra: dict[str, Any] | None = None) -> RunResult:
+    """Evaluate the trained weights on the test split and write the package and its report; ``extra``
+    manifest fields (a compressed package's lineage, say) replace the ones made here."""
     trained = folder / "trained"
     model_json = json.loads((trained / "model.json").read_text(encoding="utf-8"))
     result = json.loads((trained / "result.json").read_text(encoding="utf-8"))
@@ -119,6 +133,7 @@ def finish(recipe: Recipe, prepared: Prepared, folder: Path) -> RunResult:
             "parent": None,
             "seed": recipe.seed,
         },
+        **(extra or {}),
     }
     regression_points = None
     if recipe.task == "regression":

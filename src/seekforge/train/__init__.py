@@ -1,5 +1,6 @@
 """Training: the Trainer loop, optimizers, schedules, metrics, checkpoints and distributed runs."""
 
+from seekforge.train._distill import Distillation
 from seekforge.train._metrics import classification_metrics, regression_metrics
 from seekforge.train._trainer import DistContext, Tensors, Trainer, TrainResult
 from seekforge.train.config import OPTIMIZERS, OptimizerConfig, TrainConfig
@@ -7,6 +8,7 @@ from seekforge.train.config import OPTIMIZERS, OptimizerConfig, TrainConfig
 __all__ = [
     "OPTIMIZERS",
     "DistContext",
+    "Distillation",
     "OptimizerConfig",
     "Tensors",
     "TrainConfig",

@@ -32,6 +32,7 @@ from seekforge.core.io import atomic_path, write_text_atomic
 from seekforge.core.progress import console, make_progress
 from seekforge.models import collate, infer, num_rows
 from seekforge.runtime._encode import canonical
+from seekforge.train._distill import Distillation
 from seekforge.train._metrics import classification_metrics, lower_is_better, regression_metrics
 from seekforge.train.config import TrainConfig
 
@@ -152,6 +153,7 @@ class Trainer:
         classes: The class of each target index, for ``class_weights`` given by class name.
         epoch_hook: Called with each epoch's record (losses and validation metrics) once it is logged;
             an exception it raises (a search pruning the trial) ends training.
+        distillation: A teacher whose outputs the training loss also follows.
     """
 
     def __init__(
@@ -165,8 +167,10 @@ class Trainer:
         dist: DistContext | None = None,
         classes: Sequence[Any] | None = None,
         epoch_hook: Callable[[dict[str, Any]], None] | None = None,
+        distillation: Distillation | None = None,
     ) -> None:
         self.config = config
+        self.distillation = distillation
         self.epoch_hook = epoch_hook
         self.task = task
         self.classes = classes
@@ -175,6 +179,8 @@ class Trainer:
         self.dist = dist or DistContext()
         self.device = resolve_device(config.device)
         self.model = model.to(self.device)
+        if distillation is not None:
+            distillation.teacher.to(self.device)
         self.net: nn.Module = model
         if self.dist.world_size > 1:
             self.net = nn.parallel.DistributedDataParallel(model)
@@ -357,6 +363,8 @@ class Trainer:
         else:
             logits = self.net(batch)
         loss = self._loss(logits, target, weights)
+        if self.distillation is not None:
+            loss = self.distillation.loss(logits, batch, loss, self.task)
         (loss / group if group > 1 else loss).backward()  # a step's gradient is its micro-batches' mean
         return loss.item()
 
