@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from seekforge.recipe import Recipe, load_recipe
-from seekforge.tune._study import Objective, _sampler
+from seekforge.tune._study import Objective, _pruner, _sampler
 
 EPOCHS = 10
 
@@ -68,14 +68,10 @@ class Problem:
             "tpe": lambda: _sampler(optuna, "tpe", seed, multi=False),
             "random": lambda: _sampler(optuna, "random", seed, multi=False),
         }
-        pruners = {
-            "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=EPOCHS),
-            "none": optuna.pruners.NopPruner,
-        }
         # a fixed name: Hyperband assigns trials to brackets by a hash of the study's name
         return optuna.create_study(
             study_name=f"digits-{sampler}-{pruner}-{seed}",
             direction="maximize",
             sampler=samplers[sampler](),
-            pruner=pruners[pruner](),
+            pruner=_pruner(optuna, pruner, EPOCHS),
         )

@@ -58,3 +58,16 @@ def test_trainer_moves_the_student_toward_the_teacher(tmp_path: Path) -> None:
             distillation=Distillation(teacher, alpha=1.0, temperature=1.0)).fit(data, None)  # fmt: skip
     assert gap() < before / 2
     assert not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_remembered_teacher_outputs_give_the_same_loss_as_running_the_teacher() -> None:
+    x = torch.randn(20, 4)
+    data = Tensors({"numeric": x}, torch.randint(0, 3, (20,)))
+    rows = torch.tensor([3, 17, 5])
+    logits = torch.randn(3, 3)
+    hard = torch.tensor(0.5)
+    live = Distillation(_model(2)).loss(logits, {"numeric": x[rows]}, hard, "classification")
+    remembered = Distillation(_model(2))
+    remembered.remember(data, batch_size=7)
+    cached = remembered.loss(logits, {"numeric": torch.zeros(3, 4)}, hard, "classification", rows=rows)
+    assert torch.allclose(live, cached)

@@ -161,3 +161,16 @@ def test_the_example_search_runs(tmp_path: Path) -> None:
     assert recipe.tune is not None and recipe.tune.metric == "val_roc_auc"
     result = run_study(path, overrides=["tune.trials=3", "train.epochs=3"], runs_dir=tmp_path)
     assert result.package.is_dir() and result.best["values"]["val_roc_auc"] > 0.9
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("hyperband", "HyperbandPruner"), ("successive_halving", "SuccessiveHalvingPruner"),
+     ("median", "MedianPruner"), ("none", "NopPruner")],
+)  # fmt: skip
+def test_each_pruner_name_makes_its_optuna_pruner(name: str, kind: str) -> None:
+    import optuna
+
+    from seekforge.tune._study import _pruner
+
+    assert type(_pruner(optuna, name, 10)).__name__ == kind

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,10 +26,30 @@ class Distillation:
 
     def __post_init__(self) -> None:
         self.teacher.eval().requires_grad_(False)
+        self._outputs: torch.Tensor | None = None
 
-    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor], hard: torch.Tensor, task: str) -> torch.Tensor:
-        with torch.no_grad():
-            guide = self.teacher(batch).float()
+    def remember(self, data: Any, *, batch_size: int, device: torch.device | str = "cpu") -> None:
+        """Run the teacher once over every training row (``Tensors``): in eval mode its outputs do not
+        change between epochs, so each batch then looks them up instead of running the teacher again."""
+        from seekforge.models import infer
+
+        self._outputs = infer(self.teacher, data.inputs, batch_size=batch_size, device=device).to(device)
+
+    def loss(
+        self,
+        logits: torch.Tensor,
+        batch: dict[str, torch.Tensor],
+        hard: torch.Tensor,
+        task: str,
+        *,
+        rows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The blended loss of a batch; ``rows`` are its indices into the rows given to :meth:`remember`."""
+        if self._outputs is not None and rows is not None:
+            guide = self._outputs[rows.to(self._outputs.device)].float()
+        else:
+            with torch.no_grad():
+                guide = self.teacher(batch).float()
         if task == "regression":
             soft = F.mse_loss(logits.reshape(-1), guide.reshape(-1))
         else:

@@ -227,6 +227,8 @@ class Trainer:
         optimizer = cfg.optimizer.build([p for p in self.model.parameters() if p.requires_grad], cfg.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
         weights = self._class_weights(train.target)
+        if self.distillation is not None:
+            self.distillation.remember(train, batch_size=cfg.eval_batch_size, device=self.device)
 
         state = {"epoch": 0, "micro": 0, "step": 0, "history": [], "best": None, "bad_epochs": 0}
         resumed_from = None
@@ -351,11 +353,16 @@ class Trainer:
             target = target.to(self.device, non_blocking=True)
         if self.dist.world_size > 1 and not sync:
             with self.net.no_sync():  # gradients are all-reduced only on a step's last micro-batch
-                return self._step_loss(batch, target, weights, group)
-        return self._step_loss(batch, target, weights, group)
+                return self._step_loss(batch, target, weights, group, index)
+        return self._step_loss(batch, target, weights, group, index)
 
     def _step_loss(
-        self, batch: dict[str, torch.Tensor], target: torch.Tensor, weights: torch.Tensor | None, group: int
+        self,
+        batch: dict[str, torch.Tensor],
+        target: torch.Tensor,
+        weights: torch.Tensor | None,
+        group: int,
+        index: torch.Tensor,
     ) -> float:
         if self.precision == "bf16":
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
@@ -364,7 +371,7 @@ class Trainer:
             logits = self.net(batch)
         loss = self._loss(logits, target, weights)
         if self.distillation is not None:
-            loss = self.distillation.loss(logits, batch, loss, self.task)
+            loss = self.distillation.loss(logits, batch, loss, self.task, rows=index)
         (loss / group if group > 1 else loss).backward()  # a step's gradient is its micro-batches' mean
         return loss.item()
 

@@ -82,11 +82,7 @@ def open_study(recipe: Recipe, study_dir: Path, storage: str | None = None, *, w
         backend = _rdb_storage(optuna, _rdb_url(storage or tune.storage or ""))
     direction = metric_of(recipe)[1]
     directions = [direction, *["minimize"] * len(tune.objectives)]
-    pruner = {
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=_most_epochs(recipe)),
-        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
-        "none": optuna.pruners.NopPruner,
-    }[tune.pruner]()
+    pruner = _pruner(optuna, tune.pruner, _most_epochs(recipe))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         storage=backend, study_name=study_name(recipe), pruner=pruner, directions=directions, load_if_exists=True
@@ -142,6 +138,17 @@ def _rdb_url(url: str) -> str:
             )
         return "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return url
+
+
+def _pruner(optuna: Any, name: str, most_epochs: int) -> Any:
+    """The pruner ``name``; epochs are its resource, from one up to ``most_epochs``."""
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=most_epochs)
+    if name == "successive_halving":  # one bracket of Hyperband's (ASHA): the sampler sees every trial
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    return optuna.pruners.NopPruner()
 
 
 def _sampler(optuna: Any, name: str, seed: int, *, multi: bool) -> Any:

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import pytest
+
+from seekforge.compress._run import _parameters, _student_config
+from seekforge.core.errors import ConfigError
+from seekforge.models import ModelIO
+from seekforge.recipe import load_recipe
+from tests.conftest import EXAMPLES
+
+
+def test_example_student_is_a_small_cnn_for_the_digits_recipe() -> None:
+    recipe = load_recipe(EXAMPLES / "digits.yaml")
+    student = _student_config(EXAMPLES / "students" / "small_cnn.yaml", recipe)
+    io = ModelIO(output_dim=10, image_shape=(1, 8, 8))
+    teacher = _parameters(recipe.model.build(io))
+    assert student.type == "cnn" and _parameters(student.build(io)) < 0.1 * teacher
+
+
+def test_student_that_does_not_fit_the_features_is_refused() -> None:
+    recipe = load_recipe(EXAMPLES / "digits.yaml")
+    with pytest.raises(ConfigError, match="model type 'mlp' takes numeric, binary and category inputs"):
+        _student_config({"model": {"type": "mlp"}}, recipe)
+    with pytest.raises(ConfigError, match=r"unknown model 'resnet'; available: cnn, mlp, transformer"):
+        _student_config({"model": {"type": "resnet"}}, recipe)
