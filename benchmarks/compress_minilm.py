@@ -9,13 +9,14 @@ reviews):
    FFN 512) on the teacher's tokens, from the teacher's softened outputs and the labels.
 
     python benchmarks/compress_minilm.py [--package runs/reviews/<stamp>/package] [--finetune-epochs 1]
-        [--student-epochs 20] [--skip prune|student]
+        [--student-epochs 20] [--skip prune|student] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -43,8 +44,17 @@ def show(rows: list[VariantRow]) -> None:
         )
 
 
-def ratio(base: VariantRow, small: VariantRow, field: str) -> float:
-    return getattr(base, field) / getattr(small, field)
+def side_by_side(parent: Path, pruned: Path, rounds: int, seconds: float) -> dict[tuple[str, str, int], float]:
+    """p50 latency (ms) of both packages on torch and onnxruntime at batch 1 and 32, timed in alternation
+    for ``rounds`` rounds in this process, the median of the rounds kept: noise hits both alike."""
+    from seekforge.export import bench_package
+
+    times: dict[tuple[str, str, int], list[float]] = {}
+    for _ in range(rounds):
+        for name, package in (("parent", parent), ("pruned", pruned)):
+            for row in bench_package(package, backends=["torch", "onnxruntime"], batches=(1, 32), seconds=seconds):
+                times.setdefault((name, row.backend, row.batch), []).append(row.p50_ms)
+    return {key: statistics.median(values) for key, values in times.items()}
 
 
 def main() -> None:
@@ -54,6 +64,7 @@ def main() -> None:
     parser.add_argument("--student-epochs", type=int, default=20)
     parser.add_argument("--skip", choices=["prune", "student"])
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds of parent and pruned")
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
@@ -66,10 +77,13 @@ def main() -> None:
             print("\npruning half the heads and FFN width:")
             show(pruned.rows)
             print(f"accuracy drop {100 * small.drop:.2f} points (target <= 1.5); parameters "
-                  f"{small.parameters / base.parameters:.0%} of the parent's; speed-up torch "
-                  f"{ratio(base, small, 'torch_ms_batch1'):.2f}x b1, {ratio(base, small, 'torch_ms_batch32'):.2f}x b32; "
-                  f"onnxruntime {ratio(base, small, 'onnxruntime_ms_batch1'):.2f}x b1, "
-                  f"{ratio(base, small, 'onnxruntime_ms_batch32'):.2f}x b32", flush=True)  # fmt: skip
+                  f"{small.parameters / base.parameters:.0%} of the parent's, MACs {small.macs / base.macs:.0%}")  # fmt: skip
+            ms = side_by_side(pruned.work_dir / "parent", pruned.package, args.rounds, args.seconds)
+            print(f"p50 latency, parent vs pruned, timed in alternation ({args.rounds} rounds, median):")
+            for backend in ("torch", "onnxruntime"):
+                for batch in (1, 32):
+                    a, b = ms["parent", backend, batch], ms["pruned", backend, batch]
+                    print(f"  {backend:<12} batch {batch:>2}: {a:8.2f} ms vs {b:8.2f} ms, {a / b:.2f}x faster")
         if args.skip != "student":
             config = CompressConfig(distill={"student": STUDENT, "epochs": args.student_epochs})
             student = compress_package(package, config, runs_dir=runs, seconds=args.seconds)

@@ -8,7 +8,7 @@ every study. For each seed, each study runs until a trial reaches the target val
 trial cap); the epochs it trained until then are counted from its trials' per-epoch reports. A study that
 never reaches the target counts every epoch it spent, which only flatters the pruner that misses.
 
-    python benchmarks/hyperband_vs_none.py [--seeds 10] [--target 0.9815] [--cap 120] [--jobs 2]
+    python benchmarks/hyperband_vs_none.py [--seeds 10] [--target 0.9815] [--cap 120] [--jobs 2] [--sampler tpe]
 
 Studies are counted in epochs, not timed, so ``--jobs`` runs them in parallel processes.
 """
@@ -32,13 +32,13 @@ _PROBLEM: Problem | None = None
 PRUNERS = ("none", "hyperband", "successive_halving")
 
 
-def epochs_to_reach(job: tuple[str, int, float, int]) -> dict[str, Any]:
-    """One study (pruner, seed) in this process's own Problem: epochs and trials until the target."""
+def epochs_to_reach(job: tuple[str, str, int, float, int]) -> dict[str, Any]:
+    """One study (sampler, pruner, seed) in this process's own Problem: epochs and trials until the target."""
     global _PROBLEM
-    pruner, seed, target, cap = job
+    sampler, pruner, seed, target, cap = job
     if _PROBLEM is None:
         _PROBLEM = Problem()
-    study = _PROBLEM.study("tpe", pruner, seed)
+    study = _PROBLEM.study(sampler, pruner, seed)
 
     def stop(study: Any, trial: Any) -> None:
         if trial.value is not None and trial.value >= target:
@@ -62,12 +62,14 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.9815)
     parser.add_argument("--cap", type=int, default=120)
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     args = parser.parse_args()
     started = time.perf_counter()
-    jobs = [(p, seed, args.target, args.cap) for seed in range(args.seeds) for p in PRUNERS]
+    jobs = [(args.sampler, p, seed, args.target, args.cap) for seed in range(args.seeds) for p in PRUNERS]
     with Pool(args.jobs) as pool:
         got = {(r["pruner"], r["seed"]): r for r in pool.imap_unordered(epochs_to_reach, jobs)}
-    print(f"epochs (trials) until val_accuracy >= {args.target}; cap {args.cap} trials, '*' = not reached")
+    print(f"{args.sampler} sampler; epochs (trials) until val_accuracy >= {args.target}; cap {args.cap} trials, "
+          "'*' = not reached")  # fmt: skip
     print(f"{'seed':>4} {'none':>12} {'hyperband':>12} {'succ. halving':>14}")
     for seed in range(args.seeds):
         cells = []

@@ -114,3 +114,34 @@ def test_compress_config_rules() -> None:
     with pytest.raises(ValidationError, match="less than 1"):
         CompressConfig(prune={"ratio": 1.0})
     assert CompressConfig(prune={"ratio": "auto"}).prune.ratio == "auto"  # type: ignore[union-attr]
+
+
+def test_iterative_steps_measure_what_earlier_steps_removed() -> None:
+    from seekforge.compress._prune import ignored_layers, prunable_width
+
+    config = MLPConfig(hidden=[8, 8])
+    io = ModelIO(output_dim=2, numeric_dim=3)
+    torch.manual_seed(0)
+    model = config.build(io)
+    batch = {"numeric": torch.randn(8, 3)}
+    prune = PruneConfig(steps=3)
+    original = prunable_width(model, ignored_layers(model, config, prune))
+    for step in (1, 2, 3):
+        done = 1 - prunable_width(model, ignored_layers(model, config, prune)) / original
+        config = prune_step(model, config, prune, ratio=step_ratio(0.5 * step / 3, done), example=batch)
+    assert config.hidden == [4, 4]  # type: ignore[attr-defined]
+
+
+def test_taylor_gradients_leave_batch_norm_statistics_alone() -> None:
+    config, io, model, batch = _mlp()
+    norm = model.body[1]
+    before = (norm.running_mean.clone(), int(norm.num_batches_tracked))
+
+    def batches():
+        yield batch, torch.randint(0, io.output_dim, (8,))
+
+    prune_step(model, config, PruneConfig(importance="taylor"), ratio=0.25, example=batch, gradient_batches=batches,
+               loss=torch.nn.functional.cross_entropy)  # fmt: skip
+    kept = model.body[1]
+    assert int(kept.num_batches_tracked) == before[1]
+    assert all(p.grad is None for p in model.parameters())

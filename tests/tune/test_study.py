@@ -34,7 +34,7 @@ def test_a_study_prunes_and_packages_its_best_trial(tmp_path: Path, recipe: dict
     states = [t["state"] for t in summary["trials"]]
     assert len(states) == 8 and set(states) <= {"COMPLETE", "PRUNED"} and "PRUNED" in states
     pruned = [t for t in summary["trials"] if t["state"] == "PRUNED"]
-    assert all(t["user_attrs"]["epochs"] < 6 for t in pruned)  # stopped early by hyperband
+    assert all(t["user_attrs"]["epochs"] < 6 for t in pruned)  # stopped early by successive halving
     assert summary["epochs_trained"] == sum(t["user_attrs"]["epochs"] for t in summary["trials"]) < 8 * 6
     best = summary["best"]
     assert best["values"]["val_accuracy"] == max(t["values"]["val_accuracy"] for t in summary["trials"] if t["values"])

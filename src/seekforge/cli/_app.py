@@ -435,7 +435,11 @@ def compress(
         int | None, typer.Option("--epochs", min=1, help="Epochs of quantization-aware training or of a student.")
     ] = None,
     max_accuracy_drop: Annotated[
-        float, typer.Option("--max-accuracy-drop", help="Largest accepted drop of test accuracy (or R2).")
+        float,
+        typer.Option(
+            "--max-accuracy-drop",
+            help="Largest accepted drop of accuracy (or R2): test for verdicts, validation for auto.",
+        ),
     ] = 0.01,
     lr: Annotated[float | None, typer.Option("--lr", help="Fine-tuning learning rate (default: the recipe's).")] = None,
     output: Annotated[

@@ -48,15 +48,7 @@ def prune_step(
         ConfigError: A layer named in ``keep`` does not exist, or the model type cannot be pruned.
     """
     tp = require("torch_pruning", purpose="Structured pruning")
-    modules = dict(model.named_modules())
-    missing = [name for name in prune.keep if name not in modules]
-    if missing:
-        some = ", ".join(name for name in list(modules)[1:12] if name)
-        raise ConfigError(
-            f"compress.prune.keep: no layer named {', '.join(map(repr, missing))} in this model",
-            hint=f"layer names look like: {some}",
-        )
-    ignored = [modules[name] for name in prune.keep] + config.unprunable(model)
+    ignored = ignored_layers(model, config, prune)
     importance = {
         "magnitude": lambda: tp.importance.GroupMagnitudeImportance(p=2),
         "taylor": lambda: tp.importance.GroupTaylorImportance(),
@@ -69,16 +61,15 @@ def prune_step(
         importance=importance,
         global_pruning=prune.scope == "global",
         pruning_ratio=ratio,
+        max_pruning_ratio=max(ratio, 0.9),  # globally, no layer is emptied (torch-pruning would skip it whole)
         ignored_layers=ignored,
         **config.pruning_options(model, ratio),
     )
     if prune.importance == "taylor":
         assert gradient_batches is not None and loss is not None, "Taylor importance needs gradients"
         model.zero_grad(set_to_none=True)
-        model.train()
-        for batch, target in gradient_batches():
+        for batch, target in gradient_batches():  # in eval mode: batch-norm statistics stay as they are
             loss(model(batch), target).backward()
-        model.eval()
     pruner.step()
     model.zero_grad(set_to_none=True)
     return config.pruned(model)
@@ -91,3 +82,30 @@ def count(model: nn.Module, example: Batch) -> dict[str, int]:
     with torch.no_grad():
         macs, params = tp.utils.count_ops_and_params(model.eval(), (one,))
     return {"parameters": int(params), "macs": int(macs)}
+
+
+def ignored_layers(model: nn.Module, config: ModelConfig, prune: PruneConfig) -> list[nn.Module]:
+    """The layers whose outputs keep their width: the model type's own and those named in ``keep``.
+
+    Raises:
+        ConfigError: A name in ``keep`` is not a layer of the model, or the model cannot be pruned.
+    """
+    modules = dict(model.named_modules())
+    missing = [name for name in prune.keep if name not in modules]
+    if missing:
+        some = ", ".join(name for name in list(modules)[1:12] if name)
+        raise ConfigError(
+            f"compress.prune.keep: no layer named {', '.join(map(repr, missing))} in this model",
+            hint=f"layer names look like: {some}",
+        )
+    return [modules[name] for name in prune.keep] + config.unprunable(model)
+
+
+def prunable_width(model: nn.Module, ignored: list[nn.Module]) -> int:
+    """Output channels and neurons of the layers pruning may narrow: the measure a step's ratio is of."""
+    kept = {id(m) for m in ignored}
+    return sum(
+        m.out_features if isinstance(m, nn.Linear) else m.out_channels
+        for m in model.modules()
+        if isinstance(m, nn.Linear | nn.Conv2d) and id(m) not in kept
+    )

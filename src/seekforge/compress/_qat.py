@@ -150,7 +150,8 @@ def quantize_stage(job: _Compression, previous: _Stage | None) -> _Stage:
             name, stage, quantized_model(stage / "trained", trained, job.example), config, float_model=trained
         )
     console.print(f"[bold]quantization-aware training[/] {quantize.epochs} epochs")
-    result = job.train_module(stage, prepared, quantize.epochs)
+    lr = quantize.lr or (job.config.lr or job.recipe.train.lr) / 10
+    result = job.train_module(stage, prepared, quantize.epochs, lr)
     weights, fake_quant = split_state(prepared, base)
     trained = copy.deepcopy(base)
     trained.load_state_dict(weights)

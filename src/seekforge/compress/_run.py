@@ -20,17 +20,20 @@ import torch
 from rich.markup import escape
 from torch import nn
 
-from seekforge.compress._prune import count, prune_step, step_ratio
+from seekforge.compress._prune import count, ignored_layers, prunable_width, prune_step, step_ratio
 from seekforge.compress.config import CompressConfig
+from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, DataError, PackageError, SeekforgeError
 from seekforge.core.io import atomic_dir, sha256_file, stamped_folder, write_json_atomic
-from seekforge.core.package import add_to_package, read_manifest, write_package
+from seekforge.core.package import read_manifest, write_package
 from seekforge.core.progress import console
 from seekforge.models import MODELS, ModelConfig, ModelIO, infer
-from seekforge.pipeline._fit import model_spec, write_trained
+from seekforge.pipeline._fit import write_trained
 from seekforge.pipeline._prepare import Prepared, prepare
 from seekforge.recipe import Recipe, load_recipe
+from seekforge.serve._predictor import model_spec_of
 from seekforge.train import Distillation, Trainer, TrainResult
+from seekforge.train._trainer import task_loss
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,9 @@ class _Stage:
     float_model: nn.Module | None = None
 
 
+_UNTRAINED = TrainResult(history=[], best_epoch=0, steps=0, stopped_early=False)
+
+
 class _Compression:
     def __init__(self, source: Path, config: CompressConfig, folder: Path, *, seconds: float) -> None:
         from seekforge.export._gate import headline_metric
@@ -93,10 +99,15 @@ class _Compression:
         self.recipe = load_recipe(source / "recipe.yaml")
         self.prepared = prepare(self.recipe, folder)
         _check_same_data(self.prepared, self.manifest, source)
-        spec = json.loads((source / "model.json").read_text(encoding="utf-8"))
-        self.io = ModelIO.from_dict(spec["io"])
-        self.model_config: ModelConfig = MODELS.get(spec["config"]["type"]).model_validate(spec["config"])
+        if not len(self.prepared.splits["test"].target):
+            raise DataError(
+                f"the recipe of {source} leaves no test rows, and every variant is judged on them",
+                hint="compress a package trained with data.split.test > 0 or a data.test file",
+            )
+        self.model_config, self.io = model_spec_of(source)
         self.parent = build_model(source)
+        if config.prune is not None:
+            ignored_layers(self.parent, self.model_config, config.prune)  # unknown layers fail before any work
         self.task = self.manifest["task"]
         self.metric_name = headline_metric(torch.zeros(1, 1), torch.zeros(1, dtype=torch.long), task=self.task)[0]
         self.example = {k: v[:8] for k, v in self.prepared.splits["train"].inputs.items()}
@@ -106,12 +117,18 @@ class _Compression:
     # ------------------------------------------------------------------------------------- figures
 
     def score(self, model: nn.Module, split: str) -> float | None:
+        """Accuracy (or R2) on ``split``; None when the split has no rows."""
         from seekforge.export._gate import headline_metric
 
         data = self.prepared.splits[split]
         if not len(data.target):
             return None
         return headline_metric(infer(model, data.inputs), data.target, task=self.task)[1]
+
+    def test_score(self, model: nn.Module) -> float:
+        score = self.score(model, "test")
+        assert score is not None, "checked when the work began"
+        return score
 
     def measure(
         self,
@@ -127,8 +144,7 @@ class _Compression:
         verdict judges the test drop against the budget (``note`` adds to it)."""
         from seekforge.export import VARIANTS, ExportConfig, bench_package, export_package
 
-        test = self.score(model, "test")
-        assert test is not None, "the package's test split is empty"
+        test = self.test_score(model)
         parent = self.parent_metric.get("test", test)
         verdict = "baseline" if name == "parent" else self.verdict(parent - test)
         verdict += f"; {note}" if note else ""
@@ -169,10 +185,10 @@ class _Compression:
 
     # ------------------------------------------------------------------------------------- training
 
-    def train_config(self, epochs: int) -> Any:
+    def train_config(self, epochs: int, lr: float | None = None) -> Any:
         update: dict[str, Any] = {"epochs": epochs, "checkpoint_every": None}
-        if self.config.lr is not None:
-            update["lr"] = self.config.lr
+        if lr or self.config.lr:
+            update["lr"] = lr or self.config.lr
         if self.config.batch_size is not None:
             update["batch_size"] = self.config.batch_size
         base = self.recipe.train.model_dump()
@@ -184,13 +200,13 @@ class _Compression:
             return None
         return Distillation(copy.deepcopy(self.parent), temperature=distill.temperature, alpha=distill.alpha)
 
-    def train_module(self, stage: Path, model: nn.Module, epochs: int) -> TrainResult:
+    def train_module(self, stage: Path, model: nn.Module, epochs: int, lr: float | None = None) -> TrainResult:
         """Train ``model`` in ``stage``, resuming its checkpoint, with the parent as teacher when distilling."""
         from seekforge.train._trainer import checkpoint_path
 
         trainer = Trainer(
             model,
-            self.train_config(epochs),
+            self.train_config(epochs, lr),
             task=self.task,
             seed=self.recipe.seed,
             run_dir=stage,
@@ -198,22 +214,21 @@ class _Compression:
             distillation=self.distillation(),
         )
         validation = self.prepared.splits["validation"]
-        return trainer.fit(
+        result = trainer.fit(
             self.prepared.splits["train"],
             validation if len(validation.target) else None,
             resume=checkpoint_path(stage).exists(),
         )
+        model.cpu()  # everything after training (scoring, pruning, export) runs on the CPU
+        return result
 
-    def train(self, stage: Path, model: nn.Module, config: ModelConfig, epochs: int) -> nn.Module:
+    def train(
+        self, stage: Path, model: nn.Module, config: ModelConfig, epochs: int, io: ModelIO | None = None
+    ) -> nn.Module:
         """Train ``model`` in ``stage`` and write ``stage/trained``."""
         result = self.train_module(stage, model, epochs)
-        write_trained(stage / "trained", model, config, self.io, result)
+        write_trained(stage / "trained", model, config, io or self.io, result)
         return model
-
-    def untrained(self, stage: Path, model: nn.Module, config: ModelConfig) -> None:
-        """Record a stage that trains for no epochs: its model as it is."""
-        result = TrainResult(history=[], best_epoch=0, steps=0, stopped_early=False, seconds=0.0)
-        write_trained(stage / "trained", model, config, self.io, result)
 
     def package(self, stage: Path, extra: dict[str, Any]) -> Path:
         from seekforge.compress._qat import QUANT_FILE
@@ -222,11 +237,10 @@ class _Compression:
         package = stage / "package"
         if not (package / "package.json").is_file():
             quantized = stage / "trained" / QUANT_FILE
-            if quantized.is_file():
+            files = {QUANT_FILE: quantized} if quantized.is_file() else {}
+            if files:
                 extra = {**extra, "quantization": {"method": "qat", "file": QUANT_FILE}}
-            finish(self.recipe, self.prepared, stage, extra=extra)
-            if quantized.is_file():
-                add_to_package(package, files={QUANT_FILE: quantized}, manifest={})
+            finish(self.recipe, self.prepared, stage, extra=extra, extra_files=files)
         return package
 
     # ------------------------------------------------------------------------------------- stages
@@ -238,19 +252,20 @@ class _Compression:
         prune = self.config.prune
         assert prune is not None
         model, config = copy.deepcopy(self.parent), self.model_config
-        done = 0.0
+        original = prunable_width(model, ignored_layers(model, config, prune))
         root = self.folder / f"prune-{ratio:.3f}"
         for step in range(1, prune.steps + 1):
             stage = root / f"step-{step}"
             target = ratio * step / prune.steps
             if (stage / "trained" / "model.json").is_file():  # finished before an interruption
-                model, done = build_model(stage / "trained"), target
-                config = _config_of(stage / "trained")
+                model, (config, _) = build_model(stage / "trained"), model_spec_of(stage / "trained")
                 continue
             if (stage / "start" / "model.json").is_file():  # pruned, then interrupted while fine-tuning
-                model, config = build_model(stage / "start"), _config_of(stage / "start")
+                model, (config, _) = build_model(stage / "start"), model_spec_of(stage / "start")
             else:
                 console.print(f"[bold]prune[/] {ratio:.0%} step {step}/{prune.steps}: {target:.0%} of the channels")
+                # what earlier steps really removed (widths round to whole channels), not what they aimed at
+                done = 1.0 - prunable_width(model, ignored_layers(model, config, prune)) / original
                 config = prune_step(
                     model,
                     config,
@@ -258,15 +273,14 @@ class _Compression:
                     ratio=step_ratio(target, done),
                     example=self.example,
                     gradient_batches=self._gradient_batches,
-                    loss=self._loss,
+                    loss=lambda logits, target: task_loss(logits, target, self.task),
                 )
                 _check_rebuilds(model, config, self.io)
-                _write_model(stage / "start", model, config, self.io)
-            done = target
+                write_trained(stage / "start", model, config, self.io, _UNTRAINED)
             if prune.finetune_epochs:
                 model = self.train(stage, model, config, prune.finetune_epochs)
             else:
-                self.untrained(stage, model, config)
+                write_trained(stage / "trained", model, config, self.io, _UNTRAINED)
         return _Stage(f"pruned {ratio:.0%}", stage, model, config, ratio)
 
     def student(self) -> _Stage:
@@ -279,10 +293,12 @@ class _Compression:
         stage = self.folder / "student"
         if (stage / "trained" / "model.json").is_file():
             return _Stage(f"student {config.type}", stage, build_model(stage / "trained"), config)
+        # the student's own facts (a pretrained student's encoder config), on the parent's inputs
+        io = config.prepare_io(ModelIO(**{**self.io.to_dict(), "extra": {}}))
         torch.manual_seed(self.recipe.seed)
-        model = config.build(config.prepare_io(self.io))
+        model = config.build(io)
         console.print(f"[bold]distil[/] into a {config.type} student ({_parameters(model):,} parameters)")
-        self.train(stage, model, config, distill.epochs)
+        self.train(stage, model, config, distill.epochs, io)
         return _Stage(f"student {config.type}", stage, model, config)
 
     def _gradient_batches(self) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
@@ -295,11 +311,6 @@ class _Compression:
         for start in range(0, min(len(order), 8 * size), size):
             index = order[start : start + size]
             yield collate(train.inputs, index), train.target[index]
-
-    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.task == "regression":
-            return nn.functional.mse_loss(logits.reshape(-1), target)
-        return nn.functional.cross_entropy(logits, target)
 
 
 def compress_package(
@@ -331,10 +342,7 @@ def compress_package(
     """
     source = Path(package).resolve()
     manifest = read_manifest(source)
-    if config.quantize is not None:
-        from seekforge.compress._qat import check_qat_supported
-
-        check_qat_supported()
+    _preflight(source, manifest, config)
     folder = _work_folder(source, manifest, config, Path(runs_dir), resume=resume, explicit=work_dir)
     out = Path(output) if output is not None else folder / "package"
     if out.exists():
@@ -353,9 +361,10 @@ def compress_package(
             write_package(
                 tmp, files={n: source / n for n in manifest["files"]}, manifest=_fields(manifest), overwrite=True
             )
-    parent_test = job.score(job.parent, "test")
-    assert parent_test is not None
-    job.parent_metric = {"test": parent_test, "validation": job.score(job.parent, "validation") or parent_test}
+    job.parent_metric = {"test": job.test_score(job.parent)}
+    validation = job.score(job.parent, "validation")
+    if validation is not None:
+        job.parent_metric["validation"] = validation
     rows = [job.measure("parent", parent_pkg, job.parent, None)]
 
     stages: list[_Stage] = []
@@ -394,6 +403,34 @@ def compress_package(
     return CompressResult(out, folder, job.metric_name, rows, final.name, job.budget)
 
 
+def _preflight(source: Path, manifest: dict[str, Any], config: CompressConfig) -> None:
+    """Options that cannot work for this package fail here, before any work.
+
+    Raises:
+        ConfigError: A student that does not fit the features, QAT of a text model, ``--prune auto``
+            without a validation split to choose on, or a missing optional library.
+    """
+    recipe = load_recipe(source / "recipe.yaml")
+    if config.prune is not None:
+        require("torch_pruning", purpose="Structured pruning")
+        if config.prune.ratio == "auto" and recipe.data.split.validation == 0:
+            raise ConfigError(
+                f"--prune auto chooses the ratio on the validation split, and {source} was trained without one",
+                hint="give a fixed ratio (--prune 0.5), or retrain with data.split.validation > 0",
+            )
+    if config.distill is not None and config.distill.student is not None:
+        _student_config(config.distill.student, recipe)
+    if config.quantize is not None:
+        from seekforge.compress._qat import check_qat_supported
+
+        check_qat_supported()
+        if any(feature["type"] == "text" for feature in manifest["inputs"]):
+            raise ConfigError(
+                "--quantize qat: quantization-aware training supports MLP and CNN models; for a text model use "
+                "post-training int8 (seekforge export PACKAGE --format onnx --precision int8)"
+            )
+
+
 def _search(job: _Compression, rows: list[VariantRow]) -> tuple[_Stage | None, list[float]]:
     """Bisection over ratios in (0, max_ratio]: the largest whose validation accuracy (or R2) after
     fine-tuning stays within the budget. Every candidate's figures join ``rows``."""
@@ -427,13 +464,13 @@ def _search(job: _Compression, rows: list[VariantRow]) -> tuple[_Stage | None, l
 
 
 def _write_final(built: Path, out: Path, record: dict[str, Any], lineage: dict[str, Any]) -> None:
-    """Copy the chosen stage's package (without its ONNX export, which `seekforge export` makes again) to
-    ``out`` with the full compression record."""
-    manifest = read_manifest(built)
-    files = {name: built / name for name in manifest["files"] if not name.startswith(("onnx/", "openvino/"))}
-    fields = {**_fields(manifest), "compress": record, "lineage": lineage}
-    fields.pop("exports", None)
+    """Copy the chosen stage's package, with the ONNX export that was measured (it passed its parity gate
+    on these weights), to ``out`` with the full compression record."""
     from seekforge.pipeline._report import render_report
+
+    manifest = read_manifest(built)
+    files = {name: built / name for name in manifest["files"]}
+    fields = {**_fields(manifest), "compress": record, "lineage": lineage}
 
     history = json.loads((built.parent / "trained" / "result.json").read_text(encoding="utf-8"))["history"]
     report = render_report(
@@ -503,19 +540,6 @@ def _check_same_data(prepared: Prepared, manifest: dict[str, Any], source: Path)
             f"the preprocessor fitted again on the package's data differs from {source / 'preprocessor.json'}",
             hint="compress with the seekforge version that trained the package, or retrain it",
         )
-
-
-def _config_of(folder: Path) -> ModelConfig:
-    spec = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    return MODELS.get(spec["config"]["type"]).model_validate(spec["config"])
-
-
-def _write_model(folder: Path, model: nn.Module, config: ModelConfig, io: ModelIO) -> None:
-    from safetensors.torch import save_file
-
-    with atomic_dir(folder, overwrite=True) as tmp:
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
-        (tmp / "model.json").write_text(json.dumps(model_spec(config, io)), encoding="utf-8")
 
 
 def _check_rebuilds(model: nn.Module, config: ModelConfig, io: ModelIO) -> None:

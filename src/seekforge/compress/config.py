@@ -28,7 +28,7 @@ class PruneConfig(BaseConfig):
         steps: Iterative pruning: reach ``ratio`` in this many equal steps, fine-tuning after each.
         finetune_epochs: Recovery fine-tuning epochs after each step (0: none).
         keep: Module names (as in ``model.named_modules()``) never pruned; the output layer never is.
-        search_steps: Bisection steps of ``ratio: auto``.
+        search_steps: Ratios ``ratio: auto`` tries: ``max_ratio`` first, then bisection steps.
         max_ratio: The largest ratio ``auto`` tries.
     """
 
@@ -68,10 +68,13 @@ class QuantizeConfig(BaseConfig):
     Attributes:
         method: ``qat``.
         epochs: Fine-tuning epochs with fake quantization.
+        lr: Their learning rate; default a tenth of the fine-tuning one: the model is trained already, and
+            small steps keep its weights near the float optimum while they adapt to the int8 grid.
     """
 
     method: Literal["qat"] = "qat"
     epochs: Annotated[int, Field(ge=1)] = 3
+    lr: Annotated[float, Field(gt=0)] | None = None
 
 
 class CompressConfig(BaseConfig):
@@ -81,8 +84,9 @@ class CompressConfig(BaseConfig):
         prune: Structured pruning, or None.
         distill: Distillation, or None.
         quantize: Quantization-aware training, or None.
-        max_accuracy_drop: Largest accepted drop of test accuracy (or R2) from the parent package; the
-            budget of ``prune.ratio: auto`` and of the verdict.
+        max_accuracy_drop: Largest accepted drop of accuracy (or R2) from the parent package: on the
+            test split for each variant's verdict; on the validation split for ``prune.ratio: auto``,
+            which must not choose on the rows it is judged on.
         lr: Fine-tuning learning rate (default: the recipe's ``train.lr``).
         batch_size: Fine-tuning batch size (default: the recipe's ``train.batch_size``).
     """

@@ -132,7 +132,14 @@ class TransformerConfig(ModelConfig):
                 "structured pruning of a transformer needs a pretrained (Hugging Face BERT-like) encoder; "
                 "for one trained from scratch, lower layers, heads, hidden or ffn in the recipe instead"
             )
-        return list(model.encoder.encoder.layer)
+        layers = list(getattr(getattr(model.encoder, "encoder", None), "layer", []))
+        parts = ("attention.self.query", "attention.output.dense", "intermediate.dense", "output.dense")
+        if not layers or not all(_has(layer, part) for layer in layers for part in parts):
+            raise ConfigError(
+                f"structured pruning knows BERT-like encoders (MiniLM, BERT, RoBERTa); "
+                f"{type(model.encoder).__name__} is laid out differently"
+            )
+        return layers
 
     def unprunable(self, model: nn.Module) -> list[nn.Module]:
         # Everything that writes the hidden state keeps its width, so the residual stream (hidden size)
@@ -264,3 +271,11 @@ def _resize_layers(encoder: nn.Module, layers: list[PrunedLayer]) -> None:
         block.attention.output.dense = nn.Linear(width, hidden)
         block.intermediate.dense = nn.Linear(hidden, spec.ffn)
         block.output.dense = nn.Linear(spec.ffn, hidden)
+
+
+def _has(module: nn.Module, path: str) -> bool:
+    try:
+        module.get_submodule(path)
+    except AttributeError:
+        return False
+    return True

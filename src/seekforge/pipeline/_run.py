@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from seekforge.core.errors import ConfigError, SeekforgeError, TrainingInterrupted
 from seekforge.core.io import stamped_folder, write_text_atomic
-from seekforge.core.package import seekforge_version, write_package
+from seekforge.core.package import MANIFEST, read_manifest, seekforge_version, write_package
 from seekforge.core.progress import console
 from seekforge.models import infer
 from seekforge.pipeline._fit import fit
@@ -85,13 +85,16 @@ def run(
     folder = _run_folder(resolved, Path(runs_dir), resume=resume, explicit=Path(run_dir) if run_dir else None)
     write_text_atomic(folder / "recipe.yaml", resolved.to_yaml())
     console.print(f"[bold]run[/] {resolved.name} -> {escape(str(folder))}")
-    prepared = prepare(resolved, folder)
-    resuming = resume and checkpoint_path(folder).exists()
-    if nproc == 1:
-        fit(resolved, prepared, folder, resume=resuming, dist=DistContext())
+    if resume and (folder / "package" / MANIFEST).is_file():  # trained and packaged: only compression is left
+        result = _packaged(folder)
     else:
-        _launch_distributed(folder, nproc, resume=resuming)
-    result = finish(resolved, prepared, folder)
+        prepared = prepare(resolved, folder)
+        resuming = resume and checkpoint_path(folder).exists()
+        if nproc == 1:
+            fit(resolved, prepared, folder, resume=resuming, dist=DistContext())
+        else:
+            _launch_distributed(folder, nproc, resume=resuming)
+        result = finish(resolved, prepared, folder)
     if resolved.compress is None:
         return result
     from seekforge.compress import compress_package
@@ -102,9 +105,17 @@ def run(
     return RunResult(result.run_dir, result.package, result.metrics, result.history, compression)
 
 
-def finish(recipe: Recipe, prepared: Prepared, folder: Path, *, extra: dict[str, Any] | None = None) -> RunResult:
+def finish(
+    recipe: Recipe,
+    prepared: Prepared,
+    folder: Path,
+    *,
+    extra: dict[str, Any] | None = None,
+    extra_files: dict[str, Path] | None = None,
+) -> RunResult:
     """Evaluate the trained weights on the test split and write the package and its report; ``extra``
-    manifest fields (a compressed package's lineage, say) replace the ones made here."""
+    manifest fields (a compressed package's lineage, say) replace the ones made here, and ``extra_files``
+    join the package's own in the same atomic write."""
     trained = folder / "trained"
     model_json = json.loads((trained / "model.json").read_text(encoding="utf-8"))
     result = json.loads((trained / "result.json").read_text(encoding="utf-8"))
@@ -119,7 +130,7 @@ def finish(recipe: Recipe, prepared: Prepared, folder: Path, *, extra: dict[str,
         "task": recipe.task,
         "inputs": pre.input_schema(),
         "output": pre.output_schema(),
-        "model": {"type": recipe.model.type, "parameters": sum(p.numel() for p in model.parameters())},
+        "model": {"type": model_json["config"]["type"], "parameters": sum(p.numel() for p in model.parameters())},
         "metrics": {"test": metrics},
         "data": {
             "rows": {name: len(split.target) for name, split in prepared.splits.items()},
@@ -158,6 +169,7 @@ def finish(recipe: Recipe, prepared: Prepared, folder: Path, *, extra: dict[str,
     }
     if prepared.raw_samples is not None:  # the same rows, raw, for exports that embed the preprocessing
         files["samples.json"] = json.dumps(prepared.raw_samples)
+    files.update(extra_files or {})
     package = write_package(folder / "package", files=files, manifest=manifest, overwrite=True)
     write_text_atomic(folder / "report.html", report)
     return RunResult(folder, package, metrics, result["history"])
@@ -179,10 +191,7 @@ def _run_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Path 
         return explicit
     parent = runs_dir / recipe.name
     if resume:
-        candidates = sorted(
-            (d for d in parent.glob("*") if checkpoint_path(d).exists() and not (d / "package").exists()),
-            key=lambda d: d.name,
-        )
+        candidates = sorted((d for d in parent.glob("*") if _unfinished(d, recipe)), key=lambda d: d.name)
         if not candidates:
             raise ConfigError(
                 f"nothing to resume: no unfinished run of '{recipe.name}' under {parent}",
@@ -191,6 +200,22 @@ def _run_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Path 
         _check_same_recipe(recipe, candidates[-1])
         return candidates[-1]
     return stamped_folder(parent)
+
+
+def _unfinished(folder: Path, recipe: Recipe) -> bool:
+    """A run folder with a checkpoint and no package yet, or no compressed package its recipe asks for."""
+    if not checkpoint_path(folder).exists():
+        return False
+    if not (folder / "package" / MANIFEST).is_file():
+        return True
+    return recipe.compress is not None and not (folder / "compressed" / MANIFEST).is_file()
+
+
+def _packaged(folder: Path) -> RunResult:
+    """The result of a run whose package is written already."""
+    manifest = read_manifest(folder / "package")
+    history = json.loads((folder / "trained" / "result.json").read_text(encoding="utf-8"))["history"]
+    return RunResult(folder, folder / "package", manifest["metrics"]["test"], history)
 
 
 def _check_same_recipe(recipe: Recipe, folder: Path) -> None:

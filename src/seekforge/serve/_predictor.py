@@ -21,20 +21,25 @@ from seekforge.core.package import read_manifest
 from seekforge.data import Preprocessor, check_table
 from seekforge.data._validate import row_place
 from seekforge.export.config import BACKENDS, BY_BACKEND
-from seekforge.models import MODELS, ModelIO, infer
+from seekforge.models import MODELS, ModelConfig, ModelIO, infer
 from seekforge.runtime import PackageView, as_columns, raw_feeds
 from seekforge.train import classification_metrics, regression_metrics
 
 Records = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 
 
+def model_spec_of(folder: Path, model_json: dict[str, Any] | None = None) -> tuple[ModelConfig, ModelIO]:
+    """The model config and input facts in ``folder/model.json`` (or in ``model_json``)."""
+    spec = model_json or json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    return MODELS.get(spec["config"]["type"]).model_validate(spec["config"]), ModelIO.from_dict(spec["io"])
+
+
 def build_model(package: Path, *, model_json: dict[str, Any] | None = None) -> nn.Module:
     """Rebuild the package's ``nn.Module`` from ``model.json`` and load ``model.safetensors``."""
     from safetensors.torch import load_file
 
-    spec = model_json or json.loads((package / "model.json").read_text(encoding="utf-8"))
-    config = MODELS.get(spec["config"]["type"]).model_validate(spec["config"])
-    model = config.build(ModelIO.from_dict(spec["io"]), pretrained=False)
+    config, io = model_spec_of(package, model_json)
+    model = config.build(io, pretrained=False)
     state = load_file(package / "model.safetensors")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

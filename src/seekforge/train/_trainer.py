@@ -140,6 +140,15 @@ def lr_lambda(config: TrainConfig, total_steps: int) -> Any:
     return factor
 
 
+def task_loss(
+    logits: torch.Tensor, target: torch.Tensor, task: str, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The training loss: mean squared error for regression, (weighted) cross-entropy for classes."""
+    if task == "regression":
+        return F.mse_loss(logits.reshape(-1), target)
+    return F.cross_entropy(logits, target, weight=weights)
+
+
 class Trainer:
     """Trains ``model`` on encoded tensors.
 
@@ -376,9 +385,7 @@ class Trainer:
         return loss.item()
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-        if self.task == "regression":
-            return F.mse_loss(logits.reshape(-1), target)
-        return F.cross_entropy(logits, target, weight=weights)
+        return task_loss(logits, target, self.task, weights)
 
     def _class_weights(self, target: torch.Tensor) -> torch.Tensor | None:
         spec = self.config.class_weights
