@@ -85,6 +85,7 @@ def test_finished_stages_are_reused_in_the_same_work_folder(digits_package: Path
         (("--prune", "0.5", "--keep", "features.99"), "no layer named 'features.99'"),
         (("--distill",), "name it in distill.student"),
         ((), "nothing to do"),
+        (("--quantize", "int8"), "post-training int8 needs no training and is an export: seekforge export"),
     ],
 )
 def test_bad_options_exit_2_with_the_option_named(

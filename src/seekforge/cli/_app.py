@@ -213,7 +213,8 @@ def _options(config: type[M], values: dict[str, object], names: dict[str, str] |
         names = names or {}
         field = next((part for part in reversed(loc) if part in names), loc[0])
         option = names.get(field, "--" + field.replace("_", "-"))
-        raise ConfigError(f"{option}: {message}, got {error['input']!r}") from None
+        got = "" if isinstance(error["input"], dict) else f", got {error['input']!r}"  # a rule over a section
+        raise ConfigError(f"{option}: {message}{got}") from None
 
 
 def _read(data: str, delimiter: str | None, encoding: str) -> pd.DataFrame:

@@ -76,6 +76,16 @@ class QuantizeConfig(BaseConfig):
     epochs: Annotated[int, Field(ge=1)] = 3
     lr: Annotated[float, Field(gt=0)] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _post_training_is_an_export(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("method") in ("int8", "ptq", "dynamic", "static"):
+            raise ValueError(
+                "post-training int8 needs no training and is an export: seekforge export PACKAGE --format onnx "
+                "--precision int8 (static for CNNs, dynamic otherwise); --quantize qat trains for int8 first"
+            )
+        return data
+
 
 class CompressConfig(BaseConfig):
     """The ``compress`` section of a recipe, or the options of ``seekforge compress``.
