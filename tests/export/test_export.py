@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from pydantic import ValidationError
 
 import seekforge
 from seekforge.core.errors import ConfigError, PackageError
@@ -347,3 +348,10 @@ def test_onnxruntime_errors_become_export_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     with pytest.raises(ExportError, match="cannot load"):
         OnnxRunner(tmp_path / "bad.onnx")
+
+
+def test_qat_quantization_needs_a_package_trained_for_it(package: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--quantization qat exports the quantizers .* has none"):
+        export_package(package, ExportConfig(precision="int8", quantization="qat"))
+    with pytest.raises(ValidationError, match="quantization applies to ONNX int8 exports"):
+        ExportConfig(precision="fp32", quantization="qat")
