@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
+import seekforge
+
 os.environ["SEEKFORGE_NO_PROGRESS"] = "1"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -58,3 +60,15 @@ def recipe_file(tmp_path: Path, tabular_csv: Path) -> Path:
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(tabular_recipe(tabular_csv.name), sort_keys=False))
     return path
+
+
+@pytest.fixture(scope="session")
+def served_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained tabular package with its raw-input ONNX export."""
+    from seekforge.export import export_package
+
+    root = tmp_path_factory.mktemp("served")
+    make_tabular().to_csv(root / "d.csv", index=False)
+    package = seekforge.run(tabular_recipe(str(root / "d.csv")), runs_dir=root / "runs").package
+    export_package(package)
+    return package

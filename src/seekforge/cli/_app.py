@@ -489,6 +489,128 @@ def _print_variants(result: CompressResult) -> None:
     out.print(table)
 
 
+@app.command()
+def serve(
+    package: Annotated[Path, typer.Argument(help="Model package folder.")],
+    http_port: Annotated[int, typer.Option("--http-port", min=0, max=65535, help="HTTP port (0: any free).")] = 8000,
+    grpc_port: Annotated[int, typer.Option("--grpc-port", min=0, max=65535, help="gRPC port (0: any free).")] = 50051,
+    no_http: Annotated[bool, typer.Option("--no-http", help="Serve gRPC only.")] = False,
+    no_grpc: Annotated[bool, typer.Option("--no-grpc", help="Serve HTTP only.")] = False,
+    host: Annotated[str, typer.Option("--host", help="Interface to bind; 0.0.0.0 in a container.")] = "127.0.0.1",
+    backend: Annotated[str, typer.Option("--backend", help="auto, torch, onnxruntime, openvino, ...")] = "auto",
+    max_batch_rows: Annotated[int, typer.Option("--max-batch-rows", min=1, help="Most rows in one batch.")] = 64,
+    max_wait_ms: Annotated[
+        float, typer.Option("--max-wait-ms", min=0, help="Longest a batch waits for more rows.")
+    ] = 5.0,
+    no_batching: Annotated[bool, typer.Option("--no-batching", help="Run each request alone.")] = False,
+    max_queue_rows: Annotated[
+        int, typer.Option("--max-queue-rows", min=1, help="Rows queued before requests get 503.")
+    ] = 4096,
+    max_request_rows: Annotated[int, typer.Option("--max-request-rows", min=1, help="Records per request.")] = 1024,
+    max_request_mb: Annotated[float, typer.Option("--max-request-mb", min=0.001, help="Request body limit.")] = 8.0,
+    timeout_ms: Annotated[
+        float, typer.Option("--timeout-ms", min=1, help="Default request deadline (clients may ask for less).")
+    ] = 10_000.0,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="Inference threads.")] = None,
+    api_key_file: Annotated[
+        Path | None, typer.Option("--api-key-file", help="File of accepted API keys, one per line.")
+    ] = None,
+    log: Annotated[
+        Path | None, typer.Option("--log", help="Prediction log (SQLite); default: predictions.db by the package.")
+    ] = None,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Keep no prediction log.")] = False,
+    log_retention: Annotated[
+        str | None, typer.Option("--log-retention", help="Delete logged rows older than this (e.g. 30d).")
+    ] = None,
+    ready_file: Annotated[
+        Path | None, typer.Option("--ready-file", help="Write the bound ports here as JSON once serving.")
+    ] = None,
+    print_dockerfile: Annotated[
+        bool, typer.Option("--print-dockerfile", help="Print a Dockerfile; serve nothing.")
+    ] = False,
+    print_k8s: Annotated[
+        bool, typer.Option("--print-k8s", help="Print a Kubernetes manifest (Deployment, Service, HPA); serve nothing.")
+    ] = False,
+    image: Annotated[str | None, typer.Option("--image", help="Image name for --print-k8s.")] = None,
+) -> None:
+    """Serve the package over HTTP and gRPC in one process, with dynamic batching, metrics and a prediction log.
+
+    SIGTERM drains: readiness turns false, queued requests are answered, the log is flushed.
+    """
+    import asyncio
+
+    from seekforge.core.config import parse_duration
+    from seekforge.core.errors import ConfigError
+    from seekforge.core.package import read_manifest
+
+    if print_dockerfile or print_k8s:
+        from seekforge.serve._deploy import dockerfile, kubernetes
+
+        manifest = read_manifest(package, verify=False)
+        if print_dockerfile:
+            out.print(dockerfile(package.resolve(), manifest, backend=backend, http_port=http_port,
+                                 grpc_port=grpc_port), markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+        if print_k8s:
+            out.print(kubernetes(manifest, image=image, http_port=http_port, grpc_port=grpc_port),
+                      markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+        return
+    if no_http and no_grpc:
+        raise ConfigError("--no-http and --no-grpc leave nothing to serve", hint="drop one of them")
+    from seekforge.serve._server import Listening
+    from seekforge.serve._server import serve as run_server
+    from seekforge.serve._service import ModelService, ServeConfig
+
+    keys: frozenset[str] = frozenset()
+    if api_key_file is not None:
+        try:
+            keys = frozenset(
+                line.strip() for line in api_key_file.read_text(encoding="utf-8").splitlines() if line.strip()
+            )
+        except OSError as exc:
+            raise ConfigError(f"--api-key-file {api_key_file}: cannot read it ({exc.strerror})") from None
+        if not keys:
+            raise ConfigError(f"--api-key-file {api_key_file} holds no key", hint="write one key per line")
+    config = ServeConfig(
+        backend=backend,
+        max_batch_rows=max_batch_rows,
+        max_wait_ms=max_wait_ms,
+        max_queue_rows=max_queue_rows,
+        max_request_rows=max_request_rows,
+        max_request_bytes=int(max_request_mb * 1024 * 1024),
+        timeout_ms=timeout_ms,
+        threads=threads,
+        batching=not no_batching,
+        api_keys=keys,
+        log=None if no_log else (log or package.parent / "predictions.db"),
+        log_retention_seconds=parse_duration(log_retention, what="--log-retention") if log_retention else None,
+    )
+    service = ModelService(package, config)
+
+    def ready(where: Listening) -> None:
+        parts = [f"http://{where.host}:{where.http_port}"] if where.http_port is not None else []
+        parts += [f"grpc {where.host}:{where.grpc_port}"] if where.grpc_port is not None else []
+        batching = f"batches of up to {max_batch_rows} rows, {max_wait_ms:g} ms" if not no_batching else "no batching"
+        logged = f"log {config.log}" if config.log else "no log"
+        err.print(f"serving {service.manifest['name']} ({service.backend}) on {' and '.join(parts)}; {batching}; "
+                  f"{logged}; SIGTERM or Ctrl-C drains and stops", markup=False, soft_wrap=True)  # fmt: skip
+        if ready_file is not None:
+            from seekforge.core.io import write_json_atomic
+
+            write_json_atomic(ready_file, {"host": where.host, "http_port": where.http_port,
+                                           "grpc_port": where.grpc_port, "pid": os.getpid()})  # fmt: skip
+
+    asyncio.run(
+        run_server(
+            service,
+            host=host,
+            http_port=None if no_http else http_port,
+            grpc_port=None if no_grpc else grpc_port,
+            on_ready=ready,
+        )
+    )
+    err.print("stopped: every queued request was answered and the log flushed", markup=False)
+
+
 @datasets_app.command("list")
 def datasets_list() -> None:
     """List the built-in data sets."""

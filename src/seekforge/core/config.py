@@ -51,3 +51,26 @@ def pluggable(registry: Registry[Any], base: type[PluggableConfig], *, default: 
     A bare string is shorthand for ``{type: string}``; a mapping without ``type`` takes ``default``.
     """
     return Annotated[SerializeAsAny[base], BeforeValidator(_dispatcher(registry, base, default))]
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str, *, what: str) -> float:
+    """Seconds in a duration such as ``90s``, ``30m``, ``1h``, ``7d`` or ``2w`` (a bare number is seconds).
+
+    Raises:
+        ConfigError: Not such a duration, or not positive; ``what`` names the option in the message.
+    """
+    from seekforge.core.errors import ConfigError
+
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if unit else value
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(f"{what}: {text!r} is not a duration", hint="write e.g. 90s, 30m, 1h, 7d or 2w")
+    return seconds

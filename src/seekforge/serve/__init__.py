@@ -1,5 +1,55 @@
-"""Serving: the Predictor runtime (HTTP and gRPC servers build on it)."""
+"""Serving: the Predictor runtime, and one process that answers HTTP and gRPC with dynamic batching.
 
-from seekforge.serve._predictor import Predictor, build_model, evaluate_logits, load, to_frame
+Names are imported lazily: a server over a package's raw-input ONNX export runs without torch.
 
-__all__ = ["Predictor", "build_model", "evaluate_logits", "load", "to_frame"]
+Example:
+    >>> from seekforge.serve import ModelService, ServeConfig, serve
+    >>> service = ModelService("runs/breast_cancer/<stamp>/package", ServeConfig(max_batch_rows=64))
+    >>> asyncio.run(serve(service, http_port=8000, grpc_port=50051))
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from seekforge.serve._batcher import DynamicBatcher
+    from seekforge.serve._log import PredictionLog, log_state
+    from seekforge.serve._predictor import Predictor, build_model, evaluate_logits, load, to_frame
+    from seekforge.serve._server import serve
+    from seekforge.serve._service import ModelService, ServeConfig
+
+_LAZY = {
+    "Predictor": "seekforge.serve._predictor",
+    "build_model": "seekforge.serve._predictor",
+    "evaluate_logits": "seekforge.serve._predictor",
+    "load": "seekforge.serve._predictor",
+    "to_frame": "seekforge.serve._predictor",
+    "DynamicBatcher": "seekforge.serve._batcher",
+    "PredictionLog": "seekforge.serve._log",
+    "log_state": "seekforge.serve._log",
+    "ModelService": "seekforge.serve._service",
+    "ServeConfig": "seekforge.serve._service",
+    "serve": "seekforge.serve._server",
+}
+
+__all__ = [
+    "DynamicBatcher",
+    "ModelService",
+    "PredictionLog",
+    "Predictor",
+    "ServeConfig",
+    "build_model",
+    "evaluate_logits",
+    "load",
+    "log_state",
+    "serve",
+    "to_frame",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'seekforge.serve' has no attribute '{name}'")

@@ -169,7 +169,7 @@ def _auto_backend(manifest: dict[str, Any]) -> str:
     return "onnxruntime" if "onnxruntime" in usable else "torch"
 
 
-def load(path: str | Path, *, backend: str = "auto", verify: bool = True) -> Predictor:
+def load(path: str | Path, *, backend: str = "auto", verify: bool = True, threads: int | None = None) -> Predictor:
     """Load a model package for prediction.
 
     Args:
@@ -179,6 +179,7 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True) -> Pre
             ``auto``: the backend ``seekforge optimize`` chose, else
             onnxruntime when the package has a passing fp32 export and onnxruntime is installed, else torch.
         verify: Check every file's sha256 against ``package.json``.
+        threads: Intra-op threads of an exported backend's session; None: the backend's default.
 
     Raises:
         PackageError: Not a package, a file is missing or was modified, or the backend has no model here.
@@ -203,7 +204,7 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True) -> Pre
         if export is not None:
             from seekforge.export import open_runner
 
-            runner: Callable[[Any], torch.Tensor] = open_runner(path, export)
+            runner: Callable[[Any], torch.Tensor] = open_runner(path, export, threads=threads)
         else:
             model = build_model(path)
             runner = functools.partial(infer, model, batch_size=256)

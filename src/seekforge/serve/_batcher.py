@@ -1,0 +1,227 @@
+"""The dynamic batcher both protocols share: requests' rows are gathered into batches counted in rows.
+
+A batch closes when it holds ``max_batch_rows`` rows or when its first request has waited ``max_wait_ms``,
+whichever comes first. Inference runs on a worker thread, off the event loop; while it runs, the next
+batch fills, so batches grow with load on their own. Each request gets its own rows back, in order.
+
+The queue is bounded in rows: a request that does not fit is refused at once with :class:`Overloaded`
+(HTTP 503, gRPC RESOURCE_EXHAUSTED) and a retry hint, rather than queued until its client gives up.
+A request whose deadline passes while it waits is answered with :class:`DeadlineExceeded` and never run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from seekforge.core.errors import SeekforgeError
+
+__all__ = ["BatchStats", "DeadlineExceeded", "DynamicBatcher", "Overloaded", "ShuttingDown"]
+
+Rows = list[dict[str, Any]]
+
+
+class Overloaded(SeekforgeError):
+    """The queue is full; ``retry_after`` is the number of seconds after which a retry may fit."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, hint=f"retry after {retry_after:.2f} s")
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(SeekforgeError):
+    """The request's deadline passed before its rows were run."""
+
+
+class ShuttingDown(SeekforgeError):
+    """The server is draining: no new requests are taken."""
+
+
+@dataclass
+class _Pending:
+    rows: Rows
+    future: asyncio.Future[Rows]
+    deadline: float | None  # time.monotonic() value
+    arrived: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class BatchStats:
+    """What the batcher has done so far (the metrics read it)."""
+
+    batches: int = 0
+    rows: int = 0
+    expired: int = 0
+    refused: int = 0
+    recent_seconds_per_row: float = 0.0  # smoothed inference time per row, for the retry hint
+
+
+class DynamicBatcher:
+    """Gathers rows from concurrent requests into batches for ``run``.
+
+    Args:
+        run: Predicts a batch: takes rows, returns one output per row, in order. Called on a worker thread.
+        max_batch_rows: Most rows in one batch (a single larger request runs alone, as one batch).
+        max_wait_ms: Longest a batch's first request waits for others to join it.
+        max_queue_rows: Most rows waiting; beyond it requests are refused with :class:`Overloaded`.
+        on_batch: Called on the event loop after each batch with (rows in the batch, seconds it ran).
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Rows], Rows],
+        *,
+        max_batch_rows: int = 64,
+        max_wait_ms: float = 5.0,
+        max_queue_rows: int = 4096,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        if max_batch_rows < 1 or max_queue_rows < 1 or max_wait_ms < 0:
+            raise ValueError("max_batch_rows and max_queue_rows must be >= 1 and max_wait_ms >= 0")
+        self._run = run
+        self.max_batch_rows = max_batch_rows
+        self.max_wait = max_wait_ms / 1000.0
+        self.max_queue_rows = max_queue_rows
+        self._on_batch = on_batch
+        self._queue: deque[_Pending] = deque()
+        self._queued_rows = 0
+        self._arrival = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seekforge-infer")
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.stats = BatchStats()
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    def start(self) -> None:
+        """Start the batching loop on the running event loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="seekforge-batcher")
+
+    async def submit(self, rows: Sequence[dict[str, Any]], *, timeout: float | None = None) -> Rows:
+        """Queue ``rows`` and wait for their outputs.
+
+        Raises:
+            Overloaded: The queue has no room for these rows now.
+            DeadlineExceeded: ``timeout`` seconds passed before the rows were run.
+            ShuttingDown: The batcher is draining.
+        """
+        if self._closing:
+            raise ShuttingDown("the server is shutting down and takes no new requests")
+        n = len(rows)
+        if self._queued_rows and self._queued_rows + n > self.max_queue_rows:
+            self.stats.refused += 1
+            per_row = self.stats.recent_seconds_per_row or 1e-3  # until a batch has run: a guess of 1 ms
+            backlog = self._queued_rows * per_row + self.max_wait
+            raise Overloaded(
+                f"the server is busy: {self._queued_rows} rows are queued (limit {self.max_queue_rows})",
+                retry_after=max(backlog, 0.01),
+            )
+        self.start()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pending = _Pending(list(rows), loop.create_future(), deadline)
+        self._queue.append(pending)
+        self._queued_rows += n
+        self._arrival.set()
+        return await pending.future
+
+    async def _loop(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._arrival.clear()
+                await self._arrival.wait()
+                continue
+            first = self._queue[0]
+            wait = first.arrived + self.max_wait - time.monotonic()
+            while wait > 0 and self._queued_rows < self.max_batch_rows and not self._closing:
+                self._arrival.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrival.wait(), wait)
+                wait = first.arrived + self.max_wait - time.monotonic()
+            batch = self._take()
+            if batch:
+                await self._execute(batch)
+
+    def _take(self) -> list[_Pending]:
+        """Requests for the next batch, oldest first, up to ``max_batch_rows`` rows (at least one request);
+        requests whose deadline has passed or whose caller went away are answered and left out."""
+        batch: list[_Pending] = []
+        rows = 0
+        now = time.monotonic()
+        while self._queue:
+            head = self._queue[0]
+            if batch and rows + len(head.rows) > self.max_batch_rows:
+                break
+            self._queue.popleft()
+            self._queued_rows -= len(head.rows)
+            if head.future.done():  # cancelled by its caller
+                continue
+            if head.deadline is not None and now > head.deadline:
+                self.stats.expired += 1
+                head.future.set_exception(DeadlineExceeded("the request's deadline passed while it was queued"))
+                continue
+            batch.append(head)
+            rows += len(head.rows)
+        return batch
+
+    async def _execute(self, batch: list[_Pending]) -> None:
+        rows = [row for pending in batch for row in pending.rows]
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._run, rows)
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0].future, exc=exc)
+            else:  # one request's bad rows must not fail the others: run each alone
+                for pending in batch:
+                    await self._execute([pending])
+            return
+        seconds = time.perf_counter() - started
+        self.stats.batches += 1
+        self.stats.rows += len(rows)
+        per_row = seconds / max(len(rows), 1)
+        smoothed = self.stats.recent_seconds_per_row
+        self.stats.recent_seconds_per_row = per_row if smoothed == 0 else 0.8 * smoothed + 0.2 * per_row
+        if self._on_batch is not None:
+            self._on_batch(len(rows), seconds)
+        start = 0
+        for pending in batch:
+            end = start + len(pending.rows)
+            _settle(pending.future, result=outputs[start:end])
+            start = end
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Take no new requests, run every queued one, then stop the worker thread."""
+        self._closing = True
+        self._arrival.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except TimeoutError:
+                self._task.cancel()
+                for pending in self._queue:
+                    _settle(pending.future, exc=ShuttingDown("the server stopped before this request ran"))
+                self._queue.clear()
+                self._queued_rows = 0
+        self._executor.shutdown(wait=True)
+
+
+def _settle(future: asyncio.Future[Rows], *, result: Rows | None = None, exc: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result or [])

@@ -1,0 +1,129 @@
+"""The gRPC face of a :class:`ModelService` (grpc.aio), with the standard health service beside it.
+
+Status codes mirror the HTTP ones: UNAUTHENTICATED (401), INVALID_ARGUMENT (400/422, every bad field
+in the details), RESOURCE_EXHAUSTED (413 and 503 busy, with a ``retry-after-ms`` trailer when busy),
+UNAVAILABLE (draining), DEADLINE_EXCEEDED (504), INTERNAL (500). The client's own gRPC deadline is the
+request's deadline. The API key goes in the ``x-api-key`` (or ``authorization: Bearer``) metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from seekforge.core.deps import require
+from seekforge.core.errors import DataError, SeekforgeError
+from seekforge.serve._batcher import DeadlineExceeded, Overloaded, ShuttingDown
+from seekforge.serve._service import InvalidRecords, ModelService, TooLarge, Unauthorized
+
+__all__ = ["SERVICE_NAME", "add_services", "stubs"]
+
+SERVICE_NAME = "seekforge.serve.v1.Predictor"
+
+
+def stubs() -> tuple[Any, Any]:
+    """The generated message and service modules (``predict_pb2``, ``predict_pb2_grpc``)."""
+    require("grpc", purpose="the gRPC server")
+    require("google.protobuf", purpose="the gRPC server")
+    from seekforge.serve.proto import predict_pb2, predict_pb2_grpc
+
+    return predict_pb2, predict_pb2_grpc
+
+
+def _metadata_key(context: Any) -> str | None:
+    found = dict(context.invocation_metadata() or ())
+    key = found.get("x-api-key")
+    if key is None:
+        auth = str(found.get("authorization", ""))
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    return key
+
+
+def add_services(server: Any, service: ModelService) -> Any:
+    """Register the predictor and health services of ``service`` on a ``grpc.aio`` server; returns the
+    health servicer (the caller marks it NOT_SERVING when draining)."""
+    grpc = require("grpc", purpose="the gRPC server")
+    require("grpc_health", purpose="the gRPC health service")
+    from google.protobuf import json_format
+    from grpc_health.v1 import health, health_pb2_grpc
+
+    pb2, pb2_grpc = stubs()
+
+    def to_response(outputs: list[dict[str, Any]], request_id: str) -> Any:
+        predictions = []
+        for row in outputs:
+            prediction = pb2.Prediction(proba=row.get("proba", {}))
+            json_format.ParseDict(row["prediction"], prediction.prediction)
+            predictions.append(prediction)
+        return pb2.PredictResponse(predictions=predictions, request_id=request_id, model_version=service.version)
+
+    async def answer(request: Any, context: Any) -> Any:
+        """One request, with its errors turned into status codes."""
+        done = service.timed("grpc")
+        code = "INTERNAL"
+        try:
+            service.check_key(_metadata_key(context))
+            if service.draining:
+                raise ShuttingDown("the server is shutting down and takes no new requests")
+            records = [json_format.MessageToDict(r) for r in request.records]
+            rows = service.validate(records)
+            remaining = context.time_remaining()
+            timeout_ms = remaining * 1000.0 if remaining is not None else None
+            request_id = request.request_id or uuid.uuid4().hex
+            outputs = await service.predict(rows, timeout_ms=timeout_ms, request_id=request_id)
+            code = "OK"
+            return to_response(outputs, request_id)
+        except Unauthorized as exc:
+            code = "UNAUTHENTICATED"
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
+        except TooLarge as exc:
+            code = "RESOURCE_EXHAUSTED"
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except InvalidRecords as exc:
+            code = "INVALID_ARGUMENT"
+            service.metrics.errors.labels("grpc", "invalid").inc()
+            detail = json.dumps([e.model_dump() for e in exc.errors])
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc.message}\n{detail}")
+        except Overloaded as exc:
+            code = "RESOURCE_EXHAUSTED"
+            service.metrics.errors.labels("grpc", "overloaded").inc()
+            context.set_trailing_metadata((("retry-after-ms", str(int(exc.retry_after * 1000))),))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except ShuttingDown as exc:
+            code = "UNAVAILABLE"
+            await context.abort(grpc.StatusCode.UNAVAILABLE, exc.message)
+        except DeadlineExceeded as exc:
+            code = "DEADLINE_EXCEEDED"
+            service.metrics.errors.labels("grpc", "deadline").inc()
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, exc.message)
+        except DataError as exc:
+            code = "INVALID_ARGUMENT"
+            service.metrics.errors.labels("grpc", "data").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except SeekforgeError as exc:
+            service.metrics.errors.labels("grpc", "model").inc()
+            await context.abort(grpc.StatusCode.INTERNAL, str(exc))
+        finally:
+            done(code)
+
+    class Servicer(pb2_grpc.PredictorServicer):  # type: ignore[misc,name-defined]
+        async def Predict(self, request: Any, context: Any) -> Any:
+            return await answer(request, context)
+
+        async def PredictStream(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+            async for request in requests:
+                yield await answer(request, context)
+
+        async def GetModel(self, request: Any, context: Any) -> Any:
+            try:
+                service.check_key(_metadata_key(context))
+            except Unauthorized as exc:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
+            return pb2.ModelInfo(json=json.dumps(service.model_info()))
+
+    pb2_grpc.add_PredictorServicer_to_server(Servicer(), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    return health_servicer

@@ -1,0 +1,196 @@
+"""The HTTP face of a :class:`ModelService` (FastAPI).
+
+``POST /v1/predict`` takes ``{"records": [{feature: value, ...}, ...]}`` and answers
+``{"predictions": [{"prediction": ..., "proba": {class: p}}], "model_version": ..., "request_id": ...}``.
+Errors are JSON with a ``detail``: 400 unreadable JSON, 401 missing or wrong API key, 413 too large,
+422 with every bad field listed, 503 busy or draining (with ``Retry-After``), 504 deadline passed.
+``GET /v1/model`` describes the package; ``/healthz``, ``/readyz`` and ``/metrics`` are for the platform.
+"""
+
+import json
+import math
+import uuid
+from typing import Any
+
+from seekforge.core.deps import require
+from seekforge.core.errors import DataError, SeekforgeError
+from seekforge.serve._batcher import DeadlineExceeded, Overloaded, ShuttingDown
+from seekforge.serve._service import InvalidRecords, ModelService, TooLarge, Unauthorized
+
+__all__ = ["create_app"]
+
+
+def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> Any:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _api_key(request: Any) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key is None:
+        auth = request.headers.get("authorization", "")
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    return key
+
+
+async def _body(request: Any, limit: int) -> bytes:
+    """The request body, refused past ``limit`` bytes before it is all read."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the request body is {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _timeout_ms(request: Any) -> float | None:
+    value = request.headers.get("x-timeout-ms")
+    if value is None:
+        return None
+    try:
+        timeout = float(value)
+    except ValueError:
+        timeout = math.nan
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise DataError(f"header x-timeout-ms must be a positive number of milliseconds, got {value!r}")
+    return timeout
+
+
+def create_app(service: ModelService) -> Any:
+    """The FastAPI application serving ``service`` (whose ``start`` the caller awaits)."""
+    require("fastapi", purpose="the HTTP server")
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+
+    name = service.manifest["name"]
+    app: Any = FastAPI(
+        title=f"seekforge: {name}",
+        version=service.version,
+        description=f"Predictions from the {service.manifest['task']} model '{name}' ({service.backend}).",
+    )
+    record_schema = service.schema.model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    record_name = service.schema.model.__name__
+    request_schema = {
+        "type": "object",
+        "required": ["records"],
+        "additionalProperties": False,
+        "properties": {
+            "records": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": service.config.max_request_rows,
+                "items": {"$ref": f"#/components/schemas/{record_name}"},
+            }
+        },
+    }
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {})[record_name] = record_schema
+            app.openapi_schema = schema
+        return app.openapi_schema  # type: ignore[no-any-return]
+
+    app.openapi = openapi
+    responses: dict[int | str, dict[str, Any]] = {
+        400: {"description": "The body is not JSON of the expected shape"},
+        401: {"description": "Missing or wrong API key"},
+        413: {"description": "Too many records or bytes"},
+        422: {"description": "Invalid fields: each one listed with its record, field, message and value"},
+        503: {"description": "Busy (retry after Retry-After seconds) or shutting down"},
+        504: {"description": "The deadline passed before the records ran"},
+    }
+
+    @app.post(
+        "/v1/predict",
+        responses=responses,
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": request_schema}}}},
+    )
+    async def predict(request: Request) -> Any:
+        done = service.timed("http")
+        code = "500"
+        try:
+            response = await _predict(request)
+            code = str(response.status_code)
+            return response
+        finally:
+            done(code)
+
+    async def _predict(request: Any) -> Any:
+        try:
+            service.check_key(_api_key(request))
+            if service.draining:
+                raise ShuttingDown("the server is shutting down and takes no new requests")
+            body = await _body(request, service.config.max_request_bytes)
+            try:
+                payload = json.loads(body)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                return _error(400, f"the body is not valid JSON: {exc}")
+            if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
+                return _error(400, 'the body must be a JSON object {"records": [{feature: value, ...}, ...]}')
+            extra = sorted(set(payload) - {"records"})
+            if extra:
+                return _error(400, f"unknown key{'s' * (len(extra) > 1)} in the body: {', '.join(extra)}")
+            timeout_ms = _timeout_ms(request)
+            rows = service.validate(payload["records"])
+            request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+            outputs = await service.predict(rows, timeout_ms=timeout_ms, request_id=request_id)
+        except Unauthorized as exc:
+            return _error(401, exc.message, {"WWW-Authenticate": "Bearer"})
+        except TooLarge as exc:
+            return _error(413, str(exc))
+        except InvalidRecords as exc:
+            service.metrics.errors.labels("http", "invalid").inc()
+            return _error(422, [e.model_dump() for e in exc.errors])
+        except Overloaded as exc:
+            service.metrics.errors.labels("http", "overloaded").inc()
+            return _error(503, str(exc), {"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
+        except ShuttingDown as exc:
+            return _error(503, exc.message, {"Retry-After": "1", "Connection": "close"})
+        except DeadlineExceeded as exc:
+            service.metrics.errors.labels("http", "deadline").inc()
+            return _error(504, exc.message)
+        except DataError as exc:  # a value the model cannot take (e.g. a binary value never seen)
+            service.metrics.errors.labels("http", "data").inc()
+            return _error(422, [{"record": None, "field": None, "message": str(exc), "value": None}])
+        except SeekforgeError as exc:
+            service.metrics.errors.labels("http", "model").inc()
+            return _error(500, str(exc))
+        return JSONResponse(
+            {"predictions": outputs, "model_version": service.version, "request_id": request_id},
+            headers={"x-request-id": request_id},
+        )
+
+    @app.get("/v1/model", responses={401: responses[401]})
+    async def model(request: Request) -> Any:
+        try:
+            service.check_key(_api_key(request))
+        except Unauthorized as exc:
+            return _error(401, exc.message, {"WWW-Authenticate": "Bearer"})
+        return service.model_info()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", responses={503: {"description": "Starting or shutting down"}})
+    async def readyz() -> Any:
+        if service.ready:
+            return {"status": "ready"}
+        return JSONResponse({"status": "draining" if service.draining else "starting"}, status_code=503)
+
+    @app.get("/metrics")
+    async def metrics() -> Any:
+        service.metrics.queue_rows.set(service.batcher.queued_rows)
+        content, media_type = service.metrics.render()
+        return Response(content, media_type=media_type)
+
+    return app

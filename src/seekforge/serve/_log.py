@@ -1,0 +1,327 @@
+"""The prediction log: every served row's inputs, outputs, latency and model version, in one SQLite file.
+
+Requests never wait for it: rows go onto an in-memory queue that a writer thread commits in groups
+(WAL mode, one transaction a group). A killed server loses at most the rows not yet committed, and the
+loss is counted: each serving session keeps its count of rows handed to the log in a small memory-mapped
+file beside the log, which the kernel keeps when the process dies, so :func:`log_state` knows how many
+rows a killed session answered but never wrote (``lost_rows``). A full queue drops rows instead of
+slowing requests, and the drops are counted too.
+
+Schema (read by ``seekforge monitor`` and by anyone with ``sqlite3``)::
+
+    predictions(id, session, ts, request_id, position, model_version, backend, latency_ms, inputs, outputs)
+    sessions(id, started, ended, package, model_version, host, pid, accepted, written, dropped)
+
+``inputs`` and ``outputs`` are JSON objects, one row per predicted record; ``position`` is the record's
+place in its request (labels join on request id and position); ``ts`` is unix seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import mmap
+import os
+import queue
+import socket
+import sqlite3
+import struct
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seekforge.core.errors import SeekforgeError
+
+__all__ = ["LogEntry", "LogState", "PredictionLog", "log_state", "open_log"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY,
+    started REAL NOT NULL,
+    ended REAL,
+    package TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    accepted INTEGER NOT NULL DEFAULT 0,
+    written INTEGER NOT NULL DEFAULT 0,
+    dropped INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    id INTEGER PRIMARY KEY,
+    session INTEGER NOT NULL REFERENCES sessions(id),
+    ts REAL NOT NULL,
+    request_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    model_version TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    latency_ms REAL NOT NULL,
+    inputs TEXT NOT NULL,
+    outputs TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS predictions_ts ON predictions(ts);
+CREATE INDEX IF NOT EXISTS predictions_request ON predictions(request_id, position);
+"""
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One request's rows, as the server hands them to the log."""
+
+    ts: float
+    request_id: str
+    latency_ms: float
+    inputs: Sequence[dict[str, Any]]
+    outputs: Sequence[dict[str, Any]]
+
+
+def open_log(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) a prediction log with its schema, in WAL mode.
+
+    Raises:
+        SeekforgeError: The file is not a SQLite database or cannot be opened.
+    """
+    try:
+        db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(SCHEMA)
+    except sqlite3.DatabaseError as exc:
+        raise SeekforgeError(
+            f"{path} is not a usable prediction log ({exc})",
+            hint="point --log at a new file, or at a log that seekforge serve wrote",
+        ) from exc
+    return db
+
+
+def _image_summary(value: Any) -> dict[str, Any] | None:
+    """An image's per-channel mean intensity in [0, 1]: what drift is measured on, at a few bytes a row."""
+    if value is None:
+        return None
+    array = np.asarray(value)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    scale = 65535.0 if array.dtype == np.uint16 else 255.0 if np.issubdtype(array.dtype, np.integer) else 1.0
+    return {"channel_means": (array[:, :, :3].reshape(-1, min(array.shape[2], 3)).mean(axis=0) / scale).tolist()}
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities as null (strict JSON), numpy scalars as Python numbers, arrays as lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "tolist"):
+        return _json_safe(value.tolist())
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    return value
+
+
+class PredictionLog:
+    """Appends served rows to a SQLite file off the request path.
+
+    Args:
+        path: The log file; created if missing, appended to otherwise.
+        package: The served package's path (recorded per session).
+        model_version: What identifies the model (recorded per row).
+        backend: The backend serving it.
+        retention_seconds: Rows older than this are deleted (checked once a minute); None keeps all.
+        flush_seconds: How long a group of rows gathers before it is committed in one transaction: what a
+            crash can lose at most.
+        max_pending: Most requests held in memory; beyond it rows are dropped and counted.
+        image_fields: Image inputs: logged as their per-channel mean intensity in [0, 1] (what image drift
+            is measured on), not as pixels.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        package: str,
+        model_version: str,
+        backend: str,
+        retention_seconds: float | None = None,
+        flush_seconds: float = 0.05,
+        max_pending: int = 100_000,
+        image_fields: Sequence[str] = (),
+    ) -> None:
+        self.path = path
+        self.model_version = model_version
+        self.backend = backend
+        self.retention_seconds = retention_seconds
+        self.flush_seconds = flush_seconds
+        self.image_fields = tuple(image_fields)
+        self._db = open_log(path)
+        cursor = self._db.execute(
+            "INSERT INTO sessions(started, package, model_version, host, pid) VALUES (?, ?, ?, ?, ?)",
+            (time.time(), package, model_version, socket.gethostname(), os.getpid()),
+        )
+        self._db.commit()
+        self.session = int(cursor.lastrowid or 0)
+        # The count of rows handed to the log lives in a memory-mapped file beside it: the kernel keeps
+        # what is written there when the process is killed, so a kill's loss is known exactly.
+        self._counter_path = counter_path(path, self.session)
+        self._counter_path.write_bytes(bytes(8))
+        with self._counter_path.open("r+b") as handle:
+            self._counter = mmap.mmap(handle.fileno(), 8)
+        self._queue: queue.Queue[LogEntry | None] = queue.Queue(maxsize=max_pending)
+        self.accepted = 0  # rows handed to the log
+        self.written = 0
+        self.dropped = 0
+        self._last_purge = 0.0
+        self._thread = threading.Thread(target=self._writer, name="seekforge-log", daemon=True)
+        self._thread.start()
+
+    def append(self, entry: LogEntry) -> None:
+        """Queue one request's rows; never blocks (a full queue drops them and counts the drop)."""
+        try:
+            self._queue.put_nowait(entry)
+            self.accepted += len(entry.inputs)
+            struct.pack_into("<q", self._counter, 0, self.accepted)
+        except queue.Full:
+            self.dropped += len(entry.inputs)
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def _writer(self) -> None:
+        """Commit what arrives in groups: the first entry opens a group, which gathers what else arrives
+        within ``flush_seconds`` (up to 1000 requests) into one transaction."""
+        while True:
+            try:
+                first = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                self._purge()
+                continue
+            entries = [] if first is None else [first]
+            stop = first is None
+            deadline = time.monotonic() + self.flush_seconds
+            while not stop and len(entries) < 1000:
+                try:
+                    item = self._queue.get(timeout=max(deadline - time.monotonic(), 0))
+                except queue.Empty:
+                    break
+                stop = item is None
+                if item is not None:
+                    entries.append(item)
+            if entries:
+                self._write(entries)
+            self._purge()
+            if stop:
+                return
+
+    def _write(self, entries: list[LogEntry]) -> None:
+        rows = []
+        for entry in entries:
+            for position, (inputs, outputs) in enumerate(zip(entry.inputs, entry.outputs, strict=True)):
+                kept = {k: (_image_summary(v) if k in self.image_fields else v) for k, v in inputs.items()}
+                rows.append(
+                    (
+                        self.session,
+                        entry.ts,
+                        entry.request_id,
+                        position,
+                        self.model_version,
+                        self.backend,
+                        entry.latency_ms,
+                        json.dumps(_json_safe(kept)),
+                        json.dumps(_json_safe(outputs)),
+                    )
+                )
+        accepted = self.accepted  # rows queued so far: those not yet written are the crash's loss
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO predictions(session, ts, request_id, position, model_version, backend, latency_ms, "
+                "inputs, outputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self.written += len(rows)
+            self._db.execute(
+                "UPDATE sessions SET accepted = ?, written = ?, dropped = ? WHERE id = ?",
+                (accepted, self.written, self.dropped, self.session),
+            )
+
+    def _purge(self) -> None:
+        now = time.time()
+        if self.retention_seconds is None or now - self._last_purge < 60:
+            return
+        self._last_purge = now
+        with self._db:
+            self._db.execute("DELETE FROM predictions WHERE ts < ?", (now - self.retention_seconds,))
+
+    def close(self) -> None:
+        """Write everything queued, mark the session ended and close the file."""
+        self._queue.put(None)
+        self._thread.join()
+        with self._db:
+            self._db.execute(
+                "UPDATE sessions SET ended = ?, accepted = ?, written = ?, dropped = ? WHERE id = ?",
+                (time.time(), self.accepted, self.written, self.dropped, self.session),
+            )
+        self._db.close()
+        self._counter.close()
+        self._counter_path.unlink(missing_ok=True)
+
+
+def counter_path(log: Path, session: int) -> Path:
+    """Where a running session keeps its count of rows handed to the log."""
+    return log.with_name(f"{log.name}.session-{session}.count")
+
+
+def _alive(host: str, pid: int) -> bool | None:
+    """Whether the process that wrote a session still runs; None when it ran on another host."""
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class LogState:
+    """What a prediction log holds, and what its sessions lost."""
+
+    rows: int
+    sessions: int
+    running_sessions: int  # servers writing to the log now (or on another host, unknown)
+    killed_sessions: int  # sessions whose server died without closing the log
+    lost_rows: int  # rows the killed servers answered that never reached the file
+    dropped_rows: int  # rows dropped because the log's queue was full
+    first_ts: float | None
+    last_ts: float | None
+
+
+def log_state(path: Path) -> LogState:
+    """Open a log (it must exist) and count its rows and what killed servers lost. Safe while a server
+    writes to it."""
+    if not path.is_file():
+        raise SeekforgeError(f"prediction log not found: {path}", hint="pass the file given to seekforge serve --log")
+    db = open_log(path)
+    try:
+        rows, first, last = db.execute("SELECT COUNT(*), MIN(ts), MAX(ts) FROM predictions").fetchone()
+        sessions, dropped = db.execute("SELECT COUNT(*), COALESCE(SUM(dropped), 0) FROM sessions").fetchone()
+        unended = db.execute("SELECT id, host, pid, accepted, written FROM sessions WHERE ended IS NULL").fetchall()
+    finally:
+        db.close()
+    running = killed = lost = 0
+    for session, host, pid, accepted, written in unended:
+        if _alive(host, pid) is not False:
+            running += 1
+            continue
+        killed += 1
+        counter = counter_path(path, session)
+        if counter.is_file() and counter.stat().st_size == 8:
+            accepted = max(accepted, struct.unpack("<q", counter.read_bytes())[0])
+        lost += max(accepted - written, 0)
+    return LogState(int(rows), int(sessions), running, killed, lost, int(dropped), first, last)

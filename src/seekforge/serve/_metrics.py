@@ -1,0 +1,59 @@
+"""Prometheus metrics of a serving process, in a registry of its own (several servers may share a process
+in tests). Both protocols count into the same series, told apart by a ``protocol`` label."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from seekforge.core.deps import require
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+class ServeMetrics:
+    """Requests, errors, latency, realised batch size in rows, queue depth and prediction-log counters."""
+
+    def __init__(self) -> None:
+        prom = require("prometheus_client", purpose="serving metrics")
+        prom.disable_created_metrics()  # the *_created series only add noise to every scrape
+        self.registry = prom.CollectorRegistry()
+        r = self.registry
+        self.requests = prom.Counter(
+            "seekforge_requests", "Prediction requests answered", ["protocol", "code"], registry=r
+        )
+        self.errors = prom.Counter(
+            "seekforge_request_errors", "Prediction requests that failed", ["protocol", "reason"], registry=r
+        )
+        self.rows = prom.Counter("seekforge_rows", "Rows predicted", ["protocol"], registry=r)
+        self.latency = prom.Histogram(
+            "seekforge_request_latency_seconds",
+            "Time from a prediction request's arrival to its answer",
+            ["protocol"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_rows = prom.Histogram(
+            "seekforge_batch_rows", "Rows in each batch run by the model", buckets=ROW_BUCKETS, registry=r
+        )
+        self.inference = prom.Histogram(
+            "seekforge_inference_seconds", "Time the model took per batch", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.queue_rows = prom.Gauge("seekforge_queue_rows", "Rows waiting for a batch", registry=r)
+        self.in_flight = prom.Gauge("seekforge_requests_in_flight", "Prediction requests being handled", registry=r)
+        self.log_rows = prom.Gauge(
+            "seekforge_log_rows", "Rows handed to the prediction log, by outcome", ["outcome"], registry=r
+        )
+        self.info = prom.Info("seekforge_model", "The served model", registry=r)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type."""
+        prom = require("prometheus_client", purpose="serving metrics")
+        return prom.generate_latest(self.registry), prom.CONTENT_TYPE_LATEST
+
+    def observe_batch(self, rows: int, seconds: float) -> None:
+        self.batch_rows.observe(rows)
+        self.inference.observe(seconds)
+
+    def describe(self, info: dict[str, Any]) -> None:
+        self.info.info({k: str(v) for k, v in info.items()})

@@ -1,0 +1,169 @@
+"""The request schema of a served package: one pydantic model per package, built from its declared inputs.
+
+Both protocols validate records with it, so HTTP answers 422 and gRPC INVALID_ARGUMENT with the same
+list of bad fields, and the OpenAPI document shows each input with its type. Unknown fields are refused
+(a misspelt name would otherwise be silently imputed); absent or null fields are missing values, which
+the package's preprocessor imputes as it did in training.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    create_model,
+)
+from pydantic import ValidationError as PydanticValidationError
+
+__all__ = ["FieldError", "RecordSchema", "record_model"]
+
+_DATA_URL = re.compile(r"^data:image/[A-Za-z0-9.+-]+;base64,")
+
+
+def _decode_image(value: str | list[Any] | None) -> np.ndarray | None:
+    """A base64 PNG/JPEG (optionally as a ``data:image/...;base64,`` URL) or nested pixel lists, as an
+    ``H x W (x C)`` array. Paths are refused: a client must not make the server read its own files."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        array = np.asarray(value)
+        if array.dtype == object or array.ndim not in (2, 3) or not np.issubdtype(array.dtype, np.number):
+            raise ValueError("pixel lists must be a rectangular H x W or H x W x C array of numbers")
+        return array
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        raw = base64.b64decode(_DATA_URL.sub("", value, count=1), validate=True)
+        with Image.open(io.BytesIO(raw)) as img:
+            img.load()
+            mode = "RGB" if img.mode not in ("L", "1", "I", "I;16", "F") else "L"
+            return np.asarray(img.convert(mode))
+    except (binascii.Error, ValueError):
+        raise ValueError("an image must be base64-encoded PNG or JPEG bytes, or a list of pixel rows") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"the base64 data is not a readable image ({exc})") from None
+
+
+_CATEGORY = StrictStr | StrictInt | StrictFloat | StrictBool | None
+_FIELD_TYPES: dict[str, Any] = {
+    "numeric": float | None,
+    "category": _CATEGORY,
+    "binary": _CATEGORY,
+    "text": StrictStr | None,
+    "image": Annotated[StrictStr | list[Any] | None, AfterValidator(_decode_image)],
+}
+_DESCRIBE = {
+    "numeric": "a number (null or absent: imputed)",
+    "category": "a category value (null or absent: missing)",
+    "binary": "one of the two values seen in training (null or absent: missing)",
+    "text": "text",
+    "image": "a base64 PNG/JPEG, or a list of pixel rows",
+}
+
+
+def _binary_check(trained: Sequence[str]) -> AfterValidator:
+    """Refuse a binary value that is neither of the two seen in training (nor a spelling of true/false
+    where those are the trained values), as the package's encoders would."""
+    from seekforge.runtime._encode import binary_table, canonical
+
+    table = binary_table(*trained)
+    shown = " and ".join(repr(v) for v in trained if v)
+
+    def check(value: Any) -> Any:
+        if value is not None and canonical(value).lower() not in table:
+            raise ValueError(f"training saw only {shown}")
+        return value
+
+    return AfterValidator(check)
+
+
+def record_model(inputs: Sequence[Mapping[str, Any]], *, name: str = "Record") -> type[BaseModel]:
+    """A pydantic model for one record of a package whose manifest declares ``inputs``.
+
+    Field names are the feature names (as aliases, so names with spaces work), each typed by its feature
+    type; every field is optional and unknown fields are refused.
+    """
+    fields: dict[str, Any] = {}
+    for i, feature in enumerate(inputs):
+        kind = str(feature["type"])
+        kind_type = _FIELD_TYPES[kind]
+        if kind == "binary" and feature.get("values"):
+            kind_type = Annotated[kind_type, _binary_check(feature["values"])]
+        fields[f"f{i}"] = (
+            kind_type,
+            Field(None, alias=str(feature["name"]), description=f"{kind}: {_DESCRIBE[kind]}"),
+        )
+    config = ConfigDict(extra="forbid", populate_by_name=False, title=name)
+    return create_model(name, __config__=config, **fields)
+
+
+class FieldError(BaseModel):
+    """One bad field of one record."""
+
+    record: int
+    field: str | None
+    message: str
+    value: Any = None
+
+
+class RecordSchema:
+    """Validates request records against a package's inputs and returns them as plain dicts of raw values."""
+
+    def __init__(self, inputs: Sequence[Mapping[str, Any]], *, name: str = "Record") -> None:
+        self.inputs = [dict(f) for f in inputs]
+        self.model = record_model(self.inputs, name=name)
+        self.names = [str(f["name"]) for f in self.inputs]
+
+    def validate(self, records: Sequence[Any]) -> tuple[list[dict[str, Any]], list[FieldError]]:
+        """Each record as ``{feature: value}`` (every feature present, None where missing), and every
+        problem found across all records (empty when all are valid)."""
+        rows: list[dict[str, Any]] = []
+        errors: list[FieldError] = []
+        for i, record in enumerate(records):
+            try:
+                parsed = self.model.model_validate(record)
+            except PydanticValidationError as exc:
+                errors.extend(_field_errors(i, exc))
+                continue
+            rows.append({name: getattr(parsed, f"f{i}") for i, name in enumerate(self.names)})
+        return rows, errors
+
+
+def _field_errors(index: int, exc: PydanticValidationError) -> list[FieldError]:
+    found: dict[str | None, FieldError] = {}  # one message per field: unions report each alternative
+    for error in exc.errors(include_url=False):
+        loc = error["loc"]
+        field = str(loc[0]) if loc else None
+        if field in found:
+            continue
+        if error["type"] == "extra_forbidden":
+            message = "unknown field; the model's inputs are listed at GET /v1/model"
+        elif error["type"] == "model_type":
+            message = "a record must be an object of feature names to values"
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+        value = error.get("input")
+        found[field] = FieldError(record=index, field=field, message=message, value=_shown(value))
+    return list(found.values())
+
+
+def _shown(value: Any) -> Any:
+    """A bad value as it goes back to the client: short, and JSON-safe."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value if not isinstance(value, str) or len(value) <= 80 else value[:77] + "..."
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,179 @@
+"""One process, one event loop: uvicorn for HTTP and grpc.aio for gRPC over the same :class:`ModelService`.
+
+SIGTERM (or SIGINT) drains gracefully: readiness turns false on both protocols, the listeners stop
+taking connections, queued and running requests are answered, the prediction log is flushed, and the
+process exits 0. A second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from seekforge.core.deps import require
+from seekforge.core.errors import SeekforgeError
+from seekforge.serve._service import ModelService
+
+__all__ = ["Listening", "serve"]
+
+
+@dataclass
+class Listening:
+    """Where a running server listens (ports are the bound ones, so port 0 picks a free port)."""
+
+    host: str
+    http_port: int | None
+    grpc_port: int | None
+
+
+def _bind(host: str, port: int, option: str, *, keep: bool) -> socket.socket | None:
+    """A listening socket on ``host:port`` (kept for HTTP), or only a check that the port is free (gRPC binds
+    its own), so that a taken port is one clear error rather than a server's log line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SeekforgeError(
+            f"cannot listen on {host}:{port} ({exc.strerror})",
+            hint=f"choose another {option}, or stop the process that holds the port",
+        ) from None
+    if not keep:
+        sock.close()
+        return None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _uvicorn_server(app: Any, host: str, port: int, drain_seconds: float) -> Any:
+    uvicorn = require("uvicorn", purpose="the HTTP server")
+
+    class Server(uvicorn.Server):  # type: ignore[misc,name-defined]
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:  # the process's signals are handled by serve()
+            yield
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=int(drain_seconds),
+        lifespan="off",
+    )
+    return Server(config)
+
+
+async def serve(
+    service: ModelService,
+    *,
+    host: str = "127.0.0.1",
+    http_port: int | None = 8000,
+    grpc_port: int | None = 50051,
+    drain_seconds: float = 30.0,
+    on_ready: Callable[[Listening], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve ``service`` until SIGTERM/SIGINT (or until ``stop`` is set), then drain and return.
+
+    Args:
+        service: The model service (started here).
+        host: Interface to bind (``0.0.0.0`` in a container).
+        http_port: HTTP port; None for no HTTP; 0 for any free port.
+        grpc_port: gRPC port; None for no gRPC; 0 for any free port.
+        drain_seconds: Longest a graceful stop waits for running requests.
+        on_ready: Called once both listeners are up, with the bound ports.
+        stop: Set it to stop the server as a signal would (for embedding and tests).
+    """
+    if http_port is None and grpc_port is None:
+        raise ValueError("give an HTTP port, a gRPC port, or both")
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    http_socket = _bind(host, http_port, "--http-port", keep=True) if http_port is not None else None
+    if grpc_port:
+        _bind(host, grpc_port, "--grpc-port", keep=False)
+    grpc_server: Any = None
+    health: Any = None
+    http_server: Any = None
+    http_task: asyncio.Task[None] | None = None
+
+    def on_signal() -> None:
+        if stop.is_set() and http_server is not None:  # a second signal: stop now
+            http_server.force_exit = True
+        stop.set()
+
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            loop.add_signal_handler(sig, on_signal)
+            installed.append(sig)
+    try:
+        await service.start()
+        bound_grpc: int | None = None
+        if grpc_port is not None:
+            grpc = require("grpc", purpose="the gRPC server")
+            from grpc_health.v1 import health_pb2
+
+            from seekforge.serve._grpc import SERVICE_NAME, add_services
+
+            grpc_server = grpc.aio.server(
+                options=[("grpc.max_receive_message_length", service.config.max_request_bytes)]
+            )
+            health = add_services(grpc_server, service)
+            try:
+                bound_grpc = grpc_server.add_insecure_port(f"{host}:{grpc_port}")
+            except RuntimeError:
+                raise SeekforgeError(
+                    f"cannot listen on {host}:{grpc_port} for gRPC",
+                    hint="choose another --grpc-port, or stop the process that holds the port",
+                ) from None
+            await grpc_server.start()
+            for name in ("", SERVICE_NAME):
+                await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+        bound_http: int | None = None
+        if http_socket is not None:
+            from seekforge.serve._http import create_app
+
+            http_server = _uvicorn_server(create_app(service), host, http_socket.getsockname()[1], drain_seconds)
+            http_task = loop.create_task(http_server.serve(sockets=[http_socket]), name="seekforge-http")
+            while not http_server.started:
+                if http_task.done():
+                    await http_task
+                    raise SeekforgeError(f"the HTTP server on {host}:{http_port} stopped while starting")
+                await asyncio.sleep(0.01)
+            bound_http = http_socket.getsockname()[1]
+
+        if on_ready is not None:
+            on_ready(Listening(host, bound_http, bound_grpc))
+        waiters: list[asyncio.Future[Any]] = [loop.create_task(stop.wait())]
+        if http_task is not None:
+            waiters.append(http_task)
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # Drain: not ready, stop listening, answer what is queued, flush the log.
+        service.ready = False
+        service.draining = True
+        if health is not None:
+            await health.enter_graceful_shutdown()
+        stopping: list[Any] = []
+        if grpc_server is not None:
+            stopping.append(grpc_server.stop(grace=drain_seconds))
+        if http_server is not None and http_task is not None:
+            http_server.should_exit = True
+            stopping.append(http_task)
+        await asyncio.gather(*stopping, return_exceptions=True)
+        await service.drain(drain_seconds)
+        if http_socket is not None:
+            http_socket.close()
+        for sig in installed:
+            loop.remove_signal_handler(sig)

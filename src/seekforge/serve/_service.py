@@ -1,0 +1,259 @@
+"""What both protocols call: one loaded package behind a request schema, a dynamic batcher, metrics and the
+prediction log. The HTTP app and the gRPC servicer are thin translations onto :class:`ModelService`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seekforge.core.errors import PackageError, SeekforgeError
+from seekforge.core.package import read_manifest
+from seekforge.serve._batcher import DynamicBatcher
+from seekforge.serve._log import LogEntry, PredictionLog
+from seekforge.serve._metrics import ServeMetrics
+from seekforge.serve._schema import FieldError, RecordSchema
+
+__all__ = ["InvalidRecords", "ModelService", "ServeConfig", "TooLarge", "Unauthorized"]
+
+Rows = list[dict[str, Any]]
+
+
+class InvalidRecords(SeekforgeError):
+    """Records that do not fit the package's inputs; ``errors`` lists each bad field."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        shown = "; ".join(f"record {e.record} field {e.field!r}: {e.message}" for e in errors[:5])
+        super().__init__(f"{len(errors)} invalid field{'s' * (len(errors) > 1)}: {shown}")
+        self.errors = errors
+
+
+class TooLarge(SeekforgeError):
+    """A request over the size limits."""
+
+
+class Unauthorized(SeekforgeError):
+    """A request without the right API key."""
+
+
+@dataclass
+class ServeConfig:
+    """How a package is served (the ``seekforge serve`` options)."""
+
+    backend: str = "auto"
+    max_batch_rows: int = 64
+    max_wait_ms: float = 5.0
+    max_queue_rows: int = 4096
+    max_request_rows: int = 1024
+    max_request_bytes: int = 8 * 1024 * 1024
+    timeout_ms: float | None = 10_000.0  # a request's default deadline; a client may ask for less
+    threads: int | None = None  # inference threads of the backend; None: the backend's default
+    batching: bool = True  # off: each request runs alone, as it arrives (for comparison)
+    api_keys: frozenset[str] = field(default_factory=frozenset)
+    log: Path | None = None
+    log_retention_seconds: float | None = None
+    verify: bool = True
+
+
+def _version(manifest: dict[str, Any]) -> str:
+    weights = manifest.get("files", {}).get("model.safetensors", "")
+    return f"{manifest['name']}:{str(weights)[:12] or manifest.get('created', '')}"
+
+
+def open_predictor(path: Path, backend: str, *, threads: int | None, verify: bool) -> tuple[Any, str]:
+    """The package's predictor and the backend it runs on.
+
+    A package whose fp32 ONNX export takes raw values is served by onnxruntime alone (no torch in the
+    process) when the backend is ``onnxruntime``, or ``auto`` with no other choice recorded by ``optimize``;
+    anything else goes through :func:`seekforge.load`.
+    """
+    manifest = read_manifest(path, verify=verify)
+    export = manifest.get("exports", {}).get("onnx")
+    raw = bool(export and export["parity"]["passed"] and export.get("inputs") == "raw")
+    chosen = manifest.get("serving", {}).get("backend")
+    if (
+        raw
+        and importlib.util.find_spec("onnxruntime")
+        and (backend == "onnxruntime" or (backend == "auto" and chosen in (None, "onnxruntime")))
+    ):
+        from seekforge import runtime
+
+        return runtime.load(path, verify=verify, threads=threads), "onnxruntime"
+    if importlib.util.find_spec("torch") is None:
+        raise PackageError(
+            f"{path} needs the full install to be served with backend '{backend}'"
+            + ("" if raw else ": it has no passing ONNX export that takes raw values"),
+            hint='run: pip install "seekforge[all,serve]"',
+        )
+    from seekforge.serve._predictor import load
+
+    predictor = load(path, backend=backend, verify=verify, threads=threads)
+    return predictor, predictor.backend
+
+
+def _rows_of(result: Any, n: int, classes: Sequence[Any] | None) -> Rows:
+    """Per-row outputs ``{"prediction": v, "proba": {class: p}}`` from either predictor's result."""
+    columns = {k: list(v) for k, v in (result.items() if isinstance(result, dict) else result.to_dict("list").items())}
+    predictions = [_plain(v) for v in columns["prediction"]]
+    if not classes:
+        return [{"prediction": p} for p in predictions]
+    probas = [[float(x) for x in columns[f"proba_{c}"]] for c in classes]
+    names = [str(c) for c in classes]
+    return [
+        {"prediction": predictions[i], "proba": {names[j]: probas[j][i] for j in range(len(names))}} for i in range(n)
+    ]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+class ModelService:
+    """A served package: validation, batching, metrics, logging. Create it, then ``await start()``."""
+
+    def __init__(self, package: str | Path, config: ServeConfig | None = None) -> None:
+        self.config = config or ServeConfig()
+        self.path = Path(package)
+        self.predictor, self.backend = open_predictor(
+            self.path, self.config.backend, threads=self.config.threads, verify=self.config.verify
+        )
+        self.manifest: dict[str, Any] = self.predictor.manifest
+        self.version = _version(self.manifest)
+        self.schema = RecordSchema(self.manifest["inputs"], name=f"{_title(self.manifest['name'])}Record")
+        self.classes = self.predictor.classes
+        self.metrics = ServeMetrics()
+        self.metrics.describe({"name": self.manifest["name"], "version": self.version, "backend": self.backend})
+        self.batcher = DynamicBatcher(
+            self._predict_rows,
+            max_batch_rows=self.config.max_batch_rows if self.config.batching else 1,
+            max_wait_ms=self.config.max_wait_ms if self.config.batching else 0.0,
+            max_queue_rows=self.config.max_queue_rows,
+            on_batch=self.metrics.observe_batch,
+        )
+        self.log: PredictionLog | None = None
+        self.ready = False
+        self.draining = False
+        self._image_fields = [f["name"] for f in self.manifest["inputs"] if f["type"] == "image"]
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Warm the model up, open the log and start batching; the service is ready afterwards."""
+        if self.config.log is not None:
+            self.log = PredictionLog(
+                self.config.log,
+                package=str(self.path.resolve()),
+                model_version=self.version,
+                backend=self.backend,
+                retention_seconds=self.config.log_retention_seconds,
+                image_fields=self._image_fields,
+            )
+        if not self._image_fields:  # a first run allocates the backend's buffers: not on a client's time
+            rows, _ = self.schema.validate([{}])  # every value missing, so imputed
+            with contextlib.suppress(SeekforgeError):
+                await asyncio.get_running_loop().run_in_executor(None, self._predict_rows, rows)
+        self.batcher.start()
+        self.ready = True
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Stop taking requests, answer the queued ones, flush and close the log."""
+        self.ready = False
+        self.draining = True
+        await self.batcher.drain(timeout)
+        if self.log is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.log.close)
+            self.log = None
+
+    # -- requests --------------------------------------------------------------------------------------
+    def check_key(self, key: str | None) -> None:
+        if self.config.api_keys and key not in self.config.api_keys:
+            raise Unauthorized("a valid API key is required" if key else "the API key is missing")
+
+    def validate(self, records: Sequence[Any]) -> Rows:
+        """Records as rows of raw values.
+
+        Raises:
+            TooLarge: More records than the request limit.
+            InvalidRecords: Any field is bad (every bad field is listed).
+        """
+        if not records:
+            raise InvalidRecords([FieldError(record=0, field=None, message="no records: send at least one")])
+        if len(records) > self.config.max_request_rows:
+            raise TooLarge(
+                f"{len(records)} records in one request; the limit is {self.config.max_request_rows}",
+                hint="split the request, or start the server with a larger --max-request-rows",
+            )
+        rows, errors = self.schema.validate(records)
+        if errors:
+            raise InvalidRecords(errors)
+        return rows
+
+    async def predict(self, rows: Rows, *, timeout_ms: float | None = None, request_id: str | None = None) -> Rows:
+        """Predict validated rows through the batcher; log them off the request path."""
+        arrived = time.perf_counter()
+        limits = [t for t in (timeout_ms, self.config.timeout_ms) if t is not None]
+        timeout = min(limits) / 1000.0 if limits else None
+        self.metrics.queue_rows.set(self.batcher.queued_rows + len(rows))
+        outputs = await self.batcher.submit(rows, timeout=timeout)
+        self.metrics.queue_rows.set(self.batcher.queued_rows)
+        if self.log is not None:
+            latency_ms = (time.perf_counter() - arrived) * 1000.0
+            self.log.append(LogEntry(time.time(), request_id or uuid.uuid4().hex, latency_ms, rows, outputs))
+            self.metrics.log_rows.labels("accepted").set(self.log.accepted)
+            self.metrics.log_rows.labels("dropped").set(self.log.dropped)
+        return outputs
+
+    def _predict_rows(self, rows: Rows) -> Rows:
+        return _rows_of(self.predictor.predict(rows), len(rows), self.classes)
+
+    def model_info(self) -> dict[str, Any]:
+        """What ``GET /v1/model`` answers: the schema, metrics and lineage of the served package."""
+        m = self.manifest
+        return {
+            "name": m["name"],
+            "version": self.version,
+            "backend": self.backend,
+            "task": m["task"],
+            "inputs": m["inputs"],
+            "output": m["output"],
+            "model": m.get("model"),
+            "metrics": m.get("metrics"),
+            "lineage": m.get("lineage"),
+            "created": m.get("created"),
+            "exports": {
+                k: {"precision": v.get("precision"), "passed": v["parity"]["passed"]}
+                for k, v in m.get("exports", {}).items()
+            },
+            "batching": {
+                "enabled": self.config.batching,
+                "max_batch_rows": self.config.max_batch_rows,
+                "max_wait_ms": self.config.max_wait_ms,
+            },
+        }
+
+    def timed(self, protocol: str) -> Callable[[str], None]:
+        """Start timing a request; call the result with its outcome code when it is answered."""
+        started = time.perf_counter()
+        self.metrics.in_flight.inc()
+
+        def done(code: str) -> None:
+            self.metrics.in_flight.dec()
+            self.metrics.requests.labels(protocol, code).inc()
+            self.metrics.latency.labels(protocol).observe(time.perf_counter() - started)
+
+        return done
+
+
+def _title(name: str) -> str:
+    return (
+        "".join(
+            part.capitalize() for part in json.dumps(name).strip('"').replace("-", "_").replace(".", "_").split("_")
+        )
+        or "Model"
+    )

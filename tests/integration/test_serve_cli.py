@@ -1,0 +1,135 @@
+"""`seekforge serve` as a user runs it: a real process, real sockets, SIGTERM to stop it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from seekforge.serve import log_state
+from tests.integration.cli import seekforge
+
+GOOD = {"x1": 0.5, "x2": -1.0, "city": "oslo", "member": "yes"}
+
+
+def start(package: Path, tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], dict]:
+    ready = tmp_path / "ready.json"
+    env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "seekforge", "serve", str(package), "--http-port", "0", "--grpc-port", "0"]
+    proc = subprocess.Popen([*command, "--ready-file", str(ready), *args], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"seekforge serve did not start:\n{proc.communicate()[1]}")
+        time.sleep(0.05)
+    return proc, json.loads(ready.read_text())
+
+
+def test_sigterm_under_load_answers_every_accepted_request_and_closes_the_log(
+    served_package: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "predictions.db"
+    proc, where = start(served_package, tmp_path, "--log", str(log), "--max-wait-ms", "2")
+    url = f"http://127.0.0.1:{where['http_port']}/v1/predict"
+    outcomes: list[object] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(timeout=30) as http:
+            while not stop.is_set():
+                try:
+                    outcomes.append(http.post(url, json={"records": [GOOD] * 3}).status_code)
+                except httpx.TransportError as exc:  # after the listener closed: refused, never half-answered
+                    outcomes.append(type(exc).__name__)
+                    return
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    stderr = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 0, stderr
+    stop.set()
+    for thread in clients:
+        thread.join(30)
+    assert "serving tiny (onnxruntime)" in stderr and "stopped" in stderr
+    answered = outcomes.count(200)
+    assert answered > 0
+    assert set(outcomes) <= {200, 503, "ConnectError", "RemoteProtocolError", "ReadError"}, set(outcomes)
+    state = log_state(log)
+    assert state.rows == 3 * answered  # every answered row was logged before the process exited
+    assert (state.running_sessions, state.killed_sessions, state.lost_rows) == (0, 0, 0)
+
+
+def test_kill_9_leaves_a_log_that_opens_and_counts_its_loss(served_package: Path, tmp_path: Path) -> None:
+    log = tmp_path / "predictions.db"
+    proc, where = start(served_package, tmp_path, "--log", str(log))
+    with httpx.Client(timeout=30) as http:
+        for _ in range(20):
+            assert (
+                http.post(f"http://127.0.0.1:{where['http_port']}/v1/predict", json={"records": [GOOD]}).status_code
+                == 200
+            )
+    proc.kill()
+    proc.communicate(timeout=30)
+    state = log_state(log)
+    assert state.killed_sessions == 1
+    assert state.rows + state.lost_rows == 20
+    with sqlite3.connect(log) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_serving_a_raw_onnx_package_never_imports_torch(served_package: Path) -> None:
+    code = (
+        "import sys, asyncio\n"
+        "from seekforge.serve import ModelService\n"
+        "from seekforge.serve._http import create_app\n"
+        f"service = ModelService({str(served_package)!r})\n"
+        "create_app(service)\n"
+        "print(service.backend, sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pandas')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "onnxruntime []"
+
+
+def test_deployment_recipes_print(served_package: Path, tmp_path: Path) -> None:
+    docker = seekforge("serve", str(served_package), "--print-dockerfile", cwd=tmp_path, check=True).stdout
+    assert 'pip install --no-cache-dir "seekforge[runtime,serve]' in docker
+    assert "HEALTHCHECK" in docker and "/readyz" in docker and "EXPOSE 8000 50051" in docker
+    k8s = list(
+        yaml.safe_load_all(seekforge("serve", str(served_package), "--print-k8s", cwd=tmp_path, check=True).stdout)
+    )
+    assert [d["kind"] for d in k8s] == ["Deployment", "Service", "HorizontalPodAutoscaler"]
+    container = k8s[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert k8s[2]["spec"]["metrics"][0]["pods"]["metric"]["name"] == "seekforge_requests_in_flight"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--api-key-file", "missing.txt"], "--api-key-file missing.txt: cannot read it"),
+        (["--api-key-file", "empty.txt"], "holds no key"),
+        (["--log-retention", "soon"], "--log-retention: 'soon' is not a duration"),
+        (["--no-http", "--no-grpc"], "leave nothing to serve"),
+        (["--backend", "openvino"], "openvino"),
+    ],
+)
+def test_bad_options_exit_2_with_the_fix(served_package: Path, tmp_path: Path, args: list[str], words: str) -> None:
+    (tmp_path / "empty.txt").write_text("\n\n")
+    done = seekforge("serve", str(served_package), "--http-port", "0", "--grpc-port", "0", *args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert words in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from seekforge.core.errors import DataError
+from seekforge.serve._batcher import DeadlineExceeded, DynamicBatcher, Overloaded, ShuttingDown
+
+
+class Model:
+    """Doubles each row's x, after ``delay`` seconds; records the size of every batch it ran."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.batches: list[int] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, rows: list[dict]) -> list[dict]:
+        self.threads.add(threading.current_thread().name)
+        if any(row.get("bad") for row in rows):
+            raise DataError("a bad row")
+        time.sleep(self.delay)
+        self.batches.append(len(rows))
+        return [{"y": row["x"] * 2} for row in rows]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_concurrent_requests_share_batches_counted_in_rows_and_keep_their_order() -> None:
+    model = Model(delay=0.02)
+
+    async def main():
+        batcher = DynamicBatcher(model, max_batch_rows=8, max_wait_ms=50)
+        requests = [[{"x": 10 * r + i} for i in range(3)] for r in range(6)]
+        answers = await asyncio.gather(*(batcher.submit(rows) for rows in requests))
+        await batcher.drain()
+        return requests, answers
+
+    requests, answers = run(main())
+    for rows, answer in zip(requests, answers, strict=True):
+        assert answer == [{"y": row["x"] * 2} for row in rows]
+    assert sum(model.batches) == 18
+    assert max(model.batches) <= 8  # whole requests only: 3 + 3 rows, never 9
+    assert len(model.batches) < 6
+    assert model.threads and not any(name.startswith("MainThread") for name in model.threads)
+
+
+def test_a_batch_is_flushed_after_max_wait_without_filling() -> None:
+    model = Model()
+
+    async def main():
+        batcher = DynamicBatcher(model, max_batch_rows=1000, max_wait_ms=30)
+        started = time.perf_counter()
+        await batcher.submit([{"x": 1}])
+        waited = time.perf_counter() - started
+        await batcher.drain()
+        return waited
+
+    waited = run(main())
+    assert 0.025 <= waited < 1.0
+    assert model.batches == [1]
+
+
+def test_a_full_queue_refuses_with_a_retry_hint() -> None:
+    model = Model(delay=0.2)
+
+    async def main():
+        batcher = DynamicBatcher(model, max_batch_rows=2, max_wait_ms=0, max_queue_rows=4)
+        first = asyncio.create_task(batcher.submit([{"x": 0}] * 2))
+        await asyncio.sleep(0.05)  # the first batch is running; the queue is empty again
+        queued = [asyncio.create_task(batcher.submit([{"x": 1}] * 2)) for _ in range(2)]
+        await asyncio.sleep(0)
+        with pytest.raises(Overloaded) as refused:
+            await batcher.submit([{"x": 2}])
+        await asyncio.gather(first, *queued)
+        await batcher.drain()
+        return refused.value, batcher.stats
+
+    refused, stats = run(main())
+    assert refused.retry_after > 0
+    assert "4 rows are queued" in str(refused)
+    assert stats.refused == 1 and stats.rows == 6
+
+
+def test_a_request_past_its_deadline_is_never_run() -> None:
+    model = Model(delay=0.15)
+
+    async def main():
+        batcher = DynamicBatcher(model, max_batch_rows=1, max_wait_ms=0)
+        slow = asyncio.create_task(batcher.submit([{"x": 1}]))
+        await asyncio.sleep(0.01)
+        with pytest.raises(DeadlineExceeded):
+            await batcher.submit([{"x": 2}], timeout=0.05)
+        await slow
+        await batcher.drain()
+        return batcher.stats
+
+    stats = run(main())
+    assert model.batches == [1]
+    assert stats.expired == 1
+
+
+def test_one_bad_request_does_not_fail_the_others_in_its_batch() -> None:
+    model = Model()
+
+    async def main():
+        batcher = DynamicBatcher(model, max_batch_rows=10, max_wait_ms=30)
+        results = await asyncio.gather(
+            batcher.submit([{"x": 1}]), batcher.submit([{"x": 2, "bad": True}]), batcher.submit([{"x": 3}]),
+            return_exceptions=True,
+        )  # fmt: skip
+        await batcher.drain()
+        return results
+
+    good, bad, other = run(main())
+    assert good == [{"y": 2}] and other == [{"y": 6}]
+    assert isinstance(bad, DataError)
+
+
+def test_drain_answers_the_queue_then_refuses() -> None:
+    model = Model(delay=0.01)
+
+    async def main():
+        batcher = DynamicBatcher(model, max_batch_rows=2, max_wait_ms=1)
+        pending = [asyncio.create_task(batcher.submit([{"x": i}])) for i in range(5)]
+        await asyncio.sleep(0)
+        await batcher.drain(timeout=5)
+        answers = [task.result() for task in pending]
+        with pytest.raises(ShuttingDown):
+            await batcher.submit([{"x": 9}])
+        return answers
+
+    assert run(main()) == [[{"y": 2 * i}] for i in range(5)]
+
+
+def test_limits_are_checked() -> None:
+    with pytest.raises(ValueError, match="max_batch_rows"):
+        DynamicBatcher(Model(), max_batch_rows=0)

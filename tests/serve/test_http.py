@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from seekforge.serve import ServeConfig
+from tests.serve.conftest import running
+
+GOOD = {"x1": 0.5, "x2": -1.0, "city": "oslo", "member": "yes"}
+
+
+@pytest.fixture(scope="module")
+def server(served_package: Path, tmp_path_factory: pytest.TempPathFactory):
+    log = tmp_path_factory.mktemp("log") / "predictions.db"
+    config = ServeConfig(max_batch_rows=16, max_wait_ms=20, max_request_rows=50, max_request_bytes=20_000, log=log)
+    with (
+        running(served_package, config, grpc=False) as (service, where),
+        httpx.Client(base_url=f"http://127.0.0.1:{where.http_port}", timeout=30) as client,
+    ):
+        yield service, client, log
+
+
+def test_predict_answers_each_record_in_order_with_probabilities(server) -> None:
+    service, client, _ = server
+    records = [GOOD, {"x1": -3.0, "x2": 2.0, "city": "rome", "member": "no"}, {}]
+    response = client.post("/v1/predict", json={"records": records}, headers={"x-request-id": "abc"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["request_id"] == "abc" and body["model_version"] == service.version
+    assert [p["prediction"] for p in body["predictions"]] == list(service.predictor.predict(records)["prediction"])
+    for prediction in body["predictions"]:
+        assert set(prediction["proba"]) == {"buy", "skip"}
+        assert sum(prediction["proba"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_concurrent_requests_are_batched_by_rows(server) -> None:
+    service, client, _ = server
+    before = service.batcher.stats.batches, service.batcher.stats.rows
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: client.post("/v1/predict", json={"records": [GOOD] * 2}), range(16)))
+    assert all(a.status_code == 200 for a in answers)
+    batches = service.batcher.stats.batches - before[0]
+    assert service.batcher.stats.rows - before[1] == 32
+    assert batches < 16  # some requests shared a batch
+
+
+def test_every_bad_field_is_listed_with_422(server) -> None:
+    _, client, _ = server
+    records = [GOOD, {"x1": "tall", "citty": "oslo", "member": "maybe"}]
+    response = client.post("/v1/predict", json={"records": records})
+    assert response.status_code == 422
+    detail = {(d["record"], d["field"]) for d in response.json()["detail"]}
+    assert detail == {(1, "x1"), (1, "citty"), (1, "member")}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b'{"records": [', 400, "not valid JSON"),
+        (b'{"rows": []}', 400, '{"records"'),
+        (b'{"records": [], "extra": 1}', 400, "unknown key"),
+        (b'{"records": []}', 422, "no records"),
+        (json.dumps({"records": [GOOD] * 51}).encode(), 413, "limit is 50"),
+        (json.dumps({"records": [{"x1": 1.0, "city": "a" * 30_000}]}).encode(), 413, "20000"),
+    ],
+)
+def test_malformed_and_oversized_requests_get_clear_errors(server, body: bytes, status: int, words: str) -> None:
+    _, client, _ = server
+    response = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status
+    assert words in str(response.json()["detail"])
+
+
+def test_model_health_readiness_and_metrics(server) -> None:
+    _service, client, _ = server
+    model = client.get("/v1/model").json()
+    assert model["name"] == "tiny" and model["backend"] == "onnxruntime"
+    assert [f["name"] for f in model["inputs"]] == ["x1", "x2", "city", "member"]
+    assert model["lineage"]["seed"] == 0
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    client.post("/v1/predict", json={"records": [GOOD]})
+    metrics = client.get("/metrics").text
+    assert 'seekforge_requests_total{code="200",protocol="http"}' in metrics
+    assert "seekforge_batch_rows_bucket" in metrics
+    assert "seekforge_queue_rows" in metrics
+    assert 'seekforge_model_info{backend="onnxruntime"' in metrics
+
+
+def test_openapi_describes_each_input(server) -> None:
+    _, client, _ = server
+    spec = client.get("/openapi.json").json()
+    record = spec["components"]["schemas"]["TinyRecord"]
+    assert set(record["properties"]) == {"x1", "x2", "city", "member"}
+    assert record["additionalProperties"] is False
+    body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["records"]["maxItems"] == 50
+
+
+def test_served_rows_reach_the_prediction_log(server) -> None:
+    _service, client, log = server
+    client.post("/v1/predict", json={"records": [GOOD]}, headers={"x-request-id": "logged"})
+    for _ in range(100):
+        rows = (
+            sqlite3.connect(log)
+            .execute("SELECT inputs, outputs FROM predictions WHERE request_id = 'logged'")
+            .fetchall()
+        )
+        if rows:
+            break
+        time.sleep(0.05)
+    assert json.loads(rows[0][0]) == GOOD
+    assert json.loads(rows[0][1])["prediction"] in ("buy", "skip")
+
+
+def test_api_key_is_required_when_configured(served_package: Path, tmp_path: Path) -> None:
+    config = ServeConfig(api_keys=frozenset({"s3cret"}), log=None)
+    with running(served_package, config, grpc=False) as (_, where):
+        url = f"http://127.0.0.1:{where.http_port}"
+        assert httpx.post(f"{url}/v1/predict", json={"records": [GOOD]}).status_code == 401
+        assert (
+            httpx.post(f"{url}/v1/predict", json={"records": [GOOD]}, headers={"x-api-key": "nope"}).status_code == 401
+        )
+        ok = httpx.post(f"{url}/v1/predict", json={"records": [GOOD]}, headers={"authorization": "Bearer s3cret"})
+        assert ok.status_code == 200
+        assert httpx.get(f"{url}/v1/model").status_code == 401
+        assert httpx.get(f"{url}/healthz").status_code == 200  # probes need no key
+
+
+def test_torch_backend_serves_the_same_predictions(served_package: Path) -> None:
+    records = [GOOD, {"x1": -3.0, "city": "rome"}]
+    answers = {}
+    for backend in ("torch", "onnxruntime"):
+        with running(served_package, ServeConfig(backend=backend), grpc=False) as (service, where):
+            assert service.backend == backend
+            body = httpx.post(f"http://127.0.0.1:{where.http_port}/v1/predict", json={"records": records}).json()
+            answers[backend] = body["predictions"]
+    for a, b in zip(answers["torch"], answers["onnxruntime"], strict=True):
+        assert a["prediction"] == b["prediction"]
+        assert a["proba"]["buy"] == pytest.approx(b["proba"]["buy"], abs=1e-4)

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seekforge.core.errors import SeekforgeError
+from seekforge.serve._log import LogEntry, PredictionLog, log_state
+
+
+def entry(n: int, ts: float | None = None) -> LogEntry:
+    return LogEntry(
+        ts=ts if ts is not None else time.time(),
+        request_id="r",
+        latency_ms=1.5,
+        inputs=[{"x": float(i), "c": "a"} for i in range(n)],
+        outputs=[{"prediction": "yes", "proba": {"yes": 0.75, "no": 0.25}} for _ in range(n)],
+    )
+
+
+def test_rows_are_written_with_their_session_and_the_session_closes(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = PredictionLog(path, package="pkg", model_version="m:1", backend="onnxruntime", flush_seconds=0.05)
+    log.append(entry(3))
+    log.append(entry(2))
+    log.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    rows = db.execute("SELECT session, model_version, backend, inputs, outputs FROM predictions").fetchall()
+    assert len(rows) == 5
+    assert rows[0][:3] == (1, "m:1", "onnxruntime")
+    assert json.loads(rows[1][3]) == {"x": 1.0, "c": "a"}
+    assert json.loads(rows[0][4])["proba"] == {"yes": 0.75, "no": 0.25}
+    state = log_state(path)
+    assert (state.rows, state.sessions, state.running_sessions, state.killed_sessions, state.lost_rows) == (
+        5,
+        1,
+        0,
+        0,
+        0,
+    )
+
+
+def test_a_second_session_appends(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    for _ in range(2):
+        log = PredictionLog(path, package="pkg", model_version="m:1", backend="torch")
+        log.append(entry(1))
+        log.close()
+    assert log_state(path).rows == 2 and log_state(path).sessions == 2
+
+
+def test_values_json_cannot_hold_are_logged_as_null_and_images_as_channel_means(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = PredictionLog(path, package="p", model_version="v", backend="torch", image_fields=["img"])
+    image = np.zeros((4, 4, 3), dtype=np.uint8)
+    image[..., 0] = 255
+    log.append(LogEntry(time.time(), "r", 1.0, [{"x": float("nan"), "img": image}], [{"prediction": np.float32(2.5)}]))
+    log.close()
+    inputs, outputs = sqlite3.connect(path).execute("SELECT inputs, outputs FROM predictions").fetchone()
+    assert json.loads(inputs) == {"x": None, "img": {"channel_means": [1.0, 0.0, 0.0]}}
+    assert json.loads(outputs) == {"prediction": 2.5}
+
+
+def test_old_rows_are_purged_past_the_retention(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = PredictionLog(path, package="p", model_version="v", backend="torch", retention_seconds=3600)
+    log.append(entry(2, ts=time.time() - 7200))
+    log.append(entry(1))
+    log.close()
+    assert log_state(path).rows == 1
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path / "log.db", package="p", model_version="v", backend="torch", max_pending=1)
+    log._queue.put_nowait(entry(1))  # the writer may take it at once; fill until the queue is full
+    for _ in range(50):
+        log.append(entry(2))
+    log.close()
+    state = log_state(tmp_path / "log.db")
+    assert state.dropped_rows > 0
+    assert state.rows + state.dropped_rows == 101
+
+
+KILLED = """
+import os, signal, sys, time
+from pathlib import Path
+from seekforge.serve._log import LogEntry, PredictionLog
+log = PredictionLog(Path(sys.argv[1]), package="p", model_version="v", backend="torch", flush_seconds=0.05)
+for _ in range(20):
+    log.append(LogEntry(time.time(), "r", 1.0, [{"x": 1.0}] * 10, [{"prediction": 1}] * 10))
+time.sleep(0.5)
+log.flush_seconds = 60  # the next group gathers for a minute: killed before it is committed
+for _ in range(3):
+    log.append(LogEntry(time.time(), "r", 1.0, [{"x": 2.0}] * 7, [{"prediction": 1}] * 7))
+time.sleep(0.2)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_server_leaves_a_log_that_opens_and_counts_what_was_lost(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    done = subprocess.run([sys.executable, "-c", KILLED, str(path)], capture_output=True, timeout=60)
+    assert done.returncode == -9, done.stderr
+    state = log_state(path)
+    assert state.rows == 200
+    assert (state.killed_sessions, state.running_sessions, state.lost_rows) == (1, 0, 21)
+    log = PredictionLog(path, package="p", model_version="v", backend="torch")  # the next server appends
+    log.append(entry(1))
+    log.close()
+    assert log_state(path).rows == 201
+
+
+def test_a_file_that_is_not_a_log_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.db"
+    bad.write_text("hello, this is not sqlite" * 100)
+    with pytest.raises(SeekforgeError, match="not a usable prediction log"):
+        log_state(bad)
+    with pytest.raises(SeekforgeError, match="not found"):
+        log_state(tmp_path / "missing.db")

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seekforge.serve._schema import RecordSchema
+
+INPUTS = [
+    {"name": "mean radius", "type": "numeric"},
+    {"name": "city", "type": "category", "values": ["oslo", "rome"]},
+    {"name": "member", "type": "binary", "values": ["no", "yes"]},
+    {"name": "note", "type": "text"},
+]
+
+
+def test_valid_records_come_back_with_every_feature() -> None:
+    rows, errors = RecordSchema(INPUTS).validate([{"mean radius": "1.5", "city": 3, "member": "YES"}, {}])
+    assert errors == []
+    assert rows[0] == {"mean radius": 1.5, "city": 3, "member": "YES", "note": None}
+    assert rows[1] == dict.fromkeys(["mean radius", "city", "member", "note"])
+
+
+def test_every_bad_field_of_every_record_is_listed() -> None:
+    records = [
+        {"mean radius": 1.0},
+        {"mean radius": "abc", "citty": "oslo", "member": "maybe", "note": 7},
+        "not a record",
+    ]
+    rows, errors = RecordSchema(INPUTS).validate(records)
+    assert len(rows) == 1
+    found = {(e.record, e.field): e for e in errors}
+    assert set(found) == {(1, "mean radius"), (1, "citty"), (1, "member"), (1, "note"), (2, None)}
+    assert found[(1, "mean radius")].value == "abc"
+    assert "unknown field" in found[(1, "citty")].message
+    assert "training saw only 'no' and 'yes'" in found[(1, "member")].message
+    assert "object" in found[(2, None)].message
+
+
+def test_images_arrive_as_base64_or_pixels_never_as_paths(tmp_path) -> None:
+    schema = RecordSchema([{"name": "img", "type": "image"}])
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((4, 5), 200, dtype=np.uint8)).save(buffer, format="PNG")
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    rows, errors = schema.validate([{"img": encoded}, {"img": "data:image/png;base64," + encoded}, {"img": [[0, 1]]}])
+    assert errors == []
+    assert rows[0]["img"].shape == (4, 5) and rows[0]["img"][0, 0] == 200
+    assert rows[1]["img"].shape == (4, 5)
+    assert rows[2]["img"].shape == (1, 2)
+    secret = tmp_path / "secret.png"
+    Image.fromarray(np.zeros((2, 2), dtype=np.uint8)).save(secret)
+    _, errors = schema.validate([{"img": str(secret)}, {"img": [[1, 2], [3]]}])
+    assert [e.record for e in errors] == [0, 1]
+    assert "base64" in errors[0].message
+
+
+@pytest.mark.parametrize("value", ["a" * 500, {"nested": [1, 2] * 100}])
+def test_echoed_bad_values_are_short(value: object) -> None:
+    _, errors = RecordSchema(INPUTS).validate([{"mean radius": value}])
+    assert len(str(errors[0].value)) <= 80
