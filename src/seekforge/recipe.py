@@ -21,6 +21,7 @@ from seekforge.core.config import BaseConfig, pluggable
 from seekforge.core.config_file import load_config
 from seekforge.data.config import DataConfig, FeaturesConfig
 from seekforge.models import MODELS, ModelConfig
+from seekforge.monitor.config import MonitorConfig
 from seekforge.train._metrics import epoch_metrics
 from seekforge.train.config import TrainConfig
 from seekforge.tune.config import TuneConfig
@@ -45,6 +46,7 @@ class Recipe(BaseConfig):
     train: TrainConfig = TrainConfig()
     tune: TuneConfig | None = None
     compress: CompressConfig | None = None
+    monitor: MonitorConfig = MonitorConfig()
 
     @model_validator(mode="after")
     def _sections_agree(self) -> Recipe:

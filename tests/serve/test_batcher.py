@@ -141,3 +141,41 @@ def test_drain_answers_the_queue_then_refuses() -> None:
 def test_limits_are_checked() -> None:
     with pytest.raises(ValueError, match="max_batch_rows"):
         DynamicBatcher(Model(), max_batch_rows=0)
+
+
+def test_a_lone_request_does_not_wait_when_no_other_is_arriving() -> None:
+    model = Model()
+    arriving = [0]
+
+    async def main():
+        batcher = DynamicBatcher(model, max_batch_rows=1000, max_wait_ms=500, arriving=lambda: arriving[0])
+        started = time.perf_counter()
+        await batcher.submit([{"x": 1}])
+        alone = time.perf_counter() - started
+        arriving[0] = 1  # another request is being read: the batch waits for it (up to max_wait)
+        first = asyncio.create_task(batcher.submit([{"x": 2}]))
+        await asyncio.sleep(0.05)
+        arriving[0] = 0
+        second = batcher.enqueue([{"x": 3}])
+        await asyncio.gather(first, second)
+        await batcher.drain()
+        return alone
+
+    assert run(main()) < 0.25
+    assert model.batches == [1, 2]
+
+
+def test_fast_batches_run_on_the_event_loop_and_slow_ones_on_the_worker_thread() -> None:
+    fast, slow = Model(), Model(delay=0.01)
+
+    async def main():
+        for model in (fast, slow):
+            batcher = DynamicBatcher(model, max_batch_rows=4, max_wait_ms=0, inline_below_ms=2.0)
+            for i in range(4):
+                assert await batcher.submit([{"x": i}]) == [{"y": 2 * i}]
+            await batcher.drain()
+            model.inline = batcher.stats.inline
+
+    run(main())
+    assert fast.inline == 3 and "MainThread" in fast.threads  # the first batch measures the model
+    assert slow.inline == 0 and "MainThread" not in slow.threads

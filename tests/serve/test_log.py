@@ -79,13 +79,13 @@ def test_old_rows_are_purged_past_the_retention(tmp_path: Path) -> None:
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path / "log.db", package="p", model_version="v", backend="torch", max_pending=1)
-    log._queue.put_nowait(entry(1))  # the writer may take it at once; fill until the queue is full
-    for _ in range(50):
+    log.flush_seconds = 60
+    time.sleep(0.2)  # the writer has gone to sleep for a minute: the first request fills the queue
+    for _ in range(51):
         log.append(entry(2))
     log.close()
     state = log_state(tmp_path / "log.db")
-    assert state.dropped_rows > 0
-    assert state.rows + state.dropped_rows == 101
+    assert (state.rows, state.dropped_rows) == (2, 100)
 
 
 KILLED = """
@@ -96,7 +96,8 @@ log = PredictionLog(Path(sys.argv[1]), package="p", model_version="v", backend="
 for _ in range(20):
     log.append(LogEntry(time.time(), "r", 1.0, [{"x": 1.0}] * 10, [{"prediction": 1}] * 10))
 time.sleep(0.5)
-log.flush_seconds = 60  # the next group gathers for a minute: killed before it is committed
+log.flush_seconds = 60  # the writer sleeps for a minute: what comes next is killed before it is committed
+time.sleep(0.2)
 for _ in range(3):
     log.append(LogEntry(time.time(), "r", 1.0, [{"x": 2.0}] * 7, [{"prediction": 1}] * 7))
 time.sleep(0.2)

@@ -503,6 +503,10 @@ def serve(
         float, typer.Option("--max-wait-ms", min=0, help="Longest a batch waits for more rows.")
     ] = 5.0,
     no_batching: Annotated[bool, typer.Option("--no-batching", help="Run each request alone.")] = False,
+    inline_below_ms: Annotated[
+        float,
+        typer.Option("--inline-below-ms", min=0, help="Run batches faster than this on the event loop (0: never)."),
+    ] = 0.5,
     max_queue_rows: Annotated[
         int, typer.Option("--max-queue-rows", min=1, help="Rows queued before requests get 503.")
     ] = 4096,
@@ -580,6 +584,7 @@ def serve(
         timeout_ms=timeout_ms,
         threads=threads,
         batching=not no_batching,
+        inline_below_ms=inline_below_ms,
         api_keys=keys,
         log=None if no_log else (log or package.parent / "predictions.db"),
         log_retention_seconds=parse_duration(log_retention, what="--log-retention") if log_retention else None,
@@ -609,6 +614,82 @@ def serve(
         )
     )
     err.print("stopped: every queued request was answered and the log flushed", markup=False)
+
+
+@app.command()
+def monitor(
+    package: Annotated[Path, typer.Argument(help="The served model package.")],
+    log: Annotated[Path, typer.Option("--log", help="Prediction log written by seekforge serve.")],
+    window: Annotated[
+        str | None, typer.Option("--window", help="Window length, e.g. 1h or 7d; default: the whole log.")
+    ] = None,
+    windows: Annotated[int, typer.Option("--windows", min=1, help="How many windows back to report.")] = 1,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="Labels: request_id[, position] and the output column.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML monitor section; default: the package recipe's.")
+    ] = None,
+    set_: SetOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Report folder; default: monitor-<stamp> by the log.")
+    ] = None,
+) -> None:
+    """Drift of the logged inputs and predictions against the training data's sketch; live metrics once
+    labels arrive. Exits 1 when the latest window drifts."""
+    import yaml
+
+    from seekforge.core.config import parse_duration
+    from seekforge.core.config_file import load_config
+    from seekforge.core.io import stamped_folder
+    from seekforge.monitor import MonitorConfig, monitor_package
+
+    if config is not None:
+        monitor_config = load_config(config, MonitorConfig, what="monitor configuration", overrides=set_ or ())
+    else:
+        recipe_file = package / "recipe.yaml"
+        section = (
+            (yaml.safe_load(recipe_file.read_text(encoding="utf-8")) or {}).get("monitor")
+            if recipe_file.is_file()
+            else None
+        )
+        monitor_config = load_config(section or {}, MonitorConfig, what="monitor section", overrides=set_ or ())
+    seconds = parse_duration(window, what="--window") if window else None
+    folder = output or stamped_folder(log.parent, "monitor-")
+    result = monitor_package(
+        package, log, window_seconds=seconds, windows=windows, labels=labels, config=monitor_config, output=folder
+    )
+    current = result.current
+    table = Table("feature", "type", "test", "statistic", "threshold", "drift", title=escape(
+        f"{result.version}: {current.drift.rows} rows from {current.to_dict()['start']} to {current.to_dict()['end']}"))  # fmt: skip
+    for feature in current.drift.features:
+        table.add_row(
+            escape(feature.name), feature.type, feature.test, f"{feature.statistic:.4g}", f"{feature.threshold:g}",
+            "[bold red]yes[/]" if feature.drifted else "no",
+        )  # fmt: skip
+    out.print(table)
+    if len(result.windows) > 1:
+        trend = ", ".join(f"{w.drift.drifted_count}/{len(w.drift.features)}" for w in result.windows)
+        out.print(f"drifted features per window, oldest first: {trend}", markup=False)
+    if current.live_metrics:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in current.live_metrics.items() if not k.startswith("rows"))
+        test = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items() if k in current.live_metrics)
+        out.print(f"live metrics on {current.labelled} labelled rows: {shown} (test split: {test})", markup=False)
+    state = result.state
+    if state.killed_sessions or state.dropped_rows:
+        err.print(f"the log lost {state.lost_rows} rows in {state.killed_sessions} killed sessions and dropped "
+                  f"{state.dropped_rows} when its queue was full", markup=False)  # fmt: skip
+    if not current.drift.enough_data:
+        verdict = f"not enough data: {current.drift.rows} rows, fewer than min_rows {current.drift.min_rows}"
+    else:
+        verdict = (
+            f"{'DRIFT' if result.drift else 'no drift'}: {current.drift.drifted_count} of "
+            f"{len(current.drift.features)} features drifted (share {current.drift.drifted_share:.2f}, threshold {current.drift.drift_share:g})"
+        )
+    out.print(verdict, markup=False)
+    err.print(f"wrote {folder}/monitor.html and monitor.json", markup=False)
+    if result.drift:
+        raise typer.Exit(1)
 
 
 @datasets_app.command("list")

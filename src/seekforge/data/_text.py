@@ -35,6 +35,7 @@ class TextEncoder:
         self.pad_id = self._tok.token_to_id(pad_token) if pad_token else 0
         self._tok.enable_truncation(max_length=max_length)
         self._tok.enable_padding(pad_id=self.pad_id, pad_token=pad_token or "[PAD]", length=max_length)
+        self._counter: Any = None  # the same tokenizer without padding and truncation, for lengths()
 
     @classmethod
     def fit(
@@ -87,8 +88,12 @@ class TextEncoder:
         return torch.from_numpy(ids), torch.from_numpy(mask)
 
     def lengths(self, texts: list[str]) -> list[int]:
-        """Token counts before truncation (for data sketches)."""
-        return [len(e.ids) for e in self._tok.encode_batch(texts)]
+        """Tokens per text, special tokens included, before truncation and padding (for data sketches)."""
+        if self._counter is None:
+            self._counter = _tokenizers().Tokenizer.from_str(self.tokenizer_json)
+            self._counter.no_padding()
+            self._counter.no_truncation()
+        return [len(e.ids) for e in self._counter.encode_batch(texts)]
 
     def to_dict(self) -> dict[str, Any]:
         return {"tokenizer": self.tokenizer_json, "max_length": self.max_length, "origin": self.origin}

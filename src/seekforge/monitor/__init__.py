@@ -1,5 +1,25 @@
-"""Monitoring: reference sketches of the training data (drift reports build on them)."""
+"""Monitoring: reference sketches of the training data, drift tests against them, and
+``seekforge monitor`` over a served package's prediction log.
 
+Example:
+    >>> from seekforge.monitor import monitor_package
+    >>> result = monitor_package("runs/breast_cancer/<stamp>/package", "predictions.db", window_seconds=3600)
+    >>> result.drift, result.current.drift.drifted_features
+"""
+
+from seekforge.monitor._drift import DriftReport, FeatureDrift, drift_report, prediction_drift
 from seekforge.monitor._reference import build_reference
+from seekforge.monitor._run import MonitorResult, Window, monitor_package
+from seekforge.monitor.config import MonitorConfig
 
-__all__ = ["build_reference"]
+__all__ = [
+    "DriftReport",
+    "FeatureDrift",
+    "MonitorConfig",
+    "MonitorResult",
+    "Window",
+    "build_reference",
+    "drift_report",
+    "monitor_package",
+    "prediction_drift",
+]

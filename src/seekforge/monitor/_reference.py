@@ -1,19 +1,60 @@
 """Reference sketches: a compact summary of the training data, computed once at packaging time, that
-drift monitoring compares live inputs against without rereading the training data."""
+drift monitoring compares live inputs against without rereading the training data.
+
+Layout of ``reference.json`` (``version`` 2; sketches written before it have no ``version`` key and lack
+the keys marked *v2*, which :func:`seekforge.monitor.drift_report` copes with)::
+
+    {"version": 2, "rows": N,
+     "features": {NAME: {"type": "numeric", <numeric sketch>}
+                        | {"type": "category" | "binary", <frequencies>}
+                        | {"type": "text", "tokens": <numeric sketch>, "words": <numeric sketch> (v2),
+                           "empty": int}
+                        | {"type": "image", "mean_intensity": <numeric sketch>, "image": <ImageStats> (v2)}},
+     "output": {"name": ..., "type": ... (v2), <numeric sketch or frequencies>}}
+
+    numeric sketch: count, missing, mean, std, quantiles {"0.0": .., "0.5": .., "1.0": ..},
+                    bin_edges / bin_counts (20 quantile bins, np.histogram semantics),
+                    cdf (v2): {"x": sorted points, "p": share of values <= each point,
+                               "area": integral of that CDF between consecutive points, "discrete": bool}
+    frequencies:    count, missing, distinct, frequencies {value: count} (top 50), other (the rest's count)
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from seekforge.data import Preprocessor
-from seekforge.data._images import load_images
+from seekforge.runtime._encode import canonical
 
+if TYPE_CHECKING:  # both need torch, which reading a sketch does not
+    from seekforge.data import Preprocessor
+    from seekforge.data._text import TextEncoder
+
+VERSION = 2
 QUANTILES = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
 HIST_BINS = 20
 TOP_CATEGORIES = 50
+#: Points of the cumulative sketch: every distinct value when there are at most this many, else the percentiles.
+CDF_POINTS = 100
+
+
+def _cdf(present: np.ndarray) -> dict[str, Any]:
+    """The empirical CDF ``F`` at up to 101 points, exact at each: every distinct value of a column with at
+    most ``CDF_POINTS`` of them (``discrete``), else its percentiles 0, 1, ..., 100; and ``area``, the exact
+    integral of ``F`` between consecutive points (for the Wasserstein distance)."""
+    ordered = np.sort(present)
+    distinct = int(np.count_nonzero(np.diff(ordered))) + 1
+    discrete = distinct <= CDF_POINTS
+    points = np.unique(ordered) if discrete else np.unique(np.quantile(ordered, np.linspace(0, 1, CDF_POINTS + 1)))
+    at_most = np.searchsorted(ordered, points, side="right")
+    # integral of F over [x_j, x_j+1] = F(x_j) * width + sum over values v in (x_j, x_j+1] of (x_j+1 - v) / n,
+    # with values taken from the smallest, so large offsets cost no precision
+    totals = np.concatenate([[0.0], np.cumsum(ordered - points[0])])[at_most]
+    inside = np.diff(at_most) * (points[1:] - points[0]) - np.diff(totals)
+    area = (at_most[:-1] * np.diff(points) + inside) / ordered.size
+    return {"x": points.tolist(), "p": (at_most / ordered.size).tolist(), "area": area.tolist(), "discrete": discrete}
 
 
 def _numeric_sketch(values: np.ndarray) -> dict[str, Any]:
@@ -28,12 +69,14 @@ def _numeric_sketch(values: np.ndarray) -> dict[str, Any]:
             quantiles=dict(zip(map(str, QUANTILES), np.quantile(present, QUANTILES).tolist(), strict=True)),
             bin_edges=edges.tolist(),
             bin_counts=counts.tolist(),
+            cdf=_cdf(present),
         )
     return sketch
 
 
 def _frequencies(values: pd.Series) -> dict[str, Any]:
-    counts = values.dropna().map(str).value_counts()
+    # canonical strings, as the Preprocessor's vocabularies: 3, 3.0 and "3" are one category
+    counts = values.dropna().map(canonical).value_counts()
     top = counts.iloc[:TOP_CATEGORIES]
     return {
         "count": len(values),
@@ -44,10 +87,23 @@ def _frequencies(values: pd.Series) -> dict[str, Any]:
     }
 
 
+def word_counts(texts: list[str]) -> np.ndarray:
+    """Whitespace-separated words per text: a text length that needs no tokenizer."""
+    return np.fromiter((len(t.split()) for t in texts), dtype=float, count=len(texts))
+
+
+def token_counts(encoder: TextEncoder, texts: list[str]) -> np.ndarray:
+    """Tokens per text with the encoder's tokenizer, special tokens included, before truncation and padding."""
+    return np.asarray(encoder.lengths(texts), dtype=float)
+
+
 def build_reference(frame: pd.DataFrame, preprocessor: Preprocessor) -> dict[str, Any]:
-    """Per-feature sketches of ``frame`` (the training split): quantiles and histograms for numbers,
-    frequencies for categories, token-length sketches for text, pixel-intensity sketches for images,
-    and the output's distribution."""
+    """Per-feature sketches of ``frame`` (the training split): quantiles, histograms and a cumulative
+    sketch for numbers, frequencies for categories, token- and word-count sketches and the count of empty
+    texts for text, mean-intensity sketches for images, and the output's distribution (see the module's
+    docstring)."""
+    from seekforge.data._images import load_images
+
     features: dict[str, Any] = {}
     for feature in preprocessor.features.inputs:
         column = frame[feature.name]
@@ -57,14 +113,18 @@ def build_reference(frame: pd.DataFrame, preprocessor: Preprocessor) -> dict[str
             sketch = _frequencies(column)
         elif feature.type == "text":
             texts = column.fillna("").astype(str).tolist()
-            tokens = preprocessor.text_[feature.name].lengths(texts)
             sketch = {
-                "tokens": _numeric_sketch(np.asarray(tokens, dtype=float)),
+                "tokens": _numeric_sketch(token_counts(preprocessor.text_[feature.name], texts)),
+                "words": _numeric_sketch(word_counts(texts)),
                 "empty": int(sum(not t.strip() for t in texts)),
             }
         else:
-            pixels = load_images(column, frame, preprocessor.images_[feature.name])
-            sketch = {"mean_intensity": _numeric_sketch(pixels.mean(dim=(1, 2, 3)).numpy().astype(float))}
+            stats = preprocessor.images_[feature.name]
+            pixels = load_images(column, frame, stats)
+            sketch = {
+                "mean_intensity": _numeric_sketch(pixels.mean(dim=(1, 2, 3)).numpy().astype(float)),
+                "image": stats.to_dict(),
+            }
         features[feature.name] = {"type": feature.type, **sketch}
     output = preprocessor.features.output
     target = frame[output.name]
@@ -73,4 +133,9 @@ def build_reference(frame: pd.DataFrame, preprocessor: Preprocessor) -> dict[str
         if output.type == "numeric"
         else _frequencies(target)
     )
-    return {"rows": len(frame), "features": features, "output": {"name": output.name, **out_sketch}}
+    return {
+        "version": VERSION,
+        "rows": len(frame),
+        "features": features,
+        "output": {"name": output.name, "type": output.type, **out_sketch},
+    }

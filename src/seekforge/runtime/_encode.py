@@ -8,6 +8,7 @@ The full Predictor feeds such graphs through the same functions, after its own t
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -51,6 +52,7 @@ def canonical(value: Any) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=256)
 def binary_table(negative: str, positive: str) -> dict[str, float]:
     """Every (lower-cased, canonical) value a binary feature accepts and its code: 0 or 1.
 

@@ -1,8 +1,13 @@
 """The dynamic batcher both protocols share: requests' rows are gathered into batches counted in rows.
 
 A batch closes when it holds ``max_batch_rows`` rows or when its first request has waited ``max_wait_ms``,
-whichever comes first. Inference runs on a worker thread, off the event loop; while it runs, the next
-batch fills, so batches grow with load on their own. Each request gets its own rows back, in order.
+whichever comes first, and at once when no other request is on its way (``arriving``: requests the
+server has received but not yet queued), so a lone request does not wait for company that is not
+coming. Inference runs on a worker thread, off the event loop; while it runs, the next batch fills, so
+batches grow with load on their own. A batch whose measured cost is below ``inline_below_ms`` (a small
+model's) runs on the event loop itself when no other request waits: handing it to the thread and back
+would cost more than the model.
+Each request gets its own rows back, in order.
 
 The queue is bounded in rows: a request that does not fit is refused at once with :class:`Overloaded`
 (HTTP 503, gRPC RESOURCE_EXHAUSTED) and a retry hint, rather than queued until its client gives up.
@@ -59,6 +64,7 @@ class BatchStats:
     rows: int = 0
     expired: int = 0
     refused: int = 0
+    inline: int = 0  # batches run on the event loop (see ``inline_below_ms``)
     recent_seconds_per_row: float = 0.0  # smoothed inference time per row, for the retry hint
 
 
@@ -71,6 +77,10 @@ class DynamicBatcher:
         max_wait_ms: Longest a batch's first request waits for others to join it.
         max_queue_rows: Most rows waiting; beyond it requests are refused with :class:`Overloaded`.
         on_batch: Called on the event loop after each batch with (rows in the batch, seconds it ran).
+        arriving: How many requests are on their way to the queue (received, still being read or
+            validated); None: always wait up to ``max_wait_ms``.
+        inline_below_ms: Run a batch on the event loop when its rows, at the smoothed time per row of the
+            batches run so far, would take less than this; 0 always uses the worker thread.
     """
 
     def __init__(
@@ -81,6 +91,8 @@ class DynamicBatcher:
         max_wait_ms: float = 5.0,
         max_queue_rows: int = 4096,
         on_batch: Callable[[int, float], None] | None = None,
+        arriving: Callable[[], int] | None = None,
+        inline_below_ms: float = 0.0,
     ) -> None:
         if max_batch_rows < 1 or max_queue_rows < 1 or max_wait_ms < 0:
             raise ValueError("max_batch_rows and max_queue_rows must be >= 1 and max_wait_ms >= 0")
@@ -89,11 +101,14 @@ class DynamicBatcher:
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue_rows = max_queue_rows
         self._on_batch = on_batch
+        self._arriving = arriving
+        self.inline_below = inline_below_ms / 1000.0
         self._queue: deque[_Pending] = deque()
         self._queued_rows = 0
         self._arrival = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seekforge-infer")
         self._task: asyncio.Task[None] | None = None
+        self._busy = False  # a batch is running
         self._closing = False
         self.stats = BatchStats()
 
@@ -107,12 +122,17 @@ class DynamicBatcher:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="seekforge-batcher")
 
     async def submit(self, rows: Sequence[dict[str, Any]], *, timeout: float | None = None) -> Rows:
-        """Queue ``rows`` and wait for their outputs.
+        """Queue ``rows`` and wait for their outputs (see :meth:`enqueue`)."""
+        return await self.enqueue(rows, timeout=timeout)
+
+    def enqueue(self, rows: Sequence[dict[str, Any]], *, timeout: float | None = None) -> asyncio.Future[Rows]:
+        """Queue ``rows`` now; the returned future gets their outputs. Call it on the event loop.
 
         Raises:
             Overloaded: The queue has no room for these rows now.
-            DeadlineExceeded: ``timeout`` seconds passed before the rows were run.
             ShuttingDown: The batcher is draining.
+
+        The future raises :class:`DeadlineExceeded` when ``timeout`` seconds pass before the rows run.
         """
         if self._closing:
             raise ShuttingDown("the server is shutting down and takes no new requests")
@@ -132,7 +152,7 @@ class DynamicBatcher:
         self._queue.append(pending)
         self._queued_rows += n
         self._arrival.set()
-        return await pending.future
+        return pending.future
 
     async def _loop(self) -> None:
         while True:
@@ -144,7 +164,7 @@ class DynamicBatcher:
                 continue
             first = self._queue[0]
             wait = first.arrived + self.max_wait - time.monotonic()
-            while wait > 0 and self._queued_rows < self.max_batch_rows and not self._closing:
+            while wait > 0 and self._queued_rows < self.max_batch_rows and not self._closing and self._expecting():
                 self._arrival.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._arrival.wait(), wait)
@@ -152,6 +172,9 @@ class DynamicBatcher:
             batch = self._take()
             if batch:
                 await self._execute(batch)
+
+    def _expecting(self) -> bool:
+        return self._arriving is None or self._arriving() > 0
 
     def _take(self) -> list[_Pending]:
         """Requests for the next batch, oldest first, up to ``max_batch_rows`` rows (at least one request);
@@ -175,27 +198,48 @@ class DynamicBatcher:
             rows += len(head.rows)
         return batch
 
+    def _inline_ok(self, rows: int) -> bool:
+        """Whether a batch of ``rows`` should run on the event loop: the model has been measured to be fast
+        and nothing else waits. Under load the worker thread runs the model on another core (onnxruntime
+        and torch release the GIL) while the event loop reads and answers other requests."""
+        if self.stats.batches == 0 or self._busy or self._queue:
+            return False
+        if self._arriving is not None and self._arriving() > 0:
+            return False
+        return self.stats.recent_seconds_per_row * rows < self.inline_below
+
     async def _execute(self, batch: list[_Pending]) -> None:
         rows = [row for pending in batch for row in pending.rows]
-        loop = asyncio.get_running_loop()
+        inline = self._inline_ok(len(rows))
+        self._busy = True
         started = time.perf_counter()
         try:
-            outputs = await loop.run_in_executor(self._executor, self._run, rows)
+            if inline:
+                self.stats.inline += 1
+                outputs = self._run(rows)
+            else:
+                outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, rows)
         except Exception as exc:
+            self._busy = False
             if len(batch) == 1:
                 _settle(batch[0].future, exc=exc)
             else:  # one request's bad rows must not fail the others: run each alone
                 for pending in batch:
                     await self._execute([pending])
             return
-        seconds = time.perf_counter() - started
+        self._busy = False
+        self._record(batch, outputs, time.perf_counter() - started)
+
+    def _record(self, batch: list[_Pending], outputs: Rows, seconds: float) -> None:
+        """Count a batch that ran, and hand each request its own rows."""
+        rows = len(outputs)
         self.stats.batches += 1
-        self.stats.rows += len(rows)
-        per_row = seconds / max(len(rows), 1)
+        self.stats.rows += rows
+        per_row = seconds / max(rows, 1)
         smoothed = self.stats.recent_seconds_per_row
         self.stats.recent_seconds_per_row = per_row if smoothed == 0 else 0.8 * smoothed + 0.2 * per_row
         if self._on_batch is not None:
-            self._on_batch(len(rows), seconds)
+            self._on_batch(rows, seconds)
         start = 0
         for pending in batch:
             end = start + len(pending.rows)

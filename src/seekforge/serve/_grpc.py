@@ -9,7 +9,6 @@ request's deadline. The API key goes in the ``x-api-key`` (or ``authorization: B
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -61,7 +60,7 @@ def add_services(server: Any, service: ModelService) -> Any:
 
     async def answer(request: Any, context: Any) -> Any:
         """One request, with its errors turned into status codes."""
-        done = service.timed("grpc")
+        ticket = service.timed("grpc")
         code = "INTERNAL"
         try:
             service.check_key(_metadata_key(context))
@@ -71,8 +70,8 @@ def add_services(server: Any, service: ModelService) -> Any:
             rows = service.validate(records)
             remaining = context.time_remaining()
             timeout_ms = remaining * 1000.0 if remaining is not None else None
-            request_id = request.request_id or uuid.uuid4().hex
-            outputs = await service.predict(rows, timeout_ms=timeout_ms, request_id=request_id)
+            request_id = request.request_id or service.request_id()
+            outputs = await service.predict(rows, timeout_ms=timeout_ms, request_id=request_id, ticket=ticket)
             code = "OK"
             return to_response(outputs, request_id)
         except Unauthorized as exc:
@@ -106,7 +105,7 @@ def add_services(server: Any, service: ModelService) -> Any:
             service.metrics.errors.labels("grpc", "model").inc()
             await context.abort(grpc.StatusCode.INTERNAL, str(exc))
         finally:
-            done(code)
+            ticket.done(code)
 
     class Servicer(pb2_grpc.PredictorServicer):  # type: ignore[misc,name-defined]
         async def Predict(self, request: Any, context: Any) -> Any:

@@ -45,6 +45,16 @@ class ServeMetrics:
             "seekforge_log_rows", "Rows handed to the prediction log, by outcome", ["outcome"], registry=r
         )
         self.info = prom.Info("seekforge_model", "The served model", registry=r)
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+    def child(self, protocol: str, code: str) -> tuple[Any, Any]:
+        """The request counter and latency histogram of ``protocol`` answering ``code`` (cached: looking
+        labels up costs more than counting)."""
+        key = (protocol, code)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (self.requests.labels(protocol, code), self.latency.labels(protocol))
+        return found
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""

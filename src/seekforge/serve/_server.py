@@ -35,7 +35,9 @@ def _bind(host: str, port: int, option: str, *, keep: bool) -> socket.socket | N
     """A listening socket on ``host:port`` (kept for HTTP), or only a check that the port is free (gRPC binds
     its own), so that a taken port is one clear error rather than a server's log line."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio turns Nagle's algorithm off only on sockets that say they are TCP,
+    # and with it on, each keep-alive response waits for the client's delayed ACK (about 40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

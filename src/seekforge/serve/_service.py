@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import itertools
 import json
+import secrets
 import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from seekforge.serve._log import LogEntry, PredictionLog
 from seekforge.serve._metrics import ServeMetrics
 from seekforge.serve._schema import FieldError, RecordSchema
 
-__all__ = ["InvalidRecords", "ModelService", "ServeConfig", "TooLarge", "Unauthorized"]
+__all__ = ["InvalidRecords", "ModelService", "ServeConfig", "TooLarge", "Unauthorized", "model_version"]
 
 Rows = list[dict[str, Any]]
 
@@ -56,13 +57,15 @@ class ServeConfig:
     timeout_ms: float | None = 10_000.0  # a request's default deadline; a client may ask for less
     threads: int | None = None  # inference threads of the backend; None: the backend's default
     batching: bool = True  # off: each request runs alone, as it arrives (for comparison)
+    inline_below_ms: float = 0.5  # batches measured to run faster than this run on the event loop
     api_keys: frozenset[str] = field(default_factory=frozenset)
     log: Path | None = None
     log_retention_seconds: float | None = None
     verify: bool = True
 
 
-def _version(manifest: dict[str, Any]) -> str:
+def model_version(manifest: dict[str, Any]) -> str:
+    """What identifies a package's model in logs and metrics: its name and the start of its weights' sha256."""
     weights = manifest.get("files", {}).get("model.safetensors", "")
     return f"{manifest['name']}:{str(weights)[:12] or manifest.get('created', '')}"
 
@@ -125,7 +128,7 @@ class ModelService:
             self.path, self.config.backend, threads=self.config.threads, verify=self.config.verify
         )
         self.manifest: dict[str, Any] = self.predictor.manifest
-        self.version = _version(self.manifest)
+        self.version = model_version(self.manifest)
         self.schema = RecordSchema(self.manifest["inputs"], name=f"{_title(self.manifest['name'])}Record")
         self.classes = self.predictor.classes
         self.metrics = ServeMetrics()
@@ -136,8 +139,13 @@ class ModelService:
             max_wait_ms=self.config.max_wait_ms if self.config.batching else 0.0,
             max_queue_rows=self.config.max_queue_rows,
             on_batch=self.metrics.observe_batch,
+            arriving=lambda: self.arriving,
+            inline_below_ms=self.config.inline_below_ms,
         )
+        self.arriving = 0  # requests received and not yet queued (or refused): the batcher waits for them
         self.log: PredictionLog | None = None
+        self._id_prefix = secrets.token_hex(6)
+        self._ids = itertools.count(1)
         self.ready = False
         self.draining = False
         self._image_fields = [f["name"] for f in self.manifest["inputs"] if f["type"] == "image"]
@@ -171,6 +179,10 @@ class ModelService:
             self.log = None
 
     # -- requests --------------------------------------------------------------------------------------
+    def request_id(self) -> str:
+        """A new request id, unique across processes (a random prefix per process, then a counter)."""
+        return f"{self._id_prefix}-{next(self._ids)}"
+
     def check_key(self, key: str | None) -> None:
         if self.config.api_keys and key not in self.config.api_keys:
             raise Unauthorized("a valid API key is required" if key else "the API key is missing")
@@ -194,20 +206,34 @@ class ModelService:
             raise InvalidRecords(errors)
         return rows
 
-    async def predict(self, rows: Rows, *, timeout_ms: float | None = None, request_id: str | None = None) -> Rows:
-        """Predict validated rows through the batcher; log them off the request path."""
+    async def predict(
+        self,
+        rows: Rows,
+        *,
+        timeout_ms: float | None = None,
+        request_id: str | None = None,
+        ticket: Ticket | None = None,
+    ) -> Rows:
+        """Predict validated rows through the batcher; log them off the request path. ``ticket`` is the
+        request's (from :meth:`timed`): it stops counting as arriving once its rows are queued."""
         arrived = time.perf_counter()
         limits = [t for t in (timeout_ms, self.config.timeout_ms) if t is not None]
         timeout = min(limits) / 1000.0 if limits else None
-        self.metrics.queue_rows.set(self.batcher.queued_rows + len(rows))
-        outputs = await self.batcher.submit(rows, timeout=timeout)
-        self.metrics.queue_rows.set(self.batcher.queued_rows)
+        if ticket is not None:
+            ticket.queued()  # before enqueue: the batcher must not wait for this very request
+        outputs = await self.batcher.enqueue(rows, timeout=timeout)
         if self.log is not None:
             latency_ms = (time.perf_counter() - arrived) * 1000.0
-            self.log.append(LogEntry(time.time(), request_id or uuid.uuid4().hex, latency_ms, rows, outputs))
-            self.metrics.log_rows.labels("accepted").set(self.log.accepted)
-            self.metrics.log_rows.labels("dropped").set(self.log.dropped)
+            self.log.append(LogEntry(time.time(), request_id or self.request_id(), latency_ms, rows, outputs))
         return outputs
+
+    def refresh_gauges(self) -> None:
+        """Gauges read at scrape time rather than kept up to date on every request."""
+        self.metrics.queue_rows.set(self.batcher.queued_rows)
+        if self.log is not None:
+            self.metrics.log_rows.labels("accepted").set(self.log.accepted)
+            self.metrics.log_rows.labels("written").set(self.log.written)
+            self.metrics.log_rows.labels("dropped").set(self.log.dropped)
 
     def _predict_rows(self, rows: Rows) -> Rows:
         return _rows_of(self.predictor.predict(rows), len(rows), self.classes)
@@ -237,17 +263,36 @@ class ModelService:
             },
         }
 
-    def timed(self, protocol: str) -> Callable[[str], None]:
-        """Start timing a request; call the result with its outcome code when it is answered."""
-        started = time.perf_counter()
-        self.metrics.in_flight.inc()
+    def timed(self, protocol: str) -> Ticket:
+        """Start timing a request: it counts as in flight, and as arriving until its rows are queued."""
+        return Ticket(self, protocol)
 
-        def done(code: str) -> None:
-            self.metrics.in_flight.dec()
-            self.metrics.requests.labels(protocol, code).inc()
-            self.metrics.latency.labels(protocol).observe(time.perf_counter() - started)
 
-        return done
+class Ticket:
+    """One request's passage through the service, for the metrics and the batcher's arrival count."""
+
+    def __init__(self, service: ModelService, protocol: str) -> None:
+        self.service = service
+        self.protocol = protocol
+        self.started = time.perf_counter()
+        self._arriving = True
+        service.arriving += 1
+        service.metrics.in_flight.inc()
+
+    def queued(self) -> None:
+        """Its rows are in the batcher's queue (or it was refused): no longer arriving."""
+        if self._arriving:
+            self._arriving = False
+            self.service.arriving -= 1
+
+    def done(self, code: str) -> None:
+        """It was answered with ``code``."""
+        self.queued()
+        metrics = self.service.metrics
+        metrics.in_flight.dec()
+        requests, latency = metrics.child(self.protocol, code)
+        requests.inc()
+        latency.observe(time.perf_counter() - self.started)
 
 
 def _title(name: str) -> str:

@@ -1,0 +1,279 @@
+"""``seekforge monitor``: a served package's prediction log against its reference sketch.
+
+The log is read window by window (the latest window decides the verdict; earlier ones show the trend);
+each window's inputs go through :func:`drift_report`, its predictions through the prediction-drift test,
+and, when labels have arrived, its rows are joined to them by request id and position for live metrics.
+Only the package's own rows are read: a log shared by several model versions is filtered by version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seekforge.core.errors import DataError, PackageError
+from seekforge.core.io import atomic_dir, write_json_atomic
+from seekforge.core.package import read_manifest
+from seekforge.monitor._drift import DriftReport, drift_report
+from seekforge.monitor.config import MonitorConfig
+from seekforge.serve._log import LogState, log_state, open_log
+from seekforge.serve._service import model_version
+
+__all__ = ["MonitorResult", "Window", "monitor_package"]
+
+
+@dataclass
+class Window:
+    """One window of the log and what was found in it."""
+
+    start: float
+    end: float
+    drift: DriftReport
+    labelled: int = 0
+    live_metrics: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+            "rows": self.drift.rows,
+            "labelled": self.labelled,
+            "live_metrics": self.live_metrics,
+            "drift": self.drift.to_dict(),
+        }
+
+
+@dataclass
+class MonitorResult:
+    """The windows (oldest first; the last one is the verdict's), the log's state and where the reports are."""
+
+    package: Path
+    log: Path
+    version: str
+    windows: list[Window]
+    state: LogState
+    other_versions: int
+    test_metrics: dict[str, Any] = field(default_factory=dict)
+    output: Path | None = None
+
+    @property
+    def current(self) -> Window:
+        return self.windows[-1]
+
+    @property
+    def drift(self) -> bool:
+        return self.current.drift.drift
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "package": str(self.package),
+            "log": str(self.log),
+            "model_version": self.version,
+            "drift": self.drift,
+            "log_state": self.state.__dict__,
+            "rows_of_other_versions": self.other_versions,
+            "test_metrics": {k: v for k, v in self.test_metrics.items() if isinstance(v, int | float)},
+            "windows": [w.to_dict() for w in self.windows],
+        }
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _read(db: sqlite3.Connection, version: str, start: float, end: float) -> pd.DataFrame:
+    rows = db.execute(
+        "SELECT request_id, position, inputs, outputs FROM predictions "
+        "WHERE model_version = ? AND ts >= ? AND ts < ? ORDER BY id",
+        (version, start, end),
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["request_id", "position", "inputs", "outputs"])
+
+
+def _inputs(frame: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame:
+    """The logged inputs as a table of raw values; images, logged as channel means, become 1x1 images of
+    those means, which the reference's image transform measures exactly as it measured whole images."""
+    table = pd.DataFrame.from_records([json.loads(text) for text in frame["inputs"]], index=frame.index)
+    for feature in manifest["inputs"]:
+        name = feature["name"]
+        if feature["type"] == "image" and name in table.columns:
+            table[name] = [
+                None if not isinstance(v, dict) else np.asarray(v["channel_means"], dtype=np.float32).reshape(1, 1, -1)
+                for v in table[name]
+            ]
+    return table
+
+
+def _labels(path: Path, output: str) -> pd.DataFrame:
+    """``request_id``, ``position`` (0 when absent: one record a request) and the output column."""
+    from seekforge.data import read_source
+
+    table = read_source(str(path))
+    missing = [c for c in ("request_id", output) if c not in table.columns]
+    if missing:
+        raise DataError(
+            f"{path}: labels need the columns request_id and '{output}'; missing {', '.join(missing)}",
+            hint="write one row per labelled prediction: request_id[, position], " + output,
+        )
+    if "position" not in table.columns:
+        table["position"] = 0
+    table = table[["request_id", "position", output]].dropna(subset=[output])
+    table["request_id"] = table["request_id"].astype(str)
+    table["position"] = pd.to_numeric(table["position"], errors="coerce")
+    bad = table["position"].isna()
+    if bad.any():
+        raise DataError(f"{path}: column 'position' must hold whole numbers (row {int(np.flatnonzero(bad)[0]) + 2})")
+    table["position"] = table["position"].astype(int)
+    return table.drop_duplicates(["request_id", "position"], keep="last")
+
+
+def _live_metrics(joined: pd.DataFrame, manifest: dict[str, Any]) -> dict[str, float]:
+    from seekforge.train._metrics import classification_metrics, regression_metrics
+
+    output = manifest["output"]
+    outputs = [json.loads(text) for text in joined["outputs"]]
+    truth = joined[output["name"]]
+    if manifest["task"] == "regression":
+        predicted = np.array([o["prediction"] for o in outputs], dtype=float)
+        return regression_metrics(pd.to_numeric(truth, errors="coerce").to_numpy(dtype=float), predicted)
+    classes = [str(c) for c in output["classes"]]
+    index = {c: i for i, c in enumerate(classes)}
+    codes = truth.map(lambda v: index.get(_label(v), -1)).to_numpy()
+    unknown = codes < 0
+    if unknown.any():
+        shown = truth[unknown].iloc[0]
+        raise DataError(
+            f"label {shown!r} is not one of the model's classes ({', '.join(classes)})",
+            hint="labels must use the training labels' values",
+        )
+    proba = np.array([[o["proba"][c] for c in classes] for o in outputs], dtype=float)
+    found = classification_metrics(codes, proba, full=False)
+    return {k: float(v) for k, v in found.items() if isinstance(v, int | float)}
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def monitor_package(
+    package: str | Path,
+    log: str | Path,
+    *,
+    window_seconds: float | None = None,
+    windows: int = 1,
+    labels: str | Path | None = None,
+    config: MonitorConfig | None = None,
+    output: str | Path | None = None,
+    now: float | None = None,
+) -> MonitorResult:
+    """Drift (and, with labels, live metrics) of the package's logged predictions.
+
+    Args:
+        package: The served package (its ``reference.json`` is the reference; it is never modified).
+        log: The prediction log ``seekforge serve`` wrote.
+        window_seconds: Window length; None: the whole log as one window.
+        windows: How many windows back to report (the last decides the verdict).
+        labels: Table (CSV, Parquet, JSON lines) of ``request_id``, optional ``position``, and the output.
+        config: Tests and thresholds (the recipe's ``monitor:`` section).
+        output: Folder to write ``monitor.json`` and ``monitor.html`` to (written atomically).
+        now: End of the latest window (default: now).
+
+    Raises:
+        PackageError: Not a package, or a package without a reference sketch.
+        SeekforgeError: The log is missing or not a prediction log.
+        DataError: Labels that do not fit the model.
+    """
+    package, log = Path(package), Path(log)
+    manifest = read_manifest(package)
+    if "reference.json" not in manifest.get("files", {}):
+        raise PackageError(f"{package} has no reference.json", hint="retrain it with this seekforge to get one")
+    reference = json.loads((package / "reference.json").read_text(encoding="utf-8"))
+    config = config or MonitorConfig()
+    state = log_state(log)
+    version = model_version(manifest)
+    end = now if now is not None else time.time()
+    db = open_log(log)
+    try:
+        (count,) = db.execute("SELECT COUNT(*) FROM predictions WHERE model_version != ?", (version,)).fetchone()
+        if window_seconds is None:
+            (first,) = db.execute("SELECT MIN(ts) FROM predictions WHERE model_version = ?", (version,)).fetchone()
+            bounds = [(first if first is not None else end, math.nextafter(end, math.inf))]
+        else:
+            bounds = [(end - (i + 1) * window_seconds, end - i * window_seconds) for i in reversed(range(windows))]
+        frames = [_read(db, version, start, stop) for start, stop in bounds]
+    finally:
+        db.close()
+    truth = _labels(Path(labels), manifest["output"]["name"]) if labels is not None else None
+    results = []
+    for (start, stop), frame in zip(bounds, frames, strict=True):
+        predictions = [json.loads(text)["prediction"] for text in frame["outputs"]]
+        report = drift_report(reference, _inputs(frame, manifest), config, predictions=predictions)
+        window = Window(start, stop, report)
+        if truth is not None and len(frame):
+            joined = frame.merge(truth, on=["request_id", "position"], how="inner")
+            window.labelled = len(joined)
+            if len(joined):
+                window.live_metrics = _live_metrics(joined, manifest)
+        results.append(window)
+    result = MonitorResult(
+        package, log, version, results, state, int(count), manifest.get("metrics", {}).get("test", {})
+    )
+    if output is not None:
+        result.output = write_reports(result, Path(output))
+    return result
+
+
+def write_reports(result: MonitorResult, folder: Path) -> Path:
+    """``monitor.json`` and ``monitor.html`` in ``folder`` (the folder is replaced whole, atomically)."""
+    with atomic_dir(folder, overwrite=True) as tmp:
+        write_json_atomic(tmp / "monitor.json", result.to_dict())
+        (tmp / "monitor.html").write_text(_html(result), encoding="utf-8")
+    return folder
+
+
+def _html(result: MonitorResult) -> str:
+    from seekforge.core.report import esc
+
+    current = result.current
+    verdict = "DRIFT" if result.drift else ("not enough data" if not current.drift.enough_data else "no drift")
+    rows = []
+    for w in result.windows:
+        live = ", ".join(
+            f"{k} {v:.4f}"
+            for k, v in (w.live_metrics or {}).items()
+            if k in ("accuracy", "f1_macro", "mae", "rmse", "r2")
+        )
+        rows.append(
+            f"<tr><td>{esc(_iso(w.start))}</td><td>{esc(_iso(w.end))}</td><td>{w.drift.rows}</td>"
+            f"<td>{w.drift.drifted_count}/{len(w.drift.features)}</td><td>{'yes' if w.drift.drift else 'no'}</td>"
+            f"<td>{w.labelled}</td><td>{esc(live)}</td></tr>"
+        )
+    test = ", ".join(
+        f"{k} {v:.4f}" for k, v in result.test_metrics.items() if k in ("accuracy", "f1_macro", "mae", "rmse", "r2")
+    )
+    state = result.state
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>monitor: {esc(result.version)}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.muted{{color:#888}}</style></head><body>
+<h1>Monitoring {esc(result.version)}: {esc(verdict)}</h1>
+<p>Log {esc(str(result.log))}: {state.rows} rows, {state.sessions} serving sessions ({state.killed_sessions} killed,
+{state.lost_rows} rows lost, {state.dropped_rows} dropped); {result.other_versions} rows of other model versions left out.
+Test metrics at training: {esc(test)}.</p>
+<h2>Windows</h2>
+<table><tr><th>from</th><th>to</th><th>rows</th><th>drifted features</th><th>drift</th><th>labelled</th><th>live metrics</th></tr>
+{"".join(rows)}</table>
+<h2>Latest window</h2>
+{current.drift.to_html()}
+</body></html>
+"""

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seekforge.core.errors import DataError
+from seekforge.monitor import MonitorConfig, monitor_package
+from seekforge.serve import load
+from seekforge.serve._log import LogEntry, PredictionLog
+from seekforge.serve._service import model_version
+from tests.conftest import make_tabular
+from tests.integration.cli import seekforge
+
+HOUR = 3600.0
+NOW = 1_800_000_000.0
+
+
+def log_rows(path: Path, package: Path, frames: list[tuple[float, pd.DataFrame]], version: str | None = None) -> None:
+    """Log each frame's rows (predicted by the package) as one request each, at the given times."""
+    predictor = load(package)
+    manifest = predictor.manifest
+    log = PredictionLog(path, package=str(package), model_version=version or model_version(manifest), backend="torch")
+    classes = predictor.classes
+    for ts, frame in frames:
+        inputs = frame[[f["name"] for f in manifest["inputs"]]].to_dict("records")
+        predicted = predictor.predict(inputs)
+        for i, row in enumerate(inputs):
+            output = {
+                "prediction": predicted["prediction"][i],
+                "proba": {c: float(predicted[f"proba_{c}"][i]) for c in classes},
+            }
+            log.append(LogEntry(ts + i * 0.01, f"r{int(ts)}-{i}", 1.0, [row], [output]))
+    log.close()
+
+
+def shifted(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    out["x1"] = out["x1"] + 3.0
+    out["city"] = "lima"
+    return out
+
+
+@pytest.fixture(scope="module")
+def logged(served_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("monitor") / "predictions.db"
+    steady = make_tabular(600, seed=1)
+    log_rows(
+        path,
+        served_package,
+        [
+            (NOW - 3 * HOUR, steady),
+            (NOW - 2 * HOUR, make_tabular(600, seed=2)),
+            (NOW - HOUR, shifted(make_tabular(600, seed=3))),
+        ],
+    )
+    log_rows(path, served_package, [(NOW - HOUR, make_tabular(50, seed=4))], version="another:model")
+    return path
+
+
+def test_windows_find_the_shift_in_the_latest_hour_only(served_package: Path, logged: Path, tmp_path: Path) -> None:
+    result = monitor_package(
+        served_package, logged, window_seconds=HOUR, windows=3, now=NOW, output=tmp_path / "report"
+    )
+    assert [w.drift.rows for w in result.windows] == [600, 600, 600]
+    assert [w.drift.drift for w in result.windows] == [False, False, True]
+    assert set(result.current.drift.drifted_features) == {"x1", "city"}
+    assert result.other_versions == 50
+    written = json.loads((tmp_path / "report" / "monitor.json").read_text())
+    assert written["drift"] is True and len(written["windows"]) == 3
+    html = (tmp_path / "report" / "monitor.html").read_text()
+    assert "DRIFT" in html and "x1" in html
+
+
+def test_thresholds_come_from_the_config(served_package: Path, logged: Path) -> None:
+    lenient = MonitorConfig(psi_threshold=100.0, drift_share=0.9)
+    assert not monitor_package(served_package, logged, window_seconds=HOUR, now=NOW, config=lenient).drift
+
+
+def test_a_window_with_too_few_rows_is_not_called_drift(served_package: Path, logged: Path) -> None:
+    result = monitor_package(served_package, logged, window_seconds=HOUR, now=NOW + 10 * HOUR)
+    assert result.current.drift.rows == 0 and not result.current.drift.enough_data and not result.drift
+
+
+def test_labels_join_by_request_and_give_live_metrics(served_package: Path, logged: Path, tmp_path: Path) -> None:
+    truth = make_tabular(600, seed=2)
+    labels = pd.DataFrame({"request_id": [f"r{int(NOW - 2 * HOUR)}-{i}" for i in range(600)], "label": truth["label"]})
+    labels.iloc[:300].to_csv(tmp_path / "labels.csv", index=False)  # half the labels have arrived
+    result = monitor_package(
+        served_package, logged, window_seconds=HOUR, windows=2, now=NOW - HOUR, labels=tmp_path / "labels.csv"
+    )
+    window = result.current
+    assert window.labelled == 300
+    predicted = load(served_package).predict(truth.iloc[:300])["prediction"].to_numpy()
+    assert window.live_metrics["accuracy"] == pytest.approx(
+        float(np.mean(predicted == truth["label"].iloc[:300].to_numpy()))
+    )
+    labels["label"] = "maybe"
+    labels.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(DataError, match="'maybe' is not one of the model's classes"):
+        monitor_package(served_package, logged, window_seconds=HOUR, now=NOW - HOUR, labels=tmp_path / "bad.csv")
+
+
+def test_cli_exits_1_on_drift_0_without_and_2_on_bad_input(served_package: Path, logged: Path, tmp_path: Path) -> None:
+    steady = tmp_path / "steady.db"
+    log_rows(steady, served_package, [(time.time() - 60, make_tabular(600, seed=5))])
+    calm = seekforge(
+        "monitor", str(served_package), "--log", str(steady), "--window", "1h", "-o", str(tmp_path / "b"), cwd=tmp_path
+    )
+    assert calm.returncode == 0, calm.stderr
+    assert "no drift" in calm.stdout
+    moved = tmp_path / "moved.db"
+    log_rows(moved, served_package, [(time.time() - 60, shifted(make_tabular(600, seed=6)))])
+    alarm = seekforge(
+        "monitor", str(served_package), "--log", str(moved), "--window", "1h", "-o", str(tmp_path / "c"), cwd=tmp_path
+    )
+    assert alarm.returncode == 1, alarm.stderr
+    assert "DRIFT" in alarm.stdout and (tmp_path / "c" / "monitor.html").is_file()
+    bad = seekforge("monitor", str(served_package), "--log", str(tmp_path / "nope.db"), cwd=tmp_path)
+    assert bad.returncode == 2 and "prediction log not found" in bad.stderr and "Traceback" not in bad.stderr
+    window = seekforge("monitor", str(served_package), "--log", str(moved), "--window", "soon", cwd=tmp_path)
+    assert window.returncode == 2 and "--window: 'soon' is not a duration" in window.stderr
