@@ -179,3 +179,77 @@ def test_fast_batches_run_on_the_event_loop_and_slow_ones_on_the_worker_thread()
     run(main())
     assert fast.inline == 3 and "MainThread" in fast.threads  # the first batch measures the model
     assert slow.inline == 0 and "MainThread" not in slow.threads
+
+
+def test_a_deadline_is_kept_even_deep_in_the_queue() -> None:
+    model = Model(delay=0.3)
+
+    async def main():
+        batcher = DynamicBatcher(model, max_batch_rows=1, max_wait_ms=0)
+        first = asyncio.create_task(batcher.submit([{"x": 1}]))
+        await asyncio.sleep(0.02)
+        started = time.perf_counter()
+        with pytest.raises(DeadlineExceeded):
+            await batcher.submit([{"x": 2}], timeout=0.05)
+        waited = time.perf_counter() - started
+        await first
+        await batcher.drain()
+        return waited
+
+    assert run(main()) < 0.2  # answered at its deadline, not when the batch before it finished
+    assert model.batches == [1]
+
+
+def test_a_refused_request_stops_the_batch_waiting_for_it() -> None:
+    model = Model()
+    arriving = [1]
+
+    async def main():
+        batcher = DynamicBatcher(model, max_batch_rows=10, max_wait_ms=2000, arriving=lambda: arriving[0])
+        started = time.perf_counter()
+        task = asyncio.create_task(batcher.submit([{"x": 1}]))
+        await asyncio.sleep(0.05)
+        arriving[0] = 0  # the other request failed validation
+        batcher.poke()
+        await task
+        await batcher.drain()
+        return time.perf_counter() - started
+
+    assert run(main()) < 1.0
+
+
+def test_a_drain_past_its_timeout_answers_the_running_batch_too() -> None:
+    model = Model(delay=0.5)
+
+    async def main():
+        batcher = DynamicBatcher(model, max_batch_rows=1, max_wait_ms=0)
+        running = asyncio.create_task(batcher.submit([{"x": 1}]))
+        queued = asyncio.create_task(batcher.submit([{"x": 2}]))
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        await batcher.drain(timeout=0.05)
+        took = time.perf_counter() - started
+        results = await asyncio.gather(running, queued, return_exceptions=True)
+        return took, results
+
+    took, results = run(main())
+    assert took < 0.3  # the event loop did not wait for the model
+    assert all(isinstance(r, ShuttingDown) for r in results)
+
+
+def test_a_model_with_a_fixed_cost_per_call_is_never_run_inline() -> None:
+    calls: list[int] = []
+
+    def fixed_cost(rows):  # 20 ms a call whatever the rows: spread over 64 rows it looks cheap
+        calls.append(len(rows))
+        time.sleep(0.02)
+        return [{"y": 0} for _ in rows]
+
+    async def main():
+        batcher = DynamicBatcher(fixed_cost, max_batch_rows=64, max_wait_ms=0, inline_below_ms=1.0)
+        await batcher.submit([{"x": 0}] * 64)
+        await batcher.submit([{"x": 0}])
+        await batcher.drain()
+        return batcher.stats.inline
+
+    assert run(main()) == 0

@@ -144,3 +144,42 @@ def test_torch_backend_serves_the_same_predictions(served_package: Path) -> None
     for a, b in zip(answers["torch"], answers["onnxruntime"], strict=True):
         assert a["prediction"] == b["prediction"]
         assert a["proba"]["buy"] == pytest.approx(b["proba"]["buy"], abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b'{"records": [{"x1": 1e300}]}', 422, "out of range"),
+        (b'{"records": [{"x1": Infinity}]}', 422, "out of range"),
+        (b'{"records": [{"x1": ' + b"1" * 5000 + b"}]}", 400, "not valid JSON"),
+        (b"[" * 15_000, 400, "not valid JSON"),
+    ],
+)
+def test_numbers_json_cannot_answer_with_are_refused_not_500(server, body: bytes, status: int, words: str) -> None:
+    _, client, _ = server
+    response = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text
+    assert words in json.dumps(response.json())
+
+
+def test_nan_from_a_pandas_client_is_a_missing_value(server) -> None:
+    _, client, _ = server
+    body = b'{"records": [{"x1": NaN, "x2": 1.0, "city": NaN, "member": NaN}]}'
+    response = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+
+
+def test_a_request_id_must_be_short_and_printable(server) -> None:
+    _, client, _ = server
+    long = client.post("/v1/predict", json={"records": [GOOD]}, headers={"x-request-id": "r" * 200})
+    assert long.status_code == 400 and "128" in long.json()["detail"]
+
+
+def test_an_unexpected_failure_is_a_json_500_with_the_request_id(served_package: Path, monkeypatch) -> None:
+    with running(served_package, ServeConfig(), grpc=False) as (service, where):
+        monkeypatch.setattr(service.batcher, "_run", lambda rows: 1 / 0)
+        response = httpx.post(
+            f"http://127.0.0.1:{where.http_port}/v1/predict", json={"records": [GOOD]}, headers={"x-request-id": "boom"}
+        )
+    assert response.status_code == 500
+    assert response.json()["detail"] == "internal error (ZeroDivisionError); request id boom"

@@ -78,7 +78,7 @@ def test_old_rows_are_purged_past_the_retention(tmp_path: Path) -> None:
 
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
-    log = PredictionLog(tmp_path / "log.db", package="p", model_version="v", backend="torch", max_pending=1)
+    log = PredictionLog(tmp_path / "log.db", package="p", model_version="v", backend="torch", max_pending=2)
     log.flush_seconds = 60
     time.sleep(0.2)  # the writer has gone to sleep for a minute: the first request fills the queue
     for _ in range(51):
@@ -125,3 +125,46 @@ def test_a_file_that_is_not_a_log_is_refused(tmp_path: Path) -> None:
         log_state(bad)
     with pytest.raises(SeekforgeError, match="not found"):
         log_state(tmp_path / "missing.db")
+
+
+def test_a_running_session_is_told_apart_from_a_killed_one(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = PredictionLog(path, package="p", model_version="v", backend="torch")
+    log.append(entry(1))
+    state = log_state(path)  # the server still holds its session's lock
+    assert (state.running_sessions, state.killed_sessions) == (1, 0)
+    log.close()
+    assert (log_state(path).running_sessions, log_state(path).killed_sessions) == (0, 0)
+
+
+def test_a_failed_write_keeps_the_writer_alive_and_counts_the_rows_as_lost(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "log.db"
+    log = PredictionLog(path, package="p", model_version="v", backend="torch", flush_seconds=0.01)
+    real = log._write
+    failures = [sqlite3.OperationalError("database or disk is full")]
+
+    def flaky(entries):
+        if failures:
+            raise failures.pop()
+        real(entries)
+
+    monkeypatch.setattr(log, "_write", flaky)
+    log.append(entry(3))
+    time.sleep(0.3)
+    log.append(entry(2))
+    log.close()
+    log.append(entry(4))  # after close: dropped, counted
+    state = log_state(path)
+    assert (state.rows, state.lost_rows) == (2, 3)
+    assert log.dropped == 4
+
+
+def test_reading_a_log_never_changes_it(tmp_path: Path) -> None:
+    other = tmp_path / "app.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE t (x)")
+    before = other.read_bytes()
+    with pytest.raises(SeekforgeError, match="not a prediction log"):
+        log_state(other)
+    assert other.read_bytes() == before
+    assert sqlite3.connect(other).execute("PRAGMA journal_mode").fetchone()[0] == "delete"

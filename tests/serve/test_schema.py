@@ -61,3 +61,31 @@ def test_images_arrive_as_base64_or_pixels_never_as_paths(tmp_path) -> None:
 def test_echoed_bad_values_are_short(value: object) -> None:
     _, errors = RecordSchema(INPUTS).validate([{"mean radius": value}])
     assert len(str(errors[0].value)) <= 80
+
+
+def test_pixel_lists_are_8_bit_values_whatever_the_number_type() -> None:
+    schema = RecordSchema([{"name": "img", "type": "image"}])
+    rows, errors = schema.validate([{"img": [[0.0, 255.0]]}, {"img": [[0, 128]]}])  # gRPC numbers are floats
+    assert errors == []
+    assert rows[0]["img"].dtype == np.uint8 and rows[0]["img"].tolist() == [[0, 255]]
+    _, errors = schema.validate([{"img": [[0.5]]}, {"img": [[300]]}, {"img": [[], []]}, {"img": [[[1, 2]]]}])
+    assert [e.record for e in errors] == [0, 1, 2, 3]
+
+
+def test_a_decompression_bomb_is_refused(monkeypatch) -> None:
+    from seekforge.serve import _schema
+
+    monkeypatch.setattr(_schema, "MAX_IMAGE_PIXELS", 10)
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((4, 5), dtype=np.uint8)).save(buffer, format="PNG")
+    _, errors = RecordSchema([{"name": "img", "type": "image"}]).validate(
+        [{"img": base64.b64encode(buffer.getvalue()).decode()}]
+    )
+    assert "at most 10 pixels" in errors[0].message
+
+
+def test_nan_is_missing_and_out_of_range_numbers_are_refused() -> None:
+    rows, errors = RecordSchema(INPUTS).validate([{"mean radius": float("nan"), "member": float("nan")}])
+    assert errors == [] and rows[0]["mean radius"] is None and rows[0]["member"] is None
+    _, errors = RecordSchema(INPUTS).validate([{"mean radius": float("inf")}, {"mean radius": 1e39}])
+    assert [e.value for e in errors] == ["inf", 1e39]

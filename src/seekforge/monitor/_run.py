@@ -25,7 +25,7 @@ from seekforge.core.io import atomic_dir, write_json_atomic
 from seekforge.core.package import read_manifest
 from seekforge.monitor._drift import DriftReport, drift_report
 from seekforge.monitor.config import MonitorConfig
-from seekforge.serve._log import LogState, log_state, open_log
+from seekforge.serve._log import LogState, log_state, read_log
 from seekforge.serve._service import model_version
 
 __all__ = ["MonitorResult", "Window", "monitor_package"]
@@ -203,7 +203,7 @@ def monitor_package(
     state = log_state(log)
     version = model_version(manifest)
     end = now if now is not None else time.time()
-    db = open_log(log)
+    db = read_log(log)
     try:
         (count,) = db.execute("SELECT COUNT(*) FROM predictions WHERE model_version != ?", (version,)).fetchone()
         if window_seconds is None:

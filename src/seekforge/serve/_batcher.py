@@ -66,6 +66,8 @@ class BatchStats:
     refused: int = 0
     inline: int = 0  # batches run on the event loop (see ``inline_below_ms``)
     recent_seconds_per_row: float = 0.0  # smoothed inference time per row, for the retry hint
+    recent_batch_seconds: float = 0.0  # smoothed time of a whole batch, for running inline
+    recent_batch_rows: float = 0.0  # smoothed rows in a batch
 
 
 class DynamicBatcher:
@@ -108,7 +110,7 @@ class DynamicBatcher:
         self._arrival = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seekforge-infer")
         self._task: asyncio.Task[None] | None = None
-        self._busy = False  # a batch is running
+        self._running: list[_Pending] = []  # the batch being run
         self._closing = False
         self.stats = BatchStats()
 
@@ -149,10 +151,22 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else time.monotonic() + timeout
         pending = _Pending(list(rows), loop.create_future(), deadline)
+        if timeout is not None:  # answered at its deadline even when it is still deep in the queue
+            timer = loop.call_later(timeout, self._expire, pending)
+            pending.future.add_done_callback(lambda _: timer.cancel())
         self._queue.append(pending)
         self._queued_rows += n
         self._arrival.set()
         return pending.future
+
+    def _expire(self, pending: _Pending) -> None:
+        if not pending.future.done() and pending not in self._running:
+            self.stats.expired += 1
+            pending.future.set_exception(DeadlineExceeded("the request's deadline passed while it was queued"))
+
+    def poke(self) -> None:
+        """Wake the batching loop: a request it was waiting for will not come (it was refused)."""
+        self._arrival.set()
 
     async def _loop(self) -> None:
         while True:
@@ -170,48 +184,52 @@ class DynamicBatcher:
                     await asyncio.wait_for(self._arrival.wait(), wait)
                 wait = first.arrived + self.max_wait - time.monotonic()
             batch = self._take()
-            if batch:
+            if not batch:
+                continue
+            self._running = batch
+            try:
                 await self._execute(batch)
+            except Exception as exc:  # the loop must outlive any batch: its requests get the error
+                for pending in batch:
+                    _settle(pending.future, exc=exc)
+            finally:
+                self._running = []
 
     def _expecting(self) -> bool:
         return self._arriving is None or self._arriving() > 0
 
     def _take(self) -> list[_Pending]:
         """Requests for the next batch, oldest first, up to ``max_batch_rows`` rows (at least one request);
-        requests whose deadline has passed or whose caller went away are answered and left out."""
+        requests already answered (deadline passed, caller gone) are left out."""
         batch: list[_Pending] = []
         rows = 0
-        now = time.monotonic()
         while self._queue:
             head = self._queue[0]
             if batch and rows + len(head.rows) > self.max_batch_rows:
                 break
             self._queue.popleft()
             self._queued_rows -= len(head.rows)
-            if head.future.done():  # cancelled by its caller
-                continue
-            if head.deadline is not None and now > head.deadline:
-                self.stats.expired += 1
-                head.future.set_exception(DeadlineExceeded("the request's deadline passed while it was queued"))
+            if head.future.done():
                 continue
             batch.append(head)
             rows += len(head.rows)
         return batch
 
     def _inline_ok(self, rows: int) -> bool:
-        """Whether a batch of ``rows`` should run on the event loop: the model has been measured to be fast
+        """Whether a batch of ``rows`` should run on the event loop: batches have been measured to be fast
         and nothing else waits. Under load the worker thread runs the model on another core (onnxruntime
-        and torch release the GIL) while the event loop reads and answers other requests."""
-        if self.stats.batches == 0 or self._busy or self._queue:
+        and torch release the GIL) while the event loop reads and answers other requests.
+
+        The estimate is the smoothed time of a whole batch, scaled up (never down) by how many more rows
+        this one has than the smoothed batch: a model's fixed cost per call is never spread thin."""
+        if self.stats.batches == 0 or self._queue or (self._arriving is not None and self._arriving() > 0):
             return False
-        if self._arriving is not None and self._arriving() > 0:
-            return False
-        return self.stats.recent_seconds_per_row * rows < self.inline_below
+        scale = max(1.0, rows / max(self.stats.recent_batch_rows, 1.0))
+        return self.stats.recent_batch_seconds * scale < self.inline_below
 
     async def _execute(self, batch: list[_Pending]) -> None:
         rows = [row for pending in batch for row in pending.rows]
         inline = self._inline_ok(len(rows))
-        self._busy = True
         started = time.perf_counter()
         try:
             if inline:
@@ -220,24 +238,24 @@ class DynamicBatcher:
             else:
                 outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, rows)
         except Exception as exc:
-            self._busy = False
             if len(batch) == 1:
                 _settle(batch[0].future, exc=exc)
             else:  # one request's bad rows must not fail the others: run each alone
                 for pending in batch:
                     await self._execute([pending])
             return
-        self._busy = False
         self._record(batch, outputs, time.perf_counter() - started)
 
     def _record(self, batch: list[_Pending], outputs: Rows, seconds: float) -> None:
         """Count a batch that ran, and hand each request its own rows."""
         rows = len(outputs)
-        self.stats.batches += 1
-        self.stats.rows += rows
-        per_row = seconds / max(rows, 1)
-        smoothed = self.stats.recent_seconds_per_row
-        self.stats.recent_seconds_per_row = per_row if smoothed == 0 else 0.8 * smoothed + 0.2 * per_row
+        stats = self.stats
+        stats.batches += 1
+        stats.rows += rows
+        first = stats.recent_batch_rows == 0
+        stats.recent_seconds_per_row = _smooth(stats.recent_seconds_per_row, seconds / max(rows, 1), first)
+        stats.recent_batch_seconds = _smooth(stats.recent_batch_seconds, seconds, first)
+        stats.recent_batch_rows = _smooth(stats.recent_batch_rows, rows, first)
         if self._on_batch is not None:
             self._on_batch(rows, seconds)
         start = 0
@@ -247,7 +265,8 @@ class DynamicBatcher:
             start = end
 
     async def drain(self, timeout: float | None = None) -> None:
-        """Take no new requests, run every queued one, then stop the worker thread."""
+        """Take no new requests, run every queued one, then stop the worker thread. Past ``timeout``,
+        whatever is still queued or running is answered with :class:`ShuttingDown`."""
         self._closing = True
         self._arrival.set()
         if self._task is not None:
@@ -255,11 +274,17 @@ class DynamicBatcher:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
             except TimeoutError:
                 self._task.cancel()
-                for pending in self._queue:
-                    _settle(pending.future, exc=ShuttingDown("the server stopped before this request ran"))
+                stopped = ShuttingDown("the server stopped before this request ran")
+                for pending in [*self._running, *self._queue]:
+                    _settle(pending.future, exc=stopped)
                 self._queue.clear()
                 self._queued_rows = 0
-        self._executor.shutdown(wait=True)
+        # a batch still running in the thread finishes there; the event loop does not wait for it
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _smooth(old: float, new: float, first: bool) -> float:
+    return new if first else 0.8 * old + 0.2 * new
 
 
 def _settle(future: asyncio.Future[Rows], *, result: Rows | None = None, exc: BaseException | None = None) -> None:

@@ -8,18 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from seekforge import __version__
-from seekforge.runtime._encode import graph_holds
 
 __all__ = ["dockerfile", "kubernetes"]
 
 
 def _extras(manifest: dict[str, Any], backend: str) -> str:
     """The smallest install that serves the package: onnxruntime alone for a raw-input ONNX export."""
-    export = manifest.get("exports", {}).get("onnx") or {}
-    raw = export.get("inputs") == "raw" and export.get("parity", {}).get("passed")
-    if raw and backend in ("auto", "onnxruntime") and graph_holds(f["type"] for f in manifest["inputs"]):
-        return "runtime,serve"
-    return "all,serve"
+    from seekforge.serve._service import runtime_only
+
+    return "runtime,serve" if runtime_only(manifest, backend) else "all,serve"
 
 
 def _slug(name: str) -> str:
@@ -83,7 +80,7 @@ spec:
         prometheus.io/port: "{http_port}"
         prometheus.io/path: /metrics
     spec:
-      terminationGracePeriodSeconds: 45
+      terminationGracePeriodSeconds: 70  # preStop 5 s + listeners' drain 30 s + queue drain 30 s
       containers:
         - name: model
           image: {image}
@@ -94,6 +91,9 @@ spec:
             httpGet: {{path: /readyz, port: http}}
             periodSeconds: 5
             failureThreshold: 2
+          lifecycle:  # let the endpoints drop the pod before it stops taking connections
+            preStop:
+              exec: {{command: ["sleep", "5"]}}
           livenessProbe:
             httpGet: {{path: /healthz, port: http}}
             initialDelaySeconds: 20

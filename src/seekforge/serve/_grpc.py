@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from seekforge.core.deps import require
-from seekforge.core.errors import DataError, SeekforgeError
-from seekforge.serve._batcher import DeadlineExceeded, Overloaded, ShuttingDown
-from seekforge.serve._service import InvalidRecords, ModelService, TooLarge, Unauthorized
+from seekforge.serve._batcher import ShuttingDown
+from seekforge.serve._service import BadRequest, ModelService, Unauthorized, failure_of
 
 __all__ = ["SERVICE_NAME", "add_services", "stubs"]
 
@@ -62,48 +61,32 @@ def add_services(server: Any, service: ModelService) -> Any:
         """One request, with its errors turned into status codes."""
         ticket = service.timed("grpc")
         code = "INTERNAL"
+        request_id = "-"
         try:
+            request_id = service.request_id_of(request.request_id)
             service.check_key(_metadata_key(context))
             if service.draining:
                 raise ShuttingDown("the server is shutting down and takes no new requests")
-            records = [json_format.MessageToDict(r) for r in request.records]
+            try:
+                records = [json_format.MessageToDict(r) for r in request.records]
+            except ValueError as exc:  # NaN or infinite numbers, which JSON cannot hold
+                raise BadRequest(f"a record holds a value that is not a JSON value: {exc}") from None
             rows = service.validate(records)
             remaining = context.time_remaining()
             timeout_ms = remaining * 1000.0 if remaining is not None else None
-            request_id = request.request_id or service.request_id()
             outputs = await service.predict(rows, timeout_ms=timeout_ms, request_id=request_id, ticket=ticket)
+            response = to_response(outputs, request_id)
+        except Exception as exc:
+            failure = failure_of(exc, request_id)
+            code = failure.grpc
+            service.metrics.errors.labels("grpc", failure.reason).inc()
+            if failure.retry_after is not None:
+                context.set_trailing_metadata((("retry-after-ms", str(int(failure.retry_after * 1000))),))
+            detail = failure.detail if isinstance(failure.detail, str) else f"{exc}\n{json.dumps(failure.detail)}"
+            await context.abort(getattr(grpc.StatusCode, failure.grpc), detail)
+        else:
             code = "OK"
-            return to_response(outputs, request_id)
-        except Unauthorized as exc:
-            code = "UNAUTHENTICATED"
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
-        except TooLarge as exc:
-            code = "RESOURCE_EXHAUSTED"
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-        except InvalidRecords as exc:
-            code = "INVALID_ARGUMENT"
-            service.metrics.errors.labels("grpc", "invalid").inc()
-            detail = json.dumps([e.model_dump() for e in exc.errors])
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc.message}\n{detail}")
-        except Overloaded as exc:
-            code = "RESOURCE_EXHAUSTED"
-            service.metrics.errors.labels("grpc", "overloaded").inc()
-            context.set_trailing_metadata((("retry-after-ms", str(int(exc.retry_after * 1000))),))
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-        except ShuttingDown as exc:
-            code = "UNAVAILABLE"
-            await context.abort(grpc.StatusCode.UNAVAILABLE, exc.message)
-        except DeadlineExceeded as exc:
-            code = "DEADLINE_EXCEEDED"
-            service.metrics.errors.labels("grpc", "deadline").inc()
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, exc.message)
-        except DataError as exc:
-            code = "INVALID_ARGUMENT"
-            service.metrics.errors.labels("grpc", "data").inc()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except SeekforgeError as exc:
-            service.metrics.errors.labels("grpc", "model").inc()
-            await context.abort(grpc.StatusCode.INTERNAL, str(exc))
+            return response
         finally:
             ticket.done(code)
 

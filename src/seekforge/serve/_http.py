@@ -12,11 +12,13 @@ import math
 from typing import Any
 
 from seekforge.core.deps import require
-from seekforge.core.errors import DataError, SeekforgeError
-from seekforge.serve._batcher import DeadlineExceeded, Overloaded, ShuttingDown
-from seekforge.serve._service import InvalidRecords, ModelService, Ticket, TooLarge, Unauthorized
+from seekforge.serve._batcher import ShuttingDown
+from seekforge.serve._service import BadRequest, ModelService, Ticket, TooLarge, Unauthorized, failure_of
 
 __all__ = ["create_app"]
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> Any:
@@ -57,7 +59,7 @@ def _timeout_ms(request: Any) -> float | None:
     except ValueError:
         timeout = math.nan
     if not math.isfinite(timeout) or timeout <= 0:
-        raise DataError(f"header x-timeout-ms must be a positive number of milliseconds, got {value!r}")
+        raise BadRequest(f"header x-timeout-ms must be a positive number of milliseconds, got {value!r}")
     return timeout
 
 
@@ -66,6 +68,7 @@ def create_app(service: ModelService) -> Any:
     require("fastapi", purpose="the HTTP server")
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response
+    from starlette.requests import ClientDisconnect
     from starlette.routing import Route
 
     name = service.manifest["name"]
@@ -145,6 +148,14 @@ def create_app(service: ModelService) -> Any:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             schema.setdefault("components", {}).setdefault("schemas", {})[record_name] = record_schema
             schema["paths"] = {"/v1/predict": predict_operation, **schema.get("paths", {})}
+            if service.config.api_keys:  # both routes that need a key say so, with how to send it
+                schema["components"]["securitySchemes"] = {
+                    "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                    "bearer": {"type": "http", "scheme": "bearer"},
+                }
+                for path in ("/v1/predict", "/v1/model"):
+                    for operation in schema["paths"].get(path, {}).values():
+                        operation["security"] = [{"apiKey": []}, {"bearer": []}]
             app.openapi_schema = schema
         return app.openapi_schema  # type: ignore[no-any-return]
 
@@ -165,49 +176,40 @@ def create_app(service: ModelService) -> Any:
     app.router.routes.append(Route("/v1/predict", predict, methods=["POST"]))
 
     async def _predict(request: Any, ticket: Ticket) -> Any:
+        request_id = "-"
         try:
+            request_id = service.request_id_of(request.headers.get("x-request-id"))
             service.check_key(_api_key(request))
             if service.draining:
                 raise ShuttingDown("the server is shutting down and takes no new requests")
             body = await _body(request, service.config.max_request_bytes)
             try:
                 payload = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                return _error(400, f"the body is not valid JSON: {exc}")
+            except (ValueError, RecursionError) as exc:  # JSON errors, over-long integers, deep nesting
+                raise BadRequest(f"the body is not valid JSON: {exc}") from None
             if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
-                return _error(400, 'the body must be a JSON object {"records": [{feature: value, ...}, ...]}')
+                raise BadRequest('the body must be a JSON object {"records": [{feature: value, ...}, ...]}')
             extra = sorted(set(payload) - {"records"})
             if extra:
-                return _error(400, f"unknown key{'s' * (len(extra) > 1)} in the body: {', '.join(extra)}")
+                raise BadRequest(f"unknown key{'s' * (len(extra) > 1)} in the body: {', '.join(extra)}")
             timeout_ms = _timeout_ms(request)
             rows = service.validate(payload["records"])
-            request_id = request.headers.get("x-request-id") or service.request_id()
             outputs = await service.predict(rows, timeout_ms=timeout_ms, request_id=request_id, ticket=ticket)
-        except Unauthorized as exc:
-            return _error(401, exc.message, {"WWW-Authenticate": "Bearer"})
-        except TooLarge as exc:
-            return _error(413, str(exc))
-        except InvalidRecords as exc:
-            service.metrics.errors.labels("http", "invalid").inc()
-            return _error(422, [e.model_dump() for e in exc.errors])
-        except Overloaded as exc:
-            service.metrics.errors.labels("http", "overloaded").inc()
-            return _error(503, str(exc), {"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
-        except ShuttingDown as exc:
-            return _error(503, exc.message, {"Retry-After": "1", "Connection": "close"})
-        except DeadlineExceeded as exc:
-            service.metrics.errors.labels("http", "deadline").inc()
-            return _error(504, exc.message)
-        except DataError as exc:  # a value the model cannot take (e.g. a binary value never seen)
-            service.metrics.errors.labels("http", "data").inc()
-            return _error(422, [{"record": None, "field": None, "message": str(exc), "value": None}])
-        except SeekforgeError as exc:
-            service.metrics.errors.labels("http", "model").inc()
-            return _error(500, str(exc))
-        return JSONResponse(
-            {"predictions": outputs, "model_version": service.version, "request_id": request_id},
-            headers={"x-request-id": request_id},
-        )
+            body = _ENCODER.encode({"predictions": outputs, "model_version": service.version, "request_id": request_id})
+        except ClientDisconnect:
+            return Response(status_code=499)  # nobody reads it; counted apart from the server's errors
+        except Exception as exc:
+            failure = failure_of(exc, request_id)
+            service.metrics.errors.labels("http", failure.reason).inc()
+            headers = {"x-request-id": request_id}
+            if failure.http == 401:
+                headers["WWW-Authenticate"] = "Bearer"
+            if failure.retry_after is not None:
+                headers["Retry-After"] = str(max(1, math.ceil(failure.retry_after)))
+            if failure.reason == "draining":
+                headers.update({"Retry-After": "1", "Connection": "close"})
+            return _error(failure.http, failure.detail, headers)
+        return Response(body.encode(), media_type="application/json", headers={"x-request-id": request_id})
 
     @app.get("/v1/model", responses={401: responses["401"]})
     async def model(request: Request) -> Any:

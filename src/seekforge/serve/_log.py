@@ -18,7 +18,9 @@ place in its request (labels join on request id and position); ``ts`` is unix se
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import math
 import mmap
 import os
@@ -37,7 +39,9 @@ import numpy as np
 
 from seekforge.core.errors import SeekforgeError
 
-__all__ = ["LogEntry", "LogState", "PredictionLog", "log_state", "open_log"]
+logger = logging.getLogger("seekforge.serve")
+
+__all__ = ["LogEntry", "LogState", "PredictionLog", "json_safe", "log_state", "open_log", "read_log"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -118,19 +122,19 @@ def _dumps(value: dict[str, Any]) -> str:
     try:
         return _STRICT.encode(value)
     except (TypeError, ValueError):
-        return _STRICT.encode(_json_safe(value))
+        return _STRICT.encode(json_safe(value))
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN and infinities as null (strict JSON), numpy scalars as Python numbers, arrays as lists."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if hasattr(value, "tolist"):
-        return _json_safe(value.tolist())
+        return json_safe(value.tolist())
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     return value
 
 
@@ -145,7 +149,7 @@ class PredictionLog:
         retention_seconds: Rows older than this are deleted (checked once a minute); None keeps all.
         flush_seconds: How often appended rows are committed (in one transaction): what a kill can lose
             at most.
-        max_pending: Most requests held in memory; beyond it rows are dropped and counted.
+        max_pending: Most rows held in memory; beyond it rows are dropped and counted.
         image_fields: Image inputs: logged as their per-channel mean intensity in [0, 1] (what image drift
             is measured on), not as pixels.
     """
@@ -175,17 +179,23 @@ class PredictionLog:
         )
         self._db.commit()
         self.session = int(cursor.lastrowid or 0)
-        # The count of rows handed to the log lives in a memory-mapped file beside it: the kernel keeps
-        # what is written there when the process is killed, so a kill's loss is known exactly.
+        # The counts of rows handed to the log and dropped live in a memory-mapped file beside it: the
+        # kernel keeps what is written there when the process is killed, so a kill's loss is known exactly.
+        # The session holds a lock on the file while it lives: a reader that can take the lock knows the
+        # server is gone (pids and host names say nothing in containers).
         self._counter_path = counter_path(path, self.session)
-        self._counter_path.write_bytes(bytes(8))
-        with self._counter_path.open("r+b") as handle:
-            self._counter = mmap.mmap(handle.fileno(), 8)
+        self._counter_file = self._counter_path.open("w+b")
+        self._counter_file.write(bytes(16))
+        self._counter_file.flush()
+        fcntl.flock(self._counter_file.fileno(), fcntl.LOCK_EX)
+        self._counter = mmap.mmap(self._counter_file.fileno(), 16)
         # A deque, not a queue.Queue: appending wakes no thread, so the request path never hands the GIL
         # to the writer; the writer wakes every flush_seconds and takes everything at once.
         self._pending: deque[LogEntry] = deque()
         self.max_pending = max_pending
+        self._pending_rows = 0
         self._closing = threading.Event()
+        self._closed = False
         self.accepted = 0  # rows handed to the log
         self.written = 0
         self.dropped = 0
@@ -194,13 +204,26 @@ class PredictionLog:
         self._thread.start()
 
     def append(self, entry: LogEntry) -> None:
-        """Queue one request's rows; never blocks (a full queue drops them and counts the drop)."""
-        if len(self._pending) >= self.max_pending:
-            self.dropped += len(entry.inputs)
+        """Queue one request's rows; never blocks (a full queue, or a closed log, drops them and counts it)."""
+        n = len(entry.inputs)
+        if self._closed or self._pending_rows + n > self.max_pending:
+            self._drop(n)
             return
+        if self.image_fields:  # a few numbers now rather than the pixels held until the writer runs
+            inputs = [
+                {k: (_image_summary(v) if k in self.image_fields else v) for k, v in row.items()}
+                for row in entry.inputs
+            ]
+            entry = LogEntry(entry.ts, entry.request_id, entry.latency_ms, inputs, entry.outputs)
         self._pending.append(entry)
-        self.accepted += len(entry.inputs)
+        self._pending_rows += n
+        self.accepted += n
         struct.pack_into("<q", self._counter, 0, self.accepted)
+
+    def _drop(self, rows: int) -> None:
+        self.dropped += rows
+        if not self._closed:
+            struct.pack_into("<q", self._counter, 8, self.dropped)
 
     @property
     def pending(self) -> int:
@@ -212,8 +235,17 @@ class PredictionLog:
             closing = self._closing.wait(self.flush_seconds)
             while self._pending:
                 entries = [self._pending.popleft() for _ in range(min(len(self._pending), 5000))]
-                self._write(entries)
-            self._purge()
+                rows = sum(len(e.inputs) for e in entries)
+                self._pending_rows -= rows
+                try:
+                    self._write(entries)
+                except Exception as exc:  # a full disk, a locked file: keep the writer alive; the rows stay
+                    # accepted and unwritten, which log_state reports as lost
+                    logger.error("could not write %d rows to the prediction log %s: %s", rows, self.path, exc)
+            try:
+                self._purge()
+            except sqlite3.Error as exc:
+                logger.error("could not purge old rows from the prediction log %s: %s", self.path, exc)
             if closing:
                 return
 
@@ -221,7 +253,6 @@ class PredictionLog:
         rows = []
         for entry in entries:
             for position, (inputs, outputs) in enumerate(zip(entry.inputs, entry.outputs, strict=True)):
-                kept = {k: (_image_summary(v) if k in self.image_fields else v) for k, v in inputs.items()}
                 rows.append(
                     (
                         self.session,
@@ -231,7 +262,7 @@ class PredictionLog:
                         self.model_version,
                         self.backend,
                         entry.latency_ms,
-                        _dumps(kept),
+                        _dumps(inputs),
                         _dumps(outputs),
                     )
                 )
@@ -260,6 +291,7 @@ class PredictionLog:
         """Write everything queued, mark the session ended and close the file."""
         self._closing.set()
         self._thread.join()
+        self._closed = True
         with self._db:
             self._db.execute(
                 "UPDATE sessions SET ended = ?, accepted = ?, written = ?, dropped = ? WHERE id = ?",
@@ -268,6 +300,7 @@ class PredictionLog:
         self._db.close()
         self._counter.close()
         self._counter_path.unlink(missing_ok=True)
+        self._counter_file.close()
 
 
 def counter_path(log: Path, session: int) -> Path:
@@ -275,17 +308,41 @@ def counter_path(log: Path, session: int) -> Path:
     return log.with_name(f"{log.name}.session-{session}.count")
 
 
-def _alive(host: str, pid: int) -> bool | None:
-    """Whether the process that wrote a session still runs; None when it ran on another host."""
-    if host != socket.gethostname():
-        return None
+def _session_gone(counter: Path) -> bool:
+    """Whether the server that holds ``counter``'s lock is gone (the lock can be taken)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        with counter.open("rb") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+    except FileNotFoundError:
         return True
-    return True
+
+
+def read_log(path: Path) -> sqlite3.Connection:
+    """Open a prediction log read-only (it is never changed by reading it).
+
+    Raises:
+        SeekforgeError: Missing, or not a prediction log.
+    """
+    if not path.is_file():
+        raise SeekforgeError(f"prediction log not found: {path}", hint="pass the file given to seekforge serve --log")
+    try:
+        db = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=30)
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise SeekforgeError(f"{path} is not a usable prediction log ({exc})", hint=_LOG_HINT) from exc
+    if not {"sessions", "predictions"} <= tables:
+        db.close()
+        raise SeekforgeError(
+            f"{path} is not a prediction log (it has no sessions and predictions tables)", hint=_LOG_HINT
+        )
+    return db
+
+
+_LOG_HINT = "point --log at the file seekforge serve wrote"
 
 
 @dataclass(frozen=True)
@@ -294,34 +351,37 @@ class LogState:
 
     rows: int
     sessions: int
-    running_sessions: int  # servers writing to the log now (or on another host, unknown)
+    running_sessions: int  # servers writing to the log now
     killed_sessions: int  # sessions whose server died without closing the log
-    lost_rows: int  # rows the killed servers answered that never reached the file
+    lost_rows: int  # rows answered that never reached the file: killed servers', and failed writes'
     dropped_rows: int  # rows dropped because the log's queue was full
     first_ts: float | None
     last_ts: float | None
 
 
 def log_state(path: Path) -> LogState:
-    """Open a log (it must exist) and count its rows and what killed servers lost. Safe while a server
-    writes to it."""
-    if not path.is_file():
-        raise SeekforgeError(f"prediction log not found: {path}", hint="pass the file given to seekforge serve --log")
-    db = open_log(path)
+    """Count a log's rows and what killed servers lost. Read-only; safe while a server writes to it."""
+    db = read_log(path)
     try:
         rows, first, last = db.execute("SELECT COUNT(*), MIN(ts), MAX(ts) FROM predictions").fetchone()
-        sessions, dropped = db.execute("SELECT COUNT(*), COALESCE(SUM(dropped), 0) FROM sessions").fetchone()
-        unended = db.execute("SELECT id, host, pid, accepted, written FROM sessions WHERE ended IS NULL").fetchall()
+        (sessions,) = db.execute("SELECT COUNT(*) FROM sessions").fetchone()
+        ended = db.execute("SELECT COALESCE(SUM(dropped), 0), COALESCE(SUM(MAX(accepted - written, 0)), 0) "
+                           "FROM sessions WHERE ended IS NOT NULL").fetchone()  # fmt: skip
+        unended = db.execute("SELECT id, accepted, written, dropped FROM sessions WHERE ended IS NULL").fetchall()
     finally:
         db.close()
-    running = killed = lost = 0
-    for session, host, pid, accepted, written in unended:
-        if _alive(host, pid) is not False:
+    dropped, lost = int(ended[0]), int(ended[1])  # an ended session's rows that its writer failed to write
+    running = killed = 0
+    for session, accepted, written, dropped_then in unended:
+        counter = counter_path(path, session)
+        if not _session_gone(counter):
             running += 1
+            dropped += dropped_then
             continue
         killed += 1
-        counter = counter_path(path, session)
-        if counter.is_file() and counter.stat().st_size == 8:
-            accepted = max(accepted, struct.unpack("<q", counter.read_bytes())[0])
+        if counter.is_file() and counter.stat().st_size == 16:
+            counted, dropped_then = struct.unpack("<qq", counter.read_bytes())
+            accepted = max(accepted, counted)
+        dropped += dropped_then
         lost += max(accepted - written, 0)
-    return LogState(int(rows), int(sessions), running, killed, lost, int(dropped), first, last)
+    return LogState(int(rows), int(sessions), running, killed, lost, dropped, first, last)

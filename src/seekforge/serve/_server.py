@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 from collections.abc import Callable, Iterator
@@ -20,6 +21,8 @@ from seekforge.core.errors import SeekforgeError
 from seekforge.serve._service import ModelService
 
 __all__ = ["Listening", "serve"]
+
+logger = logging.getLogger("seekforge.serve")
 
 
 @dataclass
@@ -101,16 +104,27 @@ async def serve(
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     http_socket = _bind(host, http_port, "--http-port", keep=True) if http_port is not None else None
-    if grpc_port:
-        _bind(host, grpc_port, "--grpc-port", keep=False)
+    try:
+        if grpc_port:
+            _bind(host, grpc_port, "--grpc-port", keep=False)
+    except SeekforgeError:
+        if http_socket is not None:
+            http_socket.close()
+        raise
     grpc_server: Any = None
     health: Any = None
     http_server: Any = None
     http_task: asyncio.Task[None] | None = None
+    grace = {"seconds": drain_seconds}
+    background: list[asyncio.Task[Any]] = []
 
     def on_signal() -> None:
-        if stop.is_set() and http_server is not None:  # a second signal: stop now
-            http_server.force_exit = True
+        if stop.is_set():  # a second signal: stop now, answering nothing more
+            grace["seconds"] = 0.0
+            if http_server is not None:
+                http_server.force_exit = True
+            if grpc_server is not None:
+                background.append(loop.create_task(grpc_server.stop(grace=0)))
         stop.set()
 
     installed = []
@@ -157,10 +171,13 @@ async def serve(
 
         if on_ready is not None:
             on_ready(Listening(host, bound_http, bound_grpc))
-        waiters: list[asyncio.Future[Any]] = [loop.create_task(stop.wait())]
-        if http_task is not None:
-            waiters.append(http_task)
+        stopped = loop.create_task(stop.wait())
+        waiters: list[asyncio.Future[Any]] = [stopped, *([http_task] if http_task is not None else [])]
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if http_task is not None and http_task.done() and not stop.is_set():
+            http_task.result()  # the HTTP server stopped on its own: say why
+            raise SeekforgeError("the HTTP server stopped unexpectedly")
     finally:
         # Drain: not ready, stop listening, answer what is queued, flush the log.
         service.ready = False
@@ -169,12 +186,14 @@ async def serve(
             await health.enter_graceful_shutdown()
         stopping: list[Any] = []
         if grpc_server is not None:
-            stopping.append(grpc_server.stop(grace=drain_seconds))
+            stopping.append(grpc_server.stop(grace=grace["seconds"]))
         if http_server is not None and http_task is not None:
             http_server.should_exit = True
             stopping.append(http_task)
-        await asyncio.gather(*stopping, return_exceptions=True)
-        await service.drain(drain_seconds)
+        for outcome in await asyncio.gather(*stopping, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                logger.error("a listener failed while stopping: %s", outcome)
+        await service.drain(grace["seconds"])
         if http_socket is not None:
             http_socket.close()
         for sig in installed:

@@ -4,10 +4,12 @@ prediction log. The HTTP app and the gRPC servicer are thin translations onto :c
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hmac
 import importlib.util
 import itertools
 import json
+import logging
+import math
 import secrets
 import time
 from collections.abc import Sequence
@@ -15,16 +17,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seekforge.core.errors import PackageError, SeekforgeError
+from seekforge.core.errors import DataError, PackageError, SeekforgeError
 from seekforge.core.package import read_manifest
-from seekforge.serve._batcher import DynamicBatcher
-from seekforge.serve._log import LogEntry, PredictionLog
+from seekforge.serve._batcher import DeadlineExceeded, DynamicBatcher, Overloaded, ShuttingDown
+from seekforge.serve._log import LogEntry, PredictionLog, json_safe
 from seekforge.serve._metrics import ServeMetrics
 from seekforge.serve._schema import FieldError, RecordSchema
 
-__all__ = ["InvalidRecords", "ModelService", "ServeConfig", "TooLarge", "Unauthorized", "model_version"]
+__all__ = [
+    "BadRequest",
+    "Failure",
+    "InvalidRecords",
+    "ModelService",
+    "ServeConfig",
+    "TooLarge",
+    "Unauthorized",
+    "failure_of",
+    "model_version",
+]
 
 Rows = list[dict[str, Any]]
+logger = logging.getLogger("seekforge.serve")
 
 
 class InvalidRecords(SeekforgeError):
@@ -40,8 +53,50 @@ class TooLarge(SeekforgeError):
     """A request over the size limits."""
 
 
+class BadRequest(SeekforgeError):
+    """A request that is not of the expected shape (unreadable JSON, a bad header)."""
+
+
 class Unauthorized(SeekforgeError):
     """A request without the right API key."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a failed request is answered on each protocol, and counted."""
+
+    http: int
+    grpc: str  # the name of a grpc.StatusCode
+    reason: str  # the ``reason`` label of seekforge_request_errors
+    detail: Any  # the message, or the list of bad fields
+    retry_after: float | None = None
+
+
+def failure_of(exc: BaseException, request_id: str) -> Failure:
+    """The answer to a request that raised ``exc``; anything unexpected is an internal error, logged with
+    its traceback under ``request_id`` and answered without one."""
+    if isinstance(exc, Unauthorized):
+        return Failure(401, "UNAUTHENTICATED", "unauthorized", exc.message)
+    if isinstance(exc, TooLarge):
+        return Failure(413, "RESOURCE_EXHAUSTED", "too_large", str(exc))
+    if isinstance(exc, BadRequest):
+        return Failure(400, "INVALID_ARGUMENT", "bad_request", str(exc))
+    if isinstance(exc, InvalidRecords):
+        return Failure(422, "INVALID_ARGUMENT", "invalid", [e.model_dump() for e in exc.errors])
+    if isinstance(exc, Overloaded):
+        return Failure(503, "RESOURCE_EXHAUSTED", "overloaded", str(exc), exc.retry_after)
+    if isinstance(exc, ShuttingDown):
+        return Failure(503, "UNAVAILABLE", "draining", exc.message)
+    if isinstance(exc, DeadlineExceeded):
+        return Failure(504, "DEADLINE_EXCEEDED", "deadline", exc.message)
+    if isinstance(exc, DataError):  # a value the model cannot take (e.g. a binary value never seen)
+        return Failure(
+            422, "INVALID_ARGUMENT", "data", [{"record": None, "field": None, "message": str(exc), "value": None}]
+        )
+    if isinstance(exc, SeekforgeError):
+        return Failure(500, "INTERNAL", "model", str(exc))
+    logger.error("request %s failed", request_id, exc_info=exc)
+    return Failure(500, "INTERNAL", "internal", f"internal error ({type(exc).__name__}); request id {request_id}")
 
 
 @dataclass
@@ -70,6 +125,15 @@ def model_version(manifest: dict[str, Any]) -> str:
     return f"{manifest['name']}:{str(weights)[:12] or manifest.get('created', '')}"
 
 
+def runtime_only(manifest: dict[str, Any], backend: str) -> bool:
+    """Whether ``backend`` serves this package with onnxruntime alone: its fp32 ONNX export passed its gate
+    and takes raw values, and the backend is onnxruntime, or auto with no other choice by ``optimize``."""
+    export = manifest.get("exports", {}).get("onnx")
+    raw = bool(export and export["parity"]["passed"] and export.get("inputs") == "raw")
+    chosen = manifest.get("serving", {}).get("backend")
+    return raw and (backend == "onnxruntime" or (backend == "auto" and chosen in (None, "onnxruntime")))
+
+
 def open_predictor(path: Path, backend: str, *, threads: int | None, verify: bool) -> tuple[Any, str]:
     """The package's predictor and the backend it runs on.
 
@@ -78,14 +142,8 @@ def open_predictor(path: Path, backend: str, *, threads: int | None, verify: boo
     anything else goes through :func:`seekforge.load`.
     """
     manifest = read_manifest(path, verify=verify)
-    export = manifest.get("exports", {}).get("onnx")
-    raw = bool(export and export["parity"]["passed"] and export.get("inputs") == "raw")
-    chosen = manifest.get("serving", {}).get("backend")
-    if (
-        raw
-        and importlib.util.find_spec("onnxruntime")
-        and (backend == "onnxruntime" or (backend == "auto" and chosen in (None, "onnxruntime")))
-    ):
+    raw = runtime_only(manifest, "onnxruntime")
+    if runtime_only(manifest, backend) and importlib.util.find_spec("onnxruntime"):
         from seekforge import runtime
 
         return runtime.load(path, verify=verify, threads=threads), "onnxruntime"
@@ -102,8 +160,18 @@ def open_predictor(path: Path, backend: str, *, threads: int | None, verify: boo
 
 
 def _rows_of(result: Any, n: int, classes: Sequence[Any] | None) -> Rows:
-    """Per-row outputs ``{"prediction": v, "proba": {class: p}}`` from either predictor's result."""
+    """Per-row outputs ``{"prediction": v, "proba": {class: p}}`` from either predictor's result.
+
+    Raises:
+        DataError: The model gave a non-finite output (inputs far outside what it was trained on).
+    """
     columns = {k: list(v) for k, v in (result.items() if isinstance(result, dict) else result.to_dict("list").items())}
+    bad = [i for i in range(n) if any(isinstance(c[i], float) and not math.isfinite(c[i]) for c in columns.values())]
+    if bad:
+        raise DataError(
+            f"the model's output is not a finite number for record{'s' * (len(bad) > 1)} "
+            f"{', '.join(map(str, bad[:10]))}: their values are too far outside the training data"
+        )
     predictions = [_plain(v) for v in columns["prediction"]]
     if not classes:
         return [{"prediction": p} for p in predictions]
@@ -164,8 +232,10 @@ class ModelService:
             )
         if not self._image_fields:  # a first run allocates the backend's buffers: not on a client's time
             rows, _ = self.schema.validate([{}])  # every value missing, so imputed
-            with contextlib.suppress(SeekforgeError):
+            try:
                 await asyncio.get_running_loop().run_in_executor(None, self._predict_rows, rows)
+            except Exception as exc:  # only a warm-up: the first request will say what is wrong
+                logger.warning("warm-up prediction failed: %s", exc)
         self.batcher.start()
         self.ready = True
 
@@ -173,10 +243,12 @@ class ModelService:
         """Stop taking requests, answer the queued ones, flush and close the log."""
         self.ready = False
         self.draining = True
-        await self.batcher.drain(timeout)
-        if self.log is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self.log.close)
-            self.log = None
+        try:
+            await self.batcher.drain(timeout)
+        finally:
+            if self.log is not None:
+                await asyncio.get_running_loop().run_in_executor(None, self.log.close)
+                self.log = None
 
     # -- requests --------------------------------------------------------------------------------------
     def request_id(self) -> str:
@@ -184,8 +256,24 @@ class ModelService:
         return f"{self._id_prefix}-{next(self._ids)}"
 
     def check_key(self, key: str | None) -> None:
-        if self.config.api_keys and key not in self.config.api_keys:
+        """Raises Unauthorized unless ``key`` is one of the configured keys (compared in constant time)."""
+        if not self.config.api_keys:
+            return
+        given = (key or "").encode()
+        if not any(hmac.compare_digest(given, k.encode()) for k in self.config.api_keys):
             raise Unauthorized("a valid API key is required" if key else "the API key is missing")
+
+    def request_id_of(self, given: str | None) -> str:
+        """The client's request id if it is usable (at most 128 printable characters), else a new one.
+
+        Raises:
+            BadRequest: An id that is too long or holds control characters.
+        """
+        if not given:
+            return self.request_id()
+        if len(given) > 128 or not given.isprintable():
+            raise BadRequest("the request id must be at most 128 printable characters")
+        return given
 
     def validate(self, records: Sequence[Any]) -> Rows:
         """Records as rows of raw values.
@@ -239,29 +327,32 @@ class ModelService:
         return _rows_of(self.predictor.predict(rows), len(rows), self.classes)
 
     def model_info(self) -> dict[str, Any]:
-        """What ``GET /v1/model`` answers: the schema, metrics and lineage of the served package."""
+        """What ``GET /v1/model`` answers: the schema, metrics and lineage of the served package (strict
+        JSON: a metric that is not a number, such as R2 on a constant target, is null)."""
         m = self.manifest
-        return {
-            "name": m["name"],
-            "version": self.version,
-            "backend": self.backend,
-            "task": m["task"],
-            "inputs": m["inputs"],
-            "output": m["output"],
-            "model": m.get("model"),
-            "metrics": m.get("metrics"),
-            "lineage": m.get("lineage"),
-            "created": m.get("created"),
-            "exports": {
-                k: {"precision": v.get("precision"), "passed": v["parity"]["passed"]}
-                for k, v in m.get("exports", {}).items()
-            },
-            "batching": {
-                "enabled": self.config.batching,
-                "max_batch_rows": self.config.max_batch_rows,
-                "max_wait_ms": self.config.max_wait_ms,
-            },
-        }
+        return json_safe(
+            {
+                "name": m["name"],
+                "version": self.version,
+                "backend": self.backend,
+                "task": m["task"],
+                "inputs": m["inputs"],
+                "output": m["output"],
+                "model": m.get("model"),
+                "metrics": m.get("metrics"),
+                "lineage": m.get("lineage"),
+                "created": m.get("created"),
+                "exports": {
+                    k: {"precision": v.get("precision"), "passed": v["parity"]["passed"]}
+                    for k, v in m.get("exports", {}).items()
+                },
+                "batching": {
+                    "enabled": self.config.batching,
+                    "max_batch_rows": self.config.max_batch_rows,
+                    "max_wait_ms": self.config.max_wait_ms,
+                },
+            }
+        )
 
     def timed(self, protocol: str) -> Ticket:
         """Start timing a request: it counts as in flight, and as arriving until its rows are queued."""
@@ -284,6 +375,8 @@ class Ticket:
         if self._arriving:
             self._arriving = False
             self.service.arriving -= 1
+            if self.service.arriving == 0:
+                self.service.batcher.poke()  # a batch waiting for this request need wait no longer
 
     def done(self, code: str) -> None:
         """It was answered with ``code``."""
