@@ -168,7 +168,7 @@ def schemathesis(package: Path, work: Path, examples: int) -> None:
     try:
         url = f"http://127.0.0.1:{where['http_port']}/openapi.json"
         command = [st, "run", url, "--checks", "not_a_server_error", "--max-examples", str(examples), "--workers", "2"]
-        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, cwd=work)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
