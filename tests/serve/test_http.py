@@ -150,7 +150,7 @@ def test_torch_backend_serves_the_same_predictions(served_package: Path) -> None
     ("body", "status", "words"),
     [
         (b'{"records": [{"x1": 1e300}]}', 422, "out of range"),
-        (b'{"records": [{"x1": Infinity}]}', 422, "out of range"),
+        (b'{"records": [{"x1": Infinity}]}', 422, "not JSON numbers"),
         (b'{"records": [{"x1": ' + b"1" * 5000 + b"}]}", 400, "not valid JSON"),
         (b"[" * 15_000, 400, "not valid JSON"),
     ],
@@ -162,11 +162,13 @@ def test_numbers_json_cannot_answer_with_are_refused_not_500(server, body: bytes
     assert words in json.dumps(response.json())
 
 
-def test_nan_from_a_pandas_client_is_a_missing_value(server) -> None:
+def test_nan_gets_a_422_saying_to_send_null(server) -> None:
     _, client, _ = server
-    body = b'{"records": [{"x1": NaN, "x2": 1.0, "city": NaN, "member": NaN}]}'
+    body = b'{"records": [{"x1": NaN, "x2": 1.0, "city": NaN}]}'
     response = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
-    assert response.status_code == 200, response.text
+    assert response.status_code == 422, response.text
+    assert {d["field"] for d in response.json()["detail"]} == {"x1", "city"}
+    assert "send null" in response.json()["detail"][0]["message"]
 
 
 def test_a_request_id_must_be_short_and_printable(server) -> None:

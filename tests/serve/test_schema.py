@@ -84,8 +84,10 @@ def test_a_decompression_bomb_is_refused(monkeypatch) -> None:
     assert "at most 10 pixels" in errors[0].message
 
 
-def test_nan_is_missing_and_out_of_range_numbers_are_refused() -> None:
-    rows, errors = RecordSchema(INPUTS).validate([{"mean radius": float("nan"), "member": float("nan")}])
-    assert errors == [] and rows[0]["mean radius"] is None and rows[0]["member"] is None
-    _, errors = RecordSchema(INPUTS).validate([{"mean radius": float("inf")}, {"mean radius": 1e39}])
-    assert [e.value for e in errors] == ["inf", 1e39]
+def test_nan_and_out_of_range_numbers_are_refused_with_the_fix() -> None:
+    nan = float("nan")
+    _, errors = RecordSchema(INPUTS).validate([{"mean radius": nan, "member": nan, "city": nan}, {"mean radius": 1e39}])
+    assert {(e.record, e.field) for e in errors} == {(0, "mean radius"), (0, "member"), (0, "city"), (1, "mean radius")}
+    assert all("send null for a missing value" in e.message for e in errors if e.record == 0)
+    assert errors[-1].message == "the number is out of range (beyond +-3.4e38)"
+    assert [e.value for e in errors if e.record == 0] == ["nan", "nan", "nan"]

@@ -30,6 +30,8 @@ from seekforge.core.errors import SeekforgeError
 __all__ = ["BatchStats", "DeadlineExceeded", "DynamicBatcher", "Overloaded", "ShuttingDown"]
 
 Rows = list[dict[str, Any]]
+#: How often queued requests' deadlines are checked.
+SWEEP_SECONDS = 0.005
 
 
 class Overloaded(SeekforgeError):
@@ -111,6 +113,8 @@ class DynamicBatcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seekforge-infer")
         self._task: asyncio.Task[None] | None = None
         self._running: list[_Pending] = []  # the batch being run
+        self._deadlines = asyncio.Event()  # set when a request with a deadline is queued
+        self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
         self.stats = BatchStats()
 
@@ -119,9 +123,11 @@ class DynamicBatcher:
         return self._queued_rows
 
     def start(self) -> None:
-        """Start the batching loop on the running event loop."""
+        """Start the batching loop (and the deadline sweeper) on the running event loop."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name="seekforge-batcher")
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._loop(), name="seekforge-batcher")
+            self._sweeper = loop.create_task(self._sweep(), name="seekforge-deadlines")
 
     async def submit(self, rows: Sequence[dict[str, Any]], *, timeout: float | None = None) -> Rows:
         """Queue ``rows`` and wait for their outputs (see :meth:`enqueue`)."""
@@ -151,18 +157,27 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else time.monotonic() + timeout
         pending = _Pending(list(rows), loop.create_future(), deadline)
-        if timeout is not None:  # answered at its deadline even when it is still deep in the queue
-            timer = loop.call_later(timeout, self._expire, pending)
-            pending.future.add_done_callback(lambda _: timer.cancel())
+        if deadline is not None:
+            self._deadlines.set()
         self._queue.append(pending)
         self._queued_rows += n
         self._arrival.set()
         return pending.future
 
-    def _expire(self, pending: _Pending) -> None:
-        if not pending.future.done() and pending not in self._running:
-            self.stats.expired += 1
-            pending.future.set_exception(DeadlineExceeded("the request's deadline passed while it was queued"))
+    async def _sweep(self) -> None:
+        """Answer queued requests whose deadline has passed, even deep in the queue: every few milliseconds
+        while any queued request has a deadline (one timer for all, rather than one per request)."""
+        while True:
+            if not any(p.deadline is not None for p in self._queue):
+                self._deadlines.clear()
+                await self._deadlines.wait()
+                continue
+            await asyncio.sleep(SWEEP_SECONDS)
+            now = time.monotonic()
+            for pending in self._queue:
+                if pending.deadline is not None and now > pending.deadline and not pending.future.done():
+                    self.stats.expired += 1
+                    pending.future.set_exception(DeadlineExceeded("the request's deadline passed while it was queued"))
 
     def poke(self) -> None:
         """Wake the batching loop: a request it was waiting for will not come (it was refused)."""
@@ -279,6 +294,8 @@ class DynamicBatcher:
                     _settle(pending.future, exc=stopped)
                 self._queue.clear()
                 self._queued_rows = 0
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         # a batch still running in the thread finishes there; the event loop does not wait for it
         self._executor.shutdown(wait=False, cancel_futures=True)
 

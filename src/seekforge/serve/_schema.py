@@ -20,7 +20,6 @@ import numpy as np
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -81,23 +80,15 @@ def _decode_image(value: str | list[Any] | None) -> np.ndarray | None:
         raise ValueError(f"the base64 data is not a readable PNG or JPEG image ({exc})") from None
 
 
-def _finite(value: Any) -> Any:
-    """NaN (a pandas client's missing value) as missing; infinities and values beyond float32 refused."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if abs(value) > _FLOAT32_MAX:
-            raise ValueError("the number is out of range (beyond +-3.4e38)")
-    return value
-
-
-_MISSING_NAN = BeforeValidator(lambda v: None if isinstance(v, float) and math.isnan(v) else v)
-_CATEGORY = Annotated[StrictStr | StrictInt | StrictFloat | StrictBool | None, _MISSING_NAN]
+# NaN and infinities are not JSON (send null for a missing value), and numbers beyond float32 would
+# overflow in the model; both are refused here, in pydantic's core, at no cost to good records.
+_NUMBER = Annotated[float, Field(allow_inf_nan=False, ge=-_FLOAT32_MAX, le=_FLOAT32_MAX)]
+_CATEGORY = StrictStr | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)] | StrictBool | None
 _FIELD_TYPES: dict[str, Any] = {
-    "numeric": Annotated[float | None, BeforeValidator(_finite)],
+    "numeric": _NUMBER | None,
     "category": _CATEGORY,
     "binary": _CATEGORY,
-    "text": Annotated[StrictStr | None, _MISSING_NAN],
+    "text": StrictStr | None,
     "image": Annotated[StrictStr | list[Any] | None, AfterValidator(_decode_image)],
 }
 _DESCRIBE = {
@@ -197,6 +188,10 @@ def _field_errors(index: int, exc: PydanticValidationError) -> list[FieldError]:
             message = "unknown field; the model's inputs are listed at GET /v1/model"
         elif error["type"] == "model_type":
             message = "a record must be an object of feature names to values"
+        elif isinstance(error.get("input"), float) and not math.isfinite(error["input"]):
+            message = "NaN and infinities are not JSON numbers; send null for a missing value"
+        elif error["type"] in ("less_than_equal", "greater_than_equal"):
+            message = "the number is out of range (beyond +-3.4e38)"
         else:
             message = str(error["msg"]).removeprefix("Value error, ")
         value = error.get("input")
