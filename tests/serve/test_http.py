@@ -185,3 +185,31 @@ def test_an_unexpected_failure_is_a_json_500_with_the_request_id(served_package:
         )
     assert response.status_code == 500
     assert response.json()["detail"] == "internal error (ZeroDivisionError); request id boom"
+
+
+def test_a_full_queue_answers_503_with_retry_after_and_a_deadline_504(served_package: Path, monkeypatch) -> None:
+    config = ServeConfig(max_batch_rows=1, max_wait_ms=0, max_queue_rows=2, log=None)
+    with running(served_package, config, grpc=False) as (service, where):
+        real = service.batcher._run
+
+        def slow(rows):
+            time.sleep(0.3)
+            return real(rows)
+
+        monkeypatch.setattr(service.batcher, "_run", slow)
+        url = f"http://127.0.0.1:{where.http_port}/v1/predict"
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: httpx.post(url, json={"records": [GOOD]}, timeout=30), range(8)))
+        codes = sorted(a.status_code for a in answers)
+        assert 200 in codes and 503 in codes and set(codes) <= {200, 503}, codes
+        busy = next(a for a in answers if a.status_code == 503)
+        assert int(busy.headers["retry-after"]) >= 1 and "rows are queued" in busy.json()["detail"]
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            first = pool.submit(httpx.post, url, json={"records": [GOOD]}, timeout=30)
+            time.sleep(0.05)
+            late = httpx.post(url, json={"records": [GOOD]}, headers={"x-timeout-ms": "50"}, timeout=30)
+            assert first.result().status_code == 200
+        assert late.status_code == 504 and "deadline" in late.json()["detail"]
+        metrics = httpx.get(f"http://127.0.0.1:{where.http_port}/metrics").text
+        assert 'seekforge_request_errors_total{protocol="http",reason="overloaded"}' in metrics
+        assert 'seekforge_request_errors_total{protocol="http",reason="deadline"}' in metrics
