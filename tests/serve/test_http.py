@@ -213,3 +213,10 @@ def test_a_full_queue_answers_503_with_retry_after_and_a_deadline_504(served_pac
         metrics = httpx.get(f"http://127.0.0.1:{where.http_port}/metrics").text
         assert 'seekforge_request_errors_total{protocol="http",reason="overloaded"}' in metrics
         assert 'seekforge_request_errors_total{protocol="http",reason="deadline"}' in metrics
+
+
+def test_a_record_the_model_overflows_on_is_a_422_not_a_500(server) -> None:
+    _, client, _ = server
+    response = client.post("/v1/predict", json={"records": [GOOD, {"x1": 3.4e38, "x2": -3.4e38}]})
+    assert response.status_code == 422, response.text
+    assert "not a finite number for record 1" in response.json()["detail"][0]["message"]

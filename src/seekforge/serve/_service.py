@@ -9,13 +9,14 @@ import importlib.util
 import itertools
 import json
 import logging
-import math
 import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from seekforge.core.errors import DataError, PackageError, SeekforgeError
 from seekforge.core.package import read_manifest
@@ -166,7 +167,9 @@ def _rows_of(result: Any, n: int, classes: Sequence[Any] | None) -> Rows:
         DataError: The model gave a non-finite output (inputs far outside what it was trained on).
     """
     columns = {k: list(v) for k, v in (result.items() if isinstance(result, dict) else result.to_dict("list").items())}
-    bad = [i for i in range(n) if any(isinstance(c[i], float) and not math.isfinite(c[i]) for c in columns.values())]
+    numbers = [v for k, v in columns.items() if k.startswith("proba_") or (k == "prediction" and not classes)]
+    finite = np.isfinite(np.asarray(numbers, dtype=np.float64)).all(axis=0) if numbers else np.ones(n, dtype=bool)
+    bad = np.flatnonzero(~finite).tolist()
     if bad:
         raise DataError(
             f"the model's output is not a finite number for record{'s' * (len(bad) > 1)} "
