@@ -293,7 +293,7 @@ def main() -> None:
         )
         print(f"reviews {proto}: batching on / off at concurrency {top}: {on / off:.2f}x (target >= 3)")
     print(f"reviews: offline batch {args.max_batch_rows} / batch 1 throughput: {offline / offline_one:.2f}x "
-          f"({offline:.1f} / {offline_one:.1f} rows/s): what batching can gain at most on this machine")  # fmt: skip
+          f"({offline:.1f} / {offline_one:.1f} rows/s): the model's own gain from batching here")  # fmt: skip
     served = got[("reviews http", "batching on", top)]["rps"]
     print(f"reviews: offline batched ({args.max_batch_rows} rows) {offline:.1f} rows/s; served http / offline: "
           f"{served / offline:.2f} (target >= 0.7)")  # fmt: skip
