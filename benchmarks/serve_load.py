@@ -58,20 +58,25 @@ async def predict(request: Request):
 """
 
 
-@contextmanager
-def server(package: Path, work: Path, *args: str):
-    """A `seekforge serve` process on free ports; yields its ready record (ports, pid)."""
+def start_server(package: Path, work: Path, log: Path, *args: str) -> tuple[subprocess.Popen[bytes], dict]:
+    """A `seekforge serve` process on free ports, once it serves, and its ready record (ports, pid)."""
     ready = work / f"ready-{time.monotonic_ns()}.json"
-    log = work / f"log-{time.monotonic_ns()}.db"
     env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     command = [sys.executable, "-m", "seekforge", "serve", str(package), "--http-port", "0", "--grpc-port", "0"]
     proc = subprocess.Popen([*command, "--ready-file", str(ready), "--log", str(log), *args], env=env)
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise SystemExit(f"seekforge serve exited {proc.returncode}")
+        time.sleep(0.1)
+    return proc, json.loads(ready.read_text())
+
+
+@contextmanager
+def server(package: Path, work: Path, *args: str):
+    """A `seekforge serve` process for the ``with`` block; yields its ready record; SIGTERM after."""
+    proc, ready = start_server(package, work, work / f"log-{time.monotonic_ns()}.db", *args)
     try:
-        while not ready.exists():
-            if proc.poll() is not None:
-                raise SystemExit(f"seekforge serve exited {proc.returncode}")
-            time.sleep(0.1)
-        yield json.loads(ready.read_text())
+        yield ready
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(120)

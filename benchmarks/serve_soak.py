@@ -31,20 +31,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from serve_load import tabular_package, wrk  # noqa: E402
+from serve_load import start_server, tabular_package, wrk  # noqa: E402
 
 RECORD = {"x1": 0.5, "x2": -1.0, "city": "oslo", "member": "yes"}
-
-
-def start(package: Path, work: Path, log: Path) -> tuple[subprocess.Popen[bytes], dict]:
-    ready = work / f"ready-{time.monotonic_ns()}.json"
-    command = [sys.executable, "-m", "seekforge", "serve", str(package), "--http-port", "0", "--grpc-port", "0"]
-    proc = subprocess.Popen([*command, "--ready-file", str(ready), "--log", str(log)])
-    while not ready.exists():
-        if proc.poll() is not None:
-            raise SystemExit(f"seekforge serve exited {proc.returncode}")
-        time.sleep(0.1)
-    return proc, json.loads(ready.read_text())
 
 
 def rss_mb(pid: int) -> float:
@@ -111,7 +100,7 @@ async def open_loop(port: int, rate: float, seconds: float, *, connections: int 
 
 def soak(package: Path, work: Path, seconds: float) -> None:
     log = work / "soak.db"
-    proc, where = start(package, work, log)
+    proc, where = start_server(package, work, log)
     try:
         (work / "body.json").write_text(json.dumps({"records": [RECORD]}))
         capacity = wrk(where["http_port"], work / "body.json", 32, 10, work)["rps"]
@@ -140,7 +129,7 @@ def kill_under_load(package: Path, work: Path) -> None:
     from seekforge.serve import log_state
 
     log = work / "killed.db"
-    proc, where = start(package, work, log)
+    proc, where = start_server(package, work, log)
 
     async def load_then_kill() -> dict:
         task = asyncio.create_task(open_loop(where["http_port"], 300, 8))
@@ -164,7 +153,7 @@ def schemathesis(package: Path, work: Path, examples: int) -> None:
     if st is None:
         print("\nschemathesis: not installed (pip install schemathesis)")
         return
-    proc, where = start(package, work, work / "schema.db")
+    proc, where = start_server(package, work, work / "schema.db")
     try:
         url = f"http://127.0.0.1:{where['http_port']}/openapi.json"
         command = [st, "run", url, "--checks", "not_a_server_error", "--max-examples", str(examples), "--workers", "2"]

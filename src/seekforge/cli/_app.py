@@ -660,8 +660,9 @@ def monitor(
         package, log, window_seconds=seconds, windows=windows, labels=labels, config=monitor_config, output=folder
     )
     current = result.current
+    span = current.to_dict()
     table = Table("feature", "type", "test", "statistic", "threshold", "drift", title=escape(
-        f"{result.version}: {current.drift.rows} rows from {current.to_dict()['start']} to {current.to_dict()['end']}"))  # fmt: skip
+        f"{result.version}: {current.drift.rows} rows from {span['start']} to {span['end']}"))  # fmt: skip
     for feature in current.drift.features:
         table.add_row(
             escape(feature.name), feature.type, feature.test, f"{feature.statistic:.4g}", f"{feature.threshold:g}",

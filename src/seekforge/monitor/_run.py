@@ -25,10 +25,14 @@ from seekforge.core.io import atomic_dir, write_json_atomic
 from seekforge.core.package import read_manifest
 from seekforge.monitor._drift import DriftReport, drift_report
 from seekforge.monitor.config import MonitorConfig
+from seekforge.runtime._encode import canonical
 from seekforge.serve._log import LogState, log_state, read_log
 from seekforge.serve._service import model_version
 
-__all__ = ["MonitorResult", "Window", "monitor_package"]
+__all__ = ["MonitorResult", "Window", "metric_text", "monitor_package"]
+
+#: The metrics a monitoring report shows beside each other (live and at training).
+HEADLINE = ("accuracy", "f1_macro", "mae", "rmse", "r2")
 
 
 @dataclass
@@ -96,7 +100,9 @@ def _read(db: sqlite3.Connection, version: str, start: float, end: float) -> pd.
         "WHERE model_version = ? AND ts >= ? AND ts < ? ORDER BY id",
         (version, start, end),
     ).fetchall()
-    return pd.DataFrame(rows, columns=["request_id", "position", "inputs", "outputs"])
+    frame = pd.DataFrame(rows, columns=["request_id", "position", "inputs", "outputs"])
+    frame["outputs"] = [json.loads(text) for text in frame["outputs"]]
+    return frame
 
 
 def _inputs(frame: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame:
@@ -140,14 +146,14 @@ def _live_metrics(joined: pd.DataFrame, manifest: dict[str, Any]) -> dict[str, f
     from seekforge.train._metrics import classification_metrics, regression_metrics
 
     output = manifest["output"]
-    outputs = [json.loads(text) for text in joined["outputs"]]
+    outputs = list(joined["outputs"])
     truth = joined[output["name"]]
     if manifest["task"] == "regression":
         predicted = np.array([o["prediction"] for o in outputs], dtype=float)
         return regression_metrics(pd.to_numeric(truth, errors="coerce").to_numpy(dtype=float), predicted)
     classes = [str(c) for c in output["classes"]]
     index = {c: i for i, c in enumerate(classes)}
-    codes = truth.map(lambda v: index.get(_label(v), -1)).to_numpy()
+    codes = truth.map(lambda v: index.get(canonical(v), -1)).to_numpy()
     unknown = codes < 0
     if unknown.any():
         shown = truth[unknown].iloc[0]
@@ -158,12 +164,6 @@ def _live_metrics(joined: pd.DataFrame, manifest: dict[str, Any]) -> dict[str, f
     proba = np.array([[o["proba"][c] for c in classes] for o in outputs], dtype=float)
     found = classification_metrics(codes, proba, full=False)
     return {k: float(v) for k, v in found.items() if isinstance(v, int | float)}
-
-
-def _label(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
 
 
 def monitor_package(
@@ -217,7 +217,7 @@ def monitor_package(
     truth = _labels(Path(labels), manifest["output"]["name"]) if labels is not None else None
     results = []
     for (start, stop), frame in zip(bounds, frames, strict=True):
-        predictions = [json.loads(text)["prediction"] for text in frame["outputs"]]
+        predictions = [output["prediction"] for output in frame["outputs"]]
         report = drift_report(reference, _inputs(frame, manifest), config, predictions=predictions)
         window = Window(start, stop, report)
         if truth is not None and len(frame):
@@ -232,6 +232,11 @@ def monitor_package(
     if output is not None:
         result.output = write_reports(result, Path(output))
     return result
+
+
+def metric_text(metrics: dict[str, Any], names: tuple[str, ...] = HEADLINE) -> str:
+    """``accuracy 0.9120, f1_macro 0.9034``: the headline metrics among ``metrics``."""
+    return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k in names and isinstance(v, int | float))
 
 
 def write_reports(result: MonitorResult, folder: Path) -> Path:
@@ -249,19 +254,13 @@ def _html(result: MonitorResult) -> str:
     verdict = "DRIFT" if result.drift else ("not enough data" if not current.drift.enough_data else "no drift")
     rows = []
     for w in result.windows:
-        live = ", ".join(
-            f"{k} {v:.4f}"
-            for k, v in (w.live_metrics or {}).items()
-            if k in ("accuracy", "f1_macro", "mae", "rmse", "r2")
-        )
+        live = metric_text(w.live_metrics or {})
         rows.append(
             f"<tr><td>{esc(_iso(w.start))}</td><td>{esc(_iso(w.end))}</td><td>{w.drift.rows}</td>"
             f"<td>{w.drift.drifted_count}/{len(w.drift.features)}</td><td>{'yes' if w.drift.drift else 'no'}</td>"
             f"<td>{w.labelled}</td><td>{esc(live)}</td></tr>"
         )
-    test = ", ".join(
-        f"{k} {v:.4f}" for k, v in result.test_metrics.items() if k in ("accuracy", "f1_macro", "mae", "rmse", "r2")
-    )
+    test = metric_text(result.test_metrics)
     state = result.state
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>monitor: {esc(result.version)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}

@@ -14,7 +14,7 @@ from typing import Any
 
 from seekforge.core.deps import require
 from seekforge.serve._batcher import ShuttingDown
-from seekforge.serve._service import BadRequest, ModelService, Unauthorized, failure_of
+from seekforge.serve._service import BadRequest, ModelService, Unauthorized, api_key_of, failure_of
 
 __all__ = ["SERVICE_NAME", "add_services", "stubs"]
 
@@ -31,12 +31,7 @@ def stubs() -> tuple[Any, Any]:
 
 
 def _metadata_key(context: Any) -> str | None:
-    found = dict(context.invocation_metadata() or ())
-    key = found.get("x-api-key")
-    if key is None:
-        auth = str(found.get("authorization", ""))
-        key = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-    return key
+    return api_key_of(dict(context.invocation_metadata() or ()))
 
 
 def add_services(server: Any, service: ModelService) -> Any:

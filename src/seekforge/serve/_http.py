@@ -13,7 +13,15 @@ from typing import Any
 
 from seekforge.core.deps import require
 from seekforge.serve._batcher import ShuttingDown
-from seekforge.serve._service import BadRequest, ModelService, Ticket, TooLarge, Unauthorized, failure_of
+from seekforge.serve._service import (
+    BadRequest,
+    ModelService,
+    Ticket,
+    TooLarge,
+    Unauthorized,
+    api_key_of,
+    failure_of,
+)
 
 __all__ = ["create_app"]
 
@@ -25,14 +33,6 @@ def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> A
     from fastapi.responses import JSONResponse
 
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
-
-
-def _api_key(request: Any) -> str | None:
-    key = request.headers.get("x-api-key")
-    if key is None:
-        auth = request.headers.get("authorization", "")
-        key = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-    return key
 
 
 async def _body(request: Any, limit: int) -> bytes:
@@ -179,7 +179,7 @@ def create_app(service: ModelService) -> Any:
         request_id = "-"
         try:
             request_id = service.request_id_of(request.headers.get("x-request-id"))
-            service.check_key(_api_key(request))
+            service.check_key(api_key_of(request.headers))
             if service.draining:
                 raise ShuttingDown("the server is shutting down and takes no new requests")
             body = await _body(request, service.config.max_request_bytes)
@@ -214,7 +214,7 @@ def create_app(service: ModelService) -> Any:
     @app.get("/v1/model", responses={401: responses["401"]})
     async def model(request: Request) -> Any:
         try:
-            service.check_key(_api_key(request))
+            service.check_key(api_key_of(request.headers))
         except Unauthorized as exc:
             return _error(401, exc.message, {"WWW-Authenticate": "Bearer"})
         return service.model_info()

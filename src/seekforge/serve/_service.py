@@ -7,11 +7,11 @@ import asyncio
 import hmac
 import importlib.util
 import itertools
-import json
 import logging
+import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -392,9 +392,15 @@ class Ticket:
 
 
 def _title(name: str) -> str:
-    return (
-        "".join(
-            part.capitalize() for part in json.dumps(name).strip('"').replace("-", "_").replace(".", "_").split("_")
-        )
-        or "Model"
-    )
+    """``reviews_v2.1`` -> ``ReviewsV21`` (recipe names hold letters, digits, ``_``, ``.`` and ``-``)."""
+    return "".join(part.capitalize() for part in re.split(r"[_.-]", name)) or "Model"
+
+
+def api_key_of(headers: Mapping[str, str]) -> str | None:
+    """The API key a request carries: ``x-api-key``, else an ``Authorization: Bearer`` token (HTTP headers
+    and gRPC metadata alike)."""
+    key = headers.get("x-api-key")
+    if key is None:
+        auth = str(headers.get("authorization", ""))
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    return key
