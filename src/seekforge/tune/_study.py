@@ -280,6 +280,7 @@ def run_study(
     objective.budget = budget
     helpers = [_spawn_worker(folder, worker, budget) for worker in range(1, workers)]
     try:
+        _await_helpers(folder, helpers)
         work(study, objective, tune.trials, tune.timeout)
     except KeyboardInterrupt:
         _stop_helpers(helpers)
@@ -293,6 +294,29 @@ def run_study(
         work(study, objective, tune.trials, tune.timeout)
     _await_others(study)
     return _conclude(resolved, study, folder, objective)
+
+
+def ready_file(folder: Path, worker: int) -> Path:
+    """Where helper ``worker`` says it has joined the study."""
+    return folder / "workers" / f"{worker}.ready"
+
+
+def _await_helpers(folder: Path, helpers: list[subprocess.Popen[bytes]], limit: float = 120.0) -> None:
+    """Wait until every helper process has joined the study (or exited, or ``limit`` seconds passed), so
+    all workers start their first trials together: a helper still importing its libraries when the main
+    process has run every trial would have joined for nothing."""
+    started = time.monotonic()
+    shown = False
+    while time.monotonic() - started < limit:
+        waiting = [
+            n for n, helper in enumerate(helpers, 1) if helper.poll() is None and not ready_file(folder, n).exists()
+        ]
+        if not waiting:
+            return
+        if not shown:
+            console.print(f"waiting for {len(waiting)} worker process(es) to join the study")
+            shown = True
+        time.sleep(0.1)
 
 
 def _await_others(study: Any, poll: float = 1.0) -> None:
@@ -423,6 +447,7 @@ def _alive(pid: int) -> bool:
 
 
 def _spawn_worker(folder: Path, worker: int, budget: int | None) -> subprocess.Popen[bytes]:
+    ready_file(folder, worker).unlink(missing_ok=True)  # left by an earlier run of a resumed study
     env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1"}
     argv = [sys.executable, "-m", "seekforge.tune._worker", str(folder), str(worker), str(budget or 0)]
     return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)

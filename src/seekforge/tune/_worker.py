@@ -8,13 +8,16 @@ import sys
 from pathlib import Path
 
 from seekforge.recipe import load_recipe
-from seekforge.tune._study import Objective, open_study, work
+from seekforge.tune._study import Objective, open_study, ready_file, work
 
 
 def main(folder: Path, worker: int, budget: int) -> None:
     recipe = load_recipe(folder / "recipe.yaml")
     assert recipe.tune is not None
     study = open_study(recipe, folder, worker=worker)
+    ready = ready_file(folder, worker)
+    ready.parent.mkdir(exist_ok=True)
+    ready.touch()
     try:
         work(study, Objective(recipe, folder, budget or None), recipe.tune.trials, recipe.tune.timeout)
     except KeyboardInterrupt:
