@@ -124,3 +124,64 @@ def test_cli_exits_1_on_drift_0_without_and_2_on_bad_input(served_package: Path,
     assert bad.returncode == 2 and "prediction log not found" in bad.stderr and "Traceback" not in bad.stderr
     window = seekforge("monitor", str(served_package), "--log", str(moved), "--window", "soon", cwd=tmp_path)
     assert window.returncode == 2 and "--window: 'soon' is not a duration" in window.stderr
+
+
+GOOD = ("great tasty snack", "love this tea", "excellent coffee, great price", "tasty and fresh")
+BAD = ("stale and awful", "terrible taste", "never again, awful", "bland and stale coffee")
+#: Another subject at the same lengths: what only the embeddings see.
+ELSEWHERE = ("invoice paid late", "printer out again", "meeting moved to noon, again", "parcel left outside")
+
+
+def reviews(rows: int, seed: int, pool: tuple[str, ...] = GOOD + BAD) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    texts = [str(t) for t in rng.choice(pool, rows)]
+    return pd.DataFrame({"review": texts, "score": ["great" if t in GOOD else "other" for t in texts]})
+
+
+@pytest.fixture(scope="module")
+def text_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import seekforge
+
+    root = tmp_path_factory.mktemp("text")
+    reviews(200, seed=0).to_json(root / "t.jsonl", orient="records", lines=True)
+    recipe = {
+        "name": "txt",
+        "data": {"source": str(root / "t.jsonl")},
+        "features": {
+            "inputs": [{"name": "review", "type": "text", "max_length": 16}],
+            "output": {"name": "score", "type": "binary"},
+        },
+        "model": {"type": "transformer", "layers": 1, "heads": 2, "hidden": 32, "ffn": 64},
+        "train": {"epochs": 3, "batch_size": 16, "lr": 0.003},
+    }
+    return seekforge.run(recipe, runs_dir=root / "runs").package
+
+
+def test_a_text_package_carries_its_model_embeddings(text_package: Path) -> None:
+    sketch = json.loads((text_package / "reference.json").read_text())["features"]["review"]["embedding"]
+    train_rows = json.loads((text_package / "package.json").read_text())["data"]["rows"]["train"]
+    assert sketch["dim"] == 32 and sketch["rows"] == train_rows
+    assert len(sketch["sample"]) == train_rows and len(sketch["axes"][0]) == 32
+
+
+def test_cli_finds_a_new_subject_in_the_text_embeddings(text_package: Path, tmp_path: Path) -> None:
+    log = tmp_path / "predictions.db"
+    now = time.time()
+    log_rows(
+        log, text_package, [(now - 2 * HOUR, reviews(300, seed=1)), (now - 60, reviews(300, seed=2, pool=ELSEWHERE))]
+    )
+    result = monitor_package(
+        text_package, log, window_seconds=HOUR, windows=2, now=now, config=MonitorConfig(min_rows=100)
+    )
+    steady, moved = (w.drift.features[0] for w in result.windows)
+    assert steady.measure == "token counts"  # with the model at hand, lengths are in its tokens
+    assert steady.embedding is not None and not steady.embedding.drifted and steady.embedding.rows == 300
+    assert moved.embedding is not None and moved.embedding.drifted and moved.embedding.statistic > 0.9
+    cli = seekforge(
+        "monitor", str(text_package), "--log", str(log), "--window", "1h", "--set", "min_rows=100",
+        "--set", "embedding_test=mmd", "-o", str(tmp_path / "r"), cwd=tmp_path,
+    )  # fmt: skip
+    assert cli.returncode == 1, cli.stderr
+    assert "review (embeddings)" in cli.stdout and "mmd" in cli.stdout
+    html = (tmp_path / "r" / "monitor.html").read_text()
+    assert "embeddings: MMD" in html

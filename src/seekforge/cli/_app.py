@@ -664,10 +664,14 @@ def monitor(
     table = Table("feature", "type", "test", "statistic", "threshold", "drift", title=escape(
         f"{result.version}: {current.drift.rows} rows from {span['start']} to {span['end']}"))  # fmt: skip
     for feature in current.drift.features:
-        table.add_row(
-            escape(feature.name), feature.type, feature.test, f"{feature.statistic:.4g}", f"{feature.threshold:g}",
-            "[bold red]yes[/]" if feature.drifted else "no",
-        )  # fmt: skip
+        found = [(feature.name, feature.test, feature.statistic, feature.threshold, feature.drifted)]
+        if (emb := feature.embedding) is not None:  # the feature's row says whether it drifted either way
+            found.append((f"{feature.name} (embeddings)", emb.test, emb.statistic, emb.threshold, emb.drifted))
+        for name, test, statistic, threshold, drifted in found:
+            table.add_row(
+                escape(name), feature.type, test, "" if statistic is None else f"{statistic:.4g}",
+                f"{threshold:g}", "[bold red]yes[/]" if drifted else "no",
+            )  # fmt: skip
     out.print(table)
     if len(result.windows) > 1:
         trend = ", ".join(f"{w.drift.drifted_count}/{len(w.drift.features)}" for w in result.windows)

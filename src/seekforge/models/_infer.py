@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -28,8 +30,11 @@ def infer(
     *,
     batch_size: int = 256,
     device: torch.device | str = "cpu",
+    forward: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Logits for every row of ``inputs``, in order, computed in eval mode batch by batch (float32, CPU)."""
+    """Logits for every row of ``inputs``, in order, computed in eval mode batch by batch (float32, CPU);
+    ``forward`` (one of the model's methods, such as a text model's ``embed_text``) instead of the model's own."""
+    call = forward or model
     was_training = model.training
     model.eval()
     outputs = []
@@ -37,7 +42,7 @@ def infer(
     for start in range(0, rows, batch_size):
         batch = collate(inputs, slice(start, start + batch_size))
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        outputs.append(model(batch).float().cpu())
+        outputs.append(call(batch).float().cpu())
     model.train(was_training)
     if not outputs:
         return torch.empty(0)

@@ -242,7 +242,8 @@ class TextTransformer(nn.Module):
         x = self.embed(ids) + self.position(positions)[None]
         return self.norm(self.encoder(x, src_key_padding_mask=mask == 0))
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def embed_text(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The pooled text representation the head reads, ``[rows, hidden]`` (text drift compares these)."""
         ids, mask = batch["input_ids"], batch["attention_mask"]
         if self.frozen:
             with torch.no_grad():
@@ -250,11 +251,12 @@ class TextTransformer(nn.Module):
         else:
             hidden = self._encode(ids, mask)
         if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            weights = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return self.head(self.dropout(pooled))
+            return hidden[:, 0]
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.dropout(self.embed_text(batch)))
 
 
 def _resize_layers(encoder: nn.Module, layers: list[PrunedLayer]) -> None:

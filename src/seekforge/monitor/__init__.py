@@ -8,12 +8,14 @@ Example:
 """
 
 from seekforge.monitor._drift import DriftReport, FeatureDrift, drift_report, prediction_drift
-from seekforge.monitor._reference import build_reference
+from seekforge.monitor._embedding import EmbeddingDrift
+from seekforge.monitor._reference import build_reference, with_embeddings
 from seekforge.monitor._run import MonitorResult, Window, monitor_package
 from seekforge.monitor.config import MonitorConfig
 
 __all__ = [
     "DriftReport",
+    "EmbeddingDrift",
     "FeatureDrift",
     "MonitorConfig",
     "MonitorResult",
@@ -22,4 +24,5 @@ __all__ = [
     "drift_report",
     "monitor_package",
     "prediction_drift",
+    "with_embeddings",
 ]

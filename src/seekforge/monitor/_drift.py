@@ -40,6 +40,9 @@ How each test is computed from a sketch (``reference.json``, see :mod:`seekforge
 - Text is compared by its length in tokens (with the package's Preprocessor) or in whitespace words
   (without one), images by their mean normalised intensity: both then as numbers. Sketches before
   version 2 hold no usable text length, so for them only the share of empty texts is compared.
+  A text feature whose sketch holds the model's embeddings is also compared by meaning, on embeddings
+  of the live texts by the same model (see :mod:`seekforge.monitor._embedding`); it drifts when either
+  its lengths or its embeddings do.
 
 Missing values are left out of every test and compared on their own: a feature also drifts when its
 missing share (empty texts, for text) moves by more than ``missing_threshold``.
@@ -47,8 +50,8 @@ missing share (empty texts, for text) moves by more than ``missing_threshold``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +62,7 @@ from scipy.spatial.distance import jensenshannon
 
 from seekforge.core.errors import ConfigError, PackageError
 from seekforge.core.report import esc, fmt
+from seekforge.monitor._embedding import EmbeddingDrift, embedding_drift
 from seekforge.monitor.config import CATEGORICAL_TESTS, NUMERIC_TESTS, P_VALUE_TESTS, MonitorConfig
 from seekforge.runtime._encode import canonical
 
@@ -71,6 +75,11 @@ OTHER = "(other)"
 _IMAGE_CHUNK = 256
 _GRID = 1 << 16
 _GRID_MIN_ROWS = 20_000
+#: Fewer live texts than this are not embedded: no classifier or permutation test means much on them.
+_EMBED_MIN_ROWS = 10
+
+#: Embeddings ``[rows, dim]`` of a text feature's live values, by the package's model: (feature, texts).
+Embedder = Callable[[str, pd.Series], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -94,13 +103,15 @@ class FeatureDrift:
         statistic: The test's statistic (PSI, KS D, normalised W1, chi-square, JS distance); None when
             there was nothing to compare.
         p_value: For ``ks`` and ``chi2``.
-        drifted: The distribution crossed the threshold (with enough data) or the missing share moved.
+        drifted: The distribution crossed the threshold (with enough data), the missing share moved, or
+            (text) the embeddings drifted.
         rows: Live rows; ``present``: those with a value.
         missing_reference, missing_live: Shares of missing values (empty texts for text).
         missing_drifted: The missing share moved by more than ``missing_threshold``.
         enough_data: At least ``min_rows`` live values, so the distribution test counts.
         histogram: Shares per bin or category, training vs live.
         new_categories: Live values the training data never had (up to 10, most frequent first).
+        embedding: A text feature's embedding comparison, when its sketch holds embeddings.
     """
 
     name: str
@@ -119,15 +130,17 @@ class FeatureDrift:
     enough_data: bool
     histogram: Histogram | None = None
     new_categories: tuple[str, ...] = ()
+    embedding: EmbeddingDrift | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureDrift:
-        hist = data.get("histogram")
+        hist, embedding = data.get("histogram"), data.get("embedding")
         return cls(
             **{
                 **data,
                 "histogram": Histogram(*(tuple(hist[k]) for k in ("labels", "reference", "live"))) if hist else None,
                 "new_categories": tuple(data.get("new_categories", ())),
+                "embedding": EmbeddingDrift(**embedding) if embedding else None,
             }
         )
 
@@ -205,10 +218,14 @@ def _row(result: FeatureDrift, is_prediction: bool) -> str:
         name += f"<br><span class='muted'>{esc(result.measure)}</span>"
     if result.new_categories:
         name += f"<br><span class='muted'>new: {esc(', '.join(result.new_categories[:5]))}</span>"
+    if result.embedding is not None:
+        name += f"<br><span class='muted'>{esc(result.embedding.text())}</span>"
     quiet = "no" if result.enough_data else ("n/a" if result.statistic is None else "too few")
     flag = "<b style='color:#d62728'>drift</b>" if result.drifted else quiet
     if result.missing_drifted:
         flag += " (missing)"
+    if result.embedding is not None and result.embedding.drifted:
+        flag += " (embeddings)"
     missing = f"<span style='white-space:nowrap'>{result.missing_reference:.1%} &rarr; {result.missing_live:.1%}</span>"
     cells = [name, esc(result.type), esc(result.test), fmt(result.statistic) if result.statistic is not None else ""]
     cells += [fmt(result.p_value) if result.p_value is not None else "", fmt(result.threshold), f"{result.rows:,}"]
@@ -415,6 +432,29 @@ def _text_lengths(name: str, sketch: dict[str, Any], column: pd.Series, preproce
     return sketch["words"], word_counts(texts.tolist()), "word counts", empty
 
 
+def _text_embedding(
+    name: str, sketch: dict[str, Any], column: pd.Series, config: MonitorConfig, embed: Embedder | None
+) -> EmbeddingDrift:
+    """The embedding comparison of a text feature: a seeded sample of at most ``embedding_rows`` live
+    texts (empty ones included, as in the training sample), embedded by ``embed``."""
+    test = config.embedding_test
+    threshold = config.classifier_auc if test == "classifier" else config.mmd_p_value
+    rows = len(column)
+    note = ""
+    if embed is None:
+        note = "not compared: no model was given to embed the live texts"
+    elif rows < _EMBED_MIN_ROWS:
+        note = f"not compared: {rows} live texts, at least {_EMBED_MIN_ROWS} needed"
+    if note:
+        return EmbeddingDrift(test, None, None, threshold, False, 0, int(sketch["rows"]), note)
+    assert embed is not None
+    texts = column.fillna("").astype(str)
+    if rows > config.embedding_rows:
+        picked = np.random.default_rng(config.seed).choice(rows, config.embedding_rows, replace=False)
+        texts = texts.iloc[np.sort(picked)]
+    return embedding_drift(sketch, embed(name, texts), config, enough=rows >= config.min_rows)
+
+
 def _image_means(name: str, sketch: dict[str, Any], column: pd.Series, preprocessor: Preprocessor | None) -> np.ndarray:
     """Mean normalised intensity of each live image (missing ones as NaN), as the sketch measured them."""
     from seekforge.data._images import ImageStats, load_images
@@ -537,7 +577,12 @@ def _count_categories(
 
 
 def _feature(
-    config: MonitorConfig, name: str, sketch: dict[str, Any], column: pd.Series, preprocessor: Preprocessor | None
+    config: MonitorConfig,
+    name: str,
+    sketch: dict[str, Any],
+    column: pd.Series,
+    preprocessor: Preprocessor | None,
+    embed: Embedder | None,
 ) -> FeatureDrift:
     ftype = str(sketch.get("type"))
     if ftype == "numeric":
@@ -547,7 +592,11 @@ def _feature(
     if ftype == "text":
         lengths_sketch, lengths, measure, empty = _text_lengths(name, sketch, column, preprocessor)
         empty_reference = _share(sketch.get("empty", 0), sketch["tokens"].get("count", 0))
-        return _evaluate(config, name, ftype, measure, lengths_sketch, lengths, empty_reference, empty)
+        result = _evaluate(config, name, ftype, measure, lengths_sketch, lengths, empty_reference, empty)
+        if "embedding" in sketch and config.embedding_test != "none":
+            found = _text_embedding(name, sketch["embedding"], column, config, embed)
+            result = replace(result, embedding=found, drifted=result.drifted or found.drifted)
+        return result
     if ftype == "image":
         means = _image_means(name, sketch, column, preprocessor)
         return _evaluate(config, name, ftype, "mean intensity", sketch["mean_intensity"], means)
@@ -602,6 +651,7 @@ def drift_report(
     *,
     predictions: Sequence[Any] | None = None,
     preprocessor: Preprocessor | None = None,
+    embed: Embedder | None = None,
 ) -> DriftReport:
     """Compare a window of live inputs with the training data's sketch, feature by feature.
 
@@ -614,6 +664,9 @@ def drift_report(
         predictions: The model's predictions for the same rows, to compare with the training labels.
         preprocessor: The package's Preprocessor: text is compared by token counts with it, by word counts
             without it; images of sketches before version 2 need it.
+        embed: Embeds a text feature's live values with the package's model (``(feature, texts) ->
+            [rows, dim]``), for sketches that hold embeddings; without it their embeddings are reported
+            as not compared. :func:`seekforge.monitor.monitor_package` passes one.
 
     Returns:
         A :class:`DriftReport`; nothing drifts in a window of fewer than ``config.min_rows`` rows.
@@ -634,7 +687,7 @@ def drift_report(
         if override is not None and override.ignore:
             continue
         column = frame[name] if name in frame.columns else pd.Series(np.nan, index=frame.index, dtype=float)
-        results.append(_feature(config, name, sketch, column, preprocessor))
+        results.append(_feature(config, name, sketch, column, preprocessor, embed))
     output = config.features.get(reference.get("output", {}).get("name", ""))
     prediction = None
     if predictions is not None and not (output is not None and output.ignore):

@@ -8,7 +8,7 @@ the keys marked *v2*, which :func:`seekforge.monitor.drift_report` copes with)::
      "features": {NAME: {"type": "numeric", <numeric sketch>}
                         | {"type": "category" | "binary", <frequencies>}
                         | {"type": "text", "tokens": <numeric sketch>, "words": <numeric sketch> (v2),
-                           "empty": int}
+                           "empty": int, "embedding": <the model's embeddings> (text models' packages)}
                         | {"type": "image", "mean_intensity": <numeric sketch>, "image": <ImageStats> (v2)}},
      "output": {"name": ..., "type": ... (v2), <numeric sketch or frequencies>}}
 
@@ -17,6 +17,8 @@ the keys marked *v2*, which :func:`seekforge.monitor.drift_report` copes with)::
                     cdf (v2): {"x": sorted points, "p": share of values <= each point,
                                "area": integral of that CDF between consecutive points, "discrete": bool}
     frequencies:    count, missing, distinct, frequencies {value: count} (top 50), other (the rest's count)
+    embeddings:     see :mod:`seekforge.monitor._embedding`; added when the package is written, from the
+                    trained model (the rest is computed before training, from the data alone)
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ import pandas as pd
 
 from seekforge.runtime._encode import canonical
 
-if TYPE_CHECKING:  # both need torch, which reading a sketch does not
+if TYPE_CHECKING:  # these need torch, which reading a sketch does not
+    import torch
+    from torch import nn
+
     from seekforge.data import Preprocessor
     from seekforge.data._text import TextEncoder
 
@@ -139,3 +144,20 @@ def build_reference(frame: pd.DataFrame, preprocessor: Preprocessor) -> dict[str
         "features": features,
         "output": {"name": output.name, "type": output.type, **out_sketch},
     }
+
+
+def with_embeddings(
+    reference: dict[str, Any], model: nn.Module, inputs: dict[str, torch.Tensor], seed: int
+) -> dict[str, Any]:
+    """``reference`` with the embedding sketch of its text feature, made by the trained ``model`` from the
+    encoded training rows ``inputs``; unchanged for models without a single text input or an ``embed_text``."""
+    from seekforge.core.progress import console
+    from seekforge.monitor._embedding import SAMPLE_ROWS, embedding_sketch
+
+    texts = [name for name, sketch in reference["features"].items() if sketch["type"] == "text"]
+    if len(texts) != 1 or not callable(getattr(model, "embed_text", None)):
+        return reference
+    with console.status(f"embedding up to {SAMPLE_ROWS:,} training texts for drift monitoring"):
+        sketch = embedding_sketch(model, inputs, seed)
+    features = {**reference["features"], texts[0]: {**reference["features"][texts[0]], "embedding": sketch}}
+    return {**reference, "features": features}

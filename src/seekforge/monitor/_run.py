@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seekforge.core.errors import DataError, PackageError
+from seekforge.core.deps import require
+from seekforge.core.errors import DataError, MissingDependencyError, PackageError
 from seekforge.core.io import atomic_dir, write_json_atomic
 from seekforge.core.package import read_manifest
-from seekforge.monitor._drift import DriftReport, drift_report
+from seekforge.monitor._drift import DriftReport, Embedder, drift_report
 from seekforge.monitor.config import MonitorConfig
 from seekforge.runtime._encode import canonical
 from seekforge.serve._log import LogState, log_state, read_log
@@ -215,10 +216,14 @@ def monitor_package(
     finally:
         db.close()
     truth = _labels(Path(labels), manifest["output"]["name"]) if labels is not None else None
+    preprocessor, embed = _embedder(package, reference, config)
     results = []
     for (start, stop), frame in zip(bounds, frames, strict=True):
         predictions = [output["prediction"] for output in frame["outputs"]]
-        report = drift_report(reference, _inputs(frame, manifest), config, predictions=predictions)
+        inputs = _inputs(frame, manifest)
+        report = drift_report(
+            reference, inputs, config, predictions=predictions, preprocessor=preprocessor, embed=embed
+        )
         window = Window(start, stop, report)
         if truth is not None and len(frame):
             joined = frame.merge(truth, on=["request_id", "position"], how="inner")
@@ -232,6 +237,34 @@ def monitor_package(
     if output is not None:
         result.output = write_reports(result, Path(output))
     return result
+
+
+def _embedder(package: Path, reference: dict[str, Any], config: MonitorConfig) -> tuple[Any, Embedder | None]:
+    """The package's Preprocessor and a function that embeds texts with its model, when its sketch holds
+    text embeddings to compare (and ``embedding_test`` is not ``none``); (None, None) otherwise. With them
+    text lengths are compared in the model's tokens rather than in words."""
+    features = reference.get("features", {}).values()
+    if config.embedding_test == "none" or not any("embedding" in sketch for sketch in features):
+        return None, None
+    try:  # torch for the model, and transformers or tokenizers for a pretrained one
+        require("torch", purpose="text embedding drift")
+        from seekforge.data import Preprocessor
+        from seekforge.serve._predictor import build_model
+
+        preprocessor = Preprocessor.load(package / "preprocessor.json")
+        model = build_model(package)
+    except MissingDependencyError as exc:
+        raise MissingDependencyError(exc.message, hint=f"{exc.hint}, or skip it: --set embedding_test=none") from exc
+    from seekforge.core.progress import progress_task
+    from seekforge.models._infer import infer
+    from seekforge.monitor._embedding import EMBED_BATCH
+
+    def embed(name: str, texts: pd.Series) -> np.ndarray:
+        with progress_task(f"embedding {len(texts):,} live texts", None):
+            inputs = preprocessor.transform(texts.to_frame(name))
+            return infer(model, inputs, batch_size=EMBED_BATCH, forward=model.embed_text).numpy()
+
+    return preprocessor, embed
 
 
 def metric_text(metrics: dict[str, Any], names: tuple[str, ...] = HEADLINE) -> str:

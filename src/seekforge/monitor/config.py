@@ -15,6 +15,7 @@ from seekforge.core.config import BaseConfig
 NumericTest = Literal["psi", "ks", "wasserstein"]
 CategoricalTest = Literal["psi", "chi2", "jensenshannon"]
 DriftTest = Literal["psi", "ks", "wasserstein", "chi2", "jensenshannon"]
+EmbeddingTest = Literal["classifier", "mmd", "none"]
 
 #: Tests for numbers (numeric features, text lengths, image intensities, a regression output).
 NUMERIC_TESTS: tuple[str, ...] = ("psi", "ks", "wasserstein")
@@ -76,6 +77,17 @@ class MonitorConfig(BaseConfig):
             Evidently compute it: from 0 to 0.83) >= this.
         missing_threshold: A feature also drifts when its share of missing values (of empty texts, for
             text) moved by more than this, up or down, from the training data's.
+        embedding_test: How a text feature's meaning is compared, on the package model's own text
+            embeddings (the pooled vector its head reads; the sketch holds a seeded sample of 1,000
+            training rows' embeddings on their (up to) 32 principal axes): ``classifier``, a logistic
+            regression that tries to tell training rows from live ones, cross-validated (drift when its
+            ROC AUC >= ``classifier_auc``: 0.5 means it cannot tell them apart); ``mmd``, the maximum mean
+            discrepancy with a Gaussian kernel and a permutation test (drift when p < ``mmd_p_value``);
+            ``none`` to skip it (monitoring then needs no torch). Text lengths are compared either way.
+        classifier_auc: Drift when the domain classifier's ROC AUC >= this (Evidently's default, 0.55).
+        mmd_p_value: Drift when the MMD permutation test gives p < this.
+        embedding_rows: Live texts embedded per window at most (a seeded sample of them beyond it).
+        seed: Seed of the live sample, the classifier's folds and the permutations.
         drift_share: The window drifts when at least this share of the features drifted (Evidently's
             default, 0.5: a dataset-level alarm for a broad shift; single features alarm on their own).
         min_rows: Fewer rows in a window (or present values in a feature) are "not enough data", never a
@@ -92,6 +104,11 @@ class MonitorConfig(BaseConfig):
     chi2_p_value: Probability = 0.05
     jensenshannon_threshold: Annotated[float, Field(gt=0.0, lt=0.833)] = 0.1
     missing_threshold: Share = 0.1
+    embedding_test: EmbeddingTest = "classifier"
+    classifier_auc: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.55
+    mmd_p_value: Probability = 0.05
+    embedding_rows: Annotated[int, Field(ge=20, le=5000)] = 1000
+    seed: int = 0
     drift_share: Share = 0.5
     min_rows: Annotated[int, Field(ge=1)] = 500
     features: dict[str, FeatureMonitorConfig] = {}

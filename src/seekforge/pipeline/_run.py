@@ -21,6 +21,7 @@ from seekforge.core.io import stamped_folder, write_text_atomic
 from seekforge.core.package import MANIFEST, read_manifest, seekforge_version, write_package
 from seekforge.core.progress import console
 from seekforge.models import infer
+from seekforge.monitor import with_embeddings
 from seekforge.pipeline._fit import fit
 from seekforge.pipeline._prepare import SAMPLE_ROWS, Prepared, prepare
 from seekforge.pipeline._report import render_report
@@ -124,6 +125,7 @@ def finish(
     test = prepared.splits["test"]
     logits = infer(model, test.inputs, batch_size=recipe.train.eval_batch_size)
     metrics = evaluate_logits(pre, logits, test.target)
+    reference = with_embeddings(prepared.reference, model, prepared.splits["train"].inputs, recipe.seed)
     manifest = {
         "name": recipe.name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -160,7 +162,7 @@ def finish(
         "preprocessor.json": json.dumps(pre.to_dict()),
         "model.json": json.dumps(model_json, indent=2),
         "model.safetensors": trained / "model.safetensors",
-        "reference.json": json.dumps(prepared.reference),
+        "reference.json": json.dumps(reference),
         "report.html": report,
         # held-out rows, encoded, that later stages check exported and compressed models against
         "samples.safetensors": test.head(SAMPLE_ROWS).to_bytes(),
