@@ -1,7 +1,7 @@
 """Claim: Hyperband pruning reaches the same accuracy as no pruning while spending at least 50% fewer
 training epochs. Successive halving (one Hyperband bracket, ASHA; ``pruner: successive_halving``) runs
-beside it: with TPE, Hyperband's brackets each keep their own trials for the sampler (Optuna's documented
-behaviour), so TPE learns from fewer trials.
+beside it: Hyperband also runs brackets that stop trials later, a hedge for objectives whose first epochs
+mislead.
 
 Same objective as tpe_vs_random.py (an MLP on digits, 10 epochs a trial unless pruned), TPE sampler in
 every study. For each seed, each study runs until a trial reaches the target validation accuracy (or the

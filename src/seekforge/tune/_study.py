@@ -144,7 +144,7 @@ def _pruner(optuna: Any, name: str, most_epochs: int) -> Any:
     """The pruner ``name``; epochs are its resource, from one up to ``most_epochs``."""
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=most_epochs)
-    if name == "successive_halving":  # one bracket of Hyperband's (ASHA): the sampler sees every trial
+    if name == "successive_halving":  # Hyperband's most aggressive bracket alone (ASHA)
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)

@@ -82,8 +82,9 @@ class TuneConfig(BaseConfig):
         pruner: ``successive_halving`` (asynchronous successive halving, one Hyperband bracket),
             ``hyperband``, ``median`` or ``none``: stops trials whose per-epoch metric lags. Successive
             halving is the default: with TPE it saved 72% of the epochs to a target accuracy against
-            Hyperband's 26% in benchmarks/hyperband_vs_none.py, because Hyperband's brackets each keep
-            their own trials for the sampler.
+            Hyperband's 26% in benchmarks/hyperband_vs_none.py. Hyperband hedges: besides successive
+            halving's bracket it runs brackets that stop trials later (one only after 9 of 10 epochs),
+            which pays when early epochs mislead and costs when, as there, they do not.
         workers: Worker processes on this host (capped so their estimated memory fits).
         storage: An RDB URL (``postgresql://...``, ``sqlite:///...``) to share one study across hosts;
             by default a journal file in the study folder, safe for several processes.
