@@ -6,10 +6,12 @@ reviews):
    latency ratio to the parent is reported (torch and onnxruntime, batch 1 and 32, as compress measures).
 2. Distillation into a student with at most 25% of the teacher's parameters keeps at least 97% of the
    teacher's accuracy. The student is a 2-layer transformer trained from scratch (hidden 128, 4 heads,
-   FFN 512) on the teacher's tokens, from the teacher's softened outputs and the labels.
+   FFN 512) on the teacher's tokens, from the teacher's softened outputs and the labels; its token and
+   position embeddings start from the teacher's, projected on their 128 leading principal axes
+   (``--student-embeddings random``: from nn.Embedding's random start).
 
     python benchmarks/compress_minilm.py [--package runs/reviews/<stamp>/package] [--finetune-epochs 1]
-        [--student-epochs 20] [--skip prune|student] [--rounds 3]
+        [--student-epochs 20] [--student-embeddings teacher|random] [--skip prune|student] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--student-epochs", type=int, default=20)
     parser.add_argument("--skip", choices=["prune", "student"])
+    parser.add_argument(
+        "--student-embeddings", choices=["teacher", "random"], default="teacher",
+        help="start the student's embeddings from the teacher's (projected) or at random",
+    )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds of parent and pruned")
     args = parser.parse_args()
@@ -85,7 +91,8 @@ def main() -> None:
                     a, b = ms["parent", backend, batch], ms["pruned", backend, batch]
                     print(f"  {backend:<12} batch {batch:>2}: {a:8.2f} ms vs {b:8.2f} ms, {a / b:.2f}x faster")
         if args.skip != "student":
-            config = CompressConfig(distill={"student": STUDENT, "epochs": args.student_epochs})
+            distill = {"student": STUDENT, "epochs": args.student_epochs, "student_embeddings": args.student_embeddings}
+            config = CompressConfig(distill=distill)
             student = compress_package(package, config, runs_dir=runs, seconds=args.seconds)
             base, small = student.rows[0], student.rows[-1]
             print("\ndistillation into a small student:")

@@ -72,3 +72,35 @@ def test_minilm_frozen_and_rebuilt_from_config() -> None:
     assert exported.encoder.embeddings.position_embeddings.num_embeddings == 16
     assert model.encoder.embeddings.position_embeddings.num_embeddings == 512  # the model itself is untouched
     assert torch.allclose(model(batch), exported(batch), atol=1e-6)
+
+
+def test_scratch_text_model_starts_from_a_pretrained_teachers_embeddings() -> None:
+    transformers = pytest.importorskip("transformers")
+    vocab, teacher_width, width = 60, 24, 8
+    bert = transformers.BertConfig(
+        vocab_size=vocab, hidden_size=teacher_width, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=32,
+    )  # fmt: skip
+    teacher = torch.nn.Module()
+    teacher.encoder = transformers.BertModel(bert)
+    generator = torch.Generator().manual_seed(0)
+    # a teacher whose token vectors span exactly ``width`` directions: the projection keeps their geometry
+    basis = torch.randn(width, teacher_width, generator=generator)
+    teacher.encoder.embeddings.word_embeddings.weight.data = torch.randn(vocab, width, generator=generator) @ basis
+    config = TransformerConfig(type="transformer", layers=1, heads=2, hidden=width, ffn=16)
+    student = config.build(ModelIO(output_dim=2, vocab_size=vocab, max_length=16))
+    assert student.embeddings_from(teacher)
+    words = teacher.encoder.embeddings.word_embeddings.weight.detach()
+    centred = words - words.mean(dim=0)
+    ours = student.embed.weight.detach()
+    assert float(ours[1:].std()) == pytest.approx(1.0, rel=0.05) and not ours[0].any()  # row 0 pads
+    distance, projected = torch.cdist(centred[1:], centred[1:]), torch.cdist(ours[1:], ours[1:])
+    torch.testing.assert_close(projected / projected.max(), distance / distance.max(), atol=1e-3, rtol=0)
+    batch = {"input_ids": torch.randint(1, vocab, (2, 16)), "attention_mask": torch.ones(2, 16, dtype=torch.long)}
+    assert student(batch).shape == (2, 2)
+
+    other = config.build(ModelIO(output_dim=2, vocab_size=vocab + 1, max_length=16))
+    before = other.embed.weight.detach().clone()
+    assert not other.embeddings_from(teacher)  # another vocabulary: nothing to carry over
+    assert torch.equal(other.embed.weight, before)
+    assert not student.embeddings_from(other)  # a scratch teacher has no pretrained table

@@ -298,6 +298,9 @@ class _Compression:
         torch.manual_seed(self.recipe.seed)
         model = config.build(io)
         console.print(f"[bold]distil[/] into a {config.type} student ({_parameters(model):,} parameters)")
+        seed_from = getattr(model, "embeddings_from", None)
+        if distill.student_embeddings == "teacher" and seed_from is not None and seed_from(self.parent):
+            console.print("  its embeddings start from the teacher's, on their leading principal axes")
         self.train(stage, model, config, distill.epochs, io)
         return _Stage(f"student {config.type}", stage, model, config)
 

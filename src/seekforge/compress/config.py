@@ -53,12 +53,17 @@ class DistillConfig(BaseConfig):
         alpha: Weight of the teacher's soft targets; ``1 - alpha`` weighs the labels.
         student: A YAML file (or mapping) with a ``model:`` section, any registered model type.
         epochs: Training epochs of a new student.
+        student_embeddings: ``teacher``: a text student built from scratch on the teacher's vocabulary
+            starts its token and position embeddings from the pretrained teacher's, projected on their
+            leading principal axes to the student's width; ``random``: nn.Embedding's own start. Other
+            students ignore it.
     """
 
     temperature: Annotated[float, Field(gt=0)] = 4.0
     alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
     student: Path | dict[str, Any] | None = None
     epochs: Annotated[int, Field(ge=1)] = 20
+    student_embeddings: Literal["teacher", "random"] = "teacher"
 
 
 class QuantizeConfig(BaseConfig):

@@ -229,6 +229,39 @@ class TextTransformer(nn.Module):
         copy.encoder.config.max_position_embeddings = keep
         return copy.eval()
 
+    @torch.no_grad()
+    def embeddings_from(self, teacher: nn.Module) -> bool:
+        """Start this scratch model's token and position embeddings from a pretrained ``teacher``'s, on
+        the teacher's leading principal axes, when both read the same vocabulary; False (nothing changed)
+        otherwise.
+
+        The teacher's token table minus its mean, projected on its first ``hidden`` principal axes, becomes
+        this model's token table; the teacher's position rows (and its first token-type row, which it adds
+        to every token) on the same axes become the position table, so a token's embedding here is the
+        projection of the teacher's sum. Both are scaled together to unit spread, nn.Embedding's own
+        initialisation. A student distilled from a pretrained encoder then starts from word vectors that
+        already place similar tokens together, rather than learning them from the training rows alone.
+        """
+        source = getattr(getattr(getattr(teacher, "encoder", None), "embeddings", None), "word_embeddings", None)
+        if self.hf or not isinstance(source, nn.Embedding) or source.num_embeddings != self.embed.num_embeddings:
+            return False
+        width = self.embed.embedding_dim
+        words = source.weight.detach().double()
+        mean = words.mean(dim=0)
+        axes = torch.linalg.svd(words - mean, full_matrices=False).Vh[:width]  # [width, teacher width]
+        if axes.shape[0] < width:
+            return False
+        extra = teacher.encoder.embeddings
+        positions = extra.position_embeddings.weight.detach().double()[: self.position.num_embeddings]
+        if getattr(extra, "token_type_embeddings", None) is not None:
+            positions = positions + extra.token_type_embeddings.weight.detach().double()[0]
+        tokens = (words - mean) @ axes.T
+        scale = tokens.std().clamp(min=1e-12)
+        self.embed.weight.copy_((tokens / scale).float())
+        self.embed.weight[self.embed.padding_idx or 0].zero_()
+        self.position.weight[: positions.shape[0]].copy_((positions @ axes.T / scale).float())
+        return True
+
     def train(self, mode: bool = True) -> TextTransformer:
         super().train(mode)
         if self.frozen:
