@@ -48,6 +48,20 @@ def tabular_recipe(source: str, **train: object) -> dict[str, object]:
     }
 
 
+def text_recipe(source: str, *, output: str = "binary", hidden: int = 32, **train: object) -> dict[str, object]:
+    """A tiny scratch text transformer over ``review`` -> ``score``."""
+    return {
+        "name": "txt",
+        "data": {"source": source},
+        "features": {
+            "inputs": [{"name": "review", "type": "text", "max_length": 16}],
+            "output": {"name": "score", "type": output},
+        },
+        "model": {"type": "transformer", "layers": 1, "heads": 2, "hidden": hidden, "ffn": 2 * hidden},
+        "train": {"epochs": 3, "batch_size": 16, "lr": 0.003, **train},
+    }
+
+
 @pytest.fixture
 def tabular_csv(tmp_path: Path) -> Path:
     path = tmp_path / "data.csv"

@@ -14,7 +14,7 @@ import seekforge
 from seekforge.core.errors import ConfigError, PackageError
 from seekforge.core.package import read_manifest
 from seekforge.export import ExportConfig, ExportError, ParityConfig, check_parity, export_package
-from tests.conftest import EXAMPLES, make_tabular, tabular_recipe
+from tests.conftest import EXAMPLES, make_tabular, tabular_recipe, text_recipe
 
 
 @pytest.fixture(scope="module")
@@ -98,16 +98,7 @@ def test_cnn_and_text_transformer_export(tmp_path: Path) -> None:
     texts = ["great tasty snack", "awful stale tea", "love this coffee", "never again, awful"] * 15
     frame = pd.DataFrame({"review": texts, "score": ["great", "other", "great", "other"] * 15})
     frame.to_csv(tmp_path / "t.csv", index=False)
-    recipe = {
-        "name": "txt",
-        "data": {"source": str(tmp_path / "t.csv")},
-        "features": {
-            "inputs": [{"name": "review", "type": "text", "max_length": 16}],
-            "output": {"name": "score", "type": "category"},
-        },
-        "model": {"type": "transformer", "layers": 1, "heads": 2, "hidden": 16, "ffn": 32},
-        "train": {"epochs": 1, "batch_size": 8},
-    }
+    recipe = text_recipe(str(tmp_path / "t.csv"), output="category", hidden=16, epochs=1, batch_size=8, lr=1e-3)
     text = seekforge.run(recipe, runs_dir=tmp_path)
     assert export_package(text.package).parity.passed
     predictor = seekforge.load(text.package)

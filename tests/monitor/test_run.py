@@ -13,7 +13,7 @@ from seekforge.monitor import MonitorConfig, monitor_package
 from seekforge.serve import load
 from seekforge.serve._log import LogEntry, PredictionLog
 from seekforge.serve._service import model_version
-from tests.conftest import make_tabular
+from tests.conftest import make_tabular, text_recipe
 from tests.integration.cli import seekforge
 
 HOUR = 3600.0
@@ -144,17 +144,7 @@ def text_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("text")
     reviews(200, seed=0).to_json(root / "t.jsonl", orient="records", lines=True)
-    recipe = {
-        "name": "txt",
-        "data": {"source": str(root / "t.jsonl")},
-        "features": {
-            "inputs": [{"name": "review", "type": "text", "max_length": 16}],
-            "output": {"name": "score", "type": "binary"},
-        },
-        "model": {"type": "transformer", "layers": 1, "heads": 2, "hidden": 32, "ffn": 64},
-        "train": {"epochs": 3, "batch_size": 16, "lr": 0.003},
-    }
-    return seekforge.run(recipe, runs_dir=root / "runs").package
+    return seekforge.run(text_recipe(str(root / "t.jsonl")), runs_dir=root / "runs").package
 
 
 def test_a_text_package_carries_its_model_embeddings(text_package: Path) -> None:

@@ -11,7 +11,7 @@ from PIL import Image
 import seekforge
 from seekforge.core.errors import ConfigError
 from seekforge.core.package import read_manifest
-from tests.conftest import make_tabular, tabular_recipe
+from tests.conftest import make_tabular, tabular_recipe, text_recipe
 
 PACKAGE_FILES = {
     "recipe.yaml",
@@ -117,17 +117,7 @@ def test_text_run_with_scratch_transformer(tmp_path: Path) -> None:
     texts = [rng.choice(good) for _ in range(60)] + [rng.choice(bad) for _ in range(60)]
     labels = ["great"] * 60 + ["other"] * 60
     pd.DataFrame({"review": texts, "score": labels}).to_json(tmp_path / "t.jsonl", orient="records", lines=True)
-    recipe = {
-        "name": "txt",
-        "data": {"source": str(tmp_path / "t.jsonl")},
-        "features": {
-            "inputs": [{"name": "review", "type": "text", "max_length": 16}],
-            "output": {"name": "score", "type": "binary"},
-        },
-        "model": {"type": "transformer", "layers": 1, "heads": 2, "hidden": 32, "ffn": 64},
-        "train": {"epochs": 6, "batch_size": 16, "lr": 0.003},
-    }
-    result = seekforge.run(recipe, runs_dir=tmp_path / "runs")
+    result = seekforge.run(text_recipe(str(tmp_path / "t.jsonl"), epochs=6), runs_dir=tmp_path / "runs")
     assert result.metrics["accuracy"] >= 0.9
     preds = seekforge.load(result.package).predict([{"review": "awful stale tea"}, {"review": "great tasty tea"}])
     assert preds["prediction"].tolist() == ["other", "great"]
