@@ -440,14 +440,13 @@ def _text_embedding(
     test = config.embedding_test
     threshold = config.classifier_auc if test == "classifier" else config.mmd_p_value
     rows = len(column)
-    note = ""
-    if embed is None:
-        note = "not compared: no model was given to embed the live texts"
-    elif rows < _EMBED_MIN_ROWS:
-        note = f"not compared: {rows} live texts, at least {_EMBED_MIN_ROWS} needed"
-    if note:
-        return EmbeddingDrift(test, None, None, threshold, False, 0, int(sketch["rows"]), note)
-    assert embed is not None
+    if embed is None or rows < _EMBED_MIN_ROWS:
+        note = (
+            "no model was given to embed the live texts"
+            if embed is None
+            else f"{rows} live texts, at least {_EMBED_MIN_ROWS} needed"
+        )
+        return EmbeddingDrift(test, None, None, threshold, False, 0, int(sketch["rows"]), f"not compared: {note}")
     texts = column.fillna("").astype(str)
     if rows > config.embedding_rows:
         picked = np.random.default_rng(config.seed).choice(rows, config.embedding_rows, replace=False)
