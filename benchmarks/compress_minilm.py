@@ -1,8 +1,9 @@
 """Claims on the reviews classifier (all-MiniLM-L6-v2 fine-tuned by examples/reviews.yaml; 1,000 test
 reviews):
 
-1. Pruning half the attention heads and half the FFN width of every layer (``--prune 0.5 --distill``,
-   recovery fine-tuning that distils from the unpruned model) loses at most 1.5 accuracy points; the
+1. Pruning half the attention heads and half the FFN width of every layer (``--prune 0.5 --importance
+   taylor --distill``, recovery fine-tuning that distils from the unpruned model) loses at most 1.5
+   accuracy points; the
    latency ratio to the parent is reported (torch and onnxruntime, batch 1 and 32, as compress measures).
 2. Distillation into a student with at most 25% of the teacher's parameters keeps at least 97% of the
    teacher's accuracy. The student is a 2-layer transformer trained from scratch (hidden 128, 4 heads,
@@ -11,7 +12,8 @@ reviews):
    (``--student-embeddings random``: from nn.Embedding's random start).
 
     python benchmarks/compress_minilm.py [--package runs/reviews/<stamp>/package] [--finetune-epochs 1]
-        [--student-epochs 20] [--student-embeddings teacher|random] [--skip prune|student] [--rounds 3]
+        [--importance magnitude|taylor|lamp] [--student-epochs 20] [--student-embeddings teacher|random]
+        [--skip prune|student] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--student-epochs", type=int, default=20)
     parser.add_argument("--skip", choices=["prune", "student"])
+    parser.add_argument("--importance", choices=["magnitude", "taylor", "lamp"], default="taylor")
     parser.add_argument(
         "--student-embeddings", choices=["teacher", "random"], default="teacher",
         help="start the student's embeddings from the teacher's (projected) or at random",
@@ -77,7 +80,8 @@ def main() -> None:
         runs = Path(scratch) / "runs"
         package = args.package or run(EXAMPLES / "reviews.yaml", runs_dir=runs).package
         if args.skip != "prune":
-            config = CompressConfig(prune={"ratio": 0.5, "finetune_epochs": args.finetune_epochs}, distill={})
+            prune = {"ratio": 0.5, "finetune_epochs": args.finetune_epochs, "importance": args.importance}
+            config = CompressConfig(prune=prune, distill={})
             pruned = compress_package(package, config, runs_dir=runs, seconds=args.seconds)
             base, small = pruned.rows[0], pruned.rows[-1]
             print("\npruning half the heads and FFN width:")
