@@ -34,9 +34,8 @@ import pandas as pd
 import torch
 
 from seekforge.data import Preprocessor, read_source
-from seekforge.models._infer import infer
 from seekforge.monitor import MonitorConfig, build_reference, drift_report
-from seekforge.monitor._embedding import SAMPLE_ROWS, embedding_drift, embedding_sketch
+from seekforge.monitor._embedding import SAMPLE_ROWS, embed_texts, embedding_drift, sketch_of
 from seekforge.serve._predictor import build_model
 
 SUBJECTS = {"about coffee or tea": r"\b(?:coffee|tea)\b", "about dogs or cats": r"\b(?:dogs?|cats?)\b"}
@@ -57,14 +56,13 @@ def main() -> None:
     train, test = read_source("builtin:reviews"), read_source("builtin:reviews/test")
 
     def embed(texts: pd.Series) -> np.ndarray:
-        return infer(model, pre.transform(texts.to_frame("review")), batch_size=64, forward=model.embed_text).numpy()
+        return embed_texts(model, pre, "review", texts)
 
     picked = np.sort(np.random.default_rng(args.seed).choice(len(train), SAMPLE_ROWS, replace=False))
     started = time.perf_counter()
     reference_vectors = embed(train["review"].iloc[picked])
     reference_seconds = time.perf_counter() - started
-    encoded = pre.transform(train.iloc[picked][["review"]])
-    sketch = embedding_sketch(model, encoded, args.seed)  # all 1,000 rows: the same rows as reference_vectors
+    sketch = sketch_of(reference_vectors)  # as embedding_sketch makes it from its sample
     # the length sketches as packaging makes them, from all 4,000 training reviews
     reference = build_reference(train, pre)
     reference["features"]["review"]["embedding"] = sketch

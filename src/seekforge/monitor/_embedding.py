@@ -30,9 +30,11 @@ import numpy as np
 from seekforge.core.deps import require
 
 if TYPE_CHECKING:
+    import pandas as pd
     import torch
     from torch import nn
 
+    from seekforge.data import Preprocessor
     from seekforge.monitor.config import MonitorConfig
 
 #: Training rows embedded into the sketch, and principal axes kept.
@@ -91,7 +93,12 @@ def embedding_sketch(model: nn.Module, inputs: dict[str, torch.Tensor], seed: in
     rows = num_rows(inputs)
     index = torch.randperm(rows, generator=torch.Generator().manual_seed(seed))[:SAMPLE_ROWS].sort().values
     vectors = infer(model, {k: v[index] for k, v in inputs.items()}, batch_size=EMBED_BATCH, forward=model.embed_text)
-    vectors = vectors.double().numpy()
+    return sketch_of(vectors.numpy())
+
+
+def sketch_of(vectors: np.ndarray) -> dict[str, Any]:
+    """The sketch of sampled embeddings ``[rows, dim]``: their mean, leading axes and coordinates."""
+    vectors = np.asarray(vectors, dtype=np.float64)
     mean = vectors.mean(axis=0)
     _, singular, axes = np.linalg.svd(vectors - mean, full_matrices=False)
     variance = singular**2
@@ -107,6 +114,15 @@ def embedding_sketch(model: nn.Module, inputs: dict[str, torch.Tensor], seed: in
         "explained": float(variance[: len(axes)].sum() / max(variance.sum(), 1e-12)),
         "sample": _rounded((vectors - mean) @ axes.T),
     }
+
+
+def embed_texts(model: nn.Module, preprocessor: Preprocessor, name: str, texts: pd.Series) -> np.ndarray:
+    """The model's embeddings ``[rows, dim]`` of raw ``texts`` of the text feature ``name``, encoded by the
+    package's preprocessor."""
+    from seekforge.models._infer import infer
+
+    inputs = preprocessor.transform(texts.to_frame(name))
+    return infer(model, inputs, batch_size=EMBED_BATCH, forward=model.embed_text).numpy()
 
 
 def project(sketch: dict[str, Any], vectors: np.ndarray) -> np.ndarray:

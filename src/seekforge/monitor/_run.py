@@ -256,13 +256,11 @@ def _embedder(package: Path, reference: dict[str, Any], config: MonitorConfig) -
     except MissingDependencyError as exc:
         raise MissingDependencyError(exc.message, hint=f"{exc.hint}, or skip it: --set embedding_test=none") from exc
     from seekforge.core.progress import progress_task
-    from seekforge.models._infer import infer
-    from seekforge.monitor._embedding import EMBED_BATCH
+    from seekforge.monitor._embedding import embed_texts
 
     def embed(name: str, texts: pd.Series) -> np.ndarray:
         with progress_task(f"embedding {len(texts):,} live texts", None):
-            inputs = preprocessor.transform(texts.to_frame(name))
-            return infer(model, inputs, batch_size=EMBED_BATCH, forward=model.embed_text).numpy()
+            return embed_texts(model, preprocessor, name, texts)
 
     return preprocessor, embed
 
