@@ -5,9 +5,10 @@ test split, and its file is >= 3.9x smaller than the fp32 model.
 Trains examples/reviews.yaml (about 12 minutes on 2 cores; or takes --package), runs optimize (every CPU
 variant is built, gated and timed), then times torch eager and every built variant side by side in this
 process on one review of exactly 128 tokens, and scores torch and the kept variant on the whole test split
-(1,000 reviews).
+(1,000 reviews). The timing goes round the backends in turn, --rounds times, so that a slow spell of the
+machine falls on all of them alike.
 
-    python benchmarks/minilm_optimize.py [--package PATH] [--threads 2] [--seconds 5]
+    python benchmarks/minilm_optimize.py [--package PATH] [--threads 2] [--seconds 5] [--rounds 10]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import seekforge
 from seekforge.core.package import read_manifest
 from seekforge.data import load_splits
 from seekforge.export import open_runner, optimize_package
-from seekforge.export._bench import _time
+from seekforge.export._bench import _row, time_interleaved
 from seekforge.models import infer
 from seekforge.pipeline import run
 from seekforge.recipe import load_recipe
@@ -49,7 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--package", type=Path)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per backend")
+    parser.add_argument("--rounds", type=int, default=10, help="slices the seconds are taken in, backends in turn")
     parser.add_argument("--budget", type=float, default=0.01)
     args = parser.parse_args()
     os.environ.setdefault("SEEKFORGE_NO_PROGRESS", "1")
@@ -63,14 +65,19 @@ def main() -> None:
         manifest = read_manifest(optimized)
         exports = manifest["exports"]
         row = one_full_row(optimized)
-        timings = {}
         model = build_model(optimized)
         runs = {"torch": functools.partial(infer, model, batch_size=1)}
         for record in exports.values():
             if record["parity"]["passed"]:
                 runs[record["backend"]] = open_runner(optimized, record, threads=args.threads)
-        for backend, call in runs.items():
-            timings[backend] = _time(call, row, backend, 1, args.threads, 10, args.seconds, 100_000)
+        times = time_interleaved(
+            {backend: functools.partial(call, row) for backend, call in runs.items()},
+            warmup=10,
+            seconds=args.seconds,
+            max_runs=100_000,
+            rounds=args.rounds,
+        )
+        timings = {backend: _row(backend, 1, args.threads, taken) for backend, taken in times.items()}
         recipe = load_recipe(EXAMPLES / "reviews.yaml")
         test = load_splits(recipe.data, recipe.features, recipe.seed).test
         accuracy = {

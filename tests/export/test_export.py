@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -261,6 +262,20 @@ def test_bench_times_every_backend_the_package_holds(package: Path) -> None:
     for row in rows:
         assert row.runs >= 10 and row.threads == 1
         assert 0 < row.p50_ms <= row.p90_ms <= row.p99_ms and row.rows_per_s > 0
+
+
+def test_time_interleaved_goes_round_every_call_in_each_round() -> None:
+    from seekforge.export._bench import time_interleaved
+
+    order: list[str] = []
+    calls = {name: functools.partial(order.append, name) for name in ("a", "b", "c")}
+    times = time_interleaved(calls, warmup=1, seconds=0.0, rounds=3, min_runs=6)
+    assert order[:3] == ["a", "b", "c"]  # warm-up, once each
+    # 3 rounds of 2 calls each (6 at least, in 3 slices), every call in turn
+    assert order[3:] == ["a", "a", "b", "b", "c", "c"] * 3
+    assert {name: len(taken) for name, taken in times.items()} == {"a": 6, "b": 6, "c": 6}
+    with pytest.raises(ConfigError, match="rounds must be at least 1, got 0"):
+        time_interleaved(calls, rounds=0)
 
 
 def test_optimize_keeps_the_fastest_variant_within_budget(package: Path, tmp_path: Path) -> None:

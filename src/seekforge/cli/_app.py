@@ -337,6 +337,9 @@ def bench(
     batch: Annotated[str, typer.Option("--batch", help="Comma list of batch sizes.")] = "1,8,32",
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="Threads (default: all cores).")] = None,
     seconds: Annotated[float, typer.Option("--seconds", min=0.1, help="Timed seconds per measurement.")] = 2.0,
+    rounds: Annotated[
+        int, typer.Option("--rounds", min=1, help="Slices each measurement is taken in, in turn with the others.")
+    ] = 4,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the rows as JSON.")] = None,
 ) -> None:
     """Latency (p50/p90/p99) and throughput of the model on each backend and batch size."""
@@ -351,7 +354,7 @@ def bench(
     if not batches or min(batches) < 1:
         raise ConfigError(f"--batch must list batch sizes of at least 1, got {batch!r}")
     backends = None if backend == "all" else [b.strip() for b in backend.split(",")]
-    rows = bench_package(package, backends=backends, batches=batches, threads=threads, seconds=seconds)
+    rows = bench_package(package, backends=backends, batches=batches, threads=threads, seconds=seconds, rounds=rounds)
     table = Table(_backend_column(), "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "rows/s")
     for row in rows:
         table.add_row(

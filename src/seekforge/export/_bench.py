@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -15,6 +15,8 @@ import torch
 from seekforge.core.errors import ConfigError
 from seekforge.core.package import read_manifest
 from seekforge.core.progress import make_progress
+
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,14 @@ def bench_package(
     warmup: int = 5,
     seconds: float = 2.0,
     max_runs: int = 1000,
+    rounds: int = 4,
 ) -> list[BenchRow]:
     """Time the model alone for every backend and batch size: encoded inputs in, outputs out (raw feature
     values in, for an ONNX graph that holds its preprocessing), the preprocessor's Python work excluded.
 
     Each measurement runs ``warmup`` untimed calls, then timed calls for about ``seconds`` (at least 10,
-    at most ``max_runs``). Inputs are the package's held-out rows, repeated to fill a batch.
+    at most ``max_runs``), taken in ``rounds`` slices that go round every measurement in turn (see
+    :func:`time_interleaved`). Inputs are the package's held-out rows, repeated to fill a batch.
 
     Args:
         package: The model package.
@@ -80,28 +84,67 @@ def bench_package(
     threads = threads or torch.get_num_threads()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
-    rows: list[BenchRow] = []
     try:
-        with make_progress(transient=True) as progress:
-            task = progress.add_task("bench", total=len(chosen) * len(batches), status="")
-            for backend in chosen:
-                # One call per batch: the whole batch goes through the model at once.
-                inputs: dict[str, Any] = samples.inputs
-                if backend == "torch":
-                    run: Callable[..., Any] = functools.partial(infer, build_model(package), batch_size=10**9)
-                else:
-                    export = passing_export(manifest, backend)
-                    assert export is not None
-                    run = functools.partial(open_runner(package, export, threads=threads), batch_size=10**9)
-                    if export.get("inputs") == "raw":
-                        inputs = raw  # type: ignore[assignment]
-                for batch in batches:
-                    progress.update(task, status=f"{backend} batch {batch}")
-                    rows.append(_time(run, _fill(inputs, batch), backend, batch, threads, warmup, seconds, max_runs))
-                    progress.advance(task)
+        calls: dict[tuple[str, int], Callable[[], Any]] = {}
+        for backend in chosen:
+            # One call per batch: the whole batch goes through the model at once.
+            inputs: dict[str, Any] = samples.inputs
+            if backend == "torch":
+                run: Callable[..., Any] = functools.partial(infer, build_model(package), batch_size=10**9)
+            else:
+                export = passing_export(manifest, backend)
+                assert export is not None
+                run = functools.partial(open_runner(package, export, threads=threads), batch_size=10**9)
+                if export.get("inputs") == "raw":
+                    inputs = raw  # type: ignore[assignment]
+            for batch in batches:
+                calls[(backend, batch)] = functools.partial(run, _fill(inputs, batch))
+        times = time_interleaved(calls, warmup=warmup, seconds=seconds, max_runs=max_runs, rounds=rounds)
     finally:
         torch.set_num_threads(previous)
-    return rows
+    return [_row(backend, batch, threads, times[(backend, batch)]) for backend, batch in calls]
+
+
+def time_interleaved(
+    calls: Mapping[K, Callable[[], object]],
+    *,
+    warmup: int = 5,
+    seconds: float = 2.0,
+    max_runs: int = 1000,
+    rounds: int = 4,
+    min_runs: int = 10,
+) -> dict[K, list[float]]:
+    """Seconds per call of every function in ``calls``, measured in turn in ``rounds`` slices each.
+
+    A slice lasts ``seconds / rounds`` (at least ``min_runs / rounds`` calls, at most ``max_runs / rounds``);
+    the rounds go round all the calls, so that a slow spell of a shared machine falls on every call alike
+    rather than on whichever was timed during it. Every call first runs ``warmup`` times untimed.
+    """
+    if rounds < 1:
+        raise ConfigError(f"rounds must be at least 1, got {rounds}")
+    times: dict[K, list[float]] = {key: [] for key in calls}
+    least, most = -(-min_runs // rounds), max(1, max_runs // rounds)
+    with make_progress(transient=True) as progress:
+        task = progress.add_task("bench", total=rounds * len(calls), status="warming up")
+        for call in calls.values():
+            for _ in range(warmup):
+                call()
+        for round_ in range(rounds):
+            for key, call in calls.items():
+                progress.update(task, status=f"{_label(key)}, round {round_ + 1}/{rounds}")
+                taken: list[float] = []
+                deadline = time.perf_counter() + seconds / rounds
+                while len(taken) < most and (len(taken) < least or time.perf_counter() < deadline):
+                    start = time.perf_counter()
+                    call()
+                    taken.append(time.perf_counter() - start)
+                times[key].extend(taken)
+                progress.advance(task)
+    return times
+
+
+def _label(key: object) -> str:
+    return " batch ".join(str(part) for part in key) if isinstance(key, tuple) else str(key)
 
 
 def _fill(inputs: dict[str, Any], batch: int) -> dict[str, Any]:
@@ -110,24 +153,7 @@ def _fill(inputs: dict[str, Any], batch: int) -> dict[str, Any]:
     return {k: v[torch.from_numpy(index)] if isinstance(v, torch.Tensor) else v[index] for k, v in inputs.items()}
 
 
-def _time(
-    run: Callable[[dict[str, torch.Tensor]], Any],
-    inputs: dict[str, torch.Tensor],
-    backend: str,
-    batch: int,
-    threads: int,
-    warmup: int,
-    seconds: float,
-    max_runs: int,
-) -> BenchRow:
-    for _ in range(warmup):
-        run(inputs)
-    times: list[float] = []
-    deadline = time.perf_counter() + seconds
-    while len(times) < max_runs and (len(times) < 10 or time.perf_counter() < deadline):
-        start = time.perf_counter()
-        run(inputs)
-        times.append(time.perf_counter() - start)
+def _row(backend: str, batch: int, threads: int, times: list[float]) -> BenchRow:
     ms = np.asarray(times) * 1000
     return BenchRow(
         backend,
