@@ -12,8 +12,9 @@ reviews):
    (``--student-embeddings random``: from nn.Embedding's random start).
 
     python benchmarks/compress_minilm.py [--package runs/reviews/<stamp>/package] [--finetune-epochs 1]
-        [--importance magnitude|taylor|lamp] [--student-epochs 20] [--student-embeddings teacher|random]
-        [--skip prune|student] [--rounds 3]
+        [--importance magnitude|taylor|lamp] [--student-epochs 20] [--student-layers 2]
+        [--student-embeddings teacher|random]
+        [--augment COPIES] [--skip prune|student] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -66,11 +67,16 @@ def main() -> None:
     parser.add_argument("--package", type=Path)
     parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--student-epochs", type=int, default=20)
+    parser.add_argument("--student-layers", type=int, default=2)
     parser.add_argument("--skip", choices=["prune", "student"])
     parser.add_argument("--importance", choices=["magnitude", "taylor", "lamp"], default="taylor")
     parser.add_argument(
         "--student-embeddings", choices=["teacher", "random"], default="teacher",
         help="start the student's embeddings from the teacher's (projected) or at random",
+    )  # fmt: skip
+    parser.add_argument(
+        "--augment", type=int, default=0,
+        help="the student also learns the teacher on this many altered copies of each training review",
     )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds of parent and pruned")
@@ -95,7 +101,14 @@ def main() -> None:
                     a, b = ms["parent", backend, batch], ms["pruned", backend, batch]
                     print(f"  {backend:<12} batch {batch:>2}: {a:8.2f} ms vs {b:8.2f} ms, {a / b:.2f}x faster")
         if args.skip != "student":
-            distill = {"student": STUDENT, "epochs": args.student_epochs, "student_embeddings": args.student_embeddings}
+            student_model = {**STUDENT["model"], "layers": args.student_layers}
+            distill = {
+                "student": {"model": student_model},
+                "epochs": args.student_epochs,
+                "student_embeddings": args.student_embeddings,
+            }
+            if args.augment:
+                distill["augment"] = {"copies": args.augment}
             config = CompressConfig(distill=distill)
             student = compress_package(package, config, runs_dir=runs, seconds=args.seconds)
             base, small = student.rows[0], student.rows[-1]

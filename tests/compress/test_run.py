@@ -1,4 +1,5 @@
-"""compress_package on a tiny tabular MLP: early refusals, and a recipe's compress section resumed."""
+"""compress_package on tiny packages: early refusals, a recipe's compress section resumed, a text student
+distilled on altered copies of its texts."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 import seekforge
 from seekforge.compress import CompressConfig, compress_package
 from seekforge.core.errors import ConfigError
-from tests.conftest import make_tabular, tabular_recipe
+from tests.conftest import make_tabular, tabular_recipe, text_recipe
 from tests.integration.cli import seekforge as cli
 
 pytest.importorskip("torch_pruning")
@@ -49,3 +51,42 @@ def test_run_resume_finishes_an_interrupted_compression_without_retraining(tmp_p
     assert "epoch 1 " not in again.stderr.split("compress")[0]  # no training before the compression
     assert (run_dir / "package" / "package.json").read_bytes() == package_json
     assert (run_dir / "compressed" / "package.json").is_file()
+
+
+def test_a_text_student_distils_on_altered_copies_the_teacher_labels(tmp_path: Path) -> None:
+    import pandas as pd
+    import yaml
+
+    from seekforge.train import Tensors
+
+    texts = ["great tasty snack", "awful stale tea", "love this coffee", "never again, awful"] * 20
+    frame = pd.DataFrame({"review": texts, "score": ["great", "other", "great", "other"] * 20})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    recipe = text_recipe(str(tmp_path / "t.csv"), output="category", hidden=16, epochs=2, batch_size=8)
+    package = seekforge.run(recipe, runs_dir=tmp_path / "runs").package
+    student = {"model": {"type": "transformer", "layers": 1, "heads": 2, "hidden": 8, "ffn": 16}}
+    (tmp_path / "student.yaml").write_text(yaml.safe_dump(student))
+    args = ("--student", "student.yaml", "--epochs", "1", "--augment", "2", "--max-accuracy-drop", "1")
+    work = tmp_path / "work"
+    proc = cli("compress", str(package), *args, "--work-dir", str(work), "-o", "out", cwd=tmp_path, check=True)
+    rows = Tensors.load(work / "augmented.safetensors")
+    train = len(rows) // 3  # the training rows, then two altered copies of each
+    assert len(rows) == 3 * train and f"the teacher labels {2 * train} altered copies" in proc.stderr
+    assert rows.target.shape == (3 * train, 2)  # the teacher's outputs on every row
+    ids, mask = rows.inputs["input_ids"], rows.inputs["attention_mask"]
+    copies = ids[train:].reshape(2, train, -1)
+    assert not torch.equal(copies[0], ids[:train]) and not torch.equal(copies[0], copies[1])
+    assert (mask[train:].sum(dim=1) <= mask[:train].repeat(2, 1).sum(dim=1)).all()
+    manifest = json.loads((tmp_path / "out" / "package.json").read_text())
+    assert manifest["lineage"]["parent"] == str(package.resolve())
+
+    digits = cli("compress", str(package), "--augment", "2", "--prune", "0.5", cwd=tmp_path)
+    assert digits.returncode == 2 and "--augment feeds distillation: add --distill or --student" in digits.stderr
+
+
+def test_augment_needs_a_text_input(tmp_path: Path) -> None:
+    make_tabular(200).to_csv(tmp_path / "d.csv", index=False)
+    package = seekforge.run(tabular_recipe(str(tmp_path / "d.csv")), runs_dir=tmp_path / "runs").package
+    config = CompressConfig(prune={"ratio": 0.5}, distill={"augment": {"copies": 2}})
+    with pytest.raises(ConfigError, match=r"distill.augment alters training texts, and .* has no text input"):
+        compress_package(package, config, runs_dir=tmp_path / "runs")

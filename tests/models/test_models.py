@@ -104,3 +104,8 @@ def test_scratch_text_model_starts_from_a_pretrained_teachers_embeddings() -> No
     assert not other.embeddings_from(teacher)  # another vocabulary: nothing to carry over
     assert torch.equal(other.embed.weight, before)
     assert not student.embeddings_from(other)  # a scratch teacher has no pretrained table
+
+    table = student.token_table()  # a copy of the token table
+    assert torch.equal(table, student.embed.weight)
+    table.zero_()
+    assert student.embed.weight.any()

@@ -410,6 +410,7 @@ _COMPRESS_OPTIONS = {
     "steps": "--steps",
     "keep": "--keep",
     "method": "--quantize",
+    "copies": "--augment",
 }
 
 
@@ -432,6 +433,10 @@ def compress(
     ] = None,
     temperature: Annotated[float, typer.Option("--temperature", help="Distillation temperature.")] = 4.0,
     alpha: Annotated[float, typer.Option("--alpha", help="Weight of the teacher's soft targets (0-1).")] = 0.7,
+    augment: Annotated[
+        int | None,
+        typer.Option("--augment", help="Distil on this many altered copies of each training text too (text models)."),
+    ] = None,
     quantize: Annotated[
         str | None, typer.Option("--quantize", help="qat: quantization-aware training, int8 ONNX export.")
     ] = None,
@@ -455,6 +460,7 @@ def compress(
 ) -> None:
     """Prune, distil and quantize a package into a new, measured one whose lineage names its parent."""
     from seekforge.compress import CompressConfig, compress_package
+    from seekforge.core.errors import ConfigError
 
     values: dict[str, object] = {"max_accuracy_drop": max_accuracy_drop, "lr": lr}
     if prune is not None:
@@ -466,6 +472,10 @@ def compress(
         values["distill"] = {"temperature": temperature, "alpha": alpha, "student": student}
         if student is not None and epochs is not None:
             values["distill"]["epochs"] = epochs  # type: ignore[index]
+        if augment is not None:
+            values["distill"]["augment"] = {"copies": augment}  # type: ignore[index]
+    elif augment is not None:
+        raise ConfigError("--augment feeds distillation: add --distill or --student")
     if quantize is not None:
         values["quantize"] = {"method": quantize, **({"epochs": epochs} if epochs is not None else {})}
     config = _options(CompressConfig, values, _COMPRESS_OPTIONS)

@@ -24,15 +24,15 @@ from seekforge.compress._prune import count, ignored_layers, prunable_width, pru
 from seekforge.compress.config import CompressConfig
 from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, DataError, PackageError, SeekforgeError
-from seekforge.core.io import atomic_dir, sha256_file, stamped_folder, write_json_atomic
+from seekforge.core.io import atomic_dir, atomic_path, sha256_file, stamped_folder, write_json_atomic
 from seekforge.core.package import read_manifest, write_package
-from seekforge.core.progress import console
+from seekforge.core.progress import console, progress_task
 from seekforge.models import MODELS, ModelConfig, ModelIO, infer
 from seekforge.pipeline._fit import write_trained
 from seekforge.pipeline._prepare import Prepared, prepare
 from seekforge.recipe import Recipe, load_recipe
 from seekforge.serve._predictor import model_spec_of
-from seekforge.train import Distillation, Trainer, TrainResult
+from seekforge.train import Distillation, Tensors, Trainer, TrainResult
 from seekforge.train._trainer import task_loss
 
 
@@ -194,16 +194,58 @@ class _Compression:
         base = self.recipe.train.model_dump()
         return type(self.recipe.train).model_validate({**base, **update})
 
-    def distillation(self) -> Distillation | None:
+    def training_rows(self) -> tuple[Tensors, torch.Tensor | None]:
+        """The rows to train on, and the teacher's outputs on them when they are known already: the
+        training split, plus with ``distill.augment`` its altered copies labelled by the teacher (its
+        predicted class, or value, as the copies' label).
+
+        The copies and the teacher's outputs are kept in the work folder, so a resumed job reuses them.
+        """
+        from seekforge.compress._augment import augment_tokens
+
+        train = self.prepared.splits["train"]
+        augment = self.config.distill.augment if self.config.distill is not None else None
+        if augment is None:
+            return train, None
+        cache = self.folder / "augmented.safetensors"
+        if not cache.is_file():
+            encoder = next(iter(self.prepared.preprocessor.text_.values()))
+            table = getattr(self.parent, "token_table", None)
+            ids, mask, source = augment_tokens(
+                train.inputs["input_ids"],
+                train.inputs["attention_mask"],
+                augment,
+                special_ids=encoder.special_ids,
+                mask_id=encoder.mask_id,
+                pad_id=encoder.pad_id,
+                table=table() if table is not None else None,
+                seed=self.recipe.seed,
+            )
+            copies = {**{k: v[source] for k, v in train.inputs.items()}, "input_ids": ids, "attention_mask": mask}
+            inputs = {k: torch.cat([train.inputs[k], copies[k]]) for k in train.inputs}
+            console.print(f"  the teacher labels {len(source):,} altered copies of the training texts")
+            outputs = _outputs_of(self.parent, inputs)
+            with atomic_path(cache) as tmp:
+                Tensors(inputs, outputs).save(tmp)
+        rows = Tensors.load(cache)
+        outputs, known = rows.target, len(train)
+        labels = outputs[known:].argmax(dim=1) if self.task != "regression" else outputs[known:].reshape(-1)
+        target = torch.cat([train.target, labels.reshape(-1, *train.target.shape[1:]).to(train.target.dtype)])
+        return Tensors(rows.inputs, target), outputs
+
+    def distillation(self, outputs: torch.Tensor | None = None) -> Distillation | None:
         distill = self.config.distill
         if distill is None:
             return None
-        return Distillation(copy.deepcopy(self.parent), temperature=distill.temperature, alpha=distill.alpha)
+        return Distillation(
+            copy.deepcopy(self.parent), temperature=distill.temperature, alpha=distill.alpha, outputs=outputs
+        )
 
     def train_module(self, stage: Path, model: nn.Module, epochs: int, lr: float | None = None) -> TrainResult:
         """Train ``model`` in ``stage``, resuming its checkpoint, with the parent as teacher when distilling."""
         from seekforge.train._trainer import checkpoint_path
 
+        train, outputs = self.training_rows()
         trainer = Trainer(
             model,
             self.train_config(epochs, lr),
@@ -211,11 +253,11 @@ class _Compression:
             seed=self.recipe.seed,
             run_dir=stage,
             classes=getattr(self.prepared.preprocessor, "classes_", None),
-            distillation=self.distillation(),
+            distillation=self.distillation(outputs),
         )
         validation = self.prepared.splits["validation"]
         result = trainer.fit(
-            self.prepared.splits["train"],
+            train,
             validation if len(validation.target) else None,
             resume=checkpoint_path(stage).exists(),
         )
@@ -423,11 +465,16 @@ def _preflight(source: Path, manifest: dict[str, Any], config: CompressConfig) -
             )
     if config.distill is not None and config.distill.student is not None:
         _student_config(config.distill.student, recipe)
+    texts = any(feature["type"] == "text" for feature in manifest["inputs"])
+    if config.distill is not None and config.distill.augment is not None and not texts:
+        raise ConfigError(
+            f"distill.augment alters training texts, and {source} has no text input", hint="remove distill.augment"
+        )
     if config.quantize is not None:
         from seekforge.compress._qat import check_qat_supported
 
         check_qat_supported()
-        if any(feature["type"] == "text" for feature in manifest["inputs"]):
+        if texts:
             raise ConfigError(
                 "--quantize qat: quantization-aware training supports MLP and CNN models; for a text model use "
                 "post-training int8 (seekforge export PACKAGE --format onnx --precision int8)"
@@ -573,6 +620,23 @@ def _student_config(student: Path | dict[str, Any], recipe: Recipe) -> ModelConf
         where = student if isinstance(student, Path) else "distill.student"
         raise ConfigError(f"{where}: model: {'; '.join(problems)}")
     return config
+
+
+def _outputs_of(model: nn.Module, inputs: dict[str, torch.Tensor], chunk: int = 256) -> torch.Tensor:
+    """``infer`` over many rows, with a progress bar; texts go shortest first, so that each batch is
+    trimmed to little padding."""
+    rows = len(next(iter(inputs.values())))
+    mask = inputs.get("attention_mask")
+    order = torch.argsort(mask.sum(dim=1), stable=True) if mask is not None else torch.arange(rows)
+    outputs = []
+    with progress_task("teacher", rows) as advance:
+        for start in range(0, rows, chunk):
+            index = order[start : start + chunk]
+            outputs.append(infer(model, {k: v[index] for k, v in inputs.items()}, batch_size=64))
+            advance(len(index))
+    result = torch.empty_like(torch.cat(outputs))
+    result[order] = torch.cat(outputs)
+    return result
 
 
 def _parameters(model: nn.Module) -> int:

@@ -42,6 +42,33 @@ class PruneConfig(BaseConfig):
     max_ratio: Ratio = 0.9
 
 
+class AugmentConfig(BaseConfig):
+    """Altered copies of the training texts that the teacher labels, so that a student learns the teacher
+    on more rows than the labelled ones (text models only; see Tang et al., 2019).
+
+    Attributes:
+        copies: Altered copies made of every training row.
+        mask: Chance that a token of a copy becomes the mask token (``[MASK]``).
+        replace: Chance that a token becomes one of its nearest tokens in the teacher's embedding table.
+        window: Chance that a copy keeps only a random run of half to all of its tokens.
+        neighbours: Nearest tokens a replacement is drawn from.
+    """
+
+    copies: Annotated[int, Field(ge=1, le=50)] = 4
+    mask: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    replace: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    window: Annotated[float, Field(ge=0.0, le=1.0)] = 0.25
+    neighbours: Annotated[int, Field(ge=1, le=100)] = 8
+
+    @model_validator(mode="after")
+    def _chances_add_up(self) -> AugmentConfig:
+        if self.mask + self.replace > 1.0:
+            raise ValueError(
+                f"mask + replace must be at most 1 (a token is altered once), got {self.mask + self.replace:g}"
+            )
+        return self
+
+
 class DistillConfig(BaseConfig):
     """Knowledge distillation: the student learns from the teacher's softened outputs as well as the labels.
 
@@ -57,6 +84,8 @@ class DistillConfig(BaseConfig):
             starts its token and position embeddings from the pretrained teacher's, projected on their
             leading principal axes to the student's width; ``random``: nn.Embedding's own start. Other
             students ignore it.
+        augment: Train on altered copies of the training texts too, labelled by the teacher (text
+            models), or None.
     """
 
     temperature: Annotated[float, Field(gt=0)] = 4.0
@@ -64,6 +93,7 @@ class DistillConfig(BaseConfig):
     student: Path | dict[str, Any] | None = None
     epochs: Annotated[int, Field(ge=1)] = 20
     student_embeddings: Literal["teacher", "random"] = "teacher"
+    augment: AugmentConfig | None = None
 
 
 class QuantizeConfig(BaseConfig):

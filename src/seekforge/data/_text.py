@@ -12,6 +12,7 @@ import torch
 from seekforge.core.deps import require
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+_MASK_TOKENS = ("[MASK]", "<mask>")
 
 
 def _tokenizers() -> Any:
@@ -75,6 +76,21 @@ class TextEncoder:
             single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
         )
         return cls(tokenizer.to_str(), max_length, "fitted")
+
+    @property
+    def special_ids(self) -> set[int]:
+        """Ids of the tokenizer's special tokens (padding, unknown, the row's first and last ...)."""
+        named = {
+            self._tok.token_to_id(token) for token in (*SPECIAL_TOKENS, *_MASK_TOKENS, "<s>", "</s>", "<pad>", "<unk>")
+        }
+        added = {i for i, token in self._tok.get_added_tokens_decoder().items() if token.special}
+        return {i for i in named | added if i is not None}
+
+    @property
+    def mask_id(self) -> int | None:
+        """The mask token's id: ``[MASK]`` (or ``<mask>``), else the unknown token's; None without either."""
+        found = (self._tok.token_to_id(token) for token in (*_MASK_TOKENS, "[UNK]", "<unk>"))
+        return next((int(i) for i in found if i is not None), None)
 
     @property
     def vocab_size(self) -> int:

@@ -229,6 +229,11 @@ class TextTransformer(nn.Module):
         copy.encoder.config.max_position_embeddings = keep
         return copy.eval()
 
+    def token_table(self) -> torch.Tensor:
+        """The token embedding table, ``[vocabulary, width]`` (a copy, detached)."""
+        table = self.encoder.get_input_embeddings() if self.hf else self.embed
+        return table.weight.detach().clone()
+
     @torch.no_grad()
     def embeddings_from(self, teacher: nn.Module) -> bool:
         """Start this scratch model's token and position embeddings from a pretrained ``teacher``'s, on

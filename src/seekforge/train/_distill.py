@@ -23,6 +23,8 @@ class Distillation:
     teacher: nn.Module
     temperature: float = 4.0
     alpha: float = 0.7
+    #: the teacher's outputs on the training rows when they are known already (the rows it labelled)
+    outputs: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self.teacher.eval().requires_grad_(False)
@@ -31,8 +33,13 @@ class Distillation:
     def remember(self, data: Any, *, batch_size: int, device: torch.device | str = "cpu") -> None:
         """Run the teacher once over every training row (``Tensors``): in eval mode its outputs do not
         change between epochs, so each batch then looks them up instead of running the teacher again."""
-        from seekforge.models import infer
+        from seekforge.models import infer, num_rows
 
+        if self.outputs is not None:
+            if len(self.outputs) != num_rows(data.inputs):
+                raise ValueError(f"{len(self.outputs)} teacher outputs known for {num_rows(data.inputs)} rows")
+            self._outputs = self.outputs.to(device)
+            return
         self._outputs = infer(self.teacher, data.inputs, batch_size=batch_size, device=device).to(device)
 
     def loss(
