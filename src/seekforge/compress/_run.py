@@ -27,7 +27,7 @@ from seekforge.core.errors import ConfigError, DataError, PackageError, Seekforg
 from seekforge.core.io import atomic_dir, atomic_path, sha256_file, stamped_folder, write_json_atomic
 from seekforge.core.package import read_manifest, write_package
 from seekforge.core.progress import console, progress_task
-from seekforge.models import MODELS, ModelConfig, ModelIO, infer
+from seekforge.models import MODELS, ModelConfig, ModelIO, infer, num_rows
 from seekforge.pipeline._fit import write_trained
 from seekforge.pipeline._prepare import Prepared, prepare
 from seekforge.recipe import Recipe, load_recipe
@@ -625,7 +625,7 @@ def _student_config(student: Path | dict[str, Any], recipe: Recipe) -> ModelConf
 def _outputs_of(model: nn.Module, inputs: dict[str, torch.Tensor], chunk: int = 256) -> torch.Tensor:
     """``infer`` over many rows, with a progress bar; texts go shortest first, so that each batch is
     trimmed to little padding."""
-    rows = len(next(iter(inputs.values())))
+    rows = num_rows(inputs)
     mask = inputs.get("attention_mask")
     order = torch.argsort(mask.sum(dim=1), stable=True) if mask is not None else torch.arange(rows)
     outputs = []
@@ -634,8 +634,9 @@ def _outputs_of(model: nn.Module, inputs: dict[str, torch.Tensor], chunk: int = 
             index = order[start : start + chunk]
             outputs.append(infer(model, {k: v[index] for k, v in inputs.items()}, batch_size=64))
             advance(len(index))
-    result = torch.empty_like(torch.cat(outputs))
-    result[order] = torch.cat(outputs)
+    ordered = torch.cat(outputs)
+    result = torch.empty_like(ordered)
+    result[order] = ordered
     return result
 
 
