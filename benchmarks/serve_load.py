@@ -5,7 +5,8 @@
 2. Served throughput (batching on, concurrency 32) / offline batched throughput of the same backend
    (``Predictor.predict`` on batches of --max-batch-rows rows, in this process): >= 0.7.
 3. Tiny tabular model: served requests per second >= 60% of a bare FastAPI no-op endpoint (same uvicorn,
-   same body, parsed as JSON), at each concurrency.
+   same body, parsed as JSON), at each concurrency. Both servers run at once and the load goes to each in
+   turn, in --rounds slices of --seconds in all, so that a slow spell of the machine falls on both alike.
 
 Load comes from a second process on loopback: wrk (Debian's package) for HTTP, and a closed-loop grpc.aio
 client with a bounded number of requests in flight for gRPC, at concurrency 1, 8 and 32. Each request
@@ -13,7 +14,8 @@ carries one record (a real review text from the test split; a tabular row). Ever
 ``seekforge serve`` process, with its prediction log on. The machine has 2 cores shared by server and
 load generator, so absolute figures are low; the ratios are what the claims are about.
 
-    python benchmarks/serve_load.py --package runs/reviews/<stamp>/package [--seconds 10]
+    python benchmarks/serve_load.py --package runs/reviews/<stamp>/package [--seconds 10] [--rounds 5]
+        [--only reviews|tabular]
 """
 
 from __future__ import annotations
@@ -123,6 +125,21 @@ def wrk(port: int, body: Path, concurrency: int, seconds: float, work: Path) -> 
     return result
 
 
+def pooled(slices: list[dict]) -> dict:
+    """One figure from wrk runs in slices: requests over seconds, the median of the slices' percentiles."""
+    import statistics
+
+    requests, seconds = sum(r["requests"] for r in slices), sum(r["seconds"] for r in slices)
+    return {
+        "requests": requests,
+        "seconds": seconds,
+        "rps": requests / seconds,
+        "p50_ms": statistics.median(r["p50_ms"] for r in slices),
+        "p99_ms": statistics.median(r["p99_ms"] for r in slices),
+        "errors": sum(r["errors"] for r in slices),
+    }
+
+
 def grpc_load(port: int, record: dict, concurrency: int, seconds: float) -> dict:
     """Closed loop: ``concurrency`` workers, each with one unary request in flight at a time."""
     import grpc
@@ -220,8 +237,10 @@ def tabular_package(work: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--package", type=Path, required=True, help="the reviews MiniLM package")
+    parser.add_argument("--package", type=Path, help="the reviews MiniLM package")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=5, help="slices of the tabular comparison, servers in turn")
+    parser.add_argument("--only", choices=["reviews", "tabular"], help="run one half of the benchmark")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--max-batch-rows", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
@@ -231,58 +250,16 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     levels = [int(c) for c in args.concurrency.split(",")]
-    from seekforge.datasets import load_builtin
-
+    rows: list[tuple[str, str, int, dict]] = []
+    batching = ["--max-batch-rows", str(args.max_batch_rows), "--max-wait-ms", str(args.max_wait_ms)]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        reviews = with_onnx(args.package, work)
-        texts = load_builtin("builtin:reviews/test")["review"].tolist()
-        text = sorted(texts, key=len)[len(texts) // 2]  # a review of median length
-        review_record = {"review": text}
-        (work / "review.json").write_text(json.dumps({"records": [review_record]}))
-        tabular = tabular_package(work)
-        tabular_record = {"x1": 0.5, "x2": -1.0, "city": "oslo", "member": "yes"}
-        (work / "tabular.json").write_text(json.dumps({"records": [tabular_record]}))
-
-        rows: list[tuple[str, str, int, dict]] = []
-        batching = ["--max-batch-rows", str(args.max_batch_rows), "--max-wait-ms", str(args.max_wait_ms)]
-        for label, extra in (("batching on", batching), ("batching off", ["--no-batching"])):
-            with server(reviews, work, "--backend", "onnxruntime", *extra) as where:
-                for c in levels:
-                    rows.append(
-                        ("reviews http", label, c, wrk(where["http_port"], work / "review.json", c, args.seconds, work))
-                    )
-                for c in levels:
-                    rows.append(
-                        (
-                            "reviews grpc",
-                            label,
-                            c,
-                            grpc_in_subprocess(where["grpc_port"], review_record, c, args.seconds),
-                        )
-                    )
-        offline = offline_rows_per_second(reviews, [review_record], args.max_batch_rows, args.seconds)
-        offline_one = offline_rows_per_second(reviews, [review_record], 1, args.seconds)
-        with server(tabular, work, *batching) as where:
-            for c in levels:
-                rows.append(
-                    (
-                        "tabular http",
-                        "seekforge",
-                        c,
-                        wrk(where["http_port"], work / "tabular.json", c, args.seconds, work),
-                    )
-                )
-        with noop_server(work) as where:
-            for c in levels:
-                rows.append(
-                    (
-                        "tabular http",
-                        "FastAPI no-op",
-                        c,
-                        wrk(where["http_port"], work / "tabular.json", c, args.seconds, work),
-                    )
-                )
+        if args.only != "tabular":
+            if args.package is None:
+                raise SystemExit("--package (the reviews MiniLM package) is needed, or --only tabular")
+            offline, offline_one = reviews_load(args, work, levels, batching, rows)
+        if args.only != "reviews":
+            tabular_load(args, work, levels, batching, rows)
 
     print(f"\n{'load':<14} {'server':<14} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
     print("-" * 70)
@@ -291,21 +268,68 @@ def main() -> None:
     got = {(load, label, c): r for load, label, c, r in rows}
     top = max(levels)
     print()
-    for proto in ("http", "grpc"):
-        on, off = (
-            got[(f"reviews {proto}", "batching on", top)]["rps"],
-            got[(f"reviews {proto}", "batching off", top)]["rps"],
-        )
-        print(f"reviews {proto}: batching on / off at concurrency {top}: {on / off:.2f}x (target >= 3)")
-    print(f"reviews: offline batch {args.max_batch_rows} / batch 1 throughput: {offline / offline_one:.2f}x "
-          f"({offline:.1f} / {offline_one:.1f} rows/s): the model's own gain from batching here")  # fmt: skip
-    served = got[("reviews http", "batching on", top)]["rps"]
-    print(f"reviews: offline batched ({args.max_batch_rows} rows) {offline:.1f} rows/s; served http / offline: "
-          f"{served / offline:.2f} (target >= 0.7)")  # fmt: skip
-    for c in levels:
-        ratio = got[("tabular http", "seekforge", c)]["rps"] / got[("tabular http", "FastAPI no-op", c)]["rps"]
-        print(f"tabular: seekforge / FastAPI no-op at concurrency {c}: {ratio:.2f} (target >= 0.60)")
+    if args.only != "tabular":
+        for proto in ("http", "grpc"):
+            on, off = (
+                got[(f"reviews {proto}", "batching on", top)]["rps"],
+                got[(f"reviews {proto}", "batching off", top)]["rps"],
+            )
+            print(f"reviews {proto}: batching on / off at concurrency {top}: {on / off:.2f}x (target >= 3)")
+        print(f"reviews: offline batch {args.max_batch_rows} / batch 1 throughput: {offline / offline_one:.2f}x "
+              f"({offline:.1f} / {offline_one:.1f} rows/s): the model's own gain from batching here")  # fmt: skip
+        served = got[("reviews http", "batching on", top)]["rps"]
+        print(f"reviews: offline batched ({args.max_batch_rows} rows) {offline:.1f} rows/s; served http / offline: "
+              f"{served / offline:.2f} (target >= 0.7)")  # fmt: skip
+    if args.only != "reviews":
+        for c in levels:
+            ratio = got[("tabular http", "seekforge", c)]["rps"] / got[("tabular http", "FastAPI no-op", c)]["rps"]
+            print(f"tabular: seekforge / FastAPI no-op at concurrency {c}: {ratio:.2f} (target >= 0.60)")
     print(f"errors in all runs: {sum(r['errors'] for *_, r in rows)}")
+
+
+def reviews_load(
+    args: argparse.Namespace, work: Path, levels: list[int], batching: list[str], rows: list
+) -> tuple[float, float]:
+    """The reviews model served with batching on and off over HTTP and gRPC, then offline; returns the
+    offline rows per second at --max-batch-rows and at batch 1."""
+    from seekforge.datasets import load_builtin
+
+    reviews = with_onnx(args.package, work)
+    texts = load_builtin("builtin:reviews/test")["review"].tolist()
+    text = sorted(texts, key=len)[len(texts) // 2]  # a review of median length
+    review_record = {"review": text}
+    (work / "review.json").write_text(json.dumps({"records": [review_record]}))
+    for label, extra in (("batching on", batching), ("batching off", ["--no-batching"])):
+        with server(reviews, work, "--backend", "onnxruntime", *extra) as where:
+            for c in levels:
+                rows.append(
+                    ("reviews http", label, c, wrk(where["http_port"], work / "review.json", c, args.seconds, work))
+                )
+            for c in levels:
+                rows.append(
+                    ("reviews grpc", label, c, grpc_in_subprocess(where["grpc_port"], review_record, c, args.seconds))
+                )
+    offline = offline_rows_per_second(reviews, [review_record], args.max_batch_rows, args.seconds)
+    return offline, offline_rows_per_second(reviews, [review_record], 1, args.seconds)
+
+
+def tabular_load(args: argparse.Namespace, work: Path, levels: list[int], batching: list[str], rows: list) -> None:
+    """The tiny tabular model served, against a FastAPI no-op. Both servers run at once, and the load goes
+    to each in turn, in --rounds slices, so that a slow spell of the machine falls on both alike; each
+    waits idle while the other is loaded."""
+    tabular = tabular_package(work)
+    tabular_record = {"x1": 0.5, "x2": -1.0, "city": "oslo", "member": "yes"}
+    (work / "tabular.json").write_text(json.dumps({"records": [tabular_record]}))
+    with server(tabular, work, *batching) as ours, noop_server(work) as noop:
+        for c in levels:
+            slices: dict[str, list[dict]] = {"seekforge": [], "FastAPI no-op": []}
+            for _ in range(args.rounds):
+                for label, where in (("seekforge", ours), ("FastAPI no-op", noop)):
+                    slices[label].append(
+                        wrk(where["http_port"], work / "tabular.json", c, args.seconds / args.rounds, work)
+                    )
+            for label, taken in slices.items():
+                rows.append(("tabular http", label, c, pooled(taken)))
 
 
 if __name__ == "__main__":
