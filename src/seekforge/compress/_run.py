@@ -10,6 +10,7 @@ interrupted run continues where it stopped and finished stages are never redone.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -194,12 +195,14 @@ class _Compression:
         base = self.recipe.train.model_dump()
         return type(self.recipe.train).model_validate({**base, **update})
 
+    @functools.cached_property
     def training_rows(self) -> tuple[Tensors, torch.Tensor | None]:
         """The rows to train on, and the teacher's outputs on them when they are known already: the
         training split, plus with ``distill.augment`` its altered copies labelled by the teacher (its
         predicted class, or value, as the copies' label).
 
-        The copies and the teacher's outputs are kept in the work folder, so a resumed job reuses them.
+        The copies and the teacher's outputs are kept in the work folder, so a resumed job reuses them;
+        within one job they are read once, whatever the number of stages that train on them.
         """
         from seekforge.compress._augment import augment_tokens
 
@@ -245,7 +248,7 @@ class _Compression:
         """Train ``model`` in ``stage``, resuming its checkpoint, with the parent as teacher when distilling."""
         from seekforge.train._trainer import checkpoint_path
 
-        train, outputs = self.training_rows()
+        train, outputs = self.training_rows
         trainer = Trainer(
             model,
             self.train_config(epochs, lr),
