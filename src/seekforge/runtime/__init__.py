@@ -81,17 +81,25 @@ class RuntimePredictor(PackageView):
         except Exception as exc:  # onnxruntime's errors derive from Exception only
             raise PackageError(f"onnxruntime failed to run {self.path}: {exc}") from exc
 
-    def predict(self, records: Any) -> dict[str, Any]:
-        """``prediction`` (a list, in the label's own values) and, for classifiers, ``proba_<class>``
-        arrays; ``pandas.DataFrame(result)`` makes it a table."""
+    def decoded(self, records: Any) -> tuple[list[Any], np.ndarray | None]:
+        """Predictions in the label's own values, and class probabilities ``[n, classes]`` (None for a
+        regressor)."""
         logits = self.logits(records)
         if self.task == "regression":
             assert self._target is not None
             values = logits.astype(np.float64).reshape(-1) * self._target["std"] + self._target["mean"]
-            return {"prediction": values.tolist()}
+            return values.tolist(), None
         proba = softmax(logits)
-        out: dict[str, Any] = {"prediction": [self.classes[i] for i in proba.argmax(axis=1)]}  # type: ignore[index]
-        out.update({f"proba_{label}": proba[:, i] for i, label in enumerate(self.classes or [])})
+        classes = self.classes or []
+        return [classes[i] for i in proba.argmax(axis=1).tolist()], proba
+
+    def predict(self, records: Any) -> dict[str, Any]:
+        """``prediction`` (a list, in the label's own values) and, for classifiers, ``proba_<class>``
+        arrays; ``pandas.DataFrame(result)`` makes it a table."""
+        predictions, proba = self.decoded(records)
+        out: dict[str, Any] = {"prediction": predictions}
+        if proba is not None:
+            out.update({f"proba_{label}": proba[:, i] for i, label in enumerate(self.classes or [])})
         return out
 
     def predict_proba(self, records: Any) -> np.ndarray:

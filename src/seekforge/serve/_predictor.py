@@ -113,9 +113,14 @@ class Predictor(PackageView):
         checked = check_table(frame, self.preprocessor.features, with_output=False)
         return raw_feeds(self.manifest["inputs"], as_columns(checked), place=lambda pos: row_place(frame, pos))
 
+    def decoded(self, records: Records) -> tuple[list[Any], np.ndarray | None]:
+        """Predictions in the label's own values, and class probabilities ``[n, classes]`` (None for a
+        regressor)."""
+        return self.preprocessor.decode(self.logits(records))
+
     def predict(self, records: Records) -> pd.DataFrame:
         """Predictions (and class probabilities) for each record, in order."""
-        values, proba = self.preprocessor.decode(self.logits(records))
+        values, proba = self.decoded(records)
         out = pd.DataFrame({"prediction": values})
         if proba is not None:
             for i, label in enumerate(self.classes or []):

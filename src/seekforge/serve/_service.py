@@ -160,28 +160,27 @@ def open_predictor(path: Path, backend: str, *, threads: int | None, verify: boo
     return predictor, predictor.backend
 
 
-def _rows_of(result: Any, n: int, classes: Sequence[Any] | None) -> Rows:
-    """Per-row outputs ``{"prediction": v, "proba": {class: p}}`` from either predictor's result.
+def _rows_of(predictions: Sequence[Any], proba: np.ndarray | None, classes: Sequence[Any] | None) -> Rows:
+    """Per-row outputs ``{"prediction": v, "proba": {class: p}}`` from a predictor's decoded outputs.
 
     Raises:
         DataError: The model gave a non-finite output (inputs far outside what it was trained on).
     """
-    columns = {k: list(v) for k, v in (result.items() if isinstance(result, dict) else result.to_dict("list").items())}
-    numbers = [v for k, v in columns.items() if k.startswith("proba_") or (k == "prediction" and not classes)]
-    finite = np.isfinite(np.asarray(numbers, dtype=np.float64)).all(axis=0) if numbers else np.ones(n, dtype=bool)
-    bad = np.flatnonzero(~finite).tolist()
-    if bad:
+    numbers = np.asarray(predictions, dtype=np.float64) if proba is None else proba
+    finite = np.isfinite(numbers)
+    if not finite.all():
+        bad = np.flatnonzero(~finite.reshape(len(numbers), -1).all(axis=1)).tolist()
         raise DataError(
             f"the model's output is not a finite number for record{'s' * (len(bad) > 1)} "
             f"{', '.join(map(str, bad[:10]))}: their values are too far outside the training data"
         )
-    predictions = [_plain(v) for v in columns["prediction"]]
-    if not classes:
-        return [{"prediction": p} for p in predictions]
-    probas = [[float(x) for x in columns[f"proba_{c}"]] for c in classes]
+    values = [_plain(v) for v in predictions]
+    if proba is None or not classes:
+        return [{"prediction": v} for v in values]
     names = [str(c) for c in classes]
     return [
-        {"prediction": predictions[i], "proba": {names[j]: probas[j][i] for j in range(len(names))}} for i in range(n)
+        {"prediction": v, "proba": dict(zip(names, row, strict=True))}
+        for v, row in zip(values, proba.tolist(), strict=True)
     ]
 
 
@@ -327,7 +326,7 @@ class ModelService:
             self.metrics.log_rows.labels("dropped").set(self.log.dropped)
 
     def _predict_rows(self, rows: Rows) -> Rows:
-        return _rows_of(self.predictor.predict(rows), len(rows), self.classes)
+        return _rows_of(*self.predictor.decoded(rows), self.classes)
 
     def model_info(self) -> dict[str, Any]:
         """What ``GET /v1/model`` answers: the schema, metrics and lineage of the served package (strict
