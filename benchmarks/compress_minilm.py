@@ -6,14 +6,16 @@ reviews):
    accuracy points; the
    latency ratio to the parent is reported (torch and onnxruntime, batch 1 and 32, as compress measures).
 2. Distillation into a student with at most 25% of the teacher's parameters keeps at least 97% of the
-   teacher's accuracy. The student is a 2-layer transformer trained from scratch (hidden 128, 4 heads,
-   FFN 512) on the teacher's tokens, from the teacher's softened outputs and the labels; its token and
-   position embeddings start from the teacher's, projected on their 128 leading principal axes
-   (``--student-embeddings random``: from nn.Embedding's random start).
+   teacher's accuracy. The default student (``--student truncated``) is the teacher cut down: its first 2
+   encoder layers (``keep_layers``), its token table factorised to rank 128 (``token_rank``) and trimmed to
+   the tokens the training reviews use (``vocabulary: training``), all started from the fine-tuned
+   teacher's weights; it learns from the teacher's softened outputs and the labels. ``--student scratch``
+   is a 2-layer transformer trained from scratch (hidden 128, 4 heads, FFN 512) whose token and position
+   embeddings start from the teacher's, projected on their 128 leading principal axes.
 
     python benchmarks/compress_minilm.py [--package runs/reviews/<stamp>/package] [--finetune-epochs 1]
-        [--importance magnitude|taylor|lamp] [--student-epochs 20] [--student-layers 2]
-        [--student-embeddings teacher|random]
+        [--importance magnitude|taylor|lamp] [--student truncated|scratch] [--student-epochs 20]
+        [--student-layers 2] [--token-rank 128] [--student-start teacher|own] [--lr LR]
         [--augment COPIES] [--skip prune|student] [--rounds 3]
 """
 
@@ -32,7 +34,9 @@ from seekforge.compress import CompressConfig, VariantRow, compress_package
 from seekforge.pipeline import run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-STUDENT = {"model": {"type": "transformer", "layers": 2, "heads": 4, "hidden": 128, "ffn": 512, "dropout": 0.1}}
+SCRATCH = {"type": "transformer", "layers": 2, "heads": 4, "hidden": 128, "ffn": 512, "dropout": 0.1}
+TRUNCATED = {"type": "transformer", "pretrained": "builtin:minilm", "keep_layers": 2, "token_rank": 128,
+             "vocabulary": "training"}  # fmt: skip
 
 
 def show(rows: list[VariantRow]) -> None:
@@ -66,13 +70,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--package", type=Path)
     parser.add_argument("--finetune-epochs", type=int, default=1)
+    parser.add_argument("--student", choices=["truncated", "scratch"], default="truncated")
     parser.add_argument("--student-epochs", type=int, default=20)
     parser.add_argument("--student-layers", type=int, default=2)
+    parser.add_argument("--token-rank", type=int, default=128, help="the truncated student's token table rank")
+    parser.add_argument("--lr", type=float, help="the student's learning rate (default: the recipe's)")
     parser.add_argument("--skip", choices=["prune", "student"])
     parser.add_argument("--importance", choices=["magnitude", "taylor", "lamp"], default="taylor")
     parser.add_argument(
-        "--student-embeddings", choices=["teacher", "random"], default="teacher",
-        help="start the student's embeddings from the teacher's (projected) or at random",
+        "--student-start", choices=["teacher", "own"], default="teacher",
+        help="start the student from the teacher's weights, or from its own (pretrained or random) start",
     )  # fmt: skip
     parser.add_argument(
         "--augment", type=int, default=0,
@@ -101,15 +108,18 @@ def main() -> None:
                     a, b = ms["parent", backend, batch], ms["pruned", backend, batch]
                     print(f"  {backend:<12} batch {batch:>2}: {a:8.2f} ms vs {b:8.2f} ms, {a / b:.2f}x faster")
         if args.skip != "student":
-            student_model = {**STUDENT["model"], "layers": args.student_layers}
+            if args.student == "truncated":
+                student_model = {**TRUNCATED, "keep_layers": args.student_layers, "token_rank": args.token_rank}
+            else:
+                student_model = {**SCRATCH, "layers": args.student_layers}
             distill = {
                 "student": {"model": student_model},
                 "epochs": args.student_epochs,
-                "student_embeddings": args.student_embeddings,
+                "student_start": args.student_start,
             }
             if args.augment:
                 distill["augment"] = {"copies": args.augment}
-            config = CompressConfig(distill=distill)
+            config = CompressConfig(distill=distill, lr=args.lr)
             student = compress_package(package, config, runs_dir=runs, seconds=args.seconds)
             base, small = student.rows[0], student.rows[-1]
             print("\ndistillation into a small student:")

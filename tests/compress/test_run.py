@@ -90,3 +90,29 @@ def test_augment_needs_a_text_input(tmp_path: Path) -> None:
     config = CompressConfig(prune={"ratio": 0.5}, distill={"augment": {"copies": 2}})
     with pytest.raises(ConfigError, match=r"distill.augment alters training texts, and .* has no text input"):
         compress_package(package, config, runs_dir=tmp_path / "runs")
+
+
+def test_a_student_cut_from_its_pretrained_teacher_packages_and_exports(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from seekforge.export import export_package
+
+    texts = ["great tasty snack", "awful stale tea", "love this coffee", "never again, awful"] * 10
+    frame = pd.DataFrame({"review": texts, "score": ["great", "other", "great", "other"] * 10})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    recipe = text_recipe(str(tmp_path / "t.csv"), output="category", epochs=1, batch_size=16, lr=5e-5)
+    recipe["model"] = {"type": "transformer", "pretrained": "builtin:minilm"}
+    package = seekforge.run(recipe, runs_dir=tmp_path / "runs").package
+    student = {"type": "transformer", "pretrained": "builtin:minilm", "keep_layers": 1, "token_rank": 16}
+    config = CompressConfig(distill={"student": {"model": {**student, "vocabulary": "training"}}, "epochs": 1})
+    config = config.model_copy(update={"max_accuracy_drop": 1.0})
+    result = compress_package(package, config, runs_dir=tmp_path, seconds=0.05)
+    teacher, small = result.rows[0], result.rows[-1]
+    assert small.parameters < 0.1 * teacher.parameters  # one layer, and rows for the training tokens only
+    spec = json.loads((result.package / "model.json").read_text())
+    assert spec["config"]["keep_layers"] == 1 and 10 < spec["io"]["extra"]["token_rows"] < 60
+    predictor = seekforge.load(result.package)  # rebuilt from model.json alone
+    unseen = predictor.predict([{"review": "a zebra crossed"}])  # tokens without a row read [UNK]'s
+    assert unseen["prediction"][0] in ("great", "other")
+    exported = export_package(result.package)
+    assert exported.parity.passed

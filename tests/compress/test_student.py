@@ -23,3 +23,11 @@ def test_student_that_does_not_fit_the_features_is_refused() -> None:
         _student_config({"model": {"type": "mlp"}}, recipe)
     with pytest.raises(ConfigError, match=r"unknown model 'resnet'; available: cnn, mlp, transformer"):
         _student_config({"model": {"type": "resnet"}}, recipe)
+
+
+def test_example_text_student_is_the_reviews_teacher_cut_to_two_layers() -> None:
+    recipe = load_recipe(EXAMPLES / "reviews.yaml")
+    student = _student_config(EXAMPLES / "students" / "minilm_2_layers.yaml", recipe)
+    assert (student.type, student.keep_layers, student.token_rank, student.vocabulary) == (
+        "transformer", 2, 128, "training",
+    )  # fmt: skip

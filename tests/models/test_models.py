@@ -39,6 +39,9 @@ def test_transformer_config_rules() -> None:
         TransformerConfig(pretrained="builtin:minilm", layers=4)
     with pytest.raises(ValueError, match="freeze_encoder needs a pretrained encoder"):
         TransformerConfig(freeze_encoder=True)
+    for field in ({"keep_layers": 2}, {"token_rank": 32}, {"vocabulary": "training"}):
+        with pytest.raises(ValueError, match=f"{next(iter(field))} only apply to a pretrained encoder"):
+            TransformerConfig(**field)
     scratch = TransformerConfig()
     assert (scratch.layers, scratch.heads, scratch.hidden, scratch.ffn) == (2, 4, 128, 256)
     pretrained = TransformerConfig(pretrained="builtin:minilm")
@@ -109,3 +112,94 @@ def test_scratch_text_model_starts_from_a_pretrained_teachers_embeddings() -> No
     assert torch.equal(table, student.embed.weight)
     table.zero_()
     assert student.embed.weight.any()
+
+
+def _minilm_student(**fields: object) -> tuple[TransformerConfig, ModelIO, torch.nn.Module]:
+    config = TransformerConfig(pretrained="builtin:minilm", **fields)
+    io = config.prepare_io(ModelIO(output_dim=2, vocab_size=30522, max_length=16))
+    torch.manual_seed(0)
+    return config, io, config.build(io)
+
+
+def test_a_pretrained_encoder_keeps_its_first_layers_and_a_factorised_token_table() -> None:
+    _, _, whole = _minilm_student()
+    config, io, model = _minilm_student(keep_layers=2, token_rank=48)
+    assert len(model.encoder.encoder.layer) == 2 and model.encoder.config.num_hidden_layers == 2
+    for ours, theirs in zip(model.encoder.encoder.layer, whole.encoder.encoder.layer[:2], strict=True):
+        theirs_state = theirs.state_dict()
+        assert all(torch.equal(v, theirs_state[k]) for k, v in ours.state_dict().items())
+    parameters = sum(p.numel() for p in model.parameters())
+    assert parameters < 0.25 * sum(p.numel() for p in whole.parameters())
+    # the factorised table is the best rank-48 fit of the pretrained one
+    table, words = model.token_table(), whole.token_table()
+    error = (table - words).norm() / (words - words.mean(0)).norm()
+    assert 0 < error < 0.8
+    assert table.shape == words.shape and (model.encoder.embeddings.word_embeddings.table.weight.shape == (30522, 48))
+    rebuilt = TransformerConfig.model_validate(config.model_dump(mode="json")).build(io, pretrained=False)
+    rebuilt.load_state_dict(model.state_dict())
+    batch = sample_batch(io)
+    assert torch.allclose(model.eval()(batch), rebuilt.eval()(batch), atol=1e-6)
+    with pytest.raises(ConfigError, match="keep_layers is 8, but the pretrained encoder has 6 layers"):
+        _minilm_student(keep_layers=8)
+    with pytest.raises(ConfigError, match="token_rank \\(384\\) must be below the encoder's width \\(384\\)"):
+        _minilm_student(token_rank=384)
+
+
+def test_token_table_factorisation_is_exact_for_a_table_of_that_rank() -> None:
+    from seekforge.models._transformer import TokenTable
+
+    generator = torch.Generator().manual_seed(0)
+    full = torch.randn(40, 3, generator=generator) @ torch.randn(3, 12, generator=generator) + torch.randn(12)
+    table = TokenTable(40, 12, rank=4)
+    table.load(full)
+    torch.testing.assert_close(table.weight.detach(), full, atol=1e-5, rtol=0)
+    small = TokenTable(2, 12, rank=4)  # fewer rows than the rank: the spare directions stay trainable
+    small.load(full[:2])
+    torch.testing.assert_close(small.weight.detach(), full[:2], atol=1e-5, rtol=0)
+
+
+def test_a_vocabulary_trimmed_to_the_training_tokens_reads_unknown_for_the_rest() -> None:
+    from types import SimpleNamespace
+
+    from seekforge.data._text import TextEncoder
+
+    config, io, model = _minilm_student(keep_layers=1, vocabulary="training")
+    path = config.tokenizer_path()
+    assert path is not None
+    encoder = TextEncoder(path.read_text(encoding="utf-8"), 16, "pretrained")
+    ids, mask = encoder.encode(["a fine film", "dull and long"])
+    words = model.token_table()
+    io = config.adapt(model, io, {"input_ids": ids, "attention_mask": mask}, SimpleNamespace(text_={"t": encoder}))
+    used = set(ids[mask > 0].tolist()) | encoder.special_ids
+    assert io.extra["token_rows"] == len(used)
+    table = model.token_table()
+    kept = sorted(used)
+    torch.testing.assert_close(table[kept], words[kept])  # the tokens kept keep their embeddings
+    unseen = encoder.encode(["zebra"])[0][0, 1]
+    assert int(unseen) not in used
+    torch.testing.assert_close(table[unseen], words[encoder.unk_id])
+    rebuilt = config.build(io, pretrained=False)
+    rebuilt.load_state_dict(model.state_dict())
+    batch = {"input_ids": encoder.encode(["a zebra film"])[0], "attention_mask": encoder.encode(["a zebra film"])[1]}
+    assert torch.allclose(model.eval()(batch), rebuilt.eval()(batch), atol=1e-6)
+    assert TransformerConfig(pretrained="builtin:minilm").adapt(model, io, {}, None) is io  # "all": nothing to fit
+
+
+def test_a_pretrained_student_starts_from_the_teachers_fine_tuned_weights() -> None:
+    _, _, teacher = _minilm_student()
+    with torch.no_grad():
+        for parameter in teacher.parameters():
+            parameter.add_(0.01)  # "fine-tuned": no longer the pretrained checkpoint
+    _, _, student = _minilm_student(keep_layers=2, token_rank=32)
+    said = student.start_from(teacher)
+    assert said == "it starts from the teacher's weights: embeddings, 2 encoder layers, head"
+    assert torch.equal(student.head.weight, teacher.head.weight)
+    layer = student.encoder.encoder.layer[1].output.dense.weight
+    assert torch.equal(layer, teacher.encoder.encoder.layer[1].output.dense.weight)
+    words = teacher.token_table()
+    error = (student.token_table() - words).norm() / (words - words.mean(0)).norm()
+    assert error < 0.9  # the teacher's table, on its leading axes
+    scratch = TransformerConfig(layers=1, heads=2, hidden=8, ffn=16).build(
+        ModelIO(output_dim=2, vocab_size=30522, max_length=16)
+    )
+    assert student.start_from(scratch) is None  # a scratch teacher has no pretrained weights to give

@@ -342,10 +342,12 @@ class _Compression:
         io = config.prepare_io(ModelIO(**{**self.io.to_dict(), "extra": {}}))
         torch.manual_seed(self.recipe.seed)
         model = config.build(io)
+        start_from = getattr(model, "start_from", None)
+        carried = start_from(self.parent) if distill.student_start == "teacher" and start_from is not None else None
+        io = config.adapt(model, io, self.prepared.splits["train"].inputs, self.prepared.preprocessor)
         console.print(f"[bold]distil[/] into a {config.type} student ({_parameters(model):,} parameters)")
-        seed_from = getattr(model, "embeddings_from", None)
-        if distill.student_embeddings == "teacher" and seed_from is not None and seed_from(self.parent):
-            console.print("  its embeddings start from the teacher's, on their leading principal axes")
+        if carried:
+            console.print(f"  {carried}")
         self.train(stage, model, config, distill.epochs, io)
         return _Stage(f"student {config.type}", stage, model, config)
 

@@ -80,10 +80,13 @@ class DistillConfig(BaseConfig):
         alpha: Weight of the teacher's soft targets; ``1 - alpha`` weighs the labels.
         student: A YAML file (or mapping) with a ``model:`` section, any registered model type.
         epochs: Training epochs of a new student.
-        student_embeddings: ``teacher``: a text student built from scratch on the teacher's vocabulary
-            starts its token and position embeddings from the pretrained teacher's, projected on their
-            leading principal axes to the student's width; ``random``: nn.Embedding's own start. Other
-            students ignore it.
+        student_start: ``teacher``: a text student starts from the pretrained teacher's weights. One
+            on a pretrained encoder (say ``keep_layers: 2``, ``token_rank: 128``) takes the teacher's
+            fine-tuned weights wherever a parameter has the same name and shape, and its token table
+            from the teacher's; one built from scratch on the teacher's vocabulary takes the teacher's
+            token and position embeddings, projected on their leading principal axes to its width.
+            ``own``: the student's own start (its pretrained checkpoint, or nn.Embedding's random one).
+            Other students ignore it.
         augment: Train on altered copies of the training texts too, labelled by the teacher (text
             models), or None.
     """
@@ -92,7 +95,7 @@ class DistillConfig(BaseConfig):
     alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
     student: Path | dict[str, Any] | None = None
     epochs: Annotated[int, Field(ge=1)] = 20
-    student_embeddings: Literal["teacher", "random"] = "teacher"
+    student_start: Literal["teacher", "own"] = "teacher"
     augment: AugmentConfig | None = None
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from seekforge.core.deps import require
+from seekforge.core.errors import DataError
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 _MASK_TOKENS = ("[MASK]", "<mask>")
@@ -91,6 +92,19 @@ class TextEncoder:
         """The mask token's id: ``[MASK]`` (or ``<mask>``), else the unknown token's; None without either."""
         found = (self._tok.token_to_id(token) for token in (*_MASK_TOKENS, "[UNK]", "<unk>"))
         return next((int(i) for i in found if i is not None), None)
+
+    @property
+    def unk_id(self) -> int:
+        """The unknown token's id (``[UNK]`` or ``<unk>``).
+
+        Raises:
+            DataError: The tokenizer has no unknown token.
+        """
+        found = (self._tok.token_to_id(token) for token in ("[UNK]", "<unk>"))
+        unk = next((int(i) for i in found if i is not None), None)
+        if unk is None:
+            raise DataError("the tokenizer has no unknown token ([UNK] or <unk>) for tokens it has no row for")
+        return unk
 
     @property
     def vocab_size(self) -> int:

@@ -4,6 +4,7 @@ mean or [CLS] pooling, and a linear head."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from copy import deepcopy
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -75,6 +76,15 @@ class TransformerConfig(ModelConfig):
     ffn: Annotated[int, Field(ge=8)] | None = None
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     pooling: Literal["mean", "cls"] = "mean"
+    #: Keep only the first ``keep_layers`` layers of a pretrained encoder; the top ones are dropped (the
+    #: layers that transfer least, Sajjad et al. 2023): a smaller student that starts pretrained.
+    keep_layers: Annotated[int, Field(ge=1)] | None = None
+    #: Factorise a pretrained encoder's token table into ``[tokens, token_rank] @ [token_rank, hidden]``
+    #: (plus an offset), started from the table's leading principal axes (ALBERT's factorised embedding).
+    token_rank: Annotated[int, Field(ge=1)] | None = None
+    #: ``training``: the token table keeps rows only for the tokens the training texts use (and the
+    #: special tokens); any other token reads the unknown token's row. ``all``: every token has its row.
+    vocabulary: Literal["all", "training"] = "all"
     #: Attention heads and FFN width of each encoder layer of a pruned pretrained encoder.
     pruned_layers: list[PrunedLayer] | None = None
 
@@ -98,6 +108,13 @@ class TransformerConfig(ModelConfig):
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.freeze_encoder and self.pretrained is None:
             raise ValueError("freeze_encoder needs a pretrained encoder; set 'pretrained' or remove it")
+        pretrained_only = [f for f in ("keep_layers", "token_rank") if getattr(self, f) is not None]
+        pretrained_only += ["vocabulary"] if self.vocabulary != "all" else []
+        if pretrained_only and self.pretrained is None:
+            raise ValueError(
+                f"{', '.join(pretrained_only)} only apply to a pretrained encoder; an encoder trained from scratch "
+                "sets its own layers, hidden and features.vocab_size"
+            )
         return self
 
     def check_features(self, features: FeaturesConfig) -> list[str]:
@@ -123,6 +140,18 @@ class TransformerConfig(ModelConfig):
 
     def build(self, io: ModelIO, *, pretrained: bool = True) -> nn.Module:
         return TextTransformer(self, io, load_weights=pretrained)
+
+    def adapt(self, model: nn.Module, io: ModelIO, inputs: Mapping[str, torch.Tensor], preprocessor: Any) -> ModelIO:
+        if self.vocabulary != "training":
+            return io
+        assert isinstance(model, TextTransformer) and model.hf
+        encoder = next(iter(preprocessor.text_.values()))
+        used = inputs["input_ids"][inputs["attention_mask"] > 0]
+        special = torch.tensor(sorted(encoder.special_ids), dtype=used.dtype)
+        embeddings = model.encoder.embeddings
+        table = TokenTable.keeping(embeddings.word_embeddings, torch.cat([used, special]), unknown=encoder.unk_id)
+        embeddings.word_embeddings = table
+        return ModelIO(**{**io.to_dict(), "extra": {**io.extra, "token_rows": table.rows}})
 
     def _layers(self, model: nn.Module) -> list[Any]:
         from seekforge.core.errors import ConfigError
@@ -184,8 +213,17 @@ class TextTransformer(nn.Module):
                 hf_config = tf.AutoConfig.for_model(hf_config.pop("model_type"), **hf_config)
                 self.encoder = tf.AutoModel.from_config(hf_config)
             width = self.encoder.config.hidden_size
+            if config.keep_layers is not None:
+                _keep_layers(self.encoder, config.keep_layers)
             if config.pruned_layers is not None:
                 _resize_layers(self.encoder, config.pruned_layers)
+            rows = io.extra.get("token_rows")
+            if config.token_rank is not None or rows is not None:
+                words = self.encoder.embeddings.word_embeddings
+                table = TokenTable(words.num_embeddings, width, rank=config.token_rank, rows=rows)
+                if load_weights and rows is None:
+                    table.load(words.weight)
+                self.encoder.embeddings.word_embeddings = table
             if getattr(self.encoder, "pooler", None) is not None:
                 # Unused by the pooling here; parameters without gradients would also stall DDP.
                 self.encoder.pooler = None
@@ -232,7 +270,41 @@ class TextTransformer(nn.Module):
     def token_table(self) -> torch.Tensor:
         """The token embedding table, ``[vocabulary, width]`` (a copy, detached)."""
         table = self.encoder.get_input_embeddings() if self.hf else self.embed
-        return table.weight.detach().clone()
+        with torch.no_grad():
+            return table.weight.detach().clone()
+
+    def start_from(self, teacher: nn.Module) -> str | None:
+        """Start this model from a pretrained ``teacher``'s weights where they fit; what was carried over,
+        in words, or None (nothing changed).
+
+        A pretrained encoder (with fewer layers, pruned layers or a factorised token table) takes the
+        teacher's fine-tuned weights wherever its parameter has the same name and shape, and its token table
+        from the teacher's (see :meth:`TokenTable.load`); a scratch encoder takes the teacher's token
+        embeddings on their leading principal axes (see :meth:`embeddings_from`).
+        """
+        if not self.hf:
+            return (
+                "its embeddings start from the teacher's, on their leading principal axes"
+                if self.embeddings_from(teacher)
+                else None
+            )
+        if not isinstance(teacher, TextTransformer) or not teacher.hf:
+            return None
+        ours = self.state_dict()
+        same = {k: v for k, v in teacher.state_dict().items() if k in ours and ours[k].shape == v.shape}
+        self.load_state_dict(same, strict=False)
+        embeddings = any(k.startswith("encoder.embeddings.") for k in same)
+        table = self.encoder.get_input_embeddings()
+        if isinstance(table, TokenTable) and table.ids is None:
+            source = teacher.token_table()
+            if source.shape == (table.vocab, table.width):
+                table.load(source)
+                embeddings = True
+        layers = {k.split(".")[3] for k in same if k.startswith("encoder.encoder.layer.")}
+        parts = ["embeddings"] if embeddings else []
+        parts += [f"{len(layers)} encoder layer{'s' * (len(layers) != 1)}"] if layers else []
+        parts += ["head"] if "head.weight" in same else []
+        return f"it starts from the teacher's weights: {', '.join(parts)}" if parts else None
 
     @torch.no_grad()
     def embeddings_from(self, teacher: nn.Module) -> bool:
@@ -295,6 +367,91 @@ class TextTransformer(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head(self.dropout(self.embed_text(batch)))
+
+
+class TokenTable(nn.Module):
+    """Token embeddings that need not be a whole ``[vocabulary, width]`` table.
+
+    With ``rank``, the table is factorised: ``[rows, rank] @ [rank, width]`` plus an offset. With ``rows``,
+    it holds rows for some tokens only (buffer ``ids``), and every other token reads the unknown token's
+    row (buffer ``index`` maps a token id to its row). Both keep a student's embeddings small while
+    its encoder keeps the teacher's width.
+    """
+
+    def __init__(self, vocab: int, width: int, *, rank: int | None = None, rows: int | None = None) -> None:
+        super().__init__()
+        if rank is not None and rank >= width:
+            raise ConfigError(f"model.token_rank ({rank}) must be below the encoder's width ({width})")
+        self.vocab, self.width = vocab, width
+        self.table = nn.Embedding(rows or vocab, rank or width)
+        self.project = nn.Linear(rank, width) if rank is not None else None
+        self.ids: torch.Tensor | None
+        self.index: torch.Tensor | None
+        if rows is None:
+            self.ids = self.index = None
+        else:
+            self.register_buffer("ids", torch.zeros(rows, dtype=torch.long))
+            self.register_buffer("index", torch.zeros(vocab, dtype=torch.long))
+
+    @property
+    def rows(self) -> int:
+        return self.table.num_embeddings
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.index is not None:
+            ids = self.index[ids]
+        out = self.table(ids)
+        return out if self.project is None else self.project(out)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Every token's embedding, ``[vocabulary, width]`` (computed)."""
+        return self(torch.arange(self.vocab, device=self.table.weight.device))
+
+    @torch.no_grad()
+    def load(self, full: torch.Tensor) -> None:
+        """Take the embeddings of a whole table ``[vocabulary, width]``: the rows this table holds, and when
+        factorised, their projection on their leading principal axes (the offset is their mean)."""
+        rows = full.detach().double()
+        if self.ids is not None:
+            rows = rows[self.ids]
+        if self.project is None:
+            self.table.weight.copy_(rows)
+            return
+        mean = rows.mean(dim=0)
+        u, s, vh = torch.linalg.svd(rows - mean, full_matrices=False)
+        k = min(self.table.embedding_dim, len(s))  # a table with fewer rows than the rank keeps the rest
+        self.table.weight[:, :k] = (u[:, :k] * s[:k]).float()
+        self.project.weight.zero_()
+        self.project.weight[:, :k] = vh[:k].T.float()
+        self.project.bias.copy_(mean.float())
+
+    @classmethod
+    @torch.no_grad()
+    def keeping(cls, source: nn.Module, ids: torch.Tensor, *, unknown: int) -> TokenTable:
+        """A table with rows for ``ids`` (and ``unknown``) only, every other token reading ``unknown``'s
+        row, from ``source`` (an ``nn.Embedding`` or a TokenTable, whose factorisation it keeps): the
+        embeddings it keeps are the source's."""
+        assert isinstance(source, nn.Embedding | TokenTable)
+        full = source.weight
+        rank = source.table.embedding_dim if isinstance(source, TokenTable) and source.project is not None else None
+        kept = torch.unique(torch.cat([ids.flatten().long(), torch.tensor([unknown])]))
+        out = cls(full.shape[0], full.shape[1], rank=rank, rows=len(kept)).to(full.device)
+        assert out.ids is not None and out.index is not None
+        out.ids.copy_(kept)
+        out.index.fill_(int(torch.searchsorted(kept, torch.tensor(unknown))))
+        out.index[kept] = torch.arange(len(kept))
+        out.load(full)
+        return out
+
+
+def _keep_layers(encoder: nn.Module, keep: int) -> None:
+    """Drop the encoder's layers above the first ``keep``."""
+    blocks = encoder.encoder.layer
+    if keep > len(blocks):
+        raise ConfigError(f"model.keep_layers is {keep}, but the pretrained encoder has {len(blocks)} layers")
+    encoder.encoder.layer = blocks[:keep]
+    encoder.config.num_hidden_layers = keep
 
 
 def _resize_layers(encoder: nn.Module, layers: list[PrunedLayer]) -> None:

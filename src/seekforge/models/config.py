@@ -7,6 +7,7 @@ logits of shape ``[batch, output_dim]`` (``output_dim`` is 1 for regression).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -14,6 +15,7 @@ from seekforge.core.config import PluggableConfig
 from seekforge.core.registry import Registry
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from seekforge.data.config import FeaturesConfig
@@ -69,6 +71,12 @@ class ModelConfig(PluggableConfig):
     def build(self, io: ModelIO, *, pretrained: bool = True) -> nn.Module:
         """Build the module. ``pretrained=False`` skips loading pretrained weights (they come from a package)."""
         raise NotImplementedError
+
+    def adapt(self, model: nn.Module, io: ModelIO, inputs: Mapping[str, torch.Tensor], preprocessor: Any) -> ModelIO:
+        """Fit the parts of a freshly built ``model`` that depend on the training rows (``inputs``, encoded
+        by the fitted ``preprocessor``), such as a token table trimmed to the tokens they use; returns the
+        ModelIO that rebuilds it (called once, before training)."""
+        return io
 
     # Structured pruning (seekforge compress): a model type that supports it says which layers must keep
     # their width and how to describe the pruned module as a config that rebuilds it.

@@ -40,6 +40,7 @@ def fit(
     ``epoch_hook`` sees each epoch's record (see Trainer)."""
     io = model_io(recipe, prepared)
     model = build_seeded_model(recipe, io)
+    io = recipe.model.adapt(model, io, prepared.splits["train"].inputs, prepared.preprocessor)
     config = recipe.train
     if recipe.data.balance is not None and recipe.data.balance.method == "class_weights":
         config = config.model_copy(update={"class_weights": "balanced"})
