@@ -5,6 +5,7 @@ import filecmp
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -68,6 +69,37 @@ def test_streaming_answers_each_request_in_order(server) -> None:
     responses = call(where.grpc_port, work)
     assert [r.request_id for r in responses] == [f"s{i}" for i in range(5)]
     assert [len(r.predictions) for r in responses] == [1, 2, 3, 4, 5]
+
+
+def test_a_streams_messages_are_answered_together_and_its_first_error_ends_it(served_package: Path, server) -> None:
+    async def work(stub, _):
+        async def requests():
+            for i in range(6):  # sent at once: each is started as it arrives, not after the last answer
+                yield predict_pb2.PredictRequest(records=[record(GOOD)], request_id=f"t{i}")
+
+        return [r.request_id async for r in stub.PredictStream(requests(), timeout=30)]
+
+    with running(served_package, ServeConfig(max_batch_rows=8, max_wait_ms=10), http=False) as (service, where):
+        run = service.batcher._run
+        service.batcher._run = lambda rows: time.sleep(0.2) or run(rows)  # a slow model: messages pile up
+        assert call(where.grpc_port, work) == [f"t{i}" for i in range(6)]
+        assert service.batcher.stats.batches < 6  # answered one by one, they would take 6 batches
+    service, where = server
+
+    async def failing(stub, _):
+        async def requests():
+            for i in range(4):
+                yield predict_pb2.PredictRequest(
+                    records=[record(GOOD if i != 2 else {"x1": "tall"})], request_id=f"f{i}"
+                )
+
+        got: list[str] = []
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            async for response in stub.PredictStream(requests(), timeout=30):
+                got.append(response.request_id)
+        return got, failed.value.code()
+
+    assert call(where.grpc_port, failing) == (["f0", "f1"], grpc.StatusCode.INVALID_ARGUMENT)
 
 
 def test_invalid_fields_are_invalid_argument_with_each_field(server) -> None:

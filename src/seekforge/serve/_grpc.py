@@ -8,8 +8,10 @@ request's deadline. The API key goes in the ``x-api-key`` (or ``authorization: B
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from seekforge.core.deps import require
@@ -28,6 +30,53 @@ def stubs() -> tuple[Any, Any]:
     from seekforge.serve.proto import predict_pb2, predict_pb2_grpc
 
     return predict_pb2, predict_pb2_grpc
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """The status a failed request ends its call with."""
+
+    code: Any
+    detail: str
+    retry_after: float | None
+
+
+#: Messages of one stream in flight at once: a client that sends them faster than they are answered
+#: gets them batched together, up to this many, then waits.
+STREAM_WINDOW = 64
+
+
+async def _pipelined(
+    requests: AsyncIterator[Any], answer: Callable[[Any], Awaitable[Any]], window: int = STREAM_WINDOW
+) -> AsyncIterator[Any]:
+    """Answers to a stream's messages, in the order they came, with up to ``window`` of them answered
+    at once: each message is started as it arrives rather than after the previous one's answer, so the
+    batcher can put a stream's messages in one batch. A failed read of the stream ends it with its error,
+    after the answers before it."""
+    order: asyncio.Queue[asyncio.Future[Any] | None] = asyncio.Queue()
+    room = asyncio.Semaphore(window)
+
+    async def read() -> None:
+        try:
+            async for request in requests:
+                await room.acquire()
+                order.put_nowait(asyncio.ensure_future(answer(request)))
+        finally:
+            order.put_nowait(None)
+
+    reader = asyncio.ensure_future(read())
+    try:
+        while (started := await order.get()) is not None:
+            response = await started
+            room.release()
+            yield response
+        await reader  # a failed read ends the stream with its error
+    finally:
+        reader.cancel()
+        while not order.empty():
+            left = order.get_nowait()
+            if left is not None and not left.cancel() and not left.cancelled():
+                left.exception()  # answered already: its error, if any, is the stream's no longer
 
 
 def _metadata_key(context: Any) -> str | None:
@@ -53,7 +102,8 @@ def add_services(server: Any, service: ModelService) -> Any:
         return pb2.PredictResponse(predictions=predictions, request_id=request_id, model_version=service.version)
 
     async def answer(request: Any, context: Any) -> Any:
-        """One request, with its errors turned into status codes."""
+        """One request's response, or the refusal its error turns into (see :func:`respond`, which ends
+        the call with it: only the call's own task may end it)."""
         ticket = service.timed("grpc")
         code = "INTERNAL"
         request_id = "-"
@@ -71,27 +121,36 @@ def add_services(server: Any, service: ModelService) -> Any:
             timeout_ms = remaining * 1000.0 if remaining is not None else None
             outputs = await service.predict(rows, timeout_ms=timeout_ms, request_id=request_id, ticket=ticket)
             response = to_response(outputs, request_id)
+        except asyncio.CancelledError:  # the stream it came in ended first
+            code = "CANCELLED"
+            raise
         except Exception as exc:
             failure = failure_of(exc, request_id)
             code = failure.grpc
             service.metrics.errors.labels("grpc", failure.reason).inc()
-            if failure.retry_after is not None:
-                context.set_trailing_metadata((("retry-after-ms", str(int(failure.retry_after * 1000))),))
             detail = failure.detail if isinstance(failure.detail, str) else f"{exc}\n{json.dumps(failure.detail)}"
-            await context.abort(getattr(grpc.StatusCode, failure.grpc), detail)
+            return _Refusal(getattr(grpc.StatusCode, failure.grpc), detail, failure.retry_after)
         else:
             code = "OK"
             return response
         finally:
             ticket.done(code)
 
+    async def respond(outcome: Any, context: Any) -> Any:
+        """The response, or the call ended with the refusal's status."""
+        if not isinstance(outcome, _Refusal):
+            return outcome
+        if outcome.retry_after is not None:
+            context.set_trailing_metadata((("retry-after-ms", str(int(outcome.retry_after * 1000))),))
+        await context.abort(outcome.code, outcome.detail)
+
     class Servicer(pb2_grpc.PredictorServicer):  # type: ignore[misc,name-defined]
         async def Predict(self, request: Any, context: Any) -> Any:
-            return await answer(request, context)
+            return await respond(await answer(request, context), context)
 
         async def PredictStream(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
-            async for request in requests:
-                yield await answer(request, context)
+            async for outcome in _pipelined(requests, lambda request: answer(request, context)):
+                yield await respond(outcome, context)
 
         async def GetModel(self, request: Any, context: Any) -> Any:
             try:
