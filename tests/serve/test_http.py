@@ -220,3 +220,43 @@ def test_a_record_the_model_overflows_on_is_a_422_not_a_500(server) -> None:
     response = client.post("/v1/predict", json={"records": [GOOD, {"x1": 3.4e38, "x2": -3.4e38}]})
     assert response.status_code == 422, response.text
     assert "not a finite number for record 1" in response.json()["detail"][0]["message"]
+
+
+def test_images_are_decoded_off_the_event_loop(tmp_path: Path) -> None:
+    import base64
+    import io
+    import threading
+
+    import numpy as np
+    from PIL import Image
+
+    import seekforge
+
+    rng = np.random.default_rng(0)
+    for label, level in (("dark", 40), ("light", 200)):
+        (tmp_path / "img" / label).mkdir(parents=True)
+        for i in range(8):
+            pixels = np.clip(rng.normal(level, 20, size=(10, 10, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "img" / label / f"{i}.png")
+    recipe = {
+        "name": "img",
+        "data": {"source": str(tmp_path / "img"), "split": {"train": 0.6, "validation": 0.2, "test": 0.2}},
+        "features": {
+            "inputs": [{"name": "image", "type": "image", "size": [8, 8]}],
+            "output": {"name": "label", "type": "category"},
+        },
+        "model": {"type": "cnn", "channels": [4]},
+        "train": {"epochs": 1, "batch_size": 8},
+    }
+    package = seekforge.run(recipe, runs_dir=tmp_path / "runs").package
+    png = io.BytesIO()
+    Image.open(tmp_path / "img" / "light" / "0.png").save(png, format="PNG")
+    with running(package, ServeConfig(), grpc=False) as (service, where):
+        threads: list[str] = []
+        validate = service.validate
+        service.validate = lambda records: threads.append(threading.current_thread().name) or validate(records)
+        body = {"records": [{"image": base64.b64encode(png.getvalue()).decode()}]}
+        response = httpx.post(f"http://127.0.0.1:{where.http_port}/v1/predict", json=body, timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"][0]["prediction"] in ("dark", "light")
+        assert threads and all(name.startswith("asyncio_") for name in threads), threads  # the loop's executor

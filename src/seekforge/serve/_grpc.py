@@ -116,7 +116,7 @@ def add_services(server: Any, service: ModelService) -> Any:
                 records = [json_format.MessageToDict(r) for r in request.records]
             except ValueError as exc:  # NaN or infinite numbers, which JSON cannot hold
                 raise BadRequest(f"a record holds a value that is not a JSON value: {exc}") from None
-            rows = service.validate(records)
+            rows = await service.validate_records(records)
             remaining = context.time_remaining()
             timeout_ms = remaining * 1000.0 if remaining is not None else None
             outputs = await service.predict(rows, timeout_ms=timeout_ms, request_id=request_id, ticket=ticket)

@@ -193,7 +193,7 @@ def create_app(service: ModelService) -> Any:
             if extra:
                 raise BadRequest(f"unknown key{'s' * (len(extra) > 1)} in the body: {', '.join(extra)}")
             timeout_ms = _timeout_ms(request)
-            rows = service.validate(payload["records"])
+            rows = await service.validate_records(payload["records"])
             outputs = await service.predict(rows, timeout_ms=timeout_ms, request_id=request_id, ticket=ticket)
             body = _ENCODER.encode({"predictions": outputs, "model_version": service.version, "request_id": request_id})
         except ClientDisconnect:

@@ -296,6 +296,13 @@ class ModelService:
             raise InvalidRecords(errors)
         return rows
 
+    async def validate_records(self, records: Sequence[Any]) -> Rows:
+        """:meth:`validate`, on a worker thread when the package takes images: decoding them (PNG, JPEG)
+        would hold up every other request on the event loop."""
+        if not self._image_fields:
+            return self.validate(records)
+        return await asyncio.get_running_loop().run_in_executor(None, self.validate, records)
+
     async def predict(
         self,
         rows: Rows,
