@@ -9,6 +9,7 @@ request's deadline. The API key goes in the ``x-api-key`` (or ``authorization: B
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -102,8 +103,8 @@ def add_services(server: Any, service: ModelService) -> Any:
         return pb2.PredictResponse(predictions=predictions, request_id=request_id, model_version=service.version)
 
     async def answer(request: Any, context: Any) -> Any:
-        """One request's response, or the refusal its error turns into (see :func:`respond`, which ends
-        the call with it: only the call's own task may end it)."""
+        """One request's response, or the refusal its error turns into (the call's own task ends the call
+        with it, see :func:`refuse`)."""
         ticket = service.timed("grpc")
         code = "INTERNAL"
         request_id = "-"
@@ -136,21 +137,30 @@ def add_services(server: Any, service: ModelService) -> Any:
         finally:
             ticket.done(code)
 
-    async def respond(outcome: Any, context: Any) -> Any:
-        """The response, or the call ended with the refusal's status."""
-        if not isinstance(outcome, _Refusal):
-            return outcome
-        if outcome.retry_after is not None:
-            context.set_trailing_metadata((("retry-after-ms", str(int(outcome.retry_after * 1000))),))
-        await context.abort(outcome.code, outcome.detail)
+    def refuse(refusal: _Refusal, context: Any) -> None:
+        """Give the call the refusal's status (and retry hint): a stream ends with it when its handler
+        returns; a unary call aborts with it."""
+        if refusal.retry_after is not None:
+            context.set_trailing_metadata((("retry-after-ms", str(int(refusal.retry_after * 1000))),))
+        context.set_code(refusal.code)
+        context.set_details(refusal.detail)
 
     class Servicer(pb2_grpc.PredictorServicer):  # type: ignore[misc,name-defined]
         async def Predict(self, request: Any, context: Any) -> Any:
-            return await respond(await answer(request, context), context)
+            outcome = await answer(request, context)
+            if isinstance(outcome, _Refusal):
+                refuse(outcome, context)
+                await context.abort(outcome.code, outcome.detail)
+            return outcome
 
         async def PredictStream(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
-            async for outcome in _pipelined(requests, lambda request: answer(request, context)):
-                yield await respond(outcome, context)
+            # closed before the handler returns: reading stops and unanswered messages are cancelled first
+            async with contextlib.aclosing(_pipelined(requests, lambda request: answer(request, context))) as outcomes:
+                async for outcome in outcomes:
+                    if isinstance(outcome, _Refusal):
+                        refuse(outcome, context)
+                        return
+                    yield outcome
 
         async def GetModel(self, request: Any, context: Any) -> Any:
             try:
