@@ -79,3 +79,16 @@ def test_raw_feeds_name_rows_as_the_caller_says() -> None:
         raw_feeds(
             SCHEMA, {"age": [1], "city": ["oslo"], "member": ["maybe"]}, place=lambda row: f"data.csv line {row + 7}"
         )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_of_a_few_logits_matches_the_vectorised_one(dtype: type) -> None:
+    from seekforge.runtime._encode import softmax
+
+    rng = np.random.default_rng(0)
+    big = (rng.normal(size=(40, 3)) * 30).astype(dtype)  # large logits: the shift keeps exp finite
+    for logits in (big[:1], big[:5], big[:0]):  # served requests: few numbers
+        small = softmax(logits)
+        assert small.dtype == dtype and small.shape == logits.shape
+        np.testing.assert_allclose(small, softmax(big)[: len(logits)], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(softmax(big).sum(axis=1), 1.0, rtol=1e-6)

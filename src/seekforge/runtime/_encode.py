@@ -185,8 +185,20 @@ def _binary(name: str, values: Sequence[Any], trained: Sequence[str], where: Cal
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of ``[rows, classes]`` logits."""
+    if logits.size <= _SMALL:  # a served request's few numbers: numpy's fixed cost per call would dominate
+        rows = []
+        for row in logits.tolist():
+            top = max(row)
+            exps = [math.exp(v - top) for v in row]
+            total = math.fsum(exps)
+            rows.append([v / total for v in exps])
+        return np.array(rows, dtype=np.result_type(logits.dtype, np.float32)).reshape(logits.shape)
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+#: Up to this many logits, softmax is computed in Python rather than numpy
+_SMALL = 16
 
 
 def session(path: Any, *, threads: int | None = None, optimized: Any = None) -> Any:

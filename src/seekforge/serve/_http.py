@@ -173,13 +173,15 @@ def create_app(service: ModelService) -> Any:
         finally:
             ticket.done(code)
 
-    app.router.routes.append(Route("/v1/predict", predict, methods=["POST"]))
+    app.router.routes.insert(0, Route("/v1/predict", predict, methods=["POST"]))  # matched first: the busiest
 
     async def _predict(request: Any, ticket: Ticket) -> Any:
         request_id = "-"
         try:
-            request_id = service.request_id_of(request.headers.get("x-request-id"))
-            service.check_key(api_key_of(request.headers))
+            headers = request.headers
+            request_id = service.request_id_of(headers.get("x-request-id"))
+            if service.config.api_keys:
+                service.check_key(api_key_of(headers))
             if service.draining:
                 raise ShuttingDown("the server is shutting down and takes no new requests")
             body = await _body(request, service.config.max_request_bytes)
