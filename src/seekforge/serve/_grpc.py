@@ -17,7 +17,7 @@ from typing import Any
 
 from seekforge.core.deps import require
 from seekforge.serve._batcher import ShuttingDown
-from seekforge.serve._service import BadRequest, ModelService, Unauthorized, api_key_of, failure_of
+from seekforge.serve._service import BadRequest, ModelService, Unauthorized, failure_of
 
 __all__ = ["SERVICE_NAME", "add_services", "stubs"]
 
@@ -80,8 +80,8 @@ async def _pipelined(
                 left.exception()  # answered already: its error, if any, is the stream's no longer
 
 
-def _metadata_key(context: Any) -> str | None:
-    return api_key_of(dict(context.invocation_metadata() or ()))
+def _metadata(context: Any) -> dict[str, str]:
+    return dict(context.invocation_metadata() or ())
 
 
 def add_services(server: Any, service: ModelService) -> Any:
@@ -110,7 +110,7 @@ def add_services(server: Any, service: ModelService) -> Any:
         request_id = "-"
         try:
             request_id = service.request_id_of(request.request_id)
-            service.check_key(_metadata_key(context))
+            service.check_key(_metadata(context))
             if service.draining:
                 raise ShuttingDown("the server is shutting down and takes no new requests")
             try:
@@ -164,7 +164,7 @@ def add_services(server: Any, service: ModelService) -> Any:
 
         async def GetModel(self, request: Any, context: Any) -> Any:
             try:
-                service.check_key(_metadata_key(context))
+                service.check_key(_metadata(context))
             except Unauthorized as exc:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
             return pb2.ModelInfo(json=json.dumps(service.model_info()))

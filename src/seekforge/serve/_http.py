@@ -19,7 +19,6 @@ from seekforge.serve._service import (
     Ticket,
     TooLarge,
     Unauthorized,
-    api_key_of,
     failure_of,
 )
 
@@ -178,10 +177,8 @@ def create_app(service: ModelService) -> Any:
     async def _predict(request: Any, ticket: Ticket) -> Any:
         request_id = "-"
         try:
-            headers = request.headers
-            request_id = service.request_id_of(headers.get("x-request-id"))
-            if service.config.api_keys:
-                service.check_key(api_key_of(headers))
+            request_id = service.request_id_of(request.headers.get("x-request-id"))
+            service.check_key(request.headers)
             if service.draining:
                 raise ShuttingDown("the server is shutting down and takes no new requests")
             body = await _body(request, service.config.max_request_bytes)
@@ -216,7 +213,7 @@ def create_app(service: ModelService) -> Any:
     @app.get("/v1/model", responses={401: responses["401"]})
     async def model(request: Request) -> Any:
         try:
-            service.check_key(api_key_of(request.headers))
+            service.check_key(request.headers)
         except Unauthorized as exc:
             return _error(401, exc.message, {"WWW-Authenticate": "Bearer"})
         return service.model_info()

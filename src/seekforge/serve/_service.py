@@ -257,10 +257,12 @@ class ModelService:
         """A new request id, unique across processes (a random prefix per process, then a counter)."""
         return f"{self._id_prefix}-{next(self._ids)}"
 
-    def check_key(self, key: str | None) -> None:
-        """Raises Unauthorized unless ``key`` is one of the configured keys (compared in constant time)."""
+    def check_key(self, headers: Mapping[str, str]) -> None:
+        """Raises Unauthorized unless the key the request's ``headers`` (or gRPC metadata) carry is one of
+        the configured keys (compared in constant time); they are not read when no key is configured."""
         if not self.config.api_keys:
             return
+        key = api_key_of(headers)
         given = (key or "").encode()
         if not any(hmac.compare_digest(given, k.encode()) for k in self.config.api_keys):
             raise Unauthorized("a valid API key is required" if key else "the API key is missing")
