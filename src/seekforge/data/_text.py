@@ -14,6 +14,7 @@ from seekforge.core.errors import DataError
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 _MASK_TOKENS = ("[MASK]", "<mask>")
+_UNK_TOKENS = ("[UNK]", "<unk>")
 
 
 def _tokenizers() -> Any:
@@ -90,8 +91,7 @@ class TextEncoder:
     @property
     def mask_id(self) -> int | None:
         """The mask token's id: ``[MASK]`` (or ``<mask>``), else the unknown token's; None without either."""
-        found = (self._tok.token_to_id(token) for token in (*_MASK_TOKENS, "[UNK]", "<unk>"))
-        return next((int(i) for i in found if i is not None), None)
+        return self._first_id(*_MASK_TOKENS, *_UNK_TOKENS)
 
     @property
     def unk_id(self) -> int:
@@ -100,11 +100,15 @@ class TextEncoder:
         Raises:
             DataError: The tokenizer has no unknown token.
         """
-        found = (self._tok.token_to_id(token) for token in ("[UNK]", "<unk>"))
-        unk = next((int(i) for i in found if i is not None), None)
+        unk = self._first_id(*_UNK_TOKENS)
         if unk is None:
             raise DataError("the tokenizer has no unknown token ([UNK] or <unk>) for tokens it has no row for")
         return unk
+
+    def _first_id(self, *tokens: str) -> int | None:
+        """The id of the first of ``tokens`` the tokenizer has, or None."""
+        found = (self._tok.token_to_id(token) for token in tokens)
+        return next((int(i) for i in found if i is not None), None)
 
     @property
     def vocab_size(self) -> int:
