@@ -62,6 +62,29 @@ def text_recipe(source: str, *, output: str = "binary", hidden: int = 32, **trai
     }
 
 
+def image_folder_recipe(root: Path, *, per_class: int = 20, epochs: int = 4) -> dict[str, object]:
+    """A folder of small PNGs under ``root/img``, one sub-folder per class (``dark``, ``light``), and a tiny
+    CNN recipe over it."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, level in (("dark", 40), ("light", 200)):
+        (root / "img" / label).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.clip(rng.normal(level, 20, size=(10, 10, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / "img" / label / f"{i}.png")
+    return {
+        "name": "img",
+        "data": {"source": str(root / "img"), "split": {"train": 0.6, "validation": 0.2, "test": 0.2}},
+        "features": {
+            "inputs": [{"name": "image", "type": "image", "size": [8, 8]}],
+            "output": {"name": "label", "type": "category"},
+        },
+        "model": {"type": "cnn", "channels": [4]},
+        "train": {"epochs": epochs, "batch_size": 8, "lr": 0.01},
+    }
+
+
 @pytest.fixture
 def tabular_csv(tmp_path: Path) -> Path:
     path = tmp_path / "data.csv"

@@ -6,12 +6,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 import seekforge
 from seekforge.core.errors import ConfigError
 from seekforge.core.package import read_manifest
-from tests.conftest import make_tabular, tabular_recipe, text_recipe
+from tests.conftest import image_folder_recipe, make_tabular, tabular_recipe, text_recipe
 
 PACKAGE_FILES = {
     "recipe.yaml",
@@ -86,23 +85,7 @@ def test_regression_run(tmp_path: Path) -> None:
 
 
 def test_image_folder_run(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    for label, level in (("dark", 40), ("light", 200)):
-        (tmp_path / "img" / label).mkdir(parents=True)
-        for i in range(20):
-            pixels = np.clip(rng.normal(level, 20, size=(10, 10, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(tmp_path / "img" / label / f"{i}.png")
-    recipe = {
-        "name": "img",
-        "data": {"source": str(tmp_path / "img"), "split": {"train": 0.6, "validation": 0.2, "test": 0.2}},
-        "features": {
-            "inputs": [{"name": "image", "type": "image", "size": [8, 8]}],
-            "output": {"name": "label", "type": "category"},
-        },
-        "model": {"type": "cnn", "channels": [4]},
-        "train": {"epochs": 4, "batch_size": 8, "lr": 0.01},
-    }
-    result = seekforge.run(recipe, runs_dir=tmp_path / "runs")
+    result = seekforge.run(image_folder_recipe(tmp_path), runs_dir=tmp_path / "runs")
     assert result.metrics["accuracy"] >= 0.75
     manifest = read_manifest(result.package)
     assert manifest["inputs"][0]["shape"] == [3, 8, 8]

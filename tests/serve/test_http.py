@@ -227,27 +227,12 @@ def test_images_are_decoded_off_the_event_loop(tmp_path: Path) -> None:
     import io
     import threading
 
-    import numpy as np
     from PIL import Image
 
     import seekforge
+    from tests.conftest import image_folder_recipe
 
-    rng = np.random.default_rng(0)
-    for label, level in (("dark", 40), ("light", 200)):
-        (tmp_path / "img" / label).mkdir(parents=True)
-        for i in range(8):
-            pixels = np.clip(rng.normal(level, 20, size=(10, 10, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(tmp_path / "img" / label / f"{i}.png")
-    recipe = {
-        "name": "img",
-        "data": {"source": str(tmp_path / "img"), "split": {"train": 0.6, "validation": 0.2, "test": 0.2}},
-        "features": {
-            "inputs": [{"name": "image", "type": "image", "size": [8, 8]}],
-            "output": {"name": "label", "type": "category"},
-        },
-        "model": {"type": "cnn", "channels": [4]},
-        "train": {"epochs": 1, "batch_size": 8},
-    }
+    recipe = image_folder_recipe(tmp_path, per_class=8, epochs=1)
     package = seekforge.run(recipe, runs_dir=tmp_path / "runs").package
     png = io.BytesIO()
     Image.open(tmp_path / "img" / "light" / "0.png").save(png, format="PNG")
