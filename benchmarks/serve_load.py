@@ -15,13 +15,14 @@ carries one record (a real review text from the test split; a tabular row). Ever
 load generator, so absolute figures are low; the ratios are what the claims are about.
 
     python benchmarks/serve_load.py --package runs/reviews/<stamp>/package [--seconds 10] [--rounds 5]
-        [--only reviews|tabular]
+        [--only reviews|tabular] [--tabular-variants '--no-log;--no-grpc']
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -30,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -73,7 +73,7 @@ def start_server(package: Path, work: Path, log: Path, *args: str) -> tuple[subp
     return proc, json.loads(ready.read_text())
 
 
-@contextmanager
+@contextlib.contextmanager
 def server(package: Path, work: Path, *args: str):
     """A `seekforge serve` process for the ``with`` block; yields its ready record; SIGTERM after."""
     proc, ready = start_server(package, work, work / f"log-{time.monotonic_ns()}.db", *args)
@@ -84,7 +84,7 @@ def server(package: Path, work: Path, *args: str):
         proc.wait(120)
 
 
-@contextmanager
+@contextlib.contextmanager
 def noop_server(work: Path):
     (work / "noop_app.py").write_text(NOOP_APP)
     import socket
@@ -244,6 +244,11 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--max-batch-rows", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument(
+        "--tabular-variants",
+        default="",
+        help="';'-separated flag sets of further tabular servers, e.g. '--no-log;--no-grpc'",
+    )
     args = parser.parse_args()
     os.environ.setdefault("SEEKFORGE_NO_PROGRESS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -261,10 +266,10 @@ def main() -> None:
         if args.only != "reviews":
             tabular_load(args, work, levels, batching, rows)
 
-    print(f"\n{'load':<14} {'server':<14} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
-    print("-" * 70)
+    print(f"\n{'load':<14} {'server':<30} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    print("-" * 86)
     for load, label, c, r in rows:
-        print(f"{load:<14} {label:<14} {c:>4} {r['rps']:9.1f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:>6}")
+        print(f"{load:<14} {label:<30} {c:>4} {r['rps']:9.1f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:>6}")
     got = {(load, label, c): r for load, label, c, r in rows}
     top = max(levels)
     print()
@@ -282,8 +287,11 @@ def main() -> None:
               f"{served / offline:.2f} (target >= 0.7)")  # fmt: skip
     if args.only != "reviews":
         for c in levels:
-            ratio = got[("tabular http", "seekforge", c)]["rps"] / got[("tabular http", "FastAPI no-op", c)]["rps"]
-            print(f"tabular: seekforge / FastAPI no-op at concurrency {c}: {ratio:.2f} (target >= 0.60)")
+            noop = got[("tabular http", "FastAPI no-op", c)]["rps"]
+            for label in sorted({label for load, label, *_ in rows if load == "tabular http"} - {"FastAPI no-op"}):
+                target = " (target >= 0.60)" if label == "seekforge" else ""
+                ratio = got[("tabular http", label, c)]["rps"] / noop
+                print(f"tabular: {label} / FastAPI no-op at concurrency {c}: {ratio:.2f}{target}")
     print(f"errors in all runs: {sum(r['errors'] for *_, r in rows)}")
 
 
@@ -314,17 +322,23 @@ def reviews_load(
 
 
 def tabular_load(args: argparse.Namespace, work: Path, levels: list[int], batching: list[str], rows: list) -> None:
-    """The tiny tabular model served, against a FastAPI no-op. Both servers run at once, and the load goes
-    to each in turn, in --rounds slices, so that a slow spell of the machine falls on both alike; each
-    waits idle while the other is loaded."""
+    """The tiny tabular model served, against a FastAPI no-op. All servers run at once, and the load goes
+    to each in turn, in --rounds slices, so that a slow spell of the machine falls on all alike; each
+    waits idle while another is loaded. ``--tabular-variants`` adds seekforge servers started with other
+    flags (``--no-log``, ``--no-grpc``), to tell what each part of the served process costs."""
     tabular = tabular_package(work)
     tabular_record = {"x1": 0.5, "x2": -1.0, "city": "oslo", "member": "yes"}
     (work / "tabular.json").write_text(json.dumps({"records": [tabular_record]}))
-    with server(tabular, work, *batching) as ours, noop_server(work) as noop:
+    variants = [v.split() for v in args.tabular_variants.split(";") if v.strip()]
+    with contextlib.ExitStack() as stack:
+        servers = {"seekforge": stack.enter_context(server(tabular, work, *batching))}
+        for flags in variants:
+            servers["seekforge " + " ".join(flags)] = stack.enter_context(server(tabular, work, *batching, *flags))
+        servers["FastAPI no-op"] = stack.enter_context(noop_server(work))
         for c in levels:
-            slices: dict[str, list[dict]] = {"seekforge": [], "FastAPI no-op": []}
+            slices: dict[str, list[dict]] = {label: [] for label in servers}
             for _ in range(args.rounds):
-                for label, where in (("seekforge", ours), ("FastAPI no-op", noop)):
+                for label, where in servers.items():
                     slices[label].append(
                         wrk(where["http_port"], work / "tabular.json", c, args.seconds / args.rounds, work)
                     )
