@@ -6,8 +6,7 @@ server has received but not yet queued), so a lone request does not wait for com
 coming. Inference runs on a worker thread, off the event loop; while it runs, the next batch fills, so
 batches grow with load on their own. A batch whose measured cost is below ``inline_below_ms`` (a small
 model's) runs on the event loop itself when no other request waits: handing it to the thread and back
-would cost more than the model. Such a lone request is run as it is submitted, without passing through
-the queue and the batching loop.
+would cost more than the model.
 Each request gets its own rows back, in order.
 
 The queue is bounded in rows: a request that does not fit is refused at once with :class:`Overloaded`
@@ -131,19 +130,7 @@ class DynamicBatcher:
             self._sweeper = loop.create_task(self._sweep(), name="seekforge-deadlines")
 
     async def submit(self, rows: Sequence[dict[str, Any]], *, timeout: float | None = None) -> Rows:
-        """The outputs of ``rows``: queued for a batch (see :meth:`enqueue`), or run at once on the event
-        loop when they would run inline anyway (nothing queued, running or on its way, and batches fast):
-        no queue, no hop through the batching loop.
-
-        Raises:
-            Overloaded, ShuttingDown, DeadlineExceeded: As :meth:`enqueue` and its future do.
-        """
-        if not self._closing and not self._running and self._inline_ok(len(rows)):
-            started = time.perf_counter()
-            self.stats.inline += 1
-            outputs = self._run(list(rows))  # a failure is this request's alone, as in a batch of one
-            self._count(len(outputs), time.perf_counter() - started)
-            return outputs
+        """Queue ``rows`` and wait for their outputs (see :meth:`enqueue`)."""
         return await self.enqueue(rows, timeout=timeout)
 
     def enqueue(self, rows: Sequence[dict[str, Any]], *, timeout: float | None = None) -> asyncio.Future[Rows]:
@@ -272,15 +259,11 @@ class DynamicBatcher:
                 for pending in batch:
                     await self._execute([pending])
             return
-        self._count(len(outputs), time.perf_counter() - started)
-        start = 0
-        for pending in batch:
-            end = start + len(pending.rows)
-            _settle(pending.future, result=outputs[start:end])
-            start = end
+        self._record(batch, outputs, time.perf_counter() - started)
 
-    def _count(self, rows: int, seconds: float) -> None:
-        """Count a batch of ``rows`` that ran in ``seconds``."""
+    def _record(self, batch: list[_Pending], outputs: Rows, seconds: float) -> None:
+        """Count a batch that ran, and hand each request its own rows."""
+        rows = len(outputs)
         stats = self.stats
         stats.batches += 1
         stats.rows += rows
@@ -290,6 +273,11 @@ class DynamicBatcher:
         stats.recent_batch_rows = _smooth(stats.recent_batch_rows, rows, first)
         if self._on_batch is not None:
             self._on_batch(rows, seconds)
+        start = 0
+        for pending in batch:
+            end = start + len(pending.rows)
+            _settle(pending.future, result=outputs[start:end])
+            start = end
 
     async def drain(self, timeout: float | None = None) -> None:
         """Take no new requests, run every queued one, then stop the worker thread. Past ``timeout``,

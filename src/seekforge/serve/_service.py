@@ -320,7 +320,7 @@ class ModelService:
         timeout = min(limits) / 1000.0 if limits else None
         if ticket is not None:
             ticket.queued()  # before enqueue: the batcher must not wait for this very request
-        outputs = await self.batcher.submit(rows, timeout=timeout)
+        outputs = await self.batcher.enqueue(rows, timeout=timeout)
         if self.log is not None:
             latency_ms = (time.perf_counter() - arrived) * 1000.0
             self.log.append(LogEntry(time.time(), request_id or self.request_id(), latency_ms, rows, outputs))
