@@ -170,7 +170,7 @@ def test_fast_batches_run_on_the_event_loop_and_slow_ones_on_the_worker_thread()
 
     async def main():
         for model in (fast, slow):
-            batcher = DynamicBatcher(model, max_batch_rows=4, max_wait_ms=0, inline_below_ms=2.0)
+            batcher = DynamicBatcher(model, max_batch_rows=4, max_wait_ms=0, inline_below_ms=5.0)
             for i in range(4):
                 assert await batcher.submit([{"x": i}]) == [{"y": 2 * i}]
             await batcher.drain()
