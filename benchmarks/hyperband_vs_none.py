@@ -3,12 +3,13 @@ training epochs. Successive halving (one Hyperband bracket, ASHA; ``pruner: succ
 beside it: Hyperband also runs brackets that stop trials later, a hedge for objectives whose first epochs
 mislead.
 
-Same objective as tpe_vs_random.py (an MLP on digits, 10 epochs a trial unless pruned), TPE sampler in
+Same objective as tpe_vs_random.py (an MLP on digits, 10 epochs a trial unless pruned; ``--epochs`` sets another most), TPE sampler in
 every study. For each seed, each study runs until a trial reaches the target validation accuracy (or the
 trial cap); the epochs it trained until then are counted from its trials' per-epoch reports. A study that
 never reaches the target counts every epoch it spent, which only flatters the pruner that misses.
 
     python benchmarks/hyperband_vs_none.py [--seeds 10] [--target 0.9815] [--cap 120] [--jobs 2] [--sampler tpe]
+        [--epochs 10]
 
 Studies are counted in epochs, not timed, so ``--jobs`` runs them in parallel processes.
 """
@@ -26,18 +27,18 @@ from typing import Any
 
 os.environ.setdefault("SEEKFORGE_NO_PROGRESS", "1")
 
-from search_common import Problem
+from search_common import EPOCHS, Problem
 
 _PROBLEM: Problem | None = None
 PRUNERS = ("none", "hyperband", "successive_halving")
 
 
-def epochs_to_reach(job: tuple[str, str, int, float, int]) -> dict[str, Any]:
+def epochs_to_reach(job: tuple[str, str, int, float, int, int]) -> dict[str, Any]:
     """One study (sampler, pruner, seed) in this process's own Problem: epochs and trials until the target."""
     global _PROBLEM
-    sampler, pruner, seed, target, cap = job
+    sampler, pruner, seed, target, cap, epochs = job
     if _PROBLEM is None:
-        _PROBLEM = Problem()
+        _PROBLEM = Problem(epochs)
     study = _PROBLEM.study(sampler, pruner, seed)
 
     def stop(study: Any, trial: Any) -> None:
@@ -63,12 +64,13 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=120)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="the most epochs a trial trains")
     args = parser.parse_args()
     started = time.perf_counter()
-    jobs = [(args.sampler, p, seed, args.target, args.cap) for seed in range(args.seeds) for p in PRUNERS]
+    jobs = [(args.sampler, p, seed, args.target, args.cap, args.epochs) for seed in range(args.seeds) for p in PRUNERS]
     with Pool(args.jobs) as pool:
         got = {(r["pruner"], r["seed"]): r for r in pool.imap_unordered(epochs_to_reach, jobs)}
-    print(f"{args.sampler} sampler; epochs (trials) until val_accuracy >= {args.target}; cap {args.cap} trials, "
+    print(f"{args.sampler} sampler, at most {args.epochs} epochs a trial; epochs (trials) until val_accuracy >= {args.target}; cap {args.cap} trials, "
           "'*' = not reached")  # fmt: skip
     print(f"{'seed':>4} {'none':>12} {'hyperband':>12} {'succ. halving':>14}")
     for seed in range(args.seeds):

@@ -18,7 +18,7 @@ from seekforge.tune._study import Objective, _pruner, _sampler
 EPOCHS = 10
 
 
-def digits_recipe(folder: Path) -> Recipe:
+def digits_recipe(folder: Path, epochs: int = EPOCHS) -> Recipe:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -35,7 +35,7 @@ def digits_recipe(folder: Path) -> Recipe:
                 "output": {"name": "digit", "type": "category"},
             },
             "model": {"type": "mlp", "hidden": [64]},
-            "train": {"epochs": EPOCHS, "batch_size": 64, "lr": 1e-3, "threads": 1},
+            "train": {"epochs": epochs, "batch_size": 64, "lr": 1e-3, "threads": 1},
             "tune": {
                 "metric": "val_accuracy",
                 "search_space": {
@@ -55,9 +55,10 @@ def digits_recipe(folder: Path) -> Recipe:
 class Problem:
     """A prepared study folder and the trial objective, made once and shared by every run."""
 
-    def __init__(self) -> None:
+    def __init__(self, epochs: int = EPOCHS) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="seekforge-search-"))
-        self.recipe = digits_recipe(self.folder)
+        self.epochs = epochs
+        self.recipe = digits_recipe(self.folder, epochs)
         self.objective = Objective(self.recipe, self.folder)
 
     def study(self, sampler: str, pruner: str, seed: int) -> Any:
@@ -73,5 +74,5 @@ class Problem:
             study_name=f"digits-{sampler}-{pruner}-{seed}",
             direction="maximize",
             sampler=samplers[sampler](),
-            pruner=_pruner(optuna, pruner, EPOCHS),
+            pruner=_pruner(optuna, pruner, self.epochs),
         )
