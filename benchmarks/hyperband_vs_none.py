@@ -3,10 +3,11 @@ training epochs. Successive halving (one Hyperband bracket, ASHA; ``pruner: succ
 beside it: Hyperband also runs brackets that stop trials later, a hedge for objectives whose first epochs
 mislead.
 
-Same objective as tpe_vs_random.py (an MLP on digits, 10 epochs a trial unless pruned; ``--epochs`` sets another most), TPE sampler in
-every study. For each seed, each study runs until a trial reaches the target validation accuracy (or the
-trial cap); the epochs it trained until then are counted from its trials' per-epoch reports. A study that
-never reaches the target counts every epoch it spent, which only flatters the pruner that misses.
+Same objective as tpe_vs_random.py (an MLP on digits, 10 epochs a trial unless pruned; ``--epochs`` sets
+another most), TPE sampler in every study. For each seed, each study runs until a trial reaches the
+target validation accuracy (or the trial cap); the epochs it trained until then are counted from its
+trials' per-epoch reports. A study that never reaches the target counts every epoch it spent, which only
+flatters the pruner that misses.
 
     python benchmarks/hyperband_vs_none.py [--seeds 10] [--target 0.9815] [--cap 120] [--jobs 2] [--sampler tpe]
         [--epochs 10]
@@ -67,11 +68,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="the most epochs a trial trains")
     args = parser.parse_args()
     started = time.perf_counter()
-    jobs = [(args.sampler, p, seed, args.target, args.cap, args.epochs) for seed in range(args.seeds) for p in PRUNERS]
+    study = (args.sampler, args.target, args.cap, args.epochs)
+    jobs = [(study[0], p, seed, *study[1:]) for seed in range(args.seeds) for p in PRUNERS]
     with Pool(args.jobs) as pool:
         got = {(r["pruner"], r["seed"]): r for r in pool.imap_unordered(epochs_to_reach, jobs)}
-    print(f"{args.sampler} sampler, at most {args.epochs} epochs a trial; epochs (trials) until val_accuracy >= {args.target}; cap {args.cap} trials, "
-          "'*' = not reached")  # fmt: skip
+    print(f"{args.sampler} sampler, at most {args.epochs} epochs a trial; epochs (trials) until val_accuracy >= "
+          f"{args.target}; cap {args.cap} trials, '*' = not reached")  # fmt: skip
     print(f"{'seed':>4} {'none':>12} {'hyperband':>12} {'succ. halving':>14}")
     for seed in range(args.seeds):
         cells = []
