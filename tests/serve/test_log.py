@@ -37,6 +37,9 @@ def test_rows_are_written_with_their_session_and_the_session_closes(tmp_path: Pa
     assert rows[0][:3] == (1, "m:1", "onnxruntime")
     assert json.loads(rows[1][3]) == {"x": 1.0, "c": "a"}
     assert json.loads(rows[0][4])["proba"] == {"yes": 0.75, "no": 0.25}
+    columns = db.execute("SELECT ts, request_id, position, latency_ms FROM predictions ORDER BY id").fetchall()
+    assert [c[2] for c in columns] == [0, 1, 2, 0, 1]  # each row's place in its request, in order
+    assert all(isinstance(ts, float) and rid == "r" and latency == 1.5 for ts, rid, _, latency in columns)
     state = log_state(path)
     assert (state.rows, state.sessions, state.running_sessions, state.killed_sessions, state.lost_rows) == (
         5,
@@ -54,6 +57,20 @@ def test_a_second_session_appends(tmp_path: Path) -> None:
         log.append(entry(1))
         log.close()
     assert log_state(path).rows == 2 and log_state(path).sessions == 2
+
+
+def test_text_is_logged_as_it_was_given(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = PredictionLog(path, package="p", model_version="v", backend="torch")
+    text = 'caf\u00e9 "quoted" \\ back\nslash \U0001f600'
+    log.append(LogEntry(time.time(), "12", 1.0, [{"review": text, "n": 10**15}], [{"prediction": "1.0"}]))
+    log.close()
+    request_id, inputs, outputs = (
+        sqlite3.connect(path).execute("SELECT request_id, inputs, outputs FROM predictions").fetchone()
+    )
+    assert request_id == "12"  # text, though it reads as a number
+    assert json.loads(inputs) == {"review": text, "n": 10**15}
+    assert json.loads(outputs) == {"prediction": "1.0"}
 
 
 def test_values_json_cannot_hold_are_logged_as_null_and_images_as_channel_means(tmp_path: Path) -> None:

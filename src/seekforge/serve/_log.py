@@ -116,9 +116,18 @@ def _image_summary(value: Any) -> dict[str, Any] | None:
 
 _STRICT = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 
+# A group of rows goes to SQLite as one JSON array, inserted by one statement: the writer thread then
+# takes the GIL once to encode the group (in C) and lets it go for all of SQLite's work, rather than
+# taking it back for every row, which would stall the event loop each time it came back from a wait.
+_INSERT_GROUP = (
+    "INSERT INTO predictions(session, ts, request_id, position, model_version, backend, latency_ms, inputs, outputs) "
+    "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), ?, ?, "
+    "json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]') FROM json_each(?)"
+)
 
-def _dumps(value: dict[str, Any]) -> str:
-    """Strict JSON of a row: the plain case at C speed, NaN, numpy values and arrays made safe otherwise."""
+
+def _dumps(value: Any) -> str:
+    """Strict JSON: the plain case at C speed, NaN, numpy values and arrays made safe otherwise."""
     try:
         return _STRICT.encode(value)
     except (TypeError, ValueError):
@@ -173,6 +182,15 @@ class PredictionLog:
         self.flush_seconds = flush_seconds
         self.image_fields = tuple(image_fields)
         self._db = open_log(path)
+        try:  # rows are written through SQLite's JSON functions (built in since 3.38; JSON1 before)
+            self._db.execute("SELECT value FROM json_each('[]')")
+        except sqlite3.OperationalError:
+            self._db.close()
+            raise SeekforgeError(
+                f"this Python's SQLite {sqlite3.sqlite_version} has no JSON functions, which the prediction "
+                "log writes its rows with",
+                hint="use a Python built with SQLite 3.38 or later (or with JSON1), or serve with --no-log",
+            ) from None
         cursor = self._db.execute(
             "INSERT INTO sessions(started, package, model_version, host, pid) VALUES (?, ?, ?, ?, ?)",
             (time.time(), package, model_version, socket.gethostname(), os.getpid()),
@@ -250,29 +268,14 @@ class PredictionLog:
                 return
 
     def _write(self, entries: list[LogEntry]) -> None:
-        rows = []
-        for entry in entries:
-            for position, (inputs, outputs) in enumerate(zip(entry.inputs, entry.outputs, strict=True)):
-                rows.append(
-                    (
-                        self.session,
-                        entry.ts,
-                        entry.request_id,
-                        position,
-                        self.model_version,
-                        self.backend,
-                        entry.latency_ms,
-                        _dumps(inputs),
-                        _dumps(outputs),
-                    )
-                )
+        rows = [
+            (entry.ts, entry.request_id, position, entry.latency_ms, inputs, outputs)
+            for entry in entries
+            for position, (inputs, outputs) in enumerate(zip(entry.inputs, entry.outputs, strict=True))
+        ]
         accepted = self.accepted  # rows queued so far: those not yet written are the crash's loss
         with self._db:
-            self._db.executemany(
-                "INSERT INTO predictions(session, ts, request_id, position, model_version, backend, latency_ms, "
-                "inputs, outputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            self._db.execute(_INSERT_GROUP, (self.session, self.model_version, self.backend, _dumps(rows)))
             self.written += len(rows)
             self._db.execute(
                 "UPDATE sessions SET accepted = ?, written = ?, dropped = ? WHERE id = ?",
