@@ -15,7 +15,7 @@ carries one record (a real review text from the test split; a tabular row). Ever
 load generator, so absolute figures are low; the ratios are what the claims are about.
 
     python benchmarks/serve_load.py --package runs/reviews/<stamp>/package [--seconds 10] [--rounds 5]
-        [--only reviews|tabular] [--tabular-variants '--no-log;--no-grpc']
+        [--only reviews|tabular] [--tabular-variants='--no-log;--no-grpc']
 """
 
 from __future__ import annotations
