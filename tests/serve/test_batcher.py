@@ -181,6 +181,24 @@ def test_fast_batches_run_on_the_event_loop_and_slow_ones_on_the_worker_thread()
     assert slow.inline == 0 and "MainThread" not in slow.threads
 
 
+def test_one_slow_batch_does_not_send_a_fast_model_to_the_worker_thread() -> None:
+    model = Model()
+    delays = iter([0.0, 0.0, 0.0, 0.05, 0.0, 0.0, 0.0])  # the fourth batch waited, say for the GIL
+
+    def run_model(rows: list[dict]) -> list[dict]:
+        model.delay = next(delays)
+        return model(rows)
+
+    async def main():
+        batcher = DynamicBatcher(run_model, max_batch_rows=4, max_wait_ms=0, inline_below_ms=5.0)
+        for i in range(7):
+            await batcher.submit([{"x": i}])
+        await batcher.drain()
+        return batcher.stats.inline
+
+    assert run(main()) == 6  # all but the first, which measures the model
+
+
 def test_a_deadline_is_kept_even_deep_in_the_queue() -> None:
     model = Model(delay=0.3)
 

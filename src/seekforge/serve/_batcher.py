@@ -32,6 +32,8 @@ __all__ = ["BatchStats", "DeadlineExceeded", "DynamicBatcher", "Overloaded", "Sh
 Rows = list[dict[str, Any]]
 #: How often queued requests' deadlines are checked.
 SWEEP_SECONDS = 0.005
+#: How many of the latest batches the time of a batch is the median of.
+RECENT_BATCHES = 15
 
 
 class Overloaded(SeekforgeError):
@@ -68,7 +70,7 @@ class BatchStats:
     refused: int = 0
     inline: int = 0  # batches run on the event loop (see ``inline_below_ms``)
     recent_seconds_per_row: float = 0.0  # smoothed inference time per row, for the retry hint
-    recent_batch_seconds: float = 0.0  # smoothed time of a whole batch, for running inline
+    recent_batch_seconds: float = 0.0  # median time of the latest batches, for running inline
     recent_batch_rows: float = 0.0  # smoothed rows in a batch
 
 
@@ -116,6 +118,7 @@ class DynamicBatcher:
         self._deadlines = asyncio.Event()  # set when a request with a deadline is queued
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
+        self._recent_seconds: deque[float] = deque(maxlen=RECENT_BATCHES)
         self.stats = BatchStats()
 
     @property
@@ -235,7 +238,7 @@ class DynamicBatcher:
         and nothing else waits. Under load the worker thread runs the model on another core (onnxruntime
         and torch release the GIL) while the event loop reads and answers other requests.
 
-        The estimate is the smoothed time of a whole batch, scaled up (never down) by how many more rows
+        The estimate is the median time of the latest batches, scaled up (never down) by how many more rows
         this one has than the smoothed batch: a model's fixed cost per call is never spread thin."""
         if self.stats.batches == 0 or self._queue or (self._arriving is not None and self._arriving() > 0):
             return False
@@ -269,7 +272,10 @@ class DynamicBatcher:
         stats.rows += rows
         first = stats.recent_batch_rows == 0
         stats.recent_seconds_per_row = _smooth(stats.recent_seconds_per_row, seconds / max(rows, 1), first)
-        stats.recent_batch_seconds = _smooth(stats.recent_batch_seconds, seconds, first)
+        # The median, not a mean: a batch that waited for the GIL (a log write, a collection) must not make
+        # the model look slow, or its batches would go to the thread, where they wait for the GIL longer.
+        self._recent_seconds.append(seconds)
+        stats.recent_batch_seconds = sorted(self._recent_seconds)[len(self._recent_seconds) // 2]
         stats.recent_batch_rows = _smooth(stats.recent_batch_rows, rows, first)
         if self._on_batch is not None:
             self._on_batch(rows, seconds)
