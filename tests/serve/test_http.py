@@ -13,6 +13,12 @@ from seekforge.serve import ServeConfig
 from tests.serve.conftest import running
 
 GOOD = {"x1": 0.5, "x2": -1.0, "city": "oslo", "member": "yes"}
+WHERE = ("event_loop", "inference_thread")
+
+
+def _sample(metrics: str, name: str) -> float:
+    """The value of the Prometheus sample ``name`` (with its labels) in an exposition text."""
+    return next(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(name + " "))
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +96,8 @@ def test_model_health_readiness_and_metrics(server) -> None:
     assert 'seekforge_requests_total{code="200",protocol="http"}' in metrics
     assert "seekforge_batch_rows_bucket" in metrics
     assert "seekforge_queue_rows" in metrics
+    ran = {where: _sample(metrics, f'seekforge_batches_total{{runs_on="{where}"}}') for where in WHERE}
+    assert sum(ran.values()) == _sample(metrics, "seekforge_batch_rows_count") >= 1
     assert 'seekforge_model_info{backend="onnxruntime"' in metrics
 
 

@@ -82,11 +82,12 @@ class DynamicBatcher:
         max_batch_rows: Most rows in one batch (a single larger request runs alone, as one batch).
         max_wait_ms: Longest a batch's first request waits for others to join it.
         max_queue_rows: Most rows waiting; beyond it requests are refused with :class:`Overloaded`.
-        on_batch: Called on the event loop after each batch with (rows in the batch, seconds it ran).
+        on_batch: Called on the event loop after each batch with (rows in the batch, seconds it ran,
+            whether it ran on the event loop rather than the worker thread).
         arriving: How many requests are on their way to the queue (received, still being read or
             validated); None: always wait up to ``max_wait_ms``.
-        inline_below_ms: Run a batch on the event loop when its rows, at the smoothed time per row of the
-            batches run so far, would take less than this; 0 always uses the worker thread.
+        inline_below_ms: Run a batch on the event loop, when nothing else waits, if batches have been
+            measured to take less than this (see :meth:`_inline_ok`); 0 always uses the worker thread.
     """
 
     def __init__(
@@ -96,7 +97,7 @@ class DynamicBatcher:
         max_batch_rows: int = 64,
         max_wait_ms: float = 5.0,
         max_queue_rows: int = 4096,
-        on_batch: Callable[[int, float], None] | None = None,
+        on_batch: Callable[[int, float, bool], None] | None = None,
         arriving: Callable[[], int] | None = None,
         inline_below_ms: float = 0.0,
     ) -> None:
@@ -262,9 +263,9 @@ class DynamicBatcher:
                 for pending in batch:
                     await self._execute([pending])
             return
-        self._record(batch, outputs, time.perf_counter() - started)
+        self._record(batch, outputs, time.perf_counter() - started, inline)
 
-    def _record(self, batch: list[_Pending], outputs: Rows, seconds: float) -> None:
+    def _record(self, batch: list[_Pending], outputs: Rows, seconds: float, inline: bool) -> None:
         """Count a batch that ran, and hand each request its own rows."""
         rows = len(outputs)
         stats = self.stats
@@ -278,7 +279,7 @@ class DynamicBatcher:
         stats.recent_batch_seconds = sorted(self._recent_seconds)[len(self._recent_seconds) // 2]
         stats.recent_batch_rows = _smooth(stats.recent_batch_rows, rows, first)
         if self._on_batch is not None:
-            self._on_batch(rows, seconds)
+            self._on_batch(rows, seconds, inline)
         start = 0
         for pending in batch:
             end = start + len(pending.rows)

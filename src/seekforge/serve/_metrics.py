@@ -39,6 +39,14 @@ class ServeMetrics:
         self.inference = prom.Histogram(
             "seekforge_inference_seconds", "Time the model took per batch", buckets=LATENCY_BUCKETS, registry=r
         )
+        self.batches = prom.Counter(
+            "seekforge_batches",
+            "Batches run by the model, by where: on the event loop (a fast model's, when nothing else waits) "
+            "or on the inference thread",
+            ["runs_on"],
+            registry=r,
+        )
+        self._batches_where = (self.batches.labels("inference_thread"), self.batches.labels("event_loop"))
         self.queue_rows = prom.Gauge("seekforge_queue_rows", "Rows waiting for a batch", registry=r)
         self.in_flight = prom.Gauge("seekforge_requests_in_flight", "Prediction requests being handled", registry=r)
         self.log_rows = prom.Gauge(
@@ -61,7 +69,8 @@ class ServeMetrics:
         prom = require("prometheus_client", purpose="serving metrics")
         return prom.generate_latest(self.registry), prom.CONTENT_TYPE_LATEST
 
-    def observe_batch(self, rows: int, seconds: float) -> None:
+    def observe_batch(self, rows: int, seconds: float, inline: bool) -> None:
+        self._batches_where[inline].inc()
         self.batch_rows.observe(rows)
         self.inference.observe(seconds)
 
