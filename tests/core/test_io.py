@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,22 @@ def test_atomic_dir_refuses_existing_unless_overwrite(tmp_path: Path) -> None:
         (tmp / "v").write_text("2")
     assert (target / "v").read_text() == "2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]
+
+
+def test_atomic_writes_go_through_a_symbolic_link(tmp_path: Path) -> None:
+    target, link = tmp_path / "runs" / "pkg", tmp_path / "latest"
+    with atomic_dir(target) as tmp:
+        (tmp / "v").write_text("1")
+    link.symlink_to(target, target_is_directory=True)
+    with atomic_dir(link, overwrite=True) as tmp:
+        (tmp / "v").write_text("2")
+    assert link.is_symlink() and (target / "v").read_text() == "2"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["pkg"]
+
+    file_link = tmp_path / "notes.json"
+    file_link.symlink_to(target / "v")
+    write_json_atomic(file_link, {"a": 1})
+    assert file_link.is_symlink() and json.loads((target / "v").read_text()) == {"a": 1}
 
 
 def test_hashes_agree(tmp_path: Path) -> None:

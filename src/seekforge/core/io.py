@@ -46,13 +46,21 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _through_link(dest: Path | str) -> Path:
+    """``dest``, or where it points when it is a symbolic link: renaming onto a link would replace the
+    link itself (or, for a folder, fail), not what a user who names it means."""
+    dest = Path(dest)
+    return dest.resolve() if dest.is_symlink() else dest
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; on success rename it onto ``dest``.
 
-    On error the temporary file is removed and ``dest`` is left as it was.
+    On error the temporary file is removed and ``dest`` is left as it was. A ``dest`` that is a symbolic
+    link is written through: the file it points to is replaced, and the link stays.
     """
-    dest = Path(dest)
+    dest = _through_link(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
@@ -87,9 +95,10 @@ def atomic_dir(dest: Path | str, *, overwrite: bool = False) -> Iterator[Path]:
 
     Args:
         dest: Final directory.
-        overwrite: Replace an existing ``dest``; otherwise an existing one raises ``FileExistsError``.
+        overwrite: Replace an existing ``dest``; otherwise an existing one raises ``FileExistsError``. A
+            ``dest`` that is a symbolic link has the folder it points to replaced, and the link stays.
     """
-    dest = Path(dest)
+    dest = _through_link(dest)
     if dest.exists() and not overwrite:
         raise FileExistsError(f"{dest} already exists")
     dest.parent.mkdir(parents=True, exist_ok=True)
