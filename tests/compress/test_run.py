@@ -92,7 +92,7 @@ def test_augment_needs_a_text_input(tmp_path: Path) -> None:
         compress_package(package, config, runs_dir=tmp_path / "runs")
 
 
-def test_a_student_cut_from_its_pretrained_teacher_packages_and_exports(tmp_path: Path) -> None:
+def test_a_student_cut_from_its_pretrained_teacher_packages_exports_and_prunes(tmp_path: Path) -> None:
     import pandas as pd
 
     from seekforge.export import export_package
@@ -116,3 +116,20 @@ def test_a_student_cut_from_its_pretrained_teacher_packages_and_exports(tmp_path
     assert unseen["prediction"][0] in ("great", "other")
     exported = export_package(result.package)
     assert exported.parity.passed
+
+    # a second step prunes the student's heads and FFN width; its token table (rows and rank) stays
+    prune = {"ratio": 0.5, "importance": "taylor", "finetune_epochs": 1}
+    config = CompressConfig(prune=prune, distill={}, max_accuracy_drop=1.0)
+    narrowed = compress_package(result.package, config, runs_dir=tmp_path, seconds=0.05)
+    assert narrowed.rows[-1].parameters < small.parameters
+    pruned = json.loads((narrowed.package / "model.json").read_text())
+    assert pruned["config"]["pruned_layers"] == [{"heads": 6, "ffn": 768}]
+    assert (pruned["config"]["token_rank"], pruned["io"]["extra"]["token_rows"]) == (
+        16,
+        spec["io"]["extra"]["token_rows"],
+    )
+    assert seekforge.load(narrowed.package).predict([{"review": "a zebra crossed"}])["prediction"][0] in (
+        "great",
+        "other",
+    )
+    assert export_package(narrowed.package).parity.passed

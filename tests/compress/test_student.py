@@ -31,3 +31,11 @@ def test_example_text_student_is_the_reviews_teacher_cut_to_two_layers() -> None
     assert (student.type, student.keep_layers, student.token_rank, student.vocabulary) == (
         "transformer", 2, 128, "training",
     )  # fmt: skip
+
+
+def test_example_token_table_student_keeps_every_layer_of_the_reviews_teacher() -> None:
+    recipe = load_recipe(EXAMPLES / "reviews.yaml")
+    student = _student_config(EXAMPLES / "students" / "minilm_token_table.yaml", recipe)
+    assert (student.keep_layers, student.pruned_layers, student.token_rank, student.vocabulary) == (
+        None, None, 128, "training",
+    )  # fmt: skip
