@@ -2,7 +2,8 @@
 
 1. Structured pruning removes at least 60% of the parameters with at most 0.5 accuracy point lost after
    fine-tuning (``seekforge compress --prune 0.5 --distill``: half the channels of every convolution, then
-   recovery fine-tuning that distils from the unpruned model).
+   recovery fine-tuning that distils from the unpruned model). ``--ratio 0.4`` removes 64% of the
+   parameters, which is within the claim on every seed; 0.5 removes 74%.
 2. Quantization-aware training keeps at least the accuracy of post-training INT8: QAT (torchao PT2E, then
    its QDQ graph on onnxruntime) against static post-training QDQ quantization of the same parent
    (onnxruntime, calibrated on training rows), both measured as onnxruntime INT8 models on the test split.
@@ -10,6 +11,7 @@
 For each seed the example recipe is trained with that seed, then compressed both ways.
 
     python benchmarks/compress_digits.py [--seeds 3] [--ratio 0.5] [--finetune-epochs 8] [--qat-epochs 3]
+        [--importance magnitude|taylor|lamp]
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--ratio", type=float, default=0.5)
+    parser.add_argument("--importance", choices=["magnitude", "taylor", "lamp"], default="magnitude")
     parser.add_argument("--finetune-epochs", type=int, default=8)
     parser.add_argument("--qat-epochs", type=int, default=3)
     args = parser.parse_args()
@@ -46,7 +49,10 @@ def main() -> None:
             parent = run(EXAMPLES / "digits.yaml", overrides=[f"seed={seed}"], runs_dir=root / "runs").package
             pruned = compress_package(
                 parent,
-                CompressConfig(prune={"ratio": args.ratio, "finetune_epochs": args.finetune_epochs}, distill={}),
+                CompressConfig(
+                    prune={"ratio": args.ratio, "finetune_epochs": args.finetune_epochs, "importance": args.importance},
+                    distill={},
+                ),
                 runs_dir=root / "runs",
                 seconds=0.3,
             )
