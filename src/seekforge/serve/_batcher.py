@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -276,7 +277,7 @@ class DynamicBatcher:
         # The median, not a mean: a batch that waited for the GIL (a log write, a collection) must not make
         # the model look slow, or its batches would go to the thread, where they wait for the GIL longer.
         self._recent_seconds.append(seconds)
-        stats.recent_batch_seconds = sorted(self._recent_seconds)[len(self._recent_seconds) // 2]
+        stats.recent_batch_seconds = statistics.median_high(self._recent_seconds)
         stats.recent_batch_rows = _smooth(stats.recent_batch_rows, rows, first)
         if self._on_batch is not None:
             self._on_batch(rows, seconds, inline)
