@@ -16,9 +16,12 @@ GOOD = {"x1": 0.5, "x2": -1.0, "city": "oslo", "member": "yes"}
 WHERE = ("event_loop", "inference_thread")
 
 
-def _sample(metrics: str, name: str) -> float:
-    """The value of the Prometheus sample ``name`` (with its labels) in an exposition text."""
-    return next(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(name + " "))
+def _sample(metrics: str, name: str, **labels: str) -> float:
+    """The value of the Prometheus sample ``name`` with ``labels`` in an exposition text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = text_string_to_metric_families(metrics)
+    return next(s.value for f in families for s in f.samples if s.name == name and s.labels == labels)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +99,7 @@ def test_model_health_readiness_and_metrics(server) -> None:
     assert 'seekforge_requests_total{code="200",protocol="http"}' in metrics
     assert "seekforge_batch_rows_bucket" in metrics
     assert "seekforge_queue_rows" in metrics
-    ran = {where: _sample(metrics, f'seekforge_batches_total{{runs_on="{where}"}}') for where in WHERE}
+    ran = {where: _sample(metrics, "seekforge_batches_total", runs_on=where) for where in WHERE}
     assert sum(ran.values()) == _sample(metrics, "seekforge_batch_rows_count") >= 1
     assert 'seekforge_model_info{backend="onnxruntime"' in metrics
 
