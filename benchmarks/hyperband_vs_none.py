@@ -11,6 +11,11 @@ flatters the pruner that misses.
 
     python benchmarks/hyperband_vs_none.py [--seeds 10] [--target 0.9815] [--cap 120] [--jobs 2] [--sampler tpe]
         [--epochs 10]
+    python benchmarks/hyperband_vs_none.py --trials 60 [--seeds 10] [--jobs 2]
+
+``--trials N`` asks the question the other way round: every study runs exactly N trials, and the table
+gives the epochs each spent and the best validation accuracy it found, so the saving is read at the
+accuracy each pruner actually reached rather than at a fixed target.
 
 Studies are counted in epochs, not timed, so ``--jobs`` runs them in parallel processes.
 """
@@ -34,10 +39,11 @@ _PROBLEM: Problem | None = None
 PRUNERS = ("none", "hyperband", "successive_halving")
 
 
-def epochs_to_reach(job: tuple[str, str, int, float, int, int]) -> dict[str, Any]:
-    """One study (sampler, pruner, seed) in this process's own Problem: epochs and trials until the target."""
+def epochs_to_reach(job: tuple[str, str, int, float, int, int, int]) -> dict[str, Any]:
+    """One study (sampler, pruner, seed) in this process's own Problem: epochs and trials until the target,
+    or, with a fixed number of trials, the epochs they spent and the best value they found."""
     global _PROBLEM
-    sampler, pruner, seed, target, cap, epochs = job
+    sampler, pruner, seed, target, cap, epochs, fixed = job
     if _PROBLEM is None:
         _PROBLEM = Problem(epochs)
     study = _PROBLEM.study(sampler, pruner, seed)
@@ -47,7 +53,7 @@ def epochs_to_reach(job: tuple[str, str, int, float, int, int]) -> dict[str, Any
             study.stop()
 
     with contextlib.redirect_stderr(io.StringIO()):  # per-epoch lines
-        study.optimize(_PROBLEM.objective, n_trials=cap, callbacks=[stop])
+        study.optimize(_PROBLEM.objective, n_trials=fixed or cap, callbacks=[] if fixed else [stop])
     return {
         "pruner": pruner,
         "seed": seed,
@@ -55,7 +61,25 @@ def epochs_to_reach(job: tuple[str, str, int, float, int, int]) -> dict[str, Any
         "trials": len(study.trials),
         "pruned": sum(t.state.name == "PRUNED" for t in study.trials),
         "reached": any(t.value is not None and t.value >= target for t in study.trials),
+        "best": study.best_value,
     }
+
+
+def report_fixed_trials(got: dict[tuple[str, int], dict[str, Any]], seeds: int, trials: int) -> None:
+    """Per seed: epochs spent and best val_accuracy for each pruner; then the medians."""
+    print(f"{trials} trials a study; epochs spent / best val_accuracy")
+    print(f"{'seed':>4} {'none':>14} {'hyperband':>14} {'succ. halving':>14}")
+    for seed in range(seeds):
+        cells = [f"{got[p, seed]['epochs']} / {got[p, seed]['best']:.4f}" for p in PRUNERS]
+        print(f"{seed:>4} {cells[0]:>14} {cells[1]:>14} {cells[2]:>14}")
+    epochs = {p: [got[p, s]["epochs"] for s in range(seeds)] for p in PRUNERS}
+    best = {p: [got[p, s]["best"] for s in range(seeds)] for p in PRUNERS}
+    for pruner in PRUNERS[1:]:
+        fewer = 1 - sum(epochs[pruner]) / sum(epochs["none"])
+        gaps = [b - n for b, n in zip(best[pruner], best["none"], strict=True)]
+        print(f"{pruner}: epochs {sum(epochs[pruner])} vs {sum(epochs['none'])}, {fewer:.0%} fewer (target >= 50%); "
+              f"median best {statistics.median(best[pruner]):.4f} vs {statistics.median(best['none']):.4f}; "
+              f"best minus none's per seed: median {statistics.median(gaps):+.4f}, worst {min(gaps):+.4f}")  # fmt: skip
 
 
 def main() -> None:
@@ -66,12 +90,17 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="the most epochs a trial trains")
+    parser.add_argument("--trials", type=int, default=0, help="run exactly this many trials a study (no target)")
     args = parser.parse_args()
     started = time.perf_counter()
-    study = (args.sampler, args.target, args.cap, args.epochs)
+    study = (args.sampler, args.target, args.cap, args.epochs, args.trials)
     jobs = [(study[0], p, seed, *study[1:]) for seed in range(args.seeds) for p in PRUNERS]
     with Pool(args.jobs) as pool:
         got = {(r["pruner"], r["seed"]): r for r in pool.imap_unordered(epochs_to_reach, jobs)}
+    if args.trials:
+        report_fixed_trials(got, args.seeds, args.trials)
+        print(f"{time.perf_counter() - started:.0f} s on {os.cpu_count()} CPUs with {args.jobs} job(s)")
+        return
     print(f"{args.sampler} sampler, at most {args.epochs} epochs a trial; epochs (trials) until val_accuracy >= "
           f"{args.target}; cap {args.cap} trials, '*' = not reached")  # fmt: skip
     print(f"{'seed':>4} {'none':>12} {'hyperband':>12} {'succ. halving':>14}")
