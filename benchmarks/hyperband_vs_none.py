@@ -10,8 +10,12 @@ trials' per-epoch reports. A study that never reaches the target counts every ep
 flatters the pruner that misses.
 
     python benchmarks/hyperband_vs_none.py [--seeds 10] [--target 0.9815] [--cap 120] [--jobs 2] [--sampler tpe]
-        [--epochs 10]
+        [--epochs 10] [--checks 1]
     python benchmarks/hyperband_vs_none.py --trials 60 [--seeds 10] [--jobs 2]
+
+``--checks N`` sets ``tune.checks_per_epoch``: each trial reports N validation checks an epoch, and the
+pruners' resource is a check (a pruned trial may have trained a fraction of an epoch, which is what is
+counted).
 
 ``--trials N`` asks the question the other way round: every study runs exactly N trials, and the table
 gives the epochs each spent and the best validation accuracy it found, so the saving is read at the
@@ -39,13 +43,13 @@ _PROBLEM: Problem | None = None
 PRUNERS = ("none", "hyperband", "successive_halving")
 
 
-def epochs_to_reach(job: tuple[str, str, int, float, int, int, int]) -> dict[str, Any]:
+def epochs_to_reach(job: tuple[str, str, int, float, int, int, int, int]) -> dict[str, Any]:
     """One study (sampler, pruner, seed) in this process's own Problem: epochs and trials until the target,
     or, with a fixed number of trials, the epochs they spent and the best value they found."""
     global _PROBLEM
-    sampler, pruner, seed, target, cap, epochs, fixed = job
+    sampler, pruner, seed, target, cap, epochs, fixed, checks = job
     if _PROBLEM is None:
-        _PROBLEM = Problem(epochs)
+        _PROBLEM = Problem(epochs, checks)
     study = _PROBLEM.study(sampler, pruner, seed)
 
     def stop(study: Any, trial: Any) -> None:
@@ -57,9 +61,10 @@ def epochs_to_reach(job: tuple[str, str, int, float, int, int, int]) -> dict[str
     return {
         "pruner": pruner,
         "seed": seed,
-        "epochs": sum(len(t.intermediate_values) for t in study.trials),
+        "epochs": round(sum(max(t.intermediate_values, default=0) for t in study.trials) / checks, 1),
         "trials": len(study.trials),
         "pruned": sum(t.state.name == "PRUNED" for t in study.trials),
+        "checks": sum(len(t.intermediate_values) for t in study.trials),  # passes over the validation split
         "reached": any(t.value is not None and t.value >= target for t in study.trials),
         "best": study.best_value,
     }
@@ -70,16 +75,18 @@ def report_fixed_trials(got: dict[tuple[str, int], dict[str, Any]], seeds: int, 
     print(f"{trials} trials a study; epochs spent / best val_accuracy")
     print(f"{'seed':>4} {'none':>14} {'hyperband':>14} {'succ. halving':>14}")
     for seed in range(seeds):
-        cells = [f"{got[p, seed]['epochs']} / {got[p, seed]['best']:.4f}" for p in PRUNERS]
+        cells = [f"{got[p, seed]['epochs']:g} / {got[p, seed]['best']:.4f}" for p in PRUNERS]
         print(f"{seed:>4} {cells[0]:>14} {cells[1]:>14} {cells[2]:>14}")
     epochs = {p: [got[p, s]["epochs"] for s in range(seeds)] for p in PRUNERS}
     best = {p: [got[p, s]["best"] for s in range(seeds)] for p in PRUNERS}
     for pruner in PRUNERS[1:]:
         fewer = 1 - sum(epochs[pruner]) / sum(epochs["none"])
         gaps = [b - n for b, n in zip(best[pruner], best["none"], strict=True)]
-        print(f"{pruner}: epochs {sum(epochs[pruner])} vs {sum(epochs['none'])}, {fewer:.0%} fewer (target >= 50%); "
+        print(f"{pruner}: epochs {sum(epochs[pruner]):g} vs {sum(epochs['none']):g}, {fewer:.0%} fewer (target >= 50%); "
               f"median best {statistics.median(best[pruner]):.4f} vs {statistics.median(best['none']):.4f}; "
-              f"best minus none's per seed: median {statistics.median(gaps):+.4f}, worst {min(gaps):+.4f}")  # fmt: skip
+              f"best minus none's per seed: median {statistics.median(gaps):+.4f}, worst {min(gaps):+.4f}; "
+              f"validation passes {sum(got[pruner, s]['checks'] for s in range(seeds))} "
+              f"vs {sum(got['none', s]['checks'] for s in range(seeds))}")  # fmt: skip
 
 
 def main() -> None:
@@ -90,10 +97,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="the most epochs a trial trains")
+    parser.add_argument("--checks", type=int, default=1, help="validation checks an epoch (tune.checks_per_epoch)")
     parser.add_argument("--trials", type=int, default=0, help="run exactly this many trials a study (no target)")
     args = parser.parse_args()
     started = time.perf_counter()
-    study = (args.sampler, args.target, args.cap, args.epochs, args.trials)
+    study = (args.sampler, args.target, args.cap, args.epochs, args.trials, args.checks)
     jobs = [(study[0], p, seed, *study[1:]) for seed in range(args.seeds) for p in PRUNERS]
     with Pool(args.jobs) as pool:
         got = {(r["pruner"], r["seed"]): r for r in pool.imap_unordered(epochs_to_reach, jobs)}
@@ -108,15 +116,16 @@ def main() -> None:
         cells = []
         for pruner in PRUNERS:
             r = got[pruner, seed]
-            cells.append(f"{r['epochs']}{'' if r['reached'] else '*'} ({r['trials']})")
+            cells.append(f"{r['epochs']:g}{'' if r['reached'] else '*'} ({r['trials']})")
         print(f"{seed:>4} {cells[0]:>12} {cells[1]:>12} {cells[2]:>14}")
     epochs = {p: [got[p, s]["epochs"] for s in range(args.seeds)] for p in PRUNERS}
     for pruner in PRUNERS[1:]:
         median = statistics.median(epochs[pruner]) / statistics.median(epochs["none"])
         total = sum(epochs[pruner]) / sum(epochs["none"])
         print(f"{pruner}: median epochs {statistics.median(epochs[pruner]):g} vs {statistics.median(epochs['none']):g}, "
-              f"{1 - median:.0%} fewer (target >= 50%); total {sum(epochs[pruner])} vs {sum(epochs['none'])}, "
-              f"{1 - total:.0%} fewer")  # fmt: skip
+              f"{1 - median:.0%} fewer (target >= 50%); total {sum(epochs[pruner]):g} vs {sum(epochs['none']):g}, "
+              f"{1 - total:.0%} fewer; validation passes {sum(got[pruner, s]['checks'] for s in range(args.seeds))} "
+              f"vs {sum(got['none', s]['checks'] for s in range(args.seeds))}")  # fmt: skip
     print(f"{time.perf_counter() - started:.0f} s on {os.cpu_count()} CPUs with {args.jobs} job(s)")
 
 

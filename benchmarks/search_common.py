@@ -18,7 +18,7 @@ from seekforge.tune._study import Objective, _pruner, _sampler
 EPOCHS = 10
 
 
-def digits_recipe(folder: Path, epochs: int = EPOCHS) -> Recipe:
+def digits_recipe(folder: Path, epochs: int = EPOCHS, checks: int = 1) -> Recipe:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -38,6 +38,7 @@ def digits_recipe(folder: Path, epochs: int = EPOCHS) -> Recipe:
             "train": {"epochs": epochs, "batch_size": 64, "lr": 1e-3, "threads": 1},
             "tune": {
                 "metric": "val_accuracy",
+                "checks_per_epoch": checks,
                 "search_space": {
                     "train.lr": {"suggest": "float", "low": 1e-5, "high": 1.0, "log": True},
                     "train.optimizer.weight_decay": {"suggest": "float", "low": 1e-6, "high": 0.3, "log": True},
@@ -55,10 +56,10 @@ def digits_recipe(folder: Path, epochs: int = EPOCHS) -> Recipe:
 class Problem:
     """A prepared study folder and the trial objective, made once and shared by every run."""
 
-    def __init__(self, epochs: int = EPOCHS) -> None:
+    def __init__(self, epochs: int = EPOCHS, checks: int = 1) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="seekforge-search-"))
-        self.epochs = epochs
-        self.recipe = digits_recipe(self.folder, epochs)
+        self.epochs, self.checks = epochs, checks
+        self.recipe = digits_recipe(self.folder, epochs, checks)
         self.objective = Objective(self.recipe, self.folder)
 
     def study(self, sampler: str, pruner: str, seed: int) -> Any:
@@ -74,5 +75,5 @@ class Problem:
             study_name=f"digits-{sampler}-{pruner}-{seed}",
             direction="maximize",
             sampler=samplers[sampler](),
-            pruner=_pruner(optuna, pruner, self.epochs),
+            pruner=_pruner(optuna, pruner, self.epochs * self.checks),
         )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -22,11 +23,13 @@ def data(rows: int, seed: int, pre: Preprocessor | None = None) -> tuple[Tensors
     return Tensors(pre.transform(frame), pre.transform_target(frame)), pre
 
 
-def make_trainer(tmp_path: Path, pre: Preprocessor, **train: object) -> Trainer:
+def make_trainer(tmp_path: Path, pre: Preprocessor, hook: Any = None, checks: int = 1, **train: object) -> Trainer:
     torch.manual_seed(0)
     model = MLPConfig(hidden=[16], dropout=0.2).build(pre.model_io())
     config = TrainConfig.model_validate({"epochs": 4, "batch_size": 16, "lr": 0.01, **train})
-    return Trainer(model, config, task="classification", seed=0, run_dir=tmp_path)
+    return Trainer(
+        model, config, task="classification", seed=0, run_dir=tmp_path, epoch_hook=hook, checks_per_epoch=checks
+    )
 
 
 def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
@@ -53,6 +56,24 @@ def test_same_seed_same_weights(tmp_path: Path) -> None:
     b.fit(train, None)
     for key, value in weights(a).items():
         assert torch.equal(value, weights(b)[key]), key
+
+
+def test_checks_within_an_epoch_reach_the_hook_and_leave_training_alone(tmp_path: Path) -> None:
+    train, pre = data(120, 0)  # 8 steps an epoch
+    val, _ = data(40, 1, pre)
+    seen: list[dict[str, Any]] = []
+    checked = make_trainer(tmp_path / "checked", pre, hook=seen.append, checks=3, epochs=2)
+    result = checked.fit(train, val)
+    thirds = [(round(r["epoch"] * 3), r["step"]) for r in seen]  # epoch 1/3 after step 3 of 8, ...
+    assert thirds == [(1, 3), (2, 6), (3, 8), (4, 11), (5, 14), (6, 16)]
+    assert all("val_accuracy" in r and "val_loss" in r for r in seen)
+    assert [h["epoch"] for h in result.history] == [1, 2]  # the checks are not epochs of the history
+    lines = (tmp_path / "checked" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    plain = make_trainer(tmp_path / "plain", pre, epochs=2)
+    plain.fit(train, val)
+    for key, value in weights(plain).items():  # evaluating in between changes neither weights nor dropout
+        assert torch.equal(value, weights(checked)[key]), key
 
 
 @pytest.mark.parametrize("stop_at", [5, 8, 17])  # mid-accumulation, at a step boundary, in a later epoch

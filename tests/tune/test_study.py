@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from seekforge.core.errors import ConfigError
 from seekforge.recipe import load_recipe
 from seekforge.serve import load
 from seekforge.tune import run_study
@@ -44,6 +45,25 @@ def test_a_study_prunes_and_packages_its_best_trial(tmp_path: Path, recipe: dict
     assert predictor.predict(make_tabular(5, seed=3)).shape[0] == 5
     assert (result.study_dir / "report.html").read_text().startswith("<!DOCTYPE html>")
     assert len(list((result.study_dir / "data").iterdir())) == 1  # the data was prepared once
+
+
+def test_checks_within_an_epoch_let_the_pruner_stop_a_trial_partway(tmp_path: Path, recipe: dict[str, object]) -> None:
+    recipe["tune"] = {**SPACE, "trials": 8, "checks_per_epoch": 2}  # type: ignore[dict-item]
+    result = run_study(recipe, runs_dir=tmp_path / "runs")
+    summary = json.loads((result.study_dir / "study.json").read_text())
+    pruned = [t["user_attrs"]["epochs"] for t in summary["trials"] if t["state"] == "PRUNED"]
+    # successive halving's rungs at checks 1, 3 and 9 (of 12): halfway through epochs 1, 2 and 5
+    assert pruned and set(pruned) <= {0.5, 1.5, 4.5} and 0.5 in pruned
+    complete = [t["user_attrs"]["epochs"] for t in summary["trials"] if t["state"] == "COMPLETE"]
+    assert set(complete) == {6}
+    assert summary["epochs_trained"] == sum(pruned) + sum(complete)
+
+
+@pytest.mark.parametrize("tune", [{"checks_per_epoch": 0}, {"checks_per_epoch": 2, "pruner": "none"}])
+def test_checks_per_epoch_is_validated(recipe: dict[str, object], tune: dict[str, object]) -> None:
+    recipe["tune"] = {**SPACE, **tune}  # type: ignore[dict-item]
+    with pytest.raises(ConfigError, match="checks_per_epoch"):
+        load_recipe(recipe)
 
 
 def test_two_objectives_give_a_pareto_front(tmp_path: Path, recipe: dict[str, object]) -> None:

@@ -35,9 +35,10 @@ def fit(
     resume: bool,
     dist: DistContext,
     epoch_hook: Callable[[dict[str, Any]], None] | None = None,
+    checks_per_epoch: int = 1,
 ) -> TrainResult:
     """Train and (on the main process) write ``<run_dir>/trained/`` with the kept weights and the history;
-    ``epoch_hook`` sees each epoch's record (see Trainer)."""
+    ``epoch_hook`` sees each epoch's record and ``checks_per_epoch - 1`` checks within it (see Trainer)."""
     io = model_io(recipe, prepared)
     model = build_seeded_model(recipe, io)
     io = recipe.model.adapt(model, io, prepared.splits["train"].inputs, prepared.preprocessor)
@@ -47,7 +48,7 @@ def fit(
     classes = getattr(prepared.preprocessor, "classes_", None)
     trainer = Trainer(
         model, config, task=recipe.task, seed=recipe.seed, run_dir=run_dir, dist=dist, classes=classes,
-        epoch_hook=epoch_hook,
+        epoch_hook=epoch_hook, checks_per_epoch=checks_per_epoch,
     )  # fmt: skip
     validation = prepared.splits["validation"]
     result = trainer.fit(prepared.splits["train"], validation if len(validation.target) else None, resume=resume)

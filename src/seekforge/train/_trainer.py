@@ -162,6 +162,10 @@ class Trainer:
         classes: The class of each target index, for ``class_weights`` given by class name.
         epoch_hook: Called with each epoch's record (losses and validation metrics) once it is logged;
             an exception it raises (a search pruning the trial) ends training.
+        checks_per_epoch: With a validation split and an ``epoch_hook``, the hook also sees this many
+            minus one validation checks spread over each epoch, after whole optimizer steps: records
+            with ``epoch`` a fraction (1.5 halfway through the second epoch), the step and the
+            validation metrics. They are not logged and do not change training.
         distillation: A teacher whose outputs the training loss also follows.
     """
 
@@ -176,11 +180,13 @@ class Trainer:
         dist: DistContext | None = None,
         classes: Sequence[Any] | None = None,
         epoch_hook: Callable[[dict[str, Any]], None] | None = None,
+        checks_per_epoch: int = 1,
         distillation: Distillation | None = None,
     ) -> None:
         self.config = config
         self.distillation = distillation
         self.epoch_hook = epoch_hook
+        self.checks_per_epoch = checks_per_epoch
         self.task = task
         self.classes = classes
         self.seed = seed
@@ -232,6 +238,7 @@ class Trainer:
         micro_per_epoch = len(bounds) - 1
         steps_per_epoch = math.ceil(micro_per_epoch / cfg.grad_accum)
         total_steps = steps_per_epoch * cfg.epochs
+        checks = self._checks_within_epoch(steps_per_epoch, validation)
 
         optimizer = cfg.optimizer.build([p for p in self.model.parameters() if p.requires_grad], cfg.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
@@ -296,6 +303,12 @@ class Trainer:
                         if self._stop_requested():
                             self._save_checkpoint(state, optimizer, scheduler)
                             raise self._interrupted(state, written=True)
+                        within = state["step"] - epoch * steps_per_epoch
+                        if within in checks:
+                            assert validation is not None and self.epoch_hook is not None
+                            self._sync_buffers()
+                            check = {"epoch": epoch + checks[within], "step": state["step"]}
+                            self.epoch_hook(check | self.evaluate(validation, prefix="val_"))
                     record = {
                         "epoch": epoch + 1,
                         "step": state["step"],
@@ -403,6 +416,16 @@ class Trainer:
                 hint=f"classes: {', '.join(map(repr, known))}",
             )
         return torch.tensor([spec.get(name, 1.0) for name in known], dtype=torch.float32, device=self.device)
+
+    def _checks_within_epoch(self, steps_per_epoch: int, validation: Tensors | None) -> dict[int, float]:
+        """The steps within an epoch after which ``epoch_hook`` sees a validation check, each with the
+        fraction of the epoch it marks (none at the epoch's end, whose record the hook sees anyway)."""
+        if self.epoch_hook is None or validation is None or not len(validation) or self.checks_per_epoch < 2:
+            return {}
+        n = self.checks_per_epoch
+        marks = {math.ceil(steps_per_epoch * j / n): j / n for j in range(1, n)}
+        marks.pop(steps_per_epoch, None)
+        return marks
 
     # ---------------------------------------------------------------------------------- evaluation
 

@@ -38,7 +38,7 @@ def summarize(study: Any, recipe: Recipe) -> dict[str, Any]:
             importance = {k: float(v) for k, v in found.items()}
         except (RuntimeError, ValueError):  # too few distinct values to attribute anything
             importance = {}
-    epochs = sum(int(t["user_attrs"].get("epochs", 0)) for t in trials)
+    epochs = round(sum(float(t["user_attrs"].get("epochs", 0)) for t in trials), 2)  # pruned within an epoch: x.5
     return {
         "metric": metric,
         "direction": direction,
@@ -107,6 +107,6 @@ def write_report(summary: dict[str, Any], path: Path) -> None:
     )
     counts = summary["counts"]
     subtitle = (f"{len(summary['trials'])} trials ({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
-                f"{counts['FAIL']} failed); {summary['epochs_trained']} epochs trained; sampler {summary['sampler']}, "
+                f"{counts['FAIL']} failed); {summary['epochs_trained']:g} epochs trained; sampler {summary['sampler']}, "
                 f"pruner {summary['pruner']}")  # fmt: skip
     write_text_atomic(path, html.page("seekforge study", subtitle, sections))

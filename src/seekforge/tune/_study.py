@@ -82,7 +82,7 @@ def open_study(recipe: Recipe, study_dir: Path, storage: str | None = None, *, w
         backend = _rdb_storage(optuna, _rdb_url(storage or tune.storage or ""))
     direction = metric_of(recipe)[1]
     directions = [direction, *["minimize"] * len(tune.objectives)]
-    pruner = _pruner(optuna, tune.pruner, _most_epochs(recipe))
+    pruner = _pruner(optuna, tune.pruner, _most_epochs(recipe) * tune.checks_per_epoch)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         storage=backend, study_name=study_name(recipe), pruner=pruner, directions=directions, load_if_exists=True
@@ -140,10 +140,11 @@ def _rdb_url(url: str) -> str:
     return url
 
 
-def _pruner(optuna: Any, name: str, most_epochs: int) -> Any:
-    """The pruner ``name``; epochs are its resource, from one up to ``most_epochs``."""
+def _pruner(optuna: Any, name: str, most_checks: int) -> Any:
+    """The pruner ``name``; validation checks (epochs, unless ``tune.checks_per_epoch`` is more than 1)
+    are its resource, from one up to ``most_checks``."""
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=most_epochs)
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=most_checks)
     if name == "successive_halving":  # Hyperband's most aggressive bracket alone (ASHA)
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "median":
@@ -193,14 +194,16 @@ class Objective:
         folder.mkdir(parents=True, exist_ok=True)
         write_text_atomic(folder / "recipe.yaml", recipe.to_yaml())
 
+        checks = self.recipe.tune.checks_per_epoch  # type: ignore[union-attr]
+
         def report(record: dict[str, Any]) -> None:
-            epochs = record["epoch"]
-            trial.set_user_attr("epochs", epochs)
+            epochs = record["epoch"]  # a fraction at a check within an epoch
+            trial.set_user_attr("epochs", round(epochs, 3))
             if self.recipe.tune.objectives:  # type: ignore[union-attr]
                 return  # Optuna prunes single-objective studies only
-            trial.report(float(record[self.metric]), epochs)
+            trial.report(float(record[self.metric]), round(epochs * checks))
             if trial.should_prune():
-                raise optuna.TrialPruned(f"{self.metric} {record[self.metric]:.4f} after epoch {epochs}")
+                raise optuna.TrialPruned(f"{self.metric} {record[self.metric]:.4f} after epoch {epochs:g}")
 
         prepared = self.prepared(recipe)
         need = trial_bytes(recipe, prepared)
@@ -210,7 +213,9 @@ class Objective:
                 f"needs ~{need / 2**20:,.0f} MiB by estimate, more than the {self.budget / 2**20:,.0f} MiB "
                 "each worker may use; not started"
             )
-        result = fit(recipe, prepared, folder, resume=False, dist=DistContext(), epoch_hook=report)
+        result = fit(
+            recipe, prepared, folder, resume=False, dist=DistContext(), epoch_hook=report, checks_per_epoch=checks
+        )
         self.stop_requested = result.stop_requested
         kept = result.history[result.best_epoch - 1]
         value = float(kept[self.metric])
