@@ -13,9 +13,9 @@ flatters the pruner that misses.
         [--epochs 10] [--checks 1]
     python benchmarks/hyperband_vs_none.py --trials 60 [--seeds 10] [--jobs 2]
 
-``--checks N`` sets ``tune.checks_per_epoch``: each trial reports N validation checks an epoch, and the
-pruners' resource is a check (a pruned trial may have trained a fraction of an epoch, which is what is
-counted).
+``--checks N`` sets ``tune.checks_per_epoch`` for the pruned studies: each trial reports N validation
+checks an epoch, and the pruners' resource is a check (a pruned trial may have trained a fraction of an
+epoch, which is what is counted). The unpruned study keeps one check an epoch, as `seekforge tune` requires.
 
 ``--trials N`` asks the question the other way round: every study runs exactly N trials, and the table
 gives the epochs each spent and the best validation accuracy it found, so the saving is read at the
@@ -39,29 +39,31 @@ os.environ.setdefault("SEEKFORGE_NO_PROGRESS", "1")
 
 from search_common import EPOCHS, Problem
 
-_PROBLEM: Problem | None = None
+_PROBLEMS: dict[int, Problem] = {}  # by checks an epoch, made once in each process
 PRUNERS = ("none", "hyperband", "successive_halving")
 
 
 def epochs_to_reach(job: tuple[str, str, int, float, int, int, int, int]) -> dict[str, Any]:
     """One study (sampler, pruner, seed) in this process's own Problem: epochs and trials until the target,
     or, with a fixed number of trials, the epochs they spent and the best value they found."""
-    global _PROBLEM
     sampler, pruner, seed, target, cap, epochs, fixed, checks = job
-    if _PROBLEM is None:
-        _PROBLEM = Problem(epochs, checks)
-    study = _PROBLEM.study(sampler, pruner, seed)
+    checks = 1 if pruner == "none" else checks  # nothing reads checks within an epoch without a pruner
+    if checks not in _PROBLEMS:
+        _PROBLEMS[checks] = Problem(epochs, checks)
+    problem = _PROBLEMS[checks]
+    study = problem.study(sampler, pruner, seed)
 
     def stop(study: Any, trial: Any) -> None:
         if trial.value is not None and trial.value >= target:
             study.stop()
 
     with contextlib.redirect_stderr(io.StringIO()):  # per-epoch lines
-        study.optimize(_PROBLEM.objective, n_trials=fixed or cap, callbacks=[] if fixed else [stop])
+        study.optimize(problem.objective, n_trials=fixed or cap, callbacks=[] if fixed else [stop])
     return {
         "pruner": pruner,
         "seed": seed,
-        "epochs": round(sum(max(t.intermediate_values, default=0) for t in study.trials) / checks, 1),
+        # epochs trained, as the trials record them: a fraction for one stopped within an epoch
+        "epochs": round(sum(t.user_attrs.get("epochs", 0) for t in study.trials), 1),
         "trials": len(study.trials),
         "pruned": sum(t.state.name == "PRUNED" for t in study.trials),
         "checks": sum(len(t.intermediate_values) for t in study.trials),  # passes over the validation split

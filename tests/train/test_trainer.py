@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,10 @@ def data(rows: int, seed: int, pre: Preprocessor | None = None) -> tuple[Tensors
     return Tensors(pre.transform(frame), pre.transform_target(frame)), pre
 
 
-def make_trainer(tmp_path: Path, pre: Preprocessor, hook: Any = None, checks: int = 1, **train: object) -> Trainer:
+def make_trainer(
+    tmp_path: Path, pre: Preprocessor, hook: Callable[[dict[str, Any]], None] | None = None, checks: int = 1,
+    **train: object,
+) -> Trainer:  # fmt: skip
     torch.manual_seed(0)
     model = MLPConfig(hidden=[16], dropout=0.2).build(pre.model_io())
     config = TrainConfig.model_validate({"epochs": 4, "batch_size": 16, "lr": 0.01, **train})
@@ -64,8 +68,9 @@ def test_checks_within_an_epoch_reach_the_hook_and_leave_training_alone(tmp_path
     seen: list[dict[str, Any]] = []
     checked = make_trainer(tmp_path / "checked", pre, hook=seen.append, checks=3, epochs=2)
     result = checked.fit(train, val)
-    thirds = [(round(r["epoch"] * 3), r["step"]) for r in seen]  # epoch 1/3 after step 3 of 8, ...
-    assert thirds == [(1, 3), (2, 6), (3, 8), (4, 11), (5, 14), (6, 16)]
+    # thirds of 8 steps fall after steps 3 and 6: 3/8 and 6/8 of an epoch trained, checks 1 and 2 of 3
+    got = [(r["epoch"], r["step"], r.get("check")) for r in seen]
+    assert got == [(0.375, 3, 1), (0.75, 6, 2), (1, 8, None), (1.375, 11, 4), (1.75, 14, 5), (2, 16, None)]
     assert all("val_accuracy" in r and "val_loss" in r for r in seen)
     assert [h["epoch"] for h in result.history] == [1, 2]  # the checks are not epochs of the history
     lines = (tmp_path / "checked" / "metrics.jsonl").read_text().splitlines()
@@ -74,6 +79,28 @@ def test_checks_within_an_epoch_reach_the_hook_and_leave_training_alone(tmp_path
     plain.fit(train, val)
     for key, value in weights(plain).items():  # evaluating in between changes neither weights nor dropout
         assert torch.equal(value, weights(checked)[key]), key
+
+
+def test_a_stop_at_a_check_comes_after_it(tmp_path: Path) -> None:
+    train, pre = data(120, 0)  # 8 steps an epoch; a check after step 4
+    val, _ = data(40, 1, pre)
+    seen: list[dict[str, Any]] = []
+    trainer = make_trainer(tmp_path, pre, hook=seen.append, checks=2, epochs=2)
+    calls = {"n": 0}
+    original = trainer._forward_backward
+
+    def signalled(*args: object, **kwargs: object) -> float:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            trainer.stop_signals.request()
+        return original(*args, **kwargs)
+
+    trainer._forward_backward = signalled  # type: ignore[method-assign]
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit(train, val)
+    resumed = make_trainer(tmp_path, pre, hook=seen.append, checks=2, epochs=2)
+    resumed.fit(train, val, resume=True)
+    assert [r["epoch"] for r in seen] == [0.5, 1, 1.5, 2]  # the check at the stop was made once
 
 
 @pytest.mark.parametrize("stop_at", [5, 8, 17])  # mid-accumulation, at a step boundary, in a later epoch

@@ -59,7 +59,11 @@ def test_checks_within_an_epoch_let_the_pruner_stop_a_trial_partway(tmp_path: Pa
     assert summary["epochs_trained"] == sum(pruned) + sum(complete)
 
 
-@pytest.mark.parametrize("tune", [{"checks_per_epoch": 0}, {"checks_per_epoch": 2, "pruner": "none"}])
+@pytest.mark.parametrize(
+    "tune",
+    [{"checks_per_epoch": 0}, {"checks_per_epoch": 2, "pruner": "none"},
+     {"checks_per_epoch": 2, "metric": "train_loss", "direction": "minimize"}],
+)  # fmt: skip
 def test_checks_per_epoch_is_validated(recipe: dict[str, object], tune: dict[str, object]) -> None:
     recipe["tune"] = {**SPACE, **tune}  # type: ignore[dict-item]
     with pytest.raises(ConfigError, match="checks_per_epoch"):

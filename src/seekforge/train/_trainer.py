@@ -162,10 +162,12 @@ class Trainer:
         classes: The class of each target index, for ``class_weights`` given by class name.
         epoch_hook: Called with each epoch's record (losses and validation metrics) once it is logged;
             an exception it raises (a search pruning the trial) ends training.
-        checks_per_epoch: With a validation split and an ``epoch_hook``, the hook also sees this many
-            minus one validation checks spread over each epoch, after whole optimizer steps: records
-            with ``epoch`` a fraction (1.5 halfway through the second epoch), the step and the
-            validation metrics. They are not logged and do not change training.
+        checks_per_epoch: With a validation split, the validation split is also scored this many minus
+            one times spread over each epoch, after whole optimizer steps, and ``epoch_hook`` sees each
+            check: ``epoch`` (the epochs trained, a fraction: 1.5 halfway through the second), ``check``
+            (its number counting every epoch's ``checks_per_epoch`` checks; the epoch's own record is
+            check ``epoch * checks_per_epoch``), ``step`` and the validation metrics. Checks are not logged
+            and do not change training. Every process scores them, as it does at an epoch's end.
         distillation: A teacher whose outputs the training loss also follows.
     """
 
@@ -297,18 +299,21 @@ class Trainer:
                                 done = state["step"] - first_step
                                 eta = (time.perf_counter() - started) / max(done, 1) * (total_steps - state["step"])
                                 sys.stderr.write(f"step {state['step']}/{total_steps}  {status}  eta {eta:.0f}s\n")
+                        within = state["step"] - epoch * steps_per_epoch
+                        if within in checks:  # before a stop: a resumed run would not come back to it
+                            assert validation is not None
+                            self._sync_buffers()
+                            check = {"epoch": epoch + within / steps_per_epoch, "step": state["step"],
+                                     "check": epoch * self.checks_per_epoch + checks[within]}  # fmt: skip
+                            check.update(self.evaluate(validation, prefix="val_"))
+                            if self.epoch_hook is not None:
+                                self.epoch_hook(check)
                         # A consistent point: weights, optimizer, scheduler and RNG all belong to this step.
                         if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
                             self._save_checkpoint(state, optimizer, scheduler)
                         if self._stop_requested():
                             self._save_checkpoint(state, optimizer, scheduler)
                             raise self._interrupted(state, written=True)
-                        within = state["step"] - epoch * steps_per_epoch
-                        if within in checks:
-                            assert validation is not None and self.epoch_hook is not None
-                            self._sync_buffers()
-                            check = {"epoch": epoch + checks[within], "step": state["step"]}
-                            self.epoch_hook(check | self.evaluate(validation, prefix="val_"))
                     record = {
                         "epoch": epoch + 1,
                         "step": state["step"],
@@ -417,13 +422,14 @@ class Trainer:
             )
         return torch.tensor([spec.get(name, 1.0) for name in known], dtype=torch.float32, device=self.device)
 
-    def _checks_within_epoch(self, steps_per_epoch: int, validation: Tensors | None) -> dict[int, float]:
-        """The steps within an epoch after which ``epoch_hook`` sees a validation check, each with the
-        fraction of the epoch it marks (none at the epoch's end, whose record the hook sees anyway)."""
-        if self.epoch_hook is None or validation is None or not len(validation) or self.checks_per_epoch < 2:
+    def _checks_within_epoch(self, steps_per_epoch: int, validation: Tensors | None) -> dict[int, int]:
+        """The steps within an epoch after which the validation split is checked, each with the check's
+        number within the epoch (1 to ``checks_per_epoch - 1``; the epoch's end is not among them). The
+        same on every process: it hangs on nothing a process decides alone."""
+        if validation is None or not len(validation) or self.checks_per_epoch < 2:
             return {}
         n = self.checks_per_epoch
-        marks = {math.ceil(steps_per_epoch * j / n): j / n for j in range(1, n)}
+        marks = {math.ceil(steps_per_epoch * j / n): j for j in range(1, n)}  # few steps: a later j wins
         marks.pop(steps_per_epoch, None)
         return marks
 

@@ -38,7 +38,7 @@ def summarize(study: Any, recipe: Recipe) -> dict[str, Any]:
             importance = {k: float(v) for k, v in found.items()}
         except (RuntimeError, ValueError):  # too few distinct values to attribute anything
             importance = {}
-    epochs = round(sum(float(t["user_attrs"].get("epochs", 0)) for t in trials), 2)  # pruned within an epoch: x.5
+    epochs = round(sum(float(t["user_attrs"].get("epochs", 0)) for t in trials), 3)  # pruned within an epoch: fractions
     return {
         "metric": metric,
         "direction": direction,

@@ -58,7 +58,11 @@ def study_name(recipe: Recipe) -> str:
 
     assert recipe.tune is not None
     space = {k: v for k, v in recipe.to_dict().items() if k != "tune"}
-    space["tune"] = recipe.tune.model_dump(mode="json", exclude={"trials", "workers", "timeout", "storage"})
+    # checks_per_epoch only when set: studies made before it existed keep their names (and resume)
+    unnamed = {"trials", "workers", "timeout", "storage"} | (
+        {"checks_per_epoch"} if recipe.tune.checks_per_epoch == 1 else set()
+    )
+    space["tune"] = recipe.tune.model_dump(mode="json", exclude=unnamed)
     digest = hashlib.sha256(json.dumps(space, sort_keys=True).encode()).hexdigest()[:12]
     return f"{recipe.name}-{digest}"
 
@@ -197,11 +201,11 @@ class Objective:
         checks = self.recipe.tune.checks_per_epoch  # type: ignore[union-attr]
 
         def report(record: dict[str, Any]) -> None:
-            epochs = record["epoch"]  # a fraction at a check within an epoch
-            trial.set_user_attr("epochs", round(epochs, 3))
+            epochs = round(record["epoch"], 3)  # within an epoch: the fraction of its steps trained
+            trial.set_user_attr("epochs", epochs)
             if self.recipe.tune.objectives:  # type: ignore[union-attr]
                 return  # Optuna prunes single-objective studies only
-            trial.report(float(record[self.metric]), round(epochs * checks))
+            trial.report(float(record[self.metric]), record.get("check", record["epoch"] * checks))
             if trial.should_prune():
                 raise optuna.TrialPruned(f"{self.metric} {record[self.metric]:.4f} after epoch {epochs:g}")
 

@@ -85,7 +85,7 @@ class TuneConfig(BaseConfig):
             Hyperband's 26% in benchmarks/hyperband_vs_none.py (60% with ``checks_per_epoch: 2``, where
             successive halving saved 68% but missed the target on 2 of 10 seeds). Hyperband hedges:
             besides successive halving's bracket it runs brackets that stop trials later (one only after
-            9 of 10 epochs), which pays when early epochs mislead and costs when they do not.
+            9 of 10 epochs, or 9 checks), which pays when early epochs mislead and costs when they do not.
         checks_per_epoch: Validation checks each epoch reports to the pruner, spread over the epoch
             (2: halfway and at the end). The pruner's resource is then a check rather than an epoch, so it
             can stop a trial within its first epoch; each check costs one pass over the validation split.
