@@ -59,6 +59,20 @@ def test_a_second_session_appends(tmp_path: Path) -> None:
     assert log_state(path).rows == 2 and log_state(path).sessions == 2
 
 
+def test_the_log_is_indexed_by_time_only(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    PredictionLog(path, package="pkg", model_version="m:1", backend="torch").close()
+    with sqlite3.connect(path) as db:  # as a log made before keeping no index on request ids
+        db.execute("CREATE INDEX predictions_request ON predictions(request_id, position)")
+    log = PredictionLog(path, package="pkg", model_version="m:1", backend="torch")
+    log.append(entry(2))
+    log.close()
+    db = sqlite3.connect(path)
+    indexes = db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'predictions'")
+    assert [name for (name,) in indexes] == ["predictions_ts"]
+    assert log_state(path).rows == 2
+
+
 def test_text_is_logged_as_it_was_given(tmp_path: Path) -> None:
     path = tmp_path / "log.db"
     log = PredictionLog(path, package="p", model_version="v", backend="torch")
