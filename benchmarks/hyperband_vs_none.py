@@ -72,6 +72,32 @@ def epochs_to_reach(job: tuple[str, str, int, float, int, int, int, int]) -> dic
     }
 
 
+def passes(got: dict[tuple[str, int], dict[str, Any]], pruner: str, seeds: int) -> str:
+    """Validation passes a pruner's studies made, against no pruning's."""
+    return (f"validation passes {sum(got[pruner, s]['checks'] for s in range(seeds))} "
+            f"vs {sum(got['none', s]['checks'] for s in range(seeds))}")  # fmt: skip
+
+
+def report_to_target(got: dict[tuple[str, int], dict[str, Any]], args: argparse.Namespace) -> None:
+    """Per seed: epochs (trials) until the target for each pruner; then the medians and totals."""
+    print(f"{args.sampler} sampler, at most {args.epochs} epochs a trial; epochs (trials) until val_accuracy >= "
+          f"{args.target}; cap {args.cap} trials, '*' = not reached")  # fmt: skip
+    print(f"{'seed':>4} {'none':>12} {'hyperband':>12} {'succ. halving':>14}")
+    for seed in range(args.seeds):
+        cells = []
+        for pruner in PRUNERS:
+            r = got[pruner, seed]
+            cells.append(f"{r['epochs']:g}{'' if r['reached'] else '*'} ({r['trials']})")
+        print(f"{seed:>4} {cells[0]:>12} {cells[1]:>12} {cells[2]:>14}")
+    epochs = {p: [got[p, s]["epochs"] for s in range(args.seeds)] for p in PRUNERS}
+    for pruner in PRUNERS[1:]:
+        median = statistics.median(epochs[pruner]) / statistics.median(epochs["none"])
+        total = sum(epochs[pruner]) / sum(epochs["none"])
+        print(f"{pruner}: median epochs {statistics.median(epochs[pruner]):g} vs {statistics.median(epochs['none']):g}, "
+              f"{1 - median:.0%} fewer (target >= 50%); total {sum(epochs[pruner]):g} vs {sum(epochs['none']):g}, "
+              f"{1 - total:.0%} fewer; {passes(got, pruner, args.seeds)}")  # fmt: skip
+
+
 def report_fixed_trials(got: dict[tuple[str, int], dict[str, Any]], seeds: int, trials: int) -> None:
     """Per seed: epochs spent and best val_accuracy for each pruner; then the medians."""
     print(f"{trials} trials a study; epochs spent / best val_accuracy")
@@ -87,8 +113,7 @@ def report_fixed_trials(got: dict[tuple[str, int], dict[str, Any]], seeds: int, 
         print(f"{pruner}: epochs {sum(epochs[pruner]):g} vs {sum(epochs['none']):g}, {fewer:.0%} fewer (target >= 50%); "
               f"median best {statistics.median(best[pruner]):.4f} vs {statistics.median(best['none']):.4f}; "
               f"best minus none's per seed: median {statistics.median(gaps):+.4f}, worst {min(gaps):+.4f}; "
-              f"validation passes {sum(got[pruner, s]['checks'] for s in range(seeds))} "
-              f"vs {sum(got['none', s]['checks'] for s in range(seeds))}")  # fmt: skip
+              f"{passes(got, pruner, seeds)}")  # fmt: skip
 
 
 def main() -> None:
@@ -109,25 +134,8 @@ def main() -> None:
         got = {(r["pruner"], r["seed"]): r for r in pool.imap_unordered(epochs_to_reach, jobs)}
     if args.trials:
         report_fixed_trials(got, args.seeds, args.trials)
-        print(f"{time.perf_counter() - started:.0f} s on {os.cpu_count()} CPUs with {args.jobs} job(s)")
-        return
-    print(f"{args.sampler} sampler, at most {args.epochs} epochs a trial; epochs (trials) until val_accuracy >= "
-          f"{args.target}; cap {args.cap} trials, '*' = not reached")  # fmt: skip
-    print(f"{'seed':>4} {'none':>12} {'hyperband':>12} {'succ. halving':>14}")
-    for seed in range(args.seeds):
-        cells = []
-        for pruner in PRUNERS:
-            r = got[pruner, seed]
-            cells.append(f"{r['epochs']:g}{'' if r['reached'] else '*'} ({r['trials']})")
-        print(f"{seed:>4} {cells[0]:>12} {cells[1]:>12} {cells[2]:>14}")
-    epochs = {p: [got[p, s]["epochs"] for s in range(args.seeds)] for p in PRUNERS}
-    for pruner in PRUNERS[1:]:
-        median = statistics.median(epochs[pruner]) / statistics.median(epochs["none"])
-        total = sum(epochs[pruner]) / sum(epochs["none"])
-        print(f"{pruner}: median epochs {statistics.median(epochs[pruner]):g} vs {statistics.median(epochs['none']):g}, "
-              f"{1 - median:.0%} fewer (target >= 50%); total {sum(epochs[pruner]):g} vs {sum(epochs['none']):g}, "
-              f"{1 - total:.0%} fewer; validation passes {sum(got[pruner, s]['checks'] for s in range(args.seeds))} "
-              f"vs {sum(got['none', s]['checks'] for s in range(args.seeds))}")  # fmt: skip
+    else:
+        report_to_target(got, args)
     print(f"{time.perf_counter() - started:.0f} s on {os.cpu_count()} CPUs with {args.jobs} job(s)")
 
 

@@ -89,11 +89,6 @@ class Recipe(BaseConfig):
             )
         if (tune.metric or "val_").startswith("val_") and self.data.split.validation == 0:
             problems.append("tune: trials are scored on the validation split, but data.split.validation is 0")
-        if tune.checks_per_epoch > 1 and not (tune.metric or "val_").startswith("val_"):
-            problems.append(
-                f"tune.checks_per_epoch: checks within an epoch score the validation split, but tune.metric "
-                f"'{tune.metric}' is not a validation metric; choose a val_ metric or set checks_per_epoch: 1"
-            )
         base = self.trial_base()
         for model in range(len(tune.models)) if tune.models else [None]:
             for high in (False, True):

@@ -123,4 +123,9 @@ class TuneConfig(BaseConfig):
             raise ValueError("pruning needs a single objective: set pruner: none when objectives are given")
         if self.checks_per_epoch > 1 and self.pruner == "none":
             raise ValueError("checks_per_epoch feeds the pruner; with pruner: none, leave it at 1")
+        if self.checks_per_epoch > 1 and not (self.metric or "val_").startswith("val_"):
+            raise ValueError(
+                f"checks_per_epoch: checks within an epoch score the validation split, but metric "
+                f"'{self.metric}' is not a validation metric; choose a val_ metric or set checks_per_epoch: 1"
+            )
         return self
