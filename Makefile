@@ -1,12 +1,19 @@
 # Two entry points for a fresh machine: `make demo` (the main job) and `make test` (the test suite).
-# Each creates .venv and installs seekforge with torch pinned by constraints.txt.
+# Each creates .venv and installs seekforge with every dependency pinned by constraints.txt (the lock).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The lock pins torch's CPU build; pip finds it in a local wheel folder where one exists, else add
+# `--extra-index-url https://download.pytorch.org/whl/cpu` to the pip commands.
+TORCH ?= 2.13.0+cpu
+TORCH_WHEELS ?= /opt/wheels
+LOCK_ARGS = pyproject.toml --all-extras --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--constraint $(VENV)/torch-pin.txt $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS)) \
+	--custom-compile-command "make lock" --output-file constraints.txt
 
-.PHONY: install demo test test-slow lint format benchmarks clean
+.PHONY: install demo test test-slow lint format lock upgrade-lock wheel benchmarks clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -34,5 +41,23 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
+$(BIN)/uv:
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(if $(wildcard constraints.txt),--constraint constraints.txt) uv
+
+# Re-resolve constraints.txt after a change to pyproject.toml, keeping every pin that still fits.
+lock: $(BIN)/uv
+	echo "torch==$(TORCH)" > $(VENV)/torch-pin.txt
+	$(BIN)/uv pip compile $(LOCK_ARGS)
+
+# Move every pin to the newest release pyproject.toml allows (torch stays at $(TORCH)); then `make test`.
+upgrade-lock: $(BIN)/uv
+	echo "torch==$(TORCH)" > $(VENV)/torch-pin.txt
+	$(BIN)/uv pip compile --upgrade $(LOCK_ARGS)
+
+# A wheel of this source tree in dist/, for installs elsewhere: pip install --constraint constraints.txt "dist/<wheel>[all]"
+wheel: $(STAMP)
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs dist .pytest_cache .ruff_cache

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -9,6 +11,9 @@ import pytest
 import yaml
 
 import seekforge
+
+if TYPE_CHECKING:
+    from seekforge.export import ExportConfig, ExportResult
 
 os.environ["SEEKFORGE_NO_PROGRESS"] = "1"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -109,3 +114,23 @@ def served_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     package = seekforge.run(tabular_recipe(str(root / "d.csv")), runs_dir=root / "runs").package
     export_package(package)
     return package
+
+
+def export_on_this_cpu(package: Path, config: ExportConfig) -> ExportResult | None:
+    """Export ``package`` and return the result. An int8 variant on a CPU without VNNI may be refused by
+    its parity gate instead (the hardware decides): then check what the product promises, that the refusal
+    gives its numbers and nothing was written, and return None. With VNNI every variant must pass."""
+    from seekforge.core.hardware import hardware
+    from seekforge.core.package import read_manifest
+    from seekforge.export import ExportError, export_package
+
+    if config.precision != "int8" or hardware().vnni:
+        return export_package(package, config)
+    before = read_manifest(package)
+    try:
+        return export_package(package, config)
+    except ExportError as exc:
+        assert f"the {config.variant.name} model failed the parity gate on" in exc.message, exc.message
+        assert re.search(r"\d\.\d+ [<>] \d", exc.message), exc.message
+        assert read_manifest(package) == before and not (package / config.variant.file).exists()
+        return None

@@ -19,10 +19,10 @@ from pydantic import Field, model_validator
 from seekforge.compress.config import CompressConfig
 from seekforge.core.config import BaseConfig, pluggable
 from seekforge.core.config_file import load_config
+from seekforge.core.metrics import epoch_metrics
 from seekforge.data.config import DataConfig, FeaturesConfig
 from seekforge.models import MODELS, ModelConfig
 from seekforge.monitor.config import MonitorConfig
-from seekforge.train._metrics import epoch_metrics
 from seekforge.train.config import TrainConfig
 from seekforge.tune.config import TuneConfig
 

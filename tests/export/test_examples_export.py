@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import seekforge
+from seekforge.core.hardware import hardware
 from seekforge.core.package import read_manifest
 from seekforge.export import VARIANTS, export_package
 from tests.conftest import EXAMPLES
@@ -20,8 +21,15 @@ def _export_everything(name: str, runs: Path, epochs: int) -> None:
     failures = []
     for config in CONFIGS:
         result = export_package(package, config, force=True)
-        if not result.parity.passed:
-            failures.append(f"{config.variant.name}: {'; '.join(result.parity.failures)}")
+        if result.parity.passed:
+            continue
+        if config.precision == "int8" and not hardware().vnni:
+            # Without VNNI the hardware decides: the export used 7-bit weights, the gate judged it and its
+            # record says by how much (written only because of force=True).
+            assert result.record["reduce_range"] and result.record["hardware"]["vnni"] is False
+            assert result.record["parity"]["passed"] is False and result.parity.failures
+            continue
+        failures.append(f"{config.variant.name}: {'; '.join(result.parity.failures)}")
     assert not failures, failures
     assert set(read_manifest(package)["exports"]) == set(VARIANTS)
 

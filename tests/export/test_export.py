@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 from pathlib import Path
@@ -13,9 +12,10 @@ from pydantic import ValidationError
 
 import seekforge
 from seekforge.core.errors import ConfigError, PackageError
+from seekforge.core.hardware import hardware
 from seekforge.core.package import read_manifest
 from seekforge.export import ExportConfig, ExportError, ParityConfig, check_parity, export_package
-from tests.conftest import EXAMPLES, make_tabular, tabular_recipe, text_recipe
+from tests.conftest import EXAMPLES, export_on_this_cpu, make_tabular, tabular_recipe, text_recipe
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,9 @@ def test_export_config_rejects_unsupported_precision() -> None:
     ],
 )
 def test_every_variant_passes_its_gate_and_predicts(package: Path, config: ExportConfig, backend: str) -> None:
-    result = export_package(package, config)
+    result = export_on_this_cpu(package, config)
+    if result is None:  # int8 without VNNI, refused by its gate with its numbers; nothing was written
+        return
     assert result.parity.passed and result.path.is_file() and result.record["backend"] == backend
     assert result.record["inputs"] == ("raw" if config.format == "onnx" else "encoded")
     manifest = read_manifest(package)
@@ -264,20 +266,6 @@ def test_bench_times_every_backend_the_package_holds(package: Path) -> None:
         assert 0 < row.p50_ms <= row.p90_ms <= row.p99_ms and row.rows_per_s > 0
 
 
-def test_time_interleaved_goes_round_every_call_in_each_round() -> None:
-    from seekforge.export._bench import time_interleaved
-
-    order: list[str] = []
-    calls = {name: functools.partial(order.append, name) for name in ("a", "b", "c")}
-    times = time_interleaved(calls, warmup=1, seconds=0.0, rounds=3, min_runs=6)
-    assert order[:3] == ["a", "b", "c"]  # warm-up, once each
-    # 3 rounds of 2 calls each (6 at least, in 3 slices), every call in turn
-    assert order[3:] == ["a", "a", "b", "b", "c", "c"] * 3
-    assert {name: len(taken) for name, taken in times.items()} == {"a": 6, "b": 6, "c": 6}
-    with pytest.raises(ConfigError, match="rounds must be at least 1, got 0"):
-        time_interleaved(calls, rounds=0)
-
-
 def test_optimize_keeps_the_fastest_variant_within_budget(package: Path, tmp_path: Path) -> None:
     from seekforge.export import optimize_package
 
@@ -298,6 +286,11 @@ def test_optimize_keeps_the_fastest_variant_within_budget(package: Path, tmp_pat
     ]
     assert seekforge.load(result.package).backend == result.selected
     assert all(c.verdict for c in result.candidates)
+    assert manifest["optimize"]["hardware"] == hardware().to_dict()
+    for c in result.candidates:  # skipped only where the hardware decides, and it says why with numbers
+        if c.metric is None:
+            assert c.backend.endswith("-int8") and not hardware().vnni, c
+            assert c.verdict.startswith("not built: ") and "failed the parity gate" in c.verdict
 
 
 def test_selection_never_keeps_a_slower_or_worse_variant() -> None:
@@ -361,3 +354,34 @@ def test_qat_quantization_needs_a_package_trained_for_it(package: Path) -> None:
         export_package(package, ExportConfig(precision="int8", quantization="qat"))
     with pytest.raises(ValidationError, match="quantization applies to ONNX int8 exports"):
         ExportConfig(precision="fp32", quantization="qat")
+
+
+def test_reduce_range_is_for_post_training_int8() -> None:
+    assert ExportConfig(precision="int8", reduce_range="on").seven_bit_weights
+    assert not ExportConfig(precision="int8", reduce_range="off").seven_bit_weights
+    with pytest.raises(ValueError, match="reduce_range applies to post-training int8 exports"):
+        ExportConfig(reduce_range="on")
+    with pytest.raises(ValueError, match="qat keeps its trained ranges"):
+        ExportConfig(precision="int8", quantization="qat", reduce_range="off")
+
+
+@pytest.mark.parametrize("vnni", [True, False])
+def test_int8_weights_are_7_bit_where_the_cpu_has_no_vnni(
+    package: Path, monkeypatch: pytest.MonkeyPatch, vnni: bool
+) -> None:
+    """The settings follow the CPU's facts (forced here both ways); the gate, on this CPU, judges them."""
+    import dataclasses
+
+    from seekforge.core import hardware as hw_module
+
+    flags = {"avx2", "avx512f", "avx512bw", "avx512vl"} | ({"avx512_vnni"} if vnni else set())
+    facts = dataclasses.replace(hw_module.hardware(), flags=frozenset(flags), isa_cap=None)
+    monkeypatch.setattr(hw_module, "hardware", lambda: facts)
+    assert ExportConfig(precision="int8").seven_bit_weights is not vnni
+    onnx = export_package(package, ExportConfig(precision="int8"))
+    assert onnx.record["reduce_range"] is not vnni and onnx.parity.passed
+    openvino = export_package(package, ExportConfig(format="openvino", precision="int8"))
+    assert openvino.record["overflow_fix"] == ("first_layer_only" if vnni else "enable") and openvino.parity.passed
+    assert openvino.record["reduce_range"] is not vnni
+    fp32 = export_package(package)
+    assert "reduce_range" not in fp32.record and fp32.record["hardware"]["isa"]

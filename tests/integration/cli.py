@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 
-def seekforge(*args: str, cwd: Path, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+def seekforge(
+    *args: str, cwd: Path, timeout: float = 300, check: bool = False, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``seekforge ARGS`` in ``cwd``, with ``env`` added to this process's environment."""
+    env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "seekforge", *args],
         cwd=cwd,

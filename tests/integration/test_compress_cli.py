@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from seekforge.core.hardware import hardware
 from seekforge.core.io import sha256_file
 from tests.integration.cli import seekforge
 
@@ -50,9 +51,21 @@ def test_prune_distil_qat_then_int8_export_passes_its_gate(digits_package: Path,
     rows = {row["name"]: row for row in manifest["compress"]["variants"]}
     assert set(rows) == {"parent", "pruned 50%", "pruned 50% + qat int8"}
     assert rows["pruned 50%"]["parameters"] < 0.4 * rows["parent"]["parameters"]
-    assert rows["pruned 50% + qat int8"]["onnx_bytes"] and rows["pruned 50% + qat int8"]["onnxruntime_ms_batch1"]
     model = json.loads((out / "model.json").read_text())
     assert model["config"]["widths"] == [4, 4, 8, 8]
+    qat = rows["pruned 50% + qat int8"]
+    assert manifest["compress"]["hardware"] == hardware().to_dict()
+    if not qat["onnx_bytes"]:
+        # Only without VNNI may the int8 graph of QAT fail its gate: the row then says why, with the
+        # numbers, and an export of it is refused with them, writing nothing.
+        assert not hardware().vnni, qat["verdict"]
+        assert "no ONNX export: the onnx-int8 model failed the parity gate" in qat["verdict"]
+        assert qat["onnxruntime_ms_batch1"] is None and qat["torch_ms_batch1"]
+        proc = seekforge("export", str(out), "--format", "onnx", "--precision", "int8", cwd=tmp_path)
+        assert proc.returncode == 2 and "failed the parity gate" in proc.stderr and "nothing was written" in proc.stderr
+        assert "onnx-int8" not in json.loads((out / "package.json").read_text()).get("exports", {})
+        return
+    assert qat["onnxruntime_ms_batch1"]
 
     proc = seekforge("export", str(out), "--format", "onnx", "--precision", "int8", cwd=tmp_path, check=True)
     assert "parity passed" in proc.stdout and "qat quantization" in proc.stdout

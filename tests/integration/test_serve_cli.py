@@ -107,8 +107,10 @@ def test_serving_a_raw_onnx_package_never_imports_torch(served_package: Path) ->
 
 def test_deployment_recipes_print(served_package: Path, tmp_path: Path) -> None:
     docker = seekforge("serve", str(served_package), "--print-dockerfile", cwd=tmp_path, check=True).stdout
-    assert 'pip install --no-cache-dir "seekforge[runtime,serve]' in docker
+    assert 'pip install --constraint /tmp/constraints.txt "/wheels/seekforge-' in docker
+    assert '-py3-none-any.whl[runtime,serve]"' in docker and "download.pytorch.org" not in docker
     assert "HEALTHCHECK" in docker and "/readyz" in docker and "EXPOSE 8000 50051" in docker
+    assert f"--build-context model={served_package.resolve()}" in docker
     k8s = list(
         yaml.safe_load_all(seekforge("serve", str(served_package), "--print-k8s", cwd=tmp_path, check=True).stdout)
     )

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
 import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ import pytest
 import torch
 
 from seekforge.core.errors import ConfigError, TrainingInterrupted
+from seekforge.core.hardware import hardware
 from seekforge.data import Preprocessor
 from seekforge.data.config import FeaturesConfig
 from seekforge.models import MLPConfig
@@ -182,13 +185,34 @@ def test_every_optimizer_learns(tmp_path: Path, optimizer: str) -> None:
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
-def test_bf16_autocast_trains(tmp_path: Path) -> None:
+def test_bf16_autocast_trains_where_the_cpu_has_bf16_and_falls_back_where_not(tmp_path: Path) -> None:
+    """On this CPU as it is: bf16 with AVX-512 BF16 or AMX, else fp32 with the fallback warning (the
+    other branch of each kind of CPU is forced in the next test)."""
     train, pre = data(80, 0)
-    trainer = make_trainer(tmp_path, pre, precision="bf16", epochs=3, class_weights="balanced")
+    if hardware().bf16:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            trainer = make_trainer(tmp_path, pre, precision="bf16", epochs=3, class_weights="balanced")
+        assert trainer.precision == "bf16"
+    else:
+        with pytest.warns(RuntimeWarning, match=r"has no bf16 support \(.*no AVX-512 BF16 or AMX\); training in fp32"):
+            trainer = make_trainer(tmp_path, pre, precision="bf16", epochs=3, class_weights="balanced")
+        assert trainer.precision == "fp32"
     result = trainer.fit(train, None)
-    assert trainer.precision in ("bf16", "fp32")  # fp32 with a warning where the CPU lacks bf16
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+@pytest.mark.parametrize("flags", [{"avx2"}, {"avx2", "avx512f", "avx512bw", "avx512vl", "avx512_bf16"}])
+def test_bf16_follows_the_cpu_facts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: set[str]) -> None:
+    facts = dataclasses.replace(hardware(), flags=frozenset(flags), isa_cap=None)
+    monkeypatch.setattr("seekforge.train._trainer.hardware", lambda: facts)
+    _, pre = data(20, 0)
+    if facts.bf16:
+        assert make_trainer(tmp_path, pre, precision="bf16").precision == "bf16"
+    else:
+        with pytest.warns(RuntimeWarning, match=r"\(AVX2: no AVX-512 BF16 or AMX\); training in fp32"):
+            assert make_trainer(tmp_path, pre, precision="bf16").precision == "fp32"
 
 
 def test_batch_must_split_over_accumulation() -> None:
@@ -261,7 +285,7 @@ def test_damaged_or_foreign_checkpoints_are_refused(tmp_path: Path) -> None:
 
 
 def test_lower_is_better() -> None:
-    from seekforge.train._metrics import lower_is_better
+    from seekforge.core.metrics import lower_is_better
 
     assert lower_is_better("train_loss") and lower_is_better("val_rmse") and not lower_is_better("val_r2")
 

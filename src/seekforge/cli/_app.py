@@ -17,6 +17,7 @@ from typer.exceptions import Abort, Exit, TyperException
 
 from seekforge import __version__
 from seekforge.cli._data import data_app
+from seekforge.cli._env import env_command
 from seekforge.core.errors import SeekforgeError
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ app = typer.Typer(
 datasets_app = typer.Typer(help="Built-in real data sets (shipped by installed packages, no downloads).")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(data_app, name="data")
+app.command("env")(env_command)
 
 out = Console()
 err = Console(stderr=True)
@@ -234,10 +236,13 @@ def evaluate(
 ) -> None:
     """Score a package on labelled data."""
     from seekforge.core.io import write_json_atomic
-    from seekforge.serve import load
+    from seekforge.serve import full_install, load
 
     predictor = load(package)
-    metrics = predictor.evaluate(_read(data, delimiter, encoding))
+    if full_install():
+        metrics = predictor.evaluate(_read(data, delimiter, encoding))
+    else:  # the runtime install: no pandas
+        metrics = predictor.evaluate(_read_records(data, delimiter, encoding))
     _print_metrics(metrics, title=f"{data} ({metrics['rows']} rows, {predictor.backend})")
     if output is not None:
         write_json_atomic(output, metrics)
@@ -259,9 +264,22 @@ def predict(
     encoding: Encoding = "utf-8",
 ) -> None:
     """Predict every row of a file; the output keeps the input columns and adds the predictions."""
-    import pandas as pd
+    from seekforge.core.io import atomic_path
+    from seekforge.serve import full_install, load
 
-    from seekforge.serve import load
+    if not full_install():  # the runtime install: no pandas
+        from seekforge.runtime import write_records
+
+        _check_output(output)
+        runtime = load(package, backend=backend)
+        columns = _read_records(data, delimiter, encoding)
+        predicted = runtime.predict(columns)
+        with atomic_path(output) as tmp:
+            write_records(tmp, {**columns, **predicted}, suffix=output.suffix)
+        rows = len(predicted["prediction"])
+        err.print(f"wrote {rows} predictions to {output} ({runtime.backend})", markup=False)
+        return
+    import pandas as pd
 
     writer = _writer(output)
     predictor = load(package, backend=backend)
@@ -269,22 +287,39 @@ def predict(
     preds = predictor.predict(frame)
     keep = [c for c in frame.columns if frame[c].map(lambda v: not hasattr(v, "shape")).all()]
     result = pd.concat([frame[keep].reset_index(drop=True), preds], axis=1)
-    from seekforge.core.io import atomic_path
-
     with atomic_path(output) as tmp:
         writer(result, tmp)
     err.print(f"wrote {len(result)} predictions to {output} ({predictor.backend})", markup=False)
 
 
+def _read_records(data: str, delimiter: str | None, encoding: str) -> dict[str, list[object]]:
+    """A data file's columns without pandas, for the runtime install."""
+    from seekforge.core.deps import extra_command
+    from seekforge.runtime import read_records
+
+    if data.startswith("builtin:"):
+        raise SeekforgeError(
+            f"{data}: the built-in data sets need the full install, and this one has the runtime only",
+            hint=f"give a .csv, .tsv, .jsonl or .parquet file, or run: {extra_command('all')}",
+        )
+    return read_records(data, delimiter=delimiter, encoding=encoding)
+
+
+def _check_output(path: Path) -> None:
+    if path.suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson"):
+        raise SeekforgeError(
+            f"--output {path}: unknown format '{path.suffix.lower()}'", hint="use .csv, .tsv, .parquet or .jsonl"
+        )
+
+
 def _writer(path: Path) -> Callable[[pd.DataFrame, Path], None]:
+    _check_output(path)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
         return lambda frame, tmp: frame.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
     if suffix in (".parquet", ".pq"):
         return lambda frame, tmp: frame.to_parquet(tmp, index=False)
-    if suffix in (".jsonl", ".ndjson"):
-        return lambda frame, tmp: frame.to_json(tmp, orient="records", lines=True)
-    raise SeekforgeError(f"--output {path}: unknown format '{suffix}'", hint="use .csv, .tsv, .parquet or .jsonl")
+    return lambda frame, tmp: frame.to_json(tmp, orient="records", lines=True)
 
 
 @app.command()
@@ -298,6 +333,13 @@ def export(
     optimize_graph: Annotated[
         bool, typer.Option("--optimize-graph", help="onnx fp32: save onnxruntime's graph optimisations.")
     ] = False,
+    reduce_range: Annotated[
+        str,
+        typer.Option(
+            "--reduce-range",
+            help="int8: 7-bit weights, which CPUs without VNNI need: auto (where this one lacks VNNI), on, off.",
+        ),
+    ] = "auto",
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset version.")] = 18,
     force: Annotated[bool, typer.Option("--force", help="Write an export that fails the parity gate.")] = False,
 ) -> None:
@@ -310,6 +352,7 @@ def export(
         "precision": precision,
         "quantization": quantization,
         "optimize_graph": optimize_graph,
+        "reduce_range": reduce_range,
         "opset": opset,
     }
     config = _options(ExportConfig, values)
@@ -326,6 +369,7 @@ def export(
     out.print(table)
     verdict = "passed" if parity.passed else "FAILED (written because of --force)"
     how = f", {result.record['quantization']} quantization" if "quantization" in result.record else ""
+    how += ", 7-bit weights" if result.record.get("reduce_range") else ""
     how += ", raw feature values in" if result.record["inputs"] == "raw" else ""
     out.print(f"{result.path} ({result.bytes / 1e6:.2f} MB{how}): parity {verdict}", markup=False, soft_wrap=True)
 
@@ -342,10 +386,12 @@ def bench(
     ] = 4,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the rows as JSON.")] = None,
 ) -> None:
-    """Latency (p50/p90/p99) and throughput of the model on each backend and batch size."""
+    """Latency (p50/p90/p99) and throughput of the model on each backend and batch size; without torch, of
+    the package's raw-input ONNX exports."""
     from seekforge.core.errors import ConfigError
+    from seekforge.core.hardware import hardware
     from seekforge.core.io import write_json_atomic
-    from seekforge.export import bench_package
+    from seekforge.serve import full_install
 
     try:
         batches = [int(b) for b in batch.split(",") if b.strip()]
@@ -354,8 +400,15 @@ def bench(
     if not batches or min(batches) < 1:
         raise ConfigError(f"--batch must list batch sizes of at least 1, got {batch!r}")
     backends = None if backend == "all" else [b.strip() for b in backend.split(",")]
+    if full_install():
+        from seekforge.export import bench_package
+    else:
+        from seekforge.runtime import bench_runtime as bench_package
     rows = bench_package(package, backends=backends, batches=batches, threads=threads, seconds=seconds, rounds=rounds)
-    table = Table(_backend_column(), "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "rows/s")
+    hw = hardware()
+    table = Table(
+        _backend_column(), "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "rows/s", caption=hw.summary()
+    )
     for row in rows:
         table.add_row(
             row.backend, str(row.batch), str(row.threads), str(row.runs),
@@ -363,7 +416,7 @@ def bench(
         )  # fmt: skip
     out.print(table)
     if output is not None:
-        write_json_atomic(output, [row.to_dict() for row in rows])
+        write_json_atomic(output, {"hardware": hw.to_dict(), "rows": [row.to_dict() for row in rows]})
         err.print(f"wrote {output}", markup=False)
 
 
@@ -549,6 +602,13 @@ def serve(
         bool, typer.Option("--print-k8s", help="Print a Kubernetes manifest (Deployment, Service, HPA); serve nothing.")
     ] = False,
     image: Annotated[str | None, typer.Option("--image", help="Image name for --print-k8s.")] = None,
+    source: Annotated[
+        Path | None,
+        typer.Option("--source", help="seekforge source tree the Dockerfile builds from (default: this install's)."),
+    ] = None,
+    wheel: Annotated[
+        Path | None, typer.Option("--wheel", help="Install this seekforge wheel (make wheel) in the Dockerfile.")
+    ] = None,
 ) -> None:
     """Serve the package over HTTP and gRPC in one process, with dynamic batching, metrics and a prediction log.
 
@@ -565,8 +625,9 @@ def serve(
 
         manifest = read_manifest(package, verify=False)
         if print_dockerfile:
-            out.print(dockerfile(package.resolve(), manifest, backend=backend, http_port=http_port,
-                                 grpc_port=grpc_port), markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+            text = dockerfile(package.resolve(), manifest, backend=backend, http_port=http_port,
+                              grpc_port=grpc_port, source=source, wheel=wheel)  # fmt: skip
+            out.print(text, markup=False, highlight=False, soft_wrap=True)
         if print_k8s:
             out.print(kubernetes(manifest, image=image, http_port=http_port, grpc_port=grpc_port),
                       markup=False, highlight=False, soft_wrap=True)  # fmt: skip
@@ -776,7 +837,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         name = escape(str(exc.name))
         err.print(f"[bold red]error:[/] this command needs '{name}', which is not installed", highlight=False)
-        err.print(f"  [bold]hint:[/] run: {escape(install_command(str(exc.name)))}", highlight=False)
+        err.print(f"  [bold]hint:[/] run: {escape(install_command(str(exc.name)))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     sys.exit(0)
 

@@ -25,6 +25,7 @@ from seekforge.compress._prune import count, ignored_layers, prunable_width, pru
 from seekforge.compress.config import CompressConfig
 from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, DataError, PackageError, SeekforgeError
+from seekforge.core.hardware import hardware
 from seekforge.core.io import atomic_dir, atomic_path, sha256_file, stamped_folder, write_json_atomic
 from seekforge.core.package import read_manifest, write_package
 from seekforge.core.progress import console, progress_task
@@ -440,7 +441,8 @@ def compress_package(
         stages.append(quantize_stage(job, stages[-1] if stages else None))
 
     final = stages[-1]
-    record = {"config": config.model_dump(mode="json"), "metric": job.metric_name}
+    # the figures (latency, and whether an int8 graph passes its gate) depend on the machine
+    record = {"config": config.model_dump(mode="json"), "metric": job.metric_name, "hardware": hardware().to_dict()}
     for stage in stages:
         if any(row.name == stage.name for row in rows):
             continue

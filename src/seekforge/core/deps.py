@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import ModuleType
 
 from seekforge.core.errors import MissingDependencyError
@@ -65,7 +66,33 @@ def is_optional(module: str) -> bool:
 def install_command(module: str) -> str:
     """The pip command that brings ``module``: the seekforge extra that has it, else the package itself."""
     dist, extra = _INSTALL.get(module.split(".")[0], (module, ""))
-    return f'pip install "seekforge[{extra}]"' if extra else f"pip install {dist}"
+    return extra_command(extra) if extra else f"pip install {dist}"
+
+
+def extra_command(extras: str) -> str:
+    """The pip command that adds seekforge's ``extras`` (``"train"``, ``"runtime,serve"``) to this install.
+
+    seekforge is on no package index: it installs from its source tree, with the tree's lock, or from a
+    wheel built from it (``make wheel``). An install from a clone names that clone.
+    """
+    tree = source_tree()
+    if tree is not None:
+        return f'pip install --constraint {tree / "constraints.txt"} "{tree}[{extras}]"'
+    return f'pip install "seekforge-{_version()}-py3-none-any.whl[{extras}]" (the wheel seekforge came from)'
+
+
+def source_tree() -> Path | None:
+    """The seekforge source tree this install comes from (an editable install of a clone), if any."""
+    tree = Path(__file__).resolve().parents[3]
+    project = tree / "pyproject.toml"
+    found = (tree / "constraints.txt").is_file() and project.is_file()
+    return tree if found and 'name = "seekforge"' in project.read_text(encoding="utf-8") else None
+
+
+def _version() -> str:
+    from seekforge import __version__
+
+    return __version__
 
 
 def quiet_torchao() -> None:

@@ -1,4 +1,8 @@
-"""Export: ONNX and OpenVINO models recorded in the package, each behind a parity gate.
+"""Export: ONNX and OpenVINO models recorded in the package, each behind a parity gate; benchmarks of
+every backend a package holds; ``optimize``, which keeps the fastest variant within an accuracy budget.
+
+The configuration and the table of variants import at once; the rest (torch, onnx) when first used, so
+that the runtime install, which has neither, can read the variants.
 
 Example:
     >>> from seekforge.export import export_package
@@ -8,30 +12,41 @@ Example:
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from seekforge.core.errors import ConfigError
-from seekforge.core.package import add_to_package, read_manifest
-from seekforge.export._bench import BenchRow, bench_package
-from seekforge.export._gate import ParityRecord, check_parity
-from seekforge.export._onnx import ExportError, OnnxRunner, export_onnx, load_samples, optimize_graph, to_fp16
-from seekforge.export._optimize import Candidate, OptimizeResult, optimize_package
-from seekforge.export._quantize import quantize_int8
-from seekforge.export.config import (
-    BACKENDS,
-    BY_BACKEND,
-    PRECISIONS,
-    UNAVAILABLE_FORMATS,
-    VARIANTS,
-    ExportConfig,
-    ParityConfig,
-    Variant,
-)
+from seekforge.export.config import BACKENDS, BY_BACKEND, VARIANTS, ExportConfig, ParityConfig, Variant
+
+if TYPE_CHECKING:
+    from seekforge.core.timing import BenchRow
+    from seekforge.export._bench import bench_package
+    from seekforge.export._gate import ParityRecord, check_parity
+    from seekforge.export._onnx import ExportError, OnnxRunner
+    from seekforge.export._optimize import Candidate, OptimizeResult, optimize_package
+    from seekforge.export._package import (
+        ExportResult,
+        check_format,
+        export_base,
+        export_package,
+        open_runner,
+        raw_samples_of,
+    )
+
+_LAZY = {
+    "BenchRow": "seekforge.core.timing",
+    "bench_package": "seekforge.export._bench",
+    "ParityRecord": "seekforge.export._gate",
+    "check_parity": "seekforge.export._gate",
+    "ExportError": "seekforge.export._onnx",
+    "OnnxRunner": "seekforge.export._onnx",
+    "Candidate": "seekforge.export._optimize",
+    "OptimizeResult": "seekforge.export._optimize",
+    "optimize_package": "seekforge.export._optimize",
+    **dict.fromkeys(
+        ("ExportResult", "check_format", "export_base", "export_package", "open_runner", "raw_samples_of"),
+        "seekforge.export._package",
+    ),
+}
 
 __all__ = [
     "BACKENDS",
@@ -50,186 +65,15 @@ __all__ = [
     "bench_package",
     "check_format",
     "check_parity",
+    "export_base",
     "export_package",
     "open_runner",
     "optimize_package",
+    "raw_samples_of",
 ]
 
 
-@dataclass(frozen=True)
-class ExportResult:
-    """Where the export went in the package and how it compared with the torch model."""
-
-    package: Path
-    path: Path
-    parity: ParityRecord
-    bytes: int
-    record: dict[str, Any]
-
-
-def check_format(name: str) -> None:
-    """Fail with what is needed when ``name`` is a format this machine cannot build.
-
-    Raises:
-        ConfigError: An unknown format, or one whose toolchain is not here.
-    """
-    if name in UNAVAILABLE_FORMATS:
-        raise ConfigError(
-            f"exporting to {name} needs {UNAVAILABLE_FORMATS[name]}, which seekforge cannot use here",
-            hint="export to onnx or openvino, or convert the ONNX export with that toolchain",
-        )
-    if name not in PRECISIONS:
-        raise ConfigError(f"unknown export format {name!r}; available: {', '.join(PRECISIONS)}")
-
-
-def export_package(
-    package: str | Path, config: ExportConfig | None = None, *, force: bool = False, base: Path | None = None
-) -> ExportResult:
-    """Export a package's model and add it to the package if it passes the parity gate.
-
-    The torch model and the export both predict the held-out rows the package carries; an export that
-    breaks a limit of ``config.limits`` is not written, unless ``force``, which writes it marked failed.
-    Each variant has its own file (see :data:`VARIANTS`), its record under ``exports`` in package.json
-    and beside it in ``<file>.parity.json``. ONNX files of packages whose inputs are all numeric, binary or
-    category features hold the preprocessing too, and take raw feature values (``"inputs": "raw"``).
-
-    ``base`` is an fp32 ONNX file of this package's model made by :func:`export_base` with the same
-    opset, to reuse when building several variants.
-
-    Raises:
-        PackageError: Not a valid package, or one without held-out rows.
-        ExportError: The export failed, or failed the gate (the message says by how much).
-    """
-    from seekforge.models import infer
-    from seekforge.serve import build_model
-    from seekforge.train import Tensors
-
-    config = config or ExportConfig()
-    variant = config.variant
-    package = Path(package)
-    manifest = read_manifest(package)
-    samples = load_samples(package, manifest)
-    model = build_model(package)
-    calibration = (
-        Tensors.load(package / "calibration.safetensors") if "calibration.safetensors" in manifest["files"] else None
-    )
-    record: dict[str, Any] = {
-        "file": variant.file,
-        "backend": variant.backend,
-        "format": variant.format,
-        "precision": variant.precision,
-        "opset": config.opset,
-        "inputs": "encoded",
-    }
-    raw_samples = raw_samples_of(package, manifest) if variant.format == "onnx" else None
-    qat = _uses_qat(package, manifest, config)
-    if qat:
-        from seekforge.compress._qat import quantized_model
-
-        model = quantized_model(package, model, _example(samples))
-        base = None  # the float graph is not this model's
-    with tempfile.TemporaryDirectory() as scratch_dir:
-        scratch = Path(scratch_dir)
-        fp32 = scratch / "fp32.onnx"
-        if base is None:
-            export_onnx(model, _example(samples), fp32, opset=config.opset)
-        else:
-            shutil.copyfile(base, fp32)
-        built = scratch / Path(variant.file).name
-        if variant.format == "openvino":
-            from seekforge.export._openvino import export_openvino
-
-            record.update(export_openvino(fp32, built, precision=variant.precision, calibration=calibration))
-        elif qat:
-            fp32.rename(built)  # the converted model's graph: int8 QDQ already
-            record["quantization"] = "qat"
-        elif variant.precision == "int8":
-            record["quantization"] = quantize_int8(fp32, built, method=config.quantization, calibration=calibration)
-        elif variant.precision == "fp16":
-            to_fp16(fp32, built)
-        elif variant.graph_optimized:
-            optimize_graph(fp32, built)
-        else:
-            fp32.rename(built)
-        if raw_samples is not None:
-            _prepend_preprocessing(built, package)
-            record["inputs"] = "raw"
-        reference = infer(model, samples.inputs)
-        candidate = open_runner(package, record, path=built)(raw_samples or samples.inputs)
-        parity = check_parity(reference, candidate, samples.target, task=manifest["task"], limits=config.limits)
-        if not parity.passed and not force:
-            raise ExportError(
-                f"the {variant.name} model failed the parity gate on {parity.rows} held-out rows: "
-                + "; ".join(parity.failures),
-                hint="nothing was written; --force writes it anyway, marked as failed",
-            )
-        files: dict[str, Path | str] = {variant.file: built}
-        if variant.format == "openvino":
-            files[variant.file.replace(".xml", ".bin")] = built.with_suffix(".bin")
-        size = sum(Path(f).stat().st_size for f in files.values())
-        record.update(parity=parity.to_dict(), limits=config.limits.model_dump(), bytes=size)
-        files[str(Path(variant.file).with_suffix(".parity.json"))] = json.dumps(record, indent=2)
-        add_to_package(
-            package, files=files, manifest={"exports": {**manifest.get("exports", {}), variant.name: record}}
-        )
-    return ExportResult(package, package / record["file"], parity, record["bytes"], record)
-
-
-def _uses_qat(package: Path, manifest: dict[str, Any], config: ExportConfig) -> bool:
-    """Whether this export is the int8 graph of a package's own quantization-aware training.
-
-    Raises:
-        ConfigError: ``quantization: qat`` for a package that was not trained with QAT.
-    """
-    has = "quantization" in manifest
-    if config.quantization == "qat" and not (has and config.variant.name == "onnx-int8"):
-        raise ConfigError(
-            f"--quantization qat exports the quantizers of quantization-aware training as ONNX int8; {package} "
-            + ("has none" if not has else "needs --format onnx --precision int8"),
-            hint="make one with seekforge compress PACKAGE --quantize qat",
-        )
-    return has and config.variant.name == "onnx-int8" and config.quantization in ("auto", "qat")
-
-
-def export_base(package: Path, out: Path, *, opset: int) -> None:
-    """Export the package's model, unchanged, to the fp32 ONNX file ``out`` (encoded inputs)."""
-    from seekforge.serve import build_model
-
-    export_onnx(build_model(package), _example(load_samples(package, read_manifest(package))), out, opset=opset)
-
-
-def _example(samples: Any) -> dict[str, Any]:
-    """The batch the exporter traces the model with: the first held-out rows."""
-    return {k: v[:8] for k, v in samples.inputs.items()}
-
-
-def open_runner(package: Path, record: dict[str, Any], *, path: Path | None = None, threads: int | None = None) -> Any:
-    """A callable that runs the export ``record`` describes (``path`` overrides its file): encoded batch
-    dicts, or raw feeds for an ONNX graph that holds its preprocessing, in; logits out."""
-    file = path or package / record["file"]
-    if record["format"] == "openvino":
-        from seekforge.export._openvino import OpenVinoRunner
-
-        return OpenVinoRunner(file, precision=record["precision"], threads=threads)
-    return OnnxRunner(file, threads=threads)
-
-
-def raw_samples_of(package: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
-    """Raw feeds of the held-out rows when the ONNX graph can hold the package's preprocessing (every
-    input numeric, binary or category) and the package carries those rows raw; else None."""
-    from seekforge.runtime import raw_feeds
-    from seekforge.runtime._encode import graph_holds
-
-    if not graph_holds(f["type"] for f in manifest["inputs"]) or "samples.json" not in manifest["files"]:
-        return None
-    columns = json.loads((package / "samples.json").read_text(encoding="utf-8"))
-    return raw_feeds(manifest["inputs"], columns)
-
-
-def _prepend_preprocessing(path: Path, package: Path) -> None:
-    from seekforge.core.deps import require
-    from seekforge.export._pregraph import with_preprocessing
-
-    onnx = require("onnx", purpose="ONNX export")
-    state = json.loads((package / "preprocessor.json").read_text(encoding="utf-8"))
-    onnx.save(with_preprocessing(onnx.load(str(path)), state), str(path))
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'seekforge.export' has no attribute '{name}'")

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from seekforge.core.metrics import classification_metrics, regression_metrics
 from seekforge.export.config import ParityConfig
 from seekforge.runtime import softmax
-from seekforge.train import classification_metrics, regression_metrics
 
 
 @dataclass(frozen=True)

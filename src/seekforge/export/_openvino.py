@@ -8,7 +8,9 @@ so f32 is asked for explicitly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,10 +27,14 @@ from seekforge.train import Tensors
 HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 
-def export_openvino(onnx_path: Path, xml: Path, *, precision: str, calibration: Tensors | None) -> dict[str, Any]:
+def export_openvino(
+    onnx_path: Path, xml: Path, *, precision: str, calibration: Tensors | None, reduce_range: bool = False
+) -> dict[str, Any]:
     """Convert an ONNX model (encoded inputs) to OpenVINO IR at ``xml`` (and its ``.bin``).
 
-    int8 quantizes with NNCF's post-training quantization on the calibration rows.
+    int8 quantizes with NNCF's post-training quantization on the calibration rows; ``reduce_range``
+    applies NNCF's overflow fix (7-bit weights) to every layer rather than the first only, which CPUs
+    without VNNI need to keep accuracy.
 
     Returns:
         What to record about the conversion.
@@ -49,6 +55,8 @@ def export_openvino(onnx_path: Path, xml: Path, *, precision: str, calibration: 
                 hint="re-create the package with this seekforge version",
             )
         nncf = require("nncf", purpose="OpenVINO INT8 export")
+        advanced = require("nncf.quantization.advanced_parameters", purpose="OpenVINO INT8 export")
+        overflow = advanced.OverflowFix.ENABLE if reduce_range else advanced.OverflowFix.FIRST_LAYER
         names = [port.get_any_name() for port in model.inputs]
         batches = [_feeds(batch, names) for batch in _batches(calibration.inputs, 32)]
         transformer = any(name in TOKEN_INPUTS for name in names)
@@ -56,18 +64,21 @@ def export_openvino(onnx_path: Path, xml: Path, *, precision: str, calibration: 
         level = nncf_log.level
         nncf_log.setLevel(logging.ERROR)
         try:
-            with _quiet_exporter():
+            # NNCF draws its progress bars on stdout, which is the command's output: move them to stderr
+            with _quiet_exporter(), contextlib.redirect_stdout(sys.stderr):
                 model = nncf.quantize(
                     model,
                     nncf.Dataset(batches),
                     subset_size=len(batches),  # items of the data set: batches
                     model_type=nncf.ModelType.TRANSFORMER if transformer else None,
+                    advanced_parameters=advanced.AdvancedQuantizationParameters(overflow_fix=overflow),
                 )
         except Exception as exc:
             raise ExportError(f"NNCF could not quantize the model: {exc}") from exc
         finally:
             nncf_log.setLevel(level)
         record["quantization"] = "nncf-ptq"
+        record["overflow_fix"] = overflow.value
         record["fp16_constants"] = _store_float_constants_in_fp16(ov, model)
     ov.save_model(model, str(xml), compress_to_fp16=False)
     return record

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from seekforge.core.errors import ConfigError, PackageError, SeekforgeError
+from seekforge.core.hardware import hardware
 from seekforge.core.io import atomic_dir
 from seekforge.core.package import add_to_package, read_manifest, write_package
 from seekforge.core.progress import make_progress
@@ -126,6 +127,7 @@ def optimize_package(
             "max_accuracy_drop": max_accuracy_drop,
             "selected": selected,
             "candidates": [c.to_dict() for c in judged],
+            "hardware": hardware().to_dict(),  # latency and int8 accuracy depend on the CPU
         }
         lineage = {**manifest["lineage"], "parent": str(source)}
         add_to_package(

@@ -33,7 +33,9 @@ def _calibration_reader(base: Any, data: Tensors, names: list[str], batch_size: 
     return Reader()
 
 
-def quantize_int8(fp32: Path, out: Path, *, method: str, calibration: Tensors | None) -> str:
+def quantize_int8(
+    fp32: Path, out: Path, *, method: str, calibration: Tensors | None, reduce_range: bool = False
+) -> str:
     """Write an INT8 version of ``fp32`` to ``out`` and return the method used.
 
     Args:
@@ -42,6 +44,7 @@ def quantize_int8(fp32: Path, out: Path, *, method: str, calibration: Tensors | 
         method: ``static`` (QDQ, activation ranges from ``calibration``), ``dynamic``, or ``auto``
             (static when the graph has convolutions, dynamic otherwise).
         calibration: Encoded training rows, for static quantization.
+        reduce_range: Store weights in 7 bits, which CPUs without VNNI need to keep accuracy.
 
     Raises:
         ExportError: Static quantization without calibration rows, or onnxruntime failed.
@@ -77,9 +80,12 @@ def quantize_int8(fp32: Path, out: Path, *, method: str, calibration: Tensors | 
                     activation_type=quant.QuantType.QUInt8,
                     weight_type=quant.QuantType.QInt8,
                     calibrate_method=quant.CalibrationMethod.MinMax,
+                    reduce_range=reduce_range,
                 )
             else:
-                quant.quantize_dynamic(str(prepared), str(out), weight_type=quant.QuantType.QInt8)
+                quant.quantize_dynamic(
+                    str(prepared), str(out), weight_type=quant.QuantType.QInt8, reduce_range=reduce_range
+                )
         except Exception as exc:
             raise ExportError(f"onnxruntime could not quantize the model ({method}): {exc}") from exc
     return method

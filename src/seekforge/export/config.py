@@ -91,12 +91,19 @@ class ExportConfig(BaseConfig):
     training (``seekforge compress --quantize qat``) exports its own trained quantizers (``qat``); with OpenVINO, NNCF's post-training
     quantization on the calibration rows. ``optimize_graph`` (ONNX fp32) saves onnxruntime's graph
     optimisations (operator fusion, constant folding) in the file.
+
+    ``reduce_range`` (int8 post-training quantization) stores weights in 7 bits: onnxruntime's
+    ``reduce_range`` and NNCF's overflow fix on every layer. CPUs without VNNI multiply unsigned 8-bit
+    activations by signed 8-bit weights in 16-bit sums that saturate; 7-bit weights cannot. ``auto`` turns
+    it on where this CPU has no VNNI (``seekforge env``); turn it ``on`` when exporting on a VNNI machine
+    for servers without it.
     """
 
     format: Literal["onnx", "openvino"] = "onnx"
     precision: Literal["fp32", "fp16", "bf16", "int8"] = "fp32"
     quantization: Literal["auto", "dynamic", "static", "qat"] = "auto"
     optimize_graph: bool = False
+    reduce_range: Literal["auto", "on", "off"] = "auto"
     opset: Annotated[int, Field(ge=17, le=23)] = 18
     parity: ParityConfig | None = None
 
@@ -111,7 +118,18 @@ class ExportConfig(BaseConfig):
             raise ValueError("optimize_graph applies to ONNX fp32 exports (int8 exports are optimised already)")
         if self.quantization != "auto" and (self.format, self.precision) != ("onnx", "int8"):
             raise ValueError("quantization applies to ONNX int8 exports (OpenVINO int8 uses NNCF's own)")
+        if self.reduce_range != "auto" and (self.precision != "int8" or self.quantization == "qat"):
+            raise ValueError("reduce_range applies to post-training int8 exports (qat keeps its trained ranges)")
         return self
+
+    @property
+    def seven_bit_weights(self) -> bool:
+        """Whether int8 weights are stored in 7 bits: ``reduce_range``, or on ``auto`` this CPU's lack of VNNI."""
+        if self.reduce_range != "auto":
+            return self.reduce_range == "on"
+        from seekforge.core.hardware import hardware
+
+        return not hardware().vnni
 
     @property
     def limits(self) -> ParityConfig:

@@ -144,7 +144,7 @@ def _labels(path: Path, output: str) -> pd.DataFrame:
 
 
 def _live_metrics(joined: pd.DataFrame, manifest: dict[str, Any]) -> dict[str, float]:
-    from seekforge.train._metrics import classification_metrics, regression_metrics
+    from seekforge.core.metrics import classification_metrics, regression_metrics
 
     output = manifest["output"]
     outputs = list(joined["outputs"])

@@ -1,8 +1,9 @@
-"""Predict with a package's ONNX model and onnxruntime alone: no torch, no pandas.
+"""Predict, evaluate and time with a package's ONNX model and onnxruntime alone: no torch, no pandas.
 
-For packages whose inputs are numeric, binary and category features, ``seekforge export`` writes an
-ONNX graph that starts from raw feature values (the fitted imputation, scaling and vocabularies are in
-the graph), so ``pip install "seekforge[runtime]"`` is enough to serve it::
+For packages whose inputs are numeric, binary and category features, ``seekforge export`` writes ONNX
+graphs that start from raw feature values (the fitted imputation, scaling and vocabularies are in the
+graph), so the ``runtime`` extra (numpy and onnxruntime) is enough to use them; ``seekforge.load`` returns
+this predictor where torch is not installed::
 
     from seekforge.runtime import load
     predictor = load("runs/breast_cancer/<stamp>/package")
@@ -11,13 +12,17 @@ the graph), so ``pip install "seekforge[runtime]"`` is enough to serve it::
 
 from __future__ import annotations
 
+import functools
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seekforge.core.errors import DataError, PackageError
+from seekforge.core.hardware import int8_portability
+from seekforge.core.metrics import classification_metrics, regression_metrics
 from seekforge.core.package import read_manifest
 from seekforge.runtime._encode import (
     GRAPH_TYPES,
@@ -25,10 +30,12 @@ from seekforge.runtime._encode import (
     as_columns,
     binary_table,
     canonical,
+    is_missing,
     raw_feeds,
     session,
     softmax,
 )
+from seekforge.runtime._records import read_records, write_records
 
 __all__ = [
     "GRAPH_TYPES",
@@ -36,12 +43,16 @@ __all__ = [
     "PackageView",
     "RuntimePredictor",
     "as_columns",
+    "bench_runtime",
     "binary_table",
     "canonical",
     "load",
     "raw_feeds",
+    "read_records",
+    "runtime_backends",
     "session",
     "softmax",
+    "write_records",
 ]
 
 
@@ -64,11 +75,12 @@ class PackageView:
 class RuntimePredictor(PackageView):
     """A package's raw-input ONNX model on onnxruntime. Use :func:`load` to get one."""
 
-    backend = "onnxruntime"
-
-    def __init__(self, path: Path, manifest: dict[str, Any], state: dict[str, Any], session: Any) -> None:
+    def __init__(
+        self, path: Path, manifest: dict[str, Any], state: dict[str, Any], session: Any, backend: str = "onnxruntime"
+    ) -> None:
         super().__init__(path, manifest)
         self.session = session
+        self.backend = backend
         self._target = state.get("target")
 
     def logits(self, records: Any) -> np.ndarray:
@@ -84,7 +96,9 @@ class RuntimePredictor(PackageView):
     def decoded(self, records: Any) -> tuple[list[Any], np.ndarray | None]:
         """Predictions in the label's own values, and class probabilities ``[n, classes]`` (None for a
         regressor)."""
-        logits = self.logits(records)
+        return self._decode(self.logits(records))
+
+    def _decode(self, logits: np.ndarray) -> tuple[list[Any], np.ndarray | None]:
         if self.task == "regression":
             assert self._target is not None
             values = logits.astype(np.float64).reshape(-1) * self._target["std"] + self._target["mean"]
@@ -107,28 +121,157 @@ class RuntimePredictor(PackageView):
             raise DataError("predict_proba is for classifiers; this package is a regressor")
         return softmax(self.logits(records))
 
+    def evaluate(self, records: Any) -> dict[str, Any]:
+        """Task metrics on labelled records (the output column must be present), as the full install's
+        ``Predictor.evaluate`` gives them.
 
-def load(path: str | Path, *, verify: bool = True, threads: int | None = None) -> RuntimePredictor:
-    """Load a package's raw-input ONNX export for prediction with onnxruntime.
+        Raises:
+            DataError: The output column is missing, or holds a missing value or a class the model does not know.
+        """
+        columns = as_columns(records)
+        label = self.manifest["output"]["name"]
+        if label not in columns:
+            raise DataError(f"records lack the output column '{label}', which evaluating needs")
+        truth = columns[label]
+        if any(is_missing(v) for v in truth):
+            row = next(i for i, v in enumerate(truth) if is_missing(v))
+            raise DataError(f"row {row}: output column '{label}' is missing", hint="drop unlabelled rows")
+        logits = self.logits(columns)
+        if self.task == "regression":
+            predicted = self._decode(logits)[0]
+            try:
+                return {"rows": len(truth), **regression_metrics(np.asarray(truth, dtype=float), np.asarray(predicted))}
+            except ValueError:
+                bad = next(v for v in truth if not _is_number(v))
+                raise DataError(f"output column '{label}' holds {bad!r}, which is not a number") from None
+        index = {canonical(c): i for i, c in enumerate(self.classes or [])}
+        unknown = next((v for v in truth if canonical(v) not in index), None)
+        if unknown is not None:
+            raise DataError(
+                f"output column '{label}' holds {unknown!r}, which is not a class of this model",
+                hint=f"its classes: {', '.join(map(str, self.classes or []))}",
+            )
+        target = np.array([index[canonical(v)] for v in truth], dtype=np.int64)
+        return {"rows": len(truth), **classification_metrics(target, softmax(logits))}
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def runtime_backends(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ONNX exports this install can run, by backend: those that passed their gate and take raw values."""
+    exports = manifest.get("exports", {}).values()
+    return {
+        record["backend"]: record
+        for record in exports
+        if record.get("format") == "onnx" and record["parity"]["passed"] and record.get("inputs") == "raw"
+    }
+
+
+def load(
+    path: str | Path, *, backend: str = "auto", verify: bool = True, threads: int | None = None
+) -> RuntimePredictor:
+    """Load one of a package's raw-input ONNX exports for prediction with onnxruntime.
+
+    Args:
+        path: The package directory.
+        backend: ``auto`` (the backend ``seekforge optimize`` chose, when it is one of these, else the fp32
+            export), or an ONNX backend the package holds: ``onnxruntime``, ``onnxruntime-int8``, ...
+        verify: Check every file's sha256 against ``package.json``.
+        threads: Intra-op threads of the session; None: onnxruntime's default.
 
     Raises:
-        PackageError: Not a package, a file was modified, or the package has no passing raw-input export.
+        PackageError: Not a package, a file was modified, or the package has no such export.
         MissingDependencyError: onnxruntime is not installed.
     """
+    from seekforge.core.deps import extra_command
+
     path = Path(path)
     manifest = read_manifest(path, verify=verify)
-    export = manifest.get("exports", {}).get("onnx")
-    if export is None or not export["parity"]["passed"] or export.get("inputs") != "raw":
-        why = (
-            "has no fp32 ONNX export"
-            if export is None
-            else "its ONNX export failed its parity gate"
-            if not export["parity"]["passed"]
-            else "its ONNX export takes encoded inputs (text or image features need the full install)"
-        )
+    usable = runtime_backends(manifest)
+    chosen = manifest.get("serving", {}).get("backend")
+    if backend == "auto":
+        backend = chosen if chosen in usable else "onnxruntime"
+    if backend not in usable:
+        export = manifest.get("exports", {}).get("onnx")
+        if backend != "onnxruntime":
+            why = f"its backend '{backend}' is not a raw-input ONNX export it holds (it holds: {', '.join(usable) or 'none'})"
+        elif export is None:
+            why = "it has no fp32 ONNX export"
+        elif not export["parity"]["passed"]:
+            why = "its fp32 ONNX export failed its parity gate"
+        else:
+            why = "its ONNX export takes encoded inputs: text and image features are encoded in Python, with torch"
+        can_export = export is None or not export["parity"]["passed"]
         raise PackageError(
-            f"{path} cannot be served by the runtime alone: it {why}",
-            hint=f'run: seekforge export {path} --format onnx; or use seekforge.load with pip install "seekforge[all]"',
+            f"{path} cannot be served by the runtime install alone: {why}",
+            hint=(
+                f"where seekforge is fully installed, run: seekforge export {path} --format onnx; or "
+                if can_export
+                else ""
+            )
+            + f"install the full seekforge here: {extra_command('all')}",
         )
+    if why := int8_portability(usable[backend]):
+        warnings.warn(why, RuntimeWarning, stacklevel=2)
     state = json.loads((path / "preprocessor.json").read_text(encoding="utf-8"))
-    return RuntimePredictor(path, manifest, state, session(path / export["file"], threads=threads))
+    return RuntimePredictor(path, manifest, state, session(path / usable[backend]["file"], threads=threads), backend)
+
+
+def bench_runtime(
+    package: str | Path,
+    *,
+    backends: list[str] | None = None,
+    batches: tuple[int, ...] | list[int] = (1, 8, 32),
+    threads: int | None = None,
+    warmup: int = 5,
+    seconds: float = 2.0,
+    max_runs: int = 1000,
+    rounds: int = 4,
+) -> list[Any]:
+    """Time a package's raw-input ONNX exports on onnxruntime, as ``seekforge.export.bench_package`` times
+    every backend where torch is installed: the package's held-out rows (``samples.json``), repeated to fill
+    each batch, go through the graph whole.
+
+    Returns:
+        One :class:`seekforge.core.timing.BenchRow` per backend and batch size.
+
+    Raises:
+        ConfigError: A backend this install cannot time (torch, OpenVINO, or an export the package lacks).
+        PackageError: The package carries no raw held-out rows.
+    """
+    from seekforge.core.deps import extra_command
+    from seekforge.core.errors import ConfigError
+    from seekforge.core.hardware import hardware
+    from seekforge.core.timing import bench_row, time_interleaved
+
+    package = Path(package)
+    manifest = read_manifest(package)
+    usable = runtime_backends(manifest)
+    chosen = list(backends or usable)
+    missing = [b for b in chosen if b not in usable]
+    if missing or not chosen:
+        raise ConfigError(
+            f"without torch, seekforge bench times the raw-input ONNX exports a package holds; {package} has "
+            f"{', '.join(usable) or 'none'}" + (f", not {', '.join(missing)}" if missing else ""),
+            hint=f"export one where seekforge is fully installed, or install it here: {extra_command('all')}",
+        )
+    if "samples.json" not in manifest["files"]:
+        raise PackageError(f"{package} carries no raw held-out rows (samples.json) to time the model on")
+    columns = json.loads((package / "samples.json").read_text(encoding="utf-8"))
+    feeds = raw_feeds(manifest["inputs"], columns)
+    threads = threads or hardware().cores
+    calls = {}
+    for backend in chosen:
+        run = session(package / usable[backend]["file"], threads=threads).run
+        for batch in batches:
+            index = np.arange(batch) % len(next(iter(feeds.values())))
+            filled = {name: values[index] for name, values in feeds.items()}
+            calls[(backend, batch)] = functools.partial(run, None, filled)
+    times = time_interleaved(calls, warmup=warmup, seconds=seconds, max_runs=max_runs, rounds=rounds)
+    return [bench_row(backend, batch, threads, times[(backend, batch)]) for backend, batch in calls]

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from seekforge.core.deps import extra_command
 from seekforge.core.errors import DataError
 
 TRUE = frozenset({"1", "true", "t", "yes", "y", "1.0"})
@@ -138,7 +139,7 @@ def raw_feeds(
         else:
             raise DataError(
                 f"input '{name}' is a {kind} feature, whose preprocessing the ONNX graph does not hold",
-                hint='predict with the full install: pip install "seekforge[all]"',
+                hint=f"predict with the full install: {extra_command('all')}",
             )
     return feeds
 

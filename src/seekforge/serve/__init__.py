@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from seekforge.serve._batcher import DynamicBatcher
+    from seekforge.serve._load import full_install, load
     from seekforge.serve._log import PredictionLog, log_state
-    from seekforge.serve._predictor import Predictor, build_model, evaluate_logits, load, to_frame
+    from seekforge.serve._predictor import Predictor, build_model, evaluate_logits, to_frame
     from seekforge.serve._server import serve
     from seekforge.serve._service import ModelService, ServeConfig
 
@@ -24,7 +25,8 @@ _LAZY = {
     "Predictor": "seekforge.serve._predictor",
     "build_model": "seekforge.serve._predictor",
     "evaluate_logits": "seekforge.serve._predictor",
-    "load": "seekforge.serve._predictor",
+    "load": "seekforge.serve._load",
+    "full_install": "seekforge.serve._load",
     "to_frame": "seekforge.serve._predictor",
     "DynamicBatcher": "seekforge.serve._batcher",
     "PredictionLog": "seekforge.serve._log",
@@ -42,6 +44,7 @@ __all__ = [
     "ServeConfig",
     "build_model",
     "evaluate_logits",
+    "full_install",
     "load",
     "log_state",
     "serve",

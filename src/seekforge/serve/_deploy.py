@@ -8,38 +8,108 @@ from pathlib import Path
 from typing import Any
 
 from seekforge import __version__
+from seekforge.core.errors import ConfigError
 
-__all__ = ["dockerfile", "kubernetes"]
+__all__ = ["SOURCE_FILES", "dockerfile", "kubernetes", "source_tree"]
 
 
 def _extras(manifest: dict[str, Any], backend: str) -> str:
     """The smallest install that serves the package: onnxruntime alone for a raw-input ONNX export."""
     from seekforge.serve._service import runtime_only
 
-    return "runtime,serve" if runtime_only(manifest, backend) else "all,serve"
+    return "runtime,serve" if runtime_only(manifest, backend) else "all"
 
 
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:50] or "model"
 
 
-def dockerfile(package: Path, manifest: dict[str, Any], *, backend: str, http_port: int, grpc_port: int) -> str:
-    """A Dockerfile that copies ``package`` into the image and serves it on both ports."""
-    extras = _extras(manifest, backend)
-    torch_line = (
-        "# torch's CPU build: the default wheel pulls CUDA libraries\n"
-        "RUN pip install --no-cache-dir torch --index-url https://download.pytorch.org/whl/cpu\n"
-        if extras.startswith("all")
-        else ""
+#: what the image's first stage copies from the source tree to build seekforge's wheel
+SOURCE_FILES = ("pyproject.toml", "README.md", "constraints.txt", "src/")
+
+
+def source_tree(source: Path | None = None) -> Path:
+    """The seekforge source tree a Dockerfile builds from: ``source``, else the tree this seekforge is
+    installed from (an editable install of a clone).
+
+    Raises:
+        ConfigError: ``source`` is not a seekforge source tree, or none was given and seekforge is not
+            installed from one.
+    """
+    from seekforge.core import deps
+
+    hint = (
+        "pass --source with a clone of seekforge (the image builds seekforge's wheel there and installs it with "
+        "its constraints.txt); add --wheel FILE to install a wheel built with make wheel instead"
     )
+    if source is None:
+        tree = deps.source_tree()
+        if tree is None:
+            raise ConfigError(
+                "the Dockerfile builds from seekforge's source tree, and this install has none", hint=hint
+            )
+        return tree
+    missing = [name for name in SOURCE_FILES if not (source / name).exists()]
+    project = source / "pyproject.toml"
+    if missing or 'name = "seekforge"' not in project.read_text(encoding="utf-8"):
+        raise ConfigError(
+            f"--source {source} is not a seekforge source tree (it needs {', '.join(SOURCE_FILES)})", hint=hint
+        )
+    return source.resolve()
+
+
+def dockerfile(
+    package: Path,
+    manifest: dict[str, Any],
+    *,
+    backend: str,
+    http_port: int,
+    grpc_port: int,
+    source: Path | None = None,
+    wheel: Path | None = None,
+) -> str:
+    """A two-stage Dockerfile that serves ``package`` on both ports.
+
+    The first stage builds seekforge's wheel from the source tree (or takes ``wheel``, a wheel made by
+    ``make wheel``); the second installs it with the tree's ``constraints.txt``, so the image runs the
+    versions the tests ran, and copies the package in. The build context is the source tree; the package
+    (``model``) and the wheel's folder (``wheelhouse``) come in as named contexts, which the header's
+    ``docker build`` line gives.
+
+    Raises:
+        ConfigError: No seekforge source tree (see :func:`source_tree`), or ``wheel`` is not a seekforge wheel.
+    """
+    tree = source_tree(source)
+    extras = _extras(manifest, backend)
+    contexts = f"--build-context model={package.resolve()}"
+    if wheel is not None:
+        if not (wheel.is_file() and wheel.name.startswith("seekforge-") and wheel.suffix == ".whl"):
+            raise ConfigError(f"--wheel {wheel} is not a seekforge wheel file", hint="build one with: make wheel")
+        contexts += f" --build-context wheelhouse={wheel.resolve().parent}"
+        first = f"FROM scratch AS wheel\nCOPY --from=wheelhouse {wheel.name} /wheels/\n"
+        wheel_file = wheel.name
+    else:
+        first = (
+            "FROM python:3.11-slim AS wheel\n"
+            "WORKDIR /src\n"
+            + "".join(f"COPY {name} {name if name.endswith('/') else './'}\n" for name in SOURCE_FILES)
+            + "RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .\n"
+        )
+        wheel_file = f"seekforge-{__version__}-py3-none-any.whl"
+    # torch's CPU build (pinned as 2.13.0+cpu in the lock) is on PyTorch's CPU index, not on PyPI
+    index = " --extra-index-url https://download.pytorch.org/whl/cpu" if extras == "all" else ""
     return f"""\
-# Serves the seekforge package '{manifest["name"]}'. Build from the folder that holds the package:
-#   docker build -t {_slug(manifest["name"])}:latest -f Dockerfile {package.parent}
+# syntax=docker/dockerfile:1
+# Serves the seekforge package '{manifest["name"]}'. Build it from the seekforge source tree:
+#   docker build -t {_slug(manifest["name"])}:latest -f Dockerfile {contexts} {tree}
+{first}
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-{torch_line}RUN pip install --no-cache-dir "seekforge[{extras}]=={__version__}"
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+COPY constraints.txt /tmp/constraints.txt
+COPY --from=wheel /wheels/ /wheels/
+RUN pip install --constraint /tmp/constraints.txt{index} "/wheels/{wheel_file}[{extras}]" && rm -r /wheels
 RUN useradd --create-home --uid 10001 seekforge
-COPY --chown=seekforge {package.name}/ /srv/model/
+COPY --from=model --chown=seekforge . /srv/model/
 USER seekforge
 WORKDIR /home/seekforge
 EXPOSE {http_port} {grpc_port}

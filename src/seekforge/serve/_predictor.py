@@ -17,13 +17,13 @@ import torch
 from torch import nn
 
 from seekforge.core.errors import DataError, PackageError
+from seekforge.core.metrics import classification_metrics, regression_metrics
 from seekforge.core.package import read_manifest
 from seekforge.data import Preprocessor, check_table
 from seekforge.data._validate import row_place
 from seekforge.export.config import BACKENDS, BY_BACKEND
 from seekforge.models import MODELS, ModelConfig, ModelIO, infer
 from seekforge.runtime import PackageView, as_columns, raw_feeds
-from seekforge.train import classification_metrics, regression_metrics
 
 Records = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from seekforge.core.deps import extra_command
 from seekforge.core.errors import DataError, PackageError, SeekforgeError
 from seekforge.core.package import read_manifest
 from seekforge.serve._batcher import DeadlineExceeded, DynamicBatcher, Overloaded, ShuttingDown
@@ -152,7 +153,7 @@ def open_predictor(path: Path, backend: str, *, threads: int | None, verify: boo
         raise PackageError(
             f"{path} needs the full install to be served with backend '{backend}'"
             + ("" if raw else ": it has no passing ONNX export that takes raw values"),
-            hint='run: pip install "seekforge[all,serve]"',
+            hint=f"run: {extra_command('all')}",
         )
     from seekforge.serve._predictor import load
 

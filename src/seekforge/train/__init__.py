@@ -1,7 +1,7 @@
 """Training: the Trainer loop, optimizers, schedules, metrics, checkpoints and distributed runs."""
 
+from seekforge.core.metrics import classification_metrics, regression_metrics
 from seekforge.train._distill import Distillation
-from seekforge.train._metrics import classification_metrics, regression_metrics
 from seekforge.train._trainer import DistContext, Tensors, Trainer, TrainResult
 from seekforge.train.config import OPTIMIZERS, OptimizerConfig, TrainConfig
 

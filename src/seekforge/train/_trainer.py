@@ -28,12 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from seekforge.core.errors import ConfigError, TrainingInterrupted
+from seekforge.core.hardware import hardware
 from seekforge.core.io import atomic_path, write_text_atomic
+from seekforge.core.metrics import classification_metrics, lower_is_better, regression_metrics
 from seekforge.core.progress import console, make_progress
 from seekforge.models import collate, infer, num_rows
 from seekforge.runtime._encode import canonical
 from seekforge.train._distill import Distillation
-from seekforge.train._metrics import classification_metrics, lower_is_better, regression_metrics
 from seekforge.train.config import TrainConfig
 
 CHECKPOINT = "last.pt"
@@ -118,9 +119,10 @@ def resolve_device(choice: str) -> torch.device:
 
 
 def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware; a CPU needs AVX-512 BF16 or AMX (see ``seekforge env``)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return hardware().bf16
 
 
 def lr_lambda(config: TrainConfig, total_steps: int) -> Any:
@@ -206,7 +208,9 @@ class Trainer:
         self.precision = config.precision
         if self.precision == "bf16" and not bf16_supported(self.device):
             warnings.warn(
-                f"train.precision is bf16 but this {self.device.type} has no bf16 support; training in fp32",
+                f"train.precision is bf16 but this {self.device.type} has no bf16 support"
+                + (f" ({hardware().isa}: no AVX-512 BF16 or AMX)" if self.device.type == "cpu" else "")
+                + "; training in fp32",
                 RuntimeWarning,
                 stacklevel=2,
             )

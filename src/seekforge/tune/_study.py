@@ -25,9 +25,9 @@ from rich.markup import escape
 from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, TrainingInterrupted
 from seekforge.core.io import stamped_folder, write_text_atomic
+from seekforge.core.metrics import lower_is_better
 from seekforge.core.progress import console
 from seekforge.recipe import Recipe, load_recipe
-from seekforge.train._metrics import lower_is_better
 from seekforge.tune._memory import BUDGET_SHARE, PROCESS_BYTES, available_bytes, plan_workers, trial_bytes
 from seekforge.tune._space import Ends, apply, draw
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from seekforge.train import classification_metrics, regression_metrics
+from seekforge.core.metrics import classification_metrics, regression_metrics
 
 
 @pytest.mark.parametrize("n_classes", [2, 3, 5])

@@ -1,0 +1,122 @@
+"""The runtime install (``.[runtime,serve]``: numpy, onnxruntime, no torch, pandas or scikit-learn) runs
+every command that needs only a package's raw-input ONNX export: predict, evaluate, bench, and load.
+
+Each command runs in a fresh interpreter where importing any library outside that install fails.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import seekforge
+from tests.conftest import make_tabular
+
+#: top-level modules of the full install that the runtime install does not have
+ABSENT = ("torch", "pandas", "sklearn", "scipy", "safetensors", "pyarrow", "transformers", "openvino", "optuna")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def runtime_only(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` where the full install's libraries cannot be imported; it ends by checking that none was."""
+    prelude = f"import sys\nfor name in {ABSENT!r}:\n    sys.modules[name] = None\n"
+    check = (
+        "\nloaded = [m for m, mod in list(sys.modules.items()) if mod is not None and m.split('.')[0] in "
+        f"{ABSENT!r}]\nassert not loaded, loaded\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code + check],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"SEEKFORGE_NO_PROGRESS": "1", "PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+    )
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    code = f"from seekforge.cli import main\ntry:\n    main({list(args)!r})\nexcept SystemExit as exit:\n    code = exit.code\n"
+    return runtime_only(code + "print('exit', code, file=sys.stderr)", cwd)
+
+
+def exit_code(proc: subprocess.CompletedProcess[str]) -> int:
+    assert proc.returncode == 0, proc.stderr  # the prelude's own check passed
+    return int(proc.stderr.strip().rsplit("exit ", 1)[1])
+
+
+def test_predict_evaluate_and_bench_need_no_torch(served_package: Path, tmp_path: Path) -> None:
+    data = make_tabular(30, seed=3)
+    data.loc[2, "x1"] = None  # an empty CSV field is a missing value
+    data.to_csv(tmp_path / "data.csv", index=False)
+    data.to_json(tmp_path / "data.jsonl", orient="records", lines=True)
+
+    proc = cli("predict", str(served_package), "data.csv", "-o", "p.csv", cwd=tmp_path)
+    assert exit_code(proc) == 0 and "wrote 30 predictions to p.csv (onnxruntime)" in proc.stderr
+    full = seekforge.load(served_package, backend="torch").predict(data)
+    light = pd.read_csv(tmp_path / "p.csv")
+    assert list(light["prediction"]) == list(full["prediction"])
+    assert (light["proba_buy"] - full["proba_buy"]).abs().max() < 1e-5
+    assert list(light.columns[: len(data.columns)]) == list(data.columns)  # the input columns are kept
+    assert exit_code(cli("predict", str(served_package), "data.jsonl", "-o", "p.jsonl", cwd=tmp_path)) == 0
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [r["prediction"] for r in rows] == list(full["prediction"])
+
+    proc = cli("evaluate", str(served_package), "data.csv", "-o", "m.json", cwd=tmp_path)
+    assert exit_code(proc) == 0, proc.stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    expected = seekforge.load(served_package, backend="torch").evaluate(data)
+    assert metrics.keys() == expected.keys() and metrics["confusion_matrix"] == expected["confusion_matrix"]
+    assert all(metrics[k] == pytest.approx(expected[k], abs=1e-6) for k in ("accuracy", "f1_macro", "roc_auc"))
+
+    proc = cli("bench", str(served_package), "--batch", "1,4", "--seconds", "0.1", "-o", "b.json", cwd=tmp_path)
+    assert exit_code(proc) == 0, proc.stderr
+    bench = json.loads((tmp_path / "b.json").read_text())
+    assert [(r["backend"], r["batch"]) for r in bench["rows"]] == [("onnxruntime", 1), ("onnxruntime", 4)]
+    assert bench["hardware"]["isa"] and all(r["p50_ms"] > 0 for r in bench["rows"])
+
+
+def test_load_gives_the_runtime_predictor(served_package: Path, tmp_path: Path) -> None:
+    code = (
+        "import seekforge\n"
+        f"p = seekforge.load({str(served_package)!r})\n"
+        "out = p.predict([{'x1': 1.0, 'x2': 0.5, 'city': 'rome', 'member': 'no'}])\n"
+        "print(type(p).__name__, p.backend, out['prediction'][0] in ('buy', 'skip'))\n"
+    )
+    proc = runtime_only(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["RuntimePredictor", "onnxruntime", "True"]
+
+
+def test_what_needs_more_says_exactly_what_to_install(served_package: Path, tmp_path: Path) -> None:
+    make_tabular(5).to_csv(tmp_path / "data.csv", index=False)
+    full = f'pip install --constraint {ROOT / "constraints.txt"} "{ROOT}[all]"'
+    cases = [
+        (("predict", str(served_package), "data.csv", "-o", "p.csv", "--backend", "torch"), "needs the full"),
+        (("bench", str(served_package), "--backend", "torch,onnxruntime"), "not torch"),
+        (("predict", str(served_package), "builtin:wine", "-o", "p.csv"), "built-in data sets need the full install"),
+    ]
+    for args, words in cases:
+        proc = cli(*args, cwd=tmp_path)
+        assert exit_code(proc) == 2 and words in proc.stderr and full in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    bare = tmp_path / "bare"
+    shutil.copytree(served_package, bare)
+    manifest = json.loads((bare / "package.json").read_text())
+    (bare / "package.json").write_text(json.dumps({**manifest, "exports": {}}))
+    proc = cli("predict", str(bare), "data.csv", "-o", "p.csv", cwd=tmp_path)
+    assert (
+        exit_code(proc) == 2
+        and "cannot be served by the runtime install alone: it has no fp32 ONNX export" in proc.stderr
+    )
+    assert f"seekforge export {bare} --format onnx" in proc.stderr and full in proc.stderr
+    encoded = {**manifest["exports"]["onnx"], "inputs": "encoded"}
+    (bare / "package.json").write_text(json.dumps({**manifest, "exports": {"onnx": encoded}}))
+    proc = cli("evaluate", str(bare), "data.csv", cwd=tmp_path)
+    assert exit_code(proc) == 2 and "alone: its ONNX export takes encoded inputs: text and image" in proc.stderr
+    assert "seekforge export" not in proc.stderr and full in proc.stderr  # exporting again cannot help
