@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seekforge.core.hardware import hardware
 from seekforge.data import load_splits
 from seekforge.pipeline import run
 from seekforge.recipe import Recipe, load_recipe
@@ -70,6 +71,7 @@ def baseline(recipe: Recipe) -> tuple[str, float]:
 
 
 def main() -> None:
+    print(f"machine: {hardware().summary()}", flush=True)  # every figure depends on it
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default=",".join(ORDER))
     parser.add_argument("--seeds", type=int, default=5)

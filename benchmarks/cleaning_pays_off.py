@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seekforge.core.hardware import hardware
 from seekforge.data._clean import clean_frame
 from seekforge.data._label_issues import out_of_fold_probabilities
 from seekforge.data.quality_config import DataQualityConfig
@@ -110,6 +111,7 @@ def precision_recall(found: np.ndarray, truth: np.ndarray) -> tuple[float, float
 
 
 def main() -> None:
+    print(f"machine: {hardware().summary()}", flush=True)  # every figure depends on it
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--datasets", default="breast_cancer,wine,digits")

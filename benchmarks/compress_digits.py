@@ -27,6 +27,7 @@ from pathlib import Path
 os.environ.setdefault("SEEKFORGE_NO_PROGRESS", "1")
 
 from seekforge.compress import CompressConfig, compress_package
+from seekforge.core.hardware import hardware
 from seekforge.export import ExportConfig, export_package
 from seekforge.pipeline import run
 
@@ -34,6 +35,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def main() -> None:
+    print(f"machine: {hardware().summary()}", flush=True)  # every figure depends on it
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--ratio", type=float, default=0.5)

@@ -36,6 +36,7 @@ from pathlib import Path
 os.environ.setdefault("SEEKFORGE_NO_PROGRESS", "1")
 
 from seekforge.compress import CompressConfig, VariantRow, compress_package
+from seekforge.core.hardware import hardware
 from seekforge.pipeline import run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -93,6 +94,7 @@ def pruned_student(package: Path, runs: Path, args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    print(f"machine: {hardware().summary()}", flush=True)  # every figure depends on it
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--package", type=Path)
     parser.add_argument("--finetune-epochs", type=int, default=1)

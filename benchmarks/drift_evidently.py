@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seekforge.core.hardware import hardware
 from seekforge.data import Preprocessor
 from seekforge.data.config import FeaturesConfig
 from seekforge.monitor._drift import DriftReport, drift_report
@@ -127,6 +128,7 @@ def timed_report(reference: dict[str, Any], live: pd.DataFrame, config: MonitorC
 
 
 def main() -> None:
+    print(f"machine: {hardware().summary()}", flush=True)  # every figure depends on it
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--reference-rows", type=int, default=100_000)

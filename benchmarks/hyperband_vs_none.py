@@ -38,6 +38,7 @@ from typing import Any
 os.environ.setdefault("SEEKFORGE_NO_PROGRESS", "1")
 
 from search_common import EPOCHS, Problem
+from seekforge.core.hardware import hardware
 
 _PROBLEMS: dict[int, Problem] = {}  # by checks an epoch, made once in each process
 PRUNERS = ("none", "hyperband", "successive_halving")
@@ -117,6 +118,7 @@ def report_fixed_trials(got: dict[tuple[str, int], dict[str, Any]], seeds: int, 
 
 
 def main() -> None:
+    print(f"machine: {hardware().summary()}", flush=True)  # every figure depends on it
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--target", type=float, default=0.9815)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from seekforge.core.hardware import hardware
 from seekforge.core.package import read_manifest
 from seekforge.export import ExportConfig, bench_package, export_package
 from seekforge.pipeline import run
@@ -25,6 +26,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def main() -> None:
+    print(f"machine: {hardware().summary()}", flush=True)  # every figure depends on it
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--package", type=Path)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seekforge.core.hardware import hardware
+
 CLEAN_CONFIG = """label: label
 clean:
   deduplicate: {exact: true, near: true}
@@ -73,6 +75,7 @@ def measure(argv: list[str], cwd: Path) -> tuple[float, int, int]:
 
 
 def main() -> None:
+    print(f"machine: {hardware().summary()}", flush=True)  # every figure depends on it
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="a folder to keep (and reuse) the CSV and outputs in")

@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
+from seekforge.core.hardware import hardware
 from seekforge.serve._log import LogEntry, PredictionLog
 
 RECORD = {"x1": 0.5, "x2": -1.0, "city": "oslo", "member": "yes"}
@@ -32,6 +33,7 @@ def open_log(path: Path, *, request_index: bool) -> PredictionLog:
 
 
 def main() -> None:
+    print(f"machine: {hardware().summary()}", flush=True)  # every figure depends on it
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--groups", type=int, default=400)
     parser.add_argument("--rows", type=int, default=200, help="one-row requests in a group (50 ms at 4,000/s)")

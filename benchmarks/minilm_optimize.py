@@ -22,10 +22,11 @@ from pathlib import Path
 import torch
 
 import seekforge
+from seekforge.core.hardware import hardware
 from seekforge.core.package import read_manifest
+from seekforge.core.timing import bench_row, time_interleaved
 from seekforge.data import load_splits
 from seekforge.export import open_runner, optimize_package
-from seekforge.export._bench import _row, time_interleaved
 from seekforge.models import infer
 from seekforge.pipeline import run
 from seekforge.recipe import load_recipe
@@ -47,6 +48,7 @@ def one_full_row(package: Path) -> dict[str, torch.Tensor]:
 
 
 def main() -> None:
+    print(f"machine: {hardware().summary()}", flush=True)  # every figure depends on it
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--package", type=Path)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -77,7 +79,7 @@ def main() -> None:
             max_runs=100_000,
             rounds=args.rounds,
         )
-        timings = {backend: _row(backend, 1, args.threads, taken) for backend, taken in times.items()}
+        timings = {backend: bench_row(backend, 1, args.threads, taken) for backend, taken in times.items()}
         recipe = load_recipe(EXAMPLES / "reviews.yaml")
         test = load_splits(recipe.data, recipe.features, recipe.seed).test
         accuracy = {

@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from seekforge.core.hardware import hardware
+
 HERE = Path(__file__).resolve().parent
 WRK_SCRIPT = """
 wrk.method = "POST"
@@ -51,6 +53,8 @@ NOOP_APP = """
 import json
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from seekforge.core.hardware import hardware
 app = FastAPI()
 
 @app.post("/v1/predict")
@@ -236,6 +240,7 @@ def tabular_package(work: Path) -> Path:
 
 
 def main() -> None:
+    print(f"machine: {hardware().summary()}", flush=True)  # every figure depends on it
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--package", type=Path, help="the reviews MiniLM package")
     parser.add_argument("--seconds", type=float, default=10.0)

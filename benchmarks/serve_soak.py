@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from seekforge.core.hardware import hardware
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from serve_load import start_server, tabular_package, wrk  # noqa: E402
@@ -167,6 +169,7 @@ def schemathesis(package: Path, work: Path, examples: int) -> None:
 
 
 def main() -> None:
+    print(f"machine: {hardware().summary()}", flush=True)  # every figure depends on it
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--soak-seconds", type=float, default=300.0)
     parser.add_argument("--examples", type=int, default=300)

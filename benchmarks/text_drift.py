@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from seekforge.core.hardware import hardware
 from seekforge.data import Preprocessor, read_source
 from seekforge.monitor import MonitorConfig, build_reference, drift_report
 from seekforge.monitor._embedding import SAMPLE_ROWS, embed_texts, embedding_drift, sketch_of
@@ -42,6 +43,7 @@ SUBJECTS = {"about coffee or tea": r"\b(?:coffee|tea)\b", "about dogs or cats": 
 
 
 def main() -> None:
+    print(f"machine: {hardware().summary()}", flush=True)  # every figure depends on it
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--package", type=Path, required=True, help="a reviews package (examples/reviews.yaml)")
     parser.add_argument("--rows", type=int, default=300, help="live reviews per window")

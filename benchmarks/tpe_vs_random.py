@@ -23,6 +23,7 @@ from multiprocessing import Pool
 os.environ.setdefault("SEEKFORGE_NO_PROGRESS", "1")
 
 from search_common import Problem
+from seekforge.core.hardware import hardware
 
 _PROBLEM: Problem | None = None
 
@@ -46,6 +47,7 @@ def trials_to_reach(job: tuple[str, int, float, int]) -> tuple[str, int, int | N
 
 
 def main() -> None:
+    print(f"machine: {hardware().summary()}", flush=True)  # every figure depends on it
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--target", type=float, default=0.985)

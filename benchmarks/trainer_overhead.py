@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from seekforge.core.hardware import hardware
 from seekforge.pipeline._fit import build_seeded_model, model_io
 from seekforge.pipeline._prepare import prepare
 from seekforge.recipe import Recipe, load_recipe
@@ -62,6 +63,7 @@ def seekforge_loop(model: torch.nn.Module, recipe: Recipe, train: Tensors, val: 
 
 
 def main() -> None:
+    print(f"machine: {hardware().summary()}", flush=True)  # every figure depends on it
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--examples", default="digits,breast_cancer")
     parser.add_argument("--repeats", type=int, default=5)
