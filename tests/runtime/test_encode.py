@@ -70,7 +70,7 @@ def test_raw_feeds_name_the_bad_value(columns: dict[str, list[object]], message:
 
 
 def test_raw_feeds_refuse_features_the_graph_cannot_hold() -> None:
-    with pytest.raises(DataError, match=r"(?s)text feature.*seekforge\[all\]"):
+    with pytest.raises(DataError, match=r"(?s)text feature.*full install: pip install --constraint .*\[all\]\""):
         raw_feeds([{"name": "review", "type": "text"}], {"review": ["good"]})
 
 
@@ -83,7 +83,7 @@ def test_raw_feeds_name_rows_as_the_caller_says() -> None:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_softmax_of_a_few_logits_matches_the_vectorised_one(dtype: type) -> None:
-    from seekforge.runtime._encode import softmax
+    from seekforge.runtime import softmax
 
     rng = np.random.default_rng(0)
     big = (rng.normal(size=(40, 3)) * 30).astype(dtype)  # large logits: the shift keeps exp finite
