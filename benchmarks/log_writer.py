@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from seekforge.core.hardware import hardware
-from seekforge.serve._log import LogEntry, PredictionLog
+from seekforge.core.prediction_log import LogEntry, PredictionLog
 
 RECORD = {"x1": 0.5, "x2": -1.0, "city": "oslo", "member": "yes"}
 ANSWER = {"prediction": "buy", "proba": {"buy": 0.9797579050064087, "skip": 0.020242094993591309}}

@@ -27,10 +27,9 @@ from seekforge.core.package import read_manifest
 from seekforge.core.timing import bench_row, time_interleaved
 from seekforge.data import load_splits
 from seekforge.export import open_runner, optimize_package
-from seekforge.models import infer
+from seekforge.models import build_model, infer
 from seekforge.pipeline import run
 from seekforge.recipe import load_recipe
-from seekforge.serve import build_model
 from seekforge.train import Tensors
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -35,9 +35,9 @@ import torch
 
 from seekforge.core.hardware import hardware
 from seekforge.data import Preprocessor, read_source
+from seekforge.models import build_model
 from seekforge.monitor import MonitorConfig, build_reference, drift_report
 from seekforge.monitor._embedding import SAMPLE_ROWS, embed_texts, embedding_drift, sketch_of
-from seekforge.serve._predictor import build_model
 
 SUBJECTS = {"about coffee or tea": r"\b(?:coffee|tea)\b", "about dogs or cats": r"\b(?:dogs?|cats?)\b"}
 

@@ -22,12 +22,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from seekforge.build import build_seeded_model, model_io, prepare
 from seekforge.core.hardware import hardware
-from seekforge.pipeline._fit import build_seeded_model, model_io
-from seekforge.pipeline._prepare import prepare
 from seekforge.recipe import Recipe, load_recipe
-from seekforge.train import Tensors, Trainer
-from seekforge.train._trainer import lr_lambda
+from seekforge.train import Tensors, Trainer, lr_lambda
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

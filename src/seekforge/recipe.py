@@ -76,7 +76,7 @@ class Recipe(BaseConfig):
         """The metric is recorded, and the recipes a study can draw at the ends of its ranges are valid."""
         from pydantic import ValidationError
 
-        from seekforge.tune._space import Ends, apply, draw
+        from seekforge.tune.config import Ends, apply, draw
 
         tune = self.tune
         if tune is None:

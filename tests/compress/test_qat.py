@@ -5,9 +5,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from seekforge.compress._qat import QUANT_FILE, convert, prepare_qat, quantized_model, split_state
 from seekforge.core.errors import ConfigError
-from seekforge.models import CNNConfig, ModelIO, TransformerConfig
+from seekforge.models import (
+    QUANT_FILE,
+    CNNConfig,
+    ModelIO,
+    TransformerConfig,
+    convert,
+    prepare_qat,
+    quantized_model,
+    split_state,
+)
 
 pytest.importorskip("torchao")
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from torch import nn
 
-from seekforge.compress._run import VariantRow, _search, _Stage
+from seekforge.compress._run import VariantRow, _search
+from seekforge.compress._stage import Stage
 from seekforge.compress.config import CompressConfig
 
 
@@ -23,11 +24,11 @@ class FakeJob:
         self.source = Path("parent")
         self.pruned: list[float] = []
 
-    def prune(self, ratio: float) -> _Stage:
+    def prune(self, ratio: float) -> Stage:
         self.pruned.append(ratio)
         model = nn.Linear(1, 1)
         model.ratio = ratio  # type: ignore[assignment]
-        return _Stage(f"pruned {ratio:.0%}", Path(f"prune-{ratio}"), model, None, ratio)  # type: ignore[arg-type]
+        return Stage(f"pruned {ratio:.0%}", Path(f"prune-{ratio}"), model, None, ratio)  # type: ignore[arg-type]
 
     def score(self, model: nn.Module, split: str) -> float:
         return 0.95 if model.ratio <= self.breaks_at else 0.90  # type: ignore[operator]

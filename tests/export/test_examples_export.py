@@ -9,10 +9,10 @@ import pytest
 import seekforge
 from seekforge.core.hardware import hardware
 from seekforge.core.package import read_manifest
-from seekforge.export import VARIANTS, export_package
+from seekforge.export import VARIANTS, ExportConfig, export_package
 from tests.conftest import EXAMPLES
 
-CONFIGS = [v.config() for v in VARIANTS.values()]
+CONFIGS = [ExportConfig.for_variant(v) for v in VARIANTS.values()]
 QUICK = ["digits", "breast_cancer", "wine", "diabetes"]
 
 

@@ -161,7 +161,7 @@ def test_token_table_factorisation_is_exact_for_a_table_of_that_rank() -> None:
 def test_a_vocabulary_trimmed_to_the_training_tokens_reads_unknown_for_the_rest() -> None:
     from types import SimpleNamespace
 
-    from seekforge.data._text import TextEncoder
+    from seekforge.data import TextEncoder
 
     config, io, model = _minilm_student(keep_layers=1, vocabulary="training")
     path = config.tokenizer_path()

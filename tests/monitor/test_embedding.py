@@ -9,8 +9,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from seekforge.models import ModelIO
-from seekforge.models._transformer import TransformerConfig
+from seekforge.models import ModelIO, TransformerConfig
 from seekforge.monitor import DriftReport, MonitorConfig, drift_report
 from seekforge.monitor._embedding import AXES, classifier_auc, embedding_sketch, mmd_test, project
 

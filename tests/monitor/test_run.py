@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from seekforge.core.errors import DataError
+from seekforge.core.prediction_log import LogEntry, PredictionLog
+from seekforge.core.variants import model_version
 from seekforge.monitor import MonitorConfig, monitor_package
 from seekforge.serve import load
-from seekforge.serve._log import LogEntry, PredictionLog
-from seekforge.serve._service import model_version
 from tests.conftest import make_tabular, text_recipe
 from tests.integration.cli import seekforge
 

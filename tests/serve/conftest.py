@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from seekforge.serve import ModelService, ServeConfig, serve
-from seekforge.serve._server import Listening
+from seekforge.serve import Listening, ModelService, ServeConfig, serve
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from seekforge.core.errors import ConfigError, TrainingInterrupted
+from seekforge.core.errors import CheckpointError, ConfigError, TrainingInterrupted
 from seekforge.core.hardware import hardware
 from seekforge.data import Preprocessor
 from seekforge.data.config import FeaturesConfig
@@ -279,8 +279,14 @@ def test_damaged_or_foreign_checkpoints_are_refused(tmp_path: Path) -> None:
     torch.save(payload, path)
     with pytest.raises(ConfigError, match="written by 2 processes"):
         make_trainer(tmp_path, pre, epochs=2).fit(train, None, resume=True)
+    payload["world_size"] = 1
+    first = next(iter(payload["model"]))
+    payload["model"][first] = torch.zeros(1)  # another model's weight
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=f"does not fit this model: .*{first}"):
+        make_trainer(tmp_path, pre, epochs=2).fit(train, None, resume=True)
     path.write_bytes(b"truncated")
-    with pytest.raises(ConfigError, match="cannot be read"):
+    with pytest.raises(CheckpointError, match="cannot be read"):
         make_trainer(tmp_path, pre, epochs=2).fit(train, None, resume=True)
 
 

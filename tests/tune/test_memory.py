@@ -19,7 +19,7 @@ def test_workers_are_capped_to_what_fits() -> None:
 
 
 def test_trial_memory_grows_with_the_model_and_the_batch(tmp_path: Path) -> None:
-    from seekforge.pipeline._prepare import prepare
+    from seekforge.build import prepare
 
     make_tabular(200).to_csv(tmp_path / "d.csv", index=False)
     small = load_recipe(tabular_recipe(str(tmp_path / "d.csv")))

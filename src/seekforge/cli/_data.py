@@ -30,7 +30,7 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="data_
 
 
 def _print_summary(profile: dict[str, Any], quality: dict[str, Any], after: dict[str, Any] | None = None) -> None:
-    from seekforge.data._quality import column_notes, moved
+    from seekforge.data.quality import column_notes, moved
 
     score = f"{quality['score']:.1f}" + (f" -> {after['score']:.1f}" if after else "")
     out.print(f"[bold]quality score {score}[/] / 100  ({escape(str(profile['source']))}: {profile['rows']} rows, "

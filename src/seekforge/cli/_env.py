@@ -16,8 +16,10 @@ out = Console()
 def env_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")] = False,
 ) -> None:
-    """Show the CPU (model, instruction sets: AVX2, AVX-512, VNNI, BF16, AMX), cores, memory, GPUs, and the
-    version of every dependency. INT8 and bf16 behave differently with and without VNNI and BF16."""
+    """Show the CPU and its instruction sets (AVX2, AVX-512, VNNI, BF16, AMX), cores, memory, GPUs, versions.
+
+    INT8 and bf16 behave differently with and without VNNI and BF16, so every figure depends on them.
+    """
     from seekforge.core.hardware import dependency_versions, hardware
 
     hw = hardware()

@@ -21,7 +21,9 @@ import torch
 from rich.markup import escape
 from torch import nn
 
+from seekforge.build import Prepared, prepare, write_trained
 from seekforge.compress._prune import count, ignored_layers, prunable_width, prune_step, step_ratio
+from seekforge.compress._stage import Stage
 from seekforge.compress.config import CompressConfig
 from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, DataError, PackageError, SeekforgeError
@@ -29,13 +31,9 @@ from seekforge.core.hardware import hardware
 from seekforge.core.io import atomic_dir, atomic_path, sha256_file, stamped_folder, write_json_atomic
 from seekforge.core.package import read_manifest, write_package
 from seekforge.core.progress import console, progress_task
-from seekforge.models import MODELS, ModelConfig, ModelIO, infer, num_rows
-from seekforge.pipeline._fit import write_trained
-from seekforge.pipeline._prepare import Prepared, prepare
+from seekforge.models import MODELS, ModelConfig, ModelIO, infer, model_spec_of, num_rows
 from seekforge.recipe import Recipe, load_recipe
-from seekforge.serve._predictor import model_spec_of
-from seekforge.train import Distillation, Tensors, Trainer, TrainResult
-from seekforge.train._trainer import task_loss
+from seekforge.train import Distillation, Tensors, Trainer, TrainResult, task_loss
 
 
 @dataclass(frozen=True)
@@ -75,26 +73,13 @@ class CompressResult:
     budget: float
 
 
-@dataclass
-class _Stage:
-    """A trained model in a stage folder, with its package."""
-
-    name: str
-    folder: Path
-    model: nn.Module
-    config: ModelConfig
-    ratio: float | None = None
-    #: the float module whose parameters and MACs are counted, when ``model`` is a converted int8 graph
-    float_model: nn.Module | None = None
-
-
 _UNTRAINED = TrainResult(history=[], best_epoch=0, steps=0, stopped_early=False)
 
 
 class _Compression:
     def __init__(self, source: Path, config: CompressConfig, folder: Path, *, seconds: float) -> None:
-        from seekforge.export._gate import headline_metric
-        from seekforge.serve import build_model
+        from seekforge.models import build_model
+        from seekforge.train import headline_metric
 
         self.source, self.config, self.folder, self.seconds = source, config, folder, seconds
         self.manifest = read_manifest(source)
@@ -120,7 +105,7 @@ class _Compression:
 
     def score(self, model: nn.Module, split: str) -> float | None:
         """Accuracy (or R2) on ``split``; None when the split has no rows."""
-        from seekforge.export._gate import headline_metric
+        from seekforge.train import headline_metric
 
         data = self.prepared.splits[split]
         if not len(data.target):
@@ -247,7 +232,7 @@ class _Compression:
 
     def train_module(self, stage: Path, model: nn.Module, epochs: int, lr: float | None = None) -> TrainResult:
         """Train ``model`` in ``stage``, resuming its checkpoint, with the parent as teacher when distilling."""
-        from seekforge.train._trainer import checkpoint_path
+        from seekforge.train import checkpoint_path
 
         train, outputs = self.training_rows
         trainer = Trainer(
@@ -277,8 +262,8 @@ class _Compression:
         return model
 
     def package(self, stage: Path, extra: dict[str, Any]) -> Path:
+        from seekforge.build import finish
         from seekforge.compress._qat import QUANT_FILE
-        from seekforge.pipeline._run import finish
 
         package = stage / "package"
         if not (package / "package.json").is_file():
@@ -291,9 +276,9 @@ class _Compression:
 
     # ------------------------------------------------------------------------------------- stages
 
-    def prune(self, ratio: float) -> _Stage:
+    def prune(self, ratio: float) -> Stage:
         """Prune the parent to ``ratio`` in ``prune.steps`` steps, fine-tuning after each."""
-        from seekforge.serve import build_model
+        from seekforge.models import build_model
 
         prune = self.config.prune
         assert prune is not None
@@ -327,18 +312,18 @@ class _Compression:
                 model = self.train(stage, model, config, prune.finetune_epochs)
             else:
                 write_trained(stage / "trained", model, config, self.io, _UNTRAINED)
-        return _Stage(f"pruned {ratio:.0%}", stage, model, config, ratio)
+        return Stage(f"pruned {ratio:.0%}", stage, model, config, ratio)
 
-    def student(self) -> _Stage:
+    def student(self) -> Stage:
         """Train the student architecture with the parent as teacher."""
-        from seekforge.serve import build_model
+        from seekforge.models import build_model
 
         distill = self.config.distill
         assert distill is not None and distill.student is not None
         config = _student_config(distill.student, self.recipe)
         stage = self.folder / "student"
         if (stage / "trained" / "model.json").is_file():
-            return _Stage(f"student {config.type}", stage, build_model(stage / "trained"), config)
+            return Stage(f"student {config.type}", stage, build_model(stage / "trained"), config)
         # the student's own facts (a pretrained student's encoder config), on the parent's inputs
         io = config.prepare_io(ModelIO(**{**self.io.to_dict(), "extra": {}}))
         torch.manual_seed(self.recipe.seed)
@@ -350,7 +335,7 @@ class _Compression:
         if carried:
             console.print(f"  {carried}")
         self.train(stage, model, config, distill.epochs, io)
-        return _Stage(f"student {config.type}", stage, model, config)
+        return Stage(f"student {config.type}", stage, model, config)
 
     def _gradient_batches(self) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
         """Up to 8 training batches, seeded, for Taylor importance."""
@@ -418,7 +403,7 @@ def compress_package(
         job.parent_metric["validation"] = validation
     rows = [job.measure("parent", parent_pkg, job.parent, None)]
 
-    stages: list[_Stage] = []
+    stages: list[Stage] = []
     prune = config.prune
     if prune is not None and prune.ratio == "auto":
         chosen, tried = _search(job, rows)
@@ -488,13 +473,13 @@ def _preflight(source: Path, manifest: dict[str, Any], config: CompressConfig) -
             )
 
 
-def _search(job: _Compression, rows: list[VariantRow]) -> tuple[_Stage | None, list[float]]:
+def _search(job: _Compression, rows: list[VariantRow]) -> tuple[Stage | None, list[float]]:
     """Bisection over ratios in (0, max_ratio]: the largest whose validation accuracy (or R2) after
     fine-tuning stays within the budget. Every candidate's figures join ``rows``."""
     prune = job.config.prune
     assert prune is not None
     low, high = 0.0, prune.max_ratio
-    best: _Stage | None = None
+    best: Stage | None = None
     tried: list[float] = []
     candidates = [high] + [None] * (prune.search_steps - 1)  # the largest first: it may already pass
     for guess in candidates:
@@ -523,7 +508,7 @@ def _search(job: _Compression, rows: list[VariantRow]) -> tuple[_Stage | None, l
 def _write_final(built: Path, out: Path, record: dict[str, Any], lineage: dict[str, Any]) -> None:
     """Copy the chosen stage's package, with the ONNX export that was measured (it passed its parity gate
     on these weights), to ``out`` with the full compression record."""
-    from seekforge.pipeline._report import render_report
+    from seekforge.build import render_report
 
     manifest = read_manifest(built)
     files = {name: built / name for name in manifest["files"]}

@@ -1,6 +1,7 @@
 """Shared building blocks: errors, registries, atomic I/O, progress, the model package."""
 
 from seekforge.core.errors import (
+    CheckpointError,
     ConfigError,
     ConfigIssue,
     DataError,
@@ -14,6 +15,7 @@ from seekforge.core.errors import (
 from seekforge.core.registry import Registry
 
 __all__ = [
+    "CheckpointError",
     "ConfigError",
     "ConfigIssue",
     "DataError",

@@ -82,6 +82,10 @@ class PackageError(SeekforgeError, ValueError):
     """A model package is missing, incomplete or has been modified."""
 
 
+class CheckpointError(SeekforgeError, ValueError):
+    """A training checkpoint is damaged or does not fit the model it should resume."""
+
+
 class RegistryError(SeekforgeError, LookupError):
     """An unknown or duplicate name in a registry."""
 

@@ -10,10 +10,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from seekforge.data._images import ImageStats, load_images
     from seekforge.data._preprocess import Preprocessor
     from seekforge.data._sources import SOURCES, DataSource, read_source
     from seekforge.data._split import Splits, frame_fingerprint, load_splits
-    from seekforge.data._validate import check_table
+    from seekforge.data._text import TextEncoder
+    from seekforge.data._validate import check_table, row_place
     from seekforge.data.config import DataConfig, FeaturesConfig, SplitConfig
 
 _HOME = {
@@ -25,6 +27,10 @@ _HOME = {
     "frame_fingerprint": "_split",
     "load_splits": "_split",
     "check_table": "_validate",
+    "row_place": "_validate",
+    "TextEncoder": "_text",
+    "ImageStats": "_images",
+    "load_images": "_images",
     "DataConfig": "config",
     "FeaturesConfig": "config",
     "SplitConfig": "config",
@@ -35,13 +41,17 @@ __all__ = [
     "DataConfig",
     "DataSource",
     "FeaturesConfig",
+    "ImageStats",
     "Preprocessor",
     "SplitConfig",
     "Splits",
+    "TextEncoder",
     "check_table",
     "frame_fingerprint",
+    "load_images",
     "load_splits",
     "read_source",
+    "row_place",
 ]
 
 

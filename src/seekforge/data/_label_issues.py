@@ -160,7 +160,7 @@ def embed_texts(texts: list[str]) -> np.ndarray:
     """Mean-pooled, L2-normalised MiniLM sentence embeddings (the encoder ships with an installed package)."""
     import torch
 
-    from seekforge.models._transformer import resolve_pretrained
+    from seekforge.models import resolve_pretrained
 
     transformers = require("transformers", purpose="text embeddings")
     path = resolve_pretrained("builtin:minilm")

@@ -21,7 +21,7 @@ from seekforge.data._text import TextEncoder
 from seekforge.data._validate import check_table, row_place
 from seekforge.data.config import FeaturesConfig
 from seekforge.models.config import ModelIO
-from seekforge.runtime._encode import FALSE, TRUE, binary_table, canonical
+from seekforge.runtime import FALSE, TRUE, binary_table, canonical
 
 FORMAT_VERSION = 1
 

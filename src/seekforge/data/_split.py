@@ -112,15 +112,17 @@ def _clean_training_rows(
     from seekforge.data.quality_config import DataQualityConfig
 
     assert data.clean is not None
-    steps = data.clean.model_copy(
-        update={
-            "coerce": False,
-            "columns": data.clean.columns.model_copy(update={"drop_id_like": False, "drop_constant": False}),
-        }
-    )
-    steps = steps.model_copy(update={"missing": steps.missing.model_copy(update={"drop_columns_above": None})})
+    # the recipe's cleaning without its column-dropping steps, validated again as a new config
+    steps = data.clean.model_dump()
+    steps["coerce"] = False
+    steps["columns"].update(drop_id_like=False, drop_constant=False)
+    steps["missing"]["drop_columns_above"] = None
     config = DataQualityConfig(
-        label=features.output.name, task=features.task, types=_declared_types(features), seed=seed, clean=steps
+        label=features.output.name,
+        task=features.task,
+        types=_declared_types(features),
+        seed=seed,
+        clean=type(data.clean).model_validate(steps),
     )
     result = clean_frame(train[[c for c in train.columns if c in config.types]], config)
     cleaned = result.frame.drop(columns=[c for c in ("is_outlier", "label_issue") if c in result.frame.columns])

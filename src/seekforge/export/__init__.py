@@ -15,7 +15,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from seekforge.export.config import BACKENDS, BY_BACKEND, VARIANTS, ExportConfig, ParityConfig, Variant
+from seekforge.core.variants import BACKENDS, BY_BACKEND, VARIANTS, Variant
+from seekforge.export.config import ExportConfig, ParityConfig
 
 if TYPE_CHECKING:
     from seekforge.core.timing import BenchRow

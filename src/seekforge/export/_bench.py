@@ -42,11 +42,10 @@ def bench_package(
     Raises:
         ConfigError: A backend the package does not hold.
     """
-    from seekforge.export import open_runner, raw_samples_of
+    from seekforge.core.variants import available_backends, passing_export
     from seekforge.export._onnx import load_samples
-    from seekforge.models import infer
-    from seekforge.serve import build_model
-    from seekforge.serve._predictor import available_backends, passing_export
+    from seekforge.export._package import open_runner, raw_samples_of
+    from seekforge.models import build_model, infer
 
     package = Path(package)
     manifest = read_manifest(package)

@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from seekforge.core.metrics import classification_metrics, regression_metrics
 from seekforge.export.config import ParityConfig
-from seekforge.runtime import softmax
+from seekforge.train import headline_metric
 
 
 @dataclass(frozen=True)
@@ -64,11 +63,3 @@ def check_parity(
     elif ref_metric - cand_metric > limits.max_metric_drop:
         failures.append(f"{metric} drops {ref_metric - cand_metric:.4f} > {limits.max_metric_drop:g}")
     return ParityRecord(len(target), diff, agreement, metric, ref_metric, cand_metric, tuple(failures))
-
-
-def headline_metric(outputs: torch.Tensor, target: torch.Tensor, *, task: str) -> tuple[str, float]:
-    """(name, value) of the task's headline metric: accuracy, or R2 for regression."""
-    values, truth = outputs.float().numpy(), target.numpy()
-    if task == "regression":
-        return "r2", float(regression_metrics(truth, values.reshape(-1))["r2"])
-    return "accuracy", float(classification_metrics(truth, softmax(values), full=False)["accuracy"])

@@ -15,8 +15,9 @@ from seekforge.core.hardware import hardware
 from seekforge.core.io import atomic_dir
 from seekforge.core.package import add_to_package, read_manifest, write_package
 from seekforge.core.progress import make_progress
+from seekforge.core.variants import VARIANTS
 from seekforge.export._bench import bench_package
-from seekforge.export.config import VARIANTS, ExportConfig, ParityConfig
+from seekforge.export.config import ExportConfig, ParityConfig
 
 TARGETS = ("cpu", "gpu", "edge")
 #: where export files live in a package
@@ -24,7 +25,7 @@ EXPORT_FOLDERS = ("onnx/", "openvino/")
 #: backend -> how to build it (None: the package's own torch model); fp16 is for GPU targets only
 CPU_CANDIDATES: dict[str, ExportConfig | None] = {
     "torch": None,
-    **{v.backend: v.config() for v in VARIANTS.values() if v.precision != "fp16"},
+    **{v.backend: ExportConfig.for_variant(v) for v in VARIANTS.values() if v.precision != "fp16"},
 }
 
 
@@ -139,11 +140,9 @@ def optimize_package(
 def _measure(
     package: Path, manifest: dict[str, Any], *, budget: float, seconds: float, threads: int | None
 ) -> list[Candidate]:
-    from seekforge.export import export_base, export_package
-    from seekforge.export._gate import headline_metric
-    from seekforge.models import infer
-    from seekforge.serve import build_model
-    from seekforge.train import Tensors
+    from seekforge.export._package import export_base, export_package
+    from seekforge.models import build_model, infer
+    from seekforge.train import Tensors, headline_metric
 
     samples = Tensors.load(package / "samples.safetensors")
     base = headline_metric(infer(build_model(package), samples.inputs), samples.target, task=manifest["task"])[1]

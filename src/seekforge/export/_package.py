@@ -13,10 +13,11 @@ from typing import Any
 from seekforge.core.errors import ConfigError
 from seekforge.core.hardware import hardware, int8_portability
 from seekforge.core.package import add_to_package, read_manifest
+from seekforge.core.variants import PRECISIONS
 from seekforge.export._gate import ParityRecord, check_parity
 from seekforge.export._onnx import ExportError, OnnxRunner, export_onnx, load_samples, optimize_graph, to_fp16
 from seekforge.export._quantize import quantize_int8
-from seekforge.export.config import PRECISIONS, UNAVAILABLE_FORMATS, ExportConfig
+from seekforge.export.config import UNAVAILABLE_FORMATS, ExportConfig
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,7 @@ def export_package(
         PackageError: Not a valid package, or one without held-out rows.
         ExportError: The export failed, or failed the gate (the message says by how much).
     """
-    from seekforge.models import infer
-    from seekforge.serve import build_model
+    from seekforge.models import build_model, infer
     from seekforge.train import Tensors
 
     config = config or ExportConfig()
@@ -88,7 +88,7 @@ def export_package(
     raw_samples = raw_samples_of(package, manifest) if variant.format == "onnx" else None
     qat = _uses_qat(package, manifest, config)
     if qat:
-        from seekforge.compress._qat import quantized_model
+        from seekforge.models import quantized_model
 
         model = quantized_model(package, model, _example(samples))
         base = None  # the float graph is not this model's
@@ -166,7 +166,7 @@ def _uses_qat(package: Path, manifest: dict[str, Any], config: ExportConfig) -> 
 
 def export_base(package: Path, out: Path, *, opset: int) -> None:
     """Export the package's model, unchanged, to the fp32 ONNX file ``out`` (encoded inputs)."""
-    from seekforge.serve import build_model
+    from seekforge.models import build_model
 
     export_onnx(build_model(package), _example(load_samples(package, read_manifest(package))), out, opset=opset)
 
@@ -192,8 +192,7 @@ def open_runner(package: Path, record: dict[str, Any], *, path: Path | None = No
 def raw_samples_of(package: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
     """Raw feeds of the held-out rows when the ONNX graph can hold the package's preprocessing (every
     input numeric, binary or category) and the package carries those rows raw; else None."""
-    from seekforge.runtime import raw_feeds
-    from seekforge.runtime._encode import graph_holds
+    from seekforge.runtime import graph_holds, raw_feeds
 
     if not graph_holds(f["type"] for f in manifest["inputs"]) or "samples.json" not in manifest["files"]:
         return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from seekforge.core.deps import require
-from seekforge.runtime._encode import binary_table
+from seekforge.runtime import binary_table
 
 ML_DOMAIN = "ai.onnx.ml"
 ML_OPSET = 3

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from seekforge.core.config import BaseConfig
+from seekforge.core.variants import PRECISIONS, VARIANTS, Variant
 
 
 class ParityConfig(BaseConfig):
@@ -34,44 +34,6 @@ DEFAULT_LIMITS = {
 }
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One kind of exported model: its name in ``package.json``, the backend that runs it, its file."""
-
-    name: str
-    backend: str
-    format: str
-    precision: str
-    file: str
-    graph_optimized: bool = False
-
-    @property
-    def library(self) -> str:
-        """The module that runs it."""
-        return "onnxruntime" if self.format == "onnx" else "openvino"
-
-    def config(self) -> ExportConfig:
-        """The export configuration that builds this variant, with its default gate."""
-        return ExportConfig(format=self.format, precision=self.precision, optimize_graph=self.graph_optimized)  # type: ignore[arg-type]
-
-
-#: Every export variant, by name. A backend runs exactly one variant.
-VARIANTS = {
-    v.name: v
-    for v in (
-        Variant("onnx", "onnxruntime", "onnx", "fp32", "onnx/model.onnx"),
-        Variant("onnx-optimized", "onnxruntime-optimized", "onnx", "fp32", "onnx/model-optimized.onnx", True),
-        Variant("onnx-fp16", "onnxruntime-fp16", "onnx", "fp16", "onnx/model-fp16.onnx"),
-        Variant("onnx-int8", "onnxruntime-int8", "onnx", "int8", "onnx/model-int8.onnx"),
-        Variant("openvino", "openvino", "openvino", "fp32", "openvino/model.xml"),
-        Variant("openvino-bf16", "openvino-bf16", "openvino", "bf16", "openvino/model-bf16.xml"),
-        Variant("openvino-int8", "openvino-int8", "openvino", "int8", "openvino/model-int8.xml"),
-    )
-}
-#: backend name -> the variant it runs
-BY_BACKEND = {v.backend: v for v in VARIANTS.values()}
-BACKENDS = ("torch", *BY_BACKEND)
-PRECISIONS = {"onnx": ("fp32", "fp16", "int8"), "openvino": ("fp32", "bf16", "int8")}
 #: Formats seekforge knows of but cannot build on this machine, and what they need.
 UNAVAILABLE_FORMATS = {
     "tensorrt": "NVIDIA TensorRT (pip install tensorrt) and a CUDA GPU",
@@ -130,6 +92,11 @@ class ExportConfig(BaseConfig):
         from seekforge.core.hardware import hardware
 
         return not hardware().vnni
+
+    @classmethod
+    def for_variant(cls, variant: Variant) -> ExportConfig:
+        """The configuration that builds ``variant``, with its default gate."""
+        return cls(format=variant.format, precision=variant.precision, optimize_graph=variant.graph_optimized)  # type: ignore[arg-type]
 
     @property
     def limits(self) -> ParityConfig:

@@ -6,11 +6,22 @@ group; :func:`seekforge.testing.check_model_plugin` is the contract they must pa
 
 from seekforge.models._cnn import CNNConfig
 from seekforge.models._mlp import MLPConfig
-from seekforge.models._transformer import TransformerConfig
+from seekforge.models._transformer import TransformerConfig, resolve_pretrained
 from seekforge.models.config import MODELS, ModelConfig, ModelIO
 
-__all__ = ["MODELS", "CNNConfig", "MLPConfig", "ModelConfig", "ModelIO", "TransformerConfig"]
+__all__ = ["MODELS", "CNNConfig", "MLPConfig", "ModelConfig", "ModelIO", "TransformerConfig", "resolve_pretrained"]
 
 from seekforge.models._infer import collate, infer, num_rows
+from seekforge.models._package import build_model, model_spec_of
+from seekforge.models._quantized import (
+    QUANT_FILE,
+    Exported,
+    check_qat_supported,
+    convert,
+    prepare_qat,
+    quantized_model,
+    split_state,
+)
 
-__all__ += ["collate", "infer", "num_rows"]
+__all__ += ["build_model", "collate", "infer", "model_spec_of", "num_rows"]
+__all__ += ["QUANT_FILE", "Exported", "check_qat_supported", "convert", "prepare_qat", "quantized_model", "split_state"]

@@ -88,7 +88,7 @@ def embedding_sketch(model: nn.Module, inputs: dict[str, torch.Tensor], seed: in
     the encoded training rows."""
     import torch
 
-    from seekforge.models._infer import infer, num_rows
+    from seekforge.models import infer, num_rows
 
     rows = num_rows(inputs)
     index = torch.randperm(rows, generator=torch.Generator().manual_seed(seed))[:SAMPLE_ROWS].sort().values
@@ -119,7 +119,7 @@ def sketch_of(vectors: np.ndarray) -> dict[str, Any]:
 def embed_texts(model: nn.Module, preprocessor: Preprocessor, name: str, texts: pd.Series) -> np.ndarray:
     """The model's embeddings ``[rows, dim]`` of raw ``texts`` of the text feature ``name``, encoded by the
     package's preprocessor."""
-    from seekforge.models._infer import infer
+    from seekforge.models import infer
 
     inputs = preprocessor.transform(texts.to_frame(name))
     return infer(model, inputs, batch_size=EMBED_BATCH, forward=model.embed_text).numpy()

@@ -28,14 +28,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from seekforge.runtime._encode import canonical
+from seekforge.runtime import canonical
 
 if TYPE_CHECKING:  # these need torch, which reading a sketch does not
     import torch
     from torch import nn
 
-    from seekforge.data import Preprocessor
-    from seekforge.data._text import TextEncoder
+    from seekforge.data import Preprocessor, TextEncoder
 
 VERSION = 2
 QUANTILES = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
@@ -107,7 +106,7 @@ def build_reference(frame: pd.DataFrame, preprocessor: Preprocessor) -> dict[str
     sketch for numbers, frequencies for categories, token- and word-count sketches and the count of empty
     texts for text, mean-intensity sketches for images, and the output's distribution (see the module's
     docstring)."""
-    from seekforge.data._images import load_images
+    from seekforge.data import load_images
 
     features: dict[str, Any] = {}
     for feature in preprocessor.features.inputs:

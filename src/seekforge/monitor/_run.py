@@ -24,11 +24,11 @@ from seekforge.core.deps import require
 from seekforge.core.errors import DataError, MissingDependencyError, PackageError
 from seekforge.core.io import atomic_dir, write_json_atomic
 from seekforge.core.package import read_manifest
+from seekforge.core.prediction_log import LogState, log_state, read_log
+from seekforge.core.variants import model_version
 from seekforge.monitor._drift import DriftReport, Embedder, drift_report
 from seekforge.monitor.config import MonitorConfig
-from seekforge.runtime._encode import canonical
-from seekforge.serve._log import LogState, log_state, read_log
-from seekforge.serve._service import model_version
+from seekforge.runtime import canonical
 
 __all__ = ["MonitorResult", "Window", "metric_text", "monitor_package"]
 
@@ -249,7 +249,7 @@ def _embedder(package: Path, reference: dict[str, Any], config: MonitorConfig) -
     try:  # torch for the model, and transformers or tokenizers for a pretrained one
         require("torch", purpose="text embedding drift")
         from seekforge.data import Preprocessor
-        from seekforge.serve._predictor import build_model
+        from seekforge.models import build_model
 
         preprocessor = Preprocessor.load(package / "preprocessor.json")
         model = build_model(package)

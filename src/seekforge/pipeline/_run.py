@@ -9,39 +9,27 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
 from rich.markup import escape
 
+from seekforge.build import Built, finish, fit, prepare
 from seekforge.core.errors import ConfigError, SeekforgeError, TrainingInterrupted
 from seekforge.core.io import stamped_folder, write_text_atomic
-from seekforge.core.package import MANIFEST, read_manifest, seekforge_version, write_package
+from seekforge.core.package import MANIFEST, read_manifest
 from seekforge.core.progress import console
-from seekforge.models import infer
-from seekforge.monitor import with_embeddings
-from seekforge.pipeline._fit import fit
-from seekforge.pipeline._prepare import SAMPLE_ROWS, Prepared, prepare
-from seekforge.pipeline._report import render_report
 from seekforge.recipe import Recipe, load_recipe
-from seekforge.serve import build_model, evaluate_logits
-from seekforge.train import DistContext, Tensors
-from seekforge.train._trainer import checkpoint_path
+from seekforge.train import DistContext, checkpoint_path
 
 if TYPE_CHECKING:
     from seekforge.compress import CompressResult
 
 
 @dataclass(frozen=True)
-class RunResult:
+class RunResult(Built):
     """Where a run put its outputs, and its test metrics."""
 
-    run_dir: Path
-    package: Path
-    metrics: dict[str, Any]
-    history: list[dict[str, Any]]
     #: what the recipe's ``compress`` section made from ``package``
     compression: CompressResult | None = None
 
@@ -97,90 +85,13 @@ def run(
             _launch_distributed(folder, nproc, resume=resuming)
         result = finish(resolved, prepared, folder)
     if resolved.compress is None:
-        return result
+        return RunResult(result.run_dir, result.package, result.metrics, result.history)
     from seekforge.compress import compress_package
 
     compression = compress_package(
         result.package, resolved.compress, work_dir=folder / "compress", output=folder / "compressed"
     )
     return RunResult(result.run_dir, result.package, result.metrics, result.history, compression)
-
-
-def finish(
-    recipe: Recipe,
-    prepared: Prepared,
-    folder: Path,
-    *,
-    extra: dict[str, Any] | None = None,
-    extra_files: dict[str, Path] | None = None,
-) -> RunResult:
-    """Evaluate the trained weights on the test split and write the package and its report; ``extra``
-    manifest fields (a compressed package's lineage, say) replace the ones made here, and ``extra_files``
-    join the package's own in the same atomic write."""
-    trained = folder / "trained"
-    model_json = json.loads((trained / "model.json").read_text(encoding="utf-8"))
-    result = json.loads((trained / "result.json").read_text(encoding="utf-8"))
-    model = build_model(trained, model_json=model_json)
-    pre = prepared.preprocessor
-    test = prepared.splits["test"]
-    logits = infer(model, test.inputs, batch_size=recipe.train.eval_batch_size)
-    metrics = evaluate_logits(pre, logits, test.target)
-    reference = with_embeddings(prepared.reference, model, prepared.splits["train"].inputs, recipe.seed)
-    manifest = {
-        "name": recipe.name,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "task": recipe.task,
-        "inputs": pre.input_schema(),
-        "output": pre.output_schema(),
-        "model": {"type": model_json["config"]["type"], "parameters": sum(p.numel() for p in model.parameters())},
-        "metrics": {"test": metrics},
-        "data": {
-            "rows": {name: len(split.target) for name, split in prepared.splits.items()},
-            **({"clean": prepared.cleaning} if prepared.cleaning is not None else {}),
-            **({"balance": prepared.balancing} if prepared.balancing is not None else {}),
-        },
-        "training": {k: result[k] for k in ("best_epoch", "steps", "stopped_early", "seconds")},
-        "lineage": {
-            "data_hash": prepared.data_hash,
-            "recipe_hash": recipe.fingerprint(),
-            "parent": None,
-            "seed": recipe.seed,
-        },
-        **(extra or {}),
-    }
-    regression_points = None
-    if recipe.task == "regression":
-        regression_points = (pre.decode_target(test.target).tolist(), pre.decode_target(logits).tolist())
-    report = render_report(
-        manifest={**manifest, "seekforge_version": seekforge_version()},
-        history=result["history"],
-        recipe_yaml=recipe.to_yaml(),
-        test_predictions=regression_points,
-    )
-    files = {
-        "recipe.yaml": recipe.to_yaml(),
-        "preprocessor.json": json.dumps(pre.to_dict()),
-        "model.json": json.dumps(model_json, indent=2),
-        "model.safetensors": trained / "model.safetensors",
-        "reference.json": json.dumps(reference),
-        "report.html": report,
-        # held-out rows, encoded, that later stages check exported and compressed models against
-        "samples.safetensors": test.head(SAMPLE_ROWS).to_bytes(),
-        # training rows, encoded, for calibrating quantized models
-        "calibration.safetensors": _sample(prepared.splits["train"], SAMPLE_ROWS, recipe.seed).to_bytes(),
-    }
-    if prepared.raw_samples is not None:  # the same rows, raw, for exports that embed the preprocessing
-        files["samples.json"] = json.dumps(prepared.raw_samples)
-    files.update(extra_files or {})
-    package = write_package(folder / "package", files=files, manifest=manifest, overwrite=True)
-    write_text_atomic(folder / "report.html", report)
-    return RunResult(folder, package, metrics, result["history"])
-
-
-def _sample(data: Tensors, rows: int, seed: int) -> Tensors:
-    """``rows`` rows drawn at random (seeded), so a sorted file does not give a one-class sample."""
-    index = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:rows].sort().values
-    return Tensors({k: v[index] for k, v in data.inputs.items()}, data.target[index])
 
 
 def _run_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Path | None) -> Path:
@@ -213,11 +124,11 @@ def _unfinished(folder: Path, recipe: Recipe) -> bool:
     return recipe.compress is not None and not (folder / "compressed" / MANIFEST).is_file()
 
 
-def _packaged(folder: Path) -> RunResult:
+def _packaged(folder: Path) -> Built:
     """The result of a run whose package is written already."""
     manifest = read_manifest(folder / "package")
     history = json.loads((folder / "trained" / "result.json").read_text(encoding="utf-8"))["history"]
-    return RunResult(folder, folder / "package", manifest["metrics"]["test"], history)
+    return Built(folder, folder / "package", manifest["metrics"]["test"], history)
 
 
 def _check_same_recipe(recipe: Recipe, folder: Path) -> None:
@@ -252,7 +163,7 @@ def _launch_distributed(folder: Path, nproc: int, *, resume: bool) -> None:
     which passes it to every worker, and they stop together at the next step after a checkpoint."""
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-        "-m", "seekforge.pipeline._ddp", str(folder),
+        "-m", "seekforge.build._ddp", str(folder),
     ]  # fmt: skip
     if resume:
         command.append("--resume")

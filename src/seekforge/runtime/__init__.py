@@ -24,12 +24,16 @@ from seekforge.core.errors import DataError, PackageError
 from seekforge.core.hardware import int8_portability
 from seekforge.core.metrics import classification_metrics, regression_metrics
 from seekforge.core.package import read_manifest
+from seekforge.core.variants import raw_onnx_exports
 from seekforge.runtime._encode import (
+    FALSE,
     GRAPH_TYPES,
     MISSING,
+    TRUE,
     as_columns,
     binary_table,
     canonical,
+    graph_holds,
     is_missing,
     raw_feeds,
     session,
@@ -38,18 +42,21 @@ from seekforge.runtime._encode import (
 from seekforge.runtime._records import read_records, write_records
 
 __all__ = [
+    "FALSE",
     "GRAPH_TYPES",
     "MISSING",
+    "TRUE",
     "PackageView",
     "RuntimePredictor",
     "as_columns",
     "bench_runtime",
     "binary_table",
     "canonical",
+    "graph_holds",
+    "is_missing",
     "load",
     "raw_feeds",
     "read_records",
-    "runtime_backends",
     "session",
     "softmax",
     "write_records",
@@ -163,16 +170,6 @@ def _is_number(value: Any) -> bool:
     return True
 
 
-def runtime_backends(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The ONNX exports this install can run, by backend: those that passed their gate and take raw values."""
-    exports = manifest.get("exports", {}).values()
-    return {
-        record["backend"]: record
-        for record in exports
-        if record.get("format") == "onnx" and record["parity"]["passed"] and record.get("inputs") == "raw"
-    }
-
-
 def load(
     path: str | Path, *, backend: str = "auto", verify: bool = True, threads: int | None = None
 ) -> RuntimePredictor:
@@ -193,7 +190,7 @@ def load(
 
     path = Path(path)
     manifest = read_manifest(path, verify=verify)
-    usable = runtime_backends(manifest)
+    usable = raw_onnx_exports(manifest)
     chosen = manifest.get("serving", {}).get("backend")
     if backend == "auto":
         backend = chosen if chosen in usable else "onnxruntime"
@@ -252,7 +249,7 @@ def bench_runtime(
 
     package = Path(package)
     manifest = read_manifest(package)
-    usable = runtime_backends(manifest)
+    usable = raw_onnx_exports(manifest)
     chosen = list(backends or usable)
     missing = [b for b in chosen if b not in usable]
     if missing or not chosen:

@@ -14,37 +14,41 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from seekforge.core.prediction_log import PredictionLog, log_state
     from seekforge.serve._batcher import DynamicBatcher
+    from seekforge.serve._deploy import dockerfile, kubernetes
     from seekforge.serve._load import full_install, load
-    from seekforge.serve._log import PredictionLog, log_state
-    from seekforge.serve._predictor import Predictor, build_model, evaluate_logits, to_frame
-    from seekforge.serve._server import serve
-    from seekforge.serve._service import ModelService, ServeConfig
+    from seekforge.serve._predictor import Predictor, to_frame
+    from seekforge.serve._server import Listening, serve
+    from seekforge.serve._service import ModelService
+    from seekforge.serve.config import ServeConfig
 
 _LAZY = {
     "Predictor": "seekforge.serve._predictor",
-    "build_model": "seekforge.serve._predictor",
-    "evaluate_logits": "seekforge.serve._predictor",
     "load": "seekforge.serve._load",
     "full_install": "seekforge.serve._load",
     "to_frame": "seekforge.serve._predictor",
     "DynamicBatcher": "seekforge.serve._batcher",
-    "PredictionLog": "seekforge.serve._log",
-    "log_state": "seekforge.serve._log",
+    "PredictionLog": "seekforge.core.prediction_log",
+    "log_state": "seekforge.core.prediction_log",
     "ModelService": "seekforge.serve._service",
-    "ServeConfig": "seekforge.serve._service",
+    "ServeConfig": "seekforge.serve.config",
     "serve": "seekforge.serve._server",
+    "Listening": "seekforge.serve._server",
+    "dockerfile": "seekforge.serve._deploy",
+    "kubernetes": "seekforge.serve._deploy",
 }
 
 __all__ = [
     "DynamicBatcher",
+    "Listening",
     "ModelService",
     "PredictionLog",
     "Predictor",
     "ServeConfig",
-    "build_model",
-    "evaluate_logits",
+    "dockerfile",
     "full_install",
+    "kubernetes",
     "load",
     "log_state",
     "serve",

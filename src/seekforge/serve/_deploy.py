@@ -126,73 +126,74 @@ def kubernetes(manifest: dict[str, Any], *, image: str | None, http_port: int, g
 
     Readiness is ``/readyz`` (false while starting and draining), liveness ``/healthz``; the autoscaler
     scales on ``seekforge_requests_in_flight`` per pod, which the Prometheus adapter must expose as a
-    pods metric; the pod's annotations let Prometheus scrape ``/metrics``.
+    pods metric; the pod's annotations let Prometheus scrape ``/metrics``. The pod gets 70 s to stop:
+    preStop 5 s (the endpoints drop the pod before it stops taking connections), the listeners' drain
+    30 s, the queue's drain 30 s.
     """
+    import yaml
+
     name = _slug(manifest["name"])
-    image = image or f"{name}:latest"
-    return f"""\
-# seekforge package '{manifest["name"]}'. The autoscaler reads seekforge_requests_in_flight through the
-# Prometheus adapter (custom.metrics.k8s.io); without it, replace the metric with a CPU target.
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-  labels: {{app: {name}}}
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-      annotations:
-        prometheus.io/scrape: "true"
-        prometheus.io/port: "{http_port}"
-        prometheus.io/path: /metrics
-    spec:
-      terminationGracePeriodSeconds: 70  # preStop 5 s + listeners' drain 30 s + queue drain 30 s
-      containers:
-        - name: model
-          image: {image}
-          ports:
-            - {{name: http, containerPort: {http_port}}}
-            - {{name: grpc, containerPort: {grpc_port}}}
-          readinessProbe:
-            httpGet: {{path: /readyz, port: http}}
-            periodSeconds: 5
-            failureThreshold: 2
-          lifecycle:  # let the endpoints drop the pod before it stops taking connections
-            preStop:
-              exec: {{command: ["sleep", "5"]}}
-          livenessProbe:
-            httpGet: {{path: /healthz, port: http}}
-            initialDelaySeconds: 20
-            periodSeconds: 10
-          resources:
-            requests: {{cpu: "1", memory: 1Gi}}
-            limits: {{memory: 2Gi}}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-spec:
-  selector: {{app: {name}}}
-  ports:
-    - {{name: http, port: {http_port}, targetPort: http}}
-    - {{name: grpc, port: {grpc_port}, targetPort: grpc, appProtocol: grpc}}
----
-apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata:
-  name: {name}
-spec:
-  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: {name}}}
-  minReplicas: 2
-  maxReplicas: 10
-  metrics:
-    - type: Pods
-      pods:
-        metric: {{name: seekforge_requests_in_flight}}
-        target: {{type: AverageValue, averageValue: "16"}}
-"""
+    labels = {"app": name}  # copied at each use: yaml would write anchors for a shared dict
+    container = {
+        "name": "model",
+        "image": image or f"{name}:latest",
+        "ports": [{"name": "http", "containerPort": http_port}, {"name": "grpc", "containerPort": grpc_port}],
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5, "failureThreshold": 2},
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "initialDelaySeconds": 20,
+            "periodSeconds": 10,
+        },
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+    }
+    scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(http_port), "prometheus.io/path": "/metrics"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": dict(labels)},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": dict(labels)},
+            "template": {
+                "metadata": {"labels": dict(labels), "annotations": scrape},
+                "spec": {"terminationGracePeriodSeconds": 70, "containers": [container]},
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "selector": dict(labels),
+            "ports": [
+                {"name": "http", "port": http_port, "targetPort": "http"},
+                {"name": "grpc", "port": grpc_port, "targetPort": "grpc", "appProtocol": "grpc"},
+            ],
+        },
+    }
+    autoscaler = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": 2,
+            "maxReplicas": 10,
+            "metrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": "seekforge_requests_in_flight"},
+                        "target": {"type": "AverageValue", "averageValue": "16"},
+                    },
+                }
+            ],
+        },
+    }
+    header = (
+        f"# seekforge package {manifest['name']!r}. The autoscaler reads seekforge_requests_in_flight through the\n"
+        "# Prometheus adapter (custom.metrics.k8s.io); without it, replace the metric with a CPU target.\n"
+    )
+    return header + yaml.safe_dump_all([deployment, service, autoscaler], sort_keys=False)

@@ -4,8 +4,6 @@ preprocessor, so training and serving cannot drift apart."""
 from __future__ import annotations
 
 import functools
-import importlib.util
-import json
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,40 +12,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from seekforge.core.errors import DataError, PackageError
-from seekforge.core.metrics import classification_metrics, regression_metrics
 from seekforge.core.package import read_manifest
-from seekforge.data import Preprocessor, check_table
-from seekforge.data._validate import row_place
-from seekforge.export.config import BACKENDS, BY_BACKEND
-from seekforge.models import MODELS, ModelConfig, ModelIO, infer
+from seekforge.core.variants import BACKENDS, BY_BACKEND, available_backends, passing_export
+from seekforge.data import Preprocessor, check_table, row_place
+from seekforge.models import build_model, infer
 from seekforge.runtime import PackageView, as_columns, raw_feeds
+from seekforge.train import evaluate_logits
 
 Records = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
-
-
-def model_spec_of(folder: Path, model_json: dict[str, Any] | None = None) -> tuple[ModelConfig, ModelIO]:
-    """The model config and input facts in ``folder/model.json`` (or in ``model_json``)."""
-    spec = model_json or json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    return MODELS.get(spec["config"]["type"]).model_validate(spec["config"]), ModelIO.from_dict(spec["io"])
-
-
-def build_model(package: Path, *, model_json: dict[str, Any] | None = None) -> nn.Module:
-    """Rebuild the package's ``nn.Module`` from ``model.json`` and load ``model.safetensors``."""
-    from safetensors.torch import load_file
-
-    config, io = model_spec_of(package, model_json)
-    model = config.build(io, pretrained=False)
-    state = load_file(package / "model.safetensors")
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise PackageError(
-            f"{package}/model.safetensors does not fit model.json: missing {list(missing)[:5]}, "
-            f"unexpected {list(unexpected)[:5]}"
-        )
-    return model.eval()
 
 
 def to_frame(records: Records) -> pd.DataFrame:
@@ -139,30 +113,6 @@ class Predictor(PackageView):
         logits = self.logits(frame)
         target = self.preprocessor.transform_target(frame)
         return evaluate_logits(self.preprocessor, logits, target)
-
-
-def evaluate_logits(pre: Preprocessor, logits: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
-    """Full metrics (confusion matrix included) from model outputs and encoded targets."""
-    if pre.task == "regression":
-        truth = pre.decode_target(target)
-        return {"rows": len(truth), **regression_metrics(truth, pre.decode_target(logits))}
-    proba = pre.decode(logits)[1]
-    assert proba is not None
-    return {"rows": len(target), **classification_metrics(target.numpy(), proba)}
-
-
-def passing_export(manifest: dict[str, Any], backend: str) -> dict[str, Any] | None:
-    """The export record ``backend`` runs, if the package holds one that passed its parity gate."""
-    variant = BY_BACKEND.get(backend)
-    export = manifest.get("exports", {}).get(variant.name) if variant else None
-    return export if export and export["parity"]["passed"] else None
-
-
-def available_backends(manifest: dict[str, Any]) -> list[str]:
-    """torch, and the backend of each export that passed its parity gate and whose library is installed."""
-    return ["torch"] + [
-        b for b, v in BY_BACKEND.items() if passing_export(manifest, b) and importlib.util.find_spec(v.library)
-    ]
 
 
 def _auto_backend(manifest: dict[str, Any]) -> str:

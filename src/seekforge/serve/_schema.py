@@ -103,7 +103,7 @@ _DESCRIBE = {
 def _binary_check(trained: Sequence[str]) -> AfterValidator:
     """Refuse a binary value that is neither of the two seen in training (nor a spelling of true/false
     where those are the trained values), as the package's encoders would."""
-    from seekforge.runtime._encode import binary_table, canonical
+    from seekforge.runtime import binary_table, canonical
 
     table = binary_table(*trained)
     shown = " and ".join(repr(v) for v in trained if v)

@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,12 @@ import numpy as np
 from seekforge.core.deps import extra_command
 from seekforge.core.errors import DataError, PackageError, SeekforgeError
 from seekforge.core.package import read_manifest
+from seekforge.core.prediction_log import LogEntry, PredictionLog, json_safe
+from seekforge.core.variants import model_version
 from seekforge.serve._batcher import DeadlineExceeded, DynamicBatcher, Overloaded, ShuttingDown
-from seekforge.serve._log import LogEntry, PredictionLog, json_safe
 from seekforge.serve._metrics import ServeMetrics
 from seekforge.serve._schema import FieldError, RecordSchema
+from seekforge.serve.config import ServeConfig
 
 __all__ = [
     "BadRequest",
@@ -99,32 +101,6 @@ def failure_of(exc: BaseException, request_id: str) -> Failure:
         return Failure(500, "INTERNAL", "model", str(exc))
     logger.error("request %s failed", request_id, exc_info=exc)
     return Failure(500, "INTERNAL", "internal", f"internal error ({type(exc).__name__}); request id {request_id}")
-
-
-@dataclass
-class ServeConfig:
-    """How a package is served (the ``seekforge serve`` options)."""
-
-    backend: str = "auto"
-    max_batch_rows: int = 64
-    max_wait_ms: float = 5.0
-    max_queue_rows: int = 4096
-    max_request_rows: int = 1024
-    max_request_bytes: int = 8 * 1024 * 1024
-    timeout_ms: float | None = 10_000.0  # a request's default deadline; a client may ask for less
-    threads: int | None = None  # inference threads of the backend; None: the backend's default
-    batching: bool = True  # off: each request runs alone, as it arrives (for comparison)
-    inline_below_ms: float = 0.5  # batches measured to run faster than this run on the event loop
-    api_keys: frozenset[str] = field(default_factory=frozenset)
-    log: Path | None = None
-    log_retention_seconds: float | None = None
-    verify: bool = True
-
-
-def model_version(manifest: dict[str, Any]) -> str:
-    """What identifies a package's model in logs and metrics: its name and the start of its weights' sha256."""
-    weights = manifest.get("files", {}).get("model.safetensors", "")
-    return f"{manifest['name']}:{str(weights)[:12] or manifest.get('created', '')}"
 
 
 def runtime_only(manifest: dict[str, Any], backend: str) -> bool:

@@ -2,7 +2,17 @@
 
 from seekforge.core.metrics import classification_metrics, regression_metrics
 from seekforge.train._distill import Distillation
-from seekforge.train._trainer import DistContext, Tensors, Trainer, TrainResult
+from seekforge.train._evaluate import evaluate_logits, headline_metric
+from seekforge.train._trainer import (
+    DistContext,
+    Tensors,
+    Trainer,
+    TrainResult,
+    checkpoint_path,
+    lr_lambda,
+    resolve_device,
+    task_loss,
+)
 from seekforge.train.config import OPTIMIZERS, OptimizerConfig, TrainConfig
 
 __all__ = [
@@ -14,6 +24,12 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "Trainer",
+    "checkpoint_path",
     "classification_metrics",
+    "evaluate_logits",
+    "headline_metric",
+    "lr_lambda",
     "regression_metrics",
+    "resolve_device",
+    "task_loss",
 ]

@@ -27,13 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seekforge.core.errors import ConfigError, TrainingInterrupted
+from seekforge.core.errors import CheckpointError, ConfigError, TrainingInterrupted
 from seekforge.core.hardware import hardware
 from seekforge.core.io import atomic_path, write_text_atomic
 from seekforge.core.metrics import classification_metrics, lower_is_better, regression_metrics
 from seekforge.core.progress import console, make_progress
 from seekforge.models import collate, infer, num_rows
-from seekforge.runtime._encode import canonical
+from seekforge.runtime import canonical
 from seekforge.train._distill import Distillation
 from seekforge.train.config import TrainConfig
 
@@ -533,7 +533,7 @@ class Trainer:
         try:
             payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
         except Exception as exc:  # torch raises several types for a damaged file
-            raise ConfigError(
+            raise CheckpointError(
                 f"{self.checkpoint_path} cannot be read ({type(exc).__name__}: {exc})",
                 hint="delete it to restart this run from the beginning, or start a new run without --resume",
             ) from None
@@ -555,7 +555,14 @@ class Trainer:
                 f"{self.checkpoint_path} was written with seed {payload.get('seed')}, the recipe says {self.seed}",
                 hint="resume with the recipe that started the run, or start a new run without --resume",
             )
-        self.model.load_state_dict(payload["model"])
+        try:
+            self.model.load_state_dict(payload["model"])
+        except RuntimeError as exc:  # torch's message for missing, unexpected or mis-shaped weights
+            found = "; ".join(line.strip() for line in str(exc).splitlines()[1:4] if line.strip())
+            raise CheckpointError(
+                f"{self.checkpoint_path} does not fit this model: {found or exc}",
+                hint="resume with the recipe that started the run, or start a new run without --resume",
+            ) from None
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
         torch.set_rng_state(payload["rng"].cpu())

@@ -52,7 +52,7 @@ def trial_bytes(recipe: Any, prepared: Any) -> int:
     forward pass of two rows, scaled to the batch), and the encoded training data. fp32 throughout."""
     import torch
 
-    from seekforge.pipeline._fit import build_seeded_model, model_io
+    from seekforge.build import build_seeded_model, model_io
 
     model = build_seeded_model(recipe, model_io(recipe, prepared))
     parameters = sum(p.numel() for p in model.parameters())

@@ -11,7 +11,7 @@ from seekforge.core import report as html
 from seekforge.core.deps import require
 from seekforge.core.io import write_text_atomic
 from seekforge.recipe import Recipe
-from seekforge.tune._study import metric_of
+from seekforge.tune.config import metric_of
 
 
 def summarize(study: Any, recipe: Recipe) -> dict[str, Any]:
@@ -22,6 +22,15 @@ def summarize(study: Any, recipe: Recipe) -> dict[str, Any]:
     metric, direction = metric_of(recipe)
     names = [metric, *tune.objectives]
     trials = [_trial(t, names) for t in study.get_trials(deepcopy=False)]
+    # a trial failed by another worker (its own stopped) has its reason on the retry that replaced it
+    reasons = {
+        t["user_attrs"]["retry_of"]: t["user_attrs"]["retry_reason"]
+        for t in trials
+        if "retry_reason" in t["user_attrs"]
+    }
+    for t in trials:
+        if t["number"] in reasons:
+            t["user_attrs"].setdefault("failed", reasons[t["number"]])
     complete = [t for t in trials if t["state"] == "COMPLETE"]
     sign = -1.0 if direction == "maximize" else 1.0
     best = min(complete, key=lambda t: sign * t["values"][metric]) if complete else None

@@ -25,11 +25,10 @@ from rich.markup import escape
 from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, TrainingInterrupted
 from seekforge.core.io import stamped_folder, write_text_atomic
-from seekforge.core.metrics import lower_is_better
 from seekforge.core.progress import console
 from seekforge.recipe import Recipe, load_recipe
 from seekforge.tune._memory import BUDGET_SHARE, PROCESS_BYTES, available_bytes, plan_workers, trial_bytes
-from seekforge.tune._space import Ends, apply, draw
+from seekforge.tune.config import Ends, apply, draw, metric_of
 
 
 @dataclass(frozen=True)
@@ -41,14 +40,6 @@ class TuneResult:
     package: Path
     best: dict[str, Any]
     trials: list[dict[str, Any]]
-
-
-def metric_of(recipe: Recipe) -> tuple[str, str]:
-    """The metric a study optimises and its direction."""
-    assert recipe.tune is not None
-    metric = recipe.tune.metric or ("val_accuracy" if recipe.task == "classification" else "val_loss")
-    direction = recipe.tune.direction or ("minimize" if lower_is_better(metric) else "maximize")
-    return metric, direction
 
 
 def study_name(recipe: Recipe) -> str:
@@ -180,7 +171,7 @@ class Objective:
 
     def prepared(self, recipe: Recipe) -> Any:
         """The prepared data for ``recipe``: made once per study (in ``data/``), then read by every trial."""
-        from seekforge.pipeline._prepare import preparation_key, prepare
+        from seekforge.build import preparation_key, prepare
 
         key = preparation_key(recipe)
         if key not in self._prepared:
@@ -189,7 +180,7 @@ class Objective:
 
     def __call__(self, trial: Any) -> float | tuple[float, ...]:
         optuna = require("optuna", purpose="Hyperparameter search")
-        from seekforge.pipeline._fit import fit
+        from seekforge.build import fit
         from seekforge.train import DistContext
 
         values = draw(trial, self.recipe.tune)  # type: ignore[arg-type]
@@ -233,7 +224,7 @@ class Objective:
     def _objective(name: str, recipe: Recipe, folder: Path, prepared: Any) -> float:
         import torch
 
-        from seekforge.serve import build_model
+        from seekforge.models import build_model
 
         model = build_model(folder / "trained")
         if name == "parameters":
@@ -375,7 +366,9 @@ def work(study: Any, objective: Objective, trials: int, timeout: float | None) -
     state = optuna.trial.TrialState
     done = (state.COMPLETE, state.PRUNED, state.RUNNING, state.FAIL)
     while True:
-        counted = sum(not t.user_attrs.get("retried") for t in study.get_trials(deepcopy=False, states=done))
+        trials_now = study.get_trials(deepcopy=False)
+        retried = {t.user_attrs["retry_of"] for t in trials_now if "retry_of" in t.user_attrs}
+        counted = sum(t.state in done and t.number not in retried for t in trials_now)
         waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
         if counted >= trials and not waiting:
             return
@@ -406,7 +399,6 @@ def _give_back(study: Any, trial: Any, why: str) -> None:
     """Fail ``trial`` and queue its values again, so a resumed study runs them (nothing lost)."""
     optuna = require("optuna", purpose="Hyperparameter search")
     trial.set_user_attr("failed", why)
-    trial.set_user_attr("retried", True)
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
     study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
 
@@ -437,10 +429,9 @@ def _retry_abandoned(study: Any) -> int:
         name, _, pid = owner.rpartition(":")
         if name != host or not pid.isdigit() or _alive(int(pid)):
             continue
-        study._storage.set_trial_user_attr(trial._trial_id, "failed", "its worker stopped")
-        study._storage.set_trial_user_attr(trial._trial_id, "retried", True)
-        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)  # Optuna's public way to end another's trial
+        retry = {"retry_of": trial.number, "retry_reason": "its worker stopped"}
+        study.enqueue_trial(trial.params, user_attrs=retry, skip_if_exists=False)
         count += 1
     return count
 
@@ -495,7 +486,7 @@ def _study_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Pat
 
 
 def _conclude(recipe: Recipe, study: Any, folder: Path, objective: Objective) -> TuneResult:
-    from seekforge.pipeline._run import finish
+    from seekforge.build import finish
     from seekforge.tune._report import summarize, write_report
 
     summary = summarize(study, recipe)
@@ -505,7 +496,7 @@ def _conclude(recipe: Recipe, study: Any, folder: Path, objective: Objective) ->
     trial_dir = folder / "trials" / f"{best['number']:04d}"
     best_recipe = load_recipe(apply(recipe.trial_base(), _values(recipe, best["params"])))
     if not (trial_dir / "trained").is_dir():  # the best trial ran on another host: train it here
-        from seekforge.pipeline._fit import fit
+        from seekforge.build import fit
         from seekforge.train import DistContext
 
         console.print(f"training the best trial ({best['number']}) again: its weights are on another host")

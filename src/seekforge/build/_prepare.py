@@ -17,7 +17,7 @@ from seekforge.core.io import atomic_dir
 from seekforge.data import Preprocessor, check_table, load_splits
 from seekforge.monitor import build_reference
 from seekforge.recipe import Recipe
-from seekforge.runtime._encode import canonical, graph_holds, is_missing
+from seekforge.runtime import canonical, graph_holds, is_missing
 from seekforge.train import Tensors
 
 SPLITS = ("train", "validation", "test")

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from seekforge.build._prepare import Prepared
 from seekforge.core.io import atomic_dir
 from seekforge.models import ModelConfig, ModelIO
-from seekforge.pipeline._prepare import Prepared
 from seekforge.recipe import Recipe
 from seekforge.train import DistContext, Trainer, TrainResult
 
@@ -44,7 +44,7 @@ def fit(
     io = recipe.model.adapt(model, io, prepared.splits["train"].inputs, prepared.preprocessor)
     config = recipe.train
     if recipe.data.balance is not None and recipe.data.balance.method == "class_weights":
-        config = config.model_copy(update={"class_weights": "balanced"})
+        config = type(config).model_validate({**config.model_dump(), "class_weights": "balanced"})
     classes = getattr(prepared.preprocessor, "classes_", None)
     trainer = Trainer(
         model, config, task=recipe.task, seed=recipe.seed, run_dir=run_dir, dist=dist, classes=classes,

@@ -1,4 +1,4 @@
-"""Entry point of each ``torchrun`` worker: ``python -m seekforge.pipeline._ddp RUN_DIR [--resume]``.
+"""Entry point of each ``torchrun`` worker: ``python -m seekforge.build._ddp RUN_DIR [--resume]``.
 
 The launching process has already written ``RUN_DIR/recipe.yaml`` and ``RUN_DIR/prepared/``; every
 worker trains its shard, gradients are averaged with gloo (CPU) or nccl (CUDA), and rank 0 writes.
@@ -12,12 +12,11 @@ from pathlib import Path
 
 import torch.distributed as torch_dist
 
+from seekforge.build._fit import fit
+from seekforge.build._prepare import load_prepared
 from seekforge.core.errors import SeekforgeError, TrainingInterrupted
-from seekforge.pipeline._fit import fit
-from seekforge.pipeline._prepare import load_prepared
 from seekforge.recipe import load_recipe
-from seekforge.train import DistContext
-from seekforge.train._trainer import resolve_device
+from seekforge.train import DistContext, resolve_device
 
 
 def main(argv: list[str]) -> int:

@@ -4,7 +4,7 @@ import pytest
 
 from seekforge.core.errors import ConfigError
 from seekforge.recipe import load_recipe
-from seekforge.tune._space import Ends, apply, draw
+from seekforge.tune.config import Ends, apply, draw
 from tests.conftest import tabular_recipe
 
 LR = {"suggest": "float", "low": 1e-4, "high": 0.1, "log": True}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from seekforge.core.errors import SeekforgeError
-from seekforge.serve._log import LogEntry, PredictionLog, log_state
+from seekforge.core.prediction_log import LogEntry, PredictionLog, log_state
 
 
 def entry(n: int, ts: float | None = None) -> LogEntry:
@@ -122,7 +122,7 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> No
 KILLED = """
 import os, signal, sys, time
 from pathlib import Path
-from seekforge.serve._log import LogEntry, PredictionLog
+from seekforge.core.prediction_log import LogEntry, PredictionLog
 log = PredictionLog(Path(sys.argv[1]), package="p", model_version="v", backend="torch", flush_seconds=0.05)
 for _ in range(20):
     log.append(LogEntry(time.time(), "r", 1.0, [{"x": 1.0}] * 10, [{"prediction": 1}] * 10))

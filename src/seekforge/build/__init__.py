@@ -1,0 +1,25 @@
+"""Building a package from a recipe: prepare the data (split, fit the preprocessor, encode, sketch), fit
+the model (one process or DDP), and finish (evaluate on the test split, write the package and its report).
+
+``seekforge.pipeline.run`` chains these; ``tune`` and ``compress`` reuse them for their trials and variants.
+"""
+
+from seekforge.build._finish import Built, finish
+from seekforge.build._fit import build_seeded_model, fit, model_io, write_trained
+from seekforge.build._prepare import SAMPLE_ROWS, Prepared, load_prepared, preparation_key, prepare
+from seekforge.build._report import render_report
+
+__all__ = [
+    "SAMPLE_ROWS",
+    "Built",
+    "Prepared",
+    "build_seeded_model",
+    "finish",
+    "fit",
+    "load_prepared",
+    "model_io",
+    "preparation_key",
+    "prepare",
+    "render_report",
+    "write_trained",
+]

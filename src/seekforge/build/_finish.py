@@ -1,0 +1,107 @@
+"""Finishing a run: evaluate the trained weights on the test split and write the package and its report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seekforge.build._prepare import SAMPLE_ROWS, Prepared
+from seekforge.build._report import render_report
+from seekforge.core.io import write_text_atomic
+from seekforge.core.package import seekforge_version, write_package
+from seekforge.models import build_model, infer
+from seekforge.monitor import with_embeddings
+from seekforge.recipe import Recipe
+from seekforge.train import Tensors, evaluate_logits
+
+
+@dataclass(frozen=True)
+class Built:
+    """Where a run put its package, its test metrics and its training history."""
+
+    run_dir: Path
+    package: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+def finish(
+    recipe: Recipe,
+    prepared: Prepared,
+    folder: Path,
+    *,
+    extra: dict[str, Any] | None = None,
+    extra_files: dict[str, Path] | None = None,
+) -> Built:
+    """Evaluate the trained weights on the test split and write the package and its report; ``extra``
+    manifest fields (a compressed package's lineage, say) replace the ones made here, and ``extra_files``
+    join the package's own in the same atomic write."""
+    trained = folder / "trained"
+    model_json = json.loads((trained / "model.json").read_text(encoding="utf-8"))
+    result = json.loads((trained / "result.json").read_text(encoding="utf-8"))
+    model = build_model(trained, model_json=model_json)
+    pre = prepared.preprocessor
+    test = prepared.splits["test"]
+    logits = infer(model, test.inputs, batch_size=recipe.train.eval_batch_size)
+    metrics = evaluate_logits(pre, logits, test.target)
+    reference = with_embeddings(prepared.reference, model, prepared.splits["train"].inputs, recipe.seed)
+    manifest = {
+        "name": recipe.name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "task": recipe.task,
+        "inputs": pre.input_schema(),
+        "output": pre.output_schema(),
+        "model": {"type": model_json["config"]["type"], "parameters": sum(p.numel() for p in model.parameters())},
+        "metrics": {"test": metrics},
+        "data": {
+            "rows": {name: len(split.target) for name, split in prepared.splits.items()},
+            **({"clean": prepared.cleaning} if prepared.cleaning is not None else {}),
+            **({"balance": prepared.balancing} if prepared.balancing is not None else {}),
+        },
+        "training": {k: result[k] for k in ("best_epoch", "steps", "stopped_early", "seconds")},
+        "lineage": {
+            "data_hash": prepared.data_hash,
+            "recipe_hash": recipe.fingerprint(),
+            "parent": None,
+            "seed": recipe.seed,
+        },
+        **(extra or {}),
+    }
+    regression_points = None
+    if recipe.task == "regression":
+        regression_points = (pre.decode_target(test.target).tolist(), pre.decode_target(logits).tolist())
+    report = render_report(
+        manifest={**manifest, "seekforge_version": seekforge_version()},
+        history=result["history"],
+        recipe_yaml=recipe.to_yaml(),
+        test_predictions=regression_points,
+    )
+    files = {
+        "recipe.yaml": recipe.to_yaml(),
+        "preprocessor.json": json.dumps(pre.to_dict()),
+        "model.json": json.dumps(model_json, indent=2),
+        "model.safetensors": trained / "model.safetensors",
+        "reference.json": json.dumps(reference),
+        "report.html": report,
+        # held-out rows, encoded, that later stages check exported and compressed models against
+        "samples.safetensors": test.head(SAMPLE_ROWS).to_bytes(),
+        # training rows, encoded, for calibrating quantized models
+        "calibration.safetensors": _sample(prepared.splits["train"], SAMPLE_ROWS, recipe.seed).to_bytes(),
+    }
+    if prepared.raw_samples is not None:  # the same rows, raw, for exports that embed the preprocessing
+        files["samples.json"] = json.dumps(prepared.raw_samples)
+    files.update(extra_files or {})
+    package = write_package(folder / "package", files=files, manifest=manifest, overwrite=True)
+    write_text_atomic(folder / "report.html", report)
+    return Built(folder, package, metrics, result["history"])
+
+
+def _sample(data: Tensors, rows: int, seed: int) -> Tensors:
+    """``rows`` rows drawn at random (seeded), so a sorted file does not give a one-class sample."""
+    index = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:rows].sort().values
+    return Tensors({k: v[index] for k, v in data.inputs.items()}, data.target[index])

@@ -1,0 +1,126 @@
+"""``seekforge init``, ``validate``, ``run`` / ``train`` and ``tune``: from a recipe to a package."""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from seekforge.cli._common import (
+    Nproc,
+    Resume,
+    RunDir,
+    RunsDir,
+    SetOption,
+    err,
+    out,
+    print_metrics,
+)
+from seekforge.cli._compress import print_variants
+from seekforge.core.errors import SeekforgeError
+
+TEMPLATES = ("tabular", "regression", "image", "text")
+
+
+def init(
+    template: Annotated[str, typer.Option("--template", "-t", help=f"One of: {', '.join(TEMPLATES)}.")] = "tabular",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print a starter recipe that runs as it is on a built-in data set."""
+    if template not in TEMPLATES:
+        raise typer.BadParameter(f"unknown template '{template}'; choose one of: {', '.join(TEMPLATES)}")
+    text = resources.files("seekforge").joinpath("templates", f"{template}.yaml").read_text(encoding="utf-8")
+    if output is None:
+        sys.stdout.write(text)
+        return
+    if output.exists():
+        raise SeekforgeError(f"{output} already exists", hint="choose another --output or remove the file")
+    from seekforge.core.io import write_text_atomic
+
+    write_text_atomic(output, text)
+    err.print(f"wrote {output}", markup=False)
+
+
+def validate(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    set_: SetOption = None,
+    data: Annotated[bool, typer.Option("--data/--no-data", help="Also read the data and check the columns.")] = True,
+) -> None:
+    """Check a recipe (and its data) and report every problem at once."""
+    from seekforge.recipe import load_recipe
+
+    resolved = load_recipe(recipe, overrides=set_ or [])
+    if data:
+        from seekforge.data import check_table, read_source
+
+        check_table(read_source(resolved.data.source, resolved.data.read), resolved.features)
+        if resolved.data.test:
+            check_table(read_source(resolved.data.test, resolved.data.read), resolved.features)
+    out.print(
+        f"[green]ok[/] {escape(str(recipe))}: '{resolved.name}', {resolved.task}, model {resolved.model.type}, "
+        f"{len(resolved.features.inputs)} inputs"
+    )
+
+
+def run_cmd(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    set_: SetOption = None,
+    runs_dir: RunsDir = Path("runs"),
+    resume: Resume = False,
+    run_dir: RunDir = None,
+    nproc: Nproc = 1,
+) -> None:
+    from seekforge.pipeline import run
+
+    result = run(recipe, overrides=set_ or [], runs_dir=runs_dir, resume=resume, run_dir=run_dir, nproc=nproc)
+    print_metrics(result.metrics, title=f"test metrics ({result.metrics.get('rows', '?')} rows)")
+    out.print(f"package: {result.package}", markup=False)
+    out.print(f"report:  {result.package / 'report.html'}", markup=False)
+    if result.compression is not None:
+        print_variants(result.compression)
+        out.print(f"compressed package ({result.compression.selected}): {result.compression.package}", markup=False)
+
+
+def tune(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file with a tune section.")],
+    set_: SetOption = None,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Trials in all (tune.trials).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes on this host.")] = None,
+    storage: Annotated[
+        str | None, typer.Option("--storage", help="RDB URL shared by workers on several hosts (tune.storage).")
+    ] = None,
+    objectives: Annotated[
+        str | None,
+        typer.Option(
+            "--objectives", help="accuracy,latency or accuracy,parameters (first: the metric): a Pareto front."
+        ),
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the latest study of this recipe.")] = False,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Search hyperparameters and architectures (the recipe's tune section) with Optuna; package the best."""
+    from seekforge.tune import run_study
+
+    overrides = list(set_ or [])
+    if objectives is not None:
+        first, *extra = [o.strip() for o in objectives.split(",")]  # the first is the validation metric
+        overrides.append(f"tune.objectives={[o for o in extra if o]}")
+        if first and first != "metric":  # "metric": the recipe's own; "accuracy" means val_accuracy
+            overrides.append(f"tune.metric={first if first.startswith(('val_', 'train_')) else 'val_' + first}")
+        overrides.append("tune.pruner=none")
+    result = run_study(
+        recipe, overrides=overrides, runs_dir=runs_dir, trials=trials, workers=workers, storage=storage, resume=resume
+    )
+    best = result.best
+    values = ", ".join(f"{k} {v:.4g}" for k, v in best["values"].items())
+    out.print(f"best trial {best['number']}: {values}")
+    for name, value in best["params"].items():
+        out.print(f"  {escape(name)} = {escape(str(value))}")
+    print_metrics(best["test"], title=f"best trial's test metrics ({best['test'].get('rows', '?')} rows)")
+    out.print(f"best recipe: {result.best_recipe}", markup=False)
+    out.print(f"package:     {result.package}", markup=False)
+    out.print(f"report:      {result.study_dir / 'report.html'}", markup=False)

@@ -1,0 +1,54 @@
+"""How a package is served: the ``seekforge serve`` options, validated like every other section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+
+from seekforge.core.config import BaseConfig
+from seekforge.core.variants import BACKENDS
+
+
+class ServeConfig(BaseConfig):
+    """How a package is served.
+
+    Attributes:
+        backend: ``auto``, ``torch``, or the backend of an export the package holds.
+        max_batch_rows: Most rows in one batch.
+        max_wait_ms: Longest a batch waits for more rows.
+        max_queue_rows: Rows queued before requests are refused with 503.
+        max_request_rows: Records in one request.
+        max_request_bytes: Size of one request body.
+        timeout_ms: A request's default deadline (a client may ask for less); None: none.
+        threads: Inference threads of the backend; None: the backend's default.
+        batching: Off: each request runs alone, as it arrives (for comparison).
+        inline_below_ms: Batches measured to run faster than this run on the event loop (0: never).
+        api_keys: Accepted API keys; empty: none needed.
+        log: The prediction log (SQLite); None: no log.
+        log_retention_seconds: Logged rows older than this are deleted; None: kept.
+        verify: Check every file's sha256 against package.json on load.
+    """
+
+    backend: str = "auto"
+    max_batch_rows: Annotated[int, Field(ge=1)] = 64
+    max_wait_ms: Annotated[float, Field(ge=0)] = 5.0
+    max_queue_rows: Annotated[int, Field(ge=1)] = 4096
+    max_request_rows: Annotated[int, Field(ge=1)] = 1024
+    max_request_bytes: Annotated[int, Field(ge=1)] = 8 * 1024 * 1024
+    timeout_ms: Annotated[float, Field(gt=0)] | None = 10_000.0
+    threads: Annotated[int, Field(ge=1)] | None = None
+    batching: bool = True
+    inline_below_ms: Annotated[float, Field(ge=0)] = 0.5
+    api_keys: frozenset[str] = frozenset()
+    log: Path | None = None
+    log_retention_seconds: Annotated[float, Field(gt=0)] | None = None
+    verify: bool = True
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in ("auto", *BACKENDS):
+            raise ValueError(f"unknown backend {value!r}; choose one of auto, {', '.join(BACKENDS)}")
+        return value
