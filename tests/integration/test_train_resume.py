@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from safetensors.torch import load_file
 
 from tests.conftest import make_tabular, tabular_recipe
 from tests.integration.cli import seekforge
@@ -117,3 +118,9 @@ def test_sigterm_stops_ddp_workers_at_a_step_and_resume_finishes(tmp_path: Path)
     assert state["world_size"] == 2 and state["step"] > 0
     seekforge("train", "recipe.yaml", "--nproc", "2", "--run-dir", "run", "--resume", cwd=tmp_path, check=True)
     assert (tmp_path / "run" / "package" / "package.json").exists()
+    # the same weights as two processes that were never stopped
+    seekforge("train", "recipe.yaml", "--nproc", "2", "--run-dir", "straight", cwd=tmp_path, check=True)
+    resumed = load_file(tmp_path / "run" / "package" / "model.safetensors")
+    straight = load_file(tmp_path / "straight" / "package" / "model.safetensors")
+    assert resumed.keys() == straight.keys()
+    assert all(torch.equal(resumed[k], straight[k]) for k in resumed), "resumed DDP weights differ"
