@@ -130,3 +130,27 @@ def test_the_cli_is_a_thin_shell() -> None:
     """One module per command group, none over 300 lines: the work is in the public functions it calls."""
     long = {p.name: n for p in (PACKAGE / "cli").glob("*.py") if (n := len(p.read_text().splitlines())) > 300}
     assert long == {}
+
+
+def test_every_error_is_a_seekforge_error_and_the_builtin_it_resembles() -> None:
+    """``except ValueError`` (or TimeoutError, PermissionError, ...) keeps working on seekforge's errors."""
+    import builtins
+    import importlib
+    import pkgutil
+
+    import seekforge
+    from seekforge.core.errors import SeekforgeError
+
+    for info in pkgutil.walk_packages(seekforge.__path__, "seekforge."):
+        if not info.name.endswith(("_ddp", "__main__")) and "proto" not in info.name:
+            importlib.import_module(info.name)
+    found, plain = [SeekforgeError], []
+    while found:
+        cls = found.pop()
+        found.extend(cls.__subclasses__())
+        builtin = [
+            b for b in cls.__mro__ if b.__module__ == builtins.__name__ and b not in (Exception, BaseException, object)
+        ]
+        if cls is not SeekforgeError and not builtin:
+            plain.append(f"{cls.__module__}.{cls.__name__}")
+    assert plain == []

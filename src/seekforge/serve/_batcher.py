@@ -37,7 +37,7 @@ SWEEP_SECONDS = 0.005
 RECENT_BATCHES = 15
 
 
-class Overloaded(SeekforgeError):
+class Overloaded(SeekforgeError, RuntimeError):
     """The queue is full; ``retry_after`` is the number of seconds after which a retry may fit."""
 
     def __init__(self, message: str, *, retry_after: float) -> None:
@@ -45,11 +45,11 @@ class Overloaded(SeekforgeError):
         self.retry_after = retry_after
 
 
-class DeadlineExceeded(SeekforgeError):
+class DeadlineExceeded(SeekforgeError, TimeoutError):
     """The request's deadline passed before its rows were run."""
 
 
-class ShuttingDown(SeekforgeError):
+class ShuttingDown(SeekforgeError, RuntimeError):
     """The server is draining: no new requests are taken."""
 
 

@@ -9,7 +9,10 @@ Errors are JSON with a ``detail``: 400 unreadable JSON, 401 missing or wrong API
 
 import json
 import math
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.json_schema import models_json_schema
 
 from seekforge.core.deps import require
 from seekforge.serve._batcher import ShuttingDown
@@ -62,6 +65,62 @@ def _timeout_ms(request: Any) -> float | None:
     return timeout
 
 
+#: the errors a request can get, by status code
+RESPONSES: dict[str, dict[str, Any]] = {
+    "400": {"description": "The body is not JSON of the expected shape"},
+    "401": {"description": "Missing or wrong API key"},
+    "413": {"description": "Too many records or bytes"},
+    "422": {"description": "Invalid fields: each one listed with its record, field, message and value"},
+    "503": {"description": "Busy (retry after Retry-After seconds) or shutting down"},
+    "504": {"description": "The deadline passed before the records ran"},
+}
+
+
+class Prediction(BaseModel):
+    """One record's answer."""
+
+    prediction: Any = Field(description="a class label, or a number for a regressor")
+    proba: dict[str, float] = Field(default_factory=dict, description="each class's probability (classifiers)")
+
+
+class PredictAnswer(BaseModel):
+    """The answer to ``POST /v1/predict``: one prediction per record, in order."""
+
+    predictions: list[Prediction]
+    model_version: str
+    request_id: str
+
+
+class ErrorAnswer(BaseModel):
+    """An error: its message, or for 422 the list of bad fields."""
+
+    detail: Any
+
+
+def _schemas(service: ModelService) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(component schemas, the request body's schema, the answer's, an error's), from pydantic models:
+    the request is the package's record model in a list of 1 to ``max_request_rows`` records."""
+    record = service.schema.model
+    request = create_model(
+        "PredictRequest",
+        __config__=ConfigDict(extra="forbid"),
+        records=(Annotated[list[record], Field(min_length=1, max_length=service.config.max_request_rows)], ...),  # type: ignore[valid-type]
+    )
+    template = "#/components/schemas/{model}"
+    _, found = models_json_schema(
+        [(request, "validation"), (PredictAnswer, "serialization"), (ErrorAnswer, "serialization")],
+        ref_template=template,
+    )
+    components = found.get("$defs", {})
+    body = components.pop("PredictRequest")  # inline, as the request body
+    return (
+        components,
+        body,
+        {"$ref": template.format(model="PredictAnswer")},
+        {"$ref": template.format(model="ErrorAnswer")},
+    )
+
+
 def create_app(service: ModelService) -> Any:
     """The FastAPI application serving ``service`` (whose ``start`` the caller awaits)."""
     require("fastapi", purpose="the HTTP server")
@@ -76,50 +135,7 @@ def create_app(service: ModelService) -> Any:
         version=service.version,
         description=f"Predictions from the {service.manifest['task']} model '{name}' ({service.backend}).",
     )
-    record_schema = service.schema.model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
-    record_name = service.schema.model.__name__
-    request_schema = {
-        "type": "object",
-        "required": ["records"],
-        "additionalProperties": False,
-        "properties": {
-            "records": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": service.config.max_request_rows,
-                "items": {"$ref": f"#/components/schemas/{record_name}"},
-            }
-        },
-    }
-
-    responses: dict[str, dict[str, Any]] = {
-        "400": {"description": "The body is not JSON of the expected shape"},
-        "401": {"description": "Missing or wrong API key"},
-        "413": {"description": "Too many records or bytes"},
-        "422": {"description": "Invalid fields: each one listed with its record, field, message and value"},
-        "503": {"description": "Busy (retry after Retry-After seconds) or shutting down"},
-        "504": {"description": "The deadline passed before the records ran"},
-    }
-    error = {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}
-    answer = {
-        "type": "object",
-        "required": ["predictions", "model_version", "request_id"],
-        "properties": {
-            "predictions": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["prediction"],
-                    "properties": {
-                        "prediction": {"description": "a class label, or a number for a regressor"},
-                        "proba": {"type": "object", "additionalProperties": {"type": "number"}},
-                    },
-                },
-            },
-            "model_version": {"type": "string"},
-            "request_id": {"type": "string"},
-        },
-    }
+    components, request_schema, answer, error = _schemas(service)
     predict_operation = {
         "post": {
             "summary": "Predict",
@@ -134,7 +150,7 @@ def create_app(service: ModelService) -> Any:
                 },
                 **{
                     code: {**value, "content": {"application/json": {"schema": error}}}
-                    for code, value in responses.items()
+                    for code, value in RESPONSES.items()
                 },
             },
         }
@@ -145,7 +161,7 @@ def create_app(service: ModelService) -> Any:
             from fastapi.openapi.utils import get_openapi
 
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            schema.setdefault("components", {}).setdefault("schemas", {})[record_name] = record_schema
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
             schema["paths"] = {"/v1/predict": predict_operation, **schema.get("paths", {})}
             if service.config.api_keys:  # both routes that need a key say so, with how to send it
                 schema["components"]["securitySchemes"] = {
@@ -210,7 +226,7 @@ def create_app(service: ModelService) -> Any:
             return _error(failure.http, failure.detail, headers)
         return Response(body.encode(), media_type="application/json", headers={"x-request-id": request_id})
 
-    @app.get("/v1/model", responses={401: responses["401"]})
+    @app.get("/v1/model", responses={401: RESPONSES["401"]})
     async def model(request: Request) -> Any:
         try:
             service.check_key(request.headers)

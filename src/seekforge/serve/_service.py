@@ -44,7 +44,7 @@ Rows = list[dict[str, Any]]
 logger = logging.getLogger("seekforge.serve")
 
 
-class InvalidRecords(SeekforgeError):
+class InvalidRecords(SeekforgeError, ValueError):
     """Records that do not fit the package's inputs; ``errors`` lists each bad field."""
 
     def __init__(self, errors: list[FieldError]) -> None:
@@ -53,15 +53,15 @@ class InvalidRecords(SeekforgeError):
         self.errors = errors
 
 
-class TooLarge(SeekforgeError):
+class TooLarge(SeekforgeError, ValueError):
     """A request over the size limits."""
 
 
-class BadRequest(SeekforgeError):
+class BadRequest(SeekforgeError, ValueError):
     """A request that is not of the expected shape (unreadable JSON, a bad header)."""
 
 
-class Unauthorized(SeekforgeError):
+class Unauthorized(SeekforgeError, PermissionError):
     """A request without the right API key."""
 
 
