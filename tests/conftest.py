@@ -117,16 +117,25 @@ def served_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def export_on_this_cpu(package: Path, config: ExportConfig) -> ExportResult | None:
-    """Export ``package`` and return the result. An int8 variant on a CPU without VNNI may be refused by
-    its parity gate instead (the hardware decides): then check what the product promises, that the refusal
-    gives its numbers and nothing was written, and return None. With VNNI every variant must pass."""
+    """Export ``package`` and return the result, where the hardware decides what the product must do:
+
+    - bf16 on a CPU without bf16 is refused before any work (the gate could not judge bf16 numbers);
+    - int8 on a CPU without VNNI may be refused by its parity gate, with its numbers.
+
+    For a refusal, check that nothing was written and return None. With VNNI and bf16, every variant
+    must pass."""
     from seekforge.core.hardware import hardware
     from seekforge.core.package import read_manifest
     from seekforge.export import ExportError, export_package
 
+    before = read_manifest(package)
+    if config.precision == "bf16" and not hardware().bf16:
+        with pytest.raises(ExportError, match=r"bfloat16 only on a CPU with AVX-512 BF16 or AMX; this one \("):
+            export_package(package, config)
+        assert read_manifest(package) == before and not (package / config.variant.file).exists()
+        return None
     if config.precision != "int8" or hardware().vnni:
         return export_package(package, config)
-    before = read_manifest(package)
     try:
         return export_package(package, config)
     except ExportError as exc:

@@ -288,7 +288,9 @@ def test_optimize_keeps_the_fastest_variant_within_budget(package: Path, tmp_pat
     assert all(c.verdict for c in result.candidates)
     assert manifest["optimize"]["hardware"] == hardware().to_dict()
     for c in result.candidates:  # skipped only where the hardware decides, and it says why with numbers
-        if c.metric is None:
+        if c.metric is None and c.backend == "openvino-bf16":
+            assert not hardware().bf16 and c.verdict.startswith("not built: OpenVINO bf16 computes in bfloat16 only")
+        elif c.metric is None:
             assert c.backend.endswith("-int8") and not hardware().vnni, c
             assert c.verdict.startswith("not built: ") and "failed the parity gate" in c.verdict
 
@@ -378,10 +380,12 @@ def test_int8_weights_are_7_bit_where_the_cpu_has_no_vnni(
     facts = dataclasses.replace(hw_module.hardware(), flags=frozenset(flags), isa_cap=None)
     monkeypatch.setattr(hw_module, "hardware", lambda: facts)
     assert ExportConfig(precision="int8").seven_bit_weights is not vnni
-    onnx = export_package(package, ExportConfig(precision="int8"))
-    assert onnx.record["reduce_range"] is not vnni and onnx.parity.passed
-    openvino = export_package(package, ExportConfig(format="openvino", precision="int8"))
-    assert openvino.record["overflow_fix"] == ("first_layer_only" if vnni else "enable") and openvino.parity.passed
-    assert openvino.record["reduce_range"] is not vnni
+    onnx = export_package(package, ExportConfig(precision="int8"), force=True)
+    openvino = export_package(package, ExportConfig(format="openvino", precision="int8"), force=True)
+    assert onnx.record["reduce_range"] is not vnni and openvino.record["reduce_range"] is not vnni
+    assert openvino.record["overflow_fix"] == ("first_layer_only" if vnni else "enable")
+    # 7-bit weights pass on any CPU; 8-bit ones where this CPU (the record's) has VNNI too
+    if not vnni or openvino.record["hardware"]["vnni"]:
+        assert onnx.parity.passed and openvino.parity.passed
     fp32 = export_package(package)
     assert "reduce_range" not in fp32.record and fp32.record["hardware"]["isa"]

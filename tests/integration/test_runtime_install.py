@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import seekforge
-from tests.conftest import make_tabular
+from tests.conftest import export_on_this_cpu, make_tabular
 
 #: top-level modules of the full install that the runtime install does not have
 ABSENT = ("torch", "pandas", "sklearn", "scipy", "safetensors", "pyarrow", "transformers", "openvino", "optuna")
@@ -120,3 +120,26 @@ def test_what_needs_more_says_exactly_what_to_install(served_package: Path, tmp_
     proc = cli("evaluate", str(bare), "data.csv", cwd=tmp_path)
     assert exit_code(proc) == 2 and "alone: its ONNX export takes encoded inputs: text and image" in proc.stderr
     assert "seekforge export" not in proc.stderr and full in proc.stderr  # exporting again cannot help
+
+
+def test_every_raw_onnx_export_runs_without_torch(served_package: Path, tmp_path: Path) -> None:
+    """An int8 export that takes raw values is served and loaded by onnxruntime alone, as the fp32 one."""
+    from seekforge.export import ExportConfig
+    from seekforge.serve._service import open_predictor
+
+    package = tmp_path / "package"
+    shutil.copytree(served_package, package)
+    result = export_on_this_cpu(package, ExportConfig(precision="int8"))
+    if result is None:  # refused by its gate on this CPU (no VNNI), with its numbers: nothing to serve
+        return
+    assert result.record["inputs"] == "raw"
+    code = (
+        "import seekforge\n"
+        f"p = seekforge.load({str(package)!r}, backend='onnxruntime-int8')\n"
+        "print(p.backend, p.predict([{'x1': 1.0, 'x2': 0.5, 'city': 'rome', 'member': 'no'}])['prediction'][0])\n"
+    )
+    proc = runtime_only(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[0] == "onnxruntime-int8" and proc.stdout.split()[1] in ("buy", "skip")
+    predictor, backend = open_predictor(package, "onnxruntime-int8", threads=1, verify=True)
+    assert backend == "onnxruntime-int8" and type(predictor).__name__ == "RuntimePredictor"

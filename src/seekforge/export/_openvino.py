@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from seekforge.core.deps import require
+from seekforge.core.hardware import hardware
 from seekforge.export._onnx import TOKEN_INPUTS, ExportError, _quiet_exporter
 from seekforge.models import collate, num_rows
 from seekforge.train import Tensors
@@ -40,8 +41,16 @@ def export_openvino(
         What to record about the conversion.
 
     Raises:
-        ExportError: OpenVINO or NNCF failed, or int8 without calibration rows.
+        ExportError: OpenVINO or NNCF failed, int8 without calibration rows, or bf16 on a CPU without bf16
+            (the gate could not judge bf16 numbers there).
     """
+    hw = hardware()
+    if precision == "bf16" and not hw.bf16:
+        raise ExportError(
+            f"OpenVINO bf16 computes in bfloat16 only on a CPU with AVX-512 BF16 or AMX; this one ({hw.isa}) would "
+            "compute in f32, so the parity gate could not judge the bf16 model a bf16 CPU would run",
+            hint="export bf16 on the machine that will serve it, or use --precision fp32 or int8 here",
+        )
     ov = require("openvino", purpose="OpenVINO export")
     try:
         model = ov.convert_model(str(onnx_path))
@@ -115,7 +124,9 @@ class OpenVinoRunner:
 
     def __init__(self, xml: Path, *, precision: str = "fp32", threads: int | None = None) -> None:
         ov = require("openvino", purpose="the openvino backend")
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        # without bf16 in hardware OpenVINO computes a bf16 model in f32 (and under an ISA cap it would fail)
+        hint = HINTS[precision] if precision != "bf16" or hardware().bf16 else "f32"
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         try:

@@ -22,7 +22,7 @@ from seekforge.core.deps import extra_command
 from seekforge.core.errors import DataError, PackageError, SeekforgeError
 from seekforge.core.package import read_manifest
 from seekforge.core.prediction_log import LogEntry, PredictionLog, json_safe
-from seekforge.core.variants import model_version
+from seekforge.core.variants import model_version, raw_onnx_exports
 from seekforge.serve._batcher import DeadlineExceeded, DynamicBatcher, Overloaded, ShuttingDown
 from seekforge.serve._metrics import ServeMetrics
 from seekforge.serve._schema import FieldError, RecordSchema
@@ -103,28 +103,31 @@ def failure_of(exc: BaseException, request_id: str) -> Failure:
     return Failure(500, "INTERNAL", "internal", f"internal error ({type(exc).__name__}); request id {request_id}")
 
 
+def runtime_backend(manifest: dict[str, Any], backend: str) -> str | None:
+    """The backend onnxruntime alone serves for ``backend`` (``auto``: the one ``optimize`` chose, else
+    onnxruntime), when the package holds it as a passing ONNX export that takes raw values; else None."""
+    wanted = backend if backend != "auto" else manifest.get("serving", {}).get("backend", "onnxruntime")
+    return wanted if wanted in raw_onnx_exports(manifest) else None
+
+
 def runtime_only(manifest: dict[str, Any], backend: str) -> bool:
-    """Whether ``backend`` serves this package with onnxruntime alone: its fp32 ONNX export passed its gate
-    and takes raw values, and the backend is onnxruntime, or auto with no other choice by ``optimize``."""
-    export = manifest.get("exports", {}).get("onnx")
-    raw = bool(export and export["parity"]["passed"] and export.get("inputs") == "raw")
-    chosen = manifest.get("serving", {}).get("backend")
-    return raw and (backend == "onnxruntime" or (backend == "auto" and chosen in (None, "onnxruntime")))
+    """Whether ``backend`` serves this package with onnxruntime alone (see :func:`runtime_backend`)."""
+    return runtime_backend(manifest, backend) is not None
 
 
 def open_predictor(path: Path, backend: str, *, threads: int | None, verify: bool) -> tuple[Any, str]:
     """The package's predictor and the backend it runs on.
 
-    A package whose fp32 ONNX export takes raw values is served by onnxruntime alone (no torch in the
-    process) when the backend is ``onnxruntime``, or ``auto`` with no other choice recorded by ``optimize``;
-    anything else goes through :func:`seekforge.load`.
+    A backend that runs one of the package's raw-input ONNX exports is served by onnxruntime alone (no
+    torch in the process; see :func:`runtime_backend`); anything else goes through :func:`seekforge.load`.
     """
     manifest = read_manifest(path, verify=verify)
-    raw = runtime_only(manifest, "onnxruntime")
-    if runtime_only(manifest, backend) and importlib.util.find_spec("onnxruntime"):
+    raw = bool(raw_onnx_exports(manifest))
+    which = runtime_backend(manifest, backend)
+    if which is not None and importlib.util.find_spec("onnxruntime"):
         from seekforge import runtime
 
-        return runtime.load(path, verify=verify, threads=threads), "onnxruntime"
+        return runtime.load(path, backend=which, verify=verify, threads=threads), which
     if importlib.util.find_spec("torch") is None:
         raise PackageError(
             f"{path} needs the full install to be served with backend '{backend}'"
