@@ -81,9 +81,10 @@ def extra_command(extras: str) -> str:
     return f'pip install "seekforge-{_version()}-py3-none-any.whl[{extras}]" (the wheel seekforge came from)'
 
 
-def source_tree() -> Path | None:
-    """The seekforge source tree this install comes from (an editable install of a clone), if any."""
-    tree = Path(__file__).resolve().parents[3]
+def source_tree(tree: Path | None = None) -> Path | None:
+    """``tree`` if it is a seekforge source tree (its pyproject.toml and lock), else None; by default the
+    tree this install comes from (an editable install of a clone)."""
+    tree = (tree or Path(__file__).resolve().parents[3]).resolve()
     project = tree / "pyproject.toml"
     found = (tree / "constraints.txt").is_file() and project.is_file()
     return tree if found and 'name = "seekforge"' in project.read_text(encoding="utf-8") else None

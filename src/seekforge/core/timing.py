@@ -12,7 +12,7 @@ import numpy as np
 from seekforge.core.errors import ConfigError
 from seekforge.core.progress import make_progress
 
-__all__ = ["BenchRow", "bench_row", "time_interleaved"]
+__all__ = ["BenchRow", "bench_row", "fill_rows", "time_interleaved"]
 
 K = TypeVar("K")
 
@@ -89,3 +89,9 @@ def bench_row(backend: str, batch: int, threads: int, times: list[float]) -> Ben
         float(np.percentile(ms, 99)),
         float(batch / np.median(times)),
     )
+
+
+def fill_rows(inputs: Mapping[str, Any], batch: int) -> dict[str, Any]:
+    """``batch`` rows of ``inputs`` (numpy arrays or torch tensors, rows first), repeating them as needed."""
+    index = np.arange(batch) % len(next(iter(inputs.values())))
+    return {name: values[index] for name, values in inputs.items()}

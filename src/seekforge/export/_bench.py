@@ -7,12 +7,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from seekforge.core.errors import ConfigError
 from seekforge.core.package import read_manifest
-from seekforge.core.timing import BenchRow, bench_row, time_interleaved
+from seekforge.core.timing import BenchRow, bench_row, fill_rows, time_interleaved
 
 
 def bench_package(
@@ -76,14 +75,8 @@ def bench_package(
                 if export.get("inputs") == "raw":
                     inputs = raw  # type: ignore[assignment]
             for batch in batches:
-                calls[(backend, batch)] = functools.partial(run, _fill(inputs, batch))
+                calls[(backend, batch)] = functools.partial(run, fill_rows(inputs, batch))
         times = time_interleaved(calls, warmup=warmup, seconds=seconds, max_runs=max_runs, rounds=rounds)
     finally:
         torch.set_num_threads(previous)
     return [bench_row(backend, batch, threads, times[(backend, batch)]) for backend, batch in calls]
-
-
-def _fill(inputs: dict[str, Any], batch: int) -> dict[str, Any]:
-    """``batch`` rows of ``inputs`` (tensors or raw arrays), repeating them as needed."""
-    index = np.arange(batch) % len(next(iter(inputs.values())))
-    return {k: v[torch.from_numpy(index)] if isinstance(v, torch.Tensor) else v[index] for k, v in inputs.items()}

@@ -245,7 +245,7 @@ def bench_runtime(
     from seekforge.core.deps import extra_command
     from seekforge.core.errors import ConfigError
     from seekforge.core.hardware import hardware
-    from seekforge.core.timing import bench_row, time_interleaved
+    from seekforge.core.timing import bench_row, fill_rows, time_interleaved
 
     package = Path(package)
     manifest = read_manifest(package)
@@ -267,8 +267,6 @@ def bench_runtime(
     for backend in chosen:
         run = session(package / usable[backend]["file"], threads=threads).run
         for batch in batches:
-            index = np.arange(batch) % len(next(iter(feeds.values())))
-            filled = {name: values[index] for name, values in feeds.items()}
-            calls[(backend, batch)] = functools.partial(run, None, filled)
+            calls[(backend, batch)] = functools.partial(run, None, fill_rows(feeds, batch))
     times = time_interleaved(calls, warmup=warmup, seconds=seconds, max_runs=max_runs, rounds=rounds)
     return [bench_row(backend, batch, threads, times[(backend, batch)]) for backend, batch in calls]

@@ -38,24 +38,16 @@ def source_tree(source: Path | None = None) -> Path:
     """
     from seekforge.core import deps
 
-    hint = (
-        "pass --source with a clone of seekforge (the image builds seekforge's wheel there and installs it with "
-        "its constraints.txt); add --wheel FILE to install a wheel built with make wheel instead"
-    )
-    if source is None:
-        tree = deps.source_tree()
-        if tree is None:
-            raise ConfigError(
-                "the Dockerfile builds from seekforge's source tree, and this install has none", hint=hint
-            )
-        return tree
-    missing = [name for name in SOURCE_FILES if not (source / name).exists()]
-    project = source / "pyproject.toml"
-    if missing or 'name = "seekforge"' not in project.read_text(encoding="utf-8"):
+    tree = deps.source_tree(source)
+    if tree is None or any(not (tree / name).exists() for name in SOURCE_FILES):
         raise ConfigError(
-            f"--source {source} is not a seekforge source tree (it needs {', '.join(SOURCE_FILES)})", hint=hint
+            f"--source {source} is not a seekforge source tree (it needs {', '.join(SOURCE_FILES)})"
+            if source is not None
+            else "the Dockerfile builds from seekforge's source tree, and this install has none",
+            hint="pass --source with a clone of seekforge (the image builds seekforge's wheel there and installs it "
+            "with its constraints.txt); add --wheel FILE to install a wheel built with make wheel instead",
         )
-    return source.resolve()
+    return tree
 
 
 def dockerfile(

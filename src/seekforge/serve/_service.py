@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from seekforge.core.deps import extra_command
-from seekforge.core.errors import DataError, PackageError, SeekforgeError
+from seekforge.core.errors import DataError, SeekforgeError
 from seekforge.core.package import read_manifest
 from seekforge.core.prediction_log import LogEntry, PredictionLog, json_safe
 from seekforge.core.variants import model_version, raw_onnx_exports
@@ -121,20 +120,12 @@ def open_predictor(path: Path, backend: str, *, threads: int | None, verify: boo
     A backend that runs one of the package's raw-input ONNX exports is served by onnxruntime alone (no
     torch in the process; see :func:`runtime_backend`); anything else goes through :func:`seekforge.load`.
     """
-    manifest = read_manifest(path, verify=verify)
-    raw = bool(raw_onnx_exports(manifest))
-    which = runtime_backend(manifest, backend)
+    which = runtime_backend(read_manifest(path, verify=verify), backend)
     if which is not None and importlib.util.find_spec("onnxruntime"):
         from seekforge import runtime
 
         return runtime.load(path, backend=which, verify=verify, threads=threads), which
-    if importlib.util.find_spec("torch") is None:
-        raise PackageError(
-            f"{path} needs the full install to be served with backend '{backend}'"
-            + ("" if raw else ": it has no passing ONNX export that takes raw values"),
-            hint=f"run: {extra_command('all')}",
-        )
-    from seekforge.serve._predictor import load
+    from seekforge.serve._load import load  # without torch, it says what this package and backend need
 
     predictor = load(path, backend=backend, verify=verify, threads=threads)
     return predictor, predictor.backend
