@@ -5,7 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from seekforge.core.io import atomic_dir, sha256_bytes, sha256_file, write_json_atomic, write_text_atomic
+from seekforge.core.errors import ConfigError
+from seekforge.core.io import (
+    atomic_dir,
+    sha256_bytes,
+    sha256_file,
+    stamped_folder,
+    work_folder,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 
 def test_write_text_atomic_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
@@ -70,3 +79,31 @@ def test_outputs_get_ordinary_permissions(tmp_path: Path) -> None:
         os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_work_folder_new_explicit_and_resumed(tmp_path: Path) -> None:
+    first = work_folder(tmp_path, "job-", resume=False)
+    assert first.is_dir() and first.name.startswith("job-") and first.parent == tmp_path
+    explicit = work_folder(tmp_path, "job-", resume=True, explicit=tmp_path / "mine" / "here")
+    assert explicit == tmp_path / "mine" / "here" and explicit.is_dir()
+    assert work_folder(tmp_path, "job-", resume=True) == first
+
+
+def test_work_folder_resumes_the_newest_it_accepts(tmp_path: Path) -> None:
+    stamp = stamped_folder(tmp_path, "job-").name
+    for name in (f"{stamp}-2", f"{stamp}-10", f"{stamp}-3"):
+        (tmp_path / name).mkdir()
+    (tmp_path / f"{stamp}-3" / "done").touch()
+    (tmp_path / "job-file").touch()  # not a folder: never resumed
+    newest = work_folder(tmp_path, "job-", resume=True)
+    assert newest.name == f"{stamp}-10"  # -10 came after -2, whatever the sort of the names says
+    unfinished = work_folder(tmp_path, "job-", resume=True, resumable=lambda d: not (d / "done").exists()
+                             and d.name != f"{stamp}-10")  # fmt: skip
+    assert unfinished.name == f"{stamp}-2"
+
+
+def test_work_folder_says_when_nothing_can_be_resumed(tmp_path: Path) -> None:
+    (tmp_path / "job-1").mkdir()
+    with pytest.raises(ConfigError, match=r"nothing to resume: no unfinished study of 'x' under") as caught:
+        work_folder(tmp_path, "job-", resume=True, resumable=lambda d: False, what="study of 'x'")
+    assert "without --resume" in (caught.value.hint or "")

@@ -28,7 +28,7 @@ from seekforge.compress.config import CompressConfig
 from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, DataError, PackageError, SeekforgeError
 from seekforge.core.hardware import hardware
-from seekforge.core.io import atomic_dir, atomic_path, sha256_file, stamped_folder, write_json_atomic
+from seekforge.core.io import atomic_dir, atomic_path, sha256_file, work_folder, write_json_atomic
 from seekforge.core.package import read_manifest, write_package
 from seekforge.core.progress import console, progress_task
 from seekforge.models import MODELS, ModelConfig, ModelIO, infer, model_spec_of, num_rows
@@ -536,26 +536,15 @@ def _work_folder(
 ) -> Path:
     """The work folder: given, the latest unfinished one for this package and settings, or a new one."""
     settings = {"parent": sha256_file(source / "package.json"), "config": config.model_dump(mode="json")}
-    if explicit is not None:
-        folder = Path(explicit)
-        folder.mkdir(parents=True, exist_ok=True)
-    elif resume:
-        parent = runs_dir / manifest.get("name", "package")
-        found = [
-            d
-            for d in sorted(parent.glob("compress-*"))
-            if (d / "settings.json").is_file()
-            and json.loads((d / "settings.json").read_text(encoding="utf-8")) == settings
-            and not (d / "package" / "package.json").is_file()
-        ]
-        if not found:
-            raise ConfigError(
-                f"nothing to resume: no unfinished compression of {source} with these settings under {parent}",
-                hint="run without --resume to start one",
-            )
-        folder = found[-1]
-    else:
-        folder = stamped_folder(runs_dir / manifest.get("name", "package"), prefix="compress-")
+
+    def unfinished(d: Path) -> bool:
+        saved = d / "settings.json"
+        return (saved.is_file() and json.loads(saved.read_text(encoding="utf-8")) == settings
+                and not (d / "package" / "package.json").is_file())  # fmt: skip
+
+    folder = work_folder(runs_dir / manifest.get("name", "package"), "compress-", resume=resume,
+                         explicit=Path(explicit) if explicit is not None else None, resumable=unfinished,
+                         what=f"compression of {source} with these settings")  # fmt: skip
     saved = folder / "settings.json"
     if saved.is_file() and json.loads(saved.read_text(encoding="utf-8")) != settings:
         raise ConfigError(

@@ -12,9 +12,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from seekforge.core.errors import ConfigError
 
 
 def _umask() -> int:
@@ -134,3 +136,38 @@ def stamped_folder(parent: Path, prefix: str = "") -> Path:
         folder = parent / f"{stamp}-{suffix}"
     folder.mkdir(parents=True)
     return folder
+
+
+def work_folder(
+    parent: Path,
+    prefix: str = "",
+    *,
+    resume: bool,
+    explicit: Path | None = None,
+    resumable: Callable[[Path], bool] = Path.is_dir,
+    what: str = "run",
+) -> Path:
+    """Where a resumable piece of work goes: ``explicit`` (created), with ``resume`` the newest
+    ``<parent>/<prefix>*`` folder that ``resumable`` accepts, else a new :func:`stamped_folder`.
+
+    Raises:
+        ConfigError: ``resume`` and no folder to resume.
+    """
+    if explicit is not None:
+        explicit.mkdir(parents=True, exist_ok=True)
+        return explicit
+    if not resume:
+        return stamped_folder(parent, prefix)
+    found = [d for d in parent.glob(f"{prefix}*") if d.is_dir() and resumable(d)]
+    if not found:
+        raise ConfigError(f"nothing to resume: no unfinished {what} under {parent}",
+                          hint="run without --resume to start a new one")  # fmt: skip
+    return max(found, key=_stamp_order)
+
+
+def _stamp_order(folder: Path) -> tuple[str, int]:
+    """Stamped folders in the order they were made: ``20260101-120000-10`` after ``...-2``."""
+    stamp, _, suffix = folder.name.rpartition("-")
+    if suffix.isdigit() and len(suffix) < 6:  # a -N suffix, not the HHMMSS of the stamp itself
+        return stamp, int(suffix)
+    return folder.name, 1

@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from seekforge.build import Built, finish, fit, prepare
 from seekforge.core.errors import ConfigError, SeekforgeError, TrainingInterrupted
-from seekforge.core.io import stamped_folder, write_text_atomic
+from seekforge.core.io import work_folder, write_text_atomic
 from seekforge.core.package import MANIFEST, read_manifest
 from seekforge.core.progress import console
 from seekforge.recipe import Recipe, load_recipe
@@ -95,24 +95,13 @@ def run(
 
 
 def _run_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Path | None) -> Path:
-    if explicit is not None:
-        if resume and not checkpoint_path(explicit).exists():
-            raise ConfigError(f"{explicit} has no checkpoint to resume from", hint="run without --resume")
-        if resume:
-            _check_same_recipe(recipe, explicit)
-        explicit.mkdir(parents=True, exist_ok=True)
-        return explicit
-    parent = runs_dir / recipe.name
+    if explicit is not None and resume and not checkpoint_path(explicit).exists():
+        raise ConfigError(f"{explicit} has no checkpoint to resume from", hint="run without --resume")
+    folder = work_folder(runs_dir / recipe.name, resume=resume, explicit=explicit,
+                         resumable=lambda d: _unfinished(d, recipe), what=f"run of '{recipe.name}'")  # fmt: skip
     if resume:
-        candidates = sorted((d for d in parent.glob("*") if _unfinished(d, recipe)), key=lambda d: d.name)
-        if not candidates:
-            raise ConfigError(
-                f"nothing to resume: no unfinished run of '{recipe.name}' under {parent}",
-                hint="run without --resume to start a new run",
-            )
-        _check_same_recipe(recipe, candidates[-1])
-        return candidates[-1]
-    return stamped_folder(parent)
+        _check_same_recipe(recipe, folder)
+    return folder
 
 
 def _unfinished(folder: Path, recipe: Recipe) -> bool:

@@ -24,7 +24,7 @@ from rich.markup import escape
 
 from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, TrainingInterrupted
-from seekforge.core.io import stamped_folder, write_text_atomic
+from seekforge.core.io import work_folder, write_text_atomic
 from seekforge.core.progress import console
 from seekforge.recipe import Recipe, load_recipe
 from seekforge.tune._memory import BUDGET_SHARE, PROCESS_BYTES, available_bytes, plan_workers, trial_bytes
@@ -472,17 +472,8 @@ def _check_same_search(saved: Recipe, recipe: Recipe, folder: Path) -> None:
 
 
 def _study_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Path | None) -> Path:
-    if explicit is not None:
-        explicit.mkdir(parents=True, exist_ok=True)
-        return explicit
-    parent = runs_dir / recipe.name
-    if resume:
-        found = sorted(parent.glob("tune-*"))
-        if not found:
-            raise ConfigError(f"nothing to resume: no study of '{recipe.name}' under {parent}",
-                              hint="run without --resume to start one")  # fmt: skip
-        return found[-1]
-    return stamped_folder(parent, "tune-")
+    return work_folder(runs_dir / recipe.name, "tune-", resume=resume, explicit=explicit,
+                       what=f"study of '{recipe.name}'")  # fmt: skip
 
 
 def _conclude(recipe: Recipe, study: Any, folder: Path, objective: Objective) -> TuneResult:
