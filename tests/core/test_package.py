@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from seekforge.core.errors import PackageError
-from seekforge.core.package import read_manifest, write_package
+from seekforge.core.package import add_to_package, carried_fields, read_manifest, write_package
 
 FILES = {
     "recipe.yaml": "name: x\n",
@@ -63,3 +63,14 @@ def test_required_files_enforced(tmp_path: Path) -> None:
     with pytest.raises(PackageError, match=r"without model\.safetensors"):
         write_package(tmp_path / "pkg", files={k: v for k, v in FILES.items() if k != "model.safetensors"}, manifest={})
     assert not (tmp_path / "pkg").exists()
+
+
+def test_a_rewrite_carries_the_fields_and_stamps_its_own(tmp_path: Path) -> None:
+    write_package(tmp_path / "p", files=FILES, manifest={"task": "binary", "seekforge_version": "0.0.1"})
+    old = read_manifest(tmp_path / "p")
+    assert old["seekforge_version"] == "0.0.1"
+    assert carried_fields(old, drop=("created",)) == {"task": "binary"}
+    new = add_to_package(tmp_path / "p", files={"extra/x.bin": b"x"}, manifest={"exports": {"x": 1}})
+    assert new["task"] == "binary" and new["exports"] == {"x": 1} and new["created"] == old["created"]
+    assert new["seekforge_version"] != "0.0.1"  # the version that wrote the files, not the first one
+    assert set(new["files"]) == set(old["files"]) | {"extra/x.bin"}

@@ -29,7 +29,7 @@ from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, DataError, PackageError, SeekforgeError
 from seekforge.core.hardware import hardware
 from seekforge.core.io import atomic_dir, atomic_path, sha256_file, work_folder, write_json_atomic
-from seekforge.core.package import read_manifest, write_package
+from seekforge.core.package import carried_fields, read_manifest, write_package
 from seekforge.core.progress import console, progress_task
 from seekforge.models import MODELS, ModelConfig, ModelIO, infer, model_spec_of, num_rows
 from seekforge.recipe import Recipe, load_recipe
@@ -395,7 +395,7 @@ def compress_package(
     if not (parent_pkg / "package.json").is_file():  # a copy to export and time: the input stays untouched
         with atomic_dir(parent_pkg, overwrite=True) as tmp:
             write_package(
-                tmp, files={n: source / n for n in manifest["files"]}, manifest=_fields(manifest), overwrite=True
+                tmp, files={n: source / n for n in manifest["files"]}, manifest=carried_fields(manifest), overwrite=True
             )
     job.parent_metric = {"test": job.test_score(job.parent)}
     validation = job.score(job.parent, "validation")
@@ -512,7 +512,7 @@ def _write_final(built: Path, out: Path, record: dict[str, Any], lineage: dict[s
 
     manifest = read_manifest(built)
     files = {name: built / name for name in manifest["files"]}
-    fields = {**_fields(manifest), "compress": record, "lineage": lineage}
+    fields = {**carried_fields(manifest), "compress": record, "lineage": lineage}
 
     history = json.loads((built.parent / "trained" / "result.json").read_text(encoding="utf-8"))["history"]
     report = render_report(
@@ -521,10 +521,6 @@ def _write_final(built: Path, out: Path, record: dict[str, Any], lineage: dict[s
         recipe_yaml=(built / "recipe.yaml").read_text(encoding="utf-8"),
     )
     write_package(out, files={**files, "report.html": report}, manifest=fields)
-
-
-def _fields(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in manifest.items() if k not in ("files", "format_version", "seekforge_version")}
 
 
 def _write_rows(folder: Path, rows: list[VariantRow]) -> None:

@@ -27,6 +27,12 @@ def seekforge_version() -> str:
     return __version__
 
 
+def carried_fields(manifest: Mapping[str, Any], *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of ``manifest`` that a rewritten package carries over: all but those
+    :func:`write_package` fills in afresh (``files``, ``format_version``, ``seekforge_version``) and ``drop``."""
+    return {k: v for k, v in manifest.items() if k not in ("files", "format_version", "seekforge_version", *drop)}
+
+
 def write_package(
     dest: Path | str,
     *,
@@ -145,6 +151,5 @@ def add_to_package(
     if clash:
         raise PackageError(f"cannot replace {', '.join(clash)} in {path}")
     kept = {name: path / name for name in current["files"] if name not in files}
-    fields = {k: v for k, v in current.items() if k not in ("files", "format_version", "seekforge_version")}
-    write_package(path, files={**kept, **files}, manifest={**fields, **manifest}, overwrite=True)
+    write_package(path, files={**kept, **files}, manifest={**carried_fields(current), **manifest}, overwrite=True)
     return read_manifest(path)

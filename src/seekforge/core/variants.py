@@ -72,13 +72,18 @@ def available_backends(manifest: dict[str, Any]) -> list[str]:
     ]
 
 
+def takes_raw(export: dict[str, Any] | None) -> bool:
+    """Whether an export record's graph holds the package's preprocessing, so it takes raw feature values."""
+    return export is not None and export.get("inputs") == "raw"
+
+
 def raw_onnx_exports(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The ONNX exports onnxruntime alone can run, by backend: those that passed their gate and take raw
     feature values (their graph holds the preprocessing)."""
     return {
         record["backend"]: record
         for record in manifest.get("exports", {}).values()
-        if record.get("format") == "onnx" and record["parity"]["passed"] and record.get("inputs") == "raw"
+        if record.get("format") == "onnx" and record["parity"]["passed"] and takes_raw(record)
     }
 
 

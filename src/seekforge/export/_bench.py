@@ -41,7 +41,7 @@ def bench_package(
     Raises:
         ConfigError: A backend the package does not hold.
     """
-    from seekforge.core.variants import available_backends, passing_export
+    from seekforge.core.variants import available_backends, passing_export, takes_raw
     from seekforge.export._onnx import load_samples
     from seekforge.export._package import open_runner, raw_samples_of
     from seekforge.models import build_model, infer
@@ -72,7 +72,7 @@ def bench_package(
                 export = passing_export(manifest, backend)
                 assert export is not None
                 run = functools.partial(open_runner(package, export, threads=threads), batch_size=10**9)
-                if export.get("inputs") == "raw":
+                if takes_raw(export):
                     inputs = raw  # type: ignore[assignment]
             for batch in batches:
                 calls[(backend, batch)] = functools.partial(run, fill_rows(inputs, batch))

@@ -13,7 +13,7 @@ import torch
 from seekforge.core.errors import ConfigError, PackageError, SeekforgeError
 from seekforge.core.hardware import hardware
 from seekforge.core.io import atomic_dir
-from seekforge.core.package import add_to_package, read_manifest, write_package
+from seekforge.core.package import add_to_package, carried_fields, read_manifest, write_package
 from seekforge.core.progress import make_progress
 from seekforge.core.variants import VARIANTS
 from seekforge.export._bench import bench_package
@@ -119,7 +119,7 @@ def optimize_package(
     with atomic_dir(output) as tmp:
         # The package's own files only: every variant is built and judged afresh here.
         kept = {name: source / name for name in manifest["files"] if not name.startswith(EXPORT_FOLDERS)}
-        fields = {k: v for k, v in manifest.items() if k not in ("files", "exports", "serving", "optimize")}
+        fields = carried_fields(manifest, drop=("exports", "serving", "optimize"))
         write_package(tmp, files=kept, manifest=fields, overwrite=True)
         candidates = _measure(tmp, manifest, budget=max_accuracy_drop, seconds=seconds, threads=threads)
         selected, judged = select(candidates, budget=max_accuracy_drop)

@@ -15,7 +15,7 @@ import torch
 
 from seekforge.core.errors import DataError, PackageError
 from seekforge.core.package import read_manifest
-from seekforge.core.variants import BACKENDS, BY_BACKEND, available_backends, passing_export
+from seekforge.core.variants import BACKENDS, BY_BACKEND, available_backends, passing_export, takes_raw
 from seekforge.data import Preprocessor, check_table, row_place
 from seekforge.models import build_model, infer
 from seekforge.runtime import PackageView, as_columns, raw_feeds
@@ -167,5 +167,4 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True, thread
         if isinstance(exc, PackageError):
             raise
         raise PackageError(f"{path}: cannot rebuild the model ({type(exc).__name__}: {exc})") from exc
-    raw = export is not None and export.get("inputs") == "raw"
-    return Predictor(path, manifest, preprocessor, runner, backend, raw=raw)
+    return Predictor(path, manifest, preprocessor, runner, backend, raw=takes_raw(export))
