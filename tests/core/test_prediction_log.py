@@ -108,10 +108,28 @@ def test_old_rows_are_purged_past_the_retention(tmp_path: Path) -> None:
     assert log_state(path).rows == 1
 
 
+def test_rows_are_committed_every_flush_seconds_or_at_once_when_flushed(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = PredictionLog(path, package="p", model_version="v", backend="torch", flush_seconds=0.05)
+    log.append(entry(3))
+    deadline = time.monotonic() + 30
+    while log_state(path).rows < 3 and time.monotonic() < deadline:  # nobody asks: the writer's own timer
+        time.sleep(0.01)
+    assert log_state(path).rows == 3
+    log.close()
+    log = PredictionLog(path, package="p", model_version="v", backend="torch", flush_seconds=600)
+    log.append(entry(2))
+    assert log_state(path).rows == 3  # the writer sleeps for ten minutes
+    assert log.flush(60)
+    assert log_state(path).rows == 5 and log.written == 2
+    log.close()
+    assert log.flush(0)  # nothing left to write
+
+
 def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
-    log = PredictionLog(tmp_path / "log.db", package="p", model_version="v", backend="torch", max_pending=2)
-    log.flush_seconds = 60
-    time.sleep(0.2)  # the writer has gone to sleep for a minute: the first request fills the queue
+    log = PredictionLog(
+        tmp_path / "log.db", package="p", model_version="v", backend="torch", max_pending=2, flush_seconds=600
+    )  # the writer sleeps until close: the first request fills the queue
     for _ in range(51):
         log.append(entry(2))
     log.close()
@@ -123,15 +141,13 @@ KILLED = """
 import os, signal, sys, time
 from pathlib import Path
 from seekforge.core.prediction_log import LogEntry, PredictionLog
-log = PredictionLog(Path(sys.argv[1]), package="p", model_version="v", backend="torch", flush_seconds=0.05)
+log = PredictionLog(Path(sys.argv[1]), package="p", model_version="v", backend="torch", flush_seconds=600)
 for _ in range(20):
     log.append(LogEntry(time.time(), "r", 1.0, [{"x": 1.0}] * 10, [{"prediction": 1}] * 10))
-time.sleep(0.5)
-log.flush_seconds = 60  # the writer sleeps for a minute: what comes next is killed before it is committed
-time.sleep(0.2)
+assert log.flush(60)
+# the writer sleeps for ten minutes: what comes next is killed before it is committed
 for _ in range(3):
     log.append(LogEntry(time.time(), "r", 1.0, [{"x": 2.0}] * 7, [{"prediction": 1}] * 7))
-time.sleep(0.2)
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -170,7 +186,7 @@ def test_a_running_session_is_told_apart_from_a_killed_one(tmp_path: Path) -> No
 
 def test_a_failed_write_keeps_the_writer_alive_and_counts_the_rows_as_lost(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "log.db"
-    log = PredictionLog(path, package="p", model_version="v", backend="torch", flush_seconds=0.01)
+    log = PredictionLog(path, package="p", model_version="v", backend="torch", flush_seconds=600)
     real = log._write
     failures = [sqlite3.OperationalError("database or disk is full")]
 
@@ -181,7 +197,7 @@ def test_a_failed_write_keeps_the_writer_alive_and_counts_the_rows_as_lost(tmp_p
 
     monkeypatch.setattr(log, "_write", flaky)
     log.append(entry(3))
-    time.sleep(0.3)
+    assert log.flush(60) and not failures  # the write failed, and the writer lives on
     log.append(entry(2))
     log.close()
     log.append(entry(4))  # after close: dropped, counted

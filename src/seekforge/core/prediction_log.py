@@ -215,6 +215,9 @@ class PredictionLog:
         self.max_pending = max_pending
         self._pending_rows = 0
         self._closing = threading.Event()
+        self._wake = threading.Event()  # set by close() and flush(): write now
+        self._handled = threading.Condition()  # notified as the writer finishes with rows
+        self._finished_rows = 0  # rows the writer took, written or not
         self._closed = False
         self.accepted = 0  # rows handed to the log
         self.written = 0
@@ -252,7 +255,9 @@ class PredictionLog:
     def _writer(self) -> None:
         """Every ``flush_seconds``, commit what has been appended, in transactions of up to 5,000 requests."""
         while True:
-            closing = self._closing.wait(self.flush_seconds)
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            closing = self._closing.is_set()
             while self._pending:
                 entries = [self._pending.popleft() for _ in range(min(len(self._pending), 5000))]
                 rows = sum(len(e.inputs) for e in entries)
@@ -262,6 +267,9 @@ class PredictionLog:
                 except Exception as exc:  # a full disk, a locked file: keep the writer alive; the rows stay
                     # accepted and unwritten, which log_state reports as lost
                     logger.error("could not write %d rows to the prediction log %s: %s", rows, self.path, exc)
+                with self._handled:
+                    self._finished_rows += rows
+                    self._handled.notify_all()
             try:
                 self._purge()
             except sqlite3.Error as exc:
@@ -292,9 +300,20 @@ class PredictionLog:
         with self._db:
             self._db.execute("DELETE FROM predictions WHERE ts < ?", (now - self.retention_seconds,))
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Have the writer commit every row appended so far, now; wait until it has (or failed to, which
+        is counted as lost). Returns False if ``timeout`` seconds passed first."""
+        if self._closed:  # close() wrote everything
+            return True
+        target = self.accepted
+        self._wake.set()
+        with self._handled:
+            return self._handled.wait_for(lambda: self._finished_rows >= target, timeout)
+
     def close(self) -> None:
         """Write everything queued, mark the session ended and close the file."""
         self._closing.set()
+        self._wake.set()
         self._thread.join()
         self._closed = True
         with self._db:
