@@ -19,7 +19,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from seekforge import __version__
-from seekforge.serve._deploy import SOURCE_FILES, dockerfile
+from seekforge.serve import dockerfile
+from seekforge.serve._deploy import SOURCE_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
 

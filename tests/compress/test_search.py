@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from torch import nn
 
-from seekforge.compress._run import VariantRow, _search
+from seekforge.compress import VariantRow
+from seekforge.compress._run import _search
 from seekforge.compress._stage import Stage
 from seekforge.compress.config import CompressConfig
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from seekforge.data._text import TextEncoder
+from seekforge.data import TextEncoder
 
 
 def test_lengths_count_tokens_before_padding_and_truncation() -> None:

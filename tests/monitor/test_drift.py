@@ -14,8 +14,7 @@ from scipy.spatial.distance import jensenshannon
 from seekforge.core.errors import ConfigError, PackageError
 from seekforge.data import Preprocessor
 from seekforge.data.config import FeaturesConfig
-from seekforge.monitor import build_reference
-from seekforge.monitor._drift import DriftReport, drift_report, prediction_drift
+from seekforge.monitor import DriftReport, build_reference, drift_report, prediction_drift
 from seekforge.monitor._statistics import buckets
 from seekforge.monitor.config import FeatureMonitorConfig, MonitorConfig
 

@@ -7,14 +7,28 @@ import time
 import pytest
 
 from seekforge.core.errors import DataError
-from seekforge.serve._batcher import DeadlineExceeded, DynamicBatcher, Overloaded, ShuttingDown
+from seekforge.serve import DeadlineExceeded, DynamicBatcher, Overloaded, ShuttingDown
+from tests.serve.conftest import Gate
+
+
+class FakeClock:
+    """The batcher's clock: time passes only when a model spends some."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class Model:
-    """Doubles each row's x, after ``delay`` seconds; records the size of every batch it ran."""
+    """Doubles each row's x, after ``delay`` real seconds and ``cost`` seconds of ``clock``; records the
+    size of every batch it ran."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, *, cost: float = 0.0, clock: FakeClock | None = None) -> None:
         self.delay = delay
+        self.cost = cost
+        self.clock = clock or FakeClock()
         self.batches: list[int] = []
         self.threads: set[str] = set()
 
@@ -23,6 +37,7 @@ class Model:
         if any(row.get("bad") for row in rows):
             raise DataError("a bad row")
         time.sleep(self.delay)
+        self.clock.now += self.cost
         self.batches.append(len(rows))
         return [{"y": row["x"] * 2} for row in rows]
 
@@ -67,16 +82,18 @@ def test_a_batch_is_flushed_after_max_wait_without_filling() -> None:
 
 
 def test_a_full_queue_refuses_with_a_retry_hint() -> None:
-    model = Model(delay=0.2)
+    model = Gate(Model())
 
     async def main():
         batcher = DynamicBatcher(model, max_batch_rows=2, max_wait_ms=0, max_queue_rows=4)
         first = asyncio.create_task(batcher.submit([{"x": 0}] * 2))
-        await asyncio.sleep(0.05)  # the first batch is running; the queue is empty again
+        await model.running()  # the first batch is running; the queue is empty again
         queued = [asyncio.create_task(batcher.submit([{"x": 1}] * 2)) for _ in range(2)]
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # each task queues its rows
+        assert batcher.queued_rows == 4
         with pytest.raises(Overloaded) as refused:
             await batcher.submit([{"x": 2}])
+        model.open()
         await asyncio.gather(first, *queued)
         await batcher.drain()
         return refused.value, batcher.stats
@@ -88,20 +105,21 @@ def test_a_full_queue_refuses_with_a_retry_hint() -> None:
 
 
 def test_a_request_past_its_deadline_is_never_run() -> None:
-    model = Model(delay=0.15)
+    model = Gate(Model())
 
     async def main():
         batcher = DynamicBatcher(model, max_batch_rows=1, max_wait_ms=0)
         slow = asyncio.create_task(batcher.submit([{"x": 1}]))
-        await asyncio.sleep(0.01)
+        await model.running()
         with pytest.raises(DeadlineExceeded):
             await batcher.submit([{"x": 2}], timeout=0.05)
+        model.open()
         await slow
         await batcher.drain()
         return batcher.stats
 
     stats = run(main())
-    assert model.batches == [1]
+    assert model.fn.batches == [1]
     assert stats.expired == 1
 
 
@@ -148,29 +166,31 @@ def test_a_lone_request_does_not_wait_when_no_other_is_arriving() -> None:
     arriving = [0]
 
     async def main():
-        batcher = DynamicBatcher(model, max_batch_rows=1000, max_wait_ms=500, arriving=lambda: arriving[0])
+        batcher = DynamicBatcher(model, max_batch_rows=1000, max_wait_ms=10_000, arriving=lambda: arriving[0])
         started = time.perf_counter()
         await batcher.submit([{"x": 1}])
         alone = time.perf_counter() - started
         arriving[0] = 1  # another request is being read: the batch waits for it (up to max_wait)
         first = asyncio.create_task(batcher.submit([{"x": 2}]))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # the task queues its row; the batch waits
+        assert batcher.queued_rows == 1
         arriving[0] = 0
         second = batcher.enqueue([{"x": 3}])
         await asyncio.gather(first, second)
         await batcher.drain()
-        return alone
+        return alone, time.perf_counter() - started
 
-    assert run(main()) < 0.25
+    alone, both = run(main())
+    assert alone < 5.0 and both < 5.0  # neither waited the 10 s max_wait
     assert model.batches == [1, 2]
 
 
 def test_fast_batches_run_on_the_event_loop_and_slow_ones_on_the_worker_thread() -> None:
-    fast, slow = Model(), Model(delay=0.01)
+    fast, slow = Model(cost=0.004), Model(cost=0.006)
 
     async def main():
         for model in (fast, slow):
-            batcher = DynamicBatcher(model, max_batch_rows=4, max_wait_ms=0, inline_below_ms=5.0)
+            batcher = DynamicBatcher(model, max_batch_rows=4, max_wait_ms=0, inline_below_ms=5.0, clock=model.clock)
             for i in range(4):
                 assert await batcher.submit([{"x": i}]) == [{"y": 2 * i}]
             await batcher.drain()
@@ -183,14 +203,14 @@ def test_fast_batches_run_on_the_event_loop_and_slow_ones_on_the_worker_thread()
 
 def test_one_slow_batch_does_not_send_a_fast_model_to_the_worker_thread() -> None:
     model = Model()
-    delays = iter([0.0, 0.0, 0.0, 0.05, 0.0, 0.0, 0.0])  # the fourth batch waited, say for the GIL
+    costs = iter([0.001, 0.001, 0.001, 0.05, 0.001, 0.001, 0.001])  # the fourth batch waited, say for the GIL
 
     def run_model(rows: list[dict]) -> list[dict]:
-        model.delay = next(delays)
+        model.cost = next(costs)
         return model(rows)
 
     async def main():
-        batcher = DynamicBatcher(run_model, max_batch_rows=4, max_wait_ms=0, inline_below_ms=5.0)
+        batcher = DynamicBatcher(run_model, max_batch_rows=4, max_wait_ms=0, inline_below_ms=5.0, clock=model.clock)
         for i in range(7):
             await batcher.submit([{"x": i}])
         await batcher.drain()
@@ -200,22 +220,20 @@ def test_one_slow_batch_does_not_send_a_fast_model_to_the_worker_thread() -> Non
 
 
 def test_a_deadline_is_kept_even_deep_in_the_queue() -> None:
-    model = Model(delay=0.3)
+    model = Gate(Model())
 
     async def main():
         batcher = DynamicBatcher(model, max_batch_rows=1, max_wait_ms=0)
         first = asyncio.create_task(batcher.submit([{"x": 1}]))
-        await asyncio.sleep(0.02)
-        started = time.perf_counter()
+        await model.running()  # and runs until the gate opens: the deadline must not wait for it
         with pytest.raises(DeadlineExceeded):
             await batcher.submit([{"x": 2}], timeout=0.05)
-        waited = time.perf_counter() - started
+        model.open()
         await first
         await batcher.drain()
-        return waited
 
-    assert run(main()) < 0.2  # answered at its deadline, not when the batch before it finished
-    assert model.batches == [1]
+    run(main())
+    assert model.fn.batches == [1]
 
 
 def test_a_refused_request_stops_the_batch_waiting_for_it() -> None:
@@ -223,48 +241,48 @@ def test_a_refused_request_stops_the_batch_waiting_for_it() -> None:
     arriving = [1]
 
     async def main():
-        batcher = DynamicBatcher(model, max_batch_rows=10, max_wait_ms=2000, arriving=lambda: arriving[0])
+        batcher = DynamicBatcher(model, max_batch_rows=10, max_wait_ms=30_000, arriving=lambda: arriving[0])
         started = time.perf_counter()
         task = asyncio.create_task(batcher.submit([{"x": 1}]))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # the task queues its row; the batch waits for the other request
+        assert batcher.queued_rows == 1 and not task.done()
         arriving[0] = 0  # the other request failed validation
         batcher.poke()
         await task
         await batcher.drain()
         return time.perf_counter() - started
 
-    assert run(main()) < 1.0
+    assert run(main()) < 10.0  # not the 30 s max_wait
 
 
 def test_a_drain_past_its_timeout_answers_the_running_batch_too() -> None:
-    model = Model(delay=0.5)
+    model = Gate(Model())
 
     async def main():
         batcher = DynamicBatcher(model, max_batch_rows=1, max_wait_ms=0)
         running = asyncio.create_task(batcher.submit([{"x": 1}]))
         queued = asyncio.create_task(batcher.submit([{"x": 2}]))
-        await asyncio.sleep(0.05)
-        started = time.perf_counter()
+        await model.running()  # and runs until the gate opens, long after the drain's timeout
         await batcher.drain(timeout=0.05)
-        took = time.perf_counter() - started
         results = await asyncio.gather(running, queued, return_exceptions=True)
-        return took, results
+        model.open()
+        return results
 
-    took, results = run(main())
-    assert took < 0.3  # the event loop did not wait for the model
+    results = run(main())  # the event loop did not wait for the model: the gate opens only after the drain
     assert all(isinstance(r, ShuttingDown) for r in results)
 
 
 def test_a_model_with_a_fixed_cost_per_call_is_never_run_inline() -> None:
     calls: list[int] = []
+    clock = FakeClock()
 
     def fixed_cost(rows):  # 20 ms a call whatever the rows: spread over 64 rows it looks cheap
         calls.append(len(rows))
-        time.sleep(0.02)
+        clock.now += 0.02
         return [{"y": 0} for _ in rows]
 
     async def main():
-        batcher = DynamicBatcher(fixed_cost, max_batch_rows=64, max_wait_ms=0, inline_below_ms=1.0)
+        batcher = DynamicBatcher(fixed_cost, max_batch_rows=64, max_wait_ms=0, inline_below_ms=1.0, clock=clock)
         await batcher.submit([{"x": 0}] * 64)
         await batcher.submit([{"x": 0}])
         await batcher.drain()

@@ -5,7 +5,7 @@ import filecmp
 import json
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import grpc
@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from seekforge.serve import ServeConfig
 from seekforge.serve.proto import predict_pb2, predict_pb2_grpc
-from tests.serve.conftest import running
+from tests.serve.conftest import Gate, open_when, running
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {"x1": 0.5, "x2": -1.0, "city": "oslo", "member": "yes"}
@@ -71,7 +71,9 @@ def test_streaming_answers_each_request_in_order(server) -> None:
     assert [len(r.predictions) for r in responses] == [1, 2, 3, 4, 5]
 
 
-def test_a_streams_messages_are_answered_together_and_its_first_error_ends_it(served_package: Path, server) -> None:
+def test_a_streams_messages_are_answered_together_and_its_first_error_ends_it(
+    served_package: Path, server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async def work(stub, _):
         async def requests():
             for i in range(6):  # sent at once: each is started as it arrives, not after the last answer
@@ -80,10 +82,14 @@ def test_a_streams_messages_are_answered_together_and_its_first_error_ends_it(se
         return [r.request_id async for r in stub.PredictStream(requests(), timeout=30)]
 
     with running(served_package, ServeConfig(max_batch_rows=8, max_wait_ms=10), http=False) as (service, where):
-        run = service.batcher._run
-        service.batcher._run = lambda rows: time.sleep(0.2) or run(rows)  # a slow model: messages pile up
+        model = Gate(service.predictor.decoded)  # the first message's batch runs until the others are queued
+        monkeypatch.setattr(service.predictor, "decoded", model)
+        everyone = lambda: model.calls and len(model.calls[0][0]) + service.batcher.queued_rows == 6  # noqa: E731
+        opener = threading.Thread(target=open_when, args=(model, everyone))
+        opener.start()
         assert call(where.grpc_port, work) == [f"t{i}" for i in range(6)]
-        assert service.batcher.stats.batches < 6  # answered one by one, they would take 6 batches
+        opener.join()
+        assert service.batcher.stats.batches == 2  # answered one by one, they would take 6 batches
     service, where = server
 
     async def failing(stub, _):

@@ -3,14 +3,13 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import sqlite3
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from seekforge.serve import ServeConfig
-from tests.serve.conftest import running
+from tests.serve.conftest import Gate, running, wait_until
 
 GOOD = {"x1": 0.5, "x2": -1.0, "city": "oslo", "member": "yes"}
 WHERE = ("event_loop", "inference_thread")
@@ -115,17 +114,12 @@ def test_openapi_describes_each_input(server) -> None:
 
 
 def test_served_rows_reach_the_prediction_log(server) -> None:
-    _service, client, log = server
+    service, client, log = server
     client.post("/v1/predict", json={"records": [GOOD]}, headers={"x-request-id": "logged"})
-    for _ in range(100):
-        rows = (
-            sqlite3.connect(log)
-            .execute("SELECT inputs, outputs FROM predictions WHERE request_id = 'logged'")
-            .fetchall()
-        )
-        if rows:
-            break
-        time.sleep(0.05)
+    assert service.log.flush(30)  # the rows were handed to the log before the answer was sent
+    rows = (
+        sqlite3.connect(log).execute("SELECT inputs, outputs FROM predictions WHERE request_id = 'logged'").fetchall()
+    )
     assert json.loads(rows[0][0]) == GOOD
     assert json.loads(rows[0][1])["prediction"] in ("buy", "skip")
 
@@ -199,26 +193,33 @@ def test_an_unexpected_failure_is_a_json_500_with_the_request_id(served_package:
 
 
 def test_a_full_queue_answers_503_with_retry_after_and_a_deadline_504(served_package: Path, monkeypatch) -> None:
-    config = ServeConfig(max_batch_rows=1, max_wait_ms=0, max_queue_rows=2, log=None)
+    config = ServeConfig(max_batch_rows=1, max_wait_ms=0, max_queue_rows=2, inline_below_ms=0, log=None)
     with running(served_package, config, grpc=False) as (service, where):
-        real = service.batcher._run
-
-        def slow(rows):
-            time.sleep(0.3)
-            return real(rows)
-
-        monkeypatch.setattr(service.batcher, "_run", slow)
         url = f"http://127.0.0.1:{where.http_port}/v1/predict"
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(lambda _: httpx.post(url, json={"records": [GOOD]}, timeout=30), range(8)))
-        codes = sorted(a.status_code for a in answers)
-        assert 200 in codes and 503 in codes and set(codes) <= {200, 503}, codes
-        busy = next(a for a in answers if a.status_code == 503)
-        assert int(busy.headers["retry-after"]) >= 1 and "rows are queued" in busy.json()["detail"]
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            first = pool.submit(httpx.post, url, json={"records": [GOOD]}, timeout=30)
-            time.sleep(0.05)
-            late = httpx.post(url, json={"records": [GOOD]}, headers={"x-timeout-ms": "50"}, timeout=30)
+
+        def post(**headers: str) -> httpx.Response:
+            return httpx.post(url, json={"records": [GOOD]}, headers=headers, timeout=60)
+
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            model = Gate(service.predictor.decoded)  # each batch runs until the test opens the gate
+            monkeypatch.setattr(service.predictor, "decoded", model)
+            running_one = pool.submit(post)
+            assert model.started.wait(60)
+            queued = [pool.submit(post) for _ in range(2)]
+            wait_until(lambda: service.batcher.queued_rows == 2)
+            busy = post()  # one row more than the queue holds
+            model.open()
+            assert [a.result().status_code for a in (running_one, *queued)] == [200, 200, 200]
+        assert busy.status_code == 503
+        assert int(busy.headers["retry-after"]) >= 1 and "2 rows are queued" in busy.json()["detail"]
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            model = Gate(model.fn)
+            monkeypatch.setattr(service.predictor, "decoded", model)
+            first = pool.submit(post)
+            assert model.started.wait(60)
+            late = post(**{"x-timeout-ms": "50"})  # its deadline passes while the first batch runs
+            model.open()
             assert first.result().status_code == 200
         assert late.status_code == 504 and "deadline" in late.json()["detail"]
         metrics = httpx.get(f"http://127.0.0.1:{where.http_port}/metrics").text

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from seekforge.core.prediction_log import PredictionLog, log_state
-    from seekforge.serve._batcher import DynamicBatcher
+    from seekforge.serve._batcher import DeadlineExceeded, DynamicBatcher, Overloaded, ShuttingDown
     from seekforge.serve._deploy import dockerfile, kubernetes
     from seekforge.serve._load import full_install, load
     from seekforge.serve._predictor import Predictor, to_frame
@@ -29,6 +29,9 @@ _LAZY = {
     "full_install": "seekforge.serve._load",
     "to_frame": "seekforge.serve._predictor",
     "DynamicBatcher": "seekforge.serve._batcher",
+    "Overloaded": "seekforge.serve._batcher",
+    "DeadlineExceeded": "seekforge.serve._batcher",
+    "ShuttingDown": "seekforge.serve._batcher",
     "PredictionLog": "seekforge.core.prediction_log",
     "log_state": "seekforge.core.prediction_log",
     "ModelService": "seekforge.serve._service",
@@ -40,12 +43,15 @@ _LAZY = {
 }
 
 __all__ = [
+    "DeadlineExceeded",
     "DynamicBatcher",
     "Listening",
     "ModelService",
+    "Overloaded",
     "PredictionLog",
     "Predictor",
     "ServeConfig",
+    "ShuttingDown",
     "dockerfile",
     "full_install",
     "kubernetes",

@@ -89,6 +89,7 @@ class DynamicBatcher:
             validated); None: always wait up to ``max_wait_ms``.
         inline_below_ms: Run a batch on the event loop, when nothing else waits, if batches have been
             measured to take less than this (see :meth:`_inline_ok`); 0 always uses the worker thread.
+        clock: Seconds, to time each batch (a fake clock in tests makes a model's cost exact).
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class DynamicBatcher:
         on_batch: Callable[[int, float, bool], None] | None = None,
         arriving: Callable[[], int] | None = None,
         inline_below_ms: float = 0.0,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if max_batch_rows < 1 or max_queue_rows < 1 or max_wait_ms < 0:
             raise ValueError("max_batch_rows and max_queue_rows must be >= 1 and max_wait_ms >= 0")
@@ -111,6 +113,7 @@ class DynamicBatcher:
         self._on_batch = on_batch
         self._arriving = arriving
         self.inline_below = inline_below_ms / 1000.0
+        self._clock = clock
         self._queue: deque[_Pending] = deque()
         self._queued_rows = 0
         self._arrival = asyncio.Event()
@@ -250,7 +253,7 @@ class DynamicBatcher:
     async def _execute(self, batch: list[_Pending]) -> None:
         rows = [row for pending in batch for row in pending.rows]
         inline = self._inline_ok(len(rows))
-        started = time.perf_counter()
+        started = self._clock()
         try:
             if inline:
                 self.stats.inline += 1
@@ -264,7 +267,7 @@ class DynamicBatcher:
                 for pending in batch:
                     await self._execute([pending])
             return
-        self._record(batch, outputs, time.perf_counter() - started, inline)
+        self._record(batch, outputs, self._clock() - started, inline)
 
     def _record(self, batch: list[_Pending], outputs: Rows, seconds: float, inline: bool) -> None:
         """Count a batch that ran, and hand each request its own rows."""
