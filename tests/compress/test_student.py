@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from seekforge.compress._run import _parameters, _student_config
+from seekforge.compress._job import _parameters, student_config
 from seekforge.core.errors import ConfigError
 from seekforge.models import ModelIO
 from seekforge.recipe import load_recipe
@@ -11,7 +11,7 @@ from tests.conftest import EXAMPLES
 
 def test_example_student_is_a_small_cnn_for_the_digits_recipe() -> None:
     recipe = load_recipe(EXAMPLES / "digits.yaml")
-    student = _student_config(EXAMPLES / "students" / "small_cnn.yaml", recipe)
+    student = student_config(EXAMPLES / "students" / "small_cnn.yaml", recipe)
     io = ModelIO(output_dim=10, image_shape=(1, 8, 8))
     teacher = _parameters(recipe.model.build(io))
     assert student.type == "cnn" and _parameters(student.build(io)) < 0.1 * teacher
@@ -20,14 +20,14 @@ def test_example_student_is_a_small_cnn_for_the_digits_recipe() -> None:
 def test_student_that_does_not_fit_the_features_is_refused() -> None:
     recipe = load_recipe(EXAMPLES / "digits.yaml")
     with pytest.raises(ConfigError, match="model type 'mlp' takes numeric, binary and category inputs"):
-        _student_config({"model": {"type": "mlp"}}, recipe)
+        student_config({"model": {"type": "mlp"}}, recipe)
     with pytest.raises(ConfigError, match=r"unknown model 'resnet'; available: cnn, mlp, transformer"):
-        _student_config({"model": {"type": "resnet"}}, recipe)
+        student_config({"model": {"type": "resnet"}}, recipe)
 
 
 def test_example_text_student_is_the_reviews_teacher_cut_to_two_layers() -> None:
     recipe = load_recipe(EXAMPLES / "reviews.yaml")
-    student = _student_config(EXAMPLES / "students" / "minilm_2_layers.yaml", recipe)
+    student = student_config(EXAMPLES / "students" / "minilm_2_layers.yaml", recipe)
     assert (student.type, student.keep_layers, student.token_rank, student.vocabulary) == (
         "transformer", 2, 128, "training",
     )  # fmt: skip
@@ -35,7 +35,7 @@ def test_example_text_student_is_the_reviews_teacher_cut_to_two_layers() -> None
 
 def test_example_token_table_student_keeps_every_layer_of_the_reviews_teacher() -> None:
     recipe = load_recipe(EXAMPLES / "reviews.yaml")
-    student = _student_config(EXAMPLES / "students" / "minilm_token_table.yaml", recipe)
+    student = student_config(EXAMPLES / "students" / "minilm_token_table.yaml", recipe)
     assert (student.keep_layers, student.pruned_layers, student.token_rank, student.vocabulary) == (
         None, None, 128, "training",
     )  # fmt: skip

@@ -244,7 +244,7 @@ def test_a_recipe_cleans_its_training_rows_only(tmp_path: Path) -> None:
 
 
 def test_duplicates_are_found_by_hash_and_confirmed_cell_by_cell() -> None:
-    from seekforge.data._profile import first_of_hash, repeats, row_hashes
+    from seekforge.data._duplicates import first_of_hash, repeats, row_hashes
 
     frame = messy(200)
     frame = pd.concat([frame, frame.iloc[[3, 7, 7]]], ignore_index=True)
@@ -261,7 +261,7 @@ def test_duplicates_are_found_by_hash_and_confirmed_cell_by_cell() -> None:
 
 
 def test_numbers_parse_text_like_pandas() -> None:
-    from seekforge.data._profile import numbers
+    from seekforge.data._values import numbers
 
     values = ["1.5", " 2 ", "3e2", "-4", "+5", ".5", "6.", "inf", "nan", "?", "1,000", "", None, "0x10", "7E-3"]
     for column in (pd.Series(values, dtype="str"), pd.Series(values, dtype=object)):

@@ -146,7 +146,7 @@ def test_a_pretrained_encoder_keeps_its_first_layers_and_a_factorised_token_tabl
 
 
 def test_token_table_factorisation_is_exact_for_a_table_of_that_rank() -> None:
-    from seekforge.models._transformer import TokenTable
+    from seekforge.models._token_table import TokenTable
 
     generator = torch.Generator().manual_seed(0)
     full = torch.randn(40, 3, generator=generator) @ torch.randn(3, 12, generator=generator) + torch.randn(12)

@@ -53,7 +53,7 @@ def test_tune_section_is_validated_with_the_recipe() -> None:
 
 
 def test_studies_of_other_spaces_get_other_names() -> None:
-    from seekforge.tune._study import study_name
+    from seekforge.tune._storage import study_name
 
     one = load_recipe(tuned())
     assert study_name(one) == study_name(load_recipe(tuned(trials=99, workers=3)))  # the budget may change

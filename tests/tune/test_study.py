@@ -195,6 +195,6 @@ def test_the_example_search_runs(tmp_path: Path) -> None:
 def test_each_pruner_name_makes_its_optuna_pruner(name: str, kind: str) -> None:
     import optuna
 
-    from seekforge.tune._study import _pruner
+    from seekforge.tune._storage import _pruner
 
     assert type(_pruner(optuna, name, 10)).__name__ == kind

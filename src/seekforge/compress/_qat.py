@@ -17,12 +17,12 @@ from seekforge.core.progress import console
 from seekforge.models import QUANT_FILE, check_qat_supported, prepare_qat, quantized_model, split_state
 
 if TYPE_CHECKING:
-    from seekforge.compress._run import _Compression
+    from seekforge.compress._job import Compression
 
 __all__ = ["QUANT_FILE", "check_qat_supported", "quantize_stage"]
 
 
-def quantize_stage(job: _Compression, previous: Stage | None) -> Stage:
+def quantize_stage(job: Compression, previous: Stage | None) -> Stage:
     """Fine-tune ``previous`` (or the parent) with fake quantization in ``<work>/qat``."""
     from safetensors.torch import save_file
 

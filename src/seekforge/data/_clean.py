@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from seekforge.core.errors import DataError
-from seekforge.data._profile import first_of_hash, id_like, infer_task, infer_type, numbers, repeats, row_hashes
+from seekforge.data._duplicates import first_of_hash, repeats, row_hashes
+from seekforge.data._profile import id_like, infer_task, infer_type
+from seekforge.data._values import numbers
 from seekforge.data.quality_config import CleanConfig, DataQualityConfig
 
 

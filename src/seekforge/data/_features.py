@@ -13,7 +13,8 @@ import pandas as pd
 from seekforge.core.deps import require
 from seekforge.core.errors import DataError
 from seekforge.core.progress import progress_task
-from seekforge.data._profile import infer_task, infer_type, numbers
+from seekforge.data._profile import infer_task, infer_type
+from seekforge.data._values import numbers
 from seekforge.data.clean_config import BinConfig, FeatureEngineeringConfig, StlConfig
 
 #: rows the binning methods learn their edges from, at most (a seeded sample beyond that)

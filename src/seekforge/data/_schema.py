@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from seekforge.core.errors import DataError
-from seekforge.data._profile import numbers
+from seekforge.data._values import numbers
 
 SCHEMA_VERSION = 1
 #: categories listed in the schema at most; a column with more is checked for type only

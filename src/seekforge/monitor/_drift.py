@@ -51,18 +51,16 @@ missing share (empty texts, for text) moves by more than ``missing_threshold``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from seekforge.core.errors import ConfigError, PackageError
-from seekforge.core.report import esc
-from seekforge.monitor._drift_html import feature_row
+from seekforge.monitor._drift_report import DriftReport, FeatureDrift
 from seekforge.monitor._embedding import EmbeddingDrift, embedding_drift
 from seekforge.monitor._statistics import (
-    Histogram,
     categorical_test,
     number_sketch,
     numeric_test,
@@ -81,125 +79,7 @@ _EMBED_MIN_ROWS = 10
 Embedder = Callable[[str, pd.Series], np.ndarray]
 
 
-@dataclass(frozen=True)
-class FeatureDrift:
-    """One feature's comparison.
-
-    Attributes:
-        name, type: The feature's (or output's) name and declared type.
-        measure: What was compared: ``values``, ``categories``, ``token counts``, ``word counts``,
-            ``mean intensity`` or ``predictions``.
-        test, threshold: The test and its threshold (a p-value for ``ks`` and ``chi2``).
-        statistic: The test's statistic (PSI, KS D, normalised W1, chi-square, JS distance); None when
-            there was nothing to compare.
-        p_value: For ``ks`` and ``chi2``.
-        drifted: The distribution crossed the threshold (with enough data), the missing share moved, or
-            (text) the embeddings drifted.
-        rows: Live rows; ``present``: those with a value.
-        missing_reference, missing_live: Shares of missing values (empty texts for text).
-        missing_drifted: The missing share moved by more than ``missing_threshold``.
-        enough_data: At least ``min_rows`` live values, so the distribution test counts.
-        histogram: Shares per bin or category, training vs live.
-        new_categories: Live values the training data never had (up to 10, most frequent first).
-        embedding: A text feature's embedding comparison, when its sketch holds embeddings.
-    """
-
-    name: str
-    type: str
-    measure: str
-    test: str
-    statistic: float | None
-    p_value: float | None
-    threshold: float
-    drifted: bool
-    rows: int
-    present: int
-    missing_reference: float
-    missing_live: float
-    missing_drifted: bool
-    enough_data: bool
-    histogram: Histogram | None = None
-    new_categories: tuple[str, ...] = ()
-    embedding: EmbeddingDrift | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeatureDrift:
-        hist, embedding = data.get("histogram"), data.get("embedding")
-        return cls(
-            **{
-                **data,
-                "histogram": Histogram(*(tuple(hist[k]) for k in ("labels", "reference", "live"))) if hist else None,
-                "new_categories": tuple(data.get("new_categories", ())),
-                "embedding": EmbeddingDrift(**embedding) if embedding else None,
-            }
-        )
-
-
-@dataclass(frozen=True)
-class DriftReport:
-    """Drift of one window of live data.
-
-    Attributes:
-        features: One result per input feature, in the reference's order (ignored ones left out).
-        rows: Live rows; ``reference_rows``: training rows the sketch summarises.
-        drifted_count, drifted_share: Features that drifted, and their share of ``features``.
-        drift_share: The share at which the window counts as drifted.
-        drift: Dataset-level drift: enough data and ``drifted_share >= drift_share``.
-        enough_data: The window has at least ``min_rows`` rows.
-        min_rows: The configured minimum.
-        prediction: The predictions' drift against the training labels (or values), when given.
-    """
-
-    features: tuple[FeatureDrift, ...]
-    rows: int
-    reference_rows: int
-    drifted_count: int
-    drifted_share: float
-    drift_share: float
-    drift: bool
-    enough_data: bool
-    min_rows: int
-    prediction: FeatureDrift | None = None
-
-    @property
-    def drifted_features(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.features if f.drifted)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (finite floats, lists and strings only)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DriftReport:
-        """The report back from :meth:`to_dict` (for example after a JSON round trip)."""
-        prediction = data.get("prediction")
-        return cls(
-            **{
-                **data,
-                "features": tuple(FeatureDrift.from_dict(f) for f in data["features"]),
-                "prediction": FeatureDrift.from_dict(prediction) if prediction else None,
-            }
-        )
-
-    def to_html(self) -> str:
-        """An HTML section: the verdict, then a table with a training-vs-live chart per feature (inline SVG,
-        no scripts, no external files); styles come from the page around it."""
-        verdict = "dataset drift" if self.drift else "no dataset drift"
-        if not self.enough_data:
-            verdict = f"not enough data ({self.rows:,} rows, at least {self.min_rows:,} needed)"
-        head = (
-            f"<p><b>{esc(verdict)}</b>: {self.drifted_count} of {len(self.features)} features drifted "
-            f"({self.drifted_share:.0%}; dataset drift at {self.drift_share:.0%}); {self.rows:,} live rows "
-            f"against {self.reference_rows:,} training rows. Bars: training (grey) and live (blue, red when "
-            "drifted) shares.</p>"
-        )
-        results = sorted(self.features, key=lambda f: not f.drifted)  # drifted first, stable otherwise
-        if self.prediction is not None:
-            results.insert(0, self.prediction)
-        header = ("feature", "type", "test", "statistic", "p-value", "threshold", "rows", "missing", "drift", "")
-        rows = "".join(feature_row(f, f is self.prediction) for f in results)
-        table = "<tr>" + "".join(f"<th>{h}</th>" for h in header) + f"</tr>{rows}"
-        return f"<section class='seekforge-drift'>{head}<table>{table}</table></section>"
+# ------------------------------------------------------------------------------------------- sketches
 
 
 def _floats(column: pd.Series) -> np.ndarray:

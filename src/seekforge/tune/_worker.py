@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from seekforge.recipe import load_recipe
-from seekforge.tune._study import Objective, open_study, ready_file, work
+from seekforge.tune._storage import open_study
+from seekforge.tune._study import Objective, ready_file, work
 
 
 def main(folder: Path, worker: int, budget: int) -> None:
