@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,6 +64,25 @@ def test_atomic_writes_go_through_a_symbolic_link(tmp_path: Path) -> None:
     file_link.symlink_to(target / "v")
     write_json_atomic(file_link, {"a": 1})
     assert file_link.is_symlink() and json.loads((target / "v").read_text()) == {"a": 1}
+
+
+def test_leftovers_of_killed_writers_go_with_the_next_write(tmp_path: Path) -> None:
+    """A writer killed mid-write leaves its temporary sibling; the next successful write of the same name
+    removes it, and keeps those of live writers and of other hosts."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    killed = [tmp_path / f".package.{host}-{dead.pid}-x1.tmp", tmp_path / f".package.{host}-{dead.pid}-x2.old"]
+    kept = [tmp_path / f".package.{host}-{os.getppid()}-x3.tmp", tmp_path / f".package.other-host-{dead.pid}-x4.tmp"]
+    for folder in killed + kept:
+        (folder / "sub").mkdir(parents=True)
+    file_left = tmp_path / f".notes.txt.{host}-{dead.pid}-x5.tmp"
+    file_left.write_text("half")
+    with atomic_dir(tmp_path / "package") as tmp:
+        (tmp / "a").write_text("a")
+    write_text_atomic(tmp_path / "notes.txt", "whole")
+    assert not any(p.exists() for p in [*killed, file_left]) and all(p.is_dir() for p in kept)
+    assert (tmp_path / "package" / "a").read_text() == "a" and (tmp_path / "notes.txt").read_text() == "whole"
 
 
 def test_hashes_agree(tmp_path: Path) -> None:

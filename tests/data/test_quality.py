@@ -10,7 +10,7 @@ import pytest
 
 from seekforge.core.errors import ConfigError, DataError
 from seekforge.data._clean import clean_frame
-from seekforge.data._profile import infer_type, profile_frame
+from seekforge.data._profile import infer_type, leakage, profile_frame
 from seekforge.data._quality import quality_score
 from seekforge.data._schema import build_schema, validate_frame
 from seekforge.data.quality import clean, load_quality_config, profile, validate
@@ -299,3 +299,35 @@ def test_data_modules_do_not_load_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_leakage_scores_are_those_of_sklearn_cross_validation(task: str) -> None:
+    from sklearn.model_selection import cross_val_score
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.normal(size=90), "b": rng.choice(["p", "q", "r"], size=90)})
+    frame["y"] = (frame["a"] > 0).astype(str) if task == "classification" else frame["a"] * 2 + rng.normal(size=90)
+    kinds = {"a": "numeric", "b": "category", "y": "category" if task == "classification" else "numeric"}
+    scores = leakage(frame, "y", kinds, task, seed=3)
+    tree = DecisionTreeClassifier if task == "classification" else DecisionTreeRegressor
+    target = frame["y"] if task == "classification" else frame["y"].to_numpy()
+    codes = frame["b"].astype("category").cat.codes.to_numpy().reshape(-1, 1)
+    for name, x in (("a", frame[["a"]].to_numpy()), ("b", codes)):
+        expected = cross_val_score(tree(max_depth=4, random_state=3), x, target, cv=3,
+                                   scoring="accuracy" if task == "classification" else "r2")  # fmt: skip
+        assert scores[name] == pytest.approx(float(np.mean(expected)), abs=1e-12)
+
+
+def test_importance_of_a_wide_table_is_measured_on_a_seeded_sample_of_columns() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(120, 520)), columns=[f"c{i}" for i in range(520)])
+    frame["y"] = np.where(frame["c0"] > 0, "up", "down")
+    found = profile_frame(frame, label="y", seed=5)
+    assert found["importance_sample"] == {"columns": 500, "of": 520}
+    measured = [n for n, c in found["columns"].items() if "importance" in c]
+    assert len(measured) == 500 and measured == [
+        n for n, c in profile_frame(frame, label="y", seed=5)["columns"].items() if "importance" in c
+    ]
+    assert any("seeded sample of 500 of the 520 columns" in w for w in found["warnings"])

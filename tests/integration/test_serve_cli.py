@@ -128,6 +128,8 @@ def test_deployment_recipes_print(served_package: Path, tmp_path: Path) -> None:
         (["--log-retention", "soon"], "--log-retention: 'soon' is not a duration"),
         (["--no-http", "--no-grpc"], "leave nothing to serve"),
         (["--backend", "openvino"], "openvino"),
+        (["--set", "nope=1"], "--set 'nope=1': not a serving option of the form key=value"),
+        (["--set", "read_timeout_s=-1"], "--set read_timeout_s: Input should be greater than 0, got -1"),
     ],
 )
 def test_bad_options_exit_2_with_the_fix(served_package: Path, tmp_path: Path, args: list[str], words: str) -> None:

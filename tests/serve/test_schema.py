@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from seekforge.core.limits import set_limits
 from seekforge.serve._schema import RecordSchema
 
 INPUTS = [
@@ -18,10 +19,19 @@ INPUTS = [
 
 
 def test_valid_records_come_back_with_every_feature() -> None:
-    rows, errors = RecordSchema(INPUTS).validate([{"mean radius": "1.5", "city": 3, "member": "YES"}, {}])
+    rows, errors = RecordSchema(INPUTS).validate([{"mean radius": 1.5, "city": 3, "member": "YES"}, {}])
     assert errors == []
     assert rows[0] == {"mean radius": 1.5, "city": 3, "member": "YES", "note": None}
     assert rows[1] == dict.fromkeys(["mean radius", "city", "member", "note"])
+
+
+def test_numeric_strings_and_booleans_are_numbers_only_when_the_server_coerces() -> None:
+    records = [{"mean radius": "1.5"}, {"mean radius": True}]
+    _, errors = RecordSchema(INPUTS).validate(records)
+    assert [(e.record, e.field) for e in errors] == [(0, "mean radius"), (1, "mean radius")]
+    assert all(e.message.startswith("a number must be a JSON number, not text or true/false") for e in errors)
+    rows, errors = RecordSchema(INPUTS, coerce_numbers=True).validate(records)
+    assert errors == [] and [r["mean radius"] for r in rows] == [1.5, 1.0]
 
 
 def test_every_bad_field_of_every_record_is_listed() -> None:
@@ -72,16 +82,17 @@ def test_pixel_lists_are_8_bit_values_whatever_the_number_type() -> None:
     assert [e.record for e in errors] == [0, 1, 2, 3]
 
 
-def test_a_decompression_bomb_is_refused(monkeypatch) -> None:
-    from seekforge.serve import _schema
-
-    monkeypatch.setattr(_schema, "MAX_IMAGE_PIXELS", 10)
+def test_a_decompression_bomb_is_refused() -> None:
     buffer = io.BytesIO()
     Image.fromarray(np.zeros((4, 5), dtype=np.uint8)).save(buffer, format="PNG")
-    _, errors = RecordSchema([{"name": "img", "type": "image"}]).validate(
-        [{"img": base64.b64encode(buffer.getvalue()).decode()}]
-    )
-    assert "at most 10 pixels" in errors[0].message
+    old = set_limits(image_pixels=10)
+    try:
+        _, errors = RecordSchema([{"name": "img", "type": "image"}]).validate(
+            [{"img": base64.b64encode(buffer.getvalue()).decode()}]
+        )
+    finally:
+        set_limits(**vars(old))
+    assert "the image is 5 x 4 (20 pixels), more than the limit of 10 pixels" in errors[0].message
 
 
 def test_nan_and_out_of_range_numbers_are_refused_with_the_fix() -> None:

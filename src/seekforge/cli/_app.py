@@ -22,6 +22,7 @@ from seekforge.cli._predict import evaluate, predict
 from seekforge.cli._serve import monitor, serve
 from seekforge.cli._train import init, run_cmd, tune, validate
 from seekforge.core.errors import SeekforgeError
+from seekforge.core.limits import Limits
 
 app = typer.Typer(
     name="seekforge",
@@ -50,9 +51,34 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
+    max_model_parameters: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help=f"Most parameters a package's model may have (default {Limits().model_parameters:,})."
+        ),
+    ] = None,
+    max_activation_mib: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help=f"Most MiB one layer's output may take for one row of a package's model (default {Limits().activation_bytes >> 20:,}).",
+        ),
+    ] = None,
+    max_image_pixels: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help=f"Most pixels an image may decode to, in every stage (default {Limits().image_pixels:,})."
+        ),
+    ] = None,
 ) -> None:
+    """Limits protect against hostile or damaged packages and files: raise them for one you trust."""
     if debug:
         _state["debug"] = True
+    from seekforge.core.limits import set_limits
+
+    changes = {"model_parameters": max_model_parameters, "image_pixels": max_image_pixels}
+    changes["activation_bytes"] = max_activation_mib * 2**20 if max_activation_mib is not None else None
+    set_limits(**{k: v for k, v in changes.items() if v is not None})
 
 
 app.command()(init)

@@ -64,6 +64,15 @@ def serve(
         bool, typer.Option("--print-k8s", help="Print a Kubernetes manifest (Deployment, Service, HPA); serve nothing.")
     ] = False,
     image: Annotated[str | None, typer.Option("--image", help="Image name for --print-k8s.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            help="Any other serving option: key=value (repeatable), e.g. max_header_bytes=65536, read_timeout_s=30, "
+            "keep_alive_s=5, max_connections=1024, grpc_idle_s=300, coerce_numbers=true.",
+        ),
+    ] = None,
     source: Annotated[
         Path | None,
         typer.Option("--source", help="seekforge source tree the Dockerfile builds from (default: this install's)."),
@@ -77,6 +86,8 @@ def serve(
     SIGTERM drains: readiness turns false, queued requests are answered, the log is flushed.
     """
     import asyncio
+
+    import yaml
 
     from seekforge.core.config import parse_duration
     from seekforge.core.errors import ConfigError
@@ -125,6 +136,15 @@ def serve(
         "log_retention_seconds": parse_duration(log_retention, what="--log-retention") if log_retention else None,
     }
     names = {"max_request_bytes": "--max-request-mb", "log_retention_seconds": "--log-retention"}
+    for item in set_ or ():
+        key, sep, value = item.partition("=")
+        if not sep or key not in ServeConfig.model_fields or key in values:
+            raise ConfigError(
+                f"--set {item!r}: not a serving option of the form key=value",
+                hint="keys: " + ", ".join(k for k in ServeConfig.model_fields if k not in values and k != "verify"),
+            )
+        values[key] = yaml.safe_load(value)
+        names[key] = f"--set {key}"
     config = options(ServeConfig, values, names)
     service = ModelService(package, config)
 

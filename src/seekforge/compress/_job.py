@@ -20,7 +20,7 @@ from seekforge.compress._stage import Stage
 from seekforge.compress.config import CompressConfig
 from seekforge.core.errors import ConfigError, DataError, SeekforgeError
 from seekforge.core.io import atomic_path
-from seekforge.core.package import read_manifest
+from seekforge.core.package import read_manifest, read_package_json
 from seekforge.core.progress import console, progress_task
 from seekforge.models import MODELS, ModelConfig, ModelIO, infer, model_spec_of, num_rows
 from seekforge.recipe import Recipe, load_recipe
@@ -338,7 +338,7 @@ def _check_same_data(prepared: Prepared, manifest: dict[str, Any], source: Path)
             f"(hash {prepared.data_hash[:12]}..., the package says {expected[:12]}...)",
             hint="compress on the machine and data the package was trained with, or retrain it",
         )
-    fitted = json.loads((source / "preprocessor.json").read_text(encoding="utf-8"))
+    fitted = read_package_json(source, "preprocessor.json")
     if json.loads(json.dumps(prepared.preprocessor.to_dict())) != fitted:
         raise DataError(
             f"the preprocessor fitted again on the package's data differs from {source / 'preprocessor.json'}",

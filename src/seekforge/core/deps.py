@@ -27,6 +27,7 @@ _INSTALL: dict[str, tuple[str, str]] = {
     "torchao": ("torchao", "compress"),
     "fastapi": ("fastapi", "serve"),
     "uvicorn": ("uvicorn", "serve"),
+    "httptools": ("httptools", "serve"),
     "prometheus_client": ("prometheus-client", "serve"),
     "grpc": ("grpcio", "serve"),
     "grpc_health": ("grpcio-health-checking", "serve"),
@@ -35,6 +36,7 @@ _INSTALL: dict[str, tuple[str, str]] = {
     "pandas": ("pandas", "train"),
     "sklearn": ("scikit-learn", "train"),
     "safetensors": ("safetensors", "train"),
+    "PIL": ("pillow", "train"),
 }
 
 

@@ -1,16 +1,20 @@
 """Atomic file and directory writes, hashing.
 
 A crash never leaves a half-written file or directory under its final name: everything is written to a
-temporary sibling first, flushed to disk, and then renamed, which is atomic on one file system.
+temporary sibling first, flushed to disk, and then renamed, which is atomic on one file system. The
+sibling's name holds the host and process that write it, and the next successful write of the same name
+removes what killed writers left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,6 +59,38 @@ def _through_link(dest: Path | str) -> Path:
     return dest.resolve() if dest.is_symlink() else dest
 
 
+def _temporary_prefix(dest: Path) -> str:
+    """The start of a temporary sibling's name: the final name, this host and this process, so a later
+    write can tell the leftovers of a killed writer from the work of one still running."""
+    return f".{dest.name}.{socket.gethostname()}-{os.getpid()}-"
+
+
+def _remove_leftovers(dest: Path) -> None:
+    """Remove temporary siblings of ``dest`` left by writers on this host that were killed (their process
+    is gone); those of live writers, or of other hosts sharing the folder, stay."""
+    host = f".{dest.name}.{socket.gethostname()}-"
+    for sibling in dest.parent.glob(glob.escape(host) + "*"):
+        pid = sibling.name[len(host) :].split("-", 1)[0]
+        if not sibling.name.endswith((".tmp", ".old")) or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if sibling.is_dir() and not sibling.is_symlink():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            sibling.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; on success rename it onto ``dest``.
@@ -64,7 +100,7 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
     """
     dest = _through_link(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(dest), suffix=".tmp", dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -77,6 +113,7 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+    _remove_leftovers(dest)
 
 
 def write_text_atomic(dest: Path | str, text: str) -> Path:
@@ -104,7 +141,7 @@ def atomic_dir(dest: Path | str, *, overwrite: bool = False) -> Iterator[Path]:
     if dest.exists() and not overwrite:
         raise FileExistsError(f"{dest} already exists")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(dest), suffix=".tmp", dir=dest.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
@@ -113,7 +150,7 @@ def atomic_dir(dest: Path | str, *, overwrite: bool = False) -> Iterator[Path]:
         _fsync(tmp)
         if dest.exists():
             # Two renames: a reader may find no folder for an instant, never a mix of old and new files.
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
+            old = Path(tempfile.mkdtemp(prefix=_temporary_prefix(dest), suffix=".old", dir=dest.parent))
             os.replace(dest, old)  # onto the empty folder mkdtemp made, so the name is unique
             os.replace(tmp, dest)
             shutil.rmtree(old, ignore_errors=True)
@@ -123,6 +160,7 @@ def atomic_dir(dest: Path | str, *, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _remove_leftovers(dest)
 
 
 def stamped_folder(parent: Path, prefix: str = "") -> Path:

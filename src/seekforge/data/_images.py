@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from seekforge.core.errors import DataError
+from seekforge.core.images import check_pixels, decode_image
 from seekforge.data._validate import row_place
 
 
@@ -40,16 +41,11 @@ class ImageStats:
 def _read(value: Any, frame: pd.DataFrame, pos: int, name: str) -> np.ndarray:
     """One image as float32 ``[H, W, C]`` in [0, 1]."""
     if isinstance(value, str | Path):
-        from PIL import Image, UnidentifiedImageError
-
         try:
-            with Image.open(value) as img:
-                img.load()
-                mode = "RGB" if img.mode not in ("L", "1", "I", "I;16", "F") else "L"
-                array = np.asarray(img.convert(mode))
+            array = decode_image(value, what=f"{row_place(frame, pos)}: {value}")
         except FileNotFoundError:
             raise DataError(f"{row_place(frame, pos)}: image file not found: {value}") from None
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        except (OSError, SyntaxError) as exc:  # Pillow's UnidentifiedImageError too
             raise DataError(
                 f"{row_place(frame, pos)}: cannot read image {value}: {exc}",
                 hint="remove or replace the corrupt file",
@@ -58,6 +54,8 @@ def _read(value: Any, frame: pd.DataFrame, pos: int, name: str) -> np.ndarray:
         array = np.asarray(value)
         if array.dtype == object:  # rows held as arrays or lists, e.g. read back from Parquet or JSON
             array = np.array([np.asarray(row).tolist() for row in array])
+        if array.ndim >= 2:
+            check_pixels(array.shape[1], array.shape[0], row_place(frame, pos))
     else:
         raise DataError(
             f"{row_place(frame, pos)}: column '{name}' must hold an image path or array, got {type(value).__name__}"

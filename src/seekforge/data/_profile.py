@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 
 from seekforge.core.errors import DataError
+from seekforge.core.images import image_size
+from seekforge.core.progress import progress_task
 from seekforge.data._duplicates import duplicate_counts
-from seekforge.data._values import numbers
+from seekforge.data._values import as_text, nested_positions, numbers
 
 #: a value that parses as a number in at least this share of a column's non-missing cells makes it numeric
 NUMERIC_SHARE = 0.95
@@ -28,6 +30,11 @@ NUMERIC_SHARE = 0.95
 ID_UNIQUE_SHARE = 0.95
 #: rows sampled for the costlier checks (leakage, near duplicates of text, language)
 SAMPLE_ROWS = 20_000
+#: a table with this many columns shows progress column by column
+WIDE = 200
+#: permutation importance is measured on a seeded sample of at most this many columns (each one costs a
+#: pass of the model over the held-out rows per repeat: 10,000 columns would take many minutes)
+IMPORTANCE_COLUMNS = 500
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 _WORDS = re.compile(r"\w+", re.UNICODE)
 
@@ -97,7 +104,7 @@ def profile_frame(
         types: Declared column types (the rest are inferred).
         task: classification, regression or auto.
         seed: Seed of the row samples the costlier checks use.
-        base: Folder that relative image paths are relative to.
+        base: Where relative image paths that do not exist as given are looked for (the data file's folder).
         step: Called with the name of each step as it starts (``profile_steps`` of them), for progress.
 
     Raises:
@@ -115,13 +122,21 @@ def profile_frame(
     unknown = [name for name in types if name not in frame.columns]
     if unknown:
         raise DataError(f"{source}: declared types name missing columns: {', '.join(unknown)}")
+    nested = {str(name): len(where) for name in frame.columns if len(where := nested_positions(frame[name]))}
+    if nested:  # lists and objects (Parquet, JSON Lines) are profiled as their text, and named in the warnings
+        frame = frame.assign(**{name: frame[name].map(as_text) for name in nested})
     kinds = {str(name): infer_type(frame[name], types.get(str(name))) for name in frame.columns}
     rows = len(frame)
     step = step or (lambda name: None)
     step("column statistics")
     columns: dict[str, Any] = {}
-    for name in frame.columns:
-        columns[str(name)] = _column(frame[name], kinds[str(name)], rows, base)
+    width = len(frame.columns)
+    with progress_task(f"statistics of {width:,} columns", width, show=width >= WIDE) as advance:
+        for name in frame.columns:
+            columns[str(name)] = _column(frame[name], kinds[str(name)], rows, base)
+            if str(name) in nested:
+                columns[str(name)]["nested"] = nested[str(name)]
+            advance()
     profile: dict[str, Any] = {
         "source": source,
         "rows": rows,
@@ -137,8 +152,12 @@ def profile_frame(
         for name, share in leakage(frame, label, kinds, label_task, seed=seed).items():
             columns[name]["leakage"] = share
         step("importance")
-        for name, drop in importance(frame, label, kinds, label_task, seed=seed).items():
+        measured = importance(frame, label, kinds, label_task, seed=seed)
+        for name, drop in measured.items():
             columns[name]["importance"] = drop
+        candidates = sum(1 for n, k in kinds.items() if n != label and k in ("numeric", "binary", "category"))
+        if len(measured) < candidates:
+            profile["importance_sample"] = {"columns": len(measured), "of": candidates}
     profile["warnings"] = warnings_of(profile)
     return profile
 
@@ -229,19 +248,27 @@ def _script(text: str) -> str:
 
 
 def _images(paths: pd.Series, base: Path | None) -> dict[str, Any]:
-    from PIL import Image, UnidentifiedImageError
-
     sizes: Counter[str] = Counter()
     unreadable: list[str] = []
+    too_large: list[str] = []
     for value in paths:
-        path = Path(value) if base is None or Path(value).is_absolute() else base / value
+        path = Path(value)  # as training reads it; else beside the data file, as its author may have meant
+        if base is not None and not path.is_absolute() and not path.exists() and (base / value).exists():
+            path = base / value
         try:
-            with Image.open(path) as image:
-                image.verify()
-                sizes[f"{image.size[0]}x{image.size[1]}"] += 1
-        except (OSError, UnidentifiedImageError, ValueError):
+            width, height = image_size(path, what=path)
+            sizes[f"{width}x{height}"] += 1
+        except DataError:
+            too_large.append(value)
+        except (OSError, ValueError, SyntaxError):  # Pillow's UnidentifiedImageError too
             unreadable.append(value)
-    return {"sizes": dict(sizes.most_common(10)), "unreadable": len(unreadable), "unreadable_files": unreadable[:20]}
+    return {
+        "sizes": dict(sizes.most_common(10)),
+        "unreadable": len(unreadable),
+        "unreadable_files": unreadable[:20],
+        "too_large": len(too_large),
+        "too_large_files": too_large[:20],
+    }
 
 
 def _label(column: pd.Series, name: str, task: str) -> dict[str, Any]:
@@ -256,7 +283,8 @@ def _label(column: pd.Series, name: str, task: str) -> dict[str, Any]:
 def leakage(frame: pd.DataFrame, label: str, kinds: Mapping[str, str], task: str, *, seed: int = 0) -> dict[str, float]:
     """How well each column alone predicts the label (cross-validated accuracy of a shallow tree, or R2 for
     regression), on at most SAMPLE_ROWS rows. A score near 1 on its own means the column leaks the label."""
-    from sklearn.model_selection import cross_val_score
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import KFold, StratifiedKFold
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     data = frame[frame[label].notna()]
@@ -267,24 +295,28 @@ def leakage(frame: pd.DataFrame, label: str, kinds: Mapping[str, str], task: str
     target = data[label].astype(str) if task == "classification" else pd.to_numeric(data[label], errors="coerce")
     if task == "classification" and target.value_counts().min() < 3:
         return {}
+    classify = task == "classification"
+    y = target.to_numpy()
+    # the folds cross_val_score(cv=3) makes, made once for every column (it would remake them per column)
+    folds = list((StratifiedKFold(3) if classify else KFold(3)).split(np.zeros(len(y)), y))
+    names = [n for n in frame.columns if n != label and kinds[str(n)] not in ("text", "image")]
     scores = {}
-    for name in frame.columns:
-        kind = kinds[str(name)]
-        if name == label or kind in ("text", "image"):
-            continue
-        if kind == "numeric":
-            x = numbers(data[name]).reshape(-1, 1)  # trees take NaN
-        else:
-            x = data[name].astype(str).astype("category").cat.codes.to_numpy().reshape(-1, 1)
-        if id_like(data[name], kind):
-            continue  # a key predicts nothing beyond the rows it was seen on
-        model = (
-            DecisionTreeClassifier(max_depth=4, random_state=seed)
-            if task == "classification"
-            else DecisionTreeRegressor(max_depth=4, random_state=seed)
-        )
-        score = cross_val_score(model, x, target, cv=3, scoring="accuracy" if task == "classification" else "r2")
-        scores[str(name)] = float(np.mean(score))
+    with progress_task(f"leakage of {len(names):,} columns", len(names), show=len(names) >= WIDE) as advance:
+        for name in names:
+            advance()
+            kind = kinds[str(name)]
+            if kind == "numeric":
+                x = numbers(data[name]).reshape(-1, 1)  # trees take NaN
+            else:
+                x = data[name].astype(str).astype("category").cat.codes.to_numpy().reshape(-1, 1)
+            if id_like(data[name], kind):
+                continue  # a key predicts nothing beyond the rows it was seen on
+            tree = DecisionTreeClassifier if classify else DecisionTreeRegressor
+            fold_scores = []
+            for fit, held in folds:
+                guess = tree(max_depth=4, random_state=seed).fit(x[fit], y[fit]).predict(x[held])
+                fold_scores.append(np.mean(guess == y[held]) if classify else r2_score(y[held], guess))
+            scores[str(name)] = float(np.mean(fold_scores))
     return scores
 
 
@@ -305,6 +337,9 @@ def importance(
     names = [str(c) for c in data.columns if c != label and kinds[str(c)] in ("numeric", "binary", "category")]
     if len(data) < 40 or not names:
         return {}
+    if len(names) > IMPORTANCE_COLUMNS:
+        keep = np.sort(np.random.default_rng(seed).choice(len(names), IMPORTANCE_COLUMNS, replace=False))
+        names = [names[i] for i in keep]
     columns, categorical = [], []
     for name in names:
         if kinds[name] == "numeric":
@@ -347,9 +382,25 @@ def warnings_of(profile: Mapping[str, Any]) -> list[str]:
             out.append(f"'{name}' ({col['type']}) has {col['unparseable']} values that do not parse")
         if col.get("unreadable"):
             out.append(f"'{name}' names {col['unreadable']} image files that cannot be read")
+        if col.get("nested"):
+            out.append(
+                f"'{name}' holds lists or objects in {col['nested']} cells: no feature type takes them as they are "
+                "(flatten them into plain columns)"
+            )
+        if col.get("too_large"):
+            out.append(
+                f"'{name}' names {col['too_large']} images larger than the pixel limit, which every stage refuses "
+                f"(first: {col['too_large_files'][0]})"
+            )
         leak = col.get("leakage")
         if leak is not None and leak >= 0.99 and (majority is None or majority < 0.99):
             out.append(f"'{name}' alone predicts the label ({leak:.3f}): it probably leaks the label")
+    sample = profile.get("importance_sample")
+    if sample:
+        out.append(
+            f"importance was measured on a seeded sample of {sample['columns']:,} of the {sample['of']:,} columns "
+            "(a table this wide would take many minutes)"
+        )
     idle = [n for n, c in profile["columns"].items() if abs(c.get("importance", 1.0)) < 0.001 and not c["constant"]]
     if idle:
         out.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -189,12 +190,31 @@ class JsonLinesSource(DataSource):
         path = _existing_file(uri)
         try:
             frame = pd.read_json(path, lines=True, encoding=read.encoding)
-        except ValueError as exc:
-            raise DataError(f"{uri}: not valid JSON Lines ({exc})", hint="each line must be one JSON object") from None
+        except (ValueError, TypeError) as exc:  # TypeError: a line that is a list, not an object
+            raise DataError(
+                f"{uri}{_bad_json_line(path, read.encoding) or f': not valid JSON Lines ({exc})'}",
+                hint="each line must be one JSON object",
+            ) from None
         if frame.empty:
             raise DataError(f"{uri} has no rows")
         frame.attrs.update(source=uri, first_line=1)
         return frame
+
+
+def _bad_json_line(path: Path, encoding: str) -> str | None:
+    """`` line N: why`` for the first line of ``path`` that is not one JSON object (read again, line by
+    line, once reading it whole has failed); None when every line is one."""
+    with open(path, encoding=encoding, errors="replace") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except (ValueError, RecursionError) as exc:
+                return f" line {number}: not valid JSON ({exc})"
+            if not isinstance(value, dict):
+                return f" line {number}: a JSON {type(value).__name__}, not an object"
+    return None
 
 
 @SOURCES.register("image_folder")

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from seekforge.core.errors import DataError
+from seekforge.data._values import as_text, nested_positions
 from seekforge.data.config import FeaturesConfig, InputFeature, OutputFeature
 
 
@@ -55,6 +56,15 @@ def check_table(frame: pd.DataFrame, features: FeaturesConfig, *, with_output: b
     out.attrs = dict(frame.attrs)
     for feature in declared:
         column = out[feature.name]
+        nested = nested_positions(column) if feature.type != "image" else ()
+        if len(nested):
+            value = column.iloc[int(nested[0])]
+            raise DataError(
+                f"{row_place(frame, int(nested[0]))}: '{feature.name}' holds a {type(value).__name__} "
+                f"({str(as_text(value))[:60]}), and a {feature.type} feature takes one value per cell "
+                f"({len(nested)} such cells)",
+                hint="flatten the nested column into plain columns (one per field), or leave it out of the features",
+            )
         if feature.type == "numeric":
             out[feature.name] = _numeric(column, frame, feature.name, is_output=feature is features.output)
         elif feature.type == "binary":

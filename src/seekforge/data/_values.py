@@ -1,6 +1,9 @@
-"""Reading a column's values as numbers, whatever type the file gave it."""
+"""Reading a column's values as numbers, whatever type the file gave it; telling nested values (lists,
+arrays, objects, as Parquet and JSON Lines may hold) from plain ones."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -25,3 +28,26 @@ def numbers(column: pd.Series) -> np.ndarray:
         parsed = pc.cast(pc.if_else(parseable, text, pa.scalar(None, pa.string())), pa.float64())
         return parsed.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+_NESTED = (list, tuple, dict, set, np.ndarray)
+
+
+def nested_positions(column: pd.Series) -> np.ndarray:
+    """Positions of the cells of ``column`` that hold a list, array or object rather than one value
+    (only a column of Python objects can)."""
+    if column.dtype != object:
+        return np.empty(0, dtype=np.intp)
+    return np.flatnonzero(column.map(lambda value: isinstance(value, _NESTED)).to_numpy(dtype=bool))
+
+
+def as_text(value: object) -> object:
+    """A nested value as one text (JSON where it can be), so it can be counted and compared; others as they are."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, _NESTED):
+        try:
+            return json.dumps(value, sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            return str(value)
+    return value

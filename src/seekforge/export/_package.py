@@ -12,7 +12,7 @@ from typing import Any
 
 from seekforge.core.errors import ConfigError
 from seekforge.core.hardware import hardware, int8_portability
-from seekforge.core.package import add_to_package, read_manifest
+from seekforge.core.package import add_to_package, read_manifest, read_package_json
 from seekforge.core.variants import PRECISIONS
 from seekforge.export._gate import ParityRecord, check_parity
 from seekforge.export._onnx import ExportError, OnnxRunner, export_onnx, load_samples, optimize_graph, to_fp16
@@ -196,7 +196,7 @@ def raw_samples_of(package: Path, manifest: dict[str, Any]) -> dict[str, Any] | 
 
     if not graph_holds(f["type"] for f in manifest["inputs"]) or "samples.json" not in manifest["files"]:
         return None
-    columns = json.loads((package / "samples.json").read_text(encoding="utf-8"))
+    columns = read_package_json(package, "samples.json")
     return raw_feeds(manifest["inputs"], columns)
 
 
@@ -205,5 +205,5 @@ def _prepend_preprocessing(path: Path, package: Path) -> None:
     from seekforge.export._pregraph import with_preprocessing
 
     onnx = require("onnx", purpose="ONNX export")
-    state = json.loads((package / "preprocessor.json").read_text(encoding="utf-8"))
+    state = read_package_json(package, "preprocessor.json")
     onnx.save(with_preprocessing(onnx.load(str(path)), state), str(path))

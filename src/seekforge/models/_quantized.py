@@ -109,10 +109,10 @@ def split_state(prepared: Exported, base: nn.Module) -> tuple[dict[str, torch.Te
 def quantized_model(package: Path, model: nn.Module, example: dict[str, torch.Tensor]) -> Exported:
     """The converted int8 model of a QAT package: ``model`` (its float weights loaded) captured and prepared
     again the same way, with the saved fake-quantization state put back."""
-    from safetensors.torch import load_file
+    from seekforge.models._package import load_tensors
 
     prepared = prepare_qat(model, example)
-    state = {f"graph.{k}": v for k, v in load_file(package / QUANT_FILE).items()}
+    state = {f"graph.{k}": v for k, v in load_tensors(package / QUANT_FILE).items()}
     expected = prepared.state_dict()
     state.update({f"graph.{k}": v for k, v in model.state_dict().items() if f"graph.{k}" in expected})
     missing, unexpected = prepared.load_state_dict(state, strict=False)

@@ -23,7 +23,7 @@ import pandas as pd
 from seekforge.core.deps import require
 from seekforge.core.errors import DataError, MissingDependencyError, PackageError
 from seekforge.core.io import atomic_dir, write_json_atomic
-from seekforge.core.package import read_manifest
+from seekforge.core.package import read_manifest, read_package_json
 from seekforge.core.prediction_log import LogState, log_state, read_log
 from seekforge.core.variants import model_version
 from seekforge.monitor._drift import DriftReport, Embedder, drift_report
@@ -199,7 +199,7 @@ def monitor_package(
     manifest = read_manifest(package)
     if "reference.json" not in manifest.get("files", {}):
         raise PackageError(f"{package} has no reference.json", hint="retrain it with this seekforge to get one")
-    reference = json.loads((package / "reference.json").read_text(encoding="utf-8"))
+    reference = read_package_json(package, "reference.json")
     config = config or MonitorConfig()
     state = log_state(log)
     version = model_version(manifest)
@@ -251,7 +251,7 @@ def _embedder(package: Path, reference: dict[str, Any], config: MonitorConfig) -
         from seekforge.data import Preprocessor
         from seekforge.models import build_model
 
-        preprocessor = Preprocessor.load(package / "preprocessor.json")
+        preprocessor = Preprocessor.from_dict(read_package_json(package, "preprocessor.json"))
         model = build_model(package)
     except MissingDependencyError as exc:
         raise MissingDependencyError(exc.message, hint=f"{exc.hint}, or skip it: --set embedding_test=none") from exc

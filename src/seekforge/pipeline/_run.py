@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,7 +72,17 @@ def run(
             f"({nproc} x {train.grad_accum}): each process takes an equal share of every batch",
             hint=f"set train.batch_size to a multiple of {nproc * train.grad_accum}",
         )
+    fresh = not resume and not (run_dir is not None and Path(run_dir).exists())
     folder = _run_folder(resolved, Path(runs_dir), resume=resume, explicit=Path(run_dir) if run_dir else None)
+    try:
+        return _run_in(resolved, folder, resume=resume, nproc=nproc)
+    except BaseException:
+        if fresh and not checkpoint_path(folder).exists():  # nothing to resume: leave no folder behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _run_in(resolved: Recipe, folder: Path, *, resume: bool, nproc: int) -> RunResult:
     write_text_atomic(folder / "recipe.yaml", resolved.to_yaml())
     console.print(f"[bold]run[/] {resolved.name} -> {escape(str(folder))}")
     if resume and (folder / "package" / MANIFEST).is_file():  # trained and packaged: only compression is left

@@ -13,7 +13,6 @@ this predictor where torch is not installed::
 from __future__ import annotations
 
 import functools
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import numpy as np
 from seekforge.core.errors import DataError, PackageError
 from seekforge.core.hardware import int8_portability
 from seekforge.core.metrics import classification_metrics, regression_metrics
-from seekforge.core.package import read_manifest
+from seekforge.core.package import read_manifest, read_package_json
 from seekforge.core.variants import raw_onnx_exports
 from seekforge.runtime._encode import (
     FALSE,
@@ -216,7 +215,7 @@ def load(
         )
     if why := int8_portability(usable[backend]):
         warnings.warn(why, RuntimeWarning, stacklevel=2)
-    state = json.loads((path / "preprocessor.json").read_text(encoding="utf-8"))
+    state = read_package_json(path, "preprocessor.json")
     return RuntimePredictor(path, manifest, state, session(path / usable[backend]["file"], threads=threads), backend)
 
 
@@ -260,7 +259,7 @@ def bench_runtime(
         )
     if "samples.json" not in manifest["files"]:
         raise PackageError(f"{package} carries no raw held-out rows (samples.json) to time the model on")
-    columns = json.loads((package / "samples.json").read_text(encoding="utf-8"))
+    columns = read_package_json(package, "samples.json")
     feeds = raw_feeds(manifest["inputs"], columns)
     threads = threads or hardware().cores
     calls = {}

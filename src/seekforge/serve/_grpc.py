@@ -80,6 +80,24 @@ async def _pipelined(
                 left.exception()  # answered already: its error, if any, is the stream's no longer
 
 
+#: A status's details travel in the trailers, which clients cap (8 KiB by default): at most this many
+#: problems, and this many characters, go back; the count says how many there were
+DETAIL_PROBLEMS = 20
+DETAIL_CHARS = 4000
+
+
+def _detail(exc: BaseException, detail: Any) -> str:
+    """A refusal's details for a gRPC status: the message, then the first :data:`DETAIL_PROBLEMS` problems
+    as JSON and how many were left out, within :data:`DETAIL_CHARS` characters."""
+    if isinstance(detail, str):
+        text = detail
+    else:
+        shown = detail[:DETAIL_PROBLEMS]
+        left = len(detail) - len(shown)
+        text = f"{exc}\n{json.dumps(shown)}" + (f"\n... and {left} more problems" if left else "")
+    return text if len(text) <= DETAIL_CHARS else text[: DETAIL_CHARS - 3] + "..."
+
+
 def _metadata(context: Any) -> dict[str, str]:
     return dict(context.invocation_metadata() or ())
 
@@ -129,8 +147,7 @@ def add_services(server: Any, service: ModelService) -> Any:
             failure = failure_of(exc, request_id)
             code = failure.grpc
             service.metrics.errors.labels("grpc", failure.reason).inc()
-            detail = failure.detail if isinstance(failure.detail, str) else f"{exc}\n{json.dumps(failure.detail)}"
-            return _Refusal(getattr(grpc.StatusCode, failure.grpc), detail, failure.retry_after)
+            return _Refusal(getattr(grpc.StatusCode, failure.grpc), _detail(exc, failure.detail), failure.retry_after)
         else:
             code = "OK"
             return response

@@ -7,8 +7,10 @@ Errors are JSON with a ``detail``: 400 unreadable JSON, 401 missing or wrong API
 ``GET /v1/model`` describes the package; ``/healthz``, ``/readyz`` and ``/metrics`` are for the platform.
 """
 
+import asyncio
 import json
 import math
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -19,6 +21,7 @@ from seekforge.serve._batcher import ShuttingDown
 from seekforge.serve._service import (
     BadRequest,
     ModelService,
+    SlowRequest,
     Ticket,
     TooLarge,
     Unauthorized,
@@ -37,19 +40,46 @@ def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> A
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-async def _body(request: Any, limit: int) -> bytes:
-    """The request body, refused past ``limit`` bytes before it is all read."""
+async def _body(request: Any, limit: int, seconds: float) -> bytes:
+    """The request body, refused past ``limit`` bytes before it is all read, or when it takes longer than
+    ``seconds`` to arrive."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"the request body is {declared} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"the request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"the request body is over the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise SlowRequest(f"the request body took longer than {seconds:g} s to arrive ({size} bytes came)") from None
     return b"".join(chunks)
+
+
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _parse(body: bytes) -> Any:
+    """The JSON body, refused when it is not JSON, too deep, or holds text that is not Unicode (a lone
+    surrogate escape such as ``\\ud800``, which no UTF-8 answer could repeat back)."""
+    try:
+        text = body.decode("utf-8")
+        payload = json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the body is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except (ValueError, RecursionError) as exc:  # JSON errors, over-long integers, deep nesting
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if _SURROGATE.search(text):  # only an escape can make a surrogate: UTF-8 input cannot
+        try:
+            json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode()
+            raise BadRequest(f"the body holds {bad}, a lone surrogate escape, which is not Unicode text") from None
+    return payload
 
 
 def _timeout_ms(request: Any) -> float | None:
@@ -69,6 +99,7 @@ def _timeout_ms(request: Any) -> float | None:
 RESPONSES: dict[str, dict[str, Any]] = {
     "400": {"description": "The body is not JSON of the expected shape"},
     "401": {"description": "Missing or wrong API key"},
+    "408": {"description": "The body took longer than the read timeout to arrive"},
     "413": {"description": "Too many records or bytes"},
     "422": {"description": "Invalid fields: each one listed with its record, field, message and value"},
     "503": {"description": "Busy (retry after Retry-After seconds) or shutting down"},
@@ -197,11 +228,8 @@ def create_app(service: ModelService) -> Any:
             service.check_key(request.headers)
             if service.draining:
                 raise ShuttingDown("the server is shutting down and takes no new requests")
-            body = await _body(request, service.config.max_request_bytes)
-            try:
-                payload = json.loads(body)
-            except (ValueError, RecursionError) as exc:  # JSON errors, over-long integers, deep nesting
-                raise BadRequest(f"the body is not valid JSON: {exc}") from None
+            body = await _body(request, service.config.max_request_bytes, service.config.read_timeout_s)
+            payload = _parse(body)
             if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
                 raise BadRequest('the body must be a JSON object {"records": [{feature: value, ...}, ...]}')
             extra = sorted(set(payload) - {"records"})

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from seekforge.core.errors import DataError, PackageError
-from seekforge.core.package import read_manifest
+from seekforge.core.package import read_manifest, read_package_json
 from seekforge.core.variants import BACKENDS, BY_BACKEND, available_backends, passing_export, takes_raw
 from seekforge.data import Preprocessor, check_table, row_place
 from seekforge.models import build_model, infer
@@ -155,7 +155,7 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True, thread
             hint=f"run: seekforge export {path} --format {variant.format} --precision {variant.precision}{flag}",
         )
     try:
-        preprocessor = Preprocessor.load(path / "preprocessor.json")
+        preprocessor = Preprocessor.from_dict(read_package_json(path, "preprocessor.json"))
         if export is not None:
             from seekforge.export import open_runner
 

@@ -22,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -31,13 +32,13 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
+from seekforge.core.images import check_pixels, decode_image
+
 __all__ = ["FieldError", "RecordSchema", "record_model"]
 
 _DATA_URL = re.compile(r"^data:image/[A-Za-z0-9.+-]+;base64,")
 
 
-#: Largest image a request may carry, in pixels (decoded, before resizing).
-MAX_IMAGE_PIXELS = 4096 * 4096
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -49,8 +50,7 @@ def _pixels(value: list[Any]) -> np.ndarray:
         raise ValueError("pixel lists must be a rectangular H x W or H x W x C array of numbers") from None
     if array.ndim not in (2, 3) or 0 in array.shape or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
         raise ValueError(f"pixel lists must be H x W or H x W x 1/3/4 with H, W >= 1, not {array.shape}")
-    if array.size > MAX_IMAGE_PIXELS * 4:
-        raise ValueError(f"the image has more than {MAX_IMAGE_PIXELS} pixels")
+    check_pixels(array.shape[1], array.shape[0], "pixel lists")
     if not np.isfinite(array).all() or array.min() < 0 or array.max() > 255 or (array % 1).any():
         raise ValueError("pixel values must be whole numbers from 0 to 255")
     return array.astype(np.uint8)
@@ -63,26 +63,20 @@ def _decode_image(value: str | list[Any] | None) -> np.ndarray | None:
         return None
     if isinstance(value, list):
         return _pixels(value)
-    from PIL import Image, UnidentifiedImageError
-
     try:
         raw = base64.b64decode(_DATA_URL.sub("", value, count=1), validate=True)
-        with Image.open(io.BytesIO(raw), formats=["PNG", "JPEG"]) as img:
-            width, height = img.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise ValueError(f"the image is {width} x {height}; at most {MAX_IMAGE_PIXELS} pixels are taken")
-            img.load()
-            mode = "RGB" if img.mode not in ("L", "1", "I", "I;16", "F") else "L"
-            return np.asarray(img.convert(mode))
+        return decode_image(io.BytesIO(raw), what="the base64 data", formats=["PNG", "JPEG"])
     except binascii.Error:
         raise ValueError("an image must be base64-encoded PNG or JPEG bytes, or a list of pixel rows") from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except OSError as exc:  # Pillow's UnidentifiedImageError too
         raise ValueError(f"the base64 data is not a readable PNG or JPEG image ({exc})") from None
 
 
 # NaN and infinities are not JSON (send null for a missing value), and numbers beyond float32 would
-# overflow in the model; both are refused here, in pydantic's core, at no cost to good records.
-_NUMBER = Annotated[float, Field(allow_inf_nan=False, ge=-_FLOAT32_MAX, le=_FLOAT32_MAX)]
+# overflow in the model; both are refused here, in pydantic's core, at no cost to good records. A number
+# is a JSON number: true and "12" are refused unless the server coerces (``_LAX_NUMBER``).
+_LAX_NUMBER = Annotated[float, Field(allow_inf_nan=False, ge=-_FLOAT32_MAX, le=_FLOAT32_MAX)]
+_NUMBER = Annotated[_LAX_NUMBER, Strict()]
 _CATEGORY = StrictStr | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)] | StrictBool | None
 _FIELD_TYPES: dict[str, Any] = {
     "numeric": _NUMBER | None,
@@ -116,16 +110,19 @@ def _binary_check(trained: Sequence[str]) -> AfterValidator:
     return AfterValidator(check)
 
 
-def record_model(inputs: Sequence[Mapping[str, Any]], *, name: str = "Record") -> type[BaseModel]:
+def record_model(
+    inputs: Sequence[Mapping[str, Any]], *, name: str = "Record", coerce_numbers: bool = False
+) -> type[BaseModel]:
     """A pydantic model for one record of a package whose manifest declares ``inputs``.
 
     Field names are the feature names (as aliases, so names with spaces work), each typed by its feature
-    type; every field is optional and unknown fields are refused.
+    type; every field is optional and unknown fields are refused. Numeric fields take JSON numbers only,
+    unless ``coerce_numbers`` (then ``"12"`` and ``true`` are numbers too).
     """
     fields: dict[str, Any] = {}
     for i, feature in enumerate(inputs):
         kind = str(feature["type"])
-        kind_type = _FIELD_TYPES[kind]
+        kind_type = _LAX_NUMBER | None if kind == "numeric" and coerce_numbers else _FIELD_TYPES[kind]
         if kind == "binary" and feature.get("values"):
             kind_type = Annotated[kind_type, _binary_check(feature["values"])]
         fields[f"f{i}"] = (
@@ -148,9 +145,11 @@ class FieldError(BaseModel):
 class RecordSchema:
     """Validates request records against a package's inputs and returns them as plain dicts of raw values."""
 
-    def __init__(self, inputs: Sequence[Mapping[str, Any]], *, name: str = "Record") -> None:
+    def __init__(
+        self, inputs: Sequence[Mapping[str, Any]], *, name: str = "Record", coerce_numbers: bool = False
+    ) -> None:
         self.inputs = [dict(f) for f in inputs]
-        self.model = record_model(self.inputs, name=name)
+        self.model = record_model(self.inputs, name=name, coerce_numbers=coerce_numbers)
         self.names = [str(f["name"]) for f in self.inputs]
         self._many = TypeAdapter(list[self.model])  # type: ignore[name-defined]
         # pydantic's own dump is fastest, but warns on the arrays that decoded images are
@@ -192,6 +191,10 @@ def _field_errors(index: int, exc: PydanticValidationError) -> list[FieldError]:
             message = "NaN and infinities are not JSON numbers; send null for a missing value"
         elif error["type"] in ("less_than_equal", "greater_than_equal"):
             message = "the number is out of range (beyond +-3.4e38)"
+        elif error["type"] == "float_type" and isinstance(error.get("input"), str | bool):
+            message = (
+                "a number must be a JSON number, not text or true/false (serve --set coerce_numbers=true takes them)"
+            )
         else:
             message = str(error["msg"]).removeprefix("Value error, ")
         value = error.get("input")

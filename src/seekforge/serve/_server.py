@@ -19,6 +19,7 @@ from typing import Any
 from seekforge.core.deps import require
 from seekforge.core.errors import SeekforgeError
 from seekforge.serve._service import ModelService
+from seekforge.serve.config import ServeConfig
 
 __all__ = ["Listening", "serve"]
 
@@ -58,7 +59,8 @@ def _bind(host: str, port: int, option: str, *, keep: bool) -> socket.socket | N
     return sock
 
 
-def _uvicorn_server(app: Any, host: str, port: int, drain_seconds: float) -> Any:
+def _uvicorn_server(app: Any, host: str, port: int, drain_seconds: float, limits: ServeConfig) -> Any:
+    """uvicorn with httptools, bounded by :func:`_bounded_protocol`, and the keep-alive and connection limits."""
     uvicorn = require("uvicorn", purpose="the HTTP server")
 
     class Server(uvicorn.Server):  # type: ignore[misc,name-defined]
@@ -70,12 +72,90 @@ def _uvicorn_server(app: Any, host: str, port: int, drain_seconds: float) -> Any
         app,
         host=host,
         port=port,
+        http=_bounded_protocol(limits.max_header_bytes, limits.read_timeout_s),
+        timeout_keep_alive=limits.keep_alive_s,
+        limit_concurrency=limits.max_connections,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=int(drain_seconds),
         lifespan="off",
     )
     return Server(config)
+
+
+def _bounded_protocol(max_head_bytes: int, seconds: float) -> type:
+    """uvicorn's httptools protocol with two bounds its parser lacks: a request's line and headers larger
+    than ``max_head_bytes`` get 431 and the connection closes (httptools would buffer a header of any
+    size); and a connection that takes longer than ``seconds`` to deliver a request's line and headers,
+    from when it opens or from the first byte of the next request, is closed (uvicorn's keep-alive
+    timeout closes only connections that send nothing after a response)."""
+    require("httptools", purpose="the HTTP server")
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class Protocol(HttpToolsProtocol):  # type: ignore[misc]
+        head_timer: asyncio.TimerHandle | None = None
+        head_bytes = 0
+        in_head = True  # waiting for, or reading, a request's line and headers
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self.in_head:
+                self._arm()
+            super().data_received(data)
+            if self.in_head and not self.transport.is_closing():
+                self.head_bytes += len(data)
+                if self.head_bytes > max_head_bytes:
+                    self._refuse(
+                        431, "Request Header Fields Too Large", f"request line and headers over {max_head_bytes} bytes"
+                    )
+
+        def on_headers_complete(self) -> None:
+            self.in_head, self.head_bytes = False, 0
+            self._disarm()
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self.in_head = True
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self.head_timer is None:
+                self.head_timer = self.loop.call_later(seconds, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+
+        def _too_slow(self) -> None:
+            self.head_timer = None
+            if self.in_head and not self.transport.is_closing():
+                self.transport.close()
+
+        def _refuse(self, status: int, phrase: str, message: str) -> None:
+            body = message.encode()
+            head = f"HTTP/1.1 {status} {phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            head += f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+            self.transport.write(head.encode() + body)
+            self.transport.close()
+
+    return Protocol
+
+
+def _grpc_options(config: ServeConfig) -> list[tuple[str, int]]:
+    """gRPC's bounds: the message and metadata sizes, and how long an idle connection stays open."""
+    return [
+        ("grpc.max_receive_message_length", config.max_request_bytes),
+        ("grpc.max_metadata_size", config.max_header_bytes),
+        ("grpc.max_connection_idle_ms", int(config.grpc_idle_s * 1000)),
+    ]
 
 
 async def serve(
@@ -141,9 +221,7 @@ async def serve(
 
             from seekforge.serve._grpc import SERVICE_NAME, add_services
 
-            grpc_server = grpc.aio.server(
-                options=[("grpc.max_receive_message_length", service.config.max_request_bytes)]
-            )
+            grpc_server = grpc.aio.server(options=_grpc_options(service.config))
             health = add_services(grpc_server, service)
             try:
                 bound_grpc = grpc_server.add_insecure_port(f"{host}:{grpc_port}")
@@ -160,7 +238,9 @@ async def serve(
         if http_socket is not None:
             from seekforge.serve._http import create_app
 
-            http_server = _uvicorn_server(create_app(service), host, http_socket.getsockname()[1], drain_seconds)
+            http_server = _uvicorn_server(
+                create_app(service), host, http_socket.getsockname()[1], drain_seconds, service.config
+            )
             http_task = loop.create_task(http_server.serve(sockets=[http_socket]), name="seekforge-http")
             while not http_server.started:
                 if http_task.done():

@@ -29,6 +29,15 @@ class ServeConfig(BaseConfig):
         log: The prediction log (SQLite); None: no log.
         log_retention_seconds: Logged rows older than this are deleted; None: kept.
         verify: Check every file's sha256 against package.json on load.
+        coerce_numbers: Accept numeric strings (``"12"``) for numeric features; off: only JSON numbers
+            (``true`` and ``"12"`` are refused with 422).
+        max_header_bytes: Size of an HTTP request's line and headers (431/400 beyond), and of a gRPC call's
+            metadata.
+        read_timeout_s: Longest a client may take to send a request's line and headers, and its body;
+            a connection that is slower is closed (slow-loris clients hold no connection for long).
+        keep_alive_s: An idle HTTP keep-alive connection is closed after this.
+        max_connections: HTTP connections and requests in progress at once; beyond it, 503.
+        grpc_idle_s: An idle gRPC connection is closed after this.
     """
 
     backend: str = "auto"
@@ -45,6 +54,12 @@ class ServeConfig(BaseConfig):
     log: Path | None = None
     log_retention_seconds: Annotated[float, Field(gt=0)] | None = None
     verify: bool = True
+    coerce_numbers: bool = False
+    max_header_bytes: Annotated[int, Field(ge=1024)] = 32 * 1024
+    read_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    keep_alive_s: Annotated[float, Field(gt=0)] = 5.0
+    max_connections: Annotated[int, Field(ge=1)] = 1024
+    grpc_idle_s: Annotated[float, Field(gt=0)] = 300.0
 
     @field_validator("backend")
     @classmethod

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seekforge.core.errors import CheckpointError, ConfigError, TrainingInterrupted
+from seekforge.core.errors import CheckpointError, ConfigError, PackageError, TrainingInterrupted
 from seekforge.core.hardware import hardware
 from seekforge.core.io import atomic_path, write_text_atomic
 from seekforge.core.metrics import classification_metrics, lower_is_better, regression_metrics
@@ -76,9 +76,11 @@ class Tensors:
 
     @classmethod
     def load(cls, path: Path) -> Tensors:
-        from safetensors.torch import load_file
+        from seekforge.models import load_tensors
 
-        raw = load_file(str(path))
+        raw = load_tensors(path)
+        if "target" not in raw:
+            raise PackageError(f"{path} holds no 'target' tensor: it is not a set of rows seekforge wrote")
         inputs = {k.removeprefix("input."): v for k, v in raw.items() if k.startswith("input.")}
         return cls(inputs, raw["target"])
 
