@@ -74,7 +74,7 @@ def test_every_bad_field_is_listed_with_422(server) -> None:
         (b'{"rows": []}', 400, '{"records"'),
         (b'{"records": [], "extra": 1}', 400, "unknown key"),
         (b'{"records": []}', 422, "no records"),
-        (json.dumps({"records": [GOOD] * 51}).encode(), 413, "limit is 50"),
+        (json.dumps({"records": [GOOD] * 51}).encode(), 422, "the limit is 50: split the request"),
         (json.dumps({"records": [{"x1": 1.0, "city": "a" * 30_000}]}).encode(), 413, "20000"),
     ],
 )

@@ -2,8 +2,10 @@
 
 ``POST /v1/predict`` takes ``{"records": [{feature: value, ...}, ...]}`` and answers
 ``{"predictions": [{"prediction": ..., "proba": {class: p}}], "model_version": ..., "request_id": ...}``.
-Errors are JSON with a ``detail``: 400 unreadable JSON, 401 missing or wrong API key, 413 too large,
-422 with every bad field listed, 503 busy or draining (with ``Retry-After``), 504 deadline passed.
+Errors are JSON with a ``detail``: 400 unreadable JSON (or not UTF-8), 401 missing or wrong API key, 408
+a body slower than the read timeout, 413 a body over the size limit, 422 every bad field listed (or more
+records than the limit), 431 request headers over the limit, 503 busy or draining (with
+``Retry-After``), 504 deadline passed.
 ``GET /v1/model`` describes the package; ``/healthz``, ``/readyz`` and ``/metrics`` are for the platform.
 """
 
@@ -100,8 +102,12 @@ RESPONSES: dict[str, dict[str, Any]] = {
     "400": {"description": "The body is not JSON of the expected shape"},
     "401": {"description": "Missing or wrong API key"},
     "408": {"description": "The body took longer than the read timeout to arrive"},
-    "413": {"description": "Too many records or bytes"},
-    "422": {"description": "Invalid fields: each one listed with its record, field, message and value"},
+    "413": {"description": "A body over the size limit"},
+    "431": {"description": "The request line and headers are over the server's limit"},
+    "422": {
+        "description": "Invalid fields, each one listed with its record, field, message and value; or more records "
+        "than the limit"
+    },
     "503": {"description": "Busy (retry after Retry-After seconds) or shutting down"},
     "504": {"description": "The deadline passed before the records ran"},
 }
@@ -156,7 +162,7 @@ def create_app(service: ModelService) -> Any:
     """The FastAPI application serving ``service`` (whose ``start`` the caller awaits)."""
     require("fastapi", purpose="the HTTP server")
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, Response
+    from fastapi.responses import JSONResponse, PlainTextResponse, Response
     from starlette.requests import ClientDisconnect
     from starlette.routing import Route
 
@@ -272,7 +278,7 @@ def create_app(service: ModelService) -> Any:
             return {"status": "ready"}
         return JSONResponse({"status": "draining" if service.draining else "starting"}, status_code=503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Any:
         service.refresh_gauges()
         content, media_type = service.metrics.render()

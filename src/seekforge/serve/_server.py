@@ -96,16 +96,21 @@ def _bounded_protocol(max_head_bytes: int, seconds: float) -> type:
         head_timer: asyncio.TimerHandle | None = None
         head_bytes = 0
         in_head = True  # waiting for, or reading, a request's line and headers
+        heads = 0  # heads read on this connection
+        refused = False  # answered 431: the connection is closing
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._arm()
 
         def data_received(self, data: bytes) -> None:
-            if self.in_head:
+            # Count a chunk only while no head is complete in it: one that ends a head or a body may start
+            # the next head, which the next chunk's count then catches
+            started_in_head, heads = self.in_head, self.heads
+            if started_in_head:
                 self._arm()
             super().data_received(data)
-            if self.in_head and not self.transport.is_closing():
+            if started_in_head and self.heads == heads and not self.transport.is_closing():
                 self.head_bytes += len(data)
                 if self.head_bytes > max_head_bytes:
                     self._refuse(
@@ -113,12 +118,24 @@ def _bounded_protocol(max_head_bytes: int, seconds: float) -> type:
                     )
 
         def on_headers_complete(self) -> None:
-            self.in_head, self.head_bytes = False, 0
+            self.in_head, self.head_bytes, self.heads = False, 0, self.heads + 1
             self._disarm()
+            # a head that came whole within one read is measured here: its line and header fields
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) + 16
+            if size > max_head_bytes:
+                self._refuse(
+                    431, "Request Header Fields Too Large", f"request line and headers over {max_head_bytes} bytes"
+                )
+                return
             super().on_headers_complete()
 
+        def on_body(self, body: bytes) -> None:
+            if not self.refused:  # the rest of a refused request is read and dropped
+                super().on_body(body)
+
         def on_message_complete(self) -> None:
-            super().on_message_complete()
+            if not self.refused:
+                super().on_message_complete()
             self.in_head = True
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -140,6 +157,7 @@ def _bounded_protocol(max_head_bytes: int, seconds: float) -> type:
                 self.transport.close()
 
         def _refuse(self, status: int, phrase: str, message: str) -> None:
+            self.refused = True
             body = message.encode()
             head = f"HTTP/1.1 {status} {phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n"
             head += f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"

@@ -264,16 +264,15 @@ class ModelService:
         """Records as rows of raw values.
 
         Raises:
-            TooLarge: More records than the request limit.
-            InvalidRecords: Any field is bad (every bad field is listed).
+            InvalidRecords: No records, more than the request limit (the schema's ``maxItems``, so a 422
+                like any other break of the schema), or any field is bad (every bad field is listed).
         """
         if not records:
             raise InvalidRecords([FieldError(record=0, field=None, message="no records: send at least one")])
         if len(records) > self.config.max_request_rows:
-            raise TooLarge(
-                f"{len(records)} records in one request; the limit is {self.config.max_request_rows}",
-                hint="split the request, or start the server with a larger --max-request-rows",
-            )
+            limit = self.config.max_request_rows
+            message = f"{len(records)} records in one request; the limit is {limit}: split the request"
+            raise InvalidRecords([FieldError(record=limit, field=None, message=message)])
         rows, errors = self.schema.validate(records)
         if errors:
             raise InvalidRecords(errors)
