@@ -78,7 +78,7 @@ def test_a_body_slower_than_the_read_timeout_gets_408(server) -> None:
         sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
         seconds, answer = _closed_after(sock)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
-    assert b"took longer than 1 s to arrive" in answer and seconds < 8
+    assert b"the request body took longer than 1 s to arrive" in answer and seconds < 8
 
 
 def test_a_lone_surrogate_is_a_400_not_a_500(server) -> None:

@@ -9,7 +9,6 @@ records than the limit), 431 request headers over the limit, 503 busy or drainin
 ``GET /v1/model`` describes the package; ``/healthz``, ``/readyz`` and ``/metrics`` are for the platform.
 """
 
-import asyncio
 import json
 import math
 import re
@@ -23,7 +22,6 @@ from seekforge.serve._batcher import ShuttingDown
 from seekforge.serve._service import (
     BadRequest,
     ModelService,
-    SlowRequest,
     Ticket,
     TooLarge,
     Unauthorized,
@@ -42,23 +40,19 @@ def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> A
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-async def _body(request: Any, limit: int, seconds: float) -> bytes:
-    """The request body, refused past ``limit`` bytes before it is all read, or when it takes longer than
-    ``seconds`` to arrive."""
+async def _body(request: Any, limit: int) -> bytes:
+    """The request body, refused past ``limit`` bytes before it is all read (a body that arrives too slowly
+    is the server protocol's to refuse, with 408)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"the request body is {declared} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0
-    try:
-        async with asyncio.timeout(seconds):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise TooLarge(f"the request body is over the limit of {limit} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise SlowRequest(f"the request body took longer than {seconds:g} s to arrive ({size} bytes came)") from None
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -234,7 +228,7 @@ def create_app(service: ModelService) -> Any:
             service.check_key(request.headers)
             if service.draining:
                 raise ShuttingDown("the server is shutting down and takes no new requests")
-            body = await _body(request, service.config.max_request_bytes, service.config.read_timeout_s)
+            body = await _body(request, service.config.max_request_bytes)
             payload = _parse(body)
             if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
                 raise BadRequest('the body must be a JSON object {"records": [{feature: value, ...}, ...]}')

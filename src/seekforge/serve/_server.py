@@ -93,7 +93,9 @@ def _bounded_protocol(max_head_bytes: int, seconds: float) -> type:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class Protocol(HttpToolsProtocol):  # type: ignore[misc]
-        head_timer: asyncio.TimerHandle | None = None
+        head_since: float | None = None  # when the head being read began (None: between requests)
+        body_since: float | None = None  # when the body being read began (None: none is being read)
+        head_timer: asyncio.TimerHandle | None = None  # one per connection, not one per request
         head_bytes = 0
         in_head = True  # waiting for, or reading, a request's line and headers
         heads = 0  # heads read on this connection
@@ -101,14 +103,15 @@ def _bounded_protocol(max_head_bytes: int, seconds: float) -> type:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._arm()
+            self.head_since = self.loop.time()  # a client that connects and sends nothing is slow too
+            self.head_timer = self.loop.call_later(seconds, self._check)
 
         def data_received(self, data: bytes) -> None:
             # Count a chunk only while no head is complete in it: one that ends a head or a body may start
             # the next head, which the next chunk's count then catches
             started_in_head, heads = self.in_head, self.heads
-            if started_in_head:
-                self._arm()
+            if started_in_head and self.head_since is None:
+                self.head_since = self.loop.time()
             super().data_received(data)
             if started_in_head and self.heads == heads and not self.transport.is_closing():
                 self.head_bytes += len(data)
@@ -118,8 +121,8 @@ def _bounded_protocol(max_head_bytes: int, seconds: float) -> type:
                     )
 
         def on_headers_complete(self) -> None:
-            self.in_head, self.head_bytes, self.heads = False, 0, self.heads + 1
-            self._disarm()
+            self.in_head, self.head_since, self.head_bytes, self.heads = False, None, 0, self.heads + 1
+            self.body_since = self.loop.time()
             # a head that came whole within one read is measured here: its line and header fields
             size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) + 16
             if size > max_head_bytes:
@@ -136,25 +139,37 @@ def _bounded_protocol(max_head_bytes: int, seconds: float) -> type:
         def on_message_complete(self) -> None:
             if not self.refused:
                 super().on_message_complete()
-            self.in_head = True
+            self.in_head, self.body_since = True, None
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-        def _arm(self) -> None:
-            if self.head_timer is None:
-                self.head_timer = self.loop.call_later(seconds, self._too_slow)
-
-        def _disarm(self) -> None:
             if self.head_timer is not None:
                 self.head_timer.cancel()
-                self.head_timer = None
+            super().connection_lost(exc)
 
-        def _too_slow(self) -> None:
-            self.head_timer = None
-            if self.in_head and not self.transport.is_closing():
+        def _check(self) -> None:
+            """Close the connection when its head is overdue, and answer 408 when its body is; else look
+            again when either would be."""
+            if self.transport.is_closing():
+                return
+            now = self.loop.time()
+            head = now - self.head_since if self.in_head and self.head_since is not None else 0.0
+            body = now - self.body_since if self.body_since is not None else 0.0
+            if head >= seconds:
                 self.transport.close()
+                return
+            if body >= seconds:
+                cycle = self.cycle
+                if cycle is not None:  # the handler waiting for the body hears of a disconnect
+                    answered = cycle.response_started
+                    cycle.disconnected = True
+                    cycle.message_event.set()
+                    if not answered:
+                        self._refuse(
+                            408, "Request Timeout", f"the request body took longer than {seconds:g} s to arrive"
+                        )
+                self.transport.close()
+                return
+            self.head_timer = self.loop.call_later(seconds - max(head, body), self._check)
 
         def _refuse(self, status: int, phrase: str, message: str) -> None:
             self.refused = True

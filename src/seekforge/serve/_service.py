@@ -60,10 +60,6 @@ class BadRequest(SeekforgeError, ValueError):
     """A request that is not of the expected shape (unreadable JSON, a bad header)."""
 
 
-class SlowRequest(SeekforgeError, TimeoutError):
-    """A request whose body took longer than the read timeout to arrive."""
-
-
 class Unauthorized(SeekforgeError, PermissionError):
     """A request without the right API key."""
 
@@ -88,8 +84,6 @@ def failure_of(exc: BaseException, request_id: str) -> Failure:
         return Failure(413, "RESOURCE_EXHAUSTED", "too_large", str(exc))
     if isinstance(exc, BadRequest):
         return Failure(400, "INVALID_ARGUMENT", "bad_request", str(exc))
-    if isinstance(exc, SlowRequest):
-        return Failure(408, "DEADLINE_EXCEEDED", "slow_request", str(exc))
     if isinstance(exc, InvalidRecords):
         return Failure(422, "INVALID_ARGUMENT", "invalid", [e.model_dump() for e in exc.errors])
     if isinstance(exc, Overloaded):
