@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
 
 
 def seekforge(
-    *args: str, cwd: Path, timeout: float = 300, check: bool = False, env: dict[str, str] | None = None
+    *args: str,
+    cwd: Path,
+    timeout: float = 300,
+    check: bool = False,
+    env: dict[str, str] | None = None,
+    memory: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``seekforge ARGS`` in ``cwd``, with ``env`` added to this process's environment."""
+    """``seekforge ARGS`` in ``cwd``, with ``env`` added to this process's environment, and its address
+    space capped at ``memory`` bytes when given."""
     env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", **(env or {})}
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
     proc = subprocess.run(
         [sys.executable, "-m", "seekforge", *args],
         cwd=cwd,
@@ -20,6 +31,7 @@ def seekforge(
         text=True,
         timeout=timeout,
         env=env,
+        preexec_fn=cap if memory is not None else None,
         check=False,
     )
     if check and proc.returncode != 0:

@@ -11,13 +11,14 @@ import contextlib
 import hashlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from tests.integration.cli import seekforge
 
 #: Audited events whose path arguments are checked against the watched folders
 _EVENTS = {"open", "os.rename", "os.replace", "os.remove", "os.rmdir", "os.mkdir", "shutil.copyfile"}
@@ -95,21 +96,7 @@ MEMORY_LIMIT = 6 * 1024**3
 
 def seekforge_limited(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``seekforge ARGS`` in a subprocess whose address space is capped at :data:`MEMORY_LIMIT`."""
-
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-
-    env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", "seekforge", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        preexec_fn=cap,
-        check=False,
-    )
+    return seekforge(*args, cwd=cwd, timeout=timeout, memory=MEMORY_LIMIT)
 
 
 def refused(proc: subprocess.CompletedProcess[str], *pattern: str) -> str:
