@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import seekforge
-from seekforge.core.errors import PackageError
+from seekforge.core.errors import PackageError, SeekforgeError
 from seekforge.core.package import read_manifest
 from seekforge.export import ExportConfig, export_package
 from tests.security.hostile import SECRET_SHA256, hostile, refused, rehash, seekforge_limited
@@ -233,3 +233,25 @@ def test_the_cli_refuses_hostile_packages_with_one_line_exit_2_and_bounded_memor
         "more than the limit of 10",
     )  # fmt: skip
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "o.csv").exists()
+
+
+def test_an_onnx_export_whose_weights_lie_outside_the_package_is_refused(
+    served_package: Path, tmp_path: Path, outside: Path
+) -> None:
+    """An initializer stored as external data at ``../outside/secret.txt``: onnxruntime refuses a path
+    that leaves the model's folder, and the refusal is one PackageError."""
+    import onnx
+
+    package = hostile(served_package, tmp_path / "p")
+    graph = onnx.load(str(package / "onnx" / "model.onnx"))
+    weight = next(t for t in graph.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2)
+    weight.ClearField("raw_data")
+    weight.ClearField("float_data")
+    weight.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in {"location": "../../outside/secret.txt", "offset": "0", "length": "8"}.items():
+        weight.external_data.add(key=key, value=value)
+    (package / "onnx" / "model.onnx").write_bytes(graph.SerializeToString())
+    rehash(package, "onnx/model.onnx")
+    with pytest.raises(SeekforgeError, match=r"cannot load .*External data path escapes model directory") as refused:
+        _open(package, "onnxruntime")
+    assert "names weights outside its folder" in str(refused.value.hint)

@@ -23,7 +23,10 @@ _GREY = ("L", "1", "I", "I;16", "F")
 
 @contextlib.contextmanager
 def _quiet(image: Any) -> Iterator[None]:
-    """Without Pillow's own warning for images over its bound: ours, checked next, says what to do."""
+    """Without Pillow's own warning for images over its bound (ours, checked next, says what to do), and
+    with its bound raised to ours where ours was raised above it."""
+    if image.MAX_IMAGE_PIXELS is not None and limits().image_pixels > image.MAX_IMAGE_PIXELS:
+        image.MAX_IMAGE_PIXELS = limits().image_pixels
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", image.DecompressionBombWarning)
         yield

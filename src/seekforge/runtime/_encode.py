@@ -222,7 +222,10 @@ def session(path: Any, *, threads: int | None = None, optimized: Any = None) -> 
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's errors derive from Exception only
+        outside = "External data path" in str(exc)  # weights named outside the model's folder: refused
         raise PackageError(
             f"onnxruntime {ort.__version__} cannot load {path}: {exc}",
-            hint="export again with a lower --opset, or update onnxruntime",
+            hint="the file names weights outside its folder: export the package again (seekforge export)"
+            if outside
+            else "export again with a lower --opset, or update onnxruntime",
         ) from exc
