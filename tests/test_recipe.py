@@ -2,9 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
+import seekforge
 from seekforge.core.errors import ConfigError
 from seekforge.models import CNNConfig, MLPConfig
 from seekforge.recipe import Recipe, load_recipe
@@ -215,3 +218,79 @@ def test_balance_fits_the_task_and_the_features() -> None:
     ok = tabular_recipe("x.csv")
     ok["data"]["balance"] = {"method": "smote", "ratio": 0.8}
     assert load_recipe(ok).data.balance.ratio == 0.8
+
+
+def _mixed(rows: int = 240, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "customer_id": [f"C{i:05d}" for i in range(rows)],
+        "age": rng.integers(18, 80, rows),
+        "income": rng.normal(50_000, 15_000, rows).round(2),
+        "plan": rng.choice(["basic", "pro", "team"], rows),
+        "active": rng.choice(["yes", "no"], rows),
+        "signup": pd.date_range("2024-01-01", periods=rows, freq="D").astype(str),
+        "country": "NO",
+        "note": [" ".join(rng.choice(["good", "slow", "billing", "great", "support", "fast"], 6)) for _ in range(rows)],
+    })  # fmt: skip
+    frame["churn"] = np.where((frame["age"] < 40) ^ (frame["plan"] == "basic"), "left", "stayed")
+    return frame
+
+
+def test_a_drafted_recipe_types_every_column_and_says_what_it_left_out(tmp_path: Path) -> None:
+    from seekforge.recipe import draft_recipe
+
+    _mixed().to_csv(tmp_path / "customers.csv", index=False)
+    text = draft_recipe(tmp_path / "customers.csv", "churn", written_to=tmp_path / "sub" / "recipe.yaml")
+    recipe = yaml.safe_load(text)
+    assert [(f["name"], f["type"]) for f in recipe["features"]["inputs"]] == [
+        ("age", "numeric"), ("income", "numeric"), ("plan", "category"), ("active", "binary")
+    ]  # fmt: skip
+    assert recipe["features"]["output"] == {"name": "churn", "type": "binary"}
+    assert recipe["model"]["type"] == "mlp" and recipe["data"]["source"] == "../customers.csv"
+    comments = [line for line in text.splitlines() if line.startswith("# left out")]
+    assert [c.split("'")[1] for c in comments] == ["customer_id", "signup", "country", "note"]
+    assert "an identifier" in comments[0] and "timestamp" in comments[1] and "constant" in comments[2]
+
+
+def test_the_draft_infers_regression_and_picks_the_model_for_the_inputs(tmp_path: Path) -> None:
+    from seekforge.recipe import draft_recipe
+
+    frame = _mixed()
+    frame["spend"] = frame["income"] / 100
+    frame.to_csv(tmp_path / "spend.csv", index=False)
+    recipe = yaml.safe_load(draft_recipe(tmp_path / "spend.csv", "spend"))
+    assert recipe["features"]["output"] == {"name": "spend", "type": "numeric"}
+    frame[["note", "churn"]].to_csv(tmp_path / "texts.csv", index=False)
+    recipe = yaml.safe_load(draft_recipe(tmp_path / "texts.csv", "churn"))
+    assert recipe["model"]["type"] == "transformer" and recipe["features"]["inputs"] == [
+        {"name": "note", "type": "text"}
+    ]
+    with pytest.raises(ConfigError, match="--task must be classification or regression"):
+        draft_recipe(tmp_path / "spend.csv", "spend", task="ranking")
+
+
+def test_init_from_data_writes_a_recipe_that_runs(tmp_path: Path) -> None:
+    from tests.integration.cli import seekforge
+
+    _mixed().to_csv(tmp_path / "customers.csv", index=False)
+    seekforge("init", "--from", "customers.csv", "--label", "churn", "-o", "recipe.yaml", cwd=tmp_path, check=True)
+    done = seekforge("run", "recipe.yaml", "--set", "train.epochs=4", cwd=tmp_path, check=True)
+    assert "package:" in done.stdout + done.stderr
+    refused = seekforge("init", "--from", "customers.csv", cwd=tmp_path)
+    assert refused.returncode == 2 and "--from needs --label" in refused.stderr
+
+
+def test_run_takes_a_data_frame_saved_once_by_its_content(tmp_path: Path) -> None:
+    from seekforge.recipe import draft_recipe
+
+    frame = _mixed()
+    frame.to_csv(tmp_path / "customers.csv", index=False)
+    recipe = yaml.safe_load(draft_recipe(tmp_path / "customers.csv", "churn"))
+    recipe["data"].pop("source")
+    recipe["train"]["epochs"] = 2
+    first = seekforge.run(recipe, data=frame, runs_dir=tmp_path / "runs")
+    second = seekforge.run(recipe, data=frame.copy(), runs_dir=tmp_path / "runs")
+    assert len(list((tmp_path / "runs" / "frames").iterdir())) == 1
+    assert first.metrics == second.metrics
+    with pytest.raises(ConfigError, match="data must be a pandas DataFrame"):
+        seekforge.run(recipe, data=[1, 2], runs_dir=tmp_path / "runs")  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -185,3 +186,129 @@ def load_recipe(
         resolve_paths=True,
         hint="start from `seekforge init --template tabular`",
     )
+
+
+# ---------------------------------------------------------------------------------------------- drafting
+
+#: what ``draft_recipe`` leaves out of the inputs, and why
+_LEFT_OUT = {
+    "datetime": "a timestamp: derive calendar or lag features first (seekforge data features), then list them",
+    "constant": "constant: it cannot help a model",
+}
+
+
+def draft_recipe(
+    source: str | Path,
+    label: str,
+    *,
+    task: str | None = None,
+    name: str | None = None,
+    read: Any = None,
+    written_to: Path | None = None,
+) -> str:
+    """A commented recipe for ``source``: each column's type inferred from its values, ID-like, constant
+    and timestamp columns left out with a comment saying why, a model for the inputs that remain, and
+    train settings sized to the rows. The text is validated as a recipe before it is returned.
+
+    Args:
+        source: A data file (or folder, or ``builtin:NAME``).
+        label: The column to predict.
+        task: ``classification`` or ``regression``; inferred from the label's values when None.
+        name: The recipe's name; default: the file's name.
+        read: How to read the file (a :class:`seekforge.data.config.ReadConfig`).
+        written_to: Where the recipe will be saved: ``data.source`` is written relative to its folder,
+            as a recipe's paths are read.
+
+    Raises:
+        DataError: The file cannot be read, or ``label`` is not one of its columns.
+        ConfigError: ``task`` is neither classification nor regression.
+    """
+    from seekforge.core.errors import ConfigError, DataError
+    from seekforge.data import id_like, infer_task, infer_type, nested_positions, read_source
+
+    frame = read_source(str(source), read)
+    if label not in frame.columns:
+        raise DataError(f"{source}: no column '{label}'", hint=f"columns: {', '.join(map(str, frame.columns[:20]))}")
+    nested = [str(c) for c in frame.columns if len(nested_positions(frame[c]))]
+    if label in nested:
+        raise DataError(f"{source}: the label '{label}' holds lists or objects", hint="predict a plain column")
+    width = len(frame.columns)
+    frame = frame.drop(columns=nested)
+    if task not in (None, "classification", "regression"):
+        raise ConfigError(f"--task must be classification or regression, got {task!r}")
+    kinds = {str(c): infer_type(frame[c]) for c in frame.columns}
+    task = task or infer_task(frame[label], kinds[label])
+    classes = frame[label].dropna().nunique()
+    output = "numeric" if task == "regression" else "binary" if classes == 2 else "category"
+    inputs: list[tuple[str, str]] = []
+    notes = [f"left out '{c}': it holds lists or objects; flatten it into plain columns" for c in nested]
+    for column in map(str, frame.columns):
+        if column == label:
+            continue
+        kind = kinds[column]
+        why = _LEFT_OUT["constant"] if frame[column].nunique(dropna=True) <= 1 else None
+        why = why or (_LEFT_OUT["datetime"] if kind == "datetime" else None)
+        if why is None and (key := id_like(frame[column], kind)):
+            why = f"an identifier, {key}: a model would memorise it"
+        if why is None:
+            inputs.append((column, kind))
+        else:
+            notes.append(f"left out '{column}': {why}")
+    tabular = [(c, k) for c, k in inputs if k in ("numeric", "category", "binary")]
+    texts = [c for c, k in inputs if k == "text"]
+    images = [c for c, k in inputs if k == "image"]
+    if tabular:
+        model = {"type": "mlp", "hidden": [64, 32] if len(tabular) <= 50 else [256, 128], "dropout": 0.1}
+        chosen = tabular
+        unused = texts + images
+    elif texts:
+        model, chosen, unused = {"type": "transformer"}, [(texts[0], "text")], texts[1:] + images
+    elif images:
+        model, chosen, unused = {"type": "cnn"}, [(images[0], "image")], images[1:]
+    else:
+        raise DataError(f"{source}: no column besides '{label}' can be an input", hint="; ".join(notes) or None)
+    kind_of = dict(inputs)
+    notes += [f"left out '{c}' ({kind_of[c]}): a model takes one kind of input, and the {model['type']} takes the others"
+              for c in unused]  # fmt: skip
+    rows = len(frame)
+    shown = str(source)
+    if written_to is not None and not shown.startswith("builtin:"):
+        shown = os.path.relpath(Path(source).resolve(), Path(written_to).resolve().parent)
+    recipe = {
+        "name": name or _recipe_name(source),
+        "seed": 0,
+        "data": {"source": shown, "split": {"train": 0.7, "validation": 0.15, "test": 0.15}},
+        "features": {
+            "inputs": [{"name": c, "type": k} for c, k in chosen],
+            "output": {"name": label, "type": output},
+        },
+        "model": model,
+        "train": {
+            "epochs": 50 if rows < 5_000 else 20,
+            "batch_size": 32 if rows < 2_000 else 64 if rows < 20_000 else 256,
+            "lr": 0.003 if model["type"] == "mlp" else 0.001,
+            "optimizer": "adamw",
+            "early_stopping": {"monitor": "val_loss", "patience": 8},
+        },
+    }
+    load_recipe({**recipe, "data": {**recipe["data"], "source": str(source)}})  # what is written must run
+    head = [
+        f"# Drafted from {source} ({rows:,} rows, {width} columns) by seekforge init --from.",
+        f"# The task is {task} of '{label}'; the types were inferred from the values: check them.",
+        *[f"# {note}" for note in notes],
+        "#   seekforge validate recipe.yaml && seekforge run recipe.yaml",
+    ]
+    return (
+        "\n".join(head)
+        + "\n"
+        + yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True, width=110, default_flow_style=None)
+    )
+
+
+def _recipe_name(source: str | Path) -> str:
+    """A valid recipe name from the file's name (``my data.csv`` -> ``my-data``)."""
+    import re
+
+    stem = Path(str(source).removeprefix("builtin:")).stem or "model"
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-._")[:100]
+    return cleaned if cleaned and cleaned[0].isalnum() else f"model-{cleaned}".strip("-")[:100]

@@ -29,16 +29,31 @@ TEMPLATES = ("tabular", "regression", "image", "text")
 def init(
     template: Annotated[str, typer.Option("--template", "-t", help=f"One of: {', '.join(TEMPLATES)}.")] = "tabular",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Draft the recipe from this data file: its columns, typed.")
+    ] = None,
+    label: Annotated[str | None, typer.Option("--label", help="With --from: the column to predict.")] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="With --from: classification or regression (default: inferred).")
+    ] = None,
 ) -> None:
-    """Print a starter recipe that runs as it is on a built-in data set."""
-    if template not in TEMPLATES:
+    """Print a starter recipe: one that runs as it is on a built-in data set, or (--from) one drafted from
+    your data, each column typed from its values."""
+    if output is not None and output.exists():
+        raise SeekforgeError(f"{output} already exists", hint="choose another --output or remove the file")
+    if from_ is not None:
+        if label is None:
+            raise SeekforgeError("--from needs --label: the column to predict")
+        from seekforge.recipe import draft_recipe
+
+        text = draft_recipe(from_, label, task=task, written_to=output)
+    elif template not in TEMPLATES:
         raise typer.BadParameter(f"unknown template '{template}'; choose one of: {', '.join(TEMPLATES)}")
-    text = resources.files("seekforge").joinpath("templates", f"{template}.yaml").read_text(encoding="utf-8")
+    else:
+        text = resources.files("seekforge").joinpath("templates", f"{template}.yaml").read_text(encoding="utf-8")
     if output is None:
         sys.stdout.write(text)
         return
-    if output.exists():
-        raise SeekforgeError(f"{output} already exists", hint="choose another --output or remove the file")
     from seekforge.core.io import write_text_atomic
 
     write_text_atomic(output, text)

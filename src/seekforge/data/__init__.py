@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from seekforge.data._images import ImageStats, load_images
     from seekforge.data._preprocess import Preprocessor
+    from seekforge.data._profile import id_like, infer_task, infer_type
     from seekforge.data._sources import SOURCES, DataSource, read_source
     from seekforge.data._split import Splits, frame_fingerprint, load_splits
     from seekforge.data._text import TextEncoder
     from seekforge.data._validate import check_table, row_place
+    from seekforge.data._values import nested_positions
     from seekforge.data.config import DataConfig, FeaturesConfig, SplitConfig
 
 _HOME = {
@@ -31,6 +33,10 @@ _HOME = {
     "TextEncoder": "_text",
     "ImageStats": "_images",
     "load_images": "_images",
+    "id_like": "_profile",
+    "infer_task": "_profile",
+    "infer_type": "_profile",
+    "nested_positions": "_values",
     "DataConfig": "config",
     "FeaturesConfig": "config",
     "SplitConfig": "config",
@@ -48,8 +54,12 @@ __all__ = [
     "TextEncoder",
     "check_table",
     "frame_fingerprint",
+    "id_like",
+    "infer_task",
+    "infer_type",
     "load_images",
     "load_splits",
+    "nested_positions",
     "read_source",
     "row_place",
 ]

@@ -17,13 +17,15 @@ from rich.markup import escape
 
 from seekforge.build import Built, finish, fit, prepare
 from seekforge.core.errors import ConfigError, SeekforgeError, TrainingInterrupted
-from seekforge.core.io import work_folder, write_text_atomic
+from seekforge.core.io import sha256_file, work_folder, write_text_atomic
 from seekforge.core.package import MANIFEST, read_manifest
 from seekforge.core.progress import console
 from seekforge.recipe import Recipe, load_recipe
 from seekforge.train import DistContext, checkpoint_path
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from seekforge.compress import CompressResult
 
 
@@ -43,6 +45,7 @@ def run(
     resume: bool = False,
     run_dir: str | Path | None = None,
     nproc: int = 1,
+    data: pd.DataFrame | None = None,
 ) -> RunResult:
     """Run a recipe end to end and write its model package.
 
@@ -53,6 +56,8 @@ def run(
         resume: Continue the latest unfinished run of this recipe from its last checkpoint.
         run_dir: Use (or resume) this run folder instead of a new stamped one.
         nproc: Processes for distributed data-parallel training through ``torchrun``.
+        data: The table to train on, in place of the recipe's ``data.source`` (saved once, by its content,
+            as ``<runs_dir>/frames/<sha256>.parquet``, which the package's lineage then names).
 
     Returns:
         The run folder, the package path and the test metrics.
@@ -62,6 +67,8 @@ def run(
         DataError: Data that cannot be read or does not match the recipe.
         TrainingInterrupted: Ctrl-C or SIGTERM; a checkpoint was written, ``resume=True`` continues.
     """
+    if data is not None:
+        overrides = [*overrides, f"data.source={_saved_frame(data, Path(runs_dir))}"]
     resolved = load_recipe(recipe, overrides=overrides)
     if nproc < 1:
         raise ConfigError(f"nproc must be >= 1, got {nproc}")
@@ -103,6 +110,28 @@ def _run_in(resolved: Recipe, folder: Path, *, resume: bool, nproc: int) -> RunR
         result.package, resolved.compress, work_dir=folder / "compress", output=folder / "compressed"
     )
     return RunResult(result.run_dir, result.package, result.metrics, result.history, compression)
+
+
+def _saved_frame(frame: pd.DataFrame, runs_dir: Path) -> Path:
+    """``frame`` as Parquet under ``runs_dir/frames``, named by a hash of its content, so the same table
+    is saved once and a run of it resumes and hashes the same."""
+    import tempfile
+
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise ConfigError(f"data must be a pandas DataFrame, got {type(frame).__name__}")
+    folder = runs_dir / "frames"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".frame.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        frame.to_parquet(name)
+        path = (folder / f"{sha256_file(Path(name))[:16]}.parquet").resolve()
+        os.replace(name, path)  # the same content makes the same file: replacing it changes nothing
+    finally:
+        Path(name).unlink(missing_ok=True)
+    return path
 
 
 def _run_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Path | None) -> Path:
