@@ -190,9 +190,12 @@ def monitor(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Report folder; default: monitor-<stamp> by the log.")
     ] = None,
+    notify_url: Annotated[
+        str | None, typer.Option("--notify", help="POST the verdict as JSON to this URL (a webhook).")
+    ] = None,
 ) -> None:
     """Drift of the logged inputs and predictions against the training data's sketch; live metrics once
-    labels arrive. Exits 1 when the latest window drifts."""
+    labels arrive. Exits 0 for no drift, 1 when the latest window drifts, 3 when it has too few rows."""
     import yaml
 
     from seekforge.core.config import parse_duration
@@ -240,14 +243,12 @@ def monitor(
     if state.killed_sessions or state.dropped_rows:
         err.print(f"the log lost {state.lost_rows} rows in {state.killed_sessions} killed sessions and dropped "
                   f"{state.dropped_rows} when its queue was full", markup=False)  # fmt: skip
-    if not current.drift.enough_data:
-        verdict = f"not enough data: {current.drift.rows} rows, fewer than min_rows {current.drift.min_rows}"
-    else:
-        verdict = (
-            f"{'DRIFT' if result.drift else 'no drift'}: {current.drift.drifted_count} of "
-            f"{len(current.drift.features)} features drifted (share {current.drift.drifted_share:.2f}, threshold {current.drift.drift_share:g})"
-        )
-    out.print(verdict, markup=False)
+    out.print(result.verdict, markup=False)
     err.print(f"wrote {folder}/monitor.html and monitor.json", markup=False)
-    if result.drift:
-        raise typer.Exit(1)
+    if notify_url is not None:
+        from seekforge.monitor import notify, verdict_message
+
+        notify(notify_url, verdict_message(result))
+        err.print(f"notified {notify_url}", markup=False)
+    if result.status != "no drift":
+        raise typer.Exit(1 if result.drift else 3)

@@ -9,6 +9,7 @@ Example:
 
 from seekforge.monitor._drift import DriftReport, FeatureDrift, drift_report, prediction_drift
 from seekforge.monitor._embedding import EmbeddingDrift
+from seekforge.monitor._notify import notify, verdict_message
 from seekforge.monitor._reference import build_reference, with_embeddings
 from seekforge.monitor._run import MonitorResult, Window, monitor_package
 from seekforge.monitor.config import MonitorConfig
@@ -23,6 +24,8 @@ __all__ = [
     "build_reference",
     "drift_report",
     "monitor_package",
+    "notify",
     "prediction_drift",
+    "verdict_message",
     "with_embeddings",
 ]

@@ -111,15 +111,26 @@ class DriftReport:
             }
         )
 
+    @property
+    def status(self) -> str:
+        """``drift``, ``no drift`` or ``not enough data``: the verdict every report and the exit code give."""
+        return "drift" if self.drift else "no drift" if self.enough_data else "not enough data"
+
+    @property
+    def verdict(self) -> str:
+        """The verdict in one line, the same in the terminal, ``monitor.json`` and ``monitor.html``."""
+        if self.status == "not enough data":
+            return f"not enough data: {self.rows:,} rows, fewer than min_rows {self.min_rows:,}"
+        return (
+            f"{'DRIFT' if self.drift else 'no drift'}: {self.drifted_count} of {len(self.features)} features "
+            f"drifted (share {self.drifted_share:.2f}, threshold {self.drift_share:g})"
+        )
+
     def to_html(self) -> str:
         """An HTML section: the verdict, then a table with a training-vs-live chart per feature (inline SVG,
         no scripts, no external files); styles come from the page around it."""
-        verdict = "dataset drift" if self.drift else "no dataset drift"
-        if not self.enough_data:
-            verdict = f"not enough data ({self.rows:,} rows, at least {self.min_rows:,} needed)"
         head = (
-            f"<p><b>{esc(verdict)}</b>: {self.drifted_count} of {len(self.features)} features drifted "
-            f"({self.drifted_share:.0%}; dataset drift at {self.drift_share:.0%}); {self.rows:,} live rows "
+            f"<p><b>{esc(self.verdict)}</b>; {self.rows:,} live rows "
             f"against {self.reference_rows:,} training rows. Bars: training (grey) and live (blue, red when "
             "drifted) shares.</p>"
         )

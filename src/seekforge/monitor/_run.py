@@ -78,11 +78,22 @@ class MonitorResult:
     def drift(self) -> bool:
         return self.current.drift.drift
 
+    @property
+    def status(self) -> str:
+        """The latest window's verdict: ``drift``, ``no drift`` or ``not enough data``."""
+        return self.current.drift.status
+
+    @property
+    def verdict(self) -> str:
+        return self.current.drift.verdict
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "package": str(self.package),
             "log": str(self.log),
             "model_version": self.version,
+            "status": self.status,
+            "verdict": self.verdict,
             "drift": self.drift,
             "log_state": self.state.__dict__,
             "rows_of_other_versions": self.other_versions,
@@ -281,8 +292,7 @@ def write_reports(result: MonitorResult, folder: Path) -> Path:
 def _html(result: MonitorResult) -> str:
     from seekforge.core.report import esc
 
-    current = result.current
-    verdict = "DRIFT" if result.drift else ("not enough data" if not current.drift.enough_data else "no drift")
+    verdict = result.verdict
     rows = []
     for w in result.windows:
         live = metric_text(w.live_metrics or {})
@@ -304,6 +314,6 @@ Test metrics at training: {esc(test)}.</p>
 <table><tr><th>from</th><th>to</th><th>rows</th><th>drifted features</th><th>drift</th><th>labelled</th><th>live metrics</th></tr>
 {"".join(rows)}</table>
 <h2>Latest window</h2>
-{current.drift.to_html()}
+{result.current.drift.to_html()}
 </body></html>
 """
