@@ -111,13 +111,29 @@ def test_deployment_recipes_print(served_package: Path, tmp_path: Path) -> None:
     assert '-py3-none-any.whl[runtime,serve]"' in docker and "download.pytorch.org" not in docker
     assert "HEALTHCHECK" in docker and "/readyz" in docker and "EXPOSE 8000 50051" in docker
     assert f"--build-context model={served_package.resolve()}" in docker
-    k8s = list(
-        yaml.safe_load_all(seekforge("serve", str(served_package), "--print-k8s", cwd=tmp_path, check=True).stdout)
-    )
-    assert [d["kind"] for d in k8s] == ["Deployment", "Service", "HorizontalPodAutoscaler"]
-    container = k8s[0]["spec"]["template"]["spec"]["containers"][0]
+    assert ":latest" not in docker
+    printed = seekforge("serve", str(served_package), "--print-k8s", "--image", "reg.example/tiny:1.2", "--threads",
+                        "2", cwd=tmp_path, check=True).stdout  # fmt: skip
+    k8s = list(yaml.safe_load_all(printed))
+    assert [d["kind"] for d in k8s] == ["StatefulSet", "Service", "HorizontalPodAutoscaler"]
+    pod = k8s[0]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "reg.example/tiny:1.2" and container["resources"]["requests"]["cpu"] == "2"
+    assert container["args"][container["args"].index("--threads") + 1] == "2"
+    log = container["args"][container["args"].index("--log") + 1]
+    assert log.startswith(container["volumeMounts"][0]["mountPath"] + "/")  # the log is on the pod's volume
+    assert k8s[0]["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == container["volumeMounts"][0]["name"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert k8s[2]["spec"]["metrics"][0]["pods"]["metric"]["name"] == "seekforge_requests_in_flight"
+    assert k8s[2]["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    assert k8s[2]["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
+    custom = seekforge("serve", str(served_package), "--print-k8s", "--image", "reg.example/tiny@sha256:" + "a" * 64,
+                       "--autoscale", "in-flight", cwd=tmp_path, check=True).stdout  # fmt: skip
+    assert list(yaml.safe_load_all(custom))[2]["spec"]["metrics"][0]["pods"]["metric"]["name"] == (
+        "seekforge_requests_in_flight"
+    )
+    for image in ([], ["--image", "reg.example/tiny:latest"], ["--image", "reg.example/tiny"]):
+        refused = seekforge("serve", str(served_package), "--print-k8s", *image, cwd=tmp_path)
+        assert refused.returncode == 2 and "by a tag other than latest or a digest" in refused.stderr
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,12 @@ def serve(
     print_k8s: Annotated[
         bool, typer.Option("--print-k8s", help="Print a Kubernetes manifest (Deployment, Service, HPA); serve nothing.")
     ] = False,
-    image: Annotated[str | None, typer.Option("--image", help="Image name for --print-k8s.")] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Image for --print-k8s, by tag (not latest) or digest.")
+    ] = None,
+    autoscale: Annotated[
+        str, typer.Option("--autoscale", help="--print-k8s autoscaler: cpu, or in-flight (Prometheus adapter).")
+    ] = "cpu",
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -102,7 +107,8 @@ def serve(
                               grpc_port=grpc_port, source=source, wheel=wheel)  # fmt: skip
             out.print(text, markup=False, highlight=False, soft_wrap=True)
         if print_k8s:
-            out.print(kubernetes(manifest, image=image, http_port=http_port, grpc_port=grpc_port),
+            out.print(kubernetes(manifest, image=image, http_port=http_port, grpc_port=grpc_port, backend=backend,
+                                 threads=threads, autoscale=autoscale),
                       markup=False, highlight=False, soft_wrap=True)  # fmt: skip
         return
     if no_http and no_grpc:

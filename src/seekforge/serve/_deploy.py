@@ -93,7 +93,7 @@ def dockerfile(
     return f"""\
 # syntax=docker/dockerfile:1
 # Serves the seekforge package '{manifest["name"]}'. Build it from the seekforge source tree:
-#   docker build -t {_slug(manifest["name"])}:latest -f Dockerfile {contexts} {tree}
+#   docker build -t {_slug(manifest["name"])}:{_weights_tag(manifest)} -f Dockerfile {contexts} {tree}
 {first}
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
@@ -113,22 +113,66 @@ CMD ["seekforge", "serve", "/srv/model", "--host", "0.0.0.0", "--http-port", "{h
 """
 
 
-def kubernetes(manifest: dict[str, Any], *, image: str | None, http_port: int, grpc_port: int) -> str:
-    """A Deployment, Service and HorizontalPodAutoscaler for the image built from :func:`dockerfile`.
+def kubernetes(
+    manifest: dict[str, Any],
+    *,
+    image: str | None,
+    http_port: int,
+    grpc_port: int,
+    backend: str = "auto",
+    threads: int | None = None,
+    autoscale: str = "cpu",
+) -> str:
+    """A StatefulSet, Service and HorizontalPodAutoscaler for the image built from :func:`dockerfile`.
 
-    Readiness is ``/readyz`` (false while starting and draining), liveness ``/healthz``; the autoscaler
-    scales on ``seekforge_requests_in_flight`` per pod, which the Prometheus adapter must expose as a
-    pods metric; the pod's annotations let Prometheus scrape ``/metrics``. The pod gets 70 s to stop:
-    preStop 5 s (the endpoints drop the pod before it stops taking connections), the listeners' drain
-    30 s, the queue's drain 30 s.
+    ``image`` must name one build (a tag other than ``latest``, or a digest): a rollout of ``:latest``
+    cannot say which model it runs. The pod requests ``threads`` CPUs (default 1) and the server runs that
+    many inference threads. Each pod keeps its prediction log on its own volume (a StatefulSet's volume
+    claim), so the log outlives a restart and ``seekforge monitor`` can read it. The autoscaler targets
+    70% CPU, or (``autoscale="in-flight"``) ``seekforge_requests_in_flight`` per pod through the Prometheus
+    adapter. Readiness is ``/readyz`` (false while starting and draining), liveness ``/healthz``; the
+    pod's annotations let Prometheus scrape ``/metrics``. The pod gets 70 s to stop: preStop 5 s (the
+    endpoints drop the pod before it stops taking connections), the listeners' drain 30 s, the queue's
+    drain 30 s.
+
+    Raises:
+        ConfigError: No image, an image tagged ``latest`` or untagged, or an unknown ``autoscale``.
     """
     import yaml
 
+    from seekforge.core.errors import ConfigError
+
     name = _slug(manifest["name"])
+    if image is None or not _pinned(image):
+        raise ConfigError(
+            f"--print-k8s needs the image that serves the model, by a tag other than latest or a digest; got {image!r}",
+            hint=f"build it from --print-dockerfile and pass --image REGISTRY/{name}:{_weights_tag(manifest)}",
+        )
+    if autoscale not in ("cpu", "in-flight"):
+        raise ConfigError(f"autoscale must be cpu or in-flight, got {autoscale!r}")
+    cpus = threads or 1
     labels = {"app": name}  # copied at each use: yaml would write anchors for a shared dict
+    logs = "/home/seekforge/logs"
     container = {
         "name": "model",
-        "image": image or f"{name}:latest",
+        "image": image,
+        "args": [
+            "seekforge",
+            "serve",
+            "/srv/model",
+            "--host",
+            "0.0.0.0",
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+            "--backend",
+            backend,
+            "--threads",
+            str(cpus),
+            "--log",
+            f"{logs}/predictions.db",
+        ],
         "ports": [{"name": "http", "containerPort": http_port}, {"name": "grpc", "containerPort": grpc_port}],
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5, "failureThreshold": 2},
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
@@ -137,20 +181,33 @@ def kubernetes(manifest: dict[str, Any], *, image: str | None, http_port: int, g
             "initialDelaySeconds": 20,
             "periodSeconds": 10,
         },
-        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+        "resources": {"requests": {"cpu": str(cpus), "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+        "volumeMounts": [{"name": "predictions", "mountPath": logs}],
     }
     scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(http_port), "prometheus.io/path": "/metrics"}
-    deployment = {
+    workload = {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": "StatefulSet",
         "metadata": {"name": name, "labels": dict(labels)},
         "spec": {
+            "serviceName": name,
             "replicas": 2,
+            "podManagementPolicy": "Parallel",
             "selector": {"matchLabels": dict(labels)},
             "template": {
                 "metadata": {"labels": dict(labels), "annotations": scrape},
-                "spec": {"terminationGracePeriodSeconds": 70, "containers": [container]},
+                "spec": {
+                    "terminationGracePeriodSeconds": 70,
+                    "securityContext": {"fsGroup": 10001},  # the image's user writes the volume
+                    "containers": [container],
+                },
             },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "predictions"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}},
+                }
+            ],
         },
     }
     service = {
@@ -165,27 +222,46 @@ def kubernetes(manifest: dict[str, Any], *, image: str | None, http_port: int, g
             ],
         },
     }
+    if autoscale == "cpu":
+        metric = {
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+        }
+    else:
+        metric = {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": "seekforge_requests_in_flight"},
+                "target": {"type": "AverageValue", "averageValue": "16"},
+            },
+        }
     autoscaler = {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": name},
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name},
             "minReplicas": 2,
             "maxReplicas": 10,
-            "metrics": [
-                {
-                    "type": "Pods",
-                    "pods": {
-                        "metric": {"name": "seekforge_requests_in_flight"},
-                        "target": {"type": "AverageValue", "averageValue": "16"},
-                    },
-                }
-            ],
+            "metrics": [metric],
         },
     }
-    header = (
-        f"# seekforge package {manifest['name']!r}. The autoscaler reads seekforge_requests_in_flight through the\n"
-        "# Prometheus adapter (custom.metrics.k8s.io); without it, replace the metric with a CPU target.\n"
+    header = f"# seekforge package {manifest['name']!r}, image {image}. " + (
+        "The autoscaler targets 70% of the CPU request.\n"
+        if autoscale == "cpu"
+        else "The autoscaler reads seekforge_requests_in_flight\n# through the Prometheus adapter (custom.metrics.k8s.io).\n"
     )
-    return header + yaml.safe_dump_all([deployment, service, autoscaler], sort_keys=False)
+    return header + yaml.safe_dump_all([workload, service, autoscaler], sort_keys=False)
+
+
+def _pinned(image: str) -> bool:
+    """Whether ``image`` names one build: a digest, or a tag other than ``latest``."""
+    if "@sha256:" in image:
+        return True
+    name, _, tag = image.rpartition(":")
+    return bool(name) and "/" not in tag and tag not in ("", "latest")
+
+
+def _weights_tag(manifest: dict[str, Any]) -> str:
+    """An image tag naming the model: the start of its weights' sha256 (as ``model_version`` does)."""
+    return str(manifest.get("files", {}).get("model.safetensors", ""))[:12] or "1"
