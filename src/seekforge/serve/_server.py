@@ -84,11 +84,12 @@ def _uvicorn_server(app: Any, host: str, port: int, drain_seconds: float, limits
 
 
 def _bounded_protocol(max_head_bytes: int, seconds: float) -> type:
-    """uvicorn's httptools protocol with two bounds its parser lacks: a request's line and headers larger
+    """uvicorn's httptools protocol with the bounds its parser lacks: a request's line and headers larger
     than ``max_head_bytes`` get 431 and the connection closes (httptools would buffer a header of any
-    size); and a connection that takes longer than ``seconds`` to deliver a request's line and headers,
-    from when it opens or from the first byte of the next request, is closed (uvicorn's keep-alive
-    timeout closes only connections that send nothing after a response)."""
+    size); a connection that takes longer than ``seconds`` to deliver a request's line and headers, from
+    when it opens or from the first byte of the next request, is closed (uvicorn's keep-alive timeout
+    closes only connections that send nothing after a response); a body that takes longer than
+    ``seconds`` after its head gets 408. One timer per connection watches both deadlines."""
     require("httptools", purpose="the HTTP server")
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -116,9 +117,7 @@ def _bounded_protocol(max_head_bytes: int, seconds: float) -> type:
             if started_in_head and self.heads == heads and not self.transport.is_closing():
                 self.head_bytes += len(data)
                 if self.head_bytes > max_head_bytes:
-                    self._refuse(
-                        431, "Request Header Fields Too Large", f"request line and headers over {max_head_bytes} bytes"
-                    )
+                    self._too_large()
 
         def on_headers_complete(self) -> None:
             self.in_head, self.head_since, self.head_bytes, self.heads = False, None, 0, self.heads + 1
@@ -126,9 +125,7 @@ def _bounded_protocol(max_head_bytes: int, seconds: float) -> type:
             # a head that came whole within one read is measured here: its line and header fields
             size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) + 16
             if size > max_head_bytes:
-                self._refuse(
-                    431, "Request Header Fields Too Large", f"request line and headers over {max_head_bytes} bytes"
-                )
+                self._too_large()
                 return
             super().on_headers_complete()
 
@@ -170,6 +167,11 @@ def _bounded_protocol(max_head_bytes: int, seconds: float) -> type:
                 self.transport.close()
                 return
             self.head_timer = self.loop.call_later(seconds - max(head, body), self._check)
+
+        def _too_large(self) -> None:
+            self._refuse(
+                431, "Request Header Fields Too Large", f"request line and headers over {max_head_bytes} bytes"
+            )
 
         def _refuse(self, status: int, phrase: str, message: str) -> None:
             self.refused = True
