@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -218,3 +219,29 @@ def test_a_light_install_names_the_extra_a_command_needs(tmp_path: Path) -> None
     root = Path(__file__).resolve().parents[2]  # seekforge is on no index: the hint installs from its tree
     assert "needs 'torch'" in proc.stderr and f'--constraint {root / "constraints.txt"} "{root}[train]"' in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_piped_tables_at_80_columns_keep_every_value_whole(served_package: Path, tmp_path: Path) -> None:
+    """``| cat`` with COLUMNS=80: no value ends in "…", and a row is one line."""
+    env = {"COLUMNS": "80"}
+    bench = seekforge("bench", str(served_package), "--seconds", "0.1", cwd=tmp_path, env=env, check=True).stdout
+    listed = seekforge("datasets", "list", cwd=tmp_path, env=env, check=True).stdout
+    machine = seekforge("env", cwd=tmp_path, env=env, check=True).stdout
+    for printed in (bench, listed, machine):
+        assert "…" not in printed, printed
+    rows = [line for line in bench.splitlines() if line.startswith("│ onnxruntime ")]
+    assert rows and all(line.split("│")[-2].strip().replace(",", "").isdigit() for line in rows), bench
+    assert any("load_breast_cancer)" in line and "builtin:breast_cancer" in line for line in listed.splitlines())
+
+
+def test_a_narrow_terminal_folds_cells_rather_than_cutting_them() -> None:
+    from rich.table import Table
+
+    from seekforge.cli._common import _Console
+
+    table = Table("backend", "rows/s")
+    table.add_row("onnxruntime-int8", "1,234,567,890")
+    console = _Console(width=20, force_terminal=True, record=True, file=io.StringIO())
+    console.print(table)
+    text = console.export_text()
+    assert "…" not in text and "1,234" in text

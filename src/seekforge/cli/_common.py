@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -28,8 +29,27 @@ def backend_column() -> Column:
     return Column("backend", no_wrap=True, min_width=max(map(len, BACKENDS)))
 
 
-out = Console()
-err = Console(stderr=True)
+class _Console(Console):
+    """A console whose tables never cut a value short: on a terminal, a cell too wide for its column folds
+    onto more lines rather than ending in "…"; piped or redirected, lines are as long as their content
+    (no 80-column wrap), so ``| cat`` and ``| grep`` see whole rows."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        for item in objects:
+            if isinstance(item, Table):
+                for column in item.columns:
+                    if column.overflow == "ellipsis":
+                        column.overflow = "fold"
+        super().print(*objects, **kwargs)
+
+
+def _console(*, stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    return _Console(stderr=stderr, width=None if stream.isatty() else 10_000)
+
+
+out = _console()
+err = _console(stderr=True)
 
 SetOption = Annotated[
     list[str] | None,

@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from seekforge.cli._common import err, out
+
 data_app = typer.Typer(help="Profile, clean, balance, derive features, validate and report on a data set.")
-out = Console()
-err = Console(stderr=True)
 
 
 @data_app.callback()

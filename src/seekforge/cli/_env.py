@@ -7,10 +7,9 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-out = Console()
+from seekforge.cli._common import out
 
 
 def env_command(
