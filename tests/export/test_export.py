@@ -324,9 +324,12 @@ def test_optimize_refuses_an_existing_or_inner_output(package: Path, tmp_path: P
     from seekforge.export import optimize_package
 
     (tmp_path / "taken").mkdir()
-    for output in (tmp_path / "taken", package / "optimized"):
-        with pytest.raises(PackageError, match="already exists or lies inside the package"):
-            optimize_package(package, output)
+    with pytest.raises(PackageError, match="already exists") as taken:
+        optimize_package(package, tmp_path / "taken")
+    assert "--force" in str(taken.value.hint)
+    for output, overwrite in ((package / "optimized", False), (package, True), (package / "optimized", True)):
+        with pytest.raises(PackageError, match="lies inside"):
+            optimize_package(package, output, overwrite=overwrite)
     assert not (package / "optimized").exists()
 
 

@@ -43,7 +43,9 @@ def test_init_validate_run_quick_start(tmp_path: Path) -> None:
     proc = seekforge("init", "--template", "tabular", cwd=tmp_path, check=True)
     (tmp_path / "recipe.yaml").write_text(proc.stdout)
     assert "ok recipe.yaml" in seekforge("validate", "recipe.yaml", cwd=tmp_path, check=True).stdout
-    seekforge("run", "recipe.yaml", "--set", "train.epochs=2", cwd=tmp_path, check=True)
+    proc = seekforge("train", "recipe.yaml", "--set", "train.epochs=2", "--json", cwd=tmp_path, check=True)
+    result = json.loads(proc.stdout)
+    assert (tmp_path / result["package"] / "package.json").is_file() and 0 <= result["metrics"]["accuracy"] <= 1
     assert list((tmp_path / "runs" / "my-tabular-model").glob("*/package/package.json"))
 
 

@@ -83,6 +83,12 @@ def test_finished_stages_are_reused_in_the_same_work_folder(digits_package: Path
     assert "prune 30% step 1/1" in first.stderr
     again = seekforge("compress", str(digits_package), *args, "-o", str(tmp_path / "b"), cwd=tmp_path, check=True)
     assert "prune 30% step 1/1" not in again.stderr
+    refused = seekforge("compress", str(digits_package), *args, "-o", str(tmp_path / "b"), cwd=tmp_path)
+    assert refused.returncode == 2 and "already exists" in refused.stderr and "--force" in refused.stderr
+    forced = seekforge("compress", str(digits_package), *args, "-o", str(tmp_path / "b"), "--force", "--json",
+                       cwd=tmp_path, check=True)  # fmt: skip
+    result = json.loads(forced.stdout)
+    assert result["package"] == str(tmp_path / "b") and {row["name"] for row in result["rows"]} >= {"parent"}
     weights = [json.loads((tmp_path / p / "package.json").read_text())["files"]["model.safetensors"] for p in "ab"]
     assert weights[0] == weights[1]
     other = seekforge("compress", str(digits_package), "--prune", "0.4", "--work-dir", str(tmp_path / "work"),

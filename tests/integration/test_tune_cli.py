@@ -56,8 +56,14 @@ def test_objectives_on_the_command_line_give_a_pareto_front(tmp_path: Path) -> N
     recipe = tabular_recipe("d.csv", epochs=3)
     recipe["tune"] = {"trials": 3, "search_space": {"train.lr": {"suggest": "float", "low": 1e-3, "high": 0.1}}}
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
-    proc = seekforge("tune", "r.yaml", "--objectives", "accuracy,parameters", cwd=tmp_path, check=True)
-    assert "best trial" in proc.stdout and "parameters" in proc.stdout
+    proc = seekforge("tune", "r.yaml", "--objectives", "accuracy,parameters", "--json", cwd=tmp_path, check=True)
+    result = json.loads(proc.stdout)
+    log = proc.stderr.splitlines()  # piped: each epoch line names its trial, and the study reports after each
+    assert {f"trial {n}  epoch 1" for n in range(3)} <= {line[: len("trial 0  epoch 1")] for line in log}
+    assert any(line.startswith("study 3/3 trials: trial 2 done; Pareto front of") for line in log), log
+    assert any(line.startswith("study 1/3 trials: trial 0 done;") and ", eta " in line for line in log), log
+    assert set(result["best"]["values"]) == {"val_accuracy", "parameters"} and len(result["trials"]) == 3
+    assert (tmp_path / result["package"]).is_dir()
     summary = json.loads(next(tmp_path.glob("runs/tiny/tune-*/study.json")).read_text())
     assert summary["objectives"] == ["val_accuracy", "parameters"] and summary["pruner"] == "none"
     assert summary["pareto"]

@@ -113,6 +113,12 @@ def test_cli_exits_1_on_drift_0_without_and_2_on_bad_input(served_package: Path,
     )
     assert calm.returncode == 0, calm.stderr
     assert "no drift" in calm.stdout
+    # --json: the same verdict as monitor.json; a key spelled as in the recipe (monitor.min_rows) works too
+    few = seekforge("monitor", str(served_package), "--log", str(steady), "--window", "1h", "-o", str(tmp_path / "d"),
+                    "--set", "monitor.min_rows=1000", "--json", cwd=tmp_path)  # fmt: skip
+    printed = json.loads(few.stdout)
+    assert few.returncode == 3 and printed["status"] == "not enough data"
+    assert printed["verdict"] == json.loads((tmp_path / "d" / "monitor.json").read_text())["verdict"]
     moved = tmp_path / "moved.db"
     log_rows(moved, served_package, [(time.time() - 60, shifted(make_tabular(600, seed=6)))])
     alarm = seekforge(

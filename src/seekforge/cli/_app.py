@@ -13,7 +13,7 @@ from rich.table import Table
 from typer.exceptions import Abort, Exit, TyperException
 
 from seekforge import __version__
-from seekforge.cli._common import err, out
+from seekforge.cli._common import JsonFlag, err, out, print_json
 from seekforge.cli._compress import compress
 from seekforge.cli._data import data_app
 from seekforge.cli._env import env_command
@@ -29,7 +29,7 @@ app = typer.Typer(
     help="Raw data to a deployed, monitored model: data, training, search, compression, export, serving.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 datasets_app = typer.Typer(help="Built-in real data sets (shipped by installed packages, no downloads).")
 app.add_typer(datasets_app, name="datasets")
@@ -94,10 +94,16 @@ for command in (tune, evaluate, predict, export, bench, optimize, compress, serv
 
 
 @datasets_app.command("list")
-def datasets_list() -> None:
+def datasets_list(as_json: JsonFlag = False) -> None:
     """List the built-in data sets."""
     from seekforge.datasets import DATASETS
 
+    if as_json:
+        sets = [DATASETS.get(name) for name in DATASETS.names()]
+        print_json([{"name": ds.name, "sources": [f"builtin:{ds.name}" + ("" if s == "train" else f"/{s}")
+                     for s in ds.splits], "task": ds.task, "target": ds.target, "description": ds.description,
+                     "origin": ds.origin} for ds in sets])  # fmt: skip
+        return
     table = Table("source", "task", "target", "description")
     table.columns[0].no_wrap = True
     for name in DATASETS.names():

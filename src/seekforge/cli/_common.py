@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -32,15 +35,27 @@ def backend_column() -> Column:
 class _Console(Console):
     """A console whose tables never cut a value short: on a terminal, a cell too wide for its column folds
     onto more lines rather than ending in "…"; piped or redirected, lines are as long as their content
-    (no 80-column wrap), so ``| cat`` and ``| grep`` see whole rows."""
+    (no 80-column wrap), so ``| cat`` and ``| grep`` see whole rows, and a table's title and caption are
+    lines of their own rather than wrapped to the table's width."""
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
         for item in objects:
-            if isinstance(item, Table):
-                for column in item.columns:
-                    if column.overflow == "ellipsis":
-                        column.overflow = "fold"
-        super().print(*objects, **kwargs)
+            if not isinstance(item, Table):
+                super().print(item, **kwargs)
+                continue
+            for column in item.columns:
+                if column.overflow == "ellipsis":
+                    column.overflow = "fold"
+            if self.is_terminal:
+                super().print(item, **kwargs)
+                continue
+            title, caption = item.title, item.caption
+            item.title = item.caption = None
+            if title:
+                super().print(title, **kwargs)
+            super().print(item, **kwargs)
+            if caption:
+                super().print(caption, **kwargs)
 
 
 def _console(*, stderr: bool = False) -> Console:
@@ -56,12 +71,66 @@ SetOption = Annotated[
     typer.Option("--set", "-s", help="Override a recipe value: dotted.key=value (repeatable)."),
 ]
 
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON on stdout, nothing else there (messages: stderr).")
+]
+Force = Annotated[
+    bool, typer.Option("--force", "--overwrite", help="Replace an output that already exists (--overwrite: alias).")
+]
+InputArg = Annotated[
+    str | None,
+    typer.Argument(help="A data file, a folder of them, an image folder, or builtin:NAME.", show_default=False),
+]
+InputOption = Annotated[str | None, typer.Option("--input", "-i", help="The same as INPUT, as an option.")]
+
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Parent folder of run folders.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the latest unfinished run from its checkpoint.")]
 RunDir = Annotated[Path | None, typer.Option("--run-dir", help="Use (or resume) this run folder.")]
 Nproc = Annotated[int, typer.Option("--nproc", min=1, help="Processes for distributed data-parallel training.")]
 Delimiter = Annotated[str | None, typer.Option("--delimiter", help="Field separator of a text file (sniffed).")]
 Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding of the data file.")]
+
+
+def one_input(positional: str | None, option: str | None, *, example: str) -> str:
+    """The input given as INPUT or as ``--input`` (either, once)."""
+    from seekforge.core.errors import ConfigError
+
+    if positional is not None and option is not None and positional != option:
+        raise ConfigError(f"two inputs given: {positional!r} and --input {option!r}", hint="give one of them")
+    value = positional if positional is not None else option
+    if value is None:
+        raise ConfigError("missing INPUT: the data to read", hint=f"for example: {example}")
+    return value
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types: results (``to_dict`` or dataclasses), paths, NumPy scalars and arrays;
+    NaN and infinities become null, since strict JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "to_dict"):
+        return jsonable(value.to_dict())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if hasattr(value, "model_dump"):
+        return jsonable(value.model_dump(mode="json"))
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # NumPy scalars and arrays
+        return jsonable(value.tolist())
+    return str(value)
+
+
+def print_json(value: Any) -> None:
+    """Write ``value`` to stdout as one JSON document."""
+    sys.stdout.write(json.dumps(jsonable(value), indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
 
 
 def options(config: type[M], values: dict[str, object], names: dict[str, str] | None = None) -> M:

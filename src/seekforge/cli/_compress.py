@@ -14,9 +14,12 @@ if TYPE_CHECKING:
 
 
 from seekforge.cli._common import (
+    Force,
+    JsonFlag,
     RunsDir,
     options,
     out,
+    print_json,
 )
 
 _COMPRESS_OPTIONS = {
@@ -77,6 +80,8 @@ def compress(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the latest unfinished compression.")] = False,
     work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Use (or resume) this work folder.")] = None,
     runs_dir: RunsDir = Path("runs"),
+    force: Force = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Prune, distil and quantize a package into a new, measured one whose lineage names its parent."""
     from seekforge.compress import CompressConfig, compress_package
@@ -99,7 +104,11 @@ def compress(
     if quantize is not None:
         values["quantize"] = {"method": quantize, **({"epochs": epochs} if epochs is not None else {})}
     config = options(CompressConfig, values, _COMPRESS_OPTIONS)
-    result = compress_package(package, config, output=output, runs_dir=runs_dir, work_dir=work_dir, resume=resume)
+    result = compress_package(package, config, output=output, runs_dir=runs_dir, work_dir=work_dir, resume=resume,
+                              overwrite=force)  # fmt: skip
+    if as_json:
+        print_json(result)
+        return
     print_variants(result)
     out.print(f"selected {result.selected}; package: {result.package}", markup=False)
 

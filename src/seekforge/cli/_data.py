@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from seekforge.cli._common import err, out
+from seekforge.cli._common import Force, InputArg, InputOption, JsonFlag, err, one_input, out, print_json
 
 data_app = typer.Typer(help="Profile, clean, balance, derive features, validate and report on a data set.")
 
@@ -22,10 +22,8 @@ def _settings() -> None:
     lean_memory()  # these commands hold one large table: freed columns go back to the system at once
 
 
-Input = Annotated[
-    str, typer.Option("--input", "-i", help="A data file, a folder of them, an image folder, or builtin:NAME.")
-]
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="data_quality.yaml.")]
+Output = Annotated[Path, typer.Option("--output", "-o", help="The folder to write (must not exist, or --force).")]
 
 
 def _print_summary(profile: dict[str, Any], quality: dict[str, Any], after: dict[str, Any] | None = None) -> None:
@@ -53,35 +51,54 @@ def _print_summary(profile: dict[str, Any], quality: dict[str, Any], after: dict
 
 @data_app.command("profile")
 def profile_command(
-    input: Input,
+    input_arg: InputArg = None,
+    input_opt: InputOption = None,
     label: Annotated[str | None, typer.Option("--label", help="The label column.")] = None,
     config: ConfigOption = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML report to write.")] = Path("report.html"),
-    json_output: Annotated[Path | None, typer.Option("--json", help="Also write the profile as JSON.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="The HTML report; the profile's JSON goes beside it (default: runs/profiles/NAME/)."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Types, missing values, distributions, duplicates, ID-like and leaking columns, class balance."""
     from seekforge.core.io import write_json_atomic
     from seekforge.data.quality import profile, write_profile_report
 
+    input = one_input(input_arg, input_opt, example="seekforge data profile raw.csv --label y")
+    if output is None:
+        name = input.removeprefix("builtin:").strip("/").replace("/", "-")
+        output = Path("runs", "profiles", Path(name).stem or "data", "report.html")
     summary = profile(input, config, label=label)
-    _print_summary(summary, summary["quality"])
     write_profile_report(summary, output)
-    if json_output is not None:
-        write_json_atomic(json_output, summary)
-    err.print(f"report: {output}", markup=False)
+    write_json_atomic(output.with_suffix(".json"), summary)
+    if as_json:
+        print_json(summary)
+    else:
+        _print_summary(summary, summary["quality"])
+    err.print(f"report: {output} (JSON: {output.with_suffix('.json')})", markup=False)
 
 
 @data_app.command("clean")
 def clean_command(
-    input: Input,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The folder to write (must not exist).")],
+    output: Output,
+    input_arg: InputArg = None,
+    input_opt: InputOption = None,
     config: ConfigOption = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
+    force: Force = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Deduplicate, coerce types, handle missing values, outliers and label issues, drop useless columns."""
     from seekforge.data.quality import clean
 
-    result = clean(input, output, config, overwrite=overwrite)
+    input = one_input(input_arg, input_opt, example="seekforge data clean raw.csv -o cleaned/")
+    result = clean(input, output, config, overwrite=force)
+    err.print(f"cleaned data: {result.data}\nreport: {result.output / 'report.html'}", markup=False)
+    if as_json:
+        print_json(result)
+        return
     report = result.report
     _print_summary(report["profile"]["before"], report["quality"]["before"], report["quality"]["after"])
     acc = report["accounting"]
@@ -89,13 +106,13 @@ def clean_command(
         f"{acc['rows_in']} rows in = {acc['rows_out']} out + {acc['rows_dropped']} dropped + "
         f"{acc['rows_rejected']} rejected (reasons in removed.csv and rejected.csv)"
     )
-    err.print(f"cleaned data: {result.data}\nreport: {result.output / 'report.html'}", markup=False)
 
 
 @data_app.command("balance")
 def balance_command(
-    input: Input,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The folder to write (must not exist).")],
+    output: Output,
+    input_arg: InputArg = None,
+    input_opt: InputOption = None,
     label: Annotated[str | None, typer.Option("--label", help="The class column.")] = None,
     method: Annotated[
         str | None,
@@ -107,12 +124,18 @@ def balance_command(
         float | None, typer.Option("--ratio", help="Smallest class size / largest after balancing (default 1).")
     ] = None,
     config: ConfigOption = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
+    force: Force = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Even out the classes: random over/under sampling, SMOTE/SMOTENC, or class weights for training."""
     from seekforge.data.quality import balance
 
-    result = balance(input, output, config, label=label, method=method, ratio=ratio, overwrite=overwrite)
+    input = one_input(input_arg, input_opt, example="seekforge data balance cleaned/ -o balanced/ --label y")
+    result = balance(input, output, config, label=label, method=method, ratio=ratio, overwrite=force)
+    err.print(f"balanced data: {result.data}\nreport: {result.output / 'balance.json'}", markup=False)
+    if as_json:
+        print_json(result)
+        return
     report = result.report
     table = Table(
         "class", "rows before", "rows after", title=f"{report['label']}: {report.get('sampler', report['method'])}"
@@ -125,24 +148,30 @@ def balance_command(
         weights = ", ".join(f"{json.dumps(k)}: {v:.4g}" for k, v in report["class_weights"].items())
         out.print("rows left as they are; to weight the training loss, put in the recipe:", markup=False)
         out.print(f"  train:\n    class_weights: {{{weights}}}", markup=False)
-    err.print(f"balanced data: {result.data}\nreport: {result.output / 'balance.json'}", markup=False)
 
 
 @data_app.command("features")
 def features_command(
-    input: Input,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The folder to write (must not exist).")],
+    output: Output,
     config: Annotated[Path, typer.Option("--config", "-c", help="data_quality.yaml with a features section.")],
+    input_arg: InputArg = None,
+    input_opt: InputOption = None,
     label: Annotated[str | None, typer.Option("--label", help="The label (tree binning learns from it).")] = None,
     apply: Annotated[
         Path | None, typer.Option("--apply", help="A features.json written before: reuse its bin edges.")
     ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
+    force: Force = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Derive columns: quantile, k-means or tree bins of numbers; STL trend/seasonal/residual of a series."""
     from seekforge.data.quality import features
 
-    result = features(input, output, config, label=label, apply=apply, overwrite=overwrite)
+    input = one_input(input_arg, input_opt, example="seekforge data features cleaned/ -o featured/ -c dq.yaml")
+    result = features(input, output, config, label=label, apply=apply, overwrite=force)
+    err.print(f"data: {result.data}\nfitted: {result.output / 'features.json'}", markup=False)
+    if as_json:
+        print_json(result)
+        return
     report = result.report
     table = Table("new column", "from", "how", "details", title="derived columns")
     for entry in report["bins"]:
@@ -154,18 +183,25 @@ def features_command(
                       f"{entry['series']} series; trend strength {entry['trend_strength']:.2f}, "
                       f"seasonal strength {entry['seasonal_strength']:.2f}")  # fmt: skip
     out.print(table)
-    err.print(f"data: {result.data}\nfitted: {result.output / 'features.json'}", markup=False)
 
 
 @data_app.command("validate")
 def validate_command(
-    input: Input,
-    schema: Annotated[Path, typer.Option("--schema", "-s", help="schema.json written by `seekforge data clean`.")],
+    schema: Annotated[Path, typer.Option("--schema", help="schema.json written by `seekforge data clean`.")],
+    input_arg: InputArg = None,
+    input_opt: InputOption = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Check new data against a schema; exit code 1 when it breaks it."""
     from seekforge.data.quality import validate
 
+    input = one_input(input_arg, input_opt, example="seekforge data validate new.csv --schema cleaned/schema.json")
     violations = validate(input, schema)
+    if as_json:
+        print_json({"input": input, "schema": schema, "ok": not violations, "violations": violations})
+        if violations:
+            raise typer.Exit(1)
+        return
     if not violations:
         out.print(f"{escape(input)} matches {escape(str(schema))}")
         return
@@ -178,22 +214,31 @@ def validate_command(
 
 @data_app.command("report")
 def report_command(
-    input: Input,
+    input_arg: InputArg = None,
+    input_opt: InputOption = None,
     config: ConfigOption = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the HTML report here.")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """The quality score and what moved it: from a `clean` output folder, or by profiling the data."""
     from seekforge.core.io import write_text_atomic
     from seekforge.data.quality import profile, render_report
 
+    input = one_input(input_arg, input_opt, example="seekforge data report cleaned/")
     folder = Path(input)
     if (folder / "report.json").is_file():
         report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-        _print_summary(report["profile"]["before"], report["quality"]["before"], report["quality"]["after"])
-        out.print(json.dumps(report["accounting"]))
+        if not as_json:
+            _print_summary(report["profile"]["before"], report["quality"]["before"], report["quality"]["after"])
+            acc = report["accounting"]
+            out.print(f"{acc['rows_in']} rows in = {acc['rows_out']} out + {acc['rows_dropped']} dropped + "
+                      f"{acc['rows_rejected']} rejected", markup=False)  # fmt: skip
     else:
         summary = profile(input, config)
-        _print_summary(summary, summary["quality"])
+        if not as_json:
+            _print_summary(summary, summary["quality"])
         report = {"input": input, "profile": {"before": summary}, "quality": {"before": summary["quality"]}}
+    if as_json:
+        print_json(report)
     if output is not None:
         write_text_atomic(output, render_report(report))

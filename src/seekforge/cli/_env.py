@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from typing import Annotated
-
-import typer
 from rich.table import Table
 
-from seekforge.cli._common import out
+from seekforge.cli._common import JsonFlag, out, print_json
 
 
-def env_command(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")] = False,
-) -> None:
+def env_command(as_json: JsonFlag = False) -> None:
     """Show the CPU and its instruction sets (AVX2, AVX-512, VNNI, BF16, AMX), cores, memory, GPUs, versions.
 
     INT8 and bf16 behave differently with and without VNNI and BF16, so every figure depends on them.
@@ -24,7 +17,7 @@ def env_command(
     hw = hardware()
     versions = dependency_versions()
     if as_json:
-        sys.stdout.write(json.dumps({"hardware": hw.to_dict(), "versions": versions}, indent=2) + "\n")
+        print_json({"hardware": hw.to_dict(), "versions": versions})
         return
     machine = Table("fact", "value", title="machine")
     memory = f"{hw.memory_bytes / 2**30:.1f} GiB" if hw.memory_bytes else "unknown"

@@ -10,10 +10,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from seekforge.cli._common import (
+    Force,
+    JsonFlag,
     backend_column,
     err,
     options,
     out,
+    print_json,
 )
 
 
@@ -36,6 +39,7 @@ def export(
     ] = "auto",
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset version.")] = 18,
     force: Annotated[bool, typer.Option("--force", help="Write an export that fails the parity gate.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Export the package's model; it is added to the package only if it passes the parity gate."""
     from seekforge.export import ExportConfig, check_format, export_package
@@ -52,6 +56,11 @@ def export(
     config = options(ExportConfig, values)
     result = export_package(package, config, force=force)
     parity = result.parity
+    if as_json:
+        print_json(result)
+        if not parity.passed:
+            err.print("parity FAILED (written because of --force)", markup=False)
+        return
     table = Table("check", "value", title=escape(f"parity on {parity.rows} held-out rows"))
     table.add_row("max abs difference", f"{parity.max_abs_diff:.3g}")
     if parity.metric != "r2":
@@ -78,6 +87,7 @@ def bench(
         int, typer.Option("--rounds", min=1, help="Slices each measurement is taken in, in turn with the others.")
     ] = 4,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the rows as JSON.")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Latency (p50/p90/p99) and throughput of the model on each backend and batch size.
 
@@ -101,6 +111,12 @@ def bench(
         from seekforge.runtime import bench_runtime as bench_package
     rows = bench_package(package, backends=backends, batches=batches, threads=threads, seconds=seconds, rounds=rounds)
     hw = hardware()
+    if output is not None:
+        write_json_atomic(output, {"hardware": hw.to_dict(), "rows": [row.to_dict() for row in rows]})
+        err.print(f"wrote {output}", markup=False)
+    if as_json:
+        print_json({"hardware": hw.to_dict(), "rows": rows})
+        return
     table = Table(
         backend_column(), "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "rows/s", caption=hw.summary()
     )
@@ -110,9 +126,6 @@ def bench(
             f"{row.p50_ms:.3f}", f"{row.p90_ms:.3f}", f"{row.p99_ms:.3f}", f"{row.rows_per_s:,.0f}",
         )  # fmt: skip
     out.print(table)
-    if output is not None:
-        write_json_atomic(output, {"hardware": hw.to_dict(), "rows": [row.to_dict() for row in rows]})
-        err.print(f"wrote {output}", markup=False)
 
 
 def optimize(
@@ -124,13 +137,17 @@ def optimize(
     ] = 0.01,
     seconds: Annotated[float, typer.Option("--seconds", min=0.1, help="Timed seconds per measurement.")] = 1.0,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="Threads (default: all cores).")] = None,
+    force: Force = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Build the variants for a target, measure them here, and keep the fastest within the budget."""
     from seekforge.export import optimize_package
 
-    result = optimize_package(
-        package, output, target=target, max_accuracy_drop=max_accuracy_drop, seconds=seconds, threads=threads
-    )
+    result = optimize_package(package, output, target=target, max_accuracy_drop=max_accuracy_drop,
+                              seconds=seconds, threads=threads, overwrite=force)  # fmt: skip
+    if as_json:
+        print_json(result)
+        return
     table = Table(backend_column(), "metric", "drop", "p50 ms b1", "p50 ms b32", "verdict", title="candidates")
     for c in result.candidates:
         table.add_row(

@@ -10,8 +10,10 @@ import typer
 from seekforge.cli._common import (
     Delimiter,
     Encoding,
+    JsonFlag,
     check_output,
     err,
+    print_json,
     print_metrics,
     read_columns,
     read_frame,
@@ -25,6 +27,7 @@ def evaluate(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the metrics as JSON.")] = None,
     delimiter: Delimiter = None,
     encoding: Encoding = "utf-8",
+    as_json: JsonFlag = False,
 ) -> None:
     """Score a package on labelled data."""
     from seekforge.core.io import write_json_atomic
@@ -35,7 +38,10 @@ def evaluate(
         metrics = predictor.evaluate(read_frame(data, delimiter, encoding))
     else:  # the runtime install: no pandas
         metrics = predictor.evaluate(read_columns(data, delimiter, encoding))
-    print_metrics(metrics, title=f"{data} ({metrics['rows']} rows, {predictor.backend})")
+    if as_json:
+        print_json({"package": package, "data": data, "backend": predictor.backend, "metrics": metrics})
+    else:
+        print_metrics(metrics, title=f"{data} ({metrics['rows']} rows, {predictor.backend})")
     if output is not None:
         write_json_atomic(output, metrics)
         err.print(f"wrote {output}", markup=False)
@@ -53,6 +59,7 @@ def predict(
     ] = "auto",
     delimiter: Delimiter = None,
     encoding: Encoding = "utf-8",
+    as_json: JsonFlag = False,
 ) -> None:
     """Predict every row of a file; the output keeps the input columns and adds the predictions."""
     from seekforge.core.io import atomic_path
@@ -67,8 +74,7 @@ def predict(
         predicted = runtime.predict(columns)
         with atomic_path(output) as tmp:
             write_records(tmp, {**columns, **predicted}, suffix=output.suffix)
-        rows = len(predicted["prediction"])
-        err.print(f"wrote {rows} predictions to {output} ({runtime.backend})", markup=False)
+        _done(output, len(predicted["prediction"]), runtime.backend, as_json=as_json)
         return
     import pandas as pd
 
@@ -80,4 +86,10 @@ def predict(
     result = pd.concat([frame[keep].reset_index(drop=True), preds], axis=1)
     with atomic_path(output) as tmp:
         write(result, tmp)
-    err.print(f"wrote {len(result)} predictions to {output} ({predictor.backend})", markup=False)
+    _done(output, len(result), predictor.backend, as_json=as_json)
+
+
+def _done(output: Path, rows: int, backend: str, *, as_json: bool) -> None:
+    err.print(f"wrote {rows} predictions to {output} ({backend})", markup=False)
+    if as_json:
+        print_json({"output": output, "rows": rows, "backend": backend})

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from seekforge.monitor import MonitorResult
+
 from seekforge.cli._common import (
-    SetOption,
+    JsonFlag,
     err,
     options,
     out,
+    print_json,
 )
 
 
@@ -192,13 +196,23 @@ def monitor(
     config: Annotated[
         Path | None, typer.Option("--config", help="YAML monitor section; default: the package recipe's.")
     ] = None,
-    set_: SetOption = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="Override a monitor setting: key=value or monitor.key=value (repeatable)."),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Report folder; default: monitor-<stamp> by the log.")
     ] = None,
     notify_url: Annotated[
         str | None, typer.Option("--notify", help="POST the verdict as JSON to this URL (a webhook).")
     ] = None,
+    push: Annotated[
+        str | None, typer.Option("--push", help="Push drift gauges to this Prometheus Pushgateway URL.")
+    ] = None,
+    metrics_file: Annotated[
+        Path | None, typer.Option("--metrics-file", help="Write drift gauges here (*.prom, node_exporter textfile).")
+    ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Drift of the logged inputs and predictions against the training data's sketch; live metrics once
     labels arrive. Exits 0 for no drift, 1 when the latest window drifts, 3 when it has too few rows."""
@@ -207,10 +221,13 @@ def monitor(
     from seekforge.core.config import parse_duration
     from seekforge.core.config_file import load_config
     from seekforge.core.io import stamped_folder
-    from seekforge.monitor import MonitorConfig, monitor_package
+    from seekforge.monitor import MonitorConfig, check_targets, monitor_package
 
+    check_targets(push=push, metrics_file=metrics_file)
+
+    overrides = [item.removeprefix("monitor.") for item in set_ or ()]  # the recipe's spelling works too
     if config is not None:
-        monitor_config = load_config(config, MonitorConfig, what="monitor configuration", overrides=set_ or ())
+        monitor_config = load_config(config, MonitorConfig, what="monitor configuration", overrides=overrides)
     else:
         recipe_file = package / "recipe.yaml"
         section = (
@@ -218,12 +235,37 @@ def monitor(
             if recipe_file.is_file()
             else None
         )
-        monitor_config = load_config(section or {}, MonitorConfig, what="monitor section", overrides=set_ or ())
+        monitor_config = load_config(section or {}, MonitorConfig, what="monitor section", overrides=overrides)
     seconds = parse_duration(window, what="--window") if window else None
     folder = output or stamped_folder(log.parent, "monitor-")
     result = monitor_package(
         package, log, window_seconds=seconds, windows=windows, labels=labels, config=monitor_config, output=folder
     )
+    if as_json:
+        print_json({**result.to_dict(), "output": folder})
+    else:
+        _print_monitor(result)
+    err.print(f"wrote {folder}/monitor.html and monitor.json", markup=False)
+    if metrics_file is not None:
+        from seekforge.monitor import write_drift_textfile
+
+        write_drift_textfile(metrics_file, result)
+        err.print(f"wrote {metrics_file}", markup=False)
+    if push is not None:
+        from seekforge.monitor import push_drift
+
+        push_drift(push, result)
+        err.print(f"pushed drift gauges to {push}", markup=False)
+    if notify_url is not None:
+        from seekforge.monitor import notify, verdict_message
+
+        notify(notify_url, verdict_message(result))
+        err.print(f"notified {notify_url}", markup=False)
+    if result.status != "no drift":
+        raise typer.Exit(1 if result.drift else 3)
+
+
+def _print_monitor(result: MonitorResult) -> None:
     current = result.current
     span = current.to_dict()
     table = Table("feature", "type", "test", "statistic", "threshold", "drift", title=escape(
@@ -250,11 +292,3 @@ def monitor(
         err.print(f"the log lost {state.lost_rows} rows in {state.killed_sessions} killed sessions and dropped "
                   f"{state.dropped_rows} when its queue was full", markup=False)  # fmt: skip
     out.print(result.verdict, markup=False)
-    err.print(f"wrote {folder}/monitor.html and monitor.json", markup=False)
-    if notify_url is not None:
-        from seekforge.monitor import notify, verdict_message
-
-        notify(notify_url, verdict_message(result))
-        err.print(f"notified {notify_url}", markup=False)
-    if result.status != "no drift":
-        raise typer.Exit(1 if result.drift else 3)

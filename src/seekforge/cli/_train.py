@@ -11,6 +11,8 @@ import typer
 from rich.markup import escape
 
 from seekforge.cli._common import (
+    Force,
+    JsonFlag,
     Nproc,
     Resume,
     RunDir,
@@ -18,6 +20,7 @@ from seekforge.cli._common import (
     SetOption,
     err,
     out,
+    print_json,
     print_metrics,
 )
 from seekforge.cli._compress import print_variants
@@ -36,11 +39,12 @@ def init(
     task: Annotated[
         str | None, typer.Option("--task", help="With --from: classification or regression (default: inferred).")
     ] = None,
+    force: Force = False,
 ) -> None:
     """Print a starter recipe: one that runs as it is on a built-in data set, or (--from) one drafted from
     your data, each column typed from its values."""
-    if output is not None and output.exists():
-        raise SeekforgeError(f"{output} already exists", hint="choose another --output or remove the file")
+    if output is not None and output.exists() and not force:
+        raise SeekforgeError(f"{output} already exists", hint="choose another --output, or pass --force to replace it")
     if from_ is not None:
         if label is None:
             raise SeekforgeError("--from needs --label: the column to predict")
@@ -64,6 +68,7 @@ def validate(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
     set_: SetOption = None,
     data: Annotated[bool, typer.Option("--data/--no-data", help="Also read the data and check the columns.")] = True,
+    as_json: JsonFlag = False,
 ) -> None:
     """Check a recipe (and its data) and report every problem at once."""
     from seekforge.recipe import load_recipe
@@ -75,6 +80,11 @@ def validate(
         check_table(read_source(resolved.data.source, resolved.data.read), resolved.features)
         if resolved.data.test:
             check_table(read_source(resolved.data.test, resolved.data.read), resolved.features)
+    if as_json:
+        print_json({"recipe": recipe, "ok": True, "name": resolved.name, "task": resolved.task,
+                    "model": resolved.model.type, "inputs": [f.name for f in resolved.features.inputs],
+                    "output": resolved.features.output.name, "data_checked": data})  # fmt: skip
+        return
     out.print(
         f"[green]ok[/] {escape(str(recipe))}: '{resolved.name}', {resolved.task}, model {resolved.model.type}, "
         f"{len(resolved.features.inputs)} inputs"
@@ -88,10 +98,16 @@ def run_cmd(
     resume: Resume = False,
     run_dir: RunDir = None,
     nproc: Nproc = 1,
+    as_json: JsonFlag = False,
 ) -> None:
     from seekforge.pipeline import run
 
     result = run(recipe, overrides=set_ or [], runs_dir=runs_dir, resume=resume, run_dir=run_dir, nproc=nproc)
+    if as_json:
+        compressed = result.compression
+        print_json({"run_dir": result.run_dir, "package": result.package, "report": result.package / "report.html",
+                    "metrics": result.metrics, "compression": compressed})  # fmt: skip
+        return
     print_metrics(result.metrics, title=f"test metrics ({result.metrics.get('rows', '?')} rows)")
     out.print(f"package: {result.package}", markup=False)
     out.print(f"report:  {result.package / 'report.html'}", markup=False)
@@ -116,6 +132,7 @@ def tune(
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the latest study of this recipe.")] = False,
     runs_dir: RunsDir = Path("runs"),
+    as_json: JsonFlag = False,
 ) -> None:
     """Search hyperparameters and architectures (the recipe's tune section) with Optuna; package the best."""
     from seekforge.tune import run_study
@@ -131,6 +148,10 @@ def tune(
         recipe, overrides=overrides, runs_dir=runs_dir, trials=trials, workers=workers, storage=storage, resume=resume
     )
     best = result.best
+    if as_json:
+        print_json({"study_dir": result.study_dir, "best": best, "best_recipe": result.best_recipe,
+                    "package": result.package, "report": result.study_dir / "report.html", "trials": result.trials})  # fmt: skip
+        return
     values = ", ".join(f"{k} {v:.4g}" for k, v in best["values"].items())
     out.print(f"best trial {best['number']}: {values}")
     for name, value in best["params"].items():

@@ -49,6 +49,7 @@ def compress_package(
     work_dir: str | Path | None = None,
     resume: bool = False,
     seconds: float = 0.5,
+    overwrite: bool = False,
 ) -> CompressResult:
     """Compress a package into a new one, measuring the parent and every variant.
 
@@ -56,6 +57,7 @@ def compress_package(
         package: The parent package (never modified).
         config: What to do: prune, distil, or both.
         output: The new package; default ``<work_dir>/package``.
+        overwrite: Replace an existing ``output`` (never the parent).
         runs_dir: Parent of ``<name>/compress-<stamp>/`` work folders.
         work_dir: Use (or resume) this work folder.
         resume: Continue the latest unfinished compression of this package with the same settings.
@@ -72,8 +74,11 @@ def compress_package(
     _preflight(source, manifest, config)
     folder = _work_folder(source, manifest, config, Path(runs_dir), resume=resume, explicit=work_dir)
     out = Path(output) if output is not None else folder / "package"
-    if out.exists():
-        raise PackageError(f"{out} already exists", hint="choose another --output or remove it")
+    if out.exists() and (not overwrite or out.resolve() == source or source in out.resolve().parents):
+        raise PackageError(
+            f"{out} already exists" + (" and is (or lies inside) the parent package" if overwrite else ""),
+            hint="choose another --output" + ("" if overwrite else ", or pass --force to replace it"),
+        )
     console.print(f"[bold]compress[/] {escape(str(source))} -> {escape(str(folder))}")
     job = Compression(source, config, folder, seconds=seconds)
     lineage = {
@@ -127,7 +132,7 @@ def compress_package(
     record = {**record, "selected": final.name, "variants": [row.to_dict() for row in rows]}
     _write_rows(folder, rows)
     built = job.package(final.folder, {"lineage": lineage, "compress": record})
-    _write_final(built, out, record, lineage)
+    _write_final(built, out, record, lineage, overwrite=overwrite)
     return CompressResult(out, folder, job.metric_name, rows, final.name, job.budget)
 
 
@@ -196,7 +201,9 @@ def _search(job: Compression, rows: list[VariantRow]) -> tuple[Stage | None, lis
     return best, tried
 
 
-def _write_final(built: Path, out: Path, record: dict[str, Any], lineage: dict[str, Any]) -> None:
+def _write_final(
+    built: Path, out: Path, record: dict[str, Any], lineage: dict[str, Any], *, overwrite: bool = False
+) -> None:
     """Copy the chosen stage's package, with the ONNX export that was measured (it passed its parity gate
     on these weights), to ``out`` with the full compression record."""
     from seekforge.build import render_report
@@ -211,7 +218,7 @@ def _write_final(built: Path, out: Path, record: dict[str, Any], lineage: dict[s
         history=history,
         recipe_yaml=(built / "recipe.yaml").read_text(encoding="utf-8"),
     )
-    write_package(out, files={**files, "report.html": report}, manifest=fields)
+    write_package(out, files={**files, "report.html": report}, manifest=fields, overwrite=overwrite)
 
 
 def _write_rows(folder: Path, rows: list[VariantRow]) -> None:

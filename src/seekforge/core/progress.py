@@ -73,3 +73,23 @@ def progress_task(description: str, total: float | None, *, show: bool = True) -
 def _forget() -> None:
     global _shown
     _shown = None
+
+
+_label = ""
+
+
+@contextlib.contextmanager
+def log_label(text: str) -> Iterator[None]:
+    """Lines logged inside (a trial's epochs, say) start with ``text``, so the lines of several trials or
+    workers in one log can be told apart."""
+    global _label
+    before, _label = _label, f"{text}  "
+    try:
+        yield
+    finally:
+        _label = before
+
+
+def labelled(line: str) -> str:
+    """``line`` with the current :func:`log_label` in front."""
+    return _label + line

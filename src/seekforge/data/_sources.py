@@ -22,6 +22,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 CHUNK_ROWS = 200_000
 #: files at least this large show a progress bar while they are read
 PROGRESS_BYTES = 32 * 2**20
+_MISSING_HINT = (
+    "check the path: relative paths start from the current folder, or, for a recipe's data.source and data.test, "
+    "from the recipe's folder"
+)
 
 
 class DataSource:
@@ -46,7 +50,7 @@ SOURCES: Registry[type[DataSource] | DataSource] = Registry("data source", "seek
 def _existing_file(uri: str) -> Path:
     path = Path(uri)
     if not path.exists():
-        raise DataError(f"data file not found: {uri}", hint="check data.source / data.test in the recipe")
+        raise DataError(f"data file not found: {uri}", hint=_MISSING_HINT)
     if path.is_dir():
         raise DataError(f"{uri} is a folder, expected a file")
     if path.stat().st_size == 0:
@@ -257,7 +261,7 @@ def read_source(uri: str, read: ReadConfig | None = None) -> pd.DataFrame:
         if source.matches(uri):
             return source.load(uri, read)
     if not uri.startswith("builtin:") and not Path(uri).exists():
-        raise DataError(f"data file not found: {uri}", hint="check data.source / data.test in the recipe")
+        raise DataError(f"data file not found: {uri}", hint=_MISSING_HINT)
     raise DataError(
         f"no data source can read '{uri}'",
         hint="use a .csv, .tsv, .parquet or .jsonl file, an image folder, or builtin:NAME",

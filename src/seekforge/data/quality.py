@@ -307,7 +307,7 @@ def _write_output(
 
 def _check_output(source: Path, out: Path, overwrite: bool) -> None:
     if out.exists() and not overwrite:
-        raise ConfigError(f"--output {out} already exists", hint="choose a new folder, or pass --overwrite")
+        raise ConfigError(f"--output {out} already exists", hint="choose a new folder, or pass --force to replace it")
     if source.exists() and source.is_dir() and source.resolve() in out.resolve().parents:
         raise ConfigError(f"--output {out} lies inside the input folder", hint="write it elsewhere")
 

@@ -87,9 +87,11 @@ def optimize_package(
     max_accuracy_drop: float = 0.01,
     seconds: float = 1.0,
     threads: int | None = None,
+    overwrite: bool = False,
 ) -> OptimizeResult:
     """Write to ``output`` a copy of ``package`` holding the variants built for ``target`` and naming the
-    chosen one as its serving backend (``seekforge.load`` then uses it).
+    chosen one as its serving backend (``seekforge.load`` then uses it); ``overwrite`` replaces an existing
+    ``output`` (never the package itself).
 
     Raises:
         ConfigError: An unknown target, or one whose toolchain is not installed here.
@@ -111,12 +113,13 @@ def optimize_package(
     source = Path(package).resolve()
     manifest = read_manifest(source)
     output = Path(output)
-    if output.exists() or source in output.resolve().parents:
+    inside = output.resolve() == source or source in output.resolve().parents
+    if inside or (output.exists() and not overwrite):
         raise PackageError(
-            f"--output {output} already exists or lies inside the package",
-            hint="choose a new folder outside the package",
+            f"--output {output} " + ("is (or lies inside) the package" if inside else "already exists"),
+            hint="choose a new folder outside the package" + ("" if inside else ", or pass --force to replace it"),
         )
-    with atomic_dir(output) as tmp:
+    with atomic_dir(output, overwrite=overwrite) as tmp:
         # The package's own files only: every variant is built and judged afresh here.
         kept = {name: source / name for name in manifest["files"] if not name.startswith(EXPORT_FOLDERS)}
         fields = carried_fields(manifest, drop=("exports", "serving", "optimize"))

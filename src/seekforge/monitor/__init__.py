@@ -10,6 +10,7 @@ Example:
 from seekforge.monitor._drift import DriftReport, FeatureDrift, drift_report, prediction_drift
 from seekforge.monitor._embedding import EmbeddingDrift
 from seekforge.monitor._notify import notify, verdict_message
+from seekforge.monitor._prometheus import check_targets, drift_registry, push_drift, write_drift_textfile
 from seekforge.monitor._reference import build_reference, with_embeddings
 from seekforge.monitor._run import MonitorResult, Window, monitor_package
 from seekforge.monitor.config import MonitorConfig
@@ -22,10 +23,14 @@ __all__ = [
     "MonitorResult",
     "Window",
     "build_reference",
+    "check_targets",
+    "drift_registry",
     "drift_report",
     "monitor_package",
     "notify",
     "prediction_drift",
+    "push_drift",
     "verdict_message",
     "with_embeddings",
+    "write_drift_textfile",
 ]

@@ -31,7 +31,7 @@ from seekforge.core.errors import CheckpointError, ConfigError, PackageError, Tr
 from seekforge.core.hardware import hardware
 from seekforge.core.io import atomic_path, write_text_atomic
 from seekforge.core.metrics import classification_metrics, lower_is_better, regression_metrics
-from seekforge.core.progress import console, make_progress
+from seekforge.core.progress import console, labelled, make_progress
 from seekforge.models import collate, infer, num_rows
 from seekforge.runtime import canonical
 from seekforge.train._distill import Distillation
@@ -341,9 +341,9 @@ class Trainer:
                         with open(self.metrics_path, "a", encoding="utf-8") as log:
                             log.write(json.dumps(record) + "\n")
                         if progress.disable:  # plain lines for logs; rich's layout costs a small model's epoch
-                            sys.stderr.write(_describe(record) + "\n")
+                            sys.stderr.write(labelled(_describe(record)) + "\n")
                         else:
-                            console.print(_describe(record), highlight=False)
+                            console.print(labelled(_describe(record)), highlight=False, markup=False)
                     if self.epoch_hook is not None:
                         self.epoch_hook(record)
                     if not last and self._stop_requested():

@@ -24,9 +24,10 @@ from rich.markup import escape
 from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, TrainingInterrupted
 from seekforge.core.io import work_folder, write_text_atomic
-from seekforge.core.progress import console
+from seekforge.core.progress import console, log_label
 from seekforge.recipe import Recipe, load_recipe
 from seekforge.tune._memory import BUDGET_SHARE, PROCESS_BYTES, available_bytes, plan_workers, trial_bytes
+from seekforge.tune._progress import report_trial
 from seekforge.tune._storage import open_study
 from seekforge.tune.config import Ends, apply, draw, metric_of
 
@@ -267,10 +268,12 @@ def work(study: Any, objective: Objective, trials: int, timeout: float | None) -
         trial = study.ask()
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         try:
-            value = objective(trial)
+            with log_label(f"trial {trial.number}"):
+                value = objective(trial)
         except optuna.TrialPruned as exc:
             trial.set_user_attr("pruned", str(exc))
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            report_trial(study, trial.number, f"pruned ({exc})", trials, started)
             continue
         except (KeyboardInterrupt, TrainingInterrupted):
             _give_back(study, trial, "interrupted")
@@ -279,8 +282,10 @@ def work(study: Any, objective: Objective, trials: int, timeout: float | None) -
             trial.set_user_attr("failed", f"{type(exc).__name__}: {exc}"[:500])
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             console.print(f"[yellow]trial {trial.number} failed:[/] {escape(str(exc))[:200]}")
+            report_trial(study, trial.number, "failed", trials, started)
             continue
         study.tell(trial, value)
+        report_trial(study, trial.number, "done", trials, started)
         if objective.stop_requested:  # Ctrl-C or SIGTERM during the trial's last epoch
             raise KeyboardInterrupt
 
