@@ -124,3 +124,118 @@ def test_sigterm_stops_ddp_workers_at_a_step_and_resume_finishes(tmp_path: Path)
     straight = load_file(tmp_path / "straight" / "package" / "model.safetensors")
     assert resumed.keys() == straight.keys()
     assert all(torch.equal(resumed[k], straight[k]) for k in resumed), "resumed DDP weights differ"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_nodes_train_like_one_host_and_node_0_writes_the_package(tmp_path: Path) -> None:
+    """Two "machines" (each its own folder, data copy and torchrun) meet at a rendezvous on 127.0.0.1;
+    the result is one host's with the same global batch and processes, bit for bit."""
+    recipe = tabular_recipe("data.csv", epochs=3, batch_size=32, lr=0.01)
+    hosts = [tmp_path / name for name in ("a", "b", "single")]
+    for host in hosts:
+        host.mkdir()
+        make_tabular(400).to_csv(host / "data.csv", index=False)
+        (host / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    endpoint = f"127.0.0.1:{_free_port()}"
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "seekforge", "train", "recipe.yaml", "--nnodes", "2", "--node-rank", str(rank),
+             "--rdzv-endpoint", endpoint, "--json"],
+            cwd=host, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for rank, host in enumerate(hosts[:2])
+    ]  # fmt: skip
+    results = [node.communicate(timeout=300) for node in nodes]
+    for node, (_, err) in zip(nodes, results, strict=True):
+        assert node.returncode == 0, err
+    first, second = (json.loads(out) for out, _ in results)
+    assert second["package"] is None and "node1" in second["run_dir"]
+    assert not list((hosts[1] / "runs").rglob("package.json"))  # the package is written once, on node 0
+    assert (hosts[1] / second["run_dir"] / "checkpoints" / "last.pt").is_file()  # each node can resume
+    seekforge("train", "recipe.yaml", "--nproc", "2", "--run-dir", "run", cwd=hosts[2], env=env, check=True)
+    together = load_file(hosts[0] / first["package"] / "model.safetensors")
+    alone = load_file(hosts[2] / "run" / "package" / "model.safetensors")
+    assert all(torch.equal(together[k], alone[k]) for k in alone), "two nodes trained other weights than one"
+
+
+def test_nodes_with_other_data_stop_with_the_machines_named(tmp_path: Path) -> None:
+    recipe = tabular_recipe("data.csv", epochs=1, batch_size=32)
+    env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    endpoint = f"127.0.0.1:{_free_port()}"
+    nodes = []
+    for rank, seed in enumerate((0, 1)):
+        host = tmp_path / str(rank)
+        host.mkdir()
+        make_tabular(400, seed=seed).to_csv(host / "data.csv", index=False)
+        (host / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+        nodes.append(subprocess.Popen(
+            [sys.executable, "-m", "seekforge", "train", "recipe.yaml", "--nnodes", "2", "--node-rank", str(rank),
+             "--rdzv-endpoint", endpoint],
+            cwd=host, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ))  # fmt: skip
+    errors = [node.communicate(timeout=300)[1] for node in nodes]
+    assert all(node.returncode == 2 for node in nodes), errors
+    assert "prepared other data than node rank 0" in errors[0] + errors[1]
+    assert not list(tmp_path.rglob("package.json"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--nnodes", "2", "--node-rank", "2", "--rdzv-endpoint", "h:1"], "--node-rank must be from 0 to 1"),
+        (["--nnodes", "2"], "--rdzv-endpoint must be host:port of node rank 0"),
+        (["--nnodes", "2", "--node-rank", "1", "--rdzv-endpoint", "host"], "--rdzv-endpoint must be host:port"),
+        (
+            ["--nnodes", "3", "--rdzv-endpoint", "h:1", "--nproc", "2"],
+            "must be a multiple of processes x grad_accum (6 x 1)",
+        ),
+    ],
+)
+def test_bad_node_options_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    make_tabular(100).to_csv(tmp_path / "data.csv", index=False)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(tabular_recipe("data.csv", batch_size=32)))
+    proc = seekforge("train", "recipe.yaml", *args, cwd=tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*.pt"))
+
+
+@pytest.mark.slow
+def test_sigterm_on_node_0_stops_both_nodes_and_resume_on_each_finishes(tmp_path: Path) -> None:
+    recipe = tabular_recipe("data.csv", epochs=2, batch_size=4)
+    hosts = [tmp_path / name for name in ("a", "b")]
+    for host in hosts:
+        host.mkdir()
+        make_tabular(2400).to_csv(host / "data.csv", index=False)
+        (host / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+
+    def start(rank: int, *extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "seekforge", "train", "recipe.yaml", "--nnodes", "2", "--node-rank", str(rank),
+             "--rdzv-endpoint", endpoint, *extra],
+            cwd=hosts[rank], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    endpoint = f"127.0.0.1:{_free_port()}"
+    nodes = [start(0), start(1)]
+    deadline = time.monotonic() + 120
+    while not list((hosts[0] / "runs").rglob("metrics.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first epoch is done: both nodes are training
+    nodes[0].send_signal(signal.SIGTERM)
+    errors = [node.communicate(timeout=120)[1] for node in nodes]
+    assert [node.returncode for node in nodes] == [130, 130], errors
+    assert "distributed training stopped" in errors[0] and "stopped on another node" in errors[1], errors
+    endpoint = f"127.0.0.1:{_free_port()}"
+    nodes = [start(0, "--resume", "--json"), start(1, "--resume")]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], [err for _, err in outputs]
+    package = hosts[0] / json.loads(outputs[0][0])["package"]
+    assert (package / "package.json").is_file()

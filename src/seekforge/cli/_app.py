@@ -86,8 +86,8 @@ app.command()(validate)
 app.command("run", help="Run the whole recipe: data -> train -> evaluate -> package -> report.")(run_cmd)
 app.command(
     "train",
-    help="Train the recipe's model and write its package (--nproc N trains with DDP under torchrun); "
-    "the same as run until a recipe declares later stages.",
+    help="Train the recipe's model and write its package (--nproc N trains with DDP under torchrun; --nnodes, "
+    "--node-rank and --rdzv-endpoint over several machines); the same as run until a recipe declares later stages.",
 )(run_cmd)
 for command in (tune, evaluate, predict, export, bench, optimize, compress, serve, monitor):
     app.command()(command)

@@ -98,11 +98,45 @@ def run_cmd(
     resume: Resume = False,
     run_dir: RunDir = None,
     nproc: Nproc = 1,
+    nnodes: Annotated[int, typer.Option("--nnodes", min=1, help="Machines training together (torchrun).")] = 1,
+    node_rank: Annotated[
+        int, typer.Option("--node-rank", min=0, help="This machine's rank; rank 0 writes the package.")
+    ] = 0,
+    rdzv_endpoint: Annotated[
+        str | None, typer.Option("--rdzv-endpoint", help="host:port where node rank 0 listens (several machines).")
+    ] = None,
+    print_k8s: Annotated[
+        bool, typer.Option("--print-k8s", help="Print a Kubeflow Trainer TrainJob running this on --nnodes pods.")
+    ] = False,
+    image: Annotated[
+        str | None, typer.Option("--image", help="--print-k8s: an image with seekforge, by tag (not latest) or digest.")
+    ] = None,
+    claim: Annotated[
+        str | None, typer.Option("--claim", help="--print-k8s: mount this volume claim (default: a new one).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    from seekforge.pipeline import run
+    from seekforge.pipeline import join, run
 
-    result = run(recipe, overrides=set_ or [], runs_dir=runs_dir, resume=resume, run_dir=run_dir, nproc=nproc)
+    if print_k8s:
+        from seekforge.pipeline import trainjob
+        from seekforge.recipe import load_recipe
+
+        text = trainjob(recipe, load_recipe(recipe, overrides=set_ or []), image=image, nnodes=nnodes, nproc=nproc,
+                        claim=claim)  # fmt: skip
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+        return
+    if node_rank > 0:
+        folder = join(recipe, node_rank=node_rank, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint or "",
+                      nproc=nproc, overrides=set_ or [], runs_dir=runs_dir, resume=resume, run_dir=run_dir)  # fmt: skip
+        if as_json:
+            print_json({"run_dir": folder, "node_rank": node_rank, "nnodes": nnodes, "package": None})
+        else:
+            out.print(f"node {node_rank} of {nnodes} finished its share; node rank 0 writes the package "
+                      f"(this node's run folder: {folder})", markup=False, soft_wrap=True)  # fmt: skip
+        return
+    result = run(recipe, overrides=set_ or [], runs_dir=runs_dir, resume=resume, run_dir=run_dir, nproc=nproc,
+                 nnodes=nnodes, rdzv_endpoint=rdzv_endpoint)  # fmt: skip
     if as_json:
         compressed = result.compression
         print_json({"run_dir": result.run_dir, "package": result.package, "report": result.package / "report.html",

@@ -1,5 +1,6 @@
 """The pipeline: ``run`` chains data -> train -> evaluate -> package -> report."""
 
-from seekforge.pipeline._run import RunResult, run
+from seekforge.pipeline._k8s import trainjob
+from seekforge.pipeline._run import RunResult, join, run
 
-__all__ = ["RunResult", "run"]
+__all__ = ["RunResult", "join", "run", "trainjob"]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from seekforge.build import Built, finish, fit, prepare
-from seekforge.core.errors import ConfigError, SeekforgeError, TrainingInterrupted
+from seekforge.core.errors import ConfigError
 from seekforge.core.io import sha256_file, work_folder, write_text_atomic
 from seekforge.core.package import MANIFEST, read_manifest
 from seekforge.core.progress import console
+from seekforge.pipeline._launch import Nodes, launch
 from seekforge.recipe import Recipe, load_recipe
 from seekforge.train import DistContext, checkpoint_path
 
@@ -46,6 +45,8 @@ def run(
     run_dir: str | Path | None = None,
     nproc: int = 1,
     data: pd.DataFrame | None = None,
+    nnodes: int = 1,
+    rdzv_endpoint: str | None = None,
 ) -> RunResult:
     """Run a recipe end to end and write its model package.
 
@@ -58,6 +59,8 @@ def run(
         nproc: Processes for distributed data-parallel training through ``torchrun``.
         data: The table to train on, in place of the recipe's ``data.source`` (saved once, by its content,
             as ``<runs_dir>/frames/<sha256>.parquet``, which the package's lineage then names).
+        nnodes, rdzv_endpoint: Train over several machines: this one is node rank 0 and listens on
+            ``rdzv_endpoint`` (``host:port``); each other one runs :func:`join` with its node rank.
 
     Returns:
         The run folder, the package path and the test metrics.
@@ -69,27 +72,80 @@ def run(
     """
     if data is not None:
         overrides = [*overrides, f"data.source={_saved_frame(data, Path(runs_dir))}"]
-    resolved = load_recipe(recipe, overrides=overrides)
+    nodes = Nodes(nnodes, 0, rdzv_endpoint)
+    resolved = _checked(load_recipe(recipe, overrides=overrides), nproc, nodes)
+    with _folder(resolved, Path(runs_dir) / resolved.name, resume=resume, run_dir=run_dir) as folder:
+        return _run_in(resolved, folder, resume=resume, nproc=nproc, nodes=nodes)
+
+
+def join(
+    recipe: str | Path | Recipe | dict[str, Any],
+    *,
+    node_rank: int,
+    nnodes: int,
+    rdzv_endpoint: str,
+    nproc: int = 1,
+    overrides: Iterable[str] = (),
+    runs_dir: str | Path = "runs",
+    resume: bool = False,
+    run_dir: str | Path | None = None,
+) -> Path:
+    """Train this machine's share of a job over ``nnodes`` machines, whose node rank 0 runs :func:`run`
+    with the same recipe, data and ``rdzv_endpoint``; that one writes the package.
+
+    This machine prepares its own copy of the data (the workers check that every machine's is the same)
+    and keeps its own checkpoint, so ``resume=True`` on every machine continues an interrupted job.
+
+    Returns:
+        This machine's run folder, under ``<runs_dir>/<name>/node<R>/``.
+    """
+    nodes = Nodes(nnodes, node_rank, rdzv_endpoint)
+    if node_rank == 0:
+        raise ConfigError("node rank 0 writes the package: run it with seekforge.run (seekforge train)")
+    resolved = _checked(load_recipe(recipe, overrides=overrides), nproc, nodes)
+    parent = Path(runs_dir) / resolved.name / f"node{node_rank}"
+    with _folder(resolved, parent, resume=resume, run_dir=run_dir) as folder:
+        write_text_atomic(folder / "recipe.yaml", resolved.to_yaml())
+        console.print(f"[bold]run[/] {resolved.name}, node {node_rank} of {nnodes} -> {escape(str(folder))}")
+        prepare(resolved, folder)
+        launch(folder, nproc, nodes, resume=resume and checkpoint_path(folder).exists())
+        write_text_atomic(folder / NODE_DONE, json.dumps({"node_rank": node_rank, "nnodes": nnodes}))
+    return folder
+
+
+#: Written in a node's run folder when its share of the job has finished (it has no package to say so).
+NODE_DONE = "node-finished.json"
+
+
+def _checked(resolved: Recipe, nproc: int, nodes: Nodes) -> Recipe:
     if nproc < 1:
         raise ConfigError(f"nproc must be >= 1, got {nproc}")
     train = resolved.train
-    if train.batch_size % (nproc * train.grad_accum):
+    processes = nproc * nodes.count
+    if train.batch_size % (processes * train.grad_accum):
         raise ConfigError(
             f"train.batch_size ({train.batch_size}) must be a multiple of processes x grad_accum "
-            f"({nproc} x {train.grad_accum}): each process takes an equal share of every batch",
-            hint=f"set train.batch_size to a multiple of {nproc * train.grad_accum}",
+            f"({processes} x {train.grad_accum}): each process takes an equal share of every batch",
+            hint=f"set train.batch_size to a multiple of {processes * train.grad_accum}",
         )
+    return resolved
+
+
+@contextlib.contextmanager
+def _folder(resolved: Recipe, parent: Path, *, resume: bool, run_dir: str | Path | None) -> Iterator[Path]:
+    """The run folder (new, given, or the latest unfinished one); a new one is removed again when the run
+    fails before its first checkpoint, since there is nothing in it to resume."""
     fresh = not resume and not (run_dir is not None and Path(run_dir).exists())
-    folder = _run_folder(resolved, Path(runs_dir), resume=resume, explicit=Path(run_dir) if run_dir else None)
+    folder = _run_folder(resolved, parent, resume=resume, explicit=Path(run_dir) if run_dir else None)
     try:
-        return _run_in(resolved, folder, resume=resume, nproc=nproc)
+        yield folder
     except BaseException:
-        if fresh and not checkpoint_path(folder).exists():  # nothing to resume: leave no folder behind
+        if fresh and not checkpoint_path(folder).exists():
             shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
-def _run_in(resolved: Recipe, folder: Path, *, resume: bool, nproc: int) -> RunResult:
+def _run_in(resolved: Recipe, folder: Path, *, resume: bool, nproc: int, nodes: Nodes) -> RunResult:
     write_text_atomic(folder / "recipe.yaml", resolved.to_yaml())
     console.print(f"[bold]run[/] {resolved.name} -> {escape(str(folder))}")
     if resume and (folder / "package" / MANIFEST).is_file():  # trained and packaged: only compression is left
@@ -97,10 +153,10 @@ def _run_in(resolved: Recipe, folder: Path, *, resume: bool, nproc: int) -> RunR
     else:
         prepared = prepare(resolved, folder)
         resuming = resume and checkpoint_path(folder).exists()
-        if nproc == 1:
+        if nproc == 1 and nodes.count == 1:
             fit(resolved, prepared, folder, resume=resuming, dist=DistContext())
         else:
-            _launch_distributed(folder, nproc, resume=resuming)
+            launch(folder, nproc, nodes, resume=resuming)
         result = finish(resolved, prepared, folder)
     if resolved.compress is None:
         return RunResult(result.run_dir, result.package, result.metrics, result.history)
@@ -134,10 +190,10 @@ def _saved_frame(frame: pd.DataFrame, runs_dir: Path) -> Path:
     return path
 
 
-def _run_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Path | None) -> Path:
+def _run_folder(recipe: Recipe, parent: Path, *, resume: bool, explicit: Path | None) -> Path:
     if explicit is not None and resume and not checkpoint_path(explicit).exists():
         raise ConfigError(f"{explicit} has no checkpoint to resume from", hint="run without --resume")
-    folder = work_folder(runs_dir / recipe.name, resume=resume, explicit=explicit,
+    folder = work_folder(parent, resume=resume, explicit=explicit,
                          resumable=lambda d: _unfinished(d, recipe), what=f"run of '{recipe.name}'")  # fmt: skip
     if resume:
         _check_same_recipe(recipe, folder)
@@ -145,8 +201,9 @@ def _run_folder(recipe: Recipe, runs_dir: Path, *, resume: bool, explicit: Path 
 
 
 def _unfinished(folder: Path, recipe: Recipe) -> bool:
-    """A run folder with a checkpoint and no package yet, or no compressed package its recipe asks for."""
-    if not checkpoint_path(folder).exists():
+    """A run folder with a checkpoint and no package yet, or no compressed package its recipe asks for; a
+    node's share of a job over several machines, until it has finished."""
+    if not checkpoint_path(folder).exists() or (folder / NODE_DONE).is_file():
         return False
     if not (folder / "package" / MANIFEST).is_file():
         return True
@@ -185,43 +242,3 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flatten(value, f"{prefix}{key}."))
         return out
     return {prefix.rstrip("."): data}
-
-
-def _launch_distributed(folder: Path, nproc: int, *, resume: bool) -> None:
-    """Train under ``torchrun`` in its own session; Ctrl-C or SIGTERM here becomes one SIGTERM to torchrun,
-    which passes it to every worker, and they stop together at the next step after a checkpoint."""
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-        "-m", "seekforge.build._ddp", str(folder),
-    ]  # fmt: skip
-    if resume:
-        command.append("--resume")
-    threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    console.print(f"[bold]torchrun[/] {nproc} processes (gloo on CPU, nccl on CUDA)")
-    proc = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": threads}, start_new_session=True)
-    stopping = []
-
-    def forward(signum: int, frame: Any) -> None:
-        if stopping and signum == signal.SIGINT:  # a second Ctrl-C: stop everything now
-            os.killpg(proc.pid, signal.SIGKILL)
-            return
-        stopping.append(signum)
-        console.print("stopping the workers after their current step (Ctrl-C again to kill them)")
-        proc.send_signal(signal.SIGTERM)
-
-    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        code = proc.wait()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if stopping:
-        raise TrainingInterrupted(
-            f"distributed training stopped; checkpoint in {checkpoint_path(folder)}",
-            hint="continue with the same command and --resume",
-        )
-    if code != 0:
-        raise SeekforgeError(
-            f"distributed training failed (torchrun exit code {code}); see the worker output above",
-            hint="resume from the last checkpoint with --resume, or run with --nproc 1 to see the error alone",
-        )

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from seekforge import __version__
 from seekforge.core.errors import ConfigError
+from seekforge.core.k8s import k8s_name, pinned_image
 
 __all__ = ["SOURCE_FILES", "dockerfile", "kubernetes", "source_tree"]
 
@@ -18,10 +18,6 @@ def _extras(manifest: dict[str, Any], backend: str) -> str:
     from seekforge.serve._service import runtime_only
 
     return "runtime,serve" if runtime_only(manifest, backend) else "all"
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:50] or "model"
 
 
 #: what the image's first stage copies from the source tree to build seekforge's wheel
@@ -93,7 +89,7 @@ def dockerfile(
     return f"""\
 # syntax=docker/dockerfile:1
 # Serves the seekforge package '{manifest["name"]}'. Build it from the seekforge source tree:
-#   docker build -t {_slug(manifest["name"])}:{_weights_tag(manifest)} -f Dockerfile {contexts} {tree}
+#   docker build -t {k8s_name(manifest["name"])}:{_weights_tag(manifest)} -f Dockerfile {contexts} {tree}
 {first}
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
@@ -142,8 +138,8 @@ def kubernetes(
 
     from seekforge.core.errors import ConfigError
 
-    name = _slug(manifest["name"])
-    if image is None or not _pinned(image):
+    name = k8s_name(manifest["name"])
+    if image is None or not pinned_image(image):
         raise ConfigError(
             f"--print-k8s needs the image that serves the model, by a tag other than latest or a digest; got {image!r}",
             hint=f"build it from --print-dockerfile and pass --image REGISTRY/{name}:{_weights_tag(manifest)}",
@@ -252,14 +248,6 @@ def kubernetes(
         else "The autoscaler reads seekforge_requests_in_flight\n# through the Prometheus adapter (custom.metrics.k8s.io).\n"
     )
     return header + yaml.safe_dump_all([workload, service, autoscaler], sort_keys=False)
-
-
-def _pinned(image: str) -> bool:
-    """Whether ``image`` names one build: a digest, or a tag other than ``latest``."""
-    if "@sha256:" in image:
-        return True
-    name, _, tag = image.rpartition(":")
-    return bool(name) and "/" not in tag and tag not in ("", "latest")
 
 
 def _weights_tag(manifest: dict[str, Any]) -> str:

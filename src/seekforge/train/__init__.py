@@ -11,6 +11,7 @@ from seekforge.train._trainer import (
     checkpoint_path,
     lr_lambda,
     resolve_device,
+    stop_record_path,
     task_loss,
 )
 from seekforge.train.config import OPTIMIZERS, OptimizerConfig, TrainConfig
@@ -31,5 +32,6 @@ __all__ = [
     "lr_lambda",
     "regression_metrics",
     "resolve_device",
+    "stop_record_path",
     "task_loss",
 ]

@@ -45,6 +45,12 @@ def checkpoint_path(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints" / CHECKPOINT
 
 
+def stop_record_path(run_dir: Path) -> Path:
+    """Where a distributed worker notes that training stopped for a stop request (from any machine), so
+    the launcher tells a stop, which ``--resume`` continues, from a failure."""
+    return Path(run_dir) / "checkpoints" / "stopped.json"
+
+
 # Epochs of small models take milliseconds: an epoch-end checkpoint is skipped when the last one is younger
 # than this, so a crash costs at most this much work (the final epoch and every stop always write one).
 EPOCH_CHECKPOINT_SECONDS = 30.0
@@ -87,14 +93,21 @@ class Tensors:
 
 @dataclass(frozen=True)
 class DistContext:
-    """Where this process stands in a distributed run (world of 1 when not distributed)."""
+    """Where this process stands in a distributed run (world of 1 when not distributed): its global rank,
+    and its rank on its own machine (``local_rank``), whose 0 keeps that machine's checkpoint."""
 
     rank: int = 0
     world_size: int = 1
+    local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @property
+    def keeps_checkpoint(self) -> bool:
+        """One process per machine writes the checkpoint, so every machine can resume from its own disk."""
+        return self.local_rank == 0
 
 
 @dataclass
@@ -333,7 +346,8 @@ class Trainer:
                     stop = self._any_rank(self._early_stopping(state, record))
                     state.update(epoch=epoch + 1, micro=0, stopped=stop, epoch_losses=[])
                     last = stop or state["epoch"] == cfg.epochs
-                    saved = last or time.monotonic() - self._last_checkpoint >= EPOCH_CHECKPOINT_SECONDS
+                    due = time.monotonic() - self._last_checkpoint >= EPOCH_CHECKPOINT_SECONDS
+                    saved = last or self._any_rank(due)  # every machine checkpoints at the same epochs
                     if saved:
                         self._save_checkpoint(state, optimizer, scheduler)
                     progress.update(task, completed=state["step"])
@@ -478,7 +492,8 @@ class Trainer:
 
     def _save_checkpoint(self, state: dict[str, Any], optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
         """Write the live state atomically; called only right after an optimizer step or an epoch's end."""
-        if not self.dist.is_main:
+        if not self.dist.keeps_checkpoint:
+            self._last_checkpoint = time.monotonic()
             return
         payload = {
             **state,
