@@ -197,14 +197,17 @@ def test_export_then_predict_with_onnxruntime(workdir: Path, package: Path, tmp_
     assert_user_error(proc, "exporting to tensorrt needs NVIDIA TensorRT")
     proc = seekforge("export", str(copy), "--format", "openvino", "--precision", "fp16", cwd=tmp_path)
     assert_user_error(proc, "fp16 is not available for openvino")
-    proc = seekforge("export", str(copy), "--format", "openvino", "--precision", "bf16", cwd=tmp_path)
+    proc = seekforge("export", str(copy), "--format", "openvino", "--precision", "bf16", "--json", cwd=tmp_path)
     if not hardware().bf16:  # the hardware decides: refused, with why and what to do instead
         assert_user_error(proc, "computes in bfloat16 only on a CPU with AVX-512 BF16 or AMX")
-        proc = seekforge("export", str(copy), "--format", "openvino", cwd=tmp_path, check=True)
+        proc = seekforge("export", str(copy), "--format", "openvino", "--json", cwd=tmp_path, check=True)
+        exported = json.loads(proc.stdout)  # --json: the record and its parity, nothing else on stdout
+        assert exported["path"].endswith("openvino/model.xml") and exported["parity"]["passed"] is True
         assert "openvino" in seekforge("bench", str(copy), "--batch", "1", "--seconds", "0.1", cwd=tmp_path).stdout
         return
     assert proc.returncode == 0, proc.stderr
-    assert "openvino/model-bf16.xml" in proc.stdout and "parity passed" in proc.stdout
+    exported = json.loads(proc.stdout)  # --json: the record and its parity, nothing else on stdout
+    assert exported["path"].endswith("openvino/model-bf16.xml") and exported["parity"]["passed"] is True
     proc = seekforge("bench", str(copy), "--batch", "1", "--seconds", "0.1", cwd=tmp_path, check=True)
     assert "openvino-bf16" in proc.stdout
 

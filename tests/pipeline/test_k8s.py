@@ -10,14 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 
 from tests.conftest import make_tabular, tabular_recipe
 from tests.integration.cli import seekforge
 from tests.integration.test_train_resume import _free_port
 
 
-def test_the_printed_trainjob_trains_on_two_pods_sharing_a_volume(tmp_path: Path) -> None:
+def test_the_printed_trainjob_trains_on_two_pods_like_one_machine(tmp_path: Path) -> None:
     make_tabular(300).to_csv(tmp_path / "data.csv", index=False)
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(tabular_recipe("data.csv", epochs=2, batch_size=32)))
     printed = seekforge("train", "recipe.yaml", "--print-k8s", "--image", "registry.example/seekforge-train:1.0",
@@ -61,8 +63,14 @@ def test_the_printed_trainjob_trains_on_two_pods_sharing_a_volume(tmp_path: Path
         _, err = pod_proc.communicate(timeout=300)
         assert pod_proc.returncode == 0, err
     packages = list((volume / "runs").rglob("package.json"))
-    assert len(packages) == 1 and "node1" not in str(packages[0])
-    assert list((volume / "runs" / "tiny" / "node1").glob("*/checkpoints/last.pt"))
+    assert len(packages) == 1 and "node1" not in str(packages[0])  # written once, by node rank 0
+    assert list((volume / "runs" / "tiny" / "node1").glob("*/checkpoints/last.pt"))  # each node can resume
+    # the same weights, bit for bit, as one machine with the same processes, threads and global batch
+    seekforge("train", "recipe.yaml", "--nproc", "2", "--run-dir", "one", cwd=tmp_path, env={"OMP_NUM_THREADS": "1"},
+              check=True)  # fmt: skip
+    together = load_file(packages[0].parent / "model.safetensors")
+    alone = load_file(tmp_path / "one" / "package" / "model.safetensors")
+    assert all(torch.equal(together[k], alone[k]) for k in alone), "two pods trained other weights than one machine"
 
 
 def test_the_trainjob_needs_a_pinned_image(tmp_path: Path) -> None:

@@ -93,6 +93,19 @@ for command in (tune, evaluate, predict, export, bench, optimize, compress, serv
     app.command()(command)
 
 
+@app.command("completion")
+def completion(
+    shell: Annotated[str, typer.Argument(help="bash, zsh, fish or powershell.", show_default=False)],
+) -> None:
+    """Print the tab-completion script for a shell (save it where the shell reads completions)."""
+    from typer.completion import get_completion_script
+
+    shells = ("bash", "zsh", "fish", "powershell")
+    if shell not in shells:
+        raise typer.BadParameter(f"unknown shell '{shell}'; choose one of: {', '.join(shells)}")
+    sys.stdout.write(get_completion_script(prog_name="seekforge", complete_var="_SEEKFORGE_COMPLETE", shell=shell))
+
+
 @datasets_app.command("list")
 def datasets_list(as_json: JsonFlag = False) -> None:
     """List the built-in data sets."""
