@@ -18,3 +18,33 @@ def test_heatmap_scatter_and_page_escape_their_text() -> None:
     assert dots.count("<circle") == 3 and "<line" in dots
     page = report.page("t<script>", "sub", [("metrics", report.table([("acc", 0.91234)], ["m", "v"]))])
     assert "<script>" not in page and "0.9123" in page and page.startswith("<!DOCTYPE html>")
+
+
+def test_ticks_are_round_numbers_that_cover_the_data() -> None:
+    for low, high in ((0.00159, 0.711), (0.5, 0.98), (-3.2, 4.7), (1500.0, 1520.0), (2e-5, 9e-5), (5.0, 5.0)):
+        ticks = report.nice_ticks(low, high)
+        assert ticks[0] <= low and ticks[-1] >= high and 2 <= len(ticks) <= 8
+        labels = [report.tick_label(t, ticks) for t in ticks]
+        assert len(set(labels)) == len(labels), labels  # no two ticks print the same
+    ticks = report.nice_ticks(0.00159, 0.711)  # the raw range once printed as 0.00159 and 0.711
+    assert [report.tick_label(t, ticks) for t in ticks] == ["0.0", "0.2", "0.4", "0.6", "0.8"]
+    assert report.nice_ticks(1, 57, integers=True) == [0.0, 20.0, 40.0, 60.0]
+
+
+def test_the_legend_sits_below_the_plot_area() -> None:
+    import re
+
+    svg = report.curves({"a": ([0, 1], [0, 1]), "b": ([0, 1], [1, 0])}, title="t", x_label="x", y_label="y")
+    plot_bottom = max(
+        float(y) + float(h) for y, h in re.findall(r"<rect x='\d+' y='(\d+)' width='\d+' height='(\d+)'", svg)[:1]
+    )
+    legend_y = [float(y) for y in re.findall(r"<text x='[\d.]+' y='([\d.]+)' style='fill:", svg)]
+    assert len(legend_y) == 2 and min(legend_y) > plot_bottom + 20  # under the axis label, not over a line
+
+
+def test_parallel_coordinates_and_correlation_heatmap() -> None:
+    svg = report.parallel_coordinates([("lr", [0.001, 0.1, 0.01]), ("model", ["mlp", "cnn", "mlp"]),
+                                       ("val_accuracy", [0.8, 0.9, 0.85])], [0.8, 0.9, 0.85], title="p")  # fmt: skip
+    assert svg.count("<polyline") == 3 and ">cnn</text>" in svg and ">0.001</text>" in svg
+    heat = report.correlation_heatmap([[1.0, -0.5], [-0.5, None]], ["a<", "b"], title="c")
+    assert "rgb(255,55,55)" in heat and "rgb(155,155,255)" in heat and "&lt;" in heat and "–" in heat

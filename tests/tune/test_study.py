@@ -43,8 +43,32 @@ def test_a_study_prunes_and_packages_its_best_trial(tmp_path: Path, recipe: dict
     assert best_recipe.tune is None and best_recipe.train.lr == pytest.approx(best["params"]["train.lr"])
     predictor = load(result.package)
     assert predictor.predict(make_tabular(5, seed=3)).shape[0] == 5
-    assert (result.study_dir / "report.html").read_text().startswith("<!DOCTYPE html>")
+    report = (result.study_dir / "report.html").read_text()
+    assert report.startswith("<!DOCTYPE html>") and "Intermediate values" in report and ">pruned</text>" in report
+    complete = sum(state == "COMPLETE" for state in states)  # history: 2 lines; each trial's checks; each complete
+    assert "Parallel coordinates" in report and report.count("<polyline") == 2 + 8 + complete  # trial's parameters
     assert len(list((result.study_dir / "data").iterdir())) == 1  # the data was prepared once
+    import optuna
+
+    journal = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(result.study_dir / "study.journal"))
+    )
+    (name,) = optuna.get_all_study_names(journal)
+    assert optuna.load_study(study_name=name, storage=journal).metric_names == ["val_accuracy"]  # for the dashboard
+
+
+def test_equal_metrics_go_to_the_lower_validation_loss(tmp_path: Path, recipe: dict[str, object]) -> None:
+    import optuna
+
+    from seekforge.tune._report import summarize
+
+    study = optuna.create_study(direction="maximize")
+    dist = {"train.lr": optuna.distributions.FloatDistribution(1e-4, 0.3, log=True)}
+    for lr, value, loss in ((0.01, 1.0, 0.30), (0.02, 1.0, 0.12), (0.03, 0.9, 0.05), (0.04, 1.0, 0.20)):
+        study.add_trial(optuna.trial.create_trial(params={"train.lr": lr}, distributions=dist, value=value,
+                                                  user_attrs={"val_loss": loss}))  # fmt: skip
+    best = summarize(study, load_recipe(recipe))["best"]
+    assert best["number"] == 1 and best["tie_break"] == "3 trials tied on val_accuracy: the lowest val_loss won"
 
 
 def test_checks_within_an_epoch_let_the_pruner_stop_a_trial_partway(tmp_path: Path, recipe: dict[str, object]) -> None:

@@ -72,14 +72,17 @@ def finish(
         },
         **(extra or {}),
     }
-    regression_points = None
+    regression_points = scores = None
     if recipe.task == "regression":
         regression_points = (pre.decode_target(test.target).tolist(), pre.decode_target(logits).tolist())
+    else:
+        scores = (test.target.numpy(), pre.decode(logits)[1])
     report = render_report(
         manifest={**manifest, "seekforge_version": seekforge_version()},
         history=result["history"],
         recipe_yaml=recipe.to_yaml(),
         test_predictions=regression_points,
+        test_scores=scores,
     )
     files = {
         "recipe.yaml": recipe.to_yaml(),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from seekforge.build._curves import classification_sections
 from seekforge.core import report as r
 
 
@@ -13,8 +16,10 @@ def render_report(
     history: list[dict[str, Any]],
     recipe_yaml: str,
     test_predictions: tuple[list[float], list[float]] | None = None,
+    test_scores: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> str:
-    """HTML report of a trained package. ``test_predictions`` is (actual, predicted) for regression."""
+    """HTML report of a trained package. ``test_predictions`` is (actual, predicted) for regression,
+    ``test_scores`` (true class indices, class probabilities) for classification."""
     metrics = manifest["metrics"]["test"]
     training = manifest.get("training", {})
     sections: list[tuple[str, str]] = []
@@ -53,6 +58,8 @@ def render_report(
                 r.heatmap(metrics["confusion_matrix"], classes, title="true vs predicted"),
             )
         )
+    if test_scores is not None and manifest["task"] == "classification":
+        sections += classification_sections(*test_scores, manifest["output"]["classes"])
     if test_predictions is not None:
         actual, predicted = test_predictions
         residuals = [p - a for a, p in zip(actual, predicted, strict=True)]
@@ -75,6 +82,7 @@ def render_report(
                     x_label="predicted",
                     y_label="residual",
                 )
+                + r.histogram(*_histogram(residuals), title="residuals (predicted - actual)", width=460, height=260)
                 + "</div>",
             )
         )
@@ -85,6 +93,11 @@ def render_report(
     sections.append(("Recipe", f"<pre>{r.esc(recipe_yaml)}</pre>"))
     subtitle = f"seekforge {manifest.get('seekforge_version', '')} · {manifest.get('created', '')}"
     return r.page(f"{manifest['name']}: {manifest['task']} report", subtitle, sections)
+
+
+def _histogram(values: list[float]) -> tuple[list[float], list[int]]:
+    counts, edges = np.histogram(np.asarray(values, dtype=float), bins=min(30, max(5, len(values) // 10)))
+    return edges.tolist(), counts.tolist()
 
 
 def _compression(record: dict[str, Any]) -> str:

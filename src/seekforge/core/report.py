@@ -54,10 +54,121 @@ def _frame(width: int, height: int, left: int, top: int, w: int, h: int, title: 
     ]
 
 
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+def nice_ticks(low: float, high: float, count: int = 5, *, integers: bool = False) -> list[float]:
+    """About ``count`` ticks at round steps (1, 2, 2.5 or 5 times a power of ten; whole steps for
+    ``integers``) spanning [low, high]: the first at or below ``low``, the last at or above ``high``, so an
+    axis can start and end on them."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return [0.0, 1.0]
     if high <= low:
-        return [low]
-    return [low + (high - low) * i / (count - 1) for i in range(count)]
+        low, high = low - 0.5, high + 0.5
+    raw = (high - low) / max(count - 1, 1)
+    power = 10.0 ** math.floor(math.log10(raw))
+    steps = (1.0, 2.0, 5.0, 10.0) if integers else (1.0, 2.0, 2.5, 5.0, 10.0)
+    step = next(m * power for m in steps if m * power >= raw * (1 - 1e-9))
+    if integers:
+        step = max(step, 1.0)
+    first = math.floor(low / step + 1e-9) * step
+    ticks = [first]
+    while ticks[-1] < high - step * 1e-9:
+        ticks.append(first + len(ticks) * step)
+    return [0.0 if abs(v) < step * 1e-9 else v for v in ticks]
+
+
+def tick_label(value: float, ticks: Sequence[float]) -> str:
+    """``value`` with as many decimals as the ticks' step needs (``0.25``, ``1500``, ``2e-05``)."""
+    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else abs(value) or 1.0
+    if step < 1e-3 or abs(value) >= 1e6:
+        return f"{value:.2g}"
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    if round(step * 10**decimals, 6) % 1:  # 2.5 x 10^k needs one more
+        decimals += 1
+    return f"{value:.{decimals}f}"
+
+
+def _legend(entries: Sequence[tuple[str, str]], *, left: int, top: int, width: int) -> tuple[list[str], int]:
+    """(name, colour) entries in rows under the plot (never over a line); returns the svg parts and the
+    height they take."""
+    parts, x, row = [], left, 0
+    for name, color in entries:
+        text = str(name)[:40]
+        size = 14 + 7 * len(text)
+        if x > left and x + size > left + width:
+            x, row = left, row + 1
+        y = top + 14 * row
+        parts.append(f"<rect x='{x}' y='{y - 8}' width='10' height='3' fill='{color}'/>")
+        parts.append(f"<text x='{x + 14}' y='{y - 3}' style='fill:{color}'>{esc(text)}</text>")
+        x += size + 12
+    return parts, (14 * (row + 1) + 6) if entries else 0
+
+
+def curves(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str = "",
+    x_range: tuple[float, float] | None = None,
+    y_range: tuple[float, float] | None = None,
+    diagonal: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    markers: bool = False,
+    integer_x: bool = False,
+    colors: Mapping[str, str] | None = None,
+    legend: Sequence[tuple[str, str]] | None = None,
+    width: int = 460,
+    height: int = 260,
+) -> str:
+    """Named (x, y) lines on round-numbered axes, the legend under the plot; ``diagonal`` draws a dashed
+    reference line between two points (chance for ROC, perfect calibration). ``colors`` gives series their
+    own colours and ``legend`` its own (label, colour) entries, for many lines in a few groups."""
+    clean = {
+        name: [(float(a), float(b)) for a, b in zip(xs, ys, strict=True) if math.isfinite(a) and math.isfinite(b)]
+        for name, (xs, ys) in series.items()
+    }
+    clean = {name: points for name, points in clean.items() if points}
+    if not clean:
+        return ""
+    every = [p for points in clean.values() for p in points]
+    x_ticks = nice_ticks(*(x_range or (min(p[0] for p in every), max(p[0] for p in every))), integers=integer_x)
+    y_ticks = nice_ticks(*(y_range or (min(p[1] for p in every), max(p[1] for p in every))))
+    lo_x, hi_x, lo_y, hi_y = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
+    left, right, top, bottom = 56, 12, 24, 36
+    entries = (
+        list(legend) if legend is not None else [(name, PALETTE[k % len(PALETTE)]) for k, name in enumerate(clean)]
+    )
+    key, legend_height = _legend(entries, left=left, top=height + 15, width=width - left - right)
+    height += legend_height
+    w, h = width - left - right, height - top - bottom - legend_height
+
+    def px(v: float) -> float:
+        return left + (v - lo_x) / (hi_x - lo_x) * w
+
+    def py(v: float) -> float:
+        return top + h - (v - lo_y) / (hi_y - lo_y) * h
+
+    out = _frame(width, height, left, top, w, h, title)
+    for t in y_ticks:
+        out.append(f"<line x1='{left}' x2='{left + w}' y1='{py(t):.1f}' y2='{py(t):.1f}' stroke='#eee'/>")
+        out.append(f"<text x='{left - 4}' y='{py(t) + 4:.1f}' text-anchor='end'>{tick_label(t, y_ticks)}</text>")
+    for t in x_ticks:
+        out.append(f"<text x='{px(t):.1f}' y='{top + h + 14}' text-anchor='middle'>{tick_label(t, x_ticks)}</text>")
+    out.append(f"<text x='{left + w / 2}' y='{top + h + 30}' text-anchor='middle'>{esc(x_label)}</text>")
+    if y_label:
+        out.append(f"<text x='12' y='{top + h / 2}' transform='rotate(-90 12 {top + h / 2})' "
+                   f"text-anchor='middle'>{esc(y_label)}</text>")  # fmt: skip
+    if diagonal is not None:
+        (x1, y1), (x2, y2) = diagonal
+        out.append(f"<line x1='{px(x1):.1f}' y1='{py(y1):.1f}' x2='{px(x2):.1f}' y2='{py(y2):.1f}' "
+                   "stroke='#999' stroke-dasharray='4'/>")  # fmt: skip
+    for k, (name, points) in enumerate(clean.items()):
+        color = (colors or {}).get(name, PALETTE[k % len(PALETTE)])
+        drawn = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in points)
+        out.append(f"<polyline fill='none' stroke='{color}' stroke-width='2' points='{drawn}'/>")
+        if markers or len(points) == 1:
+            out += [f"<circle cx='{px(a):.1f}' cy='{py(b):.1f}' r='3' fill='{color}'/>" for a, b in points]
+    out += key
+    out.append("</svg>")
+    return "".join(out)
 
 
 def line_chart(
@@ -68,39 +179,9 @@ def line_chart(
     width: int = 460,
     height: int = 260,
 ) -> str:
-    """Lines over x = 1..n, one per named series, with axes and a legend."""
-    clean = {k: [float(v) for v in vs] for k, vs in series.items() if vs}
-    if not clean:
-        return ""
-    values = [v for vs in clean.values() for v in vs if math.isfinite(v)]
-    low, high = (min(values), max(values)) if values else (0.0, 1.0)
-    if high == low:
-        low, high = low - 0.5, high + 0.5
-    n = max(len(vs) for vs in clean.values())
-    left, right, top, bottom = 50, 10, 24, 34
-    w, h = width - left - right, height - top - bottom
-
-    def x(i: int) -> float:
-        return left + (w * i / (n - 1) if n > 1 else w / 2)
-
-    def y(v: float) -> float:
-        return top + h - (v - low) / (high - low) * h
-
-    out = _frame(width, height, left, top, w, h, title)
-    for t in _ticks(low, high):
-        out.append(f"<text x='{left - 4}' y='{y(t) + 4:.1f}' text-anchor='end'>{t:.3g}</text>")
-    for i in sorted({0, n - 1, (n - 1) // 2}):
-        out.append(f"<text x='{x(i):.1f}' y='{top + h + 14}' text-anchor='middle'>{i + 1}</text>")
-    out.append(f"<text x='{left + w / 2}' y='{height - 4}' text-anchor='middle'>{esc(x_label)}</text>")
-    for k, (name, vs) in enumerate(clean.items()):
-        color = PALETTE[k % len(PALETTE)]
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vs) if math.isfinite(v))
-        out.append(f"<polyline fill='none' stroke='{color}' stroke-width='2' points='{points}'/>")
-        out.append(
-            f"<text x='{left + w - 4}' y='{top + 14 + 14 * k}' text-anchor='end' style='fill:{color}'>{esc(name)}</text>"
-        )
-    out.append("</svg>")
-    return "".join(out)
+    """Lines over x = 1..n, one per named series, on round-numbered axes with the legend under the plot."""
+    named = {k: (list(range(1, len(vs) + 1)), [float(v) for v in vs]) for k, vs in series.items() if vs}
+    return curves(named, title=title, x_label=x_label, integer_x=True, width=width, height=height)
 
 
 def heatmap(matrix: Sequence[Sequence[float]], labels: Sequence[Any], *, title: str, cell: int = 34) -> str:
@@ -158,7 +239,8 @@ def scatter(
     if diagonal:
         lo_x = lo_y = min(lo_x, lo_y)
         hi_x = hi_y = max(hi_x, hi_y)
-    hi_x, hi_y = (hi_x if hi_x > lo_x else lo_x + 1), (hi_y if hi_y > lo_y else lo_y + 1)
+    x_ticks, y_ticks = nice_ticks(lo_x, hi_x), nice_ticks(lo_y, hi_y)
+    lo_x, hi_x, lo_y, hi_y = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
     left, right, top, bottom = 55, 10, 24, 34
     w, h = width - left - right, height - top - bottom
 
@@ -173,10 +255,10 @@ def scatter(
         f"<text x='{left + w / 2}' y='{height - 4}' text-anchor='middle'>{esc(x_label)}</text>",
         f"<text x='12' y='{top + h / 2}' transform='rotate(-90 12 {top + h / 2})' text-anchor='middle'>{esc(y_label)}</text>",
     ]
-    for t in _ticks(lo_y, hi_y):
-        out.append(f"<text x='{left - 4}' y='{py(t) + 4:.1f}' text-anchor='end'>{t:.3g}</text>")
-    for t in _ticks(lo_x, hi_x, 3):
-        out.append(f"<text x='{px(t):.1f}' y='{top + h + 14}' text-anchor='middle'>{t:.3g}</text>")
+    for t in y_ticks:
+        out.append(f"<text x='{left - 4}' y='{py(t) + 4:.1f}' text-anchor='end'>{tick_label(t, y_ticks)}</text>")
+    for t in x_ticks:
+        out.append(f"<text x='{px(t):.1f}' y='{top + h + 14}' text-anchor='middle'>{tick_label(t, x_ticks)}</text>")
     if diagonal:
         out.append(
             f"<line x1='{px(lo_x):.1f}' y1='{py(lo_y):.1f}' x2='{px(hi_x):.1f}' y2='{py(hi_y):.1f}' stroke='#999' stroke-dasharray='4'/>"
@@ -206,5 +288,99 @@ def histogram(edges: Sequence[float], counts: Sequence[int], *, title: str, widt
         )
     out.append(f"<text x='{left}' y='{height - 6}'>{edges[0]:.4g}</text>")
     out.append(f"<text x='{left + w}' y='{height - 6}' text-anchor='end'>{edges[-1]:.4g}</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def parallel_coordinates(
+    axes: Sequence[tuple[str, Sequence[Any]]],
+    scores: Sequence[float],
+    *,
+    title: str,
+    better: str = "higher",
+    width: int = 760,
+    height: int = 300,
+) -> str:
+    """One vertical axis per (name, values), one line per row across them, darker for a better score (the
+    best drawn last, on top). Numbers spread over their range (log-spaced when positive and spanning more
+    than two decades); anything else is a category, spaced evenly in sorted order."""
+    rows = len(scores)
+    if rows == 0 or not axes:
+        return ""
+    left, right, top, bottom = 40, 40, 40, 30
+    w, h = width - left - right, height - top - bottom
+    gap = w / max(len(axes) - 1, 1)
+    positions: list[list[float]] = []  # per axis, each row's height 0..1
+    labels: list[list[tuple[float, str]]] = []
+    for _, values in axes:
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
+        if len(numbers) == rows:
+            low, high = min(numbers), max(numbers)
+            log = low > 0 and high / low > 100
+            f = (lambda v: math.log10(v)) if log else (lambda v: float(v))
+            span = (f(high) - f(low)) or 1.0
+            positions.append([(f(v) - f(low)) / span for v in numbers])
+            labels.append([(0.0, f"{low:.3g}"), (1.0, f"{high:.3g}")])
+        else:
+            kinds = sorted({str(v) for v in values})
+            step = 1 / max(len(kinds) - 1, 1)
+            where = {kind: i * step if len(kinds) > 1 else 0.5 for i, kind in enumerate(kinds)}
+            positions.append([where[str(v)] for v in values])
+            labels.append([(where[k], k[:14]) for k in kinds])
+    finite = [s for s in scores if math.isfinite(s)]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    sign = 1.0 if better == "higher" else -1.0
+
+    def goodness(s: float) -> float:
+        if not math.isfinite(s) or hi == lo:
+            return 0.5
+        return ((s - lo) / (hi - lo)) if sign > 0 else ((hi - s) / (hi - lo))
+
+    out = [f"<svg width='{width}' height='{height}' role='img' aria-label='{esc(title)}'>",
+           f"<text x='{left}' y='14' font-weight='bold'>{esc(title)}</text>"]  # fmt: skip
+    for i, row in sorted(enumerate(scores), key=lambda item: goodness(item[1])):
+        g = goodness(row)
+        shade = (int(200 - 170 * g), int(210 - 130 * g), int(230 - 40 * g))
+        points = " ".join(f"{left + a * gap:.1f},{top + h - positions[a][i] * h:.1f}" for a in range(len(axes)))
+        out.append(f"<polyline fill='none' stroke='rgb{shade}' stroke-width='{1 + 1.5 * g:.1f}' points='{points}'/>")
+    for a, (name, _) in enumerate(axes):
+        x = left + a * gap
+        out.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{top}' y2='{top + h}' stroke='#555'/>")
+        out.append(f"<text x='{x:.1f}' y='{top - 8}' text-anchor='middle'>{esc(name)}</text>")
+        for at, text in labels[a]:
+            out.append(f"<text x='{x + 3:.1f}' y='{top + h - at * h + 4:.1f}'>{esc(text)}</text>")
+    out.append(f"<text x='{left}' y='{height - 6}' class='muted'>darker: better ({better} is better)</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def correlation_heatmap(matrix: Sequence[Sequence[float | None]], labels: Sequence[str], *, title: str) -> str:
+    """A correlation matrix: red for positive, blue for negative, white at 0; values in cells large enough."""
+    n = len(matrix)
+    if n == 0:
+        return ""
+    cell = max(12, min(30, 600 // n))
+    left, top = 150, 30
+    size = cell * n
+    out = [f"<svg width='{left + size + 90}' height='{top + size + 120}' role='img' aria-label='{esc(title)}'>",
+           f"<text x='0' y='14' font-weight='bold'>{esc(title)}</text>"]  # fmt: skip
+    for i, row in enumerate(matrix):
+        out.append(f"<text x='{left - 6}' y='{top + i * cell + cell / 2 + 4}' text-anchor='end'>"
+                   f"{esc(str(labels[i])[:22])}</text>")  # fmt: skip
+        x = left + i * cell + cell / 2
+        out.append(f"<text x='{x}' y='{top + size + 8}' transform='rotate(60 {x} {top + size + 8})'>"
+                   f"{esc(str(labels[i])[:18])}</text>")  # fmt: skip
+        for j, value in enumerate(row):
+            if value is None:
+                fill, text = "#eee", "–"
+            else:
+                strength = int(255 - 200 * min(abs(value), 1.0))
+                fill = f"rgb(255,{strength},{strength})" if value >= 0 else f"rgb({strength},{strength},255)"
+                text = f"{value:.2f}"
+            out.append(f"<rect x='{left + j * cell}' y='{top + i * cell}' width='{cell}' height='{cell}' "
+                       f"fill='{fill}' stroke='#fff'><title>{esc(labels[i])} / {esc(labels[j])}: {text}</title></rect>")  # fmt: skip
+            if cell >= 28:
+                out.append(f"<text x='{left + j * cell + cell / 2}' y='{top + i * cell + cell / 2 + 4}' "
+                           f"text-anchor='middle' style='font-size:9px'>{text}</text>")  # fmt: skip
     out.append("</svg>")
     return "".join(out)

@@ -21,8 +21,10 @@ import pandas as pd
 from seekforge.core.errors import DataError
 from seekforge.core.images import image_size
 from seekforge.core.progress import progress_task
+from seekforge.data._correlation import class_distributions, correlations, redundant_partners
 from seekforge.data._duplicates import duplicate_counts
 from seekforge.data._values import as_text, nested_positions, numbers
+from seekforge.data._warnings import warnings_of
 
 #: a value that parses as a number in at least this share of a column's non-missing cells makes it numeric
 NUMERIC_SHARE = 0.95
@@ -83,7 +85,7 @@ def infer_task(column: pd.Series, kind: str) -> str:
 
 def profile_steps(label: str | None) -> int:
     """How many steps ``profile_frame`` announces."""
-    return 2 if label is None else 4
+    return 3 if label is None else 5
 
 
 def profile_frame(
@@ -158,6 +160,14 @@ def profile_frame(
         candidates = sum(1 for n, k in kinds.items() if n != label and k in ("numeric", "binary", "category"))
         if len(measured) < candidates:
             profile["importance_sample"] = {"columns": len(measured), "of": candidates}
+        if label_task == "classification":
+            ranked = sorted((n for n, k in kinds.items() if k == "numeric" and n != label),
+                            key=lambda n: -columns[n].get("importance", 0.0))  # fmt: skip
+            profile["by_class"] = class_distributions(frame, kinds, label, ranked, seed=seed)
+    step("correlations")
+    profile["correlation"] = correlations(frame, kinds, label, seed=seed)
+    for name, (partner, rho) in redundant_partners(profile["correlation"]).items():
+        columns[name]["redundant_with"] = [partner, rho]
     profile["warnings"] = warnings_of(profile)
     return profile
 
@@ -363,55 +373,3 @@ def importance(
         model.fit(x_fit, y_fit)
         result = permutation_importance(model, x_held, y_held, n_repeats=5, random_state=seed)
     return {name: float(value) for name, value in zip(names, result.importances_mean, strict=True)}
-
-
-def warnings_of(profile: Mapping[str, Any]) -> list[str]:
-    """The profile's problems, in plain words."""
-    out = []
-    rows = profile["rows"]
-    label = profile.get("label")
-    majority = max(label["classes"].values()) / rows if label and label.get("classes") else None
-    for name, col in profile["columns"].items():
-        if col["constant"]:
-            out.append(f"'{name}' is constant: it cannot help a model")
-        if col["id_like"]:
-            out.append(f"'{name}' looks like an identifier ({col['id_like']}): models memorise it")
-        if col["missing_share"] >= 0.2:
-            out.append(f"'{name}' is missing in {col['missing_share']:.0%} of rows")
-        if col.get("unparseable"):
-            out.append(f"'{name}' ({col['type']}) has {col['unparseable']} values that do not parse")
-        if col.get("unreadable"):
-            out.append(f"'{name}' names {col['unreadable']} image files that cannot be read")
-        if col.get("nested"):
-            out.append(
-                f"'{name}' holds lists or objects in {col['nested']} cells: no feature type takes them as they are "
-                "(flatten them into plain columns)"
-            )
-        if col.get("too_large"):
-            out.append(
-                f"'{name}' names {col['too_large']} images larger than the pixel limit, which every stage refuses "
-                f"(first: {col['too_large_files'][0]})"
-            )
-        leak = col.get("leakage")
-        if leak is not None and leak >= 0.99 and (majority is None or majority < 0.99):
-            out.append(f"'{name}' alone predicts the label ({leak:.3f}): it probably leaks the label")
-    sample = profile.get("importance_sample")
-    if sample:
-        out.append(
-            f"importance was measured on a seeded sample of {sample['columns']:,} of the {sample['of']:,} columns "
-            "(a table this wide would take many minutes)"
-        )
-    idle = [n for n, c in profile["columns"].items() if abs(c.get("importance", 1.0)) < 0.001 and not c["constant"]]
-    if idle:
-        out.append(
-            f"{len(idle)} columns add nothing measurable to a quick model beyond the other columns (permutation "
-            f"importance ~0): {', '.join(idle[:8])}{', ...' if len(idle) > 8 else ''}"
-        )
-    dup = profile["duplicates"]
-    if dup["exact"]:
-        out.append(f"{dup['exact']} rows repeat an earlier row exactly")
-    if dup["near"]:
-        out.append(f"{dup['near']} more rows repeat an earlier row nearly (rounding, case, spacing)")
-    if label and label.get("imbalance_ratio", 1) >= 5:
-        out.append(f"the label is imbalanced: the largest class is {label['imbalance_ratio']:.1f}x the smallest")
-    return out

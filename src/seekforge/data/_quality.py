@@ -30,6 +30,9 @@ def column_notes(column: dict[str, Any]) -> list[str]:
         notes.append(f"ID-like: {column['id_like']}")
     if (column.get("leakage") or 0) >= 0.99:
         notes.append(f"leaks the label ({column['leakage']:.3f})")
+    if column.get("redundant_with"):
+        partner, rho = column["redundant_with"]
+        notes.append(f"redundant with {partner} (rho {rho:.2f})")
     return notes
 
 

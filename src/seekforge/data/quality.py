@@ -26,6 +26,7 @@ from seekforge.core.io import atomic_dir, write_text_atomic
 from seekforge.core.memory import release_free_memory
 from seekforge.core.progress import progress_task
 from seekforge.data._clean import CLEAN_STEPS, clean_frame
+from seekforge.data._correlation import correlation_sections
 from seekforge.data._profile import infer_type, profile_frame, profile_steps
 from seekforge.data._quality import column_notes, moved, quality_score
 from seekforge.data._schema import Violation, build_schema, validate_frame
@@ -384,7 +385,10 @@ def render_report(report: dict[str, Any]) -> str:
         (
             f"Quality score: {head}",
             "<p class='muted'>Each component is a share from 0 to 1; the score is their weighted mean × 100.</p>"
-            + html.table(rows, ["component", "as read", "after cleaning" if after else "", "what it means"]),
+            + html.table(
+                [row if after else [row[0], row[1], row[3]] for row in rows],
+                ["component", "as read", *(["after cleaning"] if after else []), "what it means"],
+            ),
         )
     )
     if "accounting" in report:
@@ -417,6 +421,7 @@ def render_report(report: dict[str, Any]) -> str:
     sections.append(("Columns", html.table(column_rows, header)))
     if charts:
         sections.append(("Distributions", "<div class='charts'>" + "".join(charts[:40]) + "</div>"))
+    sections += correlation_sections(before)
     label = before.get("label")
     if label and label.get("classes"):
         sections.append(("Label", html.table(list(label["classes"].items()), ["class", "rows"])))

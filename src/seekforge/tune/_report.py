@@ -33,7 +33,12 @@ def summarize(study: Any, recipe: Recipe) -> dict[str, Any]:
             t["user_attrs"].setdefault("failed", reasons[t["number"]])
     complete = [t for t in trials if t["state"] == "COMPLETE"]
     sign = -1.0 if direction == "maximize" else 1.0
-    best = min(complete, key=lambda t: sign * t["values"][metric]) if complete else None
+    # equal metrics (a saturated one) go to the lower validation loss, then the earlier trial
+    best = min(complete, key=lambda t: (sign * t["values"][metric], t["user_attrs"].get("val_loss", math.inf),
+                                        t["number"])) if complete else None  # fmt: skip
+    if best is not None:
+        tied = [t for t in complete if t["values"][metric] == best["values"][metric]]
+        best["tie_break"] = f"{len(tied)} trials tied on {metric}: the lowest val_loss won" if len(tied) > 1 else None
     pareto = []
     if tune.objectives and complete:
         pareto = sorted(t.number for t in study.best_trials)
@@ -54,6 +59,7 @@ def summarize(study: Any, recipe: Recipe) -> dict[str, Any]:
         "objectives": names,
         "sampler": tune.sampler,
         "pruner": tune.pruner,
+        "checks_per_epoch": tune.checks_per_epoch,
         "counts": {
             state: sum(t["state"] == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
         },
@@ -78,6 +84,29 @@ def _trial(trial: Any, names: list[str]) -> dict[str, Any]:
     }
 
 
+#: trial states and the colour of their lines in the intermediate-values chart
+STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#d62728", "FAIL": "#999999"}
+
+
+def _intermediate_chart(summary: dict[str, Any]) -> str:
+    """Every trial's reported values by check (an epoch, or a fraction of one), pruned trials in red: how
+    early the pruner stopped the losers."""
+    per_epoch = max(1, int(summary.get("checks_per_epoch", 1)))
+    series, colors = {}, {}
+    for t in summary["trials"]:
+        if t["intermediate"] and t["state"] in STATE_COLORS:
+            points = sorted((int(step), value) for step, value in t["intermediate"].items())  # JSON: str keys
+            name = f"trial {t['number']}"
+            series[name] = ([step / per_epoch for step, _ in points], [value for _, value in points])
+            colors[name] = STATE_COLORS[t["state"]]
+    if not series:
+        return ""
+    shown = {state for t in summary["trials"] if t["intermediate"] for state in [t["state"]]}
+    legend = [(state.lower(), color) for state, color in STATE_COLORS.items() if state in shown]
+    return html.curves(series, title=f"{summary['metric']} at each check", x_label="epoch", colors=colors,
+                       legend=legend, markers=True)  # fmt: skip
+
+
 def write_report(summary: dict[str, Any], path: Path) -> None:
     metric = summary["metric"]
     sign = 1.0 if summary["direction"] == "maximize" else -1.0
@@ -91,7 +120,8 @@ def write_report(summary: dict[str, Any], path: Path) -> None:
     best = summary["best"]
     sections.append(("Best trial", html.table(
         [["trial", best["number"]], *[[k, v] for k, v in best["values"].items()], *[[k, v] for k, v in best["params"].items()],
-         *[[f"test {k}", v] for k, v in best.get("test", {}).items() if not isinstance(v, list | dict)]],
+         *[[f"test {k}", v] for k, v in best.get("test", {}).items() if not isinstance(v, list | dict)],
+         *([["chosen", best["tie_break"]]] if best.get("tie_break") else [])],
     )))  # fmt: skip
     if points:
         chart = html.line_chart(
@@ -100,6 +130,16 @@ def write_report(summary: dict[str, Any], path: Path) -> None:
             x_label="complete trial",
         )
         sections.append(("Optimisation history", chart))
+    learning = _intermediate_chart(summary)
+    if learning:
+        sections.append(("Intermediate values (what the pruner saw)", learning))
+    if len(done) >= 2 and done[0]["params"]:
+        names = [name for name in done[0]["params"] if all(name in t["params"] for t in done)]
+        axes = [(name, [t["params"][name] for t in done]) for name in names]
+        axes.append((metric, [t["values"][metric] for t in done]))
+        chart = html.parallel_coordinates(axes, [t["values"][metric] for t in done], title="parameters of each "
+                                          "complete trial, and its metric", better="higher" if sign > 0 else "lower")  # fmt: skip
+        sections.append(("Parallel coordinates", chart))
     if summary["importance"]:
         rows = sorted(summary["importance"].items(), key=lambda kv: -kv[1])
         sections.append(("Parameter importance (fANOVA)", html.table(rows, ["parameter", "importance"])))

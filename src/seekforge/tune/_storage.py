@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,11 @@ def open_study(recipe: Recipe, study_dir: Path, storage: str | None = None, *, w
     study = optuna.create_study(
         storage=backend, study_name=study_name(recipe), pruner=pruner, directions=directions, load_if_exists=True
     )
+    names = [metric_of(recipe)[0], *tune.objectives]
+    if study.metric_names is None:  # optuna-dashboard and study.trials_dataframe() show these names
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
     held = len(study.get_trials(deepcopy=False))
     seed = int(np.random.SeedSequence([recipe.seed, worker, held]).generate_state(1)[0])
     study.sampler = _sampler(optuna, tune.sampler, seed, multi=len(directions) > 1)

@@ -106,6 +106,8 @@ class Objective:
         kept = result.history[result.best_epoch - 1]
         value = float(kept[self.metric])
         trial.set_user_attr("epochs", len(result.history))
+        if "val_loss" in kept:  # breaks ties on a saturated metric (accuracy 1.0 on a small split)
+            trial.set_user_attr("val_loss", float(kept["val_loss"]))
         extra = [self._objective(name, recipe, folder, prepared) for name in self.recipe.tune.objectives]  # type: ignore[union-attr]
         for name, got in zip(self.recipe.tune.objectives, extra, strict=True):  # type: ignore[union-attr]
             trial.set_user_attr(name, got)
