@@ -188,10 +188,10 @@ def test_dataset_drift_needs_the_configured_share(reference: dict[str, Any]) -> 
 
 
 def test_small_window_is_not_enough_data(reference: dict[str, Any]) -> None:
-    report = drift_report(reference, _table(100, 1, shift=3.0))
+    report = drift_report(reference, _table(60, 1, shift=3.0))
     assert not report.enough_data and not report.drift and report.drifted_count == 0
     assert report.features[0].statistic is not None and not report.features[0].enough_data
-    assert drift_report(reference, _table(100, 1, shift=3.0), MonitorConfig(min_rows=50)).drifted_features == ("x",)
+    assert drift_report(reference, _table(60, 1, shift=3.0), MonitorConfig(min_rows=50)).drifted_features == ("x",)
 
 
 def test_invalid_configs_say_what_is_wrong(reference: dict[str, Any]) -> None:
@@ -327,3 +327,31 @@ def test_fast_buckets_equal_searchsorted(side: str) -> None:
         counts, sums = buckets(x, values, side, sums=True)
         assert np.array_equal(counts, np.bincount(index, minlength=x.size + 1))
         assert np.allclose(sums, np.bincount(index, weights=values - x[0], minlength=x.size + 1))
+
+
+def test_a_small_window_is_judged_over_fewer_bins_and_does_not_cry_wolf() -> None:
+    """100 live rows with no drift: over the fixed 20 bins PSI's noise alone crosses 0.2 in a good share of
+    windows; over the window's own 5 bins almost never, and a real shift of 3/4 of a deviation still shows."""
+    from seekforge.monitor._statistics import PSI_BINS, bin_shares, number_sketch, psi
+
+    training = _table(20_000, 0)
+    pre = Preprocessor(FeaturesConfig.model_validate(FEATURES)).fit(training)
+    reference = json.loads(json.dumps(build_reference(training, pre)))
+    sketch = number_sketch(reference["features"]["x"])
+    assert sketch is not None
+    quiet, loud, alarms = 0, 0, 0
+    config = MonitorConfig()
+    assert config.min_rows == 100
+    for seed in range(1, 201):
+        window = _table(100, seed)
+        found = {f.name: f for f in drift_report(reference, window, config).features}
+        alarms += found["x"].drifted or found["city"].drifted
+        values = np.sort(window["x"].to_numpy())
+        live = np.searchsorted(values, sketch.x, side="right") / values.size
+        fixed = psi(bin_shares(sketch.p, sketch.cuts), bin_shares(live, sketch.cuts))  # 20 bins, as before
+        quiet += fixed >= 0.2
+        loud += drift_report(reference, _table(100, seed, shift=0.75), config).features[0].drifted
+    assert len(sketch.cuts) + 1 >= PSI_BINS - 1
+    assert quiet >= 60, quiet  # what a fixed 20 bins would have raised (about half the windows here)
+    assert alarms <= 4, alarms  # no false alarm in at least 98% of quiet windows
+    assert loud >= 190, loud  # a shift of 3/4 of a standard deviation is found in at least 95% of windows

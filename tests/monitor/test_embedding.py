@@ -116,7 +116,7 @@ def test_report_flags_a_text_feature_whose_embeddings_moved(sketch: dict[str, An
 def test_embeddings_need_enough_rows_and_a_model(sketch: dict[str, Any]) -> None:
     reference = reference_with(sketch)
     moved, lookup = live_texts(300, seed=5, shift=2.0)
-    few = drift_report(reference, moved, MonitorConfig(), embed=embedder(lookup)).features[0].embedding
+    few = drift_report(reference, moved, MonitorConfig(min_rows=500), embed=embedder(lookup)).features[0].embedding
     assert few is not None and few.statistic is not None and few.statistic > 0.55 and not few.drifted
     unembedded = drift_report(reference, moved, MonitorConfig(min_rows=100)).features[0].embedding
     assert unembedded is not None and unembedded.statistic is None and "no model" in unembedded.note
@@ -140,3 +140,17 @@ def test_text_transformer_embeds_what_its_head_reads() -> None:
         pooled = model.embed_text(batch)
         assert pooled.shape == (4, 16)
         torch.testing.assert_close(model.head(pooled), model(batch))
+
+
+def test_a_small_window_raises_the_classifier_threshold_above_its_noise(sketch: dict[str, Any]) -> None:
+    reference = reference_with(sketch)
+    alarms, thresholds = 0, set()
+    for seed in range(10, 30):  # 100 live texts like the training ones
+        steady, lookup = live_texts(100, seed=seed)
+        found = drift_report(reference, steady, MonitorConfig(), embed=embedder(lookup)).features[0].embedding
+        assert found is not None
+        alarms += found.drifted
+        thresholds.add(round(found.threshold, 3))
+    assert thresholds == {0.591} and alarms <= 1  # 0.5 + 3 x sqrt((100 + 1000 + 1) / (12 x 100 x 1000))
+    moved, lookup = live_texts(100, seed=5, shift=2.0)
+    assert drift_report(reference, moved, MonitorConfig(), embed=embedder(lookup)).features[0].embedding.drifted

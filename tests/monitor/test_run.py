@@ -201,7 +201,7 @@ def test_too_few_rows_exit_3_with_one_verdict_everywhere_and_the_webhook_hears_i
             pass
 
     few = tmp_path / "few.db"
-    log_rows(few, served_package, [(time.time() - 60, make_tabular(120, seed=7))])
+    log_rows(few, served_package, [(time.time() - 60, make_tabular(60, seed=7))])
     with http.server.HTTPServer(("127.0.0.1", 0), Receiver) as receiver:
         threading.Thread(target=receiver.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
@@ -209,13 +209,13 @@ def test_too_few_rows_exit_3_with_one_verdict_everywhere_and_the_webhook_hears_i
                          "--notify", url, cwd=tmp_path)  # fmt: skip
         receiver.shutdown()
     assert done.returncode == 3, done.stderr
-    verdict = "not enough data: 120 rows, fewer than min_rows 500"
+    verdict = "not enough data: 60 rows, fewer than min_rows 100"
     assert verdict in done.stdout
     report = json.loads((tmp_path / "r" / "monitor.json").read_text())
     assert (report["status"], report["verdict"]) == ("not enough data", verdict)
     assert verdict in (tmp_path / "r" / "monitor.html").read_text()
     assert len(heard) == 1 and heard[0]["status"] == "not enough data" and heard[0]["verdict"] == verdict
-    assert heard[0]["window"]["rows"] == 120 and heard[0]["report"].endswith("monitor.html")
+    assert heard[0]["window"]["rows"] == 60 and heard[0]["report"].endswith("monitor.html")
     unreachable = seekforge("monitor", str(served_package), "--log", str(few), "--window", "1h", "-o", "s",
                             "--notify", "http://127.0.0.1:9/hook", cwd=tmp_path)  # fmt: skip
     assert unreachable.returncode == 2 and "cannot reach it" in unreachable.stderr

@@ -13,6 +13,11 @@ from scipy.spatial.distance import jensenshannon
 
 EPSILON = 1e-4
 PSI_BINS = 20
+#: Live values per PSI bin: a window of fewer than ``PSI_BINS`` x this has fewer, coarser bins (at least
+#: ``MIN_PSI_BINS``), since PSI's mean under no drift is about (bins - 1) / rows and would near its 0.2
+#: threshold at 100 rows over 20 bins.
+ROWS_PER_BIN = 25
+MIN_PSI_BINS = 5
 OTHER = "(other)"
 _GRID = 1 << 16
 _GRID_MIN_ROWS = 20_000
@@ -38,8 +43,29 @@ class NumberSketch:
     discrete: bool
     n: int
     std: float
-    cuts: np.ndarray  # indices into x of the PSI bins' boundaries
+    cuts: np.ndarray  # indices into x of the PSI bins' boundaries (PSI_BINS of them)
     area: np.ndarray | None  # integral of the training CDF between consecutive points
+
+    def cuts_for(self, bins: int) -> np.ndarray:
+        """The boundaries of about ``bins`` bins of equal training mass (``cuts`` for ``PSI_BINS``)."""
+        return self.cuts if bins >= PSI_BINS else _cuts(self.p, self.discrete, bins)
+
+
+def psi_bins(rows: int) -> int:
+    """PSI bins for a window of ``rows`` live values: ``PSI_BINS`` from 500 rows, fewer below."""
+    return max(MIN_PSI_BINS, min(PSI_BINS, rows // ROWS_PER_BIN))
+
+
+def _cuts(p: np.ndarray, discrete: bool, bins: int) -> np.ndarray:
+    """Cut where the training share crosses k / bins; open outer bins. Discrete sketches (with their point
+    below the smallest value) keep a bin per value when they have at most ``bins`` values."""
+    if not discrete:
+        level = np.floor(p[:-1] * bins + 1e-9)
+        return np.flatnonzero(np.diff(level, prepend=0.0) > 0)
+    if p.size <= bins + 1:
+        return np.arange(p.size)
+    level = np.floor(p * bins + 1e-9)
+    return np.unique(np.concatenate([[0], np.flatnonzero(np.diff(level, prepend=0.0) > 0), [p.size - 1]]))
 
 
 def number_sketch(sketch: dict[str, Any]) -> NumberSketch | None:
@@ -55,16 +81,11 @@ def number_sketch(sketch: dict[str, Any]) -> NumberSketch | None:
         p = np.concatenate([[0.0], np.cumsum(counts)[:-1] / n, [1.0]]) if x.size > 1 else np.ones(1)
         side, discrete, area = ("right", False, None) if x.size > 1 else ("left", True, np.zeros(0))
     if not discrete:  # open outer bins: about 20 of equal training mass, cut where the share crosses k/20
-        level = np.floor(p[:-1] * PSI_BINS + 1e-9)
-        return NumberSketch(x, p, side, False, n, std, np.flatnonzero(np.diff(level, prepend=0.0) > 0), area)
+        return NumberSketch(x, p, side, False, n, std, _cuts(p, False, PSI_BINS), area)
     # Discrete: a point just below the smallest value makes "below it" a bin (as "above the largest" is),
     # so a value training never had lands in a bin of training share 0 (even for a constant column).
     x, p = np.concatenate([[np.nextafter(x[0], -np.inf)], x]), np.concatenate([[0.0], p])
-    if x.size <= PSI_BINS + 1:
-        cuts = np.arange(x.size)
-    else:
-        level = np.floor(p * PSI_BINS + 1e-9)
-        cuts = np.unique(np.concatenate([[0], np.flatnonzero(np.diff(level, prepend=0.0) > 0), [x.size - 1]]))
+    cuts = _cuts(p, True, PSI_BINS)
     return NumberSketch(x, p, side, True, n, std, cuts, None if area is None else np.concatenate([[0.0], area]))
 
 
@@ -129,10 +150,10 @@ def buckets(x: np.ndarray, values: np.ndarray, side: str, *, sums: bool) -> tupl
     return counts.astype(np.int64), total
 
 
-def bin_labels(ref: NumberSketch) -> tuple[str, ...]:
-    if not ref.cuts.size:
+def bin_labels(ref: NumberSketch, cuts: np.ndarray) -> tuple[str, ...]:
+    if not cuts.size:
         return ("all",)
-    x, cuts = ref.x, ref.cuts
+    x = ref.x
     first = f"< {x[1]:.4g}" if ref.discrete else f"<= {x[cuts[0]]:.4g}"
     middle = [
         f"{x[b]:.4g}" if ref.discrete and b == a + 1 else f"{x[a + 1] if ref.discrete else x[a]:.4g} to {x[b]:.4g}"
@@ -146,8 +167,9 @@ def numeric_test(ref: NumberSketch, values: np.ndarray, test: str) -> tuple[floa
     n, x = values.size, ref.x
     counts, sums = buckets(x, values, ref.side, sums=test == "wasserstein")
     live = np.cumsum(counts)[:-1] / n  # the live share at each point, as the sketch counts (<= x, or < x)
-    ref_bins, live_bins = bin_shares(ref.p, ref.cuts), bin_shares(live, ref.cuts)
-    hist = Histogram(bin_labels(ref), tuple(ref_bins.tolist()), tuple(live_bins.tolist()))
+    cuts = ref.cuts_for(psi_bins(n))  # a small window: fewer bins, so its sampling noise stays small
+    ref_bins, live_bins = bin_shares(ref.p, cuts), bin_shares(live, cuts)
+    hist = Histogram(bin_labels(ref, cuts), tuple(ref_bins.tolist()), tuple(live_bins.tolist()))
     if test == "psi":
         return psi(ref_bins, live_bins), None, hist
     gap = ref.p - live
@@ -170,10 +192,15 @@ def numeric_test(ref: NumberSketch, values: np.ndarray, test: str) -> tuple[floa
 def categorical_test(labels: list[str], ref_counts: np.ndarray, live_counts: np.ndarray, test: str) -> tuple:
     ref, live = ref_counts / ref_counts.sum(), live_counts / max(live_counts.sum(), 1)
     hist = Histogram((*labels, OTHER), tuple(ref.tolist()), tuple(live.tolist()))
-    if test == "psi":
-        return psi(ref, live), None, hist
-    if test == "jensenshannon":
-        return float(jensenshannon(ref, live)), None, hist
+    if test in ("psi", "jensenshannon"):
+        # a small window: the largest training buckets and the rest together, so that the statistic's
+        # sampling noise (which grows with buckets / rows) stays well under its threshold
+        keep = psi_bins(int(live_counts.sum())) - 1
+        if ref.size > keep + 1:
+            order = np.argsort(-ref[:-1], kind="stable")
+            big, rest = order[:keep], np.concatenate([order[keep:], [ref.size - 1]])
+            ref, live = np.append(ref[big], ref[rest].sum()), np.append(live[big], live[rest].sum())
+        return (psi(ref, live) if test == "psi" else float(jensenshannon(ref, live))), None, hist
     table = np.stack([ref_counts, live_counts])
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2:

@@ -91,8 +91,11 @@ class MonitorConfig(BaseConfig):
         drift_share: The window drifts when at least this share of the features drifted (Evidently's
             default, 0.5: a dataset-level alarm for a broad shift; single features alarm on their own).
         min_rows: Fewer rows in a window (or present values in a feature) are "not enough data", never a
-            drift: below about 500 rows the sampling noise of PSI over 20 bins or 50 categories nears
-            its 0.2 threshold (its mean under no drift is about bins / rows).
+            drift. From 100 rows PSI and Jensen-Shannon hold: a window under 500 rows is compared over fewer
+            bins (one per 25 live values, at least 5; the most frequent categories and the rest together),
+            which keeps their noise under no drift (about bins / rows for PSI) well below the threshold;
+            KS and chi-square give p-values. ``wasserstein`` has a fixed threshold whose noise (about
+            1 / sqrt(rows) of a standard deviation) nears 0.1 below ~1,000 rows: raise min_rows with it.
         features: Per-feature overrides, by feature (or output) name.
     """
 
@@ -110,7 +113,7 @@ class MonitorConfig(BaseConfig):
     embedding_rows: Annotated[int, Field(ge=20, le=5000)] = 1000
     seed: int = 0
     drift_share: Share = 0.5
-    min_rows: Annotated[int, Field(ge=1)] = 500
+    min_rows: Annotated[int, Field(ge=1)] = 100
     features: dict[str, FeatureMonitorConfig] = {}
 
     def threshold(self, test: str) -> float:
