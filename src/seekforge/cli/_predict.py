@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from seekforge.core.errors import SeekforgeError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from seekforge.fairness import GroupMetrics
 
 from seekforge.cli._common import (
     Delimiter,
@@ -27,13 +34,36 @@ def evaluate(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the metrics as JSON.")] = None,
     delimiter: Delimiter = None,
     encoding: Encoding = "utf-8",
+    by: Annotated[
+        str | None, typer.Option("--by", help="Also give the metrics per group of these columns (comma list).")
+    ] = None,
+    boot: Annotated[
+        int, typer.Option("--boot", min=0, help="--by: bootstrap resamples for 95% intervals (0: none).")
+    ] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="--by: seed of the bootstrap.")] = 0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Score a package on labelled data."""
+    """Score a package on labelled data (and, with --by, within each group of some columns)."""
     from seekforge.core.io import write_json_atomic
     from seekforge.serve import full_install, load
 
     predictor = load(package)
+    if by is not None:
+        if not full_install():
+            from seekforge.core.deps import extra_command
+
+            raise SeekforgeError(
+                "--by needs the full install (pandas, fairlearn)", hint=f"run: {extra_command('explain')}"
+            )
+        groups = _by_groups(predictor, read_frame(data, delimiter, encoding), by, data=data, boot=boot, seed=seed)
+        if as_json:
+            print_json({"package": package, "data": data, "backend": predictor.backend, **groups.to_dict()})
+        else:
+            _print_groups(groups, title=f"{data} by {by} ({predictor.backend})")
+        if output is not None:
+            write_json_atomic(output, groups.to_dict())
+            err.print(f"wrote {output}", markup=False)
+        return
     if full_install():
         metrics = predictor.evaluate(read_frame(data, delimiter, encoding))
     else:  # the runtime install: no pandas
@@ -93,3 +123,46 @@ def _done(output: Path, rows: int, backend: str, *, as_json: bool) -> None:
     err.print(f"wrote {rows} predictions to {output} ({backend})", markup=False)
     if as_json:
         print_json({"output": output, "rows": rows, "backend": backend})
+
+
+def _by_groups(predictor: Any, frame: pd.DataFrame, by: str, *, data: str, boot: int, seed: int) -> GroupMetrics:
+    from seekforge.core.errors import DataError
+    from seekforge.fairness import group_metrics
+
+    columns = [c.strip() for c in by.split(",") if c.strip()]
+    missing = [c for c in columns if c not in frame.columns]
+    if not columns or missing:
+        shown = ", ".join(map(str, frame.columns[:20])) + (", ..." if len(frame.columns) > 20 else "")
+        raise DataError(f"--by {by}: {data} has no column {', '.join(repr(c) for c in missing) or '(none given)'}",
+                        hint=f"its columns: {shown}")  # fmt: skip
+    checked, truth, predicted = predictor.outcomes(frame)
+    return group_metrics(frame.loc[checked.index, columns] if len(checked) != len(frame) else frame[columns],
+                         truth, predicted, task=predictor.task, classes=predictor.classes, n_boot=boot, seed=seed)  # fmt: skip
+
+
+def _print_groups(found: GroupMetrics, *, title: str) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from seekforge.cli._common import out
+
+    table = Table(*found.by, "rows", *found.metrics, "note", title=escape(title))
+    for entry in found.groups:
+        cells = []
+        for metric in found.metrics:
+            value, interval = entry["values"][metric], (entry["interval"] or {}).get(metric)
+            cells.append(f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""))
+        table.add_row(
+            *(escape(str(entry["group"][c])) for c in found.by), str(entry["rows"]), *cells, escape(entry["note"])
+        )
+    table.add_row(*(["all"] + [""] * (len(found.by) - 1)), str(sum(e["rows"] for e in found.groups)),
+                  *(f"{found.overall[m]:.3f}" for m in found.metrics), "")  # fmt: skip
+    out.print(table)
+    level = f"{found.confidence:.0%} bootstrap interval over {found.n_boot} resamples" if found.n_boot else ""
+    for metric in found.metrics:
+        interval = (found.difference_interval or {}).get(metric)
+        spread = f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+        out.print(f"{metric}: largest difference between groups {found.difference[metric]:.3f}{spread}, "
+                  f"smallest ratio {found.ratio[metric]:.3f}", markup=False)  # fmt: skip
+    if level:
+        out.print(f"(intervals: {level})", markup=False)

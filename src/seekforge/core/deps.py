@@ -20,6 +20,7 @@ _INSTALL: dict[str, tuple[str, str]] = {
     "openvino": ("openvino", "openvino"),
     "nncf": ("nncf", "openvino"),
     "cleanlab": ("cleanlab", "data"),
+    "fairlearn": ("fairlearn", "explain"),
     "imblearn": ("imbalanced-learn", "data"),
     "statsmodels": ("statsmodels", "data"),
     "optuna": ("optuna", "tune"),
