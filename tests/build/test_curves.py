@@ -49,3 +49,12 @@ def test_multiclass_draws_each_class_against_the_rest_and_skips_an_absent_one() 
         assert f"{name}: AUC {roc_auc_score(truth == k, proba[:, k]):.3f}" in curves
     assert "d: AUC" not in curves and "<td>d</td>" in sections["Per-class metrics (test)"]
     assert "probability of the predicted class" in curves
+
+
+def test_a_diverged_model_still_gets_its_report() -> None:
+    truth, proba = _scores(2)
+    proba[:10] = np.nan  # a model that diverged on some rows
+    sections = dict(classification_sections(truth, proba, ["no", "yes"]))
+    assert "AUC" in sections["Curves (test)"]
+    proba[:] = np.nan
+    assert "not finite" in dict(classification_sections(truth, proba, ["no", "yes"]))["Curves (test)"]

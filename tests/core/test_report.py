@@ -21,7 +21,8 @@ def test_heatmap_scatter_and_page_escape_their_text() -> None:
 
 
 def test_ticks_are_round_numbers_that_cover_the_data() -> None:
-    for low, high in ((0.00159, 0.711), (0.5, 0.98), (-3.2, 4.7), (1500.0, 1520.0), (2e-5, 9e-5), (5.0, 5.0)):
+    for low, high in ((0.00159, 0.711), (0.5, 0.98), (-3.2, 4.7), (1500.0, 1520.0), (2e-5, 9e-5), (5.0, 5.0),
+                      (0.9991, 0.9995), (0.693147, 0.693152), (1_500_000.0, 1_500_100.0), (1e17, 1e17)):  # fmt: skip
         ticks = report.nice_ticks(low, high)
         assert ticks[0] <= low and ticks[-1] >= high and 2 <= len(ticks) <= 8
         labels = [report.tick_label(t, ticks) for t in ticks]

@@ -82,10 +82,10 @@ def test_the_trainjob_needs_a_pinned_image(tmp_path: Path) -> None:
     for image in (None, "seekforge-train:latest", "seekforge-train", "registry:5000/seekforge-train"):
         with pytest.raises(ConfigError, match="by a tag other than latest or a digest"):
             trainjob(Path("recipe.yaml"), recipe, image=image, nnodes=2, nproc=1)
-    pinned = trainjob(
-        Path("r.yaml"), recipe, image="seekforge-train@sha256:" + "0" * 64, nnodes=1, nproc=2, claim="mine"
-    )
+    pinned = trainjob(Path("r.yaml"), recipe, image="seekforge-train@sha256:" + "0" * 64, nnodes=1, nproc=2,
+                      claim="mine", overrides=["train.lr=0.01", "name=it's"])  # fmt: skip
     (job,) = yaml.safe_load_all(pinned)  # the user's claim: no new one
+    assert "--set train.lr=0.01 --set 'name=it'\"'\"'s'" in job["spec"]["trainer"]["command"][2]  # what --set said
     assert job["spec"]["podTemplateOverrides"][0]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "mine"
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(tabular_recipe("data.csv")))
     proc = seekforge("train", "recipe.yaml", "--print-k8s", cwd=tmp_path)

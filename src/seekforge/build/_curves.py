@@ -17,7 +17,8 @@ MOST_POINTS = 400
 
 
 def classification_sections(truth: np.ndarray, proba: np.ndarray, classes: Sequence[Any]) -> list[tuple[str, str]]:
-    """Report sections for true class indices ``truth`` and class probabilities ``proba`` ``[rows, classes]``."""
+    """Report sections for true class indices ``truth`` and class probabilities ``proba`` ``[rows, classes]``;
+    rows whose probabilities are not finite (a model that diverged) are left out of the curves, and said so."""
     from sklearn.metrics import (
         auc,
         average_precision_score,
@@ -31,6 +32,11 @@ def classification_sections(truth: np.ndarray, proba: np.ndarray, classes: Seque
     precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=labels, zero_division=0)
     rows = [[str(classes[k]), precision[k], recall[k], f1[k], int(support[k])] for k in labels]
     sections = [("Per-class metrics (test)", r.table(rows, ["class", "precision", "recall", "f1", "support"]))]
+    finite = np.isfinite(proba).all(axis=1)
+    if not finite.all():
+        truth, proba = truth[finite], proba[finite]
+        if not len(truth):
+            return [*sections, ("Curves (test)", "<p>None: the model's probabilities are not finite.</p>")]
     binary = len(classes) == 2
     shown = [1] if binary else [k for k in labels if 0 < (truth == k).sum() < len(truth)][:MOST_CURVES]
     roc: dict[str, tuple[np.ndarray, np.ndarray]] = {}

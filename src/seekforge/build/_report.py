@@ -96,7 +96,11 @@ def render_report(
 
 
 def _histogram(values: list[float]) -> tuple[list[float], list[int]]:
-    counts, edges = np.histogram(np.asarray(values, dtype=float), bins=min(30, max(5, len(values) // 10)))
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]  # a model that diverged: its infinite residuals have no bin
+    if not len(finite):
+        return [0.0, 1.0], [0]
+    counts, edges = np.histogram(finite, bins=min(30, max(5, len(finite) // 10)))
     return edges.tolist(), counts.tolist()
 
 

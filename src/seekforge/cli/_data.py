@@ -71,6 +71,11 @@ def profile_command(
     if output is None:
         name = input.removeprefix("builtin:").strip("/").replace("/", "-")
         output = Path("runs", "profiles", Path(name).stem or "data", "report.html")
+    if output.suffix.lower() != ".html":
+        from seekforge.core.errors import ConfigError
+
+        raise ConfigError(f"--output {output}: the report is HTML (its JSON goes beside it)",
+                          hint=f"use --output {output.with_suffix('.html')}")  # fmt: skip
     summary = profile(input, config, label=label)
     write_profile_report(summary, output)
     write_json_atomic(output.with_suffix(".json"), summary)

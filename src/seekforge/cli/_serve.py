@@ -20,6 +20,7 @@ from seekforge.cli._common import (
     out,
     print_json,
 )
+from seekforge.core.errors import SeekforgeError
 
 
 def serve(
@@ -246,21 +247,26 @@ def monitor(
     else:
         _print_monitor(result)
     err.print(f"wrote {folder}/monitor.html and monitor.json", markup=False)
-    if metrics_file is not None:
-        from seekforge.monitor import write_drift_textfile
+    from seekforge.monitor import notify, push_drift, verdict_message, write_drift_textfile
 
-        write_drift_textfile(metrics_file, result)
-        err.print(f"wrote {metrics_file}", markup=False)
-    if push is not None:
-        from seekforge.monitor import push_drift
-
-        push_drift(push, result)
-        err.print(f"pushed drift gauges to {push}", markup=False)
-    if notify_url is not None:
-        from seekforge.monitor import notify, verdict_message
-
-        notify(notify_url, verdict_message(result))
-        err.print(f"notified {notify_url}", markup=False)
+    failed: list[SeekforgeError] = []  # every target is tried, so one that is down silences no other
+    for wanted, send, done in (
+        (notify_url, lambda: notify(notify_url or "", verdict_message(result)), f"notified {notify_url}"),
+        (push, lambda: push_drift(push or "", result), f"pushed drift gauges to {push}"),
+        (metrics_file, lambda: write_drift_textfile(metrics_file, result), f"wrote {metrics_file}"),  # type: ignore[arg-type]
+    ):
+        if wanted is None:
+            continue
+        try:
+            send()
+            err.print(done, markup=False)
+        except SeekforgeError as exc:
+            failed.append(exc)
+    if len(failed) > 1:
+        for exc in failed[:-1]:
+            err.print(f"error: {exc.message}", markup=False)
+    if failed:
+        raise failed[-1]
     if result.status != "no drift":
         raise typer.Exit(1 if result.drift else 3)
 

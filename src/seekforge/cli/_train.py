@@ -43,6 +43,8 @@ def init(
 ) -> None:
     """Print a starter recipe: one that runs as it is on a built-in data set, or (--from) one drafted from
     your data, each column typed from its values."""
+    if output is not None and output.is_dir():
+        raise SeekforgeError(f"--output {output} is a folder", hint="give the recipe file's path, e.g. recipe.yaml")
     if output is not None and output.exists() and not force:
         raise SeekforgeError(f"{output} already exists", hint="choose another --output, or pass --force to replace it")
     if from_ is not None:
@@ -123,7 +125,7 @@ def run_cmd(
         from seekforge.recipe import load_recipe
 
         text = trainjob(recipe, load_recipe(recipe, overrides=set_ or []), image=image, nnodes=nnodes, nproc=nproc,
-                        claim=claim)  # fmt: skip
+                        claim=claim, overrides=set_ or [])  # fmt: skip
         out.print(text, markup=False, highlight=False, soft_wrap=True)
         return
     if node_rank > 0:

@@ -60,8 +60,9 @@ def nice_ticks(low: float, high: float, count: int = 5, *, integers: bool = Fals
     axis can start and end on them."""
     if not (math.isfinite(low) and math.isfinite(high)):
         return [0.0, 1.0]
-    if high <= low:
-        low, high = low - 0.5, high + 0.5
+    if high <= low:  # a constant: a range around it that survives the float's precision
+        pad = max(0.5, abs(low) * 1e-6)
+        low, high = low - pad, high + pad
     raw = (high - low) / max(count - 1, 1)
     power = 10.0 ** math.floor(math.log10(raw))
     steps = (1.0, 2.0, 5.0, 10.0) if integers else (1.0, 2.0, 2.5, 5.0, 10.0)
@@ -72,15 +73,14 @@ def nice_ticks(low: float, high: float, count: int = 5, *, integers: bool = Fals
     ticks = [first]
     while ticks[-1] < high - step * 1e-9:
         ticks.append(first + len(ticks) * step)
-    return [0.0 if abs(v) < step * 1e-9 else v for v in ticks]
+    digits = max(0, -math.floor(math.log10(step))) + 3  # 0.9991000000000001 is the tick 0.9991
+    return [0.0 if abs(v) < step * 1e-9 else round(v, digits) for v in ticks]
 
 
 def tick_label(value: float, ticks: Sequence[float]) -> str:
-    """``value`` with as many decimals as the ticks' step needs (``0.25``, ``1500``, ``2e-05``)."""
+    """``value`` with as many decimals as the ticks' step needs (``0.25``, ``1500``, ``0.99925``)."""
     step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else abs(value) or 1.0
-    if step < 1e-3 or abs(value) >= 1e6:
-        return f"{value:.2g}"
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    decimals = min(15, max(0, -math.floor(math.log10(step) + 1e-9)))
     if round(step * 10**decimals, 6) % 1:  # 2.5 x 10^k needs one more
         decimals += 1
     return f"{value:.{decimals}f}"

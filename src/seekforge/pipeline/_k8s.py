@@ -4,6 +4,7 @@ on several pods, each pod one node of the job, over a shared volume."""
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 from seekforge.core.errors import ConfigError
@@ -24,6 +25,7 @@ def trainjob(
     claim: str | None = None,
     storage: str = "20Gi",
     runtime: str = "torch-distributed",
+    overrides: Sequence[str] = (),
 ) -> str:
     """A Kubeflow Trainer ``TrainJob`` (``trainer.kubeflow.org/v1alpha1``, on the ``runtime`` training
     runtime) running ``seekforge train`` on ``nnodes`` pods of ``nproc`` processes each, and, without a
@@ -31,7 +33,8 @@ def trainjob(
 
     Every pod reads the recipe and its data from the claim, and node rank 0 writes the package to
     ``/work/runs/<name>/<stamp>/package``. The runtime's torch plugin sets ``PET_NNODES``,
-    ``PET_NODE_RANK``, ``PET_MASTER_ADDR`` and ``PET_MASTER_PORT``, which become seekforge's own options.
+    ``PET_NODE_RANK``, ``PET_MASTER_ADDR`` and ``PET_MASTER_PORT``, which become seekforge's own options;
+    ``overrides`` (``--set``) go into the pods' command as they are.
 
     Raises:
         ConfigError: No image, or one tagged ``latest`` or untagged.
@@ -48,7 +51,8 @@ def trainjob(
     recipe_in = f"{WORKDIR}/{recipe_file.name}"
     script = (
         f"exec seekforge train {shlex.quote(recipe_in)} --runs-dir {WORKDIR}/runs --nproc {nproc} "
-        '--nnodes "$PET_NNODES" --node-rank "$PET_NODE_RANK" --rdzv-endpoint "$PET_MASTER_ADDR:$PET_MASTER_PORT"'
+        + "".join(f"--set {shlex.quote(item)} " for item in overrides)
+        + '--nnodes "$PET_NNODES" --node-rank "$PET_NODE_RANK" --rdzv-endpoint "$PET_MASTER_ADDR:$PET_MASTER_PORT"'
     )
     documents: list[dict[str, object]] = []
     if claim is None:

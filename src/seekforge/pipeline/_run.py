@@ -155,7 +155,7 @@ def _run_in(resolved: Recipe, folder: Path, *, resume: bool, nproc: int, nodes: 
         resuming = resume and checkpoint_path(folder).exists()
         if nproc == 1 and nodes.count == 1:
             fit(resolved, prepared, folder, resume=resuming, dist=DistContext())
-        else:
+        elif not (resuming and (folder / "trained" / "result.json").is_file()):  # trained: only packaging failed
             launch(folder, nproc, nodes, resume=resuming)
         result = finish(resolved, prepared, folder)
     if resolved.compress is None:

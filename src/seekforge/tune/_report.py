@@ -38,7 +38,9 @@ def summarize(study: Any, recipe: Recipe) -> dict[str, Any]:
                                         t["number"])) if complete else None  # fmt: skip
     if best is not None:
         tied = [t for t in complete if t["values"][metric] == best["values"][metric]]
-        best["tie_break"] = f"{len(tied)} trials tied on {metric}: the lowest val_loss won" if len(tied) > 1 else None
+        losses = "val_loss" in best["user_attrs"]
+        rule = "the lowest val_loss won" if losses else "the earliest won (no val_loss to compare)"
+        best["tie_break"] = f"{len(tied)} trials tied on {metric}: {rule}" if len(tied) > 1 else None
     pareto = []
     if tune.objectives and complete:
         pareto = sorted(t.number for t in study.best_trials)
