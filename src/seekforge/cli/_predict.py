@@ -135,9 +135,9 @@ def _by_groups(predictor: Any, frame: pd.DataFrame, by: str, *, data: str, boot:
         shown = ", ".join(map(str, frame.columns[:20])) + (", ..." if len(frame.columns) > 20 else "")
         raise DataError(f"--by {by}: {data} has no column {', '.join(repr(c) for c in missing) or '(none given)'}",
                         hint=f"its columns: {shown}")  # fmt: skip
-    checked, truth, predicted = predictor.outcomes(frame)
-    return group_metrics(frame.loc[checked.index, columns] if len(checked) != len(frame) else frame[columns],
-                         truth, predicted, task=predictor.task, classes=predictor.classes, n_boot=boot, seed=seed)  # fmt: skip
+    truth, predicted = predictor.outcomes(frame)  # every row: a bad one is an error, never dropped
+    return group_metrics(frame[columns], truth, predicted, task=predictor.task, classes=predictor.classes,
+                         n_boot=boot, seed=seed)  # fmt: skip
 
 
 def _print_groups(found: GroupMetrics, *, title: str) -> None:

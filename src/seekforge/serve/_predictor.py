@@ -107,22 +107,22 @@ class Predictor(PackageView):
             raise DataError("predict_proba is for classifiers; this package is a regressor")
         return self.preprocessor.decode(self.logits(records))[1]  # type: ignore[return-value]
 
-    def outcomes(self, records: Records) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-        """The checked table, the true and the predicted outputs of labelled records: class indices (in the
+    def outcomes(self, records: Records) -> tuple[np.ndarray, np.ndarray]:
+        """The true and the predicted outputs of labelled records, in their order: class indices (in the
         order of :attr:`classes`) for a classifier, values for a regressor."""
-        frame = check_table(to_frame(records), self.preprocessor.features)
-        logits = self.logits(frame)
-        target = self.preprocessor.transform_target(frame)
+        logits, target = self._labelled(records)
         if self.task == "regression":
-            return frame, self.preprocessor.decode_target(target), self.preprocessor.decode_target(logits)
-        return frame, target.numpy(), logits.argmax(dim=1).numpy()
+            return self.preprocessor.decode_target(target), self.preprocessor.decode_target(logits)
+        return target.numpy(), logits.argmax(dim=1).numpy()
 
     def evaluate(self, records: Records) -> dict[str, Any]:
         """Task metrics on labelled records (the output column must be present)."""
+        return evaluate_logits(self.preprocessor, *self._labelled(records))
+
+    def _labelled(self, records: Records) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's outputs and the encoded labels of records whose output column is present."""
         frame = check_table(to_frame(records), self.preprocessor.features)
-        logits = self.logits(frame)
-        target = self.preprocessor.transform_target(frame)
-        return evaluate_logits(self.preprocessor, logits, target)
+        return self.logits(frame), self.preprocessor.transform_target(frame)
 
 
 def _auto_backend(manifest: dict[str, Any]) -> str:
