@@ -17,6 +17,7 @@ from seekforge.cli._common import JsonFlag, err, out, print_json
 from seekforge.cli._compress import compress
 from seekforge.cli._data import data_app
 from seekforge.cli._env import env_command
+from seekforge.cli._explain import explain
 from seekforge.cli._export import bench, export, optimize
 from seekforge.cli._predict import evaluate, predict
 from seekforge.cli._serve import monitor, serve
@@ -89,7 +90,7 @@ app.command(
     help="Train the recipe's model and write its package (--nproc N trains with DDP under torchrun; --nnodes, "
     "--node-rank and --rdzv-endpoint over several machines); the same as run until a recipe declares later stages.",
 )(run_cmd)
-for command in (tune, evaluate, predict, export, bench, optimize, compress, serve, monitor):
+for command in (tune, evaluate, predict, explain, export, bench, optimize, compress, serve, monitor):
     app.command()(command)
 
 

@@ -21,6 +21,8 @@ _INSTALL: dict[str, tuple[str, str]] = {
     "nncf": ("nncf", "openvino"),
     "cleanlab": ("cleanlab", "data"),
     "fairlearn": ("fairlearn", "explain"),
+    "shap": ("shap", "explain"),
+    "captum": ("captum", "explain"),
     "imblearn": ("imbalanced-learn", "data"),
     "statsmodels": ("statsmodels", "data"),
     "optuna": ("optuna", "tune"),

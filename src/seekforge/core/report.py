@@ -384,3 +384,121 @@ def correlation_heatmap(matrix: Sequence[Sequence[float | None]], labels: Sequen
                            f"text-anchor='middle' style='font-size:9px'>{text}</text>")  # fmt: skip
     out.append("</svg>")
     return "".join(out)
+
+
+def _signed_axis(values: Sequence[float], left: int, width: int) -> tuple[list[float], Any]:
+    """Round ticks spanning ``values`` and zero, and the function placing a value on ``width`` pixels."""
+    ticks = nice_ticks(min(0.0, *values), max(0.0, *values))
+    lo, hi = ticks[0], ticks[-1]
+    span = (hi - lo) or 1.0
+    return ticks, lambda v: left + (v - lo) / span * width
+
+
+def bar_chart(labels: Sequence[str], values: Sequence[float], *, title: str, x_label: str, width: int = 560) -> str:
+    """Horizontal bars, one per label, in the order given (negative values to the left of zero)."""
+    if not labels:
+        return ""
+    left, top, row = 190, 24, 18
+    w, h = width - left - 16, row * len(labels)
+    ticks, px = _signed_axis(values, left, w)
+    out = _frame(width, top + h + 40, left, top, w, h, title)
+    for t in ticks:
+        out.append(f"<line x1='{px(t):.1f}' x2='{px(t):.1f}' y1='{top}' y2='{top + h}' stroke='#eee'/>")
+        out.append(f"<text x='{px(t):.1f}' y='{top + h + 14}' text-anchor='middle'>{tick_label(t, ticks)}</text>")
+    out.append(f"<text x='{left + w / 2}' y='{top + h + 30}' text-anchor='middle'>{esc(x_label)}</text>")
+    for k, (label, value) in enumerate(zip(labels, values, strict=True)):
+        y = top + k * row
+        x0, x1 = sorted((px(0.0), px(value)))
+        color = PALETTE[0] if value >= 0 else PALETTE[3]
+        out.append(f"<text x='{left - 6}' y='{y + 13}' text-anchor='end'>{esc(str(label)[:30])}</text>")
+        out.append(
+            f"<rect x='{x0:.1f}' y='{y + 3}' width='{max(x1 - x0, 0.5):.1f}' height='{row - 6}' fill='{color}'/>"
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def beeswarm(
+    labels: Sequence[str],
+    values: Sequence[Sequence[float]],
+    shades: Sequence[Sequence[float]],
+    *,
+    title: str,
+    x_label: str,
+    width: int = 560,
+) -> str:
+    """One row of dots per label (``values[label]``: one dot per sample, placed by value, jittered
+    vertically where dots crowd), coloured from blue (low) to red (high) by ``shades`` in [0, 1] (NaN:
+    grey)."""
+    if not labels:
+        return ""
+    left, top, row = 190, 24, 22
+    w, h = width - left - 16, row * len(labels)
+    every = [float(v) for vs in values for v in vs]
+    ticks, px = _signed_axis(every, left, w)
+    out = _frame(width, top + h + 56, left, top, w, h, title)
+    for t in ticks:
+        out.append(f"<line x1='{px(t):.1f}' x2='{px(t):.1f}' y1='{top}' y2='{top + h}' stroke='#eee'/>")
+        out.append(f"<text x='{px(t):.1f}' y='{top + h + 14}' text-anchor='middle'>{tick_label(t, ticks)}</text>")
+    out.append(f"<text x='{left + w / 2}' y='{top + h + 30}' text-anchor='middle'>{esc(x_label)}</text>")
+    for k, label in enumerate(labels):
+        middle = top + k * row + row / 2
+        out.append(f"<text x='{left - 6}' y='{middle + 4}' text-anchor='end'>{esc(str(label)[:30])}</text>")
+        crowd: dict[int, int] = {}
+        for value, shade in zip(values[k], shades[k], strict=True):
+            x = px(float(value))
+            slot = crowd.get(int(x // 3), 0)
+            crowd[int(x // 3)] = slot + 1
+            offset = ((slot + 1) // 2) * (1 if slot % 2 else -1) * 2.0
+            offset = max(-row / 2 + 2, min(row / 2 - 2, offset))
+            color = "#999" if not math.isfinite(shade) else _blue_red(shade)
+            out.append(f"<circle cx='{x:.1f}' cy='{middle + offset:.1f}' r='2.2' fill='{color}' fill-opacity='.8'/>")
+    legend_y = top + h + 46
+    out.append(f"<text x='{left}' y='{legend_y}' style='fill:{_blue_red(0)}'>● low feature value</text>")
+    out.append(f"<text x='{left + 130}' y='{legend_y}' style='fill:{_blue_red(1)}'>● high feature value</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _blue_red(shade: float) -> str:
+    shade = min(max(shade, 0.0), 1.0)
+    return f"rgb({int(30 + 200 * shade)},{int(100 - 40 * abs(shade - 0.5))},{int(230 - 200 * shade)})"
+
+
+def waterfall(
+    start: float, steps: Sequence[tuple[str, float]], *, title: str, start_label: str, end_label: str, width: int = 620
+) -> str:
+    """A waterfall: from ``start``, each (label, change) bar moves the running total, to the end value."""
+    left, top, row = 230, 24, 18
+    totals = [start]
+    for _, change in steps:
+        totals.append(totals[-1] + change)
+    h = row * (len(steps) + 2)
+    w = width - left - 70  # room for the last bar's label
+    ticks = nice_ticks(min(totals), max(totals))
+    lo, hi = ticks[0], ticks[-1]
+
+    def px(v: float) -> float:
+        return left + (v - lo) / ((hi - lo) or 1.0) * w
+
+    out = _frame(width, top + h + 24, left, top, w, h, title)
+    for t in ticks:
+        out.append(f"<line x1='{px(t):.1f}' x2='{px(t):.1f}' y1='{top}' y2='{top + h}' stroke='#eee'/>")
+        out.append(f"<text x='{px(t):.1f}' y='{top + h + 14}' text-anchor='middle'>{tick_label(t, ticks)}</text>")
+    rows = [(start_label, None, start), *[(label, change, totals[k + 1]) for k, (label, change) in enumerate(steps)]]
+    rows.append((end_label, None, totals[-1]))
+    for k, (label, change, total) in enumerate(rows):
+        y = top + k * row
+        out.append(f"<text x='{left - 6}' y='{y + 13}' text-anchor='end'>{esc(str(label)[:36])}</text>")
+        if change is None:
+            out.append(f"<line x1='{px(total):.1f}' x2='{px(total):.1f}' y1='{y + 2}' y2='{y + row - 2}' "
+                       f"stroke='#222' stroke-width='2'/><text x='{px(total) + 4:.1f}' y='{y + 13}'>{fmt(total)}</text>")  # fmt: skip
+            continue
+        x0, x1 = sorted((px(total - change), px(total)))
+        color = PALETTE[3] if change >= 0 else PALETTE[0]
+        out.append(
+            f"<rect x='{x0:.1f}' y='{y + 3}' width='{max(x1 - x0, 0.5):.1f}' height='{row - 6}' fill='{color}'/>"
+        )
+        out.append(f"<text x='{x1 + 4:.1f}' y='{y + 13}'>{'+' if change >= 0 else ''}{fmt(float(change))}</text>")
+    out.append("</svg>")
+    return "".join(out)

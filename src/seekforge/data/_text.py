@@ -121,6 +121,10 @@ class TextEncoder:
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64).reshape(ids.shape)
         return torch.from_numpy(ids), torch.from_numpy(mask)
 
+    def tokens(self, ids: list[int]) -> list[str]:
+        """Each id's token as the tokenizer writes it (``##ing`` for a word's continuation)."""
+        return [self._tok.id_to_token(int(i)) or "?" for i in ids]
+
     def lengths(self, texts: list[str]) -> list[int]:
         """Tokens per text, special tokens included, before truncation and padding (for data sketches)."""
         if self._counter is None:

@@ -369,6 +369,38 @@ class TextTransformer(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head(self.dropout(self.embed_text(batch)))
 
+    def input_embeddings(self) -> nn.Module:
+        """The token embedding layer (token ids -> vectors), which attributions over tokens integrate at."""
+        return self.encoder.get_input_embeddings() if self.hf else self.embed
+
+    @torch.no_grad()
+    def attention_maps(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """Each layer's attention weights, ``[rows, heads, tokens, tokens]`` (a row's query attends over
+        the keys; padding keys get none)."""
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        if self.hf:
+            previous = self.encoder.config._attn_implementation
+            self.encoder.set_attn_implementation("eager")  # sdpa computes no weights to return
+            try:
+                return list(self.encoder(input_ids=ids, attention_mask=mask, output_attentions=True).attentions)
+            finally:
+                self.encoder.set_attn_implementation(previous)
+        maps: list[torch.Tensor] = []
+
+        def weights(layer: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            x = args[0] if args else kwargs["src"]
+            x = layer.norm1(x) if layer.norm_first else x
+            maps.append(layer.self_attn(x, x, x, key_padding_mask=mask == 0, need_weights=True,
+                                        average_attn_weights=False)[1])  # fmt: skip
+
+        hooks = [layer.register_forward_pre_hook(weights, with_kwargs=True) for layer in self.encoder.layers]
+        try:
+            self._encode(ids, mask)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return maps
+
 
 def _keep_layers(encoder: nn.Module, keep: int) -> None:
     """Drop the encoder's layers above the first ``keep``."""

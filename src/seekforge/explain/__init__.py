@@ -1,0 +1,18 @@
+"""Explanations of a package's predictions: which inputs each prediction rests on.
+
+Tables get SHAP values (shap's exact or permutation explainer on the package's own model), text and images
+integrated gradients (captum), or occlusion for any of them; every explanation is checked for completeness
+(the attributions add up to the output minus the base) and for faithfulness (removing the inputs with the
+largest attributions moves the output more than removing random ones).
+
+Example:
+    >>> from seekforge.explain import explain, write_explanation
+    >>> found = explain("runs/breast_cancer/<stamp>/package", frame, rows=100)
+    >>> found.importance()[:3]
+    >>> write_explanation(found, "explain/")
+"""
+
+from seekforge.explain._explain import MAX_ROWS, METHODS, Explanation, explain
+from seekforge.explain._write import write_explanation
+
+__all__ = ["MAX_ROWS", "METHODS", "Explanation", "explain", "write_explanation"]
