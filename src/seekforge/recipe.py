@@ -22,6 +22,7 @@ from seekforge.core.config import BaseConfig, pluggable
 from seekforge.core.config_file import load_config
 from seekforge.core.metrics import epoch_metrics
 from seekforge.data.config import DataConfig, FeaturesConfig
+from seekforge.fairness.config import FairnessConfig
 from seekforge.models import MODELS, ModelConfig
 from seekforge.monitor.config import MonitorConfig
 from seekforge.train.config import TrainConfig
@@ -48,6 +49,7 @@ class Recipe(BaseConfig):
     tune: TuneConfig | None = None
     compress: CompressConfig | None = None
     monitor: MonitorConfig = MonitorConfig()
+    fairness: FairnessConfig | None = None
 
     @model_validator(mode="after")
     def _sections_agree(self) -> Recipe:
@@ -69,6 +71,8 @@ class Recipe(BaseConfig):
         problems += self._balance_problems()
         problems += self._tune_problems()
         problems += self._compress_problems()
+        if self.fairness is not None:
+            problems += self.fairness.problems(self.features.output.type)
         if problems:
             raise ValueError("\n".join(problems))
         return self

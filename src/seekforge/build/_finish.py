@@ -14,6 +14,7 @@ from seekforge.build._prepare import SAMPLE_ROWS, Prepared
 from seekforge.build._report import render_report
 from seekforge.core.io import write_text_atomic
 from seekforge.core.package import seekforge_version, write_package
+from seekforge.fairness import fairness_gate, group_metrics, metric_kind
 from seekforge.models import build_model, infer
 from seekforge.monitor import with_embeddings
 from seekforge.recipe import Recipe
@@ -50,6 +51,7 @@ def finish(
     logits = infer(model, test.inputs, batch_size=recipe.train.eval_batch_size)
     metrics = evaluate_logits(pre, logits, test.target)
     reference = with_embeddings(prepared.reference, model, prepared.splits["train"].inputs, recipe.seed)
+    fairness = _fairness(recipe, prepared, logits) if recipe.fairness is not None else None
     manifest = {
         "name": recipe.name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -70,6 +72,7 @@ def finish(
             "parent": None,
             "seed": recipe.seed,
         },
+        **({"fairness": fairness} if fairness is not None else {}),
         **(extra or {}),
     }
     regression_points = scores = None
@@ -102,6 +105,22 @@ def finish(
     package = write_package(folder / "package", files=files, manifest=manifest, overwrite=True)
     write_text_atomic(folder / "report.html", report)
     return Built(folder, package, metrics, result["history"])
+
+
+def _fairness(recipe: Recipe, prepared: Prepared, logits: torch.Tensor) -> dict[str, Any]:
+    """The test split's metrics by group of the recipe's sensitive columns, and the gate's verdict."""
+    import pandas as pd
+
+    assert recipe.fairness is not None and prepared.sensitive is not None
+    pre, target = prepared.preprocessor, prepared.splits["test"].target
+    if recipe.task == "regression":
+        truth, predicted, classes = pre.decode_target(target), pre.decode_target(logits), None
+    else:
+        truth, predicted, classes = target.numpy(), logits.argmax(dim=1).numpy(), list(pre.classes_)
+    report = group_metrics(pd.DataFrame(prepared.sensitive), truth, predicted, task=recipe.task, classes=classes,
+                           n_boot=recipe.fairness.boot, seed=recipe.seed)  # fmt: skip
+    kind = metric_kind(recipe.task, len(classes) if classes is not None else None)
+    return {**report.to_dict(), "gate": fairness_gate(report, recipe.fairness, kind)}
 
 
 def _sample(data: Tensors, rows: int, seed: int) -> Tensors:

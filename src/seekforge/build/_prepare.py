@@ -40,6 +40,8 @@ class Prepared:
     cleaning: dict[str, Any] | None = None
     #: What ``data.balance`` did to the training rows, when the recipe balances its classes.
     balancing: dict[str, Any] | None = None
+    #: The test rows' values of the recipe's ``fairness.sensitive`` columns (missing: None).
+    sensitive: dict[str, list[Any]] | None = None
 
 
 def preparation_key(recipe: Recipe) -> str:
@@ -49,6 +51,7 @@ def preparation_key(recipe: Recipe) -> str:
         "data": recipe.data.model_dump(mode="json"),
         "features": recipe.features.model_dump(mode="json"),
         "tokenizer": str(getattr(recipe.model, "pretrained", None)),
+        "sensitive": _sensitive_columns(recipe),
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
@@ -61,7 +64,7 @@ def prepare(recipe: Recipe, run_dir: Path) -> Prepared:
     if cached is not None and cached.key == key:
         return cached
     tokenizer = getattr(recipe.model, "tokenizer_path", lambda: None)()
-    splits = load_splits(recipe.data, recipe.features, recipe.seed)
+    splits = load_splits(recipe.data, recipe.features, recipe.seed, keep=_sensitive_columns(recipe))
     preprocessor = Preprocessor(recipe.features, tokenizer_path=tokenizer).fit(splits.train)
     encoded = {}
     for name in SPLITS:
@@ -71,6 +74,11 @@ def prepare(recipe: Recipe, run_dir: Path) -> Prepared:
         encoded[name] = Tensors(inputs, target)
     reference = build_reference(splits.train, preprocessor)
     raw = _raw_columns(splits.test.head(SAMPLE_ROWS), recipe) if len(splits.test) else None
+    sensitive = None
+    if recipe.fairness is not None:
+        sensitive = {
+            c: [None if is_missing(v) else canonical(v) for v in splits.test[c]] for c in _sensitive_columns(recipe)
+        }
     with atomic_dir(folder, overwrite=True) as tmp:
         preprocessor.save(tmp / "preprocessor.json")
         for name, data in encoded.items():
@@ -79,6 +87,8 @@ def prepare(recipe: Recipe, run_dir: Path) -> Prepared:
         (tmp / "reference.json").write_text(json.dumps(reference), encoding="utf-8")
         if raw is not None:
             (tmp / "raw_samples.json").write_text(json.dumps(raw), encoding="utf-8")
+        if sensitive is not None:
+            (tmp / "sensitive.json").write_text(json.dumps(sensitive), encoding="utf-8")
         meta = {
             "key": key,
             "data_hash": splits.data_hash,
@@ -87,7 +97,13 @@ def prepare(recipe: Recipe, run_dir: Path) -> Prepared:
             "balance": splits.balancing,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    return Prepared(preprocessor, encoded, splits.data_hash, reference, key, raw, splits.cleaning, splits.balancing)
+    return Prepared(
+        preprocessor, encoded, splits.data_hash, reference, key, raw, splits.cleaning, splits.balancing, sensitive
+    )
+
+
+def _sensitive_columns(recipe: Recipe) -> list[str]:
+    return list(recipe.fairness.sensitive) if recipe.fairness is not None else []
 
 
 def _raw_columns(frame: pd.DataFrame, recipe: Recipe) -> dict[str, list[Any]] | None:
@@ -121,6 +137,7 @@ def load_prepared(folder: Path) -> Prepared | None:
     reference = json.loads((folder / "reference.json").read_text(encoding="utf-8"))
     raw_path = folder / "raw_samples.json"
     raw = json.loads(raw_path.read_text(encoding="utf-8")) if raw_path.is_file() else None
-    return Prepared(
-        preprocessor, splits, meta["data_hash"], reference, meta["key"], raw, meta.get("clean"), meta.get("balance")
-    )
+    sensitive_path = folder / "sensitive.json"
+    sensitive = json.loads(sensitive_path.read_text(encoding="utf-8")) if sensitive_path.is_file() else None
+    return Prepared(preprocessor, splits, meta["data_hash"], reference, meta["key"], raw, meta.get("clean"),
+                    meta.get("balance"), sensitive)  # fmt: skip

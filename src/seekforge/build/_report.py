@@ -8,6 +8,7 @@ import numpy as np
 
 from seekforge.build._curves import classification_sections
 from seekforge.core import report as r
+from seekforge.fairness import fairness_html
 
 
 def render_report(
@@ -86,6 +87,9 @@ def render_report(
                 + "</div>",
             )
         )
+    if "fairness" in manifest:
+        by = ", ".join(manifest["fairness"]["by"])
+        sections.append((f"Fairness: test metrics by {by}", fairness_html(manifest["fairness"])))
     if "variants" in manifest.get("compress", {}):
         sections.append(("Compression", _compression(manifest["compress"])))
     lineage = manifest["lineage"]

@@ -139,17 +139,28 @@ def run_cmd(
         return
     result = run(recipe, overrides=set_ or [], runs_dir=runs_dir, resume=resume, run_dir=run_dir, nproc=nproc,
                  nnodes=nnodes, rdzv_endpoint=rdzv_endpoint)  # fmt: skip
+    from seekforge.core.package import read_manifest
+
+    gate = read_manifest(result.package, verify=False).get("fairness", {}).get("gate")
     if as_json:
         compressed = result.compression
         print_json({"run_dir": result.run_dir, "package": result.package, "report": result.package / "report.html",
-                    "metrics": result.metrics, "compression": compressed})  # fmt: skip
-        return
-    print_metrics(result.metrics, title=f"test metrics ({result.metrics.get('rows', '?')} rows)")
-    out.print(f"package: {result.package}", markup=False)
-    out.print(f"report:  {result.package / 'report.html'}", markup=False)
-    if result.compression is not None:
-        print_variants(result.compression)
-        out.print(f"compressed package ({result.compression.selected}): {result.compression.package}", markup=False)
+                    "metrics": result.metrics, "compression": compressed, "fairness_gate": gate})  # fmt: skip
+    else:
+        print_metrics(result.metrics, title=f"test metrics ({result.metrics.get('rows', '?')} rows)")
+        out.print(f"package: {result.package}", markup=False)
+        out.print(f"report:  {result.package / 'report.html'}", markup=False)
+        if result.compression is not None:
+            print_variants(result.compression)
+            out.print(f"compressed package ({result.compression.selected}): {result.compression.package}", markup=False)
+    if gate is not None:
+        for reason in gate["reasons"]:
+            err.print(f"fairness gate: {reason}", markup=False)
+        err.print(
+            f"fairness gate: {'passed' if gate['passed'] else 'FAILED: the package is marked failed'}", markup=False
+        )
+        if not gate["passed"]:
+            raise typer.Exit(1)
 
 
 def tune(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +47,10 @@ def frame_fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def load_splits(data: DataConfig, features: FeaturesConfig, seed: int) -> Splits:
+def load_splits(data: DataConfig, features: FeaturesConfig, seed: int, *, keep: Sequence[str] = ()) -> Splits:
     """Read ``data.source`` (and ``data.test``), check them against ``features`` and split them.
+
+    ``keep`` names columns carried along unchecked, beside the features (a fairness check's groups).
 
     Classification splits are stratified by the output unless ``data.split.stratify`` is false. The same
     data and seed always give the same split.
@@ -59,8 +62,11 @@ def load_splits(data: DataConfig, features: FeaturesConfig, seed: int) -> Splits
     rejected = 0
     if data.clean is not None and data.clean.coerce:
         raw, rejected = _set_aside_unparseable(raw, features)
-    frame = check_table(raw, features)
-    explicit_test = check_table(read_source(data.test, data.read), features) if data.test else None
+    frame = _carry(check_table(raw, features), raw, keep, features)
+    explicit_test = None
+    if data.test:
+        test_raw = read_source(data.test, data.read)
+        explicit_test = _carry(check_table(test_raw, features), test_raw, keep, features)
     fingerprint = frame_fingerprint(frame)
     if explicit_test is not None:
         fingerprint = hashlib.sha256((fingerprint + frame_fingerprint(explicit_test)).encode()).hexdigest()
@@ -90,6 +96,30 @@ def load_splits(data: DataConfig, features: FeaturesConfig, seed: int) -> Splits
     if data.balance is not None:
         train, balancing = _balance_training_rows(train, data, features, seed)
     return Splits(train, take(val_pos), test, fingerprint, cleaning, balancing)
+
+
+def _carry(checked: pd.DataFrame, raw: pd.DataFrame, keep: Sequence[str], features: FeaturesConfig) -> pd.DataFrame:
+    """``checked`` with the ``keep`` columns of ``raw`` beside it (check_table keeps every row and its index).
+
+    Raises:
+        DataError: A ``keep`` column is not in the data.
+    """
+    declared = {f.name for f in (*features.inputs, features.output)}
+    extra = [c for c in keep if c not in declared]
+    missing = [c for c in extra if c not in raw.columns]
+    if missing:
+        shown = ", ".join(repr(str(c)) for c in list(raw.columns)[:20])
+        raise DataError(
+            f"{raw.attrs.get('source', 'data')}: column{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))} "
+            f"(fairness.sensitive) not found; columns present: {shown}",
+            hint="fix the name in fairness.sensitive, or add the column to the data",
+        )
+    if not extra:
+        return checked
+    carried = checked.copy()
+    for column in extra:
+        carried[column] = raw.loc[checked.index, column]
+    return carried
 
 
 def _declared_types(features: FeaturesConfig) -> dict[str, str]:

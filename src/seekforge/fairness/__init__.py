@@ -1,5 +1,6 @@
 """Fairness: a model's metrics within each group of one or more sensitive columns, with bootstrap
-intervals, and the largest difference and ratio between groups (fairlearn's ``MetricFrame``).
+intervals, and the largest difference and ratio between groups (fairlearn's ``MetricFrame``); the gate
+that fails a run whose groups differ by more than the recipe allows.
 
 Example:
     >>> from seekforge.fairness import group_metrics
@@ -7,6 +8,18 @@ Example:
     >>> report.difference["selection_rate"]
 """
 
-from seekforge.fairness._groups import GroupMetrics, group_metrics
+from seekforge.fairness._gate import fairness_gate
+from seekforge.fairness._groups import MIN_GROUP_ROWS, GroupMetrics, group_metrics
+from seekforge.fairness._report import fairness_html
+from seekforge.fairness.config import GROUP_METRICS, FairnessConfig, metric_kind
 
-__all__ = ["GroupMetrics", "group_metrics"]
+__all__ = [
+    "GROUP_METRICS",
+    "MIN_GROUP_ROWS",
+    "FairnessConfig",
+    "GroupMetrics",
+    "fairness_gate",
+    "fairness_html",
+    "group_metrics",
+    "metric_kind",
+]

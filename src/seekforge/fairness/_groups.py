@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from seekforge.core.deps import require
+from seekforge.fairness.config import GROUP_METRICS, metric_kind
 
 #: Rows a group needs for its interval to mean something; smaller groups are listed, with a note.
 MIN_GROUP_ROWS = 30
@@ -52,16 +53,19 @@ def _metrics(task: str, classes: list[Any] | None) -> dict[str, Any]:
     from fairlearn.metrics import false_positive_rate, selection_rate, true_positive_rate
     from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score, root_mean_squared_error
 
-    if task == "regression":
-        return {"mae": mean_absolute_error, "rmse": root_mean_squared_error, "r2": r2_score}
-    found: dict[str, Any] = {"accuracy": accuracy_score}
-    if classes is not None and len(classes) == 2:  # the second class is the positive one, as in proba_<class>
-        found["selection_rate"] = lambda t, p: selection_rate(t, p, pos_label=1)
-        found["tpr"] = lambda t, p: true_positive_rate(t, p, pos_label=1)
-        found["fpr"] = lambda t, p: false_positive_rate(t, p, pos_label=1)
-    else:
-        found["f1_macro"] = lambda t, p: f1_score(t, p, average="macro", labels=np.unique(t), zero_division=0)
-    return found
+    every: dict[str, Any] = {
+        "mae": mean_absolute_error,
+        "rmse": root_mean_squared_error,
+        "r2": r2_score,
+        "accuracy": accuracy_score,
+        # the second class is the positive one, as in proba_<class>
+        "selection_rate": lambda t, p: selection_rate(t, p, pos_label=1),
+        "tpr": lambda t, p: true_positive_rate(t, p, pos_label=1),
+        "fpr": lambda t, p: false_positive_rate(t, p, pos_label=1),
+        "f1_macro": lambda t, p: f1_score(t, p, average="macro", labels=np.unique(t), zero_division=0),
+    }
+    kind = metric_kind(task, len(classes) if classes is not None else None)
+    return {name: every[name] for name in GROUP_METRICS[kind]}
 
 
 def group_metrics(
