@@ -28,7 +28,29 @@ from seekforge.monitor.config import MonitorConfig
 from seekforge.train.config import TrainConfig
 from seekforge.tune.config import TuneConfig
 
-__all__ = ["Recipe", "load_config", "load_recipe"]
+__all__ = ["CardConfig", "Recipe", "load_config", "load_recipe"]
+
+
+Text = Annotated[str, Field(max_length=5000)]
+
+
+class CardConfig(BaseConfig):
+    """Attributes:
+    description: What the model does, in a sentence or two.
+    intended_use: Who uses it for what; out_of_scope: uses it was not made or checked for.
+    limitations: Known limits, one per item (the card adds those the run measures).
+    owners: People or teams to contact; license: the model's license.
+    explain_rows: Tables: SHAP importance over this many test rows in the card (0: none; text and image
+        packages are explained with ``seekforge explain``).
+    """
+
+    description: Text = ""
+    intended_use: Text = ""
+    out_of_scope: Text = ""
+    limitations: list[Text] = []
+    owners: list[Annotated[str, Field(max_length=200)]] = []
+    license: Annotated[str, Field(max_length=200)] = ""
+    explain_rows: Annotated[int, Field(ge=0, le=512)] = 0
 
 
 class Recipe(BaseConfig):
@@ -50,6 +72,7 @@ class Recipe(BaseConfig):
     compress: CompressConfig | None = None
     monitor: MonitorConfig = MonitorConfig()
     fairness: FairnessConfig | None = None
+    card: CardConfig = CardConfig()
 
     @model_validator(mode="after")
     def _sections_agree(self) -> Recipe:

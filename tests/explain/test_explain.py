@@ -97,6 +97,20 @@ def test_permutation_and_occlusion_for_wider_tables(tabular: tuple[Path, pd.Data
     assert np.asarray(occluded.attributions).shape == (10, 4)
 
 
+def test_a_regressor_is_explained_in_its_output_units(tmp_path: Path) -> None:
+    frame = make_tabular(300)
+    frame["spend"] = 40 + 25 * frame["x1"] - 10 * (frame["city"] == "oslo")
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    recipe = tabular_recipe(str(tmp_path / "d.csv"), epochs=30)
+    recipe["features"]["output"] = {"name": "spend", "type": "numeric"}  # type: ignore[index]
+    package = seekforge.run(recipe, runs_dir=tmp_path / "runs").package
+    found = explain(package, frame, rows=20, background=BACKGROUND)
+    assert found.output == "predicted spend" and found.completeness["passed"]
+    predicted = seekforge.load(package).predict(frame.iloc[:20])["prediction"].to_numpy()
+    np.testing.assert_allclose(found.values, predicted, rtol=1e-5, atol=1e-4)  # the value, not a scaled one
+    assert found.importance()[0][0] == "x1"
+
+
 def test_refusals(tabular: tuple[Path, pd.DataFrame]) -> None:
     package, frame = tabular
     with pytest.raises(ConfigError, match=r"category feature.*'city'.*no path to integrate"):

@@ -41,14 +41,28 @@ def _recipe(source: Path, **fairness: object) -> dict[str, object]:
     return recipe
 
 
-def test_the_fair_model_passes(tmp_path: Path) -> None:
-    result = seekforge.run(_recipe(_data(tmp_path / "d.csv", biased=False)), runs_dir=tmp_path / "runs")
-    found = read_manifest(result.package)["fairness"]
+def test_the_fair_model_passes_and_its_card_says_so(tmp_path: Path) -> None:
+    recipe = _recipe(_data(tmp_path / "d.csv", biased=False))
+    recipe["card"] = {"intended_use": "Ranking leads | for sales.", "limitations": ["Trained on 2026 visits."],
+                      "explain_rows": 30}  # fmt: skip
+    result = seekforge.run(recipe, runs_dir=tmp_path / "runs")
+    manifest = read_manifest(result.package)
+    found = manifest["fairness"]
     assert found["gate"]["passed"], found["gate"]["reasons"]
     assert found["by"] == ["gender"] and {g["group"]["gender"] for g in found["groups"]} == {"f", "m"}
     assert sum(g["rows"] for g in found["groups"]) == result.metrics["rows"]
     assert found["difference"]["selection_rate"] < 0.15
-    assert "Fairness: test metrics by gender" in (result.package / "report.html").read_text()
+    report = (result.package / "report.html").read_text()
+    assert "Fairness: test metrics by gender" in report and "Model card" in report
+    card = (result.package / "model_card.md").read_text()
+    assert "model_card.md" in manifest["files"]
+    assert "**Intended use.** Ranking leads | for sales." in card and "- Trained on 2026 visits." in card
+    assert "Fairness gate: passed" in card and "| gender=f |" in card
+    importance = manifest["explanation"]["importance"]
+    assert manifest["explanation"]["rows"] == 30 and manifest["explanation"]["completeness"]
+    assert {name for name, _ in importance} == {"x1", "x2", "city", "member", "gender"}
+    assert f"| {importance[0][0]} |" in card
+    assert result.metrics["rows"] == 300 and "The test metrics rest on" not in card  # warned under 200 rows
 
 
 def test_the_biased_model_fails_and_says_why(tmp_path: Path) -> None:
@@ -65,6 +79,9 @@ def test_the_biased_model_fails_and_says_why(tmp_path: Path) -> None:
     manifest = read_manifest(package)
     rates = {g["group"]["gender"]: g["values"]["selection_rate"] for g in manifest["fairness"]["groups"]}
     assert rates["f"] > rates["m"] + 0.15  # the women are turned down ("skip") more often
+    card = (package / "model_card.md").read_text()
+    assert "_Not stated: set `card.intended_use` in the recipe._" in card and "seekforge explain PACKAGE" in card
+    assert "- The fairness gate failed: " in card and reason in card
 
 
 def test_a_bad_fairness_section_is_refused_before_any_work(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ PACKAGE_FILES = {
     "model.safetensors",
     "reference.json",
     "report.html",
+    "model_card.md",
     "samples.safetensors",
     "calibration.safetensors",
 }

@@ -4,6 +4,7 @@ the model (one process or DDP), and finish (evaluate on the test split, write th
 ``seekforge.pipeline.run`` chains these; ``tune`` and ``compress`` reuse them for their trials and variants.
 """
 
+from seekforge.build._card import model_card
 from seekforge.build._finish import Built, finish
 from seekforge.build._fit import build_seeded_model, fit, model_io, write_trained
 from seekforge.build._prepare import SAMPLE_ROWS, Prepared, load_prepared, preparation_key, prepare
@@ -17,6 +18,7 @@ __all__ = [
     "finish",
     "fit",
     "load_prepared",
+    "model_card",
     "model_io",
     "preparation_key",
     "prepare",

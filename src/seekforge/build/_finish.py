@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from seekforge.build._card import explanation_summary, model_card
 from seekforge.build._prepare import SAMPLE_ROWS, Prepared
 from seekforge.build._report import render_report
 from seekforge.core.io import write_text_atomic
@@ -75,6 +76,15 @@ def finish(
         **({"fairness": fairness} if fairness is not None else {}),
         **(extra or {}),
     }
+    if recipe.card.explain_rows and prepared.raw_samples is not None:
+        import pandas as pd
+
+        from seekforge.explain import ExplainedModel
+
+        explained = ExplainedModel(folder / "package", manifest, pre, model)
+        frame = pd.DataFrame(prepared.raw_samples)
+        manifest["explanation"] = explanation_summary(explained, frame, recipe.card.explain_rows, recipe.seed)
+    card_text, card = model_card({**manifest, "seekforge_version": seekforge_version()}, recipe)
     regression_points = scores = None
     if recipe.task == "regression":
         regression_points = (pre.decode_target(test.target).tolist(), pre.decode_target(logits).tolist())
@@ -86,6 +96,7 @@ def finish(
         recipe_yaml=recipe.to_yaml(),
         test_predictions=regression_points,
         test_scores=scores,
+        card=card,
     )
     files = {
         "recipe.yaml": recipe.to_yaml(),
@@ -94,6 +105,7 @@ def finish(
         "model.safetensors": trained / "model.safetensors",
         "reference.json": json.dumps(reference),
         "report.html": report,
+        "model_card.md": card_text,
         # held-out rows, encoded, that later stages check exported and compressed models against
         "samples.safetensors": test.head(SAMPLE_ROWS).to_bytes(),
         # training rows, encoded, for calibrating quantized models

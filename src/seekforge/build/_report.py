@@ -18,6 +18,7 @@ def render_report(
     recipe_yaml: str,
     test_predictions: tuple[list[float], list[float]] | None = None,
     test_scores: tuple[np.ndarray, np.ndarray] | None = None,
+    card: str | None = None,
 ) -> str:
     """HTML report of a trained package. ``test_predictions`` is (actual, predicted) for regression,
     ``test_scores`` (true class indices, class probabilities) for classification."""
@@ -94,6 +95,8 @@ def render_report(
         sections.append(("Compression", _compression(manifest["compress"])))
     lineage = manifest["lineage"]
     sections.append(("Lineage", r.table([(k, v if v is not None else "-") for k, v in lineage.items()])))
+    if card is not None:
+        sections.append(("Model card", card))
     sections.append(("Recipe", f"<pre>{r.esc(recipe_yaml)}</pre>"))
     subtitle = f"seekforge {manifest.get('seekforge_version', '')} · {manifest.get('created', '')}"
     return r.page(f"{manifest['name']}: {manifest['task']} report", subtitle, sections)

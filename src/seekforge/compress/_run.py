@@ -206,19 +206,20 @@ def _write_final(
 ) -> None:
     """Copy the chosen stage's package, with the ONNX export that was measured (it passed its parity gate
     on these weights), to ``out`` with the full compression record."""
-    from seekforge.build import render_report
+    from seekforge.build import model_card, render_report
+    from seekforge.recipe import load_recipe
 
     manifest = read_manifest(built)
     files = {name: built / name for name in manifest["files"]}
     fields = {**carried_fields(manifest), "compress": record, "lineage": lineage}
-
+    shown = {**fields, "seekforge_version": manifest["seekforge_version"]}
+    card_text, card = model_card(shown, load_recipe(built / "recipe.yaml"))
     history = json.loads((built.parent / "trained" / "result.json").read_text(encoding="utf-8"))["history"]
     report = render_report(
-        manifest={**fields, "seekforge_version": manifest["seekforge_version"]},
-        history=history,
-        recipe_yaml=(built / "recipe.yaml").read_text(encoding="utf-8"),
+        manifest=shown, history=history, recipe_yaml=(built / "recipe.yaml").read_text(encoding="utf-8"), card=card
     )
-    write_package(out, files={**files, "report.html": report}, manifest=fields, overwrite=overwrite)
+    files = {**files, "report.html": report, "model_card.md": card_text}
+    write_package(out, files=files, manifest=fields, overwrite=overwrite)
 
 
 def _write_rows(folder: Path, rows: list[VariantRow]) -> None:

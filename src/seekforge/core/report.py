@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
@@ -386,12 +386,24 @@ def correlation_heatmap(matrix: Sequence[Sequence[float | None]], labels: Sequen
     return "".join(out)
 
 
-def _signed_axis(values: Sequence[float], left: int, width: int) -> tuple[list[float], Any]:
-    """Round ticks spanning ``values`` and zero, and the function placing a value on ``width`` pixels."""
+def _signed_axis(
+    values: Sequence[float], left: int, top: int, width: int, height: int, label: str
+) -> tuple[Callable[[float], float], list[str]]:
+    """The function placing a value on a horizontal axis of round ticks spanning ``values`` and zero, and
+    the axis drawn: grid lines, tick labels and ``label`` under the plot."""
     ticks = nice_ticks(min(0.0, *values), max(0.0, *values))
     lo, hi = ticks[0], ticks[-1]
     span = (hi - lo) or 1.0
-    return ticks, lambda v: left + (v - lo) / span * width
+
+    def px(v: float) -> float:
+        return left + (v - lo) / span * width
+
+    out = []
+    for t in ticks:
+        out.append(f"<line x1='{px(t):.1f}' x2='{px(t):.1f}' y1='{top}' y2='{top + height}' stroke='#eee'/>")
+        out.append(f"<text x='{px(t):.1f}' y='{top + height + 14}' text-anchor='middle'>{tick_label(t, ticks)}</text>")
+    out.append(f"<text x='{left + width / 2}' y='{top + height + 30}' text-anchor='middle'>{esc(label)}</text>")
+    return px, out
 
 
 def bar_chart(labels: Sequence[str], values: Sequence[float], *, title: str, x_label: str, width: int = 560) -> str:
@@ -400,12 +412,8 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], *, title: str, x_l
         return ""
     left, top, row = 190, 24, 18
     w, h = width - left - 16, row * len(labels)
-    ticks, px = _signed_axis(values, left, w)
-    out = _frame(width, top + h + 40, left, top, w, h, title)
-    for t in ticks:
-        out.append(f"<line x1='{px(t):.1f}' x2='{px(t):.1f}' y1='{top}' y2='{top + h}' stroke='#eee'/>")
-        out.append(f"<text x='{px(t):.1f}' y='{top + h + 14}' text-anchor='middle'>{tick_label(t, ticks)}</text>")
-    out.append(f"<text x='{left + w / 2}' y='{top + h + 30}' text-anchor='middle'>{esc(x_label)}</text>")
+    px, axis = _signed_axis(values, left, top, w, h, x_label)
+    out = _frame(width, top + h + 40, left, top, w, h, title) + axis
     for k, (label, value) in enumerate(zip(labels, values, strict=True)):
         y = top + k * row
         x0, x1 = sorted((px(0.0), px(value)))
@@ -435,12 +443,8 @@ def beeswarm(
     left, top, row = 190, 24, 22
     w, h = width - left - 16, row * len(labels)
     every = [float(v) for vs in values for v in vs]
-    ticks, px = _signed_axis(every, left, w)
-    out = _frame(width, top + h + 56, left, top, w, h, title)
-    for t in ticks:
-        out.append(f"<line x1='{px(t):.1f}' x2='{px(t):.1f}' y1='{top}' y2='{top + h}' stroke='#eee'/>")
-        out.append(f"<text x='{px(t):.1f}' y='{top + h + 14}' text-anchor='middle'>{tick_label(t, ticks)}</text>")
-    out.append(f"<text x='{left + w / 2}' y='{top + h + 30}' text-anchor='middle'>{esc(x_label)}</text>")
+    px, axis = _signed_axis(every, left, top, w, h, x_label)
+    out = _frame(width, top + h + 56, left, top, w, h, title) + axis
     for k, label in enumerate(labels):
         middle = top + k * row + row / 2
         out.append(f"<text x='{left - 6}' y='{middle + 4}' text-anchor='end'>{esc(str(label)[:30])}</text>")

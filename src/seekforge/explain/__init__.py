@@ -13,6 +13,7 @@ Example:
 """
 
 from seekforge.explain._explain import MAX_ROWS, METHODS, Explanation, explain
+from seekforge.explain._model import ExplainedModel, load_model
 from seekforge.explain._write import write_explanation
 
-__all__ = ["MAX_ROWS", "METHODS", "Explanation", "explain", "write_explanation"]
+__all__ = ["MAX_ROWS", "METHODS", "ExplainedModel", "Explanation", "explain", "load_model", "write_explanation"]

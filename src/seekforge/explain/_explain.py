@@ -118,12 +118,13 @@ def pick_method(model: ExplainedModel, method: str) -> tuple[str, str]:
 
 
 def explain(
-    package: str | Path,
+    package: str | Path | ExplainedModel,
     frame: pd.DataFrame,
     *,
     rows: int = 100,
     method: str = "auto",
     background: int = 100,
+    background_frame: pd.DataFrame | None = None,
     steps: int = 20,
     seed: int = 0,
     max_evals: int | None = None,
@@ -132,10 +133,12 @@ def explain(
     """Explain the predictions of a package's model on the first ``rows`` rows of ``frame``.
 
     Args:
+        package: The package folder, or its model already loaded (:class:`ExplainedModel`).
         method: ``auto`` (SHAP for tables, integrated gradients for text and images), ``shap``, ``ig``
             (integrated gradients) or ``occlusion``. SHAP asked of a text or image model is replaced by
             integrated gradients, with a warning.
         background: Tables: rows drawn (with ``seed``) from ``frame`` that stand for an unknown feature.
+        background_frame: Draw them from this table instead (a server explaining a few rows at a time).
         steps: Integrated gradients' steps (Gauss-Legendre: few suffice; a row that misses completeness gets
             four times as many).
         max_evals: SHAP's permutation explainer: model evaluations per row.
@@ -146,7 +149,8 @@ def explain(
         DataError: ``frame`` is empty or a value cannot be encoded (the message names row and column).
     """
     started = time.perf_counter()
-    model = load_model(package)
+    model = package if isinstance(package, ExplainedModel) else load_model(package)
+    model.model.eval()
     chosen, note = pick_method(model, method)
     if note:
         warnings.warn(note, UserWarning, stacklevel=2)
@@ -164,13 +168,14 @@ def explain(
     targets = model.targets(scores)
     values = scores[torch.arange(len(targets)), targets].double().numpy()
     scale = 1.0 if model.task == "classification" else float(model.preprocessor.target_std_)
-    found = _attribute(model, chosen, batch, targets.numpy(), frame, background=background, steps=steps,
+    pool = frame if background_frame is None else background_frame
+    found = _attribute(model, chosen, batch, targets.numpy(), chosen_rows, pool, background=background, steps=steps,
                        seed=seed, max_evals=max_evals, scale=scale)  # fmt: skip
     sums = _sums(found["attributions"])
     gaps = found["base"] + sums - values
     completeness = _completeness(found["method"], gaps, values - found["base"], scale, found.get("note", ""))
     result = Explanation(
-        package=str(package),
+        package=str(model.path),
         kind=model.kind,
         method=found["method"],
         output=model.output_name,
@@ -199,6 +204,7 @@ def _attribute(
     method: str,
     batch: dict[str, torch.Tensor],
     targets: np.ndarray,
+    explained: pd.DataFrame,
     frame: pd.DataFrame,
     *,
     background: int,
@@ -221,7 +227,7 @@ def _attribute(
             values, base, name = _tabular.ig_values(model, rows, reference, targets, steps=steps)
         else:
             values, base, name = _tabular.occlusion_values(model, rows, reference, targets)
-        raw = frame.iloc[: len(rows)][_tabular.feature_names(model)]
+        raw = explained[_tabular.feature_names(model)]
         return {"method": name, "attributions": values, "base": base, "features": _tabular.feature_names(model),
                 "background": reference, "extras": {"raw": raw, "encoded": rows}}  # fmt: skip
     if model.kind == "text":

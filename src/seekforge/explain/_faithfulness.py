@@ -9,6 +9,7 @@ token becomes padding, an image's pixel the training mean (zero after normalisat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,8 +74,11 @@ def _orders(values: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
     return [np.argsort(-values, kind="stable"), *(rng.permutation(len(values)) for _ in range(RANDOM_ORDERS))]
 
 
-def _counts(size: int) -> list[int]:
-    return [int(np.ceil(f * size)) for f in FRACTIONS]
+def _deletions(values: np.ndarray, rng: np.random.Generator, remove: Callable[[np.ndarray], Any]) -> list[Any]:
+    """``remove(positions)`` of the first ``share`` of each order's positions, order by order (see
+    :func:`_orders`), share by share (:data:`FRACTIONS`)."""
+    counts = [int(np.ceil(f * len(values))) for f in FRACTIONS]
+    return [remove(order[:count]) for order in _orders(values, rng) for count in counts]
 
 
 def _split(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,16 +94,17 @@ def _tabular_outputs(
     targets: np.ndarray,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    counts = _counts(rows.shape[1])
     variants = []
     for row, values in zip(rows, attributions, strict=True):
-        for order in _orders(values, rng):
-            for count in counts:
-                copies = np.repeat(row[None], len(background), axis=0)
-                copies[:, order[:count]] = background[:, order[:count]]
-                variants.append(copies)
+
+        def remove(positions: np.ndarray, row: np.ndarray = row) -> np.ndarray:
+            copies = np.repeat(row[None], len(background), axis=0)
+            copies[:, positions] = background[:, positions]
+            return copies
+
+        variants += _deletions(values, rng, remove)
     scores = _tabular.score_matrix(model, np.concatenate(variants))
-    scores = scores.reshape(len(rows), 1 + RANDOM_ORDERS, len(counts), len(background), -1)
+    scores = scores.reshape(len(rows), 1 + RANDOM_ORDERS, len(FRACTIONS), len(background), -1)
     return _split(scores[np.arange(len(rows)), :, :, :, targets].mean(axis=-1))  # [rows, orders, fractions]
 
 
@@ -118,13 +123,13 @@ def _text_outputs(
         ids = batch["input_ids"][row, :length]
         mask = batch["attention_mask"][row : row + 1, :length]
         words = np.flatnonzero(~torch.isin(ids, special).numpy())  # special tokens stay
-        variants = []
-        for order in _orders(values[words], rng):
-            for count in _counts(len(words)):
-                copy = ids.clone()
-                copy[torch.from_numpy(words[order[:count]])] = encoder.pad_id
-                variants.append(copy)
-        stacked = torch.stack(variants)
+
+        def remove(positions: np.ndarray, ids: torch.Tensor = ids, words: np.ndarray = words) -> torch.Tensor:
+            copy = ids.clone()
+            copy[torch.from_numpy(words[positions])] = encoder.pad_id
+            return copy
+
+        stacked = torch.stack(_deletions(values[words], rng, remove))
         with torch.no_grad():
             scores = model.scores({"input_ids": stacked, "attention_mask": mask.expand(len(stacked), -1)})
         results[row] = scores[:, targets[row]].double().numpy().reshape(1 + RANDOM_ORDERS, len(FRACTIONS))
@@ -141,13 +146,12 @@ def _image_outputs(
     images = batch["image"]
     results = np.zeros((len(attributions), 1 + RANDOM_ORDERS, len(FRACTIONS)))
     for row, values in enumerate(attributions):
-        flat = values.reshape(-1)
-        variants = []
-        for order in _orders(flat, rng):
-            for count in _counts(len(flat)):
-                copy = images[row].clone().reshape(images.shape[1], -1)
-                copy[:, torch.from_numpy(order[:count])] = 0.0
-                variants.append(copy.reshape(images.shape[1:]))
-        scores = model.predict_scores({"image": torch.stack(variants)})
+
+        def remove(positions: np.ndarray, image: torch.Tensor = images[row]) -> torch.Tensor:
+            copy = image.clone().reshape(image.shape[0], -1)
+            copy[:, torch.from_numpy(positions)] = 0.0
+            return copy.reshape(image.shape)
+
+        scores = model.predict_scores({"image": torch.stack(_deletions(values.reshape(-1), rng, remove))})
         results[row] = scores[:, targets[row]].double().numpy().reshape(1 + RANDOM_ORDERS, len(FRACTIONS))
     return _split(results)

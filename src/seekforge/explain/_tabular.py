@@ -89,6 +89,8 @@ def shap_values(
         advance(len(chunks[-1].values))
     values = np.concatenate([np.asarray(c.values, dtype=np.float64) for c in chunks])  # [rows, features, outputs]
     base = np.concatenate([np.asarray(c.base_values, dtype=np.float64) for c in chunks])  # [rows, outputs]
+    if values.ndim == 2:  # one output (a regressor): shap leaves out its axis
+        values, base = values[..., None], base.reshape(len(base), 1)
     pick = np.arange(len(rows))
     return values[pick, :, targets], base[pick, targets], f"shap-{algorithm}"
 
