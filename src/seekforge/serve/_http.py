@@ -19,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from seekforge.core.deps import require
 from seekforge.serve._batcher import ShuttingDown
+from seekforge.serve._explain import Explainer
 from seekforge.serve._service import (
     BadRequest,
     ModelService,
@@ -242,17 +243,50 @@ def create_app(service: ModelService) -> Any:
         except ClientDisconnect:
             return Response(status_code=499)  # nobody reads it; counted apart from the server's errors
         except Exception as exc:
-            failure = failure_of(exc, request_id)
-            service.metrics.errors.labels("http", failure.reason).inc()
-            headers = {"x-request-id": request_id}
-            if failure.http == 401:
-                headers["WWW-Authenticate"] = "Bearer"
-            if failure.retry_after is not None:
-                headers["Retry-After"] = str(max(1, math.ceil(failure.retry_after)))
-            if failure.reason == "draining":
-                headers.update({"Retry-After": "1", "Connection": "close"})
-            return _error(failure.http, failure.detail, headers)
+            return failed(exc, request_id)
         return Response(body.encode(), media_type="application/json", headers={"x-request-id": request_id})
+
+    def failed(exc: BaseException, request_id: str) -> Any:
+        failure = failure_of(exc, request_id)
+        service.metrics.errors.labels("http", failure.reason).inc()
+        headers = {"x-request-id": request_id}
+        if failure.http == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        if failure.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(failure.retry_after)))
+        if failure.reason == "draining":
+            headers.update({"Retry-After": "1", "Connection": "close"})
+        return _error(failure.http, failure.detail, headers)
+
+    explainer = Explainer(service.path, service.manifest, service.config)
+
+    answers = {k: RESPONSES[k] for k in ("400", "401", "413", "422", "503", "504")}
+    answers["404"] = {"description": "Explanations are off on this server (explain=true turns them on)"}
+
+    @app.post("/v1/explain", responses=answers)
+    async def explain(request: Request) -> Any:
+        """Attributions of a few records ({"records": [...], "method": "auto"}): off unless the server was
+        started with explain=true; at most explain_max_rows records, one explanation at a time."""
+        request_id = "-"
+        try:
+            request_id = service.request_id_of(request.headers.get("x-request-id"))
+            service.check_key(request.headers)
+            payload = _parse(await _body(request, service.config.max_request_bytes))
+            if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
+                raise BadRequest('the body must be a JSON object {"records": [...], "method": "auto"}')
+            extra = sorted(set(payload) - {"records", "method"})
+            if extra:
+                raise BadRequest(f"unknown key{'s' * (len(extra) > 1)} in the body: {', '.join(extra)}")
+            if not service.config.explain:  # before any work on the records
+                await explainer.explain([], "auto")
+            rows = await service.validate_records(payload["records"])
+            answer = await explainer.explain(rows, str(payload.get("method", "auto")))
+        except ClientDisconnect:
+            return Response(status_code=499)
+        except Exception as exc:
+            return failed(exc, request_id)
+        body = {**answer, "model_version": service.version, "request_id": request_id}
+        return JSONResponse(body, headers={"x-request-id": request_id})
 
     @app.get("/v1/model", responses={401: RESPONSES["401"]})
     async def model(request: Request) -> Any:

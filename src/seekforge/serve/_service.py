@@ -64,6 +64,10 @@ class Unauthorized(SeekforgeError, PermissionError):
     """A request without the right API key."""
 
 
+class NotServed(SeekforgeError, LookupError):
+    """A route this server was not started to answer (``/v1/explain`` without ``explain=true``)."""
+
+
 @dataclass(frozen=True)
 class Failure:
     """How a failed request is answered on each protocol, and counted."""
@@ -80,6 +84,8 @@ def failure_of(exc: BaseException, request_id: str) -> Failure:
     its traceback under ``request_id`` and answered without one."""
     if isinstance(exc, Unauthorized):
         return Failure(401, "UNAUTHENTICATED", "unauthorized", exc.message)
+    if isinstance(exc, NotServed):
+        return Failure(404, "UNIMPLEMENTED", "not_served", str(exc))
     if isinstance(exc, TooLarge):
         return Failure(413, "RESOURCE_EXHAUSTED", "too_large", str(exc))
     if isinstance(exc, BadRequest):

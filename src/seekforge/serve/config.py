@@ -38,6 +38,9 @@ class ServeConfig(BaseConfig):
         keep_alive_s: An idle HTTP keep-alive connection is closed after this.
         max_connections: HTTP connections and requests in progress at once; beyond it, 503.
         grpc_idle_s: An idle gRPC connection is closed after this.
+        explain: Answer ``POST /v1/explain`` (attributions of a few records; the full install). Off: 404.
+        explain_max_rows: Records in one explanation request.
+        explain_timeout_s: An explanation taking longer is answered 504; one runs at a time (503 meanwhile).
     """
 
     backend: str = "auto"
@@ -60,6 +63,9 @@ class ServeConfig(BaseConfig):
     keep_alive_s: Annotated[float, Field(gt=0)] = 5.0
     max_connections: Annotated[int, Field(ge=1)] = 1024
     grpc_idle_s: Annotated[float, Field(gt=0)] = 300.0
+    explain: bool = False
+    explain_max_rows: Annotated[int, Field(ge=1, le=100)] = 10
+    explain_timeout_s: Annotated[float, Field(gt=0)] = 30.0
 
     @field_validator("backend")
     @classmethod

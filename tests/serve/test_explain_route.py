@@ -1,0 +1,48 @@
+"""``POST /v1/explain``: off unless asked for (404 with the setting that turns it on); on, each record's
+attributions add up to its explained output, and too many records, a bad field or an unknown method are
+refused before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from seekforge.serve import ServeConfig
+from tests.serve.conftest import running
+
+GOOD = {"x1": 0.5, "x2": -1.0, "city": "oslo", "member": "yes"}
+OTHER = {"x1": -3.0, "x2": 2.0, "city": "rome", "member": "no"}
+
+
+def test_explanations_are_off_by_default(served_package: Path) -> None:
+    with (
+        running(served_package, ServeConfig(), grpc=False) as (_, where),
+        httpx.Client(base_url=f"http://127.0.0.1:{where.http_port}", timeout=30) as client,
+    ):
+        response = client.post("/v1/explain", json={"records": [GOOD]})
+    assert response.status_code == 404 and "--set explain=true" in response.json()["detail"]
+
+
+def test_explanations_add_up_and_bad_requests_are_refused(served_package: Path) -> None:
+    config = ServeConfig(explain=True, explain_max_rows=3)
+    with (
+        running(served_package, config, grpc=False) as (service, where),
+        httpx.Client(base_url=f"http://127.0.0.1:{where.http_port}", timeout=60) as client,
+    ):
+        response = client.post("/v1/explain", json={"records": [GOOD, OTHER]}, headers={"x-request-id": "e1"})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["method"] == "shap-exact" and body["completeness"]["passed"] and body["request_id"] == "e1"
+        predicted = service.predictor.predict([GOOD, OTHER])
+        for answer, label in zip(body["explanations"], predicted["prediction"], strict=True):
+            assert answer["prediction"] == label and set(answer["attributions"]) == set(GOOD)
+            assert answer["base"] + sum(answer["attributions"].values()) == pytest.approx(answer["value"], abs=1e-6)
+        too_many = client.post("/v1/explain", json={"records": [GOOD] * 4})
+        assert too_many.status_code == 413 and "at most 3: split it" in too_many.json()["detail"]
+        bad = client.post("/v1/explain", json={"records": [{**GOOD, "x1": "tall"}]})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "x1"
+        method = client.post("/v1/explain", json={"records": [GOOD], "method": "lime"})
+        assert method.status_code == 400 and "'lime' is not one of" in method.json()["detail"]
+        assert client.post("/v1/predict", json={"records": [GOOD]}).status_code == 200  # predictions go on
