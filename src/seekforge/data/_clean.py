@@ -102,7 +102,7 @@ def keep_rows(data: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
 
 
 #: how many steps ``clean_frame`` announces
-CLEAN_STEPS = 6
+CLEAN_STEPS = 7
 
 
 def clean_frame(
@@ -140,6 +140,18 @@ def clean_frame(
     step("types")
     data, rejected = _coerce(data, types, ledger) if clean.coerce else (data, _empty_rejected())
     steps.append({"step": "coerce", "rejected": len(rejected)})
+
+    step("personal data")
+    if clean.privacy is not None and clean.privacy.pii != "keep":
+        from seekforge.data._pii import protect
+
+        privacy = clean.privacy
+        data, privacy_step = protect(data, types, action=privacy.pii, entities=privacy.entities,
+                                     column_share=privacy.column_share, sample=privacy.sample, seed=config.seed,
+                                     keep=[label] if label is not None else [])  # fmt: skip
+        for name in privacy_step["columns"] if privacy.pii == "drop" else []:
+            types.pop(name)
+        steps.append(privacy_step)
 
     if label is not None:
         missing_label = data[label].isna()

@@ -23,6 +23,7 @@ from seekforge.core.images import image_size
 from seekforge.core.progress import progress_task
 from seekforge.data._correlation import class_distributions, correlations, redundant_partners
 from seekforge.data._duplicates import duplicate_counts
+from seekforge.data._pii import pii_profile
 from seekforge.data._values import as_text, nested_positions, numbers
 from seekforge.data._warnings import warnings_of
 
@@ -85,7 +86,7 @@ def infer_task(column: pd.Series, kind: str) -> str:
 
 def profile_steps(label: str | None) -> int:
     """How many steps ``profile_frame`` announces."""
-    return 3 if label is None else 5
+    return 4 if label is None else 6
 
 
 def profile_frame(
@@ -164,6 +165,8 @@ def profile_frame(
             ranked = sorted((n for n, k in kinds.items() if k == "numeric" and n != label),
                             key=lambda n: -columns[n].get("importance", 0.0))  # fmt: skip
             profile["by_class"] = class_distributions(frame, kinds, label, ranked, seed=seed)
+    step("personal data")
+    profile["pii"] = pii_profile(frame, {n: k for n, k in kinds.items() if n != label}, seed=seed)
     step("correlations")
     profile["correlation"] = correlations(frame, kinds, label, seed=seed)
     for name, (partner, rho) in redundant_partners(profile["correlation"]).items():

@@ -147,6 +147,7 @@ def _clean_training_rows(
     steps["coerce"] = False
     steps["columns"].update(drop_id_like=False, drop_constant=False)
     steps["missing"]["drop_columns_above"] = None
+    steps["privacy"] = None  # refused in a recipe: serving data would not be cleaned the same way
     config = DataQualityConfig(
         label=features.output.name,
         task=features.task,

@@ -37,6 +37,7 @@ def warnings_of(profile: Mapping[str, Any]) -> list[str]:
         leak = col.get("leakage")
         if leak is not None and leak >= 0.99 and (majority is None or majority < 0.99):
             out.append(f"'{name}' alone predicts the label ({leak:.3f}): it probably leaks the label")
+    out += _pii_warnings(profile.get("pii"))
     sample = profile.get("importance_sample")
     if sample:
         out.append(
@@ -65,4 +66,21 @@ def warnings_of(profile: Mapping[str, Any]) -> list[str]:
         out.append(f"{dup['near']} more rows repeat an earlier row nearly (rounding, case, spacing)")
     if label and label.get("imbalance_ratio", 1) >= 5:
         out.append(f"the label is imbalanced: the largest class is {label['imbalance_ratio']:.1f}x the smallest")
+    return out
+
+
+def _pii_warnings(pii: Mapping[str, Any] | None) -> list[str]:
+    if pii is None:
+        return []
+    if not pii["checked"]:
+        return [f"personal data was not looked for: {pii['why']} ({pii['hint']})"]
+    out = []
+    for name, found in pii["columns"].items():
+        kinds = ", ".join(
+            f"{e.lower().replace('_', ' ')} ({v['cells']}, e.g. {v['examples'][0]})"
+            for e, v in found["entities"].items()
+        )
+        where = "holds personal data" if found["pii_column"] else "has personal data inside"
+        out.append(f"'{name}' {where} in {found['cells_with_pii']} of {found['cells_checked']} sampled cells: {kinds}; "
+                   "clean.privacy drops, hashes or masks it")  # fmt: skip
     return out

@@ -71,6 +71,20 @@ class ColumnsConfig(BaseConfig):
     rare_label: str = "__rare__"
 
 
+class PrivacyConfig(BaseConfig):
+    """Personal data (Presidio: e-mail addresses, phone numbers, card numbers, IBANs, US social security
+    numbers, IP addresses; names where a spaCy English model is installed) in text and category columns.
+    A column whose sampled cells hold it at least ``column_share`` of the time is a personal-data column:
+    ``drop`` removes it, ``hash`` replaces each value by its sha256 (16 hex digits: still a key to join or
+    count on), ``mask`` stars it out; inside other text, each span found is replaced by its entity
+    (``<EMAIL_ADDRESS>``: drop), its hash or a mask. ``keep`` reports and changes nothing."""
+
+    pii: Literal["keep", "drop", "hash", "mask"] = "drop"
+    entities: list[str] | None = None
+    column_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    sample: Annotated[int, Field(ge=10, le=100_000)] = 200
+
+
 class CleanConfig(BaseConfig):
     """The cleaning steps, in the order they run; each is optional."""
 
@@ -80,6 +94,7 @@ class CleanConfig(BaseConfig):
     outliers: OutlierConfig = OutlierConfig()
     label_issues: LabelIssuesConfig = LabelIssuesConfig()
     columns: ColumnsConfig = ColumnsConfig()
+    privacy: PrivacyConfig | None = None
 
 
 class BalanceConfig(BaseConfig):

@@ -74,6 +74,12 @@ class DataConfig(BaseConfig):
     def _has_a_test_set(self) -> DataConfig:
         if self.test is None and self.split.test == 0:
             raise ValueError("there is no test set: set data.split.test above 0, or data.test to a test source")
+        if self.clean is not None and self.clean.privacy is not None:
+            raise ValueError(
+                "clean.privacy cleans a data file, not a run's training rows (the rows served later would not "
+                "be cleaned the same way): run seekforge data clean FILE with clean.privacy in its "
+                "data_quality.yaml, and train on the cleaned file"
+            )
         return self
 
 
