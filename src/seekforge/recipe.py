@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, model_validator
@@ -28,7 +28,7 @@ from seekforge.monitor.config import MonitorConfig
 from seekforge.train.config import TrainConfig
 from seekforge.tune.config import TuneConfig
 
-__all__ = ["CardConfig", "Recipe", "load_config", "load_recipe"]
+__all__ = ["CardConfig", "Recipe", "WarmStartConfig", "load_config", "load_recipe"]
 
 
 Text = Annotated[str, Field(max_length=5000)]
@@ -53,6 +53,24 @@ class CardConfig(BaseConfig):
     explain_rows: Annotated[int, Field(ge=0, le=512)] = 0
 
 
+class WarmStartConfig(BaseConfig):
+    """Continue training a package on new rows (``seekforge train recipe.yaml --from PACKAGE --data new.csv``).
+
+    Attributes:
+        package: The parent package: its weights start the model, its lineage becomes the parent.
+        preprocessor: ``keep`` the parent's (new categories go to the unknown bucket; the replay rows stay
+            valid), ``grow`` it (the numbers keep their scaling, new categories get new rows in the
+            embeddings, started at the mean of the old ones), or ``refit`` it on the new rows (allowed when
+            every vocabulary keeps its size, since the weights must fit; no replay then).
+        replay: The share of the training rows drawn from the parent's own training rows (the encoded
+            sample every package carries), against forgetting what it knew; 0: none.
+    """
+
+    package: Annotated[str, Field(min_length=1)]
+    preprocessor: Literal["keep", "grow", "refit"] = "keep"
+    replay: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+
+
 class Recipe(BaseConfig):
     """A complete, validated recipe.
 
@@ -73,6 +91,7 @@ class Recipe(BaseConfig):
     monitor: MonitorConfig = MonitorConfig()
     fairness: FairnessConfig | None = None
     card: CardConfig = CardConfig()
+    warm_start: WarmStartConfig | None = None
 
     @model_validator(mode="after")
     def _sections_agree(self) -> Recipe:
@@ -96,6 +115,12 @@ class Recipe(BaseConfig):
         problems += self._compress_problems()
         if self.fairness is not None:
             problems += self.fairness.problems(self.features.output.type)
+        warm = self.warm_start
+        if warm is not None and warm.preprocessor == "refit" and warm.replay > 0:
+            problems.append(
+                "warm_start.replay: the parent's rows are encoded by its own preprocessor, which refit replaces; "
+                "set replay: 0, or preprocessor: keep or grow"
+            )
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -66,12 +66,16 @@ def finish(
             **({"clean": prepared.cleaning} if prepared.cleaning is not None else {}),
             **({"balance": prepared.balancing} if prepared.balancing is not None else {}),
         },
-        "training": {k: result[k] for k in ("best_epoch", "steps", "stopped_early", "seconds")},
+        "training": {
+            **{k: result[k] for k in ("best_epoch", "steps", "stopped_early", "seconds")},
+            **({"warm_start": prepared.warm} if prepared.warm is not None else {}),
+        },
         "lineage": {
             "data_hash": prepared.data_hash,
             "recipe_hash": recipe.fingerprint(),
             "parent": None,
             "seed": recipe.seed,
+            **(prepared.warm["parent"] if prepared.warm is not None else {}),
         },
         **({"fairness": fairness} if fairness is not None else {}),
         **(extra or {}),

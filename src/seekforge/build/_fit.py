@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from seekforge.build._prepare import Prepared
+from seekforge.build._warm import load_parent, start_from_parent, widths_io
 from seekforge.core.io import atomic_dir
 from seekforge.models import ModelConfig, ModelIO
 from seekforge.recipe import Recipe
@@ -40,8 +41,13 @@ def fit(
     """Train and (on the main process) write ``<run_dir>/trained/`` with the kept weights and the history;
     ``epoch_hook`` sees each epoch's record and ``checks_per_epoch - 1`` checks within it (see Trainer)."""
     io = model_io(recipe, prepared)
+    parent = load_parent(recipe) if recipe.warm_start is not None else None
+    if parent is not None:
+        io = widths_io(io, parent)
     model = build_seeded_model(recipe, io)
     io = recipe.model.adapt(model, io, prepared.splits["train"].inputs, prepared.preprocessor)
+    if parent is not None:
+        start_from_parent(model, parent)
     config = recipe.train
     if recipe.data.balance is not None and recipe.data.balance.method == "class_weights":
         config = type(config).model_validate({**config.model_dump(), "class_weights": "balanced"})

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from seekforge.build._warm import load_parent, replay_rows, warm_preprocessor
 from seekforge.core.io import atomic_dir
 from seekforge.data import Preprocessor, check_table, load_splits
 from seekforge.monitor import build_reference
@@ -42,6 +43,8 @@ class Prepared:
     balancing: dict[str, Any] | None = None
     #: The test rows' values of the recipe's ``fairness.sensitive`` columns (missing: None).
     sensitive: dict[str, list[Any]] | None = None
+    #: A warm start's parent, what became of its preprocessor, and the replayed rows.
+    warm: dict[str, Any] | None = None
 
 
 def preparation_key(recipe: Recipe) -> str:
@@ -52,6 +55,7 @@ def preparation_key(recipe: Recipe) -> str:
         "features": recipe.features.model_dump(mode="json"),
         "tokenizer": str(getattr(recipe.model, "pretrained", None)),
         "sensitive": _sensitive_columns(recipe),
+        "warm_start": recipe.warm_start.model_dump(mode="json") if recipe.warm_start is not None else None,
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
@@ -64,14 +68,28 @@ def prepare(recipe: Recipe, run_dir: Path) -> Prepared:
     if cached is not None and cached.key == key:
         return cached
     tokenizer = getattr(recipe.model, "tokenizer_path", lambda: None)()
+    parent = load_parent(recipe) if recipe.warm_start is not None else None  # checked before the data is read
     splits = load_splits(recipe.data, recipe.features, recipe.seed, keep=_sensitive_columns(recipe))
-    preprocessor = Preprocessor(recipe.features, tokenizer_path=tokenizer).fit(splits.train)
+    warm = None
+    if parent is None:
+        preprocessor = Preprocessor(recipe.features, tokenizer_path=tokenizer).fit(splits.train)
+    else:
+        preprocessor, warm = warm_preprocessor(recipe, parent, splits.train)
     encoded = {}
     for name in SPLITS:
         frame = getattr(splits, name)
         inputs = preprocessor.transform(frame) if len(frame) else {}
         target = preprocessor.transform_target(frame) if len(frame) else torch.empty(0)
         encoded[name] = Tensors(inputs, target)
+    if parent is not None and warm is not None:
+        assert recipe.warm_start is not None
+        new_rows = len(encoded["train"])
+        replay = replay_rows(parent, recipe.warm_start.replay, new_rows, recipe.seed)
+        if replay is not None:
+            train = encoded["train"]
+            encoded["train"] = Tensors({k: torch.cat([v, replay.inputs[k]]) for k, v in train.inputs.items()},
+                                       torch.cat([train.target, replay.target]))  # fmt: skip
+        warm.update(parent=parent.lineage(), new_rows=new_rows, replay_rows=len(replay) if replay is not None else 0)
     reference = build_reference(splits.train, preprocessor)
     raw = _raw_columns(splits.test.head(SAMPLE_ROWS), recipe) if len(splits.test) else None
     sensitive = None
@@ -95,10 +113,11 @@ def prepare(recipe: Recipe, run_dir: Path) -> Prepared:
             "rows": {n: len(getattr(splits, n)) for n in SPLITS},
             "clean": splits.cleaning,
             "balance": splits.balancing,
+            "warm": warm,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return Prepared(
-        preprocessor, encoded, splits.data_hash, reference, key, raw, splits.cleaning, splits.balancing, sensitive
+        preprocessor, encoded, splits.data_hash, reference, key, raw, splits.cleaning, splits.balancing, sensitive, warm
     )
 
 
@@ -140,4 +159,4 @@ def load_prepared(folder: Path) -> Prepared | None:
     sensitive_path = folder / "sensitive.json"
     sensitive = json.loads(sensitive_path.read_text(encoding="utf-8")) if sensitive_path.is_file() else None
     return Prepared(preprocessor, splits, meta["data_hash"], reference, meta["key"], raw, meta.get("clean"),
-                    meta.get("balance"), sensitive)  # fmt: skip
+                    meta.get("balance"), sensitive, meta.get("warm"))  # fmt: skip

@@ -116,9 +116,15 @@ def run_cmd(
     claim: Annotated[
         str | None, typer.Option("--claim", help="--print-k8s: mount this volume claim (default: a new one).")
     ] = None,
+    parent: Annotated[
+        Path | None, typer.Option("--from", help="Continue this package's training (warm start; see warm_start).")
+    ] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Train on this data instead of data.source.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     from seekforge.pipeline import join, run
+
+    set_ = [*(set_ or []), *_warm_overrides(parent, data)]
 
     if print_k8s:
         from seekforge.pipeline import trainjob
@@ -161,6 +167,17 @@ def run_cmd(
         )
         if not gate["passed"]:
             raise typer.Exit(1)
+
+
+def _warm_overrides(parent: Path | None, data: str | None) -> list[str]:
+    """--from and --data as recipe overrides, their paths made absolute (they are given from here, not from
+    the recipe's folder)."""
+    found = []
+    if parent is not None:
+        found.append(f"warm_start.package={parent.resolve()}")
+    if data is not None:
+        found.append(f"data.source={data if data.startswith('builtin:') else Path(data).resolve()}")
+    return found
 
 
 def tune(

@@ -159,6 +159,9 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     model = raw.get("model")
     if isinstance(model, dict) and "pretrained" in model:
         model["pretrained"] = resolve(model["pretrained"])
+    warm = raw.get("warm_start")
+    if isinstance(warm, dict) and "package" in warm:
+        warm["package"] = resolve(warm["package"])
     distill = (raw.get("compress") or {}).get("distill") if isinstance(raw.get("compress"), dict) else None
     if isinstance(distill, dict) and isinstance(distill.get("student"), str):
         distill["student"] = resolve(distill["student"])

@@ -59,7 +59,11 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "s
 class MLP(nn.Module):
     def __init__(self, config: MLPConfig, io: ModelIO) -> None:
         super().__init__()
-        self.embeddings = nn.ModuleList(nn.Embedding(card, embedding_dim(card)) for card in io.category_cardinalities)
+        # a package trained on and grown keeps its embeddings' widths (io.extra), so its weights still fit
+        widths = io.extra.get("embedding_dims") or [embedding_dim(card) for card in io.category_cardinalities]
+        self.embeddings = nn.ModuleList(
+            nn.Embedding(card, width) for card, width in zip(io.category_cardinalities, widths, strict=True)
+        )
         width = io.numeric_dim + sum(e.embedding_dim for e in self.embeddings)
         layers: list[nn.Module] = []
         for size in config.hidden:
