@@ -62,9 +62,25 @@ def test_the_privacy_step_removes_it_and_leaves_the_input_alone(tmp_path: Path, 
         assert data["note"].str.contains("<CREDIT_CARD>").sum() == 10
     else:
         assert data["email"].str.fullmatch(r"[0-9a-f]{16}").all() and data["email"].nunique() == 60
+        again = pd.read_csv(clean(source, tmp_path / "again", config).data)
+        pd.testing.assert_frame_equal(again, data)  # the same value always gets the same hash
+        assert data["note"].str.contains(r"call me on [0-9a-f]{16} \(order", regex=True).sum() == 10
     assert not data["note"].str.contains("415-555-0132").any()
     assert not data["note"].str.contains("4111 1111 1111 1111").any()
     assert data["note"].str.contains("4111 1111 1111 1112").sum() == 10  # not a card number: kept
+
+
+def test_masking_and_a_misspelt_entity(tmp_path: Path) -> None:
+    source = tmp_path / "d.csv"
+    _table().to_csv(source, index=False)
+    done = clean(
+        source, tmp_path / "out", {"label": "y", "clean": {"privacy": {"pii": "mask", "entities": ["CREDIT_CARD"]}}}
+    )
+    notes = pd.read_csv(done.data)["note"]
+    assert notes.str.contains(r"card \*{19} was charged", regex=True).sum() == 10
+    assert notes.str.contains("415-555-0132").sum() == 10  # phone numbers were not asked for
+    with pytest.raises(ConfigError, match="EMAIL"):
+        clean(source, tmp_path / "bad", {"label": "y", "clean": {"privacy": {"entities": ["EMAIL"]}}})
 
 
 def test_a_recipe_may_not_clean_its_training_rows_for_privacy(tmp_path: Path) -> None:

@@ -109,6 +109,21 @@ def test_a_regressor_is_explained_in_its_output_units(tmp_path: Path) -> None:
     predicted = seekforge.load(package).predict(frame.iloc[:20])["prediction"].to_numpy()
     np.testing.assert_allclose(found.values, predicted, rtol=1e-5, atol=1e-4)  # the value, not a scaled one
     assert found.importance()[0][0] == "x1"
+    assert found.faithfulness["area_ratio"] > 1.2, found.faithfulness  # rows below the base count the right way
+
+
+def test_a_multiclass_model_explains_each_rows_predicted_class(tmp_path: Path) -> None:
+    frame = make_tabular(300)
+    frame["band"] = pd.cut(1.5 * frame["x1"] - frame["x2"], [-np.inf, -1.0, 1.0, np.inf], labels=["lo", "mid", "hi"])
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    recipe = tabular_recipe(str(tmp_path / "d.csv"), epochs=30)
+    recipe["features"]["output"] = {"name": "band", "type": "category"}  # type: ignore[index]
+    package = seekforge.run(recipe, runs_dir=tmp_path / "runs").package
+    found = explain(package, frame, rows=20, background=BACKGROUND)
+    classes = ["hi", "lo", "mid"]
+    assert found.output == "probability of the predicted class"
+    assert [classes[t] for t in found.targets] == found.predictions and found.completeness["passed"]
+    assert found.faithfulness["area_ratio"] > 1.2, found.faithfulness
 
 
 def test_refusals(tabular: tuple[Path, pd.DataFrame]) -> None:
@@ -149,6 +164,8 @@ def test_text_tokens_add_up_and_point_at_the_words_of_one_class(text_package: Pa
     heads = layers[0]
     assert heads.shape == (2, len(found.tokens[0]), len(found.tokens[0]))  # type: ignore[index]
     np.testing.assert_allclose(heads.sum(axis=-1), 1.0, atol=1e-5)
+    occluded = explain(text_package, frame, rows=4, method="occlusion", faithfulness=False)
+    assert [len(v) for v in occluded.attributions] == [len(t) for t in (occluded.tokens or [])]
     folder = write_explanation(found, tmp_path / "out")
     table = pd.read_csv(folder / "attributions.csv")
     assert list(table.columns) == ["row", "position", "token", "attribution"]
@@ -167,6 +184,8 @@ def test_image_saliency_feature_maps_and_shap_replaced(tmp_path: Path) -> None:
     assert np.asarray(found.attributions).shape == (12, 8, 8)
     maps = found.extras["feature_maps"][0]
     assert len(maps) == 2 and maps[0].shape == (4, 8, 8) and maps[1].shape == (4, 4, 4)
+    occluded = explain(package, frame, rows=3, method="occlusion", faithfulness=False)
+    assert occluded.method == "occlusion" and np.asarray(occluded.attributions).shape == (3, 8, 8)
     folder = write_explanation(found, tmp_path / "out")
     assert np.load(folder / "attributions.npz")["attributions"].shape == (12, 8, 8)
     assert "Feature maps" in (folder / "report.html").read_text()

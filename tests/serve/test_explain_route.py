@@ -45,4 +45,8 @@ def test_explanations_add_up_and_bad_requests_are_refused(served_package: Path) 
         assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "x1"
         method = client.post("/v1/explain", json={"records": [GOOD], "method": "lime"})
         assert method.status_code == 400 and "'lime' is not one of" in method.json()["detail"]
+        ig = client.post("/v1/explain", json={"records": [GOOD], "method": "ig"})  # categories: no path to integrate
+        assert ig.status_code == 400 and "use --method shap" in ig.json()["detail"]
+        one = client.post("/v1/explain", json={"records": [GOOD]}).json()["explanations"][0]
+        assert any(abs(v) > 1e-3 for v in one["attributions"].values())  # the background is not the request
         assert client.post("/v1/predict", json={"records": [GOOD]}).status_code == 200  # predictions go on

@@ -87,10 +87,15 @@ def _explanation(found: dict[str, Any] | None) -> list[Block]:
         return ["_Not explained at packaging: run `seekforge explain PACKAGE DATA` (or, for tables, set "
                 "`card.explain_rows`)._"]  # fmt: skip
     rows = [[name, fmt(value)] for name, value in found["importance"]]
+    ratio = found["deletion_area_ratio"]
+    deletion = (
+        f"removing the top features moves the output {fmt(ratio)}x as much as random ones"
+        if ratio is not None
+        else "removing random features does not move the output, so there is nothing to compare with"
+    )
     return [
         f"Mean absolute attribution ({found['method']}) to the {found['output']} over {found['rows']} test rows "
-        f"(completeness {'passed' if found['completeness'] else 'failed'}; deletion test: removing the top "
-        f"features moves the output {fmt(found['deletion_area_ratio'])}x as much as random ones).",
+        f"(completeness {'passed' if found['completeness'] else 'failed'}; deletion test: {deletion}).",
         (["feature", "mean absolute attribution"], rows),
     ]
 
@@ -99,8 +104,9 @@ def _measured_limits(manifest: dict[str, Any]) -> list[str]:
     found = []
     test_rows = manifest["data"]["rows"].get("test", 0)
     if test_rows < FEW_TEST_ROWS:
-        found.append(f"The test metrics rest on {test_rows} rows: their uncertainty is large (a 95% interval "
-                     f"of an accuracy near 0.9 spans about ±{1.96 * (0.09 / max(test_rows, 1)) ** 0.5:.2f}).")  # fmt: skip
+        spread = (f" (a 95% interval of an accuracy near 0.9 spans about ±{1.96 * (0.09 / max(test_rows, 1)) ** 0.5:.2f})"
+                  if manifest["task"] == "classification" else "")  # fmt: skip
+        found.append(f"The test metrics rest on {test_rows} rows: their uncertainty is large{spread}.")
     gate = (manifest.get("fairness") or {}).get("gate")
     if gate is not None and not gate["passed"]:
         found.append("The fairness gate failed: " + "; ".join(gate["reasons"]))

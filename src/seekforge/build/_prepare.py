@@ -14,8 +14,10 @@ import pandas as pd
 import torch
 
 from seekforge.build._warm import load_parent, replay_rows, warm_preprocessor
+from seekforge.core.errors import ConfigError
 from seekforge.core.io import atomic_dir
 from seekforge.data import Preprocessor, check_table, load_splits
+from seekforge.fairness import GROUP_METRICS, metric_kind
 from seekforge.monitor import build_reference
 from seekforge.recipe import Recipe
 from seekforge.runtime import canonical, graph_holds, is_missing
@@ -75,6 +77,16 @@ def prepare(recipe: Recipe, run_dir: Path) -> Prepared:
         preprocessor = Preprocessor(recipe.features, tokenizer_path=tokenizer).fit(splits.train)
     else:
         preprocessor, warm = warm_preprocessor(recipe, parent, splits.train)
+    if recipe.fairness is not None:  # the metrics a gate can compare depend on the number of classes
+        classes = getattr(preprocessor, "classes_", None)
+        kind = metric_kind(recipe.task, len(classes) if classes is not None else None)
+        wrong = [m for m in recipe.fairness.gated(kind) if m not in GROUP_METRICS[kind]]
+        if wrong:
+            raise ConfigError(
+                f"fairness.metrics: {', '.join(wrong)} compare two classes; '{recipe.features.output.name}' has "
+                f"{len(classes or [])}: {', '.join(map(str, classes or []))}",
+                hint=f"gate on {', '.join(GROUP_METRICS[kind])}",
+            )
     encoded = {}
     for name in SPLITS:
         frame = getattr(splits, name)

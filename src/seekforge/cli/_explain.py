@@ -65,8 +65,9 @@ def explain(
     verdict = "not applicable" if check["passed"] is None else ("passed" if check["passed"] else "FAILED")
     out.print(f"explained {len(found.rows)} rows of {escape(data)} with {found.method} in {found.seconds:.1f} s: "
               f"{escape(found.output)}")  # fmt: skip
-    out.print(f"completeness {verdict} (largest gap {check['max_error']:.2g}); deletion test: attributions "
-              f"{faith['area_ratio']:.2f}x random")  # fmt: skip
+    ratio = faith["area_ratio"]
+    deletion = f"attributions {ratio:.2f}x random" if ratio is not None else "random removal moves nothing"
+    out.print(f"completeness {verdict} (largest gap {check['max_error']:.2g}); deletion test: {deletion}")
     if found.features:
         table = Table("feature", "mean |attribution|", title="most important features")
         for name, value in found.importance()[:10]:

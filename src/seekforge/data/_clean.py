@@ -147,8 +147,7 @@ def clean_frame(
 
         privacy = clean.privacy
         data, privacy_step = protect(data, types, action=privacy.pii, entities=privacy.entities,
-                                     column_share=privacy.column_share, sample=privacy.sample, seed=config.seed,
-                                     keep=[label] if label is not None else [])  # fmt: skip
+                                     column_share=privacy.column_share, keep=[label] if label is not None else [])  # fmt: skip
         for name in privacy_step["columns"] if privacy.pii == "drop" else []:
             types.pop(name)
         steps.append(privacy_step)

@@ -14,14 +14,16 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, get_args
 
 import pandas as pd
 
 from seekforge.core.deps import require
+from seekforge.core.errors import ConfigError
+from seekforge.data.clean_config import PiiEntity
 
 #: What is looked for, by Presidio's entity names.
-ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PERSON")
+ENTITIES: tuple[str, ...] = get_args(PiiEntity)
 #: spaCy English models Presidio finds names with, best first (none ships with seekforge: names are
 #: checked where one is installed).
 SPACY_MODELS = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm", "en_core_web_trf")
@@ -158,38 +160,47 @@ def pii_profile(
 
 def protect(
     frame: pd.DataFrame, kinds: dict[str, str], *, action: str, entities: Sequence[str] | None, column_share: float,
-    sample: int, seed: int, keep: Sequence[str] = (),
+    keep: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, dict[str, Any]]:  # fmt: skip
     """The ``privacy`` cleaning step: personal-data columns dropped (``drop``) or each value replaced by
     its hash (``hash``) or masked (``mask``); spans of personal data inside other text cells replaced by
-    their entity (``<EMAIL_ADDRESS>``), their hash or a mask. ``keep`` columns (the label) are left as they
-    are. Returns the new frame and what was done."""
+    their entity (``<EMAIL_ADDRESS>``), their hash or a mask. Every distinct value of the text and category
+    columns is checked; ``keep`` columns (the label) are left as they are. Returns the new frame and what
+    was done.
+
+    Raises:
+        ConfigError: Nothing to look for (only PERSON asked, and no spaCy model installed).
+    """
     wanted = entities_checked(entities or ENTITIES)
-    columns, spans, touched = [], 0, {}
+    if not wanted:
+        raise ConfigError(
+            "clean.privacy.entities: names (PERSON) are found with a spaCy English model, and none is installed",
+            hint="python -m spacy download en_core_web_sm, or list other entities",
+        )
+    columns, touched = [], {}
     data = frame
     for name, kind in kinds.items():
         if kind not in TEXT_KINDS or name in keep or name not in data.columns:
             continue
-        found = scan_column(data[name], wanted, sample=sample, seed=seed)
-        if not found["cells_with_pii"]:
+        cells = data[name].map(lambda v: v if isinstance(v, str) else None)
+        distinct = [v for v in cells.dropna().unique() if v.strip()]
+        findings = {v: found for v in distinct if (found := find(v, wanted))}
+        if not findings:
             continue
-        if found["share"] >= column_share:
+        present = cells.dropna()
+        share = float(present.isin(findings.keys()).mean()) if len(present) else 0.0
+        if share >= column_share:
             columns.append(name)
             if action == "drop":
                 data = data.drop(columns=[name])
             else:
                 data = data.assign(**{name: data[name].map(lambda v: v if pd.isna(v) else _cover(str(v), action))})
             continue
-        values = data[name].to_numpy(dtype=object).copy()
-        changed = 0
-        for i, value in enumerate(values):
-            if isinstance(value, str) and value:
-                new = _replace_spans(value, find(value, wanted), action)
-                changed += new != value
-                values[i] = new
-        spans += changed
-        touched[name] = changed
-        data = data.assign(**{name: values})
+        rewritten = {v: _replace_spans(v, found, action) for v, found in findings.items()}
+        touched[name] = int(cells.isin(rewritten.keys()).sum())
+        data = data.assign(
+            **{name: data[name].map(lambda v, new=rewritten: new.get(v, v) if isinstance(v, str) else v)}
+        )
     return data, {"step": "privacy", "action": action, "columns": columns, "cells_rewritten": touched,
                   "entities": wanted}  # fmt: skip
 
@@ -210,7 +221,8 @@ def _replace_spans(text: str, findings: list[Any], action: str) -> str:
 
     operator = {
         "drop": OperatorConfig("replace"),
-        "hash": OperatorConfig("hash", {"hash_type": "sha256"}),
+        # Presidio's own hash operator salts each value at random: the same address would hash differently
+        "hash": OperatorConfig("custom", {"lambda": lambda value: _cover(value, "hash")}),
         "mask": OperatorConfig("mask", {"masking_char": "*", "chars_to_mask": 100, "from_end": False}),
     }[action]
     engine = _anonymizer(anonymizer)

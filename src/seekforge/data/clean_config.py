@@ -71,18 +71,22 @@ class ColumnsConfig(BaseConfig):
     rare_label: str = "__rare__"
 
 
+#: What the privacy step looks for, by Presidio's entity names (PERSON needs a spaCy English model).
+PiiEntity = Literal["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PERSON"]
+
+
 class PrivacyConfig(BaseConfig):
     """Personal data (Presidio: e-mail addresses, phone numbers, card numbers, IBANs, US social security
-    numbers, IP addresses; names where a spaCy English model is installed) in text and category columns.
-    A column whose sampled cells hold it at least ``column_share`` of the time is a personal-data column:
-    ``drop`` removes it, ``hash`` replaces each value by its sha256 (16 hex digits: still a key to join or
-    count on), ``mask`` stars it out; inside other text, each span found is replaced by its entity
-    (``<EMAIL_ADDRESS>``: drop), its hash or a mask. ``keep`` reports and changes nothing."""
+    numbers, IP addresses; names where a spaCy English model is installed) in text and category columns,
+    every distinct value checked. A column whose cells hold it at least ``column_share`` of the time is a
+    personal-data column: ``drop`` removes it, ``hash`` replaces each value by its sha256 (16 hex digits:
+    still a key to join or count on; a pseudonym, not an anonymisation: short values such as phone numbers
+    can be found again by trying them all), ``mask`` stars it out; inside other text, each span found is
+    replaced by its entity (``<EMAIL_ADDRESS>``: drop), its hash or a mask. ``keep`` changes nothing."""
 
     pii: Literal["keep", "drop", "hash", "mask"] = "drop"
-    entities: list[str] | None = None
+    entities: list[PiiEntity] | None = None
     column_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
-    sample: Annotated[int, Field(ge=10, le=100_000)] = 200
 
 
 class CleanConfig(BaseConfig):

@@ -151,6 +151,8 @@ def explain(
     started = time.perf_counter()
     model = package if isinstance(package, ExplainedModel) else load_model(package)
     model.model.eval()
+    if getattr(model.model, "frozen", False):
+        model.model.frozen = False  # a frozen encoder runs without gradients, which attributions need
     chosen, note = pick_method(model, method)
     if note:
         warnings.warn(note, UserWarning, stacklevel=2)
@@ -251,7 +253,7 @@ def _attribute(
         "base": pixels.base,
         "note": _steps_note(pixels.steps),
         "extras": {"images": batch["image"][:shown].numpy(),
-                   "feature_maps": [_image.feature_maps(model, batch["image"][row]) for row in range(shown)]},
+                   "feature_maps": [_image.feature_maps(model, batch["image"][0])]},  # the report shows row 0's
     }  # fmt: skip
 
 

@@ -42,11 +42,14 @@ def deletion_curves(
     and the ratio of the areas under the two curves."""
     rng = np.random.default_rng(seed)
     targets = np.asarray(found.targets, dtype=np.int64)
-    # The curve follows each row's predicted output: with two classes, where the explained (positive) class
-    # is not the prediction, the attributions and the drop change sign (p(negative) = 1 - p(positive)).
-    signs = np.ones(len(targets))
+    # A classifier's curve follows each row's predicted class: with two classes, where the explained
+    # (positive) class is not the prediction, the attributions and the drop change sign (p(negative) =
+    # 1 - p(positive)). A regressor's follows each row's departure from the base: for a row predicted
+    # below it, removing its most negative inputs first should raise the output back towards the base.
     if model.task == "classification":
         signs = np.where([p == model.classes[t] for p, t in zip(found.predictions, targets, strict=True)], 1.0, -1.0)
+    else:
+        signs = np.where(np.asarray(found.values) >= np.asarray(found.base), 1.0, -1.0)
     signed = [np.asarray(row, dtype=np.float64) * sign for row, sign in zip(found.attributions, signs, strict=True)]
     if found.kind == "tabular":
         outputs = _tabular_outputs(model, found.extras["encoded"], signed, background[:BACKGROUND_ROWS], targets, rng)
@@ -64,7 +67,8 @@ def deletion_curves(
         "random": random.tolist(),
         "area_by_attribution": area_ranked,
         "area_random": area_random,
-        "area_ratio": area_ranked / area_random if abs(area_random) > 1e-12 else float("nan"),
+        # removing random inputs that does not move the output on average leaves nothing to compare with
+        "area_ratio": area_ranked / area_random if area_random > 1e-12 else None,
         "removed": REMOVED[found.kind],
     }
 

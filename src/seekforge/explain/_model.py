@@ -98,6 +98,4 @@ def load_model(package: str | Path) -> ExplainedModel:
             raise
         raise PackageError(f"{path}: cannot rebuild the model ({type(exc).__name__}: {exc})") from exc
     model.eval()
-    if getattr(model, "frozen", False):
-        model.frozen = False  # a frozen encoder runs without gradients, which attributions need
     return ExplainedModel(path, manifest, preprocessor, model)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from seekforge.core.io import atomic_dir
+from seekforge.core.prediction_log import json_safe
 from seekforge.explain._report import render
 
 if TYPE_CHECKING:
@@ -43,7 +44,8 @@ def write_explanation(found: Explanation, folder: str | Path, *, overwrite: bool
     """
     folder = Path(folder)
     with atomic_dir(folder, overwrite=overwrite) as tmp:
-        (tmp / "explanation.json").write_text(json.dumps(found.to_dict(), indent=2, default=str) + "\n")
+        text = json.dumps(json_safe(found.to_dict()), indent=2, default=str, allow_nan=False)
+        (tmp / "explanation.json").write_text(text + "\n")
         attribution_table(found).to_csv(tmp / "attributions.csv", index=False)
         if found.kind == "image":
             np.savez_compressed(tmp / "attributions.npz", attributions=np.asarray(found.attributions, np.float32))

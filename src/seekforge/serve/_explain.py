@@ -4,6 +4,7 @@ loaded on first use, one explanation runs at a time, within a time limit."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,19 +37,7 @@ class Explainer:
             Overloaded: Another explanation is running.
             DeadlineExceeded: It took longer than ``explain_timeout_s``.
         """
-        if not self.config.explain:
-            raise NotServed(
-                "explanations are off on this server; start it with: seekforge serve PACKAGE --set explain=true"
-            )
-        from seekforge.serve._load import full_install
-
-        if not full_install():
-            raise NotServed(f"explanations need the full install (torch, shap, captum): {extra_command('explain')}")
-        if method not in METHODS:
-            raise BadRequest(f"method {method!r} is not one of {', '.join(METHODS)}")
-        limit = self.config.explain_max_rows
-        if len(rows) > limit:
-            raise TooLarge(f"{len(rows)} records to explain; one request explains at most {limit}: split it")
+        self.check(len(rows), method)
         if self._busy:
             raise Overloaded("another explanation is running; retry shortly", retry_after=1.0)
         self._busy = True
@@ -62,17 +51,43 @@ class Explainer:
                 "or raise explain_timeout_s"
             ) from None
 
+    def check(self, records: int, method: str) -> None:
+        """What can be refused before the records are read: explanations off or not installed, a table
+        package without background rows, an unknown method, too many records."""
+        if not self.config.explain:
+            raise NotServed(
+                "explanations are off on this server; start it with: seekforge serve PACKAGE --set explain=true"
+            )
+        if not all(importlib.util.find_spec(m) is not None for m in ("torch", "pandas", "shap", "captum")):
+            raise NotServed(f"explanations need torch, shap and captum on the server: {extra_command('explain')}")
+        if self.takes_table and "samples.json" not in self.manifest["files"]:
+            raise NotServed(f"{self.path} carries no held-out raw rows (samples.json) to take as the SHAP "
+                            "background: retrain it with this seekforge")  # fmt: skip
+        if method not in METHODS:
+            raise BadRequest(f"method {method!r} is not one of {', '.join(METHODS)}")
+        limit = self.config.explain_max_rows
+        if records > limit:
+            raise TooLarge(f"{records} records to explain; one request explains at most {limit}: split it")
+
+    @property
+    def takes_table(self) -> bool:
+        return all(f["type"] in ("numeric", "binary", "category") for f in self.manifest["inputs"])
+
     def _explain(self, rows: list[dict[str, Any]], method: str) -> dict[str, Any]:
         import pandas as pd
 
+        from seekforge.core.errors import ConfigError
         from seekforge.explain import explain, load_model
 
         if self._model is None:
             self._model = load_model(self.path)
-            if "samples.json" in self.manifest["files"]:  # held-out raw rows: the tables' background
+            if self.takes_table:  # held-out raw rows: the background of SHAP values
                 self._background = pd.DataFrame(read_package_json(self.path, "samples.json"))
-        found = explain(self._model, pd.DataFrame(rows), rows=len(rows), method=method,
-                        background_frame=self._background, faithfulness=False)  # fmt: skip
+        try:
+            found = explain(self._model, pd.DataFrame(rows), rows=len(rows), method=method,
+                            background_frame=self._background, faithfulness=False)  # fmt: skip
+        except ConfigError as exc:  # a method the model's inputs do not allow
+            raise BadRequest(exc.message + (f" ({exc.hint})" if exc.hint else "")) from None
         answers = []
         for k in range(len(rows)):
             entry: dict[str, Any] = {

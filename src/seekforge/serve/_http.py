@@ -277,8 +277,7 @@ def create_app(service: ModelService) -> Any:
             extra = sorted(set(payload) - {"records", "method"})
             if extra:
                 raise BadRequest(f"unknown key{'s' * (len(extra) > 1)} in the body: {', '.join(extra)}")
-            if not service.config.explain:  # before any work on the records
-                await explainer.explain([], "auto")
+            explainer.check(len(payload["records"]), str(payload.get("method", "auto")))  # before any decoding
             rows = await service.validate_records(payload["records"])
             answer = await explainer.explain(rows, str(payload.get("method", "auto")))
         except ClientDisconnect:
