@@ -21,7 +21,7 @@ from seekforge.cli._explain import explain
 from seekforge.cli._export import bench, export, optimize
 from seekforge.cli._predict import evaluate, predict
 from seekforge.cli._serve import monitor, serve
-from seekforge.cli._train import init, run_cmd, tune, validate
+from seekforge.cli._train import init, retrain, run_cmd, tune, validate
 from seekforge.core.errors import SeekforgeError
 from seekforge.core.limits import Limits
 
@@ -90,7 +90,7 @@ app.command(
     help="Train the recipe's model and write its package (--nproc N trains with DDP under torchrun; --nnodes, "
     "--node-rank and --rdzv-endpoint over several machines); the same as run until a recipe declares later stages.",
 )(run_cmd)
-for command in (tune, evaluate, predict, explain, export, bench, optimize, compress, serve, monitor):
+for command in (tune, retrain, evaluate, predict, explain, export, bench, optimize, compress, serve, monitor):
     app.command()(command)
 
 

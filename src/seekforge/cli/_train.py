@@ -169,6 +169,39 @@ def run_cmd(
             raise typer.Exit(1)
 
 
+def retrain(
+    package: Annotated[Path, typer.Argument(help="The served package.")],
+    log: Annotated[Path, typer.Option("--log", help="Its prediction log (seekforge serve --log).")],
+    labels: Annotated[Path, typer.Option("--labels", help="Labels: request_id[, position] and the output column.")],
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only predictions logged this long before the last, e.g. 7d.")
+    ] = None,
+    every_version: Annotated[
+        bool, typer.Option("--all-versions", help="Also rows logged by other versions of the model.")
+    ] = False,
+    preprocessor: Annotated[str, typer.Option("--preprocessor", help="keep, grow or refit (see warm_start).")] = "keep",
+    replay: Annotated[float, typer.Option("--replay", min=0.0, max=0.99, help="Share of replayed parent rows.")] = 0.2,
+    set_: SetOption = None,
+    runs_dir: RunsDir = Path("runs"),
+    as_json: JsonFlag = False,
+) -> None:
+    """Continue a package on its logged predictions that have labels (a warm start of its own recipe)."""
+    from seekforge.core.config import parse_duration
+    from seekforge.pipeline import retrain as retrain_package
+
+    seconds = parse_duration(since, what="--since") if since else None
+    done = retrain_package(package, log, labels, since_seconds=seconds, every_version=every_version,
+                           preprocessor=preprocessor, replay=replay, overrides=set_ or [], runs_dir=runs_dir)  # fmt: skip
+    if as_json:
+        print_json(done.to_dict())
+        return
+    rows = done.rows
+    out.print(f"{rows['logged']:,} logged predictions, {rows['labels']:,} labels: {rows['labelled']:,} joined, "
+              f"{rows['duplicates']:,} duplicates dropped, {rows['trained_on']:,} rows to train on", markup=False)  # fmt: skip
+    print_metrics(done.run.metrics, title=f"test metrics ({done.run.metrics.get('rows', '?')} rows)")
+    out.print(f"package: {done.run.package}", markup=False)
+
+
 def _warm_overrides(parent: Path | None, data: str | None) -> list[str]:
     """--from and --data as recipe overrides, their paths made absolute (they are given from here, not from
     the recipe's folder)."""

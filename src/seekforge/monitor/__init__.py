@@ -12,7 +12,7 @@ from seekforge.monitor._embedding import EmbeddingDrift
 from seekforge.monitor._notify import notify, verdict_message
 from seekforge.monitor._prometheus import check_targets, drift_registry, push_drift, write_drift_textfile
 from seekforge.monitor._reference import build_reference, with_embeddings
-from seekforge.monitor._run import MonitorResult, Window, monitor_package
+from seekforge.monitor._run import MonitorResult, Window, labelled_log_rows, monitor_package
 from seekforge.monitor.config import MonitorConfig
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "check_targets",
     "drift_registry",
     "drift_report",
+    "labelled_log_rows",
     "monitor_package",
     "notify",
     "prediction_drift",

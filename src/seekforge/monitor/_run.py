@@ -317,3 +317,57 @@ Test metrics at training: {esc(test)}.</p>
 {result.current.drift.to_html()}
 </body></html>
 """
+
+
+def labelled_log_rows(
+    package: str | Path, log: str | Path, labels: str | Path, *, since_seconds: float | None = None,
+    every_version: bool = False,
+) -> tuple[pd.DataFrame, dict[str, int]]:  # fmt: skip
+    """The logged inputs of the package's predictions joined with their labels (by request id and position),
+    as a training table: one row per labelled record (a record logged twice keeps its last label), the
+    output column last; and the counts on the way (logged, labelled, duplicates dropped).
+
+    Args:
+        since_seconds: Only predictions logged this long before the last one (None: all).
+        every_version: Also rows logged by other versions of the model (same inputs), not only this one.
+
+    Raises:
+        DataError: Labels without request_id or the output, no label matching a logged prediction, or a
+            package taking images (the log keeps only their channel means).
+    """
+    package, log = Path(package), Path(log)
+    manifest = read_manifest(package)
+    images = [f["name"] for f in manifest["inputs"] if f["type"] == "image"]
+    if images:
+        raise DataError(
+            f"{package} takes images ({', '.join(images)}), which the prediction log keeps only as channel means",
+            hint="retrain image models from the image files: seekforge train recipe.yaml --from PACKAGE --data FILE",
+        )
+    output = manifest["output"]["name"]
+    truth = _labels(Path(labels), output)
+    db = read_log(log)
+    try:
+        where, args = ("", ()) if every_version else ("WHERE model_version = ?", (model_version(manifest),))
+        (last,) = db.execute(f"SELECT MAX(ts) FROM predictions {where}", args).fetchone()
+        start = -math.inf if since_seconds is None or last is None else last - since_seconds
+        rows = db.execute(
+            f"SELECT request_id, position, inputs FROM predictions {where} {'AND' if where else 'WHERE'} ts >= ? "
+            "ORDER BY id", (*args, start),
+        ).fetchall()  # fmt: skip
+    finally:
+        db.close()
+    logged = pd.DataFrame(rows, columns=["request_id", "position", "inputs"])
+    joined = logged.merge(truth, on=["request_id", "position"], how="inner")
+    if joined.empty:
+        raise DataError(
+            f"{labels}: none of its {len(truth):,} labels matches a prediction in {log} "
+            f"({len(logged):,} logged{'' if every_version else ' by this version'})",
+            hint="labels name a logged request_id (and position within the request); check the ids and the window",
+        )
+    table = pd.DataFrame.from_records([json.loads(text) for text in joined["inputs"]])
+    table[output] = joined[output].to_numpy()
+    before = len(table)
+    table = table.drop_duplicates(keep="last").reset_index(drop=True)
+    table.attrs["source"] = f"{log} joined with {labels}"
+    counts = {"logged": len(logged), "labels": len(truth), "labelled": before, "duplicates": before - len(table)}
+    return table, counts
