@@ -20,6 +20,7 @@ from seekforge.cli._env import env_command
 from seekforge.cli._explain import explain
 from seekforge.cli._export import bench, export, optimize
 from seekforge.cli._predict import evaluate, predict
+from seekforge.cli._registry import registry_app
 from seekforge.cli._serve import monitor, serve
 from seekforge.cli._train import init, retrain, run_cmd, tune, validate
 from seekforge.core.errors import SeekforgeError
@@ -35,6 +36,7 @@ app = typer.Typer(
 datasets_app = typer.Typer(help="Built-in real data sets (shipped by installed packages, no downloads).")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(data_app, name="data")
+app.add_typer(registry_app, name="registry")
 app.command("env")(env_command)
 
 _state = {"debug": bool(os.environ.get("SEEKFORGE_DEBUG"))}

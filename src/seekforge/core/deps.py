@@ -29,6 +29,7 @@ _INSTALL: dict[str, tuple[str, str]] = {
     "presidio_anonymizer": ("presidio-anonymizer", "data"),
     "spacy": ("spacy", "data"),
     "optuna": ("optuna", "tune"),
+    "sqlalchemy": ("sqlalchemy", "registry"),
     "torch_pruning": ("torch-pruning", "compress"),
     "torchao": ("torchao", "compress"),
     "fastapi": ("fastapi", "serve"),
