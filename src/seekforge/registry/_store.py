@@ -22,7 +22,7 @@ from seekforge.core.package import read_manifest
 DEFAULT = "runs/registry.db"
 
 
-class RegistryUnavailable(SeekforgeError):
+class RegistryUnavailable(SeekforgeError, ConnectionError):
     """The registry's database cannot be opened or is locked by another writer."""
 
 
