@@ -25,6 +25,7 @@ from seekforge.data.config import DataConfig, FeaturesConfig
 from seekforge.fairness.config import FairnessConfig
 from seekforge.models import MODELS, ModelConfig
 from seekforge.monitor.config import MonitorConfig
+from seekforge.registry.config import GatesConfig
 from seekforge.train.config import TrainConfig
 from seekforge.tune.config import TuneConfig
 
@@ -92,6 +93,7 @@ class Recipe(BaseConfig):
     fairness: FairnessConfig | None = None
     card: CardConfig = CardConfig()
     warm_start: WarmStartConfig | None = None
+    gates: GatesConfig | None = None
 
     @model_validator(mode="after")
     def _sections_agree(self) -> Recipe:
@@ -115,6 +117,11 @@ class Recipe(BaseConfig):
         problems += self._compress_problems()
         if self.fairness is not None:
             problems += self.fairness.problems(self.features.output.type)
+        if self.gates is not None:
+            measured = epoch_metrics(self.task, binary=self.features.output.type == "binary")
+            problems += self.gates.problems(
+                [m.removeprefix("val_") for m in measured if m.startswith("val_") and m != "val_loss"]
+            )
         warm = self.warm_start
         if warm is not None and warm.preprocessor == "refit" and warm.replay > 0:
             problems.append(

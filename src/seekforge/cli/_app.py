@@ -22,7 +22,7 @@ from seekforge.cli._export import bench, export, optimize
 from seekforge.cli._predict import evaluate, predict
 from seekforge.cli._registry import registry_app
 from seekforge.cli._serve import monitor, serve
-from seekforge.cli._train import init, retrain, run_cmd, tune, validate
+from seekforge.cli._train import init, pipeline_cmd, retrain, run_cmd, tune, validate
 from seekforge.core.errors import SeekforgeError
 from seekforge.core.limits import Limits
 
@@ -87,6 +87,9 @@ def _root(
 app.command()(init)
 app.command()(validate)
 app.command("run", help="Run the whole recipe: data -> train -> evaluate -> package -> report.")(run_cmd)
+app.command("pipeline", help="Validate -> train -> gates -> register -> promote (the recipe's gates: section).")(
+    pipeline_cmd
+)
 app.command(
     "train",
     help="Train the recipe's model and write its package (--nproc N trains with DDP under torchrun; --nnodes, "

@@ -169,6 +169,43 @@ def run_cmd(
             raise typer.Exit(1)
 
 
+def pipeline_cmd(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file (with a gates: section).")],
+    set_: SetOption = None,
+    runs_dir: RunsDir = Path("runs"),
+    registry: Annotated[
+        str | None,
+        typer.Option("--registry", help="Registry file or URL [default: $SEEKFORGE_REGISTRY or runs/registry.db]."),
+    ] = None,
+    alias: Annotated[str, typer.Option("--alias", help="The alias a passing package takes.")] = "champion",
+    promote: Annotated[bool, typer.Option("--promote/--no-promote", help="Promote when every gate passes.")] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Validate -> train -> gates -> register -> promote; a failing gate stops before promotion (exit 1)."""
+    import os
+
+    from seekforge.pipeline import pipeline
+    from seekforge.registry import DEFAULT
+
+    where = registry or os.environ.get("SEEKFORGE_REGISTRY") or DEFAULT
+    done = pipeline(recipe, overrides=set_ or [], runs_dir=runs_dir, registry=where, alias=alias, promote=promote)
+    if as_json:
+        print_json(done.to_dict())
+    else:
+        print_metrics(done.run.metrics, title=f"test metrics ({done.run.metrics.get('rows', '?')} rows)")
+        for gate, found in done.gates.items():
+            out.print(f"gate {gate}: {'passed' if found['passed'] else 'FAILED'}", markup=False)
+        out.print(f"registered {done.name} version {done.version}: {done.run.package}", markup=False)
+    for found in done.gates.values():
+        for reason in found["reasons"]:
+            err.print(f"gate failed: {reason}", markup=False)
+    if done.promoted:
+        err.print(f"{done.name}: {done.alias} -> version {done.version}", markup=False)
+    elif not done.passed:
+        err.print(f"not promoted: the {done.alias} stays where it was", markup=False)
+        raise typer.Exit(1)
+
+
 def retrain(
     package: Annotated[Path, typer.Argument(help="The served package.")],
     log: Annotated[Path, typer.Option("--log", help="Its prediction log (seekforge serve --log).")],

@@ -69,7 +69,7 @@ def _who() -> str:
 
 def gates_of(manifest: dict[str, Any]) -> dict[str, Any]:
     """The gates a package records: the fairness gate, and each export's parity gate."""
-    gates: dict[str, Any] = {}
+    gates: dict[str, Any] = dict(manifest.get("gates") or {})  # seekforge pipeline's, when it made the package
     fairness = (manifest.get("fairness") or {}).get("gate")
     if fairness is not None:
         gates["fairness"] = {"passed": fairness["passed"], "reasons": fairness["reasons"]}
