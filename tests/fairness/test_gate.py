@@ -23,7 +23,7 @@ GATE = {"sensitive": ["gender"], "metrics": ["accuracy", "selection_rate"], "max
 
 def _data(path: Path, *, biased: bool) -> Path:
     """make_tabular's rows with a gender column; biased: 60% of the women's "buy" labels become "skip"."""
-    frame = make_tabular(1000, seed=4)
+    frame = make_tabular(700, seed=4)
     rng = np.random.default_rng(1)
     frame["gender"] = rng.choice(["f", "m"], len(frame))
     if biased:
@@ -34,7 +34,7 @@ def _data(path: Path, *, biased: bool) -> Path:
 
 
 def _recipe(source: Path, **fairness: object) -> dict[str, object]:
-    recipe = tabular_recipe(str(source), epochs=20)
+    recipe = tabular_recipe(str(source), epochs=12)
     recipe["features"]["inputs"].append({"name": "gender", "type": "category"})  # type: ignore[index]
     recipe["data"]["split"] = {"train": 0.6, "validation": 0.1, "test": 0.3}  # type: ignore[index]
     recipe["fairness"] = {**GATE, **fairness}
@@ -62,7 +62,7 @@ def test_the_fair_model_passes_and_its_card_says_so(tmp_path: Path) -> None:
     assert manifest["explanation"]["rows"] == 30 and manifest["explanation"]["completeness"]
     assert {name for name, _ in importance} == {"x1", "x2", "city", "member", "gender"}
     assert f"| {importance[0][0]} |" in card
-    assert result.metrics["rows"] == 300 and "The test metrics rest on" not in card  # warned under 200 rows
+    assert result.metrics["rows"] == 210 and "The test metrics rest on" not in card  # warned under 200 rows
 
 
 def test_the_biased_model_fails_and_says_why(tmp_path: Path) -> None:

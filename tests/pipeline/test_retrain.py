@@ -8,8 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from seekforge.core.errors import DataError
 from seekforge.core.package import read_manifest
+from seekforge.monitor import labelled_log_rows
 from tests.conftest import make_tabular
 from tests.integration.cli import seekforge
 from tests.monitor.test_run import NOW, log_rows
@@ -41,7 +44,5 @@ def test_retrain_on_labelled_predictions(served_package: Path, tmp_path: Path) -
     assert warm["new_rows"] + rows["validation"] + rows["test"] == 200
     assert rows["train"] == warm["new_rows"] + warm["replay_rows"]
 
-    since = seekforge("retrain", str(served_package), "--log", str(log), "--labels", "labels.csv", "--since", "30s",
-                      "--json", cwd=tmp_path)  # fmt: skip
-    assert since.returncode == 2 and "none of its 200 labels matches a prediction" in since.stderr
-    assert "40 logged by this version" in since.stderr and "Traceback" not in since.stderr
+    with pytest.raises(DataError, match=r"none of its 200 labels matches a prediction .*40 logged by this version"):
+        labelled_log_rows(served_package, log, tmp_path / "labels.csv", since_seconds=30)

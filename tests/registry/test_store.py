@@ -73,11 +73,12 @@ def test_an_unreachable_registry_is_named(tmp_path: Path) -> None:
 
 def test_the_command_line(packages: list[Path], tmp_path: Path) -> None:
     where = ["--registry", str(tmp_path / "r.db")]
-    registered = [
-        json.loads(seekforge("registry", "register", str(p), *where, "--json", cwd=tmp_path).stdout) for p in packages
-    ]
-    name = registered[0]["name"]
-    assert [r["version"] for r in registered] == [1, 2, 3] and registered[2]["passed"] is False
+    registry = Registry(tmp_path / "r.db")
+    for package in packages[:2]:
+        registry.register(package)
+    third = json.loads(seekforge("registry", "register", str(packages[2]), *where, "--json", cwd=tmp_path).stdout)
+    name = third["name"]
+    assert third["version"] == 3 and third["passed"] is False
     refused = seekforge("registry", "promote", name, "3", *where, cwd=tmp_path)
     assert refused.returncode == 2 and "failed its gates" in refused.stderr and "--force" in refused.stderr
     assert seekforge("registry", "promote", name, "2", *where, cwd=tmp_path).returncode == 0
@@ -85,5 +86,3 @@ def test_the_command_line(packages: list[Path], tmp_path: Path) -> None:
     assert [v["aliases"] for v in shown["versions"]] == [[], ["champion"], []]
     resolved = seekforge("registry", "resolve", f"{name}@champion", *where, cwd=tmp_path)
     assert resolved.stdout.strip() == str(packages[1].resolve())
-    listed = json.loads(seekforge("registry", "list", *where, "--json", cwd=tmp_path).stdout)
-    assert listed == {name: {"latest": 3, "aliases": {"champion": 2}}}

@@ -1,6 +1,6 @@
-"""``POST /v1/explain``: off unless asked for (404 with the setting that turns it on); on, each record's
-attributions add up to its explained output, and too many records, a bad field or an unknown method are
-refused before any work."""
+"""``POST /v1/explain`` (off by default: tests/serve/test_http.py): each record's attributions add up to
+its explained output, and too many records, a bad field, an unknown method or one the inputs refuse are
+answered with the right status."""
 
 from __future__ import annotations
 
@@ -14,15 +14,6 @@ from tests.serve.conftest import running
 
 GOOD = {"x1": 0.5, "x2": -1.0, "city": "oslo", "member": "yes"}
 OTHER = {"x1": -3.0, "x2": 2.0, "city": "rome", "member": "no"}
-
-
-def test_explanations_are_off_by_default(served_package: Path) -> None:
-    with (
-        running(served_package, ServeConfig(), grpc=False) as (_, where),
-        httpx.Client(base_url=f"http://127.0.0.1:{where.http_port}", timeout=30) as client,
-    ):
-        response = client.post("/v1/explain", json={"records": [GOOD]})
-    assert response.status_code == 404 and "--set explain=true" in response.json()["detail"]
 
 
 def test_explanations_add_up_and_bad_requests_are_refused(served_package: Path) -> None:

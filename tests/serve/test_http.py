@@ -257,3 +257,9 @@ def test_images_are_decoded_off_the_event_loop(tmp_path: Path) -> None:
         assert response.status_code == 200, response.text
         assert response.json()["predictions"][0]["prediction"] in ("dark", "light")
         assert threads and all(name.startswith("asyncio_") for name in threads), threads  # the loop's executor
+
+
+def test_explanations_are_off_by_default(server) -> None:
+    _, client, _ = server
+    response = client.post("/v1/explain", json={"records": [GOOD]})
+    assert response.status_code == 404 and "--set explain=true" in response.json()["detail"]

@@ -67,6 +67,23 @@ def require(module: str, *, purpose: str) -> ModuleType:
         ) from exc
 
 
+def ensure(module: str, *, purpose: str) -> None:
+    """Fail, with the command that installs it, when ``module`` is not installed; without importing it
+    (for a check before long work whose end needs the module).
+
+    Raises:
+        MissingDependencyError: The module is not installed.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec(module.split(".")[0]) is None:
+        dist = _INSTALL.get(module.split(".")[0], (module, ""))[0]
+        raise MissingDependencyError(
+            f"{purpose} need the optional package '{dist}', which is not installed",
+            hint=f"run: {install_command(module)}",
+        )
+
+
 def is_optional(module: str) -> bool:
     """Whether ``module`` comes from an optional dependency seekforge knows how to install."""
     return module.split(".")[0] in _INSTALL

@@ -118,12 +118,12 @@ NODE_DONE = "node-finished.json"
 
 
 def _checked(resolved: Recipe, nproc: int, nodes: Nodes) -> Recipe:
-    from seekforge.core.deps import require
+    from seekforge.core.deps import ensure
 
     if resolved.fairness is not None:  # needed when the run ends: found missing before it starts
-        require("fairlearn", purpose="The recipe's fairness gate")
+        ensure("fairlearn", purpose="The recipe's fairness gate")
     if resolved.card.explain_rows:
-        require("shap", purpose="The model card's explanation (card.explain_rows)")
+        ensure("shap", purpose="The model card's explanation (card.explain_rows)")
     if nproc < 1:
         raise ConfigError(f"nproc must be >= 1, got {nproc}")
     train = resolved.train
