@@ -36,6 +36,7 @@ def _digests(package: Path) -> dict[str, str]:
     return {p.name: sha256_file(p) for p in package.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow  # 85 s on 2 cores; its stages are each covered in tests/compress
 def test_prune_distil_qat_then_int8_export_passes_its_gate(digits_package: Path, tmp_path: Path) -> None:
     before = _digests(digits_package)
     out = tmp_path / "small"
@@ -77,6 +78,7 @@ def test_prune_distil_qat_then_int8_export_passes_its_gate(digits_package: Path,
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
 
 
+@pytest.mark.slow  # 40 s on 2 cores; tests/compress/test_run.py resumes an interrupted compression
 def test_finished_stages_are_reused_in_the_same_work_folder(digits_package: Path, tmp_path: Path) -> None:
     args = ("--prune", "0.3", "--finetune-epochs", "1", "--work-dir", str(tmp_path / "work"))
     first = seekforge("compress", str(digits_package), *args, "-o", str(tmp_path / "a"), cwd=tmp_path, check=True)

@@ -49,7 +49,7 @@ def analyzer() -> tuple[Any, str | None]:
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
 
     spacy = require("spacy", purpose="Finding personal data")
-    found = next((name for name in SPACY_MODELS if _installed(name)), None)
+    found = spacy_model()
 
     class _Engine(SpacyNlpEngine):  # type: ignore[misc]
         """spaCy with the installed English model, or a blank English pipeline (patterns only)."""
@@ -59,8 +59,14 @@ def analyzer() -> tuple[Any, str | None]:
 
     engine = _Engine(models=[{"lang_code": "en", "model_name": found or "blank"}])
     engine.load()
-    registry = presidio.RecognizerRegistry(supported_languages=["en"])
-    registry.load_predefined_recognizers(nlp_engine=engine, languages=["en"])
+    from presidio_analyzer import predefined_recognizers as known
+
+    # the recognizers of ENTITIES only: loading every predefined one takes seconds and finds what is not asked
+    recognizers = [known.EmailRecognizer(), known.PhoneRecognizer(), known.CreditCardRecognizer(),
+                   known.IbanRecognizer(), known.UsSsnRecognizer(), known.IpRecognizer()]  # fmt: skip
+    if found:
+        recognizers.append(known.SpacyRecognizer(supported_entities=["PERSON"]))
+    registry = presidio.RecognizerRegistry(recognizers=recognizers, supported_languages=["en"])
     return presidio.AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=["en"]), found
 
 
@@ -70,15 +76,28 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def spacy_model() -> str | None:
+    """The installed spaCy English model names are found with (None: names are not checked)."""
+    return next((name for name in SPACY_MODELS if _installed(name)), None)
+
+
 def entities_checked(wanted: Iterable[str] = ENTITIES) -> list[str]:
     """The entities this install looks for: names only with a spaCy model."""
-    _, model = analyzer()
+    model = spacy_model()
     return [e for e in wanted if e != "PERSON" or model is not None]
+
+
+#: What every pattern entity needs somewhere in a text: an @ (e-mail), a run of 7+ digits with separators
+#: (phone, card, SSN, IPv4), hex groups with colons (IPv6), a country code and check digits (IBAN).
+#: Texts without any are not handed to Presidio, whose import alone takes seconds.
+CANDIDATE = re.compile(r"@|\d[\d\s().+/-]{5,}\d|[0-9a-fA-F]{1,4}:[0-9a-fA-F:]{2,}|[A-Z]{2}\d{2} ?[A-Z0-9]{4}")
 
 
 def find(text: str, entities: Sequence[str]) -> list[Any]:
     """Presidio's findings in ``text`` scoring at least :data:`MIN_SCORE`, overlaps resolved (the
     higher score wins)."""
+    if "PERSON" not in entities and not CANDIDATE.search(text):
+        return []
     engine, _ = analyzer()
     results = engine.analyze(text=text, language="en", entities=list(entities), score_threshold=MIN_SCORE)
     kept: list[Any] = []
@@ -134,12 +153,15 @@ def pii_profile(
 ) -> dict[str, Any]:
     """Personal data in ``frame``'s text and category columns; ``checked: False`` (with the command that
     installs Presidio) where it is not installed."""
+    from seekforge.core.deps import ensure
     from seekforge.core.errors import MissingDependencyError
 
     try:
-        _, model = analyzer()
+        ensure("presidio_analyzer", purpose="Finding personal data")
+        ensure("spacy", purpose="Finding personal data")
     except MissingDependencyError as exc:
         return {"checked": False, "why": exc.message, "hint": exc.hint}
+    model = spacy_model()
     entities = entities_checked()
     columns = {}
     for name, kind in kinds.items():

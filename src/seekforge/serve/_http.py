@@ -263,7 +263,7 @@ def create_app(service: ModelService) -> Any:
     answers = {k: RESPONSES[k] for k in ("400", "401", "413", "422", "503", "504")}
     answers["404"] = {"description": "Explanations are off on this server (explain=true turns them on)"}
 
-    @app.post("/v1/explain", responses=answers)
+    @app.post("/v1/explain", responses=answers, include_in_schema=service.config.explain)  # documented when served
     async def explain(request: Request) -> Any:
         """Attributions of a few records ({"records": [...], "method": "auto"}): off unless the server was
         started with explain=true; at most explain_max_rows records, one explanation at a time."""
