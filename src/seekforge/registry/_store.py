@@ -68,14 +68,16 @@ def _who() -> str:
 
 
 def gates_of(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The gates a package records: the fairness gate, and each export's parity gate."""
+    """The gates a package records: seekforge pipeline's, the fairness gate, and the fp32 ONNX export's
+    parity gate (a reduced-precision variant that failed its gate is one the server never picks, which is
+    the hardware's verdict, not the model's)."""
     gates: dict[str, Any] = dict(manifest.get("gates") or {})  # seekforge pipeline's, when it made the package
     fairness = (manifest.get("fairness") or {}).get("gate")
     if fairness is not None:
         gates["fairness"] = {"passed": fairness["passed"], "reasons": fairness["reasons"]}
-    for name, export in manifest.get("exports", {}).items():
-        parity = export.get("parity") or {}
-        gates[f"parity:{name}"] = {"passed": bool(parity.get("passed", False))}
+    export = manifest.get("exports", {}).get("onnx")
+    if export is not None:
+        gates["parity:onnx"] = {"passed": bool((export.get("parity") or {}).get("passed", False))}
     return gates
 
 
