@@ -86,3 +86,5 @@ def test_the_command_line(packages: list[Path], tmp_path: Path) -> None:
     assert [v["aliases"] for v in shown["versions"]] == [[], ["champion"], []]
     resolved = seekforge("registry", "resolve", f"{name}@champion", *where, cwd=tmp_path)
     assert resolved.stdout.strip() == str(packages[1].resolve())
+    served = seekforge("serve", f"registry:{name}@champion", *where, "--print-dockerfile", cwd=tmp_path)
+    assert served.returncode == 0 and f"registry:{name}@champion -> {packages[1].resolve()}" in served.stderr

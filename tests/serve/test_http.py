@@ -263,3 +263,23 @@ def test_explanations_are_off_by_default(server) -> None:
     _, client, _ = server
     response = client.post("/v1/explain", json={"records": [GOOD]})
     assert response.status_code == 404 and "--set explain=true" in response.json()["detail"]
+
+
+def test_a_prediction_cache_answers_repeated_records(served_package: Path) -> None:
+    config = ServeConfig(cache_rows=2)
+    other = {"x1": -3.0, "x2": 2.0, "city": "rome", "member": "no"}
+    third = {"x1": 1.0, "x2": 0.0, "city": "paris", "member": "no"}
+    with (
+        running(served_package, config, grpc=False) as (service, where),
+        httpx.Client(base_url=f"http://127.0.0.1:{where.http_port}", timeout=30) as client,
+    ):
+        first = client.post("/v1/predict", json={"records": [GOOD, other]}).json()["predictions"]
+        before = service.batcher.stats.rows
+        again = client.post("/v1/predict", json={"records": [other, GOOD, GOOD]}).json()["predictions"]
+        assert again == [first[1], first[0], first[0]] and service.batcher.stats.rows == before  # none ran
+        client.post("/v1/predict", json={"records": [third]})  # the cache holds 2: `other`, least recently used, leaves
+        client.post("/v1/predict", json={"records": [other]})
+        assert service.batcher.stats.rows == before + 2
+        metrics = client.get("/metrics").text
+    assert _sample(metrics, "seekforge_cache_rows_total", result="hit") == 3
+    assert _sample(metrics, "seekforge_cache_rows_total", result="miss") == 4

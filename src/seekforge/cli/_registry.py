@@ -29,6 +29,15 @@ def _open(where: str | None) -> Any:
     return Registry(where or os.environ.get("SEEKFORGE_REGISTRY") or DEFAULT)
 
 
+def registered(package: Path, where: str | None) -> Path:
+    """``package``, or the folder a ``registry:NAME@ALIAS`` reference points at (checksum checked)."""
+    if not str(package).startswith("registry:"):
+        return package
+    found = _open(where).resolve(str(package))
+    err.print(f"{package} -> {found}", markup=False)
+    return found
+
+
 @registry_app.command("register")
 def register(
     package: Annotated[Path, typer.Argument(help="Model package folder.")],

@@ -20,11 +20,16 @@ from seekforge.cli._common import (
     out,
     print_json,
 )
+from seekforge.cli._registry import registered
 from seekforge.core.errors import SeekforgeError
 
 
 def serve(
-    package: Annotated[Path, typer.Argument(help="Model package folder.")],
+    package: Annotated[Path, typer.Argument(help="Model package folder, or registry:NAME@ALIAS (or @VERSION).")],
+    registry: Annotated[
+        str | None,
+        typer.Option("--registry", help="registry: references: its file or URL [default: runs/registry.db]."),
+    ] = None,
     http_port: Annotated[int, typer.Option("--http-port", min=0, max=65535, help="HTTP port (0: any free).")] = 8000,
     grpc_port: Annotated[int, typer.Option("--grpc-port", min=0, max=65535, help="gRPC port (0: any free).")] = 50051,
     no_http: Annotated[bool, typer.Option("--no-http", help="Serve gRPC only.")] = False,
@@ -49,6 +54,9 @@ def serve(
         float, typer.Option("--timeout-ms", min=1, help="Default request deadline (clients may ask for less).")
     ] = 10_000.0,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="Inference threads.")] = None,
+    cache_rows: Annotated[
+        int, typer.Option("--cache-rows", min=0, help="Answer repeated records from the last N outputs (0: off).")
+    ] = 0,
     api_key_file: Annotated[
         Path | None, typer.Option("--api-key-file", help="File of accepted API keys, one per line.")
     ] = None,
@@ -103,6 +111,7 @@ def serve(
     from seekforge.core.errors import ConfigError
     from seekforge.core.package import read_manifest
 
+    package = registered(package, registry)
     if print_dockerfile or print_k8s:
         from seekforge.serve import dockerfile, kubernetes
 
@@ -137,6 +146,7 @@ def serve(
         "max_wait_ms": max_wait_ms,
         "max_queue_rows": max_queue_rows,
         "max_request_rows": max_request_rows,
+        "cache_rows": cache_rows,
         "max_request_bytes": int(max_request_mb * 1024 * 1024),
         "timeout_ms": timeout_ms,
         "threads": threads,

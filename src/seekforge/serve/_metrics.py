@@ -26,6 +26,9 @@ class ServeMetrics:
             "seekforge_request_errors", "Prediction requests that failed", ["protocol", "reason"], registry=r
         )
         self.rows = prom.Counter("seekforge_rows", "Rows predicted", ["protocol"], registry=r)
+        self.cache = prom.Counter(
+            "seekforge_cache_rows", "Rows looked up in the prediction cache", ["result"], registry=r
+        )  # hit ratio: rate(seekforge_cache_rows{result="hit"}) / rate(seekforge_cache_rows)
         self.latency = prom.Histogram(
             "seekforge_request_latency_seconds",
             "Time from a prediction request's arrival to its answer",

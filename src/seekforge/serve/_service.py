@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from seekforge.core.errors import DataError, SeekforgeError
+from seekforge.core.errors import ConfigError, DataError, SeekforgeError
 from seekforge.core.package import read_manifest
 from seekforge.core.prediction_log import LogEntry, PredictionLog, json_safe
 from seekforge.core.variants import model_version, raw_onnx_exports
 from seekforge.serve._batcher import DeadlineExceeded, DynamicBatcher, Overloaded, ShuttingDown
+from seekforge.serve._cache import PredictionCache
 from seekforge.serve._metrics import ServeMetrics
 from seekforge.serve._schema import FieldError, RecordSchema
 from seekforge.serve.config import ServeConfig
@@ -200,6 +201,12 @@ class ModelService:
         self.ready = False
         self.draining = False
         self._image_fields = [f["name"] for f in self.manifest["inputs"] if f["type"] == "image"]
+        self.cache = PredictionCache(self.config.cache_rows) if self.config.cache_rows else None
+        if self.cache is not None and self._image_fields:
+            raise ConfigError(
+                f"cache_rows: {package} takes images ({', '.join(self._image_fields)}), which the cache does not key",
+                hint="serve it without cache_rows",
+            )
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -300,11 +307,28 @@ class ModelService:
         timeout = min(limits) / 1000.0 if limits else None
         if ticket is not None:
             ticket.queued()  # before enqueue: the batcher must not wait for this very request
-        outputs = await self.batcher.enqueue(rows, timeout=timeout)
+        if self.cache is None:
+            outputs = await self.batcher.enqueue(rows, timeout=timeout)
+        else:
+            outputs = await self._through_cache(rows, timeout)
         if self.log is not None:
             latency_ms = (time.perf_counter() - arrived) * 1000.0
             self.log.append(LogEntry(time.time(), request_id or self.request_id(), latency_ms, rows, outputs))
         return outputs
+
+    async def _through_cache(self, rows: Rows, timeout: float | None) -> Rows:
+        """Cached outputs for records seen lately; the others through the batcher, then cached."""
+        assert self.cache is not None
+        keys = [self.cache.key(row) for row in rows]
+        found = self.cache.lookup(keys)
+        self.metrics.cache.labels("hit").inc(len(found))
+        self.metrics.cache.labels("miss").inc(len(rows) - len(found))
+        missing = [i for i in range(len(rows)) if i not in found]
+        if missing:
+            fresh = await self.batcher.enqueue([rows[i] for i in missing], timeout=timeout)
+            self.cache.store([keys[i] for i in missing], fresh)
+            found.update(zip(missing, fresh, strict=True))
+        return [found[i] for i in range(len(rows))]
 
     def refresh_gauges(self) -> None:
         """Gauges read at scrape time rather than kept up to date on every request."""

@@ -38,6 +38,8 @@ class ServeConfig(BaseConfig):
         keep_alive_s: An idle HTTP keep-alive connection is closed after this.
         max_connections: HTTP connections and requests in progress at once; beyond it, 503.
         grpc_idle_s: An idle gRPC connection is closed after this.
+        cache_rows: Keep the outputs of this many recent records and answer a repeated record from them
+            (0: no cache; refused for image packages). A new model clears it.
         explain: Answer ``POST /v1/explain`` (attributions of a few records; the full install). Off: 404.
         explain_max_rows: Records in one explanation request.
         explain_timeout_s: An explanation taking longer is answered 504; one runs at a time (503 meanwhile).
@@ -63,6 +65,7 @@ class ServeConfig(BaseConfig):
     keep_alive_s: Annotated[float, Field(gt=0)] = 5.0
     max_connections: Annotated[int, Field(ge=1)] = 1024
     grpc_idle_s: Annotated[float, Field(gt=0)] = 300.0
+    cache_rows: Annotated[int, Field(ge=0)] = 0
     explain: bool = False
     explain_max_rows: Annotated[int, Field(ge=1, le=100)] = 10
     explain_timeout_s: Annotated[float, Field(gt=0)] = 30.0
