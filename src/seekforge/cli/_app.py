@@ -19,9 +19,10 @@ from seekforge.cli._data import data_app
 from seekforge.cli._env import env_command
 from seekforge.cli._explain import explain
 from seekforge.cli._export import bench, export, optimize
+from seekforge.cli._monitor import monitor
 from seekforge.cli._predict import evaluate, predict
 from seekforge.cli._registry import registry_app
-from seekforge.cli._serve import monitor, serve
+from seekforge.cli._serve import serve
 from seekforge.cli._train import init, pipeline_cmd, retrain, run_cmd, tune, validate
 from seekforge.core.errors import SeekforgeError
 from seekforge.core.limits import Limits

@@ -1,27 +1,19 @@
-"""``seekforge serve`` and ``monitor``: a package over HTTP and gRPC, and the drift of what it served."""
+"""``seekforge serve``: a package over HTTP and gRPC."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
-
-if TYPE_CHECKING:
-    from seekforge.monitor import MonitorResult
 
 from seekforge.cli._common import (
-    JsonFlag,
     err,
     options,
     out,
-    print_json,
 )
 from seekforge.cli._registry import registered
-from seekforge.core.errors import SeekforgeError
 
 
 def serve(
@@ -192,119 +184,3 @@ def serve(
         )
     )
     err.print("stopped: every queued request was answered and the log flushed", markup=False)
-
-
-def monitor(
-    package: Annotated[Path, typer.Argument(help="The served model package.")],
-    log: Annotated[Path, typer.Option("--log", help="Prediction log written by seekforge serve.")],
-    window: Annotated[
-        str | None, typer.Option("--window", help="Window length, e.g. 1h or 7d; default: the whole log.")
-    ] = None,
-    windows: Annotated[int, typer.Option("--windows", min=1, help="How many windows back to report.")] = 1,
-    labels: Annotated[
-        Path | None, typer.Option("--labels", help="Labels: request_id[, position] and the output column.")
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="YAML monitor section; default: the package recipe's.")
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", "-s", help="Override a monitor setting: key=value or monitor.key=value (repeatable)."),
-    ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Report folder; default: monitor-<stamp> by the log.")
-    ] = None,
-    notify_url: Annotated[
-        str | None, typer.Option("--notify", help="POST the verdict as JSON to this URL (a webhook).")
-    ] = None,
-    push: Annotated[
-        str | None, typer.Option("--push", help="Push drift gauges to this Prometheus Pushgateway URL.")
-    ] = None,
-    metrics_file: Annotated[
-        Path | None, typer.Option("--metrics-file", help="Write drift gauges here (*.prom, node_exporter textfile).")
-    ] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Drift of the logged inputs and predictions against the training data's sketch; live metrics once
-    labels arrive. Exits 0 for no drift, 1 when the latest window drifts, 3 when it has too few rows."""
-    import yaml
-
-    from seekforge.core.config import parse_duration
-    from seekforge.core.config_file import load_config
-    from seekforge.core.io import stamped_folder
-    from seekforge.monitor import MonitorConfig, check_targets, monitor_package
-
-    check_targets(push=push, metrics_file=metrics_file)
-
-    overrides = [item.removeprefix("monitor.") for item in set_ or ()]  # the recipe's spelling works too
-    if config is not None:
-        monitor_config = load_config(config, MonitorConfig, what="monitor configuration", overrides=overrides)
-    else:
-        recipe_file = package / "recipe.yaml"
-        section = (
-            (yaml.safe_load(recipe_file.read_text(encoding="utf-8")) or {}).get("monitor")
-            if recipe_file.is_file()
-            else None
-        )
-        monitor_config = load_config(section or {}, MonitorConfig, what="monitor section", overrides=overrides)
-    seconds = parse_duration(window, what="--window") if window else None
-    folder = output or stamped_folder(log.parent, "monitor-")
-    result = monitor_package(
-        package, log, window_seconds=seconds, windows=windows, labels=labels, config=monitor_config, output=folder
-    )
-    if as_json:
-        print_json({**result.to_dict(), "output": folder})
-    else:
-        _print_monitor(result)
-    err.print(f"wrote {folder}/monitor.html and monitor.json", markup=False)
-    from seekforge.monitor import notify, push_drift, verdict_message, write_drift_textfile
-
-    failed: list[SeekforgeError] = []  # every target is tried, so one that is down silences no other
-    for wanted, send, done in (
-        (notify_url, lambda: notify(notify_url or "", verdict_message(result)), f"notified {notify_url}"),
-        (push, lambda: push_drift(push or "", result), f"pushed drift gauges to {push}"),
-        (metrics_file, lambda: write_drift_textfile(metrics_file, result), f"wrote {metrics_file}"),  # type: ignore[arg-type]
-    ):
-        if wanted is None:
-            continue
-        try:
-            send()
-            err.print(done, markup=False)
-        except SeekforgeError as exc:
-            failed.append(exc)
-    if len(failed) > 1:
-        for exc in failed[:-1]:
-            err.print(f"error: {exc.message}", markup=False)
-    if failed:
-        raise failed[-1]
-    if result.status != "no drift":
-        raise typer.Exit(1 if result.drift else 3)
-
-
-def _print_monitor(result: MonitorResult) -> None:
-    current = result.current
-    span = current.to_dict()
-    table = Table("feature", "type", "test", "statistic", "threshold", "drift", title=escape(
-        f"{result.version}: {current.drift.rows} rows from {span['start']} to {span['end']}"))  # fmt: skip
-    for feature in current.drift.features:
-        found = [(feature.name, feature.test, feature.statistic, feature.threshold, feature.drifted)]
-        if (emb := feature.embedding) is not None:  # the feature's row says whether it drifted either way
-            found.append((f"{feature.name} (embeddings)", emb.test, emb.statistic, emb.threshold, emb.drifted))
-        for name, test, statistic, threshold, drifted in found:
-            table.add_row(
-                escape(name), feature.type, test, "" if statistic is None else f"{statistic:.4g}",
-                f"{threshold:g}", "[bold red]yes[/]" if drifted else "no",
-            )  # fmt: skip
-    out.print(table)
-    if len(result.windows) > 1:
-        trend = ", ".join(f"{w.drift.drifted_count}/{len(w.drift.features)}" for w in result.windows)
-        out.print(f"drifted features per window, oldest first: {trend}", markup=False)
-    if current.live_metrics:
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in current.live_metrics.items() if not k.startswith("rows"))
-        test = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items() if k in current.live_metrics)
-        out.print(f"live metrics on {current.labelled} labelled rows: {shown} (test split: {test})", markup=False)
-    state = result.state
-    if state.killed_sessions or state.dropped_rows:
-        err.print(f"the log lost {state.lost_rows} rows in {state.killed_sessions} killed sessions and dropped "
-                  f"{state.dropped_rows} when its queue was full", markup=False)  # fmt: skip
-    out.print(result.verdict, markup=False)
