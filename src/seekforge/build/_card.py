@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from seekforge.core.report import esc, fmt
 from seekforge.core.report import table as html_table
+from seekforge.fairness import group_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,7 +76,7 @@ def _groups(fairness: dict[str, Any] | None) -> list[Block]:
                 "`seekforge evaluate PACKAGE DATA --by COLUMNS`._"]  # fmt: skip
     gate = fairness.get("gate") or {}
     metrics = fairness["metrics"]
-    rows = [[", ".join(f"{k}={v}" for k, v in g["group"].items()), g["rows"], *(fmt(g["values"][m]) for m in metrics)]
+    rows = [[group_name(g), g["rows"], *(fmt(g["values"][m]) for m in metrics)]
             for g in fairness["groups"]]  # fmt: skip
     rows.append(["largest difference", "", *(fmt(fairness["difference"][m]) for m in metrics)])
     verdict = "passed" if gate.get("passed") else "**failed**: " + "; ".join(gate.get("reasons", []))
@@ -112,7 +113,7 @@ def _measured_limits(manifest: dict[str, Any]) -> list[str]:
         found.append("The fairness gate failed: " + "; ".join(gate["reasons"]))
     small = [g for g in (manifest.get("fairness") or {}).get("groups", []) if g["note"]]
     if small:
-        names = ", ".join(", ".join(f"{k}={v}" for k, v in g["group"].items()) for g in small)
+        names = ", ".join(group_name(g) for g in small)
         found.append(f"Groups too small to compare in the test split: {names}.")
     found.append("The model is only known to work on data like its training data; `seekforge monitor` compares "
                  "live inputs with the training sketch this package carries.")  # fmt: skip

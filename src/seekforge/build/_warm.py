@@ -4,6 +4,7 @@ as the starting point."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,11 @@ class Parent:
     manifest: dict[str, Any]
     preprocessor: Preprocessor
     io: ModelIO
+
+    @functools.cached_property
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The parent's tensors, read once for both the embedding widths and the starting weights."""
+        return load_tensors(self.path / "model.safetensors")
 
     def lineage(self) -> dict[str, Any]:
         """The lineage fields naming the parent, as a compressed package names its own."""
@@ -131,7 +137,7 @@ def widths_io(io: ModelIO, parent: Parent) -> ModelIO:
     """``io`` keeping the parent's embedding widths (its weights' shapes) where its vocabularies grew."""
     if not io.category_cardinalities:
         return io
-    state = load_tensors(parent.path / "model.safetensors")
+    state = parent.weights
     widths = [int(state[f"embeddings.{i}.weight"].shape[1]) for i in range(len(io.category_cardinalities))
               if f"embeddings.{i}.weight" in state]  # fmt: skip
     if len(widths) != len(io.category_cardinalities):
@@ -147,7 +153,7 @@ def start_from_parent(model: nn.Module, parent: Parent) -> None:
         ConfigError: A parameter the parent lacks, or whose shape differs otherwise (the model section
             differs from the parent's).
     """
-    state = load_tensors(parent.path / "model.safetensors")
+    state = parent.weights
     ours = model.state_dict()
     wrong = [f"{k} {list(v.shape)} (parent: {list(state[k].shape) if k in state else 'none'})"
              for k, v in ours.items() if k not in state or (v.shape != state[k].shape and not _grown(k, v, state[k]))]  # fmt: skip

@@ -8,7 +8,7 @@ Example:
     >>> report.difference["selection_rate"]
 """
 
-from seekforge.fairness._gate import fairness_gate
+from seekforge.fairness._gate import fairness_gate, group_name
 from seekforge.fairness._groups import MIN_GROUP_ROWS, GroupMetrics, group_metrics
 from seekforge.fairness._report import fairness_html
 from seekforge.fairness.config import GROUP_METRICS, FairnessConfig, metric_kind
@@ -21,5 +21,6 @@ __all__ = [
     "fairness_gate",
     "fairness_html",
     "group_metrics",
+    "group_name",
     "metric_kind",
 ]

@@ -17,7 +17,7 @@ def fairness_gate(report: GroupMetrics, config: FairnessConfig, kind: str) -> di
     limits = config.gated(kind)
     reasons: list[str] = []
     if len(compared) < 2:
-        sizes = ", ".join(f"{_name(g)}: {g['rows']}" for g in report.groups)
+        sizes = ", ".join(f"{group_name(g)}: {g['rows']}" for g in report.groups)
         reasons.append(
             f"fewer than two groups of {', '.join(report.by)} have {MIN_GROUP_ROWS} rows or more in the test "
             f"split ({sizes}): nothing to compare"
@@ -31,7 +31,9 @@ def fairness_gate(report: GroupMetrics, config: FairnessConfig, kind: str) -> di
             high = max(compared, key=lambda g: g["values"][metric])
             difference = report.difference[metric]
             interval = (report.difference_interval or {}).get(metric)
-            between = f"{_name(low)}: {low['values'][metric]:.3f}, {_name(high)}: {high['values'][metric]:.3f}"
+            between = (
+                f"{group_name(low)}: {low['values'][metric]:.3f}, {group_name(high)}: {high['values'][metric]:.3f}"
+            )
             spread = f"; 95% interval {interval[0]:.3f} to {interval[1]:.3f}" if interval else ""
             if difference > limit:
                 reasons.append(f"{metric} differs by {difference:.3f} between groups ({between}{spread}), "
@@ -48,5 +50,6 @@ def fairness_gate(report: GroupMetrics, config: FairnessConfig, kind: str) -> di
     }
 
 
-def _name(group: dict[str, Any]) -> str:
+def group_name(group: dict[str, Any]) -> str:
+    """A group of a :class:`GroupMetrics` entry in words: ``gender=f, band=x``."""
     return ", ".join(f"{k}={v}" for k, v in group["group"].items())

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from seekforge.core.report import esc, fmt, table
+from seekforge.fairness._gate import group_name
 
 
 def fairness_html(found: dict[str, Any]) -> str:
@@ -19,7 +20,7 @@ def fairness_html(found: dict[str, Any]) -> str:
     metrics = found["metrics"]
     rows = []
     for group in found["groups"]:
-        name = ", ".join(f"{k}={v}" for k, v in group["group"].items())
+        name = group_name(group)
         cells = []
         for m in metrics:
             interval = (group["interval"] or {}).get(m)
