@@ -116,6 +116,15 @@ def served_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return package
 
 
+@pytest.fixture(scope="session")
+def other_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``served_package``'s model trained again from another seed: the same inputs, other weights (and no
+    ONNX export, so it is served on torch)."""
+    root = tmp_path_factory.mktemp("other")
+    make_tabular().to_csv(root / "d.csv", index=False)
+    return seekforge.run({**tabular_recipe(str(root / "d.csv")), "seed": 1}, runs_dir=root / "runs").package
+
+
 def export_on_this_cpu(package: Path, config: ExportConfig) -> ExportResult | None:
     """Export ``package`` and return the result, where the hardware decides what the product must do:
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -71,6 +72,44 @@ def test_sigterm_under_load_answers_every_accepted_request_and_closes_the_log(
     state = log_state(log)
     assert state.rows == 3 * answered  # every answered row was logged before the process exited
     assert (state.running_sessions, state.killed_sessions, state.lost_rows) == (0, 0, 0)
+
+
+def test_sighup_swaps_in_a_changed_package_beside_a_canary_answering_its_share(
+    served_package: Path, other_version: Path, tmp_path: Path
+) -> None:
+    from seekforge.core.package import read_manifest
+    from seekforge.core.variants import model_version
+
+    old, new = (model_version(read_manifest(p)) for p in (served_package, other_version))
+    live = tmp_path / "live"
+    shutil.copytree(served_package, live)
+    proc, where = start(live, tmp_path, "--no-log", "--canary", f"{other_version}:50%")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{where['http_port']}", timeout=30) as http:
+
+            def version(request_id: str) -> str:
+                response = http.post("/v1/predict", json={"records": [GOOD]}, headers={"x-request-id": request_id})
+                assert response.status_code == 200, response.text
+                return str(response.json()["model_version"])
+
+            first = {f"id{i}": version(f"id{i}") for i in range(40)}
+            assert set(first.values()) == {old, new}  # the canary answers its share
+            to_primary = next(i for i, v in first.items() if v == old)
+            staged = tmp_path / "staged"  # the new package is put in place whole, then the server told
+            shutil.copytree(other_version, staged)
+            shutil.rmtree(live)
+            staged.rename(live)
+            proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 60
+            while version(to_primary) != new:
+                assert time.monotonic() < deadline, "the changed package was never swapped in"
+                time.sleep(0.05)
+            assert http.get("/v1/model").json()["models"]["primary"]["version"] == new
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        stderr = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 0, stderr
+    assert f"canary {new} (torch)" in stderr and "primary model swapped" in stderr
 
 
 def test_kill_9_leaves_a_log_that_opens_and_counts_its_loss(served_package: Path, tmp_path: Path) -> None:
@@ -146,6 +185,8 @@ def test_deployment_recipes_print(served_package: Path, tmp_path: Path) -> None:
         (["--backend", "openvino"], "openvino"),
         (["--set", "nope=1"], "--set 'nope=1': not a serving option of the form key=value"),
         (["--set", "read_timeout_s=-1"], "--set read_timeout_s: Input should be greater than 0, got -1"),
+        (["--canary", "nowhere:20%"], "nowhere"),
+        (["--canary", "registry:tiny@challenger:120%"], "--canary: Input should be less than 100"),
     ],
 )
 def test_bad_options_exit_2_with_the_fix(served_package: Path, tmp_path: Path, args: list[str], words: str) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seekforge.core.errors import DataError
-from seekforge.serve._service import _rows_of
+from seekforge.serve._model import rows_of as _rows_of
 
 
 def test_rows_carry_each_records_prediction_and_probabilities_as_plain_values() -> None:

@@ -46,6 +46,17 @@ def serve(
         float, typer.Option("--timeout-ms", min=1, help="Default request deadline (clients may ask for less).")
     ] = 10_000.0,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="Inference threads.")] = None,
+    canary: Annotated[
+        str | None,
+        typer.Option(
+            "--canary",
+            help="A second package answering a share of requests: FOLDER or registry:REF, :PCT% "
+            "after it (default 10%).",
+        ),
+    ] = None,
+    shadow: Annotated[
+        str | None, typer.Option("--shadow", help="A package sent every request too; its answers logged, not returned.")
+    ] = None,
     cache_rows: Annotated[
         int, typer.Option("--cache-rows", min=0, help="Answer repeated records from the last N outputs (0: off).")
     ] = 0,
@@ -93,7 +104,9 @@ def serve(
 ) -> None:
     """Serve the package over HTTP and gRPC in one process, with dynamic batching, metrics and a prediction log.
 
-    SIGTERM drains: readiness turns false, queued requests are answered, the log is flushed.
+    SIGTERM drains: readiness turns false, queued requests are answered, the log is flushed. SIGHUP reloads:
+    a changed package is swapped in with no request failed; registry: references are followed on their own
+    (every follow_s seconds, --set follow_s=N).
     """
     import asyncio
 
@@ -103,6 +116,7 @@ def serve(
     from seekforge.core.errors import ConfigError
     from seekforge.core.package import read_manifest
 
+    reference = str(package)  # served as given: a registry reference is followed
     package = registered(package, registry)
     if print_dockerfile or print_k8s:
         from seekforge.serve import dockerfile, kubernetes
@@ -145,10 +159,14 @@ def serve(
         "batching": not no_batching,
         "inline_below_ms": inline_below_ms,
         "api_keys": keys,
+        "registry": registry,
+        "shadow": shadow,
+        **_canary(canary),
         "log": None if no_log else (log or package.parent / "predictions.db"),
         "log_retention_seconds": parse_duration(log_retention, what="--log-retention") if log_retention else None,
     }
-    names = {"max_request_bytes": "--max-request-mb", "log_retention_seconds": "--log-retention"}
+    names = {"max_request_bytes": "--max-request-mb", "log_retention_seconds": "--log-retention",
+             "canary_percent": "--canary", "canary": "--canary", "shadow": "--shadow"}  # fmt: skip
     for item in set_ or ():
         key, sep, value = item.partition("=")
         if not sep or key not in ServeConfig.model_fields or key in values:
@@ -159,13 +177,15 @@ def serve(
         values[key] = yaml.safe_load(value)
         names[key] = f"--set {key}"
     config = options(ServeConfig, values, names)
-    service = ModelService(package, config)
+    service = ModelService(reference, config)
 
     def ready(where: Listening) -> None:
         parts = [f"http://{where.host}:{where.http_port}"] if where.http_port is not None else []
         parts += [f"grpc {where.host}:{where.grpc_port}"] if where.grpc_port is not None else []
         batching = f"batches of up to {max_batch_rows} rows, {max_wait_ms:g} ms" if not no_batching else "no batching"
         logged = f"log {config.log}" if config.log else "no log"
+        others = [f"{m.role} {m.version} ({m.backend})" for m in service.models.values() if m.role != "primary"]
+        logged += "".join(f"; {o}" for o in others)
         err.print(f"serving {service.manifest['name']} ({service.backend}) on {' and '.join(parts)}; {batching}; "
                   f"{logged}; SIGTERM or Ctrl-C drains and stops", markup=False, soft_wrap=True)  # fmt: skip
         if ready_file is not None:
@@ -184,3 +204,14 @@ def serve(
         )
     )
     err.print("stopped: every queued request was answered and the log flushed", markup=False)
+
+
+def _canary(value: str | None) -> dict[str, object]:
+    """``--canary FOLDER`` or ``--canary registry:NAME@ALIAS:25%`` as the canary and its share."""
+    if value is None:
+        return {}
+    head, sep, tail = value.rpartition(":")
+    share = tail.removesuffix("%")
+    if sep and share.replace(".", "", 1).isdigit():
+        return {"canary": head, "canary_percent": float(share)}
+    return {"canary": value}

@@ -9,11 +9,13 @@ slowing requests, and the drops are counted too.
 
 Schema (read by ``seekforge monitor`` and by anyone with ``sqlite3``)::
 
-    predictions(id, session, ts, request_id, position, model_version, backend, latency_ms, inputs, outputs)
+    predictions(id, session, ts, request_id, position, model_version, backend, latency_ms, inputs, outputs, role)
     sessions(id, started, ended, package, model_version, host, pid, accepted, written, dropped)
 
 ``inputs`` and ``outputs`` are JSON objects, one row per predicted record; ``position`` is the record's
-place in its request (labels join on request id and position); ``ts`` is unix seconds.
+place in its request (labels join on request id and position); ``ts`` is unix seconds. ``role`` says which
+of the server's models answered: ``primary``, ``canary``, or ``shadow`` (a shadow's answers were logged, not
+returned: the same request id and position then appear twice).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from seekforge.core.errors import SeekforgeError
 
 logger = logging.getLogger("seekforge.serve")
 
-__all__ = ["LogEntry", "LogState", "PredictionLog", "json_safe", "log_state", "open_log", "read_log"]
+__all__ = ["LogEntry", "LogState", "PredictionLog", "answered_rows", "json_safe", "log_state", "open_log", "read_log"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -66,7 +68,8 @@ CREATE TABLE IF NOT EXISTS predictions (
     backend TEXT NOT NULL,
     latency_ms REAL NOT NULL,
     inputs TEXT NOT NULL,
-    outputs TEXT NOT NULL
+    outputs TEXT NOT NULL,
+    role TEXT NOT NULL DEFAULT 'primary'
 );
 CREATE INDEX IF NOT EXISTS predictions_ts ON predictions(ts);
 -- No index on request_id: random ids land all over such a B-tree, and keeping it cost more than half of
@@ -84,6 +87,9 @@ class LogEntry:
     latency_ms: float
     inputs: Sequence[dict[str, Any]]
     outputs: Sequence[dict[str, Any]]
+    model_version: str | None = None  # the model that answered: None, the log's own
+    backend: str | None = None
+    role: str = "primary"  # primary, canary, or shadow (answers logged, never returned)
 
 
 def open_log(path: Path) -> sqlite3.Connection:
@@ -97,6 +103,9 @@ def open_log(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(predictions)")}
+        if "role" not in columns:  # a log written before canaries and shadows were served
+            db.execute("ALTER TABLE predictions ADD COLUMN role TEXT NOT NULL DEFAULT 'primary'")
     except sqlite3.DatabaseError as exc:
         raise SeekforgeError(
             f"{path} is not a usable prediction log ({exc})",
@@ -122,9 +131,10 @@ _STRICT = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 # takes the GIL once to encode the group (in C) and lets it go for all of SQLite's work, rather than
 # taking it back for every row, which would stall the event loop each time it came back from a wait.
 _INSERT_GROUP = (
-    "INSERT INTO predictions(session, ts, request_id, position, model_version, backend, latency_ms, inputs, outputs) "
-    "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), ?, ?, "
-    "json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]') FROM json_each(?)"
+    "INSERT INTO predictions(session, ts, request_id, position, model_version, backend, latency_ms, inputs, outputs,"
+    " role) SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+    "json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[3]'), "
+    "json_extract(value, '$[4]'), json_extract(value, '$[5]'), json_extract(value, '$[8]') FROM json_each(?)"
 )
 
 
@@ -278,14 +288,16 @@ class PredictionLog:
                 return
 
     def _write(self, entries: list[LogEntry]) -> None:
-        rows = [
-            (entry.ts, entry.request_id, position, entry.latency_ms, inputs, outputs)
-            for entry in entries
-            for position, (inputs, outputs) in enumerate(zip(entry.inputs, entry.outputs, strict=True))
-        ]
+        rows: list[tuple[Any, ...]] = []
+        for entry in entries:
+            answered_by = (entry.model_version or self.model_version, entry.backend or self.backend, entry.role)
+            rows += [
+                (entry.ts, entry.request_id, position, entry.latency_ms, inputs, outputs, *answered_by)
+                for position, (inputs, outputs) in enumerate(zip(entry.inputs, entry.outputs, strict=True))
+            ]
         accepted = self.accepted  # rows queued so far: those not yet written are the crash's loss
         with self._db:
-            self._db.execute(_INSERT_GROUP, (self.session, self.model_version, self.backend, _dumps(rows)))
+            self._db.execute(_INSERT_GROUP, (self.session, _dumps(rows)))
             self.written += len(rows)
             self._db.execute(
                 "UPDATE sessions SET accepted = ?, written = ?, dropped = ? WHERE id = ?",
@@ -367,6 +379,12 @@ def read_log(path: Path) -> sqlite3.Connection:
 
 
 _LOG_HINT = "point --log at the file seekforge serve wrote"
+
+
+def answered_rows(db: sqlite3.Connection) -> str:
+    """An SQL condition on ``predictions`` keeping the rows whose answers were returned (not a shadow's)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(predictions)")}
+    return "role != 'shadow'" if "role" in columns else "1 = 1"  # a log from before shadows: all were
 
 
 @dataclass(frozen=True)

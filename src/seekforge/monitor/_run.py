@@ -24,7 +24,7 @@ from seekforge.core.deps import require
 from seekforge.core.errors import DataError, MissingDependencyError, PackageError
 from seekforge.core.io import atomic_dir, write_json_atomic
 from seekforge.core.package import read_manifest, read_package_json
-from seekforge.core.prediction_log import LogState, log_state, read_log
+from seekforge.core.prediction_log import LogState, answered_rows, log_state, read_log
 from seekforge.core.variants import model_version
 from seekforge.monitor._drift import DriftReport, Embedder, drift_report
 from seekforge.monitor.config import MonitorConfig
@@ -347,7 +347,11 @@ def labelled_log_rows(
     truth = _labels(Path(labels), output)
     db = read_log(log)
     try:
-        where, args = ("", ()) if every_version else ("WHERE model_version = ?", (model_version(manifest),))
+        where, args = (
+            (f"WHERE {answered_rows(db)}", ())
+            if every_version
+            else ("WHERE model_version = ?", (model_version(manifest),))
+        )
         (last,) = db.execute(f"SELECT MAX(ts) FROM predictions {where}", args).fetchone()
         start = -math.inf if since_seconds is None or last is None else last - since_seconds
         rows = db.execute(

@@ -13,6 +13,7 @@ class PredictionCache:
 
     def __init__(self, max_rows: int) -> None:
         self.max_rows = max_rows
+        self.generation = 0  # counts clears: outputs computed before a clear are not stored after it
         self._outputs: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     @staticmethod
@@ -40,6 +41,7 @@ class PredictionCache:
     def clear(self) -> None:
         """Forget every output (a new model is served)."""
         self._outputs.clear()
+        self.generation += 1
 
     def __len__(self) -> int:
         return len(self._outputs)

@@ -15,7 +15,7 @@ __all__ = ["SOURCE_FILES", "dockerfile", "kubernetes", "source_tree"]
 
 def _extras(manifest: dict[str, Any], backend: str) -> str:
     """The smallest install that serves the package: onnxruntime alone for a raw-input ONNX export."""
-    from seekforge.serve._service import runtime_only
+    from seekforge.serve._model import runtime_only
 
     return "runtime,serve" if runtime_only(manifest, backend) else "all"
 

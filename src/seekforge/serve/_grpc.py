@@ -112,13 +112,13 @@ def add_services(server: Any, service: ModelService) -> Any:
 
     pb2, pb2_grpc = stubs()
 
-    def to_response(outputs: list[dict[str, Any]], request_id: str) -> Any:
+    def to_response(outputs: list[dict[str, Any]], request_id: str, version: str) -> Any:
         predictions = []
         for row in outputs:
             prediction = pb2.Prediction(proba=row.get("proba", {}))
             json_format.ParseDict(row["prediction"], prediction.prediction)
             predictions.append(prediction)
-        return pb2.PredictResponse(predictions=predictions, request_id=request_id, model_version=service.version)
+        return pb2.PredictResponse(predictions=predictions, request_id=request_id, model_version=version)
 
     async def answer(request: Any, context: Any) -> Any:
         """One request's response, or the refusal its error turns into (the call's own task ends the call
@@ -138,8 +138,8 @@ def add_services(server: Any, service: ModelService) -> Any:
             rows = await service.validate_records(records)
             remaining = context.time_remaining()
             timeout_ms = remaining * 1000.0 if remaining is not None else None
-            outputs = await service.predict(rows, timeout_ms=timeout_ms, request_id=request_id, ticket=ticket)
-            response = to_response(outputs, request_id)
+            outputs, version = await service.predict(rows, timeout_ms=timeout_ms, request_id=request_id, ticket=ticket)
+            response = to_response(outputs, request_id, version)
         except asyncio.CancelledError:  # the stream it came in ended first
             code = "CANCELLED"
             raise

@@ -238,8 +238,8 @@ def create_app(service: ModelService) -> Any:
                 raise BadRequest(f"unknown key{'s' * (len(extra) > 1)} in the body: {', '.join(extra)}")
             timeout_ms = _timeout_ms(request)
             rows = await service.validate_records(payload["records"])
-            outputs = await service.predict(rows, timeout_ms=timeout_ms, request_id=request_id, ticket=ticket)
-            body = _ENCODER.encode({"predictions": outputs, "model_version": service.version, "request_id": request_id})
+            outputs, version = await service.predict(rows, timeout_ms=timeout_ms, request_id=request_id, ticket=ticket)
+            body = _ENCODER.encode({"predictions": outputs, "model_version": version, "request_id": request_id})
         except ClientDisconnect:
             return Response(status_code=499)  # nobody reads it; counted apart from the server's errors
         except Exception as exc:
@@ -258,7 +258,14 @@ def create_app(service: ModelService) -> Any:
             headers.update({"Retry-After": "1", "Connection": "close"})
         return _error(failure.http, failure.detail, headers)
 
-    explainer = Explainer(service.path, service.manifest, service.config)
+    explainers: dict[str, Explainer] = {}
+
+    def explainer_of_primary() -> Explainer:
+        """The primary model's explainer (a swap brings a new one; the old one's model is let go)."""
+        if service.version not in explainers:
+            explainers.clear()
+            explainers[service.version] = Explainer(service.path, service.manifest, service.config)
+        return explainers[service.version]
 
     answers = {k: RESPONSES[k] for k in ("400", "401", "413", "422", "503", "504")}
     answers["404"] = {"description": "Explanations are off on this server (explain=true turns them on)"}
@@ -277,6 +284,7 @@ def create_app(service: ModelService) -> Any:
             extra = sorted(set(payload) - {"records", "method"})
             if extra:
                 raise BadRequest(f"unknown key{'s' * (len(extra) > 1)} in the body: {', '.join(extra)}")
+            explainer, version = explainer_of_primary(), service.version
             explainer.check(len(payload["records"]), str(payload.get("method", "auto")))  # before any decoding
             rows = await service.validate_records(payload["records"])
             answer = await explainer.explain(rows, str(payload.get("method", "auto")))
@@ -284,7 +292,7 @@ def create_app(service: ModelService) -> Any:
             return Response(status_code=499)
         except Exception as exc:
             return failed(exc, request_id)
-        body = {**answer, "model_version": service.version, "request_id": request_id}
+        body = {**answer, "model_version": version, "request_id": request_id}
         return JSONResponse(body, headers={"x-request-id": request_id})
 
     @app.get("/v1/model", responses={401: RESPONSES["401"]})

@@ -3,6 +3,7 @@ in tests). Both protocols count into the same series, told apart by a ``protocol
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from seekforge.core.deps import require
@@ -55,7 +56,33 @@ class ServeMetrics:
         self.log_rows = prom.Gauge(
             "seekforge_log_rows", "Rows handed to the prediction log, by outcome", ["outcome"], registry=r
         )
-        self.info = prom.Info("seekforge_model", "The served model", registry=r)
+        self.info = prom.Gauge(
+            "seekforge_model_info",
+            "The models served, by role (1 while served)",
+            ["name", "version", "backend", "role"],
+            registry=r,
+        )
+        # Each model's own share, told apart by role (primary, canary, shadow) and version: what a canary
+        # or a shadow is judged on beside the primary.
+        self.model_requests = prom.Counter(
+            "seekforge_model_requests",
+            "Requests each model ran, by outcome",
+            ["role", "version", "outcome"],
+            registry=r,
+        )
+        self.model_rows = prom.Counter(
+            "seekforge_model_rows", "Rows each model predicted", ["role", "version"], registry=r
+        )
+        self.model_latency = prom.Histogram(
+            "seekforge_model_latency_seconds",
+            "Time a request's rows spent queued and predicted by each model",
+            ["role", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.swaps = prom.Counter(
+            "seekforge_swaps", "Model swaps while serving, by role and outcome", ["role", "outcome"], registry=r
+        )
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def child(self, protocol: str, code: str) -> tuple[Any, Any]:
@@ -77,5 +104,16 @@ class ServeMetrics:
         self.batch_rows.observe(rows)
         self.inference.observe(seconds)
 
-    def describe(self, info: dict[str, Any]) -> None:
-        self.info.info({k: str(v) for k, v in info.items()})
+    def describe(self, info: dict[str, str], *, gone: dict[str, str] | None = None) -> None:
+        """``info`` (name, version, backend, role) is served now; ``gone`` no longer is."""
+        if gone is not None:
+            with contextlib.suppress(KeyError):
+                self.info.remove(gone["name"], gone["version"], gone["backend"], gone["role"])
+        self.info.labels(info["name"], info["version"], info["backend"], info["role"]).set(1)
+
+    def observe_model(self, role: str, version: str, rows: int, seconds: float, ok: bool) -> None:
+        """One request's passage through the model of ``role``."""
+        self.model_requests.labels(role, version, "ok" if ok else "error").inc()
+        if ok:
+            self.model_rows.labels(role, version).inc(rows)
+            self.model_latency.labels(role, version).observe(seconds)

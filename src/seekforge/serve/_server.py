@@ -203,7 +203,8 @@ async def serve(
     on_ready: Callable[[Listening], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve ``service`` until SIGTERM/SIGINT (or until ``stop`` is set), then drain and return.
+    """Serve ``service`` until SIGTERM/SIGINT (or until ``stop`` is set), then drain and return. SIGHUP
+    reloads: each model's package folder or registry alias is read again, and a changed one swapped in.
 
     Args:
         service: The model service (started here).
@@ -242,10 +243,14 @@ async def serve(
                 background.append(loop.create_task(grpc_server.stop(grace=0)))
         stop.set()
 
+    def on_hangup() -> None:  # reload: each model's package (or registry alias) again, swapped if changed
+        if not stop.is_set():
+            background.append(loop.create_task(service.refresh(folders=True)))
+
     installed = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig, handler in ((signal.SIGTERM, on_signal), (signal.SIGINT, on_signal), (signal.SIGHUP, on_hangup)):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
-            loop.add_signal_handler(sig, on_signal)
+            loop.add_signal_handler(sig, handler)
             installed.append(sig)
     try:
         await service.start()

@@ -1,30 +1,38 @@
-"""What both protocols call: one loaded package behind a request schema, a dynamic batcher, metrics and the
-prediction log. The HTTP app and the gRPC servicer are thin translations onto :class:`ModelService`."""
+"""What both protocols call: the served models behind a request schema, each with its dynamic batcher, and
+the metrics and the prediction log. The HTTP app and the gRPC servicer are thin translations onto
+:class:`ModelService`.
+
+A service serves a primary model, and optionally a canary (a share of the requests, chosen by request id)
+and a shadow (every request, its answers logged and never returned). Each can be swapped for another
+version while requests keep coming (:meth:`ModelService.swap`): the new model is loaded and warmed up
+beside the old one, takes every request from then on, and the old one answers what was queued for it
+before it is let go, so no request fails. Registry references (``registry:NAME@ALIAS``) are followed: when
+the alias moves, the model is swapped.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
-import importlib.util
 import itertools
 import logging
-import re
 import secrets
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from seekforge.core.errors import ConfigError, DataError, SeekforgeError
-from seekforge.core.package import read_manifest
+from seekforge.core.io import sha256_file
 from seekforge.core.prediction_log import LogEntry, PredictionLog, json_safe
-from seekforge.core.variants import model_version, raw_onnx_exports
-from seekforge.serve._batcher import DeadlineExceeded, DynamicBatcher, Overloaded, ShuttingDown
+from seekforge.core.variants import model_version
+from seekforge.serve._batcher import DeadlineExceeded, Overloaded, ShuttingDown
 from seekforge.serve._cache import PredictionCache
 from seekforge.serve._metrics import ServeMetrics
+from seekforge.serve._model import ServedModel, check_compatible, load_model, resolve_source
 from seekforge.serve._schema import FieldError, RecordSchema
 from seekforge.serve.config import ServeConfig
 
@@ -109,108 +117,90 @@ def failure_of(exc: BaseException, request_id: str) -> Failure:
     return Failure(500, "INTERNAL", "internal", f"internal error ({type(exc).__name__}); request id {request_id}")
 
 
-def runtime_backend(manifest: dict[str, Any], backend: str) -> str | None:
-    """The backend onnxruntime alone serves for ``backend`` (``auto``: the one ``optimize`` chose, else
-    onnxruntime), when the package holds it as a passing ONNX export that takes raw values; else None."""
-    wanted = backend if backend != "auto" else manifest.get("serving", {}).get("backend", "onnxruntime")
-    return wanted if wanted in raw_onnx_exports(manifest) else None
-
-
-def runtime_only(manifest: dict[str, Any], backend: str) -> bool:
-    """Whether ``backend`` serves this package with onnxruntime alone (see :func:`runtime_backend`)."""
-    return runtime_backend(manifest, backend) is not None
-
-
-def open_predictor(path: Path, backend: str, *, threads: int | None, verify: bool) -> tuple[Any, str]:
-    """The package's predictor and the backend it runs on.
-
-    A backend that runs one of the package's raw-input ONNX exports is served by onnxruntime alone (no
-    torch in the process; see :func:`runtime_backend`); anything else goes through :func:`seekforge.load`.
-    """
-    which = runtime_backend(read_manifest(path, verify=verify), backend)
-    if which is not None and importlib.util.find_spec("onnxruntime"):
-        from seekforge import runtime
-
-        return runtime.load(path, backend=which, verify=verify, threads=threads), which
-    from seekforge.serve._load import load  # without torch, it says what this package and backend need
-
-    predictor = load(path, backend=backend, verify=verify, threads=threads)
-    return predictor, predictor.backend
-
-
-def _rows_of(predictions: Sequence[Any], proba: np.ndarray | None, classes: Sequence[Any] | None) -> Rows:
-    """Per-row outputs ``{"prediction": v, "proba": {class: p}}`` from a predictor's decoded outputs.
-
-    Raises:
-        DataError: The model gave a non-finite output (inputs far outside what it was trained on).
-    """
-    numbers = np.asarray(predictions, dtype=np.float64) if proba is None else proba
-    finite = np.isfinite(numbers)
-    if not finite.all():
-        bad = np.flatnonzero(~finite.reshape(len(numbers), -1).all(axis=1)).tolist()
-        raise DataError(
-            f"the model's output is not a finite number for record{'s' * (len(bad) > 1)} "
-            f"{', '.join(map(str, bad[:10]))}: their values are too far outside the training data"
-        )
-    values = [_plain(v) for v in predictions]
-    if proba is None or not classes:
-        return [{"prediction": v} for v in values]
-    names = [str(c) for c in classes]
-    return [
-        {"prediction": v, "proba": dict(zip(names, row, strict=True))}
-        for v, row in zip(values, proba.tolist(), strict=True)
-    ]
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
-
-
 class ModelService:
-    """A served package: validation, batching, metrics, logging. Create it, then ``await start()``."""
+    """The served models: validation, routing, batching, swaps, metrics, logging. Create it (the packages
+    load here), then ``await start()``.
+
+    Args:
+        package: The primary model: a package folder, or a ``registry:NAME@ALIAS`` reference (followed
+            while serving, see ``ServeConfig.follow_s``).
+        config: How to serve; its ``canary`` and ``shadow`` name the other models.
+    """
 
     def __init__(self, package: str | Path, config: ServeConfig | None = None) -> None:
         self.config = config or ServeConfig()
-        self.path = Path(package)
-        self.predictor, self.backend = open_predictor(
-            self.path, self.config.backend, threads=self.config.threads, verify=self.config.verify
-        )
-        self.manifest: dict[str, Any] = self.predictor.manifest
-        self.version = model_version(self.manifest)
-        self.schema = RecordSchema(
-            self.manifest["inputs"],
-            name=f"{_title(self.manifest['name'])}Record",
-            coerce_numbers=self.config.coerce_numbers,
-        )
-        self.classes = self.predictor.classes
         self.metrics = ServeMetrics()
-        self.metrics.describe({"name": self.manifest["name"], "version": self.version, "backend": self.backend})
-        self.batcher = DynamicBatcher(
-            self._predict_rows,
-            max_batch_rows=self.config.max_batch_rows if self.config.batching else 1,
-            max_wait_ms=self.config.max_wait_ms if self.config.batching else 0.0,
-            max_queue_rows=self.config.max_queue_rows,
-            on_batch=self.metrics.observe_batch,
-            arriving=lambda: self.arriving,
-            inline_below_ms=self.config.inline_below_ms,
-        )
-        self.arriving = 0  # requests received and not yet queued (or refused): the batcher waits for them
+        self.arriving = 0  # requests received and not yet queued (or refused): the batchers wait for them
+        self.models: dict[str, ServedModel] = {}
+        sources = {"primary": str(package), "canary": self.config.canary, "shadow": self.config.shadow}
+        for role, source in sources.items():
+            if source is not None:
+                model = self._load(role, source, resolve_source(source, self.config.registry))
+                if role != "primary":
+                    check_compatible(self.models["primary"], model)
+                self.models[role] = model
+                self.metrics.describe(model.describe())
         self.log: PredictionLog | None = None
         self._id_prefix = secrets.token_hex(6)
         self._ids = itertools.count(1)
         self.ready = False
         self.draining = False
-        self._image_fields = [f["name"] for f in self.manifest["inputs"] if f["type"] == "image"]
         self.cache = PredictionCache(self.config.cache_rows) if self.config.cache_rows else None
-        if self.cache is not None and self._image_fields:
+        if self.cache is not None and self.primary.image_fields:
             raise ConfigError(
-                f"cache_rows: {package} takes images ({', '.join(self._image_fields)}), which the cache does not key",
+                f"cache_rows: {package} takes images ({', '.join(self.primary.image_fields)}), which the cache "
+                "does not key",
                 hint="serve it without cache_rows",
             )
+        self._swapping = asyncio.Lock()
+        self._follower: asyncio.Task[None] | None = None
+        self._shadowing: set[asyncio.Task[None]] = set()
+
+    # The primary model's: what the routes describe (a canary and a shadow take the same records).
+    @property
+    def primary(self) -> ServedModel:
+        return self.models["primary"]
+
+    @property
+    def path(self) -> Path:
+        return self.primary.path
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.primary.manifest
+
+    @property
+    def version(self) -> str:
+        return self.primary.version
+
+    @property
+    def backend(self) -> str:
+        return self.primary.backend
+
+    @property
+    def schema(self) -> RecordSchema:
+        return self.primary.schema
+
+    @property
+    def batcher(self) -> Any:
+        return self.primary.batcher
+
+    @property
+    def predictor(self) -> Any:
+        return self.primary.predictor
+
+    @property
+    def classes(self) -> Sequence[Any] | None:
+        return self.primary.classes
+
+    def _load(self, role: str, source: str, path: Path) -> ServedModel:
+        return load_model(
+            role, source, path, self.config, on_batch=self.metrics.observe_batch, arriving=lambda: self.arriving
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Warm the model up, open the log and start batching; the service is ready afterwards."""
+        """Warm the models up, open the log and start batching; the service is ready afterwards."""
         if self.config.log is not None:
             self.log = PredictionLog(
                 self.config.log,
@@ -218,27 +208,92 @@ class ModelService:
                 model_version=self.version,
                 backend=self.backend,
                 retention_seconds=self.config.log_retention_seconds,
-                image_fields=self._image_fields,
+                image_fields=self.primary.image_fields,
             )
-        if not self._image_fields:  # a first run allocates the backend's buffers: not on a client's time
-            rows, _ = self.schema.validate([{}])  # every value missing, so imputed
-            try:
-                await asyncio.get_running_loop().run_in_executor(None, self._predict_rows, rows)
-            except Exception as exc:  # only a warm-up: the first request will say what is wrong
-                logger.warning("warm-up prediction failed: %s", exc)
-        self.batcher.start()
+        for model in self.models.values():
+            await _warm_up(model)
+            model.batcher.start()
+        followed = any(m.source.startswith("registry:") for m in self.models.values())
+        if followed and self.config.follow_s > 0:
+            self._follower = asyncio.get_running_loop().create_task(self._follow(), name="seekforge-follow")
         self.ready = True
 
     async def drain(self, timeout: float = 30.0) -> None:
-        """Stop taking requests, answer the queued ones, flush and close the log."""
+        """Stop taking requests, answer the queued ones (a swap under way finishes first), flush and close
+        the log."""
         self.ready = False
         self.draining = True
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
         try:
-            await self.batcher.drain(timeout)
+            async with self._swapping:
+                await asyncio.gather(*(m.batcher.drain(timeout) for m in self.models.values()))
+            if self._shadowing:  # their rows were answered by the drain: only the logging is left
+                await asyncio.wait(self._shadowing, timeout=timeout)
         finally:
             if self.log is not None:
                 await asyncio.get_running_loop().run_in_executor(None, self.log.close)
                 self.log = None
+
+    async def swap(self, role: str = "primary", source: str | None = None) -> bool:
+        """Serve ``source`` (default: the role's own, resolved again) as the ``role`` model, with no request
+        failed: the new model is loaded and warmed up beside the old one, takes every request from then on,
+        and the old one answers the requests already queued for it before it is let go. The prediction cache
+        is cleared. Returns False when ``source`` is the package already served (nothing is loaded).
+
+        Raises:
+            ConfigError: The new package takes other records or answers in another form (the old model
+                keeps serving), or ``role`` is not served.
+            PackageError, SeekforgeError: It cannot be resolved or loaded (the old model keeps serving).
+        """
+        if role not in self.models:
+            raise ConfigError(f"no {role} model is served", hint=f"serve one: {', '.join(self.models)}")
+        async with self._swapping:
+            old = self.models[role]
+            source = source or old.source
+            loop = asyncio.get_running_loop()
+            try:
+                path = await loop.run_in_executor(None, resolve_source, source, self.config.registry)
+                if path.resolve() == old.path.resolve() and sha256_file(path / "package.json") == old.digest:
+                    return False
+                new = await loop.run_in_executor(None, self._load, role, source, path)
+                check_compatible(old, new)
+                await _warm_up(new)
+            except Exception:
+                self.metrics.swaps.labels(role, "refused").inc()
+                raise
+            new.batcher.start()
+            self.models[role] = new  # requests routed from here on go to the new model
+            if self.cache is not None and role == "primary":
+                self.cache.clear()  # outputs of the old model: never answered again
+            self.metrics.describe(new.describe(), gone=old.describe())
+            self.metrics.swaps.labels(role, "done").inc()
+            logger.warning("%s model swapped: %s (%s) -> %s (%s)", role, old.version, old.path, new.version, new.path)
+            await old.batcher.drain(self.config.swap_drain_s)  # what was queued for it is answered by it
+            return True
+
+    async def refresh(self, *, folders: bool = False) -> list[str]:
+        """Resolve each model's registry reference again (and each folder too with ``folders``) and swap the
+        models whose package changed; a model that cannot be swapped keeps serving (the reason is logged).
+        Returns the roles swapped."""
+        swapped = []
+        for role, model in list(self.models.items()):
+            if not (folders or model.source.startswith("registry:")):
+                continue
+            try:
+                if await self.swap(role):
+                    swapped.append(role)
+            except Exception as exc:
+                logger.error("%s model: still serving %s; %s could not be swapped in: %s",
+                             role, model.version, model.source, exc)  # fmt: skip
+        return swapped
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.follow_s)
+            await self.refresh()
 
     # -- requests --------------------------------------------------------------------------------------
     def request_id(self) -> str:
@@ -288,7 +343,7 @@ class ModelService:
     async def validate_records(self, records: Sequence[Any]) -> Rows:
         """:meth:`validate`, on a worker thread when the package takes images: decoding them (PNG, JPEG)
         would hold up every other request on the event loop."""
-        if not self._image_fields:
+        if not self.primary.image_fields:
             return self.validate(records)
         return await asyncio.get_running_loop().run_in_executor(None, self.validate, records)
 
@@ -299,25 +354,72 @@ class ModelService:
         timeout_ms: float | None = None,
         request_id: str | None = None,
         ticket: Ticket | None = None,
-    ) -> Rows:
-        """Predict validated rows through the batcher; log them off the request path. ``ticket`` is the
-        request's (from :meth:`timed`): it stops counting as arriving once its rows are queued."""
+    ) -> tuple[Rows, str]:
+        """Predict validated rows with the model the request is routed to (the canary for its share of
+        request ids, else the primary); the shadow, if any, is sent them too. Logged off the request path.
+        Returns the outputs and the version that answered. ``ticket`` is the request's (from
+        :meth:`timed`): it stops counting as arriving once its rows are queued."""
         arrived = time.perf_counter()
         limits = [t for t in (timeout_ms, self.config.timeout_ms) if t is not None]
         timeout = min(limits) / 1000.0 if limits else None
+        request_id = request_id or self.request_id()
+        model = self._route(request_id)
         if ticket is not None:
             ticket.queued()  # before enqueue: the batcher must not wait for this very request
-        if self.cache is None:
-            outputs = await self.batcher.enqueue(rows, timeout=timeout)
-        else:
-            outputs = await self._through_cache(rows, timeout)
-        if self.log is not None:
-            latency_ms = (time.perf_counter() - arrived) * 1000.0
-            self.log.append(LogEntry(time.time(), request_id or self.request_id(), latency_ms, rows, outputs))
+        outputs = await self._run(model, rows, timeout)
+        shadow = self.models.get("shadow")
+        if shadow is not None:
+            task = asyncio.get_running_loop().create_task(self._shadow(shadow, rows, request_id, timeout))
+            self._shadowing.add(task)
+            task.add_done_callback(self._shadowing.discard)
+        self._log(model, request_id, arrived, rows, outputs)
+        return outputs, model.version
+
+    def _route(self, request_id: str) -> ServedModel:
+        """The canary for ``canary_percent`` of request ids (the same id always goes the same way), else the
+        primary."""
+        canary = self.models.get("canary")
+        if canary is not None and zlib.crc32(request_id.encode()) % 10_000 < self.config.canary_percent * 100:
+            return canary
+        return self.primary
+
+    async def _run(self, model: ServedModel, rows: Rows, timeout: float | None) -> Rows:
+        """``rows`` through ``model``'s batcher (the primary's through the cache), counted by role and
+        version. Queued at once, on this turn of the event loop: a swap cannot come between the routing
+        and the queueing."""
+        started = time.perf_counter()
+        try:
+            if self.cache is not None and model.role == "primary":
+                outputs = await self._through_cache(model, rows, timeout)
+            else:
+                outputs = await model.batcher.enqueue(rows, timeout=timeout)
+        except BaseException:
+            self.metrics.observe_model(model.role, model.version, len(rows), 0.0, ok=False)
+            raise
+        self.metrics.observe_model(model.role, model.version, len(rows), time.perf_counter() - started, ok=True)
         return outputs
 
-    async def _through_cache(self, rows: Rows, timeout: float | None) -> Rows:
-        """Cached outputs for records seen lately; the others through the batcher, then cached."""
+    async def _shadow(self, model: ServedModel, rows: Rows, request_id: str, timeout: float | None) -> None:
+        """The shadow's answer to a request, logged and counted; a failure is counted and goes no further."""
+        arrived = time.perf_counter()
+        try:
+            outputs = await self._run(model, rows, timeout)
+        except Exception as exc:
+            logger.debug("shadow %s failed on request %s: %s", model.version, request_id, exc)
+            return
+        self._log(model, request_id, arrived, rows, outputs)
+
+    def _log(self, model: ServedModel, request_id: str, arrived: float, rows: Rows, outputs: Rows) -> None:
+        if self.log is not None:
+            latency_ms = (time.perf_counter() - arrived) * 1000.0
+            entry = LogEntry(
+                time.time(), request_id, latency_ms, rows, outputs, model.version, model.backend, model.role
+            )
+            self.log.append(entry)
+
+    async def _through_cache(self, model: ServedModel, rows: Rows, timeout: float | None) -> Rows:
+        """Cached outputs for records seen lately; the others through the batcher, then cached (unless the
+        model was swapped meanwhile: the cache then holds only the new model's outputs)."""
         assert self.cache is not None
         keys = [self.cache.key(row) for row in rows]
         found = self.cache.lookup(keys)
@@ -325,25 +427,30 @@ class ModelService:
         self.metrics.cache.labels("miss").inc(len(rows) - len(found))
         missing = [i for i in range(len(rows)) if i not in found]
         if missing:
-            fresh = await self.batcher.enqueue([rows[i] for i in missing], timeout=timeout)
-            self.cache.store([keys[i] for i in missing], fresh)
+            generation = self.cache.generation
+            fresh = await model.batcher.enqueue([rows[i] for i in missing], timeout=timeout)
+            if self.cache.generation == generation:
+                self.cache.store([keys[i] for i in missing], fresh)
             found.update(zip(missing, fresh, strict=True))
         return [found[i] for i in range(len(rows))]
 
     def refresh_gauges(self) -> None:
         """Gauges read at scrape time rather than kept up to date on every request."""
-        self.metrics.queue_rows.set(self.batcher.queued_rows)
+        self.metrics.queue_rows.set(sum(m.batcher.queued_rows for m in self.models.values()))
         if self.log is not None:
             self.metrics.log_rows.labels("accepted").set(self.log.accepted)
             self.metrics.log_rows.labels("written").set(self.log.written)
             self.metrics.log_rows.labels("dropped").set(self.log.dropped)
 
-    def _predict_rows(self, rows: Rows) -> Rows:
-        return _rows_of(*self.predictor.decoded(rows), self.classes)
+    def poke(self) -> None:
+        """No request is on its way: a batch waiting for one need wait no longer."""
+        for model in self.models.values():
+            model.batcher.poke()
 
     def model_info(self) -> dict[str, Any]:
         """What ``GET /v1/model`` answers: the schema, metrics and lineage of the served package (strict
-        JSON: a metric that is not a number, such as R2 on a constant target, is null)."""
+        JSON: a metric that is not a number, such as R2 on a constant target, is null), and the canary and
+        shadow served beside it."""
         m = self.manifest
         return json_safe(
             {
@@ -366,12 +473,28 @@ class ModelService:
                     "max_batch_rows": self.config.max_batch_rows,
                     "max_wait_ms": self.config.max_wait_ms,
                 },
+                "models": {
+                    role: {"version": s.version, "backend": s.backend, "source": s.source, "path": str(s.path)}
+                    | ({"percent": self.config.canary_percent} if role == "canary" else {})
+                    for role, s in self.models.items()
+                },
             }
         )
 
     def timed(self, protocol: str) -> Ticket:
         """Start timing a request: it counts as in flight, and as arriving until its rows are queued."""
         return Ticket(self, protocol)
+
+
+async def _warm_up(model: ServedModel) -> None:
+    """A first run allocates the backend's buffers: not on a client's time (image models are not warmed)."""
+    if model.image_fields:
+        return
+    rows, _ = model.schema.validate([{}])  # every value missing, so imputed
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, model.predict_rows, rows)
+    except Exception as exc:  # only a warm-up: the first request will say what is wrong
+        logger.warning("warm-up prediction of %s failed: %s", model.version, exc)
 
 
 class Ticket:
@@ -391,7 +514,7 @@ class Ticket:
             self._arriving = False
             self.service.arriving -= 1
             if self.service.arriving == 0:
-                self.service.batcher.poke()  # a batch waiting for this request need wait no longer
+                self.service.poke()  # a batch waiting for this request need wait no longer
 
     def done(self, code: str) -> None:
         """It was answered with ``code``."""
@@ -401,11 +524,6 @@ class Ticket:
         requests, latency = metrics.child(self.protocol, code)
         requests.inc()
         latency.observe(time.perf_counter() - self.started)
-
-
-def _title(name: str) -> str:
-    """``reviews_v2.1`` -> ``ReviewsV21`` (recipe names hold letters, digits, ``_``, ``.`` and ``-``)."""
-    return "".join(part.capitalize() for part in re.split(r"[_.-]", name)) or "Model"
 
 
 def api_key_of(headers: Mapping[str, str]) -> str | None:

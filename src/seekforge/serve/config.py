@@ -43,6 +43,15 @@ class ServeConfig(BaseConfig):
         explain: Answer ``POST /v1/explain`` (attributions of a few records; the full install). Off: 404.
         explain_max_rows: Records in one explanation request.
         explain_timeout_s: An explanation taking longer is answered 504; one runs at a time (503 meanwhile).
+        registry: Where ``registry:NAME@ALIAS`` references are resolved (a SQLite file or SQLAlchemy URL);
+            None: ``$SEEKFORGE_REGISTRY``, else ``runs/registry.db``.
+        canary: A second package (a folder or a registry reference) that answers ``canary_percent`` of the
+            requests, chosen by request id; None: none.
+        canary_percent: The canary's share of requests, in percent.
+        shadow: A package sent every request as well; its answers are logged (not returned) and counted.
+        follow_s: How often registry references are resolved again; when an alias has moved, that model is
+            swapped for the version it points at, with no request failed (0: only on SIGHUP).
+        swap_drain_s: Longest a swapped-out model is given to answer the requests queued for it.
     """
 
     backend: str = "auto"
@@ -69,6 +78,12 @@ class ServeConfig(BaseConfig):
     explain: bool = False
     explain_max_rows: Annotated[int, Field(ge=1, le=100)] = 10
     explain_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    registry: str | None = None
+    canary: str | None = None
+    canary_percent: Annotated[float, Field(gt=0, lt=100)] = 10.0
+    shadow: str | None = None
+    follow_s: Annotated[float, Field(ge=0)] = 10.0
+    swap_drain_s: Annotated[float, Field(gt=0)] = 30.0
 
     @field_validator("backend")
     @classmethod
