@@ -26,6 +26,7 @@ from seekforge.fairness.config import FairnessConfig
 from seekforge.models import MODELS, ModelConfig
 from seekforge.monitor.config import MonitorConfig
 from seekforge.registry.config import GatesConfig
+from seekforge.tracking.config import TrackingConfig
 from seekforge.train.config import TrainConfig
 from seekforge.tune.config import TuneConfig
 
@@ -94,6 +95,7 @@ class Recipe(BaseConfig):
     card: CardConfig = CardConfig()
     warm_start: WarmStartConfig | None = None
     gates: GatesConfig | None = None
+    tracking: TrackingConfig = TrackingConfig()
 
     @model_validator(mode="after")
     def _sections_agree(self) -> Recipe:

@@ -30,6 +30,7 @@ _INSTALL: dict[str, tuple[str, str]] = {
     "spacy": ("spacy", "data"),
     "optuna": ("optuna", "tune"),
     "sqlalchemy": ("sqlalchemy", "registry"),
+    "mlflow": ("mlflow", "tracking"),
     "torch_pruning": ("torch-pruning", "compress"),
     "torchao": ("torchao", "compress"),
     "fastapi": ("fastapi", "serve"),

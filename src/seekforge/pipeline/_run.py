@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from seekforge.core.package import MANIFEST, read_manifest
 from seekforge.core.progress import console
 from seekforge.pipeline._launch import Nodes, launch
 from seekforge.recipe import Recipe, load_recipe
+from seekforge.tracking import MlflowRun, flatten
 from seekforge.train import DistContext, checkpoint_path
 
 if TYPE_CHECKING:
@@ -154,16 +156,22 @@ def _folder(resolved: Recipe, parent: Path, *, resume: bool, run_dir: str | Path
 def _run_in(resolved: Recipe, folder: Path, *, resume: bool, nproc: int, nodes: Nodes) -> RunResult:
     write_text_atomic(folder / "recipe.yaml", resolved.to_yaml())
     console.print(f"[bold]run[/] {resolved.name} -> {escape(str(folder))}")
-    if resume and (folder / "package" / MANIFEST).is_file():  # trained and packaged: only compression is left
-        result = _packaged(folder)
-    else:
-        prepared = prepare(resolved, folder)
-        resuming = resume and checkpoint_path(folder).exists()
-        if nproc == 1 and nodes.count == 1:
-            fit(resolved, prepared, folder, resume=resuming, dist=DistContext())
-        elif not (resuming and (folder / "trained" / "result.json").is_file()):  # trained: only packaging failed
-            launch(folder, nproc, nodes, resume=resuming)
-        result = finish(resolved, prepared, folder)
+    with _tracked(resolved, folder) as tracked:
+        if resume and (folder / "package" / MANIFEST).is_file():  # trained and packaged: only compression is left
+            result = _packaged(folder)
+        else:
+            prepared = prepare(resolved, folder)
+            resuming = resume and checkpoint_path(folder).exists()
+            if nproc == 1 and nodes.count == 1:
+                hook = tracked.epoch if tracked is not None else None
+                fit(resolved, prepared, folder, resume=resuming, dist=DistContext(), epoch_hook=hook)
+            elif not (resuming and (folder / "trained" / "result.json").is_file()):  # trained: only packaging failed
+                launch(folder, nproc, nodes, resume=resuming)
+            result = finish(resolved, prepared, folder)
+        if tracked is not None and tracked.model_uri is None:
+            tracked.finish(result.history, result.metrics, package=result.package, model_code=_pyfunc_code(),
+                           manifest=read_manifest(result.package, verify=False))  # fmt: skip
+            console.print(f"[bold]mlflow[/] run {tracked.run_id} -> {escape(str(tracked.model_uri))}")
     if resolved.compress is None:
         return RunResult(result.run_dir, result.package, result.metrics, result.history)
     from seekforge.compress import compress_package
@@ -172,6 +180,25 @@ def _run_in(resolved: Recipe, folder: Path, *, resume: bool, nproc: int, nodes: 
         result.package, resolved.compress, work_dir=folder / "compress", output=folder / "compressed"
     )
     return RunResult(result.run_dir, result.package, result.metrics, result.history, compression)
+
+
+@contextlib.contextmanager
+def _tracked(resolved: Recipe, folder: Path) -> Iterator[MlflowRun | None]:
+    """The run logged to MLflow when the recipe's ``tracking.mlflow`` says so (reached before training)."""
+    config = resolved.tracking.mlflow
+    if config is None:
+        yield None
+        return
+    with MlflowRun(config, experiment=resolved.name, run_name=folder.name, run_dir=folder) as tracked:
+        tracked.params(resolved.to_dict())
+        yield tracked
+
+
+def _pyfunc_code() -> Path:
+    """The file MLflow logs as the package's pyfunc model (found, not imported: it imports mlflow)."""
+    spec = importlib.util.find_spec("seekforge.serve.mlflow_model")
+    assert spec is not None and spec.origin is not None
+    return Path(spec.origin)
 
 
 def _saved_frame(frame: pd.DataFrame, runs_dir: Path) -> Path:
@@ -229,7 +256,7 @@ def _check_same_recipe(recipe: Recipe, folder: Path) -> None:
         return
     saved = load_recipe(saved_path)
     if saved.fingerprint() != recipe.fingerprint():
-        old, new = _flatten(saved.to_dict()), _flatten(recipe.to_dict())
+        old, new = flatten(saved.to_dict()), flatten(recipe.to_dict())
         changed = [
             f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
             for k in sorted(old.keys() | new.keys())
@@ -239,12 +266,3 @@ def _check_same_recipe(recipe: Recipe, folder: Path) -> None:
             f"the recipe changed since the run in {folder} started ({'; '.join(changed[:5])})",
             hint="resume with the same recipe and --set options, or start a new run without --resume",
         )
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): data}
