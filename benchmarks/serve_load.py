@@ -199,7 +199,7 @@ def grpc_in_subprocess(port: int, record: dict, concurrency: int, seconds: float
 
 def offline_rows_per_second(package: Path, records: list[dict], batch: int, seconds: float) -> float:
     """``Predictor.predict`` on batches of ``batch`` records, in this process, on the same backend."""
-    from seekforge.serve._service import open_predictor
+    from seekforge.serve._model import open_predictor
 
     predictor, _ = open_predictor(package, "onnxruntime", threads=None, verify=False)
     chunk = (records * (batch // len(records) + 1))[:batch]

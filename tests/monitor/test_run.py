@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -108,11 +109,11 @@ def test_labels_join_by_request_and_give_live_metrics(served_package: Path, logg
 def test_cli_exits_1_on_drift_0_without_and_2_on_bad_input(served_package: Path, logged: Path, tmp_path: Path) -> None:
     steady = tmp_path / "steady.db"
     log_rows(steady, served_package, [(time.time() - 60, make_tabular(600, seed=5))])
-    calm = seekforge(
-        "monitor", str(served_package), "--log", str(steady), "--window", "1h", "-o", str(tmp_path / "b"), cwd=tmp_path
-    )
+    fire = f"{sys.executable} -c \"import os; open('fired.txt', 'w').write(os.environ['SEEKFORGE_DRIFTED'])\""
+    calm = seekforge("monitor", str(served_package), "--log", str(steady), "--window", "1h", "-o", str(tmp_path / "b"),
+                     "--on-drift", fire, cwd=tmp_path)  # fmt: skip
     assert calm.returncode == 0, calm.stderr
-    assert "no drift" in calm.stdout
+    assert "no drift" in calm.stdout and not (tmp_path / "fired.txt").exists()
     # --json: the same verdict as monitor.json; a key spelled as in the recipe (monitor.min_rows) works too
     few = seekforge("monitor", str(served_package), "--log", str(steady), "--window", "1h", "-o", str(tmp_path / "d"),
                     "--set", "monitor.min_rows=1000", "--json", cwd=tmp_path)  # fmt: skip
@@ -121,11 +122,14 @@ def test_cli_exits_1_on_drift_0_without_and_2_on_bad_input(served_package: Path,
     assert printed["verdict"] == json.loads((tmp_path / "d" / "monitor.json").read_text())["verdict"]
     moved = tmp_path / "moved.db"
     log_rows(moved, served_package, [(time.time() - 60, shifted(make_tabular(600, seed=6)))])
-    alarm = seekforge(
-        "monitor", str(served_package), "--log", str(moved), "--window", "1h", "-o", str(tmp_path / "c"), cwd=tmp_path
-    )
+    alarm = seekforge("monitor", str(served_package), "--log", str(moved), "--window", "1h", "-o", str(tmp_path / "c"),
+                      "--on-drift", fire, cwd=tmp_path)  # fmt: skip
     assert alarm.returncode == 1, alarm.stderr
     assert "DRIFT" in alarm.stdout and (tmp_path / "c" / "monitor.html").is_file()
+    assert {"x1", "city"} <= set((tmp_path / "fired.txt").read_text().split(","))  # the command ran, told what drifted
+    broken = seekforge("monitor", str(served_package), "--log", str(moved), "--window", "1h", "-o", str(tmp_path / "e"),
+                       "--on-drift", "exit 7", cwd=tmp_path)  # fmt: skip
+    assert broken.returncode == 4 and "the --on-drift command exited 7" in broken.stderr
     bad = seekforge("monitor", str(served_package), "--log", str(tmp_path / "nope.db"), cwd=tmp_path)
     assert bad.returncode == 2 and "prediction log not found" in bad.stderr and "Traceback" not in bad.stderr
     window = seekforge("monitor", str(served_package), "--log", str(moved), "--window", "soon", cwd=tmp_path)

@@ -11,12 +11,18 @@ import pytest
 import yaml
 
 from seekforge.core.errors import ConfigError
+from seekforge.core.package import read_manifest
 from seekforge.pipeline import pipeline
 from seekforge.registry import Registry
 from tests.conftest import make_tabular, tabular_recipe
 from tests.integration.cli import seekforge
 
-GATES = {"min": {"accuracy": 0.8}, "vs_champion": {"max_drop": 0.0}, "latency": {"p99_ms": 1000, "batch": 1}}
+GATES = {
+    "min": {"accuracy": 0.8},
+    "vs_champion": {"max_drop": 0.0},
+    "latency": {"p99_ms": 1000, "batch": 1},
+    "parity": True,
+}
 
 
 def test_gates_decide_the_promotion(tmp_path: Path) -> None:
@@ -27,6 +33,9 @@ def test_gates_decide_the_promotion(tmp_path: Path) -> None:
     assert first.gates["vs_champion"]["note"] == "no champion yet" and first.gates["latency"]["value"] < 1000
     registry = Registry(tmp_path / "r.db")
     assert registry.get("tiny", 1).gates["min:accuracy"]["passed"]
+    parity = first.gates["parity"]  # the ONNX export the server will run was made and checked
+    assert parity["passed"] and parity["value"] <= parity["limit"] and parity["rows"] > 0
+    assert read_manifest(first.run.package)["exports"]["onnx"]["parity"]["passed"]
 
     worse = {**tabular_recipe(str(tmp_path / "d.csv"), epochs=1, lr=1e-5), "gates": GATES}
     (tmp_path / "worse.yaml").write_text(yaml.safe_dump(worse))

@@ -45,10 +45,19 @@ def monitor(
     metrics_file: Annotated[
         Path | None, typer.Option("--metrics-file", help="Write drift gauges here (*.prom, node_exporter textfile).")
     ] = None,
+    on_drift: Annotated[
+        str | None,
+        typer.Option("--on-drift", help="Run this shell command when the latest window drifts (e.g. a retrain)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Drift of the logged inputs and predictions against the training data's sketch; live metrics once
-    labels arrive. Exits 0 for no drift, 1 when the latest window drifts, 3 when it has too few rows."""
+    labels arrive. Exits 0 for no drift, 1 when the latest window drifts, 3 when it has too few rows, and 4
+    when the --on-drift command failed.
+
+    --on-drift runs its command (in a shell, in this directory) after the report is written, with
+    SEEKFORGE_PACKAGE, SEEKFORGE_LOG, SEEKFORGE_REPORT (the report folder) and SEEKFORGE_DRIFTED (the
+    drifted features, comma-separated) in its environment."""
     import yaml
 
     from seekforge.core.config import parse_duration
@@ -99,6 +108,8 @@ def monitor(
             err.print(f"error: {exc.message}", markup=False)
     if failed:
         raise failed[-1]
+    if on_drift is not None and result.drift:
+        _run_on_drift(on_drift, package, log, folder, result.current.drift.drifted_features)
     if result.status != "no drift":
         raise typer.Exit(1 if result.drift else 3)
 
@@ -130,3 +141,18 @@ def _print_monitor(result: MonitorResult) -> None:
         err.print(f"the log lost {state.lost_rows} rows in {state.killed_sessions} killed sessions and dropped "
                   f"{state.dropped_rows} when its queue was full", markup=False)  # fmt: skip
     out.print(result.verdict, markup=False)
+
+
+def _run_on_drift(command: str, package: Path, log: Path, report: Path, drifted: list[str]) -> None:
+    """Run the --on-drift command with what drifted in its environment; a failure exits 4."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "SEEKFORGE_PACKAGE": str(package), "SEEKFORGE_LOG": str(log),
+           "SEEKFORGE_REPORT": str(report), "SEEKFORGE_DRIFTED": ",".join(drifted)}  # fmt: skip
+    err.print(f"drift: running --on-drift: {command}", markup=False, soft_wrap=True)
+    code = subprocess.run(command, shell=True, env=env, check=False).returncode  # the user's own command line
+    if code != 0:
+        err.print(f"error: the --on-drift command exited {code}", markup=False)
+        raise typer.Exit(4)
+    err.print("the --on-drift command finished", markup=False)

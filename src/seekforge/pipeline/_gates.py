@@ -82,6 +82,8 @@ def check_gates(recipe: Recipe, result: RunResult, store: Registry, alias: str) 
         found["fairness"] = {"passed": verdict["passed"], "reasons": verdict["reasons"]}
     if gates.vs_champion is not None:
         found["vs_champion"] = _vs_champion(recipe, metrics, store, alias, gates.vs_champion.max_drop)
+    if gates.parity:
+        found["parity"] = _parity(result.package)
     if gates.latency is not None:
         from seekforge.export import bench_package
 
@@ -90,6 +92,24 @@ def check_gates(recipe: Recipe, result: RunResult, store: Registry, alias: str) 
                                  f"p99 at batch {gates.latency.batch} is {row.p99_ms:.3g} ms; the gate allows "
                                  f"{gates.latency.p99_ms:g} ms")  # fmt: skip
     return found
+
+
+def _parity(package: Path) -> dict[str, Any]:
+    """The fp32 ONNX export's parity record (exported now when the package has none): its largest
+    difference from the torch model, its agreement, and what broke a limit."""
+    from seekforge.core.errors import SeekforgeError
+    from seekforge.export import export_package
+
+    exports = read_manifest(package).get("exports", {})
+    if "onnx" not in exports:
+        try:
+            export_package(package)
+        except SeekforgeError as exc:  # it could not be exported, or failed the gate (and was not written)
+            return {"passed": False, "value": None, "limit": None, "reasons": [exc.message]}
+        exports = read_manifest(package)["exports"]
+    record, limits = exports["onnx"]["parity"], exports["onnx"].get("limits", {})
+    return {"passed": bool(record["passed"]), "value": record["max_abs_diff"], "limit": limits.get("max_abs_diff"),
+            "agreement": record.get("agreement"), "rows": record.get("rows"), "reasons": list(record["failures"])}  # fmt: skip
 
 
 def _gate(passed: bool, value: float, limit: float, reason: str) -> dict[str, Any]:

@@ -30,6 +30,8 @@ class GatesConfig(BaseConfig):
     vs_champion: Against the registry's champion on the same test rows.
     latency: A p99 latency limit.
     fairness: The recipe's fairness gate must pass (when it has one).
+    parity: The fp32 ONNX export (made here when the package has none) must pass its parity gate against
+        the torch model on the package's held-out rows: what the server will run agrees with what was tested.
     """
 
     min: dict[str, float] = {}
@@ -37,6 +39,7 @@ class GatesConfig(BaseConfig):
     vs_champion: VsChampionGate | None = None
     latency: LatencyGate | None = None
     fairness: bool = True
+    parity: bool = False
 
     def problems(self, metrics: list[str]) -> list[str]:
         """Metrics the gates name that the run does not measure."""
