@@ -113,11 +113,11 @@ def noop_server(work: Path):
         proc.wait(60)
 
 
-def wrk(port: int, body: Path, concurrency: int, seconds: float, work: Path) -> dict:
+def wrk(port: int, body: Path, concurrency: int, seconds: float, work: Path, path: str = "/v1/predict") -> dict:
     script = work / "post.lua"
     script.write_text(WRK_SCRIPT)
     threads = 1 if concurrency < 4 else 2
-    url = f"http://127.0.0.1:{port}/v1/predict"
+    url = f"http://127.0.0.1:{port}{path}"
     command = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "30s", "-s", str(script), url]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "SEEKFORGE_BODY": str(body)})
     line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)

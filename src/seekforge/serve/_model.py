@@ -8,7 +8,6 @@ role's model with a freshly loaded one while requests keep arriving (see ``Model
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -27,8 +26,6 @@ from seekforge.serve._schema import RecordSchema
 from seekforge.serve.config import ServeConfig
 
 Rows = list[dict[str, Any]]
-logger = logging.getLogger("seekforge.serve")
-ROLES = ("primary", "canary", "shadow")
 
 
 def runtime_backend(manifest: dict[str, Any], backend: str) -> str | None:
