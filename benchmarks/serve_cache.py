@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,25 +27,22 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from serve_load import pooled, start_server, tabular_package, with_onnx  # noqa: E402
+from serve_load import WRK_DONE, pooled, start_server, tabular_package, with_onnx, wrk  # noqa: E402
 
-WRK_SCRIPT = """
+WRK_SCRIPT = (
+    """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local bodies = {}
-for line in io.lines(os.getenv("SEEKFORGE_BODIES")) do bodies[#bodies + 1] = line end
+for line in io.lines(os.getenv("SEEKFORGE_BODY")) do bodies[#bodies + 1] = line end
 local i = math.random(#bodies)
 request = function()
   i = i % #bodies + 1
   return wrk.format(nil, nil, nil, bodies[i])
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('RESULT {"requests": %d, "seconds": %f, "non2xx": %d, "socket_errors": %d, ' ..
-    '"p50_ms": %f, "p99_ms": %f}\\n', summary.requests, summary.duration / 1e6, e.status,
-    e.connect + e.read + e.write + e.timeout, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
 """
+    + WRK_DONE
+)
 
 
 def zipf_stream(pool: list[dict], length: int, s: float, seed: int) -> list[str]:
@@ -56,21 +52,6 @@ def zipf_stream(pool: list[dict], length: int, s: float, seed: int) -> list[str]
     ranks = rng.choice(len(pool), size=length, p=weights / weights.sum())
     order = rng.permutation(len(pool))  # which record holds which rank
     return [json.dumps({"records": [pool[order[r]]]}) for r in ranks]
-
-
-def wrk(port: int, bodies: Path, concurrency: int, seconds: float, work: Path) -> dict:
-    script = work / "stream.lua"
-    script.write_text(WRK_SCRIPT)
-    url = f"http://127.0.0.1:{port}/v1/predict"
-    threads = min(concurrency, 2)
-    command = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "30s", "-s", str(script), url]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "SEEKFORGE_BODIES": str(bodies)})
-    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
-    if line is None:
-        raise SystemExit(f"wrk failed: {done.stdout}\n{done.stderr}")
-    result = json.loads(line[7:])
-    result["errors"] = result["non2xx"] + result["socket_errors"]
-    return result
 
 
 def hit_ratio(port: int) -> float:
@@ -102,7 +83,9 @@ def compare(label: str, package: Path, pool: list[dict], args: argparse.Namespac
             slices: dict[str, list[dict]] = {name: [] for name in servers}
             for _ in range(args.rounds):
                 for name, (_, where) in servers.items():
-                    slices[name].append(wrk(where["http_port"], bodies, c, args.seconds / args.rounds, work))
+                    slices[name].append(
+                        wrk(where["http_port"], bodies, c, args.seconds / args.rounds, work, lua=WRK_SCRIPT)
+                    )
             for name in servers:
                 rows.append((label, name, c, pooled(slices[name])))
         ratio = hit_ratio(servers["cache"][1]["http_port"])

@@ -36,12 +36,8 @@ from pathlib import Path
 from seekforge.core.hardware import hardware
 
 HERE = Path(__file__).resolve().parent
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open(os.getenv("SEEKFORGE_BODY"), "rb")
-wrk.body = f:read("*a")
-f:close()
+#: wrk's summary as one line, ``RESULT {json}``, which :func:`wrk` reads.
+WRK_DONE = """
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('RESULT {"requests": %d, "seconds": %f, "non2xx": %d, "socket_errors": %d, ' ..
@@ -49,6 +45,16 @@ done = function(summary, latency, requests)
     e.connect + e.read + e.write + e.timeout, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end
 """
+WRK_SCRIPT = (
+    """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open(os.getenv("SEEKFORGE_BODY"), "rb")
+wrk.body = f:read("*a")
+f:close()
+"""
+    + WRK_DONE
+)
 NOOP_APP = """
 import json
 from fastapi import FastAPI, Request
@@ -113,9 +119,18 @@ def noop_server(work: Path):
         proc.wait(60)
 
 
-def wrk(port: int, body: Path, concurrency: int, seconds: float, work: Path, path: str = "/v1/predict") -> dict:
-    script = work / "post.lua"
-    script.write_text(WRK_SCRIPT)
+def wrk(
+    port: int,
+    body: Path,
+    concurrency: int,
+    seconds: float,
+    work: Path,
+    path: str = "/v1/predict",
+    lua: str = WRK_SCRIPT,
+) -> dict:
+    """wrk against ``path`` for ``seconds``; ``lua`` reads the file $SEEKFORGE_BODY (``body``)."""
+    script = work / f"post-{abs(hash(lua))}.lua"
+    script.write_text(lua)
     threads = 1 if concurrency < 4 else 2
     url = f"http://127.0.0.1:{port}{path}"
     command = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "30s", "-s", str(script), url]

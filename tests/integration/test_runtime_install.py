@@ -125,7 +125,7 @@ def test_what_needs_more_says_exactly_what_to_install(served_package: Path, tmp_
 def test_every_raw_onnx_export_runs_without_torch(served_package: Path, tmp_path: Path) -> None:
     """An int8 export that takes raw values is served and loaded by onnxruntime alone, as the fp32 one."""
     from seekforge.export import ExportConfig
-    from seekforge.serve._service import open_predictor
+    from seekforge.serve._model import open_predictor
 
     package = tmp_path / "package"
     shutil.copytree(served_package, package)

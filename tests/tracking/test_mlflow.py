@@ -70,8 +70,10 @@ def _wait_for(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop a server by its PID: its whole process group (its workers are its children)."""
-    os.killpg(proc.pid, signal.SIGTERM)
     try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    except ProcessLookupError:  # it had already stopped (and said why)
         proc.wait(30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -133,7 +135,8 @@ def test_mlflow_models_serve_answers_through_seekforge(sqlite_run, tmp_path: Pat
     port = _free_port()
     command = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", "models:/tiny/1",
                "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    bin_dir = str(Path(sys.executable).parent)  # mlflow starts the venv's uvicorn by name, as an activated venv has it
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     with (tmp_path / "serve.log").open("w") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
