@@ -223,12 +223,12 @@ class ModelService:
         the log."""
         self.ready = False
         self.draining = True
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
         try:
-            async with self._swapping:
+            async with self._swapping:  # a swap under way ends first (its old model drained), then no other
+                if self._follower is not None:
+                    self._follower.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._follower
                 await asyncio.gather(*(m.batcher.drain(timeout) for m in self.models.values()))
             if self._shadowing:  # their rows were answered by the drain: only the logging is left
                 await asyncio.wait(self._shadowing, timeout=timeout)
@@ -251,6 +251,8 @@ class ModelService:
         if role not in self.models:
             raise ConfigError(f"no {role} model is served", hint=f"serve one: {', '.join(self.models)}")
         async with self._swapping:
+            if self.draining:  # a reload asked for as the server stops: nothing to swap into
+                return False
             old = self.models[role]
             source = source or old.source
             loop = asyncio.get_running_loop()

@@ -208,6 +208,7 @@ class MlflowRun:
         nested = mlflow.active_run() is not None  # called from inside a user's own run: a child of it
         if same and saved.get("run_id"):
             self._logged_epochs = set(saved.get("epochs", []))  # logged before the interruption
+            self.model_uri = saved.get("model_uri")  # a run resumed after its model was logged logs it once
             return experiment_id, mlflow.start_run(run_id=saved["run_id"], nested=nested)
         tags = {"seekforge.run_dir": str(self.state_path.parent.resolve()), **self.config.tags}
         run = mlflow.start_run(experiment_id=experiment_id, run_name=self.run_name, tags=tags, nested=nested)
