@@ -215,8 +215,11 @@ class Recipe(BaseConfig):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def fingerprint(self) -> str:
-        """sha256 of the resolved recipe's canonical JSON."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """sha256 of the resolved recipe's canonical JSON; where the run is logged (``tracking``) is not part
+        of what it trains, so it is left out."""
+        data = self.to_dict()
+        data.pop("tracking", None)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
 

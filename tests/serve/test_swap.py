@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import seekforge
 from seekforge.core.errors import ConfigError
 from seekforge.core.package import read_manifest
 from seekforge.core.variants import model_version
@@ -83,10 +84,18 @@ def test_a_promotion_is_followed_and_swapped_in_under_load_with_no_failed_reques
         assert set(versions) == {old, new} and versions[-1] == new
         metrics = client.get("/metrics").text
         assert _sample(metrics, "seekforge_swaps_total", role="primary", outcome="done") == 1
-        assert 'seekforge_model_info{backend="torch",name="tiny",role="primary"' in metrics
-        assert f'version="{old}"' not in metrics.split("seekforge_model_info")[-1].split("\n# ")[0]
+        from prometheus_client.parser import text_string_to_metric_families
+
+        served = {(s.labels["role"], s.labels["version"], s.labels["backend"])
+                  for f in text_string_to_metric_families(metrics) for s in f.samples if s.name == "seekforge_model_info"}  # fmt: skip
+        assert served == {("primary", new, "torch")}  # the old model is no longer described
         assert _sample(metrics, "seekforge_model_requests_total", role="primary", version=new, outcome="ok") > 0
         assert client.get("/v1/model").json()["models"]["primary"]["source"] == "registry:tiny@champion"
+        # The old model's answers to the rows it held ({"x1": 1.0}: GOOD came from the cache), which came
+        # after the swap, were not cached: the row is answered with the new model's output.
+        cached = client.post("/v1/predict", json={"records": [{"x1": 1.0}]}).json()["predictions"][0]["proba"]
+        expected = seekforge.load(other_version).predict([{"x1": 1.0, "x2": None, "city": None, "member": None}])
+        assert cached["buy"] == pytest.approx(float(expected["proba_buy"].iloc[0]), abs=1e-5)
     with sqlite3.connect(log) as db:
         logged = dict(db.execute("SELECT model_version, COUNT(*) FROM predictions GROUP BY model_version").fetchall())
     assert set(logged) == {old, new}  # each row says which model answered it

@@ -103,13 +103,16 @@ def monitor(
             err.print(done, markup=False)
         except SeekforgeError as exc:
             failed.append(exc)
-    if len(failed) > 1:
-        for exc in failed[:-1]:
-            err.print(f"error: {exc.message}", markup=False)
+    code = 0
+    if on_drift is not None and result.drift:  # also when a target above was down: the retrain is not lost
+        code = _run_on_drift(on_drift, package, log, folder, result.current.drift.drifted_features)
+    for exc in failed[:-1] if not code else failed:
+        err.print(f"error: {exc.message}", markup=False)
+    if code:
+        err.print(f"error: the --on-drift command exited {code}", markup=False)
+        raise typer.Exit(4)
     if failed:
         raise failed[-1]
-    if on_drift is not None and result.drift:
-        _run_on_drift(on_drift, package, log, folder, result.current.drift.drifted_features)
     if result.status != "no drift":
         raise typer.Exit(1 if result.drift else 3)
 
@@ -143,16 +146,17 @@ def _print_monitor(result: MonitorResult) -> None:
     out.print(result.verdict, markup=False)
 
 
-def _run_on_drift(command: str, package: Path, log: Path, report: Path, drifted: list[str]) -> None:
-    """Run the --on-drift command with what drifted in its environment; a failure exits 4."""
+def _run_on_drift(command: str, package: Path, log: Path, report: Path, drifted: list[str]) -> int:
+    """Run the --on-drift command with what drifted in its environment; its exit code."""
     import os
     import subprocess
+    import sys
 
     env = {**os.environ, "SEEKFORGE_PACKAGE": str(package), "SEEKFORGE_LOG": str(log),
            "SEEKFORGE_REPORT": str(report), "SEEKFORGE_DRIFTED": ",".join(drifted)}  # fmt: skip
     err.print(f"drift: running --on-drift: {command}", markup=False, soft_wrap=True)
-    code = subprocess.run(command, shell=True, env=env, check=False).returncode  # the user's own command line
-    if code != 0:
-        err.print(f"error: the --on-drift command exited {code}", markup=False)
-        raise typer.Exit(4)
-    err.print("the --on-drift command finished", markup=False)
+    # its output goes to stderr: stdout holds the verdict (--json), which nothing may follow
+    code = subprocess.run(command, shell=True, env=env, stdout=sys.stderr, check=False).returncode
+    if code == 0:
+        err.print("the --on-drift command finished", markup=False)
+    return code

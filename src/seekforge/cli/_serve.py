@@ -212,6 +212,6 @@ def _canary(value: str | None) -> dict[str, object]:
         return {}
     head, sep, tail = value.rpartition(":")
     share = tail.removesuffix("%")
-    if sep and share.replace(".", "", 1).isdigit():
+    if sep and tail.endswith("%") and share.replace(".", "", 1).isdigit():
         return {"canary": head, "canary_percent": float(share)}
     return {"canary": value}

@@ -20,6 +20,7 @@ returned: the same request id and position then appear twice).
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import logging
@@ -247,7 +248,7 @@ class PredictionLog:
                 {k: (_image_summary(v) if k in self.image_fields else v) for k, v in row.items()}
                 for row in entry.inputs
             ]
-            entry = LogEntry(entry.ts, entry.request_id, entry.latency_ms, inputs, entry.outputs)
+            entry = dataclasses.replace(entry, inputs=inputs)
         self._pending.append(entry)
         self._pending_rows += n
         self.accepted += n

@@ -190,7 +190,7 @@ def _tracked(resolved: Recipe, folder: Path) -> Iterator[MlflowRun | None]:
         yield None
         return
     with MlflowRun(config, experiment=resolved.name, run_name=folder.name, run_dir=folder) as tracked:
-        tracked.params(resolved.to_dict())
+        tracked.params({k: v for k, v in resolved.to_dict().items() if k != "tracking"})  # no URI or credentials
         yield tracked
 
 

@@ -7,6 +7,7 @@ role's model with a freshly loaded one while requests keep arriving (see ``Model
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
@@ -111,8 +112,8 @@ class ServedModel:
         return self.predictor.classes  # type: ignore[no-any-return]
 
     def predict_rows(self, rows: Rows) -> Rows:
-        """Outputs of validated rows (on the batcher's worker thread)."""
-        return rows_of(*self.predictor.decoded(rows), self.classes)
+        """Outputs of validated rows."""
+        return _runner(self.predictor)(rows)
 
     def describe(self) -> dict[str, str]:
         return {"name": self.manifest["name"], "version": self.version, "backend": self.backend, "role": self.role}
@@ -131,9 +132,8 @@ def load_model(
     event loop. Its batcher is made here and started by the service."""
     predictor, backend = open_predictor(path, config.backend, threads=config.threads, verify=config.verify)
     manifest: dict[str, Any] = predictor.manifest
-    holder: dict[str, ServedModel] = {}
     batcher = DynamicBatcher(
-        lambda rows: holder["model"].predict_rows(rows),
+        _runner(predictor),  # the predictor alone: a swapped-out model is freed as soon as it is let go
         max_batch_rows=config.max_batch_rows if config.batching else 1,
         max_wait_ms=config.max_wait_ms if config.batching else 0.0,
         max_queue_rows=config.max_queue_rows,
@@ -141,7 +141,7 @@ def load_model(
         arriving=arriving,
         inline_below_ms=config.inline_below_ms,
     )
-    model = holder["model"] = ServedModel(
+    return ServedModel(
         role=role,
         source=source,
         path=path,
@@ -156,7 +156,13 @@ def load_model(
         image_fields=[f["name"] for f in manifest["inputs"] if f["type"] == "image"],
         batcher=batcher,
     )
-    return model
+
+
+def _runner(predictor: Any) -> Callable[[Rows], Rows]:
+    def run(rows: Rows) -> Rows:
+        return rows_of(*predictor.decoded(rows), predictor.classes)
+
+    return run
 
 
 def resolve_source(source: str, registry: str | None) -> Path:
@@ -164,9 +170,15 @@ def resolve_source(source: str, registry: str | None) -> Path:
     (checksum checked) in ``registry`` (None: ``$SEEKFORGE_REGISTRY``, else the default file)."""
     if not source.startswith("registry:"):
         return Path(source)
+    return _registry(registry or os.environ.get("SEEKFORGE_REGISTRY") or "").resolve(source)
+
+
+@functools.lru_cache(maxsize=4)
+def _registry(where: str) -> Any:
+    """One Registry (one database engine) per place, however often a followed reference is resolved."""
     from seekforge.registry import DEFAULT, Registry
 
-    return Registry(registry or os.environ.get("SEEKFORGE_REGISTRY") or DEFAULT).resolve(source)
+    return Registry(where or DEFAULT)
 
 
 def check_compatible(served: ServedModel, other: ServedModel) -> None:

@@ -229,8 +229,11 @@ class ModelService:
                     self._follower.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._follower
-                await asyncio.gather(*(m.batcher.drain(timeout) for m in self.models.values()))
-            if self._shadowing:  # their rows were answered by the drain: only the logging is left
+                answering = [m for m in self.models.values() if m.role != "shadow"]
+                await asyncio.gather(*(m.batcher.drain(timeout) for m in answering))
+                if "shadow" in self.models:  # after the others: their last answers were sent to it too
+                    await self.models["shadow"].batcher.drain(timeout)
+            if self._shadowing:  # the shadow's rows were answered by its drain: only their logging is left
                 await asyncio.wait(self._shadowing, timeout=timeout)
         finally:
             if self.log is not None:
@@ -262,7 +265,7 @@ class ModelService:
                     return False
                 new = await loop.run_in_executor(None, self._load, role, source, path)
                 check_compatible(old, new)
-                await _warm_up(new)
+                await _warm_up(new, strict=True)  # a package that cannot predict is not swapped in
             except Exception:
                 self.metrics.swaps.labels(role, "refused").inc()
                 raise
@@ -371,9 +374,7 @@ class ModelService:
         outputs = await self._run(model, rows, timeout)
         shadow = self.models.get("shadow")
         if shadow is not None:
-            task = asyncio.get_running_loop().create_task(self._shadow(shadow, rows, request_id, timeout))
-            self._shadowing.add(task)
-            task.add_done_callback(self._shadowing.discard)
+            self._send_to_shadow(shadow, rows, request_id, timeout)
         self._log(model, request_id, arrived, rows, outputs)
         return outputs, model.version
 
@@ -401,14 +402,30 @@ class ModelService:
         self.metrics.observe_model(model.role, model.version, len(rows), time.perf_counter() - started, ok=True)
         return outputs
 
-    async def _shadow(self, model: ServedModel, rows: Rows, request_id: str, timeout: float | None) -> None:
-        """The shadow's answer to a request, logged and counted; a failure is counted and goes no further."""
+    def _send_to_shadow(self, model: ServedModel, rows: Rows, request_id: str, timeout: float | None) -> None:
+        """Queue ``rows`` on the shadow's batcher now, so that a swap or a drain coming next finds them queued
+        and has them answered; its answer is logged when it comes. A full queue or a failure is counted and
+        goes no further: a shadow never holds a request up."""
         arrived = time.perf_counter()
         try:
-            outputs = await self._run(model, rows, timeout)
+            future = model.batcher.enqueue(rows, timeout=timeout)
+        except SeekforgeError:
+            self.metrics.observe_model(model.role, model.version, len(rows), 0.0, ok=False)
+            return
+        task = asyncio.get_running_loop().create_task(self._shadow_answer(model, future, rows, request_id, arrived))
+        self._shadowing.add(task)
+        task.add_done_callback(self._shadowing.discard)
+
+    async def _shadow_answer(
+        self, model: ServedModel, future: asyncio.Future[Rows], rows: Rows, request_id: str, arrived: float
+    ) -> None:
+        try:
+            outputs = await future
         except Exception as exc:
+            self.metrics.observe_model(model.role, model.version, len(rows), 0.0, ok=False)
             logger.debug("shadow %s failed on request %s: %s", model.version, request_id, exc)
             return
+        self.metrics.observe_model(model.role, model.version, len(rows), time.perf_counter() - arrived, ok=True)
         self._log(model, request_id, arrived, rows, outputs)
 
     def _log(self, model: ServedModel, request_id: str, arrived: float, rows: Rows, outputs: Rows) -> None:
@@ -488,14 +505,17 @@ class ModelService:
         return Ticket(self, protocol)
 
 
-async def _warm_up(model: ServedModel) -> None:
-    """A first run allocates the backend's buffers: not on a client's time (image models are not warmed)."""
+async def _warm_up(model: ServedModel, *, strict: bool = False) -> None:
+    """A first run allocates the backend's buffers: not on a client's time (image models are not warmed).
+    At start a failure is only logged (the first request will say what is wrong); ``strict`` raises it."""
     if model.image_fields:
         return
     rows, _ = model.schema.validate([{}])  # every value missing, so imputed
     try:
         await asyncio.get_running_loop().run_in_executor(None, model.predict_rows, rows)
-    except Exception as exc:  # only a warm-up: the first request will say what is wrong
+    except Exception as exc:
+        if strict:
+            raise
         logger.warning("warm-up prediction of %s failed: %s", model.version, exc)
 
 

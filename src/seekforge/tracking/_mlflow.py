@@ -182,6 +182,10 @@ class MlflowRun:
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _try(self, action: Any) -> bool:
+        """``action``, unless logging has failed before: a tracking server that stopped answering costs the
+        run one timeout, not one for every epoch."""
+        if self._warned:
+            return False
         try:
             with _quiet():
                 action()
@@ -195,7 +199,7 @@ class MlflowRun:
         if not self._warned:
             self._warned = True
             logger.warning(
-                "could not log to MLflow at %s (%s); the run goes on, its folder %s holds everything",
+                "could not log to MLflow at %s (%s); the run goes on without it, its folder %s holds everything",
                 self.config.uri, exc, self.state_path.parent,
             )  # fmt: skip
 
