@@ -16,7 +16,7 @@ import pytest
 
 import seekforge
 from seekforge.core.errors import ConfigError
-from seekforge.core.package import read_manifest
+from seekforge.core.package import add_to_package, read_manifest
 from seekforge.core.variants import model_version
 from seekforge.registry import Registry
 from seekforge.serve import ServeConfig
@@ -120,6 +120,26 @@ def test_a_swap_to_the_package_served_loads_nothing_and_an_incompatible_one_is_r
             await service.drain()
 
     asyncio.run(scenario())
+
+    # Through the service: a package taking other records is refused, counted, and the old model stays.
+    renamed = tmp_path / "renamed"
+    shutil.copytree(served_package, renamed)
+    inputs = [*service.manifest["inputs"][:3], {"name": "age", "type": "numeric"}]
+    add_to_package(renamed, files={}, manifest={"inputs": inputs})
+    second = ModelService(served_package, ServeConfig(follow_s=0))
+
+    async def refused() -> None:
+        await second.start()
+        try:
+            with pytest.raises(ConfigError, match="it lacks the input member; it takes the new input age"):
+                await second.swap("primary", str(renamed))
+            assert second.path == served_package and second.metrics.swaps.labels("primary", "refused")._value.get() == 1
+            rows = second.validate([GOOD])
+            assert (await second.predict(rows))[1] == second.version  # still answering
+        finally:
+            await second.drain()
+
+    asyncio.run(refused())
 
     base = service.primary
     changed = {**base.manifest, "inputs": [*base.manifest["inputs"][:3], {"name": "age", "type": "numeric"}]}
