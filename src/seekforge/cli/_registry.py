@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,9 +23,9 @@ Alias = Annotated[str, typer.Option("--alias", help="The alias to move.")]
 
 
 def _open(where: str | None) -> Any:
-    from seekforge.registry import DEFAULT, Registry
+    from seekforge.registry import Registry, location
 
-    return Registry(where or os.environ.get("SEEKFORGE_REGISTRY") or DEFAULT)
+    return Registry(location(where))
 
 
 def registered(package: Path, where: str | None) -> Path:

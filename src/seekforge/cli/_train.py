@@ -182,13 +182,12 @@ def pipeline_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Validate -> train -> gates -> register -> promote; a failing gate stops before promotion (exit 1)."""
-    import os
-
     from seekforge.pipeline import pipeline
-    from seekforge.registry import DEFAULT
+    from seekforge.registry import location
 
-    where = registry or os.environ.get("SEEKFORGE_REGISTRY") or DEFAULT
-    done = pipeline(recipe, overrides=set_ or [], runs_dir=runs_dir, registry=where, alias=alias, promote=promote)
+    done = pipeline(
+        recipe, overrides=set_ or [], runs_dir=runs_dir, registry=location(registry), alias=alias, promote=promote
+    )
     if as_json:
         print_json(done.to_dict())
     else:

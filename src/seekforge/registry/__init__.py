@@ -10,6 +10,6 @@ Example:
     >>> registry.resolve("credit@champion")
 """
 
-from seekforge.registry._store import DEFAULT, Registry, RegistryUnavailable, Version
+from seekforge.registry._store import DEFAULT, Registry, RegistryUnavailable, Version, location
 
-__all__ = ["DEFAULT", "Registry", "RegistryUnavailable", "Version"]
+__all__ = ["DEFAULT", "Registry", "RegistryUnavailable", "Version", "location"]

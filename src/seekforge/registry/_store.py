@@ -22,6 +22,11 @@ from seekforge.core.package import read_manifest
 DEFAULT = "runs/registry.db"
 
 
+def location(where: str | Path | None) -> str | Path:
+    """The registry to use: ``where`` when given, else ``$SEEKFORGE_REGISTRY``, else :data:`DEFAULT`."""
+    return where or os.environ.get("SEEKFORGE_REGISTRY") or DEFAULT
+
+
 class RegistryUnavailable(SeekforgeError, ConnectionError):
     """The registry's database cannot be opened or is locked by another writer."""
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -170,15 +169,17 @@ def resolve_source(source: str, registry: str | None) -> Path:
     (checksum checked) in ``registry`` (None: ``$SEEKFORGE_REGISTRY``, else the default file)."""
     if not source.startswith("registry:"):
         return Path(source)
-    return _registry(registry or os.environ.get("SEEKFORGE_REGISTRY") or "").resolve(source)
+    from seekforge.registry import location
+
+    return _registry(str(location(registry))).resolve(source)
 
 
 @functools.lru_cache(maxsize=4)
 def _registry(where: str) -> Any:
     """One Registry (one database engine) per place, however often a followed reference is resolved."""
-    from seekforge.registry import DEFAULT, Registry
+    from seekforge.registry import Registry
 
-    return Registry(where or DEFAULT)
+    return Registry(where)
 
 
 def check_compatible(served: ServedModel, other: ServedModel) -> None:
