@@ -178,6 +178,18 @@ def test_an_interrupted_run_is_killed_and_resumed_into_the_same_mlflow_run(tmp_p
     assert [m.value for m in client.get_metric_history(first.run_id, "train_loss")] == [0.5, 0.4]
     assert second.model_uri is None  # no package to log: said, and the run still finished
 
+    # The same folder logged to another place: a new MLflow run, which inherits nothing of the first one
+    # (interrupted before its first epoch, then resumed: it logs every epoch, and the model, itself).
+    elsewhere = MlflowConfig(uri=f"sqlite:///{tmp_path / 'other.db'}")
+    with pytest.raises(TrainingInterrupted), MlflowRun(elsewhere, experiment="e", run_name="r", run_dir=tmp_path):
+        raise TrainingInterrupted("stopped again")
+    with MlflowRun(elsewhere, experiment="e", run_name="r", run_dir=tmp_path) as third:
+        third.finish([{"epoch": 1, "train_loss": 0.5}, {"epoch": 2, "train_loss": 0.4}], {},
+                     package=tmp_path / "none", model_code=tmp_path / "none.py", manifest={"inputs": []})  # fmt: skip
+    assert third.run_id != first.run_id
+    history = mlflow.MlflowClient(elsewhere.uri).get_metric_history(third.run_id, "train_loss")
+    assert [m.step for m in history] == [1, 2]
+
 
 def test_a_server_that_does_not_answer_stops_the_run_before_training(tmp_path: Path) -> None:
     recipe = _recipe(tmp_path, {"uri": f"http://127.0.0.1:{_free_port()}"})

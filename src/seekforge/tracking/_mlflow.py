@@ -72,6 +72,7 @@ class MlflowRun:
         self.run_id: str | None = None
         self.model_uri: str | None = None
         self._logged_epochs: set[int] = set()
+        self._state: dict[str, Any] = {}  # what mlflow.json holds about the MLflow run logged to now
         self._warned = False
         self._env: dict[str, str | None] = {}
         self._previous_uri: str | None = None
@@ -211,6 +212,7 @@ class MlflowRun:
         same = saved.get("uri") == uri and saved.get("experiment_id") == experiment_id
         nested = mlflow.active_run() is not None  # called from inside a user's own run: a child of it
         if same and saved.get("run_id"):
+            self._state = saved  # a new MLflow run starts from nothing: no epochs or model of another run
             self._logged_epochs = set(saved.get("epochs", []))  # logged before the interruption
             self.model_uri = saved.get("model_uri")  # a run resumed after its model was logged logs it once
             return experiment_id, mlflow.start_run(run_id=saved["run_id"], nested=nested)
@@ -256,8 +258,8 @@ class MlflowRun:
             return {}
 
     def _save(self, **values: Any) -> None:
-        state = {**self._saved(), "uri": self.config.uri, "run_id": self.run_id, **values}
-        write_json_atomic(self.state_path, state)
+        self._state = {**self._state, "uri": self.config.uri, "run_id": self.run_id, **values}
+        write_json_atomic(self.state_path, self._state)
 
 
 @contextlib.contextmanager
