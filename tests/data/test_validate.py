@@ -60,3 +60,13 @@ def test_output_not_needed_for_prediction() -> None:
     frame = make_tabular(5).drop(columns=["label"])
     checked = check_table(frame, FEATURES, with_output=False)
     assert list(checked.columns) == ["x1", "x2", "city", "member"]
+
+
+def test_a_jsonl_line_without_its_text_is_named_when_text_is_required(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"t": "good", "y": "a"}\n{"t": "bad", "y": "b"}\n{"y": "a"}\n', encoding="utf-8")
+    features = {"inputs": [{"name": "t", "type": "text"}], "output": {"name": "y", "type": "category"}}
+    check_table(read_source(str(path)), FeaturesConfig.model_validate(features))  # read as the empty text
+    features["inputs"][0]["missing"] = "error"
+    with pytest.raises(DataError, match=rf"{path} line 3: 't' is empty in 1 row"):
+        check_table(read_source(str(path)), FeaturesConfig.model_validate(features))

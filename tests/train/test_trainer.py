@@ -316,3 +316,12 @@ def test_class_weights_by_name_weight_the_loss(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="greater than 0"):
         TrainConfig.model_validate({"class_weights": {"skip": 0}})
     assert TrainConfig.model_validate({"class_weights": {3: 1.5, 2.0: 1}}).class_weights == {"3": 1.5, "2": 1.0}
+
+
+def test_warmup_counts_steps_when_given_in_steps() -> None:
+    from seekforge.train import TrainConfig, lr_lambda
+
+    config = TrainConfig(schedule={"type": "constant", "warmup_steps": 4})
+    factor = lr_lambda(config, total_steps=100)
+    assert [factor(s) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert lr_lambda(TrainConfig(schedule={"type": "constant", "warmup_steps": 400}), total_steps=10)(9) == 1.0

@@ -21,6 +21,18 @@ FEW_TEST_ROWS = 200
 Block = str | tuple[list[str], list[list[Any]]]  # a paragraph, or a table (header, rows)
 
 
+def parameters_text(model: dict[str, Any]) -> str:
+    """``22,788,098 parameters`` and, when training changed only part of them, how many and by what."""
+    text = f"{model['parameters']:,} parameters"
+    trainable = model.get("trainable")
+    if trainable is not None and trainable != model["parameters"]:
+        text += f", {trainable:,} trainable ({100 * trainable / max(model['parameters'], 1):.2f}%)"
+    adapter = model.get("adapter")
+    if adapter:
+        text += f"; LoRA rank {adapter['rank']} on {', '.join(adapter['target_modules'])} of {adapter['base']}"
+    return text
+
+
 def card_summary(manifest: dict[str, Any], recipe: Recipe) -> list[tuple[str, list[Block]]]:
     """The card's sections: (heading, blocks)."""
     card = recipe.card
@@ -37,7 +49,7 @@ def card_summary(manifest: dict[str, Any], recipe: Recipe) -> list[tuple[str, li
     classes = output.get("classes")
     sections.append(("Model", [(["field", "value"], [
         ["task", manifest["task"]],
-        ["model", f"{manifest['model']['type']}, {manifest['model']['parameters']:,} parameters"],
+        ["model", f"{manifest['model']['type']}, {parameters_text(manifest['model'])}"],
         ["output", f"{output['name']} ({output['type']}" + (f": {', '.join(map(str, classes))})" if classes else ")")],
         ["inputs", ", ".join(f"{f['name']} ({f['type']})" for f in manifest["inputs"])],
         ["created", f"{manifest.get('created', '')} by seekforge {manifest.get('seekforge_version', '')}"],

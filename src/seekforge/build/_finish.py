@@ -59,7 +59,7 @@ def finish(
         "task": recipe.task,
         "inputs": pre.input_schema(),
         "output": pre.output_schema(),
-        "model": {"type": model_json["config"]["type"], "parameters": sum(p.numel() for p in model.parameters())},
+        "model": _model_entry(model_json, model),
         "metrics": {"test": metrics},
         "data": {
             "rows": {name: len(split.target) for name, split in prepared.splits.items()},
@@ -121,6 +121,20 @@ def finish(
     package = write_package(folder / "package", files=files, manifest=manifest, overwrite=True)
     write_text_atomic(folder / "report.html", report)
     return Built(folder, package, metrics, result["history"])
+
+
+def _model_entry(model_json: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:
+    """The manifest's model: its type, its parameters and those training changed (an adapter's, the head)."""
+    config = model_json["config"]
+    entry = {
+        "type": config["type"],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+    if config.get("adapter"):
+        base = {"base": config["pretrained"], "base_sha256": model_json["io"]["extra"]["base_sha256"]}
+        entry["adapter"] = {**config["adapter"], **base}
+    return entry
 
 
 def _fairness(recipe: Recipe, prepared: Prepared, logits: torch.Tensor) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def fit(
     model = build_seeded_model(recipe, io)
     io = recipe.model.adapt(model, io, prepared.splits["train"].inputs, prepared.preprocessor)
     if parent is not None:
-        start_from_parent(model, parent)
+        start_from_parent(model, parent, recipe.model)
     config = recipe.train
     if recipe.data.balance is not None and recipe.data.balance.method == "class_weights":
         config = type(config).model_validate({**config.model_dump(), "class_weights": "balanced"})
@@ -72,7 +72,7 @@ def write_trained(folder: Path, model: nn.Module, config: ModelConfig, io: Model
     """Write ``folder`` (atomically): ``model.safetensors``, ``model.json`` and the training ``result.json``."""
     from safetensors.torch import save_file
 
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in config.stored_state(model).items()}
     with atomic_dir(folder, overwrite=True) as tmp:
         save_file(state, str(tmp / "model.safetensors"))
         (tmp / "model.json").write_text(json.dumps(model_spec(config, io)), encoding="utf-8")

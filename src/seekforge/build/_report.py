@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from seekforge.build._card import parameters_text
 from seekforge.build._curves import classification_sections
 from seekforge.core import report as r
 from seekforge.fairness import fairness_html
@@ -30,7 +31,7 @@ def render_report(
     summary = [
         ("task", manifest["task"]),
         ("model", manifest["model"]["type"]),
-        ("parameters", f"{manifest['model']['parameters']:,}"),
+        ("parameters", parameters_text(manifest["model"])),
         ("epochs run", len(history)),
         ("kept weights of epoch", training.get("best_epoch", "")),
         ("optimizer steps", training.get("steps", "")),

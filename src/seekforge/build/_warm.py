@@ -18,7 +18,7 @@ from seekforge.core.io import sha256_file
 from seekforge.core.package import read_manifest, read_package_json
 from seekforge.core.variants import model_version
 from seekforge.data import Preprocessor
-from seekforge.models import ModelIO, load_tensors
+from seekforge.models import ModelConfig, ModelIO, load_tensors
 from seekforge.recipe import Recipe
 from seekforge.runtime import canonical
 from seekforge.train import Tensors
@@ -145,7 +145,7 @@ def widths_io(io: ModelIO, parent: Parent) -> ModelIO:
     return ModelIO.from_dict({**io.to_dict(), "extra": {**io.extra, "embedding_dims": widths}})
 
 
-def start_from_parent(model: nn.Module, parent: Parent) -> None:
+def start_from_parent(model: nn.Module, parent: Parent, config: ModelConfig) -> None:
     """Load the parent's weights into ``model``; a grown embedding keeps its old rows and starts its new
     ones at their mean.
 
@@ -154,7 +154,7 @@ def start_from_parent(model: nn.Module, parent: Parent) -> None:
             differs from the parent's).
     """
     state = parent.weights
-    ours = model.state_dict()
+    ours = config.stored_state(model)
     wrong = [f"{k} {list(v.shape)} (parent: {list(state[k].shape) if k in state else 'none'})"
              for k, v in ours.items() if k not in state or (v.shape != state[k].shape and not _grown(k, v, state[k]))]  # fmt: skip
     if wrong:
@@ -170,7 +170,7 @@ def start_from_parent(model: nn.Module, parent: Parent) -> None:
             else:
                 value[: old.shape[0]] = old
                 value[old.shape[0] :] = old.mean(dim=0)
-    model.load_state_dict(ours)
+    model.load_state_dict(ours, strict=False)
 
 
 def _grown(key: str, new: torch.Tensor, old: torch.Tensor) -> bool:

@@ -71,7 +71,10 @@ class Compression:
                 hint="compress a package trained with data.split.test > 0 or a data.test file",
             )
         self.model_config, self.io = model_spec_of(source)
-        self.parent = build_model(source)
+        # An adapter is merged first: every variant is an ordinary model of the parent's type.
+        self.model_config, self.parent = self.model_config.merged(build_model(source))
+        if self.model_config.model_dump() != self.recipe.model.model_dump():  # the variants' recipes say so too
+            self.recipe = load_recipe({**self.recipe.to_dict(), "model": self.model_config.model_dump(mode="json")})
         if config.prune is not None:
             ignored_layers(self.parent, self.model_config, config.prune)  # unknown layers fail before any work
         self.task = self.manifest["task"]

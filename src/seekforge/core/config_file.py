@@ -153,12 +153,13 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
 
     data = raw.get("data")
     if isinstance(data, dict):
-        for key in ("source", "test"):
+        for key in ("source", "test", "path"):  # path: a fine-tuning recipe's data
             if key in data:
                 data[key] = resolve(data[key])
     model = raw.get("model")
-    if isinstance(model, dict) and "pretrained" in model:
-        model["pretrained"] = resolve(model["pretrained"])
+    for key in ("pretrained", "base"):  # base: a fine-tuning recipe's encoder
+        if isinstance(model, dict) and key in model:
+            model[key] = resolve(model[key])
     warm = raw.get("warm_start")
     if isinstance(warm, dict) and "package" in warm:
         warm["package"] = resolve(warm["package"])

@@ -65,6 +65,8 @@ def check_table(frame: pd.DataFrame, features: FeaturesConfig, *, with_output: b
                 f"({len(nested)} such cells)",
                 hint="flatten the nested column into plain columns (one per field), or leave it out of the features",
             )
+        if feature.type == "text" and feature.missing == "error":
+            _required(column, frame, feature.name)
         if feature.type == "numeric":
             out[feature.name] = _numeric(column, frame, feature.name, is_output=feature is features.output)
         elif feature.type == "binary":
@@ -76,15 +78,19 @@ def check_table(frame: pd.DataFrame, features: FeaturesConfig, *, with_output: b
                     hint=f"declare '{feature.name}' as type category",
                 )
     if with_output:
-        labels = out[features.output.name]
-        absent = np.flatnonzero(labels.isna().to_numpy())
-        if len(absent):
-            raise DataError(
-                f"{row_place(frame, int(absent[0]))}: '{features.output.name}' (the output) is empty "
-                f"in {len(absent)} row{'s' * (len(absent) > 1)}",
-                hint="drop unlabelled rows first (seekforge data clean) or fill them in",
-            )
+        _required(out[features.output.name], frame, features.output.name, what=" (the output)",
+                  hint="drop unlabelled rows first (seekforge data clean) or fill them in")  # fmt: skip
     return out
+
+
+def _required(column: pd.Series, frame: pd.DataFrame, name: str, *, what: str = "", hint: str | None = None) -> None:
+    """Refuse a column with missing values, naming the first one's row."""
+    absent = np.flatnonzero(column.isna().to_numpy())
+    if len(absent):
+        raise DataError(
+            f"{row_place(frame, int(absent[0]))}: '{name}'{what} is empty in {len(absent)} row{'s' * (len(absent) > 1)}",
+            hint=hint or f"every row needs its '{name}': drop or fill the rows without it",
+        )
 
 
 def _numeric(column: pd.Series, frame: pd.DataFrame, name: str, *, is_output: bool) -> pd.Series:

@@ -109,12 +109,17 @@ class BinaryFeature(_Feature):
 
 
 class TextFeature(_Feature):
-    """Free text, tokenized by a tokenizer fitted on the training split or the pretrained model's own."""
+    """Free text, tokenized by a tokenizer fitted on the training split or the pretrained model's own.
+
+    ``missing``: a row without text reads as the empty text (``empty``), or is refused with its line
+    (``error``: every row must have its text, as a fine-tuning corpus must).
+    """
 
     type: Literal["text"] = "text"
     max_length: Annotated[int, Field(ge=4, le=4096)] = 128
     vocab_size: Annotated[int, Field(ge=100)] = 8000
     lowercase: bool = True
+    missing: Literal["empty", "error"] = "empty"
 
 
 class ImageFeature(_Feature):

@@ -130,9 +130,10 @@ def _meta_row(io: ModelIO) -> dict[str, torch.Tensor]:
     return row
 
 
-def build_model(package: Path, *, model_json: dict[str, Any] | None = None) -> nn.Module:
+def build_model(package: Path, *, model_json: dict[str, Any] | None = None, merge: bool = False) -> nn.Module:
     """Rebuild the package's ``nn.Module`` from ``model.json`` and load ``model.safetensors``, once both
-    are checked against each other and the limits (:func:`check_model_size`).
+    are checked against each other and the limits (:func:`check_model_size`); ``merge``: with any adapter
+    merged into its base's weights (for inference: one matrix product per layer instead of three).
 
     Raises:
         PackageError: ``model.json`` describes a model beyond the limits, or one that ``model.safetensors``
@@ -149,7 +150,9 @@ def build_model(package: Path, *, model_json: dict[str, Any] | None = None) -> n
     except (RuntimeError, ValueError, TypeError) as exc:
         raise PackageError(f"{package / 'model.json'}: cannot build its model ({exc})", hint=_REBUILD) from None
     check_model_size(skeleton, io, package / "model.json")
-    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    stored = config.stored_state(skeleton)
+    partial = len(stored) < len(skeleton.state_dict())  # the rest comes from elsewhere (an adapter's base)
+    expected = {k: tuple(v.shape) for k, v in stored.items()}
     wrong = [f"{k} {list(shapes[k][1])} where model.json builds {list(v)}"
              for k, v in expected.items() if k in shapes and shapes[k][1] != v]  # fmt: skip
     missing = [k for k in expected if k not in shapes]
@@ -161,6 +164,11 @@ def build_model(package: Path, *, model_json: dict[str, Any] | None = None) -> n
             hint="the two files come from different models: rebuild the package with seekforge run or compress",
         )
     del skeleton
-    model = config.build(io, pretrained=False)
-    model.load_state_dict(load_tensors(weights))
+    try:
+        model = config.build(io, pretrained=False)
+    except SeekforgeError as exc:
+        raise PackageError(f"{package / 'model.json'}: {exc.message}", hint=exc.hint or _REBUILD) from None
+    model.load_state_dict(load_tensors(weights), strict=not partial)
+    if merge:
+        model = config.merged(model)[1]
     return model.eval()

@@ -3,6 +3,7 @@ mean or [CLS] pooling, and a linear head."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from copy import deepcopy
@@ -15,7 +16,16 @@ from torch import nn
 
 from seekforge.core.config import BaseConfig
 from seekforge.core.deps import quiet_torchao, require
-from seekforge.core.errors import ConfigError
+from seekforge.core.errors import ConfigError, SeekforgeError
+from seekforge.models._adapter import (
+    AdapterConfig,
+    base_sha256,
+    check_base,
+    is_adapter_key,
+    merged,
+    target_problems,
+    with_adapter,
+)
 from seekforge.models._token_table import TokenTable
 from seekforge.models.config import MODELS, ModelConfig, ModelIO
 
@@ -88,6 +98,9 @@ class TransformerConfig(ModelConfig):
     vocabulary: Literal["all", "training"] = "all"
     #: Attention heads and FFN width of each encoder layer of a pruned pretrained encoder.
     pruned_layers: list[PrunedLayer] | None = None
+    #: Train low-rank adapters (LoRA) on the frozen pretrained encoder instead of all its weights; the
+    #: package then keeps the adapters and the head, and names the base by reference and checksum.
+    adapter: AdapterConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -116,7 +129,30 @@ class TransformerConfig(ModelConfig):
                 f"{', '.join(pretrained_only)} only apply to a pretrained encoder; an encoder trained from scratch "
                 "sets its own layers, hidden and features.vocab_size"
             )
+        if self.adapter is not None:
+            self._check_adapter()
         return self
+
+    def _check_adapter(self) -> None:
+        if self.pretrained is None:
+            raise ValueError("adapter needs a pretrained encoder to adapt; set 'pretrained' (e.g. builtin:minilm)")
+        clash = [f for f in ("token_rank", "pruned_layers") if getattr(self, f) is not None]
+        clash += ["freeze_encoder"] if self.freeze_encoder else []
+        clash += ["vocabulary: training"] if self.vocabulary != "all" else []
+        if clash:
+            raise ValueError(
+                f"adapter trains low-rank adapters on the unchanged base encoder, so {', '.join(clash)} cannot "
+                "apply: remove them (or the adapter)"
+            )
+        try:
+            folder = resolve_pretrained(self.pretrained)
+        except SeekforgeError as exc:
+            raise ValueError(exc.message) from None
+        problems = _encoder_layout(
+            str(folder), (folder / "config.json").stat().st_mtime_ns, tuple(self.adapter.target_modules)
+        )
+        if problems:
+            raise ValueError(f"adapter.{problems[0]}")
 
     def check_features(self, features: FeaturesConfig) -> list[str]:
         if len(features.of_type("text")) != 1 or len(features.inputs) != 1:
@@ -136,8 +172,23 @@ class TransformerConfig(ModelConfig):
     def prepare_io(self, io: ModelIO) -> ModelIO:
         if self.pretrained is None or "hf_config" in io.extra:
             return io
-        config = _transformers().AutoConfig.from_pretrained(resolve_pretrained(self.pretrained))
-        return ModelIO(**{**io.to_dict(), "extra": {**io.extra, "hf_config": config.to_dict()}})
+        folder = resolve_pretrained(self.pretrained)
+        extra = {**io.extra, "hf_config": _transformers().AutoConfig.from_pretrained(folder).to_dict()}
+        if self.adapter is not None:
+            extra["base_sha256"] = base_sha256(folder)
+        return ModelIO(**{**io.to_dict(), "extra": extra})
+
+    def stored_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        if self.adapter is None:
+            return model.state_dict()
+        # The base encoder's own weights come from the base: only the adapters and the head are stored.
+        return {k: v for k, v in model.state_dict().items() if is_adapter_key(k) or not k.startswith("encoder.")}
+
+    def merged(self, model: nn.Module) -> tuple[TransformerConfig, nn.Module]:
+        if self.adapter is None:
+            return self, model
+        assert isinstance(model, TextTransformer)
+        return self.model_validate({**self.model_dump(), "adapter": None}), model.merged()
 
     def build(self, io: ModelIO, *, pretrained: bool = True) -> nn.Module:
         return TextTransformer(self, io, load_weights=pretrained)
@@ -205,10 +256,16 @@ class TextTransformer(nn.Module):
         self.frozen = config.freeze_encoder
         self.hf = config.pretrained is not None
         self.max_length = io.max_length
+        self.adapted = config.adapter is not None
         if self.hf:
             tf = _transformers()
-            if load_weights:
-                self.encoder = tf.AutoModel.from_pretrained(resolve_pretrained(config.pretrained))
+            # An adapter's base always loads from its reference (a package holds only the adapters), except
+            # for a skeleton built on the meta device to check a package's shapes.
+            if load_weights or (self.adapted and torch.empty(0).device.type != "meta"):
+                folder = resolve_pretrained(config.pretrained)
+                if self.adapted and "base_sha256" in io.extra:
+                    check_base(folder, config.pretrained, io.extra["base_sha256"])
+                self.encoder = tf.AutoModel.from_pretrained(folder)
             else:
                 hf_config = dict(io.extra["hf_config"])
                 hf_config = tf.AutoConfig.for_model(hf_config.pop("model_type"), **hf_config)
@@ -230,6 +287,8 @@ class TextTransformer(nn.Module):
                 self.encoder.pooler = None
             if self.frozen:
                 self.encoder.requires_grad_(False)
+            if config.adapter is not None:
+                self.encoder = with_adapter(self.encoder, config.adapter)
         else:
             assert io.vocab_size is not None and io.max_length is not None
             assert config.hidden and config.heads and config.ffn and config.layers
@@ -250,14 +309,24 @@ class TextTransformer(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(width, io.output_dim)
 
-    def for_export(self) -> nn.Module:
-        """A copy for export whose position table keeps only the positions the tokenizer produces
-        (``max_length``): a pretrained encoder carries 512, and an exported file need not."""
-        embeddings = getattr(self.encoder, "embeddings", None) if self.hf else None
-        table = getattr(embeddings, "position_embeddings", None)
-        if not isinstance(table, nn.Embedding) or not self.max_length or table.num_embeddings <= self.max_length:
+    def merged(self) -> TextTransformer:
+        """A copy with the adapter merged into the encoder's weights (itself when it has no adapter)."""
+        if not self.adapted:
             return self
         copy = deepcopy(self)
+        copy.encoder, copy.adapted = merged(copy.encoder), False
+        copy.encoder.requires_grad_(True)  # an ordinary model now, every weight of it trainable
+        return copy.train(self.training)
+
+    def for_export(self) -> nn.Module:
+        """A copy for export, its adapter merged, whose position table keeps only the positions the tokenizer
+        produces (``max_length``): a pretrained encoder carries 512, and an exported file need not."""
+        model = self.merged()
+        embeddings = getattr(model.encoder, "embeddings", None) if self.hf else None
+        table = getattr(embeddings, "position_embeddings", None)
+        if not isinstance(table, nn.Embedding) or not self.max_length or table.num_embeddings <= self.max_length:
+            return model
+        copy = deepcopy(model) if model is self else model
         keep = self.max_length
         emb = copy.encoder.embeddings
         emb.position_embeddings = nn.Embedding.from_pretrained(table.weight.detach()[:keep].clone(), freeze=False)
@@ -425,6 +494,15 @@ def _resize_layers(encoder: nn.Module, layers: list[PrunedLayer]) -> None:
         block.attention.output.dense = nn.Linear(width, hidden)
         block.intermediate.dense = nn.Linear(hidden, spec.ffn)
         block.output.dense = nn.Linear(spec.ffn, hidden)
+
+
+@functools.lru_cache(maxsize=16)
+def _encoder_layout(folder: str, _mtime: int, targets: tuple[str, ...]) -> list[str]:
+    """Problems with adapting the encoder in ``folder`` (built on the meta device, so no weights load)."""
+    tf = _transformers()
+    with torch.device("meta"):
+        encoder = tf.AutoModel.from_config(tf.AutoConfig.from_pretrained(folder))
+    return target_problems(encoder, list(targets))
 
 
 def _has(module: nn.Module, path: str) -> bool:

@@ -78,6 +78,16 @@ class ModelConfig(PluggableConfig):
         ModelIO that rebuilds it (called once, before training)."""
         return io
 
+    def stored_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """The tensors a package stores for ``model`` (all of its state, unless part of it comes from
+        elsewhere, like an adapter's frozen base)."""
+        return model.state_dict()
+
+    def merged(self, model: nn.Module) -> tuple[ModelConfig, nn.Module]:
+        """The config and module of ``model`` with any adapter merged into its weights: an ordinary model of
+        this type (``self`` and ``model`` themselves when there is nothing to merge)."""
+        return self, model
+
     # Structured pruning (seekforge compress): a model type that supports it says which layers must keep
     # their width and how to describe the pruned module as a config that rebuilds it.
 

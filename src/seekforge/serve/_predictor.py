@@ -171,7 +171,7 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True, thread
 
             runner: Callable[[Any], torch.Tensor] = open_runner(path, export, threads=threads)
         else:
-            model = build_model(path)
+            model = build_model(path, merge=True)
             runner = functools.partial(infer, model, batch_size=256)
     except (KeyError, ValueError, OSError) as exc:
         if isinstance(exc, PackageError):

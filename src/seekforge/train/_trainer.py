@@ -141,7 +141,8 @@ def bf16_supported(device: torch.device) -> bool:
 
 
 def lr_lambda(config: TrainConfig, total_steps: int) -> Any:
-    warmup = int(config.schedule.warmup * total_steps)
+    steps = config.schedule.warmup_steps
+    warmup = int(config.schedule.warmup * total_steps) if steps is None else min(steps, total_steps)
     floor = config.schedule.min_lr_ratio
 
     def factor(step: int) -> float:

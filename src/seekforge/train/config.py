@@ -84,10 +84,15 @@ class LambConfig(OptimizerConfig):
 
 
 class ScheduleConfig(BaseConfig):
-    """Learning-rate schedule over optimizer steps: linear warm-up, then cosine, linear or constant."""
+    """Learning-rate schedule over optimizer steps: linear warm-up, then cosine, linear or constant.
+
+    The warm-up lasts ``warmup`` (a share of all optimizer steps) or, when set, ``warmup_steps`` steps
+    (at most all of them).
+    """
 
     type: Literal["cosine", "linear", "constant"] = "cosine"
     warmup: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    warmup_steps: Annotated[int, Field(ge=0)] | None = None
     min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
 
 
