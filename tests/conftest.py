@@ -117,6 +117,18 @@ def served_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_text_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny scratch text classifier (one epoch on 120 rows of a six-word language): for mechanics."""
+    root = tmp_path_factory.mktemp("text-package")
+    rng = np.random.default_rng(0)
+    words = {"great": ["tasty", "fresh", "lovely"], "other": ["stale", "bland", "broken"]}
+    rows = [(label, " ".join(rng.choice(words[label], size=4))) for label in rng.choice(list(words), size=120)]
+    frame = pd.DataFrame({"review": [t for _, t in rows], "score": [s for s, _ in rows]})
+    frame.to_json(root / "t.jsonl", orient="records", lines=True)
+    return seekforge.run(text_recipe(str(root / "t.jsonl"), epochs=1), runs_dir=root / "runs").package
+
+
+@pytest.fixture(scope="session")
 def other_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``served_package``'s model trained again from another seed: the same inputs, other weights (and no
     ONNX export, so it is served on torch)."""

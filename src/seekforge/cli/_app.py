@@ -20,6 +20,7 @@ from seekforge.cli._env import env_command
 from seekforge.cli._explain import explain
 from seekforge.cli._export import bench, export, optimize
 from seekforge.cli._finetune import finetune
+from seekforge.cli._index import index_app
 from seekforge.cli._monitor import monitor
 from seekforge.cli._predict import evaluate, predict
 from seekforge.cli._registry import registry_app
@@ -39,6 +40,7 @@ datasets_app = typer.Typer(help="Built-in real data sets (shipped by installed p
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(data_app, name="data")
 app.add_typer(registry_app, name="registry")
+app.add_typer(index_app, name="index")
 app.command("env")(env_command)
 
 _state = {"debug": bool(os.environ.get("SEEKFORGE_DEBUG"))}

@@ -57,6 +57,10 @@ def serve(
     shadow: Annotated[
         str | None, typer.Option("--shadow", help="A package sent every request too; its answers logged, not returned.")
     ] = None,
+    index: Annotated[
+        Path | None,
+        typer.Option("--index", help="Answer POST /v1/search from this index (seekforge index build, this package)."),
+    ] = None,
     cache_rows: Annotated[
         int, typer.Option("--cache-rows", min=0, help="Answer repeated records from the last N outputs (0: off).")
     ] = 0,
@@ -161,12 +165,13 @@ def serve(
         "api_keys": keys,
         "registry": registry,
         "shadow": shadow,
+        "index": index,
         **_canary(canary),
         "log": None if no_log else (log or package.parent / "predictions.db"),
         "log_retention_seconds": parse_duration(log_retention, what="--log-retention") if log_retention else None,
     }
     names = {"max_request_bytes": "--max-request-mb", "log_retention_seconds": "--log-retention",
-             "canary_percent": "--canary", "canary": "--canary", "shadow": "--shadow"}  # fmt: skip
+             "canary_percent": "--canary", "canary": "--canary", "shadow": "--shadow", "index": "--index"}  # fmt: skip
     for item in set_ or ():
         key, sep, value = item.partition("=")
         if not sep or key not in ServeConfig.model_fields or key in values:

@@ -6,9 +6,10 @@ Errors are JSON with a ``detail``: 400 unreadable JSON (or not UTF-8), 401 missi
 a body slower than the read timeout, 413 a body over the size limit, 422 every bad field listed (or more
 records than the limit), 431 request headers over the limit, 503 busy or draining (with
 ``Retry-After``), 504 deadline passed.
-``GET /v1/model`` describes the package; ``/healthz``, ``/readyz`` and ``/metrics`` are for the platform.
+``POST /v1/search`` finds passages in an attached vector index (``--index``). ``GET /v1/model`` describes the package; ``/healthz``, ``/readyz`` and ``/metrics`` are for the platform.
 """
 
+import asyncio
 import json
 import math
 import re
@@ -23,11 +24,13 @@ from seekforge.serve._explain import Explainer
 from seekforge.serve._service import (
     BadRequest,
     ModelService,
+    NotServed,
     Ticket,
     TooLarge,
     Unauthorized,
     failure_of,
 )
+from seekforge.serve.config import ServeConfig
 
 __all__ = ["create_app"]
 
@@ -151,6 +154,27 @@ def _schemas(service: ModelService) -> tuple[dict[str, Any], dict[str, Any], dic
         {"$ref": template.format(model="PredictAnswer")},
         {"$ref": template.format(model="ErrorAnswer")},
     )
+
+
+def _search_request(body: bytes, config: ServeConfig) -> tuple[list[str], int]:
+    """The queries and k of a ``POST /v1/search`` body.
+
+    Raises:
+        BadRequest: Not ``{"queries": [text, ...], "k": n}`` within the limits.
+    """
+    payload = _parse(body)
+    shape = '{"queries": ["text", ...], "k": 5}'
+    if not isinstance(payload, dict) or not isinstance(payload.get("queries"), list):
+        raise BadRequest(f"the body must be a JSON object {shape}")
+    extra = sorted(set(payload) - {"queries", "k"})
+    if extra:
+        raise BadRequest(f"unknown key{'s' * (len(extra) > 1)} in the body: {', '.join(extra)}")
+    queries, k = payload["queries"], payload.get("k", 5)
+    if not queries or len(queries) > config.max_request_rows or not all(isinstance(q, str) for q in queries):
+        raise BadRequest(f"queries must be 1 to {config.max_request_rows} texts, got {str(queries)[:80]}")
+    if type(k) is not int or not 1 <= k <= config.search_max_k:
+        raise BadRequest(f"k must be a whole number from 1 to {config.search_max_k}, got {k!r}")
+    return queries, k
 
 
 def create_app(service: ModelService) -> Any:
@@ -293,6 +317,40 @@ def create_app(service: ModelService) -> Any:
         except Exception as exc:
             return failed(exc, request_id)
         body = {**answer, "model_version": version, "request_id": request_id}
+        return JSONResponse(body, headers={"x-request-id": request_id})
+
+    searcher, searched = None, service.version
+    if service.config.index is not None:  # a bad index, or one of another package, fails before serving
+        from seekforge.index import Searcher
+
+        searcher = Searcher(service.config.index, package=service.path)
+    answers = {k: RESPONSES[k] for k in ("400", "401", "413", "503")}
+    answers["404"] = {"description": "No index is attached (--index), or the model swapped since it was built"}
+
+    @app.post("/v1/search", responses=answers, include_in_schema=searcher is not None)
+    async def search(request: Request) -> Any:
+        """The passages nearest each query ({"queries": ["..."], "k": 5}), embedded by the served model's
+        encoder, best first: {"hits": [[{"id", "text", "score"}, ...], ...]} (score: cosine similarity)."""
+        request_id = "-"
+        try:
+            request_id = service.request_id_of(request.headers.get("x-request-id"))
+            service.check_key(request.headers)
+            if searcher is None:
+                raise NotServed("no index is attached to this server: start it with --index FOLDER")
+            if service.version != searched:
+                raise NotServed(f"the index was embedded by {searched}, and the server now serves {service.version}: "
+                                "build an index with the new package and restart with it")  # fmt: skip
+            queries, k = _search_request(await _body(request, service.config.max_request_bytes), service.config)
+            hits = await asyncio.to_thread(searcher.search, queries, k)
+        except ClientDisconnect:
+            return Response(status_code=499)
+        except Exception as exc:
+            return failed(exc, request_id)
+        body = {
+            "hits": [[h.to_dict() for h in row] for row in hits],
+            "model_version": searched,
+            "request_id": request_id,
+        }
         return JSONResponse(body, headers={"x-request-id": request_id})
 
     @app.get("/v1/model", responses={401: RESPONSES["401"]})

@@ -52,6 +52,8 @@ class ServeConfig(BaseConfig):
         follow_s: How often registry references are resolved again; when an alias has moved, that model is
             swapped for the version it points at, with no request failed (0: only on SIGHUP).
         swap_drain_s: Longest a swapped-out model is given to answer the requests queued for it.
+        index: A vector index built with the served package (``seekforge index build``): ``POST /v1/search``
+            answers from it; None: 404. search_max_k: the most passages one query asks for.
     """
 
     backend: str = "auto"
@@ -84,6 +86,8 @@ class ServeConfig(BaseConfig):
     shadow: str | None = None
     follow_s: Annotated[float, Field(ge=0)] = 10.0
     swap_drain_s: Annotated[float, Field(gt=0)] = 30.0
+    index: Path | None = None
+    search_max_k: Annotated[int, Field(ge=1, le=1000)] = 100
 
     @field_validator("backend")
     @classmethod
