@@ -33,7 +33,8 @@ class FinetuneModel(BaseConfig):
         base: ``builtin:minilm`` or a local Hugging Face encoder folder (nothing is downloaded).
         adapter: ``lora`` (low-rank adapters on the frozen base; the package stores them and the head) or
             ``none`` (every weight trains: full fine-tuning).
-        rank, alpha, dropout, target_modules: The LoRA adapters (see ``model.adapter`` of a recipe).
+        rank, alpha, dropout, target_modules: The LoRA adapters (see ``model.adapter`` of a recipe); the
+            target modules default to PEFT's choice for the base's architecture.
         max_length: Tokens kept of each text; pooling: how the head reads the tokens.
     """
 
@@ -42,7 +43,7 @@ class FinetuneModel(BaseConfig):
     rank: Annotated[int, Field(ge=1, le=4096)] = 16
     alpha: Annotated[float, Field(gt=0)] | None = None
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
-    target_modules: Annotated[list[str], Field(min_length=1)] = ["query", "value"]
+    target_modules: Annotated[list[str], Field(min_length=1)] | None = None
     max_length: Annotated[int, Field(ge=2, le=8192)] = 128
     pooling: Literal["mean", "cls"] = "mean"
 
@@ -50,8 +51,9 @@ class FinetuneModel(BaseConfig):
         """The recipe's ``model`` section."""
         section: dict[str, Any] = {"type": "transformer", "pretrained": self.base, "pooling": self.pooling}
         if self.adapter == "lora":
-            lora = {"type": "lora", "rank": self.rank, "dropout": self.dropout, "target_modules": self.target_modules}
-            section["adapter"] = {**lora, **({"alpha": self.alpha} if self.alpha is not None else {})}
+            lora = {"type": "lora", "rank": self.rank, "dropout": self.dropout}
+            given = {"alpha": self.alpha, "target_modules": self.target_modules}
+            section["adapter"] = {**lora, **{k: v for k, v in given.items() if v is not None}}
         return section
 
     @model_validator(mode="after")
