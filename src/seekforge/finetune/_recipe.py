@@ -19,9 +19,11 @@ from seekforge.core.config import BaseConfig
 from seekforge.core.config_file import load_config
 from seekforge.core.errors import ConfigError, SeekforgeError
 from seekforge.data.config import SplitConfig
+from seekforge.finetune._causal_recipe import CausalRecipe
 from seekforge.models import TransformerConfig, resolve_pretrained
 from seekforge.recipe import Recipe, load_recipe
 
+TASKS = ("classification", "regression", "causal_lm")
 #: The learning rate when the recipe names none: adapters train well at ten times full fine-tuning's.
 DEFAULT_LR = {"lora": 5e-4, "none": 5e-5}
 
@@ -147,9 +149,9 @@ class FinetuneRecipe(BaseConfig):
         }
 
 
-def load_finetune_recipe(source: str | Path, *, overrides: Iterable[str] = ()) -> Recipe:
-    """A fine-tuning recipe (the short form above, or a full recipe with a pretrained transformer), as the
-    recipe ``seekforge run`` takes.
+def load_finetune_recipe(source: str | Path, *, overrides: Iterable[str] = ()) -> Recipe | CausalRecipe:
+    """A fine-tuning recipe: with ``task: causal_lm`` a :class:`CausalRecipe`; otherwise (the short form
+    above, or a full recipe with a pretrained transformer) the recipe ``seekforge run`` takes.
 
     Raises:
         ConfigError: Every problem at once, with its line; or a full recipe whose model is not a
@@ -160,6 +162,16 @@ def load_finetune_recipe(source: str | Path, *, overrides: Iterable[str] = ()) -
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
     except (OSError, yaml.YAMLError):
         raw = None  # load_config reports the file's problem with its line
+    task = raw.get("task", "classification") if isinstance(raw, dict) else "classification"
+    if task not in TASKS:
+        raise ConfigError(
+            f"{path}: task '{task}' is not one seekforge finetune knows; choose one of {', '.join(TASKS)}"
+        )
+    if task == "causal_lm":
+        causal = load_config(path, CausalRecipe, what="fine-tuning recipe", overrides=overrides, resolve_paths=True)
+        if "name" not in causal.model_fields_set:
+            causal = CausalRecipe.model_validate({**causal.model_dump(), "name": _name(path)})
+        return causal
     if isinstance(raw, dict) and "features" in raw:
         recipe = load_recipe(path, overrides=overrides)
         if recipe.model.type != "transformer" or getattr(recipe.model, "pretrained", None) is None:

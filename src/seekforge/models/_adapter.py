@@ -121,11 +121,16 @@ def target_problems(encoder: nn.Module, targets: list[str]) -> list[str]:
 
 def with_adapter(encoder: nn.Module, config: AdapterConfig) -> nn.Module:
     """``encoder`` with LoRA layers added (PEFT's ``get_peft_model``); its own weights frozen."""
+    return peft_model(encoder, config.peft_config())
+
+
+def peft_model(model: nn.Module, peft_config: Any) -> nn.Module:
+    """PEFT's ``get_peft_model(model, peft_config)``."""
     peft = _peft()
     with warnings.catch_warnings():
         # PEFT asks transformers a deprecated question about gradient checkpointing as it wraps a model.
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        return peft.get_peft_model(encoder, config.peft_config())
+        return peft.get_peft_model(model, peft_config)
 
 
 def merged(encoder: nn.Module) -> nn.Module:
