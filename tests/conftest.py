@@ -128,6 +128,36 @@ def tiny_text_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return seekforge.run(text_recipe(str(root / "t.jsonl"), epochs=1), runs_dir=root / "runs").package
 
 
+#: Questions and answers a tiny language model learns (tests of causal-LM fine-tuning).
+PAIRS = [("what colour is the sky", "blue"), ("what colour is grass", "green"), ("what colour is snow", "white"),
+         ("what colour is coal", "black"), ("what colour is blood", "red"), ("what colour is the sun", "yellow")]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Llama with random weights and a word-level tokenizer over the pairs' words, saved locally."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    folder = tmp_path_factory.mktemp("tiny-llm")
+    words = sorted({w for pair in PAIRS for text in pair for w in text.split()})
+    vocab = {token: i for i, token in enumerate(["<pad>", "<s>", "</s>", "<unk>", *words])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>",
+                                                pad_token="<pad>", unk_token="<unk>")  # fmt: skip
+    fast.save_pretrained(folder)
+    config = transformers.LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                      bos_token_id=1, eos_token_id=2, pad_token_id=0,
+                                      initializer_range=0.5)  # fmt: skip  # weights that reach the logits
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def other_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``served_package``'s model trained again from another seed: the same inputs, other weights (and no

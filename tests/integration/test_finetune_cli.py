@@ -55,3 +55,28 @@ def test_a_corpus_line_without_its_text_exits_2_and_writes_nothing(tmp_path: Pat
     assert done.returncode == 2, done.stderr
     assert "corpus.jsonl line 6: 'review' is empty in 1 row" in done.stderr and "Traceback" not in done.stderr
     assert not [p for p in (tmp_path / "runs").rglob("*") if p.is_file()]  # at most an empty run folder
+
+
+def test_a_causal_lm_finetunes_and_generates_with_retrieved_passages(
+    tiny_llm: Path, tiny_text_package: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import PAIRS
+
+    (tmp_path / "pairs.jsonl").write_text(
+        "".join(json.dumps({"prompt": p, "response": a}) + "\n" for p, a in PAIRS * 4)
+    )
+    recipe = {"task": "causal_lm", "model": {"base": str(tiny_llm), "rank": 4}, "data": {"path": "pairs.jsonl"},
+              "training": {"lr": 0.02, "epochs": 2, "batch_size": 8, "max_length": 16}}  # fmt: skip
+    (tmp_path / "llm.yaml").write_text(json.dumps(recipe))
+    done = json.loads(seekforge("finetune", "llm.yaml", "--json", cwd=tmp_path, check=True).stdout)
+    assert done["metrics"]["val_perplexity"] < done["metrics"]["val_perplexity_before"]
+    (tmp_path / "corpus.jsonl").write_text(
+        '{"review": "tasty fresh"}\n{"review": "stale bland"}\n{"review": "lovely"}\n'
+    )
+    seekforge("index", "build", str(tiny_text_package), "corpus.jsonl", "-o", "ix", cwd=tmp_path, check=True)
+    answer = seekforge("generate", done["package"], "-p", "what colour is coal", "--temperature", "0", "--rag", "ix",
+                       "-k", "2", "--json", cwd=tmp_path, check=True)  # fmt: skip
+    found = json.loads(answer.stdout)
+    assert len(found["passages"]) == 2 and isinstance(found["output"], str)
+    refused = seekforge("generate", str(tiny_text_package), "-p", "x", cwd=tmp_path)
+    assert refused.returncode == 2 and "not a causal language model package" in refused.stderr

@@ -97,3 +97,26 @@ def test_adapter_rules() -> None:
         TransformerConfig(pretrained="builtin:minilm", adapter={}, token_rank=16, freeze_encoder=True)
     # a suffix of a layer's dotted name names it too, as in PEFT
     assert TransformerConfig(pretrained="builtin:minilm", adapter={"target_modules": ["attention.self.key"]})
+
+
+def test_any_local_encoder_takes_an_adapter_and_peft_picks_its_targets_where_it_knows_them(tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    minilm = resolve_pretrained("builtin:minilm")
+    tiny = {"vocab_size": 30522, "max_position_embeddings": 64}
+    for name, config in (
+        ("bert", transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, **tiny)),
+        ("distilbert", transformers.DistilBertConfig(dim=32, n_layers=1, n_heads=2, hidden_dim=64, **tiny)),
+    ):  # fmt: skip
+        torch.manual_seed(0)
+        transformers.AutoModel.from_config(config).save_pretrained(tmp_path / name)
+        shutil.copy(minilm / "tokenizer.json", tmp_path / name / "tokenizer.json")
+    bert = TransformerConfig(pretrained=str(tmp_path / "bert"), adapter={"rank": 2})
+    assert bert.adapter.target_modules == ["query", "value"]  # PEFT's choice, written into the config
+    with pytest.raises(ValidationError, match=r"PEFT knows no default for this encoder's architecture.*q_lin.*v_lin"):
+        TransformerConfig(pretrained=str(tmp_path / "distilbert"), adapter={"rank": 2})
+    config, io, model = _adapted(str(tmp_path / "distilbert"), target_modules=["q_lin", "v_lin"])
+    assert all("lora_" in k or k.startswith("head.") for k in config.stored_state(model))
+    rebuilt = build_model(_write(tmp_path / "pkg", config, io, model))
+    batch = sample_batch(io)
+    assert torch.equal(rebuilt(batch), model(batch))
+    assert torch.allclose(model.for_export()(batch), model(batch), atol=1e-5)

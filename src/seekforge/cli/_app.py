@@ -19,7 +19,7 @@ from seekforge.cli._data import data_app
 from seekforge.cli._env import env_command
 from seekforge.cli._explain import explain
 from seekforge.cli._export import bench, export, optimize
-from seekforge.cli._finetune import finetune
+from seekforge.cli._finetune import finetune, generate
 from seekforge.cli._index import index_app
 from seekforge.cli._monitor import monitor
 from seekforge.cli._predict import evaluate, predict
@@ -99,7 +99,21 @@ app.command(
     help="Train the recipe's model and write its package (--nproc N trains with DDP under torchrun; --nnodes, "
     "--node-rank and --rdzv-endpoint over several machines); the same as run until a recipe declares later stages.",
 )(run_cmd)
-for command in (tune, finetune, retrain, evaluate, predict, explain, export, bench, optimize, compress, serve, monitor):
+for command in (
+    tune,
+    finetune,
+    generate,
+    retrain,
+    evaluate,
+    predict,
+    explain,
+    export,
+    bench,
+    optimize,
+    compress,
+    serve,
+    monitor,
+):
     app.command()(command)
 
 

@@ -32,10 +32,21 @@ def finetune(
     reference and sha256; `seekforge export` merges the adapters into an ordinary ONNX or OpenVINO model.
     """
     from seekforge.core.package import read_manifest
-    from seekforge.finetune import load_finetune_recipe
+    from seekforge.finetune import CausalRecipe, finetune_causal, load_finetune_recipe
     from seekforge.pipeline import run
 
     resolved = load_finetune_recipe(recipe, overrides=set_ or [])
+    if isinstance(resolved, CausalRecipe):
+        done = finetune_causal(resolved, runs_dir=runs_dir, resume=resume, run_dir=run_dir)
+        if as_json:
+            print_json({"run_dir": done.run_dir, "package": done.package, "metrics": done.metrics})
+            return
+        before, after = done.metrics["val_perplexity_before"], done.metrics["val_perplexity"]
+        if after is not None:
+            out.print(f"held-out perplexity: {before:.3f} before, {after:.3f} after", markup=False)
+        out.print(f"package: {done.package}", markup=False)
+        out.print(f"report:  {done.package / 'report.html'}", markup=False)
+        return
     result = run(resolved, runs_dir=runs_dir, resume=resume, run_dir=run_dir)
     model = read_manifest(result.package, verify=False)["model"]
     if as_json:
@@ -50,3 +61,42 @@ def finetune(
 
 
 finetune.__doc__ = f"{finetune.__doc__}\n\n{_SHAPE}"
+
+
+def generate(
+    package: Annotated[
+        Path, typer.Argument(help="A causal language model package (seekforge finetune, task: causal_lm).")
+    ],
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="The text to continue.")],
+    max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", min=1, max=4096)] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", min=0.0, help="0: greedy.")] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", min=0.0, max=1.0)] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seeds the sampling.")] = 0,
+    rag: Annotated[
+        Path | None, typer.Option("--rag", help="An index (seekforge index build): its top passages go in the prompt.")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=50, help="--rag: passages put in the prompt.")] = 4,
+    as_json: JsonFlag = False,
+) -> None:
+    """Continue a prompt with a fine-tuned causal language model (its adapter merged into the checked base).
+
+    With --rag the k passages of the index nearest the prompt come first, one a line, then the prompt."""
+    from seekforge.finetune import CausalPackage, Generation
+    from seekforge.finetune import generate as continue_text
+
+    opened = CausalPackage(package)
+    given = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
+    settings = Generation.model_validate({**opened.recipe.generation.model_dump(),
+                                          **{k: v for k, v in given.items() if v is not None}})  # fmt: skip
+    passages = []
+    if rag is not None:
+        from seekforge.index import Searcher
+
+        passages = [hit.to_dict() for hit in Searcher(rag).search([prompt], k)[0]]
+    text = "".join(f"{p['text']}\n" for p in passages) + prompt
+    model, tokenizer = opened.load(merge=True)
+    output = continue_text(model, tokenizer, text, settings, seed=seed)
+    if as_json:
+        print_json({"prompt": prompt, "output": output, "passages": passages})
+        return
+    out.print(output, markup=False, highlight=False, soft_wrap=True)

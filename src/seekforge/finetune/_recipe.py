@@ -19,9 +19,11 @@ from seekforge.core.config import BaseConfig
 from seekforge.core.config_file import load_config
 from seekforge.core.errors import ConfigError, SeekforgeError
 from seekforge.data.config import SplitConfig
+from seekforge.finetune._causal_recipe import CausalRecipe
 from seekforge.models import TransformerConfig, resolve_pretrained
 from seekforge.recipe import Recipe, load_recipe
 
+TASKS = ("classification", "regression", "causal_lm")
 #: The learning rate when the recipe names none: adapters train well at ten times full fine-tuning's.
 DEFAULT_LR = {"lora": 5e-4, "none": 5e-5}
 
@@ -33,7 +35,8 @@ class FinetuneModel(BaseConfig):
         base: ``builtin:minilm`` or a local Hugging Face encoder folder (nothing is downloaded).
         adapter: ``lora`` (low-rank adapters on the frozen base; the package stores them and the head) or
             ``none`` (every weight trains: full fine-tuning).
-        rank, alpha, dropout, target_modules: The LoRA adapters (see ``model.adapter`` of a recipe).
+        rank, alpha, dropout, target_modules: The LoRA adapters (see ``model.adapter`` of a recipe); the
+            target modules default to PEFT's choice for the base's architecture.
         max_length: Tokens kept of each text; pooling: how the head reads the tokens.
     """
 
@@ -42,7 +45,7 @@ class FinetuneModel(BaseConfig):
     rank: Annotated[int, Field(ge=1, le=4096)] = 16
     alpha: Annotated[float, Field(gt=0)] | None = None
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
-    target_modules: Annotated[list[str], Field(min_length=1)] = ["query", "value"]
+    target_modules: Annotated[list[str], Field(min_length=1)] | None = None
     max_length: Annotated[int, Field(ge=2, le=8192)] = 128
     pooling: Literal["mean", "cls"] = "mean"
 
@@ -50,8 +53,9 @@ class FinetuneModel(BaseConfig):
         """The recipe's ``model`` section."""
         section: dict[str, Any] = {"type": "transformer", "pretrained": self.base, "pooling": self.pooling}
         if self.adapter == "lora":
-            lora = {"type": "lora", "rank": self.rank, "dropout": self.dropout, "target_modules": self.target_modules}
-            section["adapter"] = {**lora, **({"alpha": self.alpha} if self.alpha is not None else {})}
+            lora = {"type": "lora", "rank": self.rank, "dropout": self.dropout}
+            given = {"alpha": self.alpha, "target_modules": self.target_modules}
+            section["adapter"] = {**lora, **{k: v for k, v in given.items() if v is not None}}
         return section
 
     @model_validator(mode="after")
@@ -145,9 +149,9 @@ class FinetuneRecipe(BaseConfig):
         }
 
 
-def load_finetune_recipe(source: str | Path, *, overrides: Iterable[str] = ()) -> Recipe:
-    """A fine-tuning recipe (the short form above, or a full recipe with a pretrained transformer), as the
-    recipe ``seekforge run`` takes.
+def load_finetune_recipe(source: str | Path, *, overrides: Iterable[str] = ()) -> Recipe | CausalRecipe:
+    """A fine-tuning recipe: with ``task: causal_lm`` a :class:`CausalRecipe`; otherwise (the short form
+    above, or a full recipe with a pretrained transformer) the recipe ``seekforge run`` takes.
 
     Raises:
         ConfigError: Every problem at once, with its line; or a full recipe whose model is not a
@@ -158,6 +162,16 @@ def load_finetune_recipe(source: str | Path, *, overrides: Iterable[str] = ()) -
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
     except (OSError, yaml.YAMLError):
         raw = None  # load_config reports the file's problem with its line
+    task = raw.get("task", "classification") if isinstance(raw, dict) else "classification"
+    if task not in TASKS:
+        raise ConfigError(
+            f"{path}: task '{task}' is not one seekforge finetune knows; choose one of {', '.join(TASKS)}"
+        )
+    if task == "causal_lm":
+        causal = load_config(path, CausalRecipe, what="fine-tuning recipe", overrides=overrides, resolve_paths=True)
+        if "name" not in causal.model_fields_set:
+            causal = CausalRecipe.model_validate({**causal.model_dump(), "name": _name(path)})
+        return causal
     if isinstance(raw, dict) and "features" in raw:
         recipe = load_recipe(path, overrides=overrides)
         if recipe.model.type != "transformer" or getattr(recipe.model, "pretrained", None) is None:

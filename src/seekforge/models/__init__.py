@@ -11,6 +11,14 @@ from seekforge.models.config import MODELS, ModelConfig, ModelIO
 
 __all__ = ["MODELS", "CNNConfig", "MLPConfig", "ModelConfig", "ModelIO", "TransformerConfig", "resolve_pretrained"]
 
+from seekforge.models._adapter import (
+    AdapterConfig,
+    base_sha256,
+    check_base,
+    default_targets,
+    peft_model,
+    target_problems,
+)
 from seekforge.models._infer import collate, infer, num_rows
 from seekforge.models._package import build_model, check_model_size, load_tensors, model_spec_of
 from seekforge.models._quantized import (
@@ -23,5 +31,6 @@ from seekforge.models._quantized import (
     split_state,
 )
 
+__all__ += ["AdapterConfig", "base_sha256", "check_base", "default_targets", "peft_model", "target_problems"]
 __all__ += ["build_model", "check_model_size", "collate", "infer", "load_tensors", "model_spec_of", "num_rows"]
 __all__ += ["QUANT_FILE", "Exported", "check_qat_supported", "convert", "prepare_qat", "quantized_model", "split_state"]

@@ -35,18 +35,20 @@ class AdapterConfig(BaseConfig):
         rank: The adapters' rank ``r``: each adapted ``[out, in]`` weight gains ``r * (in + out)`` parameters.
         alpha: The scale numerator (the update is ``alpha / rank * B @ A``); default ``2 * rank``.
         dropout: Dropout on the adapters' input.
-        target_modules: Names (or name suffixes, ``attention.self.query``) of the encoder's layers to adapt.
+        target_modules: Names (or name suffixes, ``attention.self.query``) of the encoder's layers to adapt;
+            default: PEFT's choice for the encoder's architecture (``query`` and ``value`` for BERT-like ones).
     """
 
     type: Literal["lora"] = "lora"
     rank: Annotated[int, Field(ge=1, le=4096)] = 8
     alpha: Annotated[float, Field(gt=0)] | None = None
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
-    target_modules: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] = ["query", "value"]
+    target_modules: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] | None = None
 
     def peft_config(self) -> Any:
         peft = _peft()
         alpha = self.alpha if self.alpha is not None else 2.0 * self.rank
+        assert self.target_modules is not None, "filled from the base's architecture as the config is validated"
         return peft.LoraConfig(
             r=self.rank, lora_alpha=alpha, lora_dropout=self.dropout, target_modules=list(self.target_modules)
         )
@@ -55,6 +57,21 @@ class AdapterConfig(BaseConfig):
 def _peft() -> Any:
     quiet_torchao()
     return require("peft", purpose="LoRA adapters")
+
+
+def default_targets(folder: Path) -> list[str] | None:
+    """PEFT's LoRA target modules for the architecture of the model in ``folder`` (None: it has none, or the
+    folder holds no readable ``config.json``)."""
+    import json
+
+    try:
+        model_type = json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as targets
+
+    found = targets.get(model_type)
+    return list(found) if found else None
 
 
 def weight_files(folder: Path) -> list[Path]:
@@ -84,26 +101,36 @@ def base_sha256(folder: Path) -> str:
     return _sha256_cached(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
 
 
+def adaptable_names(encoder: nn.Module) -> list[str]:
+    """The names (last parts) of the layers of ``encoder`` PEFT can adapt, sorted."""
+    return sorted({name.rsplit(".", 1)[-1] for name, module in encoder.named_modules()
+                   if name and isinstance(module, _WRAPPABLE)})  # fmt: skip
+
+
 def target_problems(encoder: nn.Module, targets: list[str]) -> list[str]:
     """The targets that match no layer PEFT can adapt, with the layer names that exist."""
     names = [name for name, module in encoder.named_modules() if name and isinstance(module, _WRAPPABLE)]
     missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
     if not missing:
         return []
-    leaves = sorted({n.rsplit(".", 1)[-1] for n in names})
     return [
         f"target_modules: {', '.join(repr(t) for t in missing)} match no layer of the encoder; "
-        f"its adaptable layers are named {', '.join(leaves)}"
+        f"its adaptable layers are named {', '.join(adaptable_names(encoder))}"
     ]
 
 
 def with_adapter(encoder: nn.Module, config: AdapterConfig) -> nn.Module:
     """``encoder`` with LoRA layers added (PEFT's ``get_peft_model``); its own weights frozen."""
+    return peft_model(encoder, config.peft_config())
+
+
+def peft_model(model: nn.Module, peft_config: Any) -> nn.Module:
+    """PEFT's ``get_peft_model(model, peft_config)``."""
     peft = _peft()
     with warnings.catch_warnings():
         # PEFT asks transformers a deprecated question about gradient checkpointing as it wraps a model.
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        return peft.get_peft_model(encoder, config.peft_config())
+        return peft.get_peft_model(model, peft_config)
 
 
 def merged(encoder: nn.Module) -> nn.Module:
@@ -124,13 +151,6 @@ def check_base(folder: Path, ref: str, expected: str) -> None:
             f"weights with sha256 {found[:12]}…",
             hint="an adapter only fits the exact base it was trained on: restore that base, or fine-tune again on this one",
         )
-
-
-def adapted_parameters(model: nn.Module) -> dict[str, int]:
-    """Trainable and total parameters of ``model`` (the head counted among the trainable)."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"trainable": trainable, "total": total}
 
 
 def is_adapter_key(key: str) -> bool:

@@ -19,8 +19,10 @@ from seekforge.core.deps import quiet_torchao, require
 from seekforge.core.errors import ConfigError, SeekforgeError
 from seekforge.models._adapter import (
     AdapterConfig,
+    adaptable_names,
     base_sha256,
     check_base,
+    default_targets,
     is_adapter_key,
     merged,
     target_problems,
@@ -109,6 +111,26 @@ class TransformerConfig(ModelConfig):
             data = {**_SCRATCH_DEFAULTS, **{k: v for k, v in data.items() if v is not None}}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_targets(cls, data: Any) -> Any:
+        """An adapter without target_modules adapts the layers PEFT picks for the base's architecture, written
+        into the config so that the package names them."""
+        adapter = data.get("adapter") if isinstance(data, dict) else None
+        if isinstance(adapter, AdapterConfig):
+            adapter = adapter.model_dump()
+        if (
+            not isinstance(adapter, dict)
+            or adapter.get("target_modules")
+            or not isinstance(data.get("pretrained"), str)
+        ):
+            return data
+        try:
+            targets = default_targets(resolve_pretrained(data["pretrained"]))
+        except SeekforgeError:
+            return data  # the after-validator says what is wrong with the base
+        return {**data, "adapter": {**adapter, "target_modules": targets}} if targets else data
+
     @model_validator(mode="after")
     def _consistent(self) -> TransformerConfig:
         if self.pretrained is not None:
@@ -148,6 +170,10 @@ class TransformerConfig(ModelConfig):
             folder = resolve_pretrained(self.pretrained)
         except SeekforgeError as exc:
             raise ValueError(exc.message) from None
+        if self.adapter.target_modules is None:
+            names = ", ".join(_encoder_layout(str(folder), (folder / "config.json").stat().st_mtime_ns, ()))
+            raise ValueError(f"adapter.target_modules: PEFT knows no default for this encoder's architecture: name "
+                             f"the layers to adapt; its adaptable layers are named {names}")  # fmt: skip
         problems = _encoder_layout(
             str(folder), (folder / "config.json").stat().st_mtime_ns, tuple(self.adapter.target_modules)
         )
@@ -498,11 +524,12 @@ def _resize_layers(encoder: nn.Module, layers: list[PrunedLayer]) -> None:
 
 @functools.lru_cache(maxsize=16)
 def _encoder_layout(folder: str, _mtime: int, targets: tuple[str, ...]) -> list[str]:
-    """Problems with adapting the encoder in ``folder`` (built on the meta device, so no weights load)."""
+    """Problems with adapting the encoder in ``folder`` (built on the meta device, so no weights load); with
+    no ``targets``, the names of its adaptable layers."""
     tf = _transformers()
     with torch.device("meta"):
         encoder = tf.AutoModel.from_config(tf.AutoConfig.from_pretrained(folder))
-    return target_problems(encoder, list(targets))
+    return target_problems(encoder, list(targets)) if targets else adaptable_names(encoder)
 
 
 def _has(module: nn.Module, path: str) -> bool:

@@ -5,6 +5,7 @@ from seekforge.train._distill import Distillation
 from seekforge.train._evaluate import evaluate_logits, headline_metric
 from seekforge.train._trainer import (
     DistContext,
+    StopSignals,
     Tensors,
     Trainer,
     TrainResult,
@@ -21,6 +22,7 @@ __all__ = [
     "DistContext",
     "Distillation",
     "OptimizerConfig",
+    "StopSignals",
     "Tensors",
     "TrainConfig",
     "TrainResult",
