@@ -54,7 +54,7 @@ def test_lora_lowers_loss_and_perplexity_and_the_package_reloads_and_merges(tiny
     assert done.metrics["val_perplexity"] < 0.5 * done.metrics["val_perplexity_before"], done.metrics
     package = CausalPackage(done.package)
     manifest = package.manifest
-    assert manifest["adapter"]["target_modules"] == ["q_proj", "v_proj"]  # PEFT's choice for Llama
+    assert manifest["model"]["target_modules"] == ["q_proj", "v_proj"]  # PEFT's choice for Llama
     assert 0 < manifest["parameters"]["trainable"] < manifest["parameters"]["total"]
     assert manifest["samples"][0]["prompt"] == "what colour is snow" and "sample generations" in (
         done.package / "report.html").read_text().lower()  # fmt: skip

@@ -214,13 +214,13 @@ def _finetune_in(recipe: CausalRecipe, folder: Path, *, resume: bool) -> CausalR
                                   weight_decay=config.weight_decay)  # fmt: skip
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(schedule, steps_per_epoch * config.epochs))
     checkpoint = folder / "checkpoint.pt"
-    state: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "seconds": 0.0}
+    state: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "seconds": 0.0, "losses": []}
     if resume and checkpoint.is_file():
         saved = torch.load(checkpoint, weights_only=True)
         model.load_state_dict(saved["trainable"], strict=False)
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        state = {k: saved[k] for k in ("epoch", "step", "history", "seconds", "before")}
+        state = {k: saved[k] for k in ("epoch", "step", "history", "seconds", "before", "losses")}
         torch.set_rng_state(saved["rng"])  # the adapters' dropout draws where it stopped
         console.print(f"resumed at epoch {state['epoch'] + 1}, step {state['step']}")
     else:
@@ -237,7 +237,7 @@ def _finetune_in(recipe: CausalRecipe, folder: Path, *, resume: bool) -> CausalR
         for epoch in range(state["epoch"], config.epochs):
             model.train()
             shuffled = torch.randperm(len(train), generator=torch.Generator().manual_seed(recipe.seed + epoch)).tolist()
-            losses = []
+            losses = state["losses"]  # this epoch's so far (a resumed epoch keeps those before the stop)
             for step in range(state["step"], steps_per_epoch):
                 rows = shuffled[step * config.batch_size : (step + 1) * config.batch_size]
                 loss = model(**collate(train, rows, pad)).loss
@@ -259,7 +259,7 @@ def _finetune_in(recipe: CausalRecipe, folder: Path, *, resume: bool) -> CausalR
             if len(validation):
                 record["val_perplexity"] = perplexity(model, validation, pad, config.batch_size)
             console.print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
-            state.update(epoch=epoch + 1, step=0, history=[*state["history"], record],
+            state.update(epoch=epoch + 1, step=0, history=[*state["history"], record], losses=[],
                          seconds=time.perf_counter() - started)  # fmt: skip
             save()
     model.eval()
@@ -296,10 +296,12 @@ def write_causal_package(dest: Path, recipe: CausalRecipe, model: Any, tokenizer
     """Write the package atomically (see the module's docstring)."""
     from safetensors.torch import save_file
 
+    lora = recipe.model.adapter == "lora"
+    targets = targets_of(recipe.model.target_modules, base) if lora else None
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     with atomic_dir(dest, overwrite=True) as tmp:
-        if recipe.model.adapter == "lora":
+        if lora:
             adapter = {k: v.contiguous() for k, v in _trainable(model).items()}
             save_file(adapter, str(tmp / "adapter.safetensors"))
         else:
@@ -313,8 +315,7 @@ def write_causal_package(dest: Path, recipe: CausalRecipe, model: Any, tokenizer
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "base": recipe.model.base,
             "base_sha256": base_sha256(base),
-            "adapter": recipe.model.model_dump(mode="json")
-            | {"target_modules": targets_of(recipe.model.target_modules, base)},
+            "model": recipe.model.model_dump(mode="json") | {"target_modules": targets},
             "parameters": {"trainable": trainable, "total": total},
             "metrics": metrics,
             "training": {"epochs": state["epoch"], "seconds": round(state["seconds"], 1), "history": state["history"]},
@@ -331,8 +332,8 @@ def _report(manifest: dict[str, Any]) -> str:
     share = 100 * manifest["parameters"]["trainable"] / max(manifest["parameters"]["total"], 1)
     summary = [
         ("base", f"{manifest['base']} (weights sha256 {manifest['base_sha256'][:12]}…)"),
-        ("adapter", "none (every weight trained)" if manifest["adapter"]["adapter"] == "none" else
-         f"LoRA rank {manifest['adapter']['rank']} on {', '.join(manifest['adapter']['target_modules'])}"),
+        ("adapter", "none (every weight trained)" if manifest["model"]["adapter"] == "none" else
+         f"LoRA rank {manifest['model']['rank']} on {', '.join(manifest['model']['target_modules'])}"),
         ("trainable parameters", f"{manifest['parameters']['trainable']:,} of {manifest['parameters']['total']:,} ({share:.2f}%)"),
         ("held-out perplexity, before / after", f"{r.fmt(metrics['val_perplexity_before'])} / {r.fmt(metrics['val_perplexity'])}"),
         ("rows (train / validation; cut to max_length)",
@@ -375,13 +376,13 @@ class CausalPackage:
         """The model (its adapter loaded onto the checked base; ``merge``: merged into its weights) and tokenizer."""
         tf = load_transformers()
         tokenizer = tf.AutoTokenizer.from_pretrained(self.path / "tokenizer")
-        if self.manifest["adapter"]["adapter"] == "none":
+        if self.manifest["model"]["adapter"] == "none":
             return tf.AutoModelForCausalLM.from_pretrained(self.path / "model", dtype=torch.float32).eval(), tokenizer
         from seekforge.models import load_tensors
 
         folder = resolve_pretrained(self.manifest["base"])
         check_base(folder, self.manifest["base"], self.manifest["base_sha256"])
-        targets = self.manifest["adapter"]["target_modules"]
+        targets = self.manifest["model"]["target_modules"]
         model, _, _ = load_base(
             CausalModel.model_validate({**self.recipe.model.model_dump(), "target_modules": targets})
         )
