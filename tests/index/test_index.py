@@ -136,3 +136,28 @@ def test_a_tiny_text_package_embeds_builds_grows_and_queries_its_index(tiny_text
     meta = json.loads((folder / "index.json").read_text())
     meta_sha = meta["package_sha256"]
     assert len(meta_sha) == 64 and meta["count"] == 3
+
+
+def test_a_graph_is_calibrated_to_the_target_recall_or_auto_searches_exactly() -> None:
+    from seekforge.index import TARGET_RECALL
+
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(20, 24)).astype(np.float32)
+    clustered = centres[rng.integers(0, 20, size=2000)] + 0.3 * rng.normal(size=(2000, 24)).astype(np.float32)
+    graph = _index(clustered, "hnsw")
+    found = graph.meta["calibration"]
+    assert (
+        found["recall_at_10"] >= TARGET_RECALL and graph.meta["hnsw"]["expansion_search"] == found["expansion_search"]
+    )
+    assert graph.graph.expansion_search == found["expansion_search"]
+    # no structure at all, and too few candidates allowed to find it: auto gives up the graph
+    import seekforge.index._index as module
+
+    noise = rng.normal(size=(60_000, 64)).astype(np.float32)
+    small, module.MAX_EXPANSION = module.MAX_EXPANSION, 16
+    try:
+        plain = new_index(_Vectors(64), [str(i) for i in range(len(noise))], [""] * len(noise),
+                          normalised(noise), kind="auto", hnsw={"expansion_search": 16, "expansion_add": 16})  # fmt: skip
+    finally:
+        module.MAX_EXPANSION = small
+    assert plain.kind == "exact" and plain.graph is None and plain.meta["calibration"]["recall_at_10"] < TARGET_RECALL

@@ -39,10 +39,17 @@ def build(
         raise typer.BadParameter(f"--kind is '{kind}'; choose exact, hnsw or auto")
     index, folder = build_index(package, corpus, output=output, text=text, id_field=id_field, kind=kind,  # type: ignore[arg-type]
                                 force=force)  # fmt: skip
+    calibration = index.meta.get("calibration")
     if as_json:
-        print_json({"index": folder, "count": len(index), "kind": index.kind, "dim": index.meta["dim"]})
+        print_json({"index": folder, "count": len(index), "kind": index.kind, "dim": index.meta["dim"],
+                    "calibration": calibration})  # fmt: skip
         return
     out.print(f"index: {folder} ({len(index):,} passages, {index.kind}, {index.meta['dim']} dimensions)", markup=False)
+    if calibration is not None:
+        err.print(f"HNSW recall@10 on {calibration['queries']} of its passages: {calibration['recall_at_10']:.4f} "
+                  f"(expansion_search {calibration['expansion_search']})"
+                  + ("; below 0.95 with every setting tried, so it is searched exactly" if index.kind == "exact" else ""),
+                  markup=False)  # fmt: skip
 
 
 @index_app.command("add")

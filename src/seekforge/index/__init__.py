@@ -3,6 +3,7 @@
 from seekforge.index._index import (
     EXACT_LIMIT,
     HNSW_DEFAULTS,
+    TARGET_RECALL,
     Hit,
     TextEmbedder,
     VectorIndex,
@@ -17,6 +18,7 @@ from seekforge.index._ops import Searcher, add_passages, build_index, default_lo
 __all__ = [
     "EXACT_LIMIT",
     "HNSW_DEFAULTS",
+    "TARGET_RECALL",
     "Hit",
     "Searcher",
     "TextEmbedder",

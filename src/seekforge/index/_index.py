@@ -33,8 +33,14 @@ FORMAT = 1
 EXACT_LIMIT = 50_000
 #: Texts embedded at a time.
 BATCH = 256
-#: HNSW settings: neighbours per node, candidates kept while inserting and while searching.
+#: HNSW settings: neighbours per node, candidates kept while inserting and while searching (the least; see
+#: :func:`calibrate`).
 HNSW_DEFAULTS = {"connectivity": 16, "expansion_add": 128, "expansion_search": 128}
+#: The recall@10 against exact search an HNSW index must reach on its own passages.
+TARGET_RECALL = 0.95
+#: Passages a calibration queries, and the most candidates it lets a search keep.
+CALIBRATION_QUERIES = 200
+MAX_EXPANSION = 4096
 
 Kind = Literal["auto", "exact", "hnsw"]
 
@@ -258,7 +264,46 @@ def new_index(embedder: TextEmbedder, ids: list[str], texts: list[str], vectors:
     if chosen == "hnsw":
         graph = _graph(meta)
         graph.add(keys, vectors)
+        found = calibrate(graph, vectors, settings["expansion_search"])
+        meta["calibration"] = found
+        settings["expansion_search"] = graph.expansion_search = found["expansion_search"]
+        if found["recall_at_10"] < TARGET_RECALL and kind == "auto":
+            # these vectors have no neighbourhoods a graph can follow (no structure): search them exactly
+            meta.pop("hnsw")
+            meta["kind"], graph = "exact", None
     return VectorIndex(meta, ids, texts, vectors, keys, graph)
+
+
+def calibrate(graph: Any, vectors: np.ndarray, least: int) -> dict[str, Any]:
+    """The fewest search candidates (``expansion_search``, from ``least``, doubling up to
+    :data:`MAX_EXPANSION`) with which the graph finds :data:`TARGET_RECALL` of the 10 exact nearest
+    neighbours of a seeded sample of its own vectors (each one's own match left out), and the recall each
+    setting reached."""
+    rng = np.random.default_rng(0)
+    sample = rng.choice(len(vectors), size=min(CALIBRATION_QUERIES, len(vectors)), replace=False)
+    queries = vectors[sample]
+    k = min(11, len(vectors))
+    scores = queries @ vectors.T
+    exact = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    truth = [set(map(int, row)) - {int(own)} for row, own in zip(exact, sample, strict=True)]
+    tried: dict[str, float] = {}
+    expansion = least
+    while True:
+        graph.expansion_search = expansion
+        found = graph.search(queries, k)
+        keys = np.atleast_2d(found.keys)
+        recall = float(
+            np.mean([len(set(map(int, row)) & t) / max(len(t), 1) for row, t in zip(keys, truth, strict=True)])
+        )
+        tried[str(expansion)] = round(recall, 4)
+        if recall >= TARGET_RECALL or expansion >= MAX_EXPANSION:
+            return {
+                "queries": len(sample),
+                "expansion_search": expansion,
+                "recall_at_10": round(recall, 4),
+                "tried": tried,
+            }
+        expansion *= 2
 
 
 def _graph(meta: dict[str, Any]) -> Any:
