@@ -22,6 +22,7 @@ from seekforge.core.errors import ConfigError, DataError, SeekforgeError
 from seekforge.core.io import atomic_path
 from seekforge.core.package import read_manifest, read_package_json
 from seekforge.core.progress import console, progress_task
+from seekforge.data import Preprocessor
 from seekforge.models import MODELS, ModelConfig, ModelIO, infer, model_spec_of, num_rows
 from seekforge.recipe import Recipe, load_recipe
 from seekforge.train import Distillation, Tensors, Trainer, TrainResult, task_loss
@@ -341,7 +342,8 @@ def _check_same_data(prepared: Prepared, manifest: dict[str, Any], source: Path)
             f"(hash {prepared.data_hash[:12]}..., the package says {expected[:12]}...)",
             hint="compress on the machine and data the package was trained with, or retrain it",
         )
-    fitted = read_package_json(source, "preprocessor.json")
+    # through this version's Preprocessor, so that a setting added since (at its default) is no difference
+    fitted = json.loads(json.dumps(Preprocessor.from_dict(read_package_json(source, "preprocessor.json")).to_dict()))
     if json.loads(json.dumps(prepared.preprocessor.to_dict())) != fitted:
         raise DataError(
             f"the preprocessor fitted again on the package's data differs from {source / 'preprocessor.json'}",
