@@ -263,20 +263,29 @@ def read_manifest(path: Path | str, *, verify: bool = True) -> dict[str, Any]:
     except RecursionError:
         raise PackageError(f"{manifest_path}: nested more than {MAX_MANIFEST_DEPTH} levels deep") from None
     check_manifest(manifest, manifest_path)
-    files = {name: package_file(path, name) for name in manifest["files"]}
+    for name in manifest["files"]:
+        package_file(path, name)
     if verify:
-        for name, file in files.items():
-            expected = manifest["files"][name]
-            if not file.is_file():
-                raise PackageError(f"{file} is missing from the package", hint="restore it or re-create the package")
-            actual = sha256_file(file)
-            if actual != expected:
-                raise PackageError(
-                    f"{file} was modified after the package was written "
-                    f"(sha256 {actual[:12]}..., expected {expected[:12]}...)",
-                    hint="restore the original file or re-create the package",
-                )
+        verify_files(path, manifest["files"])
     return manifest
+
+
+def verify_files(root: Path | str, files: Mapping[str, str], *, what: str = "package") -> None:
+    """Check that each of ``files`` (name -> sha256) lies inside ``root``, is there, and has its checksum.
+
+    Raises:
+        PackageError: The first file outside ``root``, missing or modified.
+    """
+    for name, expected in files.items():
+        file = package_file(root, name)
+        if not file.is_file():
+            raise PackageError(f"{file} is missing from the {what}", hint=f"restore it or re-create the {what}")
+        actual = sha256_file(file)
+        if actual != expected:
+            raise PackageError(
+                f"{file} was modified after the {what} was written (sha256 {actual[:12]}..., expected {expected[:12]}...)",
+                hint=f"restore the original file or re-create the {what}",
+            )
 
 
 def read_package_json(root: Path | str, name: str, *, limit: int = 1 << 30) -> Any:

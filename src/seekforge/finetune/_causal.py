@@ -27,6 +27,7 @@ from seekforge.core import report as r
 from seekforge.core.deps import require
 from seekforge.core.errors import DataError, PackageError, TrainingInterrupted
 from seekforge.core.io import atomic_dir, atomic_path, sha256_file, work_folder
+from seekforge.core.package import verify_files
 from seekforge.core.progress import console, progress_task
 from seekforge.finetune._causal_base import load_transformers, targets_of
 from seekforge.finetune._causal_recipe import CausalModel, CausalRecipe, Generation
@@ -364,12 +365,7 @@ class CausalPackage:
             files = dict(self.manifest["files"])
         except (ValueError, KeyError, TypeError) as exc:
             raise PackageError(f"{where} is damaged ({exc})") from None
-        for name, digest in files.items():
-            file = (self.path / name).resolve()
-            if self.path.resolve() not in file.parents or not file.is_file():
-                raise PackageError(f"{self.path / name} is missing or lies outside the package")
-            if sha256_file(file) != digest:
-                raise PackageError(f"{self.path / name} was modified after the package was written (sha256 differs)")
+        verify_files(self.path, files)
         self.recipe = CausalRecipe.model_validate(yaml.safe_load((self.path / "recipe.yaml").read_text("utf-8")))
 
     def load(self, *, merge: bool = False) -> tuple[Any, Any]:

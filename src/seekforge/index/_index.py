@@ -24,7 +24,7 @@ import numpy as np
 from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, DataError, PackageError
 from seekforge.core.io import atomic_dir, sha256_file
-from seekforge.core.package import read_manifest, read_package_json
+from seekforge.core.package import read_manifest, read_package_json, verify_files
 from seekforge.core.progress import progress_task
 from seekforge.core.variants import model_version
 
@@ -329,13 +329,7 @@ def open_index(folder: Path | str) -> VectorIndex:
         assert meta["format"] <= FORMAT, f"format {meta['format']} is newer than this seekforge reads ({FORMAT})"
     except (ValueError, KeyError, TypeError, AssertionError) as exc:
         raise PackageError(f"{path} is damaged or not an index description ({exc})") from None
-    for name, digest in files.items():
-        file = folder / name
-        if Path(name).name != name or not file.is_file():
-            raise PackageError(f"{file} is missing", hint="rebuild the index: seekforge index build ...")
-        if sha256_file(file) != digest:
-            raise PackageError(f"{file} was modified after the index was written (sha256 differs)",
-                               hint="rebuild the index: seekforge index build ...")  # fmt: skip
+    verify_files(folder, files, what="index")
     passages = [json.loads(line) for line in (folder / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
     vectors = np.load(folder / "vectors.npy", allow_pickle=False)
     keys = np.load(folder / "keys.npy", allow_pickle=False)
