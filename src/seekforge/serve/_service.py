@@ -510,7 +510,8 @@ async def _warm_up(model: ServedModel, *, strict: bool = False) -> None:
     At start a failure is only logged (the first request will say what is wrong); ``strict`` raises it."""
     if model.image_fields:
         return
-    rows, _ = model.schema.validate([{}])  # every value missing, so imputed
+    # every value missing, so imputed, but a text: a package may need every record to have its text
+    rows, _ = model.schema.validate([{f["name"]: "warm up" for f in model.manifest["inputs"] if f["type"] == "text"}])
     try:
         await asyncio.get_running_loop().run_in_executor(None, model.predict_rows, rows)
     except Exception as exc:
