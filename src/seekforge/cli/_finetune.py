@@ -75,7 +75,7 @@ def generate(
     rag: Annotated[
         Path | None, typer.Option("--rag", help="An index (seekforge index build): its top passages go in the prompt.")
     ] = None,
-    k: Annotated[int, typer.Option("-k", min=1, max=50, help="--rag: passages put in the prompt.")] = 4,
+    k: Annotated[int, typer.Option("-k", "--top", min=1, max=50, help="--rag: passages put in the prompt.")] = 4,
     as_json: JsonFlag = False,
 ) -> None:
     """Continue a prompt with a fine-tuned causal language model (its adapter merged into the checked base).
