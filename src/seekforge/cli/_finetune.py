@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -10,12 +11,19 @@ import typer
 from seekforge.cli._common import JsonFlag, Resume, RunDir, RunsDir, SetOption, out, print_json, print_metrics
 
 _SHAPE = """\b
-The recipe (every field but model.base and data.path has a default):
-  model: {base: builtin:minilm, adapter: lora, rank: 16, alpha: 32, dropout: 0.1, target_modules: [query, value]}
-  data: {path: reviews.jsonl, text: review, label: score}
-  training: {lr: 5e-4, epochs: 3, warmup_steps: 100, batch_size: 32}
-adapter: none trains every weight (full fine-tuning, for comparison). A full recipe (seekforge init
---template text) with model.adapter runs too."""
+The recipe, in short (every field but model.base and data.path has a default):
+  model:
+    base: builtin:minilm       # or a local Hugging Face folder
+    adapter: lora              # or none: every weight trains
+    rank: 16
+  data:
+    path: reviews.jsonl
+    text: review
+    label: score
+  training:
+    epochs: 3
+    warmup_steps: 100
+  task: classification         # regression; causal_lm (prompt and response, or text rows)"""
 
 
 def finetune(
@@ -26,10 +34,9 @@ def finetune(
     run_dir: RunDir = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Fine-tune a pretrained text encoder with a classification or regression head and write its package.
+    """Fine-tune a pretrained model and write its package: a text encoder with a classification or regression head, or a causal language model (task: causal_lm).
 
-    With LoRA the package keeps the adapters and the head (a few hundred kB) and names its base by
-    reference and sha256; `seekforge export` merges the adapters into an ordinary ONNX or OpenVINO model.
+    With LoRA the package keeps the adapters (and the head) and names its base by reference and sha256; seekforge export merges an encoder's adapters into an ordinary ONNX or OpenVINO model, and seekforge generate runs a causal language model. A full recipe with model.adapter runs too.
     """
     from seekforge.core.package import read_manifest
     from seekforge.finetune import CausalRecipe, finetune_causal, load_finetune_recipe
@@ -60,7 +67,7 @@ def finetune(
     out.print(f"report:  {result.package / 'report.html'}", markup=False)
 
 
-finetune.__doc__ = f"{finetune.__doc__}\n\n{_SHAPE}"
+finetune.__doc__ = f"{inspect.cleandoc(finetune.__doc__ or '')}\n\n{_SHAPE}"
 
 
 def generate(
