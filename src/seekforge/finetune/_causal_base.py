@@ -3,22 +3,18 @@ layers the adapter's target modules name."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from seekforge.core.deps import quiet_torchao, require
 from seekforge.core.errors import SeekforgeError
-from seekforge.models import default_targets, resolve_pretrained, target_problems
+from seekforge.models import adaptable_layers, default_targets, hf_transformers, resolve_pretrained, target_problems
 
 
 def load_transformers() -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    quiet_torchao()
-    transformers = require("transformers", purpose="causal language models")
-    transformers.utils.logging.disable_progress_bar()
+    """``transformers`` (offline), with its warnings about generation settings kept quiet."""
+    transformers = hf_transformers(purpose="causal language models")
     transformers.utils.logging.set_verbosity_error()
     return transformers
 
@@ -45,7 +41,7 @@ def base_problems(base: str, adapter: str, target_modules: list[str] | None) -> 
         targets = targets_of(target_modules, folder)
         if targets is None:
             return ["target_modules: PEFT knows no default for this architecture: name the layers to adapt"]
-        return target_problems(skeleton, targets)
+        return target_problems(adaptable_layers(skeleton), targets)
     return []
 
 

@@ -6,13 +6,23 @@ group; :func:`seekforge.testing.check_model_plugin` is the contract they must pa
 
 from seekforge.models._cnn import CNNConfig
 from seekforge.models._mlp import MLPConfig
-from seekforge.models._transformer import TransformerConfig, resolve_pretrained
+from seekforge.models._transformer import TransformerConfig, hf_transformers, resolve_pretrained
 from seekforge.models.config import MODELS, ModelConfig, ModelIO
 
-__all__ = ["MODELS", "CNNConfig", "MLPConfig", "ModelConfig", "ModelIO", "TransformerConfig", "resolve_pretrained"]
+__all__ = [
+    "MODELS",
+    "CNNConfig",
+    "MLPConfig",
+    "ModelConfig",
+    "ModelIO",
+    "TransformerConfig",
+    "hf_transformers",
+    "resolve_pretrained",
+]
 
 from seekforge.models._adapter import (
     AdapterConfig,
+    adaptable_layers,
     base_sha256,
     check_base,
     default_targets,
@@ -31,6 +41,14 @@ from seekforge.models._quantized import (
     split_state,
 )
 
-__all__ += ["AdapterConfig", "base_sha256", "check_base", "default_targets", "peft_model", "target_problems"]
+__all__ += [
+    "AdapterConfig",
+    "adaptable_layers",
+    "base_sha256",
+    "check_base",
+    "default_targets",
+    "peft_model",
+    "target_problems",
+]
 __all__ += ["build_model", "check_model_size", "collate", "infer", "load_tensors", "model_spec_of", "num_rows"]
 __all__ += ["QUANT_FILE", "Exported", "check_qat_supported", "convert", "prepare_qat", "quantized_model", "split_state"]

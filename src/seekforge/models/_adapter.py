@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -68,6 +69,7 @@ def default_targets(folder: Path) -> list[str] | None:
         model_type = json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    _peft()  # a missing PEFT says how to install it
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as targets
 
     found = targets.get(model_type)
@@ -101,21 +103,24 @@ def base_sha256(folder: Path) -> str:
     return _sha256_cached(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
 
 
-def adaptable_names(encoder: nn.Module) -> list[str]:
-    """The names (last parts) of the layers of ``encoder`` PEFT can adapt, sorted."""
-    return sorted({name.rsplit(".", 1)[-1] for name, module in encoder.named_modules()
-                   if name and isinstance(module, _WRAPPABLE)})  # fmt: skip
+def adaptable_layers(model: nn.Module) -> tuple[str, ...]:
+    """The dotted names of the layers of ``model`` PEFT can adapt."""
+    return tuple(name for name, module in model.named_modules() if name and isinstance(module, _WRAPPABLE))
 
 
-def target_problems(encoder: nn.Module, targets: list[str]) -> list[str]:
-    """The targets that match no layer PEFT can adapt, with the layer names that exist."""
-    names = [name for name, module in encoder.named_modules() if name and isinstance(module, _WRAPPABLE)]
-    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+def layer_names(layers: Sequence[str]) -> str:
+    """The different last parts of dotted layer names, sorted: how target modules name them."""
+    return ", ".join(sorted({name.rsplit(".", 1)[-1] for name in layers}))
+
+
+def target_problems(layers: Sequence[str], targets: Sequence[str]) -> list[str]:
+    """The targets that match none of ``layers`` (:func:`adaptable_layers`), with the layer names that exist."""
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in layers)]
     if not missing:
         return []
     return [
         f"target_modules: {', '.join(repr(t) for t in missing)} match no layer of the encoder; "
-        f"its adaptable layers are named {', '.join(adaptable_names(encoder))}"
+        f"its adaptable layers are named {layer_names(layers)}"
     ]
 
 

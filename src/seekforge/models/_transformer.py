@@ -19,11 +19,12 @@ from seekforge.core.deps import quiet_torchao, require
 from seekforge.core.errors import ConfigError, SeekforgeError
 from seekforge.models._adapter import (
     AdapterConfig,
-    adaptable_names,
+    adaptable_layers,
     base_sha256,
     check_base,
     default_targets,
     is_adapter_key,
+    layer_names,
     merged,
     target_problems,
     with_adapter,
@@ -55,10 +56,11 @@ def resolve_pretrained(ref: str) -> Path:
     return path
 
 
-def _transformers() -> Any:
+def hf_transformers(purpose: str = "pretrained transformer encoders") -> Any:
+    """The ``transformers`` module, offline, without its download progress bars."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
     quiet_torchao()
-    transformers = require("transformers", purpose="pretrained transformer encoders")
+    transformers = require("transformers", purpose=purpose)
     transformers.utils.logging.disable_progress_bar()
     return transformers
 
@@ -126,9 +128,10 @@ class TransformerConfig(ModelConfig):
         ):
             return data
         try:
-            targets = default_targets(resolve_pretrained(data["pretrained"]))
+            folder = resolve_pretrained(data["pretrained"])
         except SeekforgeError:
             return data  # the after-validator says what is wrong with the base
+        targets = default_targets(folder)
         return {**data, "adapter": {**adapter, "target_modules": targets}} if targets else data
 
     @model_validator(mode="after")
@@ -170,13 +173,11 @@ class TransformerConfig(ModelConfig):
             folder = resolve_pretrained(self.pretrained)
         except SeekforgeError as exc:
             raise ValueError(exc.message) from None
+        layers = _adaptable_layers(str(folder), (folder / "config.json").stat().st_mtime_ns)
         if self.adapter.target_modules is None:
-            names = ", ".join(_encoder_layout(str(folder), (folder / "config.json").stat().st_mtime_ns, ()))
             raise ValueError(f"adapter.target_modules: PEFT knows no default for this encoder's architecture: name "
-                             f"the layers to adapt; its adaptable layers are named {names}")  # fmt: skip
-        problems = _encoder_layout(
-            str(folder), (folder / "config.json").stat().st_mtime_ns, tuple(self.adapter.target_modules)
-        )
+                             f"the layers to adapt; its adaptable layers are named {layer_names(layers)}")  # fmt: skip
+        problems = target_problems(layers, self.adapter.target_modules)
         if problems:
             raise ValueError(f"adapter.{problems[0]}")
 
@@ -199,7 +200,7 @@ class TransformerConfig(ModelConfig):
         if self.pretrained is None or "hf_config" in io.extra:
             return io
         folder = resolve_pretrained(self.pretrained)
-        extra = {**io.extra, "hf_config": _transformers().AutoConfig.from_pretrained(folder).to_dict()}
+        extra = {**io.extra, "hf_config": hf_transformers().AutoConfig.from_pretrained(folder).to_dict()}
         if self.adapter is not None:
             extra["base_sha256"] = base_sha256(folder)
         return ModelIO(**{**io.to_dict(), "extra": extra})
@@ -284,7 +285,7 @@ class TextTransformer(nn.Module):
         self.max_length = io.max_length
         self.adapted = config.adapter is not None
         if self.hf:
-            tf = _transformers()
+            tf = hf_transformers()
             # An adapter's base always loads from its reference (a package holds only the adapters), except
             # for a skeleton built on the meta device to check a package's shapes.
             if load_weights or (self.adapted and torch.empty(0).device.type != "meta"):
@@ -523,13 +524,11 @@ def _resize_layers(encoder: nn.Module, layers: list[PrunedLayer]) -> None:
 
 
 @functools.lru_cache(maxsize=16)
-def _encoder_layout(folder: str, _mtime: int, targets: tuple[str, ...]) -> list[str]:
-    """Problems with adapting the encoder in ``folder`` (built on the meta device, so no weights load); with
-    no ``targets``, the names of its adaptable layers."""
-    tf = _transformers()
+def _adaptable_layers(folder: str, _mtime: int) -> tuple[str, ...]:
+    """The layers PEFT can adapt of the encoder in ``folder`` (built on the meta device: no weights load)."""
+    tf = hf_transformers()
     with torch.device("meta"):
-        encoder = tf.AutoModel.from_config(tf.AutoConfig.from_pretrained(folder))
-    return target_problems(encoder, list(targets)) if targets else adaptable_names(encoder)
+        return adaptable_layers(tf.AutoModel.from_config(tf.AutoConfig.from_pretrained(folder)))
 
 
 def _has(module: nn.Module, path: str) -> bool:
