@@ -100,7 +100,7 @@ def test_bad_input_is_refused_before_any_work(tiny_llm: Path, tmp_path: Path) ->
     rows = [{"prompt": p, "response": a} for p, a in PAIRS]
     del rows[3]["response"]
     recipe = load_finetune_recipe(_recipe(tmp_path, tiny_llm, rows=rows))
-    with pytest.raises(DataError, match=r"pairs.jsonl line 4: 'response' is empty in 1 rows"):
+    with pytest.raises(DataError, match=r"pairs.jsonl line 4: 'response' is empty in 1 row"):
         finetune_causal(recipe, runs_dir=tmp_path / "runs")
     assert not (tmp_path / "runs" / "llm").exists() or not any((tmp_path / "runs" / "llm").iterdir())
     encoder = tmp_path / "distilbert"

@@ -30,6 +30,7 @@ _HOME = {
     "load_splits": "_split",
     "check_table": "_validate",
     "row_place": "_validate",
+    "require_values": "_validate",
     "TextEncoder": "_text",
     "ImageStats": "_images",
     "load_images": "_images",
@@ -61,6 +62,7 @@ __all__ = [
     "load_splits",
     "nested_positions",
     "read_source",
+    "require_values",
     "row_place",
 ]
 

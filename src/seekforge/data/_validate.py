@@ -66,7 +66,7 @@ def check_table(frame: pd.DataFrame, features: FeaturesConfig, *, with_output: b
                 hint="flatten the nested column into plain columns (one per field), or leave it out of the features",
             )
         if feature.type == "text" and feature.missing == "error":
-            _required(column, frame, feature.name)
+            require_values(column, frame, feature.name)
         if feature.type == "numeric":
             out[feature.name] = _numeric(column, frame, feature.name, is_output=feature is features.output)
         elif feature.type == "binary":
@@ -78,13 +78,19 @@ def check_table(frame: pd.DataFrame, features: FeaturesConfig, *, with_output: b
                     hint=f"declare '{feature.name}' as type category",
                 )
     if with_output:
-        _required(out[features.output.name], frame, features.output.name, what=" (the output)",
+        require_values(out[features.output.name], frame, features.output.name, what=" (the output)",
                   hint="drop unlabelled rows first (seekforge data clean) or fill them in")  # fmt: skip
     return out
 
 
-def _required(column: pd.Series, frame: pd.DataFrame, name: str, *, what: str = "", hint: str | None = None) -> None:
-    """Refuse a column with missing values, naming the first one's row."""
+def require_values(
+    column: pd.Series, frame: pd.DataFrame, name: str, *, what: str = "", hint: str | None = None
+) -> None:
+    """Refuse a column of ``frame`` with missing values, naming the first one's line (or row) and the count.
+
+    Raises:
+        DataError: A value is missing.
+    """
     absent = np.flatnonzero(column.isna().to_numpy())
     if len(absent):
         raise DataError(

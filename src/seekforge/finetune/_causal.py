@@ -84,7 +84,7 @@ def read_rows(recipe: CausalRecipe) -> tuple[list[str], list[str] | None]:
     Raises:
         DataError: Neither a prompt/response pair nor a text field, or a row without one (named by its line).
     """
-    from seekforge.data import read_source, row_place
+    from seekforge.data import read_source, require_values
 
     data = recipe.data
     frame = read_source(data.path)
@@ -99,10 +99,7 @@ def read_rows(recipe: CausalRecipe) -> tuple[list[str], list[str] | None]:
             hint="name them with data.prompt and data.response (instructions) or data.text (plain text)",
         )
     for name in fields:
-        absent = np.flatnonzero(frame[name].isna().to_numpy())
-        if len(absent):
-            raise DataError(f"{row_place(frame, int(absent[0]))}: '{name}' is empty in {len(absent)} rows",
-                            hint=f"every row needs its '{name}': drop or fill the rows without it")  # fmt: skip
+        require_values(frame[name], frame, name)
     columns = [[str(v) for v in frame[name]] for name in fields]
     return columns[0], columns[1] if len(columns) == 2 else None
 

@@ -110,7 +110,7 @@ def read_corpus(path: str | Path, *, text: str, id_field: str | None) -> tuple[l
     Raises:
         DataError: A missing field, a row without its text or id, a repeated id (each named by its line).
     """
-    from seekforge.data import read_source, row_place
+    from seekforge.data import read_source, require_values, row_place
 
     frame = read_source(str(path))
     wanted = [text] + ([id_field] if id_field else [])
@@ -123,10 +123,9 @@ def read_corpus(path: str | Path, *, text: str, id_field: str | None) -> tuple[l
         )
     id_field = id_field or ("id" if "id" in frame.columns else None)
     for field in [text] + ([id_field] if id_field else []):
-        absent = np.flatnonzero(frame[field].isna().to_numpy())
-        if len(absent):
-            raise DataError(f"{row_place(frame, int(absent[0]))}: '{field}' is empty in {len(absent)} rows",
-                            hint=f"every passage needs its '{field}': drop or fill the rows without it")  # fmt: skip
+        require_values(
+            frame[field], frame, field, hint=f"every passage needs its '{field}': drop or fill the rows without it"
+        )
     ids = [str(v) for v in frame[id_field]] if id_field else [str(i + 1) for i in range(len(frame))]
     seen: dict[str, int] = {}
     for position, key in enumerate(ids):
