@@ -167,11 +167,10 @@ def load_finetune_recipe(source: str | Path, *, overrides: Iterable[str] = ()) -
         raise ConfigError(
             f"{path}: task '{task}' is not one seekforge finetune knows; choose one of {', '.join(TASKS)}"
         )
+    # the short forms are named after their file unless they say otherwise (an override still wins)
+    named = [*([] if isinstance(raw, dict) and "name" in raw else [f"name='{_name(path)}'"]), *overrides]
     if task == "causal_lm":
-        causal = load_config(path, CausalRecipe, what="fine-tuning recipe", overrides=overrides, resolve_paths=True)
-        if "name" not in causal.model_fields_set:
-            causal = CausalRecipe.model_validate({**causal.model_dump(), "name": _name(path)})
-        return causal
+        return load_config(path, CausalRecipe, what="fine-tuning recipe", overrides=named, resolve_paths=True)
     if isinstance(raw, dict) and "features" in raw:
         recipe = load_recipe(path, overrides=overrides)
         if recipe.model.type != "transformer" or getattr(recipe.model, "pretrained", None) is None:
@@ -181,10 +180,8 @@ def load_finetune_recipe(source: str | Path, *, overrides: Iterable[str] = ()) -
                 hint="set model.type: transformer and model.pretrained (e.g. builtin:minilm), or use seekforge run",
             )
         return recipe
-    short = load_config(path, FinetuneRecipe, what="fine-tuning recipe", overrides=overrides, resolve_paths=True,
+    short = load_config(path, FinetuneRecipe, what="fine-tuning recipe", overrides=named, resolve_paths=True,
                         hint="see `seekforge finetune --help` for the recipe's shape")  # fmt: skip
-    if "name" not in short.model_fields_set:
-        short = FinetuneRecipe.model_validate({**short.model_dump(), "name": _name(path)})
     return load_recipe(short.to_recipe())
 
 
