@@ -103,9 +103,12 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def read_corpus(path: str | Path, *, text: str, id_field: str | None) -> tuple[list[str], list[str]]:
-    """The ids and texts of a corpus file (.jsonl, .csv, .parquet); ids default to the ``id`` field when
-    there is one, else each row's number (from 1).
+def read_corpus(
+    path: str | Path, *, text: str | None, id_field: str | None, preferred: str | None = None
+) -> tuple[list[str], list[str]]:
+    """The ids and texts of a corpus file (.jsonl, .csv, .parquet). The text field is ``text``, else
+    ``preferred`` (a package's own text input) when the corpus has it, else ``text``; ids default to the
+    ``id`` field when there is one, else each row's number (from 1).
 
     Raises:
         DataError: A missing field, a row without its text or id, a repeated id (each named by its line).
@@ -113,6 +116,7 @@ def read_corpus(path: str | Path, *, text: str, id_field: str | None) -> tuple[l
     from seekforge.data import read_source, require_values, row_place
 
     frame = read_source(str(path))
+    text = text or (preferred if preferred in frame.columns else "text")
     wanted = [text] + ([id_field] if id_field else [])
     missing = [f for f in wanted if f not in frame.columns]
     if missing:

@@ -31,15 +31,6 @@ def index_folder(target: Path | str) -> Path:
     return target
 
 
-def _text_field(embedder: TextEmbedder, corpus: Path | str, text: str | None) -> str:
-    if text is not None:
-        return text
-    from seekforge.data import read_source
-
-    columns = set(map(str, read_source(str(corpus)).columns))
-    return embedder.field if embedder.field in columns else "text"
-
-
 def build_index(
     package: Path | str,
     corpus: Path | str,
@@ -60,7 +51,7 @@ def build_index(
         DataError: A corpus problem, named by its line.
     """
     embedder = TextEmbedder(Path(package))
-    ids, texts = read_corpus(corpus, text=_text_field(embedder, corpus, text), id_field=id_field)
+    ids, texts = read_corpus(corpus, text=text, id_field=id_field, preferred=embedder.field)
     folder = Path(output) if output is not None else default_location(Path(package))
     if folder.exists() and not force:
         raise ConfigError(f"{folder} already exists", hint="pass --force to replace it, or choose another --output")
@@ -70,12 +61,13 @@ def build_index(
 
 def add_passages(target: Path | str, corpus: Path | str, *, text: str | None = None,
                  id_field: str | None = None) -> VectorIndex:  # fmt: skip
-    """Embed ``corpus`` with the index's own package and add it (new ids only)."""
+    """Embed ``corpus`` with the index's own package and add it (new ids only); its text field is chosen as
+    :func:`build_index` chooses it."""
     folder = index_folder(target)
     index = open_index(folder)
     embedder = TextEmbedder(Path(index.meta["package"]))
     check_embedder(index, embedder)
-    ids, texts = read_corpus(corpus, text=text or index.meta["text_field"], id_field=id_field)
+    ids, texts = read_corpus(corpus, text=text, id_field=id_field, preferred=index.meta["text_field"])
     grown = index.added(ids, texts, embedder(texts, show=True))
     grown.write(folder, overwrite=True)
     return grown
