@@ -21,7 +21,7 @@ def explain(
     ],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Folder for the report and attributions [default: the run's explain/]."),
+        typer.Option("--output", "-o", help="Folder for the report and attributions \\[default: the run's explain/]."),
     ] = None,
     rows: Annotated[int, typer.Option("--rows", min=1, help="Explain the first N rows.")] = 100,
     method: Annotated[

@@ -14,16 +14,19 @@ index_app = typer.Typer(help="Vector indexes of a corpus, embedded by a text pac
 Target = Annotated[Path, typer.Argument(help="An index folder, or a package (its index beside it: PACKAGE-index).")]
 Corpus = Annotated[Path, typer.Argument(help="Passages: .jsonl, .csv or .parquet, one per row.")]
 TextField = Annotated[
-    str | None, typer.Option("--text", help="The passages' text field [default: the package's text input, else text].")
+    str | None,
+    typer.Option("--text", help="The passages' text field \\[default: the package's text input, else text]."),
 ]
-IdField = Annotated[str | None, typer.Option("--id", help="The passages' id field [default: id, else the row number].")]
+IdField = Annotated[
+    str | None, typer.Option("--id", help="The passages' id field \\[default: id, else the row number].")
+]
 
 
 @index_app.command("build")
 def build(
     package: Annotated[Path, typer.Argument(help="A text package: its encoder embeds the passages.")],
     corpus: Corpus,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="[default: PACKAGE-index beside it]")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="\\[default: PACKAGE-index beside it]")] = None,
     text: TextField = None,
     id_field: IdField = None,
     kind: Annotated[

@@ -16,7 +16,7 @@ registry_app = typer.Typer(help="The model registry: versions, aliases (champion
 Where = Annotated[
     str | None,
     typer.Option(
-        "--registry", help="A SQLite file or SQLAlchemy URL [default: $SEEKFORGE_REGISTRY or runs/registry.db]."
+        "--registry", help="A SQLite file or SQLAlchemy URL \\[default: $SEEKFORGE_REGISTRY or runs/registry.db]."
     ),
 ]
 Alias = Annotated[str, typer.Option("--alias", help="The alias to move.")]
@@ -41,7 +41,7 @@ def registered(package: Path, where: str | None) -> Path:
 def register(
     package: Annotated[Path, typer.Argument(help="Model package folder.")],
     name: Annotated[
-        str | None, typer.Option("--name", help="Register under this name [default: the package's].")
+        str | None, typer.Option("--name", help="Register under this name \\[default: the package's].")
     ] = None,
     where: Where = None,
     as_json: JsonFlag = False,

@@ -20,7 +20,7 @@ def serve(
     package: Annotated[Path, typer.Argument(help="Model package folder, or registry:NAME@ALIAS (or @VERSION).")],
     registry: Annotated[
         str | None,
-        typer.Option("--registry", help="registry: references: its file or URL [default: runs/registry.db]."),
+        typer.Option("--registry", help="registry: references: its file or URL \\[default: runs/registry.db]."),
     ] = None,
     http_port: Annotated[int, typer.Option("--http-port", min=0, max=65535, help="HTTP port (0: any free).")] = 8000,
     grpc_port: Annotated[int, typer.Option("--grpc-port", min=0, max=65535, help="gRPC port (0: any free).")] = 50051,

@@ -175,7 +175,7 @@ def pipeline_cmd(
     runs_dir: RunsDir = Path("runs"),
     registry: Annotated[
         str | None,
-        typer.Option("--registry", help="Registry file or URL [default: $SEEKFORGE_REGISTRY or runs/registry.db]."),
+        typer.Option("--registry", help="Registry file or URL \\[default: $SEEKFORGE_REGISTRY or runs/registry.db]."),
     ] = None,
     alias: Annotated[str, typer.Option("--alias", help="The alias a passing package takes.")] = "champion",
     promote: Annotated[bool, typer.Option("--promote/--no-promote", help="Promote when every gate passes.")] = True,
