@@ -149,7 +149,7 @@ def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>",
                                                 pad_token="<pad>", unk_token="<unk>")  # fmt: skip
     fast.save_pretrained(folder)
-    config = transformers.LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    config = transformers.LlamaConfig(vocab_size=len(vocab), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
                                       bos_token_id=1, eos_token_id=2, pad_token_id=0,
                                       initializer_range=0.5)  # fmt: skip  # weights that reach the logits

@@ -110,7 +110,54 @@ def test_bad_input_is_refused_before_any_work(tiny_llm: Path, tmp_path: Path) ->
         load_finetune_recipe(_recipe(tmp_path, encoder))
     with pytest.raises(ConfigError, match=r"'wq' match no layer.*q_proj"):
         load_finetune_recipe(_recipe(tmp_path, tiny_llm, model={"base": str(tiny_llm), "target_modules": ["wq"]}))
-    with pytest.raises(ConfigError, match="task 'preference' is not one seekforge finetune knows"):
-        load_finetune_recipe(_recipe(tmp_path, tiny_llm, task="preference"))
+    with pytest.raises(ConfigError, match="task 'dialogue' is not one seekforge finetune knows"):
+        load_finetune_recipe(_recipe(tmp_path, tiny_llm, task="dialogue"))
     with pytest.raises(PackageError, match="not a causal language model package"):
         CausalPackage(tmp_path)
+
+
+def test_qlora_trains_on_a_4_bit_base_and_merges_into_its_dequantized_weights(tiny_llm: Path, tmp_path: Path) -> None:
+    from seekforge.finetune import qlora_problem
+
+    path = _recipe(tmp_path, tiny_llm, model={"base": str(tiny_llm), "adapter": "qlora", "rank": 8, "dropout": 0.0})
+    missing = qlora_problem()
+    if missing is not None:  # no CUDA GPU and no bitsandbytes CPU backend here: refused in one line
+        with pytest.raises(ConfigError, match="adapter: qlora needs"):
+            load_finetune_recipe(path)
+        return
+    done = finetune_causal(load_finetune_recipe(path), runs_dir=tmp_path / "runs")
+    assert done.metrics["val_perplexity"] < 0.5 * done.metrics["val_perplexity_before"], done.metrics
+    package = CausalPackage(done.package)
+    held = package.manifest["base_in_memory"]
+    assert held["dtype"] == "nf4" and held["double_quantization"] and package.manifest["model"]["adapter"] == "qlora"
+    full = transformers.AutoModelForCausalLM.from_pretrained(tiny_llm).get_memory_footprint()
+    assert held["bytes"] < full  # the embeddings and the output head stay in float32: not 8 times smaller
+    quantized, tokenizer = package.load()
+    merged, _ = package.load(merge=True)
+    assert any(type(m).__name__ == "Linear4bit" for m in quantized.modules())
+    assert not any(type(m).__name__ == "Linear4bit" for m in merged.modules())  # merged into float32 weights
+    batch = tokenizer(["what colour is coal", "what colour is the sky"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        difference = (quantized(**batch).logits - merged(**batch).logits).abs().max()
+    assert difference <= 1e-4  # the merged weights are the 4-bit ones dequantized, plus the adapters
+
+
+def test_qlora_is_refused_in_one_line_where_it_cannot_run(
+    tiny_llm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.metadata
+    import platform
+
+    path = _recipe(tmp_path, tiny_llm, model={"base": str(tiny_llm), "adapter": "qlora"})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    with pytest.raises(ConfigError, match=r"needs a CUDA GPU or bitsandbytes' CPU backend .* CPU aarch64"):
+        load_finetune_recipe(path)
+
+    def absent(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", absent)
+    with pytest.raises(ConfigError, match=r"needs bitsandbytes, which is not installed; run: pip install .*qlora\]"):
+        load_finetune_recipe(path)
+    assert not (tmp_path / "runs").exists()

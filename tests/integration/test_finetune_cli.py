@@ -80,3 +80,15 @@ def test_a_causal_lm_finetunes_and_generates_with_retrieved_passages(
     assert len(found["passages"]) == 2 and isinstance(found["output"], str)
     refused = seekforge("generate", str(tiny_text_package), "-p", "x", cwd=tmp_path)
     assert refused.returncode == 2 and "not a causal language model package" in refused.stderr
+    # then preference tuning from that package's adapter
+    answers = [a for _, a in PAIRS]
+    (tmp_path / "prefs.jsonl").write_text("".join(json.dumps({"prompt": p, "chosen": a, "rejected": answers[(i + 1) % 6]}) + "\n"
+                                                  for i, (p, a) in enumerate(PAIRS * 3)))  # fmt: skip
+    dpo = {"task": "preference", "model": {"start": done["package"]}, "data": {"path": "prefs.jsonl", "validation": 0.2},
+           "training": {"lr": 0.01, "epochs": 1, "batch_size": 4, "max_length": 16}}  # fmt: skip
+    (tmp_path / "dpo.yaml").write_text(json.dumps(dpo))
+    tuned = seekforge("finetune", "dpo.yaml", cwd=tmp_path, check=True).stdout
+    assert "held-out pairs where the chosen response is the likelier" in tuned and "reward margin" in tuned
+    package = next(line.split(maxsplit=1)[1] for line in tuned.splitlines() if line.startswith("package:"))
+    assert json.loads((Path(package) if Path(package).is_absolute() else tmp_path / package).joinpath(
+        "causal.json").read_text())["preference"]["start"]["package"] == str(tmp_path / done["package"])  # fmt: skip

@@ -14,7 +14,7 @@ _SHAPE = """\b
 The recipe, in short (every field but model.base and data.path has a default):
   model:
     base: builtin:minilm       # or a local Hugging Face folder
-    adapter: lora              # or none: every weight trains
+    adapter: lora              # qlora (causal LMs: a 4-bit base); none: every weight trains
     rank: 16
   data:
     path: reviews.jsonl
@@ -23,7 +23,9 @@ The recipe, in short (every field but model.base and data.path has a default):
   training:
     epochs: 3
     warmup_steps: 100
-  task: classification         # regression; causal_lm (prompt and response, or text rows)"""
+  task: classification         # regression; causal_lm (prompt and response, or text rows);
+                               # preference (prompt, chosen, rejected rows: DPO, with
+                               # model.start: a causal_lm package, or model.base)"""
 
 
 def finetune(
@@ -34,23 +36,35 @@ def finetune(
     run_dir: RunDir = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Fine-tune a pretrained model and write its package: a text encoder with a classification or regression head, or a causal language model (task: causal_lm).
+    """Fine-tune a pretrained model and write its package: a text encoder with a classification or regression head, a causal language model (task: causal_lm), or one tuned on preference pairs (task: preference, DPO through TRL).
 
     With LoRA the package keeps the adapters (and the head) and names its base by reference and sha256; seekforge export merges an encoder's adapters into an ordinary ONNX or OpenVINO model, and seekforge generate runs a causal language model. A full recipe with model.adapter runs too.
     """
     from seekforge.core.package import read_manifest
-    from seekforge.finetune import CausalRecipe, finetune_causal, load_finetune_recipe
+    from seekforge.finetune import (
+        CausalRecipe,
+        PreferenceRecipe,
+        finetune_causal,
+        finetune_preference,
+        load_finetune_recipe,
+    )
     from seekforge.pipeline import run
 
     resolved = load_finetune_recipe(recipe, overrides=set_ or [])
-    if isinstance(resolved, CausalRecipe):
-        done = finetune_causal(resolved, runs_dir=runs_dir, resume=resume, run_dir=run_dir)
+    if isinstance(resolved, CausalRecipe | PreferenceRecipe):
+        tune = finetune_causal if isinstance(resolved, CausalRecipe) else finetune_preference
+        done = tune(resolved, runs_dir=runs_dir, resume=resume, run_dir=run_dir)  # type: ignore[arg-type]
         if as_json:
             print_json({"run_dir": done.run_dir, "package": done.package, "metrics": done.metrics})
             return
-        before, after = done.metrics["val_perplexity_before"], done.metrics["val_perplexity"]
-        if after is not None:
-            out.print(f"held-out perplexity: {before:.3f} before, {after:.3f} after", markup=False)
+        figures = done.metrics
+        if figures.get("val_perplexity") is not None:
+            out.print(f"held-out perplexity: {figures['val_perplexity_before']:.3f} before, "
+                      f"{figures['val_perplexity']:.3f} after", markup=False)  # fmt: skip
+        if figures.get("pairs_preferred") is not None:
+            out.print(f"held-out pairs where the chosen response is the likelier: {figures['pairs_preferred_before']:.3f}"
+                      f" before, {figures['pairs_preferred']:.3f} after; reward margin {figures['reward_margin']:.4f}, "
+                      f"accuracy {figures['reward_accuracy']:.3f}", markup=False)  # fmt: skip
         out.print(f"package: {done.package}", markup=False)
         out.print(f"report:  {done.package / 'report.html'}", markup=False)
         return
@@ -93,7 +107,7 @@ def generate(
 
     opened = CausalPackage(package)
     given = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
-    settings = Generation.model_validate({**opened.recipe.generation.model_dump(),
+    settings = Generation.model_validate({**opened.generation.model_dump(),
                                           **{k: v for k, v in given.items() if v is not None}})  # fmt: skip
     passages = []
     if rag is not None:

@@ -157,7 +157,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
             if key in data:
                 data[key] = resolve(data[key])
     model = raw.get("model")
-    for key in ("pretrained", "base"):  # base: a fine-tuning recipe's encoder
+    for key in ("pretrained", "base", "start"):  # base, start: a fine-tuning recipe's model, or package to go on from
         if isinstance(model, dict) and key in model:
             model[key] = resolve(model[key])
     warm = raw.get("warm_start")

@@ -34,6 +34,7 @@ _INSTALL: dict[str, tuple[str, str]] = {
     "peft": ("peft", "finetune"),
     "trl": ("trl", "finetune"),
     "usearch": ("usearch", "finetune"),
+    "bitsandbytes": ("bitsandbytes", "qlora"),
     "torch_pruning": ("torch-pruning", "compress"),
     "torchao": ("torchao", "compress"),
     "fastapi": ("fastapi", "serve"),
@@ -126,11 +127,15 @@ def _version() -> str:
     return __version__
 
 
-def quiet_torchao() -> None:
-    """torchao (imported by us for QAT, and by transformers whenever it is installed) logs a warning for
-    each optional CUDA kernel it cannot load on a CPU machine, and torch one for a registration it now
-    does itself: noise for our users, so raise those loggers to errors before the import."""
+def quiet_imports() -> None:
+    """Before importing transformers, PEFT or bitsandbytes: the Hugging Face hub offline (nothing is ever
+    downloaded: bitsandbytes, on a CPU with AVX-512 BF16, otherwise reaches for a hub kernel as it is
+    imported), and the warnings these imports log on a CPU machine raised to errors: torchao's for each
+    optional CUDA kernel it cannot load, torch's for a registration it now does itself, bitsandbytes' for
+    the hub kernel it then falls back from (to its own CPU code), and the kernels package's about that hub."""
     import logging
+    import os
 
-    for name in ("torchao", "torch.utils._pytree"):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for name in ("torchao", "torch.utils._pytree", "bitsandbytes", "kernels"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -1,21 +1,17 @@
-"""Fine-tuning a causal language model: LoRA adapters (PEFT) or every weight, on ``{prompt, response}`` pairs
-(the prompt's tokens masked out of the loss) or plain ``{text}``; perplexity on a held-out split before and
-after, sample generations, and a package that ``seekforge generate`` loads.
-
-A causal-LM package holds ``causal.json`` (the base's reference and weights' sha256, the adapter, the
-figures, each file's sha256), the adapter's weights (``adapter.safetensors``; with ``adapter: none`` the
-whole model in ``model/``), the tokenizer it trained with, ``recipe.yaml`` and ``report.html``. It is
-written atomically and checked when opened; an adapter refuses any base but its own.
+"""Fine-tuning a causal language model: LoRA adapters (PEFT; QLoRA's on a 4-bit base) or every weight, on
+``{prompt, response}`` pairs (the prompt's tokens masked out of the loss) or plain ``{text}``; perplexity on
+a held-out split before and after, sample generations, and a package (see ``_causal_package``) that
+``seekforge generate`` loads.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,39 +20,16 @@ import torch
 import yaml
 
 from seekforge.core import report as r
-from seekforge.core.deps import require
-from seekforge.core.errors import DataError, PackageError, TrainingInterrupted
-from seekforge.core.io import atomic_dir, atomic_path, sha256_file, work_folder
-from seekforge.core.package import verify_files
+from seekforge.core.config import BaseConfig
+from seekforge.core.errors import ConfigError, DataError, TrainingInterrupted
+from seekforge.core.io import atomic_path, work_folder, write_text_atomic
 from seekforge.core.progress import console, progress_task
-from seekforge.finetune._causal_base import load_transformers, targets_of
-from seekforge.finetune._causal_recipe import CausalModel, CausalRecipe, Generation
-from seekforge.models import (
-    base_sha256,
-    check_base,
-    peft_model,
-    resolve_pretrained,
-)
+from seekforge.finetune._causal_base import MANIFEST, targets_of
+from seekforge.finetune._causal_package import load_base, trainable_weights, write_causal_package
+from seekforge.finetune._causal_recipe import CausalRecipe, Generation
 from seekforge.train import TrainConfig, lr_lambda
 
 IGNORE = -100  # the label cross-entropy skips
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-MANIFEST = "causal.json"
-
-
-def load_base(model: CausalModel) -> tuple[Any, Any, Path]:
-    """The base model (float32, on the CPU) with LoRA layers when asked, its tokenizer, and its folder."""
-    tf = load_transformers()
-    folder = resolve_pretrained(model.base)
-    tokenizer = tf.AutoTokenizer.from_pretrained(folder)
-    torch_model = tf.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    if model.adapter == "lora":
-        peft = require("peft", purpose="LoRA adapters")
-        alpha = model.alpha if model.alpha is not None else 2.0 * model.rank
-        config = peft.LoraConfig(task_type="CAUSAL_LM", r=model.rank, lora_alpha=alpha, lora_dropout=model.dropout,
-                                 target_modules=targets_of(model.target_modules, folder))  # fmt: skip
-        torch_model = peft_model(torch_model, config)
-    return torch_model, tokenizer, folder
 
 
 # ------------------------------------------------------------------------------------------- the data
@@ -104,9 +77,16 @@ def read_rows(recipe: CausalRecipe) -> tuple[list[str], list[str] | None]:
     return columns[0], columns[1] if len(columns) == 2 else None
 
 
+def joined(prompt: str, response: str) -> str:
+    """``response`` as it follows ``prompt`` in one text: after a space, unless either side has whitespace
+    where they meet (so that the last word of one and the first of the other stay two words)."""
+    return response if not prompt or prompt[-1].isspace() or response[:1].isspace() else f" {response}"
+
+
 def encode(tokenizer: Any, first: list[str], responses: list[str] | None, max_length: int) -> Examples:
-    """Token ids and labels: a prompt's tokens are labelled ``IGNORE``, its response's tokens and the end of
-    sequence are learned; a plain text is learned whole. Sequences longer than ``max_length`` are cut."""
+    """Token ids and labels: a prompt's tokens are labelled ``IGNORE``, its response's tokens (the two
+    tokenized as one text, :func:`joined`, as TRL does) and the end of sequence are learned; a plain text is
+    learned whole. Sequences longer than ``max_length`` are cut."""
     eos = tokenizer.eos_token_id
     ids, labels, truncated = [], [], 0
     for position, text in enumerate(first):
@@ -115,8 +95,9 @@ def encode(tokenizer: Any, first: list[str], responses: list[str] | None, max_le
             target = list(sequence)
         else:
             prompt = tokenizer(text).input_ids
-            answer = [*tokenizer(responses[position], add_special_tokens=False).input_ids, eos]
-            sequence, target = prompt + answer, [IGNORE] * len(prompt) + answer
+            sequence = [*tokenizer(text + joined(text, responses[position])).input_ids, eos]
+            start = next((i for i, (a, b) in enumerate(zip(prompt, sequence, strict=False)) if a != b), len(prompt))
+            target = [IGNORE] * start + sequence[start:]  # where the two part: tokens may merge across the join
         if len(sequence) > max_length:
             truncated += 1
             sequence, target = sequence[:max_length], target[:max_length]
@@ -125,8 +106,9 @@ def encode(tokenizer: Any, first: list[str], responses: list[str] | None, max_le
     return Examples(ids, labels, list(first) if responses is not None else [], truncated)
 
 
-def collate(examples: Examples, rows: list[int], pad: int) -> dict[str, torch.Tensor]:
-    """A right-padded batch of ``rows``: input ids, attention mask, labels (``IGNORE`` on the padding)."""
+def collate(examples: Examples, rows: list[int], pad: int, to: torch.device | None = None) -> dict[str, torch.Tensor]:
+    """A right-padded batch of ``rows`` (on device ``to``): input ids, attention mask, labels (``IGNORE`` on
+    the padding)."""
     width = max(len(examples.ids[i]) for i in rows)
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
@@ -136,22 +118,29 @@ def collate(examples: Examples, rows: list[int], pad: int) -> dict[str, torch.Te
         ids[k, :n] = torch.tensor(examples.ids[i])
         labels[k, :n] = torch.tensor(examples.labels[i])
         mask[k, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return {"input_ids": ids.to(to), "attention_mask": mask.to(to), "labels": labels.to(to)}
 
 
 @torch.no_grad()
-def perplexity(model: Any, examples: Examples, pad: int, batch_size: int) -> float:
-    """exp of the mean negative log-likelihood of the labelled tokens (each predicted from those before it)."""
+def log_likelihoods(model: Any, examples: Examples, pad: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the log-likelihood of its labelled tokens (each predicted from those before it), and their count."""
     model.eval()
-    total, count = 0.0, 0
+    sums, counts = [], []
     for start in range(0, len(examples), batch_size):
-        batch = collate(examples, list(range(start, min(start + batch_size, len(examples)))), pad)
+        batch = collate(examples, list(range(start, min(start + batch_size, len(examples)))), pad, model.device)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
         targets = batch["labels"][:, 1:]
-        total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                                         ignore_index=IGNORE, reduction="sum"))  # fmt: skip
-        count += int((targets != IGNORE).sum())
-    return math.exp(total / max(count, 1))
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2).float(), targets, ignore_index=IGNORE,
+                                                reduction="none")  # fmt: skip
+        sums.append((-nll.sum(dim=1)).cpu().numpy())
+        counts.append((targets != IGNORE).sum(dim=1).cpu().numpy())
+    return (np.concatenate(sums), np.concatenate(counts)) if sums else (np.zeros(0), np.zeros(0, dtype=int))
+
+
+def perplexity(model: Any, examples: Examples, pad: int, batch_size: int) -> float:
+    """exp of the mean negative log-likelihood of the labelled tokens."""
+    sums, counts = log_likelihoods(model, examples, pad, batch_size)
+    return math.exp(-float(sums.sum()) / max(int(counts.sum()), 1))
 
 
 # ------------------------------------------------------------------------------------------- training
@@ -167,8 +156,34 @@ class CausalResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _trainable(model: Any) -> dict[str, torch.Tensor]:
-    return {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
+@contextmanager
+def run_folder(recipe: BaseConfig, runs_dir: Path | str, *, resume: bool, run_dir: Path | str | None,
+               checkpointed: Callable[[Path], bool]) -> Iterator[Path]:  # fmt: skip
+    """The run's folder with the recipe in it: ``run_dir``, with ``resume`` the newest unfinished run of the
+    recipe's name (whose recipe must be this one), else a new one; removed when the work in it fails before
+    anything there is ``checkpointed``.
+
+    Raises:
+        ConfigError: Nothing to resume, or the run to resume started from another recipe.
+    """
+    fresh = not resume and not (run_dir is not None and Path(run_dir).exists())
+    folder = work_folder(Path(runs_dir) / str(recipe.name), resume=resume,
+                         explicit=Path(run_dir) if run_dir else None,
+                         resumable=lambda d: not (d / "package" / MANIFEST).is_file())  # fmt: skip
+    saved, current = folder / "recipe.yaml", recipe.model_dump(mode="json")
+    if resume and saved.is_file():
+        before = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
+        changed = [key for key in {*before, *current} if before.get(key) != current.get(key)]
+        if changed:
+            raise ConfigError(f"{saved}: the run to resume started from another recipe ({', '.join(sorted(changed))} "
+                              "differ)", hint="resume with the recipe it started from, or run without --resume")  # fmt: skip
+    write_text_atomic(saved, yaml.safe_dump(current, sort_keys=False))
+    try:
+        yield folder
+    except BaseException:
+        if fresh and not checkpointed(folder):  # nothing in it to resume
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def finetune_causal(recipe: CausalRecipe, *, runs_dir: Path | str = "runs", resume: bool = False,
@@ -180,22 +195,15 @@ def finetune_causal(recipe: CausalRecipe, *, runs_dir: Path | str = "runs", resu
         DataError: A data problem, named by its line.
         TrainingInterrupted: Stopped on request; the checkpoint is written, ``resume`` continues.
     """
-    fresh = not resume and not (run_dir is not None and Path(run_dir).exists())
-    folder = work_folder(Path(runs_dir) / recipe.name, resume=resume, explicit=Path(run_dir) if run_dir else None,
-                         resumable=lambda d: not (d / "package" / MANIFEST).is_file())  # fmt: skip
-    try:
+    with run_folder(recipe, runs_dir, resume=resume, run_dir=run_dir,
+                    checkpointed=lambda d: (d / "checkpoint.pt").exists()) as folder:  # fmt: skip
         return _finetune_in(recipe, folder, resume=resume)
-    except BaseException:
-        if fresh and not (folder / "checkpoint.pt").exists():  # nothing in it to resume
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
 
 
 def _finetune_in(recipe: CausalRecipe, folder: Path, *, resume: bool) -> CausalResult:
     from seekforge.train import StopSignals
 
     console.print(f"[bold]finetune[/] {recipe.name} -> {folder}")
-    (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), "utf-8")
     torch.manual_seed(recipe.seed)
     model, tokenizer, base = load_base(recipe.model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -226,7 +234,7 @@ def _finetune_in(recipe: CausalRecipe, folder: Path, *, resume: bool) -> CausalR
 
     def save() -> None:
         with atomic_path(checkpoint) as tmp:
-            torch.save({**state, "trainable": _trainable(model), "optimizer": optimizer.state_dict(),
+            torch.save({**state, "trainable": trainable_weights(model), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state()}, tmp)  # fmt: skip
 
     started = time.perf_counter() - state["seconds"]
@@ -238,7 +246,7 @@ def _finetune_in(recipe: CausalRecipe, folder: Path, *, resume: bool) -> CausalR
             losses = state["losses"]  # this epoch's so far (a resumed epoch keeps those before the stop)
             for step in range(state["step"], steps_per_epoch):
                 rows = shuffled[step * config.batch_size : (step + 1) * config.batch_size]
-                loss = model(**collate(train, rows, pad)).loss
+                loss = model(**collate(train, rows, pad, model.device)).loss
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip is not None:
@@ -264,11 +272,35 @@ def _finetune_in(recipe: CausalRecipe, folder: Path, *, resume: bool) -> CausalR
     after = state["history"][-1].get("val_perplexity")
     metrics = {"val_perplexity_before": state["before"], "val_perplexity": after, "train_rows": len(train),
                "validation_rows": len(validation), "truncated_rows": everything.truncated}  # fmt: skip
-    prompts = recipe.generation.prompts or validation.prompts[: recipe.generation.samples]
-    samples = [{"prompt": p, "output": generate(model, tokenizer, p, recipe.generation, seed=recipe.seed)}
-               for p in prompts]  # fmt: skip
-    package = write_causal_package(folder / "package", recipe, model, tokenizer, base, metrics, state, samples)
+    section = recipe.model.model_dump(mode="json")
+    if recipe.model.adapter != "none":
+        section["target_modules"] = targets_of(recipe.model.target_modules, base)
+    training = {"epochs": state["epoch"], "seconds": round(state["seconds"], 1), "history": state["history"]}
+    rows = [
+        ("held-out perplexity, before / after", f"{r.fmt(metrics['val_perplexity_before'])} / {r.fmt(after)}"),
+        ("rows (train / validation; cut to max_length)",
+         f"{metrics['train_rows']} / {metrics['validation_rows']}; {metrics['truncated_rows']}"),
+        ("training seconds", training["seconds"]),
+    ]  # fmt: skip
+    chart = r.line_chart({"train loss": [h["train_loss"] for h in state["history"]]}, title="training loss")
+    if any("val_perplexity" in h for h in state["history"]):
+        chart += r.line_chart({"held-out perplexity": [h["val_perplexity"] for h in state["history"]]},
+                              title="perplexity")  # fmt: skip
+    package = write_causal_package(
+        folder / "package", name=recipe.name, recipe=recipe, section=section, model=model, tokenizer=tokenizer,
+        parts={"metrics": metrics, "training": training, "generation": recipe.generation.model_dump(mode="json"),
+               "samples": samples_of(model, tokenizer, recipe.generation, validation.prompts, recipe.seed)},
+        rows=rows, sections=[("Curves", chart)],
+    )  # fmt: skip
     return CausalResult(folder, package, metrics, state["history"])
+
+
+def samples_of(
+    model: Any, tokenizer: Any, settings: Generation, held_out: list[str], seed: int
+) -> list[dict[str, str]]:
+    """The report's sample generations: of the recipe's prompts, else of the first held-out ones."""
+    prompts = settings.prompts or held_out[: settings.samples]
+    return [{"prompt": p, "output": generate(model, tokenizer, p, settings, seed=seed)} for p in prompts]
 
 
 # ------------------------------------------------------------------------------------------- generation
@@ -278,112 +310,9 @@ def _finetune_in(recipe: CausalRecipe, folder: Path, *, resume: bool) -> CausalR
 def generate(model: Any, tokenizer: Any, prompt: str, settings: Generation, *, seed: int = 0) -> str:
     """The text ``model`` continues ``prompt`` with (sampling seeded; greedy at temperature 0)."""
     torch.manual_seed(seed)
-    encoded = tokenizer(prompt, return_tensors="pt")
+    encoded = tokenizer(prompt, return_tensors="pt").to(model.device)
     sample = settings.temperature > 0
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     output = model.generate(**encoded, max_new_tokens=settings.max_new_tokens, do_sample=sample, pad_token_id=pad,
                             **({"temperature": settings.temperature, "top_p": settings.top_p} if sample else {}))  # fmt: skip
     return str(tokenizer.decode(output[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True))
-
-
-# ------------------------------------------------------------------------------------------- the package
-
-
-def write_causal_package(dest: Path, recipe: CausalRecipe, model: Any, tokenizer: Any, base: Path,
-                         metrics: dict[str, Any], state: dict[str, Any], samples: list[dict[str, str]]) -> Path:  # fmt: skip
-    """Write the package atomically (see the module's docstring)."""
-    from safetensors.torch import save_file
-
-    lora = recipe.model.adapter == "lora"
-    targets = targets_of(recipe.model.target_modules, base) if lora else None
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    with atomic_dir(dest, overwrite=True) as tmp:
-        if lora:
-            adapter = {k: v.contiguous() for k, v in _trainable(model).items()}
-            save_file(adapter, str(tmp / "adapter.safetensors"))
-        else:
-            model.save_pretrained(tmp / "model")
-        tokenizer.save_pretrained(tmp / "tokenizer")
-        (tmp / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), "utf-8")
-        manifest = {
-            "format": 1,
-            "kind": "causal_lm",
-            "name": recipe.name,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "base": recipe.model.base,
-            "base_sha256": base_sha256(base),
-            "model": recipe.model.model_dump(mode="json") | {"target_modules": targets},
-            "parameters": {"trainable": trainable, "total": total},
-            "metrics": metrics,
-            "training": {"epochs": state["epoch"], "seconds": round(state["seconds"], 1), "history": state["history"]},
-            "samples": samples,
-        }
-        (tmp / "report.html").write_text(_report(manifest), "utf-8")
-        files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-        (tmp / MANIFEST).write_text(json.dumps({**manifest, "files": files}, indent=2), "utf-8")
-    return dest
-
-
-def _report(manifest: dict[str, Any]) -> str:
-    metrics, history = manifest["metrics"], manifest["training"]["history"]
-    share = 100 * manifest["parameters"]["trainable"] / max(manifest["parameters"]["total"], 1)
-    summary = [
-        ("base", f"{manifest['base']} (weights sha256 {manifest['base_sha256'][:12]}…)"),
-        ("adapter", "none (every weight trained)" if manifest["model"]["adapter"] == "none" else
-         f"LoRA rank {manifest['model']['rank']} on {', '.join(manifest['model']['target_modules'])}"),
-        ("trainable parameters", f"{manifest['parameters']['trainable']:,} of {manifest['parameters']['total']:,} ({share:.2f}%)"),
-        ("held-out perplexity, before / after", f"{r.fmt(metrics['val_perplexity_before'])} / {r.fmt(metrics['val_perplexity'])}"),
-        ("rows (train / validation; cut to max_length)",
-         f"{metrics['train_rows']} / {metrics['validation_rows']}; {metrics['truncated_rows']}"),
-        ("training seconds", manifest["training"]["seconds"]),
-    ]  # fmt: skip
-    curves = {"train loss": [h["train_loss"] for h in history]}
-    chart = r.line_chart(curves, title="training loss")
-    if any("val_perplexity" in h for h in history):
-        chart += r.line_chart({"held-out perplexity": [h["val_perplexity"] for h in history]}, title="perplexity")
-    rows = [(s["prompt"], s["output"]) for s in manifest["samples"]]
-    sections = [("Fine-tuning", r.table(summary)), ("Curves", chart),
-                ("Sample generations", r.table(rows, ["prompt", "generated"]) if rows else "<p>none</p>")]  # fmt: skip
-    return r.page(f"seekforge: {manifest['name']}", f"causal language model, created {manifest['created']}", sections)
-
-
-class CausalPackage:
-    """A causal-LM package, opened: every file checked, the base checked against its sha256."""
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        where = self.path / MANIFEST
-        if not where.is_file():
-            raise PackageError(f"{self.path} is not a causal language model package (no {MANIFEST})",
-                               hint="make one with seekforge finetune and task: causal_lm")  # fmt: skip
-        try:
-            self.manifest = json.loads(where.read_text(encoding="utf-8"))
-            files = dict(self.manifest["files"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise PackageError(f"{where} is damaged ({exc})") from None
-        verify_files(self.path, files)
-        self.recipe = CausalRecipe.model_validate(yaml.safe_load((self.path / "recipe.yaml").read_text("utf-8")))
-
-    def load(self, *, merge: bool = False) -> tuple[Any, Any]:
-        """The model (its adapter loaded onto the checked base; ``merge``: merged into its weights) and tokenizer."""
-        tf = load_transformers()
-        tokenizer = tf.AutoTokenizer.from_pretrained(self.path / "tokenizer")
-        if self.manifest["model"]["adapter"] == "none":
-            return tf.AutoModelForCausalLM.from_pretrained(self.path / "model", dtype=torch.float32).eval(), tokenizer
-        from seekforge.models import load_tensors
-
-        folder = resolve_pretrained(self.manifest["base"])
-        check_base(folder, self.manifest["base"], self.manifest["base_sha256"])
-        targets = self.manifest["model"]["target_modules"]
-        model, _, _ = load_base(
-            CausalModel.model_validate({**self.recipe.model.model_dump(), "target_modules": targets})
-        )
-        weights = load_tensors(self.path / "adapter.safetensors")
-        expected = {k for k, p in model.named_parameters() if p.requires_grad}
-        if set(weights) != expected:
-            wrong = sorted(set(weights) ^ expected)[:3]
-            raise PackageError(f"{self.path / 'adapter.safetensors'} does not fit the base's adapter layers: {wrong}")
-        model.load_state_dict(weights, strict=False)
-        model = model.merge_and_unload() if merge else model
-        return model.eval(), tokenizer

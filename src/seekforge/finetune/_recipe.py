@@ -19,11 +19,11 @@ from seekforge.core.config import BaseConfig
 from seekforge.core.config_file import load_config
 from seekforge.core.errors import ConfigError, SeekforgeError
 from seekforge.data.config import SplitConfig
-from seekforge.finetune._causal_recipe import CausalRecipe
+from seekforge.finetune._causal_recipe import CausalRecipe, PreferenceRecipe
 from seekforge.models import TransformerConfig, resolve_pretrained
 from seekforge.recipe import Recipe, load_recipe
 
-TASKS = ("classification", "regression", "causal_lm")
+TASKS = ("classification", "regression", "causal_lm", "preference")
 #: The learning rate when the recipe names none: adapters train well at ten times full fine-tuning's.
 DEFAULT_LR = {"lora": 5e-4, "none": 5e-5}
 
@@ -41,7 +41,7 @@ class FinetuneModel(BaseConfig):
     """
 
     base: Annotated[str, Field(min_length=1)]
-    adapter: Literal["lora", "none"] = "lora"
+    adapter: Literal["lora", "qlora", "none"] = "lora"
     rank: Annotated[int, Field(ge=1, le=4096)] = 16
     alpha: Annotated[float, Field(gt=0)] | None = None
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
@@ -60,6 +60,9 @@ class FinetuneModel(BaseConfig):
 
     @model_validator(mode="after")
     def _base_fits(self) -> FinetuneModel:
+        if self.adapter == "qlora":
+            raise ValueError("adapter: qlora holds a causal language model's base in 4 bits (task: causal_lm); an "
+                             "encoder classifier trains with adapter: lora")  # fmt: skip
         try:
             resolve_pretrained(self.base)
         except SeekforgeError as exc:
@@ -149,9 +152,12 @@ class FinetuneRecipe(BaseConfig):
         }
 
 
-def load_finetune_recipe(source: str | Path, *, overrides: Iterable[str] = ()) -> Recipe | CausalRecipe:
-    """A fine-tuning recipe: with ``task: causal_lm`` a :class:`CausalRecipe`; otherwise (the short form
-    above, or a full recipe with a pretrained transformer) the recipe ``seekforge run`` takes.
+def load_finetune_recipe(
+    source: str | Path, *, overrides: Iterable[str] = ()
+) -> Recipe | CausalRecipe | PreferenceRecipe:
+    """A fine-tuning recipe: with ``task: causal_lm`` a :class:`CausalRecipe`, with ``task: preference`` a
+    :class:`PreferenceRecipe`; otherwise (the short form above, or a full recipe with a pretrained
+    transformer) the recipe ``seekforge run`` takes.
 
     Raises:
         ConfigError: Every problem at once, with its line; or a full recipe whose model is not a
@@ -169,8 +175,9 @@ def load_finetune_recipe(source: str | Path, *, overrides: Iterable[str] = ()) -
         )
     # the short forms are named after their file unless they say otherwise (an override still wins)
     named = [*([] if isinstance(raw, dict) and "name" in raw else [f"name='{_name(path)}'"]), *overrides]
-    if task == "causal_lm":
-        return load_config(path, CausalRecipe, what="fine-tuning recipe", overrides=named, resolve_paths=True)
+    if task in ("causal_lm", "preference"):
+        kind = CausalRecipe if task == "causal_lm" else PreferenceRecipe
+        return load_config(path, kind, what="fine-tuning recipe", overrides=named, resolve_paths=True)
     if isinstance(raw, dict) and "features" in raw:
         recipe = load_recipe(path, overrides=overrides)
         if recipe.model.type != "transformer" or getattr(recipe.model, "pretrained", None) is None:

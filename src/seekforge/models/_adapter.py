@@ -19,7 +19,7 @@ from pydantic import Field
 from torch import nn
 
 from seekforge.core.config import BaseConfig
-from seekforge.core.deps import quiet_torchao, require
+from seekforge.core.deps import quiet_imports, require
 from seekforge.core.errors import PackageError
 
 #: Layer types PEFT's LoRA can wrap.
@@ -56,7 +56,7 @@ class AdapterConfig(BaseConfig):
 
 
 def _peft() -> Any:
-    quiet_torchao()
+    quiet_imports()
     return require("peft", purpose="LoRA adapters")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from seekforge.core.deps import quiet_torchao, require
+from seekforge.core.deps import quiet_imports, require
 from seekforge.core.errors import ConfigError, PackageError
 
 QUANT_FILE = "quantization.safetensors"
@@ -34,7 +34,7 @@ def check_qat_supported() -> None:
 
 
 def _torchao() -> Any:
-    quiet_torchao()
+    quiet_imports()
     return require("torchao", purpose="Quantization-aware training")
 
 

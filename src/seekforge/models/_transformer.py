@@ -4,7 +4,6 @@ mean or [CLS] pooling, and a linear head."""
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Mapping
 from copy import deepcopy
 from pathlib import Path
@@ -15,7 +14,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from seekforge.core.config import BaseConfig
-from seekforge.core.deps import quiet_torchao, require
+from seekforge.core.deps import quiet_imports, require
 from seekforge.core.errors import ConfigError, SeekforgeError
 from seekforge.models._adapter import (
     AdapterConfig,
@@ -58,8 +57,7 @@ def resolve_pretrained(ref: str) -> Path:
 
 def hf_transformers(purpose: str = "pretrained transformer encoders") -> Any:
     """The ``transformers`` module, offline, without its download progress bars."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
-    quiet_torchao()
+    quiet_imports()  # offline: never reach for the network
     transformers = require("transformers", purpose=purpose)
     transformers.utils.logging.disable_progress_bar()
     return transformers
