@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -131,6 +133,25 @@ def tiny_text_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 #: Questions and answers a tiny language model learns (tests of causal-LM fine-tuning).
 PAIRS = [("what colour is the sky", "blue"), ("what colour is grass", "green"), ("what colour is snow", "white"),
          ("what colour is coal", "black"), ("what colour is blood", "red"), ("what colour is the sun", "yellow")]  # fmt: skip
+
+
+@contextmanager
+def stop_requested_at_once() -> Iterator[None]:
+    """Training finds a stop requested (as by Ctrl-C) from its start: it stops after its first optimizer step."""
+    from seekforge.train import StopSignals
+
+    original = StopSignals.__enter__
+
+    def requested(self: StopSignals) -> StopSignals:
+        entered = original(self)
+        self.requested = True
+        return entered
+
+    StopSignals.__enter__ = requested  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        StopSignals.__enter__ = original  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")

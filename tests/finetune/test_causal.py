@@ -18,7 +18,7 @@ from seekforge.finetune import (
     finetune_causal,
     load_finetune_recipe,
 )
-from tests.conftest import PAIRS
+from tests.conftest import PAIRS, stop_requested_at_once
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("peft")
@@ -69,26 +69,14 @@ def test_lora_lowers_loss_and_perplexity_and_the_package_reloads_and_merges(tiny
 
 def test_an_interrupted_finetune_resumes_to_the_same_adapter(tiny_llm: Path, tmp_path: Path) -> None:
     from seekforge.core.errors import TrainingInterrupted
-    from seekforge.train import StopSignals
 
     rows = [{"prompt": p, "response": a} for p, a in PAIRS * 3]
     recipe = load_finetune_recipe(
         _recipe(tmp_path, tiny_llm, rows, training={"lr": 0.02, "epochs": 2, "batch_size": 4})
     )
     whole = CausalPackage(finetune_causal(recipe, runs_dir=tmp_path / "a").package)
-    original = StopSignals.__enter__
-
-    def stop_soon(self: StopSignals) -> StopSignals:
-        entered = original(self)
-        self.requested = True  # stop after the first optimizer step
-        return entered
-
-    StopSignals.__enter__ = stop_soon  # type: ignore[method-assign]
-    try:
-        with pytest.raises(TrainingInterrupted, match="stopped at epoch 1, step 1"):
-            finetune_causal(recipe, runs_dir=tmp_path / "b")
-    finally:
-        StopSignals.__enter__ = original  # type: ignore[method-assign]
+    with stop_requested_at_once(), pytest.raises(TrainingInterrupted, match="stopped at epoch 1, step 1"):
+        finetune_causal(recipe, runs_dir=tmp_path / "b")
     resumed = CausalPackage(finetune_causal(recipe, runs_dir=tmp_path / "b", resume=True).package)
     from safetensors.torch import load_file
 

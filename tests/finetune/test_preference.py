@@ -18,7 +18,7 @@ from seekforge.finetune import (
     generate,
     load_finetune_recipe,
 )
-from tests.conftest import PAIRS
+from tests.conftest import PAIRS, stop_requested_at_once
 
 pytest.importorskip("trl")
 
@@ -80,27 +80,14 @@ def test_dpo_from_a_package_moves_its_adapter_towards_the_chosen_responses(sft_p
 def test_dpo_from_a_base_trains_new_adapters_and_resumes_where_it_stopped(tiny_llm: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
-    from seekforge.train import StopSignals
-
     recipe = load_finetune_recipe(_dpo(tmp_path, {"base": str(tiny_llm), "rank": 4}, _pairs(shift=0, copies=3),
                                        epochs=2, batch_size=4))  # fmt: skip
     assert isinstance(recipe, PreferenceRecipe)
     whole = finetune_preference(recipe, runs_dir=tmp_path / "a")
     assert whole.metrics["pairs_preferred"] >= whole.metrics["pairs_preferred_before"]
     assert CausalPackage(whole.package).manifest["preference"]["start"] is None
-    original = StopSignals.__enter__
-
-    def stop_soon(self: StopSignals) -> StopSignals:
-        entered = original(self)
-        self.requested = True  # stop after the first optimizer step
-        return entered
-
-    StopSignals.__enter__ = stop_soon  # type: ignore[method-assign]
-    try:
-        with pytest.raises(TrainingInterrupted, match="stopped at step 1 of 8"):
-            finetune_preference(recipe, runs_dir=tmp_path / "b")
-    finally:
-        StopSignals.__enter__ = original  # type: ignore[method-assign]
+    with stop_requested_at_once(), pytest.raises(TrainingInterrupted, match="stopped at step 1 of 8"):
+        finetune_preference(recipe, runs_dir=tmp_path / "b")
     changed = PreferenceRecipe.model_validate({**recipe.model_dump(), "seed": 1})
     with pytest.raises(ConfigError, match=r"the run to resume started from another recipe \(seed differ"):
         finetune_preference(changed, runs_dir=tmp_path / "b", resume=True)

@@ -61,6 +61,9 @@ training:
     path = _write(tmp_path, "model: {base: builtin:minilm, target_modules: [qkv]}\ndata: {path: c.jsonl}\n")
     with pytest.raises(ConfigError, match=r"'qkv' match no layer of the encoder; its adaptable layers are named dense"):
         load_finetune_recipe(path)
+    path = _write(tmp_path, "model: {base: builtin:minilm, adapter: qlora}\ndata: {path: c.jsonl}\n")
+    with pytest.raises(ConfigError, match=r"adapter: qlora holds a causal language model's base in 4 bits"):
+        load_finetune_recipe(path)
     path = _write(tmp_path, f"model: {{base: {tmp_path}, adapter: none}}\ndata: {{path: c.jsonl}}\n")
     with pytest.raises(ConfigError, match=r"base: .* is not a local Hugging Face model directory"):
         load_finetune_recipe(path)

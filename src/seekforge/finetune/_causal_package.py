@@ -52,7 +52,10 @@ def load_base(model: CausalModel, *, dequantized: bool = False) -> tuple[Any, An
         else:
             with warnings.catch_warnings():  # transformers' renames of gradient checkpointing, seen by PEFT
                 warnings.simplefilter("ignore", FutureWarning)
-                torch_model = require("peft", purpose="QLoRA").prepare_model_for_kbit_training(torch_model)
+                torch_model = require("peft", purpose="QLoRA").prepare_model_for_kbit_training(
+                    torch_model,
+                    gradient_checkpointing_kwargs={"use_reentrant": False},  # torch's advice
+                )
     else:
         torch_model = tf.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device())
     if model.adapter in ("lora", "qlora"):

@@ -133,20 +133,14 @@ class PreferenceData(BaseConfig):
     validation: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
 
 
-class PreferenceTraining(BaseConfig):
+class PreferenceTraining(CausalTraining):
     """DPO through TRL: ``beta`` weighs the divergence from the reference (lower: further from it);
-    ``loss``: ``sigmoid`` (DPO), ``ipo`` or ``hinge`` (SLiC); AdamW at ``lr`` with a linear schedule warming
-    up over ``warmup_steps``; a prompt with its response is cut to ``max_length`` tokens."""
+    ``loss``: ``sigmoid`` (DPO), ``ipo`` or ``hinge`` (SLiC); the rest as for causal_lm (a prompt with its
+    response is cut to ``max_length`` tokens)."""
 
     lr: Annotated[float, Field(gt=0)] = 5e-5
-    epochs: Annotated[int, Field(ge=1)] = 1
-    warmup_steps: Annotated[int, Field(ge=0)] = 0
-    batch_size: Annotated[int, Field(ge=1)] = 8
-    max_length: Annotated[int, Field(ge=8, le=32768)] = 512
     beta: Annotated[float, Field(gt=0)] = 0.1
     loss: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
-    grad_clip: Annotated[float, Field(gt=0)] = 1.0
 
 
 class PreferenceRecipe(BaseConfig):

@@ -139,8 +139,8 @@ def _tune_in(recipe: PreferenceRecipe, folder: Path, *, resume: bool) -> CausalR
             output_dir=str(folder / "trainer"), seed=recipe.seed, data_seed=recipe.seed, num_train_epochs=config.epochs,
             per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
             learning_rate=config.lr, lr_scheduler_type="linear", warmup_steps=config.warmup_steps,
-            weight_decay=config.weight_decay, max_grad_norm=config.grad_clip, beta=config.beta, loss_type=[config.loss],
-            max_length=config.max_length, logging_steps=1, eval_strategy="epoch" if held else "no",
+            weight_decay=config.weight_decay, max_grad_norm=config.grad_clip or 0.0, beta=config.beta,
+            loss_type=[config.loss], max_length=config.max_length, logging_steps=1, eval_strategy="epoch" if held else "no",
             save_strategy="epoch", save_total_limit=1, report_to="none", disable_tqdm=True, dataloader_num_workers=0,
             use_cpu=not gpu, bf16=gpu and torch.cuda.is_bf16_supported(),
         )  # fmt: skip
