@@ -14,7 +14,8 @@ _SHAPE = """\b
 The recipe, in short (every field but model.base and data.path has a default):
   model:
     base: builtin:minilm       # or a local Hugging Face folder
-    adapter: lora              # qlora (causal LMs: a 4-bit base); none: every weight trains
+    adapter: lora              # qlora: on a 4-bit base (causal LMs);
+                               # none: every weight trains
     rank: 16
   data:
     path: reviews.jsonl
@@ -23,9 +24,10 @@ The recipe, in short (every field but model.base and data.path has a default):
   training:
     epochs: 3
     warmup_steps: 100
-  task: classification         # regression; causal_lm (prompt and response, or text rows);
-                               # preference (prompt, chosen, rejected rows: DPO, with
-                               # model.start: a causal_lm package, or model.base)"""
+  task: classification         # or regression; causal_lm: {prompt, response}
+                               # or {text} rows; preference: {prompt, chosen,
+                               # rejected} rows (DPO; model.start: a causal_lm
+                               # package, or model.base)"""
 
 
 def finetune(
