@@ -114,6 +114,11 @@ class Recipe(BaseConfig):
                     "train.early_stopping: needs a validation split, but data.split.validation is 0; "
                     "set it (e.g. 0.1) or remove early_stopping"
                 )
+        if self.train.gradient_checkpointing is True and self.model.type != "transformer":
+            problems.append(
+                f"train.gradient_checkpointing: a {self.model.type} model has no encoder layers to checkpoint; "
+                "use it with model.type: transformer, or remove it"
+            )
         problems += self._balance_problems()
         problems += self._tune_problems()
         problems += self._compress_problems()

@@ -325,3 +325,31 @@ def test_warmup_counts_steps_when_given_in_steps() -> None:
     factor = lr_lambda(config, total_steps=100)
     assert [factor(s) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert lr_lambda(TrainConfig(schedule={"type": "constant", "warmup_steps": 400}), total_steps=10)(9) == 1.0
+
+
+def test_progressive_data_grows_each_epochs_rows_and_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    train, pre = data(160, 0)
+    val, _ = data(40, 1, pre)
+    progressive = {"progressive": {"start": 0.25, "grow": 0.25}, "schedule": {"type": "linear", "warmup": 0.0}}
+    straight = make_trainer(tmp_path / "straight", pre, **progressive)
+    expected = straight.fit(train, val)
+    assert [h["train_rows"] for h in expected.history] == [40, 80, 120, 160]
+    assert expected.steps == 3 + 5 + 8 + 10  # batches of 16; the schedule spans these steps
+    assert expected.history[-1]["lr"] == pytest.approx(0.0, abs=1e-9)
+    interrupted = make_trainer(tmp_path / "resumed", pre, **progressive)
+    original = interrupted._forward_backward
+    calls = {"n": 0}
+
+    def signalled(*args: object, **kwargs: object) -> float:
+        calls["n"] += 1
+        if calls["n"] == 6:  # in the second epoch
+            interrupted.stop_signals.request()
+        return original(*args, **kwargs)
+
+    interrupted._forward_backward = signalled  # type: ignore[method-assign]
+    with pytest.raises(TrainingInterrupted, match="checkpoint written"):
+        interrupted.fit(train, val)
+    resumed = make_trainer(tmp_path / "resumed", pre, **progressive)
+    assert resumed.fit(train, val, resume=True).history == expected.history
+    for key, value in weights(straight).items():
+        assert torch.equal(value, weights(resumed)[key]), key

@@ -38,6 +38,10 @@ def render_report(
         ("training seconds", round(training.get("seconds", 0.0), 1)),
         ("rows (train / validation / test)", " / ".join(str(n) for n in manifest["data"]["rows"].values())),
     ]
+    if any(h.get("gradient_checkpointing") for h in history):
+        summary.append(("gradient checkpointing", "on (encoder layers recomputed in the backward pass)"))
+    if history and "train_rows" in history[0]:
+        summary.append(("training rows per epoch (progressive data)", ", ".join(str(h["train_rows"]) for h in history)))
     sections.append(("Training", r.table(summary)))
     charts = [
         r.line_chart(

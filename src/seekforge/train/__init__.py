@@ -3,6 +3,7 @@
 from seekforge.core.metrics import classification_metrics, regression_metrics
 from seekforge.train._distill import Distillation
 from seekforge.train._evaluate import evaluate_logits, headline_metric
+from seekforge.train._memory import BUDGET_SHARE, available_bytes, training_bytes
 from seekforge.train._trainer import (
     DistContext,
     StopSignals,
@@ -18,6 +19,7 @@ from seekforge.train._trainer import (
 from seekforge.train.config import OPTIMIZERS, OptimizerConfig, TrainConfig
 
 __all__ = [
+    "BUDGET_SHARE",
     "OPTIMIZERS",
     "DistContext",
     "Distillation",
@@ -27,6 +29,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "Trainer",
+    "available_bytes",
     "checkpoint_path",
     "classification_metrics",
     "evaluate_logits",
@@ -36,4 +39,5 @@ __all__ = [
     "resolve_device",
     "stop_record_path",
     "task_loss",
+    "training_bytes",
 ]

@@ -35,6 +35,7 @@ from seekforge.core.progress import console, labelled, make_progress
 from seekforge.models import collate, infer, num_rows
 from seekforge.runtime import canonical
 from seekforge.train._distill import Distillation
+from seekforge.train._memory import BUDGET_SHARE, available_bytes, training_bytes
 from seekforge.train.config import TrainConfig
 
 CHECKPOINT = "last.pt"
@@ -252,15 +253,10 @@ class Trainer:
                 "train.early_stopping needs a validation split, but data.split.validation is 0",
                 hint="set data.split.validation (e.g. 0.1) or remove train.early_stopping",
             )
-        rows = len(train) - len(train) % dist.world_size  # every process takes the same number of rows
-        per_rank = rows // dist.world_size
-        bounds = [*range(0, per_rank, micro), per_rank]  # micro-batch i is order[bounds[i]:bounds[i + 1]]
-        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
-            del bounds[-2]  # a last batch of one row breaks batch norm: it joins the one before
-        micro_per_epoch = len(bounds) - 1
-        steps_per_epoch = math.ceil(micro_per_epoch / cfg.grad_accum)
-        total_steps = steps_per_epoch * cfg.epochs
-        checks = self._checks_within_epoch(steps_per_epoch, validation)
+        layouts = [self._layout(epoch, len(train), micro) for epoch in range(cfg.epochs)]
+        epoch_steps = [math.ceil((len(bounds) - 1) / cfg.grad_accum) for _, bounds in layouts]
+        total_steps = sum(epoch_steps)
+        checkpointing, note = self._checkpointing(train, micro)
 
         optimizer = cfg.optimizer.build([p for p in self.model.parameters() if p.requires_grad], cfg.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
@@ -292,6 +288,9 @@ class Trainer:
                 while state["epoch"] < cfg.epochs and not stop:
                     epoch = state["epoch"]
                     self.net.train()
+                    rows, bounds = layouts[epoch]  # micro-batch i is order[bounds[i]:bounds[i + 1]]
+                    micro_per_epoch, steps_per_epoch = len(bounds) - 1, epoch_steps[epoch]
+                    checks = self._checks_within_epoch(steps_per_epoch, validation)
                     order = self._order(epoch, len(train), rows)
                     state.setdefault("epoch_losses", [])
                     losses: list[float] = state["epoch_losses"]
@@ -319,7 +318,7 @@ class Trainer:
                                 done = state["step"] - first_step
                                 eta = (time.perf_counter() - started) / max(done, 1) * (total_steps - state["step"])
                                 sys.stderr.write(f"step {state['step']}/{total_steps}  {status}  eta {eta:.0f}s\n")
-                        within = state["step"] - epoch * steps_per_epoch
+                        within = state["step"] - sum(epoch_steps[:epoch])
                         if within in checks:  # before a stop: a resumed run would not come back to it
                             assert validation is not None
                             self._sync_buffers()
@@ -339,7 +338,10 @@ class Trainer:
                         "step": state["step"],
                         "train_loss": sum(losses) / len(losses),
                         "lr": scheduler.get_last_lr()[0],
+                        "gradient_checkpointing": checkpointing,
                     }
+                    if cfg.progressive is not None:
+                        record["train_rows"] = rows
                     if validation is not None and len(validation):
                         self._sync_buffers()
                         record.update(self.evaluate(validation, prefix="val_"))
@@ -381,8 +383,53 @@ class Trainer:
             stopped_early=bool(stop) and len(state["history"]) < cfg.epochs,
             seconds=time.perf_counter() - started,
             resumed_from=resumed_from,
+            notes=[note] if note else [],
             stop_requested=self.stop_signals.requested,
         )
+
+    def _checkpointing(self, train: Tensors, micro: int) -> tuple[bool, str | None]:
+        """Switch the model's gradient checkpointing as ``train.gradient_checkpointing`` asks (``auto``: on when
+        the estimated peak of training exceeds the memory budget); whether it is on, and a note on why.
+
+        Raises:
+            ConfigError: It is asked for, and the model has no layers to checkpoint.
+        """
+        cfg = self.config
+        switch = getattr(self.model, "checkpoint_layers", None)
+        wanted, note = cfg.gradient_checkpointing, None
+        if wanted == "auto" and switch is not None:
+            sample = {k: v.to(self.device) for k, v in train.head(2).inputs.items()}
+            data = sum(t.numel() * t.element_size() for t in (*train.inputs.values(), train.target))
+            need = training_bytes(self.model, sample, micro_batch=micro, optimizer=cfg.optimizer.type, data_bytes=data)
+            available = available_bytes()
+            budget = cfg.memory_budget * 2**20 if cfg.memory_budget else available and int(available * BUDGET_SHARE)
+            wanted = bool(budget) and need > budget
+            note = (f"gradient checkpointing {'on' if wanted else 'off'}: training needs ~{need / 2**20:,.0f} MiB by "
+                    f"estimate, " + (f"the budget is {budget / 2**20:,.0f} MiB" if budget else "free memory unknown"))  # fmt: skip
+            if self.dist.is_main:
+                console.print(note, highlight=False, markup=False)
+        if wanted is True and switch is None:
+            raise ConfigError(
+                f"train.gradient_checkpointing: a {type(self.model).__name__} has no encoder layers to checkpoint",
+                hint="use it with model.type: transformer, or remove it",
+            )
+        if switch is not None:
+            switch(wanted is True)
+        return wanted is True, note
+
+    def _layout(self, epoch: int, total: int, micro: int) -> tuple[int, list[int]]:
+        """The rows an epoch trains on (all of them, less a remainder so that every process takes as many;
+        with ``train.progressive`` its share of them) and its micro-batches' bounds in this process's share."""
+        world, progressive = self.dist.world_size, self.config.progressive
+        rows = total - total % world
+        if progressive is not None:
+            share = min(1.0, progressive.start + progressive.grow * epoch)
+            rows = max(world, math.ceil(share * rows / world) * world)
+        per_rank = rows // world
+        bounds = [*range(0, per_rank, micro), per_rank]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+            del bounds[-2]  # a last batch of one row breaks batch norm: it joins the one before
+        return rows, bounds
 
     def _order(self, epoch: int, total: int, rows: int) -> torch.Tensor:
         """This process's share of the epoch's shuffle (the same on every process); with several processes

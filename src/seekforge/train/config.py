@@ -105,6 +105,14 @@ class EarlyStoppingConfig(BaseConfig):
     min_delta: Annotated[float, Field(ge=0)] = 0.0
 
 
+class ProgressiveConfig(BaseConfig):
+    """Progressive data: epoch ``e`` (from 0) trains on a share ``start + grow * e`` (at most all) of the
+    training rows, drawn at random each epoch; the learning-rate schedule spans the steps this makes."""
+
+    start: Annotated[float, Field(gt=0, le=1)] = 0.1
+    grow: Annotated[float, Field(gt=0, le=1)] = 0.2
+
+
 class TrainConfig(BaseConfig):
     """How to train. ``batch_size`` is the global batch: with ``--nproc N`` each process takes 1/N.
 
@@ -126,6 +134,13 @@ class TrainConfig(BaseConfig):
     eval_batch_size: Annotated[int, Field(ge=1)] = 256
     threads: Annotated[int, Field(ge=1)] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: Recompute each encoder layer's activations in the backward pass instead of keeping them: less memory,
+    #: more time (transformer models). ``auto``: on when training's estimated peak exceeds ``memory_budget``.
+    gradient_checkpointing: bool | Literal["auto"] = False
+    #: Train early epochs on a growing share of the rows (see ProgressiveConfig); each epoch records its rows.
+    progressive: ProgressiveConfig | None = None
+    #: MiB training may use (``gradient_checkpointing: auto``); default: 80% of the memory available.
+    memory_budget: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
     def _batch_fits_accumulation(self) -> TrainConfig:

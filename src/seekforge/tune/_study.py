@@ -26,7 +26,8 @@ from seekforge.core.errors import ConfigError, TrainingInterrupted
 from seekforge.core.io import work_folder, write_text_atomic
 from seekforge.core.progress import console, log_label
 from seekforge.recipe import Recipe, load_recipe
-from seekforge.tune._memory import BUDGET_SHARE, PROCESS_BYTES, available_bytes, plan_workers, trial_bytes
+from seekforge.train import BUDGET_SHARE, available_bytes
+from seekforge.tune._memory import PROCESS_BYTES, plan_workers, trial_bytes
 from seekforge.tune._progress import report_trial
 from seekforge.tune._storage import open_study
 from seekforge.tune.config import Ends, apply, draw, metric_of
