@@ -13,7 +13,6 @@ runs of a data set go through ``seekforge.run`` in this process, one after the o
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,9 +42,10 @@ def digits() -> dict[str, Any]:
 
 def one(recipe: dict[str, Any], runs: Path) -> dict[str, Any]:
     import seekforge
+    from seekforge.core.package import read_manifest
 
     result = seekforge.run(recipe, runs_dir=runs)
-    manifest = json.loads((result.package / "manifest.json").read_text(encoding="utf-8"))
+    manifest = read_manifest(result.package)
     return {"accuracy": result.metrics["accuracy"], "seconds": manifest["training"]["seconds"],
             "steps": manifest["training"]["steps"]}  # fmt: skip
 
