@@ -29,6 +29,7 @@ from seekforge.models._adapter import (
     target_problems,
     with_adapter,
 )
+from seekforge.models._attention import EncoderLayer, LSHConfig
 from seekforge.models._token_table import TokenTable
 from seekforge.models.config import MODELS, ModelConfig, ModelIO
 
@@ -104,6 +105,10 @@ class TransformerConfig(ModelConfig):
     #: Train low-rank adapters (LoRA) on the frozen pretrained encoder instead of all its weights; the
     #: package then keeps the adapters and the head, and names the base by reference and checksum.
     adapter: AdapterConfig | None = None
+    #: How attention is computed: ``sdpa`` (PyTorch's scaled_dot_product_attention), ``eager`` (plain
+    #: operations, the same numbers), or ``{type: lsh, buckets, hashes, chunk}``: bucketed attention, an
+    #: approximation whose memory grows with tokens x chunk (scratch encoders; see models/_attention.py).
+    attention: Literal["sdpa", "eager"] | LSHConfig = "sdpa"
 
     @model_validator(mode="before")
     @classmethod
@@ -146,6 +151,9 @@ class TransformerConfig(ModelConfig):
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.freeze_encoder and self.pretrained is None:
             raise ValueError("freeze_encoder needs a pretrained encoder; set 'pretrained' or remove it")
+        if isinstance(self.attention, LSHConfig) and self.pretrained is not None:
+            raise ValueError("attention: lsh replaces a scratch encoder's attention; a pretrained encoder computes "
+                             "its own: choose sdpa or eager")  # fmt: skip
         pretrained_only = [f for f in ("keep_layers", "token_rank") if getattr(self, f) is not None]
         pretrained_only += ["vocabulary"] if self.vocabulary != "all" else []
         if pretrained_only and self.pretrained is None:
@@ -292,11 +300,11 @@ class TextTransformer(nn.Module):
                 folder = resolve_pretrained(config.pretrained)
                 if self.adapted and "base_sha256" in io.extra:
                     check_base(folder, config.pretrained, io.extra["base_sha256"])
-                self.encoder = tf.AutoModel.from_pretrained(folder)
+                self.encoder = tf.AutoModel.from_pretrained(folder, attn_implementation=config.attention)
             else:
                 hf_config = dict(io.extra["hf_config"])
                 hf_config = tf.AutoConfig.for_model(hf_config.pop("model_type"), **hf_config)
-                self.encoder = tf.AutoModel.from_config(hf_config)
+                self.encoder = tf.AutoModel.from_config(hf_config, attn_implementation=config.attention)
             width = self.encoder.config.hidden_size
             if config.keep_layers is not None:
                 _keep_layers(self.encoder, config.keep_layers)
@@ -322,15 +330,12 @@ class TextTransformer(nn.Module):
             width = config.hidden
             self.embed = nn.Embedding(io.vocab_size, width, padding_idx=0)
             self.position = nn.Embedding(io.max_length, width)
-            layer = nn.TransformerEncoderLayer(
-                width,
-                config.heads,
-                config.ffn,
-                config.dropout,
-                activation="gelu",
-                batch_first=True,
-                norm_first=True,
-            )
+            shape = {"d_model": width, "nhead": config.heads, "dim_feedforward": config.ffn,
+                     "dropout": config.dropout, "activation": "gelu", "batch_first": True, "norm_first": True}  # fmt: skip
+            if config.attention == "sdpa":
+                layer = nn.TransformerEncoderLayer(**shape)
+            else:
+                layer = EncoderLayer(**shape, attention=config.attention)
             self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
             self.norm = nn.LayerNorm(width)
         self.dropout = nn.Dropout(config.dropout)
@@ -455,6 +460,8 @@ class TextTransformer(nn.Module):
         was, self.checkpointing = self.checkpointing, on
         if self.hf and on != was:
             base = self.encoder.get_base_model() if hasattr(self.encoder, "get_base_model") else self.encoder
+            if on and getattr(base.config, "use_cache", False):
+                base.config.use_cache = False  # an encoder caches nothing; transformers says so otherwise
             if on and hasattr(base, "activation_checkpointing_enable"):  # its name since transformers 5.x
                 base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
             elif on:
