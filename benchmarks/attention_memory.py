@@ -5,8 +5,9 @@ attention's at 1,024 tokens. Reformer's own figures put its gains past ~4k token
 1,024, 2,048 and 4,096 tokens at batch 1, a scratch encoder (hidden 256, 4 heads, FFN 1,024; one layer,
 then six) is built with each ``model.attention`` (``eager``, ``sdpa``, ``lsh`` with 32 buckets, 2 hashes,
 chunks of 64) in its own child process, alternated: the median seconds of a forward pass without
-gradients, then the peak resident memory's rise over the process's resident memory after building the
-model, for the forward pass and for a training step (forward and backward). Random tokens, random weights:
+gradients, and the rise of the peak resident memory over the process's resident memory after building the
+model (measured first: a peak only grows), through a forward pass, then through a training step (forward
+and backward: the training figure includes the forward's). Random tokens, random weights:
 nothing here is about accuracy.
 
     .venv/bin/python benchmarks/attention_memory.py          # --lengths 512,1024,2048,4096 --layers 1,6
@@ -15,17 +16,18 @@ nothing here is about accuracy.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import resource
 import statistics
 import time
 from typing import Any
 
+from children import in_child, resident_mib
+
 LSH = {"type": "lsh", "buckets": 32, "hashes": 2, "chunk": 64}
 
 
 def measure(attention: Any, tokens: int, layers: int, repeats: int, queue: Any) -> None:
-    """Child: build the encoder, time forward passes, then the peak memory of inference and of training."""
+    """Child: build the encoder; the peak memory of inference, then of training; then time forward passes."""
     import torch
 
     from seekforge.models import ModelIO, TransformerConfig
@@ -37,31 +39,22 @@ def measure(attention: Any, tokens: int, layers: int, repeats: int, queue: Any) 
         "input_ids": torch.randint(4, 1000, (1, tokens)),
         "attention_mask": torch.ones(1, tokens, dtype=torch.long),
     }
+    start = resident_mib()  # the memory runs first: a peak only grows
     model.eval()
     with torch.no_grad():
-        model(batch)  # warm-up
-    start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        model(batch)
+    inference = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    model.train()
+    model(batch).sum().backward()
+    training = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    model.eval()
     seconds = []
     with torch.no_grad():
         for _ in range(repeats):
             began = time.perf_counter()
             model(batch)
             seconds.append(time.perf_counter() - began)
-    inference = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    model.train()
-    model(batch).sum().backward()
-    training = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put({"s": statistics.median(seconds), "infer_mib": inference - start, "train_mib": training - start})
-
-
-def in_child(*args: Any) -> dict[str, Any]:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=measure, args=(*args, queue))
-    process.start()
-    found = queue.get()
-    process.join()
-    return found
 
 
 def main() -> None:
@@ -77,7 +70,7 @@ def main() -> None:
     print(f"{'layers':>6} {'tokens':>6} {'':<6} {'s forward':>10} {'infer MiB':>10} {'train MiB':>10}")
     for layers in map(int, args.layers.split(",")):
         for tokens in map(int, args.lengths.split(",")):
-            found = {name: in_child(kind, tokens, layers, args.repeats) for name, kind in kinds.items()}
+            found = {name: in_child(measure, kind, tokens, layers, args.repeats) for name, kind in kinds.items()}
             for name, row in found.items():
                 print(f"{layers:>6} {tokens:>6} {name:<6} {row['s']:>10.4f} {row['infer_mib']:>10.1f} "
                       f"{row['train_mib']:>10.1f}", flush=True)  # fmt: skip

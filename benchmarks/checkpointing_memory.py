@@ -14,11 +14,12 @@ decides by (``seekforge.train.training_bytes``).
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import resource
 import statistics
 import time
 from typing import Any
+
+from children import in_child
 
 
 def steps(checkpointed: bool, args: argparse.Namespace, queue: Any) -> None:
@@ -53,16 +54,6 @@ def steps(checkpointed: bool, args: argparse.Namespace, queue: Any) -> None:
                "estimate_mib": estimate / 2**20})  # fmt: skip
 
 
-def in_child(*args: Any) -> dict[str, Any]:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=steps, args=(*args, queue))
-    process.start()
-    found = queue.get()
-    process.join()
-    return found
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=32)
@@ -77,7 +68,7 @@ def main() -> None:
     found: dict[str, list[dict[str, Any]]] = {"plain": [], "checkpointed": []}
     for _ in range(args.rounds):
         for name in found:
-            found[name].append(in_child(name == "checkpointed", args))
+            found[name].append(in_child(steps, name == "checkpointed", args))
     rows = {n: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for n, runs in found.items()}
     print(f"{'':<13} {'s / step':>9} {'peak RSS MiB':>13} {'rise MiB':>9} {'estimate MiB':>13}")
     for name, row in rows.items():

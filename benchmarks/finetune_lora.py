@@ -14,7 +14,6 @@ children that time optimizer steps on one batch (32 reviews of 128 tokens), full
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import resource
 import statistics
@@ -22,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from children import in_child
 
 os.environ.setdefault("SEEKFORGE_NO_PROGRESS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -110,16 +111,6 @@ def time_steps(recipe: dict[str, Any], steps: int, queue: Any) -> None:
         seconds.append(time.perf_counter() - started)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put({"step_s": statistics.median(seconds[2:]), "peak_mib": peak, "model_mib": before})
-
-
-def in_child(target: Any, *args: Any) -> dict[str, Any]:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=target, args=(*args, queue))
-    process.start()
-    found = queue.get()
-    process.join()
-    return found
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ times AdamW steps on one batch of random tokens.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import platform
 import resource
 import statistics
@@ -25,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from children import in_child, resident_mib
 
 
 def build_base(folder: Path, args: argparse.Namespace) -> int:
@@ -78,24 +79,6 @@ def steps(base: str, adapter: str, args: argparse.Namespace, queue: Any) -> None
     })  # fmt: skip
 
 
-def resident_mib() -> float:
-    """This process's resident memory now (not its peak), MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def in_child(*args: Any) -> dict[str, Any]:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=steps, args=(*args, queue))
-    process.start()
-    found = queue.get()
-    process.join()
-    return found
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hidden", type=int, default=1024)
@@ -122,7 +105,7 @@ def main() -> None:
               f"vocabulary {args.vocab}); batch {args.batch} x {args.tokens} tokens; {platform.machine()}")  # fmt: skip
         for _ in range(args.rounds):
             for adapter in found:
-                found[adapter].append(in_child(tmp, adapter, args))
+                found[adapter].append(in_child(steps, tmp, adapter, args))
     rows = {a: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for a, runs in found.items()}
     print(f"{'':<6} {'model MiB':>10} {'RSS held MiB':>13} {'load peak MiB':>14} {'peak RSS MiB':>13} {'s / step':>9} "
           f"{'trainable':>10}")  # fmt: skip
