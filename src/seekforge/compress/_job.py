@@ -326,6 +326,7 @@ class Compression:
 
         train = self.prepared.splits["train"]
         size = self.config.batch_size or self.recipe.train.batch_size
+        size = 32 if size == "auto" else size  # rows enough for importance scores, whatever training takes
         order = torch.randperm(len(train.target), generator=torch.Generator().manual_seed(self.recipe.seed))
         for start in range(0, min(len(order), 8 * size), size):
             index = order[start : start + size]

@@ -130,7 +130,10 @@ def _checked(resolved: Recipe, nproc: int, nodes: Nodes) -> Recipe:
         raise ConfigError(f"nproc must be >= 1, got {nproc}")
     train = resolved.train
     processes = nproc * nodes.count
-    if train.batch_size % (processes * train.grad_accum):
+    if train.batch_size == "auto" and processes > 1:
+        raise ConfigError("train.batch_size: auto is chosen by each process's own memory, which several processes "
+                          "need not agree on", hint="set train.batch_size to a number with --nproc")  # fmt: skip
+    if train.batch_size != "auto" and train.batch_size % (processes * train.grad_accum):
         raise ConfigError(
             f"train.batch_size ({train.batch_size}) must be a multiple of processes x grad_accum "
             f"({processes} x {train.grad_accum}): each process takes an equal share of every batch",

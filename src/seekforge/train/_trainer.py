@@ -241,7 +241,9 @@ class Trainer:
 
     def fit(self, train: Tensors, validation: Tensors | None, *, resume: bool = False) -> TrainResult:
         """Train for ``config.epochs`` (or until early stopping) and leave the kept weights in the model."""
+        chosen, batch_note = self._auto_batch(train) if self.config.batch_size == "auto" else (None, None)
         cfg, dist = self.config, self.dist
+        assert isinstance(cfg.batch_size, int)
         micro = cfg.batch_size // (dist.world_size * cfg.grad_accum)
         if micro < 1 or cfg.batch_size % (dist.world_size * cfg.grad_accum):
             raise ConfigError(
@@ -342,6 +344,8 @@ class Trainer:
                     }
                     if cfg.progressive is not None:
                         record["train_rows"] = rows
+                    if chosen is not None:
+                        record["batch_size"] = chosen
                     if validation is not None and len(validation):
                         self._sync_buffers()
                         record.update(self.evaluate(validation, prefix="val_"))
@@ -383,9 +387,37 @@ class Trainer:
             stopped_early=bool(stop) and len(state["history"]) < cfg.epochs,
             seconds=time.perf_counter() - started,
             resumed_from=resumed_from,
-            notes=[note] if note else [],
+            notes=[n for n in (batch_note, note) if n],
             stop_requested=self.stop_signals.requested,
         )
+
+    def _auto_batch(self, train: Tensors) -> tuple[int, str]:
+        """``batch_size: auto``: the largest ``grad_accum x 2**k`` rows whose estimated peak of training fits
+        the memory budget, at most an eighth of the training rows; the config takes it. It and a note."""
+        cfg = self.config
+        switch = getattr(self.model, "checkpoint_layers", None)
+        sample = {k: v.to(self.device) for k, v in train.head(2).inputs.items()}
+        data = sum(t.numel() * t.element_size() for t in (*train.inputs.values(), train.target))
+        available = available_bytes()
+        budget = cfg.memory_budget * 2**20 if cfg.memory_budget else available and int(available * BUDGET_SHARE)
+        most = max(1, len(train) // 8)
+        sizes = [cfg.grad_accum * 2**k for k in range(13) if cfg.grad_accum * 2**k <= max(most, cfg.grad_accum)]
+        needs = {size: training_bytes(self.model, sample, micro_batch=size // cfg.grad_accum, data_bytes=data,
+                                      optimizer=cfg.optimizer.type,
+                                      checkpointed=cfg.gradient_checkpointing is True and switch is not None)
+                 for size in sizes}  # fmt: skip
+        fits = [size for size in sizes if budget and needs[size] <= budget]
+        chosen = fits[-1] if fits else sizes[0] if budget else min(32 * cfg.grad_accum, sizes[-1])
+        if not budget:
+            note = f"batch size {chosen}: free memory unknown (set train.memory_budget)"
+        else:
+            note = (f"batch size {chosen}: training needs ~{needs.get(chosen, 0) / 2**20:,.0f} MiB by estimate, the "
+                    f"budget is {budget / 2**20:,.0f} MiB" + ("" if fits else " (the smallest batch does not fit)")
+                    + (f"; at most an eighth of the {len(train)} training rows" if chosen == sizes[-1] and fits else ""))  # fmt: skip
+        if self.dist.is_main:
+            console.print(note, highlight=False, markup=False)
+        self.config = TrainConfig.model_validate({**cfg.model_dump(), "batch_size": chosen})
+        return chosen, note
 
     def _checkpointing(self, train: Tensors, micro: int) -> tuple[bool, str | None]:
         """Switch the model's gradient checkpointing as ``train.gradient_checkpointing`` asks (``auto``: on when

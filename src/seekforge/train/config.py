@@ -121,7 +121,9 @@ class TrainConfig(BaseConfig):
     """
 
     epochs: Annotated[int, Field(ge=1)] = 10
-    batch_size: Annotated[int, Field(ge=1)] = 32
+    #: Rows per optimizer step; ``auto``: the largest power of two (times grad_accum) whose estimated peak
+    #: fits ``memory_budget``, and at most an eighth of the training rows (an epoch keeps eight steps).
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = 32
     lr: PositiveFloat = 1e-3
     optimizer: pluggable(OPTIMIZERS, OptimizerConfig, default="adamw") = AdamWConfig()  # type: ignore[valid-type]
     schedule: ScheduleConfig = ScheduleConfig()
@@ -139,11 +141,11 @@ class TrainConfig(BaseConfig):
     gradient_checkpointing: bool | Literal["auto"] = False
     #: Train early epochs on a growing share of the rows (see ProgressiveConfig); each epoch records its rows.
     progressive: ProgressiveConfig | None = None
-    #: MiB training may use (``gradient_checkpointing: auto``); default: 80% of the memory available.
+    #: MiB training may use (``gradient_checkpointing``, ``batch_size``: auto); default: 80% of what is available.
     memory_budget: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
     def _batch_fits_accumulation(self) -> TrainConfig:
-        if self.batch_size % self.grad_accum:
+        if self.batch_size != "auto" and self.batch_size % self.grad_accum:
             raise ValueError(f"batch_size ({self.batch_size}) must be divisible by grad_accum ({self.grad_accum})")
         return self

@@ -19,8 +19,13 @@ def trial_bytes(recipe: Any, prepared: Any) -> int:
     train = prepared.splits["train"]
     data = sum(t.numel() * t.element_size() for t in (*train.inputs.values(), train.target))
     return training_bytes(model, {k: v[:2] for k, v in train.inputs.items()}, optimizer=recipe.train.optimizer.type,
-                          micro_batch=recipe.train.batch_size // recipe.train.grad_accum, data_bytes=data,
+                          micro_batch=_micro(recipe.train), data_bytes=data,
                           checkpointed=recipe.train.gradient_checkpointing is True)  # fmt: skip
+
+
+def _micro(train: Any) -> int:
+    """Rows a trial's micro-batch has (``batch_size: auto`` fits the trial's budget: its least, one row)."""
+    return 1 if train.batch_size == "auto" else train.batch_size // train.grad_accum
 
 
 def plan_workers(requested: int, need: int, available: int | None) -> tuple[int, str]:

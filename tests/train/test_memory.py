@@ -1,5 +1,6 @@
-"""Gradient checkpointing: the same loss and gradients with less kept for the backward pass, on a scratch
-encoder and on a pretrained one; ``auto`` decides by the memory estimate against the budget."""
+"""Training that fits memory: gradient checkpointing (the same loss and gradients with less kept for the
+backward pass, on a scratch encoder and on a pretrained one; ``auto`` decides by the memory estimate against
+the budget) and ``batch_size: auto`` (the largest batch whose estimate fits the budget)."""
 
 from __future__ import annotations
 
@@ -69,3 +70,38 @@ def test_auto_turns_it_on_over_the_budget_and_records_it(tmp_path: Path) -> None
         assert [r["gradient_checkpointing"] for r in records] == [on]
     with pytest.raises(ConfigError, match="a mlp model has no encoder layers to checkpoint"):
         seekforge.run(tabular_recipe(str(tmp_path / "t.jsonl"), gradient_checkpointing=True), runs_dir=tmp_path)
+
+
+def test_auto_batch_size_takes_the_largest_power_of_two_that_fits_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seekforge.train import _trainer
+    from tests.train.test_trainer import data, make_trainer
+
+    train, pre = data(200, 0)
+    for per_row, budget, grad_accum, expected, said in (
+        (1, 5, 1, 4, "batch size 4: training needs ~4 MiB"),  # the estimate: per_row MiB a micro-batch row
+        (1, 6, 2, 8, "batch size 8"),  # 2 micro-batches of 4 rows
+        (1, 1000, 1, 16, "at most an eighth of the 200 training rows"),
+        (2, 1, 1, 1, "the smallest batch does not fit"),
+    ):
+        need = per_row * 2**20
+        monkeypatch.setattr(
+            _trainer, "training_bytes", lambda model, sample, micro_batch, n=need, **kw: micro_batch * n
+        )
+        trainer = make_trainer(tmp_path / f"{budget}-{grad_accum}", pre, epochs=1, batch_size="auto",
+                               grad_accum=grad_accum, memory_budget=budget)  # fmt: skip
+        result = trainer.fit(train, None)
+        assert result.history[0]["batch_size"] == expected and trainer.config.batch_size == expected
+        assert any(said in note for note in result.notes), result.notes
+    monkeypatch.undo()
+    real = seekforge.run(tabular_recipe(str(_tabular(tmp_path)), batch_size="auto"), runs_dir=tmp_path / "runs")
+    chosen = json.loads((real.run_dir / "metrics.jsonl").read_text().splitlines()[0])["batch_size"]
+    assert chosen & (chosen - 1) == 0 and chosen <= real.metrics.get("rows", 10**9)
+
+
+def _tabular(folder: Path) -> Path:
+    from tests.conftest import make_tabular
+
+    make_tabular(200, seed=0).to_csv(folder / "d.csv", index=False)
+    return folder / "d.csv"
