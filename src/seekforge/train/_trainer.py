@@ -391,15 +391,21 @@ class Trainer:
             stop_requested=self.stop_signals.requested,
         )
 
+    def _memory_facts(self, train: Tensors) -> tuple[dict[str, torch.Tensor], int, int | None]:
+        """What the memory estimates take: two rows to run, the training data's bytes, and the budget in bytes
+        (``train.memory_budget``, else a share of the memory available; None where that is unknown)."""
+        sample = {k: v.to(self.device) for k, v in train.head(2).inputs.items()}
+        data = sum(t.numel() * t.element_size() for t in (*train.inputs.values(), train.target))
+        available = available_bytes()
+        budget = self.config.memory_budget * 2**20 if self.config.memory_budget else None
+        return sample, data, budget or (int(available * BUDGET_SHARE) if available else None)
+
     def _auto_batch(self, train: Tensors) -> tuple[int, str]:
         """``batch_size: auto``: the largest ``grad_accum x 2**k`` rows whose estimated peak of training fits
         the memory budget, at most an eighth of the training rows; the config takes it. It and a note."""
         cfg = self.config
         switch = getattr(self.model, "checkpoint_layers", None)
-        sample = {k: v.to(self.device) for k, v in train.head(2).inputs.items()}
-        data = sum(t.numel() * t.element_size() for t in (*train.inputs.values(), train.target))
-        available = available_bytes()
-        budget = cfg.memory_budget * 2**20 if cfg.memory_budget else available and int(available * BUDGET_SHARE)
+        sample, data, budget = self._memory_facts(train)
         most = max(1, len(train) // 8)
         sizes = [cfg.grad_accum * 2**k for k in range(13) if cfg.grad_accum * 2**k <= max(most, cfg.grad_accum)]
         needs = {size: training_bytes(self.model, sample, micro_batch=size // cfg.grad_accum, data_bytes=data,
@@ -430,11 +436,8 @@ class Trainer:
         switch = getattr(self.model, "checkpoint_layers", None)
         wanted, note = cfg.gradient_checkpointing, None
         if wanted == "auto" and switch is not None:
-            sample = {k: v.to(self.device) for k, v in train.head(2).inputs.items()}
-            data = sum(t.numel() * t.element_size() for t in (*train.inputs.values(), train.target))
+            sample, data, budget = self._memory_facts(train)
             need = training_bytes(self.model, sample, micro_batch=micro, optimizer=cfg.optimizer.type, data_bytes=data)
-            available = available_bytes()
-            budget = cfg.memory_budget * 2**20 if cfg.memory_budget else available and int(available * BUDGET_SHARE)
             wanted = bool(budget) and need > budget
             note = (f"gradient checkpointing {'on' if wanted else 'off'}: training needs ~{need / 2**20:,.0f} MiB by "
                     f"estimate, " + (f"the budget is {budget / 2**20:,.0f} MiB" if budget else "free memory unknown"))  # fmt: skip
