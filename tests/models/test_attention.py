@@ -101,3 +101,14 @@ def test_an_lsh_package_exports_through_the_parity_gate(tmp_path: Path) -> None:
     package = seekforge.run(recipe, runs_dir=tmp_path / "runs").package
     result = export_package(package)
     assert result.parity.passed and result.parity.max_abs_diff < 1e-4, result.parity
+
+
+def test_lsh_leaves_no_real_token_without_keys_in_a_padded_batch() -> None:
+    generator = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(4, 2, 64, 8, generator=generator) for _ in range(3))
+    padding = torch.ones(4, 64, dtype=torch.bool)
+    for row, real in enumerate((64, 40, 20, 10)):
+        padding[row, :real] = False
+    out = lsh_attention(q, k, v, padding, torch.randn(2, 2, 8, 8, generator=generator), chunk=8)
+    empty = (out.abs().sum(-1) == 0) & ~padding[:, None, :]  # a real query whose chunks held padding only
+    assert not empty.any(), int(empty.sum())

@@ -105,3 +105,30 @@ def _tabular(folder: Path) -> Path:
 
     make_tabular(200, seed=0).to_csv(folder / "d.csv", index=False)
     return folder / "d.csv"
+
+
+def test_a_resumed_run_keeps_the_batch_size_auto_chose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from seekforge.core.errors import TrainingInterrupted
+    from seekforge.train import _trainer
+    from tests.train.test_trainer import data, make_trainer
+
+    train, pre = data(200, 0)
+    monkeypatch.setattr(_trainer, "training_bytes", lambda model, sample, micro_batch, **kw: micro_batch * 2**20)
+    first = make_trainer(tmp_path, pre, epochs=2, batch_size="auto", memory_budget=5)
+    original = first._forward_backward
+    calls = {"n": 0}
+
+    def signalled(*args: object, **kwargs: object) -> float:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            first.stop_signals.request()
+        return original(*args, **kwargs)
+
+    first._forward_backward = signalled  # type: ignore[method-assign]
+    with pytest.raises(TrainingInterrupted):
+        first.fit(train, None)
+    monkeypatch.setattr(_trainer, "training_bytes", lambda model, sample, micro_batch, **kw: 1)  # more room now
+    resumed = make_trainer(tmp_path, pre, epochs=2, batch_size="auto", memory_budget=5)
+    result = resumed.fit(train, None, resume=True)
+    assert [h["batch_size"] for h in result.history] == [4, 4]
+    assert any("as chosen when the run started" in note for note in result.notes)

@@ -87,4 +87,5 @@ def result_to_dict(result: TrainResult) -> dict[str, Any]:
         "stopped_early": result.stopped_early,
         "seconds": result.seconds,
         "resumed_from": result.resumed_from,
+        "notes": result.notes,
     }

@@ -59,14 +59,16 @@ def finetune(
         if as_json:
             print_json({"run_dir": done.run_dir, "package": done.package, "metrics": done.metrics})
             return
+        from seekforge.core.report import fmt
+
         figures = done.metrics
         if figures.get("val_perplexity") is not None:
             out.print(f"held-out perplexity: {figures['val_perplexity_before']:.3f} before, "
                       f"{figures['val_perplexity']:.3f} after", markup=False)  # fmt: skip
         if figures.get("pairs_preferred") is not None:
-            out.print(f"held-out pairs where the chosen response is the likelier: {figures['pairs_preferred_before']:.3f}"
-                      f" before, {figures['pairs_preferred']:.3f} after; reward margin {figures['reward_margin']:.4f}, "
-                      f"accuracy {figures['reward_accuracy']:.3f}", markup=False)  # fmt: skip
+            out.print(f"held-out pairs where the chosen response is the likelier: {fmt(figures['pairs_preferred_before'])}"
+                      f" before, {fmt(figures['pairs_preferred'])} after; reward margin {fmt(figures['reward_margin'])}, "
+                      f"accuracy {fmt(figures['reward_accuracy'])}", markup=False)  # fmt: skip
         out.print(f"package: {done.package}", markup=False)
         out.print(f"report:  {done.package / 'report.html'}", markup=False)
         return

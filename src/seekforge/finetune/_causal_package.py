@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 import yaml
+from pydantic import ValidationError
 
 from seekforge.core import report as r
 from seekforge.core.config import BaseConfig
@@ -154,11 +155,16 @@ class CausalPackage:
         try:
             self.manifest = json.loads(where.read_text(encoding="utf-8"))
             files = dict(self.manifest["files"])
-            self.model = CausalModel.model_validate(self.manifest["model"])
-            self.generation = Generation.model_validate(self.manifest["generation"])
+            section = dict(self.manifest["model"])
+            self.generation = Generation.model_validate(self.manifest.get("generation", {}))
         except (ValueError, KeyError, TypeError) as exc:
             raise PackageError(f"{where} is damaged ({exc})") from None
         verify_files(self.path, files)
+        try:  # checks its base as a recipe's: found, a causal LM, its layers there, QLoRA possible here
+            self.model = CausalModel.model_validate(section)
+        except ValidationError as exc:
+            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            raise PackageError(f"{self.path}: its model cannot be loaded here: {problems}") from None
 
     def load(self, *, merge: bool = False) -> tuple[Any, Any]:
         """The model (in eval mode) and tokenizer: the adapter loaded onto the checked base (QLoRA's: the 4-bit

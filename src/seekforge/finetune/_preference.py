@@ -27,7 +27,7 @@ from seekforge.core.errors import DataError, TrainingInterrupted
 from seekforge.core.io import sha256_file
 from seekforge.core.progress import console, progress_task
 from seekforge.finetune._causal import CausalResult, encode, joined, log_likelihoods, run_folder, samples_of
-from seekforge.finetune._causal_base import MANIFEST, device, targets_of
+from seekforge.finetune._causal_base import MANIFEST, device, load_transformers, targets_of
 from seekforge.finetune._causal_package import CausalPackage, load_base, write_causal_package
 from seekforge.finetune._causal_recipe import PreferenceRecipe
 
@@ -110,6 +110,7 @@ def _start(recipe: PreferenceRecipe) -> tuple[Any, Any, dict[str, Any], dict[str
 def _tune_in(recipe: PreferenceRecipe, folder: Path, *, resume: bool) -> CausalResult:
     from seekforge.train import StopSignals
 
+    load_transformers()  # offline, before anything imports huggingface_hub (datasets, TRL)
     trl = require("trl", purpose="preference tuning (DPO)")
     datasets = require("datasets", purpose="preference tuning (DPO)")
     datasets.disable_progress_bars()

@@ -72,10 +72,12 @@ class EncoderLayer(nn.TransformerEncoderLayer):
         q, k, v = nn.functional.linear(x, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
         q, k, v = (t.reshape(rows, tokens, heads, width // heads).transpose(1, 2) for t in (q, k, v))
         padding = _padding(key_padding_mask, rows, tokens, x.device)
+        dropout = mha.dropout if self.training else 0.0  # on the attention weights, as nn.MultiheadAttention
         if isinstance(self.attention, LSHConfig):
-            out = lsh_attention(q, k, v, padding, self.rotations, self.attention.chunk, causal=is_causal)
+            out = lsh_attention(q, k, v, padding, self.rotations, self.attention.chunk, causal=is_causal,
+                                dropout=dropout)  # fmt: skip
         else:
-            out = eager_attention(q, k, v, padding, causal=is_causal)
+            out = eager_attention(q, k, v, padding, causal=is_causal, dropout=dropout)
         out = out.transpose(1, 2).reshape(rows, tokens, width)
         return self.dropout1(mha.out_proj(out))
 
@@ -87,9 +89,10 @@ def _padding(mask: Tensor | None, rows: int, tokens: int, device: torch.device) 
     return mask if mask.dtype == torch.bool else torch.isneginf(mask)
 
 
-def eager_attention(q: Tensor, k: Tensor, v: Tensor, padding: Tensor, *, causal: bool = False) -> Tensor:
+def eager_attention(q: Tensor, k: Tensor, v: Tensor, padding: Tensor, *, causal: bool = False,
+                    dropout: float = 0.0) -> Tensor:  # fmt: skip
     """softmax(q k^T / sqrt(d)) v over ``[rows, heads, tokens, width]``, padding keys (and, ``causal``, later
-    ones) left out; a row whose keys are all left out gets zeros."""
+    ones) left out; a row whose keys are all left out gets zeros. ``dropout`` on the weights."""
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     hidden = padding[:, None, None, :]
     if causal:
@@ -97,13 +100,17 @@ def eager_attention(q: Tensor, k: Tensor, v: Tensor, padding: Tensor, *, causal:
         hidden = hidden | torch.ones(tokens, tokens, dtype=torch.bool, device=q.device).triu(1)
     scores = scores.masked_fill(hidden, float("-inf"))
     weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
-    return weights @ v
+    return nn.functional.dropout(weights, dropout) @ v if dropout else weights @ v
 
 
 def lsh_attention(q: Tensor, k: Tensor, v: Tensor, padding: Tensor, rotations: Tensor, chunk: int, *,
-                  causal: bool = False) -> Tensor:  # fmt: skip
+                  causal: bool = False, dropout: float = 0.0) -> Tensor:  # fmt: skip
     """Bucketed attention over ``[rows, heads, tokens, width]`` (see the module's docstring); ``rotations``
-    is ``[hashes, heads, width, buckets / 2]``."""
+    is ``[hashes, heads, width, buckets / 2]``. Queries and keys are each sorted by bucket with the padding
+    last, so that a row's real queries line up with its real keys chunk by chunk.
+
+    Several rounds are combined by the share of the attention mass each found (Reformer's log-sum-exp
+    weighting, without its correction for a key found in more than one round: such a key weighs more)."""
     rows, heads, tokens, width = q.shape
     extra = (-tokens) % chunk  # padded to whole chunks (no branch: an exported graph takes any length)
     size = tokens + extra
@@ -112,7 +119,7 @@ def lsh_attention(q: Tensor, k: Tensor, v: Tensor, padding: Tensor, rotations: T
     positions = torch.arange(size, device=q.device)
     outputs, totals = [], []
     for rotation in rotations:  # one hash round at a time: [heads, width, buckets / 2]
-        query_order = _bucket_order(q, rotation, padding=None)
+        query_order = _bucket_order(q, rotation, padding=padding)
         key_order = _bucket_order(k, rotation, padding=padding)
         sq, sk, sv = (_gather(t, o) for t, o in ((q, query_order), (k, key_order), (v, key_order)))
         q_pos, k_pos = positions[query_order], positions[key_order]  # [rows, heads, size]
@@ -128,14 +135,16 @@ def lsh_attention(q: Tensor, k: Tensor, v: Tensor, padding: Tensor, rotations: T
             hidden = hidden | (ck_pos[..., None, :] > q_pos.reshape(rows, heads, n, chunk)[..., None])
         scores = scores.masked_fill(hidden, float("-inf"))
         total = torch.logsumexp(scores, dim=-1, keepdim=True)  # [.., chunk, 1]
-        out = (torch.exp(scores - total).nan_to_num(0.0) @ cv).reshape(rows, heads, size, width)
+        weights = torch.exp(scores - total).nan_to_num(0.0)
+        weights = nn.functional.dropout(weights, dropout) if dropout else weights
+        out = (weights @ cv).reshape(rows, heads, size, width)
         back = torch.argsort(query_order, dim=-1)
         outputs.append(_gather(out, back))
         totals.append(torch.gather(total.reshape(rows, heads, size), 2, back))
     if len(outputs) == 1:
         out = outputs[0]
     else:  # each round weighed by the share of the attention mass it found
-        share = torch.softmax(torch.stack(totals).nan_to_num(float("-inf")), dim=0).nan_to_num(0.0)
+        share = torch.softmax(torch.stack(totals), dim=0).nan_to_num(0.0)
         out = (torch.stack(outputs) * share[..., None]).sum(0)
     return out[:, :, :tokens]
 

@@ -300,11 +300,11 @@ class TextTransformer(nn.Module):
                 folder = resolve_pretrained(config.pretrained)
                 if self.adapted and "base_sha256" in io.extra:
                     check_base(folder, config.pretrained, io.extra["base_sha256"])
-                self.encoder = tf.AutoModel.from_pretrained(folder, attn_implementation=config.attention)
+                self.encoder = tf.AutoModel.from_pretrained(folder, attn_implementation=_hf_attention(config))
             else:
                 hf_config = dict(io.extra["hf_config"])
                 hf_config = tf.AutoConfig.for_model(hf_config.pop("model_type"), **hf_config)
-                self.encoder = tf.AutoModel.from_config(hf_config, attn_implementation=config.attention)
+                self.encoder = tf.AutoModel.from_config(hf_config, attn_implementation=_hf_attention(config))
             width = self.encoder.config.hidden_size
             if config.keep_layers is not None:
                 _keep_layers(self.encoder, config.keep_layers)
@@ -451,7 +451,11 @@ class TextTransformer(nn.Module):
         """The encoder layers gradient checkpointing recomputes."""
         if not self.hf:
             return list(self.encoder.layers)
-        found = [m for m in self.encoder.modules() if isinstance(m, nn.ModuleList) and len(m) and "Layer" in type(m[0]).__name__]  # fmt: skip
+        layer = getattr(require("transformers", purpose="gradient checkpointing").modeling_layers,
+                        "GradientCheckpointingLayer", None)  # fmt: skip
+        if layer is not None:
+            return [m for m in self.encoder.modules() if isinstance(m, layer)]
+        found = [m for m in self.encoder.modules() if isinstance(m, nn.ModuleList) and len(m) > 1]
         return list(found[0]) if found else []
 
     def checkpoint_layers(self, on: bool = True) -> None:
@@ -528,6 +532,12 @@ class TextTransformer(nn.Module):
             for hook in hooks:
                 hook.remove()
         return maps
+
+
+def _hf_attention(config: TransformerConfig) -> str | None:
+    """What a pretrained encoder is asked to compute attention with: ``eager`` when the recipe says so, else
+    nothing (transformers' own choice: SDPA where the architecture has it, eager where it does not)."""
+    return "eager" if config.attention == "eager" else None
 
 
 def _keep_layers(encoder: nn.Module, keep: int) -> None:

@@ -241,7 +241,14 @@ class Trainer:
 
     def fit(self, train: Tensors, validation: Tensors | None, *, resume: bool = False) -> TrainResult:
         """Train for ``config.epochs`` (or until early stopping) and leave the kept weights in the model."""
-        chosen, batch_note = self._auto_batch(train) if self.config.batch_size == "auto" else (None, None)
+        chosen, batch_note = None, None
+        if self.config.batch_size == "auto":  # a resumed run keeps the batch it started with
+            saved = self._saved_batch_size() if resume else None
+            if saved is not None:
+                chosen, batch_note = saved, f"batch size {saved}: as chosen when the run started"
+            else:
+                chosen, batch_note = self._auto_batch(train)
+            self.config = TrainConfig.model_validate({**self.config.model_dump(), "batch_size": chosen})
         cfg, dist = self.config, self.dist
         assert isinstance(cfg.batch_size, int)
         micro = cfg.batch_size // (dist.world_size * cfg.grad_accum)
@@ -255,8 +262,9 @@ class Trainer:
                 "train.early_stopping needs a validation split, but data.split.validation is 0",
                 hint="set data.split.validation (e.g. 0.1) or remove train.early_stopping",
             )
-        layouts = [self._layout(epoch, len(train), micro) for epoch in range(cfg.epochs)]
-        epoch_steps = [math.ceil((len(bounds) - 1) / cfg.grad_accum) for _, bounds in layouts]
+        epoch_rows = [self._epoch_rows(epoch, len(train)) for epoch in range(cfg.epochs)]
+        layouts = {rows: self._bounds(rows, micro) for rows in set(epoch_rows)}  # one, unless progressive
+        epoch_steps = [math.ceil((len(layouts[rows]) - 1) / cfg.grad_accum) for rows in epoch_rows]
         total_steps = sum(epoch_steps)
         checkpointing, note = self._checkpointing(train, micro)
 
@@ -266,7 +274,7 @@ class Trainer:
         if self.distillation is not None:
             self.distillation.remember(train, batch_size=cfg.eval_batch_size, device=self.device)
 
-        state = {"epoch": 0, "micro": 0, "step": 0, "history": [], "best": None, "bad_epochs": 0}
+        state = {"epoch": 0, "micro": 0, "step": 0, "history": [], "best": None, "bad_epochs": 0, "batch_size": chosen}
         resumed_from = None
         if resume and self.checkpoint_path.exists():
             state = self._load_checkpoint(optimizer, scheduler)
@@ -290,7 +298,8 @@ class Trainer:
                 while state["epoch"] < cfg.epochs and not stop:
                     epoch = state["epoch"]
                     self.net.train()
-                    rows, bounds = layouts[epoch]  # micro-batch i is order[bounds[i]:bounds[i + 1]]
+                    rows = epoch_rows[epoch]
+                    bounds = layouts[rows]  # micro-batch i is order[bounds[i]:bounds[i + 1]]
                     micro_per_epoch, steps_per_epoch = len(bounds) - 1, epoch_steps[epoch]
                     checks = self._checks_within_epoch(steps_per_epoch, validation)
                     order = self._order(epoch, len(train), rows)
@@ -397,6 +406,8 @@ class Trainer:
         sample = {k: v.to(self.device) for k, v in train.head(2).inputs.items()}
         data = sum(t.numel() * t.element_size() for t in (*train.inputs.values(), train.target))
         available = available_bytes()
+        if self.device.type == "cuda":  # the GPU's memory is what runs out; the rows stay in the host's
+            available, data = torch.cuda.mem_get_info(self.device)[0], 0
         budget = self.config.memory_budget * 2**20 if self.config.memory_budget else None
         return sample, data, budget or (int(available * BUDGET_SHARE) if available else None)
 
@@ -422,7 +433,6 @@ class Trainer:
                     + (f"; at most an eighth of the {len(train)} training rows" if chosen == sizes[-1] and fits else ""))  # fmt: skip
         if self.dist.is_main:
             console.print(note, highlight=False, markup=False)
-        self.config = TrainConfig.model_validate({**cfg.model_dump(), "batch_size": chosen})
         return chosen, note
 
     def _checkpointing(self, train: Tensors, micro: int) -> tuple[bool, str | None]:
@@ -452,19 +462,34 @@ class Trainer:
             switch(wanted is True)
         return wanted is True, note
 
-    def _layout(self, epoch: int, total: int, micro: int) -> tuple[int, list[int]]:
-        """The rows an epoch trains on (all of them, less a remainder so that every process takes as many;
-        with ``train.progressive`` its share of them) and its micro-batches' bounds in this process's share."""
+    def _epoch_rows(self, epoch: int, total: int) -> int:
+        """The rows an epoch trains on: all of them, less a remainder so that every process takes as many;
+        with ``train.progressive`` its share of them (never fewer than two a process)."""
         world, progressive = self.dist.world_size, self.config.progressive
         rows = total - total % world
         if progressive is not None:
             share = min(1.0, progressive.start + progressive.grow * epoch)
-            rows = max(world, math.ceil(share * rows / world) * world)
-        per_rank = rows // world
+            rows = max(min(rows, 2 * world), math.ceil(share * rows / world) * world)
+        return rows
+
+    def _bounds(self, rows: int, micro: int) -> list[int]:
+        """The micro-batches' bounds in this process's share of an epoch's ``rows``."""
+        per_rank = rows // self.dist.world_size
         bounds = [*range(0, per_rank, micro), per_rank]
         if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
             del bounds[-2]  # a last batch of one row breaks batch norm: it joins the one before
-        return rows, bounds
+        return bounds
+
+    def _saved_batch_size(self) -> int | None:
+        """The batch size ``auto`` chose when the run to resume started (None: no readable checkpoint)."""
+        if not self.checkpoint_path.exists():
+            return None
+        try:
+            saved = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # a damaged checkpoint: the resume itself says so
+            return None
+        value = saved.get("batch_size") if isinstance(saved, dict) else None
+        return value if isinstance(value, int) else None
 
     def _order(self, epoch: int, total: int, rows: int) -> torch.Tensor:
         """This process's share of the epoch's shuffle (the same on every process); with several processes

@@ -76,6 +76,10 @@ class Objective:
         from seekforge.train import DistContext
 
         values = draw(trial, self.recipe.tune)  # type: ignore[arg-type]
+        train = self.recipe.train
+        if self.budget is not None and "auto" in (train.batch_size, train.gradient_checkpointing):
+            # what auto fits in is this worker's share of the memory, not the whole machine's
+            values = {**values, "train.memory_budget": max(1, self.budget // 2**20)}
         recipe = load_recipe(apply(self.recipe.trial_base(), values))
         folder = self.study_dir / "trials" / f"{trial.number:04d}"
         folder.mkdir(parents=True, exist_ok=True)
