@@ -2,8 +2,9 @@
 
 Claim to check (the specification's: LSH keeps 98% of full attention's accuracy). Each row of the task
 joins ``--join`` reviews drawn at random (the 4,000 training reviews for the training rows, the 1,000 test
-reviews for the test rows) and takes the label of the first: the model has to find, in a long text, the
-part that decides. The same scratch transformer (2 layers, 128 wide, 4 heads, ``max_length`` tokens, [CLS]
+reviews for the test rows) and takes the label of the first: with ``--task first`` the model has to find,
+in a long text, the part that decides; with ``--task same`` every review joined has that label (a long
+document whose class shows throughout). The same scratch transformer (2 layers, 128 wide, 4 heads, ``max_length`` tokens, [CLS]
 pooling, so that the answer has to travel through attention) trains with ``model.attention: sdpa`` and with
 LSH (32 buckets, 2 hash rounds, chunks of 64), through ``seekforge.run``, one after the other in this
 process.
@@ -22,10 +23,15 @@ import numpy as np
 import pandas as pd
 
 
-def joined(frame: pd.DataFrame, rows: int, join: int, seed: int) -> pd.DataFrame:
-    """``rows`` texts of ``join`` reviews each, labelled by the first."""
+def joined(frame: pd.DataFrame, rows: int, join: int, seed: int, task: str = "first") -> pd.DataFrame:
+    """``rows`` texts of ``join`` reviews each, labelled by the first (``task: first``: the rest are noise),
+    or drawn from one class (``same``: the label is spread over the whole text)."""
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(frame), size=(rows, join))
+    if task == "same":
+        for row in picks:
+            same = np.flatnonzero(frame["score"].to_numpy() == frame["score"].iloc[row[0]])
+            row[1:] = rng.choice(same, size=join - 1)
     texts = [" ".join(frame["review"].iloc[p]) for p in picks]
     return pd.DataFrame({"review": texts, "score": frame["score"].iloc[picks[:, 0]].to_numpy()})
 
@@ -49,6 +55,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=1024)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--rows", type=int, default=4000)
+    parser.add_argument("--task", choices=["first", "same"], default="first")
     args = parser.parse_args()
     import seekforge
     from seekforge.core.hardware import hardware
@@ -59,14 +66,17 @@ def main() -> None:
     found = {}
     with tempfile.TemporaryDirectory() as tmp:
         train, test = Path(tmp) / "train.jsonl", Path(tmp) / "test.jsonl"
-        joined(read_source("builtin:reviews"), args.rows, args.join, 0).to_json(train, orient="records", lines=True)
-        joined(read_source("builtin:reviews/test"), 1000, args.join, 1).to_json(test, orient="records", lines=True)
+        for source, path, rows, seed in (
+            ("builtin:reviews", train, args.rows, 0),
+            ("builtin:reviews/test", test, 1000, 1),
+        ):
+            joined(read_source(source), rows, args.join, seed, args.task).to_json(path, orient="records", lines=True)
         lsh = {"type": "lsh", "buckets": 32, "hashes": 2, "chunk": 64}
         for name, attention in (("sdpa", "sdpa"), ("lsh", lsh)):
             result = seekforge.run(recipe(train, test, attention, args), runs_dir=Path(tmp) / "runs")
             found[name] = {"accuracy": result.metrics["accuracy"],
                            "seconds": read_manifest(result.package)["training"]["seconds"]}  # fmt: skip
-    print(f"{args.rows} rows of {args.join} reviews, {args.tokens} tokens, {args.epochs} epochs")
+    print(f"{args.rows} rows of {args.join} reviews ({args.task}), {args.tokens} tokens, {args.epochs} epochs")
     print(f"{'':<6} {'test accuracy':>14} {'train s':>8}")
     for name, row in found.items():
         print(f"{name:<6} {row['accuracy']:>14.4f} {row['seconds']:>8.1f}")
