@@ -110,21 +110,12 @@ def _tabular(folder: Path) -> Path:
 def test_a_resumed_run_keeps_the_batch_size_auto_chose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from seekforge.core.errors import TrainingInterrupted
     from seekforge.train import _trainer
-    from tests.train.test_trainer import data, make_trainer
+    from tests.train.test_trainer import data, make_trainer, stop_at_micro_batch
 
     train, pre = data(200, 0)
     monkeypatch.setattr(_trainer, "training_bytes", lambda model, sample, micro_batch, **kw: micro_batch * 2**20)
     first = make_trainer(tmp_path, pre, epochs=2, batch_size="auto", memory_budget=5)
-    original = first._forward_backward
-    calls = {"n": 0}
-
-    def signalled(*args: object, **kwargs: object) -> float:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            first.stop_signals.request()
-        return original(*args, **kwargs)
-
-    first._forward_backward = signalled  # type: ignore[method-assign]
+    stop_at_micro_batch(first, 3)
     with pytest.raises(TrainingInterrupted):
         first.fit(train, None)
     monkeypatch.setattr(_trainer, "training_bytes", lambda model, sample, micro_batch, **kw: 1)  # more room now

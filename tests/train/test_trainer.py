@@ -39,6 +39,19 @@ def make_trainer(
     )
 
 
+def stop_at_micro_batch(trainer: Trainer, n: int) -> None:
+    """Request a stop (what Ctrl-C or SIGTERM do) as ``trainer`` starts its ``n``-th micro-batch."""
+    original, calls = trainer._forward_backward, {"n": 0}
+
+    def signalled(*args: object, **kwargs: object) -> float:
+        calls["n"] += 1
+        if calls["n"] == n:
+            trainer.stop_signals.request()
+        return original(*args, **kwargs)
+
+    trainer._forward_backward = signalled  # type: ignore[method-assign]
+
+
 def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in trainer.model.state_dict().items()}
 
@@ -89,16 +102,7 @@ def test_a_stop_at_a_check_comes_after_it(tmp_path: Path) -> None:
     val, _ = data(40, 1, pre)
     seen: list[dict[str, Any]] = []
     trainer = make_trainer(tmp_path, pre, hook=seen.append, checks=2, epochs=2)
-    calls = {"n": 0}
-    original = trainer._forward_backward
-
-    def signalled(*args: object, **kwargs: object) -> float:
-        calls["n"] += 1
-        if calls["n"] == 4:
-            trainer.stop_signals.request()
-        return original(*args, **kwargs)
-
-    trainer._forward_backward = signalled  # type: ignore[method-assign]
+    stop_at_micro_batch(trainer, 4)
     with pytest.raises(TrainingInterrupted):
         trainer.fit(train, val)
     resumed = make_trainer(tmp_path, pre, hook=seen.append, checks=2, epochs=2)
@@ -114,16 +118,7 @@ def test_stop_request_then_resume_equals_uninterrupted(tmp_path: Path, stop_at: 
     expected = straight.fit(train, val)
 
     interrupted = make_trainer(tmp_path / "resumed", pre, grad_accum=2, checkpoint_every=3)
-    calls = {"n": 0}
-    original = interrupted._forward_backward
-
-    def signalled(*args: object, **kwargs: object) -> float:
-        calls["n"] += 1
-        if calls["n"] == stop_at:
-            interrupted.stop_signals.request()  # what Ctrl-C / SIGTERM do
-        return original(*args, **kwargs)
-
-    interrupted._forward_backward = signalled  # type: ignore[method-assign]
+    stop_at_micro_batch(interrupted, stop_at)
     with pytest.raises(TrainingInterrupted, match="checkpoint written"):
         interrupted.fit(train, val)
     state = torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True)
@@ -337,16 +332,7 @@ def test_progressive_data_grows_each_epochs_rows_and_resumes_to_the_same_weights
     assert expected.steps == 3 + 5 + 8 + 10  # batches of 16; the schedule spans these steps
     assert expected.history[-1]["lr"] == pytest.approx(0.0, abs=1e-9)
     interrupted = make_trainer(tmp_path / "resumed", pre, **progressive)
-    original = interrupted._forward_backward
-    calls = {"n": 0}
-
-    def signalled(*args: object, **kwargs: object) -> float:
-        calls["n"] += 1
-        if calls["n"] == 6:  # in the second epoch
-            interrupted.stop_signals.request()
-        return original(*args, **kwargs)
-
-    interrupted._forward_backward = signalled  # type: ignore[method-assign]
+    stop_at_micro_batch(interrupted, 6)  # in the second epoch
     with pytest.raises(TrainingInterrupted, match="checkpoint written"):
         interrupted.fit(train, val)
     resumed = make_trainer(tmp_path / "resumed", pre, **progressive)
