@@ -114,6 +114,12 @@ class Recipe(BaseConfig):
                     "train.early_stopping: needs a validation split, but data.split.validation is 0; "
                     "set it (e.g. 0.1) or remove early_stopping"
                 )
+        exits = getattr(self.model, "early_exit", None)
+        if exits is not None and exits.threshold is None and self.data.split.validation == 0:
+            problems.append(
+                "model.early_exit: the exit threshold is calibrated on the validation split, but "
+                "data.split.validation is 0; set it (e.g. 0.1) or give early_exit.threshold"
+            )
         if self.train.gradient_checkpointing is True and self.model.type != "transformer":
             problems.append(
                 f"train.gradient_checkpointing: a {self.model.type} model has no encoder layers to checkpoint; "

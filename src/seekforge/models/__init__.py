@@ -29,6 +29,16 @@ from seekforge.models._adapter import (
     peft_model,
     target_problems,
 )
+from seekforge.models._exits import (
+    Departures,
+    EarlyExitConfig,
+    ExitPolicy,
+    calibrate_model,
+    exit_latency,
+    infer_exits,
+    point,
+    through_all_layers,
+)
 from seekforge.models._infer import collate, infer, num_rows
 from seekforge.models._package import build_model, check_model_size, load_tensors, model_spec_of
 from seekforge.models._quantized import (
@@ -50,5 +60,7 @@ __all__ += [
     "peft_model",
     "target_problems",
 ]
+__all__ += ["Departures", "EarlyExitConfig", "ExitPolicy", "calibrate_model", "exit_latency", "infer_exits"]
+__all__ += ["point", "through_all_layers"]
 __all__ += ["build_model", "check_model_size", "collate", "infer", "load_tensors", "model_spec_of", "num_rows"]
 __all__ += ["QUANT_FILE", "Exported", "check_qat_supported", "convert", "prepare_qat", "quantized_model", "split_state"]

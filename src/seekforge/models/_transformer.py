@@ -30,6 +30,7 @@ from seekforge.models._adapter import (
     with_adapter,
 )
 from seekforge.models._attention import EncoderLayer, LSHConfig
+from seekforge.models._exits import EarlyExitConfig, LayerwiseExits
 from seekforge.models._token_table import TokenTable
 from seekforge.models.config import MODELS, ModelConfig, ModelIO
 
@@ -109,6 +110,9 @@ class TransformerConfig(ModelConfig):
     #: operations, the same numbers), or ``{type: lsh, buckets, hashes, chunk}``: bucketed attention, an
     #: approximation whose memory grows with tokens x chunk (scratch encoders; see models/_attention.py).
     attention: Literal["sdpa", "eager"] | LSHConfig = "sdpa"
+    #: Exit heads after encoder layers and the policy that lets easy rows leave early (classifiers; see
+    #: models/_exits.py).
+    early_exit: EarlyExitConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -192,6 +196,9 @@ class TransformerConfig(ModelConfig):
         if len(features.of_type("text")) != 1 or len(features.inputs) != 1:
             got = ", ".join(f"{f.name} ({f.type})" for f in features.inputs)
             return [f"model type 'transformer' takes exactly one text input, got {got}"]
+        if self.early_exit is not None and features.output.type == "numeric":
+            return ["early_exit: rows leave when a classifier's exit is confident; the output "
+                    f"'{features.output.name}' is numeric (regression): remove early_exit"]  # fmt: skip
         return []
 
     def tokenizer_path(self) -> Path | None:
@@ -263,6 +270,8 @@ class TransformerConfig(ModelConfig):
         keep: list[nn.Module] = [model.head, model.encoder.embeddings]
         for layer in layers:
             keep += [layer.attention.output.dense, layer.output.dense]
+        if model.exit_heads is not None:  # their config has no widths to rebuild narrower ones from
+            keep += [m for m in model.exit_heads.modules() if isinstance(m, nn.Linear | nn.LayerNorm)]
         return keep
 
     def pruning_options(self, model: nn.Module, ratio: float) -> dict[str, Any]:
@@ -283,7 +292,7 @@ class TransformerConfig(ModelConfig):
         return self.model_validate({**self.model_dump(), "pruned_layers": layers})
 
 
-class TextTransformer(nn.Module):
+class TextTransformer(LayerwiseExits, nn.Module):
     def __init__(self, config: TransformerConfig, io: ModelIO, *, load_weights: bool) -> None:
         super().__init__()
         self.pooling = config.pooling
@@ -340,6 +349,7 @@ class TextTransformer(nn.Module):
             self.norm = nn.LayerNorm(width)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(width, io.output_dim)
+        self.init_exits(config.early_exit, width, io.output_dim, config.dropout)
 
     def merged(self) -> TextTransformer:
         """A copy with the adapter merged into the encoder's weights (itself when it has no adapter)."""
@@ -445,6 +455,10 @@ class TextTransformer(nn.Module):
         super().train(mode)
         if self.frozen:
             self.encoder.eval()  # a frozen encoder keeps its dropout off
+        if mode and self.exit_training == "distill":  # exit heads learning from the frozen model, as it predicts
+            for name, child in self.named_children():
+                if name != "exit_heads":
+                    child.eval()
         return self
 
     def checkpointed_layers(self) -> list[nn.Module]:
@@ -499,7 +513,9 @@ class TextTransformer(nn.Module):
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.head(self.dropout(self.embed_text(batch)))
+        if self.exit_heads is None or (self.training and self.exit_training == "off"):
+            return self.head(self.dropout(self.embed_text(batch)))
+        return self.exits_forward(batch)  # early exit: see LayerwiseExits
 
     def input_embeddings(self) -> nn.Module:
         """The token embedding layer (token ids -> vectors), which attributions over tokens integrate at."""

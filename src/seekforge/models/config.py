@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import model_validator
+
 from seekforge.core.config import PluggableConfig
 from seekforge.core.registry import Registry
 
@@ -59,6 +61,16 @@ class ModelConfig(PluggableConfig):
     """Base of every model type. Subclasses declare ``type: Literal["name"]`` and implement ``build``."""
 
     registry: ClassVar[Registry[type[ModelConfig]]]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exits_need_layers(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "early_exit" in data and "early_exit" not in cls.model_fields:
+            raise ValueError(
+                f"early_exit: a {data.get('type', cls.__name__)} model has no encoder layers to exit from; early "
+                "exit is for model.type: transformer (remove early_exit)"
+            )
+        return data
 
     def check_features(self, features: FeaturesConfig) -> list[str]:
         """Problems with using this model for ``features``; empty when they fit."""

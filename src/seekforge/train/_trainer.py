@@ -527,6 +527,9 @@ class Trainer:
         loss = self._loss(logits, target, weights)
         if self.distillation is not None:
             loss = self.distillation.loss(logits, batch, loss, self.task, rows=index)
+        exit_loss = getattr(self.model, "exit_loss", None)  # a model with early exit: its exits learn too
+        if exit_loss is not None:
+            loss = exit_loss(loss, lambda exit_logits: self._loss(exit_logits, target, weights))
         (loss / group if group > 1 else loss).backward()  # a step's gradient is its micro-batches' mean
         return loss.item()
 
