@@ -130,6 +130,43 @@ def tiny_text_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return seekforge.run(text_recipe(str(root / "t.jsonl"), epochs=1), runs_dir=root / "runs").package
 
 
+def exit_texts(rows: int = 300, seed: int = 0) -> pd.DataFrame:
+    """Reviews whose class shows in two telling words (easy rows) or in one, perhaps after "not" (harder)."""
+    rng = np.random.default_rng(seed)
+    good, bad, plain = ["tasty", "fresh", "lovely"], ["stale", "bland", "broken"], ["the", "a", "box", "tea", "it"]
+    out = []
+    for label in rng.choice(["great", "other"], size=rows):
+        telling = good if label == "great" else bad
+        if rng.random() < 0.6:
+            words = [*rng.choice(telling, size=2), *rng.choice(plain, size=4)]
+        elif rng.random() < 0.5:
+            words = ["not", rng.choice(bad if label == "great" else good), *rng.choice(plain, size=6)]
+        else:
+            words = [rng.choice(telling), *rng.choice(plain, size=6)]
+        out.append({"review": " ".join(words), "score": label})
+    return pd.DataFrame(out)
+
+
+def exit_recipe(source: str, **early_exit: object) -> dict[str, object]:
+    """A 3-layer scratch text classifier with an exit head after each layer (its budget taken as measured on
+    the few validation rows: ``confidence: 0.5``)."""
+    recipe = text_recipe(source, epochs=4)
+    recipe["model"] = {
+        **recipe["model"],
+        "layers": 3,
+        "early_exit": {"budget": {"max_accuracy_drop": 0.02, "confidence": 0.5}, **early_exit},
+    }  # type: ignore[dict-item]
+    return recipe
+
+
+@pytest.fixture(scope="session")
+def exit_text_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny text classifier with early exit (entropy policy, calibrated), for mechanics."""
+    root = tmp_path_factory.mktemp("exit-package")
+    exit_texts().to_json(root / "t.jsonl", orient="records", lines=True)
+    return seekforge.run(exit_recipe(str(root / "t.jsonl")), runs_dir=root / "runs").package
+
+
 #: Questions and answers a tiny language model learns (tests of causal-LM fine-tuning).
 PAIRS = [("what colour is the sky", "blue"), ("what colour is grass", "green"), ("what colour is snow", "white"),
          ("what colour is coal", "black"), ("what colour is blood", "red"), ("what colour is the sun", "yellow")]  # fmt: skip

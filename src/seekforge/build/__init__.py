@@ -6,7 +6,15 @@ the model (one process or DDP), and finish (evaluate on the test split, write th
 
 from seekforge.build._card import model_card
 from seekforge.build._finish import Built, finish
-from seekforge.build._fit import build_seeded_model, fit, model_io, write_trained
+from seekforge.build._fit import (
+    build_seeded_model,
+    calibrated,
+    distill_exit_heads,
+    fit,
+    hold_exit_heads,
+    model_io,
+    write_trained,
+)
 from seekforge.build._prepare import SAMPLE_ROWS, Prepared, load_prepared, preparation_key, prepare
 from seekforge.build._report import render_report
 
@@ -15,8 +23,11 @@ __all__ = [
     "Built",
     "Prepared",
     "build_seeded_model",
+    "calibrated",
+    "distill_exit_heads",
     "finish",
     "fit",
+    "hold_exit_heads",
     "load_prepared",
     "model_card",
     "model_io",

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from seekforge.build._card import explanation_summary, model_card
+from seekforge.build._exits import exit_section, exit_summary
 from seekforge.build._prepare import SAMPLE_ROWS, Prepared
 from seekforge.build._report import render_report
 from seekforge.core.io import write_text_atomic
@@ -59,7 +60,7 @@ def finish(
         "task": recipe.task,
         "inputs": pre.input_schema(),
         "output": pre.output_schema(),
-        "model": _model_entry(model_json, model),
+        "model": _model_entry(model_json, model, result, test),
         "metrics": {"test": metrics},
         "data": {
             "rows": {name: len(split.target) for name, split in prepared.splits.items()},
@@ -101,6 +102,9 @@ def finish(
         test_predictions=regression_points,
         test_scores=scores,
         card=card,
+        extra_sections=[("Early exit", exit_section(manifest["model"]["early_exit"], result["early_exit"]))]
+        if "early_exit" in result
+        else None,
     )
     files = {
         "recipe.yaml": recipe.to_yaml(),
@@ -123,8 +127,11 @@ def finish(
     return Built(folder, package, metrics, result["history"])
 
 
-def _model_entry(model_json: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:
-    """The manifest's model: its type, its parameters and those training changed (an adapter's, the head)."""
+def _model_entry(
+    model_json: dict[str, Any], model: torch.nn.Module, result: dict[str, Any], test: Tensors
+) -> dict[str, Any]:
+    """The manifest's model: its type, its parameters and those training changed (an adapter's, the head),
+    and for a model with early exit, where the test rows left it (see :func:`exit_summary`)."""
     config = model_json["config"]
     entry = {
         "type": config["type"],
@@ -134,6 +141,8 @@ def _model_entry(model_json: dict[str, Any], model: torch.nn.Module) -> dict[str
     if config.get("adapter"):
         base = {"base": config["pretrained"], "base_sha256": model_json["io"]["extra"]["base_sha256"]}
         entry["adapter"] = {**config["adapter"], **base}
+    if "early_exit" in result:
+        entry["early_exit"] = exit_summary(model, result["early_exit"], test)
     return entry
 
 

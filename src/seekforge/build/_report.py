@@ -20,9 +20,11 @@ def render_report(
     test_predictions: tuple[list[float], list[float]] | None = None,
     test_scores: tuple[np.ndarray, np.ndarray] | None = None,
     card: str | None = None,
+    extra_sections: list[tuple[str, str]] | None = None,
 ) -> str:
     """HTML report of a trained package. ``test_predictions`` is (actual, predicted) for regression,
-    ``test_scores`` (true class indices, class probabilities) for classification."""
+    ``test_scores`` (true class indices, class probabilities) for classification; ``extra_sections`` (title, html)
+    follow the training summary."""
     metrics = manifest["metrics"]["test"]
     training = manifest.get("training", {})
     sections: list[tuple[str, str]] = []
@@ -43,6 +45,7 @@ def render_report(
     if history and "train_rows" in history[0]:
         summary.append(("training rows per epoch (progressive data)", ", ".join(str(h["train_rows"]) for h in history)))
     sections.append(("Training", r.table(summary)))
+    sections += extra_sections or []
     charts = [
         r.line_chart(
             {
