@@ -65,6 +65,8 @@ def export(
     table.add_row("max abs difference", f"{parity.max_abs_diff:.3g}")
     if parity.metric != "r2":
         table.add_row("predicted class agreement", f"{parity.agreement:.4f}")
+    if parity.exit_agreement is not None:
+        table.add_row("exit layer agreement", f"{parity.exit_agreement:.4f}")
     table.add_row(
         f"{parity.metric} torch / {result.record['backend']}",
         f"{parity.reference_metric:.4f} / {parity.candidate_metric:.4f}",
@@ -74,6 +76,7 @@ def export(
     how = f", {result.record['quantization']} quantization" if "quantization" in result.record else ""
     how += ", 7-bit weights" if result.record.get("reduce_range") else ""
     how += ", raw feature values in" if result.record["inputs"] == "raw" else ""
+    how += f", {len(result.record['segments'])} graphs chained between exits" if "segments" in result.record else ""
     out.print(f"{result.path} ({result.bytes / 1e6:.2f} MB{how}): parity {verdict}", markup=False, soft_wrap=True)
 
 

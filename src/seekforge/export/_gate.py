@@ -24,6 +24,8 @@ class ParityRecord:
         reference_metric: Its value for the torch model.
         candidate_metric: Its value for the exported model.
         failures: Which limits were broken, in words; empty when the gate passed.
+        exit_agreement: For a model with early exit, the share of rows that left at the same layer
+            (``max_abs_diff`` is then over those rows); None for other models.
     """
 
     rows: int
@@ -33,6 +35,7 @@ class ParityRecord:
     reference_metric: float
     candidate_metric: float
     failures: tuple[str, ...]
+    exit_agreement: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -43,11 +46,19 @@ class ParityRecord:
 
 
 def check_parity(
-    reference: torch.Tensor, candidate: torch.Tensor, target: torch.Tensor, *, task: str, limits: ParityConfig
+    reference: torch.Tensor,
+    candidate: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    task: str,
+    limits: ParityConfig,
+    exits: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> ParityRecord:
-    """Compare two models' outputs on the same rows against the limits."""
+    """Compare two models' outputs on the same rows against the limits; for a model with early exit,
+    ``exits`` holds the layer each row left at in each, which must agree as the predicted classes must."""
     ref, cand = reference.float().numpy(), candidate.float().numpy()
-    diff = float(np.abs(ref - cand).max()) if ref.size else 0.0
+    same = np.ones(len(ref), dtype=bool) if exits is None else (exits[0] == exits[1]).numpy()
+    diff = float(np.abs(ref[same] - cand[same]).max()) if ref[same].size else 0.0
     metric, ref_metric = headline_metric(reference, target, task=task)
     cand_metric = headline_metric(candidate, target, task=task)[1]
     agreement = 1.0 if task == "regression" else float((ref.argmax(1) == cand.argmax(1)).mean())
@@ -62,4 +73,7 @@ def check_parity(
         failures.append(f"{metric} of the exported model is not a number")
     elif ref_metric - cand_metric > limits.max_metric_drop:
         failures.append(f"{metric} drops {ref_metric - cand_metric:.4f} > {limits.max_metric_drop:g}")
-    return ParityRecord(len(target), diff, agreement, metric, ref_metric, cand_metric, tuple(failures))
+    exit_agreement = None if exits is None else float(same.mean()) if len(same) else 1.0
+    if exit_agreement is not None and exit_agreement < limits.min_agreement:
+        failures.append(f"exit layer agreement {exit_agreement:.4f} < {limits.min_agreement:g}")
+    return ParityRecord(len(target), diff, agreement, metric, ref_metric, cand_metric, tuple(failures), exit_agreement)

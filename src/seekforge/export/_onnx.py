@@ -17,7 +17,7 @@ from seekforge.core.deps import require
 from seekforge.core.errors import SeekforgeError
 from seekforge.models import collate, num_rows
 
-TOKEN_INPUTS = ("input_ids", "attention_mask")
+TOKEN_INPUTS = ("input_ids", "attention_mask", "hidden")  # [rows, tokens, ...]: both axes dynamic
 
 
 class ExportError(SeekforgeError, RuntimeError):
@@ -32,7 +32,7 @@ class _Positional(nn.Module):
         self.model = model
         self.keys = keys
 
-    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+    def forward(self, *tensors: torch.Tensor) -> Any:
         return self.model(dict(zip(self.keys, tensors, strict=True)))
 
 
@@ -51,7 +51,14 @@ def _quiet_exporter() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def export_onnx(model: nn.Module, example: dict[str, torch.Tensor], path: Path, *, opset: int) -> None:
+def export_onnx(
+    model: nn.Module,
+    example: dict[str, torch.Tensor],
+    path: Path,
+    *,
+    opset: int,
+    outputs: tuple[str, ...] = ("logits",),
+) -> None:
     """Export ``model`` to one self-contained ONNX file with a dynamic batch (and sequence) axis.
 
     Args:
@@ -60,6 +67,7 @@ def export_onnx(model: nn.Module, example: dict[str, torch.Tensor], path: Path, 
         example: A batch of at least two rows, as the preprocessor makes it.
         path: The ``.onnx`` file to write.
         opset: ONNX opset version.
+        outputs: The names of the model's outputs (a tuple of tensors when more than one).
 
     Raises:
         ExportError: The exporter could not capture or convert the model.
@@ -78,7 +86,7 @@ def export_onnx(model: nn.Module, example: dict[str, torch.Tensor], path: Path, 
                 wrapper,
                 tuple(example[k] for k in keys),
                 input_names=keys,
-                output_names=["logits"],
+                output_names=list(outputs),
                 dynamic_shapes=(shapes,),
                 opset_version=opset,
                 dynamo=True,
@@ -136,12 +144,12 @@ class OnnxRunner:
         return torch.from_numpy(np.concatenate(outputs)) if outputs else torch.empty(0)
 
 
-def _session(path: Path, *, threads: int | None = None, optimized: Path | None = None) -> Any:
+def _session(path: Path, *, threads: int | None = None, optimized: Path | None = None, chained: bool = False) -> Any:
     from seekforge.core.errors import PackageError
     from seekforge.runtime import session
 
     try:
-        return session(path, threads=threads, optimized=optimized)
+        return session(path, threads=threads, optimized=optimized, chained=chained)
     except PackageError as exc:
         raise ExportError(exc.message, hint=exc.hint) from exc
 

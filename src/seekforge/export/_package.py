@@ -13,7 +13,8 @@ from typing import Any
 from seekforge.core.errors import ConfigError
 from seekforge.core.hardware import hardware, int8_portability
 from seekforge.core.package import add_to_package, read_manifest, read_package_json
-from seekforge.core.variants import PRECISIONS
+from seekforge.core.variants import PRECISIONS, Variant
+from seekforge.export._exits import export_segments, segment_file
 from seekforge.export._gate import ParityRecord, check_parity
 from seekforge.export._onnx import ExportError, OnnxRunner, export_onnx, load_samples, optimize_graph, to_fp16
 from seekforge.export._quantize import quantize_int8
@@ -95,50 +96,50 @@ def export_package(
     seven_bits = variant.precision == "int8" and not qat and config.seven_bit_weights
     if variant.precision == "int8" and not qat:
         record["reduce_range"] = seven_bits
+    exits = getattr(model, "policy", None)  # a model with early exit: one graph per segment between exits
+    if exits is not None:
+        _check_exit_variant(package, variant, config.quantization)
+        record["early_exit"] = {"policy": exits.kind, "threshold": exits.threshold, "exits": list(exits.exits)}
+        record["segments"] = [segment_file(variant.file, k) for k in range(len(exits.exits))]
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         fp32 = scratch / "fp32.onnx"
-        if base is None:
+        if exits is not None:
+            sources = export_segments(model, _example(samples), scratch, opset=config.opset)
+        elif base is None:
             export_onnx(model, _example(samples), fp32, opset=config.opset)
+            sources = [fp32]
         else:
             shutil.copyfile(base, fp32)
-        built = scratch / Path(variant.file).name
-        if variant.format == "openvino":
-            from seekforge.export._openvino import export_openvino
-
-            record.update(
-                export_openvino(
-                    fp32, built, precision=variant.precision, calibration=calibration, reduce_range=seven_bits
-                )
-            )
-        elif qat:
-            fp32.rename(built)  # the converted model's graph: int8 QDQ already
-            record["quantization"] = "qat"
-        elif variant.precision == "int8":
-            record["quantization"] = quantize_int8(
-                fp32, built, method=config.quantization, calibration=calibration, reduce_range=seven_bits
-            )
-        elif variant.precision == "fp16":
-            to_fp16(fp32, built)
-        elif variant.graph_optimized:
-            optimize_graph(fp32, built)
-        else:
-            fp32.rename(built)
+            sources = [fp32]
+        built = [scratch / Path(name).name for name in record.get("segments", [variant.file])]
+        for source, out in zip(sources, built, strict=True):
+            record.update(_convert(source, out, config, calibration=calibration, qat=qat, seven_bits=seven_bits))
         if raw_samples is not None:
-            _prepend_preprocessing(built, package)
+            _prepend_preprocessing(built[0], package)
             record["inputs"] = "raw"
-        reference = infer(model, samples.inputs)
-        candidate = open_runner(package, record, path=built)(raw_samples or samples.inputs)
-        parity = check_parity(reference, candidate, samples.target, task=manifest["task"], limits=config.limits)
+        if exits is not None:
+            from seekforge.export._exits import exit_runner
+            from seekforge.models import infer_exits
+
+            reference, reference_exits = infer_exits(model, samples.inputs)
+            candidate, candidate_exits = exit_runner(package, record, paths=built)(samples.inputs)
+            layers: tuple[Any, Any] | None = (reference_exits, candidate_exits)
+        else:
+            reference = infer(model, samples.inputs)
+            candidate = open_runner(package, record, path=built[0])(raw_samples or samples.inputs)
+            layers = None
+        parity = check_parity(reference, candidate, samples.target, task=manifest["task"], limits=config.limits,
+                              exits=layers)  # fmt: skip
         if not parity.passed and not force:
             raise ExportError(
                 f"the {variant.name} model failed the parity gate on {parity.rows} held-out rows: "
                 + "; ".join(parity.failures),
                 hint="nothing was written; --force writes it anyway, marked as failed",
             )
-        files: dict[str, Path | str] = {variant.file: built}
+        files: dict[str, Path | str] = dict(zip(record.get("segments", [variant.file]), built, strict=True))
         if variant.format == "openvino":
-            files[variant.file.replace(".xml", ".bin")] = built.with_suffix(".bin")
+            files[variant.file.replace(".xml", ".bin")] = built[0].with_suffix(".bin")
         size = sum(Path(f).stat().st_size for f in files.values())
         record.update(parity=parity.to_dict(), limits=config.limits.model_dump(), bytes=size)
         files[str(Path(variant.file).with_suffix(".parity.json"))] = json.dumps(record, indent=2)
@@ -146,6 +147,61 @@ def export_package(
             package, files=files, manifest={"exports": {**manifest.get("exports", {}), variant.name: record}}
         )
     return ExportResult(package, package / record["file"], parity, record["bytes"], record)
+
+
+def _convert(
+    fp32: Path, built: Path, config: ExportConfig, *, calibration: Any, qat: bool, seven_bits: bool
+) -> dict[str, Any]:
+    """Turn the fp32 graph ``fp32`` into ``config``'s variant at ``built``; what the record says of how."""
+    variant = config.variant
+    if variant.format == "openvino":
+        from seekforge.export._openvino import export_openvino
+
+        return export_openvino(
+            fp32, built, precision=variant.precision, calibration=calibration, reduce_range=seven_bits
+        )
+    if qat:
+        fp32.rename(built)  # the converted model's graph: int8 QDQ already
+        return {"quantization": "qat"}
+    if variant.precision == "int8":
+        method = quantize_int8(fp32, built, method=config.quantization, calibration=calibration,
+                               reduce_range=seven_bits)  # fmt: skip
+        return {"quantization": method}
+    if variant.precision == "fp16":
+        to_fp16(fp32, built)
+    elif variant.graph_optimized:
+        optimize_graph(fp32, built)
+    else:
+        fp32.rename(built)
+    return {}
+
+
+def _check_exit_variant(package: Path, variant: Variant, quantization: str) -> None:
+    """Refuse the variants an early-exit model's segments cannot be.
+
+    Raises:
+        ConfigError: OpenVINO; fp16 (onnxruntime's CPU optimiser crashes the process loading an fp16 segment
+            that hands its states on: seen with onnxruntime 1.32); static INT8 (calibrated on the package's
+            inputs, which only the first segment takes).
+    """
+    if variant.precision == "fp16":
+        raise ConfigError(
+            "fp16 is not offered for early exit: onnxruntime's graph optimiser crashes loading the fp16 graph of "
+            "a segment that hands its states to the next one",
+            hint=f"run: seekforge export {package} --format onnx [--precision int8]",
+        )
+    if variant.format == "openvino":
+        raise ConfigError(
+            f"{package} has early exit, which runs as one ONNX graph per segment between exits, chained by "
+            "onnxruntime; seekforge does not chain OpenVINO models",
+            hint=f"run: seekforge export {package} --format onnx [--precision int8]",
+        )
+    if quantization == "static":
+        raise ConfigError(
+            "static INT8 quantization calibrates on the package's inputs, which only the first segment of an "
+            "early-exit model takes",
+            hint="use --quantization dynamic (or auto, which is dynamic for a transformer)",
+        )
 
 
 def _uses_qat(package: Path, manifest: dict[str, Any], config: ExportConfig) -> bool:
@@ -165,10 +221,17 @@ def _uses_qat(package: Path, manifest: dict[str, Any], config: ExportConfig) -> 
 
 
 def export_base(package: Path, out: Path, *, opset: int) -> None:
-    """Export the package's model, unchanged, to the fp32 ONNX file ``out`` (encoded inputs)."""
+    """Export the package's model, unchanged, to the fp32 ONNX file ``out`` (encoded inputs).
+
+    Raises:
+        ExportError: The model has early exit: it exports as one graph per segment, which each variant makes.
+    """
     from seekforge.models import build_model
 
-    export_onnx(build_model(package), _example(load_samples(package, read_manifest(package))), out, opset=opset)
+    model = build_model(package)
+    if getattr(model, "policy", None) is not None:
+        raise ExportError("a model with early exit exports as one graph per segment; each variant makes its own")
+    export_onnx(model, _example(load_samples(package, read_manifest(package))), out, opset=opset)
 
 
 def _example(samples: Any) -> dict[str, Any]:
@@ -182,6 +245,10 @@ def open_runner(package: Path, record: dict[str, Any], *, path: Path | None = No
     file = path or package / record["file"]
     if path is None and (why := int8_portability(record)):
         warnings.warn(why, RuntimeWarning, stacklevel=2)
+    if "segments" in record:  # early exit: returns logits and each row's exit layer
+        from seekforge.export._exits import exit_runner
+
+        return exit_runner(package, record, threads=threads)
     if record["format"] == "openvino":
         from seekforge.export._openvino import OpenVinoRunner
 
