@@ -283,3 +283,33 @@ def test_a_prediction_cache_answers_repeated_records(served_package: Path) -> No
         metrics = client.get("/metrics").text
     assert _sample(metrics, "seekforge_cache_rows_total", result="hit") == 3
     assert _sample(metrics, "seekforge_cache_rows_total", result="miss") == 4
+
+
+def test_an_early_exit_model_answers_each_rows_exit_layer_and_counts_them(exit_text_package: Path) -> None:
+    import asyncio
+
+    import grpc
+    from google.protobuf import struct_pb2
+
+    from seekforge.serve.proto import predict_pb2, predict_pb2_grpc
+
+    reviews = ["tasty fresh the box", "not stale it a tea the box", "bland", "lovely lovely tea"]
+    with running(exit_text_package, ServeConfig(max_wait_ms=5)) as (service, where):
+        answer = httpx.post(f"http://127.0.0.1:{where.http_port}/v1/predict",
+                            json={"records": [{"review": r} for r in reviews]}, timeout=30).json()  # fmt: skip
+        metrics = httpx.get(f"http://127.0.0.1:{where.http_port}/metrics", timeout=30).text
+
+        async def over_grpc() -> object:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{where.grpc_port}") as channel:
+                records = [struct_pb2.Struct(fields={"review": struct_pb2.Value(string_value=r)}) for r in reviews]
+                request = predict_pb2.PredictRequest(records=records)
+                return await predict_pb2_grpc.PredictorStub(channel).Predict(request, timeout=30)
+
+        response = asyncio.run(over_grpc())
+    expected = service.predictor.predict([{"review": r} for r in reviews])["exit_layer"].tolist()
+    assert [p["exit_layer"] for p in answer["predictions"]] == expected
+    assert [p.exit_layer for p in response.predictions] == expected
+    labels = {"role": "primary", "version": service.version}
+    assert _sample(metrics, "seekforge_exit_layer_count", **labels) == len(reviews)
+    assert _sample(metrics, "seekforge_exit_layer_sum", **labels) == sum(expected)
+    assert _sample(metrics, "seekforge_exit_layer_bucket", **labels, le="1.0") == expected.count(1)

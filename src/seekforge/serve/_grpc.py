@@ -115,7 +115,7 @@ def add_services(server: Any, service: ModelService) -> Any:
     def to_response(outputs: list[dict[str, Any]], request_id: str, version: str) -> Any:
         predictions = []
         for row in outputs:
-            prediction = pb2.Prediction(proba=row.get("proba", {}))
+            prediction = pb2.Prediction(proba=row.get("proba", {}), exit_layer=row.get("exit_layer"))
             json_format.ParseDict(row["prediction"], prediction.prediction)
             predictions.append(prediction)
         return pb2.PredictResponse(predictions=predictions, request_id=request_id, model_version=version)

@@ -116,6 +116,9 @@ class Prediction(BaseModel):
 
     prediction: Any = Field(description="a class label, or a number for a regressor")
     proba: dict[str, float] = Field(default_factory=dict, description="each class's probability (classifiers)")
+    exit_layer: int | None = Field(
+        default=None, description="the encoder layer the record left the model at (models with early exit only)"
+    )
 
 
 class PredictAnswer(BaseModel):

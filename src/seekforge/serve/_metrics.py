@@ -10,6 +10,7 @@ from seekforge.core.deps import require
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+EXIT_BUCKETS = tuple(range(1, 25))  # an encoder has at most 24 layers (model.layers)
 
 
 class ServeMetrics:
@@ -80,6 +81,13 @@ class ServeMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.exit_layers = prom.Histogram(
+            "seekforge_exit_layer",
+            "The encoder layer each row left a model with early exit at",
+            ["role", "version"],
+            buckets=EXIT_BUCKETS,
+            registry=r,
+        )
         self.swaps = prom.Counter(
             "seekforge_swaps", "Model swaps while serving, by role and outcome", ["role", "outcome"], registry=r
         )
@@ -110,6 +118,14 @@ class ServeMetrics:
             with contextlib.suppress(KeyError):
                 self.info.remove(gone["name"], gone["version"], gone["backend"], gone["role"])
         self.info.labels(info["name"], info["version"], info["backend"], info["role"]).set(1)
+
+    def observe_exits(self, role: str, version: str, outputs: list[dict[str, Any]]) -> None:
+        """The exit layers of a request's rows, when its model has early exit."""
+        layers = [row["exit_layer"] for row in outputs if "exit_layer" in row]
+        if layers:
+            histogram = self.exit_layers.labels(role, version)
+            for layer in layers:
+                histogram.observe(layer)
 
     def observe_model(self, role: str, version: str, rows: int, seconds: float, ok: bool) -> None:
         """One request's passage through the model of ``role``."""

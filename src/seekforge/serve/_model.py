@@ -158,8 +158,18 @@ def load_model(
 
 
 def _runner(predictor: Any) -> Callable[[Rows], Rows]:
+    """Validated rows -> output rows; a model with early exit adds each row's ``exit_layer``."""
+    routed = getattr(predictor, "decoded_exits", None)  # the torch-free runtime has no early-exit models
+
     def run(rows: Rows) -> Rows:
-        return rows_of(*predictor.decoded(rows), predictor.classes)
+        if routed is None:
+            return rows_of(*predictor.decoded(rows), predictor.classes)
+        predictions, proba, layers = routed(rows)
+        out = rows_of(predictions, proba, predictor.classes)
+        if layers is not None:
+            for row, layer in zip(out, layers.tolist(), strict=True):
+                row["exit_layer"] = layer
+        return out
 
     return run
 

@@ -17,7 +17,7 @@ from seekforge.core.errors import DataError, PackageError
 from seekforge.core.package import read_manifest, read_package_json
 from seekforge.core.variants import BACKENDS, BY_BACKEND, available_backends, passing_export, takes_raw
 from seekforge.data import Preprocessor, check_table, row_place
-from seekforge.models import build_model, infer
+from seekforge.models import build_model, infer, infer_exits
 from seekforge.runtime import PackageView, as_columns, raw_feeds
 from seekforge.train import evaluate_logits
 
@@ -37,7 +37,11 @@ class Predictor(PackageView):
     """Predicts with a model package.
 
     Use :func:`seekforge.load` to get one. ``predict`` returns a DataFrame with a ``prediction`` column
-    and, for classifiers, a ``proba_<class>`` column per class.
+    and, for classifiers, a ``proba_<class>`` column per class; for a model with early exit, an
+    ``exit_layer`` column too (the encoder layer each row left at).
+
+    ``runner`` maps what :meth:`encode` makes to logits, or, for a model with early exit, to logits and
+    each row's exit layer.
     """
 
     def __init__(
@@ -45,7 +49,7 @@ class Predictor(PackageView):
         path: Path,
         manifest: dict[str, Any],
         preprocessor: Preprocessor,
-        runner: Callable[[Any], torch.Tensor],
+        runner: Callable[[Any], torch.Tensor | tuple[torch.Tensor, torch.Tensor]],
         backend: str,
         *,
         raw: bool = False,
@@ -58,7 +62,12 @@ class Predictor(PackageView):
         self.chunk_rows = 2048
 
     def logits(self, records: Records) -> torch.Tensor:
-        """Model outputs for every record, in order.
+        """Model outputs for every record, in order (see :meth:`routed`)."""
+        return self.routed(records)[0]
+
+    def routed(self, records: Records) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Model outputs for every record, in order, and for a model with early exit the layer each row
+        left at (None for other models).
 
         Large inputs go in chunks of :attr:`chunk_rows`, and a worker thread preprocesses the next chunk
         while the model runs on the current one (torch and onnxruntime release the GIL while they compute,
@@ -68,17 +77,18 @@ class Predictor(PackageView):
         if frame.empty:
             raise DataError("nothing to predict: no records were given")
         if len(frame) <= self.chunk_rows:
-            return self.runner(self.encode(frame))
+            return _pair(self.runner(self.encode(frame)))
         chunks = [frame.iloc[start : start + self.chunk_rows] for start in range(0, len(frame), self.chunk_rows)]
-        outputs = []
+        outputs: list[tuple[torch.Tensor, torch.Tensor | None]] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seekforge-preprocess") as pool:
             pending = pool.submit(self.encode, chunks[0])
             for following in [*chunks[1:], None]:
                 encoded = pending.result()
                 if following is not None:
                     pending = pool.submit(self.encode, following)
-                outputs.append(self.runner(encoded))
-        return torch.cat(outputs)
+                outputs.append(_pair(self.runner(encoded)))
+        layers = [exits for _, exits in outputs if exits is not None]
+        return torch.cat([logits for logits, _ in outputs]), torch.cat(layers) if layers else None
 
     def encode(self, frame: pd.DataFrame) -> Any:
         """What the runner takes: the preprocessor's tensors, or checked raw values for a raw graph."""
@@ -90,15 +100,23 @@ class Predictor(PackageView):
     def decoded(self, records: Records) -> tuple[list[Any], np.ndarray | None]:
         """Predictions in the label's own values, and class probabilities ``[n, classes]`` (None for a
         regressor)."""
-        return self.preprocessor.decode(self.logits(records))
+        return self.decoded_exits(records)[:2]
+
+    def decoded_exits(self, records: Records) -> tuple[list[Any], np.ndarray | None, np.ndarray | None]:
+        """:meth:`decoded`, and the layer each row left at for a model with early exit (else None)."""
+        logits, layers = self.routed(records)
+        values, proba = self.preprocessor.decode(logits)
+        return values, proba, None if layers is None else layers.numpy()
 
     def predict(self, records: Records) -> pd.DataFrame:
-        """Predictions (and class probabilities) for each record, in order."""
-        values, proba = self.decoded(records)
+        """Predictions (and class probabilities, and exit layers) for each record, in order."""
+        values, proba, layers = self.decoded_exits(records)
         out = pd.DataFrame({"prediction": values})
         if proba is not None:
             for i, label in enumerate(self.classes or []):
                 out[f"proba_{label}"] = proba[:, i]
+        if layers is not None:
+            out["exit_layer"] = layers
         return out
 
     def predict_proba(self, records: Records) -> np.ndarray:
@@ -123,6 +141,10 @@ class Predictor(PackageView):
         """The model's outputs and the encoded labels of records whose output column is present."""
         frame = check_table(to_frame(records), self.preprocessor.features)
         return self.logits(frame), self.preprocessor.transform_target(frame)
+
+
+def _pair(output: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    return output if isinstance(output, tuple) else (output, None)
 
 
 def _auto_backend(manifest: dict[str, Any]) -> str:
@@ -169,10 +191,11 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True, thread
         if export is not None:
             from seekforge.export import open_runner
 
-            runner: Callable[[Any], torch.Tensor] = open_runner(path, export, threads=threads)
+            runner: Callable[[Any], Any] = open_runner(path, export, threads=threads)
         else:
             model = build_model(path, merge=True)
-            runner = functools.partial(infer, model, batch_size=256)
+            routed = getattr(model, "policy", None) is not None  # early exit: each row's exit layer too
+            runner = functools.partial(infer_exits if routed else infer, model, batch_size=256)
     except (KeyError, ValueError, OSError) as exc:
         if isinstance(exc, PackageError):
             raise

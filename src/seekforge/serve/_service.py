@@ -400,6 +400,7 @@ class ModelService:
             self.metrics.observe_model(model.role, model.version, len(rows), 0.0, ok=False)
             raise
         self.metrics.observe_model(model.role, model.version, len(rows), time.perf_counter() - started, ok=True)
+        self.metrics.observe_exits(model.role, model.version, outputs)
         return outputs
 
     def _send_to_shadow(self, model: ServedModel, rows: Rows, request_id: str, timeout: float | None) -> None:

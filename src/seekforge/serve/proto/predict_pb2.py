@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#seekforge/serve/proto/predict.proto\x12\x12seekforge.serve.v1\x1a\x1cgoogle/protobuf/struct.proto\"N\n\x0ePredictRequest\x12(\n\x07records\x18\x01 \x03(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\xa0\x01\n\nPrediction\x12*\n\nprediction\x18\x01 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x38\n\x05proba\x18\x02 \x03(\x0b\x32).seekforge.serve.v1.Prediction.ProbaEntry\x1a,\n\nProbaEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"q\n\x0fPredictResponse\x12\x33\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x1e.seekforge.serve.v1.Prediction\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\"\x11\n\x0fGetModelRequest\"\x19\n\tModelInfo\x12\x0c\n\x04json\x18\x01 \x01(\t2\x8d\x02\n\tPredictor\x12R\n\x07Predict\x12\".seekforge.serve.v1.PredictRequest\x1a#.seekforge.serve.v1.PredictResponse\x12\\\n\rPredictStream\x12\".seekforge.serve.v1.PredictRequest\x1a#.seekforge.serve.v1.PredictResponse(\x01\x30\x01\x12N\n\x08GetModel\x12#.seekforge.serve.v1.GetModelRequest\x1a\x1d.seekforge.serve.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#seekforge/serve/proto/predict.proto\x12\x12seekforge.serve.v1\x1a\x1cgoogle/protobuf/struct.proto\"N\n\x0ePredictRequest\x12(\n\x07records\x18\x01 \x03(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\xc8\x01\n\nPrediction\x12*\n\nprediction\x18\x01 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x38\n\x05proba\x18\x02 \x03(\x0b\x32).seekforge.serve.v1.Prediction.ProbaEntry\x12\x17\n\nexit_layer\x18\x03 \x01(\x05H\x00\x88\x01\x01\x1a,\n\nProbaEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\r\n\x0b_exit_layer\"q\n\x0fPredictResponse\x12\x33\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x1e.seekforge.serve.v1.Prediction\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\"\x11\n\x0fGetModelRequest\"\x19\n\tModelInfo\x12\x0c\n\x04json\x18\x01 \x01(\t2\x8d\x02\n\tPredictor\x12R\n\x07Predict\x12\".seekforge.serve.v1.PredictRequest\x1a#.seekforge.serve.v1.PredictResponse\x12\\\n\rPredictStream\x12\".seekforge.serve.v1.PredictRequest\x1a#.seekforge.serve.v1.PredictResponse(\x01\x30\x01\x12N\n\x08GetModel\x12#.seekforge.serve.v1.GetModelRequest\x1a\x1d.seekforge.serve.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,15 +37,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREDICTREQUEST']._serialized_start=89
   _globals['_PREDICTREQUEST']._serialized_end=167
   _globals['_PREDICTION']._serialized_start=170
-  _globals['_PREDICTION']._serialized_end=330
-  _globals['_PREDICTION_PROBAENTRY']._serialized_start=286
-  _globals['_PREDICTION_PROBAENTRY']._serialized_end=330
-  _globals['_PREDICTRESPONSE']._serialized_start=332
-  _globals['_PREDICTRESPONSE']._serialized_end=445
-  _globals['_GETMODELREQUEST']._serialized_start=447
-  _globals['_GETMODELREQUEST']._serialized_end=464
-  _globals['_MODELINFO']._serialized_start=466
-  _globals['_MODELINFO']._serialized_end=491
-  _globals['_PREDICTOR']._serialized_start=494
-  _globals['_PREDICTOR']._serialized_end=763
+  _globals['_PREDICTION']._serialized_end=370
+  _globals['_PREDICTION_PROBAENTRY']._serialized_start=311
+  _globals['_PREDICTION_PROBAENTRY']._serialized_end=355
+  _globals['_PREDICTRESPONSE']._serialized_start=372
+  _globals['_PREDICTRESPONSE']._serialized_end=485
+  _globals['_GETMODELREQUEST']._serialized_start=487
+  _globals['_GETMODELREQUEST']._serialized_end=504
+  _globals['_MODELINFO']._serialized_start=506
+  _globals['_MODELINFO']._serialized_end=531
+  _globals['_PREDICTOR']._serialized_start=534
+  _globals['_PREDICTOR']._serialized_end=803
 # @@protoc_insertion_point(module_scope)

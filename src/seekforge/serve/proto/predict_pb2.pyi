@@ -16,7 +16,7 @@ class PredictRequest(_message.Message):
     def __init__(self, records: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class Prediction(_message.Message):
-    __slots__ = ("prediction", "proba")
+    __slots__ = ("prediction", "proba", "exit_layer")
     class ProbaEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -26,9 +26,11 @@ class Prediction(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     PREDICTION_FIELD_NUMBER: _ClassVar[int]
     PROBA_FIELD_NUMBER: _ClassVar[int]
+    EXIT_LAYER_FIELD_NUMBER: _ClassVar[int]
     prediction: _struct_pb2.Value
     proba: _containers.ScalarMap[str, float]
-    def __init__(self, prediction: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., proba: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    exit_layer: int
+    def __init__(self, prediction: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., proba: _Optional[_Mapping[str, float]] = ..., exit_layer: _Optional[int] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("predictions", "request_id", "model_version")
