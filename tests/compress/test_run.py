@@ -133,3 +133,18 @@ def test_a_student_cut_from_its_pretrained_teacher_packages_exports_and_prunes(t
         "other",
     )
     assert export_package(narrowed.package).parity.passed
+
+
+def test_a_student_with_early_exit_gets_its_own_calibrated_threshold(exit_text_package: Path, tmp_path: Path) -> None:
+    from seekforge.core.package import read_manifest
+
+    student = {"type": "transformer", "layers": 2, "heads": 2, "hidden": 16, "ffn": 32,
+               "early_exit": {"budget": {"max_accuracy_drop": 0.05}}}  # fmt: skip
+    config = CompressConfig(distill={"student": {"model": student}, "epochs": 1}, max_accuracy_drop=1.0)
+    result = compress_package(exit_text_package, config, runs_dir=tmp_path, seconds=0.05)
+    summary = read_manifest(result.package)["model"]["early_exit"]
+    assert summary["exits"] == [1, 2] and summary["calibrated"] and summary["validation"]["rows"] > 0
+    assert sum(summary["test"]["exits"]) == summary["test"]["rows"] and summary["threshold"] is not None
+    spec = json.loads((result.package / "model.json").read_text())["config"]["early_exit"]
+    assert spec["threshold"] == summary["threshold"] and spec["calibrated"]
+    assert "exit_layer" in seekforge.load(result.package).predict([{"review": "tasty tea"}])

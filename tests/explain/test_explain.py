@@ -206,3 +206,13 @@ def test_cli_writes_the_folder_and_refuses_clearly(tabular: tuple[Path, pd.DataF
     again = cli(*args, cwd=tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
     assert "Traceback" not in again.stderr and (tmp_path / "ex" / "attributions.csv").exists()
+
+
+def test_an_early_exit_model_is_explained_through_all_its_layers(exit_text_package: Path) -> None:
+    from tests.conftest import exit_texts
+
+    model = load_model(exit_text_package)
+    assert model.model.policy.threshold is None  # a copy without the threshold
+    assert seekforge.load(exit_text_package, backend="torch").manifest["model"]["early_exit"]["threshold"] is not None
+    found = explain(exit_text_package, exit_texts(8, seed=6).drop(columns="score"), rows=8, faithfulness=False)
+    assert found.completeness["passed"], found.completeness

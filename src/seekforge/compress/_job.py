@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from seekforge.build import Prepared, prepare, write_trained
+from seekforge.build import Prepared, calibrated, distill_exit_heads, hold_exit_heads, prepare, write_trained
 from seekforge.compress._prune import count, ignored_layers, prunable_width, prune_step, step_ratio
 from seekforge.compress._stage import Stage
 from seekforge.compress.config import CompressConfig
@@ -23,7 +23,7 @@ from seekforge.core.io import atomic_path
 from seekforge.core.package import read_manifest, read_package_json
 from seekforge.core.progress import console, progress_task
 from seekforge.data import Preprocessor
-from seekforge.models import MODELS, ModelConfig, ModelIO, infer, model_spec_of, num_rows
+from seekforge.models import MODELS, ModelConfig, ModelIO, infer, model_spec_of, num_rows, through_all_layers
 from seekforge.recipe import Recipe, load_recipe
 from seekforge.train import Distillation, Tensors, Trainer, TrainResult, task_loss
 
@@ -74,6 +74,7 @@ class Compression:
         self.model_config, self.io = model_spec_of(source)
         # An adapter is merged first: every variant is an ordinary model of the parent's type.
         self.model_config, self.parent = self.model_config.merged(build_model(source))
+        self.teacher = through_all_layers(self.parent)  # what a student learns from: never an early exit
         if self.model_config.model_dump() != self.recipe.model.model_dump():  # the variants' recipes say so too
             self.recipe = load_recipe({**self.recipe.to_dict(), "model": self.model_config.model_dump(mode="json")})
         if config.prune is not None:
@@ -196,7 +197,7 @@ class Compression:
             copies = {**{k: v[source] for k, v in train.inputs.items()}, "input_ids": ids, "attention_mask": mask}
             inputs = {k: torch.cat([train.inputs[k], copies[k]]) for k in train.inputs}
             console.print(f"  the teacher labels {len(source):,} altered copies of the training texts")
-            outputs = _outputs_of(self.parent, inputs)
+            outputs = _outputs_of(self.teacher, inputs)
             with atomic_path(cache) as tmp:
                 Tensors(inputs, outputs).save(tmp)
         rows = Tensors.load(cache)
@@ -210,14 +211,16 @@ class Compression:
         if distill is None:
             return None
         return Distillation(
-            copy.deepcopy(self.parent), temperature=distill.temperature, alpha=distill.alpha, outputs=outputs
+            copy.deepcopy(self.teacher), temperature=distill.temperature, alpha=distill.alpha, outputs=outputs
         )
 
     def train_module(self, stage: Path, model: nn.Module, epochs: int, lr: float | None = None) -> TrainResult:
-        """Train ``model`` in ``stage``, resuming its checkpoint, with the parent as teacher when distilling."""
+        """Train ``model`` in ``stage``, resuming its checkpoint, with the parent as teacher when distilling; then
+        the exit heads of a model with early exit whose heads learn after it (``training: distill``)."""
         from seekforge.train import checkpoint_path
 
         train, outputs = self.training_rows
+        distilling = hold_exit_heads(model)
         trainer = Trainer(
             model,
             self.train_config(epochs, lr),
@@ -228,11 +231,11 @@ class Compression:
             distillation=self.distillation(outputs),
         )
         validation = self.prepared.splits["validation"]
-        result = trainer.fit(
-            train,
-            validation if len(validation.target) else None,
-            resume=checkpoint_path(stage).exists(),
-        )
+        held_out = validation if len(validation.target) else None
+        result = trainer.fit(train, held_out, resume=checkpoint_path(stage).exists())
+        if distilling:
+            result = distill_exit_heads(model, trainer, train, held_out, stage,
+                                        resume=checkpoint_path(stage / "exits").exists(), first=result)  # fmt: skip
         model.cpu()  # everything after training (scoring, pruning, export) runs on the CPU
         return result
 
@@ -241,7 +244,8 @@ class Compression:
     ) -> nn.Module:
         """Train ``model`` in ``stage`` and write ``stage/trained``."""
         result = self.train_module(stage, model, epochs)
-        write_trained(stage / "trained", model, config, io or self.io, result)
+        config, extra = calibrated(model, config, self.prepared.splits["validation"])  # early exit: threshold again
+        write_trained(stage / "trained", model, config, io or self.io, result, extra=extra)
         return model
 
     def package(self, stage: Path, extra: dict[str, Any]) -> Path:
@@ -265,7 +269,9 @@ class Compression:
 
         prune = self.config.prune
         assert prune is not None
-        model, config = copy.deepcopy(self.parent), self.model_config
+        # traced and pruned through all its layers; its exit heads keep their widths, and their threshold is
+        # calibrated again after fine-tuning
+        model, config = copy.deepcopy(self.teacher), self.model_config
         original = prunable_width(model, ignored_layers(model, config, prune))
         root = self.folder / f"prune-{ratio:.3f}"
         for step in range(1, prune.steps + 1):
@@ -294,7 +300,8 @@ class Compression:
             if prune.finetune_epochs:
                 model = self.train(stage, model, config, prune.finetune_epochs)
             else:
-                write_trained(stage / "trained", model, config, self.io, _UNTRAINED)
+                config, extra = calibrated(model, config, self.prepared.splits["validation"])
+                write_trained(stage / "trained", model, config, self.io, _UNTRAINED, extra=extra)
         return Stage(f"pruned {ratio:.0%}", stage, model, config, ratio)
 
     def student(self) -> Stage:

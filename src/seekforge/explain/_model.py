@@ -13,17 +13,25 @@ from torch import nn
 from seekforge.core.errors import PackageError
 from seekforge.core.package import read_manifest, read_package_json
 from seekforge.data import Preprocessor
-from seekforge.models import build_model, infer
+from seekforge.models import build_model, infer, through_all_layers
 
 
 @dataclass
 class ExplainedModel:
-    """The package's model in eval mode, its preprocessor and what its inputs are."""
+    """The package's model in eval mode, its preprocessor and what its inputs are.
+
+    A model with early exit is explained through all its layers (a copy without its threshold): a row's exit
+    is a decision no gradient goes through, and the inputs an attribution method interpolates would leave at
+    other exits than the row itself.
+    """
 
     path: Path
     manifest: dict[str, Any]
     preprocessor: Preprocessor
     model: nn.Module
+
+    def __post_init__(self) -> None:
+        self.model = through_all_layers(self.model)
 
     @property
     def task(self) -> str:
