@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from seekforge.core.hardware import hardware
-from tests.conftest import make_tabular, tabular_recipe
+from tests.conftest import exit_texts, make_tabular, tabular_recipe
 from tests.integration.cli import seekforge
 
 
@@ -250,3 +250,16 @@ def test_a_narrow_terminal_folds_cells_rather_than_cutting_them() -> None:
     console.print(table)
     text = console.export_text()
     assert "…" not in text and "1,234" in text
+
+
+def test_predict_and_export_an_early_exit_package(exit_text_package: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "pkg"
+    shutil.copytree(exit_text_package, copy)
+    proc = seekforge("export", str(copy), "--format", "onnx", cwd=tmp_path, check=True)
+    assert "exit layer agreement" in proc.stdout and "3 graphs chained between exits" in proc.stdout
+    exit_texts(30, seed=5).to_csv(tmp_path / "new.csv", index=False)
+    seekforge("predict", str(copy), "new.csv", "-o", "p.csv", cwd=tmp_path, check=True)  # onnxruntime: auto
+    layers = pd.read_csv(tmp_path / "p.csv")["exit_layer"]
+    assert len(layers) == 30 and set(layers) <= {1, 2, 3}
