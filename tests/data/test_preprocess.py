@@ -142,3 +142,22 @@ def test_images_as_nested_lists_are_scaled_like_arrays() -> None:
     expected = pre.transform(frame)["image"]
     assert torch.allclose(pre.transform(as_lists)["image"], expected)
     assert torch.allclose(pre.transform(nested)["image"], expected)
+
+
+def test_several_texts_and_images_each_get_their_named_keys_and_an_empty_text_input_is_refused() -> None:
+    features = FeaturesConfig.model_validate({
+        "inputs": [{"name": "a", "type": "text", "max_length": 6}, {"name": "b", "type": "text", "max_length": 6},
+                   {"name": "p", "type": "image", "size": [4, 4]}],
+        "output": {"name": "y", "type": "binary"},
+    })  # fmt: skip
+    pixels = [np.full((4, 4, 3), v, dtype=np.uint8) for v in (0, 90, 180, 250)]
+    frame = pd.DataFrame({"a": ["x y", "z", "x", "y z"], "b": ["one", "two", None, "one"], "p": pixels,
+                          "y": ["n", "m", "n", "m"]})  # fmt: skip
+    pre = Preprocessor(features).fit(frame)
+    batch = pre.transform(frame)
+    assert sorted(batch) == ["attention_mask.a", "attention_mask.b", "image", "input_ids.a", "input_ids.b"]
+    assert [(i["name"], i["type"]) for i in pre.model_io().inputs] == [("a", "text"), ("b", "text"), ("p", "image")]
+    assert not torch.equal(batch["input_ids.a"], batch["input_ids.b"])
+    frame["b"] = ["", None, " ", ""]
+    with pytest.raises(DataError, match="the text input 'b' is empty in every row of the training split"):
+        Preprocessor(features).fit(frame)

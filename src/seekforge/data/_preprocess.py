@@ -8,6 +8,7 @@ into attributes ending in ``_``, and using it unfitted raises :class:`NotFittedE
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from seekforge.data._images import ImageStats, fit_images, load_images
 from seekforge.data._text import TextEncoder
 from seekforge.data._validate import check_table, row_place
 from seekforge.data.config import FeaturesConfig
-from seekforge.models.config import ModelIO
+from seekforge.models.config import ModelIO, image_key, text_keys
 from seekforge.runtime import FALSE, TRUE, binary_table, canonical
 
 FORMAT_VERSION = 1
@@ -38,8 +39,8 @@ class Preprocessor:
 
     Args:
         features: The recipe's feature declarations.
-        tokenizer_path: A pretrained ``tokenizer.json`` for text features; without it a WordPiece
-            tokenizer is fitted on the training texts.
+        tokenizer_path: A pretrained ``tokenizer.json`` for text features, or one per text feature's name
+            (a mapping); a text feature without one gets a WordPiece tokenizer fitted on its training texts.
 
     Example:
         >>> pre = Preprocessor(recipe.features).fit(train_frame)
@@ -47,7 +48,9 @@ class Preprocessor:
         >>> target = pre.transform_target(frame)  # class indices or scaled values
     """
 
-    def __init__(self, features: FeaturesConfig, *, tokenizer_path: str | Path | None = None) -> None:
+    def __init__(
+        self, features: FeaturesConfig, *, tokenizer_path: str | Path | Mapping[str, str | Path] | None = None
+    ) -> None:
         self.features = features
         self.tokenizer_path = tokenizer_path
 
@@ -70,12 +73,19 @@ class Preprocessor:
             elif feature.type == "category":
                 self.categories_[feature.name] = _fit_category(column, feature.min_frequency, feature.max_categories)
             elif feature.type == "text":
+                texts = column.fillna("").astype(str).tolist()
+                if not any(text.strip() for text in texts):
+                    raise DataError(
+                        f"{frame.attrs.get('source', 'data')}: the text input '{feature.name}' is empty in every "
+                        "row of the training split",
+                        hint=f"fill it, or remove '{feature.name}' from features.inputs",
+                    )
                 self.text_[feature.name] = TextEncoder.fit(
-                    column.fillna("").astype(str).tolist(),
+                    texts,
                     max_length=feature.max_length,
                     vocab_size=feature.vocab_size,
                     lowercase=feature.lowercase,
-                    pretrained=self.tokenizer_path,
+                    pretrained=self._tokenizer_of(feature.name),
                 )
             elif feature.type == "image":
                 self.images_[feature.name] = fit_images(column, frame, feature.size, feature.channels)
@@ -101,9 +111,18 @@ class Preprocessor:
         self.fitted_ = True
         return self
 
+    def _tokenizer_of(self, name: str) -> str | Path | None:
+        if isinstance(self.tokenizer_path, Mapping):
+            return self.tokenizer_path.get(name)
+        return self.tokenizer_path
+
     @property
     def task(self) -> str:
         return self.features.task
+
+    def _named(self, kind: str) -> bool:
+        """Whether inputs of ``kind`` carry their names in their batch keys (more than one of them)."""
+        return len(self.features.of_type(kind)) > 1
 
     def _check_fitted(self) -> None:
         if not getattr(self, "fitted_", False):
@@ -136,10 +155,10 @@ class Preprocessor:
                 codes.append([0 if pd.isna(v) else index.get(canonical(v), 0) for v in frame[name]])
             batch["category"] = torch.tensor(np.array(codes, dtype=np.int64).T)
         for name, encoder in self.text_.items():
-            ids, mask = encoder.encode(frame[name].fillna("").astype(str).tolist())
-            batch["input_ids"], batch["attention_mask"] = ids, mask
+            ids_key, mask_key = text_keys(name if self._named("text") else None)
+            batch[ids_key], batch[mask_key] = encoder.encode(frame[name].fillna("").astype(str).tolist())
         for name, stats in self.images_.items():
-            batch["image"] = load_images(frame[name], frame, stats)
+            batch[image_key(name if self._named("image") else None)] = load_images(frame[name], frame, stats)
         return batch
 
     def transform_target(self, frame: pd.DataFrame) -> torch.Tensor:
@@ -186,6 +205,17 @@ class Preprocessor:
         self._check_fitted()
         text = next(iter(self.text_.values()), None)
         image = next(iter(self.images_.values()), None)
+        inputs: list[dict[str, Any]] = []
+        for feature in self.features.inputs:
+            named = feature.name if self._named(feature.type) else None
+            if feature.type == "text":
+                ids_key, mask_key = text_keys(named)
+                encoder = self.text_[feature.name]
+                inputs.append({"name": feature.name, "type": "text", "ids": ids_key, "mask": mask_key,
+                               "vocab_size": encoder.vocab_size, "max_length": encoder.max_length})  # fmt: skip
+            elif feature.type == "image":
+                shape = list(self.images_[feature.name].shape)
+                inputs.append({"name": feature.name, "type": "image", "key": image_key(named), "shape": shape})
         return ModelIO(
             output_dim=1 if self.task == "regression" else len(self.classes_),
             numeric_dim=len(self.numeric_) + len(self.binary_),
@@ -193,6 +223,7 @@ class Preprocessor:
             image_shape=image.shape if image else None,
             vocab_size=text.vocab_size if text else None,
             max_length=text.max_length if text else None,
+            inputs=tuple(inputs),
         )
 
     def input_schema(self) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -15,9 +16,7 @@ from torch import nn
 
 from seekforge.core.deps import require
 from seekforge.core.errors import SeekforgeError
-from seekforge.models import collate, num_rows
-
-TOKEN_INPUTS = ("input_ids", "attention_mask", "hidden")  # [rows, tokens, ...]: both axes dynamic
+from seekforge.models import collate, is_token_key, num_rows
 
 
 class ExportError(SeekforgeError, RuntimeError):
@@ -75,9 +74,13 @@ def export_onnx(
     require("onnxscript", purpose="ONNX export")
     keys = list(example)
     batch = torch.export.Dim("batch")
-    tokens = [int(example[k].shape[1]) for k in keys if k in TOKEN_INPUTS]
-    sequence = torch.export.Dim("sequence", max=max(tokens)) if tokens else None
-    shapes = tuple({0: batch, 1: sequence} if key in TOKEN_INPUTS else {0: batch} for key in keys)
+    longest: dict[str, int] = {}  # one sequence axis per text input ("" for a model's only one)
+    for key in filter(is_token_key, keys):
+        text = key.partition(".")[2]
+        longest[text] = max(longest.get(text, 0), int(example[key].shape[1]))
+    sequences = {text: torch.export.Dim(re.sub(r"\W", "_", f"sequence_{text}" if text else "sequence"), max=n)
+                 for text, n in longest.items()}  # fmt: skip
+    shapes = tuple({0: batch, 1: sequences[key.partition(".")[2]]} if is_token_key(key) else {0: batch} for key in keys)
     model = model.for_export() if hasattr(model, "for_export") else model  # type: ignore[operator]
     wrapper = _Positional(model.eval(), keys).eval()
     try:

@@ -20,8 +20,8 @@ import torch
 
 from seekforge.core.deps import require
 from seekforge.core.hardware import hardware
-from seekforge.export._onnx import TOKEN_INPUTS, ExportError, _quiet_exporter
-from seekforge.models import collate, num_rows
+from seekforge.export._onnx import ExportError, _quiet_exporter
+from seekforge.models import collate, is_token_key, num_rows
 from seekforge.train import Tensors
 
 #: seekforge precision -> OpenVINO inference precision hint
@@ -68,7 +68,7 @@ def export_openvino(
         overflow = advanced.OverflowFix.ENABLE if reduce_range else advanced.OverflowFix.FIRST_LAYER
         names = [port.get_any_name() for port in model.inputs]
         batches = [_feeds(batch, names) for batch in _batches(calibration.inputs, 32)]
-        transformer = any(name in TOKEN_INPUTS for name in names)
+        transformer = any(map(is_token_key, names))
         nncf_log = logging.getLogger("nncf")
         level = nncf_log.level
         nncf_log.setLevel(logging.ERROR)

@@ -7,15 +7,18 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from seekforge.models.config import mask_key
+
 
 def collate(inputs: dict[str, torch.Tensor], index: torch.Tensor | slice) -> dict[str, torch.Tensor]:
-    """Rows ``index`` of every input tensor; token tensors are trimmed to the longest row in the batch."""
+    """Rows ``index`` of every input tensor; token tensors are trimmed to the longest row in the batch (each
+    text input to its own)."""
     batch = {key: value[index] for key, value in inputs.items()}
-    mask = batch.get("attention_mask")
-    if mask is not None and mask.numel():
-        length = max(int(mask.sum(dim=1).max()), 1)
-        batch["attention_mask"] = mask[:, :length]
-        batch["input_ids"] = batch["input_ids"][:, :length]
+    for ids in list(batch):
+        mask = mask_key(ids)
+        if mask in batch and batch[mask].numel():
+            length = max(int(batch[mask].sum(dim=1).max()), 1)
+            batch[mask], batch[ids] = batch[mask][:, :length], batch[ids][:, :length]
     return batch
 
 

@@ -122,12 +122,23 @@ def _meta_row(io: ModelIO) -> dict[str, torch.Tensor]:
         row["numeric"] = torch.empty(1, io.numeric_dim, device=meta)
     if io.category_cardinalities:
         row["category"] = torch.zeros(1, len(io.category_cardinalities), dtype=torch.long, device=meta)
-    if io.image_shape is not None:
-        row["image"] = torch.empty(1, *io.image_shape, device=meta)
-    if io.max_length is not None:
-        row["input_ids"] = torch.zeros(1, io.max_length, dtype=torch.long, device=meta)
-        row["attention_mask"] = torch.ones(1, io.max_length, dtype=torch.long, device=meta)
+    for entry in io.inputs or _single_inputs(io):
+        if entry["type"] == "image":
+            row[entry["key"]] = torch.empty(1, *entry["shape"], device=meta)
+        else:
+            row[entry["ids"]] = torch.zeros(1, entry["max_length"], dtype=torch.long, device=meta)
+            row[entry["mask"]] = torch.ones(1, entry["max_length"], dtype=torch.long, device=meta)
     return row
+
+
+def _single_inputs(io: ModelIO) -> list[dict[str, Any]]:
+    """The text and image inputs of a ModelIO written before it listed them (one of each at most)."""
+    inputs: list[dict[str, Any]] = []
+    if io.image_shape is not None:
+        inputs.append({"type": "image", "key": "image", "shape": io.image_shape})
+    if io.max_length is not None:
+        inputs.append({"type": "text", "ids": "input_ids", "mask": "attention_mask", "max_length": io.max_length})
+    return inputs
 
 
 def build_model(package: Path, *, model_json: dict[str, Any] | None = None, merge: bool = False) -> nn.Module:

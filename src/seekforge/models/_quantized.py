@@ -22,10 +22,10 @@ from torch import nn
 
 from seekforge.core.deps import quiet_imports, require
 from seekforge.core.errors import ConfigError, PackageError
+from seekforge.models.config import is_token_key
 
 QUANT_FILE = "quantization.safetensors"
 #: inputs whose sizes (batch, and tokens) vary between calls
-_TOKEN_INPUTS = ("input_ids", "attention_mask")
 
 
 def check_qat_supported() -> None:
@@ -71,7 +71,7 @@ def prepare_qat(model: nn.Module, example: dict[str, torch.Tensor]) -> Exported:
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 
-    if any(key in _TOKEN_INPUTS for key in example):
+    if any(map(is_token_key, example)):
         raise ConfigError(
             "compress.quantize: quantization-aware training supports MLP and CNN models; for a transformer "
             "use post-training int8 (seekforge export --precision int8, dynamic quantization)"

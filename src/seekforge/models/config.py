@@ -1,14 +1,16 @@
 """The model extension point: a registered config class per model type that builds an ``nn.Module``.
 
 A model takes a batch dict from the :class:`~seekforge.data.Preprocessor` (keys ``numeric``,
-``category``, ``image``, ``input_ids``, ``attention_mask``, whichever the features produce) and returns
-logits of shape ``[batch, output_dim]`` (``output_dim`` is 1 for regression).
+``category``, ``image``, ``input_ids``, ``attention_mask``, whichever the features produce; with more than
+one text or image input, each input's keys carry its name: ``input_ids.title``, ``image.photo``) and
+returns logits of shape ``[batch, output_dim]`` (``output_dim`` is 1 for regression).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import model_validator
@@ -23,6 +25,32 @@ if TYPE_CHECKING:
     from seekforge.data.config import FeaturesConfig
 
 
+#: Keys of the token tensors ``[rows, tokens]``, whose second axis varies from batch to batch.
+TOKEN_KEYS = ("input_ids", "attention_mask", "hidden")
+
+
+def text_keys(name: str | None) -> tuple[str, str]:
+    """Batch keys of a text input's token ids and attention mask: ``input_ids`` and ``attention_mask`` for a
+    model's only text input (``name`` None), ``input_ids.NAME`` and ``attention_mask.NAME`` otherwise."""
+    return ("input_ids", "attention_mask") if name is None else (f"input_ids.{name}", f"attention_mask.{name}")
+
+
+def image_key(name: str | None) -> str:
+    """Batch key of an image input's pixels: ``image`` for a model's only image, ``image.NAME`` otherwise."""
+    return "image" if name is None else f"image.{name}"
+
+
+def is_token_key(key: str) -> bool:
+    """Whether the batch tensor ``key`` holds tokens (its second axis is the sequence)."""
+    return key.split(".", 1)[0] in TOKEN_KEYS
+
+
+def mask_key(key: str) -> str | None:
+    """The attention mask that goes with the token ids ``key`` (None for other keys)."""
+    kind, _, name = key.partition(".")
+    return None if kind != "input_ids" else text_keys(name or None)[1]
+
+
 @dataclass(frozen=True)
 class ModelIO:
     """What the fitted preprocessor feeds a model and what the model must output.
@@ -34,6 +62,9 @@ class ModelIO:
         vocab_size: Tokenizer vocabulary size for ``input_ids``.
         max_length: Longest token sequence.
         output_dim: Number of classes, or 1 for regression.
+        inputs: Each text and image input, in the recipe's order: ``{"name", "type": "text", "ids",
+            "mask", "vocab_size", "max_length"}`` or ``{"name", "type": "image", "key", "shape"}`` (the
+            batch keys that carry it; a model over several of them reads these).
         extra: Model-specific facts needed to rebuild it (e.g. a pretrained encoder's config).
     """
 
@@ -44,6 +75,7 @@ class ModelIO:
     vocab_size: int | None = None
     max_length: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,6 +86,7 @@ class ModelIO:
         data["category_cardinalities"] = tuple(data.get("category_cardinalities", ()))
         if data.get("image_shape") is not None:
             data["image_shape"] = tuple(data["image_shape"])
+        data["inputs"] = tuple(data.get("inputs", ()))
         return cls(**data)
 
 
@@ -75,6 +108,11 @@ class ModelConfig(PluggableConfig):
     def check_features(self, features: FeaturesConfig) -> list[str]:
         """Problems with using this model for ``features``; empty when they fit."""
         return []
+
+    def tokenizer_paths(self, features: FeaturesConfig) -> Mapping[str, Path]:
+        """The pretrained ``tokenizer.json`` of each text input that needs one (by input name); the others
+        get a tokenizer fitted on their training texts."""
+        return {}
 
     def prepare_io(self, io: ModelIO) -> ModelIO:
         """Add facts the model needs to be rebuilt later without its original sources (called once)."""
