@@ -92,6 +92,72 @@ def image_folder_recipe(root: Path, *, per_class: int = 20, epochs: int = 4) -> 
     }
 
 
+def make_fusion(root: Path, rows: int = 160, seed: int = 0) -> Path:
+    """``root/fusion.csv``: two texts, a number, a category and an image path per row (PNGs under
+    ``root/pics``), whose label needs the number and the first text together."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (root / "pics").mkdir(parents=True, exist_ok=True)
+    x1 = rng.normal(size=rows)
+    tone = rng.choice(["good", "bad"], size=rows)
+    words = {"good": ["tasty", "fresh", "lovely"], "bad": ["stale", "bland", "broken"]}
+    score = x1 + np.where(tone == "good", 1.0, -1.0)
+    frame = pd.DataFrame(
+        {
+            "title": [" ".join(rng.choice(words[t], size=3)) for t in tone],
+            "note": rng.choice(["red box", "blue bag", "small tin"], size=rows),
+            "x1": x1.round(4),
+            "city": rng.choice(["paris", "oslo"], size=rows),
+            "photo": [str(root / "pics" / f"{i}.png") for i in range(rows)],
+            "label": np.where(score > 0, "buy", "skip"),
+        }
+    )
+    for i in range(rows):
+        pixels = rng.integers(0, 255, size=(8, 8, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / "pics" / f"{i}.png")
+    frame.to_csv(root / "fusion.csv", index=False)
+    return root / "fusion.csv"
+
+
+def fusion_recipe(source: str, **model: object) -> dict[str, object]:
+    """A small fusion model over ``make_fusion``'s columns."""
+    return {
+        "name": "fusion",
+        "seed": 0,
+        "data": {"source": source, "split": {"train": 0.7, "validation": 0.15, "test": 0.15}},
+        "features": {
+            "inputs": [
+                {"name": "title", "type": "text", "max_length": 8, "vocab_size": 100},
+                {"name": "note", "type": "text", "max_length": 8, "vocab_size": 100},
+                {"name": "x1", "type": "numeric"},
+                {"name": "city", "type": "category"},
+                {"name": "photo", "type": "image", "size": [8, 8]},
+            ],
+            "output": {"name": "label", "type": "binary"},
+        },
+        "model": {
+            "type": "fusion",
+            "encoders": {
+                "image": {"type": "cnn", "channels": [4]},
+                "tabular": {"hidden": [16]},
+                "text": {"type": "bag", "dim": 16},
+            },
+            **model,
+        },
+        "train": {"epochs": 8, "batch_size": 16, "lr": 0.01},
+    }
+
+
+@pytest.fixture(scope="session")
+def fusion_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained fusion package (cross-attention over two texts, tabular columns and an image)."""
+    root = tmp_path_factory.mktemp("fusion")
+    source = make_fusion(root)
+    recipe = fusion_recipe(str(source), combiner={"type": "cross_attention", "layers": 1, "heads": 2, "dim": 16})
+    return seekforge.run(recipe, runs_dir=root / "runs").package
+
+
 @pytest.fixture
 def tabular_csv(tmp_path: Path) -> Path:
     path = tmp_path / "data.csv"

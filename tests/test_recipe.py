@@ -243,12 +243,14 @@ def test_a_drafted_recipe_types_every_column_and_says_what_it_left_out(tmp_path:
     text = draft_recipe(tmp_path / "customers.csv", "churn", written_to=tmp_path / "sub" / "recipe.yaml")
     recipe = yaml.safe_load(text)
     assert [(f["name"], f["type"]) for f in recipe["features"]["inputs"]] == [
-        ("age", "numeric"), ("income", "numeric"), ("plan", "category"), ("active", "binary")
+        ("age", "numeric"), ("income", "numeric"), ("plan", "category"), ("active", "binary"), ("note", "text")
     ]  # fmt: skip
     assert recipe["features"]["output"] == {"name": "churn", "type": "binary"}
-    assert recipe["model"]["type"] == "mlp" and recipe["data"]["source"] == "../customers.csv"
+    assert recipe["data"]["source"] == "../customers.csv"
+    assert recipe["model"] == {"type": "fusion", "combiner": {"type": "concat"},
+                               "encoders": {"tabular": {"type": "mlp", "hidden": [64, 32]}}}  # fmt: skip
     comments = [line for line in text.splitlines() if line.startswith("# left out")]
-    assert [c.split("'")[1] for c in comments] == ["customer_id", "signup", "country", "note"]
+    assert [c.split("'")[1] for c in comments] == ["customer_id", "signup", "country"]
     assert "an identifier" in comments[0] and "timestamp" in comments[1] and "constant" in comments[2]
 
 
@@ -260,6 +262,8 @@ def test_the_draft_infers_regression_and_picks_the_model_for_the_inputs(tmp_path
     frame.to_csv(tmp_path / "spend.csv", index=False)
     recipe = yaml.safe_load(draft_recipe(tmp_path / "spend.csv", "spend"))
     assert recipe["features"]["output"] == {"name": "spend", "type": "numeric"}
+    frame.drop(columns="note").to_csv(tmp_path / "table.csv", index=False)
+    assert yaml.safe_load(draft_recipe(tmp_path / "table.csv", "churn"))["model"]["type"] == "mlp"
     frame[["note", "churn"]].to_csv(tmp_path / "texts.csv", index=False)
     recipe = yaml.safe_load(draft_recipe(tmp_path / "texts.csv", "churn"))
     assert recipe["model"]["type"] == "transformer" and recipe["features"]["inputs"] == [

@@ -331,20 +331,18 @@ def draft_recipe(
             notes.append(f"left out '{column}': {why}")
     tabular = [(c, k) for c, k in inputs if k in ("numeric", "category", "binary")]
     texts = [c for c, k in inputs if k == "text"]
-    images = [c for c, k in inputs if k == "image"]
-    if tabular:
-        model = {"type": "mlp", "hidden": [64, 32] if len(tabular) <= 50 else [256, 128], "dropout": 0.1}
-        chosen = tabular
-        unused = texts + images
-    elif texts:
-        model, chosen, unused = {"type": "transformer"}, [(texts[0], "text")], texts[1:] + images
-    elif images:
-        model, chosen, unused = {"type": "cnn"}, [(images[0], "image")], images[1:]
-    else:
+    hidden = [64, 32] if len(tabular) <= 50 else [256, 128]
+    if not inputs:
         raise DataError(f"{source}: no column besides '{label}' can be an input", hint="; ".join(notes) or None)
-    kind_of = dict(inputs)
-    notes += [f"left out '{c}' ({kind_of[c]}): a model takes one kind of input, and the {model['type']} takes the others"
-              for c in unused]  # fmt: skip
+    if len(inputs) == len(tabular):
+        model: dict[str, Any] = {"type": "mlp", "hidden": hidden, "dropout": 0.1}
+    elif len(inputs) == 1:
+        model = {"type": "transformer" if texts else "cnn"}
+    else:  # a mix: one encoder per input, joined
+        model = {"type": "fusion", "combiner": {"type": "concat"}}
+        if tabular:
+            model["encoders"] = {"tabular": {"type": "mlp", "hidden": hidden}}
+    chosen = inputs
     rows = len(frame)
     shown = str(source)
     if written_to is not None and not shown.startswith("builtin:"):

@@ -88,7 +88,10 @@ def test_augment_needs_a_text_input(tmp_path: Path) -> None:
     make_tabular(200).to_csv(tmp_path / "d.csv", index=False)
     package = seekforge.run(tabular_recipe(str(tmp_path / "d.csv")), runs_dir=tmp_path / "runs").package
     config = CompressConfig(prune={"ratio": 0.5}, distill={"augment": {"copies": 2}})
-    with pytest.raises(ConfigError, match=r"distill.augment alters training texts, and .* has no text input"):
+    with pytest.raises(
+        ConfigError,
+        match=r"distill.augment alters the training texts of a model with one text input, and .* has no text inputs",
+    ):
         compress_package(package, config, runs_dir=tmp_path / "runs")
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from seekforge.core.hardware import hardware
-from tests.conftest import exit_texts, make_tabular, tabular_recipe
+from tests.conftest import exit_texts, fusion_recipe, make_fusion, make_tabular, tabular_recipe
 from tests.integration.cli import seekforge
 
 
@@ -263,3 +263,26 @@ def test_predict_and_export_an_early_exit_package(exit_text_package: Path, tmp_p
     seekforge("predict", str(copy), "new.csv", "-o", "p.csv", cwd=tmp_path, check=True)  # onnxruntime: auto
     layers = pd.read_csv(tmp_path / "p.csv")["exit_layer"]
     assert len(layers) == 30 and set(layers) <= {1, 2, 3}
+
+
+def test_a_fusion_recipe_runs_evaluates_and_predicts_from_texts_numbers_and_images(tmp_path: Path) -> None:
+    source = make_fusion(tmp_path, rows=100)
+    recipe = fusion_recipe(source.name)
+    recipe["train"]["epochs"] = 3
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    done = seekforge("run", "recipe.yaml", "--json", cwd=tmp_path, check=True)
+    package = tmp_path / json.loads(done.stdout)["package"]
+    spec = json.loads((package / "model.json").read_text())
+    assert [(i["name"], i.get("ids") or i["key"]) for i in spec["io"]["inputs"]] == [
+        ("title", "input_ids.title"), ("note", "input_ids.note"), ("photo", "image")
+    ]  # fmt: skip
+    seekforge("predict", str(package), source.name, "--output", "out.csv", cwd=tmp_path, check=True)
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert len(out) == 100 and set(out["prediction"]) <= {"buy", "skip"}
+    assert_user_error(seekforge("explain", str(package), source.name, cwd=tmp_path),
+                      "this model reads title (text), note (text), photo (image) and tabular columns")  # fmt: skip
+
+    recipe["model"]["encoders"] = {"image": {"type": "bag"}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    assert_user_error(seekforge("validate", "bad.yaml", cwd=tmp_path), "encoders.image: an image input takes "
+                      "a cnn encoder, not bag")  # fmt: skip

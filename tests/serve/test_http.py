@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from seekforge.serve import ServeConfig
@@ -313,3 +314,25 @@ def test_an_early_exit_model_answers_each_rows_exit_layer_and_counts_them(exit_t
     assert _sample(metrics, "seekforge_exit_layer_count", **labels) == len(reviews)
     assert _sample(metrics, "seekforge_exit_layer_sum", **labels) == sum(expected)
     assert _sample(metrics, "seekforge_exit_layer_bucket", **labels, le="1.0") == expected.count(1)
+
+
+def test_a_fusion_model_answers_records_of_texts_numbers_and_base64_images(fusion_package: Path) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    picture = Image.new("RGB", (8, 8), (200, 10, 10))
+    picture.save(png, format="PNG")
+    photo = base64.b64encode(png.getvalue()).decode()
+    records = [{"title": "fresh tasty lovely", "note": "red box", "x1": 0.4, "city": "oslo", "photo": photo},
+               {"title": "stale broken", "note": "blue bag", "x1": -1.5, "city": "paris", "photo": photo}]  # fmt: skip
+    with running(fusion_package, ServeConfig(max_wait_ms=5), grpc=False) as (service, where):
+        url = f"http://127.0.0.1:{where.http_port}/v1/predict"
+        answer = httpx.post(url, json={"records": records}, timeout=30)
+        missing = httpx.post(url, json={"records": [{k: v for k, v in records[0].items() if k != "photo"}]}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    expected = service.predictor.predict([{**r, "photo": np.asarray(picture)} for r in records])["prediction"].tolist()
+    assert [p["prediction"] for p in answer.json()["predictions"]] == expected == ["buy", "skip"]
+    assert missing.status_code == 422 and "photo" in missing.text

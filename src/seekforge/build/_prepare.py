@@ -55,7 +55,7 @@ def preparation_key(recipe: Recipe) -> str:
         "seed": recipe.seed,
         "data": recipe.data.model_dump(mode="json"),
         "features": recipe.features.model_dump(mode="json"),
-        "tokenizer": str(getattr(recipe.model, "pretrained", None)),
+        "tokenizer": {name: str(path) for name, path in recipe.model.tokenizer_paths(recipe.features).items()},
         "sensitive": _sensitive_columns(recipe),
         "warm_start": recipe.warm_start.model_dump(mode="json") if recipe.warm_start is not None else None,
     }
@@ -69,7 +69,7 @@ def prepare(recipe: Recipe, run_dir: Path) -> Prepared:
     cached = load_prepared(folder)
     if cached is not None and cached.key == key:
         return cached
-    tokenizer = getattr(recipe.model, "tokenizer_path", lambda: None)()
+    tokenizer = recipe.model.tokenizer_paths(recipe.features)
     parent = load_parent(recipe) if recipe.warm_start is not None else None  # checked before the data is read
     splits = load_splits(recipe.data, recipe.features, recipe.seed, keep=_sensitive_columns(recipe))
     warm = None

@@ -91,7 +91,7 @@ def warm_preprocessor(recipe: Recipe, parent: Parent, train: pd.DataFrame) -> tu
     assert recipe.warm_start is not None
     mode = recipe.warm_start.preprocessor
     if mode == "refit":
-        fitted = Preprocessor(recipe.features, tokenizer_path=getattr(recipe.model, "tokenizer_path", lambda: None)())
+        fitted = Preprocessor(recipe.features, tokenizer_path=recipe.model.tokenizer_paths(recipe.features))
         fitted.fit(train)
         changed = [f"'{n}' has {len(v)} categories, the parent {len(parent.preprocessor.categories_[n])}"
                    for n, v in fitted.categories_.items() if len(v) != len(parent.preprocessor.categories_[n])]  # fmt: skip

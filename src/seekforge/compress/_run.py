@@ -153,10 +153,12 @@ def _preflight(source: Path, manifest: dict[str, Any], config: CompressConfig) -
             )
     if config.distill is not None and config.distill.student is not None:
         student_config(config.distill.student, recipe)
-    texts = any(feature["type"] == "text" for feature in manifest["inputs"])
-    if config.distill is not None and config.distill.augment is not None and not texts:
+    texts = sum(feature["type"] == "text" for feature in manifest["inputs"])
+    if config.distill is not None and config.distill.augment is not None and texts != 1:
         raise ConfigError(
-            f"distill.augment alters training texts, and {source} has no text input", hint="remove distill.augment"
+            f"distill.augment alters the training texts of a model with one text input, and {source} has "
+            f"{texts or 'no'} text input{'s' * (texts != 1)}",
+            hint="remove distill.augment",
         )
     if config.quantize is not None:
         from seekforge.compress._qat import check_qat_supported

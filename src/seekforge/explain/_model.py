@@ -43,8 +43,22 @@ class ExplainedModel:
 
     @property
     def kind(self) -> str:
-        """``text``, ``image`` or ``tabular``: which inputs the model reads."""
+        """``text``, ``image`` or ``tabular``: which inputs the model reads.
+
+        Raises:
+            ConfigError: The model reads more than one kind, or more than one text or image.
+        """
         pre = self.preprocessor
+        tabular = bool(pre.numeric_ or pre.binary_ or pre.categories_)
+        if len(pre.text_) + len(pre.images_) + tabular > 1:
+            from seekforge.core.errors import ConfigError
+
+            kinds = [f"{f.name} ({f.type})" for f in pre.features.inputs if f.type in ("text", "image")]
+            raise ConfigError(
+                f"explain attributes one table, text or image; this model reads {', '.join(kinds)}"
+                + (" and tabular columns" if tabular else ""),
+                hint="explanations of fusion models are not available yet",
+            )
         if pre.text_:
             return "text"
         if pre.images_:

@@ -1,23 +1,29 @@
-"""Model registry and built-in models: ``mlp`` (tabular), ``cnn`` (image), ``transformer`` (text).
+"""Model registry and built-in models: ``mlp`` (tabular), ``cnn`` (image), ``transformer`` (text), ``fusion``
+(any mix of them).
 
 Third-party models register a :class:`ModelConfig` subclass through the ``seekforge.models`` entry-point
 group; :func:`seekforge.testing.check_model_plugin` is the contract they must pass.
 """
 
 from seekforge.models._cnn import CNNConfig
+from seekforge.models._fusion import FusionConfig
 from seekforge.models._mlp import MLPConfig
 from seekforge.models._transformer import TransformerConfig, hf_transformers, resolve_pretrained
-from seekforge.models.config import MODELS, ModelConfig, ModelIO
+from seekforge.models.config import MODELS, ModelConfig, ModelIO, image_key, is_token_key, text_keys
 
 __all__ = [
     "MODELS",
     "CNNConfig",
+    "FusionConfig",
     "MLPConfig",
     "ModelConfig",
     "ModelIO",
     "TransformerConfig",
     "hf_transformers",
+    "image_key",
+    "is_token_key",
     "resolve_pretrained",
+    "text_keys",
 ]
 
 from seekforge.models._adapter import (

@@ -210,6 +210,10 @@ class TransformerConfig(ModelConfig):
             raise ConfigError(f"model.pretrained: {path} is missing; only fast tokenizers are supported")
         return path
 
+    def tokenizer_paths(self, features: FeaturesConfig) -> dict[str, Path]:
+        path = self.tokenizer_path()
+        return {} if path is None else {f.name: path for f in features.of_type("text")}
+
     def prepare_io(self, io: ModelIO) -> ModelIO:
         if self.pretrained is None or "hf_config" in io.extra:
             return io

@@ -1,0 +1,43 @@
+"""A fusion package exports to one ONNX graph with an input per batch key, each text with its own
+sequence axis, and passes the parity gate; serving and pruning read it like any package."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import seekforge
+from seekforge.compress import CompressConfig, compress_package
+from seekforge.export import export_package
+
+
+def test_the_onnx_graph_takes_each_input_by_its_key_with_a_sequence_axis_per_text(fusion_package: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    result = export_package(fusion_package)
+    assert result.parity.passed and result.parity.agreement == 1.0
+    graph = onnx.load(str(result.path)).graph
+    shapes = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input}
+    assert shapes["input_ids.title"][1] == shapes["attention_mask.title"][1] == "sequence_title"
+    assert shapes["input_ids.note"][1] == "sequence_note"
+    assert shapes["image"][1:] == [3, 8, 8] and set(shapes) >= {"numeric", "category"}
+
+    predictor = seekforge.load(fusion_package)  # exported now: answers through onnxruntime
+    rows = [{"title": "fresh lovely", "note": "", "x1": 0.5, "city": "oslo", "photo": np.zeros((8, 8, 3), np.uint8)},
+            {"title": "stale", "note": "red box", "x1": -2.0, "city": "rome", "photo": np.ones((8, 8, 3), np.uint8)}]  # fmt: skip
+    out = predictor.predict(rows)
+    assert list(out["prediction"]) == ["buy", "skip"]  # an unseen city reads the unknown bucket
+
+
+def test_pruning_narrows_the_tabular_encoder_and_keeps_the_cross_attention(
+    fusion_package: Path, tmp_path: Path
+) -> None:
+    config = CompressConfig(prune={"ratio": 0.5, "finetune_epochs": 1}, distill={}, max_accuracy_drop=1.0)
+    result = compress_package(fusion_package, config, runs_dir=tmp_path, seconds=0.05)
+    parent = json.loads((fusion_package / "model.json").read_text())["config"]
+    pruned = json.loads((result.package / "model.json").read_text())["config"]
+    assert pruned["encoders"]["tabular"]["hidden"] == [8] and parent["encoders"]["tabular"]["hidden"] == [16]
+    assert pruned["combiner"] == parent["combiner"]
+    assert result.rows[-1].parameters < result.rows[0].parameters
