@@ -52,6 +52,20 @@ def test_pruned_model_is_smaller_and_rebuilds_from_its_config(make, importance: 
     assert model(batch).shape == (8, io.output_dim)  # the output layer keeps its width
 
 
+def test_a_periodic_numeric_embedding_is_kept_whole_and_the_pruned_mlp_rebuilds() -> None:
+    _, io, _, batch = _mlp()
+    config = MLPConfig(hidden=[32, 16], numeric_embedding={"type": "periodic", "frequencies": 4, "dim": 6})
+    torch.manual_seed(0)
+    model = config.build(io)
+    pruned = prune_step(
+        model, config, PruneConfig(), ratio=0.5, example=batch
+    )  # no warning: its parameters are declared
+    assert isinstance(pruned, MLPConfig) and pruned.hidden == [16, 8] and model.periodic.weight.shape == (5, 8, 6)
+    rebuilt = pruned.build(io)
+    rebuilt.load_state_dict(model.state_dict())
+    assert torch.allclose(model.eval()(batch), rebuilt.eval()(batch), atol=1e-6)
+
+
 def test_mlp_pruning_keeps_embeddings_and_named_layers() -> None:
     config, io, model, batch = _mlp()
     pruned = prune_step(model, config, PruneConfig(keep=["body.0"]), ratio=0.5, example=batch)

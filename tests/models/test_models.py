@@ -16,6 +16,20 @@ def test_mlp_with_categories_and_linear_variant() -> None:
     assert not any(isinstance(m, torch.nn.Dropout) for m in linear.modules())
 
 
+def test_a_periodic_numeric_embedding_gives_each_column_its_own_waves_and_layer() -> None:
+    torch.manual_seed(0)
+    io = ModelIO(output_dim=2, numeric_dim=3, category_cardinalities=(4,))
+    model = MLPConfig(hidden=[8], numeric_embedding={"type": "periodic", "frequencies": 5, "dim": 6}).build(io)
+    assert model.periodic is not None and model.body[0].in_features == 3 * 6 + model.embeddings[0].embedding_dim
+    numbers = torch.tensor([[0.0, 1.0, -1.0], [0.0, 2.0, -1.0]])
+    waves = model.periodic(numbers).view(2, 3, 6)
+    assert torch.equal(waves[0, 0], waves[1, 0]) and not torch.equal(waves[0, 1], waves[1, 1])  # column by column
+    assert model(sample_batch(io)).shape == (4, 2)
+    assert model.periodic in MLPConfig(numeric_embedding={"type": "periodic"}).unprunable(model)
+    plain = MLPConfig(hidden=[8]).build(io)
+    assert plain.periodic is None and plain.body[0].in_features == 3 + plain.embeddings[0].embedding_dim
+
+
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32), (1, 3, 3)])
 def test_cnn_handles_small_and_large_images(shape: tuple[int, int, int]) -> None:
     io = ModelIO(output_dim=10, image_shape=shape)

@@ -20,7 +20,7 @@ from torch import nn
 
 from seekforge.core.config import BaseConfig
 from seekforge.models._cnn import CNN, CNNConfig
-from seekforge.models._mlp import MLP, MLPConfig
+from seekforge.models._mlp import MLP, MLPConfig, PeriodicConfig, periodic_parameters
 from seekforge.models._transformer import TextTransformer, TransformerConfig, hf_transformers, resolve_pretrained
 from seekforge.models.config import MODELS, ModelConfig, ModelIO
 
@@ -39,6 +39,7 @@ class TabularEncoder(BaseConfig):
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     activation: Literal["relu", "gelu", "silu"] = "relu"
     norm: Literal["none", "batch", "layer"] = "none"
+    numeric_embedding: PeriodicConfig | None = None
 
 
 class BagEncoder(BaseConfig):
@@ -208,6 +209,10 @@ class FusionConfig(ModelConfig):
             keep.append(model.combiner)
         return keep
 
+    def pruning_options(self, model: nn.Module, ratio: float) -> dict[str, Any]:
+        assert isinstance(model, FusionModel)
+        return {} if model.tabular is None else periodic_parameters(model.tabular)
+
     def pruned(self, model: nn.Module) -> FusionConfig:
         assert isinstance(model, FusionModel)
         data = self.model_dump()
@@ -240,7 +245,7 @@ class FusionModel(nn.Module):
         self.tabular: MLP | None = None
         if io.numeric_dim or io.category_cardinalities:
             spec = config.encoder_for("tabular", "tabular")
-            mlp_config = MLPConfig(hidden=spec.hidden, dropout=spec.dropout, activation=spec.activation, norm=spec.norm)
+            mlp_config = MLPConfig.model_validate({**spec.model_dump(), "type": "mlp"})
             self.tabular = MLP(mlp_config, ModelIO(**{**io.to_dict(), "output_dim": 1, "inputs": ()}))
             widths.append(self.tabular.head.in_features)
             self.tabular.head = nn.Identity()  # type: ignore[assignment]
