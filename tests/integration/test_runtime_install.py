@@ -115,10 +115,10 @@ def test_what_needs_more_says_exactly_what_to_install(served_package: Path, tmp_
         and "cannot be served by the runtime install alone: it has no fp32 ONNX export" in proc.stderr
     )
     assert f"seekforge export {bare} --format onnx" in proc.stderr and full in proc.stderr
-    encoded = {**manifest["exports"]["onnx"], "inputs": "encoded"}
-    (bare / "package.json").write_text(json.dumps({**manifest, "exports": {"onnx": encoded}}))
+    chained = {**manifest["exports"]["onnx"], "segments": ["onnx/model.onnx"]}
+    (bare / "package.json").write_text(json.dumps({**manifest, "exports": {"onnx": chained}}))
     proc = cli("evaluate", str(bare), "data.csv", cwd=tmp_path)
-    assert exit_code(proc) == 2 and "alone: its ONNX export takes encoded inputs: text and image" in proc.stderr
+    assert exit_code(proc) == 2 and "alone: its ONNX export is an early-exit chain of graphs" in proc.stderr
     assert "seekforge export" not in proc.stderr and full in proc.stderr  # exporting again cannot help
 
 
@@ -143,3 +143,38 @@ def test_every_raw_onnx_export_runs_without_torch(served_package: Path, tmp_path
     assert proc.stdout.split()[0] == "onnxruntime-int8" and proc.stdout.split()[1] in ("buy", "skip")
     predictor, backend = open_predictor(package, "onnxruntime-int8", threads=1, verify=True)
     assert backend == "onnxruntime-int8" and type(predictor).__name__ == "RuntimePredictor"
+
+
+def test_text_and_fusion_packages_predict_from_raw_records_without_torch(
+    tiny_text_package: Path, fusion_package: Path, tmp_path: Path
+) -> None:
+    """Texts are tokenized with the package's own tokenizer and images decoded and resized in numpy: the
+    runtime's predictions are the full install's."""
+    from seekforge.export import export_package
+    from seekforge.serve._deploy import _extras
+
+    for package, extras in ((tiny_text_package, "runtime-text"), (fusion_package, "runtime-text,runtime-image")):
+        if "onnx" not in json.loads((package / "package.json").read_text()).get("exports", {}):
+            assert export_package(package).parity.passed
+        manifest = json.loads((package / "package.json").read_text())
+        assert _extras(manifest, "auto") == f"runtime,serve,{extras}"  # what its serving container installs
+        assert _extras(manifest, "torch") == "all"
+    texts = pd.DataFrame({"review": ["tasty fresh lovely", "stale bland", "", "broken tasty zebra"]})
+    texts.to_csv(tmp_path / "texts.csv", index=False)
+    assert exit_code(cli("predict", str(tiny_text_package), "texts.csv", "-o", "t.csv", cwd=tmp_path)) == 0
+    full = seekforge.load(tiny_text_package, backend="torch").predict(texts)
+    assert pd.read_csv(tmp_path / "t.csv")["prediction"].tolist() == full["prediction"].tolist()
+
+    frame = pd.read_csv(fusion_package.parents[3] / "fusion.csv").head(40)
+    frame.loc[3, "note"] = None  # a missing text reads as the empty text
+    frame.to_csv(tmp_path / "fusion.csv", index=False)
+    proc = cli("predict", str(fusion_package), "fusion.csv", "-o", "f.csv", cwd=tmp_path)
+    assert exit_code(proc) == 0 and "wrote 40 predictions to f.csv (onnxruntime)" in proc.stderr, proc.stderr
+    ours = pd.read_csv(tmp_path / "f.csv")
+    full = seekforge.load(fusion_package, backend="torch").predict(frame)
+    assert ours["prediction"].tolist() == full["prediction"].tolist()
+    assert abs(ours["proba_buy"].to_numpy() - full["proba_buy"].to_numpy()).max() < 1e-4
+    frame.loc[5, "photo"] = str(tmp_path / "missing.png")
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    proc = cli("predict", str(fusion_package), "bad.csv", "-o", "b.csv", cwd=tmp_path)
+    assert exit_code(proc) == 2 and "row 5: image file not found" in proc.stderr and not (tmp_path / "b.csv").exists()

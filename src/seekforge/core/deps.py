@@ -52,12 +52,14 @@ _INSTALL: dict[str, tuple[str, str]] = {
 }
 
 
-def require(module: str, *, purpose: str) -> ModuleType:
+def require(module: str, *, purpose: str, extra: str | None = None) -> ModuleType:
     """Import ``module`` or fail with the command that installs it.
 
     Args:
         module: Importable module name, e.g. ``"transformers"``.
         purpose: What needs it, for the message (``"text features"``).
+        extra: The seekforge extra to name in that command, instead of the one that usually brings
+            ``module`` (the runtime's light extras, say).
 
     Raises:
         MissingDependencyError: The module is not installed.
@@ -68,7 +70,7 @@ def require(module: str, *, purpose: str) -> ModuleType:
         dist = _INSTALL.get(module.split(".")[0], (module, ""))[0]
         raise MissingDependencyError(
             f"{purpose} need the optional package '{dist}', which is not installed ({exc})",
-            hint=f"run: {install_command(module)}",
+            hint=f"run: {extra_command(extra) if extra else install_command(module)}",
         ) from exc
 
 

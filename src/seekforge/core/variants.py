@@ -19,6 +19,7 @@ __all__ = [
     "model_version",
     "passing_export",
     "raw_onnx_exports",
+    "runtime_onnx_exports",
 ]
 
 
@@ -84,6 +85,16 @@ def raw_onnx_exports(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
         record["backend"]: record
         for record in manifest.get("exports", {}).values()
         if record.get("format") == "onnx" and record["parity"]["passed"] and takes_raw(record)
+    }
+
+
+def runtime_onnx_exports(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ONNX exports the runtime install can serve, by backend: those that passed their gate and are one
+    graph (not an early-exit chain), whether they take raw values or inputs the runtime encodes in numpy."""
+    return {
+        record["backend"]: record
+        for record in manifest.get("exports", {}).values()
+        if record.get("format") == "onnx" and record["parity"]["passed"] and "segments" not in record
     }
 
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
-from seekforge.core.errors import DataError
-from seekforge.core.images import check_pixels, decode_image
 from seekforge.data._validate import row_place
+from seekforge.runtime import encode_images, fit_pixels, read_pixels
 
 
 @dataclass(frozen=True)
@@ -40,43 +38,7 @@ class ImageStats:
 
 def _read(value: Any, frame: pd.DataFrame, pos: int, name: str) -> np.ndarray:
     """One image as float32 ``[H, W, C]`` in [0, 1]."""
-    if isinstance(value, str | Path):
-        try:
-            array = decode_image(value, what=f"{row_place(frame, pos)}: {value}")
-        except FileNotFoundError:
-            raise DataError(f"{row_place(frame, pos)}: image file not found: {value}") from None
-        except (OSError, SyntaxError) as exc:  # Pillow's UnidentifiedImageError too
-            raise DataError(
-                f"{row_place(frame, pos)}: cannot read image {value}: {exc}",
-                hint="remove or replace the corrupt file",
-            ) from None
-    elif isinstance(value, np.ndarray | list | tuple):
-        array = np.asarray(value)
-        if array.dtype == object:  # rows held as arrays or lists, e.g. read back from Parquet or JSON
-            array = np.array([np.asarray(row).tolist() for row in array])
-        if array.ndim >= 2:
-            check_pixels(array.shape[1], array.shape[0], row_place(frame, pos))
-    else:
-        raise DataError(
-            f"{row_place(frame, pos)}: column '{name}' must hold an image path or array, got {type(value).__name__}"
-        )
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise DataError(f"{row_place(frame, pos)}: image of shape {array.shape} is not HxW, HxWx1/3/4")
-    array = array[:, :, :3]
-    if np.issubdtype(array.dtype, np.integer):  # integer pixels are 8-bit (16-bit for uint16), like files
-        return array.astype(np.float32) / (65535.0 if array.dtype == np.uint16 else 255.0)
-    return array.astype(np.float32)
-
-
-def _to_tensor(array: np.ndarray, size: tuple[int, int], channels: int) -> torch.Tensor:
-    tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
-    if tensor.shape[0] != channels:
-        tensor = tensor.mean(0, keepdim=True) if channels == 1 else tensor.expand(3, -1, -1)
-    if tuple(tensor.shape[1:]) != size:
-        tensor = F.interpolate(tensor[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
-    return tensor
+    return read_pixels(value, row_place(frame, pos), name)
 
 
 def fit_images(
@@ -88,17 +50,13 @@ def fit_images(
         size = Counter(a.shape[:2] for a in arrays).most_common(1)[0][0]
     if channels is None:
         channels = 3 if any(a.shape[2] == 3 for a in arrays) else 1
-    stack = torch.stack([_to_tensor(a, size, channels) for a in arrays])
+    stack = torch.from_numpy(np.stack([fit_pixels(a, size, channels) for a in arrays]))
     mean = stack.mean(dim=(0, 2, 3)).tolist()
     std = [max(s, 1e-6) for s in stack.std(dim=(0, 2, 3)).tolist()]
     return ImageStats(tuple(size), channels, tuple(mean), tuple(std))  # type: ignore[arg-type]
 
 
 def load_images(column: pd.Series, frame: pd.DataFrame, stats: ImageStats) -> torch.Tensor:
-    """Read, resize and normalise a column of images into ``[N, C, H, W]``."""
-    stack = torch.stack(
-        [_to_tensor(_read(v, frame, i, str(column.name)), stats.size, stats.channels) for i, v in enumerate(column)]
-    )
-    mean = torch.tensor(stats.mean).view(1, -1, 1, 1)
-    std = torch.tensor(stats.std).view(1, -1, 1, 1)
-    return ((stack - mean) / std).contiguous()
+    """Read, resize and normalise a column of images into ``[N, C, H, W]`` (the runtime's own code)."""
+    place = functools.partial(row_place, frame)
+    return torch.from_numpy(encode_images(list(column), stats.to_dict(), place=place, name=str(column.name)))

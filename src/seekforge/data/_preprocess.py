@@ -7,6 +7,7 @@ into attributes ending in ``_``, and using it unfitted raises :class:`NotFittedE
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,12 +18,12 @@ import pandas as pd
 import torch
 
 from seekforge.core.errors import DataError, NotFittedError
-from seekforge.data._images import ImageStats, fit_images, load_images
+from seekforge.data._images import ImageStats, fit_images
 from seekforge.data._text import TextEncoder
 from seekforge.data._validate import check_table, row_place
 from seekforge.data.config import FeaturesConfig
 from seekforge.models.config import ModelIO, image_key, text_keys
-from seekforge.runtime import FALSE, TRUE, binary_table, canonical
+from seekforge.runtime import FALSE, TRUE, InputEncoder, canonical
 
 FORMAT_VERSION = 1
 
@@ -109,6 +110,7 @@ class Preprocessor:
             self.target_mean_ = float(values.mean())
             self.target_std_ = float(values.std()) or 1.0
         self.fitted_ = True
+        self._encoder = None
         return self
 
     def _tokenizer_of(self, name: str) -> str | Path | None:
@@ -138,28 +140,17 @@ class Preprocessor:
         """
         self._check_fitted()
         frame = check_table(frame, self.features, with_output=False)
-        batch: dict[str, torch.Tensor] = {}
-        numeric = []
-        for name, stats in self.numeric_.items():
-            values = frame[name].to_numpy(dtype=np.float64)
-            values = np.where(np.isnan(values), stats["fill"], values)
-            numeric.append((values - stats["center"]) / stats["scale"])
-        for name, (negative, positive) in self.binary_.items():
-            numeric.append(_encode_binary(frame, name, negative, positive))
-        if numeric:
-            batch["numeric"] = torch.from_numpy(np.stack(numeric, axis=1).astype(np.float32))
-        if self.categories_:
-            codes = []
-            for name, vocab in self.categories_.items():
-                index = {v: i + 1 for i, v in enumerate(vocab)}  # 0 is the unknown bucket
-                codes.append([0 if pd.isna(v) else index.get(canonical(v), 0) for v in frame[name]])
-            batch["category"] = torch.tensor(np.array(codes, dtype=np.int64).T)
-        for name, encoder in self.text_.items():
-            ids_key, mask_key = text_keys(name if self._named("text") else None)
-            batch[ids_key], batch[mask_key] = encoder.encode(frame[name].fillna("").astype(str).tolist())
-        for name, stats in self.images_.items():
-            batch[image_key(name if self._named("image") else None)] = load_images(frame[name], frame, stats)
-        return batch
+        columns = {name: frame[name].to_numpy() for name in self.encoder.columns}
+        feeds = self.encoder.feeds(columns, place=functools.partial(row_place, frame))
+        return {key: torch.from_numpy(values) for key, values in feeds.items()}
+
+    @property
+    def encoder(self) -> InputEncoder:
+        """The fitted transforms as the runtime's numpy encoder (the one code path, with or without torch)."""
+        self._check_fitted()
+        if getattr(self, "_encoder", None) is None:
+            self._encoder = InputEncoder(self.to_dict(text=False), tokens=self.text_)
+        return self._encoder
 
     def transform_target(self, frame: pd.DataFrame) -> torch.Tensor:
         """Encode the output column: class indices (int64) or standardised values (float32)."""
@@ -250,7 +241,8 @@ class Preprocessor:
 
     # ---------------------------------------------------------------------------------- serialisation
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, text: bool = True) -> dict[str, Any]:
+        """The fitted state as JSON values (``text=False``: without the tokenizers, for the encoder)."""
         self._check_fitted()
         state: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
@@ -258,7 +250,7 @@ class Preprocessor:
             "numeric": self.numeric_,
             "binary": self.binary_,
             "categories": self.categories_,
-            "text": {k: v.to_dict() for k, v in self.text_.items()},
+            "text": {k: v.to_dict() for k, v in self.text_.items()} if text else {k: {} for k in self.text_},
             "images": {k: v.to_dict() for k, v in self.images_.items()},
         }
         if self.task == "classification":
@@ -318,20 +310,6 @@ def _fit_binary(column: pd.Series) -> list[str]:
     if len(keys) == 1:  # a constant column still knows which side it is on
         keys = ["", keys[0]] if keys[0] in TRUE else [keys[0], ""]
     return keys
-
-
-def _encode_binary(frame: pd.DataFrame, name: str, negative: str, positive: str) -> np.ndarray:
-    table = binary_table(negative, positive)
-    out = np.empty(len(frame), dtype=np.float64)
-    for pos, value in enumerate(frame[name]):
-        code = 0.5 if pd.isna(value) else table.get(canonical(value).lower())
-        if code is None:
-            raise DataError(
-                f"{row_place(frame, pos)}: binary column '{name}' holds {value!r}; "
-                f"training saw only {negative!r} and {positive!r}"
-            )
-        out[pos] = code
-    return out
 
 
 def _fit_category(column: pd.Series, min_frequency: int, max_categories: int | None) -> list[str]:

@@ -6,11 +6,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from seekforge.core.deps import require
 from seekforge.core.errors import DataError
+from seekforge.runtime import Tokens
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 _MASK_TOKENS = ("[MASK]", "<mask>")
@@ -21,23 +21,17 @@ def _tokenizers() -> Any:
     return require("tokenizers", purpose="text features")
 
 
-class TextEncoder:
-    """A tokenizer with fixed truncation and padding to ``max_length``.
+class TextEncoder(Tokens):
+    """A tokenizer with fixed truncation and padding to ``max_length`` (the runtime's :class:`Tokens`, which
+    encodes the same way without torch), fitted or loaded, with what training needs of it besides.
 
     The tokenizer's full JSON is kept, so a package needs neither the training data nor the pretrained
     model's folder to tokenize.
     """
 
     def __init__(self, tokenizer_json: str, max_length: int, origin: str) -> None:
-        tk = _tokenizers()
-        self.tokenizer_json = tokenizer_json
-        self.max_length = max_length
+        super().__init__(tokenizer_json, max_length)
         self.origin = origin
-        self._tok = tk.Tokenizer.from_str(tokenizer_json)
-        pad_token = next((t for t in ("[PAD]", "<pad>") if self._tok.token_to_id(t) is not None), None)
-        self.pad_id = self._tok.token_to_id(pad_token) if pad_token else 0
-        self._tok.enable_truncation(max_length=max_length)
-        self._tok.enable_padding(pad_id=self.pad_id, pad_token=pad_token or "[PAD]", length=max_length)
         self._counter: Any = None  # the same tokenizer without padding and truncation, for lengths()
 
     @classmethod
@@ -116,9 +110,7 @@ class TextEncoder:
 
     def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and attention mask, both ``[len(texts), max_length]`` int64."""
-        encodings = self._tok.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(texts), self.max_length)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64).reshape(ids.shape)
+        ids, mask = self.encode_arrays(texts)
         return torch.from_numpy(ids), torch.from_numpy(mask)
 
     def tokens(self, ids: list[int]) -> list[str]:

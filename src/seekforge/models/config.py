@@ -15,40 +15,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import model_validator
 
+from seekforge.core.batch import TOKEN_KEYS, image_key, is_token_key, mask_key, text_keys
 from seekforge.core.config import PluggableConfig
 from seekforge.core.registry import Registry
+
+__all__ = ["MODELS", "TOKEN_KEYS", "ModelConfig", "ModelIO", "image_key", "is_token_key", "mask_key", "text_keys"]
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
     from seekforge.data.config import FeaturesConfig
-
-
-#: Keys of the token tensors ``[rows, tokens]``, whose second axis varies from batch to batch.
-TOKEN_KEYS = ("input_ids", "attention_mask", "hidden")
-
-
-def text_keys(name: str | None) -> tuple[str, str]:
-    """Batch keys of a text input's token ids and attention mask: ``input_ids`` and ``attention_mask`` for a
-    model's only text input (``name`` None), ``input_ids.NAME`` and ``attention_mask.NAME`` otherwise."""
-    return ("input_ids", "attention_mask") if name is None else (f"input_ids.{name}", f"attention_mask.{name}")
-
-
-def image_key(name: str | None) -> str:
-    """Batch key of an image input's pixels: ``image`` for a model's only image, ``image.NAME`` otherwise."""
-    return "image" if name is None else f"image.{name}"
-
-
-def is_token_key(key: str) -> bool:
-    """Whether the batch tensor ``key`` holds tokens (its second axis is the sequence)."""
-    return key.split(".", 1)[0] in TOKEN_KEYS
-
-
-def mask_key(key: str) -> str | None:
-    """The attention mask that goes with the token ids ``key`` (None for other keys)."""
-    kind, _, name = key.partition(".")
-    return None if kind != "input_ids" else text_keys(name or None)[1]
 
 
 @dataclass(frozen=True)

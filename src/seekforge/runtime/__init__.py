@@ -2,8 +2,10 @@
 
 For packages whose inputs are numeric, binary and category features, ``seekforge export`` writes ONNX
 graphs that start from raw feature values (the fitted imputation, scaling and vocabularies are in the
-graph), so the ``runtime`` extra (numpy and onnxruntime) is enough to use them; ``seekforge.load`` returns
-this predictor where torch is not installed::
+graph), so the ``runtime`` extra (numpy and onnxruntime) is enough to use them. Packages with text and
+image inputs (fusion models too) export graphs that take encoded inputs: the runtime encodes the raw values
+itself, in numpy (:class:`InputEncoder`: the training pipeline's own code), with ``tokenizers`` for texts
+and Pillow for image files. ``seekforge.load`` returns this predictor where torch is not installed::
 
     from seekforge.runtime import load
     predictor = load("runs/breast_cancer/<stamp>/package")
@@ -19,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from seekforge.core.batch import mask_key
 from seekforge.core.errors import DataError, PackageError
 from seekforge.core.hardware import int8_portability
 from seekforge.core.metrics import classification_metrics, regression_metrics
 from seekforge.core.package import read_manifest, read_package_json
-from seekforge.core.variants import raw_onnx_exports
+from seekforge.core.variants import raw_onnx_exports, runtime_onnx_exports, takes_raw
 from seekforge.runtime._encode import (
     FALSE,
     GRAPH_TYPES,
@@ -38,6 +41,7 @@ from seekforge.runtime._encode import (
     session,
     softmax,
 )
+from seekforge.runtime._inputs import InputEncoder, Tokens, encode_images, fit_pixels, read_pixels
 from seekforge.runtime._records import read_records, write_records
 
 __all__ = [
@@ -45,16 +49,21 @@ __all__ = [
     "GRAPH_TYPES",
     "MISSING",
     "TRUE",
+    "InputEncoder",
     "PackageView",
     "RuntimePredictor",
+    "Tokens",
     "as_columns",
     "bench_runtime",
     "binary_table",
     "canonical",
+    "encode_images",
+    "fit_pixels",
     "graph_holds",
     "is_missing",
     "load",
     "raw_feeds",
+    "read_pixels",
     "read_records",
     "session",
     "softmax",
@@ -82,20 +91,42 @@ class RuntimePredictor(PackageView):
     """A package's raw-input ONNX model on onnxruntime. Use :func:`load` to get one."""
 
     def __init__(
-        self, path: Path, manifest: dict[str, Any], state: dict[str, Any], session: Any, backend: str = "onnxruntime"
+        self,
+        path: Path,
+        manifest: dict[str, Any],
+        state: dict[str, Any],
+        session: Any,
+        backend: str = "onnxruntime",
+        encoder: InputEncoder | None = None,
     ) -> None:
         super().__init__(path, manifest)
         self.session = session
         self.backend = backend
         self._target = state.get("target")
+        self.encoder = encoder  # None: the graph takes raw values
+        self._names = [i.name for i in session.get_inputs()]
 
     def logits(self, records: Any) -> np.ndarray:
         columns = as_columns(records)
         if not columns or not any(len(v) for v in columns.values()):
             raise DataError("nothing to predict: no records were given")
-        feeds = raw_feeds(self.manifest["inputs"], columns)
+        if self.encoder is None:
+            return self._run(raw_feeds(self.manifest["inputs"], columns))
+        rows = len(next(iter(columns.values())))
+        parts = []
+        for start in range(0, rows, ENCODED_ROWS):  # encoded inputs (pixels, padded tokens) a chunk at a time
+            chunk = {name: values[start : start + ENCODED_ROWS] for name, values in columns.items()}
+            feeds = self.encoder.feeds(chunk, place=lambda pos, start=start: f"row {start + pos}")
+            if missing := [name for name in self._names if name not in feeds]:
+                raise PackageError(
+                    f"{self.path}: its ONNX graph takes {missing}, which its preprocessing does not make"
+                )
+            parts.append(self._run({name: feeds[name] for name in self._names}))
+        return np.concatenate(parts)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         try:
-            return np.asarray(self.session.run(None, feeds)[0])
+            return np.asarray(self.session.run(None, trimmed(feeds))[0])
         except Exception as exc:  # onnxruntime's errors derive from Exception only
             raise PackageError(f"onnxruntime failed to run {self.path}: {exc}") from exc
 
@@ -161,6 +192,21 @@ class RuntimePredictor(PackageView):
         return {"rows": len(truth), **classification_metrics(target, softmax(logits))}
 
 
+#: Rows encoded and run at a time when the runtime encodes a graph's inputs itself
+ENCODED_ROWS = 256
+
+
+def trimmed(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Token arrays cut to the longest row's tokens (each text to its own), as training's batches are."""
+    out = dict(feeds)
+    for ids in feeds:
+        mask = mask_key(ids)
+        if mask in feeds and feeds[mask].size:
+            length = max(int(feeds[mask].sum(axis=1).max()), 1)
+            out[ids], out[mask] = feeds[ids][:, :length], feeds[mask][:, :length]
+    return out
+
+
 def _is_number(value: Any) -> bool:
     try:
         float(value)
@@ -172,37 +218,38 @@ def _is_number(value: Any) -> bool:
 def load(
     path: str | Path, *, backend: str = "auto", verify: bool = True, threads: int | None = None
 ) -> RuntimePredictor:
-    """Load one of a package's raw-input ONNX exports for prediction with onnxruntime.
+    """Load one of a package's ONNX exports for prediction with onnxruntime: one that takes raw values, or
+    one whose inputs the runtime encodes (texts, images; see :class:`InputEncoder`).
 
-    Args:
-        path: The package directory.
-        backend: ``auto`` (the backend ``seekforge optimize`` chose, when it is one of these, else the fp32
-            export), or an ONNX backend the package holds: ``onnxruntime``, ``onnxruntime-int8``, ...
-        verify: Check every file's sha256 against ``package.json``.
-        threads: Intra-op threads of the session; None: onnxruntime's default.
+        Args:
+            path: The package directory.
+            backend: ``auto`` (the backend ``seekforge optimize`` chose, when it is one of these, else the fp32
+                export), or an ONNX backend the package holds: ``onnxruntime``, ``onnxruntime-int8``, ...
+            verify: Check every file's sha256 against ``package.json``.
+            threads: Intra-op threads of the session; None: onnxruntime's default.
 
-    Raises:
-        PackageError: Not a package, a file was modified, or the package has no such export.
-        MissingDependencyError: onnxruntime is not installed.
+        Raises:
+            PackageError: Not a package, a file was modified, or the package has no such export.
+            MissingDependencyError: onnxruntime is not installed.
     """
     from seekforge.core.deps import extra_command
 
     path = Path(path)
     manifest = read_manifest(path, verify=verify)
-    usable = raw_onnx_exports(manifest)
+    usable = runtime_onnx_exports(manifest)
     chosen = manifest.get("serving", {}).get("backend")
     if backend == "auto":
         backend = chosen if chosen in usable else "onnxruntime"
     if backend not in usable:
         export = manifest.get("exports", {}).get("onnx")
         if backend != "onnxruntime":
-            why = f"its backend '{backend}' is not a raw-input ONNX export it holds (it holds: {', '.join(usable) or 'none'})"
+            why = f"its backend '{backend}' is not an ONNX export it holds (it holds: {', '.join(usable) or 'none'})"
         elif export is None:
             why = "it has no fp32 ONNX export"
         elif not export["parity"]["passed"]:
             why = "its fp32 ONNX export failed its parity gate"
         else:
-            why = "its ONNX export takes encoded inputs: text and image features are encoded in Python, with torch"
+            why = "its ONNX export is an early-exit chain of graphs, which the full install runs"
         can_export = export is None or not export["parity"]["passed"]
         raise PackageError(
             f"{path} cannot be served by the runtime install alone: {why}",
@@ -216,7 +263,9 @@ def load(
     if why := int8_portability(usable[backend]):
         warnings.warn(why, RuntimeWarning, stacklevel=2)
     state = read_package_json(path, "preprocessor.json")
-    return RuntimePredictor(path, manifest, state, session(path / usable[backend]["file"], threads=threads), backend)
+    record = usable[backend]
+    encoder = None if takes_raw(record) else InputEncoder(state)
+    return RuntimePredictor(path, manifest, state, session(path / record["file"], threads=threads), backend, encoder)
 
 
 def bench_runtime(

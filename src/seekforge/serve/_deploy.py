@@ -14,10 +14,15 @@ __all__ = ["SOURCE_FILES", "dockerfile", "kubernetes", "source_tree"]
 
 
 def _extras(manifest: dict[str, Any], backend: str) -> str:
-    """The smallest install that serves the package: onnxruntime alone for a raw-input ONNX export."""
-    from seekforge.serve._model import runtime_only
+    """The smallest install that serves the package: onnxruntime alone for one of its ONNX exports (with the
+    light extras its texts and images need), the full install for torch and OpenVINO."""
+    from seekforge.core.variants import runtime_onnx_exports
 
-    return "runtime,serve" if runtime_only(manifest, backend) else "all"
+    wanted = backend if backend != "auto" else manifest.get("serving", {}).get("backend", "onnxruntime")
+    if wanted not in runtime_onnx_exports(manifest):
+        return "all"
+    kinds = {feature["type"] for feature in manifest["inputs"]}
+    return "runtime,serve" + ",runtime-text" * ("text" in kinds) + ",runtime-image" * ("image" in kinds)
 
 
 #: what the image's first stage copies from the source tree to build seekforge's wheel

@@ -1,0 +1,193 @@
+"""Raw values -> the encoded inputs a package's model reads (its batch, as numpy arrays): numbers imputed
+and scaled, binary values as 0/1, category codes, texts tokenized with the package's own tokenizer, images
+decoded, resized and normalised. numpy alone, plus ``tokenizers`` for texts and Pillow for image files.
+
+The training pipeline's Preprocessor encodes through this same code (and makes tensors of the arrays), so
+the ONNX graph of a text, image or fusion model gets exactly the inputs it was checked on, with or without
+torch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seekforge.core.batch import image_key, text_keys
+from seekforge.core.deps import require
+from seekforge.core.errors import DataError
+from seekforge.core.images import check_pixels, decode_image
+from seekforge.runtime._encode import _numbers, binary_table, canonical, is_missing
+
+Place = Callable[[int], str]
+
+
+def _row(pos: int) -> str:
+    return f"row {pos}"
+
+
+class Tokens:
+    """A tokenizer (its ``tokenizer.json`` text) that truncates and pads every text to ``max_length``."""
+
+    def __init__(self, tokenizer_json: str, max_length: int) -> None:
+        tk = require("tokenizers", purpose="text features", extra="runtime-text")
+        self.tokenizer_json = tokenizer_json
+        self.max_length = max_length
+        self._tok = tk.Tokenizer.from_str(tokenizer_json)
+        pad_token = next((t for t in ("[PAD]", "<pad>") if self._tok.token_to_id(t) is not None), None)
+        self.pad_id = self._tok.token_to_id(pad_token) if pad_token else 0
+        self._tok.enable_truncation(max_length=max_length)
+        self._tok.enable_padding(pad_id=self.pad_id, pad_token=pad_token or "[PAD]", length=max_length)
+
+    def encode_arrays(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids and attention mask, both ``[len(texts), max_length]`` int64."""
+        encodings = self._tok.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(texts), self.max_length)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64).reshape(ids.shape)
+        return ids, mask
+
+
+def read_pixels(value: Any, what: str, name: str = "image") -> np.ndarray:
+    """One image of column ``name`` (a file name, or pixel rows: an array or nested lists) as float32
+    ``[H, W, C]`` in [0, 1].
+
+    Raises:
+        DataError: No such file, not an image, larger than the pixel limit, or not a picture's shape;
+            the message starts with ``what`` (the row).
+    """
+    if isinstance(value, str | Path):
+        require("PIL", purpose="image files", extra="runtime-image")
+        try:
+            array = decode_image(value, what=f"{what}: {value}")
+        except FileNotFoundError:
+            raise DataError(f"{what}: image file not found: {value}") from None
+        except (OSError, SyntaxError) as exc:  # Pillow's UnidentifiedImageError too
+            raise DataError(
+                f"{what}: cannot read image {value}: {exc}", hint="remove or replace the corrupt file"
+            ) from None
+    elif isinstance(value, np.ndarray | list | tuple):
+        array = np.asarray(value)
+        if array.dtype == object:  # rows held as arrays or lists, e.g. read back from Parquet or JSON
+            array = np.array([np.asarray(row).tolist() for row in array])
+        if array.ndim >= 2:
+            check_pixels(array.shape[1], array.shape[0], what)
+    else:
+        raise DataError(f"{what}: column '{name}' must hold an image path or array, got {type(value).__name__}")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise DataError(f"{what}: image of shape {array.shape} is not HxW, HxWx1/3/4")
+    array = array[:, :, :3]
+    if np.issubdtype(array.dtype, np.integer):  # integer pixels are 8-bit (16-bit for uint16), like files
+        return array.astype(np.float32) / (65535.0 if array.dtype == np.uint16 else 255.0)
+    return array.astype(np.float32)
+
+
+def fit_pixels(array: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
+    """``[H, W, C]`` pixels as ``[channels, *size]``: grey averaged from colour or repeated into it, then
+    resized with an antialiased bilinear filter (Pillow's, as torch's ``interpolate(..., antialias=True)``
+    computes it)."""
+    chw = np.ascontiguousarray(array.transpose(2, 0, 1))
+    if chw.shape[0] != channels:
+        chw = chw.mean(axis=0, keepdims=True) if channels == 1 else np.repeat(chw, 3, axis=0)
+    if tuple(chw.shape[1:]) == tuple(size):
+        return chw
+    rows, cols = _filter(chw.shape[1], size[0]), _filter(chw.shape[2], size[1])
+    return np.einsum("oh,chw,pw->cop", rows, chw, cols).astype(np.float32)
+
+
+@cache
+def _filter(source: int, target: int) -> np.ndarray:
+    """``[target, source]`` weights of the antialiased bilinear (triangle) filter, each row summing to 1."""
+    scale = source / target
+    support = scale if scale >= 1.0 else 1.0
+    stretch = 1.0 / scale if scale >= 1.0 else 1.0
+    weights = np.zeros((target, source), dtype=np.float64)
+    for out in range(target):
+        center = scale * (out + 0.5)
+        low = max(int(center - support + 0.5), 0)
+        high = min(int(center + support + 0.5), source)
+        taps = np.arange(low, high)
+        row = np.clip(1.0 - np.abs((taps - center + 0.5) * stretch), 0.0, None)
+        weights[out, low:high] = row / row.sum() if row.sum() > 0 else 0.0
+    return weights.astype(np.float32)
+
+
+class InputEncoder:
+    """A fitted preprocessing (``preprocessor.json``'s content) as numpy: ``feeds(columns)`` gives the batch
+    a model (or its ONNX graph) reads, keyed as the Preprocessor keys it. ``tokens``: the texts' tokenizers
+    already built (by input name), instead of building them from the state's JSON."""
+
+    def __init__(self, state: Mapping[str, Any], *, tokens: Mapping[str, Tokens] | None = None) -> None:
+        inputs = state["features"]["inputs"]
+        kinds = Counter(feature["type"] for feature in inputs)
+        self.numeric: dict[str, dict[str, float]] = dict(state["numeric"])
+        self.binary: dict[str, list[str]] = dict(state["binary"])
+        self.categories = {name: {v: i + 1 for i, v in enumerate(vocab)} for name, vocab in state["categories"].items()}
+        tokens = tokens or {name: Tokens(spec["tokenizer"], spec["max_length"]) for name, spec in state["text"].items()}
+        self.texts = {name: (tokens[name], text_keys(name if kinds["text"] > 1 else None)) for name in state["text"]}
+        self.images = {name: (spec, image_key(name if kinds["image"] > 1 else None))
+                       for name, spec in state["images"].items()}  # fmt: skip
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.binary, *self.categories, *self.texts, *self.images]
+
+    def feeds(self, columns: Mapping[str, Sequence[Any]], *, place: Place = _row) -> dict[str, np.ndarray]:
+        """The encoded batch of ``columns`` (raw values by input name; extra columns are ignored).
+
+        Raises:
+            DataError: A column is missing, or a value cannot be encoded (the message names its row).
+        """
+        missing = [name for name in self.columns if name not in columns]
+        if missing:
+            raise DataError(f"records lack the input column(s) {', '.join(map(repr, missing))}",
+                            hint=f"each record needs: {', '.join(self.columns)}")  # fmt: skip
+        batch: dict[str, np.ndarray] = {}
+        numeric = []
+        for name, stats in self.numeric.items():
+            values = _numbers(name, columns[name], place)
+            values = np.where(np.isnan(values), stats["fill"], values)
+            numeric.append((values - stats["center"]) / stats["scale"])
+        for name, (negative, positive) in self.binary.items():
+            numeric.append(_binary_codes(name, columns[name], negative, positive, place))
+        if numeric:
+            batch["numeric"] = np.stack(numeric, axis=1).astype(np.float32)
+        if self.categories:
+            codes = [[0 if is_missing(v) else index.get(canonical(v), 0) for v in columns[name]]
+                     for name, index in self.categories.items()]  # fmt: skip
+            batch["category"] = np.array(codes, dtype=np.int64).T.copy()
+        for name, (tokens, (ids, mask)) in self.texts.items():
+            texts = ["" if is_missing(v) else str(v) for v in columns[name]]
+            batch[ids], batch[mask] = tokens.encode_arrays(texts)
+        for name, (spec, key) in self.images.items():
+            batch[key] = encode_images(columns[name], spec, place=place, name=name)
+        return batch
+
+
+def encode_images(
+    values: Sequence[Any], spec: Mapping[str, Any], *, place: Place = _row, name: str = "image"
+) -> np.ndarray:
+    """A column of images as ``[N, C, H, W]`` float32, resized and normalised as ``spec`` (an ImageStats
+    dict: size, channels, per-channel mean and std) says."""
+    size, channels = (int(spec["size"][0]), int(spec["size"][1])), int(spec["channels"])
+    mean = np.asarray(spec["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(spec["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+    stack = np.stack([fit_pixels(read_pixels(v, place(i), name), size, channels) for i, v in enumerate(values)])
+    return np.ascontiguousarray((stack - mean) / std)
+
+
+def _binary_codes(name: str, values: Sequence[Any], negative: str, positive: str, place: Place) -> np.ndarray:
+    table = binary_table(negative, positive)
+    out = np.empty(len(values), dtype=np.float64)
+    for pos, value in enumerate(values):
+        code = 0.5 if is_missing(value) else table.get(canonical(value).lower())
+        if code is None:
+            raise DataError(f"{place(pos)}: binary column '{name}' holds {value!r}; training saw only {negative!r} "
+                            f"and {positive!r}")  # fmt: skip
+        out[pos] = code
+    return out

@@ -1,0 +1,53 @@
+"""The runtime's numpy encoding of texts, images and tabular values: the same numbers as torch's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seekforge.core.errors import DataError
+from seekforge.data import Preprocessor
+from seekforge.data.config import FeaturesConfig
+from seekforge.runtime import InputEncoder, fit_pixels
+
+
+@pytest.mark.parametrize(("source", "target"), [((37, 23), (8, 8)), ((5, 7), (16, 11)), ((12, 12), (5, 18))])
+def test_the_antialiased_resize_is_torchs(source: tuple[int, int], target: tuple[int, int]) -> None:
+    pixels = np.random.default_rng(0).random((*source, 3), dtype=np.float32)
+    ours = fit_pixels(pixels, target, 3)
+    chw = torch.from_numpy(pixels).permute(2, 0, 1)[None]
+    theirs = F.interpolate(chw, size=target, mode="bilinear", antialias=True, align_corners=False)[0].numpy()
+    np.testing.assert_allclose(ours, theirs, atol=2e-6)
+    grey = fit_pixels(pixels, target, 1)
+    assert grey.shape == (1, *target)
+
+
+def test_the_encoder_from_a_saved_preprocessor_gives_the_preprocessors_batch() -> None:
+    features = FeaturesConfig.model_validate({
+        "inputs": [{"name": "t", "type": "text", "max_length": 6}, {"name": "u", "type": "text", "max_length": 4},
+                   {"name": "x", "type": "numeric"}, {"name": "f", "type": "binary"}, {"name": "c", "type": "category"},
+                   {"name": "p", "type": "image", "size": [5, 5]}],
+        "output": {"name": "y", "type": "binary"},
+    })  # fmt: skip
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "t": ["good tea", "bad", None, "good good good good bad"], "u": ["a b", "c", "a", ""],
+        "x": [1.0, None, 3.0, 4.5], "f": ["yes", "no", None, "yes"], "c": ["r", "g", "r", None],
+        "p": [rng.integers(0, 255, (7, 9, 3), dtype=np.uint8) for _ in range(4)], "y": ["n", "m", "n", "m"],
+    })  # fmt: skip
+    pre = Preprocessor(features).fit(frame)
+    expected = pre.transform(frame)
+    encoder = InputEncoder(Preprocessor.from_dict(pre.to_dict()).to_dict())  # as a runtime reads preprocessor.json
+    records = frame.drop(columns="y").to_dict(orient="list")
+    feeds = encoder.feeds(records)
+    assert sorted(feeds) == sorted(expected)
+    for key, values in feeds.items():
+        assert values.dtype == expected[key].numpy().dtype, key
+        np.testing.assert_array_equal(values, expected[key].numpy(), err_msg=key)
+    with pytest.raises(DataError, match="row 1: binary column 'f' holds 'maybe'"):
+        encoder.feeds({**records, "f": ["yes", "maybe", "no", "no"]})
+    with pytest.raises(DataError, match="records lack the input column"):
+        encoder.feeds({k: v for k, v in records.items() if k != "p"})
