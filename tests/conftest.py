@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -93,8 +94,8 @@ def image_folder_recipe(root: Path, *, per_class: int = 20, epochs: int = 4) -> 
 
 
 def make_fusion(root: Path, rows: int = 160, seed: int = 0) -> Path:
-    """``root/fusion.csv``: two texts, a number, a category and an image path per row (PNGs under
-    ``root/pics``), whose label needs the number and the first text together."""
+    """``root/fusion.csv``: two texts, a number, a category, an image path (PNGs under ``root/pics``), a list
+    of numbers and a list of tokens (JSON) per row, whose label needs the number and the first text together."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -110,6 +111,10 @@ def make_fusion(root: Path, rows: int = 160, seed: int = 0) -> Path:
             "x1": x1.round(4),
             "city": rng.choice(["paris", "oslo"], size=rows),
             "photo": [str(root / "pics" / f"{i}.png") for i in range(rows)],
+            "recent": [json.dumps(rng.normal(size=rng.integers(0, 7)).round(2).tolist()) for _ in range(rows)],
+            "clicks": [
+                json.dumps(rng.choice(["home", "cart", "pay"], size=rng.integers(1, 5)).tolist()) for _ in range(rows)
+            ],
             "label": np.where(score > 0, "buy", "skip"),
         }
     )
@@ -133,6 +138,8 @@ def fusion_recipe(source: str, **model: object) -> dict[str, object]:
                 {"name": "x1", "type": "numeric"},
                 {"name": "city", "type": "category"},
                 {"name": "photo", "type": "image", "size": [8, 8]},
+                {"name": "recent", "type": "sequence", "max_length": 4},
+                {"name": "clicks", "type": "sequence", "values": "tokens"},
             ],
             "output": {"name": "label", "type": "binary"},
         },
@@ -142,6 +149,8 @@ def fusion_recipe(source: str, **model: object) -> dict[str, object]:
                 "image": {"type": "cnn", "channels": [4]},
                 "tabular": {"hidden": [16]},
                 "text": {"type": "bag", "dim": 16},
+                "sequence": {"type": "gru", "hidden": 8},
+                "clicks": {"type": "conv1d", "hidden": 8},
             },
             **model,
         },

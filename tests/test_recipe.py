@@ -298,3 +298,21 @@ def test_run_takes_a_data_frame_saved_once_by_its_content(tmp_path: Path) -> Non
     assert first.metrics == second.metrics
     with pytest.raises(ConfigError, match="data must be a pandas DataFrame"):
         seekforge.run(recipe, data=[1, 2], runs_dir=tmp_path / "runs")  # type: ignore[arg-type]
+
+
+def test_the_draft_takes_lists_per_row_as_sequences_and_a_mix_as_a_fusion_model(tmp_path: Path) -> None:
+    from seekforge.data._profile import profile_frame
+    from seekforge.recipe import draft_recipe
+
+    frame = _mixed(60)[["age", "churn"]]
+    frame["clicks"] = [["home", "cart"][: i % 3] for i in range(60)]  # JSON Lines keeps the lists
+    frame["meta"] = [{"a": i} for i in range(60)]  # an object per row stays out
+    frame.to_json(tmp_path / "c.jsonl", orient="records", lines=True)
+    text = draft_recipe(tmp_path / "c.jsonl", "churn")
+    recipe = yaml.safe_load(text)
+    assert ("clicks", "sequence") in [(f["name"], f["type"]) for f in recipe["features"]["inputs"]]
+    assert recipe["model"]["type"] == "fusion" and "left out 'meta'" in text
+    profile = profile_frame(pd.read_json(tmp_path / "c.jsonl", lines=True), label="churn")
+    clicks = profile["columns"]["clicks"]
+    assert clicks["type"] == "sequence" and clicks["items"] == "tokens" and clicks["empty"] == 20
+    assert clicks["lengths"]["max"] == 2.0 and clicks["top"][0] == ["home", 40]

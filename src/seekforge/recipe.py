@@ -204,7 +204,11 @@ class Recipe(BaseConfig):
         if self.task != "classification":
             return ["data.balance: balances classes, but the output is numeric (regression); remove it"]
         if balance.method in ("smote", "smotenc"):
-            odd = [f"{f.name} ({f.type})" for f in self.features.inputs if f.type in ("text", "image")]
+            odd = [
+                f"{f.name} ({f.type})"
+                for f in self.features.inputs
+                if f.type in ("text", "image", "sequence", "datetime")
+            ]
             if odd:
                 return [
                     f"data.balance.method: SMOTE cannot make up {', '.join(odd)}; "
@@ -267,7 +271,7 @@ def load_recipe(
 
 #: what ``draft_recipe`` leaves out of the inputs, and why
 _LEFT_OUT = {
-    "datetime": "a timestamp: derive calendar or lag features first (seekforge data features), then list them",
+    "datetime": "a timestamp: to give the model its calendar parts, add it as {name: ..., type: datetime}",
     "constant": "constant: it cannot help a model",
 }
 
@@ -299,13 +303,16 @@ def draft_recipe(
         ConfigError: ``task`` is neither classification nor regression.
     """
     from seekforge.core.errors import ConfigError, DataError
-    from seekforge.data import id_like, infer_task, infer_type, nested_positions, read_source
+    from seekforge.data import as_text, id_like, infer_task, infer_type, nested_positions, read_source
 
     frame = read_source(str(source), read)
     if label not in frame.columns:
         raise DataError(f"{source}: no column '{label}'", hint=f"columns: {', '.join(map(str, frame.columns[:20]))}")
     nested = [str(c) for c in frame.columns if len(nested_positions(frame[c]))]
-    if label in nested:
+    lists = [c for c in nested if infer_type(frame[c].map(as_text)) == "sequence"]  # a list per row: a sequence
+    frame = frame.assign(**{c: frame[c].map(as_text) for c in lists})
+    nested = [c for c in nested if c not in lists]
+    if label in nested or label in lists:
         raise DataError(f"{source}: the label '{label}' holds lists or objects", hint="predict a plain column")
     width = len(frame.columns)
     frame = frame.drop(columns=nested)
@@ -336,7 +343,7 @@ def draft_recipe(
         raise DataError(f"{source}: no column besides '{label}' can be an input", hint="; ".join(notes) or None)
     if len(inputs) == len(tabular):
         model: dict[str, Any] = {"type": "mlp", "hidden": hidden, "dropout": 0.1}
-    elif len(inputs) == 1:
+    elif len(inputs) == 1 and inputs[0][1] in ("text", "image"):
         model = {"type": "transformer" if texts else "cnn"}
     else:  # a mix: one encoder per input, joined
         model = {"type": "fusion", "combiner": {"type": "concat"}}

@@ -19,9 +19,9 @@ def test_example_student_is_a_small_cnn_for_the_digits_recipe() -> None:
 
 def test_student_that_does_not_fit_the_features_is_refused() -> None:
     recipe = load_recipe(EXAMPLES / "digits.yaml")
-    with pytest.raises(ConfigError, match="model type 'mlp' takes numeric, binary and category inputs"):
+    with pytest.raises(ConfigError, match="model type 'mlp' takes numeric, binary, category and datetime inputs"):
         student_config({"model": {"type": "mlp"}}, recipe)
-    with pytest.raises(ConfigError, match=r"unknown model 'resnet'; available: cnn, mlp, transformer"):
+    with pytest.raises(ConfigError, match=r"unknown model 'resnet'; available: cnn, fusion, mlp, transformer"):
         student_config({"model": {"type": "resnet"}}, recipe)
 
 

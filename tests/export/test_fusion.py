@@ -23,10 +23,14 @@ def test_the_onnx_graph_takes_each_input_by_its_key_with_a_sequence_axis_per_tex
     assert shapes["input_ids.title"][1] == shapes["attention_mask.title"][1] == "sequence_title"
     assert shapes["input_ids.note"][1] == "sequence_note"
     assert shapes["image"][1:] == [3, 8, 8] and set(shapes) >= {"numeric", "category"}
+    assert shapes["sequence.recent"][1] == shapes["sequence_mask.recent"][1] == "sequence_recent"
+    assert graph.input[[i.name for i in graph.input].index("sequence.clicks")].type.tensor_type.elem_type == 7  # int64
 
     predictor = seekforge.load(fusion_package)  # exported now: answers through onnxruntime
-    rows = [{"title": "fresh lovely", "note": "", "x1": 0.5, "city": "oslo", "photo": np.zeros((8, 8, 3), np.uint8)},
-            {"title": "stale", "note": "red box", "x1": -2.0, "city": "rome", "photo": np.ones((8, 8, 3), np.uint8)}]  # fmt: skip
+    rows = [{"title": "fresh lovely", "note": "", "x1": 0.5, "city": "oslo", "photo": np.zeros((8, 8, 3), np.uint8),
+             "recent": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "clicks": ["home"]},
+            {"title": "stale", "note": "red box", "x1": -2.0, "city": "rome", "photo": np.ones((8, 8, 3), np.uint8),
+             "recent": [], "clicks": ["never seen"]}]  # fmt: skip
     out = predictor.predict(rows)
     assert list(out["prediction"]) == ["buy", "skip"]  # an unseen city reads the unknown bucket
 

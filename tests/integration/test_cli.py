@@ -273,14 +273,23 @@ def test_a_fusion_recipe_runs_evaluates_and_predicts_from_texts_numbers_and_imag
     done = seekforge("run", "recipe.yaml", "--json", cwd=tmp_path, check=True)
     package = tmp_path / json.loads(done.stdout)["package"]
     spec = json.loads((package / "model.json").read_text())
-    assert [(i["name"], i.get("ids") or i["key"]) for i in spec["io"]["inputs"]] == [
-        ("title", "input_ids.title"), ("note", "input_ids.note"), ("photo", "image")
+    assert [(i["name"], i.get("ids") or i.get("items") or i["key"]) for i in spec["io"]["inputs"]] == [
+        ("title", "input_ids.title"), ("note", "input_ids.note"), ("photo", "image"), ("recent", "sequence.recent"),
+        ("clicks", "sequence.clicks")
     ]  # fmt: skip
     seekforge("predict", str(package), source.name, "--output", "out.csv", cwd=tmp_path, check=True)
     out = pd.read_csv(tmp_path / "out.csv")
     assert len(out) == 100 and set(out["prediction"]) <= {"buy", "skip"}
     assert_user_error(seekforge("explain", str(package), source.name, cwd=tmp_path),
-                      "this model reads title (text), note (text), photo (image) and tabular columns")  # fmt: skip
+                      "this model reads title (text), note (text), photo (image), recent (sequence), clicks "
+                      "(sequence) and tabular columns")  # fmt: skip
+
+    frame = pd.read_csv(source)
+    frame.loc[2, "recent"] = "12 then 40"
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    (tmp_path / "bad-data.yaml").write_text(yaml.safe_dump({**recipe, "data": {**recipe["data"], "source": "bad.csv"}}))
+    assert_user_error(seekforge("run", "bad-data.yaml", cwd=tmp_path),
+                      "bad.csv line 4: sequence column 'recent' holds '12 then 40', which is not a list")  # fmt: skip
 
     recipe["model"]["encoders"] = {"image": {"type": "bag"}}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))

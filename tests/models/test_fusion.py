@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from seekforge.core.errors import DataError
 from seekforge.data import Preprocessor
 from seekforge.data.config import FeaturesConfig
 from seekforge.models import MODELS, FusionConfig, collate
@@ -85,7 +86,7 @@ def test_encoders_that_fit_no_input_are_refused_with_the_field() -> None:
         "encoders.price: the tabular columns share one encoder; declare it as encoders.tabular",
         "encoders.title: a text input takes a bag | transformer | pretrained encoder, not cnn",
         "encoders.titel: no input is called 'titel' (inputs: title, note, price, color; or use a kind: "
-        "tabular, text, image)",
+        "tabular, text, image, sequence)",
     ]
     with pytest.raises(ValueError, match="dim 10 is not a multiple of heads 4"):
         FusionConfig.model_validate({"combiner": {"type": "cross_attention", "dim": 10, "heads": 4}})
@@ -104,3 +105,46 @@ def test_pruning_narrows_the_tabular_and_concat_layers_and_the_config_rebuilds_t
     model.tabular.body[3] = torch.nn.Linear(5, 8)
     pruned = config.pruned(model)
     assert pruned.encoders["tabular"].hidden == [5, 8] and pruned.combiner.hidden == [32]
+
+
+@pytest.mark.parametrize("encoder", ["gru", "lstm", "conv1d", "transformer"])
+def test_a_sequence_encoder_reads_numbers_and_tokens_and_ignores_the_padding(encoder: str) -> None:
+    features = FeaturesConfig.model_validate({
+        "inputs": [{"name": "amounts", "type": "sequence", "max_length": 5},
+                   {"name": "clicks", "type": "sequence", "values": "tokens", "max_length": 4}],
+        "output": {"name": "y", "type": "binary"},
+    })  # fmt: skip
+    frame = pd.DataFrame({
+        "amounts": ["[1.5, 2, 3]", "[]", "[4, 5, 6, 7, 8, 9, 10]", None],
+        "clicks": [["home", "cart"], ["pay"], [], ["home", "home", "cart", "pay", "pay"]],
+        "y": ["a", "b", "a", "b"],
+    })  # fmt: skip
+    spec = (
+        {"type": encoder, "hidden": 8, "heads": 2, "ffn": 16}
+        if encoder == "transformer"
+        else {"type": encoder, "hidden": 8}
+    )
+    config = FusionConfig.model_validate({"encoders": {"sequence": spec}})
+    assert config.check_features(features) == []
+    pre = Preprocessor(features).fit(frame)
+    assert pre.sequences_["amounts"]["kind"] == "numbers" and pre.sequences_["amounts"]["truncated"] == 1
+    assert pre.sequences_["clicks"]["vocab"] == ["home", "pay", "cart"]  # most frequent first, ties by value
+    batch = pre.transform(frame)
+    assert batch["sequence_mask.amounts"].tolist()[2] == [1] * 5 and batch["sequence_mask.amounts"][1].sum() == 0
+    torch.manual_seed(0)
+    model = config.build(config.prepare_io(pre.model_io())).eval()
+    logits = model(batch)
+    assert torch.isfinite(logits).all()  # an empty list (no items at all) too
+    padded = dict(batch)
+    padded["sequence.amounts"] = batch["sequence.amounts"].masked_fill(batch["sequence_mask.amounts"] == 0, 99.0)
+    torch.testing.assert_close(model(padded), logits)  # what the mask hides changes nothing
+    moved = dict(batch)
+    moved["sequence.clicks"] = batch["sequence.clicks"].flip(0)
+    assert not torch.allclose(model(moved), logits)
+    numbers_only = FeaturesConfig.model_validate(
+        {**features.model_dump(), "inputs": [{"name": "amounts", "type": "sequence", "values": "numbers"}]}
+    )
+    with pytest.raises(
+        DataError, match=r"data row 2: sequence column 'amounts' is declared as numbers, but item 1 is 'x'"
+    ):
+        Preprocessor(numbers_only).fit(frame.assign(amounts=["[1]", '[2, "x"]', "[]", None]))

@@ -51,3 +51,33 @@ def test_the_encoder_from_a_saved_preprocessor_gives_the_preprocessors_batch() -
         encoder.feeds({**records, "f": ["yes", "maybe", "no", "no"]})
     with pytest.raises(DataError, match="records lack the input column"):
         encoder.feeds({k: v for k, v in records.items() if k != "p"})
+
+
+def test_calendar_parts_of_times_in_every_spelling_and_zone() -> None:
+    from datetime import UTC, date, datetime
+
+    from seekforge.runtime import datetime_columns, encode_datetimes, epoch_seconds
+
+    saturday = datetime(2024, 5, 4, 18, 30, tzinfo=UTC).timestamp()
+    spellings = ["2024-05-04T18:30:00Z", "2024-05-04T20:30:00+02:00", "2024-05-04 18:30", saturday,
+                 datetime(2024, 5, 4, 18, 30), np.datetime64("2024-05-04T18:30")]  # fmt: skip
+    assert {epoch_seconds(v, "row 0", "t") for v in spellings} == {saturday}
+    assert epoch_seconds(date(2024, 5, 4), "row 0", "t") == saturday - 18.5 * 3600
+    parts = ["elapsed", "year", "month", "day_of_week", "day_of_month", "hour", "minute", "weekend"]
+    spec = {
+        "parts": parts,
+        "fill": saturday,
+        "elapsed": {"mean": 0.0, "std": 1.0},
+        "year": {"mean": 2000.0, "std": 10.0},
+    }
+    row = dict(zip(datetime_columns("t", parts), encode_datetimes([spellings[0], None], spec)[0].tolist(), strict=True))
+    assert row["t.elapsed"] == pytest.approx(saturday / 86400) and row["t.year"] == pytest.approx(2.4)
+    angle = {"month": 4 / 12, "day_of_week": 5 / 7, "day_of_month": 3 / 31, "hour": 18.5 / 24, "minute": 30 / 60}
+    for part, turn in angle.items():
+        assert row[f"t.{part}_sin"] == pytest.approx(np.sin(2 * np.pi * turn), abs=1e-9), part
+        assert row[f"t.{part}_cos"] == pytest.approx(np.cos(2 * np.pi * turn), abs=1e-9), part
+    assert row["t.weekend"] == 1.0
+    missing = encode_datetimes([None], spec)[0]  # a missing time reads as the fill
+    np.testing.assert_array_equal(missing, encode_datetimes([saturday], spec)[0])
+    with pytest.raises(DataError, match="row 1: datetime column 't' holds 'soon', which is not an ISO 8601 time"):
+        encode_datetimes([saturday, "soon"], spec, name="t")

@@ -326,8 +326,10 @@ def test_a_fusion_model_answers_records_of_texts_numbers_and_base64_images(fusio
     picture = Image.new("RGB", (8, 8), (200, 10, 10))
     picture.save(png, format="PNG")
     photo = base64.b64encode(png.getvalue()).decode()
-    records = [{"title": "fresh tasty lovely", "note": "red box", "x1": 0.4, "city": "oslo", "photo": photo},
-               {"title": "stale broken", "note": "blue bag", "x1": -1.5, "city": "paris", "photo": photo}]  # fmt: skip
+    records = [{"title": "fresh tasty lovely", "note": "red box", "x1": 0.4, "city": "oslo", "photo": photo,
+                "recent": [0.5, -1.0], "clicks": ["home", "pay"]},
+               {"title": "stale broken", "note": "blue bag", "x1": -1.5, "city": "paris", "photo": photo,
+                "recent": "[2.5]", "clicks": None}]  # fmt: skip
     with running(fusion_package, ServeConfig(max_wait_ms=5), grpc=False) as (service, where):
         url = f"http://127.0.0.1:{where.http_port}/v1/predict"
         answer = httpx.post(url, json={"records": records}, timeout=30)
@@ -336,3 +338,7 @@ def test_a_fusion_model_answers_records_of_texts_numbers_and_base64_images(fusio
     expected = service.predictor.predict([{**r, "photo": np.asarray(picture)} for r in records])["prediction"].tolist()
     assert [p["prediction"] for p in answer.json()["predictions"]] == expected == ["buy", "skip"]
     assert missing.status_code == 422 and "photo" in missing.text
+    with running(fusion_package, ServeConfig(max_wait_ms=5), grpc=False) as (_, where):
+        bad = httpx.post(f"http://127.0.0.1:{where.http_port}/v1/predict",
+                         json={"records": [{**records[0], "recent": ["a", 1]}]}, timeout=30)  # fmt: skip
+    assert bad.status_code == 422 and "sequence column 'recent' is declared as numbers, but item 0 is 'a'" in bad.text

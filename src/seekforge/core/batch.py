@@ -3,8 +3,9 @@ and what a model and its ONNX graph read them by."""
 
 from __future__ import annotations
 
-#: Keys of the token tensors ``[rows, tokens]``, whose second axis varies from batch to batch.
-TOKEN_KEYS = ("input_ids", "attention_mask", "hidden")
+#: Keys of the token tensors ``[rows, tokens]`` (a sequence input's items too), whose second axis varies
+#: from batch to batch.
+TOKEN_KEYS = ("input_ids", "attention_mask", "hidden", "sequence", "sequence_mask")
 
 
 def text_keys(name: str | None) -> tuple[str, str]:
@@ -18,12 +19,19 @@ def image_key(name: str | None) -> str:
     return "image" if name is None else f"image.{name}"
 
 
+def sequence_keys(name: str) -> tuple[str, str]:
+    """Batch keys of a sequence input's items and mask: ``sequence.NAME`` and ``sequence_mask.NAME``."""
+    return f"sequence.{name}", f"sequence_mask.{name}"
+
+
 def is_token_key(key: str) -> bool:
     """Whether the batch tensor ``key`` holds tokens (its second axis is the sequence)."""
     return key.split(".", 1)[0] in TOKEN_KEYS
 
 
 def mask_key(key: str) -> str | None:
-    """The attention mask that goes with the token ids ``key`` (None for other keys)."""
+    """The mask that goes with the token ids or sequence items ``key`` (None for other keys)."""
     kind, _, name = key.partition(".")
+    if kind == "sequence":
+        return sequence_keys(name)[1]
     return None if kind != "input_ids" else text_keys(name or None)[1]

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from seekforge.data._split import Splits, frame_fingerprint, load_splits
     from seekforge.data._text import TextEncoder
     from seekforge.data._validate import check_table, row_place
-    from seekforge.data._values import nested_positions
+    from seekforge.data._values import as_text, nested_positions
     from seekforge.data.config import DataConfig, FeaturesConfig, SplitConfig
 
 _HOME = {
@@ -37,6 +37,7 @@ _HOME = {
     "id_like": "_profile",
     "infer_task": "_profile",
     "infer_type": "_profile",
+    "as_text": "_values",
     "nested_positions": "_values",
     "DataConfig": "config",
     "FeaturesConfig": "config",
@@ -53,6 +54,7 @@ __all__ = [
     "SplitConfig",
     "Splits",
     "TextEncoder",
+    "as_text",
     "check_table",
     "frame_fingerprint",
     "id_like",

@@ -19,11 +19,12 @@ import torch
 
 from seekforge.core.errors import DataError, NotFittedError
 from seekforge.data._images import ImageStats, fit_images
+from seekforge.data._sequences import fit_datetime, fit_sequence
 from seekforge.data._text import TextEncoder
 from seekforge.data._validate import check_table, row_place
 from seekforge.data.config import FeaturesConfig
-from seekforge.models.config import ModelIO, image_key, text_keys
-from seekforge.runtime import FALSE, TRUE, InputEncoder, canonical
+from seekforge.models.config import ModelIO, image_key, sequence_keys, text_keys
+from seekforge.runtime import FALSE, TRUE, InputEncoder, canonical, datetime_columns
 
 FORMAT_VERSION = 1
 
@@ -65,6 +66,8 @@ class Preprocessor:
         self.categories_: dict[str, list[str]] = {}
         self.text_: dict[str, TextEncoder] = {}
         self.images_: dict[str, ImageStats] = {}
+        self.sequences_: dict[str, dict[str, Any]] = {}
+        self.datetimes_: dict[str, dict[str, Any]] = {}
         for feature in self.features.inputs:
             column = frame[feature.name]
             if feature.type == "numeric":
@@ -90,6 +93,10 @@ class Preprocessor:
                 )
             elif feature.type == "image":
                 self.images_[feature.name] = fit_images(column, frame, feature.size, feature.channels)
+            elif feature.type == "sequence":
+                self.sequences_[feature.name] = fit_sequence(column, frame, feature)
+            elif feature.type == "datetime":
+                self.datetimes_[feature.name] = fit_datetime(column, frame, feature)
         target = frame[self.features.output.name]
         if self.task == "classification":
             self.classes_: list[Any] = _sort_labels(
@@ -207,15 +214,28 @@ class Preprocessor:
             elif feature.type == "image":
                 shape = list(self.images_[feature.name].shape)
                 inputs.append({"name": feature.name, "type": "image", "key": image_key(named), "shape": shape})
+            elif feature.type == "sequence":
+                spec = self.sequences_[feature.name]
+                items_key, mask_key = sequence_keys(feature.name)
+                inputs.append({"name": feature.name, "type": "sequence", "kind": spec["kind"], "items": items_key,
+                               "mask": mask_key, "vocab_size": len(spec.get("vocab", ())) + 2,
+                               "max_length": spec["max_length"]})  # fmt: skip
         return ModelIO(
             output_dim=1 if self.task == "regression" else len(self.classes_),
-            numeric_dim=len(self.numeric_) + len(self.binary_),
+            numeric_dim=len(self.numeric_columns()),
             category_cardinalities=tuple(len(v) + 1 for v in self.categories_.values()),
             image_shape=image.shape if image else None,
             vocab_size=text.vocab_size if text else None,
             max_length=text.max_length if text else None,
             inputs=tuple(inputs),
         )
+
+    def numeric_columns(self) -> list[str]:
+        """The names of the ``numeric`` tensor's columns: numeric features, binary ones, then each datetime
+        input's calendar parts (``signup.month_sin``, ...)."""
+        self._check_fitted()
+        parts = [column for name, spec in self.datetimes_.items() for column in datetime_columns(name, spec["parts"])]
+        return [*self.numeric_, *self.binary_, *parts]
 
     def input_schema(self) -> list[dict[str, Any]]:
         """Names, types and allowed values of the inputs, for package.json and request validation."""
@@ -229,6 +249,9 @@ class Preprocessor:
                 entry["values"] = self.binary_[feature.name]
             elif feature.type == "image":
                 entry["shape"] = list(self.images_[feature.name].shape)
+            elif feature.type == "sequence":
+                entry["values"] = self.sequences_[feature.name]["kind"]
+                entry["max_length"] = self.sequences_[feature.name]["max_length"]
             schema.append(entry)
         return schema
 
@@ -252,6 +275,8 @@ class Preprocessor:
             "categories": self.categories_,
             "text": {k: v.to_dict() for k, v in self.text_.items()} if text else {k: {} for k in self.text_},
             "images": {k: v.to_dict() for k, v in self.images_.items()},
+            "sequences": self.sequences_,
+            "datetimes": self.datetimes_,
         }
         if self.task == "classification":
             state["classes"] = self.classes_
@@ -273,6 +298,8 @@ class Preprocessor:
         pre.categories_ = state["categories"]
         pre.text_ = {k: TextEncoder.from_dict(v) for k, v in state["text"].items()}
         pre.images_ = {k: ImageStats.from_dict(v) for k, v in state["images"].items()}
+        pre.sequences_ = state.get("sequences", {})
+        pre.datetimes_ = state.get("datetimes", {})
         if "classes" in state:
             pre.classes_ = state["classes"]
         else:

@@ -8,6 +8,7 @@ Everything is computed column by column on the frame as read, without copies of 
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections import Counter
@@ -43,7 +44,7 @@ _WORDS = re.compile(r"\w+", re.UNICODE)
 
 
 def infer_type(column: pd.Series, declared: str | None = None) -> str:
-    """numeric, binary, category, text, datetime or image, from the values (``declared`` wins)."""
+    """numeric, binary, category, text, datetime, image or sequence, from the values (``declared`` wins)."""
     if declared:
         return declared
     present = column.dropna()
@@ -58,6 +59,8 @@ def infer_type(column: pd.Series, declared: str | None = None) -> str:
     sample = present.head(SAMPLE_ROWS).astype(str)
     if pd.to_numeric(sample, errors="coerce").notna().mean() >= NUMERIC_SHARE:
         return "numeric"
+    if sample.map(_is_json_list).mean() >= NUMERIC_SHARE:
+        return "sequence"
     if sample.str.lower().str.endswith(_IMAGE_SUFFIXES).mean() >= NUMERIC_SHARE:
         return "image"
     if _looks_like_dates(sample):
@@ -66,6 +69,18 @@ def infer_type(column: pd.Series, declared: str | None = None) -> str:
     if words.mean() >= 4 and sample.nunique() / len(sample) > 0.5:
         return "text"
     return "category"
+
+
+def _is_json_list(text: str) -> bool:
+    """Whether ``text`` is a JSON list of plain values (numbers, strings, nulls): a sequence's cell."""
+    text = text.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return False
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(value, list) and all(v is None or isinstance(v, int | float | str) for v in value)
 
 
 def _looks_like_dates(sample: pd.Series) -> bool:
@@ -217,13 +232,37 @@ def _column(column: pd.Series, kind: str, rows: int, base: Path | None) -> dict[
             out.update(min=str(parsed.min()), max=str(parsed.max()))
     elif kind == "image":
         out.update(_images(present.astype(str), base))
+    elif kind == "sequence":
+        out.update(_sequences(present.astype(str)))
     return out
+
+
+def _sequences(cells: pd.Series) -> dict[str, Any]:
+    """Lengths of the lists (how many a ``max_length`` of 64, the default, would cut), their items' kind,
+    and the commonest items."""
+    lists = [json.loads(c) if _is_json_list(c) else [] for c in cells]
+    lengths = np.array([len(items) for items in lists], dtype=float)
+    items = [v for values in lists for v in values if v is not None]
+    numbers_only = all(isinstance(v, int | float) and not isinstance(v, bool) for v in items)
+    counts = pd.Series([str(v) for v in items], dtype=object).value_counts().head(10)
+    return {
+        "items": "numbers" if numbers_only else "tokens",
+        "lengths": {
+            "min": float(lengths.min()),
+            "mean": float(lengths.mean()),
+            "p99": float(np.quantile(lengths, 0.99)),
+            "max": float(lengths.max()),
+        },
+        "empty": int((lengths == 0).sum()),
+        "longer_than_64": int((lengths > 64).sum()),
+        "top": [[str(k), int(v)] for k, v in counts.items()],
+    }
 
 
 def id_like(column: pd.Series, kind: str) -> str | None:
     """Why the column looks like an identifier (near-unique key, or a counter), or None."""
     present = column.dropna()
-    if len(present) < 20 or kind in ("text", "image", "binary", "datetime"):
+    if len(present) < 20 or kind in ("text", "image", "binary", "datetime", "sequence"):
         return None
     unique_share = present.nunique() / len(present)
     if kind == "numeric":

@@ -56,7 +56,7 @@ def check_table(frame: pd.DataFrame, features: FeaturesConfig, *, with_output: b
     out.attrs = dict(frame.attrs)
     for feature in declared:
         column = out[feature.name]
-        nested = nested_positions(column) if feature.type != "image" else ()
+        nested = nested_positions(column) if feature.type not in ("image", "sequence") else ()
         if len(nested):
             value = column.iloc[int(nested[0])]
             raise DataError(

@@ -130,8 +130,48 @@ class ImageFeature(_Feature):
     channels: Literal[1, 3] | None = None
 
 
+DatetimePart = Literal["elapsed", "year", "month", "day_of_week", "day_of_month", "hour", "minute", "weekend"]
+
+
+class DatetimeFeature(_Feature):
+    """A point in time: ISO 8601 text (``2024-05-01T13:45:00Z``), a date or datetime, or seconds since 1970.
+    A time without a zone is read as UTC. The model sees the ``parts`` of it: ``elapsed`` (days since
+    1970) and ``year`` standardised with the training values; ``month``, ``day_of_week``, ``day_of_month``,
+    ``hour`` (with its minutes) and ``minute`` as a point on a circle (sine and cosine, so December sits
+    beside January); ``weekend`` as 0/1. A missing time reads as the training split's median.
+    """
+
+    type: Literal["datetime"] = "datetime"
+    parts: Annotated[list[DatetimePart], Field(min_length=1)] = ["elapsed", "month", "day_of_week", "hour"]
+
+    @model_validator(mode="after")
+    def _unique_parts(self) -> DatetimeFeature:
+        if len(set(self.parts)) != len(self.parts):
+            raise ValueError(f"parts lists a part twice: {self.parts}")
+        return self
+
+
+class SequenceFeature(_Feature):
+    """A list per row, of any length: numbers (amounts) or category tokens (clicks, codes). A cell holds a
+    list (JSON Lines, Parquet) or a JSON list in text (CSV: ``"[12.5, 3, 40]"``); an empty or missing cell
+    is the empty list.
+
+    ``values``: ``numbers`` (standardised with the training values' mean and spread), ``tokens`` (a
+    vocabulary of the training tokens seen at least ``min_frequency`` times; the others read as unknown), or
+    ``auto`` (numbers when every training value is one). Lists longer than ``max_length`` keep their last
+    items (``keep: last``, the most recent for a history) or their first.
+    """
+
+    type: Literal["sequence"] = "sequence"
+    values: Literal["auto", "numbers", "tokens"] = "auto"
+    max_length: Annotated[int, Field(ge=1, le=4096)] = 64
+    keep: Literal["last", "first"] = "last"
+    min_frequency: Annotated[int, Field(ge=1)] = 1
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+
+
 InputFeature = Annotated[
-    NumericFeature | CategoryFeature | BinaryFeature | TextFeature | ImageFeature,
+    NumericFeature | CategoryFeature | BinaryFeature | TextFeature | ImageFeature | SequenceFeature | DatetimeFeature,
     Field(discriminator="type"),
 ]
 

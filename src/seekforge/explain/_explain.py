@@ -229,7 +229,7 @@ def _attribute(
             values, base, name = _tabular.ig_values(model, rows, reference, targets, steps=steps)
         else:
             values, base, name = _tabular.occlusion_values(model, rows, reference, targets)
-        raw = explained[_tabular.feature_names(model)]
+        raw = _tabular.raw_values(model, explained)
         return {"method": name, "attributions": values, "base": base, "features": _tabular.feature_names(model),
                 "background": reference, "extras": {"raw": raw, "encoded": rows}}  # fmt: skip
     if model.kind == "text":

@@ -50,10 +50,10 @@ class ExplainedModel:
         """
         pre = self.preprocessor
         tabular = bool(pre.numeric_ or pre.binary_ or pre.categories_)
-        if len(pre.text_) + len(pre.images_) + tabular > 1:
+        if len(pre.text_) + len(pre.images_) + tabular > 1 or pre.sequences_:
             from seekforge.core.errors import ConfigError
 
-            kinds = [f"{f.name} ({f.type})" for f in pre.features.inputs if f.type in ("text", "image")]
+            kinds = [f"{f.name} ({f.type})" for f in pre.features.inputs if f.type in ("text", "image", "sequence")]
             raise ConfigError(
                 f"explain attributes one table, text or image; this model reads {', '.join(kinds)}"
                 + (" and tabular columns" if tabular else ""),

@@ -19,6 +19,7 @@ import torch
 from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError
 from seekforge.explain._model import ExplainedModel
+from seekforge.runtime import datetime_columns
 
 #: Rows per call of the SHAP explainer, between progress updates.
 _CHUNK = 10
@@ -27,9 +28,17 @@ EXACT_FEATURES = 10
 
 
 def feature_names(model: ExplainedModel) -> list[str]:
-    """The input features in the order of the encoded columns: numeric, binary, then category."""
+    """The input features in the order of the encoded columns: numeric, binary, each datetime's calendar
+    parts (``signup.month_sin``, ...), then category."""
     pre = model.preprocessor
-    return [*pre.numeric_, *pre.binary_, *pre.categories_]
+    return [*pre.numeric_columns(), *pre.categories_]
+
+
+def raw_values(model: ExplainedModel, frame: Any) -> Any:
+    """``frame``'s raw value behind each encoded column (a calendar part shows its datetime's value)."""
+    sources = {column: name for name, spec in model.preprocessor.datetimes_.items()
+               for column in datetime_columns(name, spec["parts"])}  # fmt: skip
+    return frame[[sources.get(name, name) for name in feature_names(model)]].set_axis(feature_names(model), axis=1)
 
 
 def encoded(model: ExplainedModel, batch: dict[str, torch.Tensor]) -> np.ndarray:
@@ -40,7 +49,7 @@ def encoded(model: ExplainedModel, batch: dict[str, torch.Tensor]) -> np.ndarray
 
 def as_batch(model: ExplainedModel, matrix: np.ndarray) -> dict[str, torch.Tensor]:
     """The model's inputs from an :func:`encoded` matrix."""
-    numeric = len(model.preprocessor.numeric_) + len(model.preprocessor.binary_)
+    numeric = len(model.preprocessor.numeric_columns())
     batch: dict[str, torch.Tensor] = {}
     if numeric:
         batch["numeric"] = torch.from_numpy(np.ascontiguousarray(matrix[:, :numeric], dtype=np.float32))
@@ -115,7 +124,7 @@ def occlusion_values(
 
 
 def _typical(model: ExplainedModel, background: np.ndarray) -> np.ndarray:
-    numeric = len(model.preprocessor.numeric_) + len(model.preprocessor.binary_)
+    numeric = len(model.preprocessor.numeric_columns())
     typical = np.median(background, axis=0)
     for column in range(numeric, background.shape[1]):
         codes, counts = np.unique(background[:, column], return_counts=True)

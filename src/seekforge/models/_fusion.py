@@ -20,14 +20,14 @@ from torch import nn
 
 from seekforge.core.config import BaseConfig
 from seekforge.models._cnn import CNN, CNNConfig
-from seekforge.models._mlp import MLP, MLPConfig, PeriodicConfig, periodic_parameters
+from seekforge.models._mlp import MLP, TABULAR_TYPES, MLPConfig, PeriodicConfig, periodic_parameters
 from seekforge.models._transformer import TextTransformer, TransformerConfig, hf_transformers, resolve_pretrained
 from seekforge.models.config import MODELS, ModelConfig, ModelIO
 
 if TYPE_CHECKING:
     from seekforge.data.config import FeaturesConfig
 
-TABULAR = ("numeric", "binary", "category")
+TABULAR = TABULAR_TYPES
 Width = Annotated[int, Field(ge=1)]
 
 
@@ -50,7 +50,8 @@ class BagEncoder(BaseConfig):
 
 
 class ScratchTextEncoder(BaseConfig):
-    """A transformer encoder trained from scratch (a tokenizer fitted on the training texts)."""
+    """A transformer encoder trained from scratch: over a text's tokens (a tokenizer fitted on the training
+    texts), or over a sequence's items (with a learned position per item)."""
 
     type: Literal["transformer"] = "transformer"
     layers: Annotated[int, Field(ge=1, le=12)] = 2
@@ -80,8 +81,20 @@ class ImageEncoder(BaseConfig):
     convs_per_block: Annotated[int, Field(ge=1, le=4)] = 2
 
 
+class SequenceEncoder(BaseConfig):
+    """A recurrent (``gru``, ``lstm``: the state after a row's last item) or convolutional (``conv1d``: mean
+    over the items) encoder of a sequence's items, each first embedded (a token) or projected (a number)
+    to ``hidden``."""
+
+    type: Literal["gru", "lstm", "conv1d"] = "gru"
+    hidden: Annotated[int, Field(ge=1)] = 64
+    layers: Annotated[int, Field(ge=1, le=8)] = 1
+    kernel_size: Literal[3, 5, 7] = 3
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+
+
 Encoder = Annotated[
-    TabularEncoder | BagEncoder | ScratchTextEncoder | PretrainedTextEncoder | ImageEncoder,
+    TabularEncoder | BagEncoder | ScratchTextEncoder | PretrainedTextEncoder | ImageEncoder | SequenceEncoder,
     Field(discriminator="type"),
 ]
 #: the encoder types that fit each kind of input, the first the default
@@ -89,8 +102,10 @@ ENCODERS: dict[str, tuple[str, ...]] = {
     "tabular": ("mlp",),
     "text": ("bag", "transformer", "pretrained"),
     "image": ("cnn",),
+    "sequence": ("gru", "lstm", "conv1d", "transformer"),
 }
-_DEFAULTS: dict[str, BaseConfig] = {"tabular": TabularEncoder(), "text": BagEncoder(), "image": ImageEncoder()}
+_DEFAULTS: dict[str, BaseConfig] = {"tabular": TabularEncoder(), "text": BagEncoder(), "image": ImageEncoder(),
+                                    "sequence": SequenceEncoder()}  # fmt: skip
 
 
 class ConcatCombiner(BaseConfig):
@@ -254,8 +269,12 @@ class FusionModel(nn.Module):
         for entry in io.inputs:
             spec = config.encoder_for(entry["name"], entry["type"])
             if entry["type"] == "text":
-                encoder: _Text | _Image = _Text(spec, entry, io.extra.get(f"hf_config.{entry['name']}"), load_weights)
+                encoder: _Text | _Image | _Sequence = _Text(spec, entry, io.extra.get(f"hf_config.{entry['name']}"),
+                                                            load_weights)  # fmt: skip
                 self.keys.append((entry["ids"], entry["mask"]))
+            elif entry["type"] == "sequence":
+                encoder = _Sequence(spec, entry)
+                self.keys.append((entry["items"], entry["mask"]))
             else:
                 encoder = _Image(spec, tuple(entry["shape"]))
                 self.keys.append((entry["key"],))
@@ -330,6 +349,49 @@ class _Image(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.cnn({"image": pixels})
+
+
+class _Sequence(nn.Module):
+    def __init__(self, spec: SequenceEncoder | ScratchTextEncoder, entry: dict[str, Any]) -> None:
+        super().__init__()
+        self.width = width = spec.hidden
+        self.tokens = entry["kind"] == "tokens"
+        self.embed: nn.Module = (
+            nn.Embedding(entry["vocab_size"], width, padding_idx=0) if self.tokens else nn.Linear(1, width)
+        )
+        self.kind = spec.type
+        if isinstance(spec, ScratchTextEncoder):
+            self.position = nn.Embedding(entry["max_length"], width)
+            layer = nn.TransformerEncoderLayer(width, spec.heads, dim_feedforward=spec.ffn, dropout=spec.dropout,
+                                               activation="gelu", batch_first=True, norm_first=True)  # fmt: skip
+            self.body: nn.Module = nn.TransformerEncoder(layer, spec.layers, enable_nested_tensor=False)
+        elif spec.type == "conv1d":
+            convs: list[nn.Module] = []
+            for _ in range(spec.layers):
+                convs += [nn.Conv1d(width, width, spec.kernel_size, padding=spec.kernel_size // 2), nn.ReLU(),
+                          nn.Dropout(spec.dropout)]  # fmt: skip
+            self.body = nn.Sequential(*convs)
+        else:
+            rnn = nn.GRU if spec.type == "gru" else nn.LSTM
+            self.body = rnn(width, width, num_layers=spec.layers, batch_first=True,
+                            dropout=spec.dropout if spec.layers > 1 else 0.0)  # fmt: skip
+
+    def forward(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        weights = mask.unsqueeze(-1).to(torch.float32)
+        x = (self.embed(items) if self.tokens else self.embed(items.unsqueeze(-1))) * weights
+        if self.kind in ("gru", "lstm"):  # items are left-aligned: the state after a row's last one
+            states, _ = self.body(x)
+            last = (mask.sum(dim=1) - 1).clamp(min=0)
+            return states[torch.arange(states.shape[0], device=states.device), last] * weights[:, :1, 0]
+        if self.kind == "conv1d":
+            x = self.body(x.transpose(1, 2)).transpose(1, 2)
+        else:
+            padding = mask == 0
+            padding[:, 0] = False  # an empty row attends to its (zero) first item rather than to nothing
+            x = self.body(
+                x + self.position(torch.arange(x.shape[1], device=x.device))[None], src_key_padding_mask=padding
+            )
+        return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
 class _Concat(nn.Module):

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from seekforge.data.config import FeaturesConfig
 
 
+#: Input types an MLP reads (a datetime as its calendar parts, among the numbers)
+TABULAR_TYPES = ("numeric", "binary", "category", "datetime")
+
+
 def embedding_dim(cardinality: int) -> int:
     """fast.ai's rule of thumb for a category embedding width, capped at 32."""
     return int(min(32, round(1.6 * cardinality**0.56)))
@@ -50,9 +54,10 @@ class MLPConfig(ModelConfig):
     numeric_embedding: PeriodicConfig | None = None
 
     def check_features(self, features: FeaturesConfig) -> list[str]:
-        bad = [f"{f.name} ({f.type})" for f in features.inputs if f.type in ("text", "image")]
+        bad = [f"{f.name} ({f.type})" for f in features.inputs if f.type not in TABULAR_TYPES]
         if bad:
-            return [f"model type 'mlp' takes numeric, binary and category inputs, not {', '.join(bad)}"]
+            return [f"model type 'mlp' takes numeric, binary, category and datetime inputs, not {', '.join(bad)}; "
+                    "model type fusion takes any mix"]  # fmt: skip
         return []
 
     def build(self, io: ModelIO, *, pretrained: bool = True) -> nn.Module:

@@ -125,6 +125,10 @@ def _meta_row(io: ModelIO) -> dict[str, torch.Tensor]:
     for entry in io.inputs or _single_inputs(io):
         if entry["type"] == "image":
             row[entry["key"]] = torch.empty(1, *entry["shape"], device=meta)
+        elif entry["type"] == "sequence":
+            dtype = torch.float32 if entry["kind"] == "numbers" else torch.long
+            row[entry["items"]] = torch.zeros(1, entry["max_length"], dtype=dtype, device=meta)
+            row[entry["mask"]] = torch.ones(1, entry["max_length"], dtype=torch.long, device=meta)
         else:
             row[entry["ids"]] = torch.zeros(1, entry["max_length"], dtype=torch.long, device=meta)
             row[entry["mask"]] = torch.ones(1, entry["max_length"], dtype=torch.long, device=meta)

@@ -15,11 +15,21 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import model_validator
 
-from seekforge.core.batch import TOKEN_KEYS, image_key, is_token_key, mask_key, text_keys
+from seekforge.core.batch import TOKEN_KEYS, image_key, is_token_key, mask_key, sequence_keys, text_keys
 from seekforge.core.config import PluggableConfig
 from seekforge.core.registry import Registry
 
-__all__ = ["MODELS", "TOKEN_KEYS", "ModelConfig", "ModelIO", "image_key", "is_token_key", "mask_key", "text_keys"]
+__all__ = [
+    "MODELS",
+    "TOKEN_KEYS",
+    "ModelConfig",
+    "ModelIO",
+    "image_key",
+    "is_token_key",
+    "mask_key",
+    "sequence_keys",
+    "text_keys",
+]
 
 if TYPE_CHECKING:
     import torch

@@ -153,8 +153,8 @@ def _image_means(name: str, sketch: dict[str, Any], column: pd.Series, preproces
 # ---------------------------------------------------------------------------------------- the report
 
 
-def _choose(config: MonitorConfig, name: str, ftype: str) -> tuple[str, float]:
-    numeric = ftype in ("numeric", "text", "image")
+def _choose(config: MonitorConfig, name: str, ftype: str, *, numeric: bool) -> tuple[str, float]:
+    """The test and threshold for feature ``name``: a numeric or a categorical one, as its measure is."""
     override = config.features.get(name)
     test = (override.test if override else None) or (config.numeric_test if numeric else config.categorical_test)
     allowed = NUMERIC_TESTS if numeric else CATEGORICAL_TESTS
@@ -184,7 +184,7 @@ def _evaluate(
     missing_live: float | None = None,
 ) -> FeatureDrift:
     """Test ``live`` (numbers as float64 with NaN, or a Series of categories) against ``sketch``."""
-    test, threshold = _choose(config, name, ftype)
+    test, threshold = _choose(config, name, ftype, numeric=isinstance(live, np.ndarray))
     rows, outcome, new = len(live), None, ()
     if isinstance(live, np.ndarray):
         finite = np.isfinite(live)
@@ -272,6 +272,18 @@ def _feature(
     if ftype == "image":
         means = _image_means(name, sketch, column, preprocessor)
         return _evaluate(config, name, ftype, "mean intensity", sketch["mean_intensity"], means)
+    if ftype == "datetime":
+        from seekforge.runtime import epoch_seconds
+
+        days = np.array([epoch_seconds(v, f"row {i}", name) / 86400.0 for i, v in enumerate(column)], dtype=float)
+        return _evaluate(config, name, ftype, "days since 1970", sketch, days)
+    if ftype == "sequence":
+        from seekforge.monitor._reference import sequence_items
+
+        items = sequence_items(column, name)
+        if sketch["kind"] == "numbers":
+            return _evaluate(config, name, ftype, "item values", sketch["items"], items.to_numpy(dtype=float))
+        return _evaluate(config, name, ftype, "items", sketch["items"], items)
     raise PackageError(f"reference sketch of '{name}' has an unknown feature type {ftype!r}")
 
 

@@ -9,7 +9,10 @@ the keys marked *v2*, which :func:`seekforge.monitor.drift_report` copes with)::
                         | {"type": "category" | "binary", <frequencies>}
                         | {"type": "text", "tokens": <numeric sketch>, "words": <numeric sketch> (v2),
                            "empty": int, "embedding": <the model's embeddings> (text models' packages)}
-                        | {"type": "image", "mean_intensity": <numeric sketch>, "image": <ImageStats> (v2)}},
+                        | {"type": "image", "mean_intensity": <numeric sketch>, "image": <ImageStats> (v2)}
+                        | {"type": "datetime", <numeric sketch of days since 1970>}
+                        | {"type": "sequence", "kind": "numbers" | "tokens", "items": <numeric sketch of the
+                           items' values, or their frequencies>, "lengths": <numeric sketch>}},
      "output": {"name": ..., "type": ... (v2), <numeric sketch or frequencies>}}
 
     numeric sketch: count, missing, mean, std, quantiles {"0.0": .., "0.5": .., "1.0": ..},
@@ -28,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from seekforge.runtime import canonical
+from seekforge.runtime import canonical, epoch_seconds, read_sequence
 
 if TYPE_CHECKING:  # these need torch, which reading a sketch does not
     import torch
@@ -96,6 +99,12 @@ def word_counts(texts: list[str]) -> np.ndarray:
     return np.fromiter((len(t.split()) for t in texts), dtype=float, count=len(texts))
 
 
+def sequence_items(column: pd.Series, name: str) -> pd.Series:
+    """Every item of every list in a sequence column, in order (a cell that is no list is refused)."""
+    lists = [read_sequence(value, f"row {pos}", name) for pos, value in enumerate(column)]
+    return pd.Series([item for items in lists for item in items], dtype=object)
+
+
 def token_counts(encoder: TextEncoder, texts: list[str]) -> np.ndarray:
     """Tokens per text with the encoder's tokenizer, special tokens included, before truncation and padding."""
     return np.asarray(encoder.lengths(texts), dtype=float)
@@ -121,6 +130,19 @@ def build_reference(frame: pd.DataFrame, preprocessor: Preprocessor) -> dict[str
                 "tokens": _numeric_sketch(token_counts(preprocessor.text_[feature.name], texts)),
                 "words": _numeric_sketch(word_counts(texts)),
                 "empty": int(sum(not t.strip() for t in texts)),
+            }
+        elif feature.type == "datetime":
+            seconds = [epoch_seconds(v, f"row {i}", feature.name) for i, v in enumerate(column)]
+            sketch = _numeric_sketch(np.asarray(seconds, dtype=float) / 86400.0)  # days since 1970
+        elif feature.type == "sequence":
+            spec = preprocessor.sequences_[feature.name]
+            items = sequence_items(column, feature.name)
+            lengths = [len(read_sequence(v, f"row {i}", feature.name)) for i, v in enumerate(column)]
+            numbers = pd.to_numeric(items, errors="coerce").to_numpy(dtype=float)
+            sketch = {
+                "kind": spec["kind"],
+                "items": _numeric_sketch(numbers) if spec["kind"] == "numbers" else _frequencies(items),
+                "lengths": _numeric_sketch(np.asarray(lengths, dtype=float)),
             }
         else:
             stats = preprocessor.images_[feature.name]

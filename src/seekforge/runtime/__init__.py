@@ -41,7 +41,20 @@ from seekforge.runtime._encode import (
     session,
     softmax,
 )
-from seekforge.runtime._inputs import InputEncoder, Tokens, encode_images, fit_pixels, read_pixels
+from seekforge.runtime._inputs import (
+    InputEncoder,
+    Tokens,
+    calendar_parts,
+    datetime_columns,
+    encode_datetimes,
+    encode_images,
+    encode_sequences,
+    epoch_seconds,
+    fit_pixels,
+    read_pixels,
+    read_sequence,
+    sequence_numbers,
+)
 from seekforge.runtime._records import read_records, write_records
 
 __all__ = [
@@ -56,8 +69,13 @@ __all__ = [
     "as_columns",
     "bench_runtime",
     "binary_table",
+    "calendar_parts",
     "canonical",
+    "datetime_columns",
+    "encode_datetimes",
     "encode_images",
+    "encode_sequences",
+    "epoch_seconds",
     "fit_pixels",
     "graph_holds",
     "is_missing",
@@ -65,6 +83,8 @@ __all__ = [
     "raw_feeds",
     "read_pixels",
     "read_records",
+    "read_sequence",
+    "sequence_numbers",
     "session",
     "softmax",
     "write_records",

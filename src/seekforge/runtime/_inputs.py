@@ -9,15 +9,17 @@ torch.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seekforge.core.batch import image_key, text_keys
+from seekforge.core.batch import image_key, sequence_keys, text_keys
 from seekforge.core.deps import require
 from seekforge.core.errors import DataError
 from seekforge.core.images import check_pixels, decode_image
@@ -132,10 +134,13 @@ class InputEncoder:
         self.texts = {name: (tokens[name], text_keys(name if kinds["text"] > 1 else None)) for name in state["text"]}
         self.images = {name: (spec, image_key(name if kinds["image"] > 1 else None))
                        for name, spec in state["images"].items()}  # fmt: skip
+        self.sequences = dict(state.get("sequences", {}))
+        self.datetimes = dict(state.get("datetimes", {}))
 
     @property
     def columns(self) -> list[str]:
-        return [*self.numeric, *self.binary, *self.categories, *self.texts, *self.images]
+        return [*self.numeric, *self.binary, *self.datetimes, *self.categories, *self.texts, *self.images,
+                *self.sequences]  # fmt: skip
 
     def feeds(self, columns: Mapping[str, Sequence[Any]], *, place: Place = _row) -> dict[str, np.ndarray]:
         """The encoded batch of ``columns`` (raw values by input name; extra columns are ignored).
@@ -155,6 +160,8 @@ class InputEncoder:
             numeric.append((values - stats["center"]) / stats["scale"])
         for name, (negative, positive) in self.binary.items():
             numeric.append(_binary_codes(name, columns[name], negative, positive, place))
+        for name, spec in self.datetimes.items():
+            numeric += list(encode_datetimes(columns[name], spec, place=place, name=name).T)
         if numeric:
             batch["numeric"] = np.stack(numeric, axis=1).astype(np.float32)
         if self.categories:
@@ -166,6 +173,9 @@ class InputEncoder:
             batch[ids], batch[mask] = tokens.encode_arrays(texts)
         for name, (spec, key) in self.images.items():
             batch[key] = encode_images(columns[name], spec, place=place, name=name)
+        for name, spec in self.sequences.items():
+            items, mask = sequence_keys(name)
+            batch[items], batch[mask] = encode_sequences(columns[name], spec, place=place, name=name)
         return batch
 
 
@@ -191,3 +201,153 @@ def _binary_codes(name: str, values: Sequence[Any], negative: str, positive: str
                             f"and {positive!r}")  # fmt: skip
         out[pos] = code
     return out
+
+
+def read_sequence(value: Any, where: str, name: str) -> list[Any]:
+    """One sequence cell as a list: a list, tuple or array as it is, a JSON list in text parsed; a missing
+    or empty cell is the empty list.
+
+    Raises:
+        DataError: The cell is neither a list nor a JSON list.
+    """
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, list | tuple):
+        return list(value)
+    if is_missing(value) or (isinstance(value, str) and not value.strip()):
+        return []
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, list):
+            return parsed
+    shown = repr(value)[:60]
+    raise DataError(f"{where}: sequence column '{name}' holds {shown}, which is not a list",
+                    hint='give a list; in a CSV cell, a JSON list such as [12.5, 3, 40] or ["home", "cart"]')  # fmt: skip
+
+
+def sequence_numbers(items: list[Any], where: str, name: str) -> list[float]:
+    """A sequence's items as numbers (missing ones as NaN).
+
+    Raises:
+        DataError: An item is not a number (the first one, with its position in the list).
+    """
+    out = []
+    for pos, item in enumerate(items):
+        if is_missing(item):
+            out.append(float("nan"))
+            continue
+        if isinstance(item, bool) or not isinstance(item, int | float | str):
+            bad = True
+        else:
+            try:
+                out.append(float(item))
+                bad = False
+            except ValueError:
+                bad = True
+        if bad:
+            raise DataError(f"{where}: sequence column '{name}' is declared as numbers, but item {pos} is {item!r}",
+                            hint="fix the item, or declare the column with values: tokens")  # fmt: skip
+    return out
+
+
+def encode_sequences(
+    values: Sequence[Any], spec: Mapping[str, Any], *, place: Place = _row, name: str = "sequence"
+) -> tuple[np.ndarray, np.ndarray]:
+    """A column of sequences as ``[N, max_length]`` items (standardised numbers as float32, or token codes
+    as int64: 0 padding, 1 unknown) and their mask (1 for an item, 0 for padding), items left-aligned."""
+    length, numbers = int(spec["max_length"]), spec["kind"] == "numbers"
+    items = np.zeros((len(values), length), dtype=np.float32 if numbers else np.int64)
+    mask = np.zeros((len(values), length), dtype=np.int64)
+    index = None if numbers else {token: i + 2 for i, token in enumerate(spec["vocab"])}
+    for row, value in enumerate(values):
+        cells = read_sequence(value, place(row), name)
+        cells = cells[-length:] if spec["keep"] == "last" else cells[:length]
+        if not cells:
+            continue
+        if index is None:
+            array = (np.asarray(sequence_numbers(cells, place(row), name)) - spec["mean"]) / spec["std"]
+            items[row, : len(cells)] = np.nan_to_num(array, nan=0.0)  # a missing item reads as the mean
+        else:
+            items[row, : len(cells)] = [1 if is_missing(c) else index.get(canonical(c), 1) for c in cells]
+        mask[row, : len(cells)] = 1
+    return items, mask
+
+
+#: calendar parts read as a point on a circle: the part's period
+_CYCLES = {"month": 12, "day_of_week": 7, "day_of_month": 31, "hour": 24, "minute": 60}
+
+
+def epoch_seconds(value: Any, where: str, name: str) -> float:
+    """A point in time as seconds since 1970 (UTC; NaN when missing): ISO 8601 text, a date or datetime
+    (without a zone: UTC), a numpy datetime64, or a number of seconds.
+
+    Raises:
+        DataError: Text that is not an ISO 8601 time, or a value of another type.
+    """
+    if is_missing(value) or (isinstance(value, str) and not value.strip()):
+        return float("nan")
+    if isinstance(value, np.datetime64):
+        return float(value.astype("datetime64[us]").astype(np.int64)) / 1e6
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise DataError(f"{where}: datetime column '{name}' holds {value!r}, which is not an ISO 8601 time",
+                            hint="write times as 2024-05-01, 2024-05-01T13:45:00 or 2024-05-01T13:45:00+02:00, "
+                                 "or as seconds since 1970") from None  # fmt: skip
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
+    raise DataError(f"{where}: datetime column '{name}' holds a {type(value).__name__} ({str(value)[:40]}), not a time")
+
+
+def datetime_columns(name: str, parts: Sequence[str]) -> list[str]:
+    """The names of the numeric columns the ``parts`` of datetime input ``name`` become."""
+    out = []
+    for part in parts:
+        out += [f"{name}.{part}_sin", f"{name}.{part}_cos"] if part in _CYCLES else [f"{name}.{part}"]
+    return out
+
+
+def encode_datetimes(
+    values: Sequence[Any], spec: Mapping[str, Any], *, place: Place = _row, name: str = "time"
+) -> np.ndarray:
+    """``[N, columns]`` float64: the calendar parts ``spec`` names (see :func:`datetime_columns`), with a
+    missing time read as ``spec["fill"]`` and ``elapsed`` and ``year`` standardised by ``spec``."""
+    seconds = np.array([epoch_seconds(v, place(i), name) for i, v in enumerate(values)], dtype=np.float64)
+    seconds = np.where(np.isnan(seconds), spec["fill"], seconds)
+    return calendar_parts(seconds, spec)
+
+
+def calendar_parts(seconds: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
+    """The calendar parts of times given as seconds since 1970 (UTC), as :func:`encode_datetimes` gives them."""
+    instants = np.floor(seconds).astype("datetime64[s]")
+    days = instants.astype("datetime64[D]")
+    months = days.astype("datetime64[M]")
+    found = {
+        "elapsed": seconds / 86400.0,
+        "year": months.astype("datetime64[Y]").astype(np.int64) + 1970.0,
+        "month": months.astype(np.int64) % 12,  # 0 for January
+        "day_of_week": (days.astype(np.int64) + 3) % 7,  # 0 for Monday (1970-01-01 was a Thursday)
+        "day_of_month": (days - months.astype("datetime64[D]")).astype(np.int64),  # 0 for the 1st
+        "hour": (seconds % 86400.0) / 3600.0,
+        "minute": (seconds % 3600.0) / 60.0,
+    }
+    found["weekend"] = (found["day_of_week"] >= 5).astype(np.float64)
+    columns = []
+    for part in spec["parts"]:
+        values = np.asarray(found[part], dtype=np.float64)
+        if part in _CYCLES:
+            angle = 2 * np.pi * values / _CYCLES[part]
+            columns += [np.sin(angle), np.cos(angle)]
+        elif part in ("elapsed", "year"):
+            columns.append((values - spec[part]["mean"]) / spec[part]["std"])
+        else:
+            columns.append(values)
+    return np.stack(columns, axis=1)

@@ -84,6 +84,8 @@ _FIELD_TYPES: dict[str, Any] = {
     "binary": _CATEGORY,
     "text": StrictStr | None,
     "image": Annotated[StrictStr | list[Any] | None, AfterValidator(_decode_image)],
+    "sequence": list[StrictStr | _NUMBER | None] | StrictStr | None,
+    "datetime": StrictStr | _NUMBER | None,
 }
 _DESCRIBE = {
     "numeric": "a number (null or absent: imputed)",
@@ -91,6 +93,8 @@ _DESCRIBE = {
     "binary": "one of the two values seen in training (null or absent: missing)",
     "text": "text",
     "image": "a base64 PNG or JPEG, or pixel rows of whole numbers from 0 to 255",
+    "sequence": "a list of numbers or tokens, or that list as JSON text (null or absent: the empty list)",
+    "datetime": "an ISO 8601 time, or seconds since 1970 (null or absent: imputed)",
 }
 
 
