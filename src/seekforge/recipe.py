@@ -271,7 +271,8 @@ def load_recipe(
 
 #: what ``draft_recipe`` leaves out of the inputs, and why
 _LEFT_OUT = {
-    "datetime": "a timestamp: to give the model its calendar parts, add it as {name: ..., type: datetime}",
+    "datetime": "a timestamp: to give the model its calendar parts, add it as {name: ..., type: datetime} (its "
+    "values must be ISO 8601 times, e.g. 2024-05-01T13:45:00)",
     "constant": "constant: it cannot help a model",
 }
 

@@ -119,11 +119,9 @@ def test_a_sequence_encoder_reads_numbers_and_tokens_and_ignores_the_padding(enc
         "clicks": [["home", "cart"], ["pay"], [], ["home", "home", "cart", "pay", "pay"]],
         "y": ["a", "b", "a", "b"],
     })  # fmt: skip
-    spec = (
-        {"type": encoder, "hidden": 8, "heads": 2, "ffn": 16}
-        if encoder == "transformer"
-        else {"type": encoder, "hidden": 8}
-    )
+    spec = {"type": encoder, "hidden": 8, "layers": 2}  # two layers: padding must not leak from one to the next
+    if encoder == "transformer":
+        spec |= {"heads": 2, "ffn": 16}
     config = FusionConfig.model_validate({"encoders": {"sequence": spec}})
     assert config.check_features(features) == []
     pre = Preprocessor(features).fit(frame)
@@ -138,6 +136,9 @@ def test_a_sequence_encoder_reads_numbers_and_tokens_and_ignores_the_padding(enc
     padded = dict(batch)
     padded["sequence.amounts"] = batch["sequence.amounts"].masked_fill(batch["sequence_mask.amounts"] == 0, 99.0)
     torch.testing.assert_close(model(padded), logits)  # what the mask hides changes nothing
+    alone = collate(batch, slice(0, 1))  # trimmed to its own longest list: no longer padded to its batch's
+    assert alone["sequence.amounts"].shape[1] == 3
+    torch.testing.assert_close(model(alone), logits[:1])
     moved = dict(batch)
     moved["sequence.clicks"] = batch["sequence.clicks"].flip(0)
     assert not torch.allclose(model(moved), logits)

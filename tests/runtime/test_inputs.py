@@ -81,3 +81,22 @@ def test_calendar_parts_of_times_in_every_spelling_and_zone() -> None:
     np.testing.assert_array_equal(missing, encode_datetimes([saturday], spec)[0])
     with pytest.raises(DataError, match="row 1: datetime column 't' holds 'soon', which is not an ISO 8601 time"):
         encode_datetimes([saturday, "soon"], spec, name="t")
+    with pytest.raises(DataError, match="give seconds, not milliseconds"):
+        encode_datetimes([saturday * 1000], spec, name="t")
+    # a time with a zone gives its local parts: Saturday 23:30 at -05:00 is Sunday 04:30 in UTC
+    local = dict(zip(datetime_columns("t", parts), encode_datetimes(["2024-05-04T23:30:00-05:00"], spec)[0].tolist(),
+                     strict=True))  # fmt: skip
+    assert local["t.weekend"] == 1.0 and local["t.hour_sin"] == pytest.approx(np.sin(2 * np.pi * 23.5 / 24))
+    assert local["t.elapsed"] == pytest.approx((saturday + 10 * 3600) / 86400)  # elapsed time is absolute
+
+
+def test_one_record_with_a_list_valued_input_is_one_row_and_lists_of_numbers_as_text_are_tokens() -> None:
+    from seekforge.data._sequences import fit_sequence
+    from seekforge.data.config import SequenceFeature
+    from seekforge.runtime import as_columns
+
+    assert as_columns({"amount": 3, "history": [1, 2]}, lists=["history"]) == {"amount": [3], "history": [[1, 2]]}
+    assert as_columns({"history": [1, 2, 3]}, lists=["history"]) == {"history": [[1, 2, 3]]}
+    assert as_columns({"history": [[1], "[2, 3]"]}, lists=["history"]) == {"history": [[1], "[2, 3]"]}
+    frame = pd.DataFrame({"ids": [["1043", "2201"], ["1043"], []]})
+    assert fit_sequence(frame["ids"], frame, SequenceFeature(name="ids"))["kind"] == "tokens"

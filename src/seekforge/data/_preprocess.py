@@ -61,6 +61,7 @@ class Preprocessor:
     def fit(self, frame: pd.DataFrame) -> Preprocessor:
         """Learn every transform from ``frame`` (the training split, output column included)."""
         frame = check_table(frame, self.features)
+        self.fitted_, self._encoder = False, None  # a fit that fails leaves it unfitted, not half-refitted
         self.numeric_: dict[str, dict[str, float]] = {}
         self.binary_: dict[str, list[str]] = {}
         self.categories_: dict[str, list[str]] = {}

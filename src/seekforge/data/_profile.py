@@ -50,6 +50,9 @@ def infer_type(column: pd.Series, declared: str | None = None) -> str:
     present = column.dropna()
     if present.empty:
         return "category"
+    lists = not pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    if lists and present.head(SAMPLE_ROWS).astype(str).map(_is_json_list).mean() >= NUMERIC_SHARE:
+        return "sequence"  # before the two-values test: lists can be few and alike
     if pd.api.types.is_bool_dtype(column) or present.nunique() == 2:
         return "binary"
     if pd.api.types.is_numeric_dtype(column):
@@ -59,8 +62,6 @@ def infer_type(column: pd.Series, declared: str | None = None) -> str:
     sample = present.head(SAMPLE_ROWS).astype(str)
     if pd.to_numeric(sample, errors="coerce").notna().mean() >= NUMERIC_SHARE:
         return "numeric"
-    if sample.map(_is_json_list).mean() >= NUMERIC_SHARE:
-        return "sequence"
     if sample.str.lower().str.endswith(_IMAGE_SUFFIXES).mean() >= NUMERIC_SHARE:
         return "image"
     if _looks_like_dates(sample):

@@ -55,15 +55,8 @@ def fit_sequence(column: pd.Series, frame: pd.DataFrame, feature: SequenceFeatur
 
 
 def _numeric(item: Any) -> bool:
-    if is_missing(item):
-        return True
-    if isinstance(item, bool) or not isinstance(item, int | float | str):
-        return False
-    try:
-        float(item)
-    except ValueError:
-        return False
-    return True
+    """A number (or a missing item); numbers written as text (``"1043"``, an identifier) are tokens."""
+    return is_missing(item) or (isinstance(item, int | float) and not isinstance(item, bool))
 
 
 def fit_datetime(column: pd.Series, frame: pd.DataFrame, feature: DatetimeFeature) -> dict[str, Any]:

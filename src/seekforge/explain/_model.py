@@ -49,7 +49,7 @@ class ExplainedModel:
             ConfigError: The model reads more than one kind, or more than one text or image.
         """
         pre = self.preprocessor
-        tabular = bool(pre.numeric_ or pre.binary_ or pre.categories_)
+        tabular = bool(pre.numeric_ or pre.binary_ or pre.categories_ or pre.datetimes_)
         if len(pre.text_) + len(pre.images_) + tabular > 1 or pre.sequences_:
             from seekforge.core.errors import ConfigError
 

@@ -78,8 +78,15 @@ def export_onnx(
     for key in filter(is_token_key, keys):
         text = key.partition(".")[2]
         longest[text] = max(longest.get(text, 0), int(example[key].shape[1]))
-    sequences = {text: torch.export.Dim(re.sub(r"\W", "_", f"sequence_{text}" if text else "sequence"), max=n)
-                 for text, n in longest.items()}  # fmt: skip
+    sequences: dict[str, Any] = {}
+    names: set[str] = set()
+    for text, n in longest.items():  # one axis per input, named after it (numbered where cleaned names clash)
+        base = name = re.sub(r"\W", "_", f"sequence_{text}" if text else "sequence")
+        number = 1
+        while name in names:
+            name, number = f"{base}_{number}", number + 1
+        names.add(name)
+        sequences[text] = torch.export.Dim(name, max=n)
     shapes = tuple({0: batch, 1: sequences[key.partition(".")[2]]} if is_token_key(key) else {0: batch} for key in keys)
     model = model.for_export() if hasattr(model, "for_export") else model  # type: ignore[operator]
     wrapper = _Positional(model.eval(), keys).eval()

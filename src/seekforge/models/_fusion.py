@@ -61,6 +61,12 @@ class ScratchTextEncoder(BaseConfig):
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     pooling: Literal["mean", "cls"] = "mean"
 
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ScratchTextEncoder:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden {self.hidden} is not a multiple of heads {self.heads}")
+        return self
+
 
 class PretrainedTextEncoder(BaseConfig):
     """A local Hugging Face encoder (``builtin:minilm`` or a folder) and its own tokenizer; ``freeze`` keeps
@@ -366,11 +372,14 @@ class _Sequence(nn.Module):
                                                activation="gelu", batch_first=True, norm_first=True)  # fmt: skip
             self.body: nn.Module = nn.TransformerEncoder(layer, spec.layers, enable_nested_tensor=False)
         elif spec.type == "conv1d":
-            convs: list[nn.Module] = []
-            for _ in range(spec.layers):
-                convs += [nn.Conv1d(width, width, spec.kernel_size, padding=spec.kernel_size // 2), nn.ReLU(),
-                          nn.Dropout(spec.dropout)]  # fmt: skip
-            self.body = nn.Sequential(*convs)
+            self.body = nn.ModuleList(
+                nn.Sequential(
+                    nn.Conv1d(width, width, spec.kernel_size, padding=spec.kernel_size // 2),
+                    nn.ReLU(),
+                    nn.Dropout(spec.dropout),
+                )
+                for _ in range(spec.layers)
+            )
         else:
             rnn = nn.GRU if spec.type == "gru" else nn.LSTM
             self.body = rnn(width, width, num_layers=spec.layers, batch_first=True,
@@ -383,8 +392,9 @@ class _Sequence(nn.Module):
             states, _ = self.body(x)
             last = (mask.sum(dim=1) - 1).clamp(min=0)
             return states[torch.arange(states.shape[0], device=states.device), last] * weights[:, :1, 0]
-        if self.kind == "conv1d":
-            x = self.body(x.transpose(1, 2)).transpose(1, 2)
+        if self.kind == "conv1d":  # padding zeroed after each block, so no row depends on its batch's longest
+            for block in self.body:  # type: ignore[union-attr]
+                x = block(x.transpose(1, 2)).transpose(1, 2) * weights
         else:
             padding = mask == 0
             padding[:, 0] = False  # an empty row attends to its (zero) first item rather than to nothing

@@ -273,10 +273,9 @@ def _feature(
         means = _image_means(name, sketch, column, preprocessor)
         return _evaluate(config, name, ftype, "mean intensity", sketch["mean_intensity"], means)
     if ftype == "datetime":
-        from seekforge.runtime import epoch_seconds
+        from seekforge.runtime import hours_of_week
 
-        days = np.array([epoch_seconds(v, f"row {i}", name) / 86400.0 for i, v in enumerate(column)], dtype=float)
-        return _evaluate(config, name, ftype, "days since 1970", sketch, days)
+        return _evaluate(config, name, ftype, "hour of the week", sketch, hours_of_week(list(column), name))
     if ftype == "sequence":
         from seekforge.monitor._reference import sequence_items
 

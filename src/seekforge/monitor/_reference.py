@@ -10,7 +10,7 @@ the keys marked *v2*, which :func:`seekforge.monitor.drift_report` copes with)::
                         | {"type": "text", "tokens": <numeric sketch>, "words": <numeric sketch> (v2),
                            "empty": int, "embedding": <the model's embeddings> (text models' packages)}
                         | {"type": "image", "mean_intensity": <numeric sketch>, "image": <ImageStats> (v2)}
-                        | {"type": "datetime", <numeric sketch of days since 1970>}
+                        | {"type": "datetime", <numeric sketch of the hour of the week, 0 to 168>}
                         | {"type": "sequence", "kind": "numbers" | "tokens", "items": <numeric sketch of the
                            items' values, or their frequencies>, "lengths": <numeric sketch>}},
      "output": {"name": ..., "type": ... (v2), <numeric sketch or frequencies>}}
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from seekforge.runtime import canonical, epoch_seconds, read_sequence
+from seekforge.runtime import canonical, hours_of_week, read_sequence
 
 if TYPE_CHECKING:  # these need torch, which reading a sketch does not
     import torch
@@ -131,9 +131,8 @@ def build_reference(frame: pd.DataFrame, preprocessor: Preprocessor) -> dict[str
                 "words": _numeric_sketch(word_counts(texts)),
                 "empty": int(sum(not t.strip() for t in texts)),
             }
-        elif feature.type == "datetime":
-            seconds = [epoch_seconds(v, f"row {i}", feature.name) for i, v in enumerate(column)]
-            sketch = _numeric_sketch(np.asarray(seconds, dtype=float) / 86400.0)  # days since 1970
+        elif feature.type == "datetime":  # when in the week, not since when: live times always come later
+            sketch = _numeric_sketch(hours_of_week(list(column), feature.name))
         elif feature.type == "sequence":
             spec = preprocessor.sequences_[feature.name]
             items = sequence_items(column, feature.name)

@@ -51,6 +51,7 @@ from seekforge.runtime._inputs import (
     encode_sequences,
     epoch_seconds,
     fit_pixels,
+    hours_of_week,
     read_pixels,
     read_sequence,
     sequence_numbers,
@@ -78,6 +79,7 @@ __all__ = [
     "epoch_seconds",
     "fit_pixels",
     "graph_holds",
+    "hours_of_week",
     "is_missing",
     "load",
     "raw_feeds",
@@ -124,10 +126,11 @@ class RuntimePredictor(PackageView):
         self.backend = backend
         self._target = state.get("target")
         self.encoder = encoder  # None: the graph takes raw values
+        self._lists = [f["name"] for f in manifest["inputs"] if f["type"] in ("sequence", "image")]
         self._names = [i.name for i in session.get_inputs()]
 
     def logits(self, records: Any) -> np.ndarray:
-        columns = as_columns(records)
+        columns = as_columns(records, lists=self._lists)
         if not columns or not any(len(v) for v in columns.values()):
             raise DataError("nothing to predict: no records were given")
         if self.encoder is None:
@@ -185,7 +188,7 @@ class RuntimePredictor(PackageView):
         Raises:
             DataError: The output column is missing, or holds a missing value or a class the model does not know.
         """
-        columns = as_columns(records)
+        columns = as_columns(records, lists=self._lists)
         label = self.manifest["output"]["name"]
         if label not in columns:
             raise DataError(f"records lack the output column '{label}', which evaluating needs")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,8 +69,10 @@ def binary_table(negative: str, positive: str) -> dict[str, float]:
     return table
 
 
-def as_columns(records: Any) -> dict[str, list[Any]]:
+def as_columns(records: Any, *, lists: Collection[str] = ()) -> dict[str, list[Any]]:
     """Columns of ``records``: a DataFrame, a list of row mappings, a mapping of columns, or one record.
+    ``lists``: inputs whose one value is itself a list (sequences, pixel rows), which a mapping's other
+    fields, or the look of its items, tell apart from a column.
 
     Raises:
         DataError: Neither shape, or a mapping that mixes columns and single values.
@@ -78,8 +80,10 @@ def as_columns(records: Any) -> dict[str, list[Any]]:
     if hasattr(records, "columns") and hasattr(records, "to_dict"):  # a pandas DataFrame
         return {str(k): list(v) for k, v in records.to_dict(orient="list").items()}
     if isinstance(records, Mapping):
+        plain = [k for k in records if k not in lists]
         columns = [k for k, v in records.items() if _is_column(v)]
-        if not columns:
+        one = not [k for k in columns if k in plain] if plain else not all(map(_holds_cells, records.values()))
+        if one:
             return {str(k): [v] for k, v in records.items()}  # one record
         if len(columns) < len(records):
             single = next(k for k in records if k not in columns)
@@ -93,6 +97,14 @@ def as_columns(records: Any) -> dict[str, list[Any]]:
         raise DataError("records must be mappings of feature name to value", hint='e.g. [{"age": 41, ...}]')
     names = list(dict.fromkeys(k for r in rows for k in r))
     return {str(name): [r.get(name) for r in rows] for name in names}
+
+
+def _holds_cells(value: Any) -> bool:
+    """Whether a list-valued field is a column of list cells (lists, arrays, JSON lists) rather than one list."""
+    return _is_column(value) and all(
+        is_missing(c) or isinstance(c, list | tuple | np.ndarray) or (isinstance(c, str) and c.lstrip().startswith("["))
+        for c in value
+    )
 
 
 def _is_column(value: Any) -> bool:

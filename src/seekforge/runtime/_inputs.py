@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -99,10 +99,10 @@ def fit_pixels(array: np.ndarray, size: tuple[int, int], channels: int) -> np.nd
     if tuple(chw.shape[1:]) == tuple(size):
         return chw
     rows, cols = _filter(chw.shape[1], size[0]), _filter(chw.shape[2], size[1])
-    return np.einsum("oh,chw,pw->cop", rows, chw, cols).astype(np.float32)
+    return (rows @ chw @ cols.T).astype(np.float32)  # [out_h, h] @ [c, h, w] @ [w, out_w]: two matrix products
 
 
-@cache
+@lru_cache(maxsize=64)
 def _filter(source: int, target: int) -> np.ndarray:
     """``[target, source]`` weights of the antialiased bilinear (triangle) filter, each row summing to 1."""
     scale = source / target
@@ -281,18 +281,27 @@ _CYCLES = {"month": 12, "day_of_week": 7, "day_of_month": 31, "hour": 24, "minut
 
 
 def epoch_seconds(value: Any, where: str, name: str) -> float:
-    """A point in time as seconds since 1970 (UTC; NaN when missing): ISO 8601 text, a date or datetime
-    (without a zone: UTC), a numpy datetime64, or a number of seconds.
+    """A point in time as seconds since 1970 (UTC; NaN when missing): see :func:`instant`."""
+    return instant(value, where, name)[0]
+
+
+def instant(value: Any, where: str, name: str) -> tuple[float, float]:
+    """A point in time as seconds since 1970 (UTC; NaN when missing) and its zone's offset from UTC in
+    seconds (0 without a zone): ISO 8601 text, a date or datetime (without a zone: UTC), a numpy
+    datetime64, or a number of seconds.
 
     Raises:
-        DataError: Text that is not an ISO 8601 time, or a value of another type.
+        DataError: Text that is not an ISO 8601 time, a number too large to be seconds, or another type.
     """
     if is_missing(value) or (isinstance(value, str) and not value.strip()):
-        return float("nan")
+        return float("nan"), 0.0
     if isinstance(value, np.datetime64):
-        return float(value.astype("datetime64[us]").astype(np.int64)) / 1e6
+        return float(value.astype("datetime64[us]").astype(np.int64)) / 1e6, 0.0
     if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_):
-        return float(value)
+        if abs(value) > 1e11:  # past the year 5000 in seconds: milliseconds (or finer) since 1970
+            raise DataError(f"{where}: datetime column '{name}' holds {value!r}, more seconds since 1970 than any "
+                            "time up to the year 5000", hint="give seconds, not milliseconds (divide by 1000)")  # fmt: skip
+        return float(value), 0.0
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.strip())
@@ -301,9 +310,12 @@ def epoch_seconds(value: Any, where: str, name: str) -> float:
                             hint="write times as 2024-05-01, 2024-05-01T13:45:00 or 2024-05-01T13:45:00+02:00, "
                                  "or as seconds since 1970") from None  # fmt: skip
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+        offset = value.utcoffset()
+        return (
+            value if value.tzinfo else value.replace(tzinfo=UTC)
+        ).timestamp(), offset.total_seconds() if offset else 0.0
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
+        return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp(), 0.0
     raise DataError(f"{where}: datetime column '{name}' holds a {type(value).__name__} ({str(value)[:40]}), not a time")
 
 
@@ -319,15 +331,19 @@ def encode_datetimes(
     values: Sequence[Any], spec: Mapping[str, Any], *, place: Place = _row, name: str = "time"
 ) -> np.ndarray:
     """``[N, columns]`` float64: the calendar parts ``spec`` names (see :func:`datetime_columns`), with a
-    missing time read as ``spec["fill"]`` and ``elapsed`` and ``year`` standardised by ``spec``."""
-    seconds = np.array([epoch_seconds(v, place(i), name) for i, v in enumerate(values)], dtype=np.float64)
-    seconds = np.where(np.isnan(seconds), spec["fill"], seconds)
-    return calendar_parts(seconds, spec)
+    missing time read as ``spec["fill"]`` and ``elapsed`` and ``year`` standardised by ``spec``. The parts
+    of a time with a zone are its local ones (18:00 at +02:00 is 18:00); ``elapsed`` counts from 1970 UTC."""
+    found = np.array([instant(v, place(i), name) for i, v in enumerate(values)], dtype=np.float64).reshape(-1, 2)
+    missing = np.isnan(found[:, 0])
+    seconds = np.where(missing, spec["fill"], found[:, 0])
+    return calendar_parts(seconds, spec, offsets=np.where(missing, 0.0, found[:, 1]))
 
 
-def calendar_parts(seconds: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
-    """The calendar parts of times given as seconds since 1970 (UTC), as :func:`encode_datetimes` gives them."""
-    instants = np.floor(seconds).astype("datetime64[s]")
+def calendar_parts(seconds: np.ndarray, spec: Mapping[str, Any], *, offsets: np.ndarray | None = None) -> np.ndarray:
+    """The calendar parts of times given as seconds since 1970 (UTC) and their zones' ``offsets`` from UTC
+    in seconds (none: UTC), as :func:`encode_datetimes` gives them."""
+    wall = seconds if offsets is None else seconds + offsets
+    instants = np.floor(wall).astype("datetime64[s]")
     days = instants.astype("datetime64[D]")
     months = days.astype("datetime64[M]")
     found = {
@@ -336,8 +352,8 @@ def calendar_parts(seconds: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
         "month": months.astype(np.int64) % 12,  # 0 for January
         "day_of_week": (days.astype(np.int64) + 3) % 7,  # 0 for Monday (1970-01-01 was a Thursday)
         "day_of_month": (days - months.astype("datetime64[D]")).astype(np.int64),  # 0 for the 1st
-        "hour": (seconds % 86400.0) / 3600.0,
-        "minute": (seconds % 3600.0) / 60.0,
+        "hour": (wall % 86400.0) / 3600.0,
+        "minute": (wall % 3600.0) / 60.0,
     }
     found["weekend"] = (found["day_of_week"] >= 5).astype(np.float64)
     columns = []
@@ -351,3 +367,12 @@ def calendar_parts(seconds: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
         else:
             columns.append(values)
     return np.stack(columns, axis=1)
+
+
+def hours_of_week(values: Sequence[Any], name: str) -> np.ndarray:
+    """Each time's hour of its week (0 for Monday 00:00 to 168, local where it has a zone; NaN when missing):
+    what drift compares of a datetime input, since its elapsed time always moves on."""
+    found = np.array([instant(v, f"row {i}", name) for i, v in enumerate(values)], dtype=np.float64).reshape(-1, 2)
+    wall = found[:, 0] + found[:, 1]
+    days = np.floor(wall / 86400.0)
+    return ((days + 3) % 7) * 24 + (wall % 86400.0) / 3600.0  # 1970-01-01 was a Thursday
