@@ -242,6 +242,8 @@ def _sequences(cells: pd.Series) -> dict[str, Any]:
     """Lengths of the lists (how many a ``max_length`` of 64, the default, would cut), their items' kind,
     and the commonest items."""
     lists = [json.loads(c) if _is_json_list(c) else [] for c in cells]
+    if not lists:  # declared a sequence, and every cell missing
+        return {"items": None, "lengths": {}, "empty": 0, "longer_than_64": 0, "top": []}
     lengths = np.array([len(items) for items in lists], dtype=float)
     items = [v for values in lists for v in values if v is not None]
     numbers_only = all(isinstance(v, int | float) and not isinstance(v, bool) for v in items)

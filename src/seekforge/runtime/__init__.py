@@ -327,7 +327,13 @@ def bench_runtime(
         raise ConfigError(
             f"without torch, seekforge bench times the raw-input ONNX exports a package holds; {package} has "
             f"{', '.join(usable) or 'none'}" + (f", not {', '.join(missing)}" if missing else ""),
-            hint=f"export one where seekforge is fully installed, or install it here: {extra_command('all')}",
+            hint=(
+                "its text, image or sequence inputs are encoded before the graph, and their held-out rows are "
+                "kept as tensors: time it where seekforge is fully installed (seekforge bench), or install it "
+                f"here: {extra_command('all')}"
+                if runtime_onnx_exports(manifest) and not usable
+                else f"export one where seekforge is fully installed, or install it here: {extra_command('all')}"
+            ),
         )
     if "samples.json" not in manifest["files"]:
         raise PackageError(f"{package} carries no raw held-out rows (samples.json) to time the model on")
