@@ -216,3 +216,37 @@ def test_an_early_exit_model_is_explained_through_all_its_layers(exit_text_packa
     assert seekforge.load(exit_text_package, backend="torch").manifest["model"]["early_exit"]["threshold"] is not None
     found = explain(exit_text_package, exit_texts(8, seed=6).drop(columns="score"), rows=8, faithfulness=False)
     assert found.completeness["passed"], found.completeness
+
+
+def test_a_fusion_model_is_explained_input_by_input_with_exact_shapley_values(fusion_package: Path) -> None:
+    from seekforge.explain._inputs import InputPool
+
+    frame = pd.read_csv(fusion_package.parents[3] / "fusion.csv")
+    found = explain(fusion_package, frame, rows=4, background=10, seed=0)
+    assert found.kind == "inputs" and found.method == "shap-exact" and found.completeness["passed"]
+    # row 0's values by the definition: each coalition of inputs takes the row's own values, the others each
+    # background row's in turn, and the output is averaged over the background
+    model = load_model(fusion_package)
+    pre = model.preprocessor
+    background = frame.sample(10, random_state=0)
+    pool = InputPool(pre, pre.transform(frame.iloc[:1]), pre.transform(background))
+    n, target = len(pool.players), found.targets[0]
+
+    def value(coalition: tuple[int, ...]) -> float:
+        matrix = np.array([[0 if p in coalition else 1 + b for p in range(n)] for b in range(10)], dtype=float)
+        return float(model.predict_scores(pool.batch(matrix))[:, target].mean())
+
+    values = {c: value(c) for k in range(n + 1) for c in itertools.combinations(range(n), k)}
+    for p in range(n):
+        by_hand = sum(
+            math.factorial(len(c)) * math.factorial(n - len(c) - 1) / math.factorial(n)
+            * (values[tuple(sorted((*c, p)))] - values[c])
+            for c in values if p not in c
+        )  # fmt: skip
+        assert found.attributions[0][p] == pytest.approx(by_hand, abs=1e-5), found.features[p]
+    assert found.features == ["title", "note", "x1", "city", "photo", "recent", "clicks"]
+    importance = dict(found.importance())
+    assert max(importance, key=importance.get) in ("title", "x1")  # the label is made of these two
+    assert found.faithfulness["area_ratio"] is None or found.faithfulness["area_ratio"] > 1.0
+    with pytest.raises(ConfigError, match="explained whole, by SHAP"):
+        explain(fusion_package, frame, rows=2, method="ig")

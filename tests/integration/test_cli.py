@@ -280,9 +280,19 @@ def test_a_fusion_recipe_runs_evaluates_and_predicts_from_texts_numbers_and_imag
     seekforge("predict", str(package), source.name, "--output", "out.csv", cwd=tmp_path, check=True)
     out = pd.read_csv(tmp_path / "out.csv")
     assert len(out) == 100 and set(out["prediction"]) <= {"buy", "skip"}
-    assert_user_error(seekforge("explain", str(package), source.name, cwd=tmp_path),
-                      "this model reads title (text), note (text), photo (image), recent (sequence), clicks "
-                      "(sequence) and tabular columns")  # fmt: skip
+    seekforge("explain", str(package), source.name, "--rows", "3", "--background", "8", "-o", "why", cwd=tmp_path,
+              check=True)  # fmt: skip
+    found = json.loads((tmp_path / "why" / "explanation.json").read_text())
+    assert found["kind"] == "inputs" and found["features"] == [
+        "title",
+        "note",
+        "x1",
+        "city",
+        "photo",
+        "recent",
+        "clicks",
+    ]
+    assert found["completeness"]["passed"] and found["method"] == "shap-exact"
 
     frame = pd.read_csv(source)
     frame.loc[2, "recent"] = "12 then 40"

@@ -21,7 +21,7 @@ from seekforge.explain._model import ExplainedModel, load_model
 
 METHODS = ("auto", "shap", "ig", "occlusion")
 #: The most rows one explanation takes, by kind of input (gradient methods cost a backward pass per step).
-MAX_ROWS = {"tabular": 1000, "text": 200, "image": 500}
+MAX_ROWS = {"tabular": 1000, "text": 200, "image": 500, "inputs": 200}
 #: Integrated gradients' completeness tolerance: this share of the output's scale (1 for probabilities,
 #: the target's standard deviation for a regressor), or of |output - base| when that is larger.
 TOLERANCE = 0.02
@@ -91,7 +91,7 @@ class Explanation:
             "seconds": round(self.seconds, 3),
             "seed": self.seed,
         }
-        if self.kind == "tabular":
+        if self.kind in ("tabular", "inputs"):
             out["features"] = self.features
             out["importance"] = dict(self.importance())
             out["attributions"] = np.asarray(self.attributions).tolist()
@@ -110,6 +110,14 @@ def pick_method(model: ExplainedModel, method: str) -> tuple[str, str]:
     kind = model.kind
     if kind == "tabular":
         return _tabular.check_method(model, method), ""
+    if kind == "inputs":
+        if method not in ("auto", "shap"):
+            raise ConfigError(
+                f"--method {method} has no path through a model over several kinds of input; its inputs are "
+                "explained whole, by SHAP",
+                hint="use --method shap (the default for it)",
+            )
+        return "shap", ""
     if method == "shap":
         size = model.preprocessor.model_io().image_shape if kind == "image" else None
         what = f"{int(np.prod(size)):,} pixel values" if size else "tokens"
@@ -232,6 +240,19 @@ def _attribute(
         raw = _tabular.raw_values(model, explained)
         return {"method": name, "attributions": values, "base": base, "features": _tabular.feature_names(model),
                 "background": reference, "extras": {"raw": raw, "encoded": rows}}  # fmt: skip
+    if model.kind == "inputs":  # each input whole: SHAP over rows of a pool of encoded inputs
+        from seekforge.explain._inputs import InputPool
+
+        pool = frame if len(frame) <= background else frame.sample(background, random_state=seed)
+        model.pool = InputPool(model.preprocessor, batch, model.preprocessor.transform(pool))
+        rows, reference = model.pool.explained(), model.pool.background()
+        with progress_task("SHAP values", len(rows)) as advance:
+            values, base, name = _tabular.shap_values(
+                model, rows, reference, targets, seed=seed, max_evals=max_evals, advance=advance
+            )
+        names = [p.name for p in model.pool.players]
+        return {"method": name, "attributions": values, "base": base, "features": names, "background": reference,
+                "extras": {"raw": explained[names].reset_index(drop=True), "encoded": rows}}  # fmt: skip
     if model.kind == "text":
         with progress_task("token attributions", len(targets)) as advance:
             found = _text.token_rows(

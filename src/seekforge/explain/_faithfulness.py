@@ -30,6 +30,7 @@ REMOVED = {
     "tabular": "features replaced by background rows' values",
     "text": "tokens replaced by padding",
     "image": "pixels set to the training mean",
+    "inputs": "inputs (each whole) replaced by background rows' values",
 }
 #: Background rows a removed table feature is averaged over.
 BACKGROUND_ROWS = 30
@@ -51,7 +52,7 @@ def deletion_curves(
     else:
         signs = np.where(np.asarray(found.values) >= np.asarray(found.base), 1.0, -1.0)
     signed = [np.asarray(row, dtype=np.float64) * sign for row, sign in zip(found.attributions, signs, strict=True)]
-    if found.kind == "tabular":
+    if found.kind in ("tabular", "inputs"):
         outputs = _tabular_outputs(model, found.extras["encoded"], signed, background[:BACKGROUND_ROWS], targets, rng)
     elif found.kind == "text":
         outputs = _text_outputs(model, signed, batch, targets, rng)

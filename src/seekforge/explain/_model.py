@@ -29,6 +29,8 @@ class ExplainedModel:
     manifest: dict[str, Any]
     preprocessor: Preprocessor
     model: nn.Module
+    #: models over several kinds of input: the pool of encoded rows an index matrix stands for (see _inputs)
+    pool: Any = None
 
     def __post_init__(self) -> None:
         self.model = through_all_layers(self.model)
@@ -43,22 +45,12 @@ class ExplainedModel:
 
     @property
     def kind(self) -> str:
-        """``text``, ``image`` or ``tabular``: which inputs the model reads.
-
-        Raises:
-            ConfigError: The model reads more than one kind, or more than one text or image.
-        """
+        """``text``, ``image`` or ``tabular``: which inputs the model reads; ``inputs`` when it reads more than
+        one kind, more than one text or image, or a sequence (a fusion model: its inputs are attributed whole)."""
         pre = self.preprocessor
         tabular = bool(pre.numeric_ or pre.binary_ or pre.categories_ or pre.datetimes_)
         if len(pre.text_) + len(pre.images_) + tabular > 1 or pre.sequences_:
-            from seekforge.core.errors import ConfigError
-
-            kinds = [f"{f.name} ({f.type})" for f in pre.features.inputs if f.type in ("text", "image", "sequence")]
-            raise ConfigError(
-                f"explain attributes one table, text or image; this model reads {', '.join(kinds)}"
-                + (" and tabular columns" if tabular else ""),
-                hint="explanations of fusion models are not available yet",
-            )
+            return "inputs"
         if pre.text_:
             return "text"
         if pre.images_:

@@ -23,7 +23,7 @@ def render(found: Explanation) -> str:
     sections = [("Summary", _summary(found))]
     if found.faithfulness:
         sections.append(("Faithfulness (deletion test)", _faithfulness(found)))
-    if found.kind == "tabular":
+    if found.kind in ("tabular", "inputs"):
         sections += _tabular(found)
     elif found.kind == "text":
         sections += _text(found)
@@ -81,7 +81,8 @@ def _tabular(found: Explanation) -> list[tuple[str, str]]:
     for column in order:
         col = encoded[:, column]
         lo, hi = np.nanmin(col), np.nanmax(col)
-        shades.append(((col - lo) / (hi - lo)).tolist() if hi > lo else [0.5] * len(col))
+        spread = hi > lo and found.kind == "tabular"  # an input of a fusion model (a text, an image) has no scale
+        shades.append(((col - lo) / (hi - lo)).tolist() if spread else [0.5] * len(col))
     swarm = beeswarm([features[c] for c in order], [values[:, c].tolist() for c in order], shades,
                      title="attribution of every row", x_label=f"effect on the {found.output}")  # fmt: skip
     raw = found.extras["raw"]

@@ -48,7 +48,10 @@ def encoded(model: ExplainedModel, batch: dict[str, torch.Tensor]) -> np.ndarray
 
 
 def as_batch(model: ExplainedModel, matrix: np.ndarray) -> dict[str, torch.Tensor]:
-    """The model's inputs from an :func:`encoded` matrix."""
+    """The model's inputs from an :func:`encoded` matrix (or, for a model over several kinds of input, from
+    a matrix of rows of its pool: see ``_inputs``)."""
+    if model.pool is not None:
+        return model.pool.batch(matrix)
     numeric = len(model.preprocessor.numeric_columns())
     batch: dict[str, torch.Tensor] = {}
     if numeric:

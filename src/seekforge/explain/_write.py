@@ -22,7 +22,7 @@ def attribution_table(found: Explanation) -> pd.DataFrame:
     """Tables: one row per explained row, a column per feature; text: one row per token; images: one row
     per image with its total attribution."""
     head = pd.DataFrame({"row": found.rows, "prediction": found.predictions, "value": found.values, "base": found.base})
-    if found.kind == "tabular":
+    if found.kind in ("tabular", "inputs"):
         values = pd.DataFrame(np.asarray(found.attributions), columns=found.features)
         return pd.concat([head, values], axis=1)
     if found.kind == "text":

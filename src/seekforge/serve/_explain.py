@@ -60,6 +60,11 @@ class Explainer:
             )
         if not all(importlib.util.find_spec(m) is not None for m in ("torch", "pandas", "shap", "captum")):
             raise NotServed(f"explanations need torch, shap and captum on the server: {extra_command('explain')}")
+        types = [f["type"] for f in self.manifest["inputs"]]
+        tabular = any(t in ("numeric", "binary", "category", "datetime") for t in types)
+        if types.count("text") + types.count("image") + tabular > 1 or "sequence" in types:  # a fusion model
+            raise NotServed(f"{self.path} reads several kinds of input, whose explanation needs background rows "
+                            f"the server does not keep: explain it offline with seekforge explain {self.path} DATA")  # fmt: skip
         if self.takes_table and "samples.json" not in self.manifest["files"]:
             raise NotServed(f"{self.path} carries no held-out raw rows (samples.json) to take as the SHAP "
                             "background: retrain it with this seekforge")  # fmt: skip
