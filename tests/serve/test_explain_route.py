@@ -41,3 +41,16 @@ def test_explanations_add_up_and_bad_requests_are_refused(served_package: Path) 
         one = client.post("/v1/explain", json={"records": [GOOD]}).json()["explanations"][0]
         assert any(abs(v) > 1e-3 for v in one["attributions"].values())  # the background is not the request
         assert client.post("/v1/predict", json={"records": [GOOD]}).status_code == 200  # predictions go on
+
+
+def test_a_fusion_model_is_explained_input_by_input_over_its_held_out_rows(fusion_package: Path) -> None:
+    record = {"title": "fresh tasty", "note": "red box", "x1": 0.3, "city": "oslo",
+              "photo": [[[10, 20, 30]] * 8] * 8, "recent": [0.5, 1.5], "clicks": ["home"]}  # fmt: skip
+    with running(fusion_package, ServeConfig(explain=True), grpc=False) as (_, where):
+        response = httpx.post(f"http://127.0.0.1:{where.http_port}/v1/explain", json={"records": [record]}, timeout=60)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    answer = body["explanations"][0]
+    assert body["method"] == "shap-exact" and body["completeness"]["passed"]
+    assert list(answer["attributions"]) == ["title", "note", "x1", "city", "photo", "recent", "clicks"]
+    assert answer["base"] + sum(answer["attributions"].values()) == pytest.approx(answer["value"], abs=1e-6)

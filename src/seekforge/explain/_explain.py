@@ -133,6 +133,7 @@ def explain(
     method: str = "auto",
     background: int = 100,
     background_frame: pd.DataFrame | None = None,
+    background_batch: dict[str, torch.Tensor] | None = None,
     steps: int = 20,
     seed: int = 0,
     max_evals: int | None = None,
@@ -147,6 +148,8 @@ def explain(
             integrated gradients, with a warning.
         background: Tables: rows drawn (with ``seed``) from ``frame`` that stand for an unknown feature.
         background_frame: Draw them from this table instead (a server explaining a few rows at a time).
+        background_batch: A model over several kinds of input: its first ``background`` rows, already
+            encoded, are the background instead (a server's held-out rows).
         steps: Integrated gradients' steps (Gauss-Legendre: few suffice; a row that misses completeness gets
             four times as many).
         max_evals: SHAP's permutation explainer: model evaluations per row.
@@ -180,7 +183,7 @@ def explain(
     scale = 1.0 if model.task == "classification" else float(model.preprocessor.target_std_)
     pool = frame if background_frame is None else background_frame
     found = _attribute(model, chosen, batch, targets.numpy(), chosen_rows, pool, background=background, steps=steps,
-                       seed=seed, max_evals=max_evals, scale=scale)  # fmt: skip
+                       seed=seed, max_evals=max_evals, scale=scale, encoded_background=background_batch)  # fmt: skip
     sums = _sums(found["attributions"])
     gaps = found["base"] + sums - values
     completeness = _completeness(found["method"], gaps, values - found["base"], scale, found.get("note", ""))
@@ -222,6 +225,7 @@ def _attribute(
     seed: int,
     max_evals: int | None,
     scale: float,
+    encoded_background: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     tolerance = TOLERANCE * scale
     if model.kind == "tabular":
@@ -243,8 +247,12 @@ def _attribute(
     if model.kind == "inputs":  # each input whole: SHAP over rows of a pool of encoded inputs
         from seekforge.explain._inputs import InputPool
 
-        pool = frame if len(frame) <= background else frame.sample(background, random_state=seed)
-        model.pool = InputPool(model.preprocessor, batch, model.preprocessor.transform(pool))
+        if encoded_background is not None:
+            reference_rows = {key: values[:background] for key, values in encoded_background.items()}
+        else:
+            pool = frame if len(frame) <= background else frame.sample(background, random_state=seed)
+            reference_rows = model.preprocessor.transform(pool)
+        model.pool = InputPool(model.preprocessor, batch, reference_rows)
         rows, reference = model.pool.explained(), model.pool.background()
         with progress_task("SHAP values", len(rows)) as advance:
             values, base, name = _tabular.shap_values(

@@ -26,6 +26,7 @@ class Explainer:
         self.path, self.manifest, self.config = path, manifest, config
         self._model: Any = None
         self._background: Any = None
+        self._encoded: Any = None  # a fusion model's held-out rows, encoded
         self._busy = False
 
     async def explain(self, rows: Sequence[dict[str, Any]], method: str) -> dict[str, Any]:
@@ -60,11 +61,9 @@ class Explainer:
             )
         if not all(importlib.util.find_spec(m) is not None for m in ("torch", "pandas", "shap", "captum")):
             raise NotServed(f"explanations need torch, shap and captum on the server: {extra_command('explain')}")
-        types = [f["type"] for f in self.manifest["inputs"]]
-        tabular = any(t in ("numeric", "binary", "category", "datetime") for t in types)
-        if types.count("text") + types.count("image") + tabular > 1 or "sequence" in types:  # a fusion model
-            raise NotServed(f"{self.path} reads several kinds of input, whose explanation needs background rows "
-                            f"the server does not keep: explain it offline with seekforge explain {self.path} DATA")  # fmt: skip
+        if self.several and "samples.safetensors" not in self.manifest["files"]:
+            raise NotServed(f"{self.path} carries no held-out rows (samples.safetensors) to take as the SHAP "
+                            "background: retrain it with this seekforge")  # fmt: skip
         if self.takes_table and "samples.json" not in self.manifest["files"]:
             raise NotServed(f"{self.path} carries no held-out raw rows (samples.json) to take as the SHAP "
                             "background: retrain it with this seekforge")  # fmt: skip
@@ -73,6 +72,14 @@ class Explainer:
         limit = self.config.explain_max_rows
         if records > limit:
             raise TooLarge(f"{records} records to explain; one request explains at most {limit}: split it")
+
+    @property
+    def several(self) -> bool:
+        """Whether the model reads several kinds of input (a fusion model): each is explained whole, over the
+        package's held-out rows as they were encoded."""
+        types = [f["type"] for f in self.manifest["inputs"]]
+        tabular = any(t in ("numeric", "binary", "category", "datetime") for t in types)
+        return types.count("text") + types.count("image") + tabular > 1 or "sequence" in types
 
     @property
     def takes_table(self) -> bool:
@@ -88,9 +95,13 @@ class Explainer:
             self._model = load_model(self.path)
             if self.takes_table:  # held-out raw rows: the background of SHAP values
                 self._background = pd.DataFrame(read_package_json(self.path, "samples.json"))
+            elif self.several:  # held-out rows as they were encoded
+                from seekforge.train import Tensors
+
+                self._encoded = Tensors.load(self.path / "samples.safetensors").inputs
         try:
-            found = explain(self._model, pd.DataFrame(rows), rows=len(rows), method=method,
-                            background_frame=self._background, faithfulness=False)  # fmt: skip
+            found = explain(self._model, pd.DataFrame(rows), rows=len(rows), method=method, faithfulness=False,
+                            background_frame=self._background, background_batch=self._encoded)  # fmt: skip
         except ConfigError as exc:  # a method the model's inputs do not allow
             raise BadRequest(exc.message + (f" ({exc.hint})" if exc.hint else "")) from None
         answers = []
@@ -100,7 +111,7 @@ class Explainer:
                 "value": found.values[k],
                 "base": found.base[k],
             }
-            if found.kind == "tabular":
+            if found.kind in ("tabular", "inputs"):
                 entry["attributions"] = dict(zip(found.features or [], found.attributions[k].tolist(), strict=True))
             elif found.kind == "text":
                 tokens = (found.tokens or [])[k]
