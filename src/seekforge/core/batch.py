@@ -3,6 +3,12 @@ and what a model and its ONNX graph read them by."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+Batch = TypeVar("Batch", bound=Mapping[str, Any])
+
 #: Keys of the token tensors ``[rows, tokens]`` (a sequence input's items too), whose second axis varies
 #: from batch to batch.
 TOKEN_KEYS = ("input_ids", "attention_mask", "hidden", "sequence", "sequence_mask")
@@ -35,3 +41,41 @@ def mask_key(key: str) -> str | None:
     if kind == "sequence":
         return sequence_keys(name)[1]
     return None if kind != "input_ids" else text_keys(name or None)[1]
+
+
+def input_keys(inputs: Iterable[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
+    """The batch keys of each text, image and sequence input, from the inputs' ``(name, type)`` in the
+    recipe's order: a text or image that is the only one of its kind keeps the plain keys, several carry
+    their names; a sequence always does. Other inputs share ``numeric`` and ``category``."""
+    inputs = list(inputs)
+    counts = Counter(kind for _, kind in inputs)
+    keys: dict[str, tuple[str, ...]] = {}
+    for name, kind in inputs:
+        named = name if counts[kind] > 1 else None
+        if kind == "text":
+            keys[name] = text_keys(named)
+        elif kind == "image":
+            keys[name] = (image_key(named),)
+        elif kind == "sequence":
+            keys[name] = sequence_keys(name)
+    return keys
+
+
+def several_kinds(types: Iterable[str]) -> bool:
+    """Whether inputs of these types make a model over several kinds of input (a fusion model): tabular
+    columns beside a text or an image, more than one text or image, or any sequence."""
+    types = list(types)
+    tabular = any(t in ("numeric", "binary", "category", "datetime") for t in types)
+    return types.count("text") + types.count("image") + tabular > 1 or "sequence" in types
+
+
+def trim_tokens(batch: Batch) -> Batch:
+    """``batch`` (numpy arrays or torch tensors) with each token or sequence input cut to its longest row's
+    length (at least 1), as its mask says; the other inputs as they are."""
+    out = dict(batch)
+    for ids in batch:
+        mask = mask_key(ids)
+        if mask in batch and len(batch[mask]) and batch[mask].shape[1]:
+            length = max(int(batch[mask].sum(1).max()), 1)
+            out[ids], out[mask] = batch[ids][:, :length], batch[mask][:, :length]
+    return out  # type: ignore[return-value]

@@ -17,13 +17,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from seekforge.core.batch import input_keys
 from seekforge.core.errors import DataError, NotFittedError
 from seekforge.data._images import ImageStats, fit_images
 from seekforge.data._sequences import fit_datetime, fit_sequence
 from seekforge.data._text import TextEncoder
-from seekforge.data._validate import check_table, row_place
+from seekforge.data._validate import check_table, require_some, row_place
 from seekforge.data.config import FeaturesConfig
-from seekforge.models.config import ModelIO, image_key, sequence_keys, text_keys
+from seekforge.models.config import ModelIO
 from seekforge.runtime import FALSE, TRUE, InputEncoder, canonical, datetime_columns
 
 FORMAT_VERSION = 1
@@ -79,12 +80,7 @@ class Preprocessor:
                 self.categories_[feature.name] = _fit_category(column, feature.min_frequency, feature.max_categories)
             elif feature.type == "text":
                 texts = column.fillna("").astype(str).tolist()
-                if not any(text.strip() for text in texts):
-                    raise DataError(
-                        f"{frame.attrs.get('source', 'data')}: the text input '{feature.name}' is empty in every "
-                        "row of the training split",
-                        hint=f"fill it, or remove '{feature.name}' from features.inputs",
-                    )
+                require_some(any(text.strip() for text in texts), frame, feature.name, "text")
                 self.text_[feature.name] = TextEncoder.fit(
                     texts,
                     max_length=feature.max_length,
@@ -118,7 +114,6 @@ class Preprocessor:
             self.target_mean_ = float(values.mean())
             self.target_std_ = float(values.std()) or 1.0
         self.fitted_ = True
-        self._encoder = None
         return self
 
     def _tokenizer_of(self, name: str) -> str | Path | None:
@@ -129,10 +124,6 @@ class Preprocessor:
     @property
     def task(self) -> str:
         return self.features.task
-
-    def _named(self, kind: str) -> bool:
-        """Whether inputs of ``kind`` carry their names in their batch keys (more than one of them)."""
-        return len(self.features.of_type(kind)) > 1
 
     def _check_fitted(self) -> None:
         if not getattr(self, "fitted_", False):
@@ -205,19 +196,19 @@ class Preprocessor:
         text = next(iter(self.text_.values()), None)
         image = next(iter(self.images_.values()), None)
         inputs: list[dict[str, Any]] = []
+        keys = input_keys((f.name, f.type) for f in self.features.inputs)
         for feature in self.features.inputs:
-            named = feature.name if self._named(feature.type) else None
             if feature.type == "text":
-                ids_key, mask_key = text_keys(named)
+                ids_key, mask_key = keys[feature.name]
                 encoder = self.text_[feature.name]
                 inputs.append({"name": feature.name, "type": "text", "ids": ids_key, "mask": mask_key,
                                "vocab_size": encoder.vocab_size, "max_length": encoder.max_length})  # fmt: skip
             elif feature.type == "image":
                 shape = list(self.images_[feature.name].shape)
-                inputs.append({"name": feature.name, "type": "image", "key": image_key(named), "shape": shape})
+                inputs.append({"name": feature.name, "type": "image", "key": keys[feature.name][0], "shape": shape})
             elif feature.type == "sequence":
                 spec = self.sequences_[feature.name]
-                items_key, mask_key = sequence_keys(feature.name)
+                items_key, mask_key = keys[feature.name]
                 inputs.append({"name": feature.name, "type": "sequence", "kind": spec["kind"], "items": items_key,
                                "mask": mask_key, "vocab_size": len(spec.get("vocab", ())) + 2,
                                "max_length": spec["max_length"]})  # fmt: skip

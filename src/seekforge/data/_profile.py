@@ -25,6 +25,7 @@ from seekforge.core.progress import progress_task
 from seekforge.data._correlation import class_distributions, correlations, redundant_partners
 from seekforge.data._duplicates import duplicate_counts
 from seekforge.data._pii import pii_profile
+from seekforge.data._sequences import numeric_item
 from seekforge.data._values import as_text, nested_positions, numbers
 from seekforge.data._warnings import warnings_of
 
@@ -246,7 +247,7 @@ def _sequences(cells: pd.Series) -> dict[str, Any]:
         return {"items": None, "lengths": {}, "empty": 0, "longer_than_64": 0, "top": []}
     lengths = np.array([len(items) for items in lists], dtype=float)
     items = [v for values in lists for v in values if v is not None]
-    numbers_only = all(isinstance(v, int | float) and not isinstance(v, bool) for v in items)
+    numbers_only = all(numeric_item(v) for v in items)
     counts = pd.Series([str(v) for v in items], dtype=object).value_counts().head(10)
     return {
         "items": "numbers" if numbers_only else "tokens",

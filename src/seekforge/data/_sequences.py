@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seekforge.core.errors import DataError
-from seekforge.data._validate import row_place
+from seekforge.data._validate import require_some, row_place
 from seekforge.data.config import DatetimeFeature, SequenceFeature
 from seekforge.runtime import calendar_parts, canonical, epoch_seconds, is_missing, read_sequence, sequence_numbers
 
@@ -28,15 +27,10 @@ def fit_sequence(column: pd.Series, frame: pd.DataFrame, feature: SequenceFeatur
     name = feature.name
     lists = [read_sequence(value, row_place(frame, pos), name) for pos, value in enumerate(column)]
     lengths = [len(items) for items in lists]
-    if not any(lengths):
-        raise DataError(
-            f"{frame.attrs.get('source', 'data')}: the sequence input '{name}' is empty in every row of the "
-            "training split",
-            hint=f"fill it, or remove '{name}' from features.inputs",
-        )
+    require_some(any(lengths), frame, name, "sequence")
     kind = feature.values
     if kind == "auto":
-        kind = "numbers" if all(_numeric(item) for items in lists for item in items) else "tokens"
+        kind = "numbers" if all(numeric_item(item) for items in lists for item in items) else "tokens"
     spec: dict[str, Any] = {"kind": kind, "max_length": feature.max_length, "keep": feature.keep,
                             "rows": len(lists), "truncated": sum(n > feature.max_length for n in lengths),
                             "longest": max(lengths)}  # fmt: skip
@@ -54,7 +48,7 @@ def fit_sequence(column: pd.Series, frame: pd.DataFrame, feature: SequenceFeatur
     return spec
 
 
-def _numeric(item: Any) -> bool:
+def numeric_item(item: Any) -> bool:
     """A number (or a missing item); numbers written as text (``"1043"``, an identifier) are tokens."""
     return is_missing(item) or (isinstance(item, int | float) and not isinstance(item, bool))
 
@@ -68,12 +62,7 @@ def fit_datetime(column: pd.Series, frame: pd.DataFrame, feature: DatetimeFeatur
     """
     seconds = np.array([epoch_seconds(v, row_place(frame, pos), feature.name) for pos, v in enumerate(column)])
     present = seconds[~np.isnan(seconds)]
-    if not present.size:
-        raise DataError(
-            f"{frame.attrs.get('source', 'data')}: the datetime input '{feature.name}' is empty in every row of "
-            "the training split",
-            hint=f"fill it, or remove '{feature.name}' from features.inputs",
-        )
+    require_some(bool(present.size), frame, feature.name, "datetime")
     spec: dict[str, Any] = {"parts": list(feature.parts), "fill": float(np.median(present))}
     raw = calendar_parts(present, {"parts": ["elapsed", "year"], "elapsed": _UNIT, "year": _UNIT})
     for i, part in enumerate(("elapsed", "year")):

@@ -99,6 +99,20 @@ def require_values(
         )
 
 
+def require_some(present: bool, frame: pd.DataFrame, name: str, kind: str) -> None:
+    """Refuse a ``kind`` input that has no value in any row of the training split (``present`` False).
+
+    Raises:
+        DataError: Naming the input and the fix.
+    """
+    if not present:
+        raise DataError(
+            f"{frame.attrs.get('source', 'data')}: the {kind} input '{name}' is empty in every row of the "
+            "training split",
+            hint=f"fill it, or remove '{name}' from features.inputs",
+        )
+
+
 def _numeric(column: pd.Series, frame: pd.DataFrame, name: str, *, is_output: bool) -> pd.Series:
     if pd.api.types.is_bool_dtype(column):
         return column.astype(float)

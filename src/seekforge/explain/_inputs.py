@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from seekforge.core.batch import image_key, sequence_keys, text_keys
+from seekforge.core.batch import input_keys
 from seekforge.data import Preprocessor
 from seekforge.runtime import datetime_columns
 
@@ -32,7 +32,7 @@ def players(pre: Preprocessor) -> list[Player]:
     """The model's inputs in the recipe's order, each with the batch tensors (and columns) that carry it."""
     numeric = pre.numeric_columns()
     categories = list(pre.categories_)
-    named = {kind: len(pre.features.of_type(kind)) > 1 for kind in ("text", "image")}
+    keys = input_keys((f.name, f.type) for f in pre.features.inputs)
     out = []
     for feature in pre.features.inputs:
         name, kind = feature.name, feature.type
@@ -43,12 +43,8 @@ def players(pre: Preprocessor) -> list[Player]:
             slices = (("numeric", tuple(numeric.index(p) for p in parts)),)
         elif kind == "category":
             slices = (("category", (categories.index(name),)),)
-        elif kind == "text":
-            slices = tuple((key, None) for key in text_keys(name if named["text"] else None))
-        elif kind == "image":
-            slices = ((image_key(name if named["image"] else None), None),)
-        else:
-            slices = tuple((key, None) for key in sequence_keys(name))
+        else:  # a text, an image or a sequence: its tensors whole
+            slices = tuple((key, None) for key in keys[name])
         out.append(Player(name, slices))
     return out
 

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from seekforge.core.batch import several_kinds
 from seekforge.core.errors import PackageError
 from seekforge.core.package import read_manifest, read_package_json
 from seekforge.data import Preprocessor
@@ -48,8 +49,7 @@ class ExplainedModel:
         """``text``, ``image`` or ``tabular``: which inputs the model reads; ``inputs`` when it reads more than
         one kind, more than one text or image, or a sequence (a fusion model: its inputs are attributed whole)."""
         pre = self.preprocessor
-        tabular = bool(pre.numeric_ or pre.binary_ or pre.categories_ or pre.datetimes_)
-        if len(pre.text_) + len(pre.images_) + tabular > 1 or pre.sequences_:
+        if several_kinds(f.type for f in pre.features.inputs):
             return "inputs"
         if pre.text_:
             return "text"

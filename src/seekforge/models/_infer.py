@@ -7,19 +7,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from seekforge.models.config import mask_key
+from seekforge.core.batch import trim_tokens
 
 
 def collate(inputs: dict[str, torch.Tensor], index: torch.Tensor | slice) -> dict[str, torch.Tensor]:
     """Rows ``index`` of every input tensor; token tensors are trimmed to the longest row in the batch (each
     text input to its own)."""
-    batch = {key: value[index] for key, value in inputs.items()}
-    for ids in list(batch):
-        mask = mask_key(ids)
-        if mask in batch and batch[mask].numel():
-            length = max(int(batch[mask].sum(dim=1).max()), 1)
-            batch[mask], batch[ids] = batch[mask][:, :length], batch[ids][:, :length]
-    return batch
+    return trim_tokens({key: value[index] for key, value in inputs.items()})
 
 
 def num_rows(inputs: dict[str, torch.Tensor]) -> int:

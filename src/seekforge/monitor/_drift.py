@@ -277,9 +277,9 @@ def _feature(
 
         return _evaluate(config, name, ftype, "hour of the week", sketch, hours_of_week(list(column), name))
     if ftype == "sequence":
-        from seekforge.monitor._reference import sequence_items
+        from seekforge.monitor._reference import sequence_items, sequence_lists
 
-        items = sequence_items(column, name)
+        items = sequence_items(sequence_lists(column, name))
         if sketch["kind"] == "numbers":
             return _evaluate(config, name, ftype, "item values", sketch["items"], items.to_numpy(dtype=float))
         return _evaluate(config, name, ftype, "items", sketch["items"], items)

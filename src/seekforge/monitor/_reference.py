@@ -99,9 +99,13 @@ def word_counts(texts: list[str]) -> np.ndarray:
     return np.fromiter((len(t.split()) for t in texts), dtype=float, count=len(texts))
 
 
-def sequence_items(column: pd.Series, name: str) -> pd.Series:
-    """Every item of every list in a sequence column, in order (a cell that is no list is refused)."""
-    lists = [read_sequence(value, f"row {pos}", name) for pos, value in enumerate(column)]
+def sequence_lists(column: pd.Series, name: str) -> list[list[Any]]:
+    """Each cell of a sequence column as its list (a cell that is no list is refused)."""
+    return [read_sequence(value, f"row {pos}", name) for pos, value in enumerate(column)]
+
+
+def sequence_items(lists: list[list[Any]]) -> pd.Series:
+    """Every item of every list, in order."""
     return pd.Series([item for items in lists for item in items], dtype=object)
 
 
@@ -135,8 +139,9 @@ def build_reference(frame: pd.DataFrame, preprocessor: Preprocessor) -> dict[str
             sketch = _numeric_sketch(hours_of_week(list(column), feature.name))
         elif feature.type == "sequence":
             spec = preprocessor.sequences_[feature.name]
-            items = sequence_items(column, feature.name)
-            lengths = [len(read_sequence(v, f"row {i}", feature.name)) for i, v in enumerate(column)]
+            lists = sequence_lists(column, feature.name)
+            items = sequence_items(lists)
+            lengths = [len(values) for values in lists]
             numbers = pd.to_numeric(items, errors="coerce").to_numpy(dtype=float)
             sketch = {
                 "kind": spec["kind"],

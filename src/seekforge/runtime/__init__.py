@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from seekforge.core.batch import mask_key
+from seekforge.core.batch import trim_tokens
 from seekforge.core.errors import DataError, PackageError
 from seekforge.core.hardware import int8_portability
 from seekforge.core.metrics import classification_metrics, regression_metrics
@@ -110,7 +110,8 @@ class PackageView:
 
 
 class RuntimePredictor(PackageView):
-    """A package's raw-input ONNX model on onnxruntime. Use :func:`load` to get one."""
+    """A package's ONNX model on onnxruntime, fed raw values or inputs encoded here (``encoder``). Use
+    :func:`load` to get one."""
 
     def __init__(
         self,
@@ -149,7 +150,7 @@ class RuntimePredictor(PackageView):
 
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         try:
-            return np.asarray(self.session.run(None, trimmed(feeds))[0])
+            return np.asarray(self.session.run(None, trim_tokens(feeds))[0])  # as training's batches are
         except Exception as exc:  # onnxruntime's errors derive from Exception only
             raise PackageError(f"onnxruntime failed to run {self.path}: {exc}") from exc
 
@@ -219,17 +220,6 @@ class RuntimePredictor(PackageView):
 ENCODED_ROWS = 256
 
 
-def trimmed(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Token arrays cut to the longest row's tokens (each text to its own), as training's batches are."""
-    out = dict(feeds)
-    for ids in feeds:
-        mask = mask_key(ids)
-        if mask in feeds and feeds[mask].size:
-            length = max(int(feeds[mask].sum(axis=1).max()), 1)
-            out[ids], out[mask] = feeds[ids][:, :length], feeds[mask][:, :length]
-    return out
-
-
 def _is_number(value: Any) -> bool:
     try:
         float(value)
@@ -244,16 +234,16 @@ def load(
     """Load one of a package's ONNX exports for prediction with onnxruntime: one that takes raw values, or
     one whose inputs the runtime encodes (texts, images; see :class:`InputEncoder`).
 
-        Args:
-            path: The package directory.
-            backend: ``auto`` (the backend ``seekforge optimize`` chose, when it is one of these, else the fp32
-                export), or an ONNX backend the package holds: ``onnxruntime``, ``onnxruntime-int8``, ...
-            verify: Check every file's sha256 against ``package.json``.
-            threads: Intra-op threads of the session; None: onnxruntime's default.
+    Args:
+        path: The package directory.
+        backend: ``auto`` (the backend ``seekforge optimize`` chose, when it is one of these, else the fp32
+            export), or an ONNX backend the package holds: ``onnxruntime``, ``onnxruntime-int8``, ...
+        verify: Check every file's sha256 against ``package.json``.
+        threads: Intra-op threads of the session; None: onnxruntime's default.
 
-        Raises:
-            PackageError: Not a package, a file was modified, or the package has no such export.
-            MissingDependencyError: onnxruntime is not installed.
+    Raises:
+        PackageError: Not a package, a file was modified, or the package has no such export.
+        MissingDependencyError: onnxruntime is not installed.
     """
     from seekforge.core.deps import extra_command
 

@@ -10,7 +10,6 @@ torch.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -19,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from seekforge.core.batch import image_key, sequence_keys, text_keys
+from seekforge.core.batch import input_keys
 from seekforge.core.deps import require
 from seekforge.core.errors import DataError
 from seekforge.core.images import check_pixels, decode_image
-from seekforge.runtime._encode import _numbers, binary_table, canonical, is_missing
+from seekforge.runtime._encode import MISSING, _binary, _numbers, binary_table, canonical, is_missing
 
 Place = Callable[[int], str]
 
@@ -125,16 +124,14 @@ class InputEncoder:
     already built (by input name), instead of building them from the state's JSON."""
 
     def __init__(self, state: Mapping[str, Any], *, tokens: Mapping[str, Tokens] | None = None) -> None:
-        inputs = state["features"]["inputs"]
-        kinds = Counter(feature["type"] for feature in inputs)
+        keys = input_keys((feature["name"], feature["type"]) for feature in state["features"]["inputs"])
         self.numeric: dict[str, dict[str, float]] = dict(state["numeric"])
         self.binary: dict[str, list[str]] = dict(state["binary"])
         self.categories = {name: {v: i + 1 for i, v in enumerate(vocab)} for name, vocab in state["categories"].items()}
         tokens = tokens or {name: Tokens(spec["tokenizer"], spec["max_length"]) for name, spec in state["text"].items()}
-        self.texts = {name: (tokens[name], text_keys(name if kinds["text"] > 1 else None)) for name in state["text"]}
-        self.images = {name: (spec, image_key(name if kinds["image"] > 1 else None))
-                       for name, spec in state["images"].items()}  # fmt: skip
-        self.sequences = dict(state.get("sequences", {}))
+        self.texts = {name: (tokens[name], keys[name]) for name in state["text"]}
+        self.images = {name: (spec, keys[name][0]) for name, spec in state["images"].items()}
+        self.sequences = {name: (spec, keys[name]) for name, spec in state.get("sequences", {}).items()}
         self.datetimes = dict(state.get("datetimes", {}))
 
     @property
@@ -173,8 +170,7 @@ class InputEncoder:
             batch[ids], batch[mask] = tokens.encode_arrays(texts)
         for name, (spec, key) in self.images.items():
             batch[key] = encode_images(columns[name], spec, place=place, name=name)
-        for name, spec in self.sequences.items():
-            items, mask = sequence_keys(name)
+        for name, (spec, (items, mask)) in self.sequences.items():
             batch[items], batch[mask] = encode_sequences(columns[name], spec, place=place, name=name)
         return batch
 
@@ -192,15 +188,10 @@ def encode_images(
 
 
 def _binary_codes(name: str, values: Sequence[Any], negative: str, positive: str, place: Place) -> np.ndarray:
+    """0 and 1 for the two trained values (each spelling :func:`binary_table` knows), 0.5 for a missing one."""
     table = binary_table(negative, positive)
-    out = np.empty(len(values), dtype=np.float64)
-    for pos, value in enumerate(values):
-        code = 0.5 if is_missing(value) else table.get(canonical(value).lower())
-        if code is None:
-            raise DataError(f"{place(pos)}: binary column '{name}' holds {value!r}; training saw only {negative!r} "
-                            f"and {positive!r}")  # fmt: skip
-        out[pos] = code
-    return out
+    keys = _binary(name, values, (negative, positive), place)
+    return np.array([0.5 if key == MISSING else table[key] for key in keys], dtype=np.float64)
 
 
 def read_sequence(value: Any, where: str, name: str) -> list[Any]:
@@ -343,16 +334,16 @@ def calendar_parts(seconds: np.ndarray, spec: Mapping[str, Any], *, offsets: np.
     """The calendar parts of times given as seconds since 1970 (UTC) and their zones' ``offsets`` from UTC
     in seconds (none: UTC), as :func:`encode_datetimes` gives them."""
     wall = seconds if offsets is None else seconds + offsets
-    instants = np.floor(wall).astype("datetime64[s]")
-    days = instants.astype("datetime64[D]")
+    days = np.floor(wall).astype("datetime64[s]").astype("datetime64[D]")
     months = days.astype("datetime64[M]")
+    day_of_week, hour = _week(wall)
     found = {
         "elapsed": seconds / 86400.0,
         "year": months.astype("datetime64[Y]").astype(np.int64) + 1970.0,
         "month": months.astype(np.int64) % 12,  # 0 for January
-        "day_of_week": (days.astype(np.int64) + 3) % 7,  # 0 for Monday (1970-01-01 was a Thursday)
+        "day_of_week": day_of_week,
         "day_of_month": (days - months.astype("datetime64[D]")).astype(np.int64),  # 0 for the 1st
-        "hour": (wall % 86400.0) / 3600.0,
+        "hour": hour,
         "minute": (wall % 3600.0) / 60.0,
     }
     found["weekend"] = (found["day_of_week"] >= 5).astype(np.float64)
@@ -373,6 +364,11 @@ def hours_of_week(values: Sequence[Any], name: str) -> np.ndarray:
     """Each time's hour of its week (0 for Monday 00:00 to 168, local where it has a zone; NaN when missing):
     what drift compares of a datetime input, since its elapsed time always moves on."""
     found = np.array([instant(v, f"row {i}", name) for i, v in enumerate(values)], dtype=np.float64).reshape(-1, 2)
-    wall = found[:, 0] + found[:, 1]
-    days = np.floor(wall / 86400.0)
-    return ((days + 3) % 7) * 24 + (wall % 86400.0) / 3600.0  # 1970-01-01 was a Thursday
+    day_of_week, hour = _week(found[:, 0] + found[:, 1])
+    return day_of_week * 24 + hour
+
+
+def _week(wall: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The day of the week (0 for Monday) and the hour of the day (with its minutes) of wall-clock times in
+    seconds since 1970; NaN stays NaN."""
+    return (np.floor(wall / 86400.0) + 3) % 7, (wall % 86400.0) / 3600.0  # 1970-01-01 was a Thursday

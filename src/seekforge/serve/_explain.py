@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from seekforge.core.batch import several_kinds
 from seekforge.core.deps import extra_command
 from seekforge.core.package import read_package_json
 from seekforge.core.prediction_log import json_safe
@@ -77,9 +78,7 @@ class Explainer:
     def several(self) -> bool:
         """Whether the model reads several kinds of input (a fusion model): each is explained whole, over the
         package's held-out rows as they were encoded."""
-        types = [f["type"] for f in self.manifest["inputs"]]
-        tabular = any(t in ("numeric", "binary", "category", "datetime") for t in types)
-        return types.count("text") + types.count("image") + tabular > 1 or "sequence" in types
+        return several_kinds(f["type"] for f in self.manifest["inputs"])
 
     @property
     def takes_table(self) -> bool:
