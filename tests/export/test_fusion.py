@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import seekforge
 from seekforge.compress import CompressConfig, compress_package
 from seekforge.export import export_package
+from seekforge.export._onnx import export_onnx
 
 
 def test_the_onnx_graph_takes_each_input_by_its_key_with_a_sequence_axis_per_text(fusion_package: Path) -> None:
@@ -45,3 +47,25 @@ def test_pruning_narrows_the_tabular_encoder_and_keeps_the_cross_attention(
     assert pruned["encoders"]["tabular"]["hidden"] == [8] and parent["encoders"]["tabular"]["hidden"] == [16]
     assert pruned["combiner"] == parent["combiner"]
     assert result.rows[-1].parameters < result.rows[0].parameters
+
+
+@pytest.mark.parametrize("rnn", [torch.nn.GRU, torch.nn.LSTM])
+def test_a_recurrent_encoder_keeps_its_sequence_axis_in_every_export_of_a_process(rnn: type, tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+
+    class Recurrent(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = rnn(4, 4, batch_first=True)
+
+        def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            return self.rnn(batch["input_ids"].float().unsqueeze(-1).expand(-1, -1, 4))[0].sum(dim=1)
+
+    model = Recurrent()
+    example = {"input_ids": torch.ones(3, 6, dtype=torch.long)}
+    for attempt in range(2):
+        export_onnx(model, example, tmp_path / f"{attempt}.onnx", opset=18)
+        (graph_input,) = onnx.load(str(tmp_path / f"{attempt}.onnx")).graph.input
+        assert [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim] == ["batch", "sequence"]
+    model.train()(example).sum().backward()  # the export's loop kernel did not stay behind for training
+    assert model.rnn.weight_ih_l0.grad is not None

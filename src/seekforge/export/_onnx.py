@@ -36,6 +36,25 @@ class _Positional(nn.Module):
 
 
 @contextmanager
+def _fresh_rnn_kernels() -> Iterator[None]:
+    """Clear the cached kernels of GRU and LSTM around an export.
+
+    With a dynamic sequence axis the exporter swaps in a while-loop decomposition of these operators by
+    editing their kernel tables, and leaves the operators' dispatch caches as they were: in a process that
+    has exported one before, a second export then unrolls the recurrence and fixes the sequence axis at the
+    example's length (torch 2.13), and the cached while-loop kernel would outlive the export.
+    """
+    ops = (torch.ops.aten.gru.input, torch.ops.aten.lstm.input)
+    for op in ops:
+        op._dispatch_cache.clear()
+    try:
+        yield
+    finally:
+        for op in ops:
+            op._dispatch_cache.clear()
+
+
+@contextmanager
 def _quiet_exporter() -> Iterator[None]:
     loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript")]
     levels = [logger.level for logger in loggers]
@@ -91,7 +110,7 @@ def export_onnx(
     model = model.for_export() if hasattr(model, "for_export") else model  # type: ignore[operator]
     wrapper = _Positional(model.eval(), keys).eval()
     try:
-        with _quiet_exporter(), torch.no_grad():
+        with _quiet_exporter(), _fresh_rnn_kernels(), torch.no_grad():
             program = torch.onnx.export(
                 wrapper,
                 tuple(example[k] for k in keys),
