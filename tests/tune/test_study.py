@@ -12,7 +12,7 @@ from seekforge.core.errors import ConfigError
 from seekforge.recipe import load_recipe
 from seekforge.serve import load
 from seekforge.tune import run_study
-from tests.conftest import make_tabular, tabular_recipe
+from tests.conftest import fusion_recipe, make_fusion, make_tabular, tabular_recipe
 
 SPACE = {
     "search_space": {"train.lr": {"suggest": "float", "low": 1e-4, "high": 0.3, "log": True}},
@@ -222,3 +222,27 @@ def test_each_pruner_name_makes_its_optuna_pruner(name: str, kind: str) -> None:
     from seekforge.tune._storage import _pruner
 
     assert type(_pruner(optuna, name, 10)).__name__ == kind
+
+
+def test_a_fusion_study_searches_encoders_and_the_combiner(tmp_path: Path) -> None:
+    source = make_fusion(tmp_path, rows=120)
+    recipe = fusion_recipe(str(source))
+    recipe["train"] = {"epochs": 2, "batch_size": 16, "lr": 0.01}
+    combiners = [{"type": "concat"}, {"type": "cross_attention", "layers": 1, "heads": 2, "dim": 16}]
+    texts = [{"type": "bag", "dim": 8}, {"type": "transformer", "hidden": 16, "layers": 1, "heads": 2}]
+    recipe["tune"] = {"trials": 4, "pruner": "none", "search_space": {
+        "model.combiner": {"suggest": "categorical", "choices": combiners},
+        "model.encoders.sequence.type": {"suggest": "categorical", "choices": ["gru", "lstm", "conv1d"]},
+        "model.encoders.text": {"suggest": "categorical", "choices": texts},
+    }}  # fmt: skip
+    result = run_study(recipe, runs_dir=tmp_path / "runs")
+    summary = json.loads((result.study_dir / "study.json").read_text())
+    assert [t["state"] for t in summary["trials"]] == ["COMPLETE"] * 4
+    drawn = {(t["params"]["model.combiner"], t["params"]["model.encoders.sequence.type"]) for t in summary["trials"]}
+    assert len(drawn) > 1
+    best = summary["best"]["params"]
+    config = json.loads((result.package / "model.json").read_text())["config"]
+    assert json.loads(best["model.combiner"]).items() <= config["combiner"].items()
+    assert config["encoders"]["sequence"]["type"] == best["model.encoders.sequence.type"]
+    assert config["encoders"]["text"]["type"] == json.loads(best["model.encoders.text"])["type"]
+    assert config["encoders"]["clicks"]["type"] == "conv1d"  # an input's own encoder is not the kind's
