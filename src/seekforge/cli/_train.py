@@ -77,11 +77,10 @@ def validate(
 
     resolved = load_recipe(recipe, overrides=set_ or [])
     if data:
-        from seekforge.data import check_table, read_source
+        from seekforge.data import check_table, derive_history, read_source
 
-        check_table(read_source(resolved.data.source, resolved.data.read), resolved.features)
-        if resolved.data.test:
-            check_table(read_source(resolved.data.test, resolved.data.read), resolved.features)
+        for source in filter(None, (resolved.data.source, resolved.data.test)):
+            check_table(derive_history(read_source(source, resolved.data.read), resolved.features), resolved.features)
     if as_json:
         print_json({"recipe": recipe, "ok": True, "name": resolved.name, "task": resolved.task,
                     "model": resolved.model.type, "inputs": [f.name for f in resolved.features.inputs],

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from seekforge.data._history import derive_history
     from seekforge.data._images import ImageStats, load_images
     from seekforge.data._preprocess import Preprocessor
     from seekforge.data._profile import id_like, infer_task, infer_type
@@ -29,6 +30,7 @@ _HOME = {
     "frame_fingerprint": "_split",
     "load_splits": "_split",
     "check_table": "_validate",
+    "derive_history": "_history",
     "row_place": "_validate",
     "require_values": "_validate",
     "TextEncoder": "_text",
@@ -56,6 +58,7 @@ __all__ = [
     "TextEncoder",
     "as_text",
     "check_table",
+    "derive_history",
     "frame_fingerprint",
     "id_like",
     "infer_task",

@@ -25,7 +25,7 @@ from seekforge.data._text import TextEncoder
 from seekforge.data._validate import check_table, require_some, row_place
 from seekforge.data.config import FeaturesConfig
 from seekforge.models.config import ModelIO
-from seekforge.runtime import FALSE, TRUE, InputEncoder, canonical, datetime_columns
+from seekforge.runtime import FALSE, TRUE, InputEncoder, add_history, canonical, datetime_columns
 
 FORMAT_VERSION = 1
 
@@ -138,10 +138,28 @@ class Preprocessor:
             DataError: A declared column is missing or holds a value that cannot be encoded.
         """
         self._check_fitted()
-        frame = check_table(frame, self.features, with_output=False)
+        frame = check_table(self.with_history(frame), self.features, with_output=False)
         columns = {name: frame[name].to_numpy() for name in self.encoder.columns}
         feeds = self.encoder.feeds(columns, place=functools.partial(row_place, frame))
         return {key: torch.from_numpy(values) for key, values in feeds.items()}
+
+    def with_history(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` (not modified) with each derived input it lacks computed from its own rows: the entity's
+        earlier rows must be among them (see :func:`seekforge.runtime.add_history`).
+
+        Raises:
+            DataError: A column it is computed from is missing too, or holds a value it cannot use.
+        """
+        schema = [e for e in self.input_schema() if "history" in e and e["name"] not in frame.columns]
+        if not schema:
+            return frame
+        sources = {c for e in schema for c in (e["history"]["key"], e["history"]["time"], e["history"].get("of"))}
+        columns = {str(c): frame[c].tolist() for c in frame.columns if c in sources}
+        derived = add_history(columns, schema, place=functools.partial(row_place, frame))
+        out = frame.copy()
+        for entry in schema:
+            out[entry["name"]] = derived[entry["name"]]
+        return out
 
     @property
     def encoder(self) -> InputEncoder:
@@ -244,6 +262,8 @@ class Preprocessor:
             elif feature.type == "sequence":
                 entry["values"] = self.sequences_[feature.name]["kind"]
                 entry["max_length"] = self.sequences_[feature.name]["max_length"]
+            elif getattr(feature, "history", None) is not None and self.features.history is not None:
+                entry["history"] = {**self.features.history.model_dump(), **feature.history.spec()}  # type: ignore[union-attr]
             schema.append(entry)
         return schema
 

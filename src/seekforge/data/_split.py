@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from seekforge.core.errors import DataError
+from seekforge.data._history import check_history_columns, time_order, with_history
 from seekforge.data._sources import read_source
 from seekforge.data._validate import check_table
 from seekforge.data.config import DataConfig, FeaturesConfig
@@ -62,25 +63,29 @@ def load_splits(data: DataConfig, features: FeaturesConfig, seed: int, *, keep: 
     rejected = 0
     if data.clean is not None and data.clean.coerce:
         raw, rejected = _set_aside_unparseable(raw, features)
-    frame = _carry(check_table(raw, features), raw, keep, features)
-    explicit_test = None
-    if data.test:
-        test_raw = read_source(data.test, data.read)
-        explicit_test = _carry(check_table(test_raw, features), test_raw, keep, features)
+    test_raw = read_source(data.test, data.read) if data.test else None
+    if features.history is None:
+        frame = _carry(check_table(raw, features), raw, keep, features)
+        train_pos, val_pos, test_pos = _positions(frame, raw, data, features, seed, explicit_test=test_raw is not None)
+        explicit_test = None if test_raw is None else _carry(check_table(test_raw, features), test_raw, keep, features)
+    else:  # split first: each split's derived inputs come from the rows it may see
+        train_pos, val_pos, test_pos = _positions(raw, raw, data, features, seed, explicit_test=test_raw is not None)
+        check_history_columns(raw, features)
+        if test_raw is None:
+            raw = with_history(raw, features, [train_pos, np.r_[train_pos, val_pos], np.arange(len(raw))])
+        else:  # the test file's rows see every row of the source and of the test file
+            check_history_columns(test_raw, features)
+            source = raw
+            raw = with_history(raw, features, [train_pos, np.arange(len(raw))])
+            both = pd.concat([source, test_raw])  # each row keeps its index: errors name the test file's rows
+            both.attrs = dict(test_raw.attrs)
+            attrs, test_raw = test_raw.attrs, with_history(both, features, [np.arange(len(both))]).iloc[len(source) :]
+            test_raw.attrs = dict(attrs)
+        frame = _carry(check_table(raw, features), raw, keep, features)
+        explicit_test = None if test_raw is None else _carry(check_table(test_raw, features), test_raw, keep, features)
     fingerprint = frame_fingerprint(frame)
     if explicit_test is not None:
         fingerprint = hashlib.sha256((fingerprint + frame_fingerprint(explicit_test)).encode()).hexdigest()
-    split = data.split
-    labels = frame[features.output.name] if features.task == "classification" and split.stratify else None
-    positions = np.arange(len(frame))
-    test_fraction = 0.0 if explicit_test is not None else split.test
-    rest, test_pos = _divide(positions, labels, test_fraction, seed, "test")
-    remaining = split.train + split.validation if explicit_test is None else 1.0
-    val_fraction = split.validation / remaining
-    rest_labels = labels.iloc[rest] if labels is not None else None
-    train_pos, val_pos = _divide(rest, rest_labels, val_fraction, seed + 1, "validation")
-    if len(train_pos) == 0:
-        raise DataError(f"{data.source}: {len(frame)} rows leave no training rows after the split")
 
     def take(pos: np.ndarray) -> pd.DataFrame:
         part = frame.iloc[np.sort(pos)]  # the index keeps each row's place in the source for error messages
@@ -96,6 +101,42 @@ def load_splits(data: DataConfig, features: FeaturesConfig, seed: int, *, keep: 
     if data.balance is not None:
         train, balancing = _balance_training_rows(train, data, features, seed)
     return Splits(train, take(val_pos), test, fingerprint, cleaning, balancing)
+
+
+def _positions(
+    frame: pd.DataFrame,
+    raw: pd.DataFrame,
+    data: DataConfig,
+    features: FeaturesConfig,
+    seed: int,
+    *,
+    explicit_test: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions of the training, validation and test rows of ``frame`` (``raw`` as read, row for row):
+    shuffled (stratified by the label for a classifier unless told not to) with ``seed``, or in time order
+    by the column ``data.split.order`` of ``raw``.
+
+    Raises:
+        DataError: The split leaves no training rows, or a stratified split cannot be made.
+    """
+    split = data.split
+    test_fraction = 0.0 if explicit_test else split.test
+    remaining = split.train + split.validation if not explicit_test else 1.0
+    if split.order is not None:
+        order = time_order(raw, split.order)
+        n_test = round(len(order) * test_fraction)
+        rest, test_pos = order[: len(order) - n_test], order[len(order) - n_test :]
+        n_val = round(len(rest) * split.validation / remaining)
+        train_pos, val_pos = rest[: len(rest) - n_val], rest[len(rest) - n_val :]
+    else:
+        stratify = features.task == "classification" and split.stratify
+        labels = frame[features.output.name].map(str) if stratify else None
+        rest, test_pos = _divide(np.arange(len(frame)), labels, test_fraction, seed, "test")
+        rest_labels = labels.iloc[rest] if labels is not None else None
+        train_pos, val_pos = _divide(rest, rest_labels, split.validation / remaining, seed + 1, "validation")
+    if len(train_pos) == 0:
+        raise DataError(f"{data.source}: {len(frame)} rows leave no training rows after the split")
+    return train_pos, val_pos, test_pos
 
 
 def _carry(checked: pd.DataFrame, raw: pd.DataFrame, keep: Sequence[str], features: FeaturesConfig) -> pd.DataFrame:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import codecs
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -14,12 +14,17 @@ Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
 class SplitConfig(BaseConfig):
-    """Fractions of the source used for each split; the test fraction is ignored when ``data.test`` is set."""
+    """Fractions of the source used for each split; the test fraction is ignored when ``data.test`` is set.
+
+    ``order`` names a column of times (ISO 8601, dates, seconds since 1970): the earliest rows train, the
+    next validate and the latest test, with no shuffling or stratification, as a model meets the future.
+    """
 
     train: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
     validation: Fraction = 0.1
     test: Fraction = 0.1
     stratify: bool = True
+    order: Annotated[str, Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> SplitConfig:
@@ -87,11 +92,50 @@ class _Feature(BaseConfig):
     name: Annotated[str, Field(min_length=1)]
 
 
+class History(BaseConfig):
+    """How a numeric input is derived from its entity's earlier rows (``features.history`` names the entity
+    and time columns): exactly one of ``lag`` (the value ``of`` a column k rows back), ``window`` (a
+    statistic of the last w rows' values ``of`` a column), ``count`` (how many earlier rows) and ``gap``
+    (days since the previous row)."""
+
+    of: Annotated[str, Field(min_length=1)] | None = None
+    lag: Annotated[int, Field(ge=1, le=1000)] | None = None
+    window: Annotated[int, Field(ge=2, le=1000)] | None = None
+    stat: Literal["mean", "sum", "min", "max", "std", "count"] | None = None  # a window's; mean when not given
+    count: bool = False
+    gap: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> History:
+        kinds = [k for k in ("lag", "window", "count", "gap") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError(f"give exactly one of lag, window, count: true and gap: true, got {kinds or 'none'}")
+        if (self.of is None) == bool(self.lag or self.window):
+            raise ValueError(
+                f"{kinds[0]} {'needs' if self.of is None else 'takes no'} 'of' (the column to look back on)"
+            )
+        if self.stat is not None and not self.window:
+            raise ValueError("stat is for a window")
+        return self
+
+    def spec(self) -> dict[str, Any]:
+        """What the derivation needs, as package.json records it: ``{"lag": 1, "of": "amount"}``, ..."""
+        kind = next(k for k in ("lag", "window", "count", "gap") if getattr(self, k))
+        spec: dict[str, Any] = {kind: getattr(self, kind)}
+        if self.of is not None:
+            spec["of"] = self.of
+        if self.window:
+            spec["stat"] = self.stat or "mean"
+        return spec
+
+
 class NumericFeature(_Feature):
-    """A number; missing values are imputed with the training median, then scaled."""
+    """A number; missing values are imputed with the training median, then scaled. With ``history``, a
+    number derived from the same entity's earlier rows (see :class:`History`)."""
 
     type: Literal["numeric"] = "numeric"
     scaler: Literal["standard", "minmax", "none"] = "standard"
+    history: History | None = None
 
 
 class CategoryFeature(_Feature):
@@ -182,11 +226,21 @@ class OutputFeature(_Feature):
     type: Literal["category", "binary", "numeric"]
 
 
+class EntityHistory(BaseConfig):
+    """The columns that make rows one entity's history: ``key`` names the entity (a customer, a device),
+    ``time`` orders its rows (ISO 8601 times, dates, or seconds since 1970)."""
+
+    key: Annotated[str, Field(min_length=1)]
+    time: Annotated[str, Field(min_length=1)]
+
+
 class FeaturesConfig(BaseConfig):
-    """Inputs the model sees and the output it predicts."""
+    """Inputs the model sees and the output it predicts; ``history`` where inputs are derived from each
+    entity's earlier rows."""
 
     inputs: Annotated[list[InputFeature], Field(min_length=1)]
     output: OutputFeature
+    history: EntityHistory | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> FeaturesConfig:
@@ -196,7 +250,26 @@ class FeaturesConfig(BaseConfig):
             raise ValueError(f"input feature names must be unique, got duplicates: {', '.join(dup)}")
         if self.output.name in names:
             raise ValueError(f"the output '{self.output.name}' is also declared as an input")
+        derived = {f.name: f.history for f in self.derived()}
+        if derived and self.history is None:
+            raise ValueError(
+                f"inputs {', '.join(map(repr, derived))} are derived from history: declare the entity and time "
+                "columns as features.history: {key: COLUMN, time: COLUMN}"
+            )
+        for name, spec in derived.items():
+            if spec.of in derived:  # type: ignore[union-attr]
+                raise ValueError(
+                    f"input '{name}' looks back on '{spec.of}', itself derived: look back on a column of the data"
+                )  # type: ignore[union-attr]
+        if self.history is not None:
+            for role in ("key", "time"):
+                if getattr(self.history, role) in derived:
+                    raise ValueError(f"history.{role} '{getattr(self.history, role)}' is a derived input")
         return self
+
+    def derived(self) -> list[NumericFeature]:
+        """The inputs derived from each entity's earlier rows."""
+        return [f for f in self.inputs if isinstance(f, NumericFeature) and f.history is not None]
 
     @property
     def task(self) -> Literal["classification", "regression"]:

@@ -41,6 +41,7 @@ from seekforge.runtime._encode import (
     session,
     softmax,
 )
+from seekforge.runtime._history import add_history, derived_inputs, history_sources, history_values
 from seekforge.runtime._inputs import (
     InputEncoder,
     Tokens,
@@ -67,18 +68,22 @@ __all__ = [
     "PackageView",
     "RuntimePredictor",
     "Tokens",
+    "add_history",
     "as_columns",
     "bench_runtime",
     "binary_table",
     "calendar_parts",
     "canonical",
     "datetime_columns",
+    "derived_inputs",
     "encode_datetimes",
     "encode_images",
     "encode_sequences",
     "epoch_seconds",
     "fit_pixels",
     "graph_holds",
+    "history_sources",
+    "history_values",
     "hours_of_week",
     "is_missing",
     "load",
@@ -134,6 +139,7 @@ class RuntimePredictor(PackageView):
         columns = as_columns(records, lists=self._lists)
         if not columns or not any(len(v) for v in columns.values()):
             raise DataError("nothing to predict: no records were given")
+        columns = add_history(columns, self.manifest["inputs"])  # whole, before chunks: an entity's rows see each other
         if self.encoder is None:
             return self._run(raw_feeds(self.manifest["inputs"], columns))
         rows = len(next(iter(columns.values())))

@@ -76,6 +76,7 @@ class Predictor(PackageView):
         frame = to_frame(records)
         if frame.empty:
             raise DataError("nothing to predict: no records were given")
+        frame = self.preprocessor.with_history(frame)  # whole, before chunks: an entity's rows see each other
         if len(frame) <= self.chunk_rows:
             return _pair(self.runner(self.encode(frame)))
         chunks = [frame.iloc[start : start + self.chunk_rows] for start in range(0, len(frame), self.chunk_rows)]
@@ -94,7 +95,7 @@ class Predictor(PackageView):
         """What the runner takes: the preprocessor's tensors, or checked raw values for a raw graph."""
         if not self.raw:
             return self.preprocessor.transform(frame)
-        checked = check_table(frame, self.preprocessor.features, with_output=False)
+        checked = check_table(self.preprocessor.with_history(frame), self.preprocessor.features, with_output=False)
         return raw_feeds(self.manifest["inputs"], as_columns(checked), place=lambda pos: row_place(frame, pos))
 
     def decoded(self, records: Records) -> tuple[list[Any], np.ndarray | None]:
@@ -139,7 +140,7 @@ class Predictor(PackageView):
 
     def _labelled(self, records: Records) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's outputs and the encoded labels of records whose output column is present."""
-        frame = check_table(to_frame(records), self.preprocessor.features)
+        frame = check_table(self.preprocessor.with_history(to_frame(records)), self.preprocessor.features)
         return self.logits(frame), self.preprocessor.transform_target(frame)
 
 

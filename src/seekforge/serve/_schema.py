@@ -129,12 +129,32 @@ def record_model(
         kind_type = _LAX_NUMBER | None if kind == "numeric" and coerce_numbers else _FIELD_TYPES[kind]
         if kind == "binary" and feature.get("values"):
             kind_type = Annotated[kind_type, _binary_check(feature["values"])]
-        fields[f"f{i}"] = (
-            kind_type,
-            Field(None, alias=str(feature["name"]), description=f"{kind}: {_DESCRIBE[kind]}"),
-        )
+        described = f"{kind}: {_DESCRIBE[kind]}"
+        if feature.get("history"):
+            described += "; derived from the entity's earlier records in this request when no record gives it"
+        fields[f"f{i}"] = (kind_type, Field(None, alias=str(feature["name"]), description=described))
+    for j, (name, role) in enumerate(_history_fields(inputs).items()):
+        kind_type = _LAX_NUMBER | None if role == "looked back on" and coerce_numbers else _SOURCE_TYPES[role]
+        fields[f"h{j}"] = (kind_type, Field(None, alias=name, description=f"the {role} of derived inputs"))
     config = ConfigDict(extra="forbid", populate_by_name=False, title=name)
     return create_model(name, __config__=config, **fields)
+
+
+_SOURCE_TYPES = {"entity key": _CATEGORY, "time": _FIELD_TYPES["datetime"], "looked back on": _NUMBER | None}
+
+
+def _history_fields(inputs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The columns derived inputs are computed from that are not inputs themselves, with their role."""
+    from seekforge.runtime import derived_inputs, history_sources
+
+    roles = {}
+    for entry in derived_inputs(inputs):
+        spec = entry["history"]
+        roles.setdefault(spec["key"], "entity key")
+        roles.setdefault(spec["time"], "time")
+        if spec.get("of"):
+            roles.setdefault(spec["of"], "looked back on")
+    return {name: roles[name] for name in history_sources(inputs)}
 
 
 class FieldError(BaseModel):
@@ -152,9 +172,12 @@ class RecordSchema:
     def __init__(
         self, inputs: Sequence[Mapping[str, Any]], *, name: str = "Record", coerce_numbers: bool = False
     ) -> None:
+        from seekforge.runtime import derived_inputs
+
         self.inputs = [dict(f) for f in inputs]
         self.model = record_model(self.inputs, name=name, coerce_numbers=coerce_numbers)
-        self.names = [str(f["name"]) for f in self.inputs]
+        self.names = [str(f["name"]) for f in self.inputs] + list(_history_fields(self.inputs))
+        self._derived = derived_inputs(self.inputs)
         self._many = TypeAdapter(list[self.model])  # type: ignore[name-defined]
         # pydantic's own dump is fastest, but warns on the arrays that decoded images are
         self._dump = not any(f["type"] == "image" for f in self.inputs)
@@ -172,12 +195,37 @@ class RecordSchema:
                 except PydanticValidationError as exc:
                     errors.extend(_field_errors(i, exc))
             return self._rows(valid), errors
-        return self._rows(parsed), []
+        return self._with_history(self._rows(parsed))
+
+    def _with_history(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[FieldError]]:
+        """``rows`` with each derived input that no record gives computed from the request's own records
+        (an entity's earlier ones), before the batcher mixes them with other requests' records."""
+        from seekforge.core.errors import DataError
+        from seekforge.runtime import add_history
+
+        absent = [e for e in self._derived if all(row[e["name"]] is None for row in rows)]
+        if not absent:
+            return rows, []
+        columns = {name: [row[name] for row in rows] for name in self.names}
+        for entry in absent:
+            del columns[entry["name"]]
+        asked: list[int] = []
+        try:
+            derived = add_history(columns, absent, place=lambda pos: asked.append(pos) or f"record {pos}")
+        except DataError as exc:
+            return rows, [FieldError(record=asked[-1] if asked else 0, field=None, message=exc.message)]
+        for entry in absent:
+            for row, value in zip(rows, derived[entry["name"]], strict=True):
+                row[entry["name"]] = None if math.isnan(value) else float(value)
+        return rows, []
 
     def _rows(self, parsed: list[BaseModel]) -> list[dict[str, Any]]:
         if self._dump:
             return self._many.dump_python(parsed, by_alias=True)  # type: ignore[no-any-return]
-        return [{name: getattr(p, f"f{i}") for i, name in enumerate(self.names)} for p in parsed]
+        fields = [f"f{i}" for i in range(len(self.inputs))] + [
+            f"h{j}" for j in range(len(self.names) - len(self.inputs))
+        ]
+        return [{name: getattr(p, field) for name, field in zip(self.names, fields, strict=True)} for p in parsed]
 
 
 def _field_errors(index: int, exc: PydanticValidationError) -> list[FieldError]:
