@@ -52,7 +52,12 @@ def test_a_datetime_feeds_its_calendar_parts_and_the_whole_chain_reads_them(tmp_
     pre = seekforge.load(package, backend="torch").preprocessor
     assert pre.numeric_columns() == ["spend", "when.day_of_week_sin", "when.day_of_week_cos", "when.weekend",
                                      "when.elapsed"]  # fmt: skip
-    assert export_package(package).parity.passed
+    exported = export_package(package)
+    assert exported.parity.passed and exported.record["inputs"] == "raw"
+    onnx = pytest.importorskip("onnx")
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(exported.path)), strict_mode=True).graph
+    shapes = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input}
+    assert shapes == {"when": ["batch", 4], "spend": ["batch"]}  # the parts, encoded; the number, raw
     rows = [{"when": "2024-06-01T12:00:00+02:00", "spend": 0.1}, {"when": 1717405200, "spend": 0.1}]  # Sat, Mon
     assert load_runtime(package).predict(rows)["prediction"] == ["buy", "look"]
     found = explain(package, _visits(40, seed=1), rows=5, background=20, faithfulness=False)

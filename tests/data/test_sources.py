@@ -80,7 +80,9 @@ def test_empty_image_folder(tmp_path: Path) -> None:
         read_source(str(tmp_path))
 
 
-@pytest.mark.parametrize("name", ["digits", "digit_checks", "breast_cancer", "wine", "diabetes", "reviews", "reviews/test"])
+@pytest.mark.parametrize(
+    "name", ["digits", "digit_checks", "breast_cancer", "wine", "diabetes", "reviews", "reviews/test"]
+)
 def test_builtin_datasets(name: str) -> None:
     frame = read_source(f"builtin:{name}")
     assert len(frame) > 100

@@ -16,15 +16,18 @@ from seekforge.export import export_package
 from seekforge.export._onnx import export_onnx
 
 
-def test_the_onnx_graph_takes_each_input_by_its_key_with_a_sequence_axis_per_text(fusion_package: Path) -> None:
+def test_the_onnx_graph_takes_tabular_values_raw_and_each_other_input_by_its_key(fusion_package: Path) -> None:
     onnx = pytest.importorskip("onnx")
     result = export_package(fusion_package)
-    assert result.parity.passed and result.parity.agreement == 1.0
+    assert result.parity.passed and result.parity.agreement == 1.0 and result.record["inputs"] == "raw"
     graph = onnx.load(str(result.path)).graph
     shapes = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input}
+    kinds = {i.name: i.type.tensor_type.elem_type for i in graph.input}
+    assert shapes["x1"] == shapes["city"] == ["batch"] and (kinds["x1"], kinds["city"]) == (11, 8)  # float64, string
+    assert "numeric" not in shapes and "category" not in shapes  # the imputation, scaling and vocabulary are inside
     assert shapes["input_ids.title"][1] == shapes["attention_mask.title"][1] == "sequence_title"
     assert shapes["input_ids.note"][1] == "sequence_note"
-    assert shapes["image"][1:] == [3, 8, 8] and set(shapes) >= {"numeric", "category"}
+    assert shapes["image"][1:] == [3, 8, 8]
     assert shapes["sequence.recent"][1] == shapes["sequence_mask.recent"][1] == "sequence_recent"
     assert graph.input[[i.name for i in graph.input].index("sequence.clicks")].type.tensor_type.elem_type == 7  # int64
 

@@ -335,7 +335,7 @@ def test_a_fusion_model_answers_records_of_texts_numbers_and_base64_images(fusio
         answer = httpx.post(url, json={"records": records}, timeout=30)
         missing = httpx.post(url, json={"records": [{k: v for k, v in records[0].items() if k != "photo"}]}, timeout=30)
     assert answer.status_code == 200, answer.text
-    expected = service.predictor.predict([{**r, "photo": np.asarray(picture)} for r in records])["prediction"].tolist()
+    expected = list(service.predictor.predict([{**r, "photo": np.asarray(picture)} for r in records])["prediction"])
     assert [p["prediction"] for p in answer.json()["predictions"]] == expected == ["buy", "skip"]
     assert missing.status_code == 422 and "photo" in missing.text
     with running(fusion_package, ServeConfig(max_wait_ms=5), grpc=False) as (_, where):

@@ -20,7 +20,7 @@ from seekforge.data import Preprocessor, check_table, load_splits
 from seekforge.fairness import GROUP_METRICS, metric_kind
 from seekforge.monitor import build_reference
 from seekforge.recipe import Recipe
-from seekforge.runtime import canonical, graph_holds, is_missing
+from seekforge.runtime import GRAPH_TYPES, canonical, is_missing, read_sequence
 from seekforge.train import Tensors
 
 SPLITS = ("train", "validation", "test")
@@ -138,10 +138,11 @@ def _sensitive_columns(recipe: Recipe) -> list[str]:
 
 
 def _raw_columns(frame: pd.DataFrame, recipe: Recipe) -> dict[str, list[Any]] | None:
-    """JSON-ready raw input columns of ``frame``: numbers as floats, categories and binary values as their
-    canonical strings, missing values as null; None when an input is text or an image (whose
-    preprocessing stays outside the ONNX graph)."""
-    if not graph_holds(f.type for f in recipe.features.inputs):
+    """JSON-ready raw input columns of ``frame`` (every input but images, whose files may be gone by the time
+    the package is used): numbers as floats, categories and binary values as their canonical strings, texts
+    and times as text, sequences as lists, missing values as null. None when no input is numeric, binary or
+    category, whose preprocessing the ONNX graph could hold."""
+    if not any(f.type in GRAPH_TYPES for f in recipe.features.inputs):
         return None
     checked = check_table(frame, recipe.features, with_output=False)
     columns: dict[str, list[Any]] = {}
@@ -149,9 +150,31 @@ def _raw_columns(frame: pd.DataFrame, recipe: Recipe) -> dict[str, list[Any]] | 
         values = checked[feature.name]
         if feature.type == "numeric":
             columns[feature.name] = [None if np.isnan(v) else float(v) for v in values.to_numpy(dtype=np.float64)]
-        else:
+        elif feature.type == "sequence":
+            columns[feature.name] = [_json_list(read_sequence(v, "", feature.name)) for v in values]
+        elif feature.type == "datetime":
+            columns[feature.name] = [_json_time(v) for v in values]
+        elif feature.type == "text":
+            columns[feature.name] = [None if is_missing(v) else str(v) for v in values]
+        elif feature.type != "image":
             columns[feature.name] = [None if is_missing(v) else canonical(v) for v in values]
     return columns
+
+
+def _json_list(items: list[Any]) -> list[Any]:
+    return [None if is_missing(v) else v.item() if isinstance(v, np.generic) else v for v in items]
+
+
+def _json_time(value: Any) -> Any:
+    """A time as it was read, in a form :func:`seekforge.runtime.epoch_seconds` reads the same: ISO text, or
+    seconds since 1970."""
+    if is_missing(value):
+        return None
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return float(value) if isinstance(value, int | float | np.number) else str(value)
 
 
 def load_prepared(folder: Path) -> Prepared | None:

@@ -57,7 +57,7 @@ def bench_package(
             hint="export first: seekforge export PACKAGE --format onnx|openvino [--precision ...]",
         )
     samples = load_samples(package, manifest)
-    raw = raw_samples_of(package, manifest)
+    raw = raw_samples_of(package, manifest, samples)
     threads = threads or torch.get_num_threads()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from seekforge.core.batch import trim_tokens
 from seekforge.core.deps import require
 from seekforge.core.errors import SeekforgeError
 from seekforge.models import collate, is_token_key, num_rows
@@ -162,7 +163,7 @@ class OnnxRunner:
         rows = len(next(iter(inputs.values()))) if raw else num_rows(inputs)  # type: ignore[arg-type]
         for start in range(0, rows, batch_size):
             if raw:
-                feeds = {name: np.asarray(inputs[name][start : start + batch_size]) for name in self.names}
+                feeds = trim_tokens({name: np.asarray(inputs[name][start : start + batch_size]) for name in self.names})
             else:
                 batch = collate(inputs, slice(start, start + batch_size))  # type: ignore[arg-type]
                 feeds = {name: batch[name].numpy() for name in self.names}

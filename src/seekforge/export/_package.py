@@ -86,7 +86,8 @@ def export_package(
         "inputs": "encoded",
         "hardware": hardware().to_dict(),  # the gate's verdict on int8 and bf16 depends on the CPU
     }
-    raw_samples = raw_samples_of(package, manifest) if variant.format == "onnx" else None
+    exits = getattr(model, "policy", None)  # a model with early exit: one graph per segment between exits
+    raw_samples = raw_samples_of(package, manifest, samples) if variant.format == "onnx" and exits is None else None
     qat = _uses_qat(package, manifest, config)
     if qat:
         from seekforge.models import quantized_model
@@ -96,7 +97,6 @@ def export_package(
     seven_bits = variant.precision == "int8" and not qat and config.seven_bit_weights
     if variant.precision == "int8" and not qat:
         record["reduce_range"] = seven_bits
-    exits = getattr(model, "policy", None)  # a model with early exit: one graph per segment between exits
     if exits is not None:
         _check_exit_variant(package, variant, config.quantization)
         record["early_exit"] = {"policy": exits.kind, "threshold": exits.threshold, "exits": list(exits.exits)}
@@ -256,15 +256,23 @@ def open_runner(package: Path, record: dict[str, Any], *, path: Path | None = No
     return OnnxRunner(file, threads=threads)
 
 
-def raw_samples_of(package: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
-    """Raw feeds of the held-out rows when the ONNX graph can hold the package's preprocessing (every
-    input numeric, binary or category) and the package carries those rows raw; else None."""
-    from seekforge.runtime import graph_holds, raw_feeds
+def raw_samples_of(package: Path, manifest: dict[str, Any], samples: Any = None) -> dict[str, Any] | None:
+    """The held-out rows as a graph that holds the package's tabular preprocessing takes them: numeric,
+    binary and category values raw, and the other inputs encoded from their raw values by the package's
+    own code (images, which the package keeps encoded only, from ``samples``: the held-out rows'
+    :class:`~seekforge.train.Tensors`). None when the package has no numeric, binary or category input, or
+    carries no raw rows (``samples.json``)."""
+    from seekforge.runtime import GRAPH_TYPES, InputEncoder, graph_holds, raw_feeds
 
-    if not graph_holds(f["type"] for f in manifest["inputs"]) or "samples.json" not in manifest["files"]:
+    types = [f["type"] for f in manifest["inputs"]]
+    if not any(t in GRAPH_TYPES for t in types) or "samples.json" not in manifest["files"]:
         return None
     columns = read_package_json(package, "samples.json")
-    return raw_feeds(manifest["inputs"], columns)
+    if graph_holds(types):
+        return raw_feeds(manifest["inputs"], columns)
+    encoder = InputEncoder(read_package_json(package, "preprocessor.json"))
+    images = {key: samples.inputs[key].numpy() for _, key in encoder.images.values()} if samples else {}
+    return encoder.graph_feeds(manifest["inputs"], columns, encoded=images)
 
 
 def _prepend_preprocessing(path: Path, package: Path) -> None:

@@ -1,10 +1,13 @@
 """The fitted preprocessing of numeric, binary and category features as an ONNX graph, joined in front of
 the model graph so that the exported file predicts from raw feature values.
 
-Each feature is one graph input of shape ``[batch]``: numeric features as float64 (missing as NaN),
+Each such feature is one graph input of shape ``[batch]``: numeric features as float64 (missing as NaN),
 binary and category features as strings (see :mod:`seekforge.runtime._encode`). The graph imputes and
 scales numbers, maps binary values to 0/1 (0.5 when missing) and categories to vocabulary codes (0, the
 unknown bucket, for unseen or missing values), exactly as :class:`~seekforge.data.Preprocessor` does.
+A datetime input is one graph input of its calendar parts (``[batch, parts]`` float32, as
+:func:`seekforge.runtime.encode_datetimes` makes them), joined to the numbers in the graph; the model's
+other inputs (token ids, pixels, sequences) stay the graph's inputs as they are.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from seekforge.core.deps import require
-from seekforge.runtime import binary_table
+from seekforge.runtime import binary_table, datetime_columns
 
 ML_DOMAIN = "ai.onnx.ml"
 ML_OPSET = 3
@@ -64,6 +67,12 @@ def with_preprocessing(model: Any, state: dict[str, Any]) -> Any:
             )
         )
         numeric.append(column(name, f"pre/{name}/value"))
+    width = len(numeric)  # one column each so far; a datetime input brings one per calendar part
+    for name, spec in state.get("datetimes", {}).items():  # already encoded: the parts join the numbers
+        parts = len(datetime_columns(name, spec["parts"]))
+        inputs.append(helper.make_tensor_value_info(name, proto.FLOAT, ["batch", parts]))
+        numeric.append(name)
+        width += parts
     categories: list[str] = []
     for name, vocab in state["categories"].items():
         inputs.append(helper.make_tensor_value_info(name, proto.STRING, ["batch"]))
@@ -80,13 +89,17 @@ def with_preprocessing(model: Any, state: dict[str, Any]) -> Any:
         )
         categories.append(column(name, f"pre/{name}/code"))
     outputs, io_map = [], []
-    for encoded, parts, dtype in (("numeric", numeric, proto.FLOAT), ("category", categories, proto.INT64)):
+    for encoded, parts, dtype, columns in (
+        ("numeric", numeric, proto.FLOAT, width),
+        ("category", categories, proto.INT64, len(categories)),
+    ):
         if parts:
             nodes.append(helper.make_node("Concat", parts, [f"pre/{encoded}"], axis=1))
-            outputs.append(helper.make_tensor_value_info(f"pre/{encoded}", dtype, ["batch", len(parts)]))
+            outputs.append(helper.make_tensor_value_info(f"pre/{encoded}", dtype, ["batch", columns]))
             io_map.append((f"pre/{encoded}", f"model/{encoded}"))
     nodes.insert(0, helper.make_node("Constant", [], ["pre/axis1"], value_ints=[1]))
     inputs.sort(key=lambda i: list(kinds).index(i.name))
+    passed = [i.name for i in model.graph.input if i.name not in ("numeric", "category")]
     prefixed = onnx.compose.add_prefix(model, "model/")
     # both graphs must import the same version of each domain; LabelEncoder has string keys from ml 2 on
     ml = next((o for o in prefixed.opset_import if o.domain == ML_DOMAIN), None)
@@ -106,7 +119,25 @@ def with_preprocessing(model: Any, state: dict[str, Any]) -> Any:
     (output,) = joined.graph.output
     joined.graph.node.append(helper.make_node("Identity", [output.name], ["logits"]))
     output.name = "logits"
+    _unprefix_inputs(joined.graph, {f"model/{name}": name for name in passed})
     return joined
+
+
+def _unprefix_inputs(graph: Any, names: dict[str, str]) -> None:
+    """Give the model's own inputs (token ids, pixels, sequences) their names back in the joined graph."""
+    for value in graph.input:
+        value.name = names.get(value.name, value.name)
+    _rename_uses(graph, names)
+
+
+def _rename_uses(graph: Any, names: dict[str, str]) -> None:
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in names:
+                node.input[i] = names[name]
+        for attribute in node.attribute:  # subgraphs (If, Loop, Scan) may read the outer graph's inputs
+            for sub in [attribute.g, *attribute.graphs] if attribute.HasField("g") else attribute.graphs:
+                _rename_uses(sub, names)
 
 
 def _const(helper: Any, proto: Any, name: str, value: float) -> Any:

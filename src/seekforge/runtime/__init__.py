@@ -126,12 +126,15 @@ class RuntimePredictor(PackageView):
         session: Any,
         backend: str = "onnxruntime",
         encoder: InputEncoder | None = None,
+        *,
+        raw: bool = False,
     ) -> None:
         super().__init__(path, manifest)
         self.session = session
         self.backend = backend
         self._target = state.get("target")
-        self.encoder = encoder  # None: the graph takes raw values
+        self.encoder = encoder  # None: the graph takes raw values only
+        self.raw = raw  # the graph holds the tabular preprocessing (texts, images, ... come encoded)
         self._lists = [f["name"] for f in manifest["inputs"] if f["type"] in ("sequence", "image")]
         self._names = [i.name for i in session.get_inputs()]
 
@@ -146,7 +149,11 @@ class RuntimePredictor(PackageView):
         parts = []
         for start in range(0, rows, ENCODED_ROWS):  # encoded inputs (pixels, padded tokens) a chunk at a time
             chunk = {name: values[start : start + ENCODED_ROWS] for name, values in columns.items()}
-            feeds = self.encoder.feeds(chunk, place=lambda pos, start=start: f"row {start + pos}")
+            where = lambda pos, start=start: f"row {start + pos}"  # noqa: E731
+            if self.raw:
+                feeds = self.encoder.graph_feeds(self.manifest["inputs"], chunk, self._names, place=where)
+            else:
+                feeds = self.encoder.feeds(chunk, place=where)
             if missing := [name for name in self._names if name not in feeds]:
                 raise PackageError(
                     f"{self.path}: its ONNX graph takes {missing}, which its preprocessing does not make"
@@ -283,8 +290,11 @@ def load(
         warnings.warn(why, RuntimeWarning, stacklevel=2)
     state = read_package_json(path, "preprocessor.json")
     record = usable[backend]
-    encoder = None if takes_raw(record) else InputEncoder(state)
-    return RuntimePredictor(path, manifest, state, session(path / record["file"], threads=threads), backend, encoder)
+    raw = takes_raw(record)
+    encoder = None if raw and graph_holds(f["type"] for f in manifest["inputs"]) else InputEncoder(state)
+    return RuntimePredictor(
+        path, manifest, state, session(path / record["file"], threads=threads), backend, encoder, raw=raw
+    )
 
 
 def bench_runtime(

@@ -22,7 +22,16 @@ from seekforge.core.batch import input_keys
 from seekforge.core.deps import require
 from seekforge.core.errors import DataError
 from seekforge.core.images import check_pixels, decode_image
-from seekforge.runtime._encode import MISSING, _binary, _numbers, binary_table, canonical, is_missing
+from seekforge.runtime._encode import (
+    GRAPH_TYPES,
+    MISSING,
+    _binary,
+    _numbers,
+    binary_table,
+    canonical,
+    is_missing,
+    raw_feeds,
+)
 
 Place = Callable[[int], str]
 
@@ -139,38 +148,72 @@ class InputEncoder:
         return [*self.numeric, *self.binary, *self.datetimes, *self.categories, *self.texts, *self.images,
                 *self.sequences]  # fmt: skip
 
-    def feeds(self, columns: Mapping[str, Sequence[Any]], *, place: Place = _row) -> dict[str, np.ndarray]:
-        """The encoded batch of ``columns`` (raw values by input name; extra columns are ignored).
+    def graph_feeds(
+        self, schema: Sequence[Mapping[str, Any]], columns: Mapping[str, Sequence[Any]],
+        names: Sequence[str] | None = None, *, place: Place = _row, encoded: Mapping[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:  # fmt: skip
+        """The feeds (``names`` of them, or all) of a graph that holds the tabular preprocessing (an export
+        with ``inputs: raw``): numeric, binary and category inputs raw (:func:`raw_feeds`), each datetime
+        input as its calendar parts, the others (texts, images, sequences) encoded, or taken from
+        ``encoded`` (by batch key) where it holds them.
 
         Raises:
             DataError: A column is missing, or a value cannot be encoded (the message names its row).
         """
-        missing = [name for name in self.columns if name not in columns]
+        feeds = raw_feeds([f for f in schema if f["type"] in GRAPH_TYPES], columns, place=place)
+        for name, spec in self.datetimes.items():
+            feeds[name] = encode_datetimes(columns[name], spec, place=place, name=name).astype(np.float32)
+        feeds.update(encoded or {})
+        keys = {name: [key] for name, (_, key) in self.images.items()}
+        keys |= {name: list(pair) for name, (_, pair) in (*self.texts.items(), *self.sequences.items())}
+        rest = [name for name, wanted in keys.items() if not all(key in feeds for key in wanted)]
+        if rest:
+            feeds.update(self.feeds(columns, place=place, only=rest))
+        return feeds if names is None else {name: feeds[name] for name in names if name in feeds}
+
+    def feeds(
+        self, columns: Mapping[str, Sequence[Any]], *, place: Place = _row, only: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The encoded batch of ``columns`` (raw values by input name; extra columns are ignored);
+        ``only``: of these texts, images and sequences alone.
+
+        Raises:
+            DataError: A column is missing, or a value cannot be encoded (the message names its row).
+        """
+        tabular = only is None
+        needed = self.columns if only is None else only
+        missing = [name for name in needed if name not in columns]
         if missing:
             raise DataError(f"records lack the input column(s) {', '.join(map(repr, missing))}",
                             hint=f"each record needs: {', '.join(self.columns)}")  # fmt: skip
         batch: dict[str, np.ndarray] = {}
         numeric = []
-        for name, stats in self.numeric.items():
+        for name, stats in self.numeric.items() if tabular else ():
             values = _numbers(name, columns[name], place)
             values = np.where(np.isnan(values), stats["fill"], values)
             numeric.append((values - stats["center"]) / stats["scale"])
-        for name, (negative, positive) in self.binary.items():
+        for name, (negative, positive) in self.binary.items() if tabular else ():
             numeric.append(_binary_codes(name, columns[name], negative, positive, place))
-        for name, spec in self.datetimes.items():
+        for name, spec in self.datetimes.items() if tabular else ():
             numeric += list(encode_datetimes(columns[name], spec, place=place, name=name).T)
         if numeric:
             batch["numeric"] = np.stack(numeric, axis=1).astype(np.float32)
-        if self.categories:
+        if self.categories and tabular:
             codes = [[0 if is_missing(v) else index.get(canonical(v), 0) for v in columns[name]]
                      for name, index in self.categories.items()]  # fmt: skip
             batch["category"] = np.array(codes, dtype=np.int64).T.copy()
         for name, (tokens, (ids, mask)) in self.texts.items():
+            if not tabular and name not in needed:
+                continue
             texts = ["" if is_missing(v) else str(v) for v in columns[name]]
             batch[ids], batch[mask] = tokens.encode_arrays(texts)
         for name, (spec, key) in self.images.items():
+            if not tabular and name not in needed:
+                continue
             batch[key] = encode_images(columns[name], spec, place=place, name=name)
         for name, (spec, (items, mask)) in self.sequences.items():
+            if not tabular and name not in needed:
+                continue
             batch[items], batch[mask] = encode_sequences(columns[name], spec, place=place, name=name)
         return batch
 

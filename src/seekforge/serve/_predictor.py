@@ -18,7 +18,7 @@ from seekforge.core.package import read_manifest, read_package_json
 from seekforge.core.variants import BACKENDS, BY_BACKEND, available_backends, passing_export, takes_raw
 from seekforge.data import Preprocessor, check_table, row_place
 from seekforge.models import build_model, infer, infer_exits
-from seekforge.runtime import PackageView, as_columns, raw_feeds
+from seekforge.runtime import PackageView, as_columns, graph_holds, raw_feeds
 from seekforge.train import evaluate_logits
 
 Records = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
@@ -96,7 +96,10 @@ class Predictor(PackageView):
         if not self.raw:
             return self.preprocessor.transform(frame)
         checked = check_table(self.preprocessor.with_history(frame), self.preprocessor.features, with_output=False)
-        return raw_feeds(self.manifest["inputs"], as_columns(checked), place=lambda pos: row_place(frame, pos))
+        columns, place = as_columns(checked), functools.partial(row_place, frame)
+        if graph_holds(f["type"] for f in self.manifest["inputs"]):
+            return raw_feeds(self.manifest["inputs"], columns, place=place)
+        return self.preprocessor.encoder.graph_feeds(self.manifest["inputs"], columns, place=place)
 
     def decoded(self, records: Records) -> tuple[list[Any], np.ndarray | None]:
         """Predictions in the label's own values, and class probabilities ``[n, classes]`` (None for a

@@ -285,12 +285,16 @@ def _numbers(record: dict[str, Any], *, skip: set[str]) -> dict[str, float]:
 
 
 def _example(package: Path) -> Any:
-    """A few of the package's own sample records (raw values) as the model's input example."""
+    """A few of the package's own sample records (raw values) as the model's input example; None where the
+    package keeps no such rows, or keeps them without their images."""
     import pandas as pd
 
     try:
         samples = json.loads((package / "samples.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        inputs = json.loads((package / "package.json").read_text(encoding="utf-8"))["inputs"]
+    except (OSError, ValueError, KeyError):
+        return None
+    if any(f["name"] not in samples for f in inputs):
         return None
     return pd.DataFrame(samples).head(3)
 
