@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from seekforge.core.batch import sequence_keys
 from seekforge.core.deps import require
 from seekforge.runtime import binary_table, datetime_columns
 
@@ -89,6 +90,47 @@ def with_preprocessing(model: Any, state: dict[str, Any]) -> Any:
         )
         categories.append(column(name, f"pre/{name}/code"))
     outputs, io_map = [], []
+    taken: set[str] = set()  # the model's inputs the preprocessing feeds besides numeric and category
+    shapes = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
+    for name, spec in state.get("sequences", {}).items():
+        items, mask = sequence_keys(name)
+        if items not in shapes:  # the model reads no such input
+            continue
+        numbers = spec["kind"] == "numbers"
+        inputs += [helper.make_tensor_value_info(items, proto.DOUBLE if numbers else proto.STRING, shapes[items]),
+                   helper.make_tensor_value_info(mask, proto.INT64, shapes[mask])]  # fmt: skip
+        p = f"pre/{items}"
+        if numbers:  # standardised; a missing item (NaN) reads as the mean; padding 0
+            nodes += [
+                helper.make_node("IsNaN", [items], [f"{p}/nan"]),
+                _const(helper, proto, f"{p}/mean", spec["mean"]),
+                _const(helper, proto, f"{p}/std", spec["std"]),
+                helper.make_node("Where", [f"{p}/nan", f"{p}/mean", items], [f"{p}/filled"]),
+                helper.make_node("Sub", [f"{p}/filled", f"{p}/mean"], [f"{p}/centered"]),
+                helper.make_node("Div", [f"{p}/centered", f"{p}/std"], [f"{p}/scaled"]),
+                helper.make_node("Cast", [f"{p}/scaled"], [f"{p}/float"], to=proto.FLOAT),
+                helper.make_node("Cast", [mask], [f"{p}/weight"], to=proto.FLOAT),
+                helper.make_node("Mul", [f"{p}/float", f"{p}/weight"], [f"{p}/value"]),
+            ]
+        else:  # vocabulary codes from 2; 1 unknown or missing; padding 0
+            vocab = list(spec["vocab"])
+            nodes += [
+                helper.make_node(
+                    "LabelEncoder",
+                    [items],
+                    [f"{p}/codes"],
+                    domain=ML_DOMAIN,
+                    keys_strings=vocab or ["\x00none"],
+                    values_int64s=list(range(2, len(vocab) + 2)) or [1],
+                    default_int64=1,
+                ),
+                helper.make_node("Mul", [f"{p}/codes", mask], [f"{p}/value"]),
+            ]
+        nodes.append(helper.make_node("Identity", [mask], [f"pre/{mask}"]))
+        outputs += [helper.make_tensor_value_info(f"{p}/value", proto.FLOAT if numbers else proto.INT64, shapes[items]),
+                    helper.make_tensor_value_info(f"pre/{mask}", proto.INT64, shapes[mask])]  # fmt: skip
+        io_map += [(f"{p}/value", f"model/{items}"), (f"pre/{mask}", f"model/{mask}")]
+        taken.update((items, mask))
     for encoded, parts, dtype, columns in (
         ("numeric", numeric, proto.FLOAT, width),
         ("category", categories, proto.INT64, len(categories)),
@@ -98,8 +140,9 @@ def with_preprocessing(model: Any, state: dict[str, Any]) -> Any:
             outputs.append(helper.make_tensor_value_info(f"pre/{encoded}", dtype, ["batch", columns]))
             io_map.append((f"pre/{encoded}", f"model/{encoded}"))
     nodes.insert(0, helper.make_node("Constant", [], ["pre/axis1"], value_ints=[1]))
-    inputs.sort(key=lambda i: list(kinds).index(i.name))
-    passed = [i.name for i in model.graph.input if i.name not in ("numeric", "category")]
+    order = {name: position for position, name in enumerate(kinds)}  # the recipe's order; a sequence's mask last
+    inputs.sort(key=lambda i: (order.get(i.name, order.get(i.name.partition(".")[2])), i.name in taken))
+    passed = [i.name for i in model.graph.input if i.name not in {"numeric", "category", *taken}]
     prefixed = onnx.compose.add_prefix(model, "model/")
     # both graphs must import the same version of each domain; LabelEncoder has string keys from ml 2 on
     ml = next((o for o in prefixed.opset_import if o.domain == ML_DOMAIN), None)

@@ -153,9 +153,9 @@ class InputEncoder:
         names: Sequence[str] | None = None, *, place: Place = _row, encoded: Mapping[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:  # fmt: skip
         """The feeds (``names`` of them, or all) of a graph that holds the tabular preprocessing (an export
-        with ``inputs: raw``): numeric, binary and category inputs raw (:func:`raw_feeds`), each datetime
-        input as its calendar parts, the others (texts, images, sequences) encoded, or taken from
-        ``encoded`` (by batch key) where it holds them.
+        with ``inputs: raw``): numeric, binary and category inputs raw (:func:`raw_feeds`), sequences cut
+        and padded but raw (:func:`encode_sequences`), each datetime input as its calendar parts, texts and
+        images encoded, or taken from ``encoded`` (by batch key) where it holds them.
 
         Raises:
             DataError: A column is missing, or a value cannot be encoded (the message names its row).
@@ -163,6 +163,12 @@ class InputEncoder:
         feeds = raw_feeds([f for f in schema if f["type"] in GRAPH_TYPES], columns, place=place)
         for name, spec in self.datetimes.items():
             feeds[name] = encode_datetimes(columns[name], spec, place=place, name=name).astype(np.float32)
+        for name, (spec, (items, mask)) in self.sequences.items():
+            if name not in columns:
+                raise DataError(
+                    f"records lack the input column '{name}'", hint=f"each record needs: {', '.join(self.columns)}"
+                )
+            feeds[items], feeds[mask] = encode_sequences(columns[name], spec, place=place, name=name, raw=True)
         feeds.update(encoded or {})
         keys = {name: [key] for name, (_, key) in self.images.items()}
         keys |= {name: list(pair) for name, (_, pair) in (*self.texts.items(), *self.sequences.items())}
@@ -288,12 +294,19 @@ def sequence_numbers(items: list[Any], where: str, name: str) -> list[float]:
 
 
 def encode_sequences(
-    values: Sequence[Any], spec: Mapping[str, Any], *, place: Place = _row, name: str = "sequence"
+    values: Sequence[Any], spec: Mapping[str, Any], *, place: Place = _row, name: str = "sequence", raw: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """A column of sequences as ``[N, max_length]`` items (standardised numbers as float32, or token codes
-    as int64: 0 padding, 1 unknown) and their mask (1 for an item, 0 for padding), items left-aligned."""
+    as int64: 0 padding, 1 unknown) and their mask (1 for an item, 0 for padding), items left-aligned.
+
+    ``raw``: the items cut and padded alike but as they were read, for a graph that holds the rest: numbers
+    as float64 (a missing item or padding NaN), tokens as their canonical strings (padding ``""``, a
+    missing item :data:`MISSING`)."""
     length, numbers = int(spec["max_length"]), spec["kind"] == "numbers"
-    items = np.zeros((len(values), length), dtype=np.float32 if numbers else np.int64)
+    if raw:
+        items = np.full((len(values), length), np.nan if numbers else "", dtype=np.float64 if numbers else object)
+    else:
+        items = np.zeros((len(values), length), dtype=np.float32 if numbers else np.int64)
     mask = np.zeros((len(values), length), dtype=np.int64)
     index = None if numbers else {token: i + 2 for i, token in enumerate(spec["vocab"])}
     for row, value in enumerate(values):
@@ -302,8 +315,12 @@ def encode_sequences(
         if not cells:
             continue
         if index is None:
-            array = (np.asarray(sequence_numbers(cells, place(row), name)) - spec["mean"]) / spec["std"]
-            items[row, : len(cells)] = np.nan_to_num(array, nan=0.0)  # a missing item reads as the mean
+            array = np.asarray(sequence_numbers(cells, place(row), name), dtype=np.float64)
+            if not raw:  # a missing item reads as the mean
+                array = np.nan_to_num((array - spec["mean"]) / spec["std"], nan=0.0)
+            items[row, : len(cells)] = array
+        elif raw:
+            items[row, : len(cells)] = [MISSING if is_missing(c) else canonical(c) for c in cells]
         else:
             items[row, : len(cells)] = [1 if is_missing(c) else index.get(canonical(c), 1) for c in cells]
         mask[row, : len(cells)] = 1
