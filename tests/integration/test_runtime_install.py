@@ -178,3 +178,32 @@ def test_text_and_fusion_packages_predict_from_raw_records_without_torch(
     frame.to_csv(tmp_path / "bad.csv", index=False)
     proc = cli("predict", str(fusion_package), "bad.csv", "-o", "b.csv", cwd=tmp_path)
     assert exit_code(proc) == 2 and "row 5: image file not found" in proc.stderr and not (tmp_path / "b.csv").exists()
+
+
+def test_a_fusion_package_without_images_is_timed_and_served_without_torch(
+    fusion_package: Path, tmp_path: Path
+) -> None:
+    """Its held-out rows are kept raw (texts, numbers, categories, sequences): bench times its raw graph
+    from them; a package with an image input, whose held-out images are kept encoded, is refused."""
+    from seekforge.export import export_package
+    from tests.conftest import fusion_recipe, make_fusion
+
+    source = make_fusion(tmp_path, rows=120)
+    recipe = fusion_recipe(str(source))
+    recipe["features"]["inputs"] = [f for f in recipe["features"]["inputs"] if f["type"] != "image"]
+    recipe["model"]["encoders"].pop("image")
+    recipe["train"]["epochs"] = 2
+    package = seekforge.run(recipe, runs_dir=tmp_path / "runs").package
+    assert export_package(package).record["inputs"] == "raw"
+    proc = cli("bench", str(package), "--batch", "1,8", "--seconds", "0.1", "-o", "b.json", cwd=tmp_path)
+    assert exit_code(proc) == 0, proc.stderr
+    bench = json.loads((tmp_path / "b.json").read_text())
+    assert [(r["backend"], r["batch"]) for r in bench["rows"]] == [("onnxruntime", 1), ("onnxruntime", 8)]
+    pd.read_csv(source).head(20).to_csv(tmp_path / "rows.csv", index=False)
+    assert exit_code(cli("predict", str(package), "rows.csv", "-o", "p.csv", cwd=tmp_path)) == 0
+    full = seekforge.load(package, backend="torch").predict(pd.read_csv(source).head(20))
+    assert pd.read_csv(tmp_path / "p.csv")["prediction"].tolist() == full["prediction"].tolist()
+    if "onnx" not in json.loads((fusion_package / "package.json").read_text()).get("exports", {}):
+        export_package(fusion_package)
+    proc = cli("bench", str(fusion_package), "--seconds", "0.1", cwd=tmp_path)
+    assert exit_code(proc) == 2 and "its image inputs" in proc.stderr, proc.stderr

@@ -326,7 +326,8 @@ def bench_runtime(
 
     package = Path(package)
     manifest = read_manifest(package)
-    usable = raw_onnx_exports(manifest)
+    images = any(f["type"] == "image" for f in manifest["inputs"])  # held-out images are kept encoded only
+    usable = {} if images else raw_onnx_exports(manifest)
     chosen = list(backends or usable)
     missing = [b for b in chosen if b not in usable]
     if missing or not chosen:
@@ -334,9 +335,9 @@ def bench_runtime(
             f"without torch, seekforge bench times the raw-input ONNX exports a package holds; {package} has "
             f"{', '.join(usable) or 'none'}" + (f", not {', '.join(missing)}" if missing else ""),
             hint=(
-                "its text, image or sequence inputs are encoded before the graph, and their held-out rows are "
-                "kept as tensors: time it where seekforge is fully installed (seekforge bench), or install it "
-                f"here: {extra_command('all')}"
+                "its held-out rows are kept as tensors (its image inputs, or all its inputs when none is numeric, "
+                "binary or category): time it where seekforge is fully installed (seekforge bench), or install "
+                f"it here: {extra_command('all')}"
                 if runtime_onnx_exports(manifest) and not usable
                 else f"export one where seekforge is fully installed, or install it here: {extra_command('all')}"
             ),
@@ -344,12 +345,18 @@ def bench_runtime(
     if "samples.json" not in manifest["files"]:
         raise PackageError(f"{package} carries no raw held-out rows (samples.json) to time the model on")
     columns = read_package_json(package, "samples.json")
-    feeds = raw_feeds(manifest["inputs"], columns)
+    if graph_holds(f["type"] for f in manifest["inputs"]):
+        feeds = raw_feeds(manifest["inputs"], columns)
+    else:  # texts and sequences raw as kept, encoded here as a request's would be
+        feeds = trim_tokens(
+            InputEncoder(read_package_json(package, "preprocessor.json")).graph_feeds(manifest["inputs"], columns)
+        )
     threads = threads or hardware().cores
     calls = {}
     for backend in chosen:
-        run = session(package / usable[backend]["file"], threads=threads).run
+        run = session(package / usable[backend]["file"], threads=threads)
+        graph_feeds = {i.name: feeds[i.name] for i in run.get_inputs()}
         for batch in batches:
-            calls[(backend, batch)] = functools.partial(run, None, fill_rows(feeds, batch))
+            calls[(backend, batch)] = functools.partial(run.run, None, fill_rows(graph_feeds, batch))
     times = time_interleaved(calls, warmup=warmup, seconds=seconds, max_runs=max_runs, rounds=rounds)
     return [bench_row(backend, batch, threads, times[(backend, batch)]) for backend, batch in calls]
