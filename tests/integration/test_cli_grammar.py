@@ -14,8 +14,9 @@ from seekforge.cli import app
 from tests.conftest import make_tabular
 from tests.integration.cli import seekforge
 
-#: Commands that print no result table: ``init`` prints a recipe, ``serve`` serves, ``completion`` a script.
-NO_RESULT = {"init", "serve", "completion"}
+#: Commands that print no result table: ``init`` prints a recipe, ``serve`` serves, ``completion`` a script,
+#: ``schema`` a JSON schema.
+NO_RESULT = {"init", "serve", "completion", "schema"}
 
 
 def _commands() -> dict[str, Any]:

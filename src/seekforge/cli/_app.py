@@ -24,6 +24,7 @@ from seekforge.cli._index import index_app
 from seekforge.cli._monitor import monitor
 from seekforge.cli._predict import evaluate, predict
 from seekforge.cli._registry import registry_app
+from seekforge.cli._schema import schema
 from seekforge.cli._serve import serve
 from seekforge.cli._train import init, pipeline_cmd, retrain, run_cmd, tune, validate
 from seekforge.core.errors import SeekforgeError
@@ -113,6 +114,7 @@ for command in (
     compress,
     serve,
     monitor,
+    schema,
 ):
     app.command()(command)
 

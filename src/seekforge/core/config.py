@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, SerializeAsAny
+from pydantic import BaseModel, BeforeValidator, ConfigDict, GetJsonSchemaHandler, SerializeAsAny
 
 from seekforge.core.errors import RegistryError
 from seekforge.core.registry import Registry
@@ -45,12 +45,38 @@ def _dispatcher(registry: Registry[type[PluggableConfig]], base: type[PluggableC
     return dispatch
 
 
+class _Registered:
+    """The JSON schema of a pluggable field: one of its registry's config classes (as registered when the
+    schema is made, plugins included), or a bare name."""
+
+    def __init__(self, registry: Registry[type[PluggableConfig]]) -> None:
+        self.registry = registry
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        names = self.registry.names()
+        options = [handler(self.registry.get(name).__pydantic_core_schema__) for name in names]
+        return {"oneOf": [{"type": "string", "enum": names}, *options]}
+
+
 def pluggable(registry: Registry[Any], base: type[PluggableConfig], *, default: str | None = None) -> Any:
     """Type annotation for a field whose config class is looked up by ``type`` in ``registry``.
 
     A bare string is shorthand for ``{type: string}``; a mapping without ``type`` takes ``default``.
     """
-    return Annotated[SerializeAsAny[base], BeforeValidator(_dispatcher(registry, base, default))]
+    return Annotated[SerializeAsAny[base], BeforeValidator(_dispatcher(registry, base, default)), _Registered(registry)]
+
+
+def json_schema(*configs: type[BaseModel], title: str) -> dict[str, Any]:
+    """The JSON schema (draft 2020-12) of a configuration file that is one of ``configs``, for editors and
+    forms: every field with its type, default and description; unknown keys refused, as loading does."""
+    from pydantic.json_schema import models_json_schema
+
+    if len(configs) == 1:
+        schema = configs[0].model_json_schema()
+    else:
+        refs, schema = models_json_schema([(c, "validation") for c in configs], ref_template="#/$defs/{model}")
+        schema["oneOf"] = [refs[(c, "validation")] for c in configs]
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": title}
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
