@@ -26,6 +26,7 @@ from seekforge.cli._predict import evaluate, predict
 from seekforge.cli._registry import registry_app
 from seekforge.cli._schema import schema
 from seekforge.cli._serve import serve
+from seekforge.cli._studio import studio
 from seekforge.cli._train import init, pipeline_cmd, retrain, run_cmd, tune, validate
 from seekforge.core.errors import SeekforgeError
 from seekforge.core.limits import Limits
@@ -115,6 +116,7 @@ for command in (
     serve,
     monitor,
     schema,
+    studio,
 ):
     app.command()(command)
 

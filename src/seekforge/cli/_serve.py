@@ -137,19 +137,11 @@ def serve(
         return
     if no_http and no_grpc:
         raise ConfigError("--no-http and --no-grpc leave nothing to serve", hint="drop one of them")
+    from seekforge.core.api_keys import read_api_keys
     from seekforge.serve import Listening, ModelService, ServeConfig
     from seekforge.serve import serve as run_server
 
-    keys: frozenset[str] = frozenset()
-    if api_key_file is not None:
-        try:
-            keys = frozenset(
-                line.strip() for line in api_key_file.read_text(encoding="utf-8").splitlines() if line.strip()
-            )
-        except OSError as exc:
-            raise ConfigError(f"--api-key-file {api_key_file}: cannot read it ({exc.strerror})") from None
-        if not keys:
-            raise ConfigError(f"--api-key-file {api_key_file} holds no key", hint="write one key per line")
+    keys = read_api_keys(api_key_file) if api_key_file is not None else frozenset()
     values = {
         "backend": backend,
         "max_batch_rows": max_batch_rows,

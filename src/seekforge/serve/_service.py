@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import itertools
 import logging
 import secrets
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seekforge.core.api_keys import api_key_of, key_accepted
 from seekforge.core.errors import ConfigError, DataError, SeekforgeError
 from seekforge.core.io import sha256_file
 from seekforge.core.prediction_log import LogEntry, PredictionLog, json_safe
@@ -311,8 +311,7 @@ class ModelService:
         if not self.config.api_keys:
             return
         key = api_key_of(headers)
-        given = (key or "").encode()
-        if not any(hmac.compare_digest(given, k.encode()) for k in self.config.api_keys):
+        if not key_accepted(self.config.api_keys, key):
             raise Unauthorized("a valid API key is required" if key else "the API key is missing")
 
     def request_id_of(self, given: str | None) -> str:
@@ -548,13 +547,3 @@ class Ticket:
         requests, latency = metrics.child(self.protocol, code)
         requests.inc()
         latency.observe(time.perf_counter() - self.started)
-
-
-def api_key_of(headers: Mapping[str, str]) -> str | None:
-    """The API key a request carries: ``x-api-key``, else an ``Authorization: Bearer`` token (HTTP headers
-    and gRPC metadata alike)."""
-    key = headers.get("x-api-key")
-    if key is None:
-        auth = str(headers.get("authorization", ""))
-        key = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-    return key

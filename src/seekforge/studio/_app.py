@@ -1,0 +1,154 @@
+"""The studio's web application (FastAPI): server-rendered pages, a JSON API under ``/api``, and server-sent
+events that carry a running run's new epochs to its page as they are written.
+
+Every route only reads: run folders are opened read-only and never locked, so a run in progress is never
+held up by the studio watching it.
+
+(No ``from __future__ import annotations`` here: FastAPI reads the route functions' annotations, and
+``Request`` is imported where the app is made, fastapi being an optional dependency.)
+"""
+
+import asyncio
+import difflib
+import json
+from collections.abc import AsyncIterator, Collection
+from pathlib import Path
+from typing import Any
+
+from seekforge.core.api_keys import api_key_of, key_accepted
+from seekforge.core.deps import require
+from seekforge.studio import _pages
+from seekforge.studio._runs import SORT_KEYS, STATUSES, RunIndex, curves, read_metrics
+
+STATIC = Path(__file__).parent / "static"
+#: how often a followed run's metrics file is looked at, and how long a quiet stream waits between pings
+POLL_SECONDS = 0.5
+PING_SECONDS = 15.0
+COOKIE = "seekforge_studio_key"
+
+
+def create_app(runs: Path, *, api_keys: Collection[str] = ()) -> Any:
+    """The studio over the run folders under ``runs``; with ``api_keys``, every route but the sign-in page
+    needs one of them (``x-api-key``, ``Authorization: Bearer``, or the cookie the sign-in page sets)."""
+    require("fastapi", purpose="seekforge studio")
+    from fastapi import FastAPI, HTTPException, Query, Request
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
+    from fastapi.staticfiles import StaticFiles
+
+    index = RunIndex(runs)
+    app = FastAPI(title="seekforge studio", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.middleware("http")
+    async def _key(request: Request, call_next: Any) -> Any:
+        if api_keys and request.url.path not in ("/signin", "/static/studio.css"):
+            key = api_key_of(request.headers) or request.cookies.get(COOKIE)
+            if not key_accepted(api_keys, key):
+                if request.url.path.startswith("/api/"):
+                    return JSONResponse({"detail": "a valid API key is required"}, status_code=401)
+                return RedirectResponse(f"/signin?next={request.url.path}", status_code=303)
+        return await call_next(request)
+
+    def run_folder(name: str, stamp: str) -> Path:
+        folder = index.find(f"{name}/{stamp}")
+        if folder is None:
+            raise HTTPException(404, f"no run {name}/{stamp} under {runs}")
+        return folder
+
+    def listing(offset: int, limit: int, sort: str, order: str, q: str, status: str | None) -> dict[str, Any]:
+        if sort not in SORT_KEYS:
+            raise HTTPException(422, f"sort must be one of {', '.join(SORT_KEYS)}")
+        if status is not None and status not in STATUSES:
+            raise HTTPException(422, f"status must be one of {', '.join(STATUSES)}")
+        total, page = index.page(offset=offset, limit=limit, sort=sort, descending=order == "desc", query=q,
+                                 status=status)  # fmt: skip
+        return {"total": total, "offset": offset, "limit": limit, "runs": [r.to_dict() for r in page]}
+
+    @app.get("/api/runs")
+    def api_runs(offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500), sort: str = "started",
+                 order: str = Query("desc", pattern="^(asc|desc)$"), q: str = "", status: str | None = None) -> Any:  # fmt: skip
+        """Runs, a page at a time, sorted and filtered (``q``: part of a name, model type or status)."""
+        return listing(offset, limit, sort, order, q, status)
+
+    @app.get("/api/runs/{name}/{stamp}")
+    def api_run(name: str, stamp: str) -> Any:
+        """One run: its summary and its recipe as written."""
+        folder = run_folder(name, stamp)
+        summary = index.summary(folder)
+        return {**summary.to_dict(), "recipe": _text(folder / "recipe.yaml")} if summary else {}
+
+    @app.get("/api/runs/{name}/{stamp}/curves")
+    def api_curves(name: str, stamp: str, points: int = Query(500, ge=2, le=20_000)) -> Any:
+        """Its series by epoch, each at most ``points`` long."""
+        return curves(run_folder(name, stamp), points=points).to_dict()
+
+    @app.get("/api/runs/{name}/{stamp}/events")
+    async def api_events(request: Request, name: str, stamp: str, since: int = Query(0, ge=0)) -> Any:
+        """Server-sent events: each epoch written after line ``since`` of the run's metrics, as it comes."""
+        metrics = run_folder(name, stamp) / "metrics.jsonl"
+
+        async def stream() -> AsyncIterator[str]:
+            seen, quiet = since, 0.0
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                records, bad, count = await asyncio.to_thread(read_metrics, metrics, start=seen)
+                if count > seen:
+                    for record in records:
+                        yield f"data: {json.dumps(record, allow_nan=False, default=str)}\n\n"
+                    for line in bad:
+                        yield f"event: bad_line\ndata: {line}\n\n"
+                    seen, quiet = count, 0.0
+                elif quiet >= PING_SECONDS:
+                    yield ": still here\n\n"
+                    quiet = 0.0
+                await asyncio.sleep(POLL_SECONDS)
+                quiet += POLL_SECONDS
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/", response_class=HTMLResponse)
+    def runs_page(offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500), sort: str = "started",
+                  order: str = Query("desc", pattern="^(asc|desc)$"), q: str = "", status: str | None = None) -> Any:  # fmt: skip
+        found = listing(offset, limit, sort, order, q, status)
+        return _pages.runs_page(found, runs=runs, sort=sort, order=order, query=q, status=status)
+
+    @app.get("/runs/{name}/{stamp}", response_class=HTMLResponse)
+    def run_page(name: str, stamp: str) -> Any:
+        folder = run_folder(name, stamp)
+        summary = index.summary(folder)
+        reports = [p for p in ("package/report.html", "report.html") if (folder / p).is_file()]
+        return _pages.run_page(summary, recipe=_text(folder / "recipe.yaml"), report=bool(reports))
+
+    @app.get("/runs/{name}/{stamp}/report")
+    def run_report(name: str, stamp: str) -> Any:
+        folder = run_folder(name, stamp)
+        for path in (folder / "package" / "report.html", folder / "report.html"):
+            if path.is_file():
+                return FileResponse(path, media_type="text/html")
+        raise HTTPException(404, f"run {name}/{stamp} has no report yet")
+
+    @app.get("/compare", response_class=HTMLResponse)
+    def compare_page(ids: str = Query(..., description="run ids name/stamp, comma-separated")) -> Any:
+        chosen = [i for i in dict.fromkeys(ids.split(",")) if i]
+        if not 2 <= len(chosen) <= 8:
+            raise HTTPException(422, "compare 2 to 8 runs")
+        folders = [index.find(i) for i in chosen]
+        if None in folders:
+            raise HTTPException(404, f"no run {chosen[folders.index(None)]} under {runs}")
+        recipes = [_text(f / "recipe.yaml") for f in folders]  # type: ignore[operator]
+        diff = "".join(difflib.unified_diff(recipes[0].splitlines(True), recipes[1].splitlines(True),
+                                            fromfile=chosen[0], tofile=chosen[1]))  # fmt: skip
+        return _pages.compare_page(chosen, diff=diff)
+
+    @app.get("/signin", response_class=HTMLResponse)
+    def signin(next: str = "/") -> Any:
+        return _pages.signin_page(next if next.startswith("/") and not next.startswith("//") else "/")
+
+    return app
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""

@@ -1,0 +1,132 @@
+"""The studio's pages: HTML made on the server (every value escaped), charts drawn in the browser by the
+vendored uPlot from the JSON API, live updates by server-sent events (``static/studio.js``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from seekforge.studio._runs import STATUSES, RunSummary
+
+_COLUMNS = [("name", "run"), ("started", "started"), ("status", "status"), ("model", "model"),
+            ("epochs", "epochs"), ("validation", "validation"), ("test", "test"), ("updated", "updated")]  # fmt: skip
+
+
+def _page(title: str, body: str, *, script: str = "") -> str:
+    scripts = (
+        '<script src="/static/uPlot.iife.min.js"></script><script src="/static/studio.js"></script>'
+        f"<script>{script}</script>"
+        if script
+        else ""
+    )
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)} · seekforge studio</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="stylesheet" href="/static/uPlot.min.css"><link rel="stylesheet" href="/static/studio.css">'
+        f'</head><body><header><a href="/" class="brand">seekforge studio</a></header><main>{body}</main>'
+        f"{scripts}</body></html>"
+    )
+
+
+def _metric(values: dict[str, float]) -> str:
+    return "".join(f'<span class="metric">{escape(k)} {v:.4f}</span>' for k, v in values.items()) or "–"
+
+
+def _when(stamp_or_time: str | float) -> str:
+    if isinstance(stamp_or_time, float):
+        return dt.datetime.fromtimestamp(stamp_or_time, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return dt.datetime.strptime(stamp_or_time, "%Y%m%d-%H%M%S").strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return stamp_or_time
+
+
+def _status(summary: RunSummary) -> str:
+    flag = f' <span class="bad" title="lines of metrics.jsonl that could not be read">{len(summary.bad_lines)} unreadable line{"s" * (len(summary.bad_lines) != 1)}</span>' if summary.bad_lines else ""  # fmt: skip
+    return f'<span class="status {summary.status}">{summary.status}</span>{flag}'
+
+
+def runs_page(found: dict[str, Any], *, runs: Path, sort: str, order: str, query: str, status: str | None) -> str:
+    """The runs table: one page of runs, sortable by each column, filtered, with boxes to compare runs."""
+    total, offset, limit = found["total"], found["offset"], found["limit"]
+    base = {"q": query, **({"status": status} if status else {}), "limit": limit}
+
+    def link(**changes: Any) -> str:
+        return "/?" + urlencode({**base, "sort": sort, "order": order, "offset": offset, **changes})
+
+    head = "".join(
+        f'<th><a href="{escape(link(sort=key, order="asc" if key == sort and order == "desc" else "desc", offset=0))}">'
+        f"{label}{(' ▼' if order == 'desc' else ' ▲') if key == sort else ''}</a></th>"
+        for key, label in _COLUMNS
+    )
+    rows = []
+    for run in (RunSummary(**r) for r in found["runs"]):
+        rows.append(
+            f'<tr data-run="{escape(run.id)}"><td><input type="checkbox" name="run" value="{escape(run.id)}" '
+            f'aria-label="compare {escape(run.id)}"></td><td><a href="/runs/{escape(run.id)}">{escape(run.name)}</a></td>'
+            f"<td>{_when(run.stamp)}</td><td>{_status(run)}</td><td>{escape(run.model or '–')}</td>"
+            f'<td class="num">{run.epochs}</td><td>{_metric(run.validation)}</td><td>{_metric(run.test)}</td>'
+            f"<td>{_when(run.updated)}</td></tr>"
+        )
+    options = "".join(
+        f'<option value="{s}"{" selected" if s == status else ""}>{s}</option>' for s in ("", *STATUSES)
+    ).replace('<option value="">', '<option value="">any status')
+    pages = []
+    if offset > 0:
+        pages.append(f'<a href="{escape(link(offset=max(0, offset - limit)))}">← previous</a>')
+    if offset + limit < total:
+        pages.append(f'<a href="{escape(link(offset=offset + limit))}">next →</a>')
+    shown = f"{offset + 1}–{min(offset + limit, total)} of {total}" if total else "no runs"
+    body = (
+        f'<h1>Runs</h1><p class="where">under <code>{escape(str(runs))}</code></p>'
+        f'<form class="filter" method="get" action="/"><input type="search" name="q" value="{escape(query)}" '
+        f'placeholder="name, model or status"><select name="status">{options}</select>'
+        f'<input type="hidden" name="sort" value="{escape(sort)}"><input type="hidden" name="order" value="{escape(order)}">'
+        "<button>filter</button></form>"
+        f'<form id="compare" method="get" action="/compare"><table class="runs"><thead><tr><th></th>{head}</tr></thead>'
+        f'<tbody>{"".join(rows)}</tbody></table><p class="pages"><span id="shown">{shown}</span> {" ".join(pages)} '
+        '<button type="button" id="compare-button" disabled>compare selected</button></p></form>'
+    )
+    return _page("Runs", body, script="studio.compareBoxes();")
+
+
+def run_page(run: RunSummary | None, *, recipe: str, report: bool) -> str:
+    """A run: what it is, its curves (growing while it trains), its recipe, its report."""
+    if run is None:
+        return _page("Run", "<h1>Run</h1><p>This run cannot be read.</p>")
+    facts = (
+        f"<dl><dt>status</dt><dd>{_status(run)}</dd><dt>model</dt><dd>{escape(run.model or '–')}</dd>"
+        f'<dt>epochs</dt><dd id="epochs">{run.epochs}</dd><dt>validation</dt><dd>{_metric(run.validation)}</dd>'
+        f"<dt>test</dt><dd>{_metric(run.test)}</dd><dt>started</dt><dd>{_when(run.stamp)}</dd></dl>"
+    )
+    link = f'<p><a href="/runs/{escape(run.id)}/report">the run\'s report</a></p>' if report else ""
+    body = (
+        f"<h1>{escape(run.name)} <small>{escape(run.stamp)}</small></h1>{facts}{link}"
+        '<section id="charts" aria-live="polite"></section>'
+        f'<h2>Recipe</h2><pre class="recipe">{escape(recipe) or "(no recipe.yaml)"}</pre>'
+    )
+    return _page(run.id, body, script=f"studio.runCharts({json.dumps(run.id)});")
+
+
+def compare_page(ids: list[str], *, diff: str) -> str:
+    """Several runs' curves overlaid, metric by metric, and how the first two recipes differ."""
+    names = "".join(f'<li><a href="/runs/{escape(i)}">{escape(i)}</a></li>' for i in ids)
+    body = (
+        f'<h1>Compare {len(ids)} runs</h1><ul>{names}</ul><section id="charts"></section>'
+        f"<h2>Recipe: {escape(ids[0])} against {escape(ids[1])}</h2>"
+        f'<pre class="diff">{escape(diff) or "(the recipes are the same)"}</pre>'
+    )
+    return _page("Compare", body, script=f"studio.compareCharts({json.dumps(ids)});")
+
+
+def signin_page(next_path: str) -> str:
+    body = (
+        "<h1>Sign in</h1><p>This studio needs an API key (one line of its <code>--api-key-file</code>).</p>"
+        '<form id="signin"><input type="password" id="key" autocomplete="current-password" aria-label="API key">'
+        "<button>sign in</button></form>"
+    )
+    return _page("Sign in", body, script=f"studio.signin({json.dumps(next_path)});")

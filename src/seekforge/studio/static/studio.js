@@ -1,0 +1,94 @@
+// seekforge studio: charts from the JSON API with uPlot, new epochs by server-sent events.
+"use strict";
+const studio = (() => {
+  const COLORS = ["#0366d6", "#d73a49", "#28a745", "#6f42c1", "#e36209", "#005cc5", "#b08800", "#22863a"];
+
+  // Which chart a series goes to: losses together, the learning rate alone, validation metrics together.
+  function group(name) {
+    if (name.endsWith("loss")) return "loss";
+    if (name === "lr") return "learning rate";
+    if (name.startsWith("val_")) return "validation metrics";
+    return name;
+  }
+
+  function chart(title, x, series, labels) {
+    const box = document.createElement("div");
+    box.className = "chart";
+    box.dataset.chart = title;
+    box.innerHTML = "<h3></h3>";
+    box.querySelector("h3").textContent = title;
+    document.getElementById("charts").appendChild(box);
+    const opts = {
+      width: 440, height: 240,
+      scales: { x: { time: false } },
+      axes: [{ label: "epoch" }, {}],
+      series: [{ label: "epoch" }, ...labels.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], spanGaps: true }))],
+    };
+    return new uPlot(opts, [x, ...series], box);
+  }
+
+  async function json(url) {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`${url}: ${response.status}`);
+    return response.json();
+  }
+
+  // One run: a chart per group of series; each new epoch from the event stream is appended to every chart.
+  async function runCharts(id) {
+    const data = await json(`/api/runs/${id}/curves`);
+    const groups = {};
+    for (const name of Object.keys(data.series)) (groups[group(name)] ||= []).push(name);
+    const charts = [];
+    for (const [title, names] of Object.entries(groups)) {
+      const plot = chart(title, data.x.slice(), names.map((n) => data.series[n].slice()), names);
+      charts.push({ plot, names });
+    }
+    const events = new EventSource(`/api/runs/${id}/events?since=${data.lines}`);
+    events.onmessage = (message) => {
+      const record = JSON.parse(message.data);
+      const epoch = record.epoch ?? charts[0]?.plot.data[0].length + 1;
+      for (const { plot, names } of charts) {
+        const columns = plot.data.map((column) => Array.from(column));
+        columns[0].push(epoch);
+        names.forEach((n, i) => columns[i + 1].push(typeof record[n] === "number" ? record[n] : null));
+        plot.setData(columns);
+      }
+      const shown = document.getElementById("epochs");
+      if (shown) shown.textContent = String(charts.length ? charts[0].plot.data[0].length : Number(shown.textContent) + 1);
+    };
+    return events;
+  }
+
+  // Several runs: one chart per series name, a line per run, on the union of their epochs.
+  async function compareCharts(ids) {
+    const all = await Promise.all(ids.map((id) => json(`/api/runs/${id}/curves`)));
+    const names = [...new Set(all.flatMap((c) => Object.keys(c.series)))];
+    const x = [...new Set(all.flatMap((c) => c.x))].sort((a, b) => a - b);
+    for (const name of names) {
+      const series = all.map((c) => {
+        const at = new Map(c.x.map((e, i) => [e, c.series[name]?.[i] ?? null]));
+        return x.map((e) => (at.has(e) ? at.get(e) : null));
+      });
+      chart(name, x, series, ids);
+    }
+  }
+
+  function compareBoxes() {
+    const form = document.getElementById("compare");
+    const button = document.getElementById("compare-button");
+    const chosen = () => [...form.querySelectorAll("input[name=run]:checked")].map((box) => box.value);
+    form.addEventListener("change", () => { const n = chosen().length; button.disabled = n < 2 || n > 8; });
+    button.addEventListener("click", () => { location.href = `/compare?ids=${chosen().map(encodeURIComponent).join(",")}`; });
+  }
+
+  function signin(next) {
+    document.getElementById("signin").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const key = document.getElementById("key").value;
+      document.cookie = `seekforge_studio_key=${encodeURIComponent(key)}; path=/; SameSite=Strict`;
+      location.href = next;
+    });
+  }
+
+  return { runCharts, compareCharts, compareBoxes, signin };
+})();

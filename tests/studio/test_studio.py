@@ -1,0 +1,128 @@
+"""The studio over a folder of runs in every state: the table pages, sorts and filters; a run's curves and
+recipe are the files' own numbers; damaged files are shown as such; no route answers 500."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient
+
+from seekforge.studio import create_app, curves
+
+
+def write_run(root: Path, name: str, stamp: str, *, epochs: int = 5, model: str = "mlp", test: float | None = None,
+              recipe: str | None = None, age: float = 0.0) -> Path:  # fmt: skip
+    """A run folder as ``seekforge run`` leaves it: its recipe, one metrics line per epoch, and a package
+    when ``test`` is given; its files ``age`` seconds old."""
+    folder = root / name / stamp
+    folder.mkdir(parents=True)
+    text = recipe if recipe is not None else yaml.safe_dump({"name": name, "model": {"type": model}, "seed": 0})
+    (folder / "recipe.yaml").write_text(text)
+    lines = [json.dumps({"epoch": e, "train_loss": 1.0 / e, "lr": 0.01, "val_loss": 1.2 / e,
+                         "val_accuracy": 0.5 + e / 100}) for e in range(1, epochs + 1)]  # fmt: skip
+    (folder / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
+    if test is not None:
+        (folder / "package").mkdir()
+        (folder / "package" / "package.json").write_text(
+            json.dumps({"task": "classification", "metrics": {"test": {"rows": 10, "accuracy": test}}})
+        )
+    for path in folder.rglob("*"):
+        os.utime(path, (time.time() - age, time.time() - age))
+    return folder
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    root = tmp_path / "runs"
+    write_run(root, "alpha", "20260101-000000", test=0.91, age=3600)
+    write_run(root, "alpha", "20260102-000000", test=0.87, model="cnn", age=3000)
+    write_run(root, "beta", "20260103-000000", epochs=3, age=2000)  # no package, quiet for long: stopped
+    live = write_run(root, "gamma", "20260104-000000", epochs=4)  # no package, written just now: running
+    with (live / "metrics.jsonl").open("a") as f:
+        f.write('{"epoch": 5, "train_lo')  # being written: not a line yet
+    damaged = write_run(root, "delta", "20260105-000000", epochs=4, test=0.5, age=100)
+    text = (damaged / "metrics.jsonl").read_text().splitlines()
+    text[2] = "{not json"
+    (damaged / "metrics.jsonl").write_text("\n".join(text) + "\n")
+    broken = root / "eps" / "20260106-000000"
+    (broken / "checkpoints").mkdir(parents=True)
+    (broken / "recipe.yaml").write_text("model: [unclosed")  # a half-written recipe
+    (root / "notes.txt").write_text("not a run")
+    return root
+
+
+def test_the_runs_table_pages_sorts_and_filters(runs: Path) -> None:
+    client = TestClient(create_app(runs))
+    everything = client.get("/api/runs", params={"limit": 500}).json()
+    status = {r["id"]: r["status"] for r in everything["runs"]}
+    assert everything["total"] == 6 and status == {
+        "alpha/20260101-000000": "finished", "alpha/20260102-000000": "finished", "beta/20260103-000000": "stopped",
+        "gamma/20260104-000000": "running", "delta/20260105-000000": "finished", "eps/20260106-000000": "incomplete",
+    }  # fmt: skip
+    assert [r["id"] for r in everything["runs"]][:2] == ["eps/20260106-000000", "delta/20260105-000000"]  # newest
+    page = client.get("/api/runs", params={"limit": 2, "offset": 2, "sort": "name", "order": "asc"}).json()
+    assert [r["name"] for r in page["runs"]] == ["beta", "delta"] and page["total"] == 6
+    best = client.get("/api/runs", params={"sort": "test", "order": "desc", "limit": 1}).json()["runs"][0]
+    assert best["id"] == "alpha/20260101-000000" and best["test"] == {"accuracy": 0.91}
+    assert best["validation"] == {"val_accuracy": pytest.approx(0.55)} and best["epochs"] == 5
+    assert [r["model"] for r in client.get("/api/runs", params={"q": "cnn"}).json()["runs"]] == ["cnn"]
+    assert client.get("/api/runs", params={"status": "running"}).json()["total"] == 1
+    assert client.get("/api/runs", params={"sort": "colour"}).status_code == 422
+    html = client.get("/", params={"limit": 2}).text
+    assert html.count('<tr data-run="') == 2 and "1–2 of 6" in html and "next →" in html
+    assert "<script>" not in re.sub(r"<script>studio\.[a-zA-Z]+\([^<]*\);</script>", "", html)  # only our calls
+
+
+def test_a_runs_curves_and_recipe_are_the_files_own(runs: Path) -> None:
+    client = TestClient(create_app(runs))
+    data = client.get("/api/runs/alpha/20260101-000000/curves").json()
+    assert data["x"] == [1, 2, 3, 4, 5] and data["series"]["train_loss"] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
+    assert set(data["series"]) == {"train_loss", "lr", "val_loss", "val_accuracy"} and data["lines"] == 5
+    thin = curves(write_run(runs, "long", "20260107-000000", epochs=5000), points=100)
+    assert len(thin.x) <= 101 and thin.x[0] == 1 and thin.x[-1] == 5000  # the shape and the end kept
+    live = client.get("/api/runs/gamma/20260104-000000/curves").json()
+    assert live["lines"] == 4 and live["x"] == [1, 2, 3, 4]  # the line being written waits for its newline
+    damaged = client.get("/api/runs/delta/20260105-000000/curves").json()
+    assert damaged["bad_lines"] == [3] and damaged["x"] == [1, 2, 4]
+    page = client.get("/runs/delta/20260105-000000").text
+    assert "1 unreadable line" in page and "delta" in page
+    run = client.get("/api/runs/alpha/20260102-000000").json()
+    assert run["recipe"] == (runs / "alpha" / "20260102-000000" / "recipe.yaml").read_text()
+    diff = client.get("/compare", params={"ids": "alpha/20260101-000000,alpha/20260102-000000"}).text
+    assert "-  type: mlp" in diff and "+  type: cnn" in diff
+
+
+def test_no_route_answers_500_and_none_leaves_the_folder(runs: Path) -> None:
+    client = TestClient(create_app(runs), raise_server_exceptions=False)
+    index = client.get("/", params={"limit": 500}).text
+    links = set(re.findall(r'href="(/[^"]*)"', index))
+    ids = [r["id"] for r in client.get("/api/runs", params={"limit": 500}).json()["runs"]]
+    routes = [f"/runs/{i}" for i in ids] + [f"/api/runs/{i}" for i in ids] + [f"/api/runs/{i}/curves" for i in ids]
+    routes += [f"/runs/{i}/report" for i in ids]
+    for url in sorted(links | set(routes)):
+        answer = client.get(url.replace("&amp;", "&"))
+        assert answer.status_code in (200, 404), (url, answer.status_code, answer.text[:200])
+    for url in ("/api/runs/../notes.txt", "/runs/alpha/..", "/api/runs/alpha/%2e%2e/curves", "/runs/x/y",
+                "/compare?ids=alpha/20260101-000000", "/compare?ids=a/b,c/d", "/api/runs?limit=0"):  # fmt: skip
+        assert client.get(url).status_code in (404, 422), url
+    assert client.get("/api/runs/eps/20260106-000000").json()["status"] == "incomplete"
+    assert TestClient(create_app(runs.parent / "nowhere")).get("/api/runs").json()["total"] == 0
+
+
+def test_with_keys_every_route_needs_one(runs: Path) -> None:
+    client = TestClient(create_app(runs, api_keys={"s3cret"}), follow_redirects=False)
+    assert client.get("/api/runs").status_code == 401
+    assert client.get("/runs/alpha/20260101-000000").headers["location"].startswith("/signin")
+    assert client.get("/signin").status_code == 200
+    assert client.get("/api/runs", headers={"x-api-key": "s3cret"}).json()["total"] == 6
+    assert client.get("/api/runs", headers={"authorization": "Bearer nope"}).status_code == 401
+    client.cookies.set("seekforge_studio_key", "s3cret")  # as the sign-in page sets it
+    assert client.get("/").status_code == 200
