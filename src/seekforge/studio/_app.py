@@ -19,6 +19,7 @@ from seekforge.core.api_keys import api_key_of, key_accepted
 from seekforge.core.deps import require
 from seekforge.studio import _pages
 from seekforge.studio._runs import SORT_KEYS, STATUSES, RunIndex, curves, read_metrics
+from seekforge.studio._studies import TRIAL_SORTS, StudyIndex, history, trial_page
 
 STATIC = Path(__file__).parent / "static"
 #: how often a followed run's metrics file is looked at, and how long a quiet stream waits between pings
@@ -36,6 +37,7 @@ def create_app(runs: Path, *, api_keys: Collection[str] = ()) -> Any:
     from fastapi.staticfiles import StaticFiles
 
     index = RunIndex(runs)
+    studies = StudyIndex(runs)
     app = FastAPI(title="seekforge studio", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -139,6 +141,60 @@ def create_app(runs: Path, *, api_keys: Collection[str] = ()) -> Any:
         diff = "".join(difflib.unified_diff(recipes[0].splitlines(True), recipes[1].splitlines(True),
                                             fromfile=chosen[0], tofile=chosen[1]))  # fmt: skip
         return _pages.compare_page(chosen, diff=diff)
+
+    def study_folder(name: str, stamp: str) -> Path:
+        folder = studies.find(f"{name}/{stamp}")
+        if folder is None:
+            raise HTTPException(404, f"no study {name}/{stamp} under {runs}")
+        return folder
+
+    def study_view(name: str, stamp: str, offset: int, limit: int, sort: str, order: str) -> dict[str, Any]:
+        if sort not in TRIAL_SORTS:
+            raise HTTPException(422, f"sort must be one of {', '.join(TRIAL_SORTS)}")
+        folder = study_folder(name, stamp)
+        summary = studies.summary(folder)
+        trials = [] if summary.status == "unreachable" else studies.trials(folder)[0]
+        page = trial_page(trials, offset=offset, limit=limit, sort=sort, descending=order == "desc",
+                          direction=summary.direction)  # fmt: skip
+        return {"study": summary.to_dict(), "total": len(trials), "offset": offset, "limit": limit, "trials": page}
+
+    @app.get("/api/studies")
+    def api_studies() -> Any:
+        """Every study under the folder: its state, how many trials in each state, its best trial."""
+        return {"studies": [s.to_dict() for s in studies.summaries()]}
+
+    @app.get("/api/studies/{name}/{stamp}")
+    def api_study(name: str, stamp: str, offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=1000),
+                  sort: str = "number", order: str = Query("desc", pattern="^(asc|desc)$")) -> Any:  # fmt: skip
+        """A study and a page of its trials (``sort``: number, value (best first), state, duration)."""
+        return study_view(name, stamp, offset, limit, sort, order)
+
+    @app.get("/api/studies/{name}/{stamp}/history")
+    def api_history(name: str, stamp: str, points: int = Query(2000, ge=2, le=100_000)) -> Any:
+        """Each complete trial's value and the best so far, by trial number."""
+        folder = study_folder(name, stamp)
+        summary = studies.summary(folder)
+        if summary.status == "unreachable":
+            raise HTTPException(503, f"the study's storage cannot be read: {summary.problem}")
+        return history(studies.trials(folder)[0], summary.direction, points=points)
+
+    @app.get("/studies", response_class=HTMLResponse)
+    def studies_page() -> Any:
+        return _pages.studies_page([s.to_dict() for s in studies.summaries()], runs=runs)
+
+    @app.get("/studies/{name}/{stamp}", response_class=HTMLResponse)
+    def study_page(name: str, stamp: str, offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=1000),
+                   sort: str = "number", order: str = Query("desc", pattern="^(asc|desc)$")) -> Any:  # fmt: skip
+        view = study_view(name, stamp, offset, limit, sort, order)
+        report = (study_folder(name, stamp) / "report.html").is_file()
+        return _pages.study_page(view, sort=sort, order=order, report=report)
+
+    @app.get("/studies/{name}/{stamp}/report")
+    def study_report(name: str, stamp: str) -> Any:
+        path = study_folder(name, stamp) / "report.html"
+        if not path.is_file():
+            raise HTTPException(404, f"study {name}/{stamp} has no report yet (it is written when the study ends)")
+        return FileResponse(path, media_type="text/html")
 
     @app.get("/signin", response_class=HTMLResponse)
     def signin(next: str = "/") -> Any:

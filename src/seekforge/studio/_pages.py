@@ -27,7 +27,8 @@ def _page(title: str, body: str, *, script: str = "") -> str:
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)} · seekforge studio</title>'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="stylesheet" href="/static/uPlot.min.css"><link rel="stylesheet" href="/static/studio.css">'
-        f'</head><body><header><a href="/" class="brand">seekforge studio</a></header><main>{body}</main>'
+        f'</head><body><header><a href="/" class="brand">seekforge studio</a><nav><a href="/">runs</a>'
+        f'<a href="/studies">studies</a></nav></header><main>{body}</main>'
         f"{scripts}</body></html>"
     )
 
@@ -130,3 +131,85 @@ def signin_page(next_path: str) -> str:
         "<button>sign in</button></form>"
     )
     return _page("Sign in", body, script=f"studio.signin({json.dumps(next_path)});")
+
+
+def _number(value: float | None, unit: str = "", digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def studies_page(found: list[dict[str, Any]], *, runs: Path) -> str:
+    """Every study: its state, trials by state, its best value."""
+    rows = []
+    for study in found:
+        states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(study["states"].items())) or "–"
+        best = study["best"]
+        shown = f"{best['value']:.4f} (trial {best['number']})" if best else "–"
+        problem = f' <span class="bad">{escape(study["problem"])}</span>' if study["problem"] else ""
+        rows.append(
+            f'<tr><td><a href="/studies/{escape(study["id"])}">{escape(study["name"])}</a></td>'
+            f'<td>{escape(study["stamp"])}</td><td><span class="status {study["status"]}">{study["status"]}</span>'
+            f"{problem}</td><td>{escape(str(study['metric'] or '–'))} ({escape(str(study['direction'] or '?'))})</td>"
+            f'<td class="num">{study["trials"]}</td><td>{escape(states)}</td><td>{shown}</td></tr>'
+        )
+    empty = '<tr><td colspan="7">no studies</td></tr>'
+    body = (
+        f'<h1>Studies</h1><p class="where">under <code>{escape(str(runs))}</code></p><table class="runs"><thead><tr>'
+        "<th>study</th><th>folder</th><th>status</th><th>metric</th><th>trials</th><th>states</th><th>best</th>"
+        f"</tr></thead><tbody>{''.join(rows) or empty}</tbody></table>"
+    )
+    return _page("Studies", body)
+
+
+def study_page(view: dict[str, Any], *, sort: str, order: str, report: bool) -> str:
+    """A study: its best trial, the history of values, a page of its trials and their intermediate values."""
+    study, trials = view["study"], view["trials"]
+    total, offset, limit = view["total"], view["offset"], view["limit"]
+    best = study["best"]
+    facts = (
+        f'<dl><dt>status</dt><dd><span class="status {study["status"]}">{study["status"]}</span></dd>'
+        f"<dt>metric</dt><dd>{escape(str(study['metric'] or '–'))} ({escape(str(study['direction'] or '?'))})</dd>"
+        f"<dt>trials</dt><dd>{total}</dd>"
+    )
+    if best:
+        facts += f"<dt>best</dt><dd>{best['value']:.4f}, trial {best['number']}: <code>{escape(json.dumps(best['params']))}</code></dd>"
+    facts += "</dl>"
+    if study["problem"]:
+        facts += f'<p class="bad">the study\'s storage cannot be read: {escape(study["problem"])}</p>'
+
+    def link(**changes: Any) -> str:
+        query = {"sort": sort, "order": order, "offset": offset, "limit": limit, **changes}
+        return f"/studies/{study['id']}?" + urlencode(query)
+
+    head = "".join(
+        f'<th><a href="{escape(link(sort=key, order="asc" if key == sort and order == "desc" else "desc", offset=0))}">'
+        f"{key}</a></th>"
+        for key in ("number", "state", "value", "duration")
+    )
+    rows = "".join(
+        f'<tr data-trial="{t["number"]}"><td class="num">{t["number"]}</td><td>{t["state"].lower()}</td>'
+        f'<td class="num">{_number(t["value"])}</td><td class="num">{_number(t["duration"], " s", 1)}</td>'
+        f'<td class="num">{t["epochs"] if t["epochs"] is not None else "–"}</td>'
+        f"<td><code>{escape(json.dumps(t['params']))}</code></td></tr>"
+        for t in trials
+    )
+    pages = []
+    if offset > 0:
+        pages.append(f'<a href="{escape(link(offset=max(0, offset - limit)))}">← previous</a>')
+    if offset + limit < total:
+        pages.append(f'<a href="{escape(link(offset=offset + limit))}">next →</a>')
+    shown = f"{offset + 1}–{min(offset + limit, total)} of {total}" if total else "no trials"
+    link_report = (
+        f'<p><a href="/studies/{escape(study["id"])}/report">the study\'s report</a> (parameter importance, '
+        "parallel coordinates)</p>"
+        if report
+        else ""
+    )
+    body = (
+        f"<h1>{escape(study['name'])} <small>{escape(study['stamp'])}</small></h1>{facts}{link_report}"
+        '<section id="charts"></section><h2>Trials</h2><table class="runs"><thead><tr>'
+        f"{head}<th>epochs</th><th>parameters</th></tr></thead><tbody>{rows}</tbody></table>"
+        f'<p class="pages"><span>{shown}</span> {" ".join(pages)}</p>'
+    )
+    intermediate = {str(t["number"]): t["intermediate"] for t in trials if t["intermediate"]}
+    script = f"studio.studyCharts({json.dumps(study['id'])}, {json.dumps(intermediate)});"
+    return _page(study["id"], body, script=script if study["status"] != "unreachable" else "")

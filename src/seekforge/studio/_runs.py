@@ -127,8 +127,8 @@ class RunIndex:
                 stamps = list(os.scandir(name.path))
             except OSError:
                 continue
-            for stamp in stamps:
-                if stamp.is_dir() and _is_run(Path(stamp.path)):
+            for stamp in stamps:  # a run's folder is its stamp; a study's (tune-...) and others have a prefix
+                if stamp.name[:1].isdigit() and stamp.is_dir() and _is_run(Path(stamp.path)):
                     yield Path(stamp.path)
 
     def summaries(self) -> list[RunSummary]:
@@ -152,7 +152,7 @@ class RunIndex:
     def find(self, run_id: str) -> Path | None:
         """The folder of the run ``name/stamp``, when it is one under the root (no path leaves it)."""
         name, _, stamp = run_id.partition("/")
-        if not name or not stamp or "/" in stamp or name.startswith(".") or stamp.startswith("."):
+        if not name or not stamp[:1].isdigit() or "/" in stamp or name.startswith("."):
             return None
         folder = self.root / name / stamp
         return folder if folder.is_dir() and _is_run(folder) else None

@@ -5,6 +5,7 @@ from seekforge.train._distill import Distillation
 from seekforge.train._evaluate import evaluate_logits, headline_metric
 from seekforge.train._memory import BUDGET_SHARE, available_bytes, training_bytes
 from seekforge.train._trainer import (
+    TIMING_KEYS,
     DistContext,
     StopSignals,
     Tensors,
@@ -15,12 +16,14 @@ from seekforge.train._trainer import (
     resolve_device,
     stop_record_path,
     task_loss,
+    untimed,
 )
 from seekforge.train.config import OPTIMIZERS, OptimizerConfig, TrainConfig
 
 __all__ = [
     "BUDGET_SHARE",
     "OPTIMIZERS",
+    "TIMING_KEYS",
     "DistContext",
     "Distillation",
     "OptimizerConfig",
@@ -40,4 +43,5 @@ __all__ = [
     "stop_record_path",
     "task_loss",
     "training_bytes",
+    "untimed",
 ]

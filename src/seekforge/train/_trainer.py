@@ -56,6 +56,10 @@ def stop_record_path(run_dir: Path) -> Path:
 # than this, so a crash costs at most this much work (the final epoch and every stop always write one).
 EPOCH_CHECKPOINT_SECONDS = 30.0
 LOG_SECONDS = 30.0  # without a progress bar (logs, CI), a status line with ETA this often
+#: without clipping (which measures it anyway), the gradient norm is measured every this many steps
+GRAD_NORM_EVERY = 8
+#: fields of an epoch's record that measure time, not training: they differ between two identical runs
+TIMING_KEYS = ("rows_per_s",)
 
 
 @dataclass
@@ -305,6 +309,8 @@ class Trainer:
                     order = self._order(epoch, len(train), rows)
                     state.setdefault("epoch_losses", [])
                     losses: list[float] = state["epoch_losses"]
+                    norms: list[torch.Tensor] = state.setdefault("epoch_grad_norms", [])
+                    epoch_began, first_micro = time.perf_counter(), state["micro"]
                     for micro_index in range(state["micro"], micro_per_epoch):
                         index = order[bounds[micro_index] : bounds[micro_index + 1]]
                         last_of_step = (micro_index + 1) % cfg.grad_accum == 0 or micro_index + 1 == micro_per_epoch
@@ -314,7 +320,10 @@ class Trainer:
                         if not last_of_step:
                             continue
                         if cfg.grad_clip is not None:
-                            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                            norms.append(nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip).detach())
+                        elif state["step"] % GRAD_NORM_EVERY == 0:
+                            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+                            norms.append(nn.utils.get_total_norm(grads).detach() if grads else torch.zeros(()))
                         optimizer.step()
                         scheduler.step()
                         optimizer.zero_grad(set_to_none=True)
@@ -351,6 +360,11 @@ class Trainer:
                         "lr": scheduler.get_last_lr()[0],
                         "gradient_checkpointing": checkpointing,
                     }
+                    if norms:  # the total norm of the gradients before clipping, averaged over the steps measured
+                        record["grad_norm"] = float(torch.stack([n.float().cpu() for n in norms]).mean())
+                    seconds = time.perf_counter() - epoch_began
+                    if seconds > 0 and micro_per_epoch > first_micro:  # training rows a second, this process
+                        record["rows_per_s"] = (bounds[micro_per_epoch] - bounds[first_micro]) / seconds
                     if cfg.progressive is not None:
                         record["train_rows"] = rows
                     if chosen is not None:
@@ -360,7 +374,7 @@ class Trainer:
                         record.update(self.evaluate(validation, prefix="val_"))
                     state["history"].append(record)
                     stop = self._any_rank(self._early_stopping(state, record))
-                    state.update(epoch=epoch + 1, micro=0, stopped=stop, epoch_losses=[])
+                    state.update(epoch=epoch + 1, micro=0, stopped=stop, epoch_losses=[], epoch_grad_norms=[])
                     last = stop or state["epoch"] == cfg.epochs
                     due = time.monotonic() - self._last_checkpoint >= EPOCH_CHECKPOINT_SECONDS
                     saved = last or self._any_rank(due)  # every machine checkpoints at the same epochs
@@ -696,16 +710,32 @@ class Trainer:
         torch.set_rng_state(payload["rng"].cpu())
         if "cuda_rng" in payload and self.device.type == "cuda":
             torch.cuda.set_rng_state(payload["cuda_rng"].cpu())
-        keys = ("epoch", "micro", "step", "history", "best", "bad_epochs", "epoch_losses", "stopped")
+        keys = (
+            "epoch",
+            "micro",
+            "step",
+            "history",
+            "best",
+            "bad_epochs",
+            "epoch_losses",
+            "epoch_grad_norms",
+            "stopped",
+        )
         return {k: payload[k] for k in keys if k in payload}
 
     def _write_metrics(self, history: list[dict[str, Any]]) -> None:
         write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in history))
 
 
+def untimed(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` (epochs' records) without the fields that measure time: what two identical runs share."""
+    return [{k: v for k, v in record.items() if k not in TIMING_KEYS} for record in records]
+
+
 def _describe(record: dict[str, Any]) -> str:
     parts = [f"epoch {record['epoch']}"]
-    parts += [f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "step", "lr") and isinstance(v, float)]
+    parts += [f"{k} {v:.4f}" for k, v in record.items()
+              if k not in ("epoch", "step", "lr", "grad_norm", *TIMING_KEYS) and isinstance(v, float)]  # fmt: skip
     return "  ".join(parts)
 
 

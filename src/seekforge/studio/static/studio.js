@@ -7,11 +7,13 @@ const studio = (() => {
   function group(name) {
     if (name.endsWith("loss")) return "loss";
     if (name === "lr") return "learning rate";
+    if (name === "grad_norm") return "gradient norm (before clipping)";
+    if (name === "rows_per_s") return "throughput (training rows/s)";
     if (name.startsWith("val_")) return "validation metrics";
     return name;
   }
 
-  function chart(title, x, series, labels) {
+  function chart(title, x, series, labels, xLabel = "epoch") {
     const box = document.createElement("div");
     box.className = "chart";
     box.dataset.chart = title;
@@ -21,8 +23,8 @@ const studio = (() => {
     const opts = {
       width: 440, height: 240,
       scales: { x: { time: false } },
-      axes: [{ label: "epoch" }, {}],
-      series: [{ label: "epoch" }, ...labels.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], spanGaps: true }))],
+      axes: [{ label: xLabel }, {}],
+      series: [{ label: xLabel }, ...labels.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], spanGaps: true }))],
     };
     return new uPlot(opts, [x, ...series], box);
   }
@@ -73,6 +75,17 @@ const studio = (() => {
     }
   }
 
+  // A study: the value of each complete trial and the best so far; the learning curves of the trials shown.
+  async function studyCharts(id, intermediate) {
+    const h = await json(`/api/studies/${id}/history`);
+    if (h.number.length) chart("optimisation history", h.number, [h.value, h.best], ["trial value", "best so far"], "trial");
+    const trials = Object.keys(intermediate);
+    if (!trials.length) return;
+    const steps = [...new Set(trials.flatMap((t) => Object.keys(intermediate[t]).map(Number)))].sort((a, b) => a - b);
+    const series = trials.map((t) => steps.map((s) => intermediate[t][String(s)] ?? null));
+    chart("intermediate values (trials on this page; pruned ones stop early)", steps, series, trials.map((t) => `trial ${t}`), "step");
+  }
+
   function compareBoxes() {
     const form = document.getElementById("compare");
     const button = document.getElementById("compare-button");
@@ -90,5 +103,5 @@ const studio = (() => {
     });
   }
 
-  return { runCharts, compareCharts, compareBoxes, signin };
+  return { runCharts, compareCharts, compareBoxes, signin, studyCharts };
 })();
