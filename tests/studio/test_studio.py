@@ -126,3 +126,39 @@ def test_with_keys_every_route_needs_one(runs: Path) -> None:
     assert client.get("/api/runs", headers={"authorization": "Bearer nope"}).status_code == 401
     client.cookies.set("seekforge_studio_key", "s3cret")  # as the sign-in page sets it
     assert client.get("/").status_code == 200
+
+
+def test_packages_show_their_lineage_exports_and_card(runs: Path) -> None:
+    parent = runs / "alpha" / "20260101-000000" / "package"
+    manifest = json.loads((parent / "package.json").read_text())
+    manifest.update(name="alpha<script>x</script>", created="2026-01-01T00:00:00+00:00", model={"type": "mlp"},
+                    lineage={"data_hash": "d" * 64, "recipe_hash": "r" * 64, "parent": None},
+                    exports={"onnx": {"format": "onnx", "precision": "fp32", "inputs": "raw", "bytes": 2e6,
+                                      "parity": {"passed": True, "rows": 64, "agreement": 1.0, "max_abs_diff": 1e-6}},
+                             "onnx-int8": {"format": "onnx", "precision": "int8", "bytes": 5e5,
+                                           "parity": {"passed": False, "failures": ["agreement 0.9 < 0.999"]}}})  # fmt: skip
+    (parent / "package.json").write_text(json.dumps(manifest))
+    (parent / "model_card.md").write_text("# Model card\nIntended use: tests.")
+    child = runs / "alpha" / "compress-20260102-000000" / "pruned"
+    child.mkdir(parents=True)
+    (child / "package.json").write_text(json.dumps({"name": "alpha-pruned", "task": "classification",
+        "metrics": {"test": {"accuracy": 0.9}}, "lineage": {"parent": str(parent)}}))  # fmt: skip
+    orphan = runs / "beta" / "compress-20260103-000000" / "pruned"
+    orphan.mkdir(parents=True)
+    (orphan / "package.json").write_text(json.dumps({"name": "orphan", "lineage": {"parent": "/nowhere/package"}}))
+    client = TestClient(create_app(runs))
+    listed = {p["id"]: p for p in client.get("/api/packages").json()["packages"]}
+    assert set(listed) == {"alpha/20260101-000000/package", "alpha/20260102-000000/package", "alpha/compress-20260102-000000/pruned",
+                           "beta/compress-20260103-000000/pruned", "delta/20260105-000000/package"}  # fmt: skip
+    assert listed["alpha/20260101-000000/package"]["exports"] == {"onnx": True, "onnx-int8": False}
+    chain = client.get("/api/packages/alpha/compress-20260102-000000/pruned").json()["lineage"]
+    assert [step["id"] for step in chain] == ["alpha/compress-20260102-000000/pruned", "alpha/20260101-000000/package"]
+    page = client.get("/packages/alpha/compress-20260102-000000/pruned").text
+    assert 'href="/packages/alpha/20260101-000000/package"' in page and "alpha&lt;script&gt;" in page
+    parent_page = client.get("/packages/alpha/20260101-000000/package").text
+    assert "failed: agreement 0.9 &lt; 0.999" in parent_page and "Intended use: tests." in parent_page
+    assert "<script>x" not in parent_page and "d" * 12 in parent_page
+    assert "/nowhere/package (not found)" in client.get("/packages/beta/compress-20260103-000000/pruned").text
+    assert 'href="/packages/alpha/20260101-000000/package"' in client.get("/runs/alpha/20260101-000000").text
+    for bad in ("/packages/../etc", "/api/packages/alpha/..%2f..%2fetc", "/packages/alpha", "/packages/x/y/z/report"):
+        assert client.get(bad).status_code == 404, bad

@@ -18,6 +18,7 @@ from typing import Any
 from seekforge.core.api_keys import api_key_of, key_accepted
 from seekforge.core.deps import require
 from seekforge.studio import _pages
+from seekforge.studio._packages import PackageIndex, manifest_of
 from seekforge.studio._runs import SORT_KEYS, STATUSES, RunIndex, curves, read_metrics
 from seekforge.studio._studies import TRIAL_SORTS, StudyIndex, history, trial_page
 
@@ -38,6 +39,7 @@ def create_app(runs: Path, *, api_keys: Collection[str] = ()) -> Any:
 
     index = RunIndex(runs)
     studies = StudyIndex(runs)
+    packages = PackageIndex(runs)
     app = FastAPI(title="seekforge studio", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -195,6 +197,43 @@ def create_app(runs: Path, *, api_keys: Collection[str] = ()) -> Any:
         if not path.is_file():
             raise HTTPException(404, f"study {name}/{stamp} has no report yet (it is written when the study ends)")
         return FileResponse(path, media_type="text/html")
+
+    def package_folder(package_id: str) -> Path:
+        folder = packages.find(package_id)
+        if folder is None:
+            raise HTTPException(404, f"no package {package_id} under {runs}")
+        return folder
+
+    @app.get("/api/packages")
+    def api_packages() -> Any:
+        """Every package under the folder: what it is, its test metric, its exports and their verdicts."""
+        return {"packages": [p.to_dict() for p in packages.summaries()]}
+
+    @app.get("/api/packages/{package_id:path}")
+    def api_package(package_id: str) -> Any:
+        """A package's manifest (package.json) and its lineage, newest first."""
+        folder = package_folder(package_id)
+        return {"manifest": manifest_of(folder), "lineage": packages.lineage(folder)}
+
+    @app.get("/packages", response_class=HTMLResponse)
+    def packages_page() -> Any:
+        return _pages.packages_page([p.to_dict() for p in packages.summaries()], runs=runs)
+
+    @app.get("/packages/{package_id:path}/report")
+    def package_report(package_id: str) -> Any:
+        path = package_folder(package_id) / "report.html"
+        if not path.is_file():
+            raise HTTPException(404, f"package {package_id} has no report")
+        return FileResponse(path, media_type="text/html")
+
+    @app.get("/packages/{package_id:path}", response_class=HTMLResponse)
+    def package_page(package_id: str) -> Any:
+        folder = package_folder(package_id)
+        summary, manifest = packages.summary(folder), manifest_of(folder)
+        if summary is None or manifest is None:
+            raise HTTPException(404, f"package {package_id} has no readable package.json")
+        return _pages.package_page(summary.to_dict(), manifest, lineage=packages.lineage(folder),
+                                   card=_text(folder / "model_card.md"), report=(folder / "report.html").is_file())  # fmt: skip
 
     @app.get("/signin", response_class=HTMLResponse)
     def signin(next: str = "/") -> Any:

@@ -28,7 +28,7 @@ def _page(title: str, body: str, *, script: str = "") -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="stylesheet" href="/static/uPlot.min.css"><link rel="stylesheet" href="/static/studio.css">'
         f'</head><body><header><a href="/" class="brand">seekforge studio</a><nav><a href="/">runs</a>'
-        f'<a href="/studies">studies</a></nav></header><main>{body}</main>'
+        f'<a href="/studies">studies</a><a href="/packages">packages</a></nav></header><main>{body}</main>'
         f"{scripts}</body></html>"
     )
 
@@ -105,6 +105,8 @@ def run_page(run: RunSummary | None, *, recipe: str, report: bool) -> str:
         f"<dt>test</dt><dd>{_metric(run.test)}</dd><dt>started</dt><dd>{_when(run.stamp)}</dd></dl>"
     )
     link = f'<p><a href="/runs/{escape(run.id)}/report">the run\'s report</a></p>' if report else ""
+    if run.status == "finished":
+        link += f'<p><a href="/packages/{escape(run.id)}/package">its package</a> (lineage, exports, model card)</p>'
     body = (
         f"<h1>{escape(run.name)} <small>{escape(run.stamp)}</small></h1>{facts}{link}"
         '<section id="charts" aria-live="polite"></section>'
@@ -213,3 +215,77 @@ def study_page(view: dict[str, Any], *, sort: str, order: str, report: bool) -> 
     intermediate = {str(t["number"]): t["intermediate"] for t in trials if t["intermediate"]}
     script = f"studio.studyCharts({json.dumps(study['id'])}, {json.dumps(intermediate)});"
     return _page(study["id"], body, script=script if study["status"] != "unreachable" else "")
+
+
+def packages_page(found: list[dict[str, Any]], *, runs: Path) -> str:
+    """Every package: what it is, its test metric, its exports and whether each passed its gate."""
+    rows = []
+    for package in found:
+        exports = (
+            " ".join(
+                f'<span class="status {"finished" if ok else "incomplete"}">{escape(name)}</span>'
+                for name, ok in package["exports"].items()
+            )
+            or "–"
+        )
+        rows.append(
+            f'<tr><td><a href="/packages/{escape(package["id"])}">{escape(package["id"])}</a></td>'
+            f"<td>{escape(package['name'])}</td><td>{escape(str(package['task'] or '–'))}</td>"
+            f"<td>{escape(str(package['model'] or '–'))}</td><td>{_metric(package['test'])}</td>"
+            f"<td>{exports}</td><td>{escape(str(package['created'] or '–'))}</td></tr>"
+        )
+    empty = '<tr><td colspan="7">no packages</td></tr>'
+    body = (
+        f'<h1>Packages</h1><p class="where">under <code>{escape(str(runs))}</code></p><table class="runs"><thead>'
+        "<tr><th>package</th><th>name</th><th>task</th><th>model</th><th>test</th><th>exports (parity)</th>"
+        f"<th>created</th></tr></thead><tbody>{''.join(rows) or empty}</tbody></table>"
+    )
+    return _page("Packages", body)
+
+
+def package_page(summary: dict[str, Any], manifest: dict[str, Any], *, lineage: list[dict[str, Any]], card: str,
+                 report: bool) -> str:  # fmt: skip
+    """A package: its facts, its lineage, its exports with their parity records, its inputs, its model card."""
+    facts = (
+        f"<dl><dt>name</dt><dd>{escape(summary['name'])}</dd><dt>task</dt><dd>{escape(str(summary['task']))}</dd>"
+        f"<dt>model</dt><dd>{escape(str(summary['model'] or '–'))}</dd><dt>test</dt><dd>{_metric(summary['test'])}</dd>"
+        f"<dt>created</dt><dd>{escape(str(summary['created'] or '–'))}</dd>"
+        f"<dt>seekforge</dt><dd>{escape(str(manifest.get('seekforge_version', '–')))}</dd></dl>"
+    )
+    chain = []
+    for step in lineage:
+        if step["missing"]:
+            chain.append(f'<li class="bad">{escape(step["path"])} (not found)</li>')
+            continue
+        where = (
+            f'<a href="/packages/{escape(step["id"])}">{escape(step["id"])}</a>' if step["id"] else escape(step["path"])
+        )
+        headline = {k: v for k, v in step["test"].items() if k != "rows" and isinstance(v, int | float)}
+        chain.append(
+            f"<li>{where}: {escape(str(step['name']))}, {escape(str(step['created']))} {_metric(dict(list(headline.items())[:1]))}</li>"
+        )
+    data_hash = lineage[-1].get("data_hash") if lineage and not lineage[-1]["missing"] else None
+    origin = f"<li>data <code>{escape(str(data_hash)[:12])}</code>, recipe <code>{escape(str(lineage[-1].get('recipe_hash'))[:12])}</code></li>" if data_hash else ""  # fmt: skip
+    exports = []
+    for name, record in manifest.get("exports", {}).items():
+        parity = record.get("parity", {})
+        verdict = "passed" if parity.get("passed") else "failed: " + "; ".join(parity.get("failures", []))
+        exports.append(
+            f"<tr><td>{escape(name)}</td><td>{escape(str(record.get('format')))}</td>"
+            f"<td>{escape(str(record.get('precision')))}</td><td>{escape(str(record.get('inputs', 'encoded')))}</td>"
+            f'<td class="num">{parity.get("rows", "–")}</td><td class="num">{_number(parity.get("agreement"))}</td>'
+            f'<td class="num">{_number(parity.get("max_abs_diff"), digits=6)}</td>'
+            f'<td>{escape(verdict)}</td><td class="num">{record.get("bytes", 0) / 1e6:.2f} MB</td></tr>'
+        )
+    inputs = "".join(f"<li><code>{escape(str(f.get('name')))}</code> {escape(str(f.get('type')))}</li>"
+                     for f in manifest.get("inputs", []))  # fmt: skip
+    link = f'<p><a href="/packages/{escape(summary["id"])}/report">the package\'s report</a></p>' if report else ""
+    body = (
+        f"<h1>{escape(summary['name'])} <small>{escape(summary['id'])}</small></h1>{facts}{link}"
+        f'<h2>Lineage</h2><ol class="lineage">{"".join(chain)}{origin}</ol>'
+        '<h2>Exports</h2><table class="runs"><thead><tr><th>variant</th><th>format</th><th>precision</th>'
+        "<th>inputs</th><th>parity rows</th><th>agreement</th><th>max |diff|</th><th>gate</th><th>size</th></tr>"
+        f"</thead><tbody>{''.join(exports) or '<tr><td colspan=9>none yet: seekforge export PACKAGE</td></tr>'}</tbody></table>"
+        f'<h2>Inputs</h2><ul>{inputs}</ul><h2>Model card</h2><pre class="card">{escape(card) or "(no model card)"}</pre>'
+    )
+    return _page(summary["id"], body)
