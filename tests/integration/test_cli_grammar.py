@@ -14,9 +14,9 @@ from seekforge.cli import app
 from tests.conftest import make_tabular
 from tests.integration.cli import seekforge
 
-#: Commands that print no result table: ``init`` prints a recipe, ``serve`` serves, ``completion`` a script,
-#: ``schema`` a JSON schema.
-NO_RESULT = {"init", "serve", "completion", "schema"}
+#: Commands that print no result table: ``init`` prints a recipe, ``serve`` and ``studio`` serve,
+#: ``completion`` a script, ``schema`` a JSON schema.
+NO_RESULT = {"init", "serve", "studio", "completion", "schema"}
 
 
 def _commands() -> dict[str, Any]:

@@ -25,7 +25,7 @@ def _page(title: str, body: str, *, script: str = "") -> str:
     )
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)} · seekforge studio</title>'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
         '<link rel="stylesheet" href="/static/uPlot.min.css"><link rel="stylesheet" href="/static/studio.css">'
         f'</head><body><header><a href="/" class="brand">seekforge studio</a><nav><a href="/">runs</a>'
         f'<a href="/studies">studies</a><a href="/packages">packages</a></nav></header><main>{body}</main>'

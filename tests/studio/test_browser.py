@@ -1,0 +1,133 @@
+"""The studio in a real browser (Debian's chromium, driven by Selenium): each page loads without a
+script error, the numbers shown are the files' own, a run's chart grows while it trains, runs compare.
+
+Chromium comes from the system (``make test`` installs it where it can: scripts/ensure-chromium); where
+it is missing the tests fail under CI and are skipped elsewhere, with the command that installs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.studio.test_studies import write_study
+from tests.studio.test_studio import write_run
+
+SCREENSHOTS = os.environ.get("SEEKFORGE_SCREENSHOTS")  # a folder: save a screenshot of each page there
+
+
+def _browser() -> Any:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        message = (
+            "the browser tests need Debian's chromium and chromium-driver: apt-get install chromium chromium-driver"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(driver))
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Any]]:
+    root = tmp_path_factory.mktemp("browser") / "runs"
+    write_run(root, "digits", "20260101-090000", epochs=12, test=0.9722, age=7200)
+    write_run(root, "digits", "20260101-100000", epochs=9, model="cnn", test=0.9861, age=3600)
+    write_run(root, "live", "20260102-080000", epochs=3)
+    write_study(root, "digits", "tune-20260101-110000", trials=40)
+    browser = _browser()
+    proc = subprocess.Popen([sys.executable, "-m", "seekforge", "studio", "--runs", str(root), "--port", "0"],
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "SEEKFORGE_NO_PROGRESS": "1"})  # fmt: skip
+    try:
+        found = re.search(r"http://127\.0\.0\.1:\d+", proc.stderr.readline() if proc.stderr else "")
+        assert found, "the studio printed no address"
+        yield found.group(0), root, browser
+    finally:
+        browser.quit()
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def _open(browser: Any, url: str, name: str) -> None:
+    browser.get(url)
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    if SCREENSHOTS:
+        browser.save_screenshot(str(Path(SCREENSHOTS) / f"studio-{name}.png"))
+
+
+def _wait(condition: Any, seconds: float = 10.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("the page never got there")
+
+
+def test_the_runs_table_shows_the_files_numbers_and_runs_compare(studio: tuple[str, Path, Any]) -> None:
+    url, root, browser = studio
+    _open(browser, url + "/", "runs")
+    rows = {r.get_attribute("data-run"): r.text for r in browser.find_elements("css selector", "tr[data-run]")}
+    assert list(rows) == ["live/20260102-080000", "digits/20260101-100000", "digits/20260101-090000"]
+    for run_id, text in rows.items():
+        lines = (root / run_id / "metrics.jsonl").read_text().splitlines()
+        last = json.loads(lines[-1])
+        assert f" {len(lines)} " in f" {text} " and f"val_accuracy {last['val_accuracy']:.4f}" in text, text
+    assert "accuracy 0.9861" in rows["digits/20260101-100000"] and "running" in rows["live/20260102-080000"]
+    for box in browser.find_elements("css selector", "input[name=run]")[1:]:
+        box.click()
+    browser.find_element("id", "compare-button").click()
+    _wait(lambda: len(browser.find_elements("css selector", ".chart canvas")) >= 4)
+    diff = browser.find_element("css selector", "pre.diff").text
+    assert "-  type: cnn" in diff and "+  type: mlp" in diff  # the newer run's recipe against the older's
+    if SCREENSHOTS:
+        browser.save_screenshot(str(Path(SCREENSHOTS) / "studio-compare.png"))
+
+
+def test_a_running_runs_chart_grows_within_two_seconds(studio: tuple[str, Path, Any]) -> None:
+    url, root, browser = studio
+    _open(browser, url + "/runs/live/20260102-080000", "run")
+    charts = _wait(lambda: browser.find_elements("css selector", ".chart"))
+    titles = [c.get_attribute("data-chart") for c in charts]
+    assert titles[:3] == ["loss", "learning rate", "validation metrics"], titles
+    assert browser.find_element("id", "epochs").text == "3"
+    time.sleep(0.5)  # the event stream is open
+    with (root / "live" / "20260102-080000" / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"epoch": 4, "train_loss": 0.2, "lr": 0.01, "val_loss": 0.3, "val_accuracy": 0.61}) + "\n")
+    written = time.monotonic()
+    _wait(lambda: browser.find_element("id", "epochs").text == "4", seconds=5)
+    assert time.monotonic() - written < 2.0
+    points = browser.execute_script("return document.querySelector('.chart .u-legend') !== null")
+    assert points
+
+
+def test_studies_and_packages_pages_load(studio: tuple[str, Path, Any]) -> None:
+    url, _, browser = studio
+    _open(browser, url + "/studies", "studies")
+    assert "40" in browser.find_element("css selector", "table.runs tbody").text
+    _open(browser, url + "/studies/digits/tune-20260101-110000", "study")
+    _wait(lambda: len(browser.find_elements("css selector", ".chart canvas")) >= 2)
+    assert len(browser.find_elements("css selector", "tr[data-trial]")) == 40 or "1–50" not in browser.page_source
+    _open(browser, url + "/packages", "packages")
+    assert "digits/20260101-100000/package" in browser.find_element("css selector", "table.runs").text
+    _open(browser, url + "/packages/digits/20260101-100000/package", "package")
+    assert "accuracy 0.9861" in browser.page_source
