@@ -25,6 +25,13 @@ def studio(
     api_key_file: Annotated[
         Path | None, typer.Option("--api-key-file", help="File of accepted API keys, one per line.")
     ] = None,
+    server: Annotated[
+        list[str] | None,
+        typer.Option("--server", help="A running seekforge serve to watch (its base URL); repeatable."),
+    ] = None,
+    server_key_file: Annotated[
+        Path | None, typer.Option("--server-key-file", help="A file holding the key that reads the servers' /metrics.")
+    ] = None,
 ) -> None:
     """Browse, watch and compare runs in a browser: prints the address, opens nothing; Ctrl-C stops it.
 
@@ -42,7 +49,19 @@ def studio(
     uvicorn = require("uvicorn", purpose="seekforge studio")
     from seekforge.studio import create_app
 
-    app = create_app(runs, api_keys=keys)
+    servers = list(server or [])
+    for url in servers:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"--server {url}: not an http:// or https:// address", hint="e.g. --server http://127.0.0.1:8000"
+            )
+    server_key = None
+    if server_key_file is not None:
+        found = read_api_keys(server_key_file, option="--server-key-file")
+        if len(found) != 1:
+            raise ConfigError(f"--server-key-file {server_key_file} holds {len(found)} keys; the studio reads with one")
+        (server_key,) = found
+    app = create_app(runs, api_keys=keys, servers=servers, server_key=server_key)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     shown = f"[{host}]" if ":" in host else host
 

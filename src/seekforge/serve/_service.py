@@ -371,6 +371,8 @@ class ModelService:
         if ticket is not None:
             ticket.queued()  # before enqueue: the batcher must not wait for this very request
         outputs = await self._run(model, rows, timeout)
+        if ticket is not None:
+            ticket.rows = len(outputs)
         shadow = self.models.get("shadow")
         if shadow is not None:
             self._send_to_shadow(shadow, rows, request_id, timeout)
@@ -527,6 +529,7 @@ class Ticket:
         self.service = service
         self.protocol = protocol
         self.started = time.perf_counter()
+        self.rows = 0  # the rows predicted for it, once answered
         self._arriving = True
         service.arriving += 1
         service.metrics.in_flight.inc()
@@ -547,3 +550,5 @@ class Ticket:
         requests, latency = metrics.child(self.protocol, code)
         requests.inc()
         latency.observe(time.perf_counter() - self.started)
+        if self.rows:
+            metrics.rows.labels(self.protocol).inc(self.rows)

@@ -11,7 +11,7 @@ held up by the studio watching it.
 import asyncio
 import difflib
 import json
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from seekforge.core.deps import require
 from seekforge.studio import _pages
 from seekforge.studio._packages import PackageIndex, manifest_of
 from seekforge.studio._runs import SORT_KEYS, STATUSES, RunIndex, curves, read_metrics
+from seekforge.studio._serving import ServerWatch
 from seekforge.studio._studies import TRIAL_SORTS, StudyIndex, history, trial_page
 
 STATIC = Path(__file__).parent / "static"
@@ -29,9 +30,12 @@ PING_SECONDS = 15.0
 COOKIE = "seekforge_studio_key"
 
 
-def create_app(runs: Path, *, api_keys: Collection[str] = ()) -> Any:
-    """The studio over the run folders under ``runs``; with ``api_keys``, every route but the sign-in page
-    needs one of them (``x-api-key``, ``Authorization: Bearer``, or the cookie the sign-in page sets)."""
+def create_app(
+    runs: Path, *, api_keys: Collection[str] = (), servers: Sequence[str] = (), server_key: str | None = None
+) -> Any:
+    """The studio over the run folders under ``runs``, and the running servers at ``servers`` (URLs; read with
+    ``server_key`` where they need one); with ``api_keys``, every route but the sign-in page needs one of
+    them (``x-api-key``, ``Authorization: Bearer``, or the cookie the sign-in page sets)."""
     require("fastapi", purpose="seekforge studio")
     from fastapi import FastAPI, HTTPException, Query, Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
@@ -40,6 +44,7 @@ def create_app(runs: Path, *, api_keys: Collection[str] = ()) -> Any:
     index = RunIndex(runs)
     studies = StudyIndex(runs)
     packages = PackageIndex(runs)
+    watches = [ServerWatch(url, api_key=server_key) for url in servers]
     app = FastAPI(title="seekforge studio", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -234,6 +239,22 @@ def create_app(runs: Path, *, api_keys: Collection[str] = ()) -> Any:
             raise HTTPException(404, f"package {package_id} has no readable package.json")
         return _pages.package_page(summary.to_dict(), manifest, lineage=packages.lineage(folder),
                                    card=_text(folder / "model_card.md"), report=(folder / "report.html").is_file())  # fmt: skip
+
+    @app.get("/api/servers")
+    def api_servers() -> Any:
+        """The servers this studio was started to watch (``seekforge studio --server URL``)."""
+        return {"servers": [{"index": i, "url": w.url} for i, w in enumerate(watches)]}
+
+    @app.get("/api/servers/{index}")
+    async def api_server(index: int) -> Any:
+        """A server's metrics now, and the rates and latency percentiles since the reading before."""
+        if not 0 <= index < len(watches):
+            raise HTTPException(404, f"no server {index}; this studio watches {len(watches)}")
+        return await asyncio.to_thread(watches[index].read)
+
+    @app.get("/serving", response_class=HTMLResponse)
+    def serving_page() -> Any:
+        return _pages.serving_page([w.url for w in watches])
 
     @app.get("/signin", response_class=HTMLResponse)
     def signin(next: str = "/") -> Any:

@@ -28,7 +28,8 @@ def _page(title: str, body: str, *, script: str = "") -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
         '<link rel="stylesheet" href="/static/uPlot.min.css"><link rel="stylesheet" href="/static/studio.css">'
         f'</head><body><header><a href="/" class="brand">seekforge studio</a><nav><a href="/">runs</a>'
-        f'<a href="/studies">studies</a><a href="/packages">packages</a></nav></header><main>{body}</main>'
+        f'<a href="/studies">studies</a><a href="/packages">packages</a><a href="/serving">serving</a></nav>'
+        f"</header><main>{body}</main>"
         f"{scripts}</body></html>"
     )
 
@@ -289,3 +290,21 @@ def package_page(summary: dict[str, Any], manifest: dict[str, Any], *, lineage: 
         f'<h2>Inputs</h2><ul>{inputs}</ul><h2>Model card</h2><pre class="card">{escape(card) or "(no model card)"}</pre>'
     )
     return _page(summary["id"], body)
+
+
+def serving_page(urls: list[str]) -> str:
+    """The watched servers: request and error rates, latency percentiles and the batch sizes, live."""
+    if not urls:
+        body = (
+            "<h1>Serving</h1><p>No server is watched. Start the studio with the address of a running "
+            "<code>seekforge serve</code>: <code>seekforge studio --server http://127.0.0.1:8000</code> "
+            "(repeatable).</p>"
+        )
+        return _page("Serving", body)
+    sections = "".join(
+        f'<section class="server" data-server="{i}"><h2>{escape(url)}</h2><p class="facts" id="server-{i}-facts">'
+        f'reading…</p><div class="charts" id="server-{i}-charts"></div></section>'
+        for i, url in enumerate(urls)
+    )
+    body = f"<h1>Serving</h1>{sections}"
+    return _page("Serving", body, script=f"studio.servingCharts({len(urls)});")

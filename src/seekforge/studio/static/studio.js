@@ -13,18 +13,21 @@ const studio = (() => {
     return name;
   }
 
-  function chart(title, x, series, labels, xLabel = "epoch") {
+  function chart(title, x, series, labels, xLabel = "epoch", where = "charts", bars = false) {
     const box = document.createElement("div");
     box.className = "chart";
     box.dataset.chart = title;
     box.innerHTML = "<h3></h3>";
     box.querySelector("h3").textContent = title;
-    document.getElementById("charts").appendChild(box);
+    document.getElementById(where).appendChild(box);
     const opts = {
       width: 440, height: 240,
       scales: { x: { time: false } },
       axes: [{ label: xLabel }, {}],
-      series: [{ label: xLabel }, ...labels.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], spanGaps: true }))],
+      series: [{ label: xLabel }, ...labels.map((label, i) => ({
+        label, stroke: COLORS[i % COLORS.length], spanGaps: true,
+        ...(bars ? { fill: COLORS[i % COLORS.length] + "55", paths: uPlot.paths.bars({ size: [0.8, 60] }), points: { show: false } } : {}),
+      }))],
     };
     return new uPlot(opts, [x, ...series], box);
   }
@@ -86,6 +89,47 @@ const studio = (() => {
     chart("intermediate values (trials on this page; pruned ones stop early)", steps, series, trials.map((t) => `trial ${t}`), "step");
   }
 
+  // Watched servers: every 2 s, the rates and latency percentiles since the reading before, and the batch sizes.
+  function servingCharts(count) {
+    for (let i = 0; i < count; i++) {
+      const t = [], rates = [[], [], []], latency = [[], [], []];
+      let plots = null;
+      const facts = document.getElementById(`server-${i}-facts`);
+      const started = Date.now() / 1000;
+      async function poll() {
+        let reading;
+        try { reading = await json(`/api/servers/${i}`); } catch (e) { facts.textContent = String(e); return; }
+        const s = reading.snapshot;
+        if (s.error) { facts.textContent = `cannot read its /metrics: ${s.error}`; facts.className = "facts bad"; return; }
+        facts.className = "facts";
+        const total = Object.values(s.requests).reduce((a, b) => a + b, 0);
+        const errors = Object.entries(s.errors).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
+        const models = s.models.map((m) => `${m.name} ${m.version} (${m.backend}, ${m.role})`).join("; ") || "–";
+        facts.textContent = `serving ${models} · ${total} requests · in flight ${s.in_flight} · queued rows ${s.queue_rows} · errors: ${errors}`;
+        const sizes = s.batch_rows.filter(([le]) => le !== Infinity && le !== null);
+        const counts = sizes.map(([, c], k) => c - (k ? sizes[k - 1][1] : 0));
+        if (!plots) {
+          plots = [
+            chart("requests and errors per second", [], [[], [], []], ["requests/s", "errors/s", "rows/s"], "seconds", `server-${i}-charts`),
+            chart("latency (ms), each interval", [], [[], [], []], ["p50", "p95", "p99"], "seconds", `server-${i}-charts`),
+            chart("rows per batch (batches)", sizes.map(([le]) => le), [counts], ["batches"], "at most rows", `server-${i}-charts`, true),
+          ];
+        }
+        const iv = reading.interval;
+        if (iv && iv.requests_per_s !== null) {
+          t.push(Math.round(s.time - started));
+          [iv.requests_per_s, iv.errors_per_s, iv.rows_per_s].forEach((v, k) => rates[k].push(v));
+          [iv.p50, iv.p95, iv.p99].forEach((v, k) => latency[k].push(v === null ? null : v * 1000));
+          plots[0].setData([t.slice(), ...rates.map((r) => r.slice())]);
+          plots[1].setData([t.slice(), ...latency.map((r) => r.slice())]);
+        }
+        plots[2].setData([sizes.map(([le]) => le), counts]);
+      }
+      poll();
+      setInterval(poll, 2000);
+    }
+  }
+
   function compareBoxes() {
     const form = document.getElementById("compare");
     const button = document.getElementById("compare-button");
@@ -103,5 +147,5 @@ const studio = (() => {
     });
   }
 
-  return { runCharts, compareCharts, compareBoxes, signin, studyCharts };
+  return { runCharts, compareCharts, compareBoxes, servingCharts, signin, studyCharts };
 })();
