@@ -131,3 +131,45 @@ def test_studies_and_packages_pages_load(studio: tuple[str, Path, Any]) -> None:
     assert "digits/20260101-100000/package" in browser.find_element("css selector", "table.runs").text
     _open(browser, url + "/packages/digits/20260101-100000/package", "package")
     assert "accuracy 0.9861" in browser.page_source
+
+
+def test_serving_and_drift_pages_read_a_running_server_and_its_log(served_package: Path, tmp_path: Path) -> None:
+    import httpx
+
+    from seekforge.serve import ServeConfig
+    from tests.conftest import make_tabular
+    from tests.serve.conftest import running
+
+    log = tmp_path / "predictions.db"
+    records = make_tabular(200, seed=5).drop(columns=["label"]).assign(x1=lambda f: f["x1"] + 4.0)
+    browser = _browser()
+    with running(served_package, ServeConfig(max_wait_ms=1, log=log), grpc=False) as (_, where):
+        server = f"http://127.0.0.1:{where.http_port}"
+        for start in (0, 100):
+            body = {"records": records.iloc[start : start + 100].to_dict(orient="records")}
+            assert httpx.post(f"{server}/v1/predict", json=body, timeout=30).status_code == 200
+        command = [sys.executable, "-m", "seekforge", "studio", "--runs", str(tmp_path), "--port", "0",
+                   "--server", server, "--log", str(log)]  # fmt: skip
+        proc = subprocess.Popen(
+            command, stderr=subprocess.PIPE, text=True, env={**os.environ, "SEEKFORGE_NO_PROGRESS": "1"}
+        )
+        try:
+            found = re.search(r"http://127\.0\.0\.1:\d+", proc.stderr.readline() if proc.stderr else "")
+            assert found
+            _open(browser, found.group(0) + "/serving", "serving")
+            facts = _wait(lambda: (t := browser.find_element("id", "server-0-facts").text).startswith("serving") and t)
+            assert "2 requests" in facts and "primary" in facts
+            assert len(_wait(lambda: browser.find_elements("css selector", "#server-0-charts .chart"))) == 3
+            time.sleep(1.0)  # the log is written off the request path
+            _open(browser, found.group(0) + "/drift?window=86400&windows=1", "drift")
+            _wait(lambda: browser.find_elements("css selector", "#log-0-table td"))
+            rows = {
+                r.find_element("css selector", "td").text: r
+                for r in browser.find_elements("css selector", "#log-0-table tbody tr")
+            }
+            assert "drifted" in rows["x1"].find_elements("css selector", "td")[1].get_attribute("class")
+            assert "drifted" not in rows["x2"].find_elements("css selector", "td")[1].get_attribute("class")
+        finally:
+            browser.quit()
+            proc.terminate()
+            proc.communicate(timeout=10)

@@ -29,6 +29,10 @@ def studio(
         list[str] | None,
         typer.Option("--server", help="A running seekforge serve to watch (its base URL); repeatable."),
     ] = None,
+    log: Annotated[
+        list[Path] | None,
+        typer.Option("--log", help="A prediction log a server writes (serve --log): its drift by window; repeatable."),
+    ] = None,
     server_key_file: Annotated[
         Path | None, typer.Option("--server-key-file", help="A file holding the key that reads the servers' /metrics.")
     ] = None,
@@ -61,7 +65,7 @@ def studio(
         if len(found) != 1:
             raise ConfigError(f"--server-key-file {server_key_file} holds {len(found)} keys; the studio reads with one")
         (server_key,) = found
-    app = create_app(runs, api_keys=keys, servers=servers, server_key=server_key)
+    app = create_app(runs, api_keys=keys, servers=servers, server_key=server_key, logs=list(log or []))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     shown = f"[{host}]" if ":" in host else host
 

@@ -18,6 +18,7 @@ from typing import Any
 from seekforge.core.api_keys import api_key_of, key_accepted
 from seekforge.core.deps import require
 from seekforge.studio import _pages
+from seekforge.studio._drift import LogWatch
 from seekforge.studio._packages import PackageIndex, manifest_of
 from seekforge.studio._runs import SORT_KEYS, STATUSES, RunIndex, curves, read_metrics
 from seekforge.studio._serving import ServerWatch
@@ -31,7 +32,12 @@ COOKIE = "seekforge_studio_key"
 
 
 def create_app(
-    runs: Path, *, api_keys: Collection[str] = (), servers: Sequence[str] = (), server_key: str | None = None
+    runs: Path,
+    *,
+    api_keys: Collection[str] = (),
+    servers: Sequence[str] = (),
+    server_key: str | None = None,
+    logs: Sequence[Path] = (),
 ) -> Any:
     """The studio over the run folders under ``runs``, and the running servers at ``servers`` (URLs; read with
     ``server_key`` where they need one); with ``api_keys``, every route but the sign-in page needs one of
@@ -45,6 +51,7 @@ def create_app(
     studies = StudyIndex(runs)
     packages = PackageIndex(runs)
     watches = [ServerWatch(url, api_key=server_key) for url in servers]
+    logs = [LogWatch(Path(log)) for log in logs]
     app = FastAPI(title="seekforge studio", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -255,6 +262,23 @@ def create_app(
     @app.get("/serving", response_class=HTMLResponse)
     def serving_page() -> Any:
         return _pages.serving_page([w.url for w in watches])
+
+    @app.get("/api/drift")
+    def api_logs() -> Any:
+        """The prediction logs this studio was started to watch (``seekforge studio --log PATH``)."""
+        return {"logs": [{"index": i, "log": str(w.log)} for i, w in enumerate(logs)]}
+
+    @app.get("/api/drift/{index}")
+    async def api_drift(index: int, window: float = Query(3600.0, gt=0, le=366 * 86400),
+                        windows: int = Query(24, ge=1, le=500)) -> Any:  # fmt: skip
+        """Drift of the log, per window of ``window`` seconds (the last ``windows`` ones) and per feature."""
+        if not 0 <= index < len(logs):
+            raise HTTPException(404, f"no log {index}; this studio watches {len(logs)}")
+        return await asyncio.to_thread(logs[index].windows, window_seconds=window, count=windows)
+
+    @app.get("/drift", response_class=HTMLResponse)
+    def drift_page(window: float = Query(3600.0, gt=0, le=366 * 86400), windows: int = Query(24, ge=1, le=500)) -> Any:
+        return _pages.drift_page([str(w.log) for w in logs], window=window, windows=windows)
 
     @app.get("/signin", response_class=HTMLResponse)
     def signin(next: str = "/") -> Any:

@@ -28,7 +28,8 @@ def _page(title: str, body: str, *, script: str = "") -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
         '<link rel="stylesheet" href="/static/uPlot.min.css"><link rel="stylesheet" href="/static/studio.css">'
         f'</head><body><header><a href="/" class="brand">seekforge studio</a><nav><a href="/">runs</a>'
-        f'<a href="/studies">studies</a><a href="/packages">packages</a><a href="/serving">serving</a></nav>'
+        f'<a href="/studies">studies</a><a href="/packages">packages</a><a href="/serving">serving</a>'
+        f'<a href="/drift">drift</a></nav>'
         f"</header><main>{body}</main>"
         f"{scripts}</body></html>"
     )
@@ -308,3 +309,25 @@ def serving_page(urls: list[str]) -> str:
     )
     body = f"<h1>Serving</h1>{sections}"
     return _page("Serving", body, script=f"studio.servingCharts({len(urls)});")
+
+
+def drift_page(logs: list[str], *, window: float, windows: int) -> str:
+    """The watched prediction logs: each feature's drift statistic per window, drifted windows marked."""
+    if not logs:
+        body = (
+            "<h1>Drift</h1><p>No prediction log is watched. Start the studio with the log a server writes: "
+            "<code>seekforge studio --log predictions.db</code> (repeatable).</p>"
+        )
+        return _page("Drift", body)
+    form = (
+        '<form class="filter" method="get" action="/drift"><label>window (s) <input name="window" type="number" '
+        f'min="1" value="{window:g}"></label><label>windows <input name="windows" type="number" min="1" max="500" '
+        f'value="{windows}"></label><button>measure</button></form>'
+    )
+    sections = "".join(
+        f'<section class="log" data-log="{i}"><h2>{escape(log)}</h2><p class="facts" id="log-{i}-facts">measuring…</p>'
+        f'<div class="charts" id="log-{i}-charts"></div><table class="runs drift" id="log-{i}-table"></table></section>'
+        for i, log in enumerate(logs)
+    )
+    script = f"studio.driftTables({len(logs)}, {json.dumps(window)}, {windows});"
+    return _page("Drift", f"<h1>Drift</h1>{form}{sections}", script=script)

@@ -130,6 +130,38 @@ const studio = (() => {
     }
   }
 
+  // Watched prediction logs: each feature's drift statistic per window (drifted cells marked), every 10 s.
+  function driftTables(count, window, windows) {
+    for (let i = 0; i < count; i++) {
+      const facts = document.getElementById(`log-${i}-facts`);
+      const table = document.getElementById(`log-${i}-table`);
+      let plot = null;
+      async function measure() {
+        let found;
+        try { found = await json(`/api/drift/${i}?window=${window}&windows=${windows}`); } catch (e) { facts.textContent = String(e); return; }
+        if (found.error) { facts.textContent = found.error; facts.className = "facts bad"; return; }
+        facts.className = "facts";
+        facts.textContent = `${found.package} (version ${found.model_version}): ${found.verdict}`;
+        const rows = found.windows.map((w) => [...w.drift.features, ...(w.drift.prediction ? [w.drift.prediction] : [])]);
+        const names = [...new Set(rows.flatMap((r) => r.map((f) => f.name)))];
+        const cell = (f) => {
+          if (!f) return "<td>–</td>";
+          const value = f.statistic === null ? "–" : f.statistic.toFixed(3);
+          return `<td class="num${f.drifted ? " drifted" : ""}" title="${f.test}${f.p_value === null ? "" : `, p ${f.p_value.toExponential(1)}`}; ${f.present} of ${f.rows} rows">${value}</td>`;
+        };
+        const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+        table.innerHTML = `<thead><tr><th>feature</th>${found.windows.map((w) => `<th>${escapeHtml(w.end.slice(5, 16))}<br>${w.rows} rows</th>`).join("")}</tr></thead>`
+          + `<tbody>${names.map((n) => `<tr><td>${escapeHtml(n)}</td>${rows.map((r) => cell(r.find((f) => f.name === n))).join("")}</tr>`).join("")}</tbody>`;
+        const x = found.windows.map((_, k) => k - found.windows.length + 1);
+        const series = names.map((n) => rows.map((r) => r.find((f) => f.name === n)?.statistic ?? null));
+        if (!plot) plot = chart("drift statistic per window (0: the latest)", x, series, names, "window", `log-${i}-charts`);
+        else plot.setData([x, ...series]);
+      }
+      measure();
+      setInterval(measure, 10000);
+    }
+  }
+
   function compareBoxes() {
     const form = document.getElementById("compare");
     const button = document.getElementById("compare-button");
@@ -147,5 +179,5 @@ const studio = (() => {
     });
   }
 
-  return { runCharts, compareCharts, compareBoxes, servingCharts, signin, studyCharts };
+  return { runCharts, compareCharts, compareBoxes, driftTables, servingCharts, signin, studyCharts };
 })();
