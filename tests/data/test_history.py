@@ -44,7 +44,8 @@ def features(**history: object) -> FeaturesConfig:
 
 def test_a_split_reads_its_own_rows_and_earlier_splits_only(tmp_path: Path) -> None:
     source = make_visits(tmp_path)
-    splits = load_splits(DataConfig(source=str(source)), features(), seed=0)
+    with pytest.warns(UserWarning, match="set data.split.order: ts"):
+        splits = load_splits(DataConfig(source=str(source)), features(), seed=0)
     raw = pd.read_csv(source)
     split_of = {}
     for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test)):
@@ -81,7 +82,8 @@ def test_an_explicit_test_file_reads_the_source_rows_as_its_past(tmp_path: Path)
     frame = pd.read_csv(source).sort_values("ts")
     frame.iloc[:250].to_csv(tmp_path / "past.csv", index=False)
     frame.iloc[250:].to_csv(tmp_path / "future.csv", index=False)
-    data = DataConfig.model_validate({"source": str(tmp_path / "past.csv"), "test": str(tmp_path / "future.csv")})
+    data = DataConfig.model_validate({"source": str(tmp_path / "past.csv"), "test": str(tmp_path / "future.csv"),
+                                      "split": {"order": "ts"}})  # fmt: skip
     splits = load_splits(data, features(), seed=0)
     seen = frame.groupby("customer").cumcount()  # every earlier visit, in the source file or the test file
     assert len(splits.test) == 50
@@ -114,11 +116,11 @@ def test_bad_history_data_names_the_column_or_row(tmp_path: Path) -> None:
     frame = pd.read_csv(source)
     frame.rename(columns={"customer": "client"}).to_csv(tmp_path / "a.csv", index=False)
     with pytest.raises(DataError, match=r"column 'customer' \(features.history.key\) not found"):
-        load_splits(DataConfig(source=str(tmp_path / "a.csv")), features(), seed=0)
+        load_splits(DataConfig(source=str(tmp_path / "a.csv"), split={"order": "ts"}), features(), seed=0)
     frame.assign(last=1.0).to_csv(tmp_path / "b.csv", index=False)
     with pytest.raises(DataError, match="column 'last' is in the data, and the recipe derives an input"):
-        load_splits(DataConfig(source=str(tmp_path / "b.csv")), features(), seed=0)
+        load_splits(DataConfig(source=str(tmp_path / "b.csv"), split={"order": "ts"}), features(), seed=0)
     frame.loc[7, "ts"] = "last tuesday"
     frame.to_csv(tmp_path / "c.csv", index=False)
     with pytest.raises(DataError, match=r"c.csv line 9: datetime column 'ts' holds 'last tuesday'"):
-        load_splits(DataConfig(source=str(tmp_path / "c.csv")), features(), seed=0)
+        load_splits(DataConfig(source=str(tmp_path / "c.csv"), split={"order": "ts"}), features(), seed=0)

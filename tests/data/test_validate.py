@@ -70,3 +70,15 @@ def test_a_jsonl_line_without_its_text_is_named_when_text_is_required(tmp_path: 
     features["inputs"][0]["missing"] = "error"
     with pytest.raises(DataError, match=rf"{path} line 3: 't' is empty in 1 row"):
         check_table(read_source(str(path)), FeaturesConfig.model_validate(features))
+
+
+def test_a_column_named_like_another_inputs_tensor_is_refused() -> None:
+    from pydantic import ValidationError
+
+    for name in ("input_ids", "image.photo", "sequence.clicks"):
+        with pytest.raises(ValidationError, match=f"input '{name}' \\(numeric\\) is named like the tensor"):
+            FeaturesConfig.model_validate({"inputs": [{"name": name, "type": "numeric"}],
+                                           "output": {"name": "y", "type": "binary"}})  # fmt: skip
+    FeaturesConfig.model_validate(
+        {"inputs": [{"name": "image", "type": "image"}], "output": {"name": "y", "type": "binary"}}
+    )

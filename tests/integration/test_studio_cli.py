@@ -39,7 +39,15 @@ def test_a_new_epoch_reaches_the_run_page_within_two_seconds(tmp_path: Path) -> 
                 f.write(json.dumps({"epoch": 4, "train_loss": 0.1, "val_accuracy": 0.9}) + "\n")
             event = next(line for line in lines if line.startswith("data: "))
             assert time.monotonic() - written < 2.0
+            assert next(line for line in lines if line.startswith("id: ")) == "id: 4"  # where a reconnection resumes
+            with (folder / "metrics.jsonl").open("a") as f:
+                f.write('{"epoch": 5, "train_loss": NaN, "grad_norm": Infinity}\n')  # a diverging run
+            diverged = json.loads(next(line for line in lines if line.startswith("data: ")).removeprefix("data: "))
+            (folder / "package").mkdir()
+            (folder / "package" / "package.json").write_text("{}")
+            assert next(line for line in lines if line.startswith("event: ")) == "event: done"  # finished: it ends
         assert json.loads(event.removeprefix("data: "))["epoch"] == 4
+        assert diverged == {"epoch": 5, "train_loss": None, "grad_norm": None}
     finally:
         proc.terminate()
         proc.communicate(timeout=10)

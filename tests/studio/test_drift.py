@@ -15,6 +15,7 @@ from seekforge.serve import ServeConfig
 from seekforge.studio import create_app
 from tests.conftest import make_tabular
 from tests.serve.conftest import running
+from tests.studio.client import studio_client
 
 
 def test_a_logs_drift_is_measured_by_feature_while_its_server_writes(served_package: Path, tmp_path: Path) -> None:
@@ -25,7 +26,7 @@ def test_a_logs_drift_is_measured_by_feature_while_its_server_writes(served_pack
         for start in range(0, 300, 100):
             records = shifted.iloc[start : start + 100].to_dict(orient="records")
             assert httpx.post(url, json={"records": records}, timeout=30).status_code == 200
-        client = TestClient(create_app(tmp_path, logs=[log, tmp_path / "none.db"]))
+        client = studio_client(create_app(tmp_path, logs=[log, tmp_path / "none.db"]))
         found = _wait_for_rows(client, 300)
     (window,) = found["windows"]
     features = {f["name"]: f for f in window["drift"]["features"]}
@@ -35,7 +36,7 @@ def test_a_logs_drift_is_measured_by_feature_while_its_server_writes(served_pack
     assert client.get("/api/drift/2").status_code == 404
     page = client.get("/drift").text
     assert "predictions.db" in page and "studio.driftTables(2" in page
-    assert "No prediction log is watched" in TestClient(create_app(tmp_path)).get("/drift").text
+    assert "No prediction log is watched" in studio_client(create_app(tmp_path)).get("/drift").text
 
 
 def _wait_for_rows(client: TestClient, rows: int) -> dict:

@@ -10,13 +10,13 @@ import httpx
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient
 
 from seekforge.serve import ServeConfig
 from seekforge.studio import create_app
 from seekforge.studio._serving import parse_metrics, quantile
 from tests.conftest import make_tabular
 from tests.serve.conftest import running
+from tests.studio.client import studio_client
 
 
 def test_quantiles_follow_prometheus_interpolation() -> None:
@@ -30,7 +30,7 @@ def test_a_running_server_is_read_as_rates_and_percentiles(served_package: Path,
     records = make_tabular(4, seed=1).drop(columns=["label"]).to_dict(orient="records")
     with running(served_package, ServeConfig(max_wait_ms=1), grpc=False) as (_, where):
         url = f"http://127.0.0.1:{where.http_port}"
-        client = TestClient(create_app(tmp_path, servers=[url, "http://127.0.0.1:9"]))
+        client = studio_client(create_app(tmp_path, servers=[url, "http://127.0.0.1:9"]))
         assert client.get("/api/servers").json()["servers"][1]["url"] == "http://127.0.0.1:9"
         first = client.get("/api/servers/0").json()
         assert first["interval"] is None and first["snapshot"]["models"][0]["role"] == "primary"
@@ -50,4 +50,4 @@ def test_a_running_server_is_read_as_rates_and_percentiles(served_package: Path,
     assert "error" in down["snapshot"] and down["interval"] is None
     assert client.get("/api/servers/2").status_code == 404
     assert "127.0.0.1:9" in client.get("/serving").text
-    assert "No server is watched" in TestClient(create_app(tmp_path)).get("/serving").text
+    assert "No server is watched" in studio_client(create_app(tmp_path)).get("/serving").text

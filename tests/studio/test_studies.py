@@ -14,10 +14,9 @@ import yaml
 
 optuna = pytest.importorskip("optuna")
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
-
 from seekforge.studio import create_app  # noqa: E402
 from tests.conftest import make_tabular, tabular_recipe  # noqa: E402
+from tests.studio.client import studio_client  # noqa: E402
 
 
 def write_study(root: Path, name: str, stamp: str, *, trials: int, storage: str | None = None) -> Path:
@@ -55,7 +54,7 @@ def test_a_study_shows_its_trials_best_value_and_history_without_writing(tmp_pat
     folder = write_study(root, "tiny", "tune-20260101-000000", trials=30)
     journal = folder / "study.journal"
     before = (journal.read_bytes(), journal.stat().st_mtime_ns)
-    client = TestClient(create_app(root))
+    client = studio_client(create_app(root))
     (listed,) = client.get("/api/studies").json()["studies"]
     assert listed["trials"] == 30 and listed["states"] == {"COMPLETE": 24, "PRUNED": 6}
     assert listed["direction"] == "maximize" and listed["metric"] == "val_accuracy" and listed["status"] == "stopped"
@@ -83,7 +82,7 @@ def test_a_study_shows_its_trials_best_value_and_history_without_writing(tmp_pat
 def test_an_unreachable_storage_is_shown_not_raised(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     write_study(root, "far", "tune-20260101-000000", trials=0, storage="postgresql+psycopg://u:p@127.0.0.1:1/none")
-    client = TestClient(create_app(root), raise_server_exceptions=False)
+    client = studio_client(create_app(root), raise_server_exceptions=False)
     (listed,) = client.get("/api/studies").json()["studies"]
     assert listed["status"] == "unreachable" and listed["problem"]
     assert client.get("/studies/far/tune-20260101-000000").status_code == 200
@@ -102,7 +101,7 @@ def test_the_studio_reads_a_two_worker_study_while_it_runs(tmp_path: Path) -> No
     env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen([sys.executable, "-m", "seekforge", "tune", "r.yaml"], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    client = TestClient(create_app(tmp_path / "runs"))
+    client = studio_client(create_app(tmp_path / "runs"))
     seen: list[int] = []
     deadline = time.monotonic() + 240
     try:

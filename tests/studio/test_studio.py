@@ -8,14 +8,15 @@ import os
 import re
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient
 
 from seekforge.studio import create_app, curves
+from tests.studio.client import studio_client
 
 
 def write_run(root: Path, name: str, stamp: str, *, epochs: int = 5, model: str = "mlp", test: float | None = None,
@@ -60,7 +61,7 @@ def runs(tmp_path: Path) -> Path:
 
 
 def test_the_runs_table_pages_sorts_and_filters(runs: Path) -> None:
-    client = TestClient(create_app(runs))
+    client = studio_client(create_app(runs))
     everything = client.get("/api/runs", params={"limit": 500}).json()
     status = {r["id"]: r["status"] for r in everything["runs"]}
     assert everything["total"] == 6 and status == {
@@ -82,7 +83,7 @@ def test_the_runs_table_pages_sorts_and_filters(runs: Path) -> None:
 
 
 def test_a_runs_curves_and_recipe_are_the_files_own(runs: Path) -> None:
-    client = TestClient(create_app(runs))
+    client = studio_client(create_app(runs))
     data = client.get("/api/runs/alpha/20260101-000000/curves").json()
     assert data["x"] == [1, 2, 3, 4, 5] and data["series"]["train_loss"] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
     assert set(data["series"]) == {"train_loss", "lr", "val_loss", "val_accuracy"} and data["lines"] == 5
@@ -101,7 +102,7 @@ def test_a_runs_curves_and_recipe_are_the_files_own(runs: Path) -> None:
 
 
 def test_no_route_answers_500_and_none_leaves_the_folder(runs: Path) -> None:
-    client = TestClient(create_app(runs), raise_server_exceptions=False)
+    client = studio_client(create_app(runs), raise_server_exceptions=False)
     index = client.get("/", params={"limit": 500}).text
     links = set(re.findall(r'href="(/[^"]*)"', index))
     ids = [r["id"] for r in client.get("/api/runs", params={"limit": 500}).json()["runs"]]
@@ -114,18 +115,43 @@ def test_no_route_answers_500_and_none_leaves_the_folder(runs: Path) -> None:
                 "/compare?ids=alpha/20260101-000000", "/compare?ids=a/b,c/d", "/api/runs?limit=0"):  # fmt: skip
         assert client.get(url).status_code in (404, 422), url
     assert client.get("/api/runs/eps/20260106-000000").json()["status"] == "incomplete"
-    assert TestClient(create_app(runs.parent / "nowhere")).get("/api/runs").json()["total"] == 0
+    assert studio_client(create_app(runs.parent / "nowhere")).get("/api/runs").json()["total"] == 0
 
 
-def test_with_keys_every_route_needs_one(runs: Path) -> None:
-    client = TestClient(create_app(runs, api_keys={"s3cret"}), follow_redirects=False)
+def test_with_keys_every_route_needs_one_and_the_sign_in_sets_a_cookie_scripts_cannot_read(runs: Path) -> None:
+    key = "a+b/c=d"  # base64-like: survives the form and the cookie
+    client = studio_client(create_app(runs, api_keys={key}), follow_redirects=False)
     assert client.get("/api/runs").status_code == 401
-    assert client.get("/runs/alpha/20260101-000000").headers["location"].startswith("/signin")
-    assert client.get("/signin").status_code == 200
-    assert client.get("/api/runs", headers={"x-api-key": "s3cret"}).json()["total"] == 6
+    redirect = client.get("/runs/alpha/20260101-000000", params={"x": "1"}).headers["location"]
+    assert redirect == "/signin?next=%2Fruns%2Falpha%2F20260101-000000%3Fx%3D1"
+    assert client.get("/static/studio.css").status_code == 200  # the sign-in page's own files
+    assert client.get("/api/runs", headers={"x-api-key": key}).json()["total"] == 6
     assert client.get("/api/runs", headers={"authorization": "Bearer nope"}).status_code == 401
-    client.cookies.set("seekforge_studio_key", "s3cret")  # as the sign-in page sets it
-    assert client.get("/").status_code == 200
+    wrong = client.post("/signin", data={"key": "nope", "next": "/"})
+    assert wrong.status_code == 401 and "not one of them" in wrong.text and not wrong.cookies
+    right = client.post("/signin", data={"key": key, "next": "/runs/alpha/20260101-000000"})
+    assert right.status_code == 303 and right.headers["location"] == "/runs/alpha/20260101-000000"
+    cookie = right.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert client.get("/runs/alpha/20260101-000000").status_code == 200  # the cookie the client kept
+    for hostile in ("//evil.example/x", "/\\evil.example", "https://evil.example/", "/ok\r\nSet-Cookie: x=1"):
+        assert client.post("/signin", data={"key": key, "next": hostile}).headers["location"] == "/"
+    page = client.get("/signin", params={"next": "/</script><script>alert(1)</script>"}).text
+    assert "<script>alert" not in page and "&lt;/script&gt;" in page
+
+
+def test_pages_never_run_what_a_file_holds(runs: Path) -> None:
+    name = "x<img src=1 onerror=alert(1)>"  # a folder name: anything but a slash
+    hostile = write_run(runs, name, "20260109-000000", age=10)
+    (hostile / "report.html").write_text("<script>document.cookie</script>")
+    client = studio_client(create_app(runs))
+    run_id = f"{quote(name)}/20260109-000000"
+    page = client.get(f"/runs/{run_id}").text
+    assert "<img" not in page and "\\u003cimg" in page  # in the page's script, as JSON escapes
+    report = client.get(f"/runs/{run_id}/report")
+    assert report.headers["content-security-policy"] == "sandbox allow-scripts"  # an origin of its own
+    assert "<img" not in client.get("/").text
+    assert studio_client(create_app(runs)).get("/", headers={"host": "evil.example"}).status_code == 400
 
 
 def test_packages_show_their_lineage_exports_and_card(runs: Path) -> None:
@@ -146,7 +172,7 @@ def test_packages_show_their_lineage_exports_and_card(runs: Path) -> None:
     orphan = runs / "beta" / "compress-20260103-000000" / "pruned"
     orphan.mkdir(parents=True)
     (orphan / "package.json").write_text(json.dumps({"name": "orphan", "lineage": {"parent": "/nowhere/package"}}))
-    client = TestClient(create_app(runs))
+    client = studio_client(create_app(runs))
     listed = {p["id"]: p for p in client.get("/api/packages").json()["packages"]}
     assert set(listed) == {"alpha/20260101-000000/package", "alpha/20260102-000000/package", "alpha/compress-20260102-000000/pruned",
                            "beta/compress-20260103-000000/pruned", "delta/20260105-000000/package"}  # fmt: skip

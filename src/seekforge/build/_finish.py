@@ -81,13 +81,14 @@ def finish(
         **({"fairness": fairness} if fairness is not None else {}),
         **(extra or {}),
     }
-    if recipe.card.explain_rows and prepared.raw_samples is not None:
+    raw = prepared.raw_samples
+    if recipe.card.explain_rows and raw is not None and all(f.name in raw for f in recipe.features.inputs):
         import pandas as pd
 
         from seekforge.explain import ExplainedModel
 
         explained = ExplainedModel(folder / "package", manifest, pre, model)
-        frame = pd.DataFrame(prepared.raw_samples)
+        frame = pd.DataFrame(raw)
         manifest["explanation"] = explanation_summary(explained, frame, recipe.card.explain_rows, recipe.seed)
     card_text, card = model_card({**manifest, "seekforge_version": seekforge_version()}, recipe)
     regression_points = scores = None

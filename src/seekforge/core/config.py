@@ -55,7 +55,7 @@ class _Registered:
     def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
         names = self.registry.names()
         options = [handler(self.registry.get(name).__pydantic_core_schema__) for name in names]
-        return {"oneOf": [{"type": "string", "enum": names}, *options]}
+        return {"anyOf": [{"type": "string", "enum": names}, *options]}  # a mapping without type may fit several
 
 
 def pluggable(registry: Registry[Any], base: type[PluggableConfig], *, default: str | None = None) -> Any:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +71,14 @@ def load_splits(data: DataConfig, features: FeaturesConfig, seed: int, *, keep: 
         train_pos, val_pos, test_pos = _positions(frame, raw, data, features, seed, explicit_test=test_raw is not None)
         explicit_test = None if test_raw is None else _carry(check_table(test_raw, features), test_raw, keep, features)
     else:  # split first: each split's derived inputs come from the rows it may see
+        if data.split.order is None and features.derived():
+            warnings.warn(
+                f"{data.source}: inputs derived from earlier rows with a shuffled split: a training row's history "
+                f"holds only the training rows (about {data.split.train:.0%} of each entity's past), a served "
+                f"row's all of it; set data.split.order: {features.history.time} to train on the past as it was",
+                UserWarning,
+                stacklevel=2,
+            )
         train_pos, val_pos, test_pos = _positions(raw, raw, data, features, seed, explicit_test=test_raw is not None)
         check_history_columns(raw, features)
         if test_raw is None:
@@ -79,7 +89,9 @@ def load_splits(data: DataConfig, features: FeaturesConfig, seed: int, *, keep: 
             raw = with_history(raw, features, [train_pos, np.arange(len(raw))])
             both = pd.concat([source, test_raw])  # each row keeps its index: errors name the test file's rows
             both.attrs = dict(test_raw.attrs)
-            attrs, test_raw = test_raw.attrs, with_history(both, features, [np.arange(len(both))]).iloc[len(source) :]
+            columns = [*test_raw.columns, *(f.name for f in features.derived())]
+            attrs = test_raw.attrs
+            test_raw = with_history(both, features, [np.arange(len(both))]).iloc[len(source) :][columns]
             test_raw.attrs = dict(attrs)
         frame = _carry(check_table(raw, features), raw, keep, features)
         explicit_test = None if test_raw is None else _carry(check_table(test_raw, features), test_raw, keep, features)
@@ -124,12 +136,16 @@ def _positions(
     remaining = split.train + split.validation if not explicit_test else 1.0
     if split.order is not None:
         order = time_order(raw, split.order)
-        n_test = round(len(order) * test_fraction)
+        n_test = _held_out(len(order), test_fraction)
         rest, test_pos = order[: len(order) - n_test], order[len(order) - n_test :]
-        n_val = round(len(rest) * split.validation / remaining)
+        n_val = _held_out(len(rest), split.validation / remaining)
         train_pos, val_pos = rest[: len(rest) - n_val], rest[len(rest) - n_val :]
     else:
         stratify = features.task == "classification" and split.stratify
+        if stratify and features.output.name not in frame.columns:
+            shown = ", ".join(repr(str(c)) for c in list(frame.columns)[:20])
+            raise DataError(f"{data.source}: the output column '{features.output.name}' not found; columns present: {shown}",
+                            hint="fix features.output.name, or add the column to the data")  # fmt: skip
         labels = frame[features.output.name].map(str) if stratify else None
         rest, test_pos = _divide(np.arange(len(frame)), labels, test_fraction, seed, "test")
         rest_labels = labels.iloc[rest] if labels is not None else None
@@ -213,6 +229,12 @@ def _balance_training_rows(
         train[[c for c in train.columns if c in types]], features.output.name, data.balance, types=types, seed=seed
     )
     return result.frame, result.report
+
+
+def _held_out(rows: int, fraction: float) -> int:
+    """How many of ``rows`` a held-out ``fraction`` takes: rounded up, as scikit-learn's split does (so a
+    small split is not left empty), ignoring the float noise of fractions such as 0.1 / 0.9."""
+    return math.ceil(rows * fraction - 1e-9) if fraction > 0 else 0
 
 
 def _divide(

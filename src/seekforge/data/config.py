@@ -250,6 +250,13 @@ class FeaturesConfig(BaseConfig):
             raise ValueError(f"input feature names must be unique, got duplicates: {', '.join(dup)}")
         if self.output.name in names:
             raise ValueError(f"the output '{self.output.name}' is also declared as an input")
+        keys = ("image", "input_ids", "attention_mask", "sequence", "sequence_mask")
+        for feature in self.inputs:  # a column's raw graph input would take the name of another input's tensor
+            if feature.type in ("numeric", "binary", "category", "datetime") and feature.name.split(".")[0] in keys:
+                raise ValueError(
+                    f"input '{feature.name}' ({feature.type}) is named like the tensor of an image, text or sequence "
+                    f"input ({', '.join(keys)}, with or without '.NAME'): rename it"
+                )
         derived = {f.name: f.history for f in self.derived()}
         if derived and self.history is None:
             raise ValueError(

@@ -45,14 +45,14 @@ def _fresh_rnn_kernels() -> Iterator[None]:
     has exported one before, a second export then unrolls the recurrence and fixes the sequence axis at the
     example's length (torch 2.13), and the cached while-loop kernel would outlive the export.
     """
-    ops = (torch.ops.aten.gru.input, torch.ops.aten.lstm.input)
-    for op in ops:
-        op._dispatch_cache.clear()
+    caches = [getattr(op, "_dispatch_cache", {}) for op in (torch.ops.aten.gru.input, torch.ops.aten.lstm.input)]
+    for cache in caches:
+        cache.clear()
     try:
         yield
     finally:
-        for op in ops:
-            op._dispatch_cache.clear()
+        for cache in caches:
+            cache.clear()
 
 
 @contextmanager

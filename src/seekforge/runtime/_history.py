@@ -120,6 +120,7 @@ def history_values(
         result[has] = (time_sorted[has] - time_sorted[first[has] - 1]) / 86400.0
     else:
         values = _numbers(what[1], of, place)[order]  # type: ignore[arg-type]
+        values[~np.isfinite(values)] = np.nan  # an infinity would poison every window after it: read as missing
         if spec.get("lag"):
             k = int(spec["lag"])
             has = before >= k

@@ -160,16 +160,18 @@ class InputEncoder:
         Raises:
             DataError: A column is missing, or a value cannot be encoded (the message names its row).
         """
+        given = encoded or {}
+        covered = {name for name, (_, key) in self.images.items() if key in given}
+        missing = [name for name in self.columns if name not in columns and name not in covered]
+        if missing:
+            raise DataError(f"records lack the input column(s) {', '.join(map(repr, missing))}",
+                            hint=f"each record needs: {', '.join(self.columns)}")  # fmt: skip
         feeds = raw_feeds([f for f in schema if f["type"] in GRAPH_TYPES], columns, place=place)
         for name, spec in self.datetimes.items():
             feeds[name] = encode_datetimes(columns[name], spec, place=place, name=name).astype(np.float32)
         for name, (spec, (items, mask)) in self.sequences.items():
-            if name not in columns:
-                raise DataError(
-                    f"records lack the input column '{name}'", hint=f"each record needs: {', '.join(self.columns)}"
-                )
             feeds[items], feeds[mask] = encode_sequences(columns[name], spec, place=place, name=name, raw=True)
-        feeds.update(encoded or {})
+        feeds.update(given)
         keys = {name: [key] for name, (_, key) in self.images.items()}
         keys |= {name: list(pair) for name, (_, pair) in (*self.texts.items(), *self.sequences.items())}
         rest = [name for name, wanted in keys.items() if not all(key in feeds for key in wanted)]

@@ -11,9 +11,11 @@ held up by the studio watching it.
 import asyncio
 import difflib
 import json
+import math
 from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from seekforge.core.api_keys import api_key_of, key_accepted
 from seekforge.core.deps import require
@@ -54,16 +56,25 @@ def create_app(
     logs = [LogWatch(Path(log)) for log in logs]
     app = FastAPI(title="seekforge studio", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if not api_keys:  # on loopback without keys: refuse other Host names (a DNS-rebinding page's requests)
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"])
 
     @app.middleware("http")
     async def _key(request: Request, call_next: Any) -> Any:
-        if api_keys and request.url.path not in ("/signin", "/static/studio.css"):
+        path = request.url.path
+        if api_keys and path != "/signin" and not path.startswith("/static/"):
             key = api_key_of(request.headers) or request.cookies.get(COOKIE)
             if not key_accepted(api_keys, key):
-                if request.url.path.startswith("/api/"):
+                if path.startswith("/api/"):
                     return JSONResponse({"detail": "a valid API key is required"}, status_code=401)
-                return RedirectResponse(f"/signin?next={request.url.path}", status_code=303)
-        return await call_next(request)
+                target = path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/signin?{urlencode({'next': target})}", status_code=303)
+        response = await call_next(request)
+        if path.endswith("/report"):  # a report page made elsewhere runs in an origin of its own
+            response.headers["Content-Security-Policy"] = "sandbox allow-scripts"
+        return response
 
     def run_folder(name: str, stamp: str) -> Path:
         folder = index.find(f"{name}/{stamp}")
@@ -103,17 +114,27 @@ def create_app(
         """Server-sent events: each epoch written after line ``since`` of the run's metrics, as it comes."""
         metrics = run_folder(name, stamp) / "metrics.jsonl"
 
+        resumed = request.headers.get("last-event-id", "")
+        start = int(resumed) if resumed.isdigit() else since  # a reconnecting browser says what it has
+
         async def stream() -> AsyncIterator[str]:
-            seen, quiet = since, 0.0
+            seen, quiet = start, 0.0
             yield "retry: 2000\n\n"
             while not await request.is_disconnected():
                 records, bad, count = await asyncio.to_thread(read_metrics, metrics, start=seen)
                 if count > seen:
                     for record in records:
-                        yield f"data: {json.dumps(record, allow_nan=False, default=str)}\n\n"
+                        yield f"data: {json.dumps(_finite(record), default=str)}\n\n"
                     for line in bad:
                         yield f"event: bad_line\ndata: {line}\n\n"
+                    yield f"id: {count}\n\n"  # where a reconnection picks up
                     seen, quiet = count, 0.0
+                elif count < seen:  # rewritten shorter (a run resumed from an earlier checkpoint)
+                    yield "event: reset\ndata: {}\n\n"
+                    return
+                elif (metrics.parent / "package" / "package.json").exists():  # finished: nothing more will come
+                    yield "event: done\ndata: {}\n\n"
+                    return
                 elif quiet >= PING_SECONDS:
                     yield ": still here\n\n"
                     quiet = 0.0
@@ -282,9 +303,35 @@ def create_app(
 
     @app.get("/signin", response_class=HTMLResponse)
     def signin(next: str = "/") -> Any:
-        return _pages.signin_page(next if next.startswith("/") and not next.startswith("//") else "/")
+        return _pages.signin_page(_local(next))
+
+    @app.post("/signin", response_class=HTMLResponse)
+    async def signin_post(request: Request) -> Any:
+        """The key from the form, checked; then a cookie scripts cannot read, and on to the page asked for."""
+        body = await request.body()
+        form = parse_qs(body[:8192].decode("utf-8", errors="replace"))
+        key, target = (form.get("key") or [""])[0], _local((form.get("next") or ["/"])[0])
+        if not key_accepted(api_keys, key):
+            return HTMLResponse(_pages.signin_page(target, refused=True), status_code=401)
+        answer = RedirectResponse(target, status_code=303)
+        answer.set_cookie(COOKIE, key, httponly=True, samesite="strict", path="/")
+        return answer
 
     return app
+
+
+def _finite(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with NaN and infinities (a diverging run's loss, a gradient norm) as null: JSON has none."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
+
+
+def _local(target: str) -> str:
+    """``target`` when it is a path on this site (not another host, not a scheme), else ``/``."""
+    parts = urlsplit(target)
+    unsafe = parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
+    if unsafe or "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return "/"
+    return target
 
 
 def _text(path: Path) -> str:

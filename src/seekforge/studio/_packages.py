@@ -66,11 +66,12 @@ class PackageIndex:
         manifest = manifest_of(folder)
         if manifest is None:
             return None
-        metrics = manifest.get("metrics", {}).get("test", {})
+        metrics = _dict(_dict(manifest.get("metrics")).get("test"))
         headline = next((k for k, v in metrics.items() if k != "rows" and isinstance(v, int | float)), None)
         model = manifest.get("model")
-        exports = {name: bool(r.get("parity", {}).get("passed")) for name, r in manifest.get("exports", {}).items()}
-        parent = (manifest.get("lineage") or {}).get("parent")
+        exports = {name: bool(_dict(_dict(r).get("parity")).get("passed"))
+                   for name, r in _dict(manifest.get("exports")).items()}  # fmt: skip
+        parent = _dict(manifest.get("lineage")).get("parent")
         return PackageSummary(
             id=folder.relative_to(self.root).as_posix(),
             name=str(manifest.get("name", folder.name)),
@@ -94,9 +95,9 @@ class PackageIndex:
             inside = _inside(current, self.root)
             entry: dict[str, Any] = {"path": str(current), "id": inside, "missing": manifest is None}
             if manifest is not None:
-                lineage = manifest.get("lineage") or {}
+                lineage = _dict(manifest.get("lineage"))
                 entry.update(name=manifest.get("name"), created=manifest.get("created"),
-                             test=manifest.get("metrics", {}).get("test", {}), data_hash=lineage.get("data_hash"),
+                             test=_dict(_dict(manifest.get("metrics")).get("test")), data_hash=lineage.get("data_hash"),
                              recipe_hash=lineage.get("recipe_hash"))  # fmt: skip
                 parent = lineage.get("parent")  # a path as the command that made the package was given it
                 current = Path(parent).resolve() if isinstance(parent, str) else None
@@ -104,6 +105,10 @@ class PackageIndex:
                 current = None
             chain.append(entry)
         return chain
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def manifest_of(folder: Path) -> dict[str, Any] | None:

@@ -16,6 +16,15 @@ _COLUMNS = [("name", "run"), ("started", "started"), ("status", "status"), ("mod
             ("epochs", "epochs"), ("validation", "validation"), ("test", "test"), ("updated", "updated")]  # fmt: skip
 
 
+def _js(value: Any) -> str:
+    """``value`` as JSON that is safe inside a ``<script>`` element: no ``</script>``, no comment or CDATA
+    opener, no line terminators JavaScript reads differently from JSON."""
+    text = json.dumps(value)
+    for char in ("<", ">", "&", "\u2028", "\u2029"):
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text
+
+
 def _page(title: str, body: str, *, script: str = "") -> str:
     scripts = (
         '<script src="/static/uPlot.iife.min.js"></script><script src="/static/studio.js"></script>'
@@ -114,7 +123,7 @@ def run_page(run: RunSummary | None, *, recipe: str, report: bool) -> str:
         '<section id="charts" aria-live="polite"></section>'
         f'<h2>Recipe</h2><pre class="recipe">{escape(recipe) or "(no recipe.yaml)"}</pre>'
     )
-    return _page(run.id, body, script=f"studio.runCharts({json.dumps(run.id)});")
+    return _page(run.id, body, script=f"studio.runCharts({_js(run.id)});")
 
 
 def compare_page(ids: list[str], *, diff: str) -> str:
@@ -125,20 +134,36 @@ def compare_page(ids: list[str], *, diff: str) -> str:
         f"<h2>Recipe: {escape(ids[0])} against {escape(ids[1])}</h2>"
         f'<pre class="diff">{escape(diff) or "(the recipes are the same)"}</pre>'
     )
-    return _page("Compare", body, script=f"studio.compareCharts({json.dumps(ids)});")
+    return _page("Compare", body, script=f"studio.compareCharts({_js(ids)});")
 
 
-def signin_page(next_path: str) -> str:
+def signin_page(next_path: str, *, refused: bool = False) -> str:
+    """A form that posts the key; the server answers with a cookie only it can read (HttpOnly)."""
     body = (
         "<h1>Sign in</h1><p>This studio needs an API key (one line of its <code>--api-key-file</code>).</p>"
-        '<form id="signin"><input type="password" id="key" autocomplete="current-password" aria-label="API key">'
-        "<button>sign in</button></form>"
+        + ('<p class="bad">That key is not one of them.</p>' if refused else "")
+        + '<form method="post" action="/signin"><input type="password" name="key" autocomplete="current-password" '
+        f'aria-label="API key"><input type="hidden" name="next" value="{escape(next_path)}"><button>sign in</button>'
+        "</form>"
     )
-    return _page("Sign in", body, script=f"studio.signin({json.dumps(next_path)});")
+    return _page("Sign in", body)
 
 
-def _number(value: float | None, unit: str = "", digits: int = 4) -> str:
-    return "–" if value is None else f"{value:.{digits}f}{unit}"
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number(value: Any, unit: str = "", digits: int = 4) -> str:
+    """A number as shown; "–" for anything else (a damaged file's field)."""
+    return f"{value:.{digits}f}{unit}" if _is_number(value) else "–"
+
+
+def _megabytes(value: Any) -> float | None:
+    return value / 1e6 if _is_number(value) else None
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def studies_page(found: list[dict[str, Any]], *, runs: Path) -> str:
@@ -215,7 +240,7 @@ def study_page(view: dict[str, Any], *, sort: str, order: str, report: bool) -> 
         f'<p class="pages"><span>{shown}</span> {" ".join(pages)}</p>'
     )
     intermediate = {str(t["number"]): t["intermediate"] for t in trials if t["intermediate"]}
-    script = f"studio.studyCharts({json.dumps(study['id'])}, {json.dumps(intermediate)});"
+    script = f"studio.studyCharts({_js(study['id'])}, {_js(intermediate)});"
     return _page(study["id"], body, script=script if study["status"] != "unreachable" else "")
 
 
@@ -262,25 +287,26 @@ def package_page(summary: dict[str, Any], manifest: dict[str, Any], *, lineage: 
         where = (
             f'<a href="/packages/{escape(step["id"])}">{escape(step["id"])}</a>' if step["id"] else escape(step["path"])
         )
-        headline = {k: v for k, v in step["test"].items() if k != "rows" and isinstance(v, int | float)}
+        headline = {k: v for k, v in _mapping(step["test"]).items() if k != "rows" and _is_number(v)}
         chain.append(
             f"<li>{where}: {escape(str(step['name']))}, {escape(str(step['created']))} {_metric(dict(list(headline.items())[:1]))}</li>"
         )
     data_hash = lineage[-1].get("data_hash") if lineage and not lineage[-1]["missing"] else None
     origin = f"<li>data <code>{escape(str(data_hash)[:12])}</code>, recipe <code>{escape(str(lineage[-1].get('recipe_hash'))[:12])}</code></li>" if data_hash else ""  # fmt: skip
     exports = []
-    for name, record in manifest.get("exports", {}).items():
-        parity = record.get("parity", {})
-        verdict = "passed" if parity.get("passed") else "failed: " + "; ".join(parity.get("failures", []))
+    for name, record in _mapping(manifest.get("exports")).items():
+        record = _mapping(record)
+        parity = _mapping(record.get("parity"))
+        verdict = "passed" if parity.get("passed") else "failed: " + "; ".join(map(str, parity.get("failures") or []))
         exports.append(
             f"<tr><td>{escape(name)}</td><td>{escape(str(record.get('format')))}</td>"
             f"<td>{escape(str(record.get('precision')))}</td><td>{escape(str(record.get('inputs', 'encoded')))}</td>"
-            f'<td class="num">{parity.get("rows", "–")}</td><td class="num">{_number(parity.get("agreement"))}</td>'
+            f'<td class="num">{_number(parity.get("rows"), digits=0)}</td><td class="num">{_number(parity.get("agreement"))}</td>'
             f'<td class="num">{_number(parity.get("max_abs_diff"), digits=6)}</td>'
-            f'<td>{escape(verdict)}</td><td class="num">{record.get("bytes", 0) / 1e6:.2f} MB</td></tr>'
+            f'<td>{escape(verdict)}</td><td class="num">{_number(_megabytes(record.get("bytes")), " MB", 2)}</td></tr>'
         )
     inputs = "".join(f"<li><code>{escape(str(f.get('name')))}</code> {escape(str(f.get('type')))}</li>"
-                     for f in manifest.get("inputs", []))  # fmt: skip
+                     for f in manifest.get("inputs") or [] if isinstance(f, dict))  # fmt: skip
     link = f'<p><a href="/packages/{escape(summary["id"])}/report">the package\'s report</a></p>' if report else ""
     body = (
         f"<h1>{escape(summary['name'])} <small>{escape(summary['id'])}</small></h1>{facts}{link}"
@@ -329,5 +355,5 @@ def drift_page(logs: list[str], *, window: float, windows: int) -> str:
         f'<div class="charts" id="log-{i}-charts"></div><table class="runs drift" id="log-{i}-table"></table></section>'
         for i, log in enumerate(logs)
     )
-    script = f"studio.driftTables({len(logs)}, {json.dumps(window)}, {windows});"
+    script = f"studio.driftTables({len(logs)}, {_js(window)}, {int(windows)});"
     return _page("Drift", f"<h1>Drift</h1>{form}{sections}", script=script)

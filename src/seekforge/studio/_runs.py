@@ -152,9 +152,11 @@ class RunIndex:
     def find(self, run_id: str) -> Path | None:
         """The folder of the run ``name/stamp``, when it is one under the root (no path leaves it)."""
         name, _, stamp = run_id.partition("/")
-        if not name or not stamp[:1].isdigit() or "/" in stamp or name.startswith("."):
+        if not name or not stamp[:1].isdigit() or "/" in stamp or name.startswith(".") or "\\" in run_id:
             return None
         folder = self.root / name / stamp
+        if not folder.resolve().is_relative_to(self.root.resolve()):
+            return None
         return folder if folder.is_dir() and _is_run(folder) else None
 
     def summary(self, folder: Path, *, now: float | None = None) -> RunSummary | None:
@@ -203,7 +205,9 @@ def _summarise(folder: Path, key: tuple[float, ...]) -> RunSummary:
             validation = {metric: float(record[metric])}
             break
     test = {}
-    metrics = (manifest or {}).get("metrics", {}).get("test", {})
+    metrics = (manifest or {}).get("metrics")
+    metrics = metrics.get("test") if isinstance(metrics, dict) else None
+    metrics = metrics if isinstance(metrics, dict) else {}
     headline = next((k for k in metrics if k != "rows" and _number(metrics[k]) is not None), None)
     if headline is not None:
         test = {headline: float(metrics[headline])}

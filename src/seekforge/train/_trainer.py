@@ -323,7 +323,8 @@ class Trainer:
                             norms.append(nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip).detach())
                         elif state["step"] % GRAD_NORM_EVERY == 0:
                             grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-                            norms.append(nn.utils.get_total_norm(grads).detach() if grads else torch.zeros(()))
+                            norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach())
+                                                                               for g in grads])) if grads else torch.zeros(()))  # fmt: skip
                         optimizer.step()
                         scheduler.step()
                         optimizer.zero_grad(set_to_none=True)

@@ -32,6 +32,9 @@ const studio = (() => {
     return new uPlot(opts, [x, ...series], box);
   }
 
+  // A run's or study's id (name/stamp) as a URL path: each part encoded, the slash kept.
+  const path = (id) => id.split("/").map(encodeURIComponent).join("/");
+
   async function json(url) {
     const response = await fetch(url);
     if (!response.ok) throw new Error(`${url}: ${response.status}`);
@@ -40,7 +43,7 @@ const studio = (() => {
 
   // One run: a chart per group of series; each new epoch from the event stream is appended to every chart.
   async function runCharts(id) {
-    const data = await json(`/api/runs/${id}/curves`);
+    const data = await json(`/api/runs/${path(id)}/curves`);
     const groups = {};
     for (const name of Object.keys(data.series)) (groups[group(name)] ||= []).push(name);
     const charts = [];
@@ -48,7 +51,9 @@ const studio = (() => {
       const plot = chart(title, data.x.slice(), names.map((n) => data.series[n].slice()), names);
       charts.push({ plot, names });
     }
-    const events = new EventSource(`/api/runs/${id}/events?since=${data.lines}`);
+    const events = new EventSource(`/api/runs/${path(id)}/events?since=${data.lines}`);
+    events.addEventListener("done", () => events.close());
+    events.addEventListener("reset", () => { events.close(); location.reload(); });
     events.onmessage = (message) => {
       const record = JSON.parse(message.data);
       const epoch = record.epoch ?? charts[0]?.plot.data[0].length + 1;
@@ -66,7 +71,7 @@ const studio = (() => {
 
   // Several runs: one chart per series name, a line per run, on the union of their epochs.
   async function compareCharts(ids) {
-    const all = await Promise.all(ids.map((id) => json(`/api/runs/${id}/curves`)));
+    const all = await Promise.all(ids.map((id) => json(`/api/runs/${path(id)}/curves`)));
     const names = [...new Set(all.flatMap((c) => Object.keys(c.series)))];
     const x = [...new Set(all.flatMap((c) => c.x))].sort((a, b) => a - b);
     for (const name of names) {
@@ -80,7 +85,7 @@ const studio = (() => {
 
   // A study: the value of each complete trial and the best so far; the learning curves of the trials shown.
   async function studyCharts(id, intermediate) {
-    const h = await json(`/api/studies/${id}/history`);
+    const h = await json(`/api/studies/${path(id)}/history`);
     if (h.number.length) chart("optimisation history", h.number, [h.value, h.best], ["trial value", "best so far"], "trial");
     const trials = Object.keys(intermediate);
     if (!trials.length) return;
@@ -170,14 +175,5 @@ const studio = (() => {
     button.addEventListener("click", () => { location.href = `/compare?ids=${chosen().map(encodeURIComponent).join(",")}`; });
   }
 
-  function signin(next) {
-    document.getElementById("signin").addEventListener("submit", (event) => {
-      event.preventDefault();
-      const key = document.getElementById("key").value;
-      document.cookie = `seekforge_studio_key=${encodeURIComponent(key)}; path=/; SameSite=Strict`;
-      location.href = next;
-    });
-  }
-
-  return { runCharts, compareCharts, compareBoxes, driftTables, servingCharts, signin, studyCharts };
+  return { runCharts, compareCharts, compareBoxes, driftTables, servingCharts, studyCharts };
 })();
