@@ -1,6 +1,7 @@
 """Claim: the studio's first pages stay under 1 s at scale: a folder of 1,000 runs (each with 30 epochs of
-metrics) and a study of 5,000 trials, first page cold (nothing read yet) and warm (read again after one new
-epoch or trial). The pages are served in-process (Starlette's test client), as a browser asks for them.
+metrics) and a study of 5,000 trials, first page cold (a new studio: nothing read yet) and warm (asked again:
+a run's summary is kept until its files change; a study's journal is read on from where it stopped). The
+pages are served in-process (Starlette's test client), as a browser asks for them.
 
     python benchmarks/studio.py [--runs 1000] [--trials 5000] [--epochs 30]
 """
