@@ -188,3 +188,29 @@ def test_packages_show_their_lineage_exports_and_card(runs: Path) -> None:
     assert 'href="/packages/alpha/20260101-000000/package"' in client.get("/runs/alpha/20260101-000000").text
     for bad in ("/packages/../etc", "/api/packages/alpha/..%2f..%2fetc", "/packages/alpha", "/packages/x/y/z/report"):
         assert client.get(bad).status_code == 404, bad
+
+
+def test_a_draft_recipe_is_checked_field_by_field_and_data_stays_under_its_folder(tmp_path: Path) -> None:
+    from tests.conftest import make_tabular, tabular_recipe
+
+    (tmp_path / "data").mkdir()
+    make_tabular(50).to_csv(tmp_path / "data" / "shop.csv", index=False)
+    (tmp_path / "secret.csv").write_text("a,b\n1,2\n")
+    client = studio_client(create_app(tmp_path / "runs", data_root=tmp_path / "data"))
+    draft = tabular_recipe("shop.csv")
+    assert client.post("/api/recipes/check", json=draft).json()["problems"] == []
+    bad = client.post("/api/recipes/check", json={**draft, "train": {"lr": -1, "epoks": 3}}).json()
+    paths = {p["path"]: p for p in bad["problems"]}
+    assert set(paths) == {"train.lr", "train.epoks"} and paths["train.epoks"]["suggestion"] == "epochs"
+    assert "lr: -1" in bad["yaml"]
+    shown = client.get("/api/data/preview", params={"source": "shop.csv"}).json()
+    assert shown["rows_total"] == 50 and [c["name"] for c in shown["columns"]][-1] == "label"
+    assert {c["name"]: c["type"] for c in shown["columns"]}["x1"] == "numeric" and len(shown["rows"]) == 10
+    for outside in ("../secret.csv", str(tmp_path / "secret.csv"), "nope.csv"):
+        assert client.get("/api/data/preview", params={"source": outside}).status_code == 422, outside
+    drafted = client.get("/api/data/draft", params={"source": "shop.csv", "label": "label"}).json()
+    assert drafted["data"]["source"] == "shop.csv" and drafted["features"]["output"]["name"] == "label"
+    refused = client.post("/api/recipes/run", json={**draft, "model": {"type": "nope"}})
+    assert refused.status_code == 422 and refused.json()["problems"][0]["path"] == "model"
+    assert not (tmp_path / "data" / "recipes").exists()  # nothing saved for an invalid recipe
+    assert client.post("/api/recipes/check", content=b"{not json").status_code == 422

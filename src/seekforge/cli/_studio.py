@@ -29,6 +29,10 @@ def studio(
         list[str] | None,
         typer.Option("--server", help="A running seekforge serve to watch (its base URL); repeatable."),
     ] = None,
+    data_root: Annotated[
+        Path | None,
+        typer.Option("--data-root", help="The folder whose data files the new-recipe page may read (default: here)."),
+    ] = None,
     log: Annotated[
         list[Path] | None,
         typer.Option("--log", help="A prediction log a server writes (serve --log): its drift by window; repeatable."),
@@ -65,7 +69,8 @@ def studio(
         if len(found) != 1:
             raise ConfigError(f"--server-key-file {server_key_file} holds {len(found)} keys; the studio reads with one")
         (server_key,) = found
-    app = create_app(runs, api_keys=keys, servers=servers, server_key=server_key, logs=list(log or []))
+    app = create_app(runs, api_keys=keys, servers=servers, server_key=server_key, logs=list(log or []),
+                     data_root=data_root)  # fmt: skip
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     shown = f"[{host}]" if ":" in host else host
 

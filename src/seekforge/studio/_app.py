@@ -19,9 +19,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from seekforge.core.api_keys import api_key_of, key_accepted
 from seekforge.core.deps import require
+from seekforge.core.errors import ConfigError, SeekforgeError
 from seekforge.studio import _pages
 from seekforge.studio._drift import LogWatch
 from seekforge.studio._packages import PackageIndex, manifest_of
+from seekforge.studio._recipes import check_recipe, draft_from, preview, start_run
 from seekforge.studio._runs import SORT_KEYS, STATUSES, RunIndex, curves, read_metrics
 from seekforge.studio._serving import ServerWatch
 from seekforge.studio._studies import TRIAL_SORTS, StudyIndex, history, trial_page
@@ -40,6 +42,8 @@ def create_app(
     servers: Sequence[str] = (),
     server_key: str | None = None,
     logs: Sequence[Path] = (),
+    data_root: Path | None = None,
+    recipes: Path | None = None,
 ) -> Any:
     """The studio over the run folders under ``runs``, and the running servers at ``servers`` (URLs; read with
     ``server_key`` where they need one); with ``api_keys``, every route but the sign-in page needs one of
@@ -54,6 +58,9 @@ def create_app(
     packages = PackageIndex(runs)
     watches = [ServerWatch(url, api_key=server_key) for url in servers]
     logs = [LogWatch(Path(log)) for log in logs]
+    data_root = data_root or Path.cwd()  # data files a page may preview or run on are under it
+    recipes = recipes or data_root / "recipes"  # where recipes built here are saved
+    started: list[Any] = []  # the runs started here, reaped when they end
     app = FastAPI(title="seekforge studio", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if not api_keys:  # on loopback without keys: refuse other Host names (a DNS-rebinding page's requests)
@@ -301,6 +308,53 @@ def create_app(
     def drift_page(window: float = Query(3600.0, gt=0, le=366 * 86400), windows: int = Query(24, ge=1, le=500)) -> Any:
         return _pages.drift_page([str(w.log) for w in logs], window=window, windows=windows)
 
+    @app.get("/api/schema/recipe")
+    def api_schema() -> Any:
+        """The recipe's JSON schema (as ``seekforge schema recipe`` prints it): the form is made from it."""
+        from seekforge.core.config import json_schema
+        from seekforge.recipe import Recipe
+
+        return json_schema(Recipe, title="seekforge recipe")
+
+    @app.post("/api/recipes/check")
+    async def api_check(request: Request) -> Any:
+        """Every problem of a draft recipe (JSON body), each at its dotted path, and the draft as YAML."""
+        return check_recipe(await _json_body(request))
+
+    @app.get("/api/data/preview")
+    def api_preview(source: str) -> Any:
+        """The first rows of a data file under the studio's data folder and its columns' inferred types."""
+        try:
+            return preview(data_root, source)
+        except SeekforgeError as exc:
+            raise HTTPException(422, exc.message) from None
+
+    @app.get("/api/data/draft")
+    def api_draft(source: str, label: str) -> Any:
+        """A draft recipe for a data file and the column to predict (as ``seekforge init --from``)."""
+        try:
+            return draft_from(data_root, source, label)
+        except SeekforgeError as exc:
+            raise HTTPException(422, exc.message) from None
+
+    @app.post("/api/recipes/run")
+    async def api_start(request: Request) -> Any:
+        """Save the draft as YAML and start ``seekforge run`` on it; 422 with every problem if it is invalid."""
+        draft = await _json_body(request)
+        for process in list(started):  # reap the runs that ended
+            if process.poll() is not None:
+                started.remove(process)
+        try:
+            answer, process = start_run(draft, recipes=recipes, runs=runs, data_root=data_root)
+        except ConfigError:
+            return JSONResponse(check_recipe(draft), status_code=422)
+        started.append(process)
+        return answer
+
+    @app.get("/new", response_class=HTMLResponse)
+    def new_recipe() -> Any:
+        return _pages.recipe_page(data_root=data_root)
+
     @app.get("/signin", response_class=HTMLResponse)
     def signin(next: str = "/") -> Any:
         return _pages.signin_page(_local(next))
@@ -318,6 +372,19 @@ def create_app(
         return answer
 
     return app
+
+
+async def _json_body(request: Any) -> Any:
+    """The request's JSON body (at most 1 MiB); 422 when it is not JSON."""
+    from fastapi import HTTPException
+
+    body = await request.body()
+    if len(body) > 1 << 20:
+        raise HTTPException(413, "a recipe is at most 1 MiB")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise HTTPException(422, "the body is not JSON") from None
 
 
 def _finite(record: dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,7 @@ def _page(title: str, body: str, *, script: str = "") -> str:
         '<link rel="stylesheet" href="/static/uPlot.min.css"><link rel="stylesheet" href="/static/studio.css">'
         f'</head><body><header><a href="/" class="brand">seekforge studio</a><nav><a href="/">runs</a>'
         f'<a href="/studies">studies</a><a href="/packages">packages</a><a href="/serving">serving</a>'
-        f'<a href="/drift">drift</a></nav>'
+        f'<a href="/drift">drift</a><a href="/new">new recipe</a></nav>'
         f"</header><main>{body}</main>"
         f"{scripts}</body></html>"
     )
@@ -357,3 +357,20 @@ def drift_page(logs: list[str], *, window: float, windows: int) -> str:
     )
     script = f"studio.driftTables({len(logs)}, {_js(window)}, {int(windows)});"
     return _page("Drift", f"<h1>Drift</h1>{form}{sections}", script=script)
+
+
+def recipe_page(*, data_root: Path) -> str:
+    """Build a recipe: a form made from the recipe's JSON schema, a data file's preview and draft, every
+    problem shown at its field as you type, the recipe as YAML, and a button that saves and runs it."""
+    body = (
+        "<h1>New recipe</h1>"
+        f'<section class="data"><h2>Data</h2><p class="where">files under <code>{escape(str(data_root))}</code></p>'
+        '<form id="data-form" class="filter"><input id="data-source" placeholder="data/train.csv" aria-label="data file">'
+        '<button type="button" id="preview-button">preview</button><select id="label-column" aria-label="column to '
+        'predict"></select><button type="button" id="draft-button" disabled>draft a recipe from it</button></form>'
+        '<p class="bad" id="data-problem"></p><div id="data-preview"></div></section>'
+        '<div class="builder"><form id="recipe-form" autocomplete="off"></form><aside><h2>Problems</h2>'
+        '<ul id="problems"><li>checking…</li></ul><button type="button" id="run-button" disabled>save and run</button>'
+        '<p id="run-status"></p><h2>recipe.yaml</h2><pre id="recipe-yaml"></pre></aside></div>'
+    )
+    return _page("New recipe", body, script="studio.recipeBuilder();")

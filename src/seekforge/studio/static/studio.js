@@ -167,6 +167,198 @@ const studio = (() => {
     }
   }
 
+  // Build a recipe: a form made from the recipe's JSON schema. A field left empty takes its default; every
+  // change is checked by the server (the messages of `seekforge validate`), shown at its field, and the
+  // recipe shown as YAML. "save and run" saves it and starts `seekforge run`, then opens the new run's page.
+  async function recipeBuilder() {
+    const schema = await json("/api/schema/recipe");
+    const defs = schema.$defs || {};
+    const resolve = (s) => (s && s.$ref ? defs[s.$ref.split("/").pop()] : s) || {};
+    const form = document.getElementById("recipe-form");
+    let draft = { name: "my-recipe", data: {}, features: { inputs: [], output: {} }, model: { type: "mlp" } };
+    let timer = null;
+
+    const el = (tag, attrs = {}, ...children) => {
+      const node = document.createElement(tag);
+      for (const [k, v] of Object.entries(attrs)) if (v !== undefined) node.setAttribute(k, v);
+      for (const child of children) node.append(child);
+      return node;
+    };
+    const clean = (v) => (v === undefined || v === "" || (Array.isArray(v) && !v.length) ? undefined : v);
+    const typed = (options) => options.filter((o) => o.properties && o.properties.type && o.properties.type.const !== undefined);
+
+    // One input for a value of schema `s` at `path`; `set` receives the new value (undefined: not set).
+    function field(s, value, path, set) {
+      s = resolve(s);
+      const options = (s.anyOf || s.oneOf || []).map(resolve);
+      if (options.length) {
+        const nullable = options.some((o) => o.type === "null");
+        const objects = typed(options);
+        const others = options.filter((o) => o.type !== "null" && !objects.includes(o) && !(o.enum && objects.length));
+        if (objects.length && !others.length) {
+          const select = el("select", { "data-path": path });
+          select.append(el("option", { value: "" }, nullable || !value ? "(not set)" : ""));
+          for (const o of objects) select.append(el("option", { value: o.properties.type.const }, o.properties.type.const));
+          const current = value && typeof value === "object" ? value.type : value;
+          select.value = current || "";
+          const box = el("div", {}, select);
+          if (current) {
+            const chosen = objects.find((o) => o.properties.type.const === current);
+            if (chosen) box.append(object(chosen, typeof value === "object" ? value : { type: current }, path, set, true));
+          }
+          select.addEventListener("change", () => set(select.value ? { type: select.value } : undefined, true));
+          return box;
+        }
+        if (nullable && others.length === 1 && resolve(others[0]).properties) {
+          const box = el("div");
+          const on = el("input", { type: "checkbox", "data-path": path, "aria-label": `use ${path}` });
+          on.checked = value !== undefined && value !== null;
+          box.append(on, " use this section");
+          if (on.checked) box.append(object(resolve(others[0]), value, path, set));
+          on.addEventListener("change", () => set(on.checked ? {} : undefined, true));
+          return box;
+        }
+        if (others.length === 1) return field(others[0], value, path, set);
+        return scalar({ type: "json" }, value, path, set);
+      }
+      if (s.properties) return object(s, value, path, set);
+      const items = s.type === "array" && !s.prefixItems ? resolve(s.items) : null;
+      if (items && (items.properties || items.oneOf || items.anyOf)) {
+        return list(s, value || [], path, set);
+      }
+      return scalar(s, value, path, set);
+    }
+
+    function object(s, value, path, set, skipType = false) {
+      value = value && typeof value === "object" ? value : {};
+      const box = el("fieldset", { "data-path": path });
+      if (path) box.append(el("legend", {}, path.split(".").pop()));
+      if (s.description) box.append(el("div", { class: "hint" }, s.description.split("\n")[0]));
+      for (const [key, sub] of Object.entries(s.properties || {})) {
+        if (skipType && key === "type") continue;
+        const where = path ? `${path}.${key}` : key;
+        const row = el("div", { class: "field" }, el("label", { for: where }, key));
+        row.append(field(sub, value[key], where, (v, rerender) => {
+          const next = { ...value };
+          if (clean(v) === undefined) delete next[key]; else next[key] = v;
+          set(next, rerender);
+        }));
+        const r = resolve(sub);
+        const hint = [r.description || sub.description, sub.default !== undefined && sub.default !== null && typeof sub.default !== "object" ? `default ${JSON.stringify(sub.default)}` : ""].filter(Boolean).join(" · ");
+        if (hint) row.append(el("div", { class: "hint" }, hint.split("\n")[0]));
+        box.append(row);
+      }
+      return box;
+    }
+
+    function list(s, items, path, set) {
+      const box = el("div", { "data-path": path });
+      items.forEach((item, i) => {
+        const where = `${path}.${i}`;
+        const entry = el("div", { class: "item" });
+        entry.append(field(s.items, item, where, (v, rerender) => { const next = items.slice(); next[i] = v; set(next, rerender); }));
+        const remove = el("button", { type: "button" }, "remove");
+        remove.addEventListener("click", () => set(items.filter((_, k) => k !== i), true));
+        entry.append(remove);
+        box.append(entry);
+      });
+      const add = el("button", { type: "button", "data-add": path }, "add");
+      add.addEventListener("click", () => set([...items, {}], true));
+      box.append(add);
+      return box;
+    }
+
+    function scalar(s, value, path, set) {
+      let input;
+      if (s.enum || s.const !== undefined) {
+        input = el("select", { id: path, "data-path": path }, el("option", { value: "" }, "(default)"));
+        for (const option of s.enum || [s.const]) input.append(el("option", { value: JSON.stringify(option) }, String(option)));
+        input.value = value === undefined ? "" : JSON.stringify(value);
+        input.addEventListener("change", () => set(input.value ? JSON.parse(input.value) : undefined));
+      } else if (s.type === "boolean") {
+        input = el("select", { id: path, "data-path": path }, el("option", { value: "" }, "(default)"), el("option", { value: "true" }, "true"), el("option", { value: "false" }, "false"));
+        input.value = value === undefined ? "" : String(value);
+        input.addEventListener("change", () => set(input.value === "" ? undefined : input.value === "true"));
+      } else {
+        const number = s.type === "integer" || s.type === "number";
+        input = el("input", { id: path, "data-path": path, type: number ? "number" : "text", step: s.type === "integer" ? "1" : "any",
+                              placeholder: s.default !== undefined && s.default !== null ? JSON.stringify(s.default) : "" });
+        const plain = typeof value === "string" || typeof value === "number";
+        input.value = value === undefined ? "" : plain && s.type !== "json" && s.type !== "array" ? String(value) : JSON.stringify(value);
+        input.addEventListener("input", () => {
+          const text = input.value.trim();
+          if (!text) return set(undefined);
+          if (number) return set(Number(text));
+          if (s.type === "array" || s.type === "json") { try { return set(JSON.parse(text)); } catch { return set(text); } }
+          return set(text);
+        });
+      }
+      return input;
+    }
+
+    function render() {
+      form.replaceChildren(object(schema, draft, "", (v, rerender) => { draft = v; if (rerender) render(); changed(); }));
+    }
+
+    async function check() {
+      const response = await fetch("/api/recipes/check", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(draft) });
+      const found = await response.json();
+      document.getElementById("recipe-yaml").textContent = found.yaml;
+      form.querySelectorAll(".problem").forEach((p) => p.remove());
+      const list = document.getElementById("problems");
+      list.replaceChildren(...(found.problems.length ? found.problems.map((p) => el("li", { class: "path" }, `${p.path || "recipe"}: ${p.message}${p.suggestion ? `; did you mean '${p.suggestion}'?` : ""}`)) : [el("li", {}, "none: the recipe is valid")]));
+      for (const p of found.problems) {
+        let at = null, path = p.path;
+        while (path && !(at = form.querySelector(`[data-path="${CSS.escape(path)}"]`))) path = path.split(".").slice(0, -1).join(".");
+        const where = (at && (at.closest(".field") || at)) || form;
+        where.append(el("div", { class: "problem" }, p.message));
+      }
+      document.getElementById("run-button").disabled = found.problems.length > 0;
+    }
+    function changed() { clearTimeout(timer); timer = setTimeout(check, 250); }
+
+    document.getElementById("run-button").addEventListener("click", async () => {
+      const status = document.getElementById("run-status");
+      const response = await fetch("/api/recipes/run", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(draft) });
+      const found = await response.json();
+      if (!response.ok) { status.textContent = "the recipe has problems"; return check(); }
+      status.textContent = `saved ${found.recipe}; started (process ${found.pid}); waiting for its run folder…`;
+      const name = encodeURIComponent(found.name);
+      for (let i = 0; i < 240; i++) {
+        const runs = await json(`/api/runs?q=${name}&sort=started&order=desc&limit=1`);
+        const run = runs.runs.find((r) => r.name === found.name && r.stamp >= found.started);
+        if (run) { location.href = `/runs/${path(run.id)}`; return; }
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      status.textContent = `no run folder yet: see ${found.log}`;
+    });
+
+    const source = document.getElementById("data-source"), label = document.getElementById("label-column");
+    document.getElementById("preview-button").addEventListener("click", async () => {
+      const problem = document.getElementById("data-problem"), shown = document.getElementById("data-preview");
+      problem.textContent = "";
+      const response = await fetch(`/api/data/preview?source=${encodeURIComponent(source.value)}`);
+      const found = await response.json();
+      if (!response.ok) { problem.textContent = found.detail; return; }
+      label.replaceChildren(...found.columns.map((c) => el("option", { value: c.name }, c.name)));
+      label.value = found.columns[found.columns.length - 1].name;
+      document.getElementById("draft-button").disabled = false;
+      const head = el("tr", {}, ...found.columns.map((c) => el("th", { title: `${c.distinct} distinct, ${(100 * c.missing).toFixed(0)}% missing` }, `${c.name} (${c.type})`)));
+      const rows = found.rows.map((r) => el("tr", {}, ...r.map((v) => el("td", {}, v === null ? "" : v))));
+      shown.replaceChildren(el("p", {}, `${found.rows_total} rows; the first ${found.rows.length}:`), el("table", { class: "runs" }, el("thead", {}, head), el("tbody", {}, ...rows)));
+    });
+    document.getElementById("draft-button").addEventListener("click", async () => {
+      const response = await fetch(`/api/data/draft?source=${encodeURIComponent(source.value)}&label=${encodeURIComponent(label.value)}`);
+      const found = await response.json();
+      if (!response.ok) { document.getElementById("data-problem").textContent = found.detail; return; }
+      draft = found;
+      render();
+      changed();
+    });
+    render();
+    check();
+  }
+
   function compareBoxes() {
     const form = document.getElementById("compare");
     const button = document.getElementById("compare-button");
@@ -175,5 +367,5 @@ const studio = (() => {
     button.addEventListener("click", () => { location.href = `/compare?ids=${chosen().map(encodeURIComponent).join(",")}`; });
   }
 
-  return { runCharts, compareCharts, compareBoxes, driftTables, servingCharts, studyCharts };
+  return { runCharts, compareCharts, compareBoxes, driftTables, recipeBuilder, servingCharts, studyCharts };
 })();
