@@ -150,7 +150,8 @@ def test_pages_never_run_what_a_file_holds(runs: Path) -> None:
     assert "<img" not in page and "\\u003cimg" in page  # in the page's script, as JSON escapes
     report = client.get(f"/runs/{run_id}/report")
     assert report.headers["content-security-policy"] == "sandbox allow-scripts"  # an origin of its own
-    assert "<img" not in client.get("/").text
+    write_run(runs, "fine", "1<img src=2 onerror=alert(2)>", age=10)  # a stamp that is no stamp
+    assert "<img" not in client.get("/").text and "1&lt;img" in client.get("/").text
     assert studio_client(create_app(runs)).get("/", headers={"host": "evil.example"}).status_code == 400
 
 

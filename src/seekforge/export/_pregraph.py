@@ -41,18 +41,8 @@ def with_preprocessing(model: Any, state: dict[str, Any]) -> Any:
     numeric: list[str] = []
     for name, stats in state["numeric"].items():
         inputs.append(helper.make_tensor_value_info(name, proto.DOUBLE, ["batch"]))
-        p = f"pre/{name}"
-        nodes += [
-            helper.make_node("IsNaN", [name], [f"{p}/nan"]),
-            _const(helper, proto, f"{p}/fill", stats["fill"]),
-            _const(helper, proto, f"{p}/center", stats["center"]),
-            _const(helper, proto, f"{p}/scale", stats["scale"]),
-            helper.make_node("Where", [f"{p}/nan", f"{p}/fill", name], [f"{p}/filled"]),
-            helper.make_node("Sub", [f"{p}/filled", f"{p}/center"], [f"{p}/centered"]),
-            helper.make_node("Div", [f"{p}/centered", f"{p}/scale"], [f"{p}/scaled"]),
-            helper.make_node("Cast", [f"{p}/scaled"], [f"{p}/value"], to=proto.FLOAT),
-        ]
-        numeric.append(column(name, f"{p}/value"))
+        nodes += _standardised(helper, proto, name, f"pre/{name}", stats["fill"], stats["center"], stats["scale"])
+        numeric.append(column(name, f"pre/{name}/value"))
     for name, trained in state["binary"].items():
         inputs.append(helper.make_tensor_value_info(name, proto.STRING, ["batch"]))
         table = binary_table(*trained)
@@ -101,16 +91,10 @@ def with_preprocessing(model: Any, state: dict[str, Any]) -> Any:
                    helper.make_tensor_value_info(mask, proto.INT64, shapes[mask])]  # fmt: skip
         p = f"pre/{items}"
         if numbers:  # standardised; a missing item (NaN) reads as the mean; padding 0
+            nodes += _standardised(helper, proto, items, f"{p}/item", spec["mean"], spec["mean"], spec["std"])
             nodes += [
-                helper.make_node("IsNaN", [items], [f"{p}/nan"]),
-                _const(helper, proto, f"{p}/mean", spec["mean"]),
-                _const(helper, proto, f"{p}/std", spec["std"]),
-                helper.make_node("Where", [f"{p}/nan", f"{p}/mean", items], [f"{p}/filled"]),
-                helper.make_node("Sub", [f"{p}/filled", f"{p}/mean"], [f"{p}/centered"]),
-                helper.make_node("Div", [f"{p}/centered", f"{p}/std"], [f"{p}/scaled"]),
-                helper.make_node("Cast", [f"{p}/scaled"], [f"{p}/float"], to=proto.FLOAT),
                 helper.make_node("Cast", [mask], [f"{p}/weight"], to=proto.FLOAT),
-                helper.make_node("Mul", [f"{p}/float", f"{p}/weight"], [f"{p}/value"]),
+                helper.make_node("Mul", [f"{p}/item/value", f"{p}/weight"], [f"{p}/value"]),
             ]
         else:  # vocabulary codes from 2; 1 unknown or missing; padding 0
             vocab = list(spec["vocab"])
@@ -181,6 +165,23 @@ def _rename_uses(graph: Any, names: dict[str, str]) -> None:
         for attribute in node.attribute:  # subgraphs (If, Loop, Scan) may read the outer graph's inputs
             for sub in [attribute.g, *attribute.graphs] if attribute.HasField("g") else attribute.graphs:
                 _rename_uses(sub, names)
+
+
+def _standardised(
+    helper: Any, proto: Any, value: str, prefix: str, fill: float, center: float, scale: float
+) -> list[Any]:
+    """Nodes that make ``<prefix>/value`` (float32): ``value`` (float64) with NaN filled, centred and scaled."""
+    p = prefix
+    return [
+        helper.make_node("IsNaN", [value], [f"{p}/nan"]),
+        _const(helper, proto, f"{p}/fill", fill),
+        _const(helper, proto, f"{p}/center", center),
+        _const(helper, proto, f"{p}/scale", scale),
+        helper.make_node("Where", [f"{p}/nan", f"{p}/fill", value], [f"{p}/filled"]),
+        helper.make_node("Sub", [f"{p}/filled", f"{p}/center"], [f"{p}/centered"]),
+        helper.make_node("Div", [f"{p}/centered", f"{p}/scale"], [f"{p}/scaled"]),
+        helper.make_node("Cast", [f"{p}/scaled"], [f"{p}/value"], to=proto.FLOAT),
+    ]
 
 
 def _const(helper: Any, proto: Any, name: str, value: float) -> Any:

@@ -49,12 +49,24 @@ def _metric(values: dict[str, float]) -> str:
 
 
 def _when(stamp_or_time: str | float) -> str:
+    """A time to show, HTML-escaped: a folder's stamp ``YYYYmmdd-HHMMSS`` (as it is when it is not one) or
+    seconds since 1970."""
     if isinstance(stamp_or_time, float):
         return dt.datetime.fromtimestamp(stamp_or_time, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     try:
-        return dt.datetime.strptime(stamp_or_time, "%Y%m%d-%H%M%S").strftime("%Y-%m-%d %H:%M:%S")
+        return dt.datetime.strptime(stamp_or_time[:15], "%Y%m%d-%H%M%S").strftime("%Y-%m-%d %H:%M:%S")
     except ValueError:
-        return stamp_or_time
+        return escape(stamp_or_time)
+
+
+def _pager(link: Any, *, offset: int, limit: int, total: int, noun: str) -> tuple[str, list[str]]:
+    """What a page shows ("51–100 of 730") and its links to the pages before and after it."""
+    pages = []
+    if offset > 0:
+        pages.append(f'<a href="{escape(link(offset=max(0, offset - limit)))}">← previous</a>')
+    if offset + limit < total:
+        pages.append(f'<a href="{escape(link(offset=offset + limit))}">next →</a>')
+    return (f"{offset + 1}–{min(offset + limit, total)} of {total}" if total else f"no {noun}"), pages
 
 
 def _status(summary: RunSummary) -> str:
@@ -87,12 +99,7 @@ def runs_page(found: dict[str, Any], *, runs: Path, sort: str, order: str, query
     options = "".join(
         f'<option value="{s}"{" selected" if s == status else ""}>{s}</option>' for s in ("", *STATUSES)
     ).replace('<option value="">', '<option value="">any status')
-    pages = []
-    if offset > 0:
-        pages.append(f'<a href="{escape(link(offset=max(0, offset - limit)))}">← previous</a>')
-    if offset + limit < total:
-        pages.append(f'<a href="{escape(link(offset=offset + limit))}">next →</a>')
-    shown = f"{offset + 1}–{min(offset + limit, total)} of {total}" if total else "no runs"
+    shown, pages = _pager(link, offset=offset, limit=limit, total=total, noun="runs")
     body = (
         f'<h1>Runs</h1><p class="where">under <code>{escape(str(runs))}</code></p>'
         f'<form class="filter" method="get" action="/"><input type="search" name="q" value="{escape(query)}" '
@@ -217,16 +224,11 @@ def study_page(view: dict[str, Any], *, sort: str, order: str, report: bool) -> 
     rows = "".join(
         f'<tr data-trial="{t["number"]}"><td class="num">{t["number"]}</td><td>{t["state"].lower()}</td>'
         f'<td class="num">{_number(t["value"])}</td><td class="num">{_number(t["duration"], " s", 1)}</td>'
-        f'<td class="num">{t["epochs"] if t["epochs"] is not None else "–"}</td>'
+        f'<td class="num">{escape(str(t["epochs"])) if t["epochs"] is not None else "–"}</td>'
         f"<td><code>{escape(json.dumps(t['params']))}</code></td></tr>"
         for t in trials
     )
-    pages = []
-    if offset > 0:
-        pages.append(f'<a href="{escape(link(offset=max(0, offset - limit)))}">← previous</a>')
-    if offset + limit < total:
-        pages.append(f'<a href="{escape(link(offset=offset + limit))}">next →</a>')
-    shown = f"{offset + 1}–{min(offset + limit, total)} of {total}" if total else "no trials"
+    shown, pages = _pager(link, offset=offset, limit=limit, total=total, noun="trials")
     link_report = (
         f'<p><a href="/studies/{escape(study["id"])}/report">the study\'s report</a> (parameter importance, '
         "parallel coordinates)</p>"
