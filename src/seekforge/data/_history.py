@@ -9,6 +9,7 @@ past a deployed model would have seen. The values themselves come from
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 from seekforge.core.errors import DataError
 from seekforge.data._validate import row_place
 from seekforge.data.config import FeaturesConfig
-from seekforge.runtime import epoch_seconds, history_values
+from seekforge.runtime import add_history, columns_of, epoch_seconds
 
 
 def check_history_columns(frame: pd.DataFrame, features: FeaturesConfig) -> None:
@@ -56,23 +57,17 @@ def with_history(frame: pd.DataFrame, features: FeaturesConfig, sees: Sequence[n
     key, time = features.history.key, features.history.time
     out = frame.copy()
     filled = np.zeros(len(frame), dtype=bool)
-    derived = features.derived()
-    values = {f.name: np.full(len(frame), np.nan) for f in derived}
+    schema = [{"name": f.name, "history": {"key": key, "time": time, **f.history.spec()}}  # type: ignore[union-attr]
+              for f in features.derived()]  # fmt: skip
+    sources = list(dict.fromkeys(c for entry in schema for c in columns_of(entry["history"])))
+    values = {entry["name"]: np.full(len(frame), np.nan) for entry in schema}
     for visible in sees:
         visible = np.sort(visible)
         part = frame.iloc[visible]
         new = ~filled[visible]
-        for feature in derived:
-            spec = {"key": key, "time": time, **feature.history.spec()}  # type: ignore[union-attr]
-            got = history_values(
-                part[key].tolist(),
-                part[time].tolist(),
-                part[spec["of"]].tolist() if "of" in spec else None,
-                spec,
-                what=(time, spec.get("of", "")),
-                place=lambda pos, part=part: row_place(part, pos),
-            )
-            values[feature.name][visible[new]] = got[new]
+        got = add_history({c: part[c].tolist() for c in sources}, schema, place=functools.partial(row_place, part))
+        for name, column in values.items():
+            column[visible[new]] = got[name][new]
         filled[visible] = True
     for name, column in values.items():
         out[name] = column

@@ -25,7 +25,7 @@ from seekforge.data._text import TextEncoder
 from seekforge.data._validate import check_table, require_some, row_place
 from seekforge.data.config import FeaturesConfig
 from seekforge.models.config import ModelIO
-from seekforge.runtime import FALSE, TRUE, InputEncoder, add_history, canonical, datetime_columns
+from seekforge.runtime import FALSE, TRUE, InputEncoder, add_history, canonical, columns_of, datetime_columns
 
 FORMAT_VERSION = 1
 
@@ -150,10 +150,12 @@ class Preprocessor:
         Raises:
             DataError: A column it is computed from is missing too, or holds a value it cannot use.
         """
+        if self.features.history is None:  # the common case, on every transform: nothing to derive
+            return frame
         schema = [e for e in self.input_schema() if "history" in e and e["name"] not in frame.columns]
         if not schema:
             return frame
-        sources = {c for e in schema for c in (e["history"]["key"], e["history"]["time"], e["history"].get("of"))}
+        sources = {c for e in schema for c in columns_of(e["history"])}
         columns = {str(c): frame[c].tolist() for c in frame.columns if c in sources}
         derived = add_history(columns, schema, place=functools.partial(row_place, frame))
         out = frame.copy()

@@ -41,7 +41,7 @@ from seekforge.runtime._encode import (
     session,
     softmax,
 )
-from seekforge.runtime._history import add_history, derived_inputs, history_sources, history_values
+from seekforge.runtime._history import add_history, columns_of, derived_inputs, history_sources, history_values
 from seekforge.runtime._inputs import (
     InputEncoder,
     Tokens,
@@ -74,6 +74,7 @@ __all__ = [
     "binary_table",
     "calendar_parts",
     "canonical",
+    "columns_of",
     "datetime_columns",
     "derived_inputs",
     "encode_datetimes",

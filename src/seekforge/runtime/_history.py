@@ -20,6 +20,7 @@ history (its derived values are missing, and imputed as any missing number).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,15 +35,20 @@ def derived_inputs(schema: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any
     return [f for f in schema if f.get("history")]
 
 
+def columns_of(spec: Mapping[str, Any]) -> list[str]:
+    """The columns one derived input (its schema entry's ``history``) is computed from: key, time, and the
+    looked-back column where it has one."""
+    return [c for c in (spec["key"], spec["time"], spec.get("of")) if c]
+
+
 def history_sources(schema: Sequence[Mapping[str, Any]]) -> list[str]:
     """The columns the derived inputs of ``schema`` are computed from (keys, times, lagged columns), in
     first-use order, without the schema's own inputs."""
     names = {str(f["name"]) for f in schema}
     out: list[str] = []
     for entry in derived_inputs(schema):
-        spec = entry["history"]
-        for column in (spec["key"], spec["time"], spec.get("of")):
-            if column and column not in names and column not in out:
+        for column in columns_of(entry["history"]):
+            if column not in names and column not in out:
                 out.append(column)
     return out
 
@@ -63,17 +69,21 @@ def add_history(
             parse, or a looked-back value that is not a number (naming the row).
     """
     out = dict(columns)
+    lines: dict[tuple[str, str], Timeline] = {}  # the rows' order in time, one per key and time column
     for entry in derived_inputs(schema):
         name, spec = str(entry["name"]), entry["history"]
         if name in columns:
             continue
-        needed = [c for c in (spec["key"], spec["time"], spec.get("of")) if c]
+        needed = columns_of(spec)
         if absent := [c for c in needed if c not in columns]:
             raise DataError(
                 f"input '{name}' is derived from each {spec['key']!r}'s earlier rows, and the records hold "
                 f"neither it nor {', '.join(map(repr, absent))}",
                 hint=f"give {name!r} itself, or {', '.join(map(repr, needed))} for the entity's earlier rows too",
             )
+        pair = (spec["key"], spec["time"])
+        if pair not in lines:
+            lines[pair] = timeline(columns[spec["key"]], columns[spec["time"]], name=spec["time"], place=place)
         out[name] = history_values(
             columns[spec["key"]],
             columns[spec["time"]],
@@ -81,8 +91,48 @@ def add_history(
             spec,
             what=(spec["time"], spec.get("of") or ""),
             place=place,
+            line=lines[pair],
         )
     return out
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The rows of a batch in entity and time order: ``order`` (positions of the rows with a key and a
+    time, sorted), and for each of them its time, the position of the first row at its time and how many
+    of its entity's rows are strictly earlier."""
+
+    rows: int
+    order: np.ndarray
+    times: np.ndarray
+    first: np.ndarray
+    before: np.ndarray
+
+
+def timeline(
+    keys: Sequence[Any],
+    times: Sequence[Any],
+    *,
+    name: str = "time",
+    place: Callable[[int], str] = lambda pos: f"row {pos}",
+) -> Timeline:
+    """The order in time of rows by entity (ties in the order given), for every derived input over them.
+
+    Raises:
+        DataError: A time that does not parse, naming the row.
+    """
+    seconds = np.array([epoch_seconds(t, place(i), name) for i, t in enumerate(times)], dtype=np.float64)
+    known = np.array([not is_missing(k) for k in keys], dtype=bool) & ~np.isnan(seconds)
+    codes = np.unique([canonical(k) if ok else "" for k, ok in zip(keys, known, strict=True)], return_inverse=True)[1]
+    order = np.lexsort((seconds, codes))
+    order = order[known[order]]  # rows without a key or a time take no part
+    key_sorted, time_sorted = codes[order], seconds[order]
+    m = len(order)
+    new_entity = np.r_[True, key_sorted[1:] != key_sorted[:-1]] if m else np.zeros(0, bool)
+    new_time = new_entity | np.r_[True, time_sorted[1:] != time_sorted[:-1]] if m else np.zeros(0, bool)
+    entity_start = np.maximum.accumulate(np.where(new_entity, np.arange(m), 0))
+    first = np.maximum.accumulate(np.where(new_time, np.arange(m), 0))  # the first row at this row's time
+    return Timeline(len(keys), order, time_sorted, first, first - entity_start)
 
 
 def history_values(
@@ -93,26 +143,17 @@ def history_values(
     *,
     what: tuple[str, str] = ("time", "value"),
     place: Callable[[int], str] = lambda pos: f"row {pos}",
+    line: Timeline | None = None,
 ) -> np.ndarray:
-    """One derived input (``spec``, as in the module's docstring) for every row, from the rows given.
+    """One derived input (``spec``, as in the module's docstring) for every row, from the rows given;
+    ``line``: their :func:`timeline`, when it is made already (several inputs derived over the same rows).
 
     Raises:
         DataError: A time that does not parse or a value of ``of`` that is not a number, naming the row.
     """
-    n = len(keys)
-    seconds = np.array([epoch_seconds(t, place(i), what[0]) for i, t in enumerate(times)], dtype=np.float64)
-    known = np.array([not is_missing(k) for k in keys]) & ~np.isnan(seconds)
-    codes = np.unique([canonical(k) if ok else "" for k, ok in zip(keys, known, strict=True)], return_inverse=True)[1]
-    order = np.lexsort((seconds, codes))
-    order = order[known[order]]  # rows without a key or a time take no part
-    key_sorted, time_sorted = codes[order], seconds[order]
-    m = len(order)
-    new_entity = np.r_[True, key_sorted[1:] != key_sorted[:-1]] if m else np.zeros(0, bool)
-    new_time = new_entity | np.r_[True, time_sorted[1:] != time_sorted[:-1]] if m else np.zeros(0, bool)
-    entity_start = np.maximum.accumulate(np.where(new_entity, np.arange(m), 0))
-    first = np.maximum.accumulate(np.where(new_time, np.arange(m), 0))  # the first row at this row's time
-    before = first - entity_start  # the entity's rows strictly earlier than this one
-    result = np.full(m, np.nan)
+    line = line or timeline(keys, times, name=what[0], place=place)
+    order, time_sorted, first, before = line.order, line.times, line.first, line.before
+    result = np.full(len(order), np.nan)
     if spec.get("count"):
         result = before.astype(np.float64)
     elif spec.get("gap"):
@@ -127,7 +168,7 @@ def history_values(
             result[has] = values[first[has] - k]
         else:
             result = _window(values, first, before, int(spec["window"]), spec.get("stat") or "mean")
-    out = np.full(n, np.nan)
+    out = np.full(line.rows, np.nan)
     out[order] = result
     return out
 
