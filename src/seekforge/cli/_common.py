@@ -84,6 +84,7 @@ InputArg = Annotated[
 InputOption = Annotated[str | None, typer.Option("--input", "-i", help="The same as INPUT, as an option.")]
 
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Parent folder of run folders.")]
+ApiKeyFile = Annotated[Path | None, typer.Option("--api-key-file", help="File of accepted API keys, one per line.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the latest unfinished run from its checkpoint.")]
 RunDir = Annotated[Path | None, typer.Option("--run-dir", help="Use (or resume) this run folder.")]
 Nproc = Annotated[int, typer.Option("--nproc", min=1, help="Processes for distributed data-parallel training.")]

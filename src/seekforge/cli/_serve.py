@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from seekforge.cli._common import (
+    ApiKeyFile,
     err,
     options,
     out,
@@ -64,9 +65,7 @@ def serve(
     cache_rows: Annotated[
         int, typer.Option("--cache-rows", min=0, help="Answer repeated records from the last N outputs (0: off).")
     ] = 0,
-    api_key_file: Annotated[
-        Path | None, typer.Option("--api-key-file", help="File of accepted API keys, one per line.")
-    ] = None,
+    api_key_file: ApiKeyFile = None,
     log: Annotated[
         Path | None, typer.Option("--log", help="Prediction log (SQLite); default: predictions.db by the package.")
     ] = None,

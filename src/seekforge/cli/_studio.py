@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from seekforge.cli._common import err
+from seekforge.cli._common import ApiKeyFile, err
 from seekforge.core.errors import ConfigError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -22,9 +22,7 @@ def studio(
         str, typer.Option(help="Address to listen on; beyond this machine it needs --api-key-file.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free one).")] = 8765,
-    api_key_file: Annotated[
-        Path | None, typer.Option("--api-key-file", help="File of accepted API keys, one per line.")
-    ] = None,
+    api_key_file: ApiKeyFile = None,
     server: Annotated[
         list[str] | None,
         typer.Option("--server", help="A running seekforge serve to watch (its base URL); repeatable."),

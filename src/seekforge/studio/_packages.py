@@ -4,11 +4,12 @@ names), its exports with their parity records, and its model card."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from seekforge.studio._files import mapping, read_json
 
 #: how deep under the folder a package.json is looked for (runs/<name>/<work>/<...>/package/package.json)
 DEPTH = 5
@@ -66,12 +67,12 @@ class PackageIndex:
         manifest = manifest_of(folder)
         if manifest is None:
             return None
-        metrics = _dict(_dict(manifest.get("metrics")).get("test"))
+        metrics = mapping(mapping(manifest.get("metrics")).get("test"))
         headline = next((k for k, v in metrics.items() if k != "rows" and isinstance(v, int | float)), None)
         model = manifest.get("model")
-        exports = {name: bool(_dict(_dict(r).get("parity")).get("passed"))
-                   for name, r in _dict(manifest.get("exports")).items()}  # fmt: skip
-        parent = _dict(manifest.get("lineage")).get("parent")
+        exports = {name: bool(mapping(mapping(r).get("parity")).get("passed"))
+                   for name, r in mapping(manifest.get("exports")).items()}  # fmt: skip
+        parent = mapping(manifest.get("lineage")).get("parent")
         return PackageSummary(
             id=folder.relative_to(self.root).as_posix(),
             name=str(manifest.get("name", folder.name)),
@@ -95,9 +96,9 @@ class PackageIndex:
             inside = _inside(current, self.root)
             entry: dict[str, Any] = {"path": str(current), "id": inside, "missing": manifest is None}
             if manifest is not None:
-                lineage = _dict(manifest.get("lineage"))
+                lineage = mapping(manifest.get("lineage"))
                 entry.update(name=manifest.get("name"), created=manifest.get("created"),
-                             test=_dict(_dict(manifest.get("metrics")).get("test")), data_hash=lineage.get("data_hash"),
+                             test=mapping(mapping(manifest.get("metrics")).get("test")), data_hash=lineage.get("data_hash"),
                              recipe_hash=lineage.get("recipe_hash"))  # fmt: skip
                 parent = lineage.get("parent")  # a path as the command that made the package was given it
                 current = Path(parent).resolve() if isinstance(parent, str) else None
@@ -107,16 +108,9 @@ class PackageIndex:
         return chain
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def manifest_of(folder: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads((folder / "package.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
+    """The package's ``package.json``; None when it cannot be read."""
+    return read_json(folder / "package.json")
 
 
 def _inside(folder: Path, root: Path) -> str | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from seekforge.studio._files import mapping
 from seekforge.studio._runs import STATUSES, RunSummary
 
 _COLUMNS = [("name", "run"), ("started", "started"), ("status", "status"), ("model", "model"),
@@ -169,10 +170,6 @@ def _megabytes(value: Any) -> float | None:
     return value / 1e6 if _is_number(value) else None
 
 
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def studies_page(found: list[dict[str, Any]], *, runs: Path) -> str:
     """Every study: its state, trials by state, its best value."""
     rows = []
@@ -289,16 +286,16 @@ def package_page(summary: dict[str, Any], manifest: dict[str, Any], *, lineage: 
         where = (
             f'<a href="/packages/{escape(step["id"])}">{escape(step["id"])}</a>' if step["id"] else escape(step["path"])
         )
-        headline = {k: v for k, v in _mapping(step["test"]).items() if k != "rows" and _is_number(v)}
+        headline = {k: v for k, v in mapping(step["test"]).items() if k != "rows" and _is_number(v)}
         chain.append(
             f"<li>{where}: {escape(str(step['name']))}, {escape(str(step['created']))} {_metric(dict(list(headline.items())[:1]))}</li>"
         )
     data_hash = lineage[-1].get("data_hash") if lineage and not lineage[-1]["missing"] else None
     origin = f"<li>data <code>{escape(str(data_hash)[:12])}</code>, recipe <code>{escape(str(lineage[-1].get('recipe_hash'))[:12])}</code></li>" if data_hash else ""  # fmt: skip
     exports = []
-    for name, record in _mapping(manifest.get("exports")).items():
-        record = _mapping(record)
-        parity = _mapping(record.get("parity"))
+    for name, record in mapping(manifest.get("exports")).items():
+        record = mapping(record)
+        parity = mapping(record.get("parity"))
         verdict = "passed" if parity.get("passed") else "failed: " + "; ".join(map(str, parity.get("failures") or []))
         exports.append(
             f"<tr><td>{escape(name)}</td><td>{escape(str(record.get('format')))}</td>"

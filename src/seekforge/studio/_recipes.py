@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from seekforge.core.errors import ConfigError
+from seekforge.runtime import is_missing
 
 PREVIEW_ROWS = 10
 
@@ -65,7 +66,7 @@ def preview(data_root: Path, source: str) -> dict[str, Any]:
         column = frame[name]
         columns.append({"name": str(name), "type": infer_type(column), "missing": float(column.isna().mean()),
                         "distinct": int(column.nunique(dropna=True))})  # fmt: skip
-    rows = [[None if _missing(v) else str(v)[:200] for v in row] for row in head.itertuples(index=False)]
+    rows = [[None if is_missing(v) else str(v)[:200] for v in row] for row in head.itertuples(index=False)]
     return {"source": source, "rows_total": len(frame), "columns": columns, "rows": rows}
 
 
@@ -113,10 +114,3 @@ def start_run(draft: Any, *, recipes: Path, runs: Path, data_root: Path) -> tupl
             start_new_session=True,
         )  # fmt: skip
     return {"recipe": str(path), "log": str(log), "pid": process.pid, "name": recipe.name, "started": stamp}, process
-
-
-def _missing(value: Any) -> bool:
-    try:
-        return bool(value != value) or value is None  # NaN, NaT, None
-    except (TypeError, ValueError):
-        return False

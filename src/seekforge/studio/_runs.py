@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from seekforge.studio._files import finite, read_json, read_yaml
 
 #: a run whose files changed this recently and has no package yet is taken as training now
 RUNNING_SECONDS = 120.0
@@ -88,16 +88,10 @@ def curves(run: Path, *, points: int = 500) -> Curves:
     records, bad, count = read_metrics(run / "metrics.jsonl")
     x = [float(r.get("epoch", i + 1)) for i, r in enumerate(records)]
     names = [k for k in dict.fromkeys(k for r in records for k in r) if k not in ("epoch", "step")]
-    series = {k: [_number(r.get(k)) for r in records] for k in names}
+    series = {k: [finite(r.get(k)) for r in records] for k in names}
     series = {k: v for k, v in series.items() if any(value is not None for value in v)}
     keep = _stride(len(x), points)
     return Curves([x[i] for i in keep], {k: [v[i] for i in keep] for k, v in series.items()}, count, bad)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
 
 
 def _stride(n: int, points: int) -> list[int]:
@@ -191,16 +185,16 @@ def _state(folder: Path) -> tuple[float, ...]:
 
 def _summarise(folder: Path, key: tuple[float, ...]) -> RunSummary:
     name, stamp = folder.parent.name, folder.name
-    recipe = _yaml(folder / "recipe.yaml")
+    recipe = read_yaml(folder / "recipe.yaml")
     records, bad, _ = read_metrics(folder / "metrics.jsonl")
-    manifest = _json(folder / "package" / "package.json")
+    manifest = read_json(folder / "package" / "package.json")
     model = recipe.get("model") if isinstance(recipe, dict) else None
     model_type = model.get("type") if isinstance(model, dict) else model if isinstance(model, str) else None
     status = "finished" if manifest else "incomplete" if not recipe else "running"
     validation = {}
     for record in reversed(records):
-        metric = next((k for k in record if k.startswith("val_") and k != "val_loss" and _number(record[k]) is not None),
-                      "val_loss" if _number(record.get("val_loss")) is not None else None)  # fmt: skip
+        metric = next((k for k in record if k.startswith("val_") and k != "val_loss" and finite(record[k]) is not None),
+                      "val_loss" if finite(record.get("val_loss")) is not None else None)  # fmt: skip
         if metric is not None:
             validation = {metric: float(record[metric])}
             break
@@ -208,27 +202,12 @@ def _summarise(folder: Path, key: tuple[float, ...]) -> RunSummary:
     metrics = (manifest or {}).get("metrics")
     metrics = metrics.get("test") if isinstance(metrics, dict) else None
     metrics = metrics if isinstance(metrics, dict) else {}
-    headline = next((k for k in metrics if k != "rows" and _number(metrics[k]) is not None), None)
+    headline = next((k for k in metrics if k != "rows" and finite(metrics[k]) is not None), None)
     if headline is not None:
         test = {headline: float(metrics[headline])}
     task = (manifest or {}).get("task")
     return RunSummary(f"{name}/{stamp}", name, stamp, status, model_type, task, len(records), max(key[::2]),
                       validation, test, bad)  # fmt: skip
-
-
-def _yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return None
-
-
-def _json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _sort_value(run: RunSummary, key: str) -> Any:

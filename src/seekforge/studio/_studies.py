@@ -12,9 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from seekforge.core.deps import require
+from seekforge.studio._files import mapping, read_yaml
 
 #: a study whose journal changed this recently and has no ``study.json`` yet is taken as running now
 RUNNING_SECONDS = 120.0
@@ -162,11 +161,7 @@ def _trial(trial: Any) -> dict[str, Any]:
 
 
 def _recipe(folder: Path) -> dict[str, Any]:
-    try:
-        recipe = yaml.safe_load((folder / "recipe.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return {}
-    return recipe if isinstance(recipe, dict) else {}
+    return mapping(read_yaml(folder / "recipe.yaml"))
 
 
 def _read_only_storage(folder: Path, tune: dict[str, Any]) -> Any:
