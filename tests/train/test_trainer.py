@@ -130,6 +130,30 @@ def test_stop_request_then_resume_equals_uninterrupted(tmp_path: Path, stop_at: 
     for key, value in weights(straight).items():
         assert torch.equal(value, weights(resumed)[key]), key
     assert untimed(got.history) == untimed(expected.history)
+    # each epoch's weight histograms and gradient norms, once each, as the uninterrupted run wrote them
+    assert (tmp_path / "resumed" / "weights.jsonl").read_text() == (tmp_path / "straight" / "weights.jsonl").read_text()
+
+
+@pytest.mark.parametrize("clip", [1.0, None])
+def test_each_layers_weights_and_gradients_are_summarised_by_epoch(tmp_path: Path, clip: float | None) -> None:
+    train, pre = data(120, 0)  # 8 steps an epoch: steps 0 and 8, 16, 24 are measured
+    trainer = make_trainer(tmp_path, pre, epochs=5, histograms_every=2, grad_clip=clip)
+    trainer.fit(train, None)
+    records = [json.loads(line) for line in (tmp_path / "weights.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [2, 4, 5]  # every second epoch, and the last
+    last = records[-1]["layers"]
+    params = dict(trainer.model.named_parameters())
+    assert list(last) == list(params)
+    for name, p in params.items():
+        entry, values = last[name], p.detach().flatten()
+        assert entry["shape"] == list(p.shape) and sum(entry["counts"]) == values.numel() and len(entry["counts"]) == 32
+        assert (entry["min"], entry["max"]) == (float(values.min()), float(values.max()))
+        assert entry["mean"] == pytest.approx(float(values.mean()), abs=1e-6)
+        assert entry["counts"] == [int(c) for c in torch.histc(values, bins=32, min=entry["min"], max=entry["max"])]
+        assert entry["grad_norm"] > 0
+    off = make_trainer(tmp_path / "off", pre, epochs=1, histograms_every=0)
+    off.fit(train, None)
+    assert not (tmp_path / "off" / "weights.jsonl").exists()
 
 
 def test_hard_interrupt_keeps_the_last_checkpoint(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from seekforge.core.metrics import classification_metrics, lower_is_better, regr
 from seekforge.core.progress import console, labelled, make_progress
 from seekforge.models import collate, infer, num_rows
 from seekforge.runtime import canonical
+from seekforge.train import _weights
 from seekforge.train._distill import Distillation
 from seekforge.train._memory import BUDGET_SHARE, available_bytes, training_bytes
 from seekforge.train.config import TrainConfig
@@ -240,6 +241,7 @@ class Trainer:
         self.stop_signals = StopSignals()
         self._last_checkpoint = time.monotonic()
         self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.weights_path = self.run_dir / _weights.FILE
 
     # -------------------------------------------------------------------------------------- the loop
 
@@ -285,11 +287,15 @@ class Trainer:
             resumed_from = {"epoch": state["epoch"], "micro_batch": state["micro"], "step": state["step"]}
             if dist.is_main:
                 self._write_metrics(state["history"])
+                _weights.keep_until(self.weights_path, state["epoch"])
         else:
             torch.manual_seed(self.seed)
             if dist.is_main:
                 self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
                 self.metrics_path.unlink(missing_ok=True)
+                self.weights_path.unlink(missing_ok=True)
+        trained = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        histograms = cfg.histograms_every > 0
 
         stop = state.get("stopped", False)
         started = time.perf_counter()
@@ -319,12 +325,17 @@ class Trainer:
                         losses.append(self._forward_backward(train, index, weights, group=group, sync=last_of_step))
                         if not last_of_step:
                             continue
+                        measured = state["step"] % GRAD_NORM_EVERY == 0
+                        per_layer = _weights.gradient_norms(trained) if measured and (
+                            histograms or cfg.grad_clip is None) else None  # fmt: skip
+                        if per_layer is not None and histograms:  # before clipping scales them
+                            summed = state.get("layer_grad_sum")
+                            state["layer_grad_sum"] = per_layer if summed is None else summed + per_layer
+                            state["layer_grad_steps"] = state.get("layer_grad_steps", 0) + 1
                         if cfg.grad_clip is not None:
                             norms.append(nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip).detach())
-                        elif state["step"] % GRAD_NORM_EVERY == 0:
-                            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-                            norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach())
-                                                                               for g in grads])) if grads else torch.zeros(()))  # fmt: skip
+                        elif per_layer is not None:
+                            norms.append(torch.linalg.vector_norm(per_layer))
                         optimizer.step()
                         scheduler.step()
                         optimizer.zero_grad(set_to_none=True)
@@ -375,13 +386,19 @@ class Trainer:
                         record.update(self.evaluate(validation, prefix="val_"))
                     state["history"].append(record)
                     stop = self._any_rank(self._early_stopping(state, record))
-                    state.update(epoch=epoch + 1, micro=0, stopped=stop, epoch_losses=[], epoch_grad_norms=[])
+                    layer_grads, layer_steps = state.get("layer_grad_sum"), state.get("layer_grad_steps", 0)
+                    state.update(epoch=epoch + 1, micro=0, stopped=stop, epoch_losses=[], epoch_grad_norms=[],
+                                 layer_grad_sum=None, layer_grad_steps=0)  # fmt: skip
                     last = stop or state["epoch"] == cfg.epochs
                     due = time.monotonic() - self._last_checkpoint >= EPOCH_CHECKPOINT_SECONDS
                     saved = last or self._any_rank(due)  # every machine checkpoints at the same epochs
                     if saved:
                         self._save_checkpoint(state, optimizer, scheduler)
                     progress.update(task, completed=state["step"])
+                    if dist.is_main and histograms and (last or state["epoch"] % cfg.histograms_every == 0):
+                        # before the epoch's metrics line: a watcher seeing that epoch finds its weights
+                        _weights.append(self.weights_path, _weights.epoch_record(
+                            epoch + 1, trained[: _weights.MAX_TENSORS], layer_grads, layer_steps))  # fmt: skip
                     if dist.is_main:
                         with open(self.metrics_path, "a", encoding="utf-8") as log:
                             log.write(json.dumps(record) + "\n")
@@ -720,6 +737,8 @@ class Trainer:
             "bad_epochs",
             "epoch_losses",
             "epoch_grad_norms",
+            "layer_grad_sum",
+            "layer_grad_steps",
             "stopped",
         )
         return {k: payload[k] for k in keys if k in payload}

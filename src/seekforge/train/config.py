@@ -143,6 +143,9 @@ class TrainConfig(BaseConfig):
     progressive: ProgressiveConfig | None = None
     #: MiB training may use (``gradient_checkpointing``, ``batch_size``: auto); default: 80% of what is available.
     memory_budget: Annotated[int, Field(ge=1)] | None = None
+    #: Every this many epochs (and after the last), each layer's weight histogram and gradient norm go to
+    #: ``weights.jsonl`` in the run folder (``seekforge studio`` draws them); 0: never.
+    histograms_every: Annotated[int, Field(ge=0)] = 1
 
     @model_validator(mode="after")
     def _batch_fits_accumulation(self) -> TrainConfig:
