@@ -88,3 +88,19 @@ def test_the_command_line(packages: list[Path], tmp_path: Path) -> None:
     assert resolved.stdout.strip() == str(packages[1].resolve())
     served = seekforge("serve", f"registry:{name}@champion", *where, "--print-dockerfile", cwd=tmp_path)
     assert served.returncode == 0 and f"registry:{name}@champion -> {packages[1].resolve()}" in served.stderr
+
+
+def test_a_read_only_registry_never_writes(packages: list[Path], tmp_path: Path) -> None:
+    missing = tmp_path / "none" / "registry.db"
+    with pytest.raises(RegistryUnavailable, match="cannot be opened"):
+        Registry(missing, read_only=True)
+    assert not missing.parent.exists()  # nothing made on the way
+    Registry(tmp_path / "registry.db").register(packages[0])
+    reader = Registry(tmp_path / "registry.db", read_only=True)
+    (name,) = reader.names()
+    assert [v.version for v in reader.versions_of(name)] == [1]
+    with pytest.raises(ConfigError, match="opened read-only"):
+        reader.register(packages[1])
+    with pytest.raises(ConfigError, match="opened read-only"):
+        reader.promote(name, 1)
+    assert len(Registry(tmp_path / "registry.db").versions_of(name)) == 1

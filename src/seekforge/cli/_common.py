@@ -84,6 +84,12 @@ InputArg = Annotated[
 InputOption = Annotated[str | None, typer.Option("--input", "-i", help="The same as INPUT, as an option.")]
 
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Parent folder of run folders.")]
+RegistryWhere = Annotated[
+    str | None,
+    typer.Option(
+        "--registry", help="A SQLite file or SQLAlchemy URL \\[default: $SEEKFORGE_REGISTRY or runs/registry.db]."
+    ),
+]
 ApiKeyFile = Annotated[Path | None, typer.Option("--api-key-file", help="File of accepted API keys, one per line.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the latest unfinished run from its checkpoint.")]
 RunDir = Annotated[Path | None, typer.Option("--run-dir", help="Use (or resume) this run folder.")]

@@ -9,16 +9,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from seekforge.cli._common import JsonFlag, err, out, print_json
+from seekforge.cli._common import JsonFlag, RegistryWhere, err, out, print_json
 
 registry_app = typer.Typer(help="The model registry: versions, aliases (champion), promotion and rollback.")
 
-Where = Annotated[
-    str | None,
-    typer.Option(
-        "--registry", help="A SQLite file or SQLAlchemy URL \\[default: $SEEKFORGE_REGISTRY or runs/registry.db]."
-    ),
-]
 Alias = Annotated[str, typer.Option("--alias", help="The alias to move.")]
 
 
@@ -43,7 +37,7 @@ def register(
     name: Annotated[
         str | None, typer.Option("--name", help="Register under this name \\[default: the package's].")
     ] = None,
-    where: Where = None,
+    where: RegistryWhere = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Register a package as the next version of its model (the same package again: its version)."""
@@ -66,7 +60,7 @@ def _name(package: Path) -> str:
 
 
 @registry_app.command("list")
-def list_models(where: Where = None, as_json: JsonFlag = False) -> None:
+def list_models(where: RegistryWhere = None, as_json: JsonFlag = False) -> None:
     """Every model: its latest version and its aliases."""
     registry = _open(where)
     models = {name: registry.versions_of(name) for name in registry.names()}
@@ -88,7 +82,7 @@ def list_models(where: Where = None, as_json: JsonFlag = False) -> None:
 @registry_app.command("show")
 def show(
     name: Annotated[str, typer.Argument(help="Model name.")],
-    where: Where = None,
+    where: RegistryWhere = None,
     as_json: JsonFlag = False,
 ) -> None:
     """A model's versions: metrics, gates, aliases, who registered them when; and its history."""
@@ -118,7 +112,7 @@ def promote(
     alias: Alias = "champion",
     force: Annotated[bool, typer.Option("--force", help="Promote a version that failed a gate (recorded).")] = False,
     note: Annotated[str, typer.Option("--note", help="Why, for the history.")] = "",
-    where: Where = None,
+    where: RegistryWhere = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Point an alias (champion) at a version; a version that failed a gate needs --force."""
@@ -134,7 +128,7 @@ def promote(
 def rollback(
     name: Annotated[str, typer.Argument(help="Model name.")],
     alias: Alias = "champion",
-    where: Where = None,
+    where: RegistryWhere = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Point an alias back at the version it held before its current one was promoted."""
@@ -148,7 +142,7 @@ def rollback(
 @registry_app.command("resolve")
 def resolve(
     reference: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME@VERSION or NAME (its latest).")],
-    where: Where = None,
+    where: RegistryWhere = None,
     as_json: JsonFlag = False,
 ) -> None:
     """The package folder a reference points at, checked against its registered checksum."""

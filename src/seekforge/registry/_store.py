@@ -93,10 +93,16 @@ class Registry:
         RegistryUnavailable: The database cannot be opened.
     """
 
-    def __init__(self, where: str | Path = DEFAULT) -> None:
+    def __init__(self, where: str | Path = DEFAULT, *, read_only: bool = False) -> None:
+        """With ``read_only``, nothing is ever written: a SQLite file is opened read-only (no lock a writer
+        would wait on; it must exist), the tables are not created, and every write is refused."""
         sa = require("sqlalchemy", purpose="The model registry")
         self.url = _url(where)
-        if self.url.startswith("sqlite:///"):
+        self.read_only = read_only
+        connect = self.url
+        if self.url.startswith("sqlite:///") and read_only:
+            connect = f"sqlite:///file:{self.url.removeprefix('sqlite:///')}?mode=ro&uri=true"
+        elif self.url.startswith("sqlite:///"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self._sa = sa
         meta = sa.MetaData()
@@ -132,18 +138,24 @@ class Registry:
         )  # fmt: skip
         try:
             self.engine = sa.create_engine(
-                self.url, connect_args={"timeout": 10} if self.url.startswith("sqlite") else {}
+                connect, connect_args={"timeout": 10} if self.url.startswith("sqlite") else {}
             )
             if self.url.startswith("sqlite"):
-                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-            meta.create_all(self.engine)
+                sa.event.listen(self.engine, "connect", _sqlite_reader if read_only else _sqlite_pragmas)
+            if read_only:
+                with self.engine.connect() as connection:  # opens now: a missing file or server is said here
+                    connection.execute(sa.select(self.versions.c.name).limit(1))
+            else:
+                meta.create_all(self.engine)
         except sa.exc.SQLAlchemyError as exc:
             raise RegistryUnavailable(f"the registry at {where} cannot be opened: {_reason(exc)}",
                                       hint="check the path or URL, and that the database server runs") from None  # fmt: skip
 
     @contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self, *, write: bool = False) -> Iterator[Any]:
         """One transaction: everything in it is written, or nothing."""
+        if write and self.read_only:
+            raise ConfigError(f"the registry at {self.url} was opened read-only", hint="open it without read_only")
         try:
             with self.engine.begin() as connection:
                 yield connection
@@ -171,7 +183,7 @@ class Registry:
         name = name or str(manifest["name"])
         digest = sha256_file(path / "package.json")
         sa = self._sa
-        with self._transaction() as connection:
+        with self._transaction(write=True) as connection:
             found = connection.execute(sa.select(self.versions.c.version).where(
                 self.versions.c.name == name, self.versions.c.sha256 == digest)).first()  # fmt: skip
             if found is not None:
@@ -209,7 +221,7 @@ class Registry:
                 f"{name} version {version} failed its gates ({' | '.join(failed)}); '{alias}' stays where it is",
                 hint="fix the model, or promote it anyway with --force (the registry records that you did)",
             )
-        with self._transaction() as connection:
+        with self._transaction(write=True) as connection:
             previous = self._alias(connection, name, alias)
             table = self.aliases
             connection.execute(table.delete().where(table.c.name == name, table.c.alias == alias))
@@ -225,7 +237,7 @@ class Registry:
             ConfigError: The alias was never moved (nothing to roll back to).
         """
         sa = self._sa
-        with self._transaction() as connection:
+        with self._transaction(write=True) as connection:
             current = self._alias(connection, name, alias)
             # the promotion that made the current version hold the alias says what it held before
             promoted = connection.execute(sa.select(self.events.c.detail).where(
@@ -331,6 +343,12 @@ def _version(row: Any, aliases: tuple[str, ...]) -> Version:
         model_version=row["model_version"], metrics=json.loads(row["metrics"]), gates=json.loads(row["gates"]),
         lineage=json.loads(row["lineage"]), created_at=row["created_at"], created_by=row["created_by"], aliases=aliases,
     )  # fmt: skip
+
+
+def _sqlite_reader(connection: Any, _: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
 
 
 def _sqlite_pragmas(connection: Any, _: Any) -> None:
