@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.studio.test_studies import write_study
-from tests.studio.test_studio import write_run
+from tests.studio.test_studio import weights_line, write_run
 
 SCREENSHOTS = os.environ.get("SEEKFORGE_SCREENSHOTS")  # a folder: save a screenshot of each page there
 
@@ -50,7 +50,8 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     root = tmp_path_factory.mktemp("browser") / "runs"
     write_run(root, "digits", "20260101-090000", epochs=12, test=0.9722, age=7200)
     write_run(root, "digits", "20260101-100000", epochs=9, model="cnn", test=0.9861, age=3600)
-    write_run(root, "live", "20260102-080000", epochs=3)
+    live = write_run(root, "live", "20260102-080000", epochs=3)
+    (live / "weights.jsonl").write_text("".join(weights_line(e, 1.0 + e / 10) for e in (1, 2, 3)))
     write_study(root, "digits", "tune-20260101-110000", trials=40)
     browser = _browser()
     proc = subprocess.Popen([sys.executable, "-m", "seekforge", "studio", "--runs", str(root), "--port", "0"],
@@ -118,6 +119,23 @@ def test_a_running_runs_chart_grows_within_two_seconds(studio: tuple[str, Path, 
     assert time.monotonic() - written < 2.0
     points = browser.execute_script("return document.querySelector('.chart .u-legend') !== null")
     assert points
+    layers = [o.get_attribute("value") for o in browser.find_elements("css selector", "#weights-layer option")]
+    assert layers == ["encoder.weight", "encoder.bias"]
+    titles = "return [...document.querySelectorAll('#weights-charts .chart')].map((c) => c.dataset.chart)"  # redrawn
+    _wait(lambda: browser.execute_script(titles) == ["encoder.weight: values by epoch",
+          "encoder.weight: gradient norm and spread", "encoder.weight: histogram"])  # fmt: skip
+    with (root / "live" / "20260102-080000" / "weights.jsonl").open("a") as f:  # the next epoch's weights first
+        f.write(weights_line(5, 2.0))
+    with (root / "live" / "20260102-080000" / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"epoch": 5, "train_loss": 0.1, "lr": 0.01}) + "\n")
+    _wait(lambda: browser.find_element("id", "weights-epoch").get_attribute("max") == "5", seconds=5)
+    assert browser.find_element("id", "weights-shown").text == "epoch 5 of 5"
+    browser.execute_script("const s = document.getElementById('weights-layer'); s.value = 'encoder.bias';"
+                           "s.dispatchEvent(new Event('change'));")  # fmt: skip
+    _wait(lambda: browser.execute_script(titles)[:1] == ["encoder.bias: values by epoch"])
+    if SCREENSHOTS:
+        browser.execute_script("document.getElementById('weights').scrollIntoView()")
+        browser.save_screenshot(str(Path(SCREENSHOTS) / "studio-weights.png"))
 
 
 def test_studies_and_packages_pages_load(studio: tuple[str, Path, Any]) -> None:
@@ -125,7 +143,12 @@ def test_studies_and_packages_pages_load(studio: tuple[str, Path, Any]) -> None:
     _open(browser, url + "/studies", "studies")
     assert "40" in browser.find_element("css selector", "table.runs tbody").text
     _open(browser, url + "/studies/digits/tune-20260101-110000", "study")
-    _wait(lambda: len(browser.find_elements("css selector", ".chart canvas")) >= 2)
+    drawn = "return [...document.querySelectorAll('.chart')].filter((c) => c.querySelector('canvas')).map((c) => c.dataset.chart)"
+    charts = _wait(lambda: browser.execute_script(drawn))
+    assert charts[0] == "optimisation history" and charts[1].startswith("parameter importance (fANOVA, 32 complete")
+    assert charts[2] == "parallel coordinates (32 of 32 complete trials; darker: better)"
+    if SCREENSHOTS:
+        browser.save_screenshot(str(Path(SCREENSHOTS) / "studio-study.png"))
     assert len(browser.find_elements("css selector", "tr[data-trial]")) == 40 or "1–50" not in browser.page_source
     _open(browser, url + "/packages", "packages")
     assert "digits/20260101-100000/package" in browser.find_element("css selector", "table.runs").text
@@ -169,6 +192,14 @@ def test_serving_and_drift_pages_read_a_running_server_and_its_log(served_packag
             }
             assert "drifted" in rows["x1"].find_elements("css selector", "td")[1].get_attribute("class")
             assert "drifted" not in rows["x2"].find_elements("css selector", "td")[1].get_attribute("class")
+            from seekforge.registry import Registry
+
+            registry = Registry(tmp_path / "registry.db")  # where the studio looks by default: in its runs folder
+            registry.promote(registry.names()[0] if registry.names() else "tabular", registry.register(served_package,
+                             name="tabular"))  # fmt: skip
+            _open(browser, found.group(0) + "/registry", "registry")
+            version = browser.find_element("css selector", "#tabular tr[data-version='1']").text
+            assert "champion" in version and str(served_package.resolve()) in version
         finally:
             browser.quit()
             proc.terminate()
@@ -219,6 +250,12 @@ def test_a_recipe_built_in_the_form_is_saved_run_and_its_curve_grows(tmp_path: P
         browser.find_element("id", "run-button").click()
         _wait(lambda: "/runs/shop/" in browser.current_url, seconds=60)
         _wait(lambda: browser.find_element("id", "epochs").text == "4", seconds=120)  # grew while it trained
+        _wait(lambda: browser.find_elements("css selector", "#weights-charts .chart"))  # the trainer's histograms
+        (written,) = (tmp_path / "runs" / "shop").glob("*/weights.jsonl")
+        layers = json.loads(written.read_text().splitlines()[-1])["layers"]
+        assert [
+            o.get_attribute("value") for o in browser.find_elements("css selector", "#weights-layer option")
+        ] == list(layers)
         saved = list((tmp_path / "recipes").glob("shop-*.yaml"))
         assert len(saved) == 1
         check = subprocess.run([sys.executable, "-m", "seekforge", "validate", str(saved[0])], cwd=tmp_path,

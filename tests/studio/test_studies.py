@@ -3,6 +3,7 @@ it; an unreachable storage is shown, not raised; a study in progress under two w
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -35,6 +36,7 @@ def write_study(root: Path, name: str, stamp: str, *, trials: int, storage: str 
     for number in range(trials):
         trial = study.ask()
         lr = trial.suggest_float("train.lr", 1e-4, 0.1, log=True)
+        trial.suggest_categorical("model.activation", ["relu", "gelu"])  # no bearing on the value
         trial.set_user_attr("epochs", 3)
         for step in range(3):
             trial.report(0.5 + lr * (step + 1), step)
@@ -79,6 +81,30 @@ def test_a_study_shows_its_trials_best_value_and_history_without_writing(tmp_pat
     assert not list(folder.glob("*.lock"))
 
 
+def test_parameter_importance_and_parallel_coordinates_follow_the_trials(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    folder = write_study(root, "tiny", "tune-20260101-000000", trials=30)
+    client = studio_client(create_app(root))
+    study = optuna.load_study(study_name="tiny-0123456789ab", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(folder / "study.journal"))))  # fmt: skip
+    found = client.get("/api/studies/tiny/tune-20260101-000000/importance").json()
+    expected = optuna.importance.get_param_importances(
+        study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+    )
+    assert found["trials"] == 24 and found["importance"] == pytest.approx(dict(expected))
+    assert found["importance"]["train.lr"] > 0.9 > found["importance"]["model.activation"]  # the value follows lr only
+    shown = client.get("/api/studies/tiny/tune-20260101-000000/parameters", params={"limit": 10}).json()
+    assert shown["axes"] == ["train.lr", "model.activation", "value"] and shown["complete"] == 24
+    assert len(shown["numbers"]) == 10 and study.best_trial.number in shown["numbers"]  # the best tenth kept
+    lrs = [study.trials[n].params["train.lr"] for n in shown["numbers"]]
+    low, high = min(lrs), max(lrs)  # more than two decades apart: log-spaced
+    assert shown["positions"][0] == pytest.approx([math.log10(v / low) / math.log10(high / low) for v in lrs])
+    assert [label for _, label in shown["labels"][1]] == ["gelu", "relu"]
+    kinds = [study.trials[n].params["model.activation"] for n in shown["numbers"]]
+    assert shown["positions"][1] == [0.0 if k == "gelu" else 1.0 for k in kinds]
+    assert shown["values"] == [study.trials[n].value for n in shown["numbers"]]
+
+
 def test_an_unreachable_storage_is_shown_not_raised(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     write_study(root, "far", "tune-20260101-000000", trials=0, storage="postgresql+psycopg://u:p@127.0.0.1:1/none")
@@ -86,7 +112,8 @@ def test_an_unreachable_storage_is_shown_not_raised(tmp_path: Path) -> None:
     (listed,) = client.get("/api/studies").json()["studies"]
     assert listed["status"] == "unreachable" and listed["problem"]
     assert client.get("/studies/far/tune-20260101-000000").status_code == 200
-    assert client.get("/api/studies/far/tune-20260101-000000/history").status_code == 503
+    for route in ("history", "parameters", "importance"):
+        assert client.get(f"/api/studies/far/tune-20260101-000000/{route}").status_code == 503
     assert client.get("/studies").status_code == 200
     assert client.get("/api/studies/far/tune-x").status_code == 404
     assert client.get("/api/runs").json()["total"] == 0  # a study's folder is not a run

@@ -8,6 +8,7 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -102,12 +103,20 @@ def test_a_runs_curves_and_recipe_are_the_files_own(runs: Path) -> None:
 
 
 def test_no_route_answers_500_and_none_leaves_the_folder(runs: Path) -> None:
+    (runs / "registry.db").write_text("not a database")
+    (runs / "delta" / "20260105-000000" / "weights.jsonl").write_text(
+        '{"epoch": 1, "layers": {"a": 3, "b": {"counts": "x", "min": null}, "c": {"counts": [1, -2], "min": 0, "max": 1}}}\n'
+        '{"epoch": "two", "layers": {"a": {"shape": 1}}}\n[1, 2]\n'
+    )
     client = studio_client(create_app(runs), raise_server_exceptions=False)
+    assert "cannot be opened" in client.get("/registry").text
     index = client.get("/", params={"limit": 500}).text
     links = set(re.findall(r'href="(/[^"]*)"', index))
     ids = [r["id"] for r in client.get("/api/runs", params={"limit": 500}).json()["runs"]]
     routes = [f"/runs/{i}" for i in ids] + [f"/api/runs/{i}" for i in ids] + [f"/api/runs/{i}/curves" for i in ids]
-    routes += [f"/runs/{i}/report" for i in ids]
+    routes += [f"/runs/{i}/report" for i in ids] + [f"/api/runs/{i}/weights" for i in ids]
+    routes += [f"/api/runs/{i}/weights?layer={layer}&epoch=1" for i in ids for layer in ("a", "b", "c", "zz")]
+    routes += ["/registry", "/api/registry"]
     for url in sorted(links | set(routes)):
         answer = client.get(url.replace("&amp;", "&"))
         assert answer.status_code in (200, 404), (url, answer.status_code, answer.text[:200])
@@ -168,8 +177,13 @@ def test_packages_show_their_lineage_exports_and_card(runs: Path) -> None:
     (parent / "model_card.md").write_text("# Model card\nIntended use: tests.")
     child = runs / "alpha" / "compress-20260102-000000" / "pruned"
     child.mkdir(parents=True)
+    variants = [
+        {"name": "parent", "ratio": None, "parameters": 5000, "metric": 0.95, "verdict": "parent"},
+        {"name": "pruned-30", "ratio": 0.3, "parameters": 3500, "metric": 0.9, "verdict": "kept"},
+    ]
     (child / "package.json").write_text(json.dumps({"name": "alpha-pruned", "task": "classification",
-        "metrics": {"test": {"accuracy": 0.9}}, "lineage": {"parent": str(parent)}}))  # fmt: skip
+        "metrics": {"test": {"accuracy": 0.9}}, "lineage": {"parent": str(parent)},
+        "compress": {"selected": "pruned-30", "metric": "accuracy", "variants": variants}}))  # fmt: skip
     orphan = runs / "beta" / "compress-20260103-000000" / "pruned"
     orphan.mkdir(parents=True)
     (orphan / "package.json").write_text(json.dumps({"name": "orphan", "lineage": {"parent": "/nowhere/package"}}))
@@ -182,10 +196,16 @@ def test_packages_show_their_lineage_exports_and_card(runs: Path) -> None:
     assert [step["id"] for step in chain] == ["alpha/compress-20260102-000000/pruned", "alpha/20260101-000000/package"]
     page = client.get("/packages/alpha/compress-20260102-000000/pruned").text
     assert 'href="/packages/alpha/20260101-000000/package"' in page and "alpha&lt;script&gt;" in page
+    flow = page[page.index('<ol class="flow"') : page.index("</ol>")]  # data -> run -> trained -> compressed
+    assert [flow.index(s) for s in ("d" * 12, 'href="/runs/alpha/20260101-000000"', "<b>trained</b>", "<b>compressed</b>")] == sorted(
+        flow.index(s) for s in ("d" * 12, 'href="/runs/alpha/20260101-000000"', "<b>trained</b>", "<b>compressed</b>"))  # fmt: skip
+    assert "kept: <b>pruned-30</b>" in page and '<td class="num">3500</td>' in page and "<td>kept</td>" in page
     parent_page = client.get("/packages/alpha/20260101-000000/package").text
     assert "failed: agreement 0.9 &lt; 0.999" in parent_page and "Intended use: tests." in parent_page
     assert "<script>x" not in parent_page and "d" * 12 in parent_page
-    assert "/nowhere/package (not found)" in client.get("/packages/beta/compress-20260103-000000/pruned").text
+    assert (
+        "/nowhere/package<small>not found</small>" in client.get("/packages/beta/compress-20260103-000000/pruned").text
+    )
     assert 'href="/packages/alpha/20260101-000000/package"' in client.get("/runs/alpha/20260101-000000").text
     for bad in ("/packages/../etc", "/api/packages/alpha/..%2f..%2fetc", "/packages/alpha", "/packages/x/y/z/report"):
         assert client.get(bad).status_code == 404, bad
@@ -215,3 +235,102 @@ def test_a_draft_recipe_is_checked_field_by_field_and_data_stays_under_its_folde
     assert refused.status_code == 422 and refused.json()["problems"][0]["path"] == "model"
     assert not (tmp_path / "data" / "recipes").exists()  # nothing saved for an invalid recipe
     assert client.post("/api/recipes/check", content=b"{not json").status_code == 422
+
+
+def test_the_registry_is_read_without_a_lock_and_shown_beside_runs_and_packages(
+    served_package: Path, tmp_path: Path
+) -> None:
+    import shutil
+    import sqlite3
+
+    from seekforge.registry import Registry
+
+    runs = tmp_path / "runs"
+    client = studio_client(create_app(runs))
+    assert "no registry at" in client.get("/registry").text and not (runs / "registry.db").exists()  # not made
+    run = runs / "credit" / "20260101-000000"
+    shutil.copytree(served_package.parent, run)
+    registry = Registry(runs / "registry.db")
+    name = registry.names()[0] if registry.names() else None
+    version = registry.register(run / "package", name="credit")
+    registry.promote("credit", version)
+    assert name is None and version == 1
+    database = runs / "registry.db"
+    before = (database.read_bytes(), database.stat().st_mtime_ns)
+    writer = sqlite3.connect(database)
+    writer.execute("BEGIN IMMEDIATE")  # a promotion in progress holds the write lock
+    try:
+        client = studio_client(create_app(runs))
+        found = client.get("/api/registry").json()
+        assert found["problem"] is None and [m["name"] for m in found["models"]] == ["credit"]
+        (shown,) = found["models"][0]["versions"]
+        assert shown["aliases"] == ["champion"] and shown["package"] == str((run / "package").resolve())
+        assert [e["action"] for e in found["models"][0]["history"]] == ["register", "promote"]
+        (listed,) = client.get("/api/runs").json()["runs"]
+        assert listed["registered"] == ["credit v1 (champion)"]
+        assert "credit v1 (champion)" in client.get("/").text
+        package_page = client.get("/packages/credit/20260101-000000/package").text
+        flow = package_page[package_page.index('<ol class="flow"') : package_page.index("</ol>")]
+        assert flow.index("<b>trained</b>") < flow.index("<b>exports</b>") < flow.index('href="/registry#credit"')
+        page = client.get("/registry").text
+        assert (
+            'href="/packages/credit/20260101-000000/package"' in page and '<span class="alias">champion</span>' in page
+        )
+    finally:
+        writer.rollback()
+        writer.close()
+    assert (database.read_bytes(), database.stat().st_mtime_ns) == before  # read, never written
+
+
+def weights_line(epoch: int, scale: float, drawn: dict[int, Any] | None = None) -> str:
+    """A line of ``weights.jsonl`` as the trainer writes it: two layers of normal values of ``scale`` (the
+    first layer's values kept in ``drawn`` by epoch)."""
+    import numpy as np
+
+    rng = np.random.default_rng(epoch)
+    layers = {}
+    for name, shape in (("encoder.weight", [40, 50]), ("encoder.bias", [40])):
+        values = rng.normal(0, scale, size=int(np.prod(shape)))
+        counts, _ = np.histogram(values, bins=32, range=(values.min(), values.max()))
+        layers[name] = {"shape": shape, "min": float(values.min()), "max": float(values.max()),
+                        "counts": counts.tolist(), "std": float(values.std()), "grad_norm": 1.0 / epoch}  # fmt: skip
+        if name == "encoder.weight" and drawn is not None:
+            drawn[epoch] = values
+    return json.dumps({"epoch": epoch, "bins": 32, "layers": layers}) + "\n"
+
+
+def test_a_runs_weights_are_read_as_they_grow_with_quantiles_from_their_histograms(runs: Path) -> None:
+    import numpy as np
+
+    folder = runs / "gamma" / "20260104-000000"
+    expected: dict[int, np.ndarray] = {}
+
+    def line(epoch: int, scale: float) -> str:
+        return weights_line(epoch, scale, expected)
+
+    (folder / "weights.jsonl").write_text(line(1, 1.0) + "{damaged\n" + line(2, 2.0) + '{"epoch": 3, "la')
+    client = studio_client(create_app(runs))
+    shown = client.get("/api/runs/gamma/20260104-000000/weights").json()
+    assert [entry["name"] for entry in shown["layers"]] == ["encoder.weight", "encoder.bias"]
+    assert shown["layer"] == "encoder.weight" and shown["epochs"] == [1, 2] and shown["bad_lines"] == 1
+    for k, epoch in enumerate(shown["epochs"]):  # within a bin's width of the values' own quantiles
+        width = (expected[epoch].max() - expected[epoch].min()) / 32
+        for q in (5, 25, 50, 75, 95):
+            assert abs(shown["quantiles"][f"p{q}"][k] - np.percentile(expected[epoch], q)) < width
+    histogram = shown["histogram"]
+    assert shown["grad_norm"] == [1.0, 0.5] and histogram["epoch"] == 2 and histogram["first_epoch"] == 1
+    assert sum(histogram["counts"]) == pytest.approx(2000) and sum(histogram["first"]) == pytest.approx(2000)
+    step = histogram["centres"][1] - histogram["centres"][0]  # one grid over both epochs' ranges
+    low, high = histogram["centres"][0] - step / 2, histogram["centres"][-1] + step / 2
+    both = np.concatenate([expected[1], expected[2]])
+    assert (low, high) == pytest.approx((both.min(), both.max()))
+    with (folder / "weights.jsonl").open("a") as f:  # the last line completed, and a fourth epoch
+        f.write('yers": {}}\n' + line(4, 3.0))
+    grown = client.get("/api/runs/gamma/20260104-000000/weights", params={"layer": "encoder.bias", "epoch": 1}).json()
+    assert grown["epochs"] == [1, 2, 3, 4] and grown["layer"] == "encoder.bias" and grown["histogram"]["epoch"] == 1
+    assert grown["quantiles"]["p50"][2] is None and grown["grad_norm"][2] is None  # epoch 3 recorded no layer
+    assert sum(grown["histogram"]["counts"]) == pytest.approx(40) and "first" not in grown["histogram"]
+    (folder / "weights.jsonl").write_text(line(1, 1.0))  # a resumed run cut it back
+    assert client.get("/api/runs/gamma/20260104-000000/weights").json()["epochs"] == [1]
+    assert client.get("/api/runs/alpha/20260101-000000/weights").json() == {"layers": [], "bad_lines": 0}
+    assert 'id="weights"' in client.get("/runs/gamma/20260104-000000").text

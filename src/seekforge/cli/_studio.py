@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from seekforge.cli._common import ApiKeyFile, err
+from seekforge.cli._common import ApiKeyFile, RegistryWhere, err
 from seekforge.core.errors import ConfigError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -38,6 +38,7 @@ def studio(
     server_key_file: Annotated[
         Path | None, typer.Option("--server-key-file", help="A file holding the key that reads the servers' /metrics.")
     ] = None,
+    registry: RegistryWhere = None,
 ) -> None:
     """Browse, watch and compare runs in a browser: prints the address, opens nothing; Ctrl-C stops it.
 
@@ -68,7 +69,7 @@ def studio(
             raise ConfigError(f"--server-key-file {server_key_file} holds {len(found)} keys; the studio reads with one")
         (server_key,) = found
     app = create_app(runs, api_keys=keys, servers=servers, server_key=server_key, logs=list(log or []),
-                     data_root=data_root)  # fmt: skip
+                     data_root=data_root, registry=registry)  # fmt: skip
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     shown = f"[{host}]" if ":" in host else host
 

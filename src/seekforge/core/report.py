@@ -292,6 +292,23 @@ def histogram(edges: Sequence[float], counts: Sequence[int], *, title: str, widt
     return "".join(out)
 
 
+def axis_positions(values: Sequence[Any]) -> tuple[list[float], list[tuple[float, str]]]:
+    """Where each value sits on a parallel-coordinates axis (0..1) and the axis's labels: numbers spread over
+    their range (log-spaced when positive and spanning more than two decades), anything else a category,
+    spaced evenly in sorted order."""
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
+    if values and len(numbers) == len(values):
+        low, high = min(numbers), max(numbers)
+        log = low > 0 and high / low > 100
+        f = (lambda v: math.log10(v)) if log else (lambda v: float(v))
+        span = (f(high) - f(low)) or 1.0
+        return [(f(v) - f(low)) / span for v in numbers], [(0.0, f"{low:.3g}"), (1.0, f"{high:.3g}")]
+    kinds = sorted({str(v) for v in values})
+    step = 1 / max(len(kinds) - 1, 1)
+    where = {kind: i * step if len(kinds) > 1 else 0.5 for i, kind in enumerate(kinds)}
+    return [where[str(v)] for v in values], [(where[k], k[:14]) for k in kinds]
+
+
 def parallel_coordinates(
     axes: Sequence[tuple[str, Sequence[Any]]],
     scores: Sequence[float],
@@ -310,23 +327,9 @@ def parallel_coordinates(
     left, right, top, bottom = 40, 40, 40, 30
     w, h = width - left - right, height - top - bottom
     gap = w / max(len(axes) - 1, 1)
-    positions: list[list[float]] = []  # per axis, each row's height 0..1
-    labels: list[list[tuple[float, str]]] = []
-    for _, values in axes:
-        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
-        if len(numbers) == rows:
-            low, high = min(numbers), max(numbers)
-            log = low > 0 and high / low > 100
-            f = (lambda v: math.log10(v)) if log else (lambda v: float(v))
-            span = (f(high) - f(low)) or 1.0
-            positions.append([(f(v) - f(low)) / span for v in numbers])
-            labels.append([(0.0, f"{low:.3g}"), (1.0, f"{high:.3g}")])
-        else:
-            kinds = sorted({str(v) for v in values})
-            step = 1 / max(len(kinds) - 1, 1)
-            where = {kind: i * step if len(kinds) > 1 else 0.5 for i, kind in enumerate(kinds)}
-            positions.append([where[str(v)] for v in values])
-            labels.append([(where[k], k[:14]) for k in kinds])
+    placed = [axis_positions(values) for _, values in axes]
+    positions = [p for p, _ in placed]  # per axis, each row's height 0..1
+    labels = [tick for _, tick in placed]
     finite = [s for s in scores if math.isfinite(s)]
     lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
     sign = 1.0 if better == "higher" else -1.0

@@ -12,6 +12,7 @@ import asyncio
 import difflib
 import json
 import math
+import os
 from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,11 @@ from seekforge.studio import _pages
 from seekforge.studio._drift import LogWatch
 from seekforge.studio._packages import PackageIndex, manifest_of
 from seekforge.studio._recipes import check_recipe, draft_from, preview, start_run
+from seekforge.studio._registry import RegistryView, label
 from seekforge.studio._runs import SORT_KEYS, STATUSES, RunIndex, curves, read_metrics
 from seekforge.studio._serving import ServerWatch
-from seekforge.studio._studies import TRIAL_SORTS, StudyIndex, history, trial_page
+from seekforge.studio._studies import TRIAL_SORTS, StudyIndex, history, parameters, trial_page
+from seekforge.studio._weights import WeightLogs
 
 STATIC = Path(__file__).parent / "static"
 #: how often a followed run's metrics file is looked at, and how long a quiet stream waits between pings
@@ -44,10 +47,12 @@ def create_app(
     logs: Sequence[Path] = (),
     data_root: Path | None = None,
     recipes: Path | None = None,
+    registry: str | Path | None = None,
 ) -> Any:
     """The studio over the run folders under ``runs``, and the running servers at ``servers`` (URLs; read with
     ``server_key`` where they need one); with ``api_keys``, every route but the sign-in page needs one of
-    them (``x-api-key``, ``Authorization: Bearer``, or the cookie the sign-in page sets)."""
+    them (``x-api-key``, ``Authorization: Bearer``, or the cookie the sign-in page sets). The model registry
+    is ``registry``, else ``$SEEKFORGE_REGISTRY``, else ``registry.db`` in ``runs``, opened read-only."""
     require("fastapi", purpose="seekforge studio")
     from fastapi import FastAPI, HTTPException, Query, Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
@@ -56,6 +61,8 @@ def create_app(
     index = RunIndex(runs)
     studies = StudyIndex(runs)
     packages = PackageIndex(runs)
+    weights = WeightLogs()
+    registered = RegistryView(registry or os.environ.get("SEEKFORGE_REGISTRY") or runs / "registry.db")
     watches = [ServerWatch(url, api_key=server_key) for url in servers]
     logs = [LogWatch(Path(log)) for log in logs]
     data_root = data_root or Path.cwd()  # data files a page may preview or run on are under it
@@ -96,7 +103,10 @@ def create_app(
             raise HTTPException(422, f"status must be one of {', '.join(STATUSES)}")
         total, page = index.page(offset=offset, limit=limit, sort=sort, descending=order == "desc", query=q,
                                  status=status)  # fmt: skip
-        return {"total": total, "offset": offset, "limit": limit, "runs": [r.to_dict() for r in page]}
+        marks = registered.by_package()  # the registry's versions of each run's package
+        found = [{**r.to_dict(), "registered": [label(m) for m in marks.get(os.path.realpath(runs / r.id / "package"), [])]}
+                 for r in page]  # fmt: skip
+        return {"total": total, "offset": offset, "limit": limit, "runs": found}
 
     @app.get("/api/runs")
     def api_runs(offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500), sort: str = "started",
@@ -115,6 +125,13 @@ def create_app(
     def api_curves(name: str, stamp: str, points: int = Query(500, ge=2, le=20_000)) -> Any:
         """Its series by epoch, each at most ``points`` long."""
         return curves(run_folder(name, stamp), points=points).to_dict()
+
+    @app.get("/api/runs/{name}/{stamp}/weights")
+    def api_weights(name: str, stamp: str, layer: str | None = None, epoch: int | None = None,
+                    points: int = Query(200, ge=2, le=5000)) -> Any:  # fmt: skip
+        """A layer's weight distribution by epoch (quantiles), its gradient norm, and its histogram at
+        ``epoch`` (default: the last) beside the first epoch's; the layers the run records."""
+        return weights.view(run_folder(name, stamp), layer=layer, epoch=epoch, points=points)
 
     @app.get("/api/runs/{name}/{stamp}/events")
     async def api_events(request: Request, name: str, stamp: str, since: int = Query(0, ge=0)) -> Any:
@@ -190,6 +207,13 @@ def create_app(
             raise HTTPException(404, f"no study {name}/{stamp} under {runs}")
         return folder
 
+    def reachable(name: str, stamp: str) -> Path:
+        folder = study_folder(name, stamp)
+        summary = studies.summary(folder)
+        if summary.status == "unreachable":
+            raise HTTPException(503, f"the study's storage cannot be read: {summary.problem}")
+        return folder
+
     def study_view(name: str, stamp: str, offset: int, limit: int, sort: str, order: str) -> dict[str, Any]:
         if sort not in TRIAL_SORTS:
             raise HTTPException(422, f"sort must be one of {', '.join(TRIAL_SORTS)}")
@@ -214,11 +238,20 @@ def create_app(
     @app.get("/api/studies/{name}/{stamp}/history")
     def api_history(name: str, stamp: str, points: int = Query(2000, ge=2, le=100_000)) -> Any:
         """Each complete trial's value and the best so far, by trial number."""
-        folder = study_folder(name, stamp)
-        summary = studies.summary(folder)
-        if summary.status == "unreachable":
-            raise HTTPException(503, f"the study's storage cannot be read: {summary.problem}")
-        return history(studies.trials(folder)[0], summary.direction, points=points)
+        folder = reachable(name, stamp)
+        return history(studies.trials(folder)[0], studies.summary(folder).direction, points=points)
+
+    @app.get("/api/studies/{name}/{stamp}/parameters")
+    def api_parameters(name: str, stamp: str, limit: int = Query(300, ge=10, le=5000)) -> Any:
+        """The complete trials' parameters and values placed on parallel axes (at most ``limit`` trials)."""
+        folder = reachable(name, stamp)
+        return parameters(studies.trials(folder)[0], studies.summary(folder).direction, limit=limit)
+
+    @app.get("/api/studies/{name}/{stamp}/importance")
+    async def api_importance(name: str, stamp: str) -> Any:
+        """Each parameter's importance (fANOVA) over the trials complete so far."""
+        folder = reachable(name, stamp)
+        return await asyncio.to_thread(studies.importance, folder)
 
     @app.get("/studies", response_class=HTMLResponse)
     def studies_page() -> Any:
@@ -272,8 +305,22 @@ def create_app(
         summary, manifest = packages.summary(folder), manifest_of(folder)
         if summary is None or manifest is None:
             raise HTTPException(404, f"package {package_id} has no readable package.json")
+        marks = registered.by_package().get(os.path.realpath(folder), [])
         return _pages.package_page(summary.to_dict(), manifest, lineage=packages.lineage(folder),
-                                   card=_text(folder / "model_card.md"), report=(folder / "report.html").is_file())  # fmt: skip
+                                   card=_text(folder / "model_card.md"), report=(folder / "report.html").is_file(),
+                                   registered=marks)  # fmt: skip
+
+    @app.get("/api/registry")
+    def api_registry() -> Any:
+        """The registry's models: each version (aliases, metrics, gates, package) and who did what when."""
+        return registered.read()
+
+    @app.get("/registry", response_class=HTMLResponse)
+    def registry_page() -> Any:
+        found = registered.read()
+        inside = {m["name"]: {v["version"]: packages.id_of(Path(v["package"])) for v in m["versions"]}
+                  for m in found["models"]}  # fmt: skip
+        return _pages.registry_page(found, inside=inside)
 
     @app.get("/api/servers")
     def api_servers() -> Any:

@@ -60,6 +60,11 @@ class PackageIndex:
         folder = self.root / package_id
         return folder if (folder / "package.json").is_file() else None
 
+    def id_of(self, folder: Path) -> str | None:
+        """The id of the package at ``folder`` when it is one under the root."""
+        inside = _inside(folder, self.root)
+        return inside if inside is not None and self.find(inside) is not None else None
+
     def summaries(self) -> list[PackageSummary]:
         return [s for s in (self.summary(f) for f in self.folders()) if s is not None]
 
@@ -97,7 +102,8 @@ class PackageIndex:
             entry: dict[str, Any] = {"path": str(current), "id": inside, "missing": manifest is None}
             if manifest is not None:
                 lineage = mapping(manifest.get("lineage"))
-                entry.update(name=manifest.get("name"), created=manifest.get("created"),
+                made = next((step for step in ("compress", "optimize") if step in manifest), None)
+                entry.update(name=manifest.get("name"), created=manifest.get("created"), made=made,
                              test=mapping(mapping(manifest.get("metrics")).get("test")), data_hash=lineage.get("data_hash"),
                              recipe_hash=lineage.get("recipe_hash"))  # fmt: skip
                 parent = lineage.get("parent")  # a path as the command that made the package was given it

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from seekforge.studio._files import mapping
+from seekforge.studio._registry import label
 from seekforge.studio._runs import STATUSES, RunSummary
 
 _COLUMNS = [("name", "run"), ("started", "started"), ("status", "status"), ("model", "model"),
             ("epochs", "epochs"), ("validation", "validation"), ("test", "test"), ("updated", "updated")]  # fmt: skip
+_RUN_FIELDS = set(RunSummary.__dataclass_fields__)
 
 
 def _js(value: Any) -> str:
@@ -39,7 +42,7 @@ def _page(title: str, body: str, *, script: str = "") -> str:
         '<link rel="stylesheet" href="/static/uPlot.min.css"><link rel="stylesheet" href="/static/studio.css">'
         f'</head><body><header><a href="/" class="brand">seekforge studio</a><nav><a href="/">runs</a>'
         f'<a href="/studies">studies</a><a href="/packages">packages</a><a href="/serving">serving</a>'
-        f'<a href="/drift">drift</a><a href="/new">new recipe</a></nav>'
+        f'<a href="/registry">registry</a><a href="/drift">drift</a><a href="/new">new recipe</a></nav>'
         f"</header><main>{body}</main>"
         f"{scripts}</body></html>"
     )
@@ -89,13 +92,17 @@ def runs_page(found: dict[str, Any], *, runs: Path, sort: str, order: str, query
         for key, label in _COLUMNS
     )
     rows = []
-    for run in (RunSummary(**r) for r in found["runs"]):
+    for found_run in found["runs"]:
+        run = RunSummary(**{k: v for k, v in found_run.items() if k in _RUN_FIELDS})
+        marks = "".join(
+            f'<a class="registered" href="/registry">{escape(m)}</a>' for m in found_run.get("registered", [])
+        )
         rows.append(
             f'<tr data-run="{escape(run.id)}"><td><input type="checkbox" name="run" value="{escape(run.id)}" '
             f'aria-label="compare {escape(run.id)}"></td><td><a href="/runs/{escape(run.id)}">{escape(run.name)}</a></td>'
             f"<td>{_when(run.stamp)}</td><td>{_status(run)}</td><td>{escape(run.model or '–')}</td>"
             f'<td class="num">{run.epochs}</td><td>{_metric(run.validation)}</td><td>{_metric(run.test)}</td>'
-            f"<td>{_when(run.updated)}</td></tr>"
+            f"<td>{_when(run.updated)}</td><td>{marks}</td></tr>"
         )
     options = "".join(
         f'<option value="{s}"{" selected" if s == status else ""}>{s}</option>' for s in ("", *STATUSES)
@@ -107,7 +114,7 @@ def runs_page(found: dict[str, Any], *, runs: Path, sort: str, order: str, query
         f'placeholder="name, model or status"><select name="status">{options}</select>'
         f'<input type="hidden" name="sort" value="{escape(sort)}"><input type="hidden" name="order" value="{escape(order)}">'
         "<button>filter</button></form>"
-        f'<form id="compare" method="get" action="/compare"><table class="runs"><thead><tr><th></th>{head}</tr></thead>'
+        f'<form id="compare" method="get" action="/compare"><table class="runs"><thead><tr><th></th>{head}<th>registry</th></tr></thead>'
         f'<tbody>{"".join(rows)}</tbody></table><p class="pages"><span id="shown">{shown}</span> {" ".join(pages)} '
         '<button type="button" id="compare-button" disabled>compare selected</button></p></form>'
     )
@@ -129,6 +136,9 @@ def run_page(run: RunSummary | None, *, recipe: str, report: bool) -> str:
     body = (
         f"<h1>{escape(run.name)} <small>{escape(run.stamp)}</small></h1>{facts}{link}"
         '<section id="charts" aria-live="polite"></section>'
+        '<section id="weights" hidden><h2>Weights by layer</h2><p><label>layer <select id="weights-layer"></select>'
+        '</label> <label>epoch <input id="weights-epoch" type="range" min="1" max="1" value="1"></label> '
+        '<output id="weights-shown"></output></p><div id="weights-charts" class="charts"></div></section>'
         f'<h2>Recipe</h2><pre class="recipe">{escape(recipe) or "(no recipe.yaml)"}</pre>'
     )
     return _page(run.id, body, script=f"studio.runCharts({_js(run.id)});")
@@ -226,12 +236,7 @@ def study_page(view: dict[str, Any], *, sort: str, order: str, report: bool) -> 
         for t in trials
     )
     shown, pages = _pager(link, offset=offset, limit=limit, total=total, noun="trials")
-    link_report = (
-        f'<p><a href="/studies/{escape(study["id"])}/report">the study\'s report</a> (parameter importance, '
-        "parallel coordinates)</p>"
-        if report
-        else ""
-    )
+    link_report = f'<p><a href="/studies/{escape(study["id"])}/report">the study\'s report</a></p>' if report else ""
     body = (
         f"<h1>{escape(study['name'])} <small>{escape(study['stamp'])}</small></h1>{facts}{link_report}"
         '<section id="charts"></section><h2>Trials</h2><table class="runs"><thead><tr>'
@@ -239,7 +244,8 @@ def study_page(view: dict[str, Any], *, sort: str, order: str, report: bool) -> 
         f'<p class="pages"><span>{shown}</span> {" ".join(pages)}</p>'
     )
     intermediate = {str(t["number"]): t["intermediate"] for t in trials if t["intermediate"]}
-    script = f"studio.studyCharts({_js(study['id'])}, {_js(intermediate)});"
+    live = study["status"] == "running"
+    script = f"studio.studyCharts({_js(study['id'])}, {_js(intermediate)}, {_js(study['direction'])}, {_js(live)});"
     return _page(study["id"], body, script=script if study["status"] != "unreachable" else "")
 
 
@@ -269,29 +275,71 @@ def packages_page(found: list[dict[str, Any]], *, runs: Path) -> str:
     return _page("Packages", body)
 
 
+def _flow(lineage: list[dict[str, Any]], exports: dict[str, Any], registered: list[dict[str, Any]]) -> str:
+    """The lineage as a graph read left to right: data -> run -> each package made from the one before
+    (trained, compressed, optimised) -> this package's exports (with their gates) -> its registry versions."""
+    nodes: list[str] = []
+    oldest = lineage[-1] if lineage else None
+    if oldest is not None and not oldest["missing"] and oldest.get("data_hash"):
+        nodes.append(f'<li class="node data"><b>data</b><code>{escape(str(oldest["data_hash"])[:12])}</code>'
+                     f'<small>recipe <code>{escape(str(oldest.get("recipe_hash"))[:12])}</code></small></li>')  # fmt: skip
+    parts = (oldest.get("id") or "").split("/") if oldest is not None else []
+    if len(parts) == 3 and parts[2] == "package":  # a run's own package: <name>/<stamp>/package
+        run = "/".join(parts[:2])
+        nodes.append(f'<li class="node run"><b>run</b><a href="/runs/{escape(run)}">{escape(run)}</a></li>')
+    for step in reversed(lineage):
+        if step["missing"]:
+            nodes.append(f'<li class="node bad"><b>package</b>{escape(step["path"])}<small>not found</small></li>')
+            continue
+        where = (
+            f'<a href="/packages/{escape(step["id"])}">{escape(step["id"])}</a>' if step["id"] else escape(step["path"])
+        )
+        made = {"compress": "compressed", "optimize": "optimised"}.get(str(step.get("made")), "trained")
+        headline = {k: v for k, v in mapping(step["test"]).items() if k != "rows" and _is_number(v)}
+        nodes.append(f'<li class="node package"><b>{made}</b>{where}<small>{escape(str(step["name"]))} '
+                     f"{_metric(dict(list(headline.items())[:1]))}</small></li>")  # fmt: skip
+    if exports:
+        shown = "".join(
+            f'<span class="{"ok" if mapping(mapping(r).get("parity")).get("passed") else "bad"}">{escape(name)}</span>'
+            for name, r in exports.items()
+        )
+        nodes.append(f'<li class="node export"><b>exports</b>{shown}</li>')
+    if registered:
+        shown = "".join(f'<a href="/registry#{escape(m["name"])}">{escape(label(m))}</a>' for m in registered)
+        nodes.append(f'<li class="node registry"><b>registry</b>{shown}</li>')
+    return f'<ol class="flow" aria-label="lineage">{"".join(nodes)}</ol>'
+
+
+def _variants(manifest: dict[str, Any]) -> str:
+    """The compression's variants (parent, pruned, student, QAT) with their figures, as ``compress`` measured."""
+    record = mapping(manifest.get("compress"))
+    rows = [mapping(r) for r in record.get("variants") or [] if isinstance(r, dict)]
+    if not rows:
+        return ""
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(
+            f'<td class="num">{_number(r.get(c), digits=4 if isinstance(r.get(c), float) else 0)}</td>'
+            if _is_number(r.get(c)) else f"<td>{escape(str(r.get(c, '–')))}</td>" for c in columns
+        ) + "</tr>"
+        for r in rows
+    )  # fmt: skip
+    chosen = escape(str(record.get("selected", "–")))
+    return (f"<h2>Compression</h2><p>kept: <b>{chosen}</b> (metric {escape(str(record.get('metric', '–')))})</p>"
+            f'<table class="runs"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')  # fmt: skip
+
+
 def package_page(summary: dict[str, Any], manifest: dict[str, Any], *, lineage: list[dict[str, Any]], card: str,
-                 report: bool) -> str:  # fmt: skip
-    """A package: its facts, its lineage, its exports with their parity records, its inputs, its model card."""
+                 report: bool, registered: Sequence[dict[str, Any]] = ()) -> str:  # fmt: skip
+    """A package: its facts, its lineage graph, its exports with their parity records, its compression
+    variants, its inputs, its model card."""
     facts = (
         f"<dl><dt>name</dt><dd>{escape(summary['name'])}</dd><dt>task</dt><dd>{escape(str(summary['task']))}</dd>"
         f"<dt>model</dt><dd>{escape(str(summary['model'] or '–'))}</dd><dt>test</dt><dd>{_metric(summary['test'])}</dd>"
         f"<dt>created</dt><dd>{escape(str(summary['created'] or '–'))}</dd>"
         f"<dt>seekforge</dt><dd>{escape(str(manifest.get('seekforge_version', '–')))}</dd></dl>"
     )
-    chain = []
-    for step in lineage:
-        if step["missing"]:
-            chain.append(f'<li class="bad">{escape(step["path"])} (not found)</li>')
-            continue
-        where = (
-            f'<a href="/packages/{escape(step["id"])}">{escape(step["id"])}</a>' if step["id"] else escape(step["path"])
-        )
-        headline = {k: v for k, v in mapping(step["test"]).items() if k != "rows" and _is_number(v)}
-        chain.append(
-            f"<li>{where}: {escape(str(step['name']))}, {escape(str(step['created']))} {_metric(dict(list(headline.items())[:1]))}</li>"
-        )
-    data_hash = lineage[-1].get("data_hash") if lineage and not lineage[-1]["missing"] else None
-    origin = f"<li>data <code>{escape(str(data_hash)[:12])}</code>, recipe <code>{escape(str(lineage[-1].get('recipe_hash'))[:12])}</code></li>" if data_hash else ""  # fmt: skip
     exports = []
     for name, record in mapping(manifest.get("exports")).items():
         record = mapping(record)
@@ -309,13 +357,53 @@ def package_page(summary: dict[str, Any], manifest: dict[str, Any], *, lineage: 
     link = f'<p><a href="/packages/{escape(summary["id"])}/report">the package\'s report</a></p>' if report else ""
     body = (
         f"<h1>{escape(summary['name'])} <small>{escape(summary['id'])}</small></h1>{facts}{link}"
-        f'<h2>Lineage</h2><ol class="lineage">{"".join(chain)}{origin}</ol>'
+        f"<h2>Lineage</h2>{_flow(lineage, mapping(manifest.get('exports')), list(registered))}"
         '<h2>Exports</h2><table class="runs"><thead><tr><th>variant</th><th>format</th><th>precision</th>'
         "<th>inputs</th><th>parity rows</th><th>agreement</th><th>max |diff|</th><th>gate</th><th>size</th></tr>"
         f"</thead><tbody>{''.join(exports) or '<tr><td colspan=9>none yet: seekforge export PACKAGE</td></tr>'}</tbody></table>"
+        f"{_variants(manifest)}"
         f'<h2>Inputs</h2><ul>{inputs}</ul><h2>Model card</h2><pre class="card">{escape(card) or "(no model card)"}</pre>'
     )
     return _page(summary["id"], body)
+
+
+def registry_page(found: dict[str, Any], *, inside: dict[str, dict[int, str | None]]) -> str:
+    """The registry's models: each version with its aliases, gates, metrics and package (a link when the
+    package is under the studio's folder), and the model's history of registrations, promotions, rollbacks."""
+    sections = []
+    for model in found["models"]:
+        name = str(model["name"])
+        rows = []
+        for v in reversed(model["versions"]):
+            package = inside.get(name, {}).get(v["version"])
+            where = (
+                f'<a href="/packages/{escape(package)}">{escape(package)}</a>' if package else escape(str(v["package"]))
+            )
+            gates = " ".join(f'<span class="{"ok" if mapping(g).get("passed", True) else "bad"}">{escape(k)}</span>'
+                             for k, g in mapping(v["gates"]).items())  # fmt: skip
+            metrics = {k: m for k, m in mapping(v["metrics"]).items() if k != "rows" and _is_number(m)}
+            aliases = " ".join(f'<span class="alias">{escape(a)}</span>' for a in v["aliases"])
+            rows.append(
+                f'<tr data-version="{int(v["version"])}"><td class="num">{int(v["version"])}</td><td>{aliases}</td>'
+                f"<td>{_metric(dict(list(metrics.items())[:2]))}</td><td>{gates or '–'}</td><td>{where}</td>"
+                f"<td>{escape(str(v['created_at']))}</td><td>{escape(str(v['created_by']))}</td></tr>"
+            )
+        events = "".join(
+            f"<li>{escape(str(e['at']))} {escape(str(e['by']))}: {escape(str(e['action']))} "
+            f"{'v' + escape(str(e['version'])) if e.get('version') is not None else ''}"
+            f"{' as ' + escape(str(e['alias'])) if e.get('alias') else ''}</li>"
+            for e in reversed(model["history"][-20:])
+        )
+        sections.append(
+            f'<section id="{escape(name)}"><h2>{escape(name)}</h2><table class="runs"><thead><tr><th>version</th>'
+            "<th>aliases</th><th>test</th><th>gates</th><th>package</th><th>registered</th><th>by</th></tr></thead>"
+            f'<tbody>{"".join(rows)}</tbody></table><h3>History (newest first)</h3><ul class="events">{events}</ul></section>'
+        )
+    problem = f'<p class="bad">{escape(found["problem"])}</p>' if found.get("problem") else ""
+    body = f'<h1>Registry</h1><p class="where"><code>{escape(found["where"])}</code>, read-only</p>{problem}' + (
+        "".join(sections) or ("" if problem else "<p>No model is registered yet.</p>")
+    )
+    return _page("Registry", body)
 
 
 def serving_page(urls: list[str]) -> str:

@@ -67,8 +67,15 @@ def read_metrics(path: Path, *, start: int = 0) -> tuple[list[dict[str, Any]], l
     except OSError:
         return [], [], 0
     lines = data.split(b"\n")[:-1]  # the part after the last newline is still being written
+    records, bad = parse_lines(lines[start:], first=start + 1)
+    return records, bad, len(lines)
+
+
+def parse_lines(lines: list[bytes], *, first: int = 1) -> tuple[list[dict[str, Any]], list[int]]:
+    """The JSON objects among ``lines`` (blank ones skipped), and the numbers of those that are none
+    (counting from ``first``)."""
     records, bad = [], []
-    for number, line in enumerate(lines[start:], start=start + 1):
+    for number, line in enumerate(lines, start=first):
         if not line.strip():
             continue
         try:
@@ -79,7 +86,7 @@ def read_metrics(path: Path, *, start: int = 0) -> tuple[list[dict[str, Any]], l
             records.append(record)
         else:
             bad.append(number)
-    return records, bad, len(lines)
+    return records, bad
 
 
 def curves(run: Path, *, points: int = 500) -> Curves:
@@ -90,11 +97,12 @@ def curves(run: Path, *, points: int = 500) -> Curves:
     names = [k for k in dict.fromkeys(k for r in records for k in r) if k not in ("epoch", "step")]
     series = {k: [finite(r.get(k)) for r in records] for k in names}
     series = {k: v for k, v in series.items() if any(value is not None for value in v)}
-    keep = _stride(len(x), points)
+    keep = stride(len(x), points)
     return Curves([x[i] for i in keep], {k: [v[i] for i in keep] for k, v in series.items()}, count, bad)
 
 
-def _stride(n: int, points: int) -> list[int]:
+def stride(n: int, points: int) -> list[int]:
+    """Which of ``n`` points to keep to show at most ``points``: every k-th, and the last."""
     if n <= points:
         return list(range(n))
     step = math.ceil(n / points)

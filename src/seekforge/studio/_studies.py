@@ -8,11 +8,13 @@ from __future__ import annotations
 import math
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from seekforge.core.deps import require
+from seekforge.core.report import axis_positions
 from seekforge.studio._files import mapping, read_yaml
 
 #: a study whose journal changed this recently and has no ``study.json`` yet is taken as running now
@@ -45,6 +47,7 @@ class StudyIndex:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._storages: dict[Path, tuple[Any, Any]] = {}
+        self._importance: dict[Path, tuple[int, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     def folders(self) -> list[Path]:
@@ -90,14 +93,31 @@ class StudyIndex:
     def trials(self, folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
         """Every trial of the study in ``folder`` as plain values, and its directions (none of either for a
         study whose storage holds nothing yet)."""
+        frozen, directions = self.frozen(folder)
+        return [_trial(t) for t in frozen], [d.name.lower() for d in directions]
+
+    def frozen(self, folder: Path) -> tuple[list[Any], list[Any]]:
+        """The study's trials as Optuna's FrozenTrials, and its directions."""
         try:
             storage, study_id = self._open(folder)
         except (FileNotFoundError, LookupError):  # made, its first trial not yet stored
             return [], []
         with self._lock:  # one reader at a time replays the journal
-            frozen = storage.get_all_trials(study_id, deepcopy=False)
-            directions = [d.name.lower() for d in storage.get_study_directions(study_id)]
-        return [_trial(t) for t in frozen], directions
+            return storage.get_all_trials(study_id, deepcopy=False), list(storage.get_study_directions(study_id))
+
+    def importance(self, folder: Path) -> dict[str, Any]:
+        """Each parameter's importance for the (first) objective over the complete trials so far (Optuna's
+        fANOVA, seeded), worked out again only when more trials have completed."""
+        frozen, directions = self.frozen(folder)
+        done = [t for t in frozen if t.state.name == "COMPLETE" and t.values and math.isfinite(t.values[0])]
+        with self._lock:
+            cached = self._importance.get(folder)
+        if cached is not None and cached[0] == len(done):
+            return cached[1]
+        answer = {"trials": len(done), "importance": _importance(done, directions)}
+        with self._lock:
+            self._importance[folder] = (len(done), answer)
+        return answer
 
     def _open(self, folder: Path) -> tuple[Any, Any]:
         with self._lock:
@@ -113,18 +133,57 @@ class StudyIndex:
 def trial_page(trials: list[dict[str, Any]], *, offset: int, limit: int, sort: str, descending: bool,
                direction: str | None) -> list[dict[str, Any]]:  # fmt: skip
     """``limit`` trials from ``offset`` in ``sort`` order (by value: best first unless ``descending`` is
-    false; trials without a value last)."""
+    false; then the pruned trials by the last value they reported; trials without a value last)."""
 
     def key(trial: dict[str, Any]) -> Any:
         value = trial.get(sort)
         if sort == "value":
             if value is None:
-                return (1, 0.0)
-            return (0, -value if (direction == "maximize") == descending else value)
+                return (2, 0.0)
+            return (trial["state"] != "COMPLETE", -value if (direction == "maximize") == descending else value)
         return (value is None, value if value is not None else 0)
 
     ordered = sorted(trials, key=key, reverse=sort != "value" and descending)
     return ordered[offset : offset + limit]
+
+
+def _importance(done: list[Any], directions: list[Any]) -> dict[str, float]:
+    """fANOVA importances of ``done`` (complete FrozenTrials) in a study in memory; none for fewer than 3
+    trials or parameters that never varied."""
+    if len(done) < 3 or not directions:
+        return {}
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created in memory" line per reading
+    study = optuna.create_study(directions=directions)
+    study.add_trials(done)
+    target = (lambda t: t.values[0]) if len(directions) > 1 else None
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    try:
+        with warnings.catch_warnings():  # few trials: fANOVA may find every parameter equally important
+            warnings.simplefilter("ignore", UserWarning)
+            found = optuna.importance.get_param_importances(study, evaluator=evaluator, target=target)
+    except (RuntimeError, ValueError):  # too few distinct values to attribute anything
+        return {}
+    return {k: float(v) for k, v in found.items()}
+
+
+def parameters(trials: list[dict[str, Any]], direction: str | None, *, limit: int = 300) -> dict[str, Any]:
+    """The complete trials' parameters and value for parallel coordinates: each axis's positions (0..1) and
+    labels; past ``limit`` trials, the best tenth of them and an even spread of the rest."""
+    done = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None and t["params"]]
+    names = [n for n in dict.fromkeys(n for t in done for n in t["params"]) if all(n in t["params"] for t in done)]
+    shown = done
+    if len(done) > limit:
+        ranked = sorted(done, key=lambda t: -t["value"] if direction == "maximize" else t["value"])
+        best = ranked[: limit // 10]
+        rest = ranked[limit // 10 :]
+        step = len(rest) / (limit - len(best))
+        shown = best + [rest[int(i * step)] for i in range(limit - len(best))]
+    axes = [*names, "value"]
+    placed = [axis_positions([t["params"][n] if n != "value" else t["value"] for t in shown]) for n in axes]
+    return {"axes": axes, "numbers": [t["number"] for t in shown], "values": [t["value"] for t in shown],
+            "positions": [p for p, _ in placed], "labels": [tick for _, tick in placed], "complete": len(done)}  # fmt: skip
 
 
 def history(trials: list[dict[str, Any]], direction: str | None, *, points: int = 2000) -> dict[str, list[Any]]:

@@ -13,13 +13,14 @@ const studio = (() => {
     return name;
   }
 
-  function chart(title, x, series, labels, xLabel = "epoch", where = "charts", bars = false) {
+  function chart(title, x, series, labels, xLabel = "epoch", where = "charts", bars = false, extra = {}) {
     const box = document.createElement("div");
     box.className = "chart";
     box.dataset.chart = title;
     box.innerHTML = "<h3></h3>";
     box.querySelector("h3").textContent = title;
     document.getElementById(where).appendChild(box);
+    const { style, ...rest } = extra;  // style(i): options of series i beyond its label and colour
     const opts = {
       width: 440, height: 240,
       scales: { x: { time: false } },
@@ -27,7 +28,9 @@ const studio = (() => {
       series: [{ label: xLabel }, ...labels.map((label, i) => ({
         label, stroke: COLORS[i % COLORS.length], spanGaps: true,
         ...(bars ? { fill: COLORS[i % COLORS.length] + "55", paths: uPlot.paths.bars({ size: [0.8, 60] }), points: { show: false } } : {}),
+        ...(style ? style(i) : {}),
       }))],
+      ...rest,
     };
     return new uPlot(opts, [x, ...series], box);
   }
@@ -43,6 +46,7 @@ const studio = (() => {
 
   // One run: a chart per group of series; each new epoch from the event stream is appended to every chart.
   async function runCharts(id) {
+    const weights = weightCharts(id);
     const data = await json(`/api/runs/${path(id)}/curves`);
     const groups = {};
     for (const name of Object.keys(data.series)) (groups[group(name)] ||= []).push(name);
@@ -65,8 +69,67 @@ const studio = (() => {
       }
       const shown = document.getElementById("epochs");
       if (shown) shown.textContent = String(charts.length ? charts[0].plot.data[0].length : Number(shown.textContent) + 1);
+      weights();
     };
     return events;
+  }
+
+  // A run's weights: a layer's distribution by epoch (the 5-95 and 25-75 percentile bands, the median), its
+  // gradient norm and spread, and its histogram at the chosen epoch beside the first epoch's; drawn again
+  // when the layer or the epoch is changed and when a new epoch arrives.
+  function weightCharts(id) {
+    const section = document.getElementById("weights");
+    const select = document.getElementById("weights-layer"), slider = document.getElementById("weights-epoch");
+    let plots = [], busy = false, again = false;
+    async function draw() {
+      if (busy) { again = true; return; }
+      busy = true;
+      try {
+        const params = new URLSearchParams();
+        if (select.value) params.set("layer", select.value);
+        if (slider.dataset.moved) params.set("epoch", slider.value);
+        const w = await json(`/api/runs/${path(id)}/weights?${params}`);
+        if (!w.layers.length) return;
+        section.hidden = false;
+        if (select.options.length !== w.layers.length) {
+          select.replaceChildren(...w.layers.map((l) => new Option(`${l.name} ${JSON.stringify(l.shape)}`, l.name)));
+          select.value = w.layer;
+        }
+        const first = w.epochs[0], last = w.epochs[w.epochs.length - 1];
+        Object.assign(slider, { min: first, max: last });
+        if (!slider.dataset.moved) slider.value = last;
+        document.getElementById("weights-shown").textContent = `epoch ${w.histogram?.epoch ?? "–"} of ${last}`;
+        plots.forEach((p) => p.root.parentElement.remove());
+        const q = w.quantiles, band = (hi, lo, a) => ({ series: [hi, lo], fill: `rgba(3,102,214,${a})` });
+        plots = [
+          chart(`${w.layer}: values by epoch`, w.epochs, [q.p5, q.p25, q.p50, q.p75, q.p95],
+                ["p5", "p25", "median", "p75", "p95"], "epoch", "weights-charts", false,
+                { bands: [band(5, 1, 0.12), band(4, 2, 0.25)] }),
+          chart(`${w.layer}: gradient norm and spread`, w.epochs, [w.grad_norm, w.std], ["gradient norm", "std of values"],
+                "epoch", "weights-charts"),
+        ];
+        const h = w.histogram;
+        if (h) {  // the chosen epoch as bars, the first epoch as a line, on one grid of bins
+          const series = [h.counts, ...(h.first ? [h.first] : [])];
+          const labels = [`epoch ${h.epoch}`, ...(h.first ? [`epoch ${h.first_epoch}`] : [])];
+          plots.push(chart(`${w.layer}: histogram`, h.centres, series, labels, "value", "weights-charts", false, {
+            style: (i) => (i === 0 ? { fill: COLORS[0] + "55", paths: uPlot.paths.bars({ size: [1, 100] }), points: { show: false } }
+                                    : { points: { show: false } }),
+          }));
+        }
+      } catch (e) {
+        section.hidden = false;
+        document.getElementById("weights-shown").textContent = String(e);
+      } finally {
+        busy = false;
+        if (again) { again = false; draw(); }
+      }
+    }
+    if (!section) return () => {};
+    select.addEventListener("change", draw);
+    slider.addEventListener("input", () => { slider.dataset.moved = "1"; draw(); });
+    draw();
+    return draw;
   }
 
   // Several runs: one chart per series name, a line per run, on the union of their epochs.
@@ -83,15 +146,70 @@ const studio = (() => {
     }
   }
 
-  // A study: the value of each complete trial and the best so far; the learning curves of the trials shown.
-  async function studyCharts(id, intermediate) {
-    const h = await json(`/api/studies/${path(id)}/history`);
-    if (h.number.length) chart("optimisation history", h.number, [h.value, h.best], ["trial value", "best so far"], "trial");
-    const trials = Object.keys(intermediate);
-    if (!trials.length) return;
-    const steps = [...new Set(trials.flatMap((t) => Object.keys(intermediate[t]).map(Number)))].sort((a, b) => a - b);
-    const series = trials.map((t) => steps.map((s) => intermediate[t][String(s)] ?? null));
-    chart("intermediate values (trials on this page; pruned ones stop early)", steps, series, trials.map((t) => `trial ${t}`), "step");
+  // Named categories on the x axis (parameters): ticks at 0..n-1 labelled with the names.
+  const named = (names, label) => ({ label, splits: () => names.map((_, i) => i), values: () => names });
+
+  // Parameter importance (fANOVA over the complete trials) as bars, most important first.
+  function importanceChart(found) {
+    const pairs = Object.entries(found.importance).sort((a, b) => b[1] - a[1]);
+    if (!pairs.length) return;
+    const names = pairs.map(([n]) => n);
+    chart(`parameter importance (fANOVA, ${found.trials} complete trials)`, names.map((_, i) => i), [pairs.map(([, v]) => v)],
+          ["importance"], "parameter", "charts", true, {
+            axes: [named(names, "parameter"), {}], scales: { x: { time: false, range: [-0.5, names.length - 0.5] } },
+          });
+  }
+
+  // Parallel coordinates: an axis per parameter and the value, a line per trial (darker: better), each axis
+  // labelled with its range or its categories.
+  function parallelChart(p, direction) {
+    if (!p.numbers.length) return;
+    const x = p.axes.map((_, i) => i);
+    const values = p.values, lo = Math.min(...values), hi = Math.max(...values);
+    const good = (v) => (hi === lo ? 0.5 : direction === "maximize" ? (v - lo) / (hi - lo) : (hi - v) / (hi - lo));
+    const order = p.numbers.map((_, k) => k).sort((a, b) => good(values[a]) - good(values[b]));  // best drawn last
+    const series = order.map((k) => p.positions.map((axis) => axis[k]));
+    const labels = order.map((k) => `trial ${p.numbers[k]}`);
+    const shades = order.map((k) => { const g = good(values[k]); return `rgba(3,102,214,${(0.12 + 0.8 * g).toFixed(2)})`; });
+    const ticks = {
+      hooks: { draw: [(u) => {
+        const ctx = u.ctx;
+        ctx.save(); ctx.fillStyle = "#444"; ctx.font = `${11 * devicePixelRatio}px system-ui`;
+        p.labels.forEach((axis, a) => axis.forEach(([at, text]) => {
+          ctx.fillText(text, u.valToPos(a, "x", true) + 3, u.valToPos(at, "y", true));
+        }));
+        ctx.restore();
+      }] },
+    };
+    chart(`parallel coordinates (${p.numbers.length} of ${p.complete} complete trials; darker: better)`, x,
+      series, labels, "parameter", "charts", false, {
+        width: Math.max(440, 160 * p.axes.length), height: 300, legend: { show: false },
+        scales: { x: { time: false, range: [-0.1, p.axes.length - 0.6] }, y: { range: [-0.05, 1.05] } },
+        axes: [named(p.axes, "parameter"), { show: false }], plugins: [ticks],
+        style: (i) => ({ stroke: shades[i], width: 1, points: { show: false } }),
+      });
+  }
+
+  // A study: the value of each complete trial and the best so far, parameter importance, parallel
+  // coordinates, the learning curves of the trials shown; read again every 5 s while it runs.
+  async function studyCharts(id, intermediate, direction, live) {
+    async function draw() {
+      const [h, p, imp] = await Promise.all([
+        json(`/api/studies/${path(id)}/history`), json(`/api/studies/${path(id)}/parameters`),
+        json(`/api/studies/${path(id)}/importance`),
+      ]);
+      document.getElementById("charts").replaceChildren();
+      if (h.number.length) chart("optimisation history", h.number, [h.value, h.best], ["trial value", "best so far"], "trial");
+      importanceChart(imp);
+      parallelChart(p, direction);
+      const trials = Object.keys(intermediate);
+      if (!trials.length) return;
+      const steps = [...new Set(trials.flatMap((t) => Object.keys(intermediate[t]).map(Number)))].sort((a, b) => a - b);
+      const series = trials.map((t) => steps.map((s) => intermediate[t][String(s)] ?? null));
+      chart("intermediate values (trials on this page; pruned ones stop early)", steps, series, trials.map((t) => `trial ${t}`), "step");
+    }
+    await draw();
+    if (live) setInterval(draw, 5000);
   }
 
   // Watched servers: every 2 s, the rates and latency percentiles since the reading before, and the batch sizes.
