@@ -15,7 +15,7 @@ import pytest
 
 import seekforge
 from seekforge.core.errors import ConfigError
-from seekforge.explain import explain, write_explanation
+from seekforge.explain import explain, look_inside, write_explanation
 from seekforge.explain._model import load_model
 from seekforge.explain._tabular import as_batch, encoded
 from tests.conftest import image_folder_recipe, make_tabular, tabular_recipe, text_recipe
@@ -173,6 +173,24 @@ def test_text_tokens_add_up_and_point_at_the_words_of_one_class(text_package: Pa
     assert "Attention, row 0" in (folder / "report.html").read_text()
 
 
+def test_a_held_out_row_seen_inside_a_transformer(text_package: Path) -> None:
+    model = load_model(text_package)
+    served = seekforge.load(text_package, backend="torch")
+    for row in (0, 3):
+        found = look_inside(model, row)
+        assert found.kind == "text" and found.rows > 3
+        assert found.tokens is not None and found.tokens[0] == "[CLS]" and found.tokens[-1] == "[SEP]"
+        (layer,) = found.attention  # one layer of two heads over the row's own tokens
+        assert layer.shape == (2, len(found.tokens), len(found.tokens))
+        np.testing.assert_allclose(layer.sum(axis=-1), 1.0, atol=1e-5)
+        text = " ".join(t for t in found.tokens[1:-1]).replace(" ##", "")  # the row's text, from its tokens
+        predicted = served.predict(pd.DataFrame({"review": [text]}))
+        assert found.prediction == predicted["prediction"].iloc[0]  # as the served model predicts that text
+        assert found.label in model.classes and sum(found.scores) == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match=r"row 999: .* holds \d+ held-out rows \(0 to \d+\)"):
+        look_inside(model, 999)
+
+
 def test_image_saliency_feature_maps_and_shap_replaced(tmp_path: Path) -> None:
     recipe = image_folder_recipe(tmp_path, per_class=16, epochs=6)
     package = seekforge.run(recipe, runs_dir=tmp_path / "runs").package
@@ -189,6 +207,10 @@ def test_image_saliency_feature_maps_and_shap_replaced(tmp_path: Path) -> None:
     folder = write_explanation(found, tmp_path / "out")
     assert np.load(folder / "attributions.npz")["attributions"].shape == (12, 8, 8)
     assert "Feature maps" in (folder / "report.html").read_text()
+    inside = look_inside(load_model(package), 1)
+    assert inside.kind == "image" and inside.image is not None and inside.image.shape == (8, 8, 3)
+    assert inside.image.min() == 0.0 and inside.image.max() == 1.0  # the row's image, scaled for showing
+    assert [m.shape for m in inside.feature_maps] == [(4, 8, 8), (4, 4, 4)] and not inside.attention
 
 
 def test_cli_writes_the_folder_and_refuses_clearly(tabular: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:

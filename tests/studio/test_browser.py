@@ -265,3 +265,39 @@ def test_a_recipe_built_in_the_form_is_saved_run_and_its_curve_grows(tmp_path: P
         browser.quit()
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+def test_a_text_models_attention_is_drawn_for_a_held_out_row(tiny_text_package: Path, tmp_path: Path) -> None:
+    shutil.copytree(tiny_text_package.parent, tmp_path / "runs" / "txt" / "20260101-000000")
+    browser = _browser()
+    command = [sys.executable, "-m", "seekforge", "studio", "--runs", str(tmp_path / "runs"), "--port", "0"]
+    proc = subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, env={**os.environ, "SEEKFORGE_NO_PROGRESS": "1"}
+    )
+    try:
+        found = re.search(r"http://127\.0\.0\.1:\d+", proc.stderr.readline() if proc.stderr else "")
+        assert found
+        _open(browser, found.group(0) + "/packages/txt/20260101-000000/package")
+        caption = "return document.querySelector('#inside-maps figcaption')?.textContent"
+        assert _wait(lambda: browser.execute_script(caption)).startswith("layer 1, the mean of its heads")
+        facts = browser.find_element("id", "inside-facts").text
+        assert re.match(r"of \d+: predicted (great|other) \(score \d\.\d{3}\), label (great|other)", facts), facts
+        browser.execute_script("const h = document.getElementById('inside-head'); h.value = '1';"
+                               "h.dispatchEvent(new Event('change'));")  # fmt: skip
+        assert browser.execute_script(caption).startswith("layer 1, head 2:")
+        browser.execute_script(  # the pointer over the first cell
+            "const c = document.querySelector('#inside-maps canvas'), r = c.getBoundingClientRect();"
+            "c.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + 93, clientY: r.top + 73, bubbles: true}));"
+        )
+        assert "[CLS] → [CLS]:" in browser.execute_script(caption)
+        if SCREENSHOTS:
+            browser.execute_script("document.getElementById('inside').scrollIntoView()")
+            browser.save_screenshot(str(Path(SCREENSHOTS) / "studio-inside.png"))
+        row = browser.find_element("id", "inside-row")
+        row.clear()
+        row.send_keys("3\n")
+        _wait(lambda: browser.find_element("id", "inside-facts").text != facts or None, seconds=5)
+    finally:
+        browser.quit()
+        proc.terminate()
+        proc.communicate(timeout=10)

@@ -334,3 +334,37 @@ def test_a_runs_weights_are_read_as_they_grow_with_quantiles_from_their_histogra
     assert client.get("/api/runs/gamma/20260104-000000/weights").json()["epochs"] == [1]
     assert client.get("/api/runs/alpha/20260101-000000/weights").json() == {"layers": [], "bad_lines": 0}
     assert 'id="weights"' in client.get("/runs/gamma/20260104-000000").text
+
+
+def test_a_packages_model_is_looked_inside_and_its_explanation_shown(
+    tiny_text_package: Path, served_package: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from seekforge.explain import explain, write_explanation
+    from tests.conftest import make_tabular
+
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_text_package.parent, runs / "txt" / "20260101-000000")
+    shutil.copytree(served_package.parent, runs / "tab" / "20260101-000000")
+    tabular = runs / "tab" / "20260101-000000" / "package"
+    found = explain(tabular, make_tabular(40, seed=3), rows=6)
+    write_explanation(found, tabular.parent / "explain")
+    client = studio_client(create_app(runs), raise_server_exceptions=False)
+    text_page = client.get("/packages/txt/20260101-000000/package").text
+    assert 'id="inside"' in text_page and "studio.insideMaps(" in text_page
+    inside = client.get("/api/inside/txt/20260101-000000/package", params={"row": 2}).json()
+    assert inside["kind"] == "text" and inside["row"] == 2 and inside["tokens"][0] == "[CLS]"
+    (layer,) = inside["attention"]  # one layer, two heads, a row per token summing to 1
+    assert len(layer) == 2 and all(sum(r) == pytest.approx(1.0, abs=1e-3) for head in layer for r in head)
+    assert len(layer[0]) == len(inside["tokens"])
+    missing = client.get("/api/inside/txt/20260101-000000/package", params={"row": 10_000})
+    assert missing.status_code == 422 and "held-out rows" in missing.json()["detail"]
+    assert client.get("/api/inside/nope/package").status_code == 404
+    page = client.get("/packages/tab/20260101-000000/package").text
+    assert 'id="inside"' not in page  # a table: nothing inside to draw
+    top = found.importance()[0]
+    assert "<h2>Explanation</h2>" in page and f"<td>{top[0]}</td>" in page and f"{top[1]:.4f}" in page
+    report = client.get("/packages/tab/20260101-000000/package/explain/report")
+    assert report.status_code == 200 and report.headers["content-security-policy"] == "sandbox allow-scripts"
+    assert client.get("/packages/txt/20260101-000000/package/explain/report").status_code == 404

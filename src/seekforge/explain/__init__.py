@@ -10,10 +10,22 @@ Example:
     >>> found = explain("runs/breast_cancer/<stamp>/package", frame, rows=100)
     >>> found.importance()[:3]
     >>> write_explanation(found, "explain/")
+    >>> look_inside(load_model("runs/reviews/<stamp>/package"), row=0).attention  # per layer [heads, tokens, tokens]
 """
 
 from seekforge.explain._explain import MAX_ROWS, METHODS, Explanation, explain
+from seekforge.explain._inside import Inside, look_inside
 from seekforge.explain._model import ExplainedModel, load_model
 from seekforge.explain._write import write_explanation
 
-__all__ = ["MAX_ROWS", "METHODS", "ExplainedModel", "Explanation", "explain", "load_model", "write_explanation"]
+__all__ = [
+    "MAX_ROWS",
+    "METHODS",
+    "ExplainedModel",
+    "Explanation",
+    "Inside",
+    "explain",
+    "load_model",
+    "look_inside",
+    "write_explanation",
+]

@@ -26,7 +26,7 @@ class TokenRow:
     steps: int | None
 
 
-def _encoder(model: ExplainedModel) -> Any:
+def encoder_of(model: ExplainedModel) -> Any:
     return next(iter(model.preprocessor.text_.values()))
 
 
@@ -46,7 +46,7 @@ def token_rows(
     attributions miss completeness by more than ``tolerance``.
     """
     attr = require("captum.attr", purpose="text explanations")
-    encoder = _encoder(model)
+    encoder = encoder_of(model)
     special = torch.tensor(sorted(encoder.special_ids), dtype=torch.long)
     net = model.model
 

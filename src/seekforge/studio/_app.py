@@ -23,6 +23,7 @@ from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, SeekforgeError
 from seekforge.studio import _pages
 from seekforge.studio._drift import LogWatch
+from seekforge.studio._inside import Insides, explanation_of, looks_inside
 from seekforge.studio._packages import PackageIndex, manifest_of
 from seekforge.studio._recipes import check_recipe, draft_from, preview, start_run
 from seekforge.studio._registry import RegistryView, label
@@ -62,6 +63,7 @@ def create_app(
     studies = StudyIndex(runs)
     packages = PackageIndex(runs)
     weights = WeightLogs()
+    insides = Insides()
     registered = RegistryView(registry or os.environ.get("SEEKFORGE_REGISTRY") or runs / "registry.db")
     watches = [ServerWatch(url, api_key=server_key) for url in servers]
     logs = [LogWatch(Path(log)) for log in logs]
@@ -292,6 +294,23 @@ def create_app(
     def packages_page() -> Any:
         return _pages.packages_page([p.to_dict() for p in packages.summaries()], runs=runs)
 
+    @app.get("/api/inside/{package_id:path}")
+    async def api_inside(package_id: str, row: int = Query(0, ge=0)) -> Any:
+        """The package's model on its held-out row ``row``: its prediction, and a transformer's attention
+        weights per layer and head or a CNN's feature maps per block (the model is loaded on first use)."""
+        folder = package_folder(package_id)
+        try:
+            return await asyncio.to_thread(insides.look, folder, row)
+        except SeekforgeError as exc:
+            raise HTTPException(422, exc.message) from None
+
+    @app.get("/packages/{package_id:path}/explain/report")
+    def explanation_report(package_id: str) -> Any:
+        found = explanation_of(package_folder(package_id))
+        if found is None or not (found[0] / "report.html").is_file():
+            raise HTTPException(404, f"package {package_id} has no explanation (seekforge explain PACKAGE)")
+        return FileResponse(found[0] / "report.html", media_type="text/html")
+
     @app.get("/packages/{package_id:path}/report")
     def package_report(package_id: str) -> Any:
         path = package_folder(package_id) / "report.html"
@@ -306,9 +325,11 @@ def create_app(
         if summary is None or manifest is None:
             raise HTTPException(404, f"package {package_id} has no readable package.json")
         marks = registered.by_package().get(os.path.realpath(folder), [])
+        explained = explanation_of(folder)
         return _pages.package_page(summary.to_dict(), manifest, lineage=packages.lineage(folder),
                                    card=_text(folder / "model_card.md"), report=(folder / "report.html").is_file(),
-                                   registered=marks)  # fmt: skip
+                                   registered=marks, explanation=explained[1] if explained else None,
+                                   inside=looks_inside(manifest))  # fmt: skip
 
     @app.get("/api/registry")
     def api_registry() -> Any:

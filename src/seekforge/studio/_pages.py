@@ -331,9 +331,10 @@ def _variants(manifest: dict[str, Any]) -> str:
 
 
 def package_page(summary: dict[str, Any], manifest: dict[str, Any], *, lineage: list[dict[str, Any]], card: str,
-                 report: bool, registered: Sequence[dict[str, Any]] = ()) -> str:  # fmt: skip
+                 report: bool, registered: Sequence[dict[str, Any]] = (), explanation: dict[str, Any] | None = None,
+                 inside: bool = False) -> str:  # fmt: skip
     """A package: its facts, its lineage graph, its exports with their parity records, its compression
-    variants, its inputs, its model card."""
+    variants, its explanation, what its model makes of a held-out row, its inputs, its model card."""
     facts = (
         f"<dl><dt>name</dt><dd>{escape(summary['name'])}</dd><dt>task</dt><dd>{escape(str(summary['task']))}</dd>"
         f"<dt>model</dt><dd>{escape(str(summary['model'] or '–'))}</dd><dt>test</dt><dd>{_metric(summary['test'])}</dd>"
@@ -361,10 +362,42 @@ def package_page(summary: dict[str, Any], manifest: dict[str, Any], *, lineage: 
         '<h2>Exports</h2><table class="runs"><thead><tr><th>variant</th><th>format</th><th>precision</th>'
         "<th>inputs</th><th>parity rows</th><th>agreement</th><th>max |diff|</th><th>gate</th><th>size</th></tr>"
         f"</thead><tbody>{''.join(exports) or '<tr><td colspan=9>none yet: seekforge export PACKAGE</td></tr>'}</tbody></table>"
-        f"{_variants(manifest)}"
-        f'<h2>Inputs</h2><ul>{inputs}</ul><h2>Model card</h2><pre class="card">{escape(card) or "(no model card)"}</pre>'
+        f"{_variants(manifest)}{_explanation(summary['id'], explanation)}"
+        + (_INSIDE if inside else "")
+        + f'<h2>Inputs</h2><ul>{inputs}</ul><h2>Model card</h2><pre class="card">{escape(card) or "(no model card)"}</pre>'
     )
-    return _page(summary["id"], body)
+    return _page(summary["id"], body, script=f"studio.insideMaps({_js(summary['id'])});" if inside else "")
+
+
+_INSIDE = (
+    '<section id="inside"><h2>Inside the model</h2><p><label>held-out row <input id="inside-row" type="number" '
+    'min="0" value="0"></label> <output id="inside-facts"></output></p><p id="inside-controls" hidden><label>layer '
+    '<select id="inside-layer"></select></label> <label>head <select id="inside-head"></select></label></p>'
+    '<div id="inside-maps" class="maps"></div></section>'
+)
+
+
+def _explanation(package_id: str, found: dict[str, Any] | None) -> str:
+    """What ``seekforge explain`` found for the package: its method, its checks, the most important inputs."""
+    if not found:
+        return ""
+    completeness = mapping(found.get("completeness"))
+    faithful = mapping(found.get("faithfulness"))
+    checked = ("passed" if completeness.get("passed") else "failed") if completeness.get("checked") else "not checked"
+    ratio = faithful.get("area_ratio")
+    importance = sorted(((k, v) for k, v in mapping(found.get("importance")).items() if _is_number(v)),
+                        key=lambda kv: -abs(kv[1]))[:8]  # fmt: skip
+    top = "".join(f'<tr><td>{escape(str(k))}</td><td class="num">{_number(v)}</td></tr>' for k, v in importance)
+    return (
+        f"<h2>Explanation</h2><dl><dt>method</dt><dd>{escape(str(found.get('method')))} "
+        f"({escape(str(found.get('kind')))}, {len(found.get('rows') or [])} rows)</dd><dt>explains</dt>"
+        f"<dd>{escape(str(found.get('output')))}</dd><dt>completeness</dt><dd>{checked}, max error "
+        f"{_number(completeness.get('max_error'), digits=6)}</dd><dt>faithfulness</dt><dd>removing the top inputs "
+        f"moves the output {_number(ratio, '×', 2)} as much as removing random ones</dd></dl>"
+        + (f'<table class="runs"><thead><tr><th>input</th><th>mean |attribution|</th></tr></thead><tbody>{top}'
+           "</tbody></table>" if top else "")
+        + f'<p><a href="/packages/{escape(package_id)}/explain/report">the explanation\'s report</a></p>'
+    )  # fmt: skip
 
 
 def registry_page(found: dict[str, Any], *, inside: dict[str, dict[int, str | None]]) -> str:

@@ -132,6 +132,106 @@ const studio = (() => {
     return draw;
   }
 
+  // A value in 0..1 as a colour on a perceptually even scale (viridis's stops, interpolated).
+  const STOPS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  function colour(v) {
+    const x = Math.min(Math.max(Number.isFinite(v) ? v : 0, 0), 1) * (STOPS.length - 1), i = Math.min(Math.floor(x), STOPS.length - 2);
+    return STOPS[i].map((c, k) => Math.round(c + (STOPS[i + 1][k] - c) * (x - i)));
+  }
+
+  // A matrix (rows of numbers) as a heat map on a canvas, each value scaled over the matrix's own range (or
+  // an image's pixels, [rows][columns][channels] in 0..1); ``labels`` name the rows and the columns (written
+  // beside and above them); ``hover(i, j)`` says what a cell is.
+  function heatmap(matrix, title, side = 160, hover = null, labels = null) {
+    const figure = document.createElement("figure"), canvas = document.createElement("canvas"), caption = document.createElement("figcaption");
+    const rows = matrix.length, columns = matrix[0].length, cell = Math.max(1, Math.floor(side / Math.max(rows, columns)));
+    const left = labels ? 90 : 0, top = labels ? 70 : 0;
+    Object.assign(canvas, { width: left + columns * cell + (labels ? 60 : 0), height: top + rows * cell });
+    const flat = matrix.flat(2).filter(Number.isFinite), low = Math.min(...flat), high = Math.max(...flat);
+    const ctx = canvas.getContext("2d");
+    matrix.forEach((row, i) => row.forEach((v, j) => {
+      const rgb = Array.isArray(v) ? (v.length === 3 ? v.map((c) => Math.round(255 * c)) : Array(3).fill(Math.round(255 * v[0])))
+                                   : colour(high > low ? (v - low) / (high - low) : 0.5);
+      ctx.fillStyle = `rgb(${rgb.join(",")})`;
+      ctx.fillRect(left + j * cell, top + i * cell, cell, cell);
+    }));
+    if (labels) {
+      ctx.fillStyle = "#1d2329";
+      ctx.font = `${Math.min(12, Math.max(8, cell - 2))}px system-ui`;
+      ctx.textAlign = "right";
+      ctx.textBaseline = "middle";
+      labels.forEach((text, i) => {
+        ctx.fillText(text.slice(0, 14), left - 4, top + (i + 0.5) * cell);
+        ctx.save();
+        ctx.translate(left + (i + 0.5) * cell, top - 4);
+        ctx.rotate(-Math.PI / 4);  // up and to the right, clear of the cells
+        ctx.textAlign = "left";
+        ctx.fillText(text.slice(0, 12), 0, 0);
+        ctx.restore();
+      });
+    }
+    caption.textContent = title;
+    if (hover) canvas.addEventListener("mousemove", (e) => {
+      const i = Math.floor((e.offsetY - top) / cell), j = Math.floor((e.offsetX - left) / cell);
+      if (i >= 0 && j >= 0 && i < rows && j < columns) caption.textContent = `${title}: ${hover(i, j)}`;
+    });
+    figure.append(canvas, caption);
+    return figure;
+  }
+
+  // A package's model on one held-out row: its prediction, and the attention of each layer and head over the
+  // row's tokens (a transformer) or the image and the feature maps at the end of each block (a CNN).
+  function insideMaps(id) {
+    const rowInput = document.getElementById("inside-row"), facts = document.getElementById("inside-facts");
+    const layer = document.getElementById("inside-layer"), head = document.getElementById("inside-head");
+    const maps = document.getElementById("inside-maps");
+    let found = null;
+    function attention() {
+      const weights = found.attention[Number(layer.value)], h = head.value;
+      const matrix = h === "mean" ? weights[0].map((row, i) => row.map((_, j) => weights.reduce((s, w) => s + w[i][j], 0) / weights.length))
+                                  : weights[Number(h)];
+      const t = found.tokens;
+      const which = h === "mean" ? "the mean of its heads" : `head ${Number(h) + 1}`;
+      maps.replaceChildren(heatmap(matrix, `layer ${Number(layer.value) + 1}, ${which}: each token (row) attends over the tokens (columns)`,
+        Math.min(640, Math.max(240, 16 * t.length)), (i, j) => `${t[i]} → ${t[j]}: ${matrix[i][j].toFixed(3)}`, t));
+      const list = document.createElement("p");
+      list.className = "tokens";
+      list.textContent = t.map((tok, k) => `${k}:${tok}`).join("  ");
+      maps.append(list);
+    }
+    async function load() {
+      try {
+        found = await json(`/api/inside/${path(id)}?row=${Number(rowInput.value) || 0}`);
+      } catch (e) { facts.textContent = String(e); return; }
+      rowInput.max = found.rows - 1;
+      const top = Math.max(...found.scores);
+      facts.textContent = `of ${found.rows}: predicted ${found.prediction} (score ${top.toFixed(3)}), label ${found.label}`;
+      facts.className = String(found.prediction) === String(found.label) ? "ok" : "bad";
+      maps.replaceChildren();
+      if (found.attention.length) {
+        document.getElementById("inside-controls").hidden = false;
+        const heads = found.attention[0].length;
+        if (layer.options.length !== found.attention.length) layer.replaceChildren(...found.attention.map((_, k) => new Option(String(k + 1), String(k))));
+        if (head.options.length !== heads + 1) head.replaceChildren(new Option("mean", "mean"), ...found.attention[0].map((_, k) => new Option(String(k + 1), String(k))));
+        attention();
+      } else if (found.image) {
+        const note = document.createElement("p");
+        note.textContent = "Feature maps at the end of each block: the channels with the largest mean activation, largest first.";
+        maps.append(heatmap(found.image, "the row's image", 160), note);
+        found.feature_maps.forEach((block, b) => {
+          const group = document.createElement("div");
+          group.className = "block";
+          group.append(...block.map((m, c) => heatmap(m, `block ${b + 1}, #${c + 1}`, 96)));
+          maps.append(group);
+        });
+      }
+    }
+    rowInput.addEventListener("change", load);
+    layer.addEventListener("change", attention);
+    head.addEventListener("change", attention);
+    load();
+  }
+
   // Several runs: one chart per series name, a line per run, on the union of their epochs.
   async function compareCharts(ids) {
     const all = await Promise.all(ids.map((id) => json(`/api/runs/${path(id)}/curves`)));
@@ -485,5 +585,5 @@ const studio = (() => {
     button.addEventListener("click", () => { location.href = `/compare?ids=${chosen().map(encodeURIComponent).join(",")}`; });
   }
 
-  return { runCharts, compareCharts, compareBoxes, driftTables, recipeBuilder, servingCharts, studyCharts };
+  return { runCharts, compareCharts, compareBoxes, driftTables, insideMaps, recipeBuilder, servingCharts, studyCharts };
 })();
