@@ -182,7 +182,7 @@ def test_serving_and_drift_pages_read_a_running_server_and_its_log(served_packag
             _open(browser, found.group(0) + "/serving", "serving")
             facts = _wait(lambda: (t := browser.find_element("id", "server-0-facts").text).startswith("serving") and t)
             assert "2 requests" in facts and "primary" in facts
-            assert len(_wait(lambda: browser.find_elements("css selector", "#server-0-charts .chart"))) == 3
+            assert len(_wait(lambda: browser.find_elements("css selector", "#server-0-charts .chart"))) == 5
             time.sleep(1.0)  # the log is written off the request path
             _open(browser, found.group(0) + "/drift?window=86400&windows=1", "drift")
             _wait(lambda: browser.find_elements("css selector", "#log-0-table td"))

@@ -3,6 +3,8 @@ percentiles of each interval; a server that cannot be reached is shown as such."
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -45,6 +47,8 @@ def test_a_running_server_is_read_as_rates_and_percentiles(served_package: Path,
     assert interval["requests_per_s"] == pytest.approx(21 / interval["seconds"])
     assert interval["rows_per_s"] == pytest.approx(80 / interval["seconds"])
     assert 0 < interval["p50"] <= interval["p95"] <= interval["p99"] <= 10
+    if sys.platform == "linux":  # the server process's own resources (prometheus_client reads /proc)
+        assert snap["memory_bytes"] > 20e6 and 0 <= interval["cpu_cores"] <= (os.cpu_count() or 1) + 0.5
     assert metrics["latency"][-1][0] is None and sum(c for _, c in metrics["batch_rows"][-1:]) >= 20
     down = client.get("/api/servers/1").json()
     assert "error" in down["snapshot"] and down["interval"] is None

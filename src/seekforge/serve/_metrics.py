@@ -21,6 +21,7 @@ class ServeMetrics:
         prom.disable_created_metrics()  # the *_created series only add noise to every scrape
         self.registry = prom.CollectorRegistry()
         r = self.registry
+        prom.ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes (Linux)
         self.requests = prom.Counter(
             "seekforge_requests", "Prediction requests answered", ["protocol", "code"], registry=r
         )

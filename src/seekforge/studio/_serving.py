@@ -33,7 +33,8 @@ def parse_metrics(text: str) -> dict[str, Any]:
     """Totals and cumulative histograms from a seekforge server's Prometheus text."""
     parser = require("prometheus_client.parser", purpose="reading a server's metrics")
     out: dict[str, Any] = {"requests": {}, "errors": {}, "rows": 0.0, "latency": {}, "batch_rows": {},
-                           "in_flight": 0.0, "queue_rows": 0.0, "models": []}  # fmt: skip
+                           "in_flight": 0.0, "queue_rows": 0.0, "models": [], "cpu_seconds": None,
+                           "memory_bytes": None}  # fmt: skip
     for family in parser.text_string_to_metric_families(text):
         for sample in family.samples:
             name, labels, value = sample.name, sample.labels, float(sample.value)
@@ -52,6 +53,10 @@ def parse_metrics(text: str) -> dict[str, Any]:
                 out[name.removeprefix("seekforge_").replace("requests_", "")] = value
             elif name == "seekforge_model_info" and value:
                 out["models"].append(dict(labels))
+            elif name == "process_cpu_seconds_total":  # the server process's own use (Linux)
+                out["cpu_seconds"] = value
+            elif name == "process_resident_memory_bytes":
+                out["memory_bytes"] = value
     for key in ("latency", "batch_rows"):  # bounds in order; +Inf last, as null (JSON has no infinity)
         pairs = sorted(([float(le), count] for le, count in out[key].items()), key=lambda pair: pair[0])
         out[key] = [[None if math.isinf(le) else le, count] for le, count in pairs]
@@ -101,7 +106,10 @@ def _interval(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
     earlier = dict((le, count) for le, count in before["latency"])
     latency = [[le, count - earlier.get(le, 0.0)] for le, count in now["latency"]]
     restarted = requests < 0  # the server restarted between the readings: its counters began again
+    cpu = (now["cpu_seconds"] - before["cpu_seconds"]) / seconds if None not in (
+        now.get("cpu_seconds"), before.get("cpu_seconds")) and not restarted else None  # fmt: skip
     return {
+        "cpu_cores": cpu,  # CPU seconds a second: cores kept busy
         "seconds": seconds,
         "requests_per_s": None if restarted else requests / seconds,
         "errors_per_s": None if restarted else errors / seconds,

@@ -315,7 +315,7 @@ const studio = (() => {
   // Watched servers: every 2 s, the rates and latency percentiles since the reading before, and the batch sizes.
   function servingCharts(count) {
     for (let i = 0; i < count; i++) {
-      const t = [], rates = [[], [], []], latency = [[], [], []];
+      const t = [], rates = [[], [], []], latency = [[], [], []], cpu = [], memory = [];
       let plots = null;
       const facts = document.getElementById(`server-${i}-facts`);
       const started = Date.now() / 1000;
@@ -336,6 +336,8 @@ const studio = (() => {
             chart("requests and errors per second", [], [[], [], []], ["requests/s", "errors/s", "rows/s"], "seconds", `server-${i}-charts`),
             chart("latency (ms), each interval", [], [[], [], []], ["p50", "p95", "p99"], "seconds", `server-${i}-charts`),
             chart("rows per batch (batches)", sizes.map(([le]) => le), [counts], ["batches"], "at most rows", `server-${i}-charts`, true),
+            chart("server process: CPU cores busy", [], [[]], ["cores"], "seconds", `server-${i}-charts`),
+            chart("server process: resident memory (MB)", [], [[]], ["MB"], "seconds", `server-${i}-charts`),
           ];
         }
         const iv = reading.interval;
@@ -343,8 +345,12 @@ const studio = (() => {
           t.push(Math.round(s.time - started));
           [iv.requests_per_s, iv.errors_per_s, iv.rows_per_s].forEach((v, k) => rates[k].push(v));
           [iv.p50, iv.p95, iv.p99].forEach((v, k) => latency[k].push(v === null ? null : v * 1000));
+          cpu.push(iv.cpu_cores);
+          memory.push(s.memory_bytes === null ? null : s.memory_bytes / 1e6);
           plots[0].setData([t.slice(), ...rates.map((r) => r.slice())]);
           plots[1].setData([t.slice(), ...latency.map((r) => r.slice())]);
+          plots[3].setData([t.slice(), cpu.slice()]);
+          plots[4].setData([t.slice(), memory.slice()]);
         }
         plots[2].setData([sizes.map(([le]) => le), counts]);
       }
