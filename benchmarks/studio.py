@@ -1,5 +1,5 @@
 """Claim: the studio's first pages stay under 1 s at scale: a folder of 1,000 runs (each with 30 epochs of
-metrics) and a study of 5,000 trials, first page cold (a new studio: nothing read yet) and warm (asked again:
+metrics and of weight histograms for 12 layers) and a study of 5,000 trials over two parameters, first page cold (a new studio: nothing read yet) and warm (asked again:
 a run's summary is kept until its files change; a study's journal is read on from where it stopped). The
 pages are served in-process (Starlette's test client), as a browser asks for them.
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -28,11 +29,22 @@ def make_runs(root: Path, runs: int, epochs: int) -> None:
         lines = [json.dumps({"epoch": e, "train_loss": 1 / e, "lr": 0.01, "val_loss": 1.1 / e, "val_accuracy": 0.5 + e / 100})
                  for e in range(1, epochs + 1)]  # fmt: skip
         (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+        (folder / "weights.jsonl").write_text("".join(weights_line(e) for e in range(1, epochs + 1)))
         if r % 2 == 0:
             (folder / "package").mkdir()
             (folder / "package" / "package.json").write_text(
                 json.dumps({"task": "classification", "metrics": {"test": {"accuracy": 0.9}}})
             )
+
+
+def weights_line(epoch: int, layers: int = 12, bins: int = 32) -> str:
+    """An epoch's histograms as the trainer writes them (a bell of counts between -1 and 1 per layer)."""
+    counts = [int(1000 * math.exp(-(((b - bins / 2) / (bins / 6)) ** 2))) for b in range(bins)]
+    entry = {"shape": [64, 64], "min": -1.0 / epoch, "max": 1.0 / epoch, "counts": counts, "mean": 0.0, "std": 0.3,
+             "norm": 20.0, "grad_norm": 0.5 / epoch}  # fmt: skip
+    return (
+        json.dumps({"epoch": epoch, "bins": bins, "layers": {f"layer{k}.weight": entry for k in range(layers)}}) + "\n"
+    )
 
 
 def make_study(root: Path, trials: int) -> str:
@@ -45,7 +57,8 @@ def make_study(root: Path, trials: int) -> str:
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / "study.journal")))
     study = optuna.create_study(storage=storage, study_name="big-0", direction="maximize",
                                 sampler=optuna.samplers.RandomSampler(seed=0))  # fmt: skip
-    study.optimize(lambda t: t.suggest_float("lr", 1e-4, 0.1, log=True) * 5, n_trials=trials)
+    study.optimize(lambda t: t.suggest_float("lr", 1e-4, 0.1, log=True) * 5 + 0.01 * t.suggest_int("layers", 1, 4),
+                   n_trials=trials)  # fmt: skip
     return "big/tune-20260101-000000"
 
 
@@ -79,9 +92,13 @@ def main() -> None:
         for name, url in (("runs, first page", "/"), ("runs API, sorted by test metric", "/api/runs?sort=test"),
                           ("a run's page", "/runs/run00/20260101-000000"),
                           ("a run's curves", "/api/runs/run00/20260101-000000/curves"),
+                          ("a run's weights", "/api/runs/run00/20260101-000000/weights"),
                           ("study, first page of trials", f"/studies/{study}"),
                           ("study, sorted by value", f"/api/studies/{study}?sort=value"),
-                          ("study history", f"/api/studies/{study}/history"), ("studies", "/studies")):  # fmt: skip
+                          ("study history", f"/api/studies/{study}/history"),
+                          ("study parallel coordinates", f"/api/studies/{study}/parameters"),
+                          ("study parameter importance", f"/api/studies/{study}/importance"),
+                          ("studies", "/studies")):  # fmt: skip
             cold_client = TestClient(create_app(root), base_url="http://127.0.0.1")
             started = time.perf_counter()
             assert cold_client.get(url).status_code == 200

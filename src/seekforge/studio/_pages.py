@@ -239,7 +239,8 @@ def study_page(view: dict[str, Any], *, sort: str, order: str, report: bool) -> 
     link_report = f'<p><a href="/studies/{escape(study["id"])}/report">the study\'s report</a></p>' if report else ""
     body = (
         f"<h1>{escape(study['name'])} <small>{escape(study['stamp'])}</small></h1>{facts}{link_report}"
-        '<section id="charts"></section><h2>Trials</h2><table class="runs"><thead><tr>'
+        '<section id="charts"></section><section id="importance" class="charts"></section><h2>Trials</h2>'
+        '<table class="runs"><thead><tr>'
         f"{head}<th>epochs</th><th>parameters</th></tr></thead><tbody>{rows}</tbody></table>"
         f'<p class="pages"><span>{shown}</span> {" ".join(pages)}</p>'
     )

@@ -254,8 +254,9 @@ const studio = (() => {
     const pairs = Object.entries(found.importance).sort((a, b) => b[1] - a[1]);
     if (!pairs.length) return;
     const names = pairs.map(([n]) => n);
+    document.getElementById("importance").replaceChildren();
     chart(`parameter importance (fANOVA, ${found.trials} complete trials)`, names.map((_, i) => i), [pairs.map(([, v]) => v)],
-          ["importance"], "parameter", "charts", true, {
+          ["importance"], "parameter", "importance", true, {
             axes: [named(names, "parameter"), {}], scales: { x: { time: false, range: [-0.5, names.length - 0.5] } },
           });
   }
@@ -293,14 +294,15 @@ const studio = (() => {
   // A study: the value of each complete trial and the best so far, parameter importance, parallel
   // coordinates, the learning curves of the trials shown; read again every 5 s while it runs.
   async function studyCharts(id, intermediate, direction, live) {
+    let weighing = false;  // fANOVA takes a while on a large study: its chart comes when it is ready
     async function draw() {
-      const [h, p, imp] = await Promise.all([
-        json(`/api/studies/${path(id)}/history`), json(`/api/studies/${path(id)}/parameters`),
-        json(`/api/studies/${path(id)}/importance`),
-      ]);
+      if (!weighing) {
+        weighing = true;
+        json(`/api/studies/${path(id)}/importance`).then(importanceChart).finally(() => { weighing = false; });
+      }
+      const [h, p] = await Promise.all([json(`/api/studies/${path(id)}/history`), json(`/api/studies/${path(id)}/parameters`)]);
       document.getElementById("charts").replaceChildren();
       if (h.number.length) chart("optimisation history", h.number, [h.value, h.best], ["trial value", "best so far"], "trial");
-      importanceChart(imp);
       parallelChart(p, direction);
       const trials = Object.keys(intermediate);
       if (!trials.length) return;
