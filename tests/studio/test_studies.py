@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,11 @@ def test_a_study_shows_its_trials_best_value_and_history_without_writing(tmp_pat
     assert not list(folder.glob("*.lock"))
 
 
-def test_parameter_importance_and_parallel_coordinates_follow_the_trials(tmp_path: Path) -> None:
+def test_parameter_importance_and_parallel_coordinates_follow_the_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seekforge.studio import _studies
+
     root = tmp_path / "runs"
     folder = write_study(root, "tiny", "tune-20260101-000000", trials=30)
     client = studio_client(create_app(root))
@@ -91,8 +96,16 @@ def test_parameter_importance_and_parallel_coordinates_follow_the_trials(tmp_pat
     expected = optuna.importance.get_param_importances(
         study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
     )
-    assert found["trials"] == 24 and found["importance"] == pytest.approx(dict(expected))
+    assert (
+        found["trials"] == 24 and found["method"] == "fANOVA" and found["importance"] == pytest.approx(dict(expected))
+    )
     assert found["importance"]["train.lr"] > 0.9 > found["importance"]["model.activation"]  # the value follows lr only
+    monkeypatch.setattr(_studies, "FANOVA_TRIALS", 10)  # a large study: PED-ANOVA
+    fast = studio_client(create_app(root)).get("/api/studies/tiny/tune-20260101-000000/importance").json()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ped = optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    assert fast["method"] == "PED-ANOVA" and fast["importance"] == pytest.approx(dict(ped))
     shown = client.get("/api/studies/tiny/tune-20260101-000000/parameters", params={"limit": 10}).json()
     assert shown["axes"] == ["train.lr", "model.activation", "value"] and shown["complete"] == 24
     assert len(shown["numbers"]) == 10 and study.best_trial.number in shown["numbers"]  # the best tenth kept

@@ -255,7 +255,7 @@ const studio = (() => {
     if (!pairs.length) return;
     const names = pairs.map(([n]) => n);
     document.getElementById("importance").replaceChildren();
-    chart(`parameter importance (fANOVA, ${found.trials} complete trials)`, names.map((_, i) => i), [pairs.map(([, v]) => v)],
+    chart(`parameter importance (${found.method}, ${found.trials} complete trials)`, names.map((_, i) => i), [pairs.map(([, v]) => v)],
           ["importance"], "parameter", "importance", true, {
             axes: [named(names, "parameter"), {}], scales: { x: { time: false, range: [-0.5, names.length - 0.5] } },
           });
