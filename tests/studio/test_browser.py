@@ -152,7 +152,7 @@ def test_studies_and_packages_pages_load(studio: tuple[str, Path, Any]) -> None:
     assert len(browser.find_elements("css selector", "tr[data-trial]")) == 40 or "1–50" not in browser.page_source
     _open(browser, url + "/packages", "packages")
     assert "digits/20260101-100000/package" in browser.find_element("css selector", "table.runs").text
-    _open(browser, url + "/packages/digits/20260101-100000/package", "package")
+    _open(browser, url + "/packages/digits/20260101-100000/package")
     assert "accuracy 0.9861" in browser.page_source
 
 
@@ -194,12 +194,16 @@ def test_serving_and_drift_pages_read_a_running_server_and_its_log(served_packag
             assert "drifted" not in rows["x2"].find_elements("css selector", "td")[1].get_attribute("class")
             from seekforge.registry import Registry
 
+            run = tmp_path / "tabular" / "20260101-000000"
+            shutil.copytree(served_package.parent, run)
             registry = Registry(tmp_path / "registry.db")  # where the studio looks by default: in its runs folder
-            registry.promote(registry.names()[0] if registry.names() else "tabular", registry.register(served_package,
-                             name="tabular"))  # fmt: skip
+            registry.promote("tabular", registry.register(run / "package", name="tabular"))
             _open(browser, found.group(0) + "/registry", "registry")
             version = browser.find_element("css selector", "#tabular tr[data-version='1']").text
-            assert "champion" in version and str(served_package.resolve()) in version
+            assert "champion" in version and "tabular/20260101-000000/package" in version
+            _open(browser, found.group(0) + "/packages/tabular/20260101-000000/package", "package")
+            nodes = [n.text.split("\n")[0] for n in browser.find_elements("css selector", "ol.flow .node")]
+            assert nodes == ["DATA", "RUN", "TRAINED", "EXPORTS", "REGISTRY"], nodes
         finally:
             browser.quit()
             proc.terminate()

@@ -297,7 +297,7 @@ def _flow(lineage: list[dict[str, Any]], exports: dict[str, Any], registered: li
         )
         made = {"compress": "compressed", "optimize": "optimised"}.get(str(step.get("made")), "trained")
         headline = {k: v for k, v in mapping(step["test"]).items() if k != "rows" and _is_number(v)}
-        nodes.append(f'<li class="node package"><b>{made}</b>{where}<small>{escape(str(step["name"]))} '
+        nodes.append(f'<li class="node package"><b>{made}</b>{where}<small>{escape(str(step.get("name") or ""))} '
                      f"{_metric(dict(list(headline.items())[:1]))}</small></li>")  # fmt: skip
     if exports:
         shown = "".join(
