@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -66,6 +67,9 @@ def test_loss_goes_down_and_metrics_are_logged(tmp_path: Path) -> None:
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5, 6]
     assert result.steps == 6 * 13
+    if sys.platform != "win32":  # the process's peak resident memory, never shrinking
+        peaks = [json.loads(line)["peak_rss_mb"] for line in lines]
+        assert peaks == sorted(peaks) and peaks[0] > 50
 
 
 def test_same_seed_same_weights(tmp_path: Path) -> None:

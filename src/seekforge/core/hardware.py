@@ -192,6 +192,17 @@ def _memory_bytes() -> int | None:
         return None
 
 
+def peak_rss_mb() -> float | None:
+    """The most resident memory this process has held so far, in MB; None where the OS does not say
+    (Windows has no ``resource`` module)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
+    return peak / (1 << 20) if platform.system() == "Darwin" else peak / 1024
+
+
 def _gpus() -> tuple[str, ...]:
     """CUDA devices, asked of torch only where it is installed (the runtime install has none)."""
     if importlib.util.find_spec("torch") is None:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seekforge.core.errors import CheckpointError, ConfigError, PackageError, TrainingInterrupted
-from seekforge.core.hardware import hardware
+from seekforge.core.hardware import hardware, peak_rss_mb
 from seekforge.core.io import atomic_path, write_text_atomic
 from seekforge.core.metrics import classification_metrics, lower_is_better, regression_metrics
 from seekforge.core.progress import console, labelled, make_progress
@@ -59,8 +59,9 @@ EPOCH_CHECKPOINT_SECONDS = 30.0
 LOG_SECONDS = 30.0  # without a progress bar (logs, CI), a status line with ETA this often
 #: without clipping (which measures it anyway), the gradient norm is measured every this many steps
 GRAD_NORM_EVERY = 8
-#: fields of an epoch's record that measure time, not training: they differ between two identical runs
-TIMING_KEYS = ("rows_per_s",)
+#: fields of an epoch's record that measure the machine (time, memory), not training: they differ between
+#: two identical runs
+TIMING_KEYS = ("rows_per_s", "peak_rss_mb")
 
 
 @dataclass
@@ -377,6 +378,9 @@ class Trainer:
                     seconds = time.perf_counter() - epoch_began
                     if seconds > 0 and micro_per_epoch > first_micro:  # training rows a second, this process
                         record["rows_per_s"] = (bounds[micro_per_epoch] - bounds[first_micro]) / seconds
+                    peak = peak_rss_mb()
+                    if peak is not None:  # this process's peak resident memory so far
+                        record["peak_rss_mb"] = round(peak, 1)
                     if cfg.progressive is not None:
                         record["train_rows"] = rows
                     if chosen is not None:

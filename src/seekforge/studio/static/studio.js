@@ -9,6 +9,7 @@ const studio = (() => {
     if (name === "lr") return "learning rate";
     if (name === "grad_norm") return "gradient norm (before clipping)";
     if (name === "rows_per_s") return "throughput (training rows/s)";
+    if (name === "peak_rss_mb") return "memory (peak resident MB, this process)";
     if (name.startsWith("val_")) return "validation metrics";
     return name;
   }
