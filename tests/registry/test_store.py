@@ -95,12 +95,13 @@ def test_a_read_only_registry_never_writes(packages: list[Path], tmp_path: Path)
     with pytest.raises(RegistryUnavailable, match="cannot be opened"):
         Registry(missing, read_only=True)
     assert not missing.parent.exists()  # nothing made on the way
-    Registry(tmp_path / "registry.db").register(packages[0])
-    reader = Registry(tmp_path / "registry.db", read_only=True)
+    odd = tmp_path / "a ?#% folder" / "registry.db"  # characters a SQLite URI would misread unencoded
+    Registry(odd).register(packages[0])
+    reader = Registry(odd, read_only=True)
     (name,) = reader.names()
     assert [v.version for v in reader.versions_of(name)] == [1]
     with pytest.raises(ConfigError, match="opened read-only"):
         reader.register(packages[1])
     with pytest.raises(ConfigError, match="opened read-only"):
         reader.promote(name, 1)
-    assert len(Registry(tmp_path / "registry.db").versions_of(name)) == 1
+    assert len(Registry(odd).versions_of(name)) == 1 and not (tmp_path / "a ").exists()

@@ -85,7 +85,7 @@ def test_a_study_shows_its_trials_best_value_and_history_without_writing(tmp_pat
 def test_parameter_importance_and_parallel_coordinates_follow_the_trials(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from seekforge.studio import _studies
+    from seekforge.tune import _importance
 
     root = tmp_path / "runs"
     folder = write_study(root, "tiny", "tune-20260101-000000", trials=30)
@@ -100,7 +100,7 @@ def test_parameter_importance_and_parallel_coordinates_follow_the_trials(
         found["trials"] == 24 and found["method"] == "fANOVA" and found["importance"] == pytest.approx(dict(expected))
     )
     assert found["importance"]["train.lr"] > 0.9 > found["importance"]["model.activation"]  # the value follows lr only
-    monkeypatch.setattr(_studies, "FANOVA_TRIALS", 10)  # a large study: PED-ANOVA
+    monkeypatch.setattr(_importance, "FANOVA_TRIALS", 10)  # a large study: PED-ANOVA
     fast = studio_client(create_app(root)).get("/api/studies/tiny/tune-20260101-000000/importance").json()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

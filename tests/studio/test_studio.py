@@ -102,12 +102,19 @@ def test_a_runs_curves_and_recipe_are_the_files_own(runs: Path) -> None:
     assert "-  type: mlp" in diff and "+  type: cnn" in diff
 
 
-def test_no_route_answers_500_and_none_leaves_the_folder(runs: Path) -> None:
-    (runs / "registry.db").write_text("not a database")
+def test_no_route_answers_500_and_none_leaves_the_folder(runs: Path, own_registry: Path) -> None:
+    own_registry.write_text("not a database")
     (runs / "delta" / "20260105-000000" / "weights.jsonl").write_text(
         '{"epoch": 1, "layers": {"a": 3, "b": {"counts": "x", "min": null}, "c": {"counts": [1, -2], "min": 0, "max": 1}}}\n'
         '{"epoch": "two", "layers": {"a": {"shape": 1}}}\n[1, 2]\n'
     )
+    damaged = write_run(runs, "zeta", "20260107-000000", test=0.5) / "package"
+    (damaged / "package.json").write_text(json.dumps({
+        "name": 3, "inputs": 5, "files": 2, "lineage": [], "compress": {"variants": 3, "selected": None},
+        "exports": {"onnx": {"parity": {"failures": 7, "rows": "x"}}, "bad": 4}}))  # fmt: skip
+    (damaged.parent / "explain").mkdir()
+    (damaged.parent / "explain" / "explanation.json").write_text(json.dumps(
+        {"package": str(damaged), "rows": 3, "completeness": [], "faithfulness": 2, "importance": {"a": "x"}}))  # fmt: skip
     client = studio_client(create_app(runs), raise_server_exceptions=False)
     assert "cannot be opened" in client.get("/registry").text
     index = client.get("/", params={"limit": 500}).text
@@ -117,9 +124,13 @@ def test_no_route_answers_500_and_none_leaves_the_folder(runs: Path) -> None:
     routes += [f"/runs/{i}/report" for i in ids] + [f"/api/runs/{i}/weights" for i in ids]
     routes += [f"/api/runs/{i}/weights?layer={layer}&epoch=1" for i in ids for layer in ("a", "b", "c", "zz")]
     routes += ["/registry", "/api/registry"]
+    for package in client.get("/api/packages").json()["packages"]:
+        routes += [f"/packages/{package['id']}", f"/api/packages/{package['id']}", f"/api/inside/{package['id']}"]
+        routes += [f"/packages/{package['id']}/explain/report"]
+    assert "/packages/zeta/20260107-000000/package" in routes
     for url in sorted(links | set(routes)):
         answer = client.get(url.replace("&amp;", "&"))
-        assert answer.status_code in (200, 404), (url, answer.status_code, answer.text[:200])
+        assert answer.status_code in (200, 404, 422), (url, answer.status_code, answer.text[:200])
     for url in ("/api/runs/../notes.txt", "/runs/alpha/..", "/api/runs/alpha/%2e%2e/curves", "/runs/x/y",
                 "/compare?ids=alpha/20260101-000000", "/compare?ids=a/b,c/d", "/api/runs?limit=0"):  # fmt: skip
         assert client.get(url).status_code in (404, 422), url
@@ -238,7 +249,7 @@ def test_a_draft_recipe_is_checked_field_by_field_and_data_stays_under_its_folde
 
 
 def test_the_registry_is_read_without_a_lock_and_shown_beside_runs_and_packages(
-    served_package: Path, tmp_path: Path
+    served_package: Path, tmp_path: Path, own_registry: Path
 ) -> None:
     import shutil
     import sqlite3
@@ -247,15 +258,15 @@ def test_the_registry_is_read_without_a_lock_and_shown_beside_runs_and_packages(
 
     runs = tmp_path / "runs"
     client = studio_client(create_app(runs))
-    assert "no registry at" in client.get("/registry").text and not (runs / "registry.db").exists()  # not made
+    assert "no registry at" in client.get("/registry").text and not own_registry.exists()  # not made
     run = runs / "credit" / "20260101-000000"
     shutil.copytree(served_package.parent, run)
-    registry = Registry(runs / "registry.db")
+    registry = Registry(own_registry)  # where the studio finds it: $SEEKFORGE_REGISTRY
     name = registry.names()[0] if registry.names() else None
     version = registry.register(run / "package", name="credit")
     registry.promote("credit", version)
     assert name is None and version == 1
-    database = runs / "registry.db"
+    database = own_registry
     before = (database.read_bytes(), database.stat().st_mtime_ns)
     writer = sqlite3.connect(database)
     writer.execute("BEGIN IMMEDIATE")  # a promotion in progress holds the write lock
@@ -330,8 +341,16 @@ def test_a_runs_weights_are_read_as_they_grow_with_quantiles_from_their_histogra
     assert grown["epochs"] == [1, 2, 3, 4] and grown["layer"] == "encoder.bias" and grown["histogram"]["epoch"] == 1
     assert grown["quantiles"]["p50"][2] is None and grown["grad_norm"][2] is None  # epoch 3 recorded no layer
     assert sum(grown["histogram"]["counts"]) == pytest.approx(40) and "first" not in grown["histogram"]
-    (folder / "weights.jsonl").write_text(line(1, 1.0))  # a resumed run cut it back
+    later = client.get("/api/runs/gamma/20260104-000000/weights", params={"epoch": 100}).json()
+    assert later["histogram"]["epoch"] == 4  # an epoch not recorded: the last one recorded before it
+    (folder / "weights.jsonl").write_text(line(1, 1.0))  # cut back in place
     assert client.get("/api/runs/gamma/20260104-000000/weights").json()["epochs"] == [1]
+    replaced = folder / "weights.tmp"  # a resumed run: cut back atomically (a new file), then grown past the old
+    replaced.write_text(line(1, 5.0) + line(2, 5.0) + line(3, 5.0) + line(4, 5.0) + line(5, 5.0))
+    os.replace(replaced, folder / "weights.jsonl")
+    again = client.get("/api/runs/gamma/20260104-000000/weights").json()
+    assert again["epochs"] == [1, 2, 3, 4, 5] and again["bad_lines"] == 0
+    assert again["quantiles"]["p95"][0] == pytest.approx(np.percentile(expected[1], 95), abs=1.0)  # the new values
     assert client.get("/api/runs/alpha/20260101-000000/weights").json() == {"layers": [], "bad_lines": 0}
     assert 'id="weights"' in client.get("/runs/gamma/20260104-000000").text
 

@@ -32,6 +32,7 @@ class Inside:
     label: Any
     scores: list[float]
     tokens: list[str] | None = None
+    tokens_total: int | None = None  # the row's tokens, of which the first MAX_TOKENS are shown
     attention: list[np.ndarray] = field(default_factory=list)  # per layer [heads, tokens, tokens]
     image: np.ndarray | None = None  # [height, width, channels], 0..1
     feature_maps: list[np.ndarray] = field(default_factory=list)  # per block [channels, height, width]
@@ -43,6 +44,7 @@ class Inside:
         return {
             "row": self.row, "rows": self.rows, "kind": self.kind, "prediction": self.prediction,
             "label": self.label, "scores": [round(s, digits) for s in self.scores], "tokens": self.tokens,
+            "tokens_total": self.tokens_total,
             "attention": [values(a) for a in self.attention],
             "image": values(self.image) if self.image is not None else None,
             "feature_maps": [values(m) for m in self.feature_maps],
@@ -73,10 +75,12 @@ def look_inside(model: ExplainedModel, row: int) -> Inside:
         label = model.classes[int(target.reshape(-1)[0])]
     found = Inside(row, len(samples), model.kind, model.labels(scores)[0], label, scores[0].tolist())
     if model.kind == "text" and hasattr(model.model, "attention_maps"):
-        length = min(max(int(batch["attention_mask"][0].sum()), 1), MAX_TOKENS)
-        short = {k: batch[k][:, :length] for k in ("input_ids", "attention_mask")}
-        found.tokens = _text.encoder_of(model).tokens(short["input_ids"][0].tolist())
-        found.attention = _text.attention(model, short, 0)
+        # the whole row, as the prediction read it; the maps and tokens shown are its first MAX_TOKENS
+        length = max(int(batch["attention_mask"][0].sum()), 1)
+        ids = batch["input_ids"][0, : min(length, MAX_TOKENS)].tolist()
+        found.tokens = _text.encoder_of(model).tokens(ids)
+        found.tokens_total = length
+        found.attention = [layer[:, :MAX_TOKENS, :MAX_TOKENS] for layer in _text.attention(model, batch, 0)]
     elif model.kind == "image":
         image = batch["image"][0].float()
         shown = _fit(image)

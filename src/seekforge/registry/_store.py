@@ -6,12 +6,14 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, PackageError, SeekforgeError
@@ -94,16 +96,26 @@ class Registry:
     """
 
     def __init__(self, where: str | Path = DEFAULT, *, read_only: bool = False) -> None:
-        """With ``read_only``, nothing is ever written: a SQLite file is opened read-only (no lock a writer
-        would wait on; it must exist), the tables are not created, and every write is refused."""
+        """With ``read_only``, nothing is ever written: a SQLite file is opened in SQLite's read-only mode (it
+        must exist; in WAL mode, which the registry sets, a reader never holds a writer up), a PostgreSQL one
+        in read-only transactions, the tables are not created, and every write is refused."""
         sa = require("sqlalchemy", purpose="The model registry")
         self.url = _url(where)
         self.read_only = read_only
-        connect = self.url
-        if self.url.startswith("sqlite:///") and read_only:
-            connect = f"sqlite:///file:{self.url.removeprefix('sqlite:///')}?mode=ro&uri=true"
-        elif self.url.startswith("sqlite:///"):
-            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        parsed = sa.engine.make_url(self.url) if "://" in str(where) else None
+        sqlite = parsed is None or parsed.get_backend_name() == "sqlite"
+        file = Path(where) if parsed is None else Path(parsed.database) if sqlite and parsed.database not in (
+            None, "", ":memory:") else None  # fmt: skip
+        options: dict[str, Any] = {}
+        if file is not None:  # opened as it is named ('?', '#', '%' and all), not read back from a URL
+            path = file.resolve()
+            if not read_only:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            target, uri = (f"file:{quote(str(path))}?mode=ro", True) if read_only else (str(path), False)
+            options["creator"] = lambda: sqlite3.connect(target, uri=uri, timeout=10, check_same_thread=False)
+            options["poolclass"] = sa.pool.QueuePool
+        elif read_only and parsed is not None and parsed.get_backend_name() == "postgresql":
+            options["execution_options"] = {"postgresql_readonly": True}
         self._sa = sa
         meta = sa.MetaData()
         self.versions = sa.Table(
@@ -137,10 +149,10 @@ class Registry:
             sa.Column("detail", sa.Text, nullable=False),
         )  # fmt: skip
         try:
-            self.engine = sa.create_engine(
-                connect, connect_args={"timeout": 10} if self.url.startswith("sqlite") else {}
-            )
-            if self.url.startswith("sqlite"):
+            connect_args = {"timeout": 10} if sqlite and "creator" not in options else {}
+            self.engine = sa.create_engine("sqlite://" if file is not None else self.url, connect_args=connect_args,
+                                           **options)  # fmt: skip
+            if sqlite:
                 sa.event.listen(self.engine, "connect", _sqlite_reader if read_only else _sqlite_pragmas)
             if read_only:
                 with self.engine.connect() as connection:  # opens now: a missing file or server is said here

@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from seekforge.core.api_keys import api_key_of, key_accepted
 from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, SeekforgeError
+from seekforge.core.prediction_log import json_safe
+from seekforge.registry import location
 from seekforge.studio import _pages
 from seekforge.studio._drift import LogWatch
 from seekforge.studio._inside import Insides, explanation_of, looks_inside
@@ -53,7 +55,8 @@ def create_app(
     """The studio over the run folders under ``runs``, and the running servers at ``servers`` (URLs; read with
     ``server_key`` where they need one); with ``api_keys``, every route but the sign-in page needs one of
     them (``x-api-key``, ``Authorization: Bearer``, or the cookie the sign-in page sets). The model registry
-    is ``registry``, else ``$SEEKFORGE_REGISTRY``, else ``registry.db`` in ``runs``, opened read-only."""
+    is ``registry``, else ``$SEEKFORGE_REGISTRY``, else ``runs/registry.db`` (as the other commands find it),
+    opened read-only."""
     require("fastapi", purpose="seekforge studio")
     from fastapi import FastAPI, HTTPException, Query, Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
@@ -64,7 +67,7 @@ def create_app(
     packages = PackageIndex(runs)
     weights = WeightLogs()
     insides = Insides()
-    registered = RegistryView(registry or os.environ.get("SEEKFORGE_REGISTRY") or runs / "registry.db")
+    registered = RegistryView(location(registry))  # as every other command finds it
     watches = [ServerWatch(url, api_key=server_key) for url in servers]
     logs = [LogWatch(Path(log)) for log in logs]
     data_root = data_root or Path.cwd()  # data files a page may preview or run on are under it
@@ -133,7 +136,7 @@ def create_app(
                     points: int = Query(200, ge=2, le=5000)) -> Any:  # fmt: skip
         """A layer's weight distribution by epoch (quantiles), its gradient norm, and its histogram at
         ``epoch`` (default: the last) beside the first epoch's; the layers the run records."""
-        return weights.view(run_folder(name, stamp), layer=layer, epoch=epoch, points=points)
+        return json_safe(weights.view(run_folder(name, stamp), layer=layer, epoch=epoch, points=points))
 
     @app.get("/api/runs/{name}/{stamp}/events")
     async def api_events(request: Request, name: str, stamp: str, since: int = Query(0, ge=0)) -> Any:
@@ -209,12 +212,17 @@ def create_app(
             raise HTTPException(404, f"no study {name}/{stamp} under {runs}")
         return folder
 
-    def reachable(name: str, stamp: str) -> Path:
+    def reachable(name: str, stamp: str) -> tuple[Path, Any, list[dict[str, Any]]]:
+        """The study's folder, summary and trials; 503 when its storage cannot be read (now or already)."""
         folder = study_folder(name, stamp)
         summary = studies.summary(folder)
-        if summary.status == "unreachable":
-            raise HTTPException(503, f"the study's storage cannot be read: {summary.problem}")
-        return folder
+        try:
+            if summary.status == "unreachable":
+                raise LookupError(summary.problem)
+            trials = studies.trials(folder)[0]
+        except Exception as exc:  # the storage went away between the two readings
+            raise HTTPException(503, f"the study's storage cannot be read: {exc}") from None
+        return folder, summary, trials
 
     def study_view(name: str, stamp: str, offset: int, limit: int, sort: str, order: str) -> dict[str, Any]:
         if sort not in TRIAL_SORTS:
@@ -240,20 +248,23 @@ def create_app(
     @app.get("/api/studies/{name}/{stamp}/history")
     def api_history(name: str, stamp: str, points: int = Query(2000, ge=2, le=100_000)) -> Any:
         """Each complete trial's value and the best so far, by trial number."""
-        folder = reachable(name, stamp)
-        return history(studies.trials(folder)[0], studies.summary(folder).direction, points=points)
+        _, summary, trials = reachable(name, stamp)
+        return {**history(trials, summary.direction, points=points), "status": summary.status}
 
     @app.get("/api/studies/{name}/{stamp}/parameters")
     def api_parameters(name: str, stamp: str, limit: int = Query(300, ge=10, le=5000)) -> Any:
         """The complete trials' parameters and values placed on parallel axes (at most ``limit`` trials)."""
-        folder = reachable(name, stamp)
-        return parameters(studies.trials(folder)[0], studies.summary(folder).direction, limit=limit)
+        _, summary, trials = reachable(name, stamp)
+        return parameters(trials, summary.direction, limit=limit)
 
     @app.get("/api/studies/{name}/{stamp}/importance")
     async def api_importance(name: str, stamp: str) -> Any:
-        """Each parameter's importance (fANOVA) over the trials complete so far."""
-        folder = reachable(name, stamp)
-        return await asyncio.to_thread(studies.importance, folder)
+        """Each parameter's importance over the trials complete so far, as the study's report weighs it."""
+        folder, _, _ = await asyncio.to_thread(reachable, name, stamp)
+        try:
+            return await asyncio.to_thread(studies.importance, folder)
+        except Exception as exc:  # the storage went away, or a damaged trial Optuna will not take
+            raise HTTPException(503, f"cannot weigh the study's parameters: {type(exc).__name__}: {exc}") from None
 
     @app.get("/studies", response_class=HTMLResponse)
     def studies_page() -> Any:
@@ -300,9 +311,11 @@ def create_app(
         weights per layer and head or a CNN's feature maps per block (the model is loaded on first use)."""
         folder = package_folder(package_id)
         try:
-            return await asyncio.to_thread(insides.look, folder, row)
+            return json_safe(await asyncio.to_thread(insides.look, folder, row))  # a diverged model's NaN: null
         except SeekforgeError as exc:
             raise HTTPException(422, exc.message) from None
+        except Exception as exc:  # a damaged or vanished file of the package: said, never a 500
+            raise HTTPException(422, f"cannot run {package_id} on row {row}: {type(exc).__name__}: {exc}") from None
 
     @app.get("/packages/{package_id:path}/explain/report")
     def explanation_report(package_id: str) -> Any:

@@ -46,9 +46,9 @@ class Insides:
 def looks_inside(manifest: dict[str, Any]) -> bool:
     """Whether the package's model has something to show inside: one text or one image input, and
     held-out rows."""
-    kinds = [mapping(f).get("type") for f in manifest.get("inputs") or []]
-    files = manifest.get("files") or {}
-    return kinds in (["text"], ["image"]) and "samples.safetensors" in files
+    inputs, files = manifest.get("inputs"), manifest.get("files")
+    kinds = [mapping(f).get("type") for f in inputs] if isinstance(inputs, list) else []
+    return kinds in (["text"], ["image"]) and isinstance(files, dict) and "samples.safetensors" in files
 
 
 def explanation_of(folder: Path) -> tuple[Path, dict[str, Any]] | None:

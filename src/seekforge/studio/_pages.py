@@ -167,6 +167,11 @@ def signin_page(next_path: str, *, refused: bool = False) -> str:
     return _page("Sign in", body)
 
 
+def _listed(value: Any) -> list[Any]:
+    """``value`` when it is a list, else an empty one (a damaged file's field)."""
+    return value if isinstance(value, list) else []
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -314,7 +319,7 @@ def _flow(lineage: list[dict[str, Any]], exports: dict[str, Any], registered: li
 def _variants(manifest: dict[str, Any]) -> str:
     """The compression's variants (parent, pruned, student, QAT) with their figures, as ``compress`` measured."""
     record = mapping(manifest.get("compress"))
-    rows = [mapping(r) for r in record.get("variants") or [] if isinstance(r, dict)]
+    rows = [r for r in _listed(record.get("variants")) if isinstance(r, dict)]
     if not rows:
         return ""
     columns = list(dict.fromkeys(k for r in rows for k in r))
@@ -346,7 +351,9 @@ def package_page(summary: dict[str, Any], manifest: dict[str, Any], *, lineage: 
     for name, record in mapping(manifest.get("exports")).items():
         record = mapping(record)
         parity = mapping(record.get("parity"))
-        verdict = "passed" if parity.get("passed") else "failed: " + "; ".join(map(str, parity.get("failures") or []))
+        verdict = (
+            "passed" if parity.get("passed") else "failed: " + "; ".join(map(str, _listed(parity.get("failures"))))
+        )
         exports.append(
             f"<tr><td>{escape(name)}</td><td>{escape(str(record.get('format')))}</td>"
             f"<td>{escape(str(record.get('precision')))}</td><td>{escape(str(record.get('inputs', 'encoded')))}</td>"
@@ -355,7 +362,7 @@ def package_page(summary: dict[str, Any], manifest: dict[str, Any], *, lineage: 
             f'<td>{escape(verdict)}</td><td class="num">{_number(_megabytes(record.get("bytes")), " MB", 2)}</td></tr>'
         )
     inputs = "".join(f"<li><code>{escape(str(f.get('name')))}</code> {escape(str(f.get('type')))}</li>"
-                     for f in manifest.get("inputs") or [] if isinstance(f, dict))  # fmt: skip
+                     for f in _listed(manifest.get("inputs")) if isinstance(f, dict))  # fmt: skip
     link = f'<p><a href="/packages/{escape(summary["id"])}/report">the package\'s report</a></p>' if report else ""
     body = (
         f"<h1>{escape(summary['name'])} <small>{escape(summary['id'])}</small></h1>{facts}{link}"
@@ -391,7 +398,8 @@ def _explanation(package_id: str, found: dict[str, Any] | None) -> str:
     top = "".join(f'<tr><td>{escape(str(k))}</td><td class="num">{_number(v)}</td></tr>' for k, v in importance)
     return (
         f"<h2>Explanation</h2><dl><dt>method</dt><dd>{escape(str(found.get('method')))} "
-        f"({escape(str(found.get('kind')))}, {len(found.get('rows') or [])} rows)</dd><dt>explains</dt>"
+        f"({escape(str(found.get('kind')))}, {len(_listed(found.get('rows')))} rows)"
+        "</dd><dt>explains</dt>"
         f"<dd>{escape(str(found.get('output')))}</dd><dt>completeness</dt><dd>{checked}, max error "
         f"{_number(completeness.get('max_error'), digits=6)}</dd><dt>faithfulness</dt><dd>removing the top inputs "
         f"moves the output {_number(ratio, '×', 2)} as much as removing random ones</dd></dl>"

@@ -10,8 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-#: how long one reading of the registry serves the pages before it is read again
+from seekforge.core.prediction_log import json_safe
+
+#: how long one reading of the registry serves the pages before it is read again (one that failed: longer,
+#: so that a database server that is down does not hold every page up for its connection timeout)
 FRESH_SECONDS = 2.0
+FAILED_SECONDS = 15.0
 
 
 class RegistryView:
@@ -27,14 +31,15 @@ class RegistryView:
     def read(self) -> dict[str, Any]:
         """``{"where", "models": [{name, versions, history}], "problem"}`` (at most :data:`FRESH_SECONDS` old)."""
         with self._lock:
-            if self._read is not None and time.monotonic() - self._read[0] < FRESH_SECONDS:
-                return self._read[1]
-            found = self._fresh()
+            if self._read is not None:
+                fresh = FAILED_SECONDS if self._read[1]["problem"] else FRESH_SECONDS
+                if time.monotonic() - self._read[0] < fresh:
+                    return self._read[1]
+            found = json_safe(self._fresh())  # a metric stored as NaN reads as null
             self._read = (time.monotonic(), found)
             return found
 
     def _fresh(self) -> dict[str, Any]:
-        from seekforge.core.errors import SeekforgeError
         from seekforge.registry import Registry
 
         answer: dict[str, Any] = {"where": str(self.where), "models": [], "problem": None}
@@ -48,9 +53,12 @@ class RegistryView:
             for name in self._registry.names():
                 versions = [v.to_dict() for v in self._registry.versions_of(name)]
                 answer["models"].append({"name": name, "versions": versions, "history": self._registry.history(name)})
-        except (SeekforgeError, OSError, ImportError) as exc:
+        except Exception as exc:  # a damaged file or row, a server gone: shown on the page, never raised
             self._registry = None
-            answer["problem"] = getattr(exc, "message", None) or str(exc)
+            answer["models"] = []
+            answer["problem"] = (
+                getattr(exc, "message", None) or f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+            )
         return answer
 
     def by_package(self) -> dict[str, list[dict[str, Any]]]:

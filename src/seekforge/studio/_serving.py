@@ -105,9 +105,12 @@ def _interval(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
     errors = sum(now["errors"].values()) - sum(before["errors"].values())
     earlier = dict((le, count) for le, count in before["latency"])
     latency = [[le, count - earlier.get(le, 0.0)] for le, count in now["latency"]]
-    restarted = requests < 0  # the server restarted between the readings: its counters began again
-    cpu = (now["cpu_seconds"] - before["cpu_seconds"]) / seconds if None not in (
-        now.get("cpu_seconds"), before.get("cpu_seconds")) and not restarted else None  # fmt: skip
+    cpu = None
+    if now.get("cpu_seconds") is not None and before.get("cpu_seconds") is not None:
+        cpu = (now["cpu_seconds"] - before["cpu_seconds"]) / seconds
+    # the server restarted between the readings (even an idle one): its counters began again
+    restarted = requests < 0 or (cpu is not None and cpu < 0)
+    cpu = None if restarted else cpu
     return {
         "cpu_cores": cpu,  # CPU seconds a second: cores kept busy
         "seconds": seconds,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,6 @@ from seekforge.studio._files import mapping, read_yaml
 #: a study whose journal changed this recently and has no ``study.json`` yet is taken as running now
 RUNNING_SECONDS = 120.0
 TRIAL_SORTS = ("number", "value", "state", "duration")
-#: parameter importance by fANOVA up to this many complete trials, by PED-ANOVA past them
-FANOVA_TRIALS = 1000
 
 
 @dataclass(frozen=True)
@@ -50,6 +47,7 @@ class StudyIndex:
         self.root = root
         self._storages: dict[Path, tuple[Any, Any]] = {}
         self._importance: dict[Path, tuple[int, dict[str, Any]]] = {}
+        self._weighing: dict[Path, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def folders(self) -> list[Path]:
@@ -108,21 +106,30 @@ class StudyIndex:
             return storage.get_all_trials(study_id, deepcopy=False), list(storage.get_study_directions(study_id))
 
     def importance(self, folder: Path) -> dict[str, Any]:
-        """Each parameter's importance for the (first) objective over the complete trials so far, worked out
-        again only when more trials have completed: Optuna's fANOVA (seeded; what the study's report shows)
-        up to :data:`FANOVA_TRIALS` trials, its PED-ANOVA past them (fANOVA's forest takes 20 s at 5,000
-        trials on 2 cores; PED-ANOVA half a second)."""
-        frozen, directions = self.frozen(folder)
-        done = [t for t in frozen if t.state.name == "COMPLETE" and t.values and math.isfinite(t.values[0])]
+        """Each parameter's importance for the (first) objective over the complete trials so far, as the
+        study's report weighs it (:func:`seekforge.tune.param_importance`), worked out again only when more
+        trials have completed; one computation per study at a time (the others wait for its answer)."""
+        from seekforge.tune import param_importance
+
         with self._lock:
-            cached = self._importance.get(folder)
-        if cached is not None and cached[0] == len(done):
-            return cached[1]
-        method = "fANOVA" if len(done) <= FANOVA_TRIALS else "PED-ANOVA"
-        answer = {"trials": len(done), "method": method, "importance": _importance(done, directions, method)}
-        with self._lock:
-            self._importance[folder] = (len(done), answer)
-        return answer
+            working = self._weighing.setdefault(folder, threading.Lock())
+        with working:
+            frozen, directions = self.frozen(folder)
+            done = [t for t in frozen if t.state.name == "COMPLETE" and t.values and all(map(math.isfinite, t.values))]
+            with self._lock:
+                cached = self._importance.get(folder)
+            if cached is not None and cached[0] == len(done):
+                return cached[1]
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created in memory" line per reading
+            study = optuna.create_study(directions=directions or ["minimize"])
+            study.add_trials(done)
+            method, found = param_importance(study)
+            answer = {"trials": len(done), "method": method, "importance": found}
+            with self._lock:
+                self._importance[folder] = (len(done), answer)
+            return answer
 
     def _open(self, folder: Path) -> tuple[Any, Any]:
         with self._lock:
@@ -150,28 +157,6 @@ def trial_page(trials: list[dict[str, Any]], *, offset: int, limit: int, sort: s
 
     ordered = sorted(trials, key=key, reverse=sort != "value" and descending)
     return ordered[offset : offset + limit]
-
-
-def _importance(done: list[Any], directions: list[Any], method: str) -> dict[str, float]:
-    """``method``'s importances of ``done`` (complete FrozenTrials) in a study in memory; none for fewer
-    than 3 trials or parameters that never varied."""
-    if len(done) < 3 or not directions:
-        return {}
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created in memory" line per reading
-    study = optuna.create_study(directions=directions)
-    study.add_trials(done)
-    target = (lambda t: t.values[0]) if len(directions) > 1 else None
-    try:
-        with warnings.catch_warnings():  # few trials: fANOVA may find every parameter equally important
-            warnings.simplefilter("ignore", UserWarning)  # (and PED-ANOVA is marked experimental)
-            evaluator = (optuna.importance.FanovaImportanceEvaluator(seed=0) if method == "fANOVA"
-                         else optuna.importance.PedAnovaImportanceEvaluator())  # fmt: skip
-            found = optuna.importance.get_param_importances(study, evaluator=evaluator, target=target)
-    except (RuntimeError, ValueError):  # too few distinct values to attribute anything
-        return {}
-    return {k: float(v) for k, v in found.items()}
 
 
 def parameters(trials: list[dict[str, Any]], direction: str | None, *, limit: int = 300) -> dict[str, Any]:

@@ -3,11 +3,15 @@ trainer) read for the run's page: per layer, its distribution over epochs as qua
 histograms, its gradient norm and spread by epoch, and the histogram of one epoch beside the first one.
 
 The file is read incrementally: each read takes only the lines appended since the one before (a long run's
-file is not parsed again for every new epoch); a line that is not a JSON object is skipped and counted."""
+file is not parsed again for every new epoch); a file replaced (a resumed run cuts it back atomically: a new
+inode) or cut shorter is read again from its start; a line that is not an epoch's record is skipped and
+counted. The files of the last :data:`KEEP` runs looked at are kept parsed."""
 
 from __future__ import annotations
 
+import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,7 @@ from seekforge.studio._runs import parse_lines, stride
 
 FILE = "weights.jsonl"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+KEEP = 16
 
 
 class WeightLogs:
@@ -23,29 +28,32 @@ class WeightLogs:
     run's, is read again from the start)."""
 
     def __init__(self) -> None:
-        self._read: dict[Path, tuple[int, list[dict[str, Any]], int]] = {}  # offset, records, bad lines
+        # per file: its identity (device, inode), how far it was read, its records, its unreadable lines
+        self._read: OrderedDict[Path, tuple[tuple[int, int], int, list[dict[str, Any]], int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def records(self, run: Path) -> tuple[list[dict[str, Any]], int]:
         """The run's epoch records in order, and how many lines could not be read."""
         path = run / FILE
         with self._lock:
-            offset, records, bad = self._read.get(path, (0, [], 0))
+            identity, offset, records, bad = self._read.pop(path, ((-1, -1), 0, [], 0))
             try:
                 with open(path, "rb") as handle:
-                    size = handle.seek(0, 2)
-                    if size < offset:  # rewritten shorter
-                        offset, records, bad = 0, [], 0
+                    stat = os.fstat(handle.fileno())
+                    if (stat.st_dev, stat.st_ino) != identity or stat.st_size < offset:  # replaced or cut back
+                        identity, offset, records, bad = (stat.st_dev, stat.st_ino), 0, [], 0
                     handle.seek(offset)
-                    data = handle.read(size - offset)
+                    data = handle.read(stat.st_size - offset)
             except OSError:
-                self._read.pop(path, None)
                 return [], 0
             end = data.rfind(b"\n") + 1  # a last line still being written waits for its newline
             found, broken = parse_lines(data[:end].split(b"\n")[:-1])
-            records = [*records, *(r for r in found if isinstance(r.get("layers"), dict))]
-            bad += len(broken) + sum(not isinstance(r.get("layers"), dict) for r in found)
-            self._read[path] = (offset + end, records, bad)
+            kept = [r for r in found if isinstance(r.get("layers"), dict) and type(r.get("epoch")) is int]
+            records = [*records, *kept]
+            bad += len(broken) + len(found) - len(kept)
+            self._read[path] = (identity, offset + end, records, bad)
+            while len(self._read) > KEEP:
+                self._read.popitem(last=False)
             return records, bad
 
     def view(self, run: Path, *, layer: str | None = None, epoch: int | None = None,
@@ -63,7 +71,9 @@ class WeightLogs:
         epochs = [r.get("epoch") for r in keep]
         entries = [r["layers"].get(chosen) if isinstance(r["layers"].get(chosen), dict) else {} for r in keep]
         spread = [_quantiles(e) for e in entries]
-        at = next((r for r in records if r.get("epoch") == epoch), records[-1])
+        # the epoch asked for, else the last one recorded before it (histograms every few epochs), else the last
+        at = records[-1] if epoch is None else max((r for r in records if r["epoch"] <= epoch),
+                                                   key=lambda r: r["epoch"], default=records[0])  # fmt: skip
         shown, first = _histogram(at, chosen), _histogram(records[0], chosen)
         return {
             "layers": layers,
@@ -78,13 +88,17 @@ class WeightLogs:
 
 
 def _histogram(record: dict[str, Any], layer: str | None) -> tuple[float, float, list[float]] | None:
-    """A layer's histogram in a record: its range and its counts (anything not a count taken as 0)."""
-    entry = record["layers"].get(layer)
+    """A layer's histogram in a record (see :func:`_counts`)."""
+    return _counts(record["layers"].get(layer))
+
+
+def _counts(entry: Any) -> tuple[float, float, list[float]] | None:
+    """A tensor's histogram: its range and its counts (anything not a finite positive count taken as 0)."""
     counts = entry.get("counts") if isinstance(entry, dict) else None
     low, high = (finite(entry.get("min")), finite(entry.get("max"))) if isinstance(entry, dict) else (None, None)
     if not isinstance(counts, list) or not counts or low is None or high is None or high < low:
         return None
-    return low, high, [float(c) if isinstance(c, int | float) and c > 0 else 0.0 for c in counts]
+    return low, high, [float(c) if finite(c) is not None and c > 0 else 0.0 for c in counts]
 
 
 def _side_by_side(shown: tuple[float, float, list[float]] | None, first: tuple[float, float, list[float]] | None,
@@ -96,7 +110,9 @@ def _side_by_side(shown: tuple[float, float, list[float]] | None, first: tuple[f
     both = [h for h in (shown, first) if h is not None]
     low, high = min(h[0] for h in both), max(h[1] for h in both)
     bins = 2 * len(shown[2]) if first is not None else len(shown[2])
-    width = (high - low) / bins or 1.0
+    if high == low:  # every value the same: one unit's width around it
+        low, high = low - 0.5, high + 0.5
+    width = (high - low) / bins
     answer = {"epoch": epoch, "centres": [low + (i + 0.5) * width for i in range(bins)],
               "counts": _rebin(shown, low, width, bins)}  # fmt: skip
     if first is not None and first_epoch != epoch:
@@ -125,18 +141,16 @@ def _rebin(histogram: tuple[float, float, list[float]], low: float, width: float
 
 def _quantiles(entry: dict[str, Any]) -> list[float] | None:
     """The :data:`QUANTILES` of a tensor's values from its histogram (linear within a bin)."""
-    counts, low, high = entry.get("counts"), finite(entry.get("min")), finite(entry.get("max"))
-    if not isinstance(counts, list) or not counts or low is None or high is None:
+    found = _counts(entry)
+    if found is None or not sum(found[2]):
         return None
-    total = sum(c for c in counts if isinstance(c, int) and c > 0)
-    if total == 0:
-        return None
-    width = (high - low) / len(counts)
-    out, seen, i = [], 0, 0
+    low, high, counts = found
+    total, width = sum(counts), (high - low) / len(counts)
+    out, seen, i = [], 0.0, 0
     for q in QUANTILES:
         target = q * total
-        while i < len(counts) - 1 and seen + max(counts[i], 0) < target:
-            seen += max(counts[i], 0)
+        while i < len(counts) - 1 and seen + counts[i] < target:
+            seen += counts[i]
             i += 1
         inside = (target - seen) / counts[i] if counts[i] > 0 else 0.0
         out.append(low + (i + min(max(inside, 0.0), 1.0)) * width)

@@ -396,13 +396,14 @@ class Trainer:
                     last = stop or state["epoch"] == cfg.epochs
                     due = time.monotonic() - self._last_checkpoint >= EPOCH_CHECKPOINT_SECONDS
                     saved = last or self._any_rank(due)  # every machine checkpoints at the same epochs
+                    if dist.is_main and histograms and (last or state["epoch"] % cfg.histograms_every == 0):
+                        # before the checkpoint (a crash between them: the resumed run cuts this line and writes
+                        # it again) and before the metrics line (a watcher seeing that epoch finds its weights)
+                        _weights.append(self.weights_path, _weights.epoch_record(
+                            epoch + 1, trained[: _weights.MAX_TENSORS], layer_grads, layer_steps))  # fmt: skip
                     if saved:
                         self._save_checkpoint(state, optimizer, scheduler)
                     progress.update(task, completed=state["step"])
-                    if dist.is_main and histograms and (last or state["epoch"] % cfg.histograms_every == 0):
-                        # before the epoch's metrics line: a watcher seeing that epoch finds its weights
-                        _weights.append(self.weights_path, _weights.epoch_record(
-                            epoch + 1, trained[: _weights.MAX_TENSORS], layer_grads, layer_steps))  # fmt: skip
                     if dist.is_main:
                         with open(self.metrics_path, "a", encoding="utf-8") as log:
                             log.write(json.dumps(record) + "\n")

@@ -19,6 +19,8 @@ from seekforge.core.io import write_text_atomic
 BINS = 32
 MAX_TENSORS = 256
 FILE = "weights.jsonl"
+#: values counted at once (float32 counts are exact up to 2^24)
+CHUNK = 1 << 22
 
 
 def gradient_norms(params: list[tuple[str, nn.Parameter]]) -> torch.Tensor:
@@ -35,26 +37,32 @@ def epoch_record(epoch: int, params: list[tuple[str, nn.Parameter]], grad_sum: t
     layers: dict[str, Any] = {}
     grads = (grad_sum.cpu() / grad_steps).tolist() if grad_sum is not None and grad_steps else None
     for i, (name, p) in enumerate(params):
-        data = p.detach().float().flatten()
+        data = p.detach().flatten()
         if data.numel() == 0:
             continue
         low, high = float(data.min()), float(data.max())
         entry: dict[str, Any] = {"shape": list(p.shape)}
         if math.isfinite(low) and math.isfinite(high):
-            if high > low:
-                counts = torch.histc(data, bins=BINS, min=low, max=high)
-            else:  # a constant tensor (a fresh bias, a norm's scale): every value in the middle bin
-                counts = torch.zeros(BINS)
-                counts[BINS // 2] = data.numel()
-            entry.update(min=low, max=high, counts=[int(c) for c in counts.round().tolist()],
-                         mean=float(data.mean()), std=float(data.std(correction=0)),
-                         norm=float(torch.linalg.vector_norm(data)))  # fmt: skip
+            values = data.float()  # (no copy for float32 weights; torch sums in blocks, so float32 holds up)
+            entry.update(min=low, max=high, counts=_counts(values, low, high), mean=float(values.mean()),
+                         std=float(values.std(correction=0)), norm=float(torch.linalg.vector_norm(values)))  # fmt: skip
         else:  # diverged: the histogram has no range; say so rather than write NaN
             entry["finite"] = False
         if grads is not None and math.isfinite(grads[i]):
             entry["grad_norm"] = grads[i]
         layers[name] = entry
     return {"epoch": epoch, "bins": BINS, "layers": layers}
+
+
+def _counts(data: torch.Tensor, low: float, high: float) -> list[int]:
+    """:data:`BINS` equal bins' counts between ``low`` and ``high``, on the CPU (deterministic wherever the
+    tensor lives), a chunk at a time so that float32 counting stays exact, summed as integers."""
+    if high <= low:  # a constant tensor (a fresh bias, a norm's scale): every value in the middle bin
+        return [0] * (BINS // 2) + [data.numel()] + [0] * (BINS - BINS // 2 - 1)
+    total = torch.zeros(BINS, dtype=torch.int64)
+    for chunk in data.split(CHUNK):
+        total += torch.histc(chunk.float().cpu(), bins=BINS, min=low, max=high).round().to(torch.int64)
+    return total.tolist()
 
 
 def append(path: Path, record: dict[str, Any]) -> None:

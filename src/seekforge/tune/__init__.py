@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from seekforge.tune._importance import FANOVA_TRIALS, param_importance
 from seekforge.tune.config import TuneConfig
 
 if TYPE_CHECKING:
     from seekforge.tune._study import TuneResult, run_study
 
-__all__ = ["TuneConfig", "TuneResult", "run_study"]
+__all__ = ["FANOVA_TRIALS", "TuneConfig", "TuneResult", "param_importance", "run_study"]
 
 
 def __getattr__(name: str) -> Any:  # the study runner needs optuna and torch: imported on first use

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +10,13 @@ from seekforge.core import report as html
 from seekforge.core.deps import require
 from seekforge.core.io import write_text_atomic
 from seekforge.recipe import Recipe
+from seekforge.tune._importance import param_importance
 from seekforge.tune.config import metric_of
 
 
 def summarize(study: Any, recipe: Recipe) -> dict[str, Any]:
     """JSON-ready: the study's settings, each trial, the best, the Pareto front and parameter importance."""
-    optuna = require("optuna", purpose="Hyperparameter search")
+    require("optuna", purpose="Hyperparameter search")
     tune = recipe.tune
     assert tune is not None
     metric, direction = metric_of(recipe)
@@ -44,16 +44,7 @@ def summarize(study: Any, recipe: Recipe) -> dict[str, Any]:
     pareto = []
     if tune.objectives and complete:
         pareto = sorted(t.number for t in study.best_trials)
-    importance: dict[str, float] = {}
-    if len(complete) >= 3:
-        target = (lambda t: t.values[0]) if tune.objectives else None
-        try:
-            with warnings.catch_warnings():  # few trials: fANOVA may find every parameter equally important
-                warnings.simplefilter("ignore", UserWarning)
-                found = optuna.importance.get_param_importances(study, target=target)
-            importance = {k: float(v) for k, v in found.items()}
-        except (RuntimeError, ValueError):  # too few distinct values to attribute anything
-            importance = {}
+    weighed_by, importance = param_importance(study)
     epochs = round(sum(float(t["user_attrs"].get("epochs", 0)) for t in trials), 3)  # pruned within an epoch: fractions
     return {
         "metric": metric,
@@ -69,6 +60,7 @@ def summarize(study: Any, recipe: Recipe) -> dict[str, Any]:
         "best": best,
         "pareto": pareto,
         "importance": importance,
+        "importance_method": weighed_by,
         "trials": trials,
     }
 
@@ -144,7 +136,8 @@ def write_report(summary: dict[str, Any], path: Path) -> None:
         sections.append(("Parallel coordinates", chart))
     if summary["importance"]:
         rows = sorted(summary["importance"].items(), key=lambda kv: -kv[1])
-        sections.append(("Parameter importance (fANOVA)", html.table(rows, ["parameter", "importance"])))
+        method = summary.get("importance_method", "fANOVA")
+        sections.append((f"Parameter importance ({method})", html.table(rows, ["parameter", "importance"])))
     if summary["pareto"]:
         objectives = summary["objectives"]
         front = [t for t in done if t["number"] in summary["pareto"]]

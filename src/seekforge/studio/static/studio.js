@@ -36,6 +36,16 @@ const studio = (() => {
     return new uPlot(opts, [x, ...series], box);
   }
 
+  // Charts taken off the page: each uPlot destroyed (it keeps listeners and a place in uPlot's own lists), then
+  // its box removed.
+  function drop(plots) {
+    for (const plot of plots.splice(0)) {
+      const box = plot.root.parentElement;
+      plot.destroy();
+      box?.remove();
+    }
+  }
+
   // A run's or study's id (name/stamp) as a URL path: each part encoded, the slash kept.
   const path = (id) => id.split("/").map(encodeURIComponent).join("/");
 
@@ -81,14 +91,14 @@ const studio = (() => {
   function weightCharts(id) {
     const section = document.getElementById("weights");
     const select = document.getElementById("weights-layer"), slider = document.getElementById("weights-epoch");
-    let plots = [], busy = false, again = false;
+    let plots = [], epochs = [], busy = false, again = false;
     async function draw() {
       if (busy) { again = true; return; }
       busy = true;
       try {
         const params = new URLSearchParams();
         if (select.value) params.set("layer", select.value);
-        if (slider.dataset.moved) params.set("epoch", slider.value);
+        if (slider.dataset.moved) params.set("epoch", slider.dataset.epoch);
         const w = await json(`/api/runs/${path(id)}/weights?${params}`);
         if (!w.layers.length) return;
         section.hidden = false;
@@ -96,11 +106,12 @@ const studio = (() => {
           select.replaceChildren(...w.layers.map((l) => new Option(`${l.name} ${JSON.stringify(l.shape)}`, l.name)));
           select.value = w.layer;
         }
-        const first = w.epochs[0], last = w.epochs[w.epochs.length - 1];
-        Object.assign(slider, { min: first, max: last });
-        if (!slider.dataset.moved) slider.value = last;
+        epochs = w.epochs;  // the slider moves over the epochs recorded (every histograms_every-th)
+        const last = epochs[epochs.length - 1];
+        Object.assign(slider, { min: 0, max: epochs.length - 1 });
+        if (!slider.dataset.moved) slider.value = epochs.length - 1;
         document.getElementById("weights-shown").textContent = `epoch ${w.histogram?.epoch ?? "–"} of ${last}`;
-        plots.forEach((p) => p.root.parentElement.remove());
+        drop(plots);
         const q = w.quantiles, band = (hi, lo, a) => ({ series: [hi, lo], fill: `rgba(3,102,214,${a})` });
         plots = [
           chart(`${w.layer}: values by epoch`, w.epochs, [q.p5, q.p25, q.p50, q.p75, q.p95],
@@ -128,7 +139,10 @@ const studio = (() => {
     }
     if (!section) return () => {};
     select.addEventListener("change", draw);
-    slider.addEventListener("input", () => { slider.dataset.moved = "1"; draw(); });
+    slider.addEventListener("input", () => {
+      Object.assign(slider.dataset, { moved: "1", epoch: String(epochs[Number(slider.value)]) });
+      draw();
+    });
     draw();
     return draw;
   }
@@ -197,7 +211,8 @@ const studio = (() => {
         Math.min(640, Math.max(240, 16 * t.length)), (i, j) => `${t[i]} → ${t[j]}: ${matrix[i][j].toFixed(3)}`, t));
       const list = document.createElement("p");
       list.className = "tokens";
-      list.textContent = t.map((tok, k) => `${k}:${tok}`).join("  ");
+      const more = found.tokens_total > t.length ? `  … (the first ${t.length} of ${found.tokens_total} tokens)` : "";
+      list.textContent = t.map((tok, k) => `${k}:${tok}`).join("  ") + more;
       maps.append(list);
     }
     async function load() {
@@ -250,16 +265,18 @@ const studio = (() => {
   // Named categories on the x axis (parameters): ticks at 0..n-1 labelled with the names.
   const named = (names, label) => ({ label, splits: () => names.map((_, i) => i), values: () => names });
 
-  // Parameter importance (fANOVA over the complete trials) as bars, most important first.
+  // Parameter importance (as the study's report weighs it: fANOVA, or PED-ANOVA past 1,000 trials) as bars, most
+  // important first.
+  const weighed = [];
   function importanceChart(found) {
     const pairs = Object.entries(found.importance).sort((a, b) => b[1] - a[1]);
     if (!pairs.length) return;
     const names = pairs.map(([n]) => n);
-    document.getElementById("importance").replaceChildren();
-    chart(`parameter importance (${found.method}, ${found.trials} complete trials)`, names.map((_, i) => i), [pairs.map(([, v]) => v)],
+    drop(weighed);
+    weighed.push(chart(`parameter importance (${found.method}, ${found.trials} complete trials)`, names.map((_, i) => i), [pairs.map(([, v]) => v)],
           ["importance"], "parameter", "importance", true, {
             axes: [named(names, "parameter"), {}], scales: { x: { time: false, range: [-0.5, names.length - 0.5] } },
-          });
+          }));
   }
 
   // Parallel coordinates: an axis per parameter and the value, a line per trial (darker: better), each axis
@@ -283,7 +300,7 @@ const studio = (() => {
         ctx.restore();
       }] },
     };
-    chart(`parallel coordinates (${p.numbers.length} of ${p.complete} complete trials; darker: better)`, x,
+    return chart(`parallel coordinates (${p.numbers.length} of ${p.complete} complete trials; darker: better)`, x,
       series, labels, "parameter", "charts", false, {
         width: Math.max(440, 160 * p.axes.length), height: 300, legend: { show: false },
         scales: { x: { time: false, range: [-0.1, p.axes.length - 0.6] }, y: { range: [-0.05, 1.05] } },
@@ -295,24 +312,34 @@ const studio = (() => {
   // A study: the value of each complete trial and the best so far, parameter importance, parallel
   // coordinates, the learning curves of the trials shown; read again every 5 s while it runs.
   async function studyCharts(id, intermediate, direction, live) {
-    let weighing = false;  // fANOVA takes a while on a large study: its chart comes when it is ready
+    let weighing = false, drawing = false, timer = null;  // importance takes a while: its chart comes when ready
+    const plots = [];
     async function draw() {
-      if (!weighing) {
-        weighing = true;
-        json(`/api/studies/${path(id)}/importance`).then(importanceChart).finally(() => { weighing = false; });
+      if (drawing) return;  // a slow answer: the next tick waits for it
+      drawing = true;
+      try {
+        if (!weighing) {
+          weighing = true;
+          json(`/api/studies/${path(id)}/importance`).then(importanceChart).catch(() => {}).finally(() => { weighing = false; });
+        }
+        const [h, p] = await Promise.all([json(`/api/studies/${path(id)}/history`), json(`/api/studies/${path(id)}/parameters`)]);
+        drop(plots);
+        if (h.number.length) plots.push(chart("optimisation history", h.number, [h.value, h.best], ["trial value", "best so far"], "trial"));
+        const parallel = parallelChart(p, direction);
+        if (parallel) plots.push(parallel);
+        const trials = Object.keys(intermediate);
+        if (trials.length) {
+          const steps = [...new Set(trials.flatMap((t) => Object.keys(intermediate[t]).map(Number)))].sort((a, b) => a - b);
+          const series = trials.map((t) => steps.map((s) => intermediate[t][String(s)] ?? null));
+          plots.push(chart("intermediate values (trials on this page; pruned ones stop early)", steps, series, trials.map((t) => `trial ${t}`), "step"));
+        }
+        if (timer && h.status !== "running") clearInterval(timer);  // finished or stopped: nothing more comes
+      } finally {
+        drawing = false;
       }
-      const [h, p] = await Promise.all([json(`/api/studies/${path(id)}/history`), json(`/api/studies/${path(id)}/parameters`)]);
-      document.getElementById("charts").replaceChildren();
-      if (h.number.length) chart("optimisation history", h.number, [h.value, h.best], ["trial value", "best so far"], "trial");
-      parallelChart(p, direction);
-      const trials = Object.keys(intermediate);
-      if (!trials.length) return;
-      const steps = [...new Set(trials.flatMap((t) => Object.keys(intermediate[t]).map(Number)))].sort((a, b) => a - b);
-      const series = trials.map((t) => steps.map((s) => intermediate[t][String(s)] ?? null));
-      chart("intermediate values (trials on this page; pruned ones stop early)", steps, series, trials.map((t) => `trial ${t}`), "step");
     }
     await draw();
-    if (live) setInterval(draw, 5000);
+    if (live) timer = setInterval(draw, 5000);
   }
 
   // Watched servers: every 2 s, the rates and latency percentiles since the reading before, and the batch sizes.
