@@ -20,6 +20,7 @@ from seekforge.cli._env import env_command
 from seekforge.cli._explain import explain
 from seekforge.cli._export import bench, export, optimize
 from seekforge.cli._finetune import finetune, generate
+from seekforge.cli._import import import_model
 from seekforge.cli._index import index_app
 from seekforge.cli._monitor import monitor
 from seekforge.cli._predict import evaluate, predict
@@ -119,6 +120,7 @@ for command in (
     studio,
 ):
     app.command()(command)
+app.command("import")(import_model)
 
 
 @app.command("completion")

@@ -1,0 +1,70 @@
+"""``seekforge import``: what a model made elsewhere is, and what can run it here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from seekforge.cli._common import JsonFlag, out, print_json
+from seekforge.core.errors import DataError
+
+
+def import_model(
+    model: Annotated[Path, typer.Argument(help="An ONNX file (.onnx).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Read a model made elsewhere before anything runs it: its opset, inputs and outputs (the axes left
+    dynamic), operators, shape inference, and whether onnxruntime and OpenVINO run each operator here.
+
+    Exits 2 when onnxruntime cannot run it (an opset newer than it knows, an operator it has no kernel
+    for). The file is only read.
+    """
+    from seekforge.model_import import inspect_onnx
+
+    if model.suffix.lower() == ".pt2":
+        raise DataError(f"{model}: seekforge import reads ONNX files (.onnx) so far, not ExportedPrograms",
+                        hint="torch.onnx.export(torch.export.load(PATH).module(), example_inputs, 'model.onnx', "
+                             "dynamo=True), then import model.onnx")  # fmt: skip
+    report = inspect_onnx(model)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        _print(report)
+    if not report.runs_here:
+        raise DataError(f"{model}: onnxruntime {report.onnxruntime['version']} cannot run it: "
+                        f"{report.onnxruntime['problem']}",
+                        hint="re-export it with an older opset or without the operators named")  # fmt: skip
+
+
+def _print(report: object) -> None:
+    from seekforge.model_import import OnnxReport
+
+    assert isinstance(report, OnnxReport)
+    out.print(f"[bold]{escape(report.path)}[/]  {report.bytes / 1e6:.2f} MB, opset {report.opset}, "
+              f"IR {report.ir_version}, made by {escape(report.producer or 'unknown')}")  # fmt: skip
+    table = Table("", "name", "type", "shape", "dynamic axes (after the batch)", box=None)
+    for kind, specs in (("input", report.inputs), ("output", report.outputs)):
+        for spec in specs:
+            shape = escape("[" + ", ".join("?" if s is None else str(s) for s in spec.shape) + "]")
+            table.add_row(kind, escape(spec.name), spec.dtype, shape, ", ".join(map(str, spec.dynamic_axes)) or "–")
+    out.print(table)
+    ops = ", ".join(f"{name} {count}" for name, count in report.operators.items())
+    out.print(f"operators ({sum(report.operators.values())} nodes): {escape(ops)}")
+    inference = report.shape_inference
+    out.print("shape inference: " + ("ok" if inference["ok"] else f"failed: {escape(str(inference['problem']))}"))
+    ort = report.onnxruntime
+    out.print(
+        f"onnxruntime {ort['version']}: " + ("runs it" if ort["runs"] else f"cannot: {escape(str(ort['problem']))}")
+    )
+    ov = report.openvino
+    if not ov["available"]:
+        out.print(f"openvino: {escape(str(ov['problem']))}")
+    elif ov["unsupported"] or ov["problem"]:
+        shown = ", ".join(ov["unsupported"]) or str(ov["problem"])
+        out.print(f"openvino {ov['version'].split('-')[0]}: cannot run {escape(shown)}")
+    else:
+        out.print(f"openvino {ov['version'].split('-')[0]}: runs every operator on CPU")

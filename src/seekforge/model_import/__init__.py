@@ -1,0 +1,12 @@
+"""Models made elsewhere, brought into seekforge: first, what a model file is and what can run it here
+(:func:`inspect_onnx`: opset, inputs and outputs with their dynamic axes, operators, shape inference, and
+whether onnxruntime and OpenVINO run each operator on this machine), read before anything runs it.
+
+Example:
+    >>> report = inspect_onnx("resnet.onnx")
+    >>> report.runs_here, report.openvino["unsupported"]
+"""
+
+from seekforge.model_import._onnx import OnnxReport, TensorSpec, inspect_onnx
+
+__all__ = ["OnnxReport", "TensorSpec", "inspect_onnx"]
