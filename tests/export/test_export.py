@@ -14,7 +14,7 @@ import seekforge
 from seekforge.core.errors import ConfigError, PackageError
 from seekforge.core.hardware import hardware
 from seekforge.core.package import read_manifest
-from seekforge.export import ExportConfig, ExportError, ParityConfig, check_parity, export_package
+from seekforge.export import ExportConfig, ExportError, ParityConfig, check_parity, export_package, operator_counts
 from tests.conftest import EXAMPLES, export_on_this_cpu, make_tabular, tabular_recipe, text_recipe
 
 
@@ -164,6 +164,10 @@ def test_every_variant_passes_its_gate_and_predicts(package: Path, config: Expor
         assert result.path.with_suffix(".bin").is_file() and result.bytes > result.path.stat().st_size
     if backend == "openvino-int8":  # its scales and biases are stored in fp16; the gate above judged them
         assert result.record["fp16_constants"] > 0
+    if config.optimize_graph:  # what onnxruntime fused, counted against the graph it started from
+        graph = result.record["graph"]
+        assert graph["nodes"][1] < graph["nodes"][0] and graph["added"] and graph["removed"]
+        assert set(graph["added"]) <= set(operator_counts(result.path))  # the fused kernels are in the file
     frame = make_tabular(40, seed=5)
     predictor = seekforge.load(package, backend=backend)
     reference = seekforge.load(package, backend="torch").predict(frame)

@@ -56,6 +56,12 @@ def test_a_model_is_described_and_found_runnable_here(tmp_path: Path) -> None:
     assert report.outputs[0].shape == ["batch", 2]
     assert report.operators == {"Add": 1, "Conv": 1, "Flatten": 1, "GlobalAveragePool": 1, "MatMul": 1, "Relu": 1}
     assert report.shape_inference["ok"] and report.openvino["unsupported"] == []
+    # the convolution and its Relu as one kernel, the MatMul and its Add as one Gemm
+    assert report.fusions["added"] == {"Gemm": 1, "com.microsoft.FusedConv": 1}
+    assert report.fusions["removed"] == {"Add": 1, "Conv": 1, "MatMul": 1, "Relu": 1} and report.fusions["nodes"] == [
+        6,
+        4,
+    ]
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before  # only read
 
 
@@ -89,6 +95,7 @@ def test_the_cli_prints_the_report_and_exits_2_on_what_cannot_run(tmp_path: Path
     assert found["runs_here"] and found["inputs"][0]["shape"] == ["batch", 3, "h", "w"]
     shown = seekforge("import", str(tmp_path / "cnn.onnx"), cwd=tmp_path)
     assert "[batch, 3, h, w]" in shown.stdout and "runs every operator on CPU" in shown.stdout
+    assert "fuses: Gemm 1, com.microsoft.FusedConv 1 (6 nodes -> 4)" in shown.stdout
     refused = seekforge("import", str(small_cnn(tmp_path / "future.onnx", opset=40)), cwd=tmp_path)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "error:" in refused.stderr and "opset 40 is newer than onnxruntime" in refused.stderr

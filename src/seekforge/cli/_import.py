@@ -60,6 +60,10 @@ def _print(report: object) -> None:
     out.print(
         f"onnxruntime {ort['version']}: " + ("runs it" if ort["runs"] else f"cannot: {escape(str(ort['problem']))}")
     )
+    if report.fusions:
+        before, after = report.fusions["nodes"]
+        fused = ", ".join(f"{name} {count}" for name, count in report.fusions["added"].items()) or "nothing"
+        out.print(f"  its graph optimiser fuses: {escape(fused)} ({before} nodes -> {after})")
     ov = report.openvino
     if not ov["available"]:
         out.print(f"openvino: {escape(str(ov['problem']))}")

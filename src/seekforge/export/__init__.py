@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from seekforge.core.timing import BenchRow
     from seekforge.export._bench import bench_package
     from seekforge.export._gate import ParityRecord, check_parity
+    from seekforge.export._graph import fusions_of, graph_changes, operator_counts
     from seekforge.export._onnx import ExportError, OnnxRunner
     from seekforge.export._optimize import Candidate, OptimizeResult, optimize_package
     from seekforge.export._package import (
@@ -38,6 +39,7 @@ _LAZY = {
     "bench_package": "seekforge.export._bench",
     "ParityRecord": "seekforge.export._gate",
     "check_parity": "seekforge.export._gate",
+    **dict.fromkeys(("fusions_of", "graph_changes", "operator_counts"), "seekforge.export._graph"),
     "ExportError": "seekforge.export._onnx",
     "OnnxRunner": "seekforge.export._onnx",
     "Candidate": "seekforge.export._optimize",
@@ -68,7 +70,10 @@ __all__ = [
     "check_parity",
     "export_base",
     "export_package",
+    "fusions_of",
+    "graph_changes",
     "open_runner",
+    "operator_counts",
     "optimize_package",
     "raw_samples_of",
 ]

@@ -16,6 +16,7 @@ from seekforge.core.package import add_to_package, read_manifest, read_package_j
 from seekforge.core.variants import PRECISIONS, Variant
 from seekforge.export._exits import export_segments, segment_file
 from seekforge.export._gate import ParityRecord, check_parity
+from seekforge.export._graph import graph_changes
 from seekforge.export._onnx import ExportError, OnnxRunner, export_onnx, load_samples, optimize_graph, to_fp16
 from seekforge.export._quantize import quantize_int8
 from seekforge.export.config import UNAVAILABLE_FORMATS, ExportConfig
@@ -171,6 +172,7 @@ def _convert(
         to_fp16(fp32, built)
     elif variant.graph_optimized:
         optimize_graph(fp32, built)
+        return {"graph": graph_changes(fp32, built)}  # the fusions onnxruntime made
     else:
         fp32.rename(built)
     return {}

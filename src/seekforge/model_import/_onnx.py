@@ -6,13 +6,13 @@ The file is only read."""
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from seekforge.core.deps import require
 from seekforge.core.errors import DataError
+from seekforge.export import fusions_of, operator_counts
 
 #: the first bytes of a file torch.save wrote (a zip archive, or an old-style pickle)
 _PICKLE_STARTS = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
@@ -48,6 +48,7 @@ class OnnxReport:
     shape_inference: dict[str, Any]
     onnxruntime: dict[str, Any]
     openvino: dict[str, Any]
+    fusions: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -97,12 +98,14 @@ def inspect_onnx(path: str | Path) -> OnnxReport:
         producer=" ".join(p for p in (model.producer_name, model.producer_version) if p),
         inputs=[_spec(v) for v in graph.input if v.name not in initialisers],
         outputs=[_spec(v) for v in graph.output],
-        operators=dict(sorted(Counter(_op_name(n) for n in graph.node).items())),
+        operators=operator_counts(model),
         shape_inference=_shape_inference(onnx, model),
         onnxruntime=_onnxruntime(path, opsets),
         openvino=_openvino(path),
     )
-    if not report.onnxruntime["runs"]:
+    if report.onnxruntime["runs"]:  # what onnxruntime's optimiser fuses in it
+        report.fusions = fusions_of(path)
+    else:
         report.problems.append(f"onnxruntime cannot run it: {report.onnxruntime['problem']}")
     if not report.shape_inference["ok"]:
         report.problems.append(f"shape inference failed: {report.shape_inference['problem']}")
@@ -134,10 +137,6 @@ def _spec(value: Any) -> TensorSpec:
             shape.append(dim.dim_param or None)
     dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else "unknown"
     return TensorSpec(value.name, dtype, shape)
-
-
-def _op_name(node: Any) -> str:
-    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
 
 
 def _shape_inference(onnx: Any, model: Any) -> dict[str, Any]:

@@ -316,6 +316,16 @@ def _flow(lineage: list[dict[str, Any]], exports: dict[str, Any], registered: li
     return f'<ol class="flow" aria-label="lineage">{"".join(nodes)}</ol>'
 
 
+def _fused(graph: Any) -> str:
+    """An optimised export's fusions (the operators its graph gained) and its node counts."""
+    changes = mapping(graph)
+    nodes = _listed(changes.get("nodes"))
+    if len(nodes) != 2:
+        return "–"
+    added = ", ".join(f"{escape(str(k))} {escape(str(v))}" for k, v in mapping(changes.get("added")).items())
+    return f"{added or 'nothing'} ({escape(str(nodes[0]))} → {escape(str(nodes[1]))} nodes)"
+
+
 def _variants(manifest: dict[str, Any]) -> str:
     """The compression's variants (parent, pruned, student, QAT) with their figures, as ``compress`` measured."""
     record = mapping(manifest.get("compress"))
@@ -359,7 +369,8 @@ def package_page(summary: dict[str, Any], manifest: dict[str, Any], *, lineage: 
             f"<td>{escape(str(record.get('precision')))}</td><td>{escape(str(record.get('inputs', 'encoded')))}</td>"
             f'<td class="num">{_number(parity.get("rows"), digits=0)}</td><td class="num">{_number(parity.get("agreement"))}</td>'
             f'<td class="num">{_number(parity.get("max_abs_diff"), digits=6)}</td>'
-            f'<td>{escape(verdict)}</td><td class="num">{_number(_megabytes(record.get("bytes")), " MB", 2)}</td></tr>'
+            f'<td>{escape(verdict)}</td><td class="num">{_number(_megabytes(record.get("bytes")), " MB", 2)}</td>'
+            f"<td>{_fused(record.get('graph'))}</td></tr>"
         )
     inputs = "".join(f"<li><code>{escape(str(f.get('name')))}</code> {escape(str(f.get('type')))}</li>"
                      for f in _listed(manifest.get("inputs")) if isinstance(f, dict))  # fmt: skip
@@ -368,8 +379,9 @@ def package_page(summary: dict[str, Any], manifest: dict[str, Any], *, lineage: 
         f"<h1>{escape(summary['name'])} <small>{escape(summary['id'])}</small></h1>{facts}{link}"
         f"<h2>Lineage</h2>{_flow(lineage, mapping(manifest.get('exports')), list(registered))}"
         '<h2>Exports</h2><table class="runs"><thead><tr><th>variant</th><th>format</th><th>precision</th>'
-        "<th>inputs</th><th>parity rows</th><th>agreement</th><th>max |diff|</th><th>gate</th><th>size</th></tr>"
-        f"</thead><tbody>{''.join(exports) or '<tr><td colspan=9>none yet: seekforge export PACKAGE</td></tr>'}</tbody></table>"
+        "<th>inputs</th><th>parity rows</th><th>agreement</th><th>max |diff|</th><th>gate</th><th>size</th>"
+        "<th>fused by onnxruntime</th></tr>"
+        f"</thead><tbody>{''.join(exports) or '<tr><td colspan=10>none yet: seekforge export PACKAGE</td></tr>'}</tbody></table>"
         f"{_variants(manifest)}{_explanation(summary['id'], explanation)}"
         + (_INSIDE if inside else "")
         + f'<h2>Inputs</h2><ul>{inputs}</ul><h2>Model card</h2><pre class="card">{escape(card) or "(no model card)"}</pre>'
