@@ -8,8 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from tests.data.test_quality import messy
-from tests.integration.cli import seekforge
-from tests.integration.test_cli import assert_user_error
+from tests.integration.cli import assert_user_error, seekforge
 
 
 def test_profile_clean_validate_report(tmp_path: Path) -> None:

@@ -13,8 +13,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import make_tabular, tabular_recipe
-from tests.integration.cli import seekforge
-from tests.integration.test_cli import assert_user_error
+from tests.integration.cli import assert_user_error, seekforge
 
 
 def test_a_killed_study_resumes_without_losing_or_repeating_trials(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from seekforge.cli._compress import compress
 from seekforge.cli._data import data_app
 from seekforge.cli._env import env_command
 from seekforge.cli._explain import explain
-from seekforge.cli._export import bench, export, optimize
+from seekforge.cli._export import bench, convert, export, optimize
 from seekforge.cli._finetune import finetune, generate
 from seekforge.cli._import import import_model
 from seekforge.cli._index import index_app
@@ -111,6 +111,7 @@ for command in (
     predict,
     explain,
     export,
+    convert,
     bench,
     optimize,
     compress,

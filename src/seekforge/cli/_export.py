@@ -80,6 +80,36 @@ def export(
     out.print(f"{result.path} ({result.bytes / 1e6:.2f} MB{how}): parity {verdict}", markup=False, soft_wrap=True)
 
 
+def convert(
+    package: Annotated[Path, typer.Argument(help="Model package folder.")],
+    to: Annotated[str, typer.Option("--to", help="coreml; tflite and tensorrt say what they need.")],
+    precision: Annotated[str, typer.Option("--precision", help="fp32 or fp16.")] = "fp32",
+    force: Force = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Convert the package's model for another runtime and add it to the package (under conversions).
+
+    Core ML converts here (coremltools) but predicts on macOS only: the program's structure and weights are
+    checked here, and the parity gate runs where Core ML does.
+    """
+    from seekforge.export import convert_package
+
+    result = convert_package(package, to, precision=precision, force=force)
+    if as_json:
+        print_json(result)
+        return
+    record = result.record
+    weights, structure = record["weights"], record["structure"]
+    operations = ", ".join(f"{k} {v}" for k, v in structure["operations"].items() if k != "const")
+    out.print(f"{result.path} ({record['bytes'] / 1e6:.2f} MB, {record['precision']}): inputs "
+              f"{', '.join(structure['inputs'])}; {operations}", markup=False, soft_wrap=True)  # fmt: skip
+    out.print(f"weights: {weights['matched']} of the model's {weights['tensors']} tensors found in the program",
+              markup=False)  # fmt: skip
+    parity = record["parity"]
+    out.print("parity: " + (("passed" if parity["passed"] else "FAILED") if parity.get("checked") else parity["reason"]),
+              markup=False)  # fmt: skip
+
+
 def bench(
     package: Annotated[Path, typer.Argument(help="Model package folder.")],
     backend: Annotated[str, typer.Option("--backend", help="all, or a comma list: torch,onnxruntime,...")] = "all",

@@ -21,6 +21,7 @@ from seekforge.export.config import ExportConfig, ParityConfig
 if TYPE_CHECKING:
     from seekforge.core.timing import BenchRow
     from seekforge.export._bench import bench_package
+    from seekforge.export._convert import TARGETS, ConvertResult, check_target, convert_package
     from seekforge.export._gate import ParityRecord, check_parity
     from seekforge.export._graph import fusions_of, graph_changes, operator_counts
     from seekforge.export._onnx import ExportError, OnnxRunner
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "BenchRow": "seekforge.core.timing",
     "bench_package": "seekforge.export._bench",
+    **dict.fromkeys(("TARGETS", "ConvertResult", "check_target", "convert_package"), "seekforge.export._convert"),
     "ParityRecord": "seekforge.export._gate",
     "check_parity": "seekforge.export._gate",
     **dict.fromkeys(("fusions_of", "graph_changes", "operator_counts"), "seekforge.export._graph"),
@@ -54,9 +56,11 @@ _LAZY = {
 __all__ = [
     "BACKENDS",
     "BY_BACKEND",
+    "TARGETS",
     "VARIANTS",
     "BenchRow",
     "Candidate",
+    "ConvertResult",
     "ExportConfig",
     "ExportError",
     "ExportResult",
@@ -68,6 +72,8 @@ __all__ = [
     "bench_package",
     "check_format",
     "check_parity",
+    "check_target",
+    "convert_package",
     "export_base",
     "export_package",
     "fusions_of",

@@ -19,7 +19,7 @@ from seekforge.export._gate import ParityRecord, check_parity
 from seekforge.export._graph import graph_changes
 from seekforge.export._onnx import ExportError, OnnxRunner, export_onnx, load_samples, optimize_graph, to_fp16
 from seekforge.export._quantize import quantize_int8
-from seekforge.export.config import UNAVAILABLE_FORMATS, ExportConfig
+from seekforge.export.config import ExportConfig
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,9 @@ def check_format(name: str) -> None:
     Raises:
         ConfigError: An unknown format, or one whose toolchain is not here.
     """
-    if name in UNAVAILABLE_FORMATS:
-        raise ConfigError(
-            f"exporting to {name} needs {UNAVAILABLE_FORMATS[name]}, which seekforge cannot use here",
-            hint="export to onnx or openvino, or convert the ONNX export with that toolchain",
-        )
+    if name in ("coreml", "tflite", "tensorrt"):  # runtimes a package's model is converted for
+        raise ConfigError(f"{name} is not an export format: seekforge convert makes it",
+                          hint=f"run: seekforge convert PACKAGE --to {name}")  # fmt: skip
     if name not in PRECISIONS:
         raise ConfigError(f"unknown export format {name!r}; available: {', '.join(PRECISIONS)}")
 

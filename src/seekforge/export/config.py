@@ -34,14 +34,6 @@ DEFAULT_LIMITS = {
 }
 
 
-#: Formats seekforge knows of but cannot build on this machine, and what they need.
-UNAVAILABLE_FORMATS = {
-    "tensorrt": "NVIDIA TensorRT (pip install tensorrt) and a CUDA GPU",
-    "tflite": "TensorFlow Lite (pip install tensorflow) and an ONNX-to-TensorFlow converter",
-    "coreml": "Apple Core ML Tools (pip install coremltools), best run on macOS",
-}
-
-
 class ExportConfig(BaseConfig):
     """What to export.
 
