@@ -13,12 +13,17 @@ export does.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import itertools
+import logging
 import sys
 import tempfile
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seekforge.core.deps import require
+from seekforge.core.deps import ensure, require
 from seekforge.core.errors import ConfigError, PackageError
 from seekforge.core.hardware import hardware
 from seekforge.core.package import carried_fields, read_manifest, write_package
@@ -55,7 +60,7 @@ def check_target(target: str) -> None:
     if target not in TARGETS:
         raise ConfigError(f"unknown conversion target {target!r}; choose one of {', '.join(TARGETS)}")
     if target == "coreml":
-        require("coremltools", purpose="Core ML conversion")
+        ensure("coremltools", purpose="Core ML conversion")
     elif target == "tflite":
         raise ConfigError(
             "TensorFlow Lite conversion needs Google's litert-torch converter, which does not install beside "
@@ -128,7 +133,8 @@ def convert_package(package: str | Path, target: str, *, precision: str = "fp32"
 
 def _to_coreml(model: torch.nn.Module, example: dict[str, torch.Tensor], out: Path, *, precision: str) -> Any:
     """torch.export (a dynamic batch), then coremltools' ML program, saved at ``out``."""
-    ct = require("coremltools", purpose="Core ML conversion")
+    with _quiet_coreml():  # importing it says which of its macOS parts it lacks, and which versions it never tried
+        ct = require("coremltools", purpose="Core ML conversion")
     keys = list(example)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     wrapper = _Positional(model, keys).eval()
@@ -140,8 +146,7 @@ def _to_coreml(model: torch.nn.Module, example: dict[str, torch.Tensor], out: Pa
             ct.TensorType(name=key, shape=ct.Shape((ct.RangeDim(1, MAX_BATCH, default=1), *rest)), dtype=dtype)
         )
     try:
-        with _quiet_exporter(), warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # coremltools warns of untested torch and scikit-learn versions
+        with _quiet_exporter(), _quiet_coreml(), torch.no_grad():
             program = torch.export.export(wrapper, tuple(example[k] for k in keys),
                                           dynamic_shapes=(tuple({0: batch} for _ in keys),)).run_decompositions({})  # fmt: skip
             converted = ct.convert(
@@ -154,6 +159,23 @@ def _to_coreml(model: torch.nn.Module, example: dict[str, torch.Tensor], out: Pa
         raise ExportError(f"Core ML conversion failed: {type(exc).__name__}: {first}",
                           hint="run with --debug to see the converter's traceback") from exc  # fmt: skip
     return converted
+
+
+@contextmanager
+def _quiet_coreml() -> Iterator[None]:
+    """coremltools' own chatter kept off the terminal: its log lines (untested versions, the macOS-only
+    parts it cannot load here), its warnings, and the progress bars of its passes (written to stderr)."""
+    loggers = [logging.getLogger(name) for name in ("coremltools", "torch.utils._pytree")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _structure(program: Any, example: dict[str, torch.Tensor]) -> dict[str, Any]:
