@@ -255,6 +255,11 @@ def test_int8_dynamic_for_mlp_and_static_for_cnn(package: Path, tmp_path: Path) 
     fp32 = export_package(digits.package)
     assert cnn.bytes < fp32.bytes / 2.5
     assert set(read_manifest(digits.package)["exports"]) == {"onnx", "onnx-int8"}
+    # asked for dynamic INT8, a CNN keeps its convolutions in float: never a ConvInteger graph on CPU
+    dynamic = export_package(digits.package, ExportConfig(precision="int8", quantization="dynamic"))
+    operators = operator_counts(dynamic.path)
+    assert dynamic.record["quantization"] == "dynamic" and dynamic.parity.passed
+    assert "ConvInteger" not in operators and operators["Conv"] >= 1 and "MatMulInteger" in operators
 
 
 def test_bench_times_every_backend_the_package_holds(package: Path) -> None:
