@@ -44,8 +44,8 @@ def quantize_int8(
         method: ``static`` (QDQ, activation ranges from ``calibration``), ``dynamic``, or ``auto``
             (static when the graph has convolutions, dynamic otherwise). Dynamic quantization leaves
             convolutions in float: onnxruntime would make them ConvInteger, which has no fused CPU kernel
-            (onnxruntime's guidance is static quantization for convolutions) and which releases before
-            1.16 refuse with int8 weights.
+            (onnxruntime's guidance is static quantization for convolutions) and which earlier releases'
+            CPU kernels refused with int8 weights (onnxruntime issues 3130 and 12558).
         calibration: Encoded training rows, for static quantization.
         reduce_range: Store weights in 7 bits, which CPUs without VNNI need to keep accuracy.
 
