@@ -9,21 +9,49 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from seekforge.cli._common import JsonFlag, out, print_json
-from seekforge.core.errors import DataError
+from seekforge.cli._common import Force, JsonFlag, out, print_json, print_metrics
+from seekforge.core.errors import ConfigError, DataError
 
 
 def import_model(
     model: Annotated[Path, typer.Argument(help="An ONNX file (.onnx).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Make a package here (needs --inputs and --test).")
+    ] = None,
+    inputs: Annotated[
+        Path | None,
+        typer.Option(
+            "--inputs", help="YAML: features (numeric, in the tensor's column order), output, classes, graph."
+        ),
+    ] = None,
+    test: Annotated[
+        Path | None, typer.Option("--test", help="Labelled rows: the metrics and the parity gate's rows.")
+    ] = None,
+    calibration: Annotated[
+        Path | None, typer.Option("--calibration", help="Rows for INT8 calibration and the drift reference.")
+    ] = None,
+    force: Force = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Read a model made elsewhere before anything runs it: its opset, inputs and outputs (the axes left
-    dynamic), operators, shape inference, and whether onnxruntime and OpenVINO run each operator here.
+    """Read a model made elsewhere before anything runs it (its opset, inputs and outputs with the axes left
+    dynamic, operators, shape inference, whether onnxruntime and OpenVINO run each operator here, and what
+    onnxruntime fuses); with --output, make it a package that export, optimize, bench, serve and monitor take.
 
     Exits 2 when onnxruntime cannot run it (an opset newer than it knows, an operator it has no kernel
     for). The file is only read.
     """
-    from seekforge.model_import import inspect_onnx
+    from seekforge.model_import import import_onnx, inspect_onnx
+
+    if output is not None:
+        if inputs is None or test is None:
+            raise ConfigError("--output needs --inputs (what the model takes and gives) and --test (labelled rows)",
+                              hint="seekforge import MODEL.onnx -o pkg --inputs spec.yaml --test rows.csv")  # fmt: skip
+        result = import_onnx(model, inputs, output, test=test, calibration=calibration, force=force)
+        if as_json:
+            print_json({"package": result.package, "metrics": result.metrics, "report": result.report.to_dict()})
+        else:
+            print_metrics(result.metrics, title=f"{result.package} (imported): test rows")
+        return
 
     if model.suffix.lower() == ".pt2":
         raise DataError(f"{model}: seekforge import reads ONNX files (.onnx) so far, not ExportedPrograms",

@@ -17,6 +17,7 @@ from seekforge.core.variants import PRECISIONS, Variant
 from seekforge.export._exits import export_segments, segment_file
 from seekforge.export._gate import ParityRecord, check_parity
 from seekforge.export._graph import graph_changes
+from seekforge.export._imported import imported_graph
 from seekforge.export._onnx import ExportError, OnnxRunner, export_onnx, load_samples, optimize_graph, to_fp16
 from seekforge.export._quantize import quantize_int8
 from seekforge.export.config import ExportConfig
@@ -64,7 +65,7 @@ def export_package(
         PackageError: Not a valid package, or one without held-out rows.
         ExportError: The export failed, or failed the gate (the message says by how much).
     """
-    from seekforge.models import build_model, infer
+    from seekforge.models import OnnxGraph, build_model, infer
     from seekforge.train import Tensors
 
     config = config or ExportConfig()
@@ -105,6 +106,9 @@ def export_package(
         fp32 = scratch / "fp32.onnx"
         if exits is not None:
             sources = export_segments(model, _example(samples), scratch, opset=config.opset)
+        elif isinstance(model, OnnxGraph):  # imported: its own graph, named as exports name theirs
+            imported_graph(model, fp32)
+            sources = [fp32]
         elif base is None:
             export_onnx(model, _example(samples), fp32, opset=config.opset)
             sources = [fp32]

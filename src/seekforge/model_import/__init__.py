@@ -8,5 +8,16 @@ Example:
 """
 
 from seekforge.model_import._onnx import OnnxReport, TensorSpec, inspect_onnx
+from seekforge.model_import._package import ImportResult, import_onnx, load_spec
+from seekforge.model_import.config import GraphBinding, ImportSpec
 
-__all__ = ["OnnxReport", "TensorSpec", "inspect_onnx"]
+__all__ = [
+    "GraphBinding",
+    "ImportResult",
+    "ImportSpec",
+    "OnnxReport",
+    "TensorSpec",
+    "import_onnx",
+    "inspect_onnx",
+    "load_spec",
+]

@@ -8,6 +8,7 @@ group; :func:`seekforge.testing.check_model_plugin` is the contract they must pa
 from seekforge.models._cnn import CNNConfig
 from seekforge.models._fusion import FusionConfig
 from seekforge.models._mlp import MLPConfig
+from seekforge.models._onnx_graph import OnnxGraph, OnnxGraphConfig
 from seekforge.models._transformer import TransformerConfig, hf_transformers, resolve_pretrained
 from seekforge.models.config import MODELS, ModelConfig, ModelIO, image_key, is_token_key, text_keys
 
@@ -18,6 +19,8 @@ __all__ = [
     "MLPConfig",
     "ModelConfig",
     "ModelIO",
+    "OnnxGraph",
+    "OnnxGraphConfig",
     "TransformerConfig",
     "hf_transformers",
     "image_key",

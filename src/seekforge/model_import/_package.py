@@ -1,0 +1,201 @@
+"""An ONNX model made elsewhere as a seekforge package (``seekforge import MODEL.onnx --output PKG``).
+
+The package holds the graph (model type ``onnx``: its bytes are ``model.safetensors``), a preprocessor
+limited to what the declaration says (the numbers in the tensor's column order, scaled only as declared,
+a missing one imputed with the declared rows' median), the test rows' metrics, held-out rows for the
+parity gate (encoded and raw), calibration rows (the calibration file's, else the test rows') and the
+monitor's reference sketch. Export, optimize, bench, serve and monitor then take it as they take a package
+seekforge trained. The imported file is only read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seekforge.core.config_file import load_config
+from seekforge.core.errors import DataError, PackageError
+from seekforge.core.io import sha256_file
+from seekforge.core.package import write_package
+from seekforge.model_import._onnx import OnnxReport, TensorSpec, inspect_onnx
+from seekforge.model_import.config import ImportSpec
+
+#: held-out rows the package keeps for the parity gate (as a trained package keeps)
+SAMPLE_ROWS = 512
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    package: Path
+    metrics: dict[str, Any]
+    report: OnnxReport
+
+
+def load_spec(path: str | Path) -> ImportSpec:
+    """The declaration in the YAML file ``path``.
+
+    Raises:
+        ConfigError: Not valid (each problem at its field, with its line).
+    """
+    return load_config(path, ImportSpec, what="import declaration",
+                       hint="see seekforge import --help for its fields")  # fmt: skip
+
+
+def import_onnx(
+    model: str | Path,
+    spec: ImportSpec | str | Path,
+    output: str | Path,
+    *,
+    test: str | Path,
+    calibration: str | Path | None = None,
+    force: bool = False,
+) -> ImportResult:
+    """Make a package of the ONNX file ``model`` as ``spec`` declares it, measured on the ``test`` rows.
+
+    Raises:
+        DataError: The file is not a model onnxruntime runs here, its input or output is not what the
+            declaration says, or the rows lack a declared column.
+        ConfigError: The declaration is not valid.
+        PackageError: ``output`` exists (unless ``force``).
+    """
+    from seekforge.build import model_card
+    from seekforge.data import Preprocessor, read_source
+    from seekforge.models import OnnxGraphConfig, infer
+    from seekforge.monitor import build_reference
+    from seekforge.recipe import Recipe
+    from seekforge.train import Tensors, evaluate_logits
+
+    model, output = Path(model), Path(output)
+    spec = spec if isinstance(spec, ImportSpec) else load_spec(spec)
+    if output.exists() and not force:
+        raise PackageError(f"{output} already exists", hint="choose another --output, or pass --force to replace it")
+    report = inspect_onnx(model)
+    if not report.runs_here:
+        raise DataError(f"{model}: onnxruntime {report.onnxruntime['version']} cannot run it: "
+                        f"{report.onnxruntime['problem']}", hint="seekforge import MODEL shows the whole report")  # fmt: skip
+    features = spec.features
+    names = [f.name for f in features.inputs]
+    graph_input = _pick(report.inputs, spec.graph.input, "input", model)
+    graph_output = _pick(report.outputs, spec.graph.output, "output", model)
+    _check_input(graph_input, len(names), model)
+    width = len(spec.classes) if spec.classes is not None else 1
+    _check_output(graph_output, width, model)
+    rows = read_source(str(test))
+    missing = [c for c in [*names, features.output.name] if c not in rows.columns]
+    if missing:
+        raise DataError(f"{test} lacks the declared column(s) {', '.join(map(repr, missing))}",
+                        hint=f"its columns: {', '.join(map(str, rows.columns))}")  # fmt: skip
+    pre = Preprocessor(features).fit(rows)
+    if spec.classes is not None:  # the model's own order, not the labels' sorted order
+        unknown = sorted({str(v) for v in pre.classes_} - set(spec.classes))
+        if unknown:
+            raise DataError(f"{test}: labels {unknown} of '{features.output.name}' are not among classes {spec.classes}",
+                            hint="list every class the model outputs, in the order of its output's columns")  # fmt: skip
+        pre.classes_ = list(spec.classes)
+    else:  # the graph gives values in the label's own units
+        pre.target_mean_, pre.target_std_ = 0.0, 1.0
+    io = pre.model_io()
+    graph = model.read_bytes()
+    scores = "values" if spec.classes is None else spec.graph.scores
+    config = OnnxGraphConfig(size=len(graph), feeds={"numeric": graph_input.name}, output=graph_output.name,
+                             scores=scores)  # fmt: skip
+    net = config.build(io, pretrained=False)
+    state = {"graph": torch.frombuffer(bytearray(graph), dtype=torch.uint8)}
+    net.load_state_dict(state)
+    held_out = Tensors(pre.transform(rows), pre.transform_target(rows))
+    metrics = evaluate_logits(pre, infer(net, held_out.inputs), held_out.target)
+    calibrating = read_source(str(calibration)) if calibration is not None else rows
+    lacking = [c for c in names if c not in calibrating.columns]
+    if lacking:
+        raise DataError(f"{calibration} lacks the declared column(s) {', '.join(map(repr, lacking))}")
+    labelled = features.output.name in calibrating.columns
+    calibration_rows = Tensors(pre.transform(calibrating), pre.transform_target(calibrating) if labelled
+                               else torch.zeros(len(calibrating), dtype=held_out.target.dtype))  # fmt: skip
+    reference = build_reference(calibrating if labelled else rows, pre)
+    name = spec.name or _name_of(model)
+    recipe = Recipe.model_validate({
+        "name": name, "seed": spec.seed, "data": {"source": str(Path(test).resolve())},
+        "features": features.model_dump(mode="json"), "model": config.model_dump(mode="json"),
+    })  # fmt: skip
+    imported = {"file": str(model.resolve()), "sha256": sha256_file(model), "format": "onnx", "opset": report.opset,
+                "producer": report.producer, "operators": report.operators}  # fmt: skip
+    manifest: dict[str, Any] = {
+        "name": name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "task": pre.task,
+        "inputs": pre.input_schema(),
+        "output": pre.output_schema(),
+        "model": {"type": "onnx", "parameters": 0, "trainable": 0},
+        "metrics": {"test": metrics},
+        "data": {"rows": {"test": len(rows), "calibration": len(calibrating)}},
+        "lineage": {
+            "data_hash": sha256_file(Path(test)),
+            "recipe_hash": recipe.fingerprint(),
+            "parent": None,
+            "seed": spec.seed,
+            "imported": imported,
+        },
+    }
+    card, _ = model_card({**manifest, "seekforge_version": "imported"}, recipe)
+    raw = {n: [None if np.isnan(v) else float(v) for v in rows[n].head(SAMPLE_ROWS).to_numpy(dtype=np.float64)]
+           for n in names}  # fmt: skip
+    from safetensors.torch import save as save_tensors
+
+    files = {
+        "recipe.yaml": recipe.to_yaml(),
+        "preprocessor.json": json.dumps(pre.to_dict()),
+        "model.json": json.dumps({"config": config.model_dump(mode="json"), "io": io.to_dict()}, indent=2),
+        "model.safetensors": save_tensors(state),
+        "reference.json": json.dumps(reference),
+        "model_card.md": card,
+        "samples.safetensors": held_out.head(SAMPLE_ROWS).to_bytes(),
+        "calibration.safetensors": calibration_rows.head(SAMPLE_ROWS).to_bytes(),
+        "samples.json": json.dumps(raw),
+    }
+    package = write_package(output, files=files, manifest=manifest, overwrite=force)
+    return ImportResult(package, metrics, report)
+
+
+def _pick(specs: list[TensorSpec], wanted: str | None, kind: str, model: Path) -> TensorSpec:
+    if wanted is None:
+        if kind == "input" and len(specs) != 1:
+            raise DataError(f"{model} has {len(specs)} inputs ({', '.join(s.name for s in specs)}); declare which one "
+                            "the features fill", hint="graph: {input: NAME} in the --inputs file")  # fmt: skip
+        return specs[0]
+    for spec in specs:
+        if spec.name == wanted:
+            return spec
+    raise DataError(f"{model} has no {kind} {wanted!r}; its {kind}s: {', '.join(s.name for s in specs)}")
+
+
+def _check_input(spec: TensorSpec, width: int, model: Path) -> None:
+    """The input is a float tensor ``[rows, features]`` whose width, where the file fixes it, is the number
+    of declared features (an undeclared dynamic axis besides the batch is refused)."""
+    if spec.dtype not in ("float32", "float64") or len(spec.shape) != 2:
+        raise DataError(f"{model}: input {spec.name!r} is {spec.dtype} {spec.shape}; an imported model's features "
+                        "fill one float tensor [rows, features]")  # fmt: skip
+    if isinstance(spec.shape[1], int) and spec.shape[1] != width:
+        raise DataError(f"{model}: input {spec.name!r} takes {spec.shape[1]} features, and {width} are declared",
+                        hint="declare one numeric input per column of the tensor, in its order")  # fmt: skip
+
+
+def _check_output(spec: TensorSpec, width: int, model: Path) -> None:
+    if spec.dtype not in ("float32", "float64"):
+        raise DataError(f"{model}: output {spec.name!r} is {spec.dtype}, not a float tensor of scores",
+                        hint="declare another output (graph: {output: NAME}); for a scikit-learn classifier, "
+                             "convert it with options={'zipmap': False} to get its probabilities as a tensor")  # fmt: skip
+    fixed = [s for s in spec.shape[1:] if isinstance(s, int)]
+    if len(spec.shape) > 2 or (fixed and int(np.prod(fixed)) != width):
+        raise DataError(f"{model}: output {spec.name!r} has shape {spec.shape}, and {width} score(s) per row are "
+                        "declared", hint="list the classes in the order of the output's columns")  # fmt: skip
+
+
+def _name_of(model: Path) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "_.-" else "-" for c in model.stem).strip("-._") or "imported"
+    return cleaned[:100] if cleaned[0].isalnum() else f"m{cleaned}"[:100]

@@ -1,0 +1,79 @@
+"""A model made elsewhere, as an ONNX graph inside a package (``seekforge import``): model type ``onnx``.
+
+The graph's bytes are the module's one buffer (``graph``, uint8), so ``model.safetensors`` holds them and
+the package's checksums cover them like any weights. The module runs the graph on onnxruntime (CPU): the
+batch keys the preprocessor makes (``numeric`` or an image's key) feed the graph inputs named in
+``feeds``; the ``output`` it reads is turned into logits (the log of probabilities, for a graph that ends
+in a softmax), so every stage that reads a seekforge model's logits reads this one's. It is imported, not
+trained: it has no parameters, and building it to train is refused.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from seekforge.core.deps import require
+from seekforge.core.errors import ConfigError
+from seekforge.models.config import MODELS, ModelConfig, ModelIO
+
+
+@MODELS.register("onnx")
+class OnnxGraphConfig(ModelConfig):
+    """An imported ONNX graph: ``size`` bytes; ``feeds`` maps a batch key to the graph input it fills;
+    ``output`` is the graph output read; ``scores`` says whether it holds logits or probabilities."""
+
+    type: Literal["onnx"] = "onnx"
+    size: Annotated[int, Field(ge=1)]
+    feeds: Annotated[dict[str, str], Field(min_length=1)]
+    output: Annotated[str, Field(min_length=1)]
+    scores: Literal["logits", "probabilities", "values"] = "logits"
+
+    def build(self, io: ModelIO, *, pretrained: bool = True) -> nn.Module:
+        if pretrained:  # only a package's rebuild (pretrained=False: the bytes come from model.safetensors)
+            raise ConfigError("model type 'onnx' is a model imported with seekforge import; it is not trained",
+                              hint="train another model type, or import the ONNX file: seekforge import MODEL.onnx")  # fmt: skip
+        return OnnxGraph(self, io)
+
+
+class OnnxGraph(nn.Module):
+    """The graph on onnxruntime: batch dict in, logits (or values) out; no gradients."""
+
+    def __init__(self, config: OnnxGraphConfig, io: ModelIO) -> None:
+        super().__init__()
+        self.config = config
+        self.output_dim = io.output_dim
+        self.register_buffer("graph", torch.zeros(config.size, dtype=torch.uint8))
+        self._session: Any = None
+        self._lock = threading.Lock()
+        self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_session", None))
+
+    def session(self) -> Any:
+        with self._lock:
+            if self._session is None:
+                ort = require("onnxruntime", purpose="an imported ONNX model")
+                self._session = ort.InferenceSession(
+                    self.graph.cpu().numpy().tobytes(), providers=["CPUExecutionProvider"]
+                )
+            return self._session
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.graph.device.type == "meta":  # sizing on the meta device: the output's shape only
+            rows = next(iter(batch.values())).shape[0]
+            return torch.empty(rows, self.output_dim, device="meta")
+        session = self.session()
+        types = {i.name: i.type for i in session.get_inputs()}
+        feeds = {}
+        for key, name in self.config.feeds.items():
+            value = batch[key].detach().cpu().numpy()
+            feeds[name] = value.astype(np.int64 if "int64" in types.get(name, "") else np.float32)
+        (out,) = session.run([self.config.output], feeds)
+        scores = torch.from_numpy(np.asarray(out, dtype=np.float32)).reshape(len(out), -1)
+        if self.config.scores == "probabilities":  # log-probabilities: their softmax is the probabilities
+            scores = torch.log(scores.clamp_min(1e-12))
+        return scores.to(next(iter(batch.values())).device)
