@@ -167,3 +167,52 @@ def test_a_recipe_cannot_train_an_imported_model_type(tmp_path: Path) -> None:
                                                                     "output": "y"}}  # fmt: skip
     with pytest.raises(ConfigError, match="imported with seekforge import; it is not trained"):
         seekforge.run(recipe, runs_dir=tmp_path / "runs")
+
+
+def brightness_graph(path: Path) -> Path:
+    """The mean of an image's pixels (as fed) against 0: ``[n, 3, h, w]`` in, two logits out."""
+    nodes = [
+        helper.make_node("ReduceMean", ["pixels", "axes"], ["mean"], keepdims=0),
+        helper.make_node("Unsqueeze", ["mean", "one"], ["column"]),
+        helper.make_node("MatMul", ["column", "W"], ["scores"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "brightness", [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", 2])],
+        initializer=[numpy_helper.from_array(np.array([1, 2, 3], np.int64), "axes"),
+                     numpy_helper.from_array(np.array([1], np.int64), "one"),
+                     numpy_helper.from_array(np.array([[-10.0, 10.0]], np.float32), "W")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    onnx.save(model, path)
+    return path
+
+
+def test_an_image_model_is_fed_as_declared_resized_and_normalised(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    listed = []
+    for label, level in (("dark", 60), ("light", 190)):
+        for i in range(8):
+            pixels = np.clip(rng.normal(level, 15, size=(12, 12, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / f"{label}{i}.png")
+            listed.append({"image": str(tmp_path / f"{label}{i}.png"), "label": label})
+    pd.DataFrame(listed).to_csv(tmp_path / "test.csv", index=False)
+    model = brightness_graph(tmp_path / "bright.onnx")
+    image = {"name": "image", "type": "image", "size": [8, 8]}
+    spec = {"features": {"inputs": [image], "output": {"name": "label", "type": "category"}},
+            "classes": ["dark", "light"], "normalize": {"mean": [0.5], "std": [0.5]}}  # fmt: skip
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    result = import_onnx(model, tmp_path / "spec.yaml", tmp_path / "pkg", test=tmp_path / "test.csv")
+    # fed raw [0, 1] pixels the graph would call every image light: the declared normalisation reached it
+    assert result.metrics["accuracy"] == 1.0
+    manifest = read_manifest(result.package)
+    assert manifest["inputs"] == [{"name": "image", "type": "image", "shape": [3, 8, 8]}]
+    fp32 = export_package(result.package)
+    assert fp32.parity.passed and fp32.record["inputs"] == "encoded"
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump({**spec, "features": {**spec["features"], "inputs": [
+        {"name": "image", "type": "image"}]}}))  # fmt: skip
+    with pytest.raises(DataError, match="leaves its height and width dynamic"):
+        import_onnx(model, tmp_path / "spec.yaml", tmp_path / "other", test=tmp_path / "test.csv")

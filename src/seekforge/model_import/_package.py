@@ -83,7 +83,10 @@ def import_onnx(
     names = [f.name for f in features.inputs]
     graph_input = _pick(report.inputs, spec.graph.input, "input", model)
     graph_output = _pick(report.outputs, spec.graph.output, "output", model)
-    _check_input(graph_input, len(names), model)
+    if spec.image:
+        size, channels = _image_input(graph_input, spec, model)
+    else:
+        _check_input(graph_input, len(names), model)
     width = len(spec.classes) if spec.classes is not None else 1
     _check_output(graph_output, width, model)
     rows = read_source(str(test))
@@ -100,11 +103,17 @@ def import_onnx(
         pre.classes_ = list(spec.classes)
     else:  # the graph gives values in the label's own units
         pre.target_mean_, pre.target_std_ = 0.0, 1.0
+    if spec.image:  # resized and normalised as declared, not as the rows' own statistics would have it
+        from seekforge.data import ImageStats
+
+        mean, std = spec.normalize.mean or [0.0], spec.normalize.std or [1.0]
+        pre.images_[names[0]] = ImageStats(size, channels, tuple(_per_channel(mean, channels, "mean")),
+                                           tuple(_per_channel(std, channels, "std")))  # fmt: skip
     io = pre.model_io()
+    key = next((entry["key"] for entry in io.inputs if entry["type"] == "image"), "numeric")
     graph = model.read_bytes()
     scores = "values" if spec.classes is None else spec.graph.scores
-    config = OnnxGraphConfig(size=len(graph), feeds={"numeric": graph_input.name}, output=graph_output.name,
-                             scores=scores)  # fmt: skip
+    config = OnnxGraphConfig(size=len(graph), feeds={key: graph_input.name}, output=graph_output.name, scores=scores)
     net = config.build(io, pretrained=False)
     state = {"graph": torch.frombuffer(bytearray(graph), dtype=torch.uint8)}
     net.load_state_dict(state)
@@ -143,8 +152,6 @@ def import_onnx(
         },
     }
     card, _ = model_card({**manifest, "seekforge_version": "imported"}, recipe)
-    raw = {n: [None if np.isnan(v) else float(v) for v in rows[n].head(SAMPLE_ROWS).to_numpy(dtype=np.float64)]
-           for n in names}  # fmt: skip
     from safetensors.torch import save as save_tensors
 
     files = {
@@ -156,8 +163,11 @@ def import_onnx(
         "model_card.md": card,
         "samples.safetensors": held_out.head(SAMPLE_ROWS).to_bytes(),
         "calibration.safetensors": calibration_rows.head(SAMPLE_ROWS).to_bytes(),
-        "samples.json": json.dumps(raw),
     }
+    if not spec.image:  # the same rows, raw, for exports that hold the preprocessing (images are kept encoded)
+        head = rows.head(SAMPLE_ROWS)
+        files["samples.json"] = json.dumps({n: [None if np.isnan(v) else float(v)
+                                                for v in head[n].to_numpy(dtype=np.float64)] for n in names})  # fmt: skip
     package = write_package(output, files=files, manifest=manifest, overwrite=force)
     return ImportResult(package, metrics, report)
 
@@ -183,6 +193,43 @@ def _check_input(spec: TensorSpec, width: int, model: Path) -> None:
     if isinstance(spec.shape[1], int) and spec.shape[1] != width:
         raise DataError(f"{model}: input {spec.name!r} takes {spec.shape[1]} features, and {width} are declared",
                         hint="declare one numeric input per column of the tensor, in its order")  # fmt: skip
+
+
+def _image_input(graph: TensorSpec, spec: ImportSpec, model: Path) -> tuple[tuple[int, int], int]:
+    """The image size and channels the graph input ``[rows, channels, height, width]`` takes: fixed by the
+    file, or declared (``size``, ``channels``) where the file leaves them dynamic; the two must agree."""
+    feature = spec.features.inputs[0]
+    if graph.dtype not in ("float32", "float64") or len(graph.shape) != 4:
+        raise DataError(f"{model}: input {graph.name!r} is {graph.dtype} {graph.shape}; an imported image model takes "
+                        "one float tensor [rows, channels, height, width]")  # fmt: skip
+    channels, height, width = graph.shape[1:]
+    declared = getattr(feature, "size", None)
+    if not (isinstance(height, int) and isinstance(width, int)):
+        if declared is None:
+            raise DataError(f"{model}: input {graph.name!r} leaves its height and width dynamic ({graph.shape}), and "
+                            "no size is declared", hint="declare the size the model was trained on: "
+                            "{name: ..., type: image, size: [224, 224]}")  # fmt: skip
+        height, width = declared
+    elif declared is not None and tuple(declared) != (height, width):
+        raise DataError(
+            f"{model}: input {graph.name!r} takes {height}x{width} images, and size {list(declared)} is declared"
+        )
+    wanted = getattr(feature, "channels", None)
+    if not isinstance(channels, int):
+        channels = wanted or 3
+    elif wanted is not None and wanted != channels:
+        raise DataError(f"{model}: input {graph.name!r} takes {channels} channel(s), and {wanted} are declared")
+    if channels not in (1, 3):
+        raise DataError(f"{model}: input {graph.name!r} takes {channels} channels; images have 1 or 3")
+    return (int(height), int(width)), int(channels)
+
+
+def _per_channel(values: list[float], channels: int, what: str) -> list[float]:
+    if len(values) == 1:
+        return values * channels
+    if len(values) != channels:
+        raise DataError(f"normalize.{what}: {len(values)} values for a {channels}-channel image")
+    return values
 
 
 def _check_output(spec: TensorSpec, width: int, model: Path) -> None:

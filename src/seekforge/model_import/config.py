@@ -1,7 +1,7 @@
 """What a model made elsewhere takes and gives (``seekforge import --inputs spec.yaml``): the features its
-graph input is made of (the recipe's ``features`` section: numbers, in the order of the tensor's columns,
-and the label column of the test rows), the classes in the order of its output's columns, and which graph
-input and output these are."""
+graph input is made of (the recipe's ``features`` section: numbers, in the order of the tensor's columns;
+or one image, resized to ``size`` and normalised with the declared ``normalize``), the label column of the
+test rows, the classes in the order of its output's columns, and which graph input and output these are."""
 
 from __future__ import annotations
 
@@ -24,21 +24,42 @@ class GraphBinding(BaseConfig):
     scores: Literal["logits", "probabilities"] = "logits"
 
 
+class Normalize(BaseConfig):
+    """How an image model's pixels were normalised in training: ``(pixel / 255 - mean) / std`` per channel
+    (ImageNet's: mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225]); by default pixels in [0, 1]."""
+
+    mean: Annotated[list[float], Field(min_length=1, max_length=3)] | None = None
+    std: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1, max_length=3)] | None = None
+
+
 class ImportSpec(BaseConfig):
     """An imported model's declaration. ``classes`` (a classifier): its classes in the order of the output's
-    columns; the labels of the test rows must be among them."""
+    columns; the labels of the test rows must be among them. ``normalize``: an image model's."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)] | None = None
     features: FeaturesConfig
     classes: Annotated[list[ClassName], Field(min_length=2)] | None = None
     graph: GraphBinding = GraphBinding()
+    normalize: Normalize = Normalize()
     seed: Annotated[int, Field(ge=0, lt=2**31)] = 0
+
+    @property
+    def image(self) -> bool:
+        return self.features.inputs[0].type == "image"
 
     @model_validator(mode="after")
     def _fits(self) -> ImportSpec:
-        others = [f"{f.name} ({f.type})" for f in self.features.inputs if f.type != "numeric" or f.history]
-        if others:
-            raise ValueError(f"features.inputs: an imported graph takes numeric inputs, not {', '.join(others)}")
+        inputs = self.features.inputs
+        image = len(inputs) == 1 and inputs[0].type == "image"
+        others = [f"{f.name} ({f.type})" for f in inputs if f.type != "numeric" or getattr(f, "history", None)]
+        if others and not image:
+            raise ValueError(f"features.inputs: an imported graph takes numeric inputs or one image, not "
+                             f"{', '.join(others)}")  # fmt: skip
+        if (self.normalize.mean is not None or self.normalize.std is not None) and not image:
+            raise ValueError("normalize: only an image model's pixels are normalised")
+        if self.normalize.mean is not None and self.normalize.std is not None and (
+                len(self.normalize.mean) != len(self.normalize.std)):  # fmt: skip
+            raise ValueError("normalize: mean and std need one value per channel each")
         classifier = self.features.output.type != "numeric"
         if classifier and self.classes is None:
             raise ValueError("classes: a classifier's classes, in the order of its output's columns, are required")
