@@ -216,3 +216,24 @@ def test_an_image_model_is_fed_as_declared_resized_and_normalised(tmp_path: Path
         {"name": "image", "type": "image"}]}}))  # fmt: skip
     with pytest.raises(DataError, match="leaves its height and width dynamic"):
         import_onnx(model, tmp_path / "spec.yaml", tmp_path / "other", test=tmp_path / "test.csv")
+
+
+def test_an_exported_program_imports_through_torchs_onnx_exporter(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    layer = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(WEIGHTS.T.copy()))
+        layer.bias.fill_(0.1)
+    example = (torch.zeros(4, 3),)
+    program = torch.export.export(layer.eval(), example, dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, tmp_path / "churn.pt2")
+    test = rows(100, 5)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    spec = declaration(tmp_path / "spec.yaml", output={"name": "label", "type": "binary"}, classes=["stay", "leave"])
+    result = import_onnx(tmp_path / "churn.pt2", spec, tmp_path / "pkg", test=tmp_path / "test.csv")
+    assert result.metrics["accuracy"] == 1.0 and result.report.path == str(tmp_path / "churn.pt2")
+    imported = read_manifest(result.package)["lineage"]["imported"]
+    assert imported["format"] == "pt2" and imported["operators"] == {"Gemm": 1}
+    (tmp_path / "broken.pt2").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="is not an ExportedProgram"):
+        import_onnx(tmp_path / "broken.pt2", spec, tmp_path / "other", test=tmp_path / "test.csv")

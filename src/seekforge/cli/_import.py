@@ -14,7 +14,7 @@ from seekforge.core.errors import ConfigError, DataError
 
 
 def import_model(
-    model: Annotated[Path, typer.Argument(help="An ONNX file (.onnx).")],
+    model: Annotated[Path, typer.Argument(help="An ONNX file (.onnx), or a torch.export program (.pt2) with -o.")],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Make a package here (needs --inputs and --test).")
     ] = None,
@@ -53,11 +53,18 @@ def import_model(
             print_metrics(result.metrics, title=f"{result.package} (imported): test rows")
         return
 
-    if model.suffix.lower() == ".pt2":
-        raise DataError(f"{model}: seekforge import reads ONNX files (.onnx) so far, not ExportedPrograms",
-                        hint="torch.onnx.export(torch.export.load(PATH).module(), example_inputs, 'model.onnx', "
-                             "dynamo=True), then import model.onnx")  # fmt: skip
-    report = inspect_onnx(model)
+    if model.suffix.lower() == ".pt2":  # the report of the ONNX graph the program becomes
+        import tempfile
+
+        from seekforge.model_import import pt2_to_onnx
+
+        with tempfile.TemporaryDirectory(prefix="seekforge-pt2-") as scratch:
+            converted = Path(scratch) / f"{model.stem}.onnx"
+            pt2_to_onnx(model, converted)
+            report = inspect_onnx(converted)
+            report.path = str(model)
+    else:
+        report = inspect_onnx(model)
     if as_json:
         print_json(report.to_dict())
     else:

@@ -9,6 +9,7 @@ Example:
 
 from seekforge.model_import._onnx import OnnxReport, TensorSpec, inspect_onnx
 from seekforge.model_import._package import ImportResult, import_onnx, load_spec
+from seekforge.model_import._pt2 import pt2_to_onnx
 from seekforge.model_import.config import GraphBinding, ImportSpec
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "import_onnx",
     "inspect_onnx",
     "load_spec",
+    "pt2_to_onnx",
 ]

@@ -56,7 +56,8 @@ def import_onnx(
     calibration: str | Path | None = None,
     force: bool = False,
 ) -> ImportResult:
-    """Make a package of the ONNX file ``model`` as ``spec`` declares it, measured on the ``test`` rows.
+    """Make a package of the ONNX file (or torch.export ``.pt2`` program) ``model`` as ``spec`` declares
+    it, measured on the ``test`` rows.
 
     Raises:
         DataError: The file is not a model onnxruntime runs here, its input or output is not what the
@@ -64,6 +65,24 @@ def import_onnx(
         ConfigError: The declaration is not valid.
         PackageError: ``output`` exists (unless ``force``).
     """
+    model, output = Path(model), Path(output)
+    spec = spec if isinstance(spec, ImportSpec) else load_spec(spec)
+    if output.exists() and not force:
+        raise PackageError(f"{output} already exists", hint="choose another --output, or pass --force to replace it")
+    if model.suffix.lower() == ".pt2":  # an ExportedProgram: through torch's ONNX exporter first
+        import tempfile
+
+        from seekforge.model_import._pt2 import pt2_to_onnx
+
+        with tempfile.TemporaryDirectory(prefix="seekforge-pt2-") as scratch:
+            converted = Path(scratch) / f"{model.stem}.onnx"
+            pt2_to_onnx(model, converted)
+            return _import(converted, spec, output, test=test, calibration=calibration, force=force, source=model)
+    return _import(model, spec, output, test=test, calibration=calibration, force=force, source=model)
+
+
+def _import(model: Path, spec: ImportSpec, output: Path, *, test: str | Path, calibration: str | Path | None,
+            force: bool, source: Path) -> ImportResult:  # fmt: skip
     from seekforge.build import model_card
     from seekforge.data import Preprocessor, read_source
     from seekforge.models import OnnxGraphConfig, infer
@@ -71,11 +90,8 @@ def import_onnx(
     from seekforge.recipe import Recipe
     from seekforge.train import Tensors, evaluate_logits
 
-    model, output = Path(model), Path(output)
-    spec = spec if isinstance(spec, ImportSpec) else load_spec(spec)
-    if output.exists() and not force:
-        raise PackageError(f"{output} already exists", hint="choose another --output, or pass --force to replace it")
     report = inspect_onnx(model)
+    report.path = str(source)  # (a .pt2's report is of the graph it became)
     if not report.runs_here:
         raise DataError(f"{model}: onnxruntime {report.onnxruntime['version']} cannot run it: "
                         f"{report.onnxruntime['problem']}", hint="seekforge import MODEL shows the whole report")  # fmt: skip
@@ -127,13 +143,14 @@ def import_onnx(
     calibration_rows = Tensors(pre.transform(calibrating), pre.transform_target(calibrating) if labelled
                                else torch.zeros(len(calibrating), dtype=held_out.target.dtype))  # fmt: skip
     reference = build_reference(calibrating if labelled else rows, pre)
-    name = spec.name or _name_of(model)
+    name = spec.name or _name_of(source)
     recipe = Recipe.model_validate({
         "name": name, "seed": spec.seed, "data": {"source": str(Path(test).resolve())},
         "features": features.model_dump(mode="json"), "model": config.model_dump(mode="json"),
     })  # fmt: skip
-    imported = {"file": str(model.resolve()), "sha256": sha256_file(model), "format": "onnx", "opset": report.opset,
-                "producer": report.producer, "operators": report.operators}  # fmt: skip
+    imported = {"file": str(source.resolve()), "sha256": sha256_file(source), "opset": report.opset,
+                "format": "pt2" if source.suffix.lower() == ".pt2" else "onnx", "producer": report.producer,
+                "operators": report.operators}  # fmt: skip
     manifest: dict[str, Any] = {
         "name": name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
