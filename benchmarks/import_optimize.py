@@ -8,7 +8,7 @@ scikit-learn's handwritten digits (scaled up from 8x8), exported with torch.onnx
 written with its test images as PNG files, imported, and optimized; optimize times every variant side by
 side in this process and keeps the fastest within the accuracy budget.
 
-    python benchmarks/import_optimize.py [--epochs 4] [--seconds 2]
+    python benchmarks/import_optimize.py [--epochs 12] [--seconds 2]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def resnet(classes: int = 10, width: int = 32) -> nn.Module:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=2.0)
     args = parser.parse_args()
     torch.manual_seed(0)

@@ -21,7 +21,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 import seekforge  # noqa: E402
 from seekforge.core.errors import ConfigError, DataError, PackageError  # noqa: E402
 from seekforge.core.package import read_manifest  # noqa: E402
-from seekforge.export import ExportConfig, export_package  # noqa: E402
+from seekforge.export import ExportConfig, ExportError, export_package  # noqa: E402
 from seekforge.model_import import import_onnx  # noqa: E402
 from tests.integration.cli import assert_user_error  # noqa: E402
 from tests.integration.cli import seekforge as cli  # noqa: E402
@@ -29,15 +29,18 @@ from tests.integration.cli import seekforge as cli  # noqa: E402
 WEIGHTS = np.array([[1.0, -0.5], [2.0, 0.5], [0.0, 1.0]], dtype=np.float32)
 
 
-def linear_graph(path: Path, *, ending: str = "logits", outputs: int = 2) -> Path:
+def linear_graph(path: Path, *, ending: str = "logits", outputs: int = 2, output: str = "scores",
+                 rows: int | str = "n", dtype: int = TensorProto.FLOAT, inner: str = "raw") -> Path:  # fmt: skip
     """``x [n, 3] @ W + b``, then nothing (logits), a softmax (probabilities), or one column (values)."""
     weights = WEIGHTS[:, :outputs]
-    nodes = [helper.make_node("MatMul", ["x", "W"], ["mm"]), helper.make_node("Add", ["mm", "B"], ["raw"])]
+    cast = [helper.make_node("Cast", ["x"], ["x32"], to=TensorProto.FLOAT)] if dtype != TensorProto.FLOAT else []
+    nodes = [*cast, helper.make_node("MatMul", ["x32" if cast else "x", "W"], ["mm"]),
+             helper.make_node("Add", ["mm", "B"], [inner])]  # fmt: skip
     last = {"logits": "Identity", "probabilities": "Softmax", "values": "Identity"}[ending]
-    nodes.append(helper.make_node(last, ["raw"], ["scores"]))
+    nodes.append(helper.make_node(last, [inner], [output]))
     graph = helper.make_graph(
-        nodes, "linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", outputs])],
+        nodes, "linear", [helper.make_tensor_value_info("x", dtype, [rows, 3])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, [rows, outputs])],
         initializer=[numpy_helper.from_array(weights, "W"), numpy_helper.from_array(np.full(outputs, 0.1, np.float32), "B")],
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="hand")
@@ -56,8 +59,7 @@ def rows(n: int, seed: int) -> pd.DataFrame:
 
 
 def declaration(path: Path, *, output: dict[str, str], **extra: object) -> Path:
-    spec = {"features": {"inputs": [{"name": c, "type": "numeric", "scaler": "none"} for c in "abc"],
-                         "output": output}, **extra}  # fmt: skip
+    spec = {"features": {"inputs": [{"name": c, "type": "numeric"} for c in "abc"], "output": output}, **extra}
     path.write_text(yaml.safe_dump(spec))
     return path
 
@@ -237,3 +239,57 @@ def test_an_exported_program_imports_through_torchs_onnx_exporter(tmp_path: Path
     (tmp_path / "broken.pt2").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="is not an ExportedProgram"):
         import_onnx(tmp_path / "broken.pt2", spec, tmp_path / "other", test=tmp_path / "test.csv")
+
+
+def test_graphs_that_cannot_serve_as_declared_are_refused_in_one_line(tmp_path: Path) -> None:
+    test = rows(60, 6)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    spec = declaration(tmp_path / "spec.yaml", output={"name": "label", "type": "binary"}, classes=["stay", "leave"])
+    cases = [
+        (linear_graph(tmp_path / "one.onnx", rows=1), "takes exactly 1 row"),
+        (linear_graph(tmp_path / "double.onnx", dtype=TensorProto.DOUBLE), "float32 tensor"),
+    ]
+    for model, message in cases:
+        with pytest.raises(DataError, match=message):
+            import_onnx(model, spec, tmp_path / "pkg", test=tmp_path / "test.csv")
+    two = onnx.load(linear_graph(tmp_path / "two.onnx"))
+    two.graph.input.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["n", 3]))
+    onnx.save(two, tmp_path / "two.onnx")
+    with pytest.raises(DataError, match="has 2 inputs"):
+        import_onnx(tmp_path / "two.onnx", spec, tmp_path / "pkg", test=tmp_path / "test.csv")
+    bound = declaration(tmp_path / "bound.yaml", output={"name": "label", "type": "binary"}, classes=["stay", "leave"],
+                        graph={"input": "x"})  # fmt: skip
+    with pytest.raises(DataError, match="'mask' would get nothing"):
+        import_onnx(tmp_path / "two.onnx", bound, tmp_path / "pkg", test=tmp_path / "test.csv")
+    external = onnx.load(linear_graph(tmp_path / "external.onnx"))
+    onnx.save(external, tmp_path / "external.onnx", save_as_external_data=True, size_threshold=0)
+    with pytest.raises(DataError, match="weights are in files beside it"):
+        import_onnx(tmp_path / "external.onnx", spec, tmp_path / "pkg", test=tmp_path / "test.csv")
+    inside = tmp_path / "out"
+    inside.mkdir()
+    shutil_copy = linear_graph(inside / "m.onnx")
+    with pytest.raises(PackageError, match="inside"):
+        import_onnx(shutil_copy, spec, inside, test=tmp_path / "test.csv", force=True)
+    assert (inside / "m.onnx").is_file() and not (tmp_path / "pkg").exists()
+
+
+def test_labels_keep_their_values_names_keep_clear_and_stages_that_retrain_refuse(tmp_path: Path) -> None:
+    test = rows(80, 7).assign(label=lambda f: (f["label"] == "leave").astype(int))  # 0 stay, 1 leave
+    test.to_csv(tmp_path / "test.csv", index=False)
+    spec = declaration(tmp_path / "spec.yaml", output={"name": "label", "type": "binary"}, classes=[0, 1])
+    named = linear_graph(tmp_path / "named.onnx", output="logits")  # the name the export's own output takes
+    result = import_onnx(named, spec, tmp_path / "pkg", test=tmp_path / "test.csv")
+    predicted = seekforge.load(result.package, backend="torch").predict(test.head(5))["prediction"]
+    assert result.metrics["accuracy"] == 1.0 and all(isinstance(v, int | np.integer) for v in predicted)
+    assert read_manifest(result.package)["output"]["classes"] == [0, 1]
+    assert export_package(result.package).parity.passed  # its "logits" renamed inside, the new one outside
+    clashing = linear_graph(tmp_path / "clash.onnx", inner="logits")  # a tensor "logits" that is not the output
+    other = import_onnx(clashing, spec, tmp_path / "clash", test=tmp_path / "test.csv")
+    with pytest.raises(ExportError, match="already names a tensor 'logits'"):
+        export_package(other.package)
+    from seekforge.compress import CompressConfig, compress_package
+
+    with pytest.raises(ConfigError, match="imported ONNX model"):
+        compress_package(
+            result.package, CompressConfig.model_validate({"prune": {"ratio": 0.3}}), output=tmp_path / "c"
+        )

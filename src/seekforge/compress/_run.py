@@ -140,9 +140,13 @@ def _preflight(source: Path, manifest: dict[str, Any], config: CompressConfig) -
     """Options that cannot work for this package fail here, before any work.
 
     Raises:
-        ConfigError: A student that does not fit the features, QAT of a text model, ``--prune auto``
-            without a validation split to choose on, or a missing optional library.
+        ConfigError: An imported model (seekforge does not retrain a graph made elsewhere), a student that
+            does not fit the features, QAT of a text model, ``--prune auto`` without a validation split to
+            choose on, or a missing optional library.
     """
+    if (manifest.get("model") or {}).get("type") == "onnx":
+        raise ConfigError(f"{source} is an imported ONNX model, which seekforge does not prune, distil or retrain",
+                          hint=f"its INT8 and optimised variants come from: seekforge optimize {source} -o OUT")  # fmt: skip
     recipe = load_recipe(source / "recipe.yaml")
     if config.prune is not None:
         require("torch_pruning", purpose="Structured pruning")

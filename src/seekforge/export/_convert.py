@@ -97,6 +97,9 @@ def convert_package(package: str | Path, target: str, *, precision: str = "fp32"
         raise PackageError(f"{package} holds a {target} conversion already", hint="--force replaces it")
     from seekforge.models import build_model
 
+    if (manifest.get("model") or {}).get("type") == "onnx":
+        raise ConfigError(f"{package} is an imported ONNX model, which Core ML converts from the model it came from",
+                          hint="convert the original with coremltools (ct.convert) where its code is")  # fmt: skip
     samples = load_samples(package, manifest)
     model = build_model(package, merge=True).eval()
     model = model.for_export() if hasattr(model, "for_export") else model
@@ -123,6 +126,7 @@ def convert_package(package: str | Path, target: str, *, precision: str = "fp32"
         files = {f"coreml/model.mlpackage/{p.relative_to(built).as_posix()}": p for p in sorted(built.rglob("*"))
                  if p.is_file()}  # fmt: skip
         record["bytes"] = sum(p.stat().st_size for p in files.values())
+        manifest = read_manifest(package)  # as it is now: an export added while this converted stays
         conversions = {**(manifest.get("conversions") or {}), target: record}
         # rebuilt beside itself and swapped in, as add_to_package does, without an earlier conversion's files
         kept = {name: package / name for name in manifest["files"] if not name.startswith("coreml/")}
@@ -186,18 +190,22 @@ def _structure(program: Any, example: dict[str, torch.Tensor]) -> dict[str, Any]
         ExportError: The inputs are not the model's.
     """
     spec = program.get_spec()
-    inputs = {}
+    inputs, batches = {}, {}
     for item in spec.description.input:
         array = item.type.multiArrayType
         inputs[item.name] = [int(d) for d in array.shape]
-    wrong = [k for k in example if k not in inputs or inputs[k][1:] != list(example[k].shape[1:])]
+        ranges = array.shapeRange.sizeRanges
+        batches[item.name] = [int(ranges[0].lowerBound), int(ranges[0].upperBound)] if ranges else None
+    wrong = [k for k in example if k not in inputs or inputs[k][1:] != list(example[k].shape[1:])
+             or batches.get(k) != [1, MAX_BATCH]]  # fmt: skip
     if wrong or len(inputs) != len(example):
-        raise ExportError(f"the Core ML program's inputs {inputs} are not the model's ({', '.join(example)})")
+        raise ExportError(f"the Core ML program's inputs {inputs} (batches {batches}) are not the model's "
+                          f"({', '.join(example)}, 1 to {MAX_BATCH} rows)")  # fmt: skip
     operations: Counter[str] = Counter()
     for function in spec.mlProgram.functions.values():
         for block in function.block_specializations.values():
             operations.update(op.type for op in block.operations)
-    return {"inputs": inputs, "outputs": [o.name for o in spec.description.output],
+    return {"inputs": inputs, "batch": [1, MAX_BATCH], "outputs": [o.name for o in spec.description.output],
             "operations": dict(sorted(operations.items())), "spec_version": int(spec.specificationVersion)}  # fmt: skip
 
 

@@ -1,7 +1,9 @@
-"""The fp32 ONNX graph of an imported model (model type ``onnx``): its own graph, with its input named as
-the batch key the preprocessor fills and its output as ``logits`` (the log of probabilities for a graph
-that gives probabilities, one column for a regressor), so the exports of every other package apply:
-the raw-input preprocessing prepended, reduced precisions, the parity gate."""
+"""The fp32 ONNX graph of an imported model (model type ``onnx``): its own graph, unchanged inside, with a
+new input named as the batch key the preprocessor fills (``Identity`` into the graph's own input) and a new
+output ``logits`` after the chosen output (the log of probabilities for a graph that gives probabilities;
+one column for a regressor), so the exports of every other package apply: the raw-input preprocessing
+prepended, reduced precisions, the parity gate. A graph older than opset 13 is converted to it first (the
+preprocessing's operators need it)."""
 
 from __future__ import annotations
 
@@ -10,34 +12,73 @@ from pathlib import Path
 import numpy as np
 
 from seekforge.core.deps import require
+from seekforge.export._onnx import ExportError
+from seekforge.export._pregraph import _rename_uses
 from seekforge.models import OnnxGraph
 
+#: the opset the prepended preprocessing needs (Unsqueeze's axes as an input)
+MIN_OPSET = 13
 
-def imported_graph(model: OnnxGraph, path: Path) -> None:
-    """Write ``model``'s graph to ``path`` as seekforge's exports name their inputs and outputs."""
+
+def imported_graph(model: OnnxGraph, path: Path) -> int:
+    """Write ``model``'s graph to ``path`` as seekforge's exports name their inputs and outputs; returns
+    its opset.
+
+    Raises:
+        ExportError: A tensor of the graph already has a name this needs, or its opset cannot be raised.
+    """
     onnx = require("onnx", purpose="ONNX export")
-    helper = onnx.helper
+    helper, numpy_helper = onnx.helper, onnx.numpy_helper
     graph_model = onnx.load_from_string(model.graph.cpu().numpy().tobytes())
+    opset = next((i.version for i in graph_model.opset_import if i.domain in ("", "ai.onnx")), MIN_OPSET)
+    if opset < MIN_OPSET:
+        try:
+            graph_model = onnx.version_converter.convert_version(graph_model, MIN_OPSET)
+        except Exception as exc:  # the converter's own errors
+            raise ExportError(f"the imported graph's opset {opset} cannot be raised to {MIN_OPSET}: {exc}") from exc
+        opset = MIN_OPSET
     graph = graph_model.graph
-    # inputs as the batch keys; the output read under a name of its own ("logits" is what comes out last)
-    renames = {name: key for key, name in model.config.feeds.items()}
-    renames[model.config.output] = source = "seekforge_output"
-    for value in graph.input:
-        value.name = renames.get(value.name, value.name)
-    for node in graph.node:
-        node.input[:] = [renames.get(name, name) for name in node.input]
-        node.output[:] = [renames.get(name, name) for name in node.output]
-    last = []
+    initialisers = {i.name for i in graph.initializer}
+    kept_inputs = [v for v in graph.input if v.name not in initialisers]  # old files list weights as inputs too
+    del graph.input[:]
+    graph.input.extend(kept_inputs)
+    taken = {v.name for v in graph.input} | initialisers | {o for n in graph.node for o in n.output}
+    renamed = {key: name for key, name in model.config.feeds.items() if key != name}
+    wanted = set(renamed) | ({"logits"} if model.config.output != "logits" else set())
+    clash = sorted(wanted & taken)
+    if clash:
+        raise ExportError(f"the imported graph already names a tensor {', '.join(map(repr, clash))}, which its export "
+                          "needs for its own input or output", hint="rename that tensor in the ONNX file")  # fmt: skip
+    nodes = []
+    for value in list(graph.input):  # a new input under the batch key, passed on to the graph's own
+        if value.name in renamed.values():
+            key = next(k for k, n in renamed.items() if n == value.name)
+            nodes.append(helper.make_node("Identity", [key], [value.name]))
+            fresh = onnx.ValueInfoProto()
+            fresh.CopyFrom(value)
+            fresh.name = key
+            graph.input.remove(value)
+            graph.input.append(fresh)
+    source = model.config.output
+    if source == "logits":  # the name the new output takes: the chosen tensor's producer renamed
+        source = "seekforge_output"
+        for node in graph.node:
+            node.output[:] = [source if name == "logits" else name for name in node.output]
+        _rename_uses(graph, {"logits": source})
+    tail = []
     if model.config.scores == "probabilities":
-        floor = onnx.numpy_helper.from_array(np.array(1e-12, dtype=np.float32), name="seekforge_floor")
-        graph.initializer.append(floor)
-        last += [helper.make_node("Max", [source, "seekforge_floor"], ["seekforge_clipped"]),
+        graph.initializer.append(numpy_helper.from_array(np.array(1e-12, dtype=np.float32), name="seekforge_floor"))
+        tail += [helper.make_node("Max", [source, "seekforge_floor"], ["seekforge_clipped"]),
                  helper.make_node("Log", ["seekforge_clipped"], ["seekforge_scores"])]  # fmt: skip
         source = "seekforge_scores"
-    shape = onnx.numpy_helper.from_array(np.array([-1, model.output_dim], dtype=np.int64), name="seekforge_shape")
-    graph.initializer.append(shape)
-    last.append(helper.make_node("Reshape", [source, "seekforge_shape"], ["logits"]))
-    graph.node.extend(last)
+    shape = np.array([-1, model.output_dim], dtype=np.int64)
+    graph.initializer.append(numpy_helper.from_array(shape, name="seekforge_shape"))
+    tail.append(helper.make_node("Reshape", [source, "seekforge_shape"], ["logits"]))
+    kept = list(graph.node)
+    del graph.node[:]
+    graph.node.extend([*nodes, *kept, *tail])
     del graph.output[:]
     graph.output.append(helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", model.output_dim]))
+    del graph.value_info[:]  # intermediate types are inferred again where needed
     onnx.save(graph_model, str(path))
+    return opset

@@ -107,7 +107,7 @@ def export_package(
         if exits is not None:
             sources = export_segments(model, _example(samples), scratch, opset=config.opset)
         elif isinstance(model, OnnxGraph):  # imported: its own graph, named as exports name theirs
-            imported_graph(model, fp32)
+            record["opset"] = imported_graph(model, fp32)
             sources = [fp32]
         elif base is None:
             export_onnx(model, _example(samples), fp32, opset=config.opset)
@@ -230,11 +230,14 @@ def export_base(package: Path, out: Path, *, opset: int) -> None:
     Raises:
         ExportError: The model has early exit: it exports as one graph per segment, which each variant makes.
     """
-    from seekforge.models import build_model
+    from seekforge.models import OnnxGraph, build_model
 
     model = build_model(package)
     if getattr(model, "policy", None) is not None:
         raise ExportError("a model with early exit exports as one graph per segment; each variant makes its own")
+    if isinstance(model, OnnxGraph):  # imported: its own graph
+        imported_graph(model, out)
+        return
     export_onnx(model, _example(load_samples(package, read_manifest(package))), out, opset=opset)
 
 

@@ -49,6 +49,7 @@ class OnnxReport:
     onnxruntime: dict[str, Any]
     openvino: dict[str, Any]
     fusions: dict[str, Any] = field(default_factory=dict)
+    external_data: bool = False  # weights in files beside the model, which a package does not carry
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -103,8 +104,12 @@ def inspect_onnx(path: str | Path) -> OnnxReport:
         onnxruntime=_onnxruntime(path, opsets),
         openvino=_openvino(path),
     )
+    report.external_data = any(i.data_location == onnx.TensorProto.EXTERNAL for i in graph.initializer)
     if report.onnxruntime["runs"]:  # what onnxruntime's optimiser fuses in it
-        report.fusions = fusions_of(path)
+        try:
+            report.fusions = fusions_of(path)
+        except Exception as exc:  # its optimiser failing is a fact of the report, not a failure of it
+            report.problems.append(f"onnxruntime's graph optimiser failed on it: {_first(exc)}")
     else:
         report.problems.append(f"onnxruntime cannot run it: {report.onnxruntime['problem']}")
     if not report.shape_inference["ok"]:

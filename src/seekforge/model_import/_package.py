@@ -22,9 +22,10 @@ import torch
 from seekforge.core.config_file import load_config
 from seekforge.core.errors import DataError, PackageError
 from seekforge.core.io import sha256_file
-from seekforge.core.package import write_package
+from seekforge.core.package import seekforge_version, write_package
 from seekforge.model_import._onnx import OnnxReport, TensorSpec, inspect_onnx
 from seekforge.model_import.config import ImportSpec
+from seekforge.runtime import canonical
 
 #: held-out rows the package keeps for the parity gate (as a trained package keeps)
 SAMPLE_ROWS = 512
@@ -69,6 +70,11 @@ def import_onnx(
     spec = spec if isinstance(spec, ImportSpec) else load_spec(spec)
     if output.exists() and not force:
         raise PackageError(f"{output} already exists", hint="choose another --output, or pass --force to replace it")
+    inside = [str(p) for p in (model, test, calibration, spec if not isinstance(spec, ImportSpec) else None)
+              if p is not None and Path(p).resolve().is_relative_to(output.resolve())]  # fmt: skip
+    if inside:
+        raise PackageError(f"{', '.join(inside)} lie(s) inside {output}, which the package would replace",
+                           hint="choose an --output folder that holds none of the inputs")  # fmt: skip
     if model.suffix.lower() == ".pt2":  # an ExportedProgram: through torch's ONNX exporter first
         import tempfile
 
@@ -84,7 +90,7 @@ def import_onnx(
 def _import(model: Path, spec: ImportSpec, output: Path, *, test: str | Path, calibration: str | Path | None,
             force: bool, source: Path) -> ImportResult:  # fmt: skip
     from seekforge.build import model_card
-    from seekforge.data import Preprocessor, read_source
+    from seekforge.data import Preprocessor, check_table, frame_fingerprint, read_source
     from seekforge.models import OnnxGraphConfig, infer
     from seekforge.monitor import build_reference
     from seekforge.recipe import Recipe
@@ -95,10 +101,17 @@ def _import(model: Path, spec: ImportSpec, output: Path, *, test: str | Path, ca
     if not report.runs_here:
         raise DataError(f"{model}: onnxruntime {report.onnxruntime['version']} cannot run it: "
                         f"{report.onnxruntime['problem']}", hint="seekforge import MODEL shows the whole report")  # fmt: skip
+    if report.external_data:
+        raise DataError(f"{source}: its weights are in files beside it, which a package does not carry",
+                        hint="save it whole: onnx.save(onnx.load(PATH), 'whole.onnx', save_as_external_data=False)")  # fmt: skip
     features = spec.features
     names = [f.name for f in features.inputs]
     graph_input = _pick(report.inputs, spec.graph.input, "input", model)
     graph_output = _pick(report.outputs, spec.graph.output, "output", model)
+    unfed = [s.name for s in report.inputs if s.name != graph_input.name]
+    if unfed:
+        raise DataError(f"{source}: its input(s) {', '.join(map(repr, unfed))} would get nothing: an imported graph "
+                        f"takes one input, {graph_input.name!r} here")  # fmt: skip
     if spec.image:
         size, channels = _image_input(graph_input, spec, model)
     else:
@@ -110,13 +123,17 @@ def _import(model: Path, spec: ImportSpec, output: Path, *, test: str | Path, ca
     if missing:
         raise DataError(f"{test} lacks the declared column(s) {', '.join(map(repr, missing))}",
                         hint=f"its columns: {', '.join(map(str, rows.columns))}")  # fmt: skip
-    pre = Preprocessor(features).fit(rows)
-    if spec.classes is not None:  # the model's own order, not the labels' sorted order
-        unknown = sorted({str(v) for v in pre.classes_} - set(spec.classes))
+    checked = check_table(rows, features)
+    # an image model's statistics are declared, not measured: fitted on one row per class (not every image)
+    fitted = checked.groupby(features.output.name, sort=False).head(1) if spec.image and spec.classes else checked
+    pre = Preprocessor(features).fit(fitted if len(fitted) else checked)
+    if spec.classes is not None:  # the model's own order, not the labels' sorted order; the labels' own values
+        seen = {canonical(v): v for v in checked[features.output.name].unique()}
+        unknown = sorted(set(seen) - {canonical(c) for c in spec.classes})
         if unknown:
             raise DataError(f"{test}: labels {unknown} of '{features.output.name}' are not among classes {spec.classes}",
                             hint="list every class the model outputs, in the order of its output's columns")  # fmt: skip
-        pre.classes_ = list(spec.classes)
+        pre.classes_ = [_native(seen.get(canonical(c), c)) for c in spec.classes]
     else:  # the graph gives values in the label's own units
         pre.target_mean_, pre.target_std_ = 0.0, 1.0
     if spec.image:  # resized and normalised as declared, not as the rows' own statistics would have it
@@ -142,7 +159,12 @@ def _import(model: Path, spec: ImportSpec, output: Path, *, test: str | Path, ca
     labelled = features.output.name in calibrating.columns
     calibration_rows = Tensors(pre.transform(calibrating), pre.transform_target(calibrating) if labelled
                                else torch.zeros(len(calibrating), dtype=held_out.target.dtype))  # fmt: skip
-    reference = build_reference(calibrating if labelled else rows, pre)
+    drawn = torch.randperm(len(calibration_rows), generator=torch.Generator().manual_seed(spec.seed))[:SAMPLE_ROWS]
+    calibration_rows = Tensors(
+        {k: v[drawn.sort().values] for k, v in calibration_rows.inputs.items()},
+        calibration_rows.target[drawn.sort().values],
+    )  # a sorted file: not one class only
+    reference = build_reference(calibrating if labelled else rows, pre)  # (its output needs labels)
     name = spec.name or _name_of(source)
     recipe = Recipe.model_validate({
         "name": name, "seed": spec.seed, "data": {"source": str(Path(test).resolve())},
@@ -161,14 +183,14 @@ def _import(model: Path, spec: ImportSpec, output: Path, *, test: str | Path, ca
         "metrics": {"test": metrics},
         "data": {"rows": {"test": len(rows), "calibration": len(calibrating)}},
         "lineage": {
-            "data_hash": sha256_file(Path(test)),
+            "data_hash": frame_fingerprint(checked),
             "recipe_hash": recipe.fingerprint(),
             "parent": None,
             "seed": spec.seed,
             "imported": imported,
         },
     }
-    card, _ = model_card({**manifest, "seekforge_version": "imported"}, recipe)
+    card, _ = model_card({**manifest, "seekforge_version": seekforge_version()}, recipe)
     from safetensors.torch import save as save_tensors
 
     files = {
@@ -179,7 +201,7 @@ def _import(model: Path, spec: ImportSpec, output: Path, *, test: str | Path, ca
         "reference.json": json.dumps(reference),
         "model_card.md": card,
         "samples.safetensors": held_out.head(SAMPLE_ROWS).to_bytes(),
-        "calibration.safetensors": calibration_rows.head(SAMPLE_ROWS).to_bytes(),
+        "calibration.safetensors": calibration_rows.to_bytes(),
     }
     if not spec.image:  # the same rows, raw, for exports that hold the preprocessing (images are kept encoded)
         head = rows.head(SAMPLE_ROWS)
@@ -187,6 +209,11 @@ def _import(model: Path, spec: ImportSpec, output: Path, *, test: str | Path, ca
                                                 for v in head[n].to_numpy(dtype=np.float64)] for n in names})  # fmt: skip
     package = write_package(output, files=files, manifest=manifest, overwrite=force)
     return ImportResult(package, metrics, report)
+
+
+def _native(value: Any) -> Any:
+    """A label as the rows hold it, numpy's scalars as Python's (so a 0/1 classifier serves 0 and 1)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _pick(specs: list[TensorSpec], wanted: str | None, kind: str, model: Path) -> TensorSpec:
@@ -204,9 +231,11 @@ def _pick(specs: list[TensorSpec], wanted: str | None, kind: str, model: Path) -
 def _check_input(spec: TensorSpec, width: int, model: Path) -> None:
     """The input is a float tensor ``[rows, features]`` whose width, where the file fixes it, is the number
     of declared features (an undeclared dynamic axis besides the batch is refused)."""
-    if spec.dtype not in ("float32", "float64") or len(spec.shape) != 2:
+    if spec.dtype != "float32" or len(spec.shape) != 2:
         raise DataError(f"{model}: input {spec.name!r} is {spec.dtype} {spec.shape}; an imported model's features "
-                        "fill one float tensor [rows, features]")  # fmt: skip
+                        "fill one float32 tensor [rows, features]",
+                        hint="export it with float32 inputs (skl2onnx: FloatTensorType)")  # fmt: skip
+    _dynamic_batch(spec, model)
     if isinstance(spec.shape[1], int) and spec.shape[1] != width:
         raise DataError(f"{model}: input {spec.name!r} takes {spec.shape[1]} features, and {width} are declared",
                         hint="declare one numeric input per column of the tensor, in its order")  # fmt: skip
@@ -216,9 +245,10 @@ def _image_input(graph: TensorSpec, spec: ImportSpec, model: Path) -> tuple[tupl
     """The image size and channels the graph input ``[rows, channels, height, width]`` takes: fixed by the
     file, or declared (``size``, ``channels``) where the file leaves them dynamic; the two must agree."""
     feature = spec.features.inputs[0]
-    if graph.dtype not in ("float32", "float64") or len(graph.shape) != 4:
+    if graph.dtype != "float32" or len(graph.shape) != 4:
         raise DataError(f"{model}: input {graph.name!r} is {graph.dtype} {graph.shape}; an imported image model takes "
-                        "one float tensor [rows, channels, height, width]")  # fmt: skip
+                        "one float32 tensor [rows, channels, height, width]")  # fmt: skip
+    _dynamic_batch(graph, model)
     channels, height, width = graph.shape[1:]
     declared = getattr(feature, "size", None)
     if not (isinstance(height, int) and isinstance(width, int)):
@@ -249,8 +279,17 @@ def _per_channel(values: list[float], channels: int, what: str) -> list[float]:
     return values
 
 
+def _dynamic_batch(spec: TensorSpec, model: Path) -> None:
+    """The first axis takes any number of rows (a graph exported for one row cannot serve batches)."""
+    if spec.shape and isinstance(spec.shape[0], int):
+        raise DataError(f"{model}: {spec.name!r} takes exactly {spec.shape[0]} row(s) a call ({spec.shape})",
+                        hint="export it with a dynamic batch axis: torch.onnx.export(..., dynamic_shapes=...) or "
+                             "dynamic_axes={NAME: {0: 'batch'}}")  # fmt: skip
+
+
 def _check_output(spec: TensorSpec, width: int, model: Path) -> None:
-    if spec.dtype not in ("float32", "float64"):
+    _dynamic_batch(spec, model)
+    if spec.dtype != "float32":
         raise DataError(f"{model}: output {spec.name!r} is {spec.dtype}, not a float tensor of scores",
                         hint="declare another output (graph: {output: NAME}); for a scikit-learn classifier, "
                              "convert it with options={'zipmap': False} to get its probabilities as a tensor")  # fmt: skip

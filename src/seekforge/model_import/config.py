@@ -5,7 +5,7 @@ test rows, the classes in the order of its output's columns, and which graph inp
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -47,6 +47,18 @@ class ImportSpec(BaseConfig):
     def image(self) -> bool:
         return self.features.inputs[0].type == "image"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _unscaled(cls, data: Any) -> Any:
+        """A number goes in as it is unless the declaration scales it (a recipe's default is to standardise:
+        a graph made elsewhere was trained on its own scaling, which it holds)."""
+        features = data.get("features") if isinstance(data, dict) else None
+        inputs = features.get("inputs") if isinstance(features, dict) else None
+        if isinstance(inputs, list):
+            features["inputs"] = [{**f, "scaler": f.get("scaler", "none")} if isinstance(f, dict) and
+                                  f.get("type") == "numeric" else f for f in inputs]  # fmt: skip
+        return data
+
     @model_validator(mode="after")
     def _fits(self) -> ImportSpec:
         inputs = self.features.inputs
@@ -67,4 +79,7 @@ class ImportSpec(BaseConfig):
             raise ValueError("classes: a regressor (features.output.type numeric) has none")
         if self.classes is not None and len(set(map(str, self.classes))) != len(self.classes):
             raise ValueError(f"classes: {self.classes} names a class twice")
+        if self.features.output.type == "binary" and self.classes is not None and len(self.classes) != 2:
+            raise ValueError(f"classes: a binary output has two classes, not {len(self.classes)}; declare the output "
+                             "as type category")  # fmt: skip
         return self

@@ -19,7 +19,7 @@ from pydantic import Field
 from torch import nn
 
 from seekforge.core.deps import require
-from seekforge.core.errors import ConfigError
+from seekforge.core.errors import ConfigError, DataError, PackageError
 from seekforge.models.config import MODELS, ModelConfig, ModelIO
 
 
@@ -54,26 +54,40 @@ class OnnxGraph(nn.Module):
         self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_session", None))
 
     def session(self) -> Any:
+        """The onnxruntime session, made on first use with torch's thread count (as the torch backend's
+        own models run), so that a bench or optimize row of this model is timed on the same threads."""
         with self._lock:
             if self._session is None:
                 ort = require("onnxruntime", purpose="an imported ONNX model")
-                self._session = ort.InferenceSession(
-                    self.graph.cpu().numpy().tobytes(), providers=["CPUExecutionProvider"]
-                )
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = torch.get_num_threads()
+                try:
+                    self._session = ort.InferenceSession(self.graph.cpu().numpy().tobytes(), options,
+                                                         providers=["CPUExecutionProvider"])  # fmt: skip
+                except Exception as exc:  # onnxruntime's own error types
+                    raise PackageError(f"onnxruntime cannot load the imported graph: {_first(exc)}",
+                                       hint="import the ONNX file again: seekforge import MODEL.onnx") from None  # fmt: skip
             return self._session
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.graph.device.type == "meta":  # sizing on the meta device: the output's shape only
-            rows = next(iter(batch.values())).shape[0]
-            return torch.empty(rows, self.output_dim, device="meta")
+        rows = next(iter(batch.values())).shape[0]
+        if self.graph.device.type == "meta" or rows == 0:  # sizing on the meta device; an empty batch
+            return torch.empty(rows, self.output_dim, device=next(iter(batch.values())).device)
         session = self.session()
-        types = {i.name: i.type for i in session.get_inputs()}
-        feeds = {}
-        for key, name in self.config.feeds.items():
-            value = batch[key].detach().cpu().numpy()
-            feeds[name] = value.astype(np.int64 if "int64" in types.get(name, "") else np.float32)
-        (out,) = session.run([self.config.output], feeds)
-        scores = torch.from_numpy(np.asarray(out, dtype=np.float32)).reshape(len(out), -1)
+        feeds = {name: batch[key].detach().cpu().numpy().astype(np.float32) for key, name in self.config.feeds.items()}
+        try:
+            (out,) = session.run([self.config.output], feeds)
+        except Exception as exc:  # a shape the graph does not take, say: said, not a raw onnxruntime trace
+            raise DataError(f"the imported graph could not run on this batch: {_first(exc)}") from None
+        scores = torch.from_numpy(np.asarray(out, dtype=np.float32))
+        if scores.numel() != rows * self.output_dim:
+            raise DataError(f"the imported graph's output {self.config.output!r} has shape {list(scores.shape)} for "
+                            f"{rows} rows; {self.output_dim} score(s) per row are declared")  # fmt: skip
+        scores = scores.reshape(rows, self.output_dim)
         if self.config.scores == "probabilities":  # log-probabilities: their softmax is the probabilities
             scores = torch.log(scores.clamp_min(1e-12))
         return scores.to(next(iter(batch.values())).device)
+
+
+def _first(exc: BaseException) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:300]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seekforge.core.errors import ConfigError
 from seekforge.core.package import read_manifest
 from seekforge.monitor import labelled_log_rows
 from seekforge.pipeline._run import RunResult, run
@@ -58,7 +59,10 @@ def retrain(
         ConfigError: An override the recipe refuses.
     """
     package = Path(package).resolve()
-    read_manifest(package)  # a damaged package is refused before the log is read
+    manifest = read_manifest(package)  # a damaged package is refused before the log is read
+    if (manifest.get("model") or {}).get("type") == "onnx":
+        raise ConfigError(f"{package} is an imported ONNX model; seekforge retrains only the models it trains",
+                          hint="retrain it where it was made, then import it again")  # fmt: skip
     table, counts = labelled_log_rows(package, log, labels, since_seconds=since_seconds, every_version=every_version)
     warm = [f"warm_start.package={package}", f"warm_start.preprocessor={preprocessor}", f"warm_start.replay={replay}"]
     result = run(package / "recipe.yaml", overrides=[*warm, *overrides], runs_dir=runs_dir, data=table)
