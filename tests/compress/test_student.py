@@ -21,7 +21,7 @@ def test_student_that_does_not_fit_the_features_is_refused() -> None:
     recipe = load_recipe(EXAMPLES / "digits.yaml")
     with pytest.raises(ConfigError, match="model type 'mlp' takes numeric, binary, category and datetime inputs"):
         student_config({"model": {"type": "mlp"}}, recipe)
-    with pytest.raises(ConfigError, match=r"unknown model 'resnet'; available: cnn, fusion, mlp, transformer"):
+    with pytest.raises(ConfigError, match=r"unknown model 'resnet'; available: cnn, fusion, mlp, onnx, transformer"):
         student_config({"model": {"type": "resnet"}}, recipe)
 
 

@@ -107,7 +107,7 @@ def test_the_runs_table_shows_the_files_numbers_and_runs_compare(studio: tuple[s
 def test_a_running_runs_chart_grows_within_two_seconds(studio: tuple[str, Path, Any]) -> None:
     url, root, browser = studio
     _open(browser, url + "/runs/live/20260102-080000", "run")
-    charts = _wait(lambda: browser.find_elements("css selector", ".chart"))
+    charts = _wait(lambda: browser.find_elements("css selector", "#charts .chart"))
     titles = [c.get_attribute("data-chart") for c in charts]
     assert titles[:3] == ["loss", "learning rate", "validation metrics"], titles
     assert browser.find_element("id", "epochs").text == "3"
