@@ -140,6 +140,10 @@ def test_what_does_not_fit_the_declaration_is_refused_and_nothing_is_written(tmp
             import_onnx(model, tmp_path / "spec.yaml", tmp_path / "pkg", test=tmp_path / "test.csv")
         assert not (tmp_path / "pkg").exists()
     good = declaration(tmp_path / "good.yaml", output=binary, classes=["stay", "leave"])
+    stays = rows(50, 3)
+    stays[stays["label"] == "stay"].to_csv(tmp_path / "one.csv", index=False)
+    with pytest.raises(DataError, match="at least two of its classes"):
+        import_onnx(model, good, tmp_path / "pkg", test=tmp_path / "one.csv")
     rows(50, 3).drop(columns="c").to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(DataError, match="lacks the declared column"):
         import_onnx(model, good, tmp_path / "pkg", test=tmp_path / "short.csv")

@@ -124,6 +124,10 @@ def _import(model: Path, spec: ImportSpec, output: Path, *, test: str | Path, ca
         raise DataError(f"{test} lacks the declared column(s) {', '.join(map(repr, missing))}",
                         hint=f"its columns: {', '.join(map(str, rows.columns))}")  # fmt: skip
     checked = check_table(rows, features)
+    if spec.classes is not None and checked[features.output.name].nunique() < 2:
+        raise DataError(f"{test}: every row's '{features.output.name}' is {checked[features.output.name].iloc[0]!r}; "
+                        "the test rows measure a classifier only with at least two of its classes among them",
+                        hint="give --test rows of several classes")  # fmt: skip
     # an image model's statistics are declared, not measured: fitted on one row per class (not every image)
     fitted = checked.groupby(features.output.name, sort=False).head(1) if spec.image and spec.classes else checked
     pre = Preprocessor(features).fit(fitted if len(fitted) else checked)
