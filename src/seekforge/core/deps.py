@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -135,9 +139,25 @@ def quiet_imports() -> None:
     imported), and the warnings these imports log on a CPU machine raised to errors: torchao's for each
     optional CUDA kernel it cannot load, torch's for a registration it now does itself, bitsandbytes' for
     the hub kernel it then falls back from (to its own CPU code), and the kernels package's about that hub."""
-    import logging
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     for name in ("torchao", "torch.utils._pytree", "bitsandbytes", "kernels"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextmanager
+def quiet(*loggers: str) -> Iterator[None]:
+    """Within it, the named loggers say only errors and warnings are not shown (a converter's chatter about
+    versions it never tried, kernels this machine lacks); both are as they were afterwards."""
+    found = [logging.getLogger(name) for name in loggers]
+    levels = [logger.level for logger in found]
+    for logger in found:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(found, levels, strict=True):
+            logger.setLevel(level)

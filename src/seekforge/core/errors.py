@@ -102,3 +102,9 @@ class TrainingInterrupted(SeekforgeError, RuntimeError):
     """Training stopped on request (Ctrl-C, SIGTERM) after writing a checkpoint; ``--resume`` continues it."""
 
     exit_code = 130
+
+
+def first_line(exc: BaseException, *, limit: int = 400) -> str:
+    """The first line ``exc`` says that is not blank, stripped, at most ``limit`` characters; its type's name
+    when it says nothing (a library's error as one line of a message of ours)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:limit]

@@ -313,8 +313,10 @@ def add_to_package(
     *,
     files: Mapping[str, bytes | str | Path],
     manifest: Mapping[str, Any],
+    drop: str | None = None,
 ) -> dict[str, Any]:
-    """Add files (an export, say) and manifest fields to a verified package, atomically.
+    """Add files (an export, say) and manifest fields to a verified package, atomically; ``drop``: a folder
+    of the package (``coreml/``) whose files the new ones replace, so that none of the old ones stays.
 
     The package is rebuilt beside itself with the new files and swapped in, so readers see the old
     package or the new one, never a mix (for an instant, during the swap, no package).
@@ -330,6 +332,7 @@ def add_to_package(
     clash = [name for name in files if name in REQUIRED_FILES or name == MANIFEST]
     if clash:
         raise PackageError(f"cannot replace {', '.join(clash)} in {path}")
-    kept = {name: path / name for name in current["files"] if name not in files}
+    kept = {name: path / name for name in current["files"]
+            if name not in files and not (drop is not None and name.startswith(drop))}  # fmt: skip
     write_package(path, files={**kept, **files}, manifest={**carried_fields(current), **manifest}, overwrite=True)
     return read_manifest(path)

@@ -17,10 +17,8 @@ import contextlib
 import importlib.util
 import io
 import itertools
-import logging
 import sys
 import tempfile
-import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,10 +29,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from seekforge.core.deps import ensure, require
+from seekforge.core.deps import ensure, quiet, require
 from seekforge.core.errors import ConfigError, PackageError
 from seekforge.core.hardware import hardware
-from seekforge.core.package import carried_fields, read_manifest, write_package
+from seekforge.core.package import add_to_package, read_manifest
 from seekforge.export._gate import check_parity
 from seekforge.export._onnx import ExportError, _Positional, _quiet_exporter, load_samples
 from seekforge.export.config import DEFAULT_LIMITS
@@ -128,10 +126,7 @@ def convert_package(package: str | Path, target: str, *, precision: str = "fp32"
         record["bytes"] = sum(p.stat().st_size for p in files.values())
         manifest = read_manifest(package)  # as it is now: an export added while this converted stays
         conversions = {**(manifest.get("conversions") or {}), target: record}
-        # rebuilt beside itself and swapped in, as add_to_package does, without an earlier conversion's files
-        kept = {name: package / name for name in manifest["files"] if not name.startswith("coreml/")}
-        write_package(package, files={**kept, **files}, manifest={**carried_fields(manifest), "conversions": conversions},
-                      overwrite=True)  # fmt: skip
+        add_to_package(package, files=files, manifest={"conversions": conversions}, drop="coreml/")
     return ConvertResult(package, package / record["file"], record)
 
 
@@ -169,17 +164,8 @@ def _to_coreml(model: torch.nn.Module, example: dict[str, torch.Tensor], out: Pa
 def _quiet_coreml() -> Iterator[None]:
     """coremltools' own chatter kept off the terminal: its log lines (untested versions, the macOS-only
     parts it cannot load here), its warnings, and the progress bars of its passes (written to stderr)."""
-    loggers = [logging.getLogger(name) for name in ("coremltools", "torch.utils._pytree")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
+    with quiet("coremltools", "torch.utils._pytree"), contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def _structure(program: Any, example: dict[str, torch.Tensor]) -> dict[str, Any]:

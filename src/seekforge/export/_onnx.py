@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import re
-import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ import torch
 from torch import nn
 
 from seekforge.core.batch import trim_tokens
-from seekforge.core.deps import require
+from seekforge.core.deps import quiet, require
 from seekforge.core.errors import SeekforgeError
 from seekforge.models import collate, is_token_key, num_rows
 
@@ -55,19 +53,8 @@ def _fresh_rnn_kernels() -> Iterator[None]:
             cache.clear()
 
 
-@contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
+def _quiet_exporter() -> AbstractContextManager[None]:
+    return quiet("torch.onnx", "torch._dynamo", "torch.export", "onnxscript")
 
 
 def export_onnx(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from seekforge.core.deps import require
-from seekforge.core.errors import DataError
+from seekforge.core.errors import DataError, first_line
 from seekforge.export import fusions_of, operator_counts
 
 #: the first bytes of a file torch.save wrote (a zip archive, or an old-style pickle)
@@ -84,7 +84,7 @@ def inspect_onnx(path: str | Path) -> OnnxReport:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf's DecodeError and friends: the bytes are not a ModelProto
-        raise DataError(f"{path} is not an ONNX model ({type(exc).__name__}: {_first(exc)})",
+        raise DataError(f"{path} is not an ONNX model ({type(exc).__name__}: {first_line(exc)})",
                         hint="give an .onnx file (torch.onnx.export, tf2onnx, skl2onnx write one)") from None  # fmt: skip
     graph = model.graph
     if not graph.node:
@@ -109,7 +109,7 @@ def inspect_onnx(path: str | Path) -> OnnxReport:
         try:
             report.fusions = fusions_of(path)
         except Exception as exc:  # its optimiser failing is a fact of the report, not a failure of it
-            report.problems.append(f"onnxruntime's graph optimiser failed on it: {_first(exc)}")
+            report.problems.append(f"onnxruntime's graph optimiser failed on it: {first_line(exc)}")
     else:
         report.problems.append(f"onnxruntime cannot run it: {report.onnxruntime['problem']}")
     if not report.shape_inference["ok"]:
@@ -150,7 +150,7 @@ def _shape_inference(onnx: Any, model: Any) -> dict[str, Any]:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
         return {"ok": True, "problem": None, "typed_values": len(inferred.graph.value_info)}
     except Exception as exc:  # onnx's InferenceError, and a model too large for one protobuf
-        return {"ok": False, "problem": _first(exc), "typed_values": 0}
+        return {"ok": False, "problem": first_line(exc), "typed_values": 0}
 
 
 def _onnxruntime(path: Path, opsets: dict[str, int]) -> dict[str, Any]:
@@ -165,7 +165,7 @@ def _onnxruntime(path: Path, opsets: dict[str, int]) -> dict[str, Any]:
         ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/NotImplemented types
         text = str(exc)
-        answer["problem"] = _first(exc).split("failed:")[-1].strip()
+        answer["problem"] = first_line(exc).split("failed:")[-1].strip()
         newer, till = re.search(r"Opset (\d+) is under development", text), re.search(r"till opset (\d+)", text)
         if newer:
             answer["problem"] = (f"opset {newer.group(1)} is newer than onnxruntime {ort.__version__} supports"
@@ -198,8 +198,3 @@ def _openvino(path: Path) -> dict[str, Any]:
         else:
             answer["problem"] = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), text)[:400]
     return answer
-
-
-def _first(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0][:400] if lines else type(exc).__name__

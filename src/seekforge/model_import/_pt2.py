@@ -4,12 +4,11 @@ converted by torch's own ONNX exporter, keeping the axes the program left dynami
 
 from __future__ import annotations
 
-import logging
-import warnings
 import zipfile
 from pathlib import Path
 
-from seekforge.core.errors import DataError
+from seekforge.core.deps import quiet
+from seekforge.core.errors import DataError, first_line
 
 
 def pt2_to_onnx(path: Path, out: Path) -> None:
@@ -27,21 +26,13 @@ def pt2_to_onnx(path: Path, out: Path) -> None:
         program = torch.export.load(str(path))
     except Exception as exc:  # torch raises many types for a damaged or foreign archive
         raise DataError(f"{path} is not an ExportedProgram torch {torch.__version__.split('+')[0]} can load "
-                        f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]})",
+                        f"({type(exc).__name__}: {first_line(exc)})",
                         hint="save it again with torch.export.save from this torch version") from None  # fmt: skip
     example = program.example_inputs[0] if program.example_inputs else None
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet("torch.onnx", "torch.export", "onnxscript"):
             converted = torch.onnx.export(program, example, dynamo=True, verbose=False, external_data=False)
             converted.save(str(out), external_data=False)
     except Exception as exc:  # the exporter's own error types; what it says is what matters
         raise DataError(f"{path}: torch's ONNX exporter cannot convert this program ({type(exc).__name__}: "
-                        f"{(str(exc).splitlines() or [''])[0]})", hint="run with --debug to see its traceback") from exc  # fmt: skip
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
+                        f"{first_line(exc)})", hint="run with --debug to see its traceback") from exc  # fmt: skip

@@ -19,7 +19,7 @@ from pydantic import Field
 from torch import nn
 
 from seekforge.core.deps import require
-from seekforge.core.errors import ConfigError, DataError, PackageError
+from seekforge.core.errors import ConfigError, DataError, PackageError, first_line
 from seekforge.models.config import MODELS, ModelConfig, ModelIO
 
 
@@ -65,7 +65,7 @@ class OnnxGraph(nn.Module):
                     self._session = ort.InferenceSession(self.graph.cpu().numpy().tobytes(), options,
                                                          providers=["CPUExecutionProvider"])  # fmt: skip
                 except Exception as exc:  # onnxruntime's own error types
-                    raise PackageError(f"onnxruntime cannot load the imported graph: {_first(exc)}",
+                    raise PackageError(f"onnxruntime cannot load the imported graph: {first_line(exc, limit=300)}",
                                        hint="import the ONNX file again: seekforge import MODEL.onnx") from None  # fmt: skip
             return self._session
 
@@ -78,7 +78,7 @@ class OnnxGraph(nn.Module):
         try:
             (out,) = session.run([self.config.output], feeds)
         except Exception as exc:  # a shape the graph does not take, say: said, not a raw onnxruntime trace
-            raise DataError(f"the imported graph could not run on this batch: {_first(exc)}") from None
+            raise DataError(f"the imported graph could not run on this batch: {first_line(exc, limit=300)}") from None
         scores = torch.from_numpy(np.asarray(out, dtype=np.float32))
         if scores.numel() != rows * self.output_dim:
             raise DataError(f"the imported graph's output {self.config.output!r} has shape {list(scores.shape)} for "
@@ -87,7 +87,3 @@ class OnnxGraph(nn.Module):
         if self.config.scores == "probabilities":  # log-probabilities: their softmax is the probabilities
             scores = torch.log(scores.clamp_min(1e-12))
         return scores.to(next(iter(batch.values())).device)
-
-
-def _first(exc: BaseException) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:300]
