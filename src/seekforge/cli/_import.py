@@ -14,14 +14,18 @@ from seekforge.core.errors import ConfigError, DataError
 
 
 def import_model(
-    model: Annotated[Path, typer.Argument(help="An ONNX file (.onnx), or a torch.export program (.pt2) with -o.")],
+    model: Annotated[
+        Path, typer.Argument(help="An ONNX file (.onnx), a torch.export program (.pt2) or a Hugging Face folder.")
+    ],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Make a package here (needs --inputs and --test).")
     ] = None,
     inputs: Annotated[
         Path | None,
         typer.Option(
-            "--inputs", help="YAML: features (numeric, in the tensor's column order), output, classes, graph."
+            "--inputs",
+            help="YAML: features (numbers in the tensor's column order, one image or one text), output, classes, "
+            "graph, tokenizer (a Hugging Face folder implies one).",
         ),
     ] = None,
     test: Annotated[
@@ -30,6 +34,15 @@ def import_model(
     calibration: Annotated[
         Path | None, typer.Option("--calibration", help="Rows for INT8 calibration and the drift reference.")
     ] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="A Hugging Face folder's task: text-classification.")
+    ] = None,
+    text: Annotated[
+        str, typer.Option("--text", help="A Hugging Face folder's text column (without --inputs).")
+    ] = "text",
+    label: Annotated[
+        str, typer.Option("--label", help="A Hugging Face folder's label column (without --inputs).")
+    ] = "label",
     force: Force = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -40,31 +53,27 @@ def import_model(
     Exits 2 when onnxruntime cannot run it (an opset newer than it knows, an operator it has no kernel
     for). The file is only read.
     """
-    from seekforge.model_import import import_onnx, inspect_onnx
+    from seekforge.model_import import as_onnx, import_onnx, inspect_onnx
 
+    if inputs is not None and (text, label) != ("text", "label"):
+        raise ConfigError("--text and --label name a Hugging Face folder's columns when no --inputs file declares them",
+                          hint="declare the columns in the --inputs file (features) instead")  # fmt: skip
     if output is not None:
-        if inputs is None or test is None:
-            raise ConfigError("--output needs --inputs (what the model takes and gives) and --test (labelled rows)",
+        if (inputs is None and not model.is_dir()) or test is None:
+            raise ConfigError("--output needs --inputs (what the model takes and gives; a Hugging Face folder implies "
+                              "it) and --test (labelled rows)",
                               hint="seekforge import MODEL.onnx -o pkg --inputs spec.yaml --test rows.csv")  # fmt: skip
-        result = import_onnx(model, inputs, output, test=test, calibration=calibration, force=force)
+        result = import_onnx(model, inputs, output, test=test, calibration=calibration, force=force, task=task,
+                             text=text, label=label)  # fmt: skip
         if as_json:
             print_json({"package": result.package, "metrics": result.metrics, "report": result.report.to_dict()})
         else:
             print_metrics(result.metrics, title=f"{result.package} (imported): test rows")
         return
 
-    if model.suffix.lower() == ".pt2":  # the report of the ONNX graph the program becomes
-        import tempfile
-
-        from seekforge.model_import import pt2_to_onnx
-
-        with tempfile.TemporaryDirectory(prefix="seekforge-pt2-") as scratch:
-            converted = Path(scratch) / f"{model.stem}.onnx"
-            pt2_to_onnx(model, converted)
-            report = inspect_onnx(converted)
-            report.path = str(model)
-    else:
-        report = inspect_onnx(model)
+    with as_onnx(model, task=task) as converted:  # a program's or folder's: the report of the graph it becomes
+        report = inspect_onnx(converted)
+        report.path = str(model)
     if as_json:
         print_json(report.to_dict())
     else:

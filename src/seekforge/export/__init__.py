@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from seekforge.export._convert import TARGETS, ConvertResult, check_target, convert_package
     from seekforge.export._gate import ParityRecord, check_parity
     from seekforge.export._graph import fusions_of, graph_changes, operator_counts
-    from seekforge.export._onnx import ExportError, OnnxRunner
+    from seekforge.export._onnx import ExportError, OnnxRunner, export_onnx
     from seekforge.export._optimize import Candidate, OptimizeResult, optimize_package
     from seekforge.export._package import (
         ExportResult,
@@ -44,6 +44,7 @@ _LAZY = {
     **dict.fromkeys(("fusions_of", "graph_changes", "operator_counts"), "seekforge.export._graph"),
     "ExportError": "seekforge.export._onnx",
     "OnnxRunner": "seekforge.export._onnx",
+    "export_onnx": "seekforge.export._onnx",
     "Candidate": "seekforge.export._optimize",
     "OptimizeResult": "seekforge.export._optimize",
     "optimize_package": "seekforge.export._optimize",
@@ -75,6 +76,7 @@ __all__ = [
     "check_target",
     "convert_package",
     "export_base",
+    "export_onnx",
     "export_package",
     "fusions_of",
     "graph_changes",

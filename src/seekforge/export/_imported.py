@@ -1,6 +1,7 @@
 """The fp32 ONNX graph of an imported model (model type ``onnx``): its own graph, unchanged inside, with a
-new input named as the batch key the preprocessor fills (``Identity`` into the graph's own input) and a new
-output ``logits`` after the chosen output (the log of probabilities for a graph that gives probabilities;
+new input named as each batch key the preprocessor fills (``Identity`` into the graph's own input, or
+``Cast`` where the graph takes another element type, say int32 token ids), zeros made from the token ids'
+shape for a text graph's segment ids, and a new output ``logits`` after the chosen output (the log of probabilities for a graph that gives probabilities;
 one column for a regressor), so the exports of every other package apply: the raw-input preprocessing
 prepended, reduced precisions, the parity gate. A graph older than opset 13 is converted to it first (the
 preprocessing's operators need it)."""
@@ -18,6 +19,8 @@ from seekforge.models import OnnxGraph
 
 #: the opset the prepended preprocessing needs (Unsqueeze's axes as an input)
 MIN_OPSET = 13
+#: the element type of each kind of batch tensor the preprocessor makes (the others are float32)
+_BATCH_TYPES = {"input_ids": 7, "attention_mask": 7, "sequence": 7, "sequence_mask": 7}  # TensorProto.INT64
 
 
 def imported_graph(model: OnnxGraph, path: Path) -> int:
@@ -43,22 +46,36 @@ def imported_graph(model: OnnxGraph, path: Path) -> int:
     del graph.input[:]
     graph.input.extend(kept_inputs)
     taken = {v.name for v in graph.input} | initialisers | {o for n in graph.node for o in n.output}
-    renamed = {key: name for key, name in model.config.feeds.items() if key != name}
-    wanted = set(renamed) | ({"logits"} if model.config.output != "logits" else set())
+    own = {v.name: v for v in graph.input}
+    kinds = {key: _BATCH_TYPES.get(key.split(".", 1)[0], onnx.TensorProto.FLOAT) for key in model.config.feeds}
+    changed = {key: name for key, name in model.config.feeds.items()
+               if key != name or own[name].type.tensor_type.elem_type != kinds[key]}  # fmt: skip
+    wanted = {k for k, n in changed.items() if k != n} | ({"logits"} if model.config.output != "logits" else set())
     clash = sorted(wanted & taken)
     if clash:
         raise ExportError(f"the imported graph already names a tensor {', '.join(map(repr, clash))}, which its export "
                           "needs for its own input or output", hint="rename that tensor in the ONNX file")  # fmt: skip
     nodes = []
-    for value in list(graph.input):  # a new input under the batch key, passed on to the graph's own
-        if value.name in renamed.values():
-            key = next(k for k, n in renamed.items() if n == value.name)
-            nodes.append(helper.make_node("Identity", [key], [value.name]))
-            fresh = onnx.ValueInfoProto()
-            fresh.CopyFrom(value)
-            fresh.name = key
-            graph.input.remove(value)
-            graph.input.append(fresh)
+    for key, name in changed.items():  # a new input under the batch key, passed on to the graph's own
+        value = own[name]
+        inner = name if key != name else f"seekforge_{name}"
+        _rename_uses(graph, {name: inner})
+        graph_type = value.type.tensor_type.elem_type
+        nodes.append(helper.make_node("Identity", [key], [inner]) if graph_type == kinds[key]
+                     else helper.make_node("Cast", [key], [inner], to=graph_type))  # fmt: skip
+        fresh = onnx.ValueInfoProto()
+        fresh.CopyFrom(value)
+        fresh.name = key
+        fresh.type.tensor_type.elem_type = kinds[key]
+        graph.input.remove(value)
+        graph.input.append(fresh)
+    for name, key in model.config.zeros.items():  # segment ids: zeros of the token ids' shape, in the graph's type
+        value = own[name]
+        zero = np.zeros(1, dtype=onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
+        nodes += [helper.make_node("Shape", [key], [f"seekforge_{name}_shape"]),
+                  helper.make_node("ConstantOfShape", [f"seekforge_{name}_shape"], [name],
+                                   value=numpy_helper.from_array(zero))]  # fmt: skip
+        graph.input.remove(value)
     source = model.config.output
     if source == "logits":  # the name the new output takes: the chosen tensor's producer renamed
         source = "seekforge_output"

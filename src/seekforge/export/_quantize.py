@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from seekforge.core.deps import require
+from seekforge.core.deps import quiet, require
 from seekforge.export._onnx import ExportError, _quiet_exporter
 from seekforge.models import collate, num_rows
 from seekforge.train import Tensors
@@ -63,7 +63,9 @@ def quantize_int8(
             hint="re-create the package with this seekforge version, or pass --quantization dynamic",
         )
     names = [i.name for i in graph.graph.input]
-    with tempfile.TemporaryDirectory() as scratch, _quiet_exporter():
+    # onnxruntime's shape inference and quantizer log to their own logger and to the root one (a dimension
+    # it cannot broadcast symbolically, a hint to pre-process): said as warnings, not what the user acts on
+    with tempfile.TemporaryDirectory() as scratch, _quiet_exporter(), quiet("", "onnxruntime"):
         prepared = Path(scratch) / "prepared.onnx"
         try:
             # in the scratch folder: onnxruntime's shape inference dumps its partial model into the

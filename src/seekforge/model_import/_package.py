@@ -1,8 +1,10 @@
-"""An ONNX model made elsewhere as a seekforge package (``seekforge import MODEL.onnx --output PKG``).
+"""A model made elsewhere as a seekforge package (``seekforge import MODEL --output PKG``): an ONNX file, a
+torch.export program (``.pt2``) or a Hugging Face text classifier's folder, the last two through ONNX.
 
 The package holds the graph (model type ``onnx``: its bytes are ``model.safetensors``), a preprocessor
 limited to what the declaration says (the numbers in the tensor's column order, scaled only as declared,
-a missing one imputed with the declared rows' median), the test rows' metrics, held-out rows for the
+a missing one imputed with the declared rows' median; an image resized and normalised as declared; a text
+tokenized by the model's own tokenizer), the test rows' metrics, held-out rows for the
 parity gate (encoded and raw), calibration rows (the calibration file's, else the test rows') and the
 monitor's reference sketch. Export, optimize, bench, serve and monitor then take it as they take a package
 seekforge trained. The imported file is only read.
@@ -11,6 +13,9 @@ seekforge trained. The imported file is only read.
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +25,7 @@ import numpy as np
 import torch
 
 from seekforge.core.config_file import load_config
-from seekforge.core.errors import DataError, PackageError
+from seekforge.core.errors import ConfigError, DataError, PackageError
 from seekforge.core.io import sha256_file
 from seekforge.core.package import seekforge_version, write_package
 from seekforge.model_import._onnx import OnnxReport, TensorSpec, inspect_onnx
@@ -50,24 +55,44 @@ def load_spec(path: str | Path) -> ImportSpec:
 
 def import_onnx(
     model: str | Path,
-    spec: ImportSpec | str | Path,
+    spec: ImportSpec | str | Path | None,
     output: str | Path,
     *,
     test: str | Path,
     calibration: str | Path | None = None,
     force: bool = False,
+    task: str | None = None,
+    text: str = "text",
+    label: str = "label",
 ) -> ImportResult:
-    """Make a package of the ONNX file (or torch.export ``.pt2`` program) ``model`` as ``spec`` declares
-    it, measured on the ``test`` rows.
+    """Make a package of the ONNX file, torch.export ``.pt2`` program or Hugging Face folder ``model`` as
+    ``spec`` declares it, measured on the ``test`` rows. A folder's declaration may be left out (one text
+    column ``text``, the label ``label``), and a declaration given for it may leave out its classes and
+    tokenizer (the folder's own).
 
     Raises:
         DataError: The file is not a model onnxruntime runs here, its input or output is not what the
             declaration says, or the rows lack a declared column.
-        ConfigError: The declaration is not valid.
+        ConfigError: The declaration is not valid, or missing where the model does not imply one.
         PackageError: ``output`` exists (unless ``force``).
     """
+    from seekforge.model_import._hf import read_folder
+
     model, output = Path(model), Path(output)
-    spec = spec if isinstance(spec, ImportSpec) else load_spec(spec)
+    hf = read_folder(model, task) if model.is_dir() else None
+    if hf is None and task is not None:
+        raise ConfigError(f"--task {task}: a task is given for a Hugging Face folder; {model} is a file")
+    if spec is None and hf is None:
+        raise ConfigError(f"{model}: what the model takes and gives is declared with --inputs spec.yaml",
+                          hint="seekforge import MODEL -o PKG --inputs spec.yaml --test rows.csv")  # fmt: skip
+    spec = load_spec(spec) if spec is not None and not isinstance(spec, ImportSpec) else spec
+    if hf is not None:  # the folder's own classes and tokenizer where the declaration leaves them out
+        declared = spec.model_dump(mode="json", exclude_unset=True) if spec is not None else {}
+        spec = ImportSpec.model_validate({**hf.declaration(text=text, label=label), **declared})
+    assert spec is not None
+    if spec.features.output.type != "numeric" and spec.classes is None:
+        raise ConfigError("classes: a classifier's classes, in the order of its output's columns, are required",
+                          hint="classes: [..] in the --inputs file")  # fmt: skip
     if output.exists() and not force:
         raise PackageError(f"{output} already exists", hint="choose another --output, or pass --force to replace it")
     inside = [str(p) for p in (model, test, calibration, spec if not isinstance(spec, ImportSpec) else None)
@@ -75,16 +100,37 @@ def import_onnx(
     if inside:
         raise PackageError(f"{', '.join(inside)} lie(s) inside {output}, which the package would replace",
                            hint="choose an --output folder that holds none of the inputs")  # fmt: skip
-    if model.suffix.lower() == ".pt2":  # an ExportedProgram: through torch's ONNX exporter first
-        import tempfile
+    if hf is None and model.suffix.lower() != ".pt2":
+        return _import(model, spec, output, test=test, calibration=calibration, force=force, source=model)
+    with as_onnx(model, spec) as converted:  # an ExportedProgram or a folder: through torch's ONNX exporter
+        return _import(converted, spec, output, test=test, calibration=calibration, force=force, source=model)
 
-        from seekforge.model_import._pt2 import pt2_to_onnx
 
-        with tempfile.TemporaryDirectory(prefix="seekforge-pt2-") as scratch:
-            converted = Path(scratch) / f"{model.stem}.onnx"
+@contextmanager
+def as_onnx(model: Path, spec: ImportSpec | None = None, task: str | None = None) -> Iterator[Path]:
+    """``model`` as an ONNX file: itself, or a ``.pt2`` program or Hugging Face folder converted into a
+    scratch folder (gone afterwards); a folder's rows are cut to the declared text's ``max_length``.
+
+    Raises:
+        DataError: The program or folder cannot be converted.
+    """
+    from seekforge.export.config import ExportConfig
+    from seekforge.model_import._hf import hf_to_onnx, read_folder
+    from seekforge.model_import._pt2 import pt2_to_onnx
+
+    if not model.is_dir() and model.suffix.lower() != ".pt2":
+        yield model
+        return
+    with tempfile.TemporaryDirectory(prefix="seekforge-import-") as scratch:
+        converted = Path(scratch) / f"{model.stem or 'model'}.onnx"
+        if model.is_dir():
+            hf = read_folder(model, task)
+            feature = spec.features.inputs[0] if spec is not None else None
+            length = feature.max_length if feature is not None and feature.type == "text" else hf.max_length
+            hf_to_onnx(hf, converted, max_length=length, opset=ExportConfig().opset)
+        else:
             pt2_to_onnx(model, converted)
-            return _import(converted, spec, output, test=test, calibration=calibration, force=force, source=model)
-    return _import(model, spec, output, test=test, calibration=calibration, force=force, source=model)
+        yield converted
 
 
 def _import(model: Path, spec: ImportSpec, output: Path, *, test: str | Path, calibration: str | Path | None,
@@ -106,15 +152,21 @@ def _import(model: Path, spec: ImportSpec, output: Path, *, test: str | Path, ca
                         hint="save it whole: onnx.save(onnx.load(PATH), 'whole.onnx', save_as_external_data=False)")  # fmt: skip
     features = spec.features
     names = [f.name for f in features.inputs]
-    graph_input = _pick(report.inputs, spec.graph.input, "input", model)
+    if spec.text:
+        tokens = _text_inputs(report.inputs, spec, model)
+        taken = [name for name in tokens.values() if name is not None]
+    else:
+        graph_input = _pick(report.inputs, spec.graph.input, "input", model)
+        taken = [graph_input.name]
     graph_output = _pick(report.outputs, spec.graph.output, "output", model)
-    unfed = [s.name for s in report.inputs if s.name != graph_input.name]
+    unfed = [s.name for s in report.inputs if s.name not in taken]
     if unfed:
         raise DataError(f"{source}: its input(s) {', '.join(map(repr, unfed))} would get nothing: an imported graph "
-                        f"takes one input, {graph_input.name!r} here")  # fmt: skip
+                        f"takes {', '.join(map(repr, taken))} here", hint="name the inputs the features fill "
+                        "(graph: in the --inputs file)")  # fmt: skip
     if spec.image:
         size, channels = _image_input(graph_input, spec, model)
-    else:
+    elif not spec.text:
         _check_input(graph_input, len(names), model)
     width = len(spec.classes) if spec.classes is not None else 1
     _check_output(graph_output, width, model)
@@ -130,7 +182,8 @@ def _import(model: Path, spec: ImportSpec, output: Path, *, test: str | Path, ca
                         hint="give --test rows of several classes")  # fmt: skip
     # an image model's statistics are declared, not measured: fitted on one row per class (not every image)
     fitted = checked.groupby(features.output.name, sort=False).head(1) if spec.image and spec.classes else checked
-    pre = Preprocessor(features).fit(fitted if len(fitted) else checked)
+    tokenizer = {names[0]: _tokenizer(spec.tokenizer)} if spec.text else None
+    pre = Preprocessor(features, tokenizer_path=tokenizer).fit(fitted if len(fitted) else checked)
     if spec.classes is not None:  # the model's own order, not the labels' sorted order; the labels' own values
         seen = {canonical(v): v for v in checked[features.output.name].unique()}
         unknown = sorted(set(seen) - {canonical(c) for c in spec.classes})
@@ -147,10 +200,16 @@ def _import(model: Path, spec: ImportSpec, output: Path, *, test: str | Path, ca
         pre.images_[names[0]] = ImageStats(size, channels, tuple(_per_channel(mean, channels, "mean")),
                                            tuple(_per_channel(std, channels, "std")))  # fmt: skip
     io = pre.model_io()
-    key = next((entry["key"] for entry in io.inputs if entry["type"] == "image"), "numeric")
+    zeros: dict[str, str] = {}
+    if spec.text:  # the token ids and mask under the text's batch keys; segment ids zeros shaped as the ids
+        entry = next(entry for entry in io.inputs if entry["type"] == "text")
+        feeds = {entry["ids"]: tokens["ids"], entry["mask"]: tokens["mask"]}
+        zeros = {tokens["segments"]: entry["ids"]} if tokens["segments"] is not None else {}
+    else:
+        feeds = {next((entry["key"] for entry in io.inputs if entry["type"] == "image"), "numeric"): graph_input.name}
     graph = model.read_bytes()
     scores = "values" if spec.classes is None else spec.graph.scores
-    config = OnnxGraphConfig(size=len(graph), feeds={key: graph_input.name}, output=graph_output.name, scores=scores)
+    config = OnnxGraphConfig(size=len(graph), feeds=feeds, zeros=zeros, output=graph_output.name, scores=scores)
     net = config.build(io, pretrained=False)
     state = {"graph": torch.frombuffer(bytearray(graph), dtype=torch.uint8)}
     net.load_state_dict(state)
@@ -174,9 +233,14 @@ def _import(model: Path, spec: ImportSpec, output: Path, *, test: str | Path, ca
         "name": name, "seed": spec.seed, "data": {"source": str(Path(test).resolve())},
         "features": features.model_dump(mode="json"), "model": config.model_dump(mode="json"),
     })  # fmt: skip
-    imported = {"file": str(source.resolve()), "sha256": sha256_file(source), "opset": report.opset,
-                "format": "pt2" if source.suffix.lower() == ".pt2" else "onnx", "producer": report.producer,
-                "operators": report.operators}  # fmt: skip
+    imported = {
+        "file": str(source.resolve()),
+        "sha256": _checksum(source),
+        "opset": report.opset,
+        "format": _format_of(source),
+        "producer": report.producer,
+        "operators": report.operators,
+    }
     manifest: dict[str, Any] = {
         "name": name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -207,12 +271,74 @@ def _import(model: Path, spec: ImportSpec, output: Path, *, test: str | Path, ca
         "samples.safetensors": held_out.head(SAMPLE_ROWS).to_bytes(),
         "calibration.safetensors": calibration_rows.to_bytes(),
     }
-    if not spec.image:  # the same rows, raw, for exports that hold the preprocessing (images are kept encoded)
+    if not (spec.image or spec.text):  # the same rows, raw, for exports that hold the preprocessing
         head = rows.head(SAMPLE_ROWS)
         files["samples.json"] = json.dumps({n: [None if np.isnan(v) else float(v)
                                                 for v in head[n].to_numpy(dtype=np.float64)] for n in names})  # fmt: skip
     package = write_package(output, files=files, manifest=manifest, overwrite=force)
     return ImportResult(package, metrics, report)
+
+
+def _format_of(source: Path) -> str:
+    return "huggingface" if source.is_dir() else "pt2" if source.suffix.lower() == ".pt2" else "onnx"
+
+
+def _checksum(source: Path) -> str:
+    """The file's sha256; a folder's: its weight files' (as a pretrained base is named)."""
+    if not source.is_dir():
+        return sha256_file(source)
+    from seekforge.models import base_sha256
+
+    return base_sha256(source)
+
+
+def _tokenizer(declared: str | None) -> Path:
+    """The declared ``tokenizer.json`` (or the one in the declared folder).
+
+    Raises:
+        ConfigError: None declared, or no such file.
+    """
+    if declared is None:
+        raise ConfigError("tokenizer: a text model's tokenizer.json (or the folder holding it) is required",
+                          hint="tokenizer: path/to/tokenizer.json in the --inputs file")  # fmt: skip
+    path = Path(declared).expanduser()
+    path = path / "tokenizer.json" if path.is_dir() else path
+    if not path.is_file():
+        raise ConfigError(f"tokenizer: {path} does not exist",
+                          hint="a Hugging Face fast tokenizer's tokenizer.json: tokenizer.save_pretrained(FOLDER)")  # fmt: skip
+    return path
+
+
+def _text_inputs(specs: list[TensorSpec], spec: ImportSpec, model: Path) -> dict[str, str | None]:
+    """The graph inputs of the token ids, the attention mask and (where it has them) the segment ids: as
+    declared, else the ones named as Hugging Face names them. Each is a ``[rows, tokens]`` tensor with both
+    axes dynamic (a text's tokens are cut to each batch's longest row)."""
+    by_name = {s.name: s for s in specs}
+    chosen: dict[str, str | None] = {}
+    for role, usual, what in (("ids", "input_ids", "token ids"), ("mask", "attention_mask", "attention mask"),
+                              ("segments", "token_type_ids", "segment ids")):  # fmt: skip
+        wanted = getattr(spec.graph, role)
+        if wanted is not None and wanted not in by_name:
+            raise DataError(f"{model} has no input {wanted!r} (graph.{role}); its inputs: {', '.join(by_name)}")
+        name = wanted or (usual if usual in by_name else None)
+        if name is None and role != "segments":
+            raise DataError(f"{model}: none of its inputs ({', '.join(by_name)}) is named {usual!r}; which takes the "
+                            f"{what}?", hint=f"graph: {{{role}: NAME}} in the --inputs file (a text graph takes "
+                            "its token ids and attention mask)")  # fmt: skip
+        chosen[role] = name
+        tensor = by_name.get(name) if name is not None else None
+        if tensor is None:
+            continue
+        kinds = ("int64", "int32") + (("float32", "bool") if role == "mask" else ())
+        if tensor.dtype not in kinds or len(tensor.shape) != 2:
+            raise DataError(f"{model}: input {name!r} is {tensor.dtype} {tensor.shape}; the {what} are one "
+                            f"{' or '.join(kinds)} tensor [rows, tokens]")  # fmt: skip
+        _dynamic_batch(tensor, model)
+        if isinstance(tensor.shape[1], int):
+            raise DataError(f"{model}: input {name!r} takes exactly {tensor.shape[1]} tokens a row ({tensor.shape})",
+                            hint="export it with a dynamic sequence axis: dynamic_axes={NAME: {0: 'batch', "
+                                 "1: 'sequence'}}")  # fmt: skip
+    return chosen
 
 
 def _native(value: Any) -> Any:

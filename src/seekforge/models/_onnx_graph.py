@@ -2,8 +2,9 @@
 
 The graph's bytes are the module's one buffer (``graph``, uint8), so ``model.safetensors`` holds them and
 the package's checksums cover them like any weights. The module runs the graph on onnxruntime (CPU): the
-batch keys the preprocessor makes (``numeric`` or an image's key) feed the graph inputs named in
-``feeds``; the ``output`` it reads is turned into logits (the log of probabilities, for a graph that ends
+batch keys the preprocessor makes (``numeric``, an image's key, a text's token ids and mask) feed the graph
+inputs named in ``feeds``, each in the element type the graph declares; the graph inputs in ``zeros`` (a
+text's segment ids) get zeros shaped as the batch tensor they name; the ``output`` it reads is turned into logits (the log of probabilities, for a graph that ends
 in a softmax), so every stage that reads a seekforge model's logits reads this one's. It is imported, not
 trained: it has no parameters, and building it to train is refused.
 """
@@ -22,15 +23,21 @@ from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, DataError, PackageError, first_line
 from seekforge.models.config import MODELS, ModelConfig, ModelIO
 
+#: the element types a graph input may take, as onnxruntime names them
+_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
+                "tensor(bool)": np.bool_, "tensor(float16)": np.float16}  # fmt: skip
+
 
 @MODELS.register("onnx")
 class OnnxGraphConfig(ModelConfig):
     """An imported ONNX graph: ``size`` bytes; ``feeds`` maps a batch key to the graph input it fills;
-    ``output`` is the graph output read; ``scores`` says whether it holds logits or probabilities."""
+    ``zeros`` maps a graph input fed zeros to the batch key whose shape they take; ``output`` is the graph
+    output read; ``scores`` says whether it holds logits or probabilities."""
 
     type: Literal["onnx"] = "onnx"
     size: Annotated[int, Field(ge=1)]
     feeds: Annotated[dict[str, str], Field(min_length=1)]
+    zeros: dict[str, str] = {}
     output: Annotated[str, Field(min_length=1)]
     scores: Literal["logits", "probabilities", "values"] = "logits"
 
@@ -50,6 +57,7 @@ class OnnxGraph(nn.Module):
         self.output_dim = io.output_dim
         self.register_buffer("graph", torch.zeros(config.size, dtype=torch.uint8))
         self._session: Any = None
+        self._types: dict[str, Any] = {}  # each graph input's numpy element type
         self._lock = threading.Lock()
         self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_session", None))
 
@@ -67,6 +75,7 @@ class OnnxGraph(nn.Module):
                 except Exception as exc:  # onnxruntime's own error types
                     raise PackageError(f"onnxruntime cannot load the imported graph: {first_line(exc, limit=300)}",
                                        hint="import the ONNX file again: seekforge import MODEL.onnx") from None  # fmt: skip
+                self._types = {i.name: _NUMPY_TYPES.get(i.type, np.float32) for i in self._session.get_inputs()}
             return self._session
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -74,7 +83,10 @@ class OnnxGraph(nn.Module):
         if self.graph.device.type == "meta" or rows == 0:  # sizing on the meta device; an empty batch
             return torch.empty(rows, self.output_dim, device=next(iter(batch.values())).device)
         session = self.session()
-        feeds = {name: batch[key].detach().cpu().numpy().astype(np.float32) for key, name in self.config.feeds.items()}
+        feeds = {name: batch[key].detach().cpu().numpy().astype(self._types[name], copy=False)
+                 for key, name in self.config.feeds.items()}  # fmt: skip
+        feeds |= {name: np.zeros(tuple(batch[key].shape), dtype=self._types[name])
+                  for name, key in self.config.zeros.items()}  # fmt: skip
         try:
             (out,) = session.run([self.config.output], feeds)
         except Exception as exc:  # a shape the graph does not take, say: said, not a raw onnxruntime trace
