@@ -164,7 +164,13 @@ def bench(
 def optimize(
     package: Annotated[Path, typer.Argument(help="Model package folder.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The optimized package to write.")],
-    target: Annotated[str, typer.Option("--target", help="cpu (gpu and edge need their toolchains).")] = "cpu",
+    target: Annotated[
+        str,
+        typer.Option(
+            "--target",
+            help="cpu: every variant; edge: the INT8 graphs (and TFLite where its converter is); gpu needs CUDA.",
+        ),
+    ] = "cpu",
     max_accuracy_drop: Annotated[
         float, typer.Option("--max-accuracy-drop", min=0.0, help="Largest accepted drop of accuracy (or R2).")
     ] = 0.01,

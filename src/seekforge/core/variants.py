@@ -13,9 +13,11 @@ __all__ = [
     "BACKENDS",
     "BY_BACKEND",
     "PRECISIONS",
+    "TORCH_BACKENDS",
     "VARIANTS",
     "Variant",
     "available_backends",
+    "channels_last_applies",
     "model_version",
     "passing_export",
     "raw_onnx_exports",
@@ -55,7 +57,11 @@ VARIANTS = {
 }
 #: backend name -> the variant it runs
 BY_BACKEND = {v.backend: v for v in VARIANTS.values()}
-BACKENDS = ("torch", *BY_BACKEND)
+#: the backends that run the package's own torch model: as it was trained, or with its 4-D weights in
+#: channels-last (NHWC) memory order, in which oneDNN's CPU convolutions (and the layers after them) then
+#: compute, often faster than in NCHW (``optimize`` measures both and keeps the faster)
+TORCH_BACKENDS = ("torch", "torch-channels-last")
+BACKENDS = (*TORCH_BACKENDS, *BY_BACKEND)
 PRECISIONS = {"onnx": ("fp32", "fp16", "int8"), "openvino": ("fp32", "bf16", "int8")}
 
 
@@ -66,9 +72,17 @@ def passing_export(manifest: dict[str, Any], backend: str) -> dict[str, Any] | N
     return export if export and export["parity"]["passed"] else None
 
 
+def channels_last_applies(manifest: dict[str, Any]) -> bool:
+    """Whether the package's torch model convolves images (a model seekforge built, not an imported graph),
+    so that running it channels-last can change its speed."""
+    images = any(f.get("type") == "image" for f in manifest.get("inputs", []))
+    return images and manifest.get("model", {}).get("type") != "onnx"
+
+
 def available_backends(manifest: dict[str, Any]) -> list[str]:
-    """torch, and the backend of each export that passed its parity gate and whose library is installed."""
-    return ["torch"] + [
+    """torch (channels-last too, for a model over images), and the backend of each export that passed its
+    parity gate and whose library is installed."""
+    return [b for b in TORCH_BACKENDS if b == "torch" or channels_last_applies(manifest)] + [
         b for b, v in BY_BACKEND.items() if passing_export(manifest, b) and importlib.util.find_spec(v.library)
     ]
 

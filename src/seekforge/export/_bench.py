@@ -41,10 +41,10 @@ def bench_package(
     Raises:
         ConfigError: A backend the package does not hold.
     """
-    from seekforge.core.variants import available_backends, passing_export, takes_raw
+    from seekforge.core.variants import TORCH_BACKENDS, available_backends, passing_export, takes_raw
     from seekforge.export._onnx import load_samples
     from seekforge.export._package import open_runner, raw_samples_of
-    from seekforge.models import build_model, infer
+    from seekforge.models import build_model, for_backend, infer
 
     package = Path(package)
     manifest = read_manifest(package)
@@ -66,8 +66,9 @@ def bench_package(
         for backend in chosen:
             # One call per batch: the whole batch goes through the model at once.
             inputs: dict[str, Any] = samples.inputs
-            if backend == "torch":
-                run: Callable[..., Any] = functools.partial(infer, build_model(package), batch_size=10**9)
+            if backend in TORCH_BACKENDS:
+                model = for_backend(build_model(package), backend)
+                run: Callable[..., Any] = functools.partial(infer, model, batch_size=10**9)
             else:
                 export = passing_export(manifest, backend)
                 assert export is not None

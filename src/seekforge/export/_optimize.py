@@ -15,18 +15,26 @@ from seekforge.core.hardware import hardware
 from seekforge.core.io import atomic_dir
 from seekforge.core.package import add_to_package, carried_fields, read_manifest, write_package
 from seekforge.core.progress import make_progress
-from seekforge.core.variants import VARIANTS
+from seekforge.core.variants import TORCH_BACKENDS, VARIANTS, available_backends
 from seekforge.export._bench import bench_package
 from seekforge.export.config import ExportConfig, ParityConfig
 
 TARGETS = ("cpu", "gpu", "edge")
 #: where export files live in a package
 EXPORT_FOLDERS = ("onnx/", "openvino/")
-#: backend -> how to build it (None: the package's own torch model); fp16 is for GPU targets only
+#: backend -> how to build it (None: the package's own torch model, as built or channels-last for a model
+#: over images); fp16 is for GPU targets only
 CPU_CANDIDATES: dict[str, ExportConfig | None] = {
-    "torch": None,
+    **dict.fromkeys(TORCH_BACKENDS),
     **{v.backend: ExportConfig.for_variant(v) for v in VARIANTS.values() if v.precision != "fp16"},
 }
+#: a small device's: the package's own model as the baseline, and the INT8 graphs an edge runtime takes
+EDGE_CANDIDATES: dict[str, ExportConfig | None] = {
+    "torch": None,
+    **{b: c for b, c in CPU_CANDIDATES.items() if c is not None and c.precision == "int8"},
+}
+#: what an edge target would also build, with the converter it needs (see ``convert``)
+EDGE_CONVERTED = {"tflite-int8": "tflite"}
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,10 @@ def optimize_package(
     chosen one as its serving backend (``seekforge.load`` then uses it); ``overwrite`` replaces an existing
     ``output`` (never the package itself).
 
+    ``cpu`` builds every variant (and measures a model over images channels-last beside its own NCHW);
+    ``edge`` the INT8 graphs a small device's runtime takes (onnxruntime's and OpenVINO's; TFLite's where its
+    converter installs, else its verdict says why), measured here against the package's own model.
+
     Raises:
         ConfigError: An unknown target, or one whose toolchain is not installed here.
         PackageError: The package does not verify.
@@ -104,10 +116,9 @@ def optimize_package(
             "--target gpu needs a CUDA device, and there is none here",
             hint="optimize on the machine that will serve the model",
         )
-    if target != "cpu":
+    if target == "gpu":
         raise ConfigError(
-            f"--target {target} needs a toolchain that is not installed here "
-            + ("(onnxruntime-gpu or TensorRT)" if target == "gpu" else "(TensorFlow Lite or Core ML tools)"),
+            "--target gpu needs a toolchain that is not installed here (onnxruntime-gpu or TensorRT)",
             hint="use --target cpu, or install the toolchain on the machine that will serve the model",
         )
     source = Path(package).resolve()
@@ -124,7 +135,8 @@ def optimize_package(
         kept = {name: source / name for name in manifest["files"] if not name.startswith(EXPORT_FOLDERS)}
         fields = carried_fields(manifest, drop=("exports", "serving", "optimize"))
         write_package(tmp, files=kept, manifest=fields, overwrite=True)
-        candidates = _measure(tmp, manifest, budget=max_accuracy_drop, seconds=seconds, threads=threads)
+        candidates = _measure(tmp, manifest, target=target, budget=max_accuracy_drop, seconds=seconds,
+                              threads=threads)  # fmt: skip
         selected, judged = select(candidates, budget=max_accuracy_drop)
         record = {
             "target": target,
@@ -141,17 +153,29 @@ def optimize_package(
 
 
 def _measure(
-    package: Path, manifest: dict[str, Any], *, budget: float, seconds: float, threads: int | None
+    package: Path, manifest: dict[str, Any], *, target: str, budget: float, seconds: float, threads: int | None
 ) -> list[Candidate]:
+    from seekforge.export._convert import check_target
     from seekforge.export._package import export_base, export_package
-    from seekforge.models import build_model, infer
+    from seekforge.models import build_model, for_backend, infer
     from seekforge.train import Tensors, headline_metric
 
     samples = Tensors.load(package / "samples.safetensors")
-    base = headline_metric(infer(build_model(package), samples.inputs), samples.target, task=manifest["task"])[1]
-    metrics: dict[str, float] = {"torch": base}
+    wanted = CPU_CANDIDATES if target == "cpu" else EDGE_CANDIDATES
+    torch_backends = [b for b in wanted if b in TORCH_BACKENDS and b in available_backends(manifest)]
+    metrics: dict[str, float] = {}
+    for backend in torch_backends:  # the package's own model, in each memory order it can run in
+        logits = infer(for_backend(build_model(package), backend), samples.inputs)
+        metrics[backend] = headline_metric(logits, samples.target, task=manifest["task"])[1]
+    base = metrics["torch"]
     failures: dict[str, str] = {}
-    builds = {backend: config for backend, config in CPU_CANDIDATES.items() if config is not None}
+    if target == "edge":  # converters this machine may lack: each said as its candidate's verdict
+        for backend, converter in EDGE_CONVERTED.items():
+            try:
+                check_target(converter)
+            except ConfigError as exc:
+                failures[backend] = f"not built: {exc.message}"
+    builds = {backend: config for backend, config in wanted.items() if config is not None}
     with tempfile.TemporaryDirectory() as scratch, make_progress(transient=True) as progress:
         task = progress.add_task("optimize", total=len(builds) + 1, status="exporting the fp32 graph")
         fp32 = Path(scratch) / "fp32.onnx"
@@ -179,5 +203,5 @@ def _measure(
         else Candidate(
             backend, metrics[backend], base - metrics[backend], latency[(backend, 1)], latency[(backend, 32)], ""
         )
-        for backend in CPU_CANDIDATES
+        for backend in [*torch_backends, *builds, *(b for b in failures if b not in builds)]
     ]

@@ -48,7 +48,7 @@ from seekforge.models._exits import (
     point,
     through_all_layers,
 )
-from seekforge.models._infer import collate, infer, num_rows
+from seekforge.models._infer import collate, for_backend, infer, num_rows
 from seekforge.models._package import build_model, check_model_size, load_tensors, model_spec_of
 from seekforge.models._quantized import (
     QUANT_FILE,
@@ -71,5 +71,6 @@ __all__ += [
 ]
 __all__ += ["Departures", "EarlyExitConfig", "ExitPolicy", "calibrate_model", "exit_latency", "infer_exits"]
 __all__ += ["point", "through_all_layers"]
-__all__ += ["build_model", "check_model_size", "collate", "infer", "load_tensors", "model_spec_of", "num_rows"]
+__all__ += ["build_model", "check_model_size", "collate", "for_backend", "infer", "load_tensors", "model_spec_of"]
+__all__ += ["num_rows"]
 __all__ += ["QUANT_FILE", "Exported", "check_qat_supported", "convert", "prepare_qat", "quantized_model", "split_state"]

@@ -20,6 +20,13 @@ def num_rows(inputs: dict[str, torch.Tensor]) -> int:
     return int(next(iter(inputs.values())).shape[0])
 
 
+def for_backend(model: nn.Module, backend: str) -> nn.Module:
+    """``model`` as the torch backend ``backend`` runs it: ``torch-channels-last`` puts its 4-D weights in
+    channels-last (NHWC) memory order, in which its convolutions then compute (the same numbers, in another
+    order); ``torch`` leaves it as built."""
+    return model.to(memory_format=torch.channels_last) if backend == "torch-channels-last" else model
+
+
 @torch.inference_mode()
 def infer(
     model: nn.Module,

@@ -45,9 +45,10 @@ def load(
         from seekforge.serve._predictor import load as load_full
 
         return load_full(path, backend=backend, verify=verify, threads=threads)
-    if backend == "torch" or backend.startswith("openvino"):
+    if backend.startswith(("torch", "openvino")):
         raise MissingDependencyError(
-            f"backend '{backend}' needs the full seekforge install (torch{', OpenVINO' if backend != 'torch' else ''}),"
+            f"backend '{backend}' needs the full seekforge install (torch"
+            f"{', OpenVINO' if backend.startswith('openvino') else ''}),"
             " and this one has the runtime only",
             hint=f"run: {extra_command('all')}; or use an onnxruntime backend of a raw-input ONNX export",
         )

@@ -15,9 +15,16 @@ import torch
 
 from seekforge.core.errors import DataError, PackageError
 from seekforge.core.package import read_manifest, read_package_json
-from seekforge.core.variants import BACKENDS, BY_BACKEND, available_backends, passing_export, takes_raw
+from seekforge.core.variants import (
+    BACKENDS,
+    BY_BACKEND,
+    TORCH_BACKENDS,
+    available_backends,
+    passing_export,
+    takes_raw,
+)
 from seekforge.data import Preprocessor, check_table, row_place
-from seekforge.models import build_model, infer, infer_exits
+from seekforge.models import build_model, for_backend, infer, infer_exits
 from seekforge.runtime import PackageView, as_columns, graph_holds, raw_feeds
 from seekforge.train import evaluate_logits
 
@@ -182,7 +189,10 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True, thread
     if backend == "auto":
         backend = _auto_backend(manifest)
     export = passing_export(manifest, backend)
-    if backend != "torch" and export is None:
+    if backend == "torch-channels-last" and backend not in available_backends(manifest):
+        raise PackageError(f"{path}: backend 'torch-channels-last' runs a model over images, which this one is not",
+                           hint="use backend torch")  # fmt: skip
+    if backend not in TORCH_BACKENDS and export is None:
         variant = BY_BACKEND[backend]
         reason = "failed its parity gate" if variant.name in manifest.get("exports", {}) else "is missing"
         flag = " --optimize-graph" if variant.graph_optimized else ""
@@ -197,7 +207,7 @@ def load(path: str | Path, *, backend: str = "auto", verify: bool = True, thread
 
             runner: Callable[[Any], Any] = open_runner(path, export, threads=threads)
         else:
-            model = build_model(path, merge=True)
+            model = for_backend(build_model(path, merge=True), backend)
             routed = getattr(model, "policy", None) is not None  # early exit: each row's exit layer too
             runner = functools.partial(infer_exits if routed else infer, model, batch_size=256)
     except (KeyError, ValueError, OSError) as exc:
