@@ -23,7 +23,7 @@ tokenizers = pytest.importorskip("tokenizers")
 pytest.importorskip("onnxscript")
 
 import seekforge  # noqa: E402
-from seekforge.core.errors import ConfigError, DataError  # noqa: E402
+from seekforge.core.errors import ConfigError, DataError, PackageError  # noqa: E402
 from seekforge.core.package import read_manifest  # noqa: E402
 from seekforge.export import ExportConfig, export_package  # noqa: E402
 from seekforge.model_import import as_onnx, import_onnx, inspect_onnx  # noqa: E402
@@ -126,6 +126,12 @@ def test_generic_label_names_are_the_numbers_and_a_declaration_may_name_the_colu
     too_long.write_text(spec.read_text().replace("max_length: 16", "max_length: 100"))
     with pytest.raises(DataError, match="more tokens than the model has positions"):
         import_onnx(folder, too_long, tmp_path / "other", test=tmp_path / "test.csv")
+    kept = tmp_path / "kept"  # a declaration inside the folder --force would replace
+    kept.mkdir()
+    (kept / "spec.yaml").write_text(spec.read_text())
+    with pytest.raises(PackageError, match="inside"):
+        import_onnx(folder, kept / "spec.yaml", kept, test=tmp_path / "test.csv", force=True)
+    assert (kept / "spec.yaml").is_file()
 
 
 def test_folders_that_cannot_be_imported_are_refused_in_one_line(tmp_path: Path) -> None:

@@ -85,7 +85,8 @@ def import_onnx(
     if spec is None and hf is None:
         raise ConfigError(f"{model}: what the model takes and gives is declared with --inputs spec.yaml",
                           hint="seekforge import MODEL -o PKG --inputs spec.yaml --test rows.csv")  # fmt: skip
-    spec = load_spec(spec) if spec is not None and not isinstance(spec, ImportSpec) else spec
+    spec_file = Path(spec) if isinstance(spec, str | Path) else None
+    spec = load_spec(spec) if spec_file is not None else spec
     if hf is not None:  # the folder's own classes and tokenizer where the declaration leaves them out
         declared = spec.model_dump(mode="json", exclude_unset=True) if spec is not None else {}
         spec = ImportSpec.model_validate({**hf.declaration(text=text, label=label), **declared})
@@ -95,7 +96,7 @@ def import_onnx(
                           hint="classes: [..] in the --inputs file")  # fmt: skip
     if output.exists() and not force:
         raise PackageError(f"{output} already exists", hint="choose another --output, or pass --force to replace it")
-    inside = [str(p) for p in (model, test, calibration, spec if not isinstance(spec, ImportSpec) else None)
+    inside = [str(p) for p in (model, test, calibration, spec_file, spec.tokenizer)
               if p is not None and Path(p).resolve().is_relative_to(output.resolve())]  # fmt: skip
     if inside:
         raise PackageError(f"{', '.join(inside)} lie(s) inside {output}, which the package would replace",
