@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from seekforge.data._federated import check_federated, merge_statistics, site_statistics
     from seekforge.data._history import derive_history
     from seekforge.data._images import ImageStats, load_images
     from seekforge.data._preprocess import Preprocessor
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
 _HOME = {
     "Preprocessor": "_preprocess",
+    "check_federated": "_federated",
+    "merge_statistics": "_federated",
+    "site_statistics": "_federated",
     "SOURCES": "_sources",
     "DataSource": "_sources",
     "read_source": "_sources",
@@ -57,6 +61,7 @@ __all__ = [
     "Splits",
     "TextEncoder",
     "as_text",
+    "check_federated",
     "check_table",
     "derive_history",
     "frame_fingerprint",
@@ -65,10 +70,12 @@ __all__ = [
     "infer_type",
     "load_images",
     "load_splits",
+    "merge_statistics",
     "nested_positions",
     "read_source",
     "require_values",
     "row_place",
+    "site_statistics",
 ]
 
 

@@ -354,7 +354,11 @@ def _fit_binary(column: pd.Series) -> list[str]:
 
 
 def _fit_category(column: pd.Series, min_frequency: int, max_categories: int | None) -> list[str]:
-    counts = column.dropna().map(canonical).value_counts()
+    return categories_of(column.dropna().map(canonical).value_counts(), min_frequency, max_categories)
+
+
+def categories_of(counts: pd.Series, min_frequency: int, max_categories: int | None) -> list[str]:
+    """The vocabulary of a category column from its values' counts (canonical value -> rows)."""
     counts = counts[counts >= min_frequency]
     # most frequent first, ties by value, so the vocabulary does not depend on row order
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -194,6 +194,8 @@ class Trainer:
             check ``epoch * checks_per_epoch``), ``step`` and the validation metrics. Checks are not logged
             and do not change training. Every process scores them, as it does at an epoch's end.
         distillation: A teacher whose outputs the training loss also follows.
+        penalty: A term added to each step's loss, computed from the model (a federated site's proximal
+            term, which holds its weights near the round's global ones).
     """
 
     def __init__(
@@ -209,9 +211,11 @@ class Trainer:
         epoch_hook: Callable[[dict[str, Any]], None] | None = None,
         checks_per_epoch: int = 1,
         distillation: Distillation | None = None,
+        penalty: Callable[[nn.Module], torch.Tensor] | None = None,
     ) -> None:
         self.config = config
         self.distillation = distillation
+        self.penalty = penalty
         self.epoch_hook = epoch_hook
         self.checks_per_epoch = checks_per_epoch
         self.task = task
@@ -567,6 +571,8 @@ class Trainer:
         exit_loss = getattr(self.model, "exit_loss", None)  # a model with early exit: its exits learn too
         if exit_loss is not None:
             loss = exit_loss(loss, lambda exit_logits: self._loss(exit_logits, target, weights))
+        if self.penalty is not None:
+            loss = loss + self.penalty(self.model)
         (loss / group if group > 1 else loss).backward()  # a step's gradient is its micro-batches' mean
         return loss.item()
 

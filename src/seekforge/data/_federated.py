@@ -1,0 +1,167 @@
+"""A preprocessor fitted across sites without moving their rows (federated training).
+
+Each site summarises its own training rows (:func:`site_statistics`): per number its count, sum, sum of
+squares, extremes and median; per category its value counts; per binary column its values; per image its
+sizes and per-channel pixel sums; the label's class counts (or a regression target's sums). Only these
+sums and counts leave a site, and :func:`merge_statistics` combines them into the preprocessor a central
+fit would make: means, variances, extremes, vocabularies, classes and image statistics are exact (pooled
+sums); the fill value of a missing number is the sites' medians averaged by their counts (a median does
+not pool exactly). A text input takes its pretrained model's own tokenizer (fitting a vocabulary would
+need the sites' words); sequences and times are not taken yet.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seekforge.core.errors import ConfigError, DataError
+from seekforge.data._images import ImageStats, _read
+from seekforge.data._preprocess import FORMAT_VERSION, Preprocessor, _fit_binary, _sort_labels, categories_of
+from seekforge.data._text import TextEncoder
+from seekforge.data._validate import check_table
+from seekforge.data.config import FeaturesConfig
+from seekforge.runtime import canonical, fit_pixels
+
+#: the input types whose statistics pool across sites
+FEDERATED_TYPES = ("numeric", "binary", "category", "image", "text")
+
+
+def check_federated(features: FeaturesConfig, tokenizer_paths: Mapping[str, str | Path]) -> None:
+    """Refuse inputs whose preprocessing cannot be fitted from the sites' sums and counts.
+
+    Raises:
+        ConfigError: A sequence or time input, or a text input without a pretrained tokenizer.
+    """
+    for feature in features.inputs:
+        if feature.type not in FEDERATED_TYPES:
+            raise ConfigError(f"features.inputs: {feature.name} ({feature.type}) cannot be trained federated yet; "
+                              f"its preprocessing is fitted on rows the sites keep (federated: {', '.join(FEDERATED_TYPES)})")  # fmt: skip
+        if feature.type == "text" and feature.name not in tokenizer_paths:
+            raise ConfigError(f"features.inputs: the text input {feature.name} needs its pretrained model's tokenizer "
+                              "to train federated (a vocabulary fitted on the sites' texts would need their words)",
+                              hint="model: {type: transformer, pretrained: builtin:minilm} (or a local folder)")  # fmt: skip
+
+
+def site_statistics(frame: pd.DataFrame, features: FeaturesConfig) -> dict[str, Any]:
+    """The sums and counts of one site's training rows that :func:`merge_statistics` pools (JSON values)."""
+    checked = check_table(frame, features)
+    stats: dict[str, Any] = {"rows": len(checked), "inputs": {}}
+    for feature in features.inputs:
+        column = checked[feature.name]
+        if feature.type == "numeric":
+            values = column.to_numpy(dtype=np.float64)
+            present = values[~np.isnan(values)]
+            stats["inputs"][feature.name] = {
+                "n": int(present.size), "sum": float(present.sum()), "sumsq": float(np.square(present).sum()),
+                "min": float(present.min()) if present.size else None, "max": float(present.max()) if present.size
+                else None, "median": float(np.median(present)) if present.size else None,
+            }  # fmt: skip
+        elif feature.type == "binary":
+            stats["inputs"][feature.name] = {"values": sorted({canonical(v).lower() for v in column.dropna()})}
+        elif feature.type == "category":
+            counts = column.dropna().map(canonical).value_counts()
+            stats["inputs"][feature.name] = {"counts": {str(k): int(v) for k, v in counts.items()}}
+        elif feature.type == "image":
+            stats["inputs"][feature.name] = _image_sums(column, checked, getattr(feature, "size", None),
+                                                        getattr(feature, "channels", None))  # fmt: skip
+        elif feature.type == "text":
+            stats["inputs"][feature.name] = {"texts": int(column.fillna("").astype(str).str.strip().ne("").sum())}
+    target = checked[features.output.name]
+    if features.task == "classification":
+        counts = Counter(v.item() if isinstance(v, np.generic) else v for v in target)
+        stats["classes"] = [[label, int(n)] for label, n in counts.items()]
+    else:
+        values = target.to_numpy(dtype=np.float64)
+        stats["target"] = {"n": int(values.size), "sum": float(values.sum()), "sumsq": float(np.square(values).sum())}
+    return stats
+
+
+def _image_sums(column: pd.Series, frame: pd.DataFrame, size: Any, channels: int | None) -> dict[str, Any]:
+    arrays = [_read(v, frame, i, str(column.name)) for i, v in enumerate(column)]
+    sizes = Counter(f"{a.shape[0]}x{a.shape[1]}" for a in arrays)
+    mine = tuple(size) if size is not None else tuple(int(s) for s in sizes.most_common(1)[0][0].split("x"))
+    colour = channels or (3 if any(a.shape[2] == 3 for a in arrays) else 1)
+    stack = np.stack([fit_pixels(a, mine, colour) for a in arrays]).astype(np.float64)  # type: ignore[arg-type]
+    return {"sizes": dict(sizes), "channels": colour, "pixels": int(stack[:, 0].size),
+            "sum": stack.sum(axis=(0, 2, 3)).tolist(), "sumsq": np.square(stack).sum(axis=(0, 2, 3)).tolist()}  # fmt: skip
+
+
+def merge_statistics(
+    features: FeaturesConfig, sites: list[dict[str, Any]], *, tokenizer_paths: Mapping[str, str | Path] | None = None
+) -> Preprocessor:
+    """The preprocessor a central fit on every site's rows would make, from each site's statistics.
+
+    Raises:
+        DataError: No site has a value of some input, or the label has a single class across the sites.
+    """
+    state: dict[str, Any] = {"format_version": FORMAT_VERSION, "features": features.model_dump(mode="json"),
+                             "numeric": {}, "binary": {}, "categories": {}, "text": {}, "images": {},
+                             "sequences": {}, "datetimes": {}}  # fmt: skip
+    for feature in features.inputs:
+        parts = [site["inputs"][feature.name] for site in sites]
+        if feature.type == "numeric":
+            state["numeric"][feature.name] = _numeric(feature.name, parts, feature.scaler)
+        elif feature.type == "binary":
+            state["binary"][feature.name] = _fit_binary(pd.Series(sorted({v for p in parts for v in p["values"]})))
+        elif feature.type == "category":
+            counts: Counter[str] = Counter()
+            for part in parts:
+                counts.update(part["counts"])
+            state["categories"][feature.name] = categories_of(pd.Series(counts), feature.min_frequency,
+                                                              feature.max_categories)  # fmt: skip
+        elif feature.type == "image":
+            state["images"][feature.name] = _images(parts, getattr(feature, "size", None)).to_dict()
+        elif feature.type == "text":
+            path = (tokenizer_paths or {}).get(feature.name)
+            if path is None:
+                raise ConfigError(f"features.inputs: the text input {feature.name} needs a pretrained tokenizer")
+            encoder = TextEncoder.fit([], max_length=feature.max_length, vocab_size=feature.vocab_size,
+                                      lowercase=feature.lowercase, pretrained=path)  # fmt: skip
+            state["text"][feature.name] = encoder.to_dict()
+    if features.task == "classification":
+        labels = {canonical(label): label for site in sites for label, _ in site["classes"]}
+        classes = _sort_labels(list(labels.values()))
+        if len(classes) < 2:
+            raise DataError(f"the output '{features.output.name}' has a single value across the sites "
+                            f"({classes[0]!r}); a classifier needs at least two classes")  # fmt: skip
+        state["classes"] = classes
+    else:
+        n = sum(site["target"]["n"] for site in sites)
+        mean = sum(site["target"]["sum"] for site in sites) / max(n, 1)
+        variance = sum(site["target"]["sumsq"] for site in sites) / max(n, 1) - mean**2
+        state["target"] = {"mean": mean, "std": float(np.sqrt(max(variance, 0.0))) or 1.0}
+    return Preprocessor.from_dict(state)
+
+
+def _numeric(name: str, parts: list[dict[str, Any]], scaler: str) -> dict[str, float]:
+    n = sum(p["n"] for p in parts)
+    if n == 0:
+        raise DataError(f"numeric column '{name}' has no values at any site")
+    mean = sum(p["sum"] for p in parts) / n
+    std = float(np.sqrt(max(sum(p["sumsq"] for p in parts) / n - mean**2, 0.0)))
+    low = min(p["min"] for p in parts if p["n"])
+    high = max(p["max"] for p in parts if p["n"])
+    fill = sum(p["median"] * p["n"] for p in parts if p["n"]) / n  # the sites' medians, by their counts
+    center, scale = (mean, std) if scaler == "standard" else (low, high - low) if scaler == "minmax" else (0.0, 1.0)
+    return {"fill": fill, "center": center, "scale": scale if scale > 0 else 1.0}
+
+
+def _images(parts: list[dict[str, Any]], size: Any) -> ImageStats:
+    sizes: Counter[str] = Counter()
+    for part in parts:
+        sizes.update(part["sizes"])
+    chosen = tuple(size) if size is not None else tuple(int(s) for s in sizes.most_common(1)[0][0].split("x"))
+    channels = max(p["channels"] for p in parts)
+    pixels = sum(p["pixels"] for p in parts)
+    # a grey site's images go in repeated into each colour channel: its one channel's sums count for each
+    total = np.sum([np.resize(p["sum"], channels) for p in parts], axis=0)
+    squares = np.sum([np.resize(p["sumsq"], channels) for p in parts], axis=0)
+    mean = total / pixels
+    std = np.sqrt(np.maximum((squares - pixels * mean**2) / max(pixels - 1, 1), 0.0))  # unbiased, as a fit's
+    return ImageStats(chosen, channels, tuple(float(m) for m in mean), tuple(max(float(s), 1e-6) for s in std))  # type: ignore[arg-type]
