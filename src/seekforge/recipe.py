@@ -23,6 +23,7 @@ from seekforge.core.config_file import load_config
 from seekforge.core.metrics import epoch_metrics
 from seekforge.data.config import DataConfig, FeaturesConfig
 from seekforge.fairness.config import FairnessConfig
+from seekforge.federate.config import FederatedConfig
 from seekforge.models import MODELS, ModelConfig
 from seekforge.monitor.config import MonitorConfig
 from seekforge.registry.config import GatesConfig
@@ -92,6 +93,8 @@ class Recipe(BaseConfig):
     compress: CompressConfig | None = None
     monitor: MonitorConfig = MonitorConfig()
     fairness: FairnessConfig | None = None
+    #: Train on Flower across sites that keep their rows (seekforge federate).
+    federated: FederatedConfig | None = None
     card: CardConfig = CardConfig()
     warm_start: WarmStartConfig | None = None
     gates: GatesConfig | None = None

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -19,7 +20,8 @@ from tests.integration.cli import seekforge
 from tests.integration.test_train_resume import _free_port
 
 
-def test_the_printed_trainjob_trains_on_two_pods_like_one_machine(tmp_path: Path) -> None:
+def printed_job(tmp_path: Path) -> tuple[dict[str, Any], str]:
+    """The TrainJob ``--print-k8s`` prints for two pods, checked, and the path each pod mounts its volume at."""
     make_tabular(300).to_csv(tmp_path / "data.csv", index=False)
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(tabular_recipe("data.csv", epochs=2, batch_size=32)))
     printed = seekforge("train", "recipe.yaml", "--print-k8s", "--image", "registry.example/seekforge-train:1.0",
@@ -32,8 +34,18 @@ def test_the_printed_trainjob_trains_on_two_pods_like_one_machine(tmp_path: Path
     assert trainer["image"] == "registry.example/seekforge-train:1.0"
     pod = job["spec"]["podTemplateOverrides"][0]["spec"]
     assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
-    mount = pod["containers"][0]["volumeMounts"][0]["mountPath"]
+    return job, pod["containers"][0]["volumeMounts"][0]["mountPath"]
 
+
+def test_the_printed_trainjob_names_its_claim_image_and_pods(tmp_path: Path) -> None:
+    job, mount = printed_job(tmp_path)
+    assert any(mount in part for part in job["spec"]["trainer"]["command"])
+
+
+@pytest.mark.slow  # (two pods' DDP run and one machine's, about 18 s: the default suite checks what is printed)
+def test_the_printed_trainjob_trains_on_two_pods_like_one_machine(tmp_path: Path) -> None:
+    job, mount = printed_job(tmp_path)
+    trainer = job["spec"]["trainer"]
     volume = tmp_path / "volume"  # what every pod mounts: the recipe and its data, put there by the user
     volume.mkdir()
     for name in ("recipe.yaml", "data.csv"):

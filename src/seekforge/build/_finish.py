@@ -40,10 +40,11 @@ def finish(
     *,
     extra: dict[str, Any] | None = None,
     extra_files: dict[str, Path] | None = None,
+    sections: list[tuple[str, str]] | None = None,
 ) -> Built:
     """Evaluate the trained weights on the test split and write the package and its report; ``extra``
-    manifest fields (a compressed package's lineage, say) replace the ones made here, and ``extra_files``
-    join the package's own in the same atomic write."""
+    manifest fields (a compressed package's lineage, say) replace the ones made here, ``extra_files``
+    join the package's own in the same atomic write, and ``sections`` (title, html) join the report."""
     trained = folder / "trained"
     model_json = json.loads((trained / "model.json").read_text(encoding="utf-8"))
     result = json.loads((trained / "result.json").read_text(encoding="utf-8"))
@@ -103,9 +104,14 @@ def finish(
         test_predictions=regression_points,
         test_scores=scores,
         card=card,
-        extra_sections=[("Early exit", exit_section(manifest["model"]["early_exit"], result["early_exit"]))]
-        if "early_exit" in result
-        else None,
+        extra_sections=[
+            *(
+                [("Early exit", exit_section(manifest["model"]["early_exit"], result["early_exit"]))]
+                if "early_exit" in result
+                else []
+            ),
+            *(sections or []),
+        ],
     )
     files = {
         "recipe.yaml": recipe.to_yaml(),

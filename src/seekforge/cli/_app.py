@@ -10,7 +10,12 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
-from typer.exceptions import Abort, Exit, TyperException
+
+try:
+    from typer.exceptions import Abort, Exit, TyperException
+except ImportError:  # typer before 0.22 raises click's (the federated environment's Flower pins typer below 0.21)
+    from click.exceptions import Abort, Exit
+    from click.exceptions import ClickException as TyperException
 
 from seekforge import __version__
 from seekforge.cli._common import JsonFlag, err, out, print_json
@@ -19,6 +24,7 @@ from seekforge.cli._data import data_app
 from seekforge.cli._env import env_command
 from seekforge.cli._explain import explain
 from seekforge.cli._export import bench, convert, export, optimize
+from seekforge.cli._federate import federate_cmd
 from seekforge.cli._finetune import finetune, generate
 from seekforge.cli._import import import_model
 from seekforge.cli._index import index_app
@@ -122,6 +128,7 @@ for command in (
 ):
     app.command()(command)
 app.command("import")(import_model)
+app.command("federate")(federate_cmd)
 
 
 @app.command("completion")

@@ -41,6 +41,10 @@ _INSTALL: dict[str, tuple[str, str]] = {
     "bitsandbytes": ("bitsandbytes", "qlora"),
     "torch_pruning": ("torch-pruning", "compress"),
     "torchao": ("torchao", "compress"),
+    "flwr": ("flwr", "federated"),
+    "flwr_datasets": ("flwr-datasets", "federated"),
+    "datasets": ("datasets", "federated"),
+    "ray": ("ray", "federated"),
     "fastapi": ("fastapi", "serve"),
     "uvicorn": ("uvicorn", "serve"),
     "httptools": ("httptools", "serve"),
@@ -110,11 +114,13 @@ def extra_command(extras: str) -> str:
     """The pip command that adds seekforge's ``extras`` (``"train"``, ``"runtime,serve"``) to this install.
 
     seekforge is on no package index: it installs from its source tree, with the tree's lock, or from a
-    wheel built from it (``make wheel``). An install from a clone names that clone.
+    wheel built from it (``make wheel``). An install from a clone names that clone. The ``federated`` extra
+    has its own lock (Flower pins protobuf below the serve extra's), for an environment of its own.
     """
     tree = source_tree()
+    lock = "constraints-federated.txt" if "federated" in extras.split(",") else "constraints.txt"
     if tree is not None:
-        return f'pip install --constraint {tree / "constraints.txt"} "{tree}[{extras}]"'
+        return f'pip install --constraint {tree / lock} "{tree}[{extras}]"'
     return f'pip install "seekforge-{_version()}-py3-none-any.whl[{extras}]" (the wheel seekforge came from)'
 
 

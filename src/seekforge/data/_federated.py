@@ -1,12 +1,13 @@
 """A preprocessor fitted across sites without moving their rows (federated training).
 
-Each site summarises its own training rows (:func:`site_statistics`): per number its count, sum, sum of
-squares, extremes and median; per category its value counts; per binary column its values; per image its
-sizes and per-channel pixel sums; the label's class counts (or a regression target's sums). Only these
-sums and counts leave a site, and :func:`merge_statistics` combines them into the preprocessor a central
-fit would make: means, variances, extremes, vocabularies, classes and image statistics are exact (pooled
-sums); the fill value of a missing number is the sites' medians averaged by their counts (a median does
-not pool exactly). A text input takes its pretrained model's own tokenizer (fitting a vocabulary would
+Each site summarises its own training rows (:func:`site_statistics`): per number its count, sum and sum
+of squares (and its extremes, only where a min-max scaler needs them); per category its value counts; per
+binary column its values; per image its sizes and per-channel pixel sums; the label's class counts (or a
+regression target's sums). Only these sums and counts leave a site, and :func:`merge_statistics` combines
+them into the preprocessor a central fit would make: means, variances, vocabularies, classes and image
+statistics are exact (pooled sums). One thing differs: a missing number is filled with the pooled mean,
+where a central fit takes the median (a median does not pool, and each site's would be one of its rows'
+values). A text input takes its pretrained model's own tokenizer (fitting a vocabulary would
 need the sites' words); sequences and times are not taken yet.
 """
 
@@ -57,11 +58,10 @@ def site_statistics(frame: pd.DataFrame, features: FeaturesConfig) -> dict[str, 
         if feature.type == "numeric":
             values = column.to_numpy(dtype=np.float64)
             present = values[~np.isnan(values)]
-            stats["inputs"][feature.name] = {
-                "n": int(present.size), "sum": float(present.sum()), "sumsq": float(np.square(present).sum()),
-                "min": float(present.min()) if present.size else None, "max": float(present.max()) if present.size
-                else None, "median": float(np.median(present)) if present.size else None,
-            }  # fmt: skip
+            summary = {"n": int(present.size), "sum": float(present.sum()), "sumsq": float(np.square(present).sum())}
+            if feature.scaler == "minmax" and present.size:  # (extremes are rows' values: sent only when needed)
+                summary |= {"min": float(present.min()), "max": float(present.max())}
+            stats["inputs"][feature.name] = summary
         elif feature.type == "binary":
             stats["inputs"][feature.name] = {"values": sorted({canonical(v).lower() for v in column.dropna()})}
         elif feature.type == "category":
@@ -145,11 +145,11 @@ def _numeric(name: str, parts: list[dict[str, Any]], scaler: str) -> dict[str, f
         raise DataError(f"numeric column '{name}' has no values at any site")
     mean = sum(p["sum"] for p in parts) / n
     std = float(np.sqrt(max(sum(p["sumsq"] for p in parts) / n - mean**2, 0.0)))
-    low = min(p["min"] for p in parts if p["n"])
-    high = max(p["max"] for p in parts if p["n"])
-    fill = sum(p["median"] * p["n"] for p in parts if p["n"]) / n  # the sites' medians, by their counts
-    center, scale = (mean, std) if scaler == "standard" else (low, high - low) if scaler == "minmax" else (0.0, 1.0)
-    return {"fill": fill, "center": center, "scale": scale if scale > 0 else 1.0}
+    center, scale = (mean, std) if scaler == "standard" else (0.0, 1.0)
+    if scaler == "minmax":
+        low, high = min(p["min"] for p in parts if p["n"]), max(p["max"] for p in parts if p["n"])
+        center, scale = low, high - low
+    return {"fill": mean, "center": center, "scale": scale if scale > 0 else 1.0}
 
 
 def _images(parts: list[dict[str, Any]], size: Any) -> ImageStats:

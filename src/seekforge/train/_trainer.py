@@ -196,6 +196,7 @@ class Trainer:
         distillation: A teacher whose outputs the training loss also follows.
         penalty: A term added to each step's loss, computed from the model (a federated site's proximal
             term, which holds its weights near the round's global ones).
+        quiet: No line per epoch and no progress bar (a federated site's rounds are reported by the server).
     """
 
     def __init__(
@@ -212,7 +213,9 @@ class Trainer:
         checks_per_epoch: int = 1,
         distillation: Distillation | None = None,
         penalty: Callable[[nn.Module], torch.Tensor] | None = None,
+        quiet: bool = False,
     ) -> None:
+        self.quiet = quiet
         self.config = config
         self.distillation = distillation
         self.penalty = penalty
@@ -304,7 +307,7 @@ class Trainer:
 
         stop = state.get("stopped", False)
         started = time.perf_counter()
-        progress = make_progress(disable=None if dist.is_main else True)
+        progress = make_progress(disable=None if dist.is_main and not self.quiet else True)
         with progress, self.stop_signals:
             task = progress.add_task("train", total=total_steps, completed=state["step"], status="")
             next_status = 0.0
@@ -411,7 +414,9 @@ class Trainer:
                     if dist.is_main:
                         with open(self.metrics_path, "a", encoding="utf-8") as log:
                             log.write(json.dumps(record) + "\n")
-                        if progress.disable:  # plain lines for logs; rich's layout costs a small model's epoch
+                        if self.quiet:
+                            pass  # (no line: see quiet)
+                        elif progress.disable:  # plain lines for logs; rich's layout costs a small model's epoch
                             sys.stderr.write(labelled(_describe(record)) + "\n")
                         else:
                             console.print(labelled(_describe(record)), highlight=False, markup=False)

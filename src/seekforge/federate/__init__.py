@@ -1,0 +1,31 @@
+"""Federated training on Flower: the recipe's model trained across sites that keep their rows, one
+ordinary package out (``seekforge federate``). The recipe's ``federated`` section says how the rows make
+sites, how many rounds, which strategy. Flower comes with the ``federated`` extra, in its own environment
+(constraints-federated.txt); nothing here imports it until a federation runs.
+
+Example:
+    >>> built = federate(load_recipe("examples/breast_cancer_federated.yaml"))
+    >>> built.package
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from seekforge.federate.config import FederatedConfig, PrivacyConfig, SitesConfig, StrategyConfig
+
+if TYPE_CHECKING:
+    from seekforge.federate._deploy import join_site
+    from seekforge.federate._partition import partition
+    from seekforge.federate._run import federate
+
+_HOME = {"federate": "_run", "partition": "_partition", "join_site": "_deploy"}
+
+__all__ = ["FederatedConfig", "PrivacyConfig", "SitesConfig", "StrategyConfig", "federate", "join_site", "partition"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'seekforge.federate' has no attribute '{name}'")
+    return getattr(importlib.import_module(f"seekforge.federate.{_HOME[name]}"), name)

@@ -1,0 +1,251 @@
+"""seekforge on Flower: a ClientApp that answers for one site (its statistics, a round's local training,
+its held-out figures) and a ServerApp that pools the statistics into the preprocessor, builds the
+recipe's model and runs the chosen strategy, recording each round and site and keeping the global
+weights of every round (so that a crashed server resumes from its last round).
+
+The server is given the recipe without its data source: what reaches it is statistics (sums and counts),
+weight arrays and metrics. Flower is imported here only; this module is imported when a federation runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seekforge.core.errors import DataError, SeekforgeError
+from seekforge.core.io import atomic_dir, write_text_atomic
+from seekforge.data import merge_statistics
+from seekforge.federate._site import Site, global_model, numbers
+from seekforge.federate.config import FederatedConfig
+from seekforge.recipe import Recipe
+
+try:  # the federated extra (seekforge.federate checks it before anything imports this module)
+    from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+    from flwr.clientapp import ClientApp
+    from flwr.clientapp.mod import fixedclipping_mod
+    from flwr.serverapp import Grid, ServerApp
+    from flwr.serverapp import strategy as strategies
+except ImportError as exc:  # pragma: no cover - said by seekforge.federate before this import
+    raise ImportError(f"seekforge.federate needs Flower: {exc}") from exc
+
+#: the global weights of the last round done, with its number in the file's metadata
+CHECKPOINT = "global.safetensors"
+#: one line per round: each site's training and held-out figures and their row-weighted means
+ROUNDS = "rounds.jsonl"
+#: how long the server waits for every site to connect, and for a round's replies
+CONNECT_S = float(os.environ.get("SEEKFORGE_FEDERATE_CONNECT_S", "300"))
+ROUND_S = float(os.environ.get("SEEKFORGE_FEDERATE_ROUND_S", "3600"))
+
+
+# ------------------------------------------------------------------------------------------- the site
+
+
+def client_app(site_of: Callable[[Context], Site], *, privacy: bool, threads: int = 1) -> ClientApp:
+    """The ClientApp of the sites ``site_of`` finds from a node's context (its partition in a simulation,
+    its own rows in a deployment); with ``privacy``, Flower's fixed-clipping mod clips each update."""
+    app = ClientApp()
+    clipped = [fixedclipping_mod] if privacy else None  # (on the updates only: a query carries no weights)
+
+    def reply(msg: Message, site: Site, **records: Any) -> Message:
+        return Message(RecordDict({**records, "site": ConfigRecord({"name": site.name})}), reply_to=msg)
+
+    @app.query("statistics")
+    def statistics(msg: Message, context: Context) -> Message:
+        site = site_of(context)
+        return reply(msg, site, statistics=ConfigRecord({"json": json.dumps(site.statistics())}))
+
+    @app.train(mods=clipped)
+    def train(msg: Message, context: Context) -> Message:
+        torch.set_num_threads(threads)
+        site = site_of(context)
+        config = msg.content["config"]
+        weights, figures = site.train(
+            msg.content["arrays"].to_torch_state_dict(), str(config["preprocessor"]),
+            epochs=int(config["local-epochs"]), round_=int(config["server-round"]),
+            mu=float(config.get("proximal-mu", 0.0)),
+        )  # fmt: skip
+        return reply(msg, site, arrays=ArrayRecord(torch_state_dict=weights), metrics=MetricRecord(figures))
+
+    @app.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        torch.set_num_threads(threads)
+        site = site_of(context)
+        figures = site.evaluate(msg.content["arrays"].to_torch_state_dict(), str(msg.content["config"]["preprocessor"]))
+        return reply(msg, site, metrics=MetricRecord(figures))
+
+    return app
+
+
+# ----------------------------------------------------------------------------------------- the server
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the server knows: the recipe (its data source removed), the federation, how many sites join,
+    where its records go, and a callback that sees each finished round."""
+
+    recipe: Recipe
+    federated: FederatedConfig
+    sites: int
+    output: Path
+    on_round: Callable[[dict[str, Any]], None] | None = None
+
+
+def server_app(plan: Plan) -> ServerApp:
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        federation(grid, plan)
+
+    return app
+
+
+def federation(grid: Grid, plan: Plan) -> None:
+    """Pool the sites' statistics, then run the strategy's rounds from the seeded model (or from the last
+    round's weights a crashed run kept), writing each round, the global weights and the preprocessor to
+    ``plan.output``."""
+    nodes = _wait_for_sites(grid, plan.sites)
+    replies = _ask(grid, nodes, "query.statistics", RecordDict({"config": ConfigRecord({})}))
+    names = {r.metadata.src_node_id: str(r.content["site"]["name"]) for r in replies}
+    statistics = [json.loads(str(r.content["statistics"]["json"])) for r in replies]
+    features = plan.recipe.features
+    pre = merge_statistics(features, statistics, tokenizer_paths=plan.recipe.model.tokenizer_paths(features))
+    model = global_model(plan.recipe, pre)
+    done, weights = _checkpoint(plan.output)
+    if weights is not None:
+        model.load_state_dict(weights)
+    remaining = plan.federated.rounds - done
+    preprocessor = json.dumps(pre.to_dict())
+    io = plan.recipe.model.prepare_io(pre.model_io())
+    with atomic_dir(plan.output / "setup", overwrite=True) as tmp:  # what the package is built from
+        (tmp / "preprocessor.json").write_text(preprocessor, encoding="utf-8")
+        (tmp / "model.json").write_text(json.dumps({"config": plan.recipe.model.model_dump(mode="json"),
+                                                    "io": io.to_dict()}), encoding="utf-8")  # fmt: skip
+        sites = {names[n]: {"rows": s["rows"], **({"classes": s["classes"]} if "classes" in s else {})}
+                 for n, s in zip([r.metadata.src_node_id for r in replies], statistics, strict=True)}  # fmt: skip
+        (tmp / "sites.json").write_text(json.dumps(sites), encoding="utf-8")
+    if remaining <= 0:
+        return
+    strategy = _strategy(plan, names, done)
+    config = {"preprocessor": preprocessor}
+    strategy.start(grid=grid, initial_arrays=ArrayRecord(torch_state_dict=model.state_dict()), num_rounds=remaining,
+                   timeout=ROUND_S, train_config=ConfigRecord({**config, "local-epochs": plan.federated.local_epochs}),
+                   evaluate_config=ConfigRecord(config))  # fmt: skip
+
+
+def _wait_for_sites(grid: Grid, count: int) -> list[int]:
+    deadline = time.monotonic() + CONNECT_S
+    while True:
+        nodes = list(grid.get_node_ids())
+        if len(nodes) >= count:
+            return nodes[:count]
+        if time.monotonic() > deadline:
+            raise DataError(f"{len(nodes)} of {count} sites connected within {CONNECT_S:.0f} s",
+                            hint="start every site's node (seekforge federate site ...) against this SuperLink")  # fmt: skip
+        time.sleep(1.0)
+
+
+def _ask(grid: Grid, nodes: list[int], kind: str, content: RecordDict) -> list[Message]:
+    messages = [Message(content=content, dst_node_id=n, message_type=kind) for n in nodes]
+    replies = list(grid.send_and_receive(messages, timeout=ROUND_S))
+    failed = [r.error.reason for r in replies if r.has_error()]
+    if failed or len(replies) != len(nodes):
+        raise DataError(f"{len(failed) or len(nodes) - len(replies)} site(s) could not answer {kind}: "
+                        f"{'; '.join(failed[:3]) or 'no reply in time'}")  # fmt: skip
+    return replies
+
+
+def _strategy(plan: Plan, names: dict[int, str], done: int) -> Any:
+    fed, sites = plan.federated, plan.sites
+    common = {"fraction_train": fed.fraction_fit, "fraction_evaluate": 1.0, "min_available_nodes": sites,
+              "min_train_nodes": max(1, math.ceil(fed.fraction_fit * sites)), "min_evaluate_nodes": sites}  # fmt: skip
+    kind = fed.strategy.type
+    if kind == "fedprox":
+        strategy: Any = strategies.FedProx(proximal_mu=fed.strategy.mu, **common)
+    elif kind == "fedadam":
+        strategy = strategies.FedAdam(eta=fed.strategy.eta, eta_l=plan.recipe.train.lr, tau=fed.strategy.tau, **common)
+    else:
+        strategy = strategies.FedAvg(**common)
+    if fed.privacy is not None:
+        strategy = strategies.DifferentialPrivacyClientSideFixedClipping(
+            strategy, noise_multiplier=fed.privacy.noise_multiplier, clipping_norm=fed.privacy.clip,
+            num_sampled_clients=common["min_train_nodes"],
+        )  # fmt: skip
+    _record_rounds(strategy, plan, names, done)
+    return strategy
+
+
+def _record_rounds(strategy: Any, plan: Plan, names: dict[int, str], done: int) -> None:
+    """Wrap the strategy's aggregation so that each round's global weights are kept (atomically, with the
+    round's number) and each round's figures per site are appended to ``rounds.jsonl``."""
+    trained, evaluated = strategy.aggregate_train, strategy.aggregate_evaluate
+    pending: dict[str, Any] = {}
+    clock = {"last": time.time()}  # a round's wall time: from the last round's end (or the start) to its own
+
+    def per_site(replies: list[Message]) -> dict[str, dict[str, float]]:
+        return {names.get(r.metadata.src_node_id, str(r.metadata.src_node_id)): numbers(dict(r.content["metrics"]))
+                for r in replies if not r.has_error()}  # fmt: skip
+
+    def aggregate_train(server_round: int, replies: Iterable[Message]) -> Any:
+        replies = list(replies)
+        arrays, metrics = trained(server_round, replies)
+        if arrays is None:
+            raise SeekforgeError(f"round {done + server_round}: no site's update could be aggregated")
+        _save_checkpoint(plan.output, arrays.to_torch_state_dict(), done + server_round)
+        pending.update(train=per_site(replies), train_mean=numbers(dict(metrics or {})))
+        return arrays, metrics
+
+    def aggregate_evaluate(server_round: int, replies: Iterable[Message]) -> Any:
+        replies = list(replies)
+        metrics = evaluated(server_round, replies)
+        now = time.time()
+        record = {"round": done + server_round, **pending, "evaluate": per_site(replies),
+                  "evaluate_mean": numbers(dict(metrics or {})), "seconds": now - clock["last"]}  # fmt: skip
+        clock["last"] = now
+        with (plan.output / ROUNDS).open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
+        pending.clear()
+        if plan.on_round is not None:
+            plan.on_round(record)
+        return metrics
+
+    strategy.aggregate_train, strategy.aggregate_evaluate = aggregate_train, aggregate_evaluate
+
+
+def _save_checkpoint(output: Path, weights: dict[str, torch.Tensor], round_: int) -> None:
+    from safetensors.torch import save_file
+
+    output.mkdir(parents=True, exist_ok=True)
+    partial = output / f".{CHECKPOINT}.partial"
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(partial), metadata={"round": str(round_)})
+    os.replace(partial, output / CHECKPOINT)
+
+
+def _checkpoint(output: Path) -> tuple[int, dict[str, torch.Tensor] | None]:
+    """The last round kept in ``output`` and its global weights (0 and None when there is none); the
+    rounds file is cut back to that round (a round recorded after its weights were kept, then lost)."""
+    path = output / CHECKPOINT
+    if not path.is_file():
+        return 0, None
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        round_ = int((handle.metadata() or {}).get("round", 0))
+    rounds = output / ROUNDS
+    if rounds.is_file():
+        kept = [line for line in rounds.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line)["round"] <= round_]  # fmt: skip
+        write_text_atomic(rounds, "".join(f"{line}\n" for line in kept))
+    logging.getLogger("seekforge").info("resuming the federation after round %d", round_)
+    return round_, load_file(str(path))

@@ -1,0 +1,69 @@
+"""The ServerApp and ClientApps a Flower deployment loads: the app folder seekforge writes for a run names
+them (``seekforge.federate._deployed:server`` and ``:client`` or ``:private_client``).
+
+The server reads its plan from the run config: the recipe without its data source, how many sites join,
+and where its records go. Each SuperNode is one site: its node config names the site and its own rows
+(``site``, ``data``), which never leave it. Flower imports this module in the processes it starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seekforge.core.io import write_text_atomic
+from seekforge.data import read_source
+from seekforge.federate._apps import Plan, client_app, federation
+from seekforge.federate._deploy import FAILED, FINISHED
+from seekforge.federate._site import Site, held_out
+from seekforge.recipe import Recipe
+
+try:
+    from flwr.app import Context
+    from flwr.serverapp import Grid, ServerApp
+except ImportError as exc:  # pragma: no cover - only Flower's own processes import this module
+    raise ImportError(f"seekforge.federate needs Flower: {exc}") from exc
+
+
+def _recipe(run_config: Any) -> Recipe:
+    return Recipe.model_validate(yaml.safe_load(str(run_config["recipe"])))
+
+
+server = ServerApp()
+
+
+@server.main()
+def _main(grid: Grid, context: Context) -> None:
+    recipe = _recipe(context.run_config)
+    assert recipe.federated is not None
+    output = Path(str(context.run_config["output"]))
+    try:
+        federation(grid, Plan(recipe, recipe.federated, int(context.run_config["sites"]), output))
+    except Exception as exc:  # said to the orchestrator waiting for the rounds, then Flower's own handling
+        write_text_atomic(output / FAILED, json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        raise
+    write_text_atomic(output / FINISHED, json.dumps({"rounds": recipe.federated.rounds}))
+
+
+@functools.cache
+def _site(name: str, data: str, work: str, recipe_yaml: str) -> Site:
+    """This node's site: its own rows, read once per process."""
+    recipe = _recipe({"recipe": recipe_yaml})
+    assert recipe.federated is not None
+    rows = read_source(data)
+    train, held = held_out(rows, recipe.federated.validation, recipe.seed)
+    return Site(name, recipe, train, held, work=Path(work))
+
+
+def _site_of(context: Context) -> Site:
+    node = context.node_config
+    return _site(str(node["site"]), str(node["data"]), str(node.get("work", Path(str(node["data"])).parent / "work")),
+                 str(context.run_config["recipe"]))  # fmt: skip
+
+
+client = client_app(_site_of, privacy=False)
+private_client = client_app(_site_of, privacy=True)

@@ -1,0 +1,119 @@
+"""What one site does with its own rows, whatever carries the messages: summarise them for the pooled
+preprocessor, train the round's global weights on them for a few local epochs with seekforge's Trainer
+(the recipe's optimizer and schedule), and measure the global weights on the rows it holds out. Nothing
+here sends rows anywhere: its answers are statistics, weights and metrics."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from seekforge.build import build_seeded_model
+from seekforge.data import Preprocessor, site_statistics
+from seekforge.models import infer
+from seekforge.recipe import Recipe
+from seekforge.train import Tensors, Trainer, evaluate_logits, task_loss
+
+
+def held_out(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A site's rows as (training, held out): ``fraction`` of them drawn with ``seed`` (none of one row)."""
+    count = round(len(rows) * fraction) if len(rows) > 1 else 0
+    order = np.random.default_rng(seed).permutation(len(rows))
+    return rows.iloc[np.sort(order[count:])], rows.iloc[np.sort(order[:count])]
+
+
+def server_recipe(recipe: Recipe) -> Recipe:
+    """The recipe the server is given: its data source and test file replaced by a note (the server never
+    reads rows)."""
+    data = {**recipe.data.model_dump(mode="json"), "source": "(kept by the sites)", "test": None}
+    return Recipe.model_validate({**recipe.model_dump(mode="json"), "data": data})
+
+
+def global_model(recipe: Recipe, pre: Preprocessor) -> nn.Module:
+    """The recipe's model for the pooled preprocessor's inputs, its first weights fixed by the recipe's seed
+    (every site and the server build the same)."""
+    return build_seeded_model(recipe, recipe.model.prepare_io(pre.model_io()))
+
+
+def peak_rss_mb() -> float:
+    """The peak resident memory of this process so far (a simulated site's: the worker it runs in)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    """The scalar metrics (a confusion matrix and per-class tables stay at the site)."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+@dataclass
+class Site:
+    """One site: its name, the recipe, its training and held-out rows, and a folder for the Trainer's files
+    (a round's own, removed after it)."""
+
+    name: str
+    recipe: Recipe
+    train_rows: pd.DataFrame
+    held_rows: pd.DataFrame
+    work: Path
+    _encoded: dict[str, tuple[Preprocessor, Tensors, Tensors]] = field(default_factory=dict, repr=False)
+
+    def statistics(self) -> dict[str, Any]:
+        return site_statistics(self.train_rows, self.recipe.features)
+
+    def encoded(self, preprocessor: str) -> tuple[Preprocessor, Tensors, Tensors]:
+        """The pooled preprocessor (its JSON, as the server sent it) and this site's rows encoded by it."""
+        if preprocessor not in self._encoded:
+            pre = Preprocessor.from_dict(json.loads(preprocessor))
+            encode = lambda rows: Tensors(pre.transform(rows), pre.transform_target(rows))  # noqa: E731
+            self._encoded = {preprocessor: (pre, encode(self.train_rows), encode(self.held_rows))}
+        return self._encoded[preprocessor]
+
+    def train(self, weights: dict[str, torch.Tensor], preprocessor: str, *, epochs: int, round_: int,
+              mu: float = 0.0) -> tuple[dict[str, torch.Tensor], dict[str, float]]:  # fmt: skip
+        """The global ``weights`` trained ``epochs`` on this site's rows; FedProx's proximal term ``mu`` / 2 *
+        ||w - w_global||^2 holds them near the global ones. Returns the new weights and the round's figures."""
+        pre, train, _ = self.encoded(preprocessor)
+        model = global_model(self.recipe, pre)
+        model.load_state_dict(weights)
+        anchor = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+        def proximal(net: nn.Module) -> torch.Tensor:
+            drift = [(p - anchor[n]).pow(2).sum() for n, p in net.named_parameters() if n in anchor]
+            return (mu / 2) * torch.stack(drift).sum()
+
+        config = type(self.recipe.train).model_validate(
+            {**self.recipe.train.model_dump(), "epochs": epochs, "early_stopping": None}
+        )
+        seed = self.recipe.seed + 1000 * round_ + sum(map(ord, self.name))  # each site and round its own shuffles
+        self.work.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.work) as scratch:
+            trainer = Trainer(model, config, task=self.recipe.task, seed=seed, run_dir=Path(scratch), quiet=True,
+                              classes=getattr(pre, "classes_", None), penalty=proximal if mu > 0 else None)  # fmt: skip
+            result = trainer.fit(train, None)
+        last = result.history[-1] if result.history else {}
+        figures = {"num-examples": float(len(train)), "train_loss": float(last.get("train_loss", float("nan"))),
+                   "seconds": result.seconds, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+        return {k: v.detach().cpu() for k, v in model.state_dict().items()}, figures
+
+    def evaluate(self, weights: dict[str, torch.Tensor], preprocessor: str) -> dict[str, float]:
+        """The global ``weights`` measured on the rows this site holds out (its training rows if none)."""
+        pre, train, held = self.encoded(preprocessor)
+        rows = held if len(held) else train
+        model = global_model(self.recipe, pre)
+        model.load_state_dict(weights)
+        logits = infer(model, rows.inputs)
+        loss = float(task_loss(logits, rows.target, self.recipe.task))
+        figures = numbers(evaluate_logits(pre, logits, rows.target))
+        # the same keys from every site (Flower averages them by rows): none a site of one class lacks
+        keys = ("accuracy", "f1_macro") if self.recipe.task == "classification" else ("mae", "rmse")
+        return {"num-examples": float(len(rows)), "loss": loss, **{k: figures.get(k, float("nan")) for k in keys}}
