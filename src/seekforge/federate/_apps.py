@@ -200,7 +200,9 @@ def _record_rounds(strategy: Any, plan: Plan, names: dict[int, str], done: int) 
         replies = list(replies)
         arrays, metrics = trained(server_round, replies)
         if arrays is None:
-            raise SeekforgeError(f"round {done + server_round}: no site's update could be aggregated")
+            failed = [r.error.reason for r in replies if r.has_error()]
+            raise SeekforgeError(f"round {done + server_round}: no site's update could be aggregated"
+                                 + (f" ({len(failed)} failed: {failed[0].strip().splitlines()[-1]})" if failed else ""))  # fmt: skip
         _save_checkpoint(plan.output, arrays.to_torch_state_dict(), done + server_round)
         pending.update(train=per_site(replies), train_mean=numbers(dict(metrics or {})))
         return arrays, metrics

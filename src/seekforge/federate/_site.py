@@ -75,7 +75,8 @@ class Site:
         if preprocessor not in self._encoded:
             pre = Preprocessor.from_dict(json.loads(preprocessor))
             encode = lambda rows: Tensors(pre.transform(rows), pre.transform_target(rows))  # noqa: E731
-            self._encoded = {preprocessor: (pre, encode(self.train_rows), encode(self.held_rows))}
+            train = encode(self.train_rows)  # (no rows held out: the site is measured on its training rows)
+            self._encoded = {preprocessor: (pre, train, encode(self.held_rows) if len(self.held_rows) else train)}
         return self._encoded[preprocessor]
 
     def train(self, weights: dict[str, torch.Tensor], preprocessor: str, *, epochs: int, round_: int,
@@ -107,8 +108,7 @@ class Site:
 
     def evaluate(self, weights: dict[str, torch.Tensor], preprocessor: str) -> dict[str, float]:
         """The global ``weights`` measured on the rows this site holds out (its training rows if none)."""
-        pre, train, held = self.encoded(preprocessor)
-        rows = held if len(held) else train
+        pre, _, rows = self.encoded(preprocessor)
         model = global_model(self.recipe, pre)
         model.load_state_dict(weights)
         logits = infer(model, rows.inputs)
