@@ -49,8 +49,17 @@ def test_image_statistics_pool_and_unsupported_inputs_are_refused(tmp_path: Path
     sequence = FeaturesConfig.model_validate({"inputs": [{"name": "clicks", "type": "sequence"}],
                                               "output": {"name": "y", "type": "binary"}})  # fmt: skip
     with pytest.raises(ConfigError, match="cannot be trained federated yet"):
-        check_federated(sequence, {})
-    text = FeaturesConfig.model_validate({"inputs": [{"name": "review", "type": "text"}],
-                                          "output": {"name": "y", "type": "binary"}})  # fmt: skip
-    with pytest.raises(ConfigError, match="pretrained model's tokenizer"):
-        check_federated(text, {})
+        check_federated(sequence)
+
+
+def test_a_fitted_vocabulary_pools_the_sites_words() -> None:
+    features = FeaturesConfig.model_validate({"inputs": [{"name": "review", "type": "text", "vocab_size": 100}],
+                                              "output": {"name": "y", "type": "binary"}})  # fmt: skip
+    rows = pd.DataFrame({"review": ["Great food, great staff", "awful wait", "food was fine", "Staff were awful"] * 5,
+                         "y": [1, 0, 1, 0] * 5})  # fmt: skip
+    stats = [site_statistics(rows.iloc[i::2], features) for i in range(2)]
+    assert stats[0]["inputs"]["review"]["words"]["great"] == 10  # words and their counts, not the rows
+    pooled = merge_statistics(features, stats)
+    central = Preprocessor(features).fit(rows)
+    assert pooled.text_["review"].to_dict() == central.text_["review"].to_dict()  # every word within vocab_size
+    assert np.array_equal(pooled.transform(rows)["input_ids"], central.transform(rows)["input_ids"])

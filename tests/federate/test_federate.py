@@ -24,7 +24,7 @@ from seekforge.core.errors import ConfigError, DataError
 from seekforge.core.package import read_manifest
 from seekforge.federate import SitesConfig, federate, partition
 from seekforge.recipe import Recipe
-from tests.conftest import make_tabular
+from tests.conftest import fusion_recipe, make_fusion, make_tabular
 from tests.integration.cli import assert_user_error
 from tests.integration.cli import seekforge as cli
 
@@ -103,12 +103,20 @@ def test_a_federation_keeps_rows_at_the_sites_resumes_and_packages(
     assert len(predicted["prediction"]) == 5
 
 
-def test_the_cli_federates_with_fedprox_and_client_side_privacy(tmp_path: Path) -> None:
-    make_tabular(300, seed=2).assign(hospital=lambda f: np.where(np.arange(len(f)) % 3 == 0, "north", "south")).to_csv(
-        tmp_path / "rows.csv", index=False
+def test_the_cli_federates_a_fusion_model_with_fedprox_and_client_side_privacy(tmp_path: Path) -> None:
+    """Texts (their vocabulary pooled from the sites' words), a number, a category and an image, by site."""
+    source = make_fusion(tmp_path)
+    pd.read_csv(source).assign(hospital=lambda f: np.where(np.arange(len(f)) % 3 == 0, "north", "south")).to_csv(
+        source, index=False
     )
-    spec = recipe(tmp_path / "rows.csv", sites={"by": "hospital"}, rounds=2, strategy={"type": "fedprox", "mu": 0.1},
-                  privacy={"clip": 5.0, "noise_multiplier": 0.01}, validation=0.0)  # fmt: skip
+    spec = fusion_recipe(str(source))
+    spec["features"]["inputs"] = [f for f in spec["features"]["inputs"] if f["type"] != "sequence"]
+    spec["model"]["encoders"] = {
+        k: v for k, v in spec["model"]["encoders"].items() if k in ("image", "tabular", "text")
+    }
+    spec["train"] = {"epochs": 1, "batch_size": 16, "lr": 0.01}
+    spec["federated"] = {"sites": {"by": "hospital"}, "rounds": 2, "strategy": {"type": "fedprox", "mu": 0.1},
+                         "privacy": {"clip": 5.0, "noise_multiplier": 0.01}, "validation": 0.0}  # fmt: skip
     (tmp_path / "fed.yaml").write_text(yaml.safe_dump(spec))
     done = cli("federate", "fed.yaml", "--json", cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr

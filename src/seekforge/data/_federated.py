@@ -3,12 +3,14 @@
 Each site summarises its own training rows (:func:`site_statistics`): per number its count, sum and sum
 of squares (and its extremes, only where a min-max scaler needs them); per category its value counts; per
 binary column its values; per image its sizes and per-channel pixel sums; the label's class counts (or a
-regression target's sums). Only these sums and counts leave a site, and :func:`merge_statistics` combines
+regression target's sums). Only these sums and counts leave a site (and, for a text input without a pretrained tokenizer, its most frequent
+words and the characters it saw: what a fitted vocabulary is made of), and :func:`merge_statistics` combines
 them into the preprocessor a central fit would make: means, variances, vocabularies, classes and image
 statistics are exact (pooled sums). One thing differs: a missing number is filled with the pooled mean,
 where a central fit takes the median (a median does not pool, and each site's would be one of its rows'
-values). A text input takes its pretrained model's own tokenizer (fitting a vocabulary would
-need the sites' words); sequences and times are not taken yet.
+values); and a fitted text vocabulary is made of the words some site counts among its ``vocab_size`` most
+frequent (a central fit ranks every word). A text input with a pretrained model takes its tokenizer.
+Sequences and times are not taken yet.
 """
 
 from __future__ import annotations
@@ -33,24 +35,23 @@ from seekforge.runtime import canonical, fit_pixels
 FEDERATED_TYPES = ("numeric", "binary", "category", "image", "text")
 
 
-def check_federated(features: FeaturesConfig, tokenizer_paths: Mapping[str, str | Path]) -> None:
+def check_federated(features: FeaturesConfig) -> None:
     """Refuse inputs whose preprocessing cannot be fitted from the sites' sums and counts.
 
     Raises:
-        ConfigError: A sequence or time input, or a text input without a pretrained tokenizer.
+        ConfigError: A sequence or time input.
     """
     for feature in features.inputs:
         if feature.type not in FEDERATED_TYPES:
             raise ConfigError(f"features.inputs: {feature.name} ({feature.type}) cannot be trained federated yet; "
                               f"its preprocessing is fitted on rows the sites keep (federated: {', '.join(FEDERATED_TYPES)})")  # fmt: skip
-        if feature.type == "text" and feature.name not in tokenizer_paths:
-            raise ConfigError(f"features.inputs: the text input {feature.name} needs its pretrained model's tokenizer "
-                              "to train federated (a vocabulary fitted on the sites' texts would need their words)",
-                              hint="model: {type: transformer, pretrained: builtin:minilm} (or a local folder)")  # fmt: skip
 
 
-def site_statistics(frame: pd.DataFrame, features: FeaturesConfig) -> dict[str, Any]:
-    """The sums and counts of one site's training rows that :func:`merge_statistics` pools (JSON values)."""
+def site_statistics(
+    frame: pd.DataFrame, features: FeaturesConfig, *, tokenizers: Mapping[str, str | Path] | None = None
+) -> dict[str, Any]:
+    """The sums and counts of one site's training rows that :func:`merge_statistics` pools (JSON values);
+    a text input without a pretrained tokenizer (``tokenizers``) sends its most frequent words."""
     checked = check_table(frame, features)
     stats: dict[str, Any] = {"rows": len(checked), "inputs": {}}
     for feature in features.inputs:
@@ -70,8 +71,12 @@ def site_statistics(frame: pd.DataFrame, features: FeaturesConfig) -> dict[str, 
         elif feature.type == "image":
             stats["inputs"][feature.name] = _image_sums(column, checked, getattr(feature, "size", None),
                                                         getattr(feature, "channels", None))  # fmt: skip
-        elif feature.type == "text":
-            stats["inputs"][feature.name] = {"texts": int(column.fillna("").astype(str).str.strip().ne("").sum())}
+        elif feature.type == "text" and feature.name not in (tokenizers or {}):
+            # the site's most frequent words and every character it saw: what a fitted vocabulary is made of
+            counts = TextEncoder.word_counts(column.fillna("").astype(str).tolist(), lowercase=feature.lowercase)
+            top = sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w))[: feature.vocab_size]
+            stats["inputs"][feature.name] = {"words": {w: counts[w] for w in top},
+                                             "chars": sorted({c for w in counts for c in w})}  # fmt: skip
     target = checked[features.output.name]
     if features.task == "classification":
         counts = Counter(v.item() if isinstance(v, np.generic) else v for v in target)
@@ -119,10 +124,16 @@ def merge_statistics(
             state["images"][feature.name] = _images(parts, getattr(feature, "size", None)).to_dict()
         elif feature.type == "text":
             path = (tokenizer_paths or {}).get(feature.name)
-            if path is None:
-                raise ConfigError(f"features.inputs: the text input {feature.name} needs a pretrained tokenizer")
-            encoder = TextEncoder.fit([], max_length=feature.max_length, vocab_size=feature.vocab_size,
-                                      lowercase=feature.lowercase, pretrained=path)  # fmt: skip
+            if path is not None:
+                encoder = TextEncoder.fit([], max_length=feature.max_length, vocab_size=feature.vocab_size,
+                                          lowercase=feature.lowercase, pretrained=path)  # fmt: skip
+            else:  # the sites' words pooled; a word no site counts among its most frequent is spelt out
+                words: Counter[str] = Counter()
+                for part in parts:
+                    words.update(part["words"])
+                encoder = TextEncoder.from_counts(words, max_length=feature.max_length, vocab_size=feature.vocab_size,
+                                                  lowercase=feature.lowercase,
+                                                  chars={c for p in parts for c in p["chars"]})  # fmt: skip
             state["text"][feature.name] = encoder.to_dict()
     if features.task == "classification":
         labels = {canonical(label): label for site in sites for label, _ in site["classes"]}

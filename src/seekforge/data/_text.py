@@ -54,13 +54,31 @@ class TextEncoder(Tokens):
         # library's own normaliser and pre-tokeniser: every character seen (so no word is unknown), then
         # the most frequent words, ties broken alphabetically. WordPiece's greedy longest match then
         # keeps frequent words whole and spells rare ones out.
+        return cls.from_counts(cls.word_counts(texts, lowercase=lowercase), max_length=max_length,
+                               vocab_size=vocab_size, lowercase=lowercase)  # fmt: skip
+
+    @staticmethod
+    def word_counts(texts: list[str], *, lowercase: bool) -> Counter[str]:
+        """How often each word of ``texts`` occurs, as the fitted tokenizer normalises and splits them."""
+        tk = _tokenizers()
         normalizer = tk.normalizers.BertNormalizer(lowercase=lowercase)
         pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
         counts: Counter[str] = Counter()
         for text in texts:
             counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
-        chars = sorted({char for word in counts for char in word})
-        vocab = SPECIAL_TOKENS + chars + [f"##{c}" for c in chars]
+        return counts
+
+    @classmethod
+    def from_counts(
+        cls, counts: Counter[str], *, max_length: int, vocab_size: int, lowercase: bool, chars: set[str] | None = None
+    ) -> TextEncoder:
+        """The fitted WordPiece tokenizer of these word counts (``chars``: every character seen, when the
+        counts leave rare words out)."""
+        tk = _tokenizers()
+        normalizer = tk.normalizers.BertNormalizer(lowercase=lowercase)
+        pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
+        alphabet = sorted(chars if chars is not None else {char for word in counts for char in word})
+        vocab = SPECIAL_TOKENS + alphabet + [f"##{c}" for c in alphabet]
         words = sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w))
         vocab += words[: max(0, vocab_size - len(vocab))]
         model = tk.models.WordPiece(vocab={token: i for i, token in enumerate(vocab)}, unk_token="[UNK]")

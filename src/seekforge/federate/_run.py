@@ -70,7 +70,7 @@ def federate(
     require("flwr", purpose="federated training", extra="federated")
     if not deployment:
         require("ray", purpose="Flower's simulation runtime", extra="federated")
-    check_federated(recipe.features, recipe.model.tokenizer_paths(recipe.features))
+    check_federated(recipe.features)
     inputs = [f.name for f in recipe.features.inputs]
     keep = [fed.sites.by] if fed.sites.by is not None and fed.sites.by not in inputs else []
     splits = load_splits(recipe.data, recipe.features, recipe.seed, keep=keep)  # (the site column rides along)

@@ -68,7 +68,8 @@ class Site:
     _encoded: dict[str, tuple[Preprocessor, Tensors, Tensors]] = field(default_factory=dict, repr=False)
 
     def statistics(self) -> dict[str, Any]:
-        return site_statistics(self.train_rows, self.recipe.features)
+        features = self.recipe.features
+        return site_statistics(self.train_rows, features, tokenizers=self.recipe.model.tokenizer_paths(features))
 
     def encoded(self, preprocessor: str) -> tuple[Preprocessor, Tensors, Tensors]:
         """The pooled preprocessor (its JSON, as the server sent it) and this site's rows encoded by it."""
