@@ -98,7 +98,7 @@ def test_a_federation_keeps_rows_at_the_sites_resumes_and_packages(
     assert lineage["rounds"] == 3 and lineage["strategy"]["type"] == "fedavg" and lineage["partition"] == "iid"
     assert len(lineage["sites"]) == 3 and sum(lineage["sites"].values()) == manifest["data"]["rows"]["train"]
     assert built.metrics["accuracy"] > 0.6
-    assert "held-out accuracy per site" in (built.package / "report.html").read_text()
+    assert "accuracy per site (held-out rows)" in (built.package / "report.html").read_text()
     predicted = seekforge.load(built.package).predict(rows.head(5).drop(columns="label"))
     assert len(predicted["prediction"]) == 5
 
@@ -168,7 +168,7 @@ def test_a_deployment_runs_a_superlink_and_three_supernodes_and_stops_them(tmp_p
     run = tmp_path / answer["run_dir"]
     assert answer["rounds"] == 3 and (run / "federated" / "finished.json").is_file()
     logs = sorted(p.name for p in (run / "federated" / "logs").iterdir())
-    assert logs == ["superlink.log", "supernode-site-0.log", "supernode-site-1.log", "supernode-site-2.log"]
+    assert logs == ["superlink.log", "supernode-0.log", "supernode-1.log", "supernode-2.log"]
     lineage = read_manifest(tmp_path / answer["package"])["lineage"]["federated"]
     assert lineage["rounds"] == 3 and len(lineage["sites"]) == 3
     assert flower_processes() <= before  # every one stopped

@@ -46,7 +46,7 @@ def federate_cmd(
     if str(recipe) == "site" and not recipe.is_file():
         if site_recipe is None or site is None or superlink is None or data is None:
             raise ConfigError("federate site needs the recipe, --site, --superlink and --data",
-                              hint="seekforge federate site recipe.yaml --site NAME --superlink HOST:9092 --data rows.csv")  # fmt: skip
+                              hint="seekforge federate site recipe.yaml --site NAME --superlink HOST:PORT --data rows.csv")  # fmt: skip
         from seekforge.federate import join_site
 
         join_site(load_recipe(site_recipe, overrides=set_ or []), site, superlink, data, port=port, retries=retries,

@@ -4,7 +4,7 @@ sites, how many rounds, which strategy. Flower comes with the ``federated`` extr
 (constraints-federated.txt); nothing here imports it until a federation runs.
 
 Example:
-    >>> built = federate(load_recipe("examples/breast_cancer_federated.yaml"))
+    >>> built = federate(load_recipe("recipe.yaml"))  # a recipe with federated: {sites: {iid: 5}, rounds: 20}
     >>> built.package
 """
 

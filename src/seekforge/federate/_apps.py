@@ -1,7 +1,7 @@
 """seekforge on Flower: a ClientApp that answers for one site (its statistics, a round's local training,
 its held-out figures) and a ServerApp that pools the statistics into the preprocessor, builds the
 recipe's model and runs the chosen strategy, recording each round and site and keeping the global
-weights of every round (so that a crashed server resumes from its last round).
+weights of the last round done (so that a stopped server resumes from it).
 
 The server is given the recipe without its data source: what reaches it is statistics (sums and counts),
 weight arrays and metrics. Flower is imported here only; this module is imported when a federation runs.
@@ -9,12 +9,14 @@ weight arrays and metrics. Flower is imported here only; this module is imported
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ import torch
 from seekforge.core.errors import DataError, SeekforgeError
 from seekforge.core.io import atomic_dir, write_text_atomic
 from seekforge.data import merge_statistics
-from seekforge.federate._site import Site, global_model, numbers
+from seekforge.federate._site import Site, floats, global_model, load_floats, numbers
 from seekforge.federate.config import FederatedConfig
 from seekforge.recipe import Recipe
 
@@ -37,8 +39,11 @@ try:  # the federated extra (seekforge.federate checks it before anything import
 except ImportError as exc:  # pragma: no cover - said by seekforge.federate before this import
     raise ImportError(f"seekforge.federate needs Flower: {exc}") from exc
 
-#: the global weights of the last round done, with its number in the file's metadata
+#: the global weights of the last round done, with its number in the file's metadata (replaced each round)
 CHECKPOINT = "global.safetensors"
+#: a metric every site reports as 1: the weight of each site's update when differential privacy bounds
+#: each site's share (Flower's noise assumes an unweighted mean)
+UNIFORM = "uniform-weight"
 #: one line per round: each site's training and held-out figures and their row-weighted means
 ROUNDS = "rounds.jsonl"
 #: how long the server waits for every site to connect, and for a round's replies
@@ -47,6 +52,10 @@ ROUND_S = float(os.environ.get("SEEKFORGE_FEDERATE_ROUND_S", "3600"))
 
 
 # ------------------------------------------------------------------------------------------- the site
+
+
+class SiteFailed(RuntimeError):
+    """What a failing site tells the server: that it failed, not the details (see _said_here)."""
 
 
 def client_app(site_of: Callable[[Context], Site], *, privacy: bool, threads: int = 1) -> ClientApp:
@@ -60,29 +69,46 @@ def client_app(site_of: Callable[[Context], Site], *, privacy: bool, threads: in
 
     @app.query("statistics")
     def statistics(msg: Message, context: Context) -> Message:
-        site = site_of(context)
-        return reply(msg, site, statistics=ConfigRecord({"json": json.dumps(site.statistics())}))
+        with _said_here(context):
+            site = site_of(context)
+            return reply(msg, site, statistics=ConfigRecord({"json": json.dumps(site.statistics())}))
 
     @app.train(mods=clipped)
     def train(msg: Message, context: Context) -> Message:
-        torch.set_num_threads(threads)
-        site = site_of(context)
-        config = msg.content["config"]
-        weights, figures = site.train(
-            msg.content["arrays"].to_torch_state_dict(), str(config["preprocessor"]),
-            epochs=int(config["local-epochs"]), round_=int(config["server-round"]),
-            mu=float(config.get("proximal-mu", 0.0)),
-        )  # fmt: skip
-        return reply(msg, site, arrays=ArrayRecord(torch_state_dict=weights), metrics=MetricRecord(figures))
+        with _said_here(context):
+            torch.set_num_threads(threads)
+            site = site_of(context)
+            config = msg.content["config"]
+            weights, figures = site.train(
+                msg.content["arrays"].to_torch_state_dict(), str(config["preprocessor"]),
+                epochs=int(config["local-epochs"]), round_=int(config["server-round"]) + int(config["round-offset"]),
+                mu=float(config.get("proximal-mu", 0.0)),
+            )  # fmt: skip
+            metrics = MetricRecord({**figures, UNIFORM: 1.0})
+            return reply(msg, site, arrays=ArrayRecord(torch_state_dict=weights), metrics=metrics)
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
-        torch.set_num_threads(threads)
-        site = site_of(context)
-        figures = site.evaluate(msg.content["arrays"].to_torch_state_dict(), str(msg.content["config"]["preprocessor"]))
-        return reply(msg, site, metrics=MetricRecord(figures))
+        with _said_here(context):
+            torch.set_num_threads(threads)
+            site = site_of(context)
+            arrays, config = msg.content["arrays"], msg.content["config"]
+            figures = site.evaluate(arrays.to_torch_state_dict(), str(config["preprocessor"]))
+            return reply(msg, site, metrics=MetricRecord({**figures, UNIFORM: 1.0}))
 
     return app
+
+
+@contextlib.contextmanager
+def _said_here(context: Context) -> Iterator[None]:
+    """A site's failure is said in full on the site's own console and sent to the server as its kind only:
+    a message about bad data may quote a row's value, which must not leave the site."""
+    try:
+        yield
+    except Exception as exc:
+        logging.getLogger("seekforge").error("federated site (node %s) failed: %s", context.node_id, exc)
+        sys.stderr.write(f"seekforge federated site failed: {type(exc).__name__}: {exc}\n")
+        raise SiteFailed(f"the site failed ({type(exc).__name__}); its own console says why") from None
 
 
 # ----------------------------------------------------------------------------------------- the server
@@ -123,7 +149,7 @@ def federation(grid: Grid, plan: Plan) -> None:
     model = global_model(plan.recipe, pre)
     done, weights = _checkpoint(plan.output)
     if weights is not None:
-        model.load_state_dict(weights)
+        load_floats(model, weights)
     remaining = plan.federated.rounds - done
     preprocessor = json.dumps(pre.to_dict())
     io = plan.recipe.model.prepare_io(pre.model_io())
@@ -138,8 +164,9 @@ def federation(grid: Grid, plan: Plan) -> None:
         return
     strategy = _strategy(plan, names, done)
     config = {"preprocessor": preprocessor}
-    strategy.start(grid=grid, initial_arrays=ArrayRecord(torch_state_dict=model.state_dict()), num_rounds=remaining,
-                   timeout=ROUND_S, train_config=ConfigRecord({**config, "local-epochs": plan.federated.local_epochs}),
+    train_config = ConfigRecord({**config, "local-epochs": plan.federated.local_epochs, "round-offset": done})
+    strategy.start(grid=grid, initial_arrays=ArrayRecord(torch_state_dict=floats(model.state_dict())),
+                   num_rounds=remaining, timeout=ROUND_S, train_config=train_config,
                    evaluate_config=ConfigRecord(config))  # fmt: skip
 
 
@@ -168,7 +195,8 @@ def _ask(grid: Grid, nodes: list[int], kind: str, content: RecordDict) -> list[M
 def _strategy(plan: Plan, names: dict[int, str], done: int) -> Any:
     fed, sites = plan.federated, plan.sites
     common = {"fraction_train": fed.fraction_fit, "fraction_evaluate": 1.0, "min_available_nodes": sites,
-              "min_train_nodes": max(1, math.ceil(fed.fraction_fit * sites)), "min_evaluate_nodes": sites}  # fmt: skip
+              "min_train_nodes": max(1, math.ceil(fed.fraction_fit * sites)), "min_evaluate_nodes": sites,
+              "weighted_by_key": UNIFORM if fed.privacy is not None else "num-examples"}  # fmt: skip
     kind = fed.strategy.type
     if kind == "fedprox":
         strategy: Any = strategies.FedProx(proximal_mu=fed.strategy.mu, **common)
@@ -193,35 +221,46 @@ def _record_rounds(strategy: Any, plan: Plan, names: dict[int, str], done: int) 
     clock = {"last": time.time()}  # a round's wall time: from the last round's end (or the start) to its own
 
     def per_site(replies: list[Message]) -> dict[str, dict[str, float]]:
-        return {names.get(r.metadata.src_node_id, str(r.metadata.src_node_id)): numbers(dict(r.content["metrics"]))
+        return {names.get(r.metadata.src_node_id, str(r.metadata.src_node_id)): _figures(r.content["metrics"])
                 for r in replies if not r.has_error()}  # fmt: skip
 
     def aggregate_train(server_round: int, replies: Iterable[Message]) -> Any:
         replies = list(replies)
+        failed = [f"{names.get(r.metadata.src_node_id, r.metadata.src_node_id)}: {r.error.reason.strip() or '?'}"
+                  for r in replies if r.has_error()]  # fmt: skip
+        if failed:
+            logging.getLogger("seekforge").warning("round %d: %d site(s) failed: %s", done + server_round,
+                                                   len(failed), "; ".join(failed))  # fmt: skip
         arrays, metrics = trained(server_round, replies)
         if arrays is None:
-            failed = [r.error.reason for r in replies if r.has_error()]
             raise SeekforgeError(f"round {done + server_round}: no site's update could be aggregated"
-                                 + (f" ({len(failed)} failed: {failed[0].strip().splitlines()[-1]})" if failed else ""))  # fmt: skip
-        _save_checkpoint(plan.output, arrays.to_torch_state_dict(), done + server_round)
-        pending.update(train=per_site(replies), train_mean=numbers(dict(metrics or {})))
+                                 + (f" ({'; '.join(failed[:3])})" if failed else ""))  # fmt: skip
+        pending.update(arrays=arrays, failed=failed, train=per_site(replies), train_mean=_figures(metrics))
         return arrays, metrics
 
     def aggregate_evaluate(server_round: int, replies: Iterable[Message]) -> Any:
         replies = list(replies)
         metrics = evaluated(server_round, replies)
         now = time.time()
+        arrays = pending.pop("arrays")
         record = {"round": done + server_round, **pending, "evaluate": per_site(replies),
-                  "evaluate_mean": numbers(dict(metrics or {})), "seconds": now - clock["last"]}  # fmt: skip
+                  "evaluate_mean": _figures(metrics), "seconds": now - clock["last"]}  # fmt: skip
         clock["last"] = now
+        # the round's line first, then its weights: a stop between the two is mended on resume (the line
+        # of a round whose weights were not kept is cut, and the round runs again)
         with (plan.output / ROUNDS).open("a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
+        _save_checkpoint(plan.output, arrays.to_torch_state_dict(), done + server_round)
         pending.clear()
         if plan.on_round is not None:
             plan.on_round(record)
         return metrics
 
     strategy.aggregate_train, strategy.aggregate_evaluate = aggregate_train, aggregate_evaluate
+
+
+def _figures(metrics: Any) -> dict[str, float]:
+    return {k: v for k, v in numbers(dict(metrics or {})).items() if k != UNIFORM}
 
 
 def _save_checkpoint(output: Path, weights: dict[str, torch.Tensor], round_: int) -> None:
@@ -235,7 +274,8 @@ def _save_checkpoint(output: Path, weights: dict[str, torch.Tensor], round_: int
 
 def _checkpoint(output: Path) -> tuple[int, dict[str, torch.Tensor] | None]:
     """The last round kept in ``output`` and its global weights (0 and None when there is none); the
-    rounds file is cut back to that round (a round recorded after its weights were kept, then lost)."""
+    rounds file is cut back to that round (a round whose line was written but whose weights were not kept
+    runs again)."""
     path = output / CHECKPOINT
     if not path.is_file():
         return 0, None

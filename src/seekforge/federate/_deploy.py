@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from seekforge.core.errors import DataError
-from seekforge.federate._site import server_recipe
+from seekforge.federate._site import server_recipe, write_sites
 from seekforge.recipe import Recipe
 
 #: the ServerApp and ClientApps the app folder names (seekforge.federate._deployed)
@@ -73,13 +73,9 @@ def deploy(recipe: Recipe, sites: dict[str, pd.DataFrame], output: Path,
                                "--database", str(home / "state.db"), "--disable-runtime-dependency-installation"],
                               logs / "superlink.log", env))  # fmt: skip
         _wait_listening(port, started[0], logs / "superlink.log")
-        for name, rows in sites.items():
-            folder = output / "sites" / name
-            folder.mkdir(parents=True, exist_ok=True)
-            rows.to_parquet(folder / "rows.parquet")  # (a site's own file: only its SuperNode reads it)
-            started.append(_start(supernode_command(f"127.0.0.1:{port}", name, folder / "rows.parquet",
-                                                    port=free_port(), work=folder / "work"),
-                                  logs / f"supernode-{name}.log", env))  # fmt: skip
+        for number, (name, data, work) in enumerate(write_sites(sites, output / "sites")):  # only its node reads it
+            started.append(_start(supernode_command(f"127.0.0.1:{port}", name, data, port=free_port(), work=work),
+                                  logs / f"supernode-{number}.log", env))  # fmt: skip
         submitted = subprocess.run([flower_bin("flwr"), "run", str(app), "local", "--format", "json"], env=env,
                                    capture_output=True, text=True, timeout=START_S, check=False)  # fmt: skip
         if submitted.returncode != 0:
@@ -170,7 +166,8 @@ def _follow(output: Path, started: list[subprocess.Popen[bytes]], logs: Path, ro
     seen, last = 0, time.monotonic()
     path = output / "rounds.jsonl"
     while True:
-        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        lines = text[: text.rfind("\n") + 1].splitlines()  # (a line being written waits for its end)
         for line in lines[seen:]:
             on_round(json.loads(line))
             last = time.monotonic()

@@ -8,7 +8,6 @@ and where its records go. Each SuperNode is one site: its node config names the 
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,9 @@ from typing import Any
 import yaml
 
 from seekforge.core.io import write_text_atomic
-from seekforge.data import read_source
 from seekforge.federate._apps import Plan, client_app, federation
 from seekforge.federate._deploy import FAILED, FINISHED
-from seekforge.federate._site import Site, held_out
+from seekforge.federate._site import Site, load_site
 from seekforge.recipe import Recipe
 
 try:
@@ -49,20 +47,11 @@ def _main(grid: Grid, context: Context) -> None:
     write_text_atomic(output / FINISHED, json.dumps({"rounds": recipe.federated.rounds}))
 
 
-@functools.cache
-def _site(name: str, data: str, work: str, recipe_yaml: str) -> Site:
-    """This node's site: its own rows, read once per process."""
-    recipe = _recipe({"recipe": recipe_yaml})
-    assert recipe.federated is not None
-    rows = read_source(data)
-    train, held = held_out(rows, recipe.federated.validation, recipe.seed)
-    return Site(name, recipe, train, held, work=Path(work))
-
-
 def _site_of(context: Context) -> Site:
+    """This node's site: its name and its own rows from its node config, read once per process."""
     node = context.node_config
-    return _site(str(node["site"]), str(node["data"]), str(node.get("work", Path(str(node["data"])).parent / "work")),
-                 str(context.run_config["recipe"]))  # fmt: skip
+    return load_site(str(node["site"]), str(node["data"]), str(node.get("work", Path(str(node["data"])).parent / "work")),
+                     str(context.run_config["recipe"]))  # fmt: skip
 
 
 client = client_app(_site_of, privacy=False)

@@ -19,17 +19,25 @@ from seekforge.federate.config import SitesConfig
 
 #: the column the partitioners see each row's position in
 _ROW = "__row__"
+#: the fewest training rows a site may hold
+MIN_ROWS = 10
 
 
-def partition(frame: pd.DataFrame, sites: SitesConfig, *, label: str, seed: int) -> dict[str, pd.DataFrame]:
-    """Each site's rows of ``frame`` (in its order), by site name (the column's values, else ``site-N``).
+def partition(frame: pd.DataFrame, sites: SitesConfig, *, label: str, seed: int,
+              classes: bool = True) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """Each site's rows of ``frame`` (in its order), by site name (the column's values, else ``site-N``);
+    ``classes``: the label is a class (else a regression target: no label skew, no class warnings).
 
     Warns about a site without rows of some class (training goes on).
 
     Raises:
-        ConfigError: The site column is missing or names one site.
-        DataError: A Dirichlet draw cannot give every site its minimum rows.
+        ConfigError: The site column is missing or names one site; label skew of a regression target.
+        DataError: A Dirichlet draw cannot give every site its minimum rows; a site of fewer than
+            MIN_ROWS rows (its sums and counts would all but show them).
     """
+    if sites.dirichlet is not None and not classes:
+        raise ConfigError("federated.sites.dirichlet skews the sites' classes; a regression target has none",
+                          hint="use sites: {iid: N} or {by: COLUMN}")  # fmt: skip
     datasets = require("datasets", purpose="federated partitions", extra="federated")
     partitioners = require("flwr_datasets.partitioner", purpose="federated partitions", extra="federated")
     table: dict[str, Any] = {_ROW: np.arange(len(frame)), "label": frame[label].map(str).to_numpy()}
@@ -70,7 +78,13 @@ def partition(frame: pd.DataFrame, sites: SitesConfig, *, label: str, seed: int)
         raise DataError(f"federated.sites.dirichlet: {exc}", hint="lower min_rows or clients, or raise alpha") from None
     if sites.by is not None:
         out = dict(sorted(out.items()))
-    _warn_missing_classes(out, frame[label], label)
+    small = {name: len(rows) for name, rows in out.items() if len(rows) < MIN_ROWS}
+    if small:
+        raise DataError(f"federated site(s) {', '.join(f'{n} ({c} rows)' for n, c in small.items())} hold fewer than "
+                        f"{MIN_ROWS} training rows: their sums and counts would all but show the rows themselves",
+                        hint="merge small sites, or use fewer sites")  # fmt: skip
+    if classes:
+        _warn_missing_classes(out, frame[label], label)
     return out
 
 

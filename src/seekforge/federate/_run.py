@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,7 +38,7 @@ from seekforge.core.io import work_folder, write_text_atomic
 from seekforge.core.progress import console, labelled, progress_task
 from seekforge.data import Preprocessor, check_federated, load_splits
 from seekforge.federate._partition import partition
-from seekforge.federate._site import Site, global_model, held_out, server_recipe
+from seekforge.federate._site import Site, global_model, load_floats, load_site, server_recipe, write_sites
 from seekforge.monitor import build_reference
 from seekforge.recipe import Recipe
 from seekforge.train import Tensors, TrainResult
@@ -67,6 +68,10 @@ def federate(
     if fed is None:
         raise ConfigError(f"recipe {recipe.name} has no federated section",
                           hint="add federated: {sites: {iid: 3}, rounds: 5}, or train it with seekforge run")  # fmt: skip
+    if recipe.data.clean is not None or recipe.data.balance is not None:
+        raise ConfigError("data.clean and data.balance work on one table; federated sites keep their rows apart "
+                          "(SMOTE would interpolate between two sites' rows)",
+                          hint="clean and balance each site's rows where they are, then remove these sections")  # fmt: skip
     require("flwr", purpose="federated training", extra="federated")
     if not deployment:
         require("ray", purpose="Flower's simulation runtime", extra="federated")
@@ -74,12 +79,14 @@ def federate(
     inputs = [f.name for f in recipe.features.inputs]
     keep = [fed.sites.by] if fed.sites.by is not None and fed.sites.by not in inputs else []
     splits = load_splits(recipe.data, recipe.features, recipe.seed, keep=keep)  # (the site column rides along)
-    sites = partition(splits.train, fed.sites, label=recipe.features.output.name, seed=recipe.seed)
+    sites = partition(splits.train, fed.sites, label=recipe.features.output.name, seed=recipe.seed,
+                      classes=recipe.task == "classification")  # fmt: skip
     folder = work_folder(Path(runs_dir) / recipe.name, resume=resume,
                          resumable=lambda d: (d / FOLDER).is_dir() and not (d / "package").is_dir())  # fmt: skip
     write_text_atomic(folder / "recipe.yaml", recipe.to_yaml())
     output = folder / FOLDER
     output.mkdir(exist_ok=True)
+    where = "held-out" if fed.validation > 0 else "training-row"  # what the sites measure the global model on
     with progress_task("federated rounds", total=fed.rounds) as advance:
         seen = 0
 
@@ -87,7 +94,7 @@ def federate(
             nonlocal seen
             held = record.get("evaluate_mean", {})
             figures = "  ".join(f"{k} {v:.4f}" for k, v in held.items() if k != "num-examples")
-            console.print(labelled(f"round {record['round']}/{fed.rounds}  sites {len(record['evaluate'])}  held-out "
+            console.print(labelled(f"round {record['round']}/{fed.rounds}  sites {len(record['evaluate'])}  {where} "
                                    f"{figures}"), highlight=False, markup=False)  # fmt: skip
             advance(record["round"] - seen, status=f"round {record['round']}")
             seen = record["round"]
@@ -114,11 +121,12 @@ def _simulate(recipe: Recipe, sites: dict[str, Any], output: Path,
     fed = recipe.federated
     assert fed is not None
     names = list(sites)
-    local = [Site(name, recipe, *held_out(rows, fed.validation, recipe.seed + i), work=output / "sites" / name)
-             for i, (name, rows) in enumerate(sites.items())]  # fmt: skip
+    files = write_sites(sites, output / "sites")  # each virtual site reads its own file, once per worker
+    recipe_yaml = recipe.to_yaml()
 
     def site_of(context: Any) -> Site:  # a virtual node's partition is its site
-        return local[int(context.node_config["partition-id"])]
+        name, data, work = files[int(context.node_config["partition-id"])]
+        return load_site(name, str(data), str(work), recipe_yaml)
 
     cores = hardware().cores
     parallel = max(1, min(len(names), cores))
@@ -142,14 +150,15 @@ def _flower_quiet() -> Iterator[None]:
     """Flower and Ray log every message at INFO; seekforge shows the rounds itself."""
     import os
 
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # (no accelerator is asked for)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     loggers = [logging.getLogger(n) for n in ("flwr", "ray")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:  # run_simulation's deprecation notice among them: see the module's docstring
         lg.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():  # Ray's tip that it will stop hiding GPUs from a num_gpus=0 worker
+            warnings.filterwarnings("ignore", message="Tip: In future versions of Ray", category=FutureWarning)
+            yield  # (it still hides them: a simulated site asks for no GPU and trains on the CPU)
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
@@ -165,11 +174,11 @@ def package(recipe: Recipe, folder: Path, *, splits: Any, sites: dict[str, int],
     output = folder / FOLDER
     pre = Preprocessor.from_dict(json.loads((output / "setup" / "preprocessor.json").read_text(encoding="utf-8")))
     rounds = [json.loads(line) for line in (output / "rounds.jsonl").read_text(encoding="utf-8").splitlines() if line]
-    if len(rounds) < fed.rounds:
+    if [entry["round"] for entry in rounds] != list(range(1, fed.rounds + 1)):
         raise DataError(f"{output}: {len(rounds)} of {fed.rounds} rounds were recorded",
                         hint="resume it: seekforge federate RECIPE --resume")  # fmt: skip
     model = global_model(recipe, pre)
-    model.load_state_dict(load_file(str(output / "global.safetensors")))
+    load_floats(model, load_file(str(output / "global.safetensors")))
     central = splits.validation if len(splits.validation) else splits.test
     encode = lambda rows: Tensors(pre.transform(rows), pre.transform_target(rows))  # noqa: E731
     history = [_epoch(entry) for entry in rounds]
@@ -189,7 +198,7 @@ def package(recipe: Recipe, folder: Path, *, splits: Any, sites: dict[str, int],
     data = {"rows": {"train": sum(sites.values()), "validation": len(splits.validation), "test": len(splits.test)},
             "sites": sites}  # fmt: skip
     return finish(recipe, prepared, folder, extra={"lineage": lineage, "data": data},
-                  sections=[("Federated", _section(rounds, sites))])  # fmt: skip
+                  sections=[("Federated", _section(rounds, sites, "held-out" if fed.validation > 0 else "training"))])  # fmt: skip
 
 
 def _epoch(entry: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +210,7 @@ def _epoch(entry: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _section(rounds: list[dict[str, Any]], sites: dict[str, int]) -> str:
+def _section(rounds: list[dict[str, Any]], sites: dict[str, int], where: str) -> str:
     names = list(sites)
     metric = next((k for k in ("accuracy", "r2", "rmse") if k in rounds[-1]["evaluate_mean"]), "loss")
     series = {name: [e["evaluate"].get(name, {}).get(metric, float("nan")) for e in rounds] for name in names}
@@ -209,7 +218,7 @@ def _section(rounds: list[dict[str, Any]], sites: dict[str, int]) -> str:
     table = [(e["round"], *(_figure(e, n, metric) for n in names), _number(e["evaluate_mean"].get(metric)))
              for e in rounds]  # fmt: skip
     return (r.table([(n, rows) for n, rows in sites.items()], ["site", "training rows"])
-            + r.line_chart(series, title=f"held-out {metric} per site", x_label="round")
+            + r.line_chart(series, title=f"{metric} per site ({where} rows)", x_label="round")
             + r.table(table, ["round", *names, "all sites"]))  # fmt: skip
 
 

@@ -5,8 +5,10 @@ here sends rows anywhere: its answers are statistics, weights and metrics."""
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,27 +16,80 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 from torch import nn
 
 from seekforge.build import build_seeded_model
-from seekforge.data import Preprocessor, site_statistics
+from seekforge.core.errors import DataError
+from seekforge.data import Preprocessor, read_source, site_statistics
 from seekforge.models import infer
 from seekforge.recipe import Recipe
 from seekforge.train import Tensors, Trainer, evaluate_logits, task_loss
 
 
 def held_out(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A site's rows as (training, held out): ``fraction`` of them drawn with ``seed`` (none of one row)."""
-    count = round(len(rows) * fraction) if len(rows) > 1 else 0
+    """A site's rows as (training, held out): ``fraction`` of them drawn with ``seed``, at least one row
+    left to train on."""
+    count = min(round(len(rows) * fraction), len(rows) - 1) if len(rows) > 1 else 0
     order = np.random.default_rng(seed).permutation(len(rows))
     return rows.iloc[np.sort(order[count:])], rows.iloc[np.sort(order[:count])]
 
 
+def site_seed(recipe: Recipe, name: str) -> int:
+    """A site's own seed (its held-out rows, its shuffles): the recipe's and its name's, the same wherever
+    the site runs."""
+    return (recipe.seed + zlib.crc32(name.encode())) % 2**31
+
+
 def server_recipe(recipe: Recipe) -> Recipe:
-    """The recipe the server is given: its data source and test file replaced by a note (the server never
+    """The recipe the server is given: its data source (and test file) replaced by a note (the server never
     reads rows)."""
-    data = {**recipe.data.model_dump(mode="json"), "source": "(kept by the sites)", "test": None}
+    kept = "(kept by the sites)"
+    data = {**recipe.data.model_dump(mode="json"), "source": kept, "test": kept if recipe.data.test else None}
     return Recipe.model_validate({**recipe.model_dump(mode="json"), "data": data})
+
+
+def floats(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The floating-point tensors of a state: what the sites and the server exchange and average (a batch
+    norm's step counter stays where it is: averaging, clipping or noising a count means nothing)."""
+    return {k: v.detach().cpu() for k, v in state.items() if v.is_floating_point()}
+
+
+def load_floats(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Put the exchanged floating-point ``weights`` into ``model``, which keeps its other buffers.
+
+    Raises:
+        DataError: The weights are not this model's (another recipe's, say).
+    """
+    own = model.state_dict()
+    wanted = set(floats(own))
+    if set(weights) != wanted:
+        raise DataError(f"the global weights do not fit this site's model ({len(set(weights) ^ wanted)} tensors "
+                        "differ): the sites and the server train different recipes")  # fmt: skip
+    model.load_state_dict({**own, **weights})
+
+
+def write_sites(sites: dict[str, pd.DataFrame], folder: Path) -> list[tuple[str, Path, Path]]:
+    """Each site's rows in its own file (``site-N/rows.parquet``: a site's name is not made a path) and a
+    work folder beside it; by site: its name, its file, its work folder."""
+    out = []
+    for number, (name, rows) in enumerate(sites.items()):
+        own = folder / f"site-{number}"
+        own.mkdir(parents=True, exist_ok=True)
+        rows.to_parquet(own / "rows.parquet")
+        out.append((name, own / "rows.parquet", own / "work"))
+    return out
+
+
+@functools.cache
+def load_site(name: str, data: str, work: str, recipe_yaml: str) -> Site:
+    """The site ``name`` with its own rows (the table file ``data``, read as the recipe reads its data), read
+    once per process whatever the number of messages."""
+    recipe = Recipe.model_validate(yaml.safe_load(recipe_yaml))
+    assert recipe.federated is not None
+    rows = read_source(data, recipe.data.read)
+    train, held = held_out(rows, recipe.federated.validation, site_seed(recipe, name))
+    return Site(name, recipe, train, held, work=Path(work))
 
 
 def global_model(recipe: Recipe, pre: Preprocessor) -> nn.Module:
@@ -86,8 +141,8 @@ class Site:
         ||w - w_global||^2 holds them near the global ones. Returns the new weights and the round's figures."""
         pre, train, _ = self.encoded(preprocessor)
         model = global_model(self.recipe, pre)
-        model.load_state_dict(weights)
-        anchor = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        load_floats(model, weights)
+        anchor: dict[str, torch.Tensor] = {}  # the global weights, where the Trainer put the model
 
         def proximal(net: nn.Module) -> torch.Tensor:
             drift = [(p - anchor[n]).pow(2).sum() for n, p in net.named_parameters() if n in anchor]
@@ -96,22 +151,23 @@ class Site:
         config = type(self.recipe.train).model_validate(
             {**self.recipe.train.model_dump(), "epochs": epochs, "early_stopping": None}
         )
-        seed = self.recipe.seed + 1000 * round_ + sum(map(ord, self.name))  # each site and round its own shuffles
+        seed = (site_seed(self.recipe, self.name) + 1000 * round_) % 2**31  # each site and round its own shuffles
         self.work.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.work) as scratch:
             trainer = Trainer(model, config, task=self.recipe.task, seed=seed, run_dir=Path(scratch), quiet=True,
                               classes=getattr(pre, "classes_", None), penalty=proximal if mu > 0 else None)  # fmt: skip
+            anchor.update({n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad})
             result = trainer.fit(train, None)
         last = result.history[-1] if result.history else {}
         figures = {"num-examples": float(len(train)), "train_loss": float(last.get("train_loss", float("nan"))),
                    "seconds": result.seconds, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
-        return {k: v.detach().cpu() for k, v in model.state_dict().items()}, figures
+        return floats(model.state_dict()), figures
 
     def evaluate(self, weights: dict[str, torch.Tensor], preprocessor: str) -> dict[str, float]:
         """The global ``weights`` measured on the rows this site holds out (its training rows if none)."""
         pre, _, rows = self.encoded(preprocessor)
         model = global_model(self.recipe, pre)
-        model.load_state_dict(weights)
+        load_floats(model, weights)
         logits = infer(model, rows.inputs)
         loss = float(task_loss(logits, rows.target, self.recipe.task))
         figures = numbers(evaluate_logits(pre, logits, rows.target))

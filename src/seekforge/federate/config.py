@@ -78,3 +78,10 @@ class FederatedConfig(BaseConfig):
     local_epochs: Annotated[int, Field(ge=1)] = 1
     validation: Annotated[float, Field(ge=0, lt=1)] = 0.2
     privacy: PrivacyConfig | None = None
+
+    @model_validator(mode="after")
+    def _private_mean(self) -> FederatedConfig:
+        if self.privacy is not None and self.strategy.type == "fedadam":
+            raise ValueError("privacy: Flower's noise is calibrated to a mean of clipped updates; FedAdam rescales "
+                             "the mean by its own moments after the noise, so use fedavg or fedprox with privacy")  # fmt: skip
+        return self

@@ -18,6 +18,8 @@ from seekforge.core.errors import ConfigError, DataError, first_line
 TASKS = ("text-classification",)
 #: the tokens a text is cut to unless the declaration says otherwise (at most the model's positions)
 DEFAULT_MAX_LENGTH = 128
+#: architectures whose position ids start after the padding token's (RoBERTa's 514 positions hold 512 tokens)
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "mpnet")
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ def read_folder(folder: Path, task: str | None = None) -> HfFolder:
                         "which seekforge never unpickles" if pickled else ""),
                         hint="save them as safetensors: model.save_pretrained(FOLDER)")  # fmt: skip
     positions = config.get("max_position_embeddings")
+    if isinstance(positions, int) and config.get("model_type") in _OFFSET_POSITIONS:  # ids start past the padding's
+        positions -= int(config.get("pad_token_id") or 1) + 1
     return HfFolder(folder, architecture, classes, positions if isinstance(positions, int) else None,
                     folder / "tokenizer.json")  # fmt: skip
 
