@@ -1,5 +1,5 @@
-"""The install is locked and works from source: constraints.txt pins what pyproject.toml asks for, the
-wheel holds every file seekforge reads at run time, and the Dockerfile seekforge prints copies only what
+"""The install is locked and works from source: constraints.txt pins what pyproject.toml asks for (and
+constraints-federated.txt what the federated extra's own environment needs), the wheel holds every file seekforge reads at run time, and the Dockerfile seekforge prints copies only what
 the source tree has (or, where a Docker engine runs, builds)."""
 
 from __future__ import annotations
@@ -25,35 +25,43 @@ from seekforge.serve._deploy import SOURCE_FILES
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _lock() -> dict[str, Version]:
+#: the extras the federated environment installs (the federated extra and those it names), locked apart
+FEDERATED = ("federated", "text", "train")
+
+
+def _lock(file: str = "constraints.txt") -> dict[str, Version]:
     pins: dict[str, Version] = {}
-    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+    for line in (ROOT / file).read_text(encoding="utf-8").splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             name, sep, version = line.partition("==")
-            assert sep and ";" not in version, f"constraints.txt pins every package exactly: {line!r}"
+            assert sep and ";" not in version, f"{file} pins every package exactly: {line!r}"
             pins[canonicalize_name(name)] = Version(version)
     return pins
 
 
-def _requirements() -> list[Requirement]:
+def _requirements(federated: bool = False) -> list[Requirement]:
+    """What the main lock must meet (every extra but federated), or the federated environment's."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    listed = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    extras = project["optional-dependencies"]
+    chosen = [e for e in extras if (e in FEDERATED if federated else e != "federated")]
+    listed = project["dependencies"] + [r for extra in chosen for r in extras[extra]]
     return [Requirement(r) for r in listed if canonicalize_name(Requirement(r).name) != "seekforge"]
 
 
-def test_the_lock_pins_everything_pyproject_asks_for() -> None:
+@pytest.mark.parametrize(("file", "federated"), [("constraints.txt", False), ("constraints-federated.txt", True)])
+def test_the_lock_pins_everything_pyproject_asks_for(file: str, federated: bool) -> None:
     """Fails when pyproject.toml gains a dependency or a bound that the lock does not meet: run make lock."""
-    pins = _lock()
+    pins = _lock(file)
     stale = [
         f"{req} (locked: {pins.get(canonicalize_name(req.name), 'missing')})"
-        for req in _requirements()
+        for req in _requirements(federated)
         if canonicalize_name(req.name) not in pins
         or not req.specifier.contains(pins[canonicalize_name(req.name)], prereleases=True)
     ]
-    assert not stale, f"constraints.txt is out of date with pyproject.toml; run: make lock ({stale})"
+    assert not stale, f"{file} is out of date with pyproject.toml; run: make lock ({stale})"
     assert str(pins["torch"]).startswith("2.13.0"), "torch stays at 2.13.0, the CPU build"
-    assert "make lock" in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()[1]
+    assert "make lock" in (ROOT / file).read_text(encoding="utf-8").splitlines()[1]
 
 
 def test_this_environment_runs_the_locked_versions() -> None:
