@@ -157,8 +157,8 @@ def test_sites_are_partitioned_by_flower_and_bad_declarations_are_refused() -> N
 @pytest.mark.slow  # (about 70 s on 2 cores: each SuperNode polls its SuperLink every 3 s, and each message
 # starts a ClientApp process that imports torch; make test-slow runs it)
 def test_a_deployment_runs_a_superlink_and_three_supernodes_and_stops_them(tmp_path: Path) -> None:
-    """Flower's deployment runtime on 127.0.0.1: the SuperLink and one SuperNode per site as processes, each
-    site's rows in a file only its node reads; 3 rounds; every process stopped by its PID afterwards."""
+    """Flower's deployment runtime on 127.0.0.1 over TLS: the SuperLink and one SuperNode per site as
+    processes, each site's rows in a file only its node reads; 3 rounds; every process stopped by its PID."""
     make_tabular(300, seed=4).to_csv(tmp_path / "rows.csv", index=False)
     (tmp_path / "fed.yaml").write_text(yaml.safe_dump(recipe(tmp_path / "rows.csv")))
     before = flower_processes()
@@ -169,6 +169,7 @@ def test_a_deployment_runs_a_superlink_and_three_supernodes_and_stops_them(tmp_p
     assert answer["rounds"] == 3 and (run / "federated" / "finished.json").is_file()
     logs = sorted(p.name for p in (run / "federated" / "logs").iterdir())
     assert logs == ["superlink.log", "supernode-0.log", "supernode-1.log", "supernode-2.log"]
+    assert "https://127.0.0.1" in (run / "federated" / "logs" / "superlink.log").read_text()  # TLS, its own CA
     lineage = read_manifest(tmp_path / answer["package"])["lineage"]["federated"]
     assert lineage["rounds"] == 3 and len(lineage["sites"]) == 3
     assert flower_processes() <= before  # every one stopped

@@ -28,6 +28,10 @@ def federate_cmd(
     port: Annotated[int, typer.Option("--port", help="site: the local port of this SuperNode's runtime.")] = 9094,
     retries: Annotated[int, typer.Option("--retries", min=0, help="site: tries to reach the SuperLink.")] = 10,
     wait: Annotated[float, typer.Option("--wait", min=1, help="site: seconds to keep trying the SuperLink.")] = 120,
+    ca: Annotated[
+        Path | None,
+        typer.Option("--ca", help="site: the federation's CA certificate (PEM): TLS; without it, unencrypted."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Train the recipe federated on Flower: its training rows split into sites as federated.sites says,
@@ -50,7 +54,7 @@ def federate_cmd(
         from seekforge.federate import join_site
 
         join_site(load_recipe(site_recipe, overrides=set_ or []), site, superlink, data, port=port, retries=retries,
-                  wait_s=wait)  # fmt: skip
+                  wait_s=wait, ca=ca)  # fmt: skip
         return
     if site_recipe is not None:
         raise ConfigError(f"federate takes one recipe; {site_recipe} is a second argument",

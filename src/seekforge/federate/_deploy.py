@@ -1,5 +1,6 @@
 """Flower's deployment runtime on this machine: a SuperLink and one SuperNode per site as separate
-processes on 127.0.0.1, the run submitted with ``flwr run`` as a Flower app seekforge writes, each site's
+processes on 127.0.0.1, over TLS with a certificate authority made for the run, the run submitted with
+``flwr run`` as a Flower app seekforge writes, each site's
 rows in its own file that only its SuperNode reads; every process is stopped by its PID (its process
 group: the SuperLink and SuperNodes start Flower's own runtime processes) when the run ends or fails.
 
@@ -9,12 +10,15 @@ The same SuperNode joins a remote SuperLink from a site's own machine (``seekfor
 from __future__ import annotations
 
 import contextlib
+import datetime
+import ipaddress
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from seekforge.core.deps import require
 from seekforge.core.errors import DataError
 from seekforge.federate._site import server_recipe, write_sites
 from seekforge.recipe import Recipe
@@ -57,38 +62,48 @@ def deploy(recipe: Recipe, sites: dict[str, pd.DataFrame], output: Path,
     """
     fed = recipe.federated
     assert fed is not None
+    output = output.resolve()  # (Flower's config takes absolute paths; its processes may start elsewhere)
     home, logs = output / "flwr", output / "logs"
     for folder in (home, logs):
         folder.mkdir(parents=True, exist_ok=True)
     for marker in (FINISHED, FAILED):
         (output / marker).unlink(missing_ok=True)
     port = free_port()
+    ca, certificate, key = certificates(home / "tls")  # (local, but encrypted as a real federation is)
     (home / "config.toml").write_text(f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = '
-                                      f'"127.0.0.1:{port}"\ninsecure = true\n', encoding="utf-8")  # fmt: skip
+                                      f'"127.0.0.1:{port}"\nroot-certificates = {json.dumps(str(ca))}\n',
+                                      encoding="utf-8")  # fmt: skip
     app = write_app(output / "app", server_recipe(recipe), output=output, sites=len(sites),
                     private=fed.privacy is not None)  # fmt: skip
     env = flower_env(home)
     with processes() as started:
-        started.append(_start([flower_bin("flower-superlink"), "--insecure", "--host", "127.0.0.1", "--port", str(port),
+        started.append(_start([flower_bin("flower-superlink"), "--ssl-ca-certfile", str(ca), "--ssl-certfile",
+                               str(certificate), "--ssl-keyfile", str(key), "--host", "127.0.0.1", "--port", str(port),
                                "--database", str(home / "state.db"), "--disable-runtime-dependency-installation"],
                               logs / "superlink.log", env))  # fmt: skip
         _wait_listening(port, started[0], logs / "superlink.log")
         for number, (name, data, work) in enumerate(write_sites(sites, output / "sites")):  # only its node reads it
-            started.append(_start(supernode_command(f"127.0.0.1:{port}", name, data, port=free_port(), work=work),
+            started.append(_start(supernode_command(f"127.0.0.1:{port}", name, data, port=free_port(), work=work, ca=ca),
                                   logs / f"supernode-{number}.log", env))  # fmt: skip
         submitted = subprocess.run([flower_bin("flwr"), "run", str(app), "local", "--format", "json"], env=env,
                                    capture_output=True, text=True, timeout=START_S, check=False)  # fmt: skip
-        if submitted.returncode != 0:
+        try:  # (flwr run exits 0 and says success false when it could not submit)
+            accepted = json.loads(submitted.stdout).get("success") is True
+        except json.JSONDecodeError:
+            accepted = False
+        if submitted.returncode != 0 or not accepted:
             raise DataError(f"flwr run could not submit the federation: {_tail(submitted.stdout + submitted.stderr)}")
         _follow(output, started, logs, fed.rounds, on_round)
 
 
-def supernode_command(superlink: str, site: str, data: Path, *, port: int, work: Path,
+def supernode_command(superlink: str, site: str, data: Path, *, port: int, work: Path, ca: Path | None,
                       retries: int | None = None, wait_s: float | None = None) -> list[str]:  # fmt: skip
-    """The SuperNode of one site: its name and its own rows in its node config (``retries`` / ``wait_s``:
-    how long it keeps trying a SuperLink it cannot reach)."""
+    """The SuperNode of one site: its name and its own rows in its node config; TLS checked against the
+    certificate authority ``ca`` (None: unencrypted); ``retries`` / ``wait_s``: how long it keeps trying a
+    SuperLink it cannot reach."""
     config = f"site={json.dumps(site)} data={json.dumps(str(data))} work={json.dumps(str(work))}"
-    command = [flower_bin("flower-supernode"), "--insecure", "--superlink", superlink, "--port", str(port),
+    tls = ["--root-certificates", str(ca)] if ca is not None else ["--insecure"]
+    command = [flower_bin("flower-supernode"), *tls, "--superlink", superlink, "--port", str(port),
                "--node-config", config]  # fmt: skip
     if retries is not None:
         command += ["--max-retries", str(retries)]
@@ -112,6 +127,42 @@ def write_app(folder: Path, recipe: Recipe, *, output: Path, sites: int, private
     return folder
 
 
+def certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A certificate authority and the SuperLink's certificate for 127.0.0.1 and localhost it signed (30
+    days), written to ``folder`` (the key readable by this user only): the CA's, the certificate's and the
+    key's paths."""
+    require("cryptography", purpose="a federation's TLS certificates", extra="federated")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    valid = {
+        "not_valid_before": now - datetime.timedelta(minutes=5),
+        "not_valid_after": now + datetime.timedelta(days=30),
+    }
+    authority_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    authority = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "seekforge federation CA")])
+    ca = (x509.CertificateBuilder(subject_name=authority, issuer_name=authority, public_key=authority_key.public_key(),
+                                  serial_number=x509.random_serial_number(), **valid)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .sign(authority_key, hashes.SHA256()))  # fmt: skip
+    names = x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    certificate = (x509.CertificateBuilder(subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]),
+                                           issuer_name=authority, public_key=key.public_key(),
+                                           serial_number=x509.random_serial_number(), **valid)
+                   .add_extension(names, critical=False).sign(authority_key, hashes.SHA256()))  # fmt: skip
+    paths = folder / "ca.pem", folder / "superlink.pem", folder / "superlink.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    paths[2].touch(mode=0o600)
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return paths
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -121,11 +172,19 @@ def free_port() -> int:
 @contextlib.contextmanager
 def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     """The processes started within, each stopped by its PID at the end (its whole process group: SIGTERM,
-    then SIGKILL after 10 s)."""
+    then SIGKILL after 10 s), also when this process is sent SIGTERM meanwhile."""
     started: list[subprocess.Popen[bytes]] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    handling = threading.current_thread() is threading.main_thread()  # (signals reach the main thread only)
+    previous = signal.signal(signal.SIGTERM, stop) if handling else None
     try:
         yield started
     finally:
+        if handling:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
         for process in reversed(started):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
@@ -188,7 +247,7 @@ def _follow(output: Path, started: list[subprocess.Popen[bytes]], logs: Path, ro
 
 
 def join_site(recipe: Recipe, site: str, superlink: str, data: Path, *, port: int, retries: int,
-              wait_s: float) -> int:  # fmt: skip
+              wait_s: float, ca: Path | None = None) -> int:  # fmt: skip
     """Run this machine's site as a SuperNode of the SuperLink at ``superlink`` until the federation ends or
     it is stopped; its rows (``data``) are checked against the recipe's features first, and only its own
     node reads them. Returns the SuperNode's exit code.
@@ -199,11 +258,15 @@ def join_site(recipe: Recipe, site: str, superlink: str, data: Path, *, port: in
     """
     from seekforge.data import check_table, read_source
 
-    check_table(read_source(str(data)), recipe.features)
+    check_table(read_source(str(data), recipe.data.read), recipe.features)
+    ca = ca.resolve() if ca is not None else None
     work = data.resolve().parent / f".seekforge-{site}"
     home = work / "flwr"
     home.mkdir(parents=True, exist_ok=True)
-    command = supernode_command(superlink, site, data.resolve(), port=port, work=work, retries=retries, wait_s=wait_s)
+    if ca is None:
+        sys.stderr.write(f"seekforge: site {site} joins {superlink} unencrypted (no --ca given)\n")
+    command = supernode_command(superlink, site, data.resolve(), port=port, work=work, ca=ca, retries=retries,
+                                wait_s=wait_s)  # fmt: skip
     with processes() as started:
         started.append(_start(command, work / "supernode.log", flower_env(home)))
         code = started[0].wait()
