@@ -38,10 +38,18 @@ from seekforge.core.io import work_folder, write_text_atomic
 from seekforge.core.progress import console, labelled, progress_task
 from seekforge.data import Preprocessor, check_federated, load_splits
 from seekforge.federate._partition import partition
-from seekforge.federate._site import Site, global_model, load_floats, load_site, server_recipe, write_sites
+from seekforge.federate._site import (
+    Site,
+    encode_rows,
+    global_model,
+    load_floats,
+    load_site,
+    server_recipe,
+    write_sites,
+)
 from seekforge.monitor import build_reference
 from seekforge.recipe import Recipe
-from seekforge.train import Tensors, TrainResult
+from seekforge.train import TrainResult
 
 #: where a run keeps the federation's own records (rounds, checkpoint, pooled preprocessor)
 FOLDER = "federated"
@@ -180,14 +188,14 @@ def package(recipe: Recipe, folder: Path, *, splits: Any, sites: dict[str, int],
     model = global_model(recipe, pre)
     load_floats(model, load_file(str(output / "global.safetensors")))
     central = splits.validation if len(splits.validation) else splits.test
-    encode = lambda rows: Tensors(pre.transform(rows), pre.transform_target(rows))  # noqa: E731
     history = [_epoch(entry) for entry in rounds]
     result = TrainResult(history=history, best_epoch=len(rounds), steps=0, stopped_early=False,
                          seconds=seconds, notes=["federated: the last round's global weights are kept"])  # fmt: skip
     io = recipe.model.prepare_io(pre.model_io())
     write_trained(folder / "trained", model, recipe.model, io, result)
+    held = encode_rows(pre, central)  # (calibration and reference rows, the validation split: the same rows)
     prepared = Prepared(
-        preprocessor=pre, splits={"train": encode(central), "validation": encode(central), "test": encode(splits.test)},
+        preprocessor=pre, splits={"train": held, "validation": held, "test": encode_rows(pre, splits.test)},
         data_hash=splits.data_hash, reference=build_reference(central, pre), key="federated",
     )  # fmt: skip
     strategy = fed.strategy.model_dump(mode="json")

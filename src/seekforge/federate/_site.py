@@ -21,6 +21,7 @@ from torch import nn
 
 from seekforge.build import build_seeded_model
 from seekforge.core.errors import DataError
+from seekforge.core.hardware import peak_rss_mb
 from seekforge.data import Preprocessor, read_source, site_statistics
 from seekforge.models import infer
 from seekforge.recipe import Recipe
@@ -98,11 +99,9 @@ def global_model(recipe: Recipe, pre: Preprocessor) -> nn.Module:
     return build_seeded_model(recipe, recipe.model.prepare_io(pre.model_io()))
 
 
-def peak_rss_mb() -> float:
-    """The peak resident memory of this process so far (a simulated site's: the worker it runs in)."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def encode_rows(pre: Preprocessor, rows: pd.DataFrame) -> Tensors:
+    """``rows`` encoded by ``pre``: inputs and target."""
+    return Tensors(pre.transform(rows), pre.transform_target(rows))
 
 
 def numbers(metrics: dict[str, Any]) -> dict[str, float]:
@@ -130,9 +129,9 @@ class Site:
         """The pooled preprocessor (its JSON, as the server sent it) and this site's rows encoded by it."""
         if preprocessor not in self._encoded:
             pre = Preprocessor.from_dict(json.loads(preprocessor))
-            encode = lambda rows: Tensors(pre.transform(rows), pre.transform_target(rows))  # noqa: E731
-            train = encode(self.train_rows)  # (no rows held out: the site is measured on its training rows)
-            self._encoded = {preprocessor: (pre, train, encode(self.held_rows) if len(self.held_rows) else train)}
+            train = encode_rows(pre, self.train_rows)  # (no rows held out: measured on its training rows)
+            held = encode_rows(pre, self.held_rows) if len(self.held_rows) else train
+            self._encoded = {preprocessor: (pre, train, held)}
         return self._encoded[preprocessor]
 
     def train(self, weights: dict[str, torch.Tensor], preprocessor: str, *, epochs: int, round_: int,
@@ -160,7 +159,7 @@ class Site:
             result = trainer.fit(train, None)
         last = result.history[-1] if result.history else {}
         figures = {"num-examples": float(len(train)), "train_loss": float(last.get("train_loss", float("nan"))),
-                   "seconds": result.seconds, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+                   "seconds": result.seconds, "peak_rss_mb": peak_rss_mb() or float("nan")}  # fmt: skip
         return floats(model.state_dict()), figures
 
     def evaluate(self, weights: dict[str, torch.Tensor], preprocessor: str) -> dict[str, float]:
