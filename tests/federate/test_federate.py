@@ -86,7 +86,7 @@ def test_a_federation_keeps_rows_at_the_sites_resumes_and_packages(
     assert seen["records"] == {"config:site", "config:statistics", "array:arrays", "metric:metrics"}
     values = set(rows["x1"]) | set(rows["x2"])
     for stats in seen["statistics"]:  # sums and counts: no row's own number
-        assert set(stats["inputs"]["x1"]) == {"n", "sum", "sumsq"}
+        assert set(stats["inputs"]["x1"]) == {"n", "sum", "m2"}
         assert not {v for part in ("x1", "x2") for v in stats["inputs"][part].values()} & values
     resumed = []
     built = federate(spec, runs_dir=tmp_path / "runs", resume=True, on_round=lambda r: resumed.append(r["round"]))
@@ -104,16 +104,15 @@ def test_a_federation_keeps_rows_at_the_sites_resumes_and_packages(
 
 
 def test_the_cli_federates_a_fusion_model_with_fedprox_and_client_side_privacy(tmp_path: Path) -> None:
-    """Texts (their vocabulary pooled from the sites' words), a number, a category and an image, by site."""
+    """Texts (their vocabulary pooled from the sites' words), a number, a category, an image, sequences of
+    numbers and of tokens and a time, by site."""
     source = make_fusion(tmp_path)
-    pd.read_csv(source).assign(hospital=lambda f: np.where(np.arange(len(f)) % 3 == 0, "north", "south")).to_csv(
-        source, index=False
-    )
+    rows = pd.read_csv(source)
+    rows["hospital"] = np.where(np.arange(len(rows)) % 3 == 0, "north", "south")
+    rows["admitted"] = pd.date_range("2024-01-01", periods=len(rows), freq="7h").strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows.to_csv(source, index=False)
     spec = fusion_recipe(str(source))
-    spec["features"]["inputs"] = [f for f in spec["features"]["inputs"] if f["type"] != "sequence"]
-    spec["model"]["encoders"] = {
-        k: v for k, v in spec["model"]["encoders"].items() if k in ("image", "tabular", "text")
-    }
+    spec["features"]["inputs"].append({"name": "admitted", "type": "datetime"})
     spec["train"] = {"epochs": 1, "batch_size": 16, "lr": 0.01}
     spec["federated"] = {"sites": {"by": "hospital"}, "rounds": 2, "strategy": {"type": "fedprox", "mu": 0.1},
                          "privacy": {"clip": 5.0, "noise_multiplier": 0.01}, "validation": 0.0}  # fmt: skip

@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from seekforge.data._federated import check_federated, merge_statistics, site_statistics
+    from seekforge.data._federated import merge_statistics, site_statistics
     from seekforge.data._history import derive_history
     from seekforge.data._images import ImageStats, load_images
     from seekforge.data._preprocess import Preprocessor
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 _HOME = {
     "Preprocessor": "_preprocess",
-    "check_federated": "_federated",
     "merge_statistics": "_federated",
     "site_statistics": "_federated",
     "SOURCES": "_sources",
@@ -61,7 +60,6 @@ __all__ = [
     "Splits",
     "TextEncoder",
     "as_text",
-    "check_federated",
     "check_table",
     "derive_history",
     "frame_fingerprint",

@@ -1,16 +1,21 @@
 """A preprocessor fitted across sites without moving their rows (federated training).
 
 Each site summarises its own training rows (:func:`site_statistics`): per number its count, sum and sum
-of squares (and its extremes, only where a min-max scaler needs them); per category its value counts; per
-binary column its values; per image its sizes and per-channel pixel sums; the label's class counts (or a
-regression target's sums). Only these sums and counts leave a site (and, for a text input without a pretrained tokenizer, its most frequent
-words and the characters it saw: what a fitted vocabulary is made of), and :func:`merge_statistics` combines
-them into the preprocessor a central fit would make: means, variances, vocabularies, classes and image
-statistics are exact (pooled sums). One thing differs: a missing number is filled with the pooled mean,
-where a central fit takes the median (a median does not pool, and each site's would be one of its rows'
-values); and a fitted text vocabulary is made of the words some site counts among its ``vocab_size`` most
-frequent (a central fit ranks every word). A text input with a pretrained model takes its tokenizer.
-Sequences and times are not taken yet.
+of squared deviations from its own mean (and its extremes, only where a min-max scaler needs them); per
+category its value counts; per binary column its values; per image its sizes and per-channel pixel sums;
+per sequence of numbers the same count and sums over its items, per sequence of tokens the tokens' counts,
+and its lists' lengths (how many rows, how many cut, the longest); per time the count and sum of its
+seconds and the sums of its elapsed days and years; the label's class counts (or a regression target's
+sums). Only these sums and counts leave a site (and, for a text input without a pretrained tokenizer, its
+most frequent words and the characters it saw: what a fitted vocabulary is made of), and
+:func:`merge_statistics` combines them into the preprocessor a central fit would make: means, variances
+(pooled as Chan et al. pool them: no sum of squares that loses precision on large values), vocabularies,
+classes and image statistics are exact. What differs: a missing number or time is filled with the pooled
+mean, where a central fit takes the median (a median does not pool, and each site's would be one of its
+rows' values); a fitted text vocabulary is made of the words some site counts among its ``vocab_size``
+most frequent (a central fit ranks every word); a sequence declared ``values: auto`` must read the same
+(numbers or tokens) at every site that has items. A text input with a pretrained model takes its
+tokenizer.
 """
 
 from __future__ import annotations
@@ -23,28 +28,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seekforge.core.errors import ConfigError, DataError
+from seekforge.core.errors import DataError
 from seekforge.data._images import ImageStats, _read
 from seekforge.data._preprocess import FORMAT_VERSION, Preprocessor, _fit_binary, _sort_labels, categories_of
+from seekforge.data._sequences import (
+    list_lengths,
+    present_numbers,
+    present_seconds,
+    read_lists,
+    scaled_parts,
+    sequence_kind,
+    token_counts,
+    vocabulary,
+)
 from seekforge.data._text import TextEncoder
 from seekforge.data._validate import check_table
-from seekforge.data.config import FeaturesConfig
+from seekforge.data.config import FeaturesConfig, SequenceFeature
 from seekforge.runtime import canonical, fit_pixels
-
-#: the input types whose statistics pool across sites
-FEDERATED_TYPES = ("numeric", "binary", "category", "image", "text")
-
-
-def check_federated(features: FeaturesConfig) -> None:
-    """Refuse inputs whose preprocessing cannot be fitted from the sites' sums and counts.
-
-    Raises:
-        ConfigError: A sequence or time input.
-    """
-    for feature in features.inputs:
-        if feature.type not in FEDERATED_TYPES:
-            raise ConfigError(f"features.inputs: {feature.name} ({feature.type}) cannot be trained federated yet; "
-                              f"its preprocessing is fitted on rows the sites keep (federated: {', '.join(FEDERATED_TYPES)})")  # fmt: skip
 
 
 def site_statistics(
@@ -59,7 +59,7 @@ def site_statistics(
         if feature.type == "numeric":
             values = column.to_numpy(dtype=np.float64)
             present = values[~np.isnan(values)]
-            summary = {"n": int(present.size), "sum": float(present.sum()), "sumsq": float(np.square(present).sum())}
+            summary = _moments(present)
             if feature.scaler == "minmax" and present.size:  # (extremes are rows' values: sent only when needed)
                 summary |= {"min": float(present.min()), "max": float(present.max())}
             stats["inputs"][feature.name] = summary
@@ -77,14 +77,50 @@ def site_statistics(
             top = sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w))[: feature.vocab_size]
             stats["inputs"][feature.name] = {"words": {w: counts[w] for w in top},
                                              "chars": sorted({c for w in counts for c in w})}  # fmt: skip
+        elif feature.type == "sequence":
+            stats["inputs"][feature.name] = _sequence_sums(column, checked, feature)  # type: ignore[arg-type]
+        elif feature.type == "datetime":
+            seconds = present_seconds(column, checked, feature.name)
+            stats["inputs"][feature.name] = {"seconds": {"n": int(seconds.size), "sum": float(seconds.sum())},
+                                             **{part: _moments(values) for part, values in scaled_parts(seconds).items()}}  # fmt: skip
     target = checked[features.output.name]
     if features.task == "classification":
         counts = Counter(v.item() if isinstance(v, np.generic) else v for v in target)
         stats["classes"] = [[label, int(n)] for label, n in counts.items()]
     else:
-        values = target.to_numpy(dtype=np.float64)
-        stats["target"] = {"n": int(values.size), "sum": float(values.sum()), "sumsq": float(np.square(values).sum())}
+        stats["target"] = _moments(target.to_numpy(dtype=np.float64))
     return stats
+
+
+def _moments(values: np.ndarray) -> dict[str, Any]:
+    """Count, sum and the sum of squared deviations from the values' own mean: what pools into a mean and
+    variance (see :func:`_pooled`)."""
+    mean = float(values.mean()) if values.size else 0.0
+    return {"n": int(values.size), "sum": float(values.sum()), "m2": float(np.square(values - mean).sum())}
+
+
+def _pooled(parts: list[dict[str, Any]]) -> tuple[int, float, float]:
+    """The count, mean and (population) variance of every site's values together (Chan et al.'s pairwise
+    update: each site's squared deviations moved to the pooled mean)."""
+    n = sum(p["n"] for p in parts)
+    if n == 0:
+        return 0, 0.0, 0.0
+    mean = sum(p["sum"] for p in parts) / n
+    m2 = sum(p["m2"] + p["n"] * (p["sum"] / p["n"] - mean) ** 2 for p in parts if p["n"])
+    return n, mean, m2 / n
+
+
+def _sequence_sums(column: pd.Series, frame: pd.DataFrame, feature: SequenceFeature) -> dict[str, Any]:
+    """A site's lists: how long, what kind (none when it has no items), and their numbers' moments or their
+    tokens' counts."""
+    lists = read_lists(column, frame, feature.name)
+    kind = sequence_kind(lists, feature) if any(lists) else None
+    summary: dict[str, Any] = {"kind": kind, **list_lengths(lists, feature)}
+    if kind == "numbers":
+        summary |= _moments(present_numbers(lists, frame, feature.name))
+    elif kind == "tokens":
+        summary["counts"] = dict(token_counts(lists))
+    return summary
 
 
 def _image_sums(column: pd.Series, frame: pd.DataFrame, size: Any, channels: int | None) -> dict[str, Any]:
@@ -135,6 +171,17 @@ def merge_statistics(
                                                   lowercase=feature.lowercase,
                                                   chars={c for p in parts for c in p["chars"]})  # fmt: skip
             state["text"][feature.name] = encoder.to_dict()
+        elif feature.type == "sequence":
+            state["sequences"][feature.name] = _sequence(feature, parts)  # type: ignore[arg-type]
+        elif feature.type == "datetime":
+            n = sum(p["seconds"]["n"] for p in parts)
+            if n == 0:
+                raise DataError(f"datetime column '{feature.name}' has no values at any site")
+            spec: dict[str, Any] = {"parts": list(feature.parts), "fill": sum(p["seconds"]["sum"] for p in parts) / n}
+            for part in ("elapsed", "year"):
+                _, mean, variance = _pooled([p[part] for p in parts])
+                spec[part] = {"mean": mean, "std": float(np.sqrt(variance)) or 1.0}
+            state["datetimes"][feature.name] = spec
     if features.task == "classification":
         labels = {canonical(label): label for site in sites for label, _ in site["classes"]}
         classes = _sort_labels(list(labels.values()))
@@ -143,19 +190,37 @@ def merge_statistics(
                             f"({classes[0]!r}); a classifier needs at least two classes")  # fmt: skip
         state["classes"] = classes
     else:
-        n = sum(site["target"]["n"] for site in sites)
-        mean = sum(site["target"]["sum"] for site in sites) / max(n, 1)
-        variance = sum(site["target"]["sumsq"] for site in sites) / max(n, 1) - mean**2
-        state["target"] = {"mean": mean, "std": float(np.sqrt(max(variance, 0.0))) or 1.0}
+        _, mean, variance = _pooled([site["target"] for site in sites])
+        state["target"] = {"mean": mean, "std": float(np.sqrt(variance)) or 1.0}
     return Preprocessor.from_dict(state)
 
 
+def _sequence(feature: SequenceFeature, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    kinds = sorted({p["kind"] for p in parts if p["kind"] is not None})
+    if not kinds:
+        raise DataError(f"sequence column '{feature.name}' has no items at any site")
+    if len(kinds) > 1:
+        raise DataError(f"sequence column '{feature.name}' holds numbers at some sites and tokens at others",
+                        hint=f"declare values: tokens (or numbers) for {feature.name}")  # fmt: skip
+    spec: dict[str, Any] = {"kind": kinds[0], "max_length": feature.max_length, "keep": feature.keep,
+                            "rows": sum(p["rows"] for p in parts), "truncated": sum(p["truncated"] for p in parts),
+                            "longest": max(p["longest"] for p in parts)}  # fmt: skip
+    if kinds[0] == "numbers":
+        n, mean, variance = _pooled([p for p in parts if p["kind"] == "numbers"])
+        spec["mean"], spec["std"] = (mean, float(np.sqrt(variance)) or 1.0) if n else (0.0, 1.0)
+    else:
+        counts: Counter[str] = Counter()
+        for part in parts:
+            counts.update(part.get("counts", {}))
+        spec["vocab"] = vocabulary(counts, feature)
+    return spec
+
+
 def _numeric(name: str, parts: list[dict[str, Any]], scaler: str) -> dict[str, float]:
-    n = sum(p["n"] for p in parts)
+    n, mean, variance = _pooled(parts)
     if n == 0:
         raise DataError(f"numeric column '{name}' has no values at any site")
-    mean = sum(p["sum"] for p in parts) / n
-    std = float(np.sqrt(max(sum(p["sumsq"] for p in parts) / n - mean**2, 0.0)))
+    std = float(np.sqrt(variance))
     center, scale = (mean, std) if scaler == "standard" else (0.0, 1.0)
     if scaler == "minmax":
         low, high = min(p["min"] for p in parts if p["n"]), max(p["max"] for p in parts if p["n"])

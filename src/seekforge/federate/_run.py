@@ -36,7 +36,7 @@ from seekforge.core.errors import ConfigError, DataError
 from seekforge.core.hardware import hardware
 from seekforge.core.io import work_folder, write_text_atomic
 from seekforge.core.progress import console, labelled, progress_task
-from seekforge.data import Preprocessor, check_federated, load_splits
+from seekforge.data import Preprocessor, load_splits
 from seekforge.federate._partition import partition
 from seekforge.federate._site import (
     Site,
@@ -83,7 +83,6 @@ def federate(
     require("flwr", purpose="federated training", extra="federated")
     if not deployment:
         require("ray", purpose="Flower's simulation runtime", extra="federated")
-    check_federated(recipe.features)
     inputs = [f.name for f in recipe.features.inputs]
     keep = [fed.sites.by] if fed.sites.by is not None and fed.sites.by not in inputs else []
     splits = load_splits(recipe.data, recipe.features, recipe.seed, keep=keep)  # (the site column rides along)
