@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 pytest.importorskip("flwr", reason="the federated extra lives in its own environment (make test builds it)")
@@ -23,6 +24,7 @@ import seekforge
 from seekforge.core.errors import ConfigError, DataError
 from seekforge.core.package import read_manifest
 from seekforge.federate import SitesConfig, federate, partition
+from seekforge.federate._site import read_checkpoint
 from seekforge.recipe import Recipe
 from tests.conftest import fusion_recipe, make_fusion, make_tabular
 from tests.integration.cli import assert_user_error
@@ -79,7 +81,7 @@ def test_a_federation_keeps_rows_at_the_sites_resumes_and_packages(
         if record["round"] == 1:
             raise Stop
 
-    spec = Recipe.model_validate(recipe(tmp_path / "rows.csv"))
+    spec = Recipe.model_validate(recipe(tmp_path / "rows.csv", strategy={"type": "fedadam", "eta": 0.05}))
     with pytest.raises(Stop):  # the server's failure is the federation's
         federate(spec, runs_dir=tmp_path / "runs", on_round=stop_after_one)
     assert plans[0].recipe.data.source == "(kept by the sites)" and str(tmp_path) not in plans[0].recipe.to_yaml()
@@ -90,12 +92,16 @@ def test_a_federation_keeps_rows_at_the_sites_resumes_and_packages(
         assert not {v for part in ("x1", "x2") for v in stats["inputs"][part].values()} & values
     resumed = []
     built = federate(spec, runs_dir=tmp_path / "runs", resume=True, on_round=lambda r: resumed.append(r["round"]))
-    assert resumed == [2, 3]  # from the kept weights of round 1
+    assert resumed == [2, 3]  # from the kept weights of round 1 and FedAdam's moments
+    straight = federate(spec, runs_dir=tmp_path / "straight")  # the same federation, never stopped
+    kept = [read_checkpoint(run.run_dir / "federated" / "global.safetensors") for run in (built, straight)]
+    assert kept[0][2] and kept[0][2].keys() == kept[1][2].keys()  # (the moments kept with the weights)
+    assert all(torch.allclose(kept[0][1][k], kept[1][1][k], atol=1e-5) for k in kept[1][1])
     lines = [json.loads(x) for x in (built.run_dir / "federated" / "rounds.jsonl").read_text().splitlines()]
     assert [x["round"] for x in lines] == [1, 2, 3] and set(lines[-1]["evaluate"]) == {"site-0", "site-1", "site-2"}
     manifest = read_manifest(built.package)
     lineage = manifest["lineage"]["federated"]
-    assert lineage["rounds"] == 3 and lineage["strategy"]["type"] == "fedavg" and lineage["partition"] == "iid"
+    assert lineage["rounds"] == 3 and lineage["strategy"]["type"] == "fedadam" and lineage["partition"] == "iid"
     assert len(lineage["sites"]) == 3 and sum(lineage["sites"].values()) == manifest["data"]["rows"]["train"]
     assert built.metrics["accuracy"] > 0.6
     assert "accuracy per site (held-out rows)" in (built.package / "report.html").read_text()

@@ -26,7 +26,7 @@ import torch
 from seekforge.core.errors import DataError, SeekforgeError
 from seekforge.core.io import atomic_dir, write_text_atomic
 from seekforge.data import merge_statistics
-from seekforge.federate._site import Site, floats, global_model, load_floats, numbers
+from seekforge.federate._site import MOMENT, Site, floats, global_model, load_floats, numbers, read_checkpoint
 from seekforge.federate.config import FederatedConfig
 from seekforge.recipe import Recipe
 
@@ -39,7 +39,8 @@ try:  # the federated extra (seekforge.federate checks it before anything import
 except ImportError as exc:  # pragma: no cover - said by seekforge.federate before this import
     raise ImportError(f"seekforge.federate needs Flower: {exc}") from exc
 
-#: the global weights of the last round done, with its number in the file's metadata (replaced each round)
+#: the global weights of the last round done, with its number in the file's metadata (replaced each round),
+#: and FedAdam's moments beside them (see read_checkpoint)
 CHECKPOINT = "global.safetensors"
 #: a metric every site reports as 1: the weight of each site's update when differential privacy bounds
 #: each site's share (Flower's noise assumes an unweighted mean)
@@ -147,7 +148,7 @@ def federation(grid: Grid, plan: Plan) -> None:
     features = plan.recipe.features
     pre = merge_statistics(features, statistics, tokenizer_paths=plan.recipe.model.tokenizer_paths(features))
     model = global_model(plan.recipe, pre)
-    done, weights = _checkpoint(plan.output)
+    done, weights, moments = _checkpoint(plan.output)
     if weights is not None:
         load_floats(model, weights)
     remaining = plan.federated.rounds - done
@@ -162,7 +163,7 @@ def federation(grid: Grid, plan: Plan) -> None:
         (tmp / "sites.json").write_text(json.dumps(sites), encoding="utf-8")
     if remaining <= 0:
         return
-    strategy = _strategy(plan, names, done)
+    strategy = _strategy(plan, names, done, moments)
     config = {"preprocessor": preprocessor}
     train_config = ConfigRecord({**config, "local-epochs": plan.federated.local_epochs, "round-offset": done})
     strategy.start(grid=grid, initial_arrays=ArrayRecord(torch_state_dict=floats(model.state_dict())),
@@ -192,7 +193,7 @@ def _ask(grid: Grid, nodes: list[int], kind: str, content: RecordDict) -> list[M
     return replies
 
 
-def _strategy(plan: Plan, names: dict[int, str], done: int) -> Any:
+def _strategy(plan: Plan, names: dict[int, str], done: int, moments: dict[str, torch.Tensor]) -> Any:
     fed, sites = plan.federated, plan.sites
     common = {"fraction_train": fed.fraction_fit, "fraction_evaluate": 1.0, "min_available_nodes": sites,
               "min_train_nodes": max(1, math.ceil(fed.fraction_fit * sites)), "min_evaluate_nodes": sites,
@@ -202,6 +203,7 @@ def _strategy(plan: Plan, names: dict[int, str], done: int) -> Any:
         strategy: Any = strategies.FedProx(proximal_mu=fed.strategy.mu, **common)
     elif kind == "fedadam":
         strategy = strategies.FedAdam(eta=fed.strategy.eta, eta_l=plan.recipe.train.lr, tau=fed.strategy.tau, **common)
+        _continue_adam(strategy, moments, done)
     else:
         strategy = strategies.FedAvg(**common)
     if fed.privacy is not None:
@@ -211,6 +213,24 @@ def _strategy(plan: Plan, names: dict[int, str], done: int) -> Any:
         )  # fmt: skip
     _record_rounds(strategy, plan, names, done)
     return strategy
+
+
+def _continue_adam(strategy: Any, moments: dict[str, torch.Tensor], done: int) -> None:
+    """A resumed FedAdam goes on as if it had not stopped: its first and second moments (kept with the
+    checkpoint) restored, and its bias correction counting the rounds done before."""
+    for which in ("m_t", "v_t"):
+        prefix = f"{MOMENT}{which}:"
+        kept = {k.removeprefix(prefix): v.numpy() for k, v in moments.items() if k.startswith(prefix)}
+        if kept:
+            setattr(strategy, which, kept)
+    aggregate = strategy.aggregate_train
+    strategy.aggregate_train = lambda server_round, replies: aggregate(done + server_round, replies)
+
+
+def _adam_moments(strategy: Any) -> dict[str, torch.Tensor]:
+    """FedAdam's moments (none for another strategy), to keep with the round's weights."""
+    return {f"{MOMENT}{which}:{k}": torch.from_numpy(v.copy())
+            for which in ("m_t", "v_t") for k, v in (getattr(strategy, which, None) or {}).items()}  # fmt: skip
 
 
 def _record_rounds(strategy: Any, plan: Plan, names: dict[int, str], done: int) -> None:
@@ -250,7 +270,7 @@ def _record_rounds(strategy: Any, plan: Plan, names: dict[int, str], done: int) 
         # of a round whose weights were not kept is cut, and the round runs again)
         with (plan.output / ROUNDS).open("a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
-        _save_checkpoint(plan.output, arrays.to_torch_state_dict(), done + server_round)
+        _save_checkpoint(plan.output, {**arrays.to_torch_state_dict(), **_adam_moments(strategy)}, done + server_round)
         pending.clear()
         if plan.on_round is not None:
             plan.on_round(record)
@@ -272,22 +292,18 @@ def _save_checkpoint(output: Path, weights: dict[str, torch.Tensor], round_: int
     os.replace(partial, output / CHECKPOINT)
 
 
-def _checkpoint(output: Path) -> tuple[int, dict[str, torch.Tensor] | None]:
-    """The last round kept in ``output`` and its global weights (0 and None when there is none); the
-    rounds file is cut back to that round (a round whose line was written but whose weights were not kept
-    runs again)."""
+def _checkpoint(output: Path) -> tuple[int, dict[str, torch.Tensor] | None, dict[str, torch.Tensor]]:
+    """The last round kept in ``output``, its global weights and the strategy's moments (0, None and none
+    when there is none); the rounds file is cut back to that round (a round whose line was written but
+    whose weights were not kept runs again)."""
     path = output / CHECKPOINT
     if not path.is_file():
-        return 0, None
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    with safe_open(str(path), framework="pt") as handle:
-        round_ = int((handle.metadata() or {}).get("round", 0))
+        return 0, None, {}
+    round_, weights, moments = read_checkpoint(path)
     rounds = output / ROUNDS
     if rounds.is_file():
         kept = [line for line in rounds.read_text(encoding="utf-8").splitlines()
                 if line.strip() and json.loads(line)["round"] <= round_]  # fmt: skip
         write_text_atomic(rounds, "".join(f"{line}\n" for line in kept))
     logging.getLogger("seekforge").info("resuming the federation after round %d", round_)
-    return round_, load_file(str(path))
+    return round_, weights, moments

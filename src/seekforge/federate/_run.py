@@ -44,6 +44,7 @@ from seekforge.federate._site import (
     global_model,
     load_floats,
     load_site,
+    read_checkpoint,
     server_recipe,
     write_sites,
 )
@@ -174,7 +175,6 @@ def _flower_quiet() -> Iterator[None]:
 def package(recipe: Recipe, folder: Path, *, splits: Any, sites: dict[str, int], seconds: float = 0.0) -> Built:
     """The package of a finished federation in ``folder``: its last global weights measured on the
     recipe's test split."""
-    from safetensors.torch import load_file
 
     fed = recipe.federated
     assert fed is not None
@@ -185,7 +185,7 @@ def package(recipe: Recipe, folder: Path, *, splits: Any, sites: dict[str, int],
         raise DataError(f"{output}: {len(rounds)} of {fed.rounds} rounds were recorded",
                         hint="resume it: seekforge federate RECIPE --resume")  # fmt: skip
     model = global_model(recipe, pre)
-    load_floats(model, load_file(str(output / "global.safetensors")))
+    load_floats(model, read_checkpoint(output / "global.safetensors")[1])
     central = splits.validation if len(splits.validation) else splits.test
     history = [_epoch(entry) for entry in rounds]
     result = TrainResult(history=history, best_epoch=len(rounds), steps=0, stopped_early=False,

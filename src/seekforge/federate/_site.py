@@ -70,6 +70,23 @@ def load_floats(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
     model.load_state_dict({**own, **weights})
 
 
+#: the prefix of the names of a strategy's state (FedAdam's moments) kept with the global weights
+MOMENT = "@moment:"
+
+
+def read_checkpoint(path: Path) -> tuple[int, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """A kept round of a federation: its number, the global weights, and the strategy's state kept with them
+    (names prefixed with MOMENT)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        round_ = int((handle.metadata() or {}).get("round", 0))
+    kept = load_file(str(path))
+    weights = {k: v for k, v in kept.items() if not k.startswith(MOMENT)}
+    return round_, weights, {k: v for k, v in kept.items() if k.startswith(MOMENT)}
+
+
 def write_sites(sites: dict[str, pd.DataFrame], folder: Path) -> list[tuple[str, Path, Path]]:
     """Each site's rows in its own file (``site-N/rows.parquet``: a site's name is not made a path) and a
     work folder beside it; by site: its name, its file, its work folder."""
