@@ -6,7 +6,14 @@ names the rounds, the sites and the strategy; bad site declarations are refused 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -159,22 +166,35 @@ def test_sites_are_partitioned_by_flower_and_bad_declarations_are_refused() -> N
         partition(lopsided, SitesConfig(by="site"), label="label", seed=0)
 
 
-@pytest.mark.slow  # (about 70 s on 2 cores: each SuperNode polls its SuperLink every 3 s, and each message
+@pytest.mark.slow  # (about 2 minutes on 2 cores: each SuperNode polls its SuperLink every 3 s, and each message
 # starts a ClientApp process that imports torch; make test-slow runs it)
 def test_a_deployment_runs_a_superlink_and_three_supernodes_and_stops_them(tmp_path: Path) -> None:
-    """Flower's deployment runtime on 127.0.0.1 over TLS: the SuperLink and one SuperNode per site as
-    processes, each site's rows in a file only its node reads; 3 rounds; every process stopped by its PID."""
+    """Flower's deployment runtime on 127.0.0.1 over TLS, its nodes authenticated by their keys: the SuperLink
+    and one SuperNode per site as processes, each site's rows in a file only its node reads; stopped
+    (SIGTERM) after round 1, resumed for rounds 2 and 3; every process stopped by its PID."""
     make_tabular(300, seed=4).to_csv(tmp_path / "rows.csv", index=False)
     (tmp_path / "fed.yaml").write_text(yaml.safe_dump(recipe(tmp_path / "rows.csv")))
     before = flower_processes()
-    done = cli("federate", "fed.yaml", "--deployment", "--json", cwd=tmp_path, timeout=600)
+    first = _started("federate", "fed.yaml", "--deployment", cwd=tmp_path, log=tmp_path / "first.log")
+    try:
+        deadline = time.monotonic() + 300
+        while not list(tmp_path.glob("runs/fed/*/federated/global.safetensors")) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        os.killpg(first.pid, signal.SIGTERM)
+    assert first.wait(timeout=60) != 0 and flower_processes() <= before  # stopped, with every process it started
+    done = cli("federate", "fed.yaml", "--deployment", "--resume", "--json", cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     run = tmp_path / answer["run_dir"]
     assert answer["rounds"] == 3 and (run / "federated" / "finished.json").is_file()
+    assert "round 1/3" not in done.stderr and "round 3/3" in done.stderr  # (round 1 was kept)
+    lines = (run / "federated" / "rounds.jsonl").read_text().splitlines()
+    assert [json.loads(line)["round"] for line in lines] == [1, 2, 3]
     logs = sorted(p.name for p in (run / "federated" / "logs").iterdir())
     assert logs == ["superlink.log", "supernode-0.log", "supernode-1.log", "supernode-2.log"]
-    assert "https://127.0.0.1" in (run / "federated" / "logs" / "superlink.log").read_text()  # TLS, its own CA
+    superlink = (run / "federated" / "logs" / "superlink.log").read_text()
+    assert "https://127.0.0.1" in superlink  # TLS, its own CA
     lineage = read_manifest(tmp_path / answer["package"])["lineage"]["federated"]
     assert lineage["rounds"] == 3 and len(lineage["sites"]) == 3
     assert flower_processes() <= before  # every one stopped
@@ -205,3 +225,96 @@ def test_a_site_that_cannot_reach_its_superlink_says_so(tmp_path: Path) -> None:
     (tmp_path / "other.csv").write_text("x1,label\n1,buy\n")
     assert_user_error(cli("federate", "site", "fed.yaml", "--site", "north", "--superlink", unreachable, "--data",
                           "other.csv", cwd=tmp_path), "x2")  # fmt: skip
+
+
+def _started(*args: str, cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``seekforge ARGS`` started in ``cwd`` (its own process group), its stderr in ``log``, its stdout beside
+    it (``.out``)."""
+    env = {**os.environ, "SEEKFORGE_NO_PROGRESS": "1", "PYTHONWARNINGS": "ignore"}
+    with log.open("wb") as err, log.with_suffix(".out").open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "seekforge", *args], cwd=cwd, stdout=out, stderr=err, env=env,
+                                start_new_session=True)  # fmt: skip
+
+
+@pytest.mark.slow  # (about 2 minutes on 2 cores; make test-slow runs it)
+def test_a_server_admits_only_its_sites_keys_and_packages_on_its_own_rows(tmp_path: Path) -> None:
+    """Three sites on "their own machines" (their own folders and rows), each with its key pair; the server
+    holds their public keys and a central test file, no site's rows; an impostor claiming to be a site with
+    a key the server never registered is refused; every process is stopped by its PID."""
+    from seekforge.federate._deploy import free_port
+
+    rows = make_tabular(420, seed=6)
+    server, names = tmp_path / "server", ["north", "south", "east"]
+    (server / "keys").mkdir(parents=True)
+    spec = recipe(Path("rows.csv"))  # (data.source: where each site keeps its rows)
+    spec["data"] = {"source": "rows.csv", "test": str(server / "central.csv")}
+    spec["federated"] = {"sites": {"remote": names}, "rounds": 2}
+    rows.iloc[360:].to_csv(server / "central.csv", index=False)
+    (server / "fed.yaml").write_text(yaml.safe_dump(spec))
+    for number, (name, home) in enumerate([(n, tmp_path / n) for n in names] + [("east", tmp_path / "impostor")]):
+        home.mkdir()
+        rows.iloc[number * 120 : (number + 1) * 120].to_csv(home / "rows.csv", index=False)
+        (home / "fed.yaml").write_text(yaml.safe_dump(spec))  # (the same recipe: data.test is not read there)
+        made = json.loads(cli("federate", "keys", "--site", name, "--json", cwd=home, check=True).stdout)
+        assert (home / made["private"]).stat().st_mode & 0o777 == 0o600
+        if home.name != "impostor":  # (its key pair is its own: the server never registered it)
+            shutil.copy(home / made["public"], server / "keys")
+    assert_user_error(cli("federate", "keys", "--site", "north", cwd=tmp_path / "north"), "already exists")
+    before = flower_processes()
+    port = free_port()
+    started = [_started("federate", "server", "fed.yaml", "--keys", "keys", "--listen", f"127.0.0.1:{port}", "--wait",
+                        "240", "--json", cwd=server, log=tmp_path / "server.log")]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (found := list(server.glob("runs/fed/*/federated/flwr/tls/ca.pem"))) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert found, (tmp_path / "server.log").read_text()
+        for home in [*(tmp_path / n for n in names), tmp_path / "impostor"]:  # (started before the keys are
+            name = "east" if home.name == "impostor" else home.name  # registered: each tries again)
+            started.append(_started("federate", "site", "fed.yaml", "--site", name, "--superlink", f"127.0.0.1:{port}",
+                                    "--ca", str(found[0]), "--key", f"{name}.key", "--port", str(free_port()),
+                                    "--retries", "3", "--wait", "60", cwd=home, log=tmp_path / f"{home.name}.log"))  # fmt: skip
+        assert started[-1].wait(timeout=180) == 2  # the impostor: refused, said in one line
+        assert started[0].wait(timeout=480) == 0, (tmp_path / "server.log").read_text()
+    finally:
+        for process in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in started:
+            process.wait(timeout=60)
+    assert "refused site east's node" in (tmp_path / "impostor.log").read_text()
+    answer = json.loads((tmp_path / "server.out").read_text())
+    manifest = read_manifest(server / answer["package"])
+    assert set(manifest["lineage"]["federated"]["sites"]) == set(names) and answer["rounds"] == 2
+    assert manifest["data"]["rows"]["test"] == 60 and manifest["metrics"]["test"]["accuracy"] > 0.6
+    assert not list(server.glob("runs/**/rows.parquet"))  # no site's rows at the server
+    assert flower_processes() <= before
+
+
+def test_remote_sites_are_declared_keyed_and_refused_in_words(tmp_path: Path) -> None:
+    from seekforge.federate import join_site, serve_federation, site_keys
+    from seekforge.federate.config import check_site_name
+
+    make_tabular(60, seed=7).to_csv(tmp_path / "rows.csv", index=False)
+    spec = recipe(tmp_path / "rows.csv")
+    remote = Recipe.model_validate({**spec, "federated": {"sites": {"remote": ["north", "south"]}, "rounds": 1}})
+    with pytest.raises(ConfigError, match="sites on their own machines"):
+        federate(remote, runs_dir=tmp_path / "runs")
+    with pytest.raises(ConfigError, match=r"data\.test is not set"):
+        serve_federation(remote, keys=tmp_path)
+    with pytest.raises(ConfigError, match=r"needs federated\.sites\.remote"):
+        serve_federation(Recipe.model_validate(spec), keys=tmp_path)
+    central = Recipe.model_validate({**remote.model_dump(mode="json"),
+                                     "data": {"source": "rows.csv", "test": str(tmp_path / "rows.csv")}})  # fmt: skip
+    private, public = site_keys("north", tmp_path / "keys")
+    assert private.stat().st_mode & 0o777 == 0o600 and public.read_text().startswith("ecdsa-sha2-nistp384 ")
+    with pytest.raises(ConfigError, match="already exists"):
+        site_keys("north", tmp_path / "keys")
+    with pytest.raises(ConfigError, match=r"no public key for 1 site\(s\): .*south\.pub"):
+        serve_federation(central, keys=tmp_path / "keys")
+    with pytest.raises(ConfigError, match=r"--site east: the recipe's federated\.sites\.remote names north, south"):
+        join_site(remote, "east", "127.0.0.1:1", tmp_path / "rows.csv", port=1, retries=0, wait_s=1)
+    with pytest.raises(ConfigError, match="use letters, digits"):
+        check_site_name("../north")
+    with pytest.raises(ValueError, match="remote names a site twice"):
+        SitesConfig.model_validate({"remote": ["north", "north"]})

@@ -118,13 +118,16 @@ def _said_here(context: Context) -> Iterator[None]:
 @dataclass(frozen=True)
 class Plan:
     """What the server knows: the recipe (its data source removed), the federation, how many sites join,
-    where its records go, and a callback that sees each finished round."""
+    where its records go, a callback that sees each finished round, and in a deployment the node
+    registered for each site (its key's) and how long the sites may take to connect."""
 
     recipe: Recipe
     federated: FederatedConfig
     sites: int
     output: Path
     on_round: Callable[[dict[str, Any]], None] | None = None
+    nodes: dict[int, str] | None = None
+    connect_s: float = CONNECT_S
 
 
 def server_app(plan: Plan) -> ServerApp:
@@ -141,9 +144,10 @@ def federation(grid: Grid, plan: Plan) -> None:
     """Pool the sites' statistics, then run the strategy's rounds from the seeded model (or from the last
     round's weights a crashed run kept), writing each round, the global weights and the preprocessor to
     ``plan.output``."""
-    nodes = _wait_for_sites(grid, plan.sites)
+    nodes = _wait_for_sites(grid, plan)
     replies = _ask(grid, nodes, "query.statistics", RecordDict({"config": ConfigRecord({})}))
     names = {r.metadata.src_node_id: str(r.content["site"]["name"]) for r in replies}
+    _check_names(names, plan.nodes)
     statistics = [json.loads(str(r.content["statistics"]["json"])) for r in replies]
     features = plan.recipe.features
     pre = merge_statistics(features, statistics, tokenizer_paths=plan.recipe.model.tokenizer_paths(features))
@@ -171,16 +175,38 @@ def federation(grid: Grid, plan: Plan) -> None:
                    evaluate_config=ConfigRecord(config))  # fmt: skip
 
 
-def _wait_for_sites(grid: Grid, count: int) -> list[int]:
-    deadline = time.monotonic() + CONNECT_S
+def _wait_for_sites(grid: Grid, plan: Plan) -> list[int]:
+    """The nodes of the federation once connected: the node registered for each site (a deployment), or
+    the first ``plan.sites`` nodes (a simulation's virtual ones)."""
+    deadline = time.monotonic() + plan.connect_s
     while True:
         nodes = list(grid.get_node_ids())
-        if len(nodes) >= count:
-            return nodes[:count]
+        if plan.nodes is not None and set(plan.nodes) <= set(nodes):
+            return list(plan.nodes)
+        if plan.nodes is None and len(nodes) >= plan.sites:
+            return nodes[: plan.sites]
         if time.monotonic() > deadline:
-            raise DataError(f"{len(nodes)} of {count} sites connected within {CONNECT_S:.0f} s",
+            missing = ", ".join(s for n, s in (plan.nodes or {}).items() if n not in nodes)
+            raise DataError(f"{len(nodes)} of {plan.sites} sites connected within {plan.connect_s:.0f} s"
+                            + (f" (not: {missing})" if missing else ""),
                             hint="start every site's node (seekforge federate site ...) against this SuperLink")  # fmt: skip
         time.sleep(1.0)
+
+
+def _check_names(names: dict[int, str], registered: dict[int, str] | None) -> None:
+    """Each site answers once, and in a deployment as the site whose key its node was registered with.
+
+    Raises:
+        DataError: Two nodes answer as one site, or a node as a site other than its key's.
+    """
+    if registered is not None:
+        wrong = [f"the node registered with {registered[n]}'s key answers as {said!r}" for n, said in names.items()
+                 if said != registered[n]]  # fmt: skip
+        if wrong:
+            raise DataError("; ".join(wrong), hint="each site runs federate site --site NAME with its own NAME.key")
+    twice = sorted({s for s in names.values() if list(names.values()).count(s) > 1})
+    if twice:
+        raise DataError(f"more than one node answers as site {', '.join(twice)}", hint="give each site its own name")
 
 
 def _ask(grid: Grid, nodes: list[int], kind: str, content: RecordDict) -> list[Message]:

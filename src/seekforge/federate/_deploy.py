@@ -1,10 +1,13 @@
-"""Flower's deployment runtime on this machine: a SuperLink and one SuperNode per site as separate
-processes on 127.0.0.1, over TLS with a certificate authority made for the run, the run submitted with
-``flwr run`` as a Flower app seekforge writes, each site's
-rows in its own file that only its SuperNode reads; every process is stopped by its PID (its process
-group: the SuperLink and SuperNodes start Flower's own runtime processes) when the run ends or fails.
+"""Flower's deployment runtime: a SuperLink over TLS (a certificate authority made for the run) that
+admits only the SuperNodes whose public keys it registered (Flower's CLI-managed node authentication:
+each site's EC key pair, its public key registered with ``flwr supernode register``), and the run
+submitted with ``flwr run`` as a Flower app seekforge writes, which names the node registered for each
+site. Every process is stopped by its PID (its process group: the SuperLink and SuperNodes start Flower's
+own runtime processes) when the run ends or fails.
 
-The same SuperNode joins a remote SuperLink from a site's own machine (``seekforge federate site``).
+On this machine (``federate --deployment``) one SuperNode per site runs beside the SuperLink on
+127.0.0.1, each site's rows in its own file that only its node reads; for sites on their own machines
+(``federate server``) the SuperLink listens for them, and each runs its node there (``federate site``).
 """
 
 from __future__ import annotations
@@ -18,17 +21,19 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from seekforge.core.deps import require
-from seekforge.core.errors import DataError
-from seekforge.federate._site import server_recipe, write_sites
+from seekforge.core.errors import ConfigError, DataError
+from seekforge.core.io import write_text_atomic
+from seekforge.federate._site import read_checkpoint, server_recipe, site_rows, write_sites
 from seekforge.recipe import Recipe
 
 #: the ServerApp and ClientApps the app folder names (seekforge.federate._deployed)
@@ -55,36 +60,65 @@ def flower_env(home: Path) -> dict[str, str]:
 
 def deploy(recipe: Recipe, sites: dict[str, pd.DataFrame], output: Path,
            on_round: Callable[[dict[str, Any]], None]) -> None:  # fmt: skip
-    """Run the federation on a local SuperLink and one SuperNode per site; return when every round is done.
+    """Run the federation on a local SuperLink and one SuperNode per site, each with its own key; return
+    when every round is done.
 
     Raises:
         DataError: The SuperLink did not start, a process died, or a round took longer than ``ROUND_S``.
     """
+    output = output.resolve()  # (Flower's config takes absolute paths; its processes may start elsewhere)
+    keys = {name: site_keys(name, output / "flwr" / "keys", reuse=True) for name in sites}
+
+    def start_nodes(started: list[subprocess.Popen[bytes]], address: str, ca: Path, env: dict[str, str]) -> None:
+        for number, (name, data, work) in enumerate(write_sites(sites, output / "sites")):  # only its node reads it
+            command = supernode_command(address, name, data, port=free_port(), work=work, ca=ca, key=keys[name][0])
+            started.append(_start(command, output / "logs" / f"supernode-{number}.log", env))
+
+    run_superlink(recipe, output, {name: pair[1] for name, pair in keys.items()}, host="127.0.0.1", port=free_port(),
+                  on_round=on_round, local_nodes=start_nodes)  # fmt: skip
+
+
+def run_superlink(recipe: Recipe, output: Path, keys: dict[str, Path], *, host: str, port: int,
+                  on_round: Callable[[dict[str, Any]], None], names: Sequence[str] = (), connect_s: float = 300.0,
+                  local_nodes: Callable[..., None] | None = None,
+                  waiting: Callable[[str, Path], None] | None = None) -> None:  # fmt: skip
+    """Start a SuperLink on ``host``:``port`` (TLS: its certificate names 127.0.0.1, localhost, the host and
+    ``names``; kept in ``output/flwr/tls`` and reused on a resume, so that sites keep their CA), register
+    each site's public key (``keys``, by site), start ``local_nodes(started, address, ca, env)`` if given
+    (else say ``waiting(address, ca)``), submit the run and follow its rounds until the last.
+
+    Raises:
+        DataError: The SuperLink did not start or refused a key, a process died, a site did not connect
+            within ``connect_s``, or a round took longer than ``ROUND_S``.
+    """
     fed = recipe.federated
     assert fed is not None
-    output = output.resolve()  # (Flower's config takes absolute paths; its processes may start elsewhere)
+    output = output.resolve()
     home, logs = output / "flwr", output / "logs"
     for folder in (home, logs):
         folder.mkdir(parents=True, exist_ok=True)
     for marker in (FINISHED, FAILED):
         (output / marker).unlink(missing_ok=True)
-    port = free_port()
-    ca, certificate, key = certificates(home / "tls")  # (local, but encrypted as a real federation is)
+    reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # where this machine's own clients connect
+    ca, certificate, key = certificates(home / "tls", names=[reach, *names])
     (home / "config.toml").write_text(f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = '
-                                      f'"127.0.0.1:{port}"\nroot-certificates = {json.dumps(str(ca))}\n',
+                                      f'"{reach}:{port}"\nroot-certificates = {json.dumps(str(ca))}\n',
                                       encoding="utf-8")  # fmt: skip
-    app = write_app(output / "app", server_recipe(recipe), output=output, sites=len(sites),
-                    private=fed.privacy is not None)  # fmt: skip
+    (home / "state.db").unlink(missing_ok=True)  # (a resume registers the keys again: the rounds are seekforge's)
     env = flower_env(home)
     with processes() as started:
         started.append(_start([flower_bin("flower-superlink"), "--ssl-ca-certfile", str(ca), "--ssl-certfile",
-                               str(certificate), "--ssl-keyfile", str(key), "--host", "127.0.0.1", "--port", str(port),
-                               "--database", str(home / "state.db"), "--disable-runtime-dependency-installation"],
-                              logs / "superlink.log", env))  # fmt: skip
-        _wait_listening(port, started[0], logs / "superlink.log")
-        for number, (name, data, work) in enumerate(write_sites(sites, output / "sites")):  # only its node reads it
-            started.append(_start(supernode_command(f"127.0.0.1:{port}", name, data, port=free_port(), work=work, ca=ca),
-                                  logs / f"supernode-{number}.log", env))  # fmt: skip
+                               str(certificate), "--ssl-keyfile", str(key), "--host", host, "--port", str(port),
+                               "--enable-supernode-auth", "--database", str(home / "state.db"),
+                               "--disable-runtime-dependency-installation"], logs / "superlink.log", env))  # fmt: skip
+        _wait_listening(reach, port, started[0], logs / "superlink.log")
+        nodes = {register(public, name, env): name for name, public in keys.items()}
+        app = write_app(output / "app", server_recipe(recipe), output=output, nodes=nodes, connect_s=connect_s,
+                        private=fed.privacy is not None)  # fmt: skip
+        if local_nodes is not None:
+            local_nodes(started, f"{reach}:{port}", ca, env)
+        elif waiting is not None:
+            waiting(f"{host}:{port}", ca)
         submitted = subprocess.run([flower_bin("flwr"), "run", str(app), "local", "--format", "json"], env=env,
                                    capture_output=True, text=True, timeout=START_S, check=False)  # fmt: skip
         try:  # (flwr run exits 0 and says success false when it could not submit)
@@ -93,18 +127,79 @@ def deploy(recipe: Recipe, sites: dict[str, pd.DataFrame], output: Path,
             accepted = False
         if submitted.returncode != 0 or not accepted:
             raise DataError(f"flwr run could not submit the federation: {_tail(submitted.stdout + submitted.stderr)}")
-        _follow(output, started, logs, fed.rounds, on_round)
+        _follow(output, started, logs, fed.rounds, on_round, connect_s=connect_s)
+
+
+def register(public: Path, site: str, env: dict[str, str]) -> int:
+    """Register ``site``'s public key with the SuperLink of ``env``'s Flower config; the node's id.
+
+    Raises:
+        DataError: The SuperLink refused the key (not an EC key, say), named.
+    """
+    done = subprocess.run([flower_bin("flwr"), "supernode", "register", str(public), "local", "--format", "json"],
+                          env=env, capture_output=True, text=True, timeout=START_S, check=False)  # fmt: skip
+    try:
+        answer = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        answer = {}
+    if done.returncode != 0 or not answer.get("success") or "node-id" not in answer:
+        raise DataError(f"the SuperLink did not register site {site}'s key {public}: {_tail(done.stdout + done.stderr)}",
+                        hint=f"make the site's key pair with: seekforge federate keys --site {site}")  # fmt: skip
+    return int(answer["node-id"])
+
+
+def site_keys(site: str, folder: Path, *, reuse: bool = False) -> tuple[Path, Path]:
+    """An EC (P-384) key pair for ``site``'s SuperNode in ``folder``: ``SITE.key`` (OpenSSH, readable by its
+    owner only; it stays at the site) and ``SITE.pub`` (OpenSSH; the server registers it). ``reuse``: a
+    pair already there is kept.
+
+    Raises:
+        ConfigError: A key file is already there (and not ``reuse``).
+    """
+    private, public = folder / f"{site}.key", folder / f"{site}.pub"
+    if private.is_file() and public.is_file() and reuse:
+        return private, public
+    if private.exists() or public.exists():
+        raise ConfigError(f"{private if private.exists() else public} already exists; a site's key is made once",
+                          hint="give the site's existing .pub to the server, or move the old pair away first")  # fmt: skip
+    require("cryptography", purpose="a site's key pair", extra="federated")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_private(private, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                              serialization.NoEncryption()))  # fmt: skip
+    write_text_atomic(public, key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                            serialization.PublicFormat.OpenSSH).decode() + "\n")  # fmt: skip
+    return private, public
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """``data`` written to ``path`` atomically, readable by this user only from its first byte."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)  # (made 0600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def supernode_command(superlink: str, site: str, data: Path, *, port: int, work: Path, ca: Path | None,
-                      retries: int | None = None, wait_s: float | None = None) -> list[str]:  # fmt: skip
+                      key: Path | None = None, retries: int | None = None,
+                      wait_s: float | None = None) -> list[str]:  # fmt: skip
     """The SuperNode of one site: its name and its own rows in its node config; TLS checked against the
-    certificate authority ``ca`` (None: unencrypted); ``retries`` / ``wait_s``: how long it keeps trying a
-    SuperLink it cannot reach."""
+    certificate authority ``ca`` (None: unencrypted); ``key``: its private key, which a SuperLink that
+    authenticates nodes checks; ``retries`` / ``wait_s``: how long it keeps trying a SuperLink it cannot
+    reach."""
     config = f"site={json.dumps(site)} data={json.dumps(str(data))} work={json.dumps(str(work))}"
     tls = ["--root-certificates", str(ca)] if ca is not None else ["--insecure"]
     command = [flower_bin("flower-supernode"), *tls, "--superlink", superlink, "--port", str(port),
                "--node-config", config]  # fmt: skip
+    if key is not None:
+        command += ["--auth-supernode-private-key", str(key)]
     if retries is not None:
         command += ["--max-retries", str(retries)]
     if wait_s is not None:
@@ -112,31 +207,44 @@ def supernode_command(superlink: str, site: str, data: Path, *, port: int, work:
     return command
 
 
-def write_app(folder: Path, recipe: Recipe, *, output: Path, sites: int, private: bool) -> Path:
+def write_app(folder: Path, recipe: Recipe, *, output: Path, nodes: dict[int, str], connect_s: float,
+              private: bool) -> Path:  # fmt: skip
     """The Flower app folder ``flwr run`` packages: seekforge's ServerApp and ClientApp by name, and the
-    run config (the recipe without its data source, the number of sites, where the records go)."""
+    run config (the recipe without its data source, the node registered for each site, how long the sites
+    may take to connect, where the records go)."""
     folder.mkdir(parents=True, exist_ok=True)
     client = "private_client" if private else "client"
     (folder / "pyproject.toml").write_text(
         f'[project]\nname = "seekforge-{recipe.name.lower().replace("_", "-").replace(".", "-")}"\nversion = "1.0.0"\n'
         f'dependencies = []\n\n[tool.flwr.app]\npublisher = "seekforge"\n\n[tool.flwr.app.components]\n'
         f'serverapp = "{_MODULE}:server"\nclientapp = "{_MODULE}:{client}"\n\n[tool.flwr.app.config]\n'
-        f"recipe = {json.dumps(recipe.to_yaml())}\noutput = {json.dumps(str(output))}\nsites = {sites}\n",
+        f"recipe = {json.dumps(recipe.to_yaml())}\noutput = {json.dumps(str(output))}\n"
+        f"nodes = {json.dumps(json.dumps({str(n): s for n, s in nodes.items()}))}\nconnect-s = {float(connect_s)}\n",
         encoding="utf-8",
     )
     return folder
 
 
-def certificates(folder: Path) -> tuple[Path, Path, Path]:
-    """A certificate authority and the SuperLink's certificate for 127.0.0.1 and localhost it signed (30
-    days), written to ``folder`` (the key readable by this user only): the CA's, the certificate's and the
-    key's paths."""
+def certificates(folder: Path, *, names: Sequence[str] = ()) -> tuple[Path, Path, Path]:
+    """A certificate authority and the SuperLink's certificate it signed (30 days) for 127.0.0.1,
+    localhost and ``names`` (host names or IP addresses), written to ``folder`` (the key readable by this
+    user only): the CA's, the certificate's and the key's paths. Those already in ``folder`` are kept
+    while they name every one of ``names`` (a resumed server keeps the CA its sites were given)."""
+    paths = folder / "ca.pem", folder / "superlink.pem", folder / "superlink.key"
+    wanted = {"127.0.0.1", "localhost", *names}
     require("cryptography", purpose="a federation's TLS certificates", extra="federated")
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
+    if all(p.is_file() for p in paths):
+        kept = x509.load_pem_x509_certificate(paths[1].read_bytes())
+        named = kept.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        if wanted <= {str(n) for n in named.get_values_for_type(x509.DNSName)} | {
+            str(a) for a in named.get_values_for_type(x509.IPAddress)
+        }:
+            return paths
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     valid = {
@@ -149,18 +257,24 @@ def certificates(folder: Path) -> tuple[Path, Path, Path]:
                                   serial_number=x509.random_serial_number(), **valid)
           .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
           .sign(authority_key, hashes.SHA256()))  # fmt: skip
-    names = x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    certificate = (x509.CertificateBuilder(subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]),
+    alternative = x509.SubjectAlternativeName([_alternative_name(n, x509) for n in sorted(wanted)])
+    common = next((n for n in names if n not in ("127.0.0.1", "localhost")), "127.0.0.1")
+    certificate = (x509.CertificateBuilder(subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)]),
                                            issuer_name=authority, public_key=key.public_key(),
                                            serial_number=x509.random_serial_number(), **valid)
-                   .add_extension(names, critical=False).sign(authority_key, hashes.SHA256()))  # fmt: skip
-    paths = folder / "ca.pem", folder / "superlink.pem", folder / "superlink.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    paths[2].touch(mode=0o600)
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
+                   .add_extension(alternative, critical=False).sign(authority_key, hashes.SHA256()))  # fmt: skip
+    _write_private(paths[2], key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))  # fmt: skip
+    write_text_atomic(paths[1], certificate.public_bytes(serialization.Encoding.PEM).decode())
+    write_text_atomic(paths[0], ca.public_bytes(serialization.Encoding.PEM).decode())
     return paths
+
+
+def _alternative_name(name: str, x509: Any) -> Any:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def free_port() -> int:
@@ -171,8 +285,9 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """The processes started within, each stopped by its PID at the end (its whole process group: SIGTERM,
-    then SIGKILL after 10 s), also when this process is sent SIGTERM meanwhile."""
+    """The processes started within, each stopped by its PID at the end with every process it started (its
+    process group, and the descendants that left it: Flower starts a ServerApp in a session of its own;
+    SIGTERM, then SIGKILL after 10 s), also when this process is sent SIGTERM meanwhile."""
     started: list[subprocess.Popen[bytes]] = []
 
     def stop(signum: int, frame: Any) -> None:
@@ -185,9 +300,13 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     finally:
         if handling:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        family = descendants([p.pid for p in started])  # (before any stops: an orphan's parent is init)
         for process in reversed(started):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         for process in started:
             try:
@@ -198,6 +317,40 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
                 process.wait()
             with contextlib.suppress(ProcessLookupError):  # what the group started, if still there
                 os.killpg(process.pid, signal.SIGKILL)
+        for pid in family:
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def descendants(roots: list[int]) -> list[int]:
+    """Every process started by ``roots`` or by a process they started (``ps``: Linux and macOS alike)."""
+    if not roots:
+        return []
+    listing = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "ppid="], capture_output=True, text=True, check=False)
+    children: dict[int, list[int]] = {}
+    for line in listing.stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and all(f.isdigit() for f in fields):
+            children.setdefault(int(fields[1]), []).append(int(fields[0]))
+    found, todo = [], list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.append(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # (another user's: its number was reused)
+        return False
+    return True
 
 
 def _start(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -206,31 +359,33 @@ def _start(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Pop
                                 start_new_session=True)  # fmt: skip
 
 
-def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_listening(host: str, port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise DataError(f"the SuperLink exited ({process.returncode}): {_tail(log.read_text(errors='replace'))}")
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
+            if sock.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.2)
-    raise DataError(f"the SuperLink did not listen on 127.0.0.1:{port} within {START_S:.0f} s", hint=f"see {log}")
+    raise DataError(f"the SuperLink did not listen on {host}:{port} within {START_S:.0f} s", hint=f"see {log}")
 
 
 def _follow(output: Path, started: list[subprocess.Popen[bytes]], logs: Path, rounds: int,
-            on_round: Callable[[dict[str, Any]], None]) -> None:  # fmt: skip
+            on_round: Callable[[dict[str, Any]], None], *, connect_s: float) -> None:  # fmt: skip
     """Report each round the server records until it writes FINISHED; fail when a process dies or a round
-    takes longer than ROUND_S."""
-    seen, last = 0, time.monotonic()
+    takes longer than ROUND_S (the first: ROUND_S after the sites' ``connect_s``)."""
+    checkpoint = output / "global.safetensors"
+    seen = read_checkpoint(checkpoint)[0] if checkpoint.is_file() else 0  # (a resume reports the rounds after it)
+    last = time.monotonic() + connect_s
     path = output / "rounds.jsonl"
     while True:
         text = path.read_text(encoding="utf-8") if path.is_file() else ""
-        lines = text[: text.rfind("\n") + 1].splitlines()  # (a line being written waits for its end)
-        for line in lines[seen:]:
-            on_round(json.loads(line))
-            last = time.monotonic()
-        seen = max(seen, len(lines))
+        for line in text[: text.rfind("\n") + 1].splitlines():  # (a line being written waits for its end)
+            record = json.loads(line)
+            if record["round"] > seen:
+                on_round(record)
+                seen, last = record["round"], time.monotonic()
         if (output / FINISHED).is_file():
             return
         if (output / FAILED).is_file():
@@ -247,18 +402,28 @@ def _follow(output: Path, started: list[subprocess.Popen[bytes]], logs: Path, ro
 
 
 def join_site(recipe: Recipe, site: str, superlink: str, data: Path, *, port: int, retries: int,
-              wait_s: float, ca: Path | None = None) -> int:  # fmt: skip
+              wait_s: float, ca: Path | None = None, key: Path | None = None) -> int:  # fmt: skip
     """Run this machine's site as a SuperNode of the SuperLink at ``superlink`` until the federation ends or
     it is stopped; its rows (``data``) are checked against the recipe's features first, and only its own
-    node reads them. Returns the SuperNode's exit code.
+    node reads them; ``key``: its private key (``federate keys``), which a SuperLink that authenticates
+    nodes checks against the public key it registered. Returns the SuperNode's exit code.
 
     Raises:
+        ConfigError: ``key`` is not a file.
         DataError: The rows lack a declared column or hold a bad value (named), or the SuperLink could not
             be reached after ``retries`` tries (waiting up to ``wait_s`` seconds).
     """
-    from seekforge.data import check_table, read_source
+    from seekforge.data import check_table
 
-    check_table(read_source(str(data), recipe.data.read), recipe.features)
+    remote = recipe.federated.sites.remote if recipe.federated is not None else None
+    if remote is not None and site not in remote:
+        raise ConfigError(f"--site {site}: the recipe's federated.sites.remote names {', '.join(remote)}",
+                          hint="join as one of them, the one whose key this site holds")  # fmt: skip
+    check_table(site_rows(recipe, data), recipe.features)
+    if key is not None and not key.is_file():
+        raise ConfigError(
+            f"--key {key}: no such file", hint=f"make the site's key pair: seekforge federate keys --site {site}"
+        )
     ca = ca.resolve() if ca is not None else None
     work = data.resolve().parent / f".seekforge-{site}"
     home = work / "flwr"
@@ -266,17 +431,34 @@ def join_site(recipe: Recipe, site: str, superlink: str, data: Path, *, port: in
     if ca is None:
         sys.stderr.write(f"seekforge: site {site} joins {superlink} unencrypted (no --ca given)\n")
     command = supernode_command(superlink, site, data.resolve(), port=port, work=work, ca=ca, retries=retries,
-                                wait_s=wait_s)  # fmt: skip
+                                wait_s=wait_s, key=key.resolve() if key is not None else None)  # fmt: skip
+    path, deadline = work / "supernode.log", time.monotonic() + wait_s
     with processes() as started:
-        started.append(_start(command, work / "supernode.log", flower_env(home)))
-        code = started[0].wait()
+        while True:  # a SuperLink that does not admit the node yet (its key not registered yet) is tried again
+            offset = path.stat().st_size if path.exists() else 0
+            started.append(_start(command, path, flower_env(home)))
+            code = started[-1].wait()
+            log = path.read_bytes()[offset:].decode(errors="replace")
+            refused = "failed to activate" in log.lower()
+            if code == 0 or not refused or time.monotonic() >= deadline:
+                break
+            time.sleep(min(5.0, max(0.5, deadline - time.monotonic())))
     if code != 0:
-        log = (work / "supernode.log").read_text(errors="replace")
+        if refused:
+            raise DataError(f"the SuperLink at {superlink} refused site {site}'s node for {wait_s:.0f} s: "
+                            f"{_reason(log)}", hint="its NAME.pub must be among the server's --keys, and its "
+                            "NAME.key given here with --key")  # fmt: skip
         unreachable = "retr" in log.lower() or "connect" in log.lower()
         raise DataError((f"the SuperLink at {superlink} could not be reached ({retries} tries, up to {wait_s:.0f} s)"
                          if unreachable else f"the SuperNode of site {site} exited with code {code}") +
-                        f": {_tail(log, 2)}", hint=f"check the address and that the SuperLink runs; log: {work / 'supernode.log'}")  # fmt: skip
+                        f": {_reason(log)}", hint=f"check the address and that the SuperLink runs; log: {work / 'supernode.log'}")  # fmt: skip
     return code
+
+
+def _reason(log: str) -> str:
+    """What a Flower process's log says went wrong: its lines naming a failure (else its last two)."""
+    said = [line for line in log.splitlines() if any(w in line.lower() for w in ("fail", "error", "[code"))]
+    return _tail("\n".join(said[-3:])) if said else _tail(log, 2)
 
 
 def _tail(text: str, lines: int = 5) -> str:

@@ -1,8 +1,8 @@
 """The ServerApp and ClientApps a Flower deployment loads: the app folder seekforge writes for a run names
 them (``seekforge.federate._deployed:server`` and ``:client`` or ``:private_client``).
 
-The server reads its plan from the run config: the recipe without its data source, how many sites join,
-and where its records go. Each SuperNode is one site: its node config names the site and its own rows
+The server reads its plan from the run config: the recipe without its data source, the node registered
+for each site, how long they may take to connect, and where its records go. Each SuperNode is one site: its node config names the site and its own rows
 (``site``, ``data``), which never leave it. Flower imports this module in the processes it starts.
 """
 
@@ -39,8 +39,12 @@ def _main(grid: Grid, context: Context) -> None:
     recipe = _recipe(context.run_config)
     assert recipe.federated is not None
     output = Path(str(context.run_config["output"]))
+    nodes = {int(n): site for n, site in json.loads(str(context.run_config["nodes"])).items()}
+    plan = Plan(
+        recipe, recipe.federated, len(nodes), output, nodes=nodes, connect_s=float(context.run_config["connect-s"])
+    )
     try:
-        federation(grid, Plan(recipe, recipe.federated, int(context.run_config["sites"]), output))
+        federation(grid, plan)
     except Exception as exc:  # said to the orchestrator waiting for the rounds, then Flower's own handling
         write_text_atomic(output / FAILED, json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
         raise

@@ -48,6 +48,7 @@ from seekforge.federate._site import (
     server_recipe,
     write_sites,
 )
+from seekforge.federate.config import FederatedConfig
 from seekforge.monitor import build_reference
 from seekforge.recipe import Recipe
 from seekforge.train import TrainResult
@@ -81,6 +82,11 @@ def federate(
         raise ConfigError("data.clean and data.balance work on one table; federated sites keep their rows apart "
                           "(SMOTE would interpolate between two sites' rows)",
                           hint="clean and balance each site's rows where they are, then remove these sections")  # fmt: skip
+    if fed.sites.remote is not None:
+        raise ConfigError(f"federated.sites.remote: {', '.join(fed.sites.remote)} are sites on their own machines; "
+                          "federate carves its sites from the recipe's rows",
+                          hint="run seekforge federate server RECIPE here and seekforge federate site RECIPE --site NAME "
+                               "at each site")  # fmt: skip
     require("flwr", purpose="federated training", extra="federated")
     if not deployment:
         require("ray", purpose="Flower's simulation runtime", extra="federated")
@@ -94,6 +100,23 @@ def federate(
     write_text_atomic(folder / "recipe.yaml", recipe.to_yaml())
     output = folder / FOLDER
     output.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    with rounds_shown(fed, on_round) as round_done:
+        if deployment:
+            from seekforge.federate._deploy import deploy
+
+            deploy(recipe, sites, output, round_done)
+        else:
+            _simulate(recipe, sites, output, round_done)
+    seconds = time.perf_counter() - started
+    return package(recipe, folder, splits=splits, sites={n: len(s) for n, s in sites.items()}, seconds=seconds)
+
+
+@contextmanager
+def rounds_shown(fed: FederatedConfig, on_round: Callable[[dict[str, Any]], None] | None,
+                 ) -> Iterator[Callable[[dict[str, Any]], None]]:  # fmt: skip
+    """A progress bar over the rounds; yields what each round's record is given to: a line on the console
+    (the sites' mean held-out figures), the bar moved, then ``on_round``."""
     where = "held-out" if fed.validation > 0 else "training-row"  # what the sites measure the global model on
     with progress_task("federated rounds", total=fed.rounds) as advance:
         seen = 0
@@ -109,15 +132,7 @@ def federate(
             if on_round is not None:
                 on_round(record)
 
-        started = time.perf_counter()
-        if deployment:
-            from seekforge.federate._deploy import deploy
-
-            deploy(recipe, sites, output, round_done)
-        else:
-            _simulate(recipe, sites, output, round_done)
-    seconds = time.perf_counter() - started
-    return package(recipe, folder, splits=splits, sites={n: len(s) for n, s in sites.items()}, seconds=seconds)
+        yield round_done
 
 
 def _simulate(recipe: Recipe, sites: dict[str, Any], output: Path,

@@ -22,7 +22,7 @@ from torch import nn
 from seekforge.build import build_seeded_model
 from seekforge.core.errors import DataError
 from seekforge.core.hardware import peak_rss_mb
-from seekforge.data import Preprocessor, read_source, site_statistics
+from seekforge.data import Preprocessor, derive_history, read_source, site_statistics
 from seekforge.models import infer
 from seekforge.recipe import Recipe
 from seekforge.train import Tensors, Trainer, evaluate_logits, task_loss
@@ -105,9 +105,18 @@ def load_site(name: str, data: str, work: str, recipe_yaml: str) -> Site:
     once per process whatever the number of messages."""
     recipe = Recipe.model_validate(yaml.safe_load(recipe_yaml))
     assert recipe.federated is not None
-    rows = read_source(data, recipe.data.read)
+    rows = site_rows(recipe, Path(data))
     train, held = held_out(rows, recipe.federated.validation, site_seed(recipe, name))
     return Site(name, recipe, train, held, work=Path(work))
+
+
+def site_rows(recipe: Recipe, data: Path) -> pd.DataFrame:
+    """A site's rows as the recipe reads its data, with the inputs derived from each entity's earlier rows
+    (``features.history``) where the file has them not yet: a site's history is its own rows'."""
+    rows = read_source(str(data), recipe.data.read)
+    if any(f.name not in rows.columns for f in recipe.features.derived()):
+        rows = derive_history(rows, recipe.features)
+    return rows
 
 
 def global_model(recipe: Recipe, pre: Preprocessor) -> nn.Module:

@@ -3,11 +3,13 @@ Flower strategy aggregates the sites' weights, and optional client-side differen
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from seekforge.core.config import BaseConfig
+from seekforge.core.errors import ConfigError
 
 
 class DirichletSites(BaseConfig):
@@ -19,24 +21,46 @@ class DirichletSites(BaseConfig):
     min_rows: Annotated[int, Field(ge=1)] = 10
 
 
+#: a remote site's name: also the name of its key files
+SITE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+SiteName = Annotated[str, Field(pattern=SITE_NAME)]
+
+
+def check_site_name(name: str) -> str:
+    """``name`` if it can name a site (and its key files).
+
+    Raises:
+        ConfigError: It cannot.
+    """
+    if not re.fullmatch(SITE_NAME, name):
+        raise ConfigError(f"site name {name!r}: use letters, digits, '.', '_' and '-' (up to 64, the first a letter "
+                          "or digit)", hint="it names the site's key files too")  # fmt: skip
+    return name
+
+
 class SitesConfig(BaseConfig):
     """Which site each training row belongs to: ``by`` a column naming it (each value a site, as hospitals
-    keep their own patients), ``iid`` that many sites of rows drawn at random, or ``dirichlet`` label skew."""
+    keep their own patients), ``iid`` that many sites of rows drawn at random, or ``dirichlet`` label skew;
+    or ``remote``: the names of sites on their own machines, each joining with its own rows
+    (``seekforge federate server`` and ``seekforge federate site``)."""
 
     by: Annotated[str, Field(min_length=1)] | None = None
     iid: Annotated[int, Field(ge=2, le=1000)] | None = None
     dirichlet: DirichletSites | None = None
+    remote: Annotated[list[SiteName], Field(min_length=2, max_length=1000)] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> SitesConfig:
-        given = [k for k in ("by", "iid", "dirichlet") if getattr(self, k) is not None]
+        given = [k for k in ("by", "iid", "dirichlet", "remote") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of by, iid, dirichlet (got {', '.join(given) or 'none'})")
+            raise ValueError(f"give exactly one of by, iid, dirichlet, remote (got {', '.join(given) or 'none'})")
+        if self.remote is not None and len(set(self.remote)) != len(self.remote):
+            raise ValueError(f"remote names a site twice: {sorted(n for n in self.remote if self.remote.count(n) > 1)}")
         return self
 
     @property
     def kind(self) -> str:
-        return "by" if self.by is not None else "iid" if self.iid is not None else "dirichlet"
+        return next(k for k in ("by", "iid", "dirichlet", "remote") if getattr(self, k) is not None)
 
 
 class StrategyConfig(BaseConfig):
