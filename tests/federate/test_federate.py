@@ -7,10 +7,12 @@ names the rounds, the sites and the strategy; bad site declarations are refused 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -31,7 +33,7 @@ import seekforge
 from seekforge.core.errors import ConfigError, DataError
 from seekforge.core.package import read_manifest
 from seekforge.federate import SitesConfig, federate, partition
-from seekforge.federate._site import read_checkpoint
+from seekforge.federate._site import kept_round, read_checkpoint
 from seekforge.recipe import Recipe
 from tests.conftest import fusion_recipe, make_fusion, make_tabular
 from tests.integration.cli import assert_user_error
@@ -170,25 +172,37 @@ def test_sites_are_partitioned_by_flower_and_bad_declarations_are_refused() -> N
 # starts a ClientApp process that imports torch; make test-slow runs it)
 def test_a_deployment_runs_a_superlink_and_three_supernodes_and_stops_them(tmp_path: Path) -> None:
     """Flower's deployment runtime on 127.0.0.1 over TLS, its nodes authenticated by their keys: the SuperLink
-    and one SuperNode per site as processes, each site's rows in a file only its node reads; stopped
-    (SIGTERM) after round 1, resumed for rounds 2 and 3; every process stopped by its PID."""
+    and one SuperNode per site as processes, each site's rows in a file only its node reads. Its ServerApp
+    killed outright after round 1 (said, exit 2); resumed and stopped (SIGTERM) after round 2; resumed for
+    round 3; every process stopped by its PID."""
     make_tabular(300, seed=4).to_csv(tmp_path / "rows.csv", index=False)
     (tmp_path / "fed.yaml").write_text(yaml.safe_dump(recipe(tmp_path / "rows.csv")))
     before = flower_processes()
     first = _started("federate", "fed.yaml", "--deployment", cwd=tmp_path, log=tmp_path / "first.log")
     try:
-        deadline = time.monotonic() + 300
-        while not list(tmp_path.glob("runs/fed/*/federated/global.safetensors")) and time.monotonic() < deadline:
-            time.sleep(0.5)
+        wait_for_round(tmp_path, 1)
+        server = [
+            p for p in flower_processes() - before if b"flwr-serverapp" in Path(f"/proc/{p}/cmdline").read_bytes()
+        ]
+        os.kill(server[0], signal.SIGKILL)  # the ServerApp killed outright: it writes nothing
+        assert first.wait(timeout=180) == 2
     finally:
-        os.killpg(first.pid, signal.SIGTERM)
-    assert first.wait(timeout=60) != 0 and flower_processes() <= before  # stopped, with every process it started
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGTERM)
+    assert "the federation's server ended" in (tmp_path / "first.log").read_text()
+    second = _started("federate", "fed.yaml", "--deployment", "--resume", cwd=tmp_path, log=tmp_path / "second.log")
+    try:
+        wait_for_round(tmp_path, 2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(second.pid, signal.SIGTERM)
+    assert second.wait(timeout=60) != 0 and flower_processes() <= before  # stopped, with every process it started
     done = cli("federate", "fed.yaml", "--deployment", "--resume", "--json", cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     run = tmp_path / answer["run_dir"]
     assert answer["rounds"] == 3 and (run / "federated" / "finished.json").is_file()
-    assert "round 1/3" not in done.stderr and "round 3/3" in done.stderr  # (round 1 was kept)
+    assert "round 2/3" not in done.stderr and "round 3/3" in done.stderr  # (rounds 1 and 2 were kept)
     lines = (run / "federated" / "rounds.jsonl").read_text().splitlines()
     assert [json.loads(line)["round"] for line in lines] == [1, 2, 3]
     logs = sorted(p.name for p in (run / "federated" / "logs").iterdir())
@@ -198,6 +212,17 @@ def test_a_deployment_runs_a_superlink_and_three_supernodes_and_stops_them(tmp_p
     lineage = read_manifest(tmp_path / answer["package"])["lineage"]["federated"]
     assert lineage["rounds"] == 3 and len(lineage["sites"]) == 3
     assert flower_processes() <= before  # every one stopped
+
+
+def wait_for_round(folder: Path, round_: int) -> None:
+    """Until a federation under ``folder`` has kept the global weights of ``round_``."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        kept = list(folder.glob("runs/fed/*/federated/global.safetensors"))
+        if kept and kept_round(kept[0]) >= round_:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"round {round_} was not kept within 300 s")
 
 
 def flower_processes() -> set[int]:
@@ -262,18 +287,21 @@ def test_a_server_admits_only_its_sites_keys_and_packages_on_its_own_rows(tmp_pa
     assert_user_error(cli("federate", "keys", "--site", "north", cwd=tmp_path / "north"), "already exists")
     before = flower_processes()
     port = free_port()
-    started = [_started("federate", "server", "fed.yaml", "--keys", "keys", "--listen", f"127.0.0.1:{port}", "--wait",
-                        "240", "--json", cwd=server, log=tmp_path / "server.log")]  # fmt: skip
+    started = [_started("federate", "server", "fed.yaml", "--keys", "keys", "--listen", f"0.0.0.0:{port}", "--wait",
+                        "300", "--json", cwd=server, log=tmp_path / "server.log")]  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while not (found := list(server.glob("runs/fed/*/federated/flwr/tls/ca.pem"))) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert found, (tmp_path / "server.log").read_text()
-        for home in [*(tmp_path / n for n in names), tmp_path / "impostor"]:  # (started before the keys are
-            name = "east" if home.name == "impostor" else home.name  # registered: each tries again)
+        deadline = time.monotonic() + 180
+        while "waiting up to" not in (tmp_path / "server.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)  # (the SuperLink, its gate and the sites' keys registered)
+        ca = next(server.glob("runs/fed/*/federated/flwr/tls/ca.pem"))
+        control = http.client.HTTPSConnection("127.0.0.1", port, context=ssl.create_default_context(cafile=str(ca)))
+        control.request("POST", "/v1/control/list-runs", body=b"")
+        assert control.getresponse().status == 404  # the sites' port passes the Fleet API only
+        for home in [*(tmp_path / n for n in names), tmp_path / "impostor"]:
+            name = "east" if home.name == "impostor" else home.name
             started.append(_started("federate", "site", "fed.yaml", "--site", name, "--superlink", f"127.0.0.1:{port}",
-                                    "--ca", str(found[0]), "--key", f"{name}.key", "--port", str(free_port()),
-                                    "--retries", "3", "--wait", "60", cwd=home, log=tmp_path / f"{home.name}.log"))  # fmt: skip
+                                    "--ca", str(ca), "--key", f"{name}.key", "--port", str(free_port()),
+                                    "--retries", "3", "--wait", "30", cwd=home, log=tmp_path / f"{home.name}.log"))  # fmt: skip
         assert started[-1].wait(timeout=180) == 2  # the impostor: refused, said in one line
         assert started[0].wait(timeout=480) == 0, (tmp_path / "server.log").read_text()
     finally:
@@ -318,3 +346,15 @@ def test_remote_sites_are_declared_keyed_and_refused_in_words(tmp_path: Path) ->
         check_site_name("../north")
     with pytest.raises(ValueError, match="remote names a site twice"):
         SitesConfig.model_validate({"remote": ["north", "north"]})
+    with pytest.raises(ConfigError, match="--key without --ca"):
+        join_site(remote, "north", "127.0.0.1:1", tmp_path / "rows.csv", port=1, retries=0, wait_s=1, key=private)
+    from seekforge.federate._apps import _check_names
+
+    _check_names({11: "north", 12: "south"}, {11: "north", 12: "south"})
+    with pytest.raises(DataError, match="the node registered with south's key answers as 'north'"):
+        _check_names({11: "north", 12: "north"}, {11: "north", 12: "south"})
+    with pytest.raises(DataError, match="more than one node answers as site north"):
+        _check_names({11: "north", 12: "north"}, None)
+    assert_user_error(
+        cli("federate", "fed.yaml", "--keys", "keys", cwd=tmp_path), "--keys: not an option of federate RECIPE"
+    )

@@ -12,6 +12,9 @@ from seekforge.core.errors import ConfigError
 
 #: the verbs ``federate`` takes before a recipe: a site's node, the server of remote sites, a site's keys
 VERBS = ("site", "server", "keys")
+#: the options (of those without a default) that each verb takes (None: federate RECIPE)
+OPTIONS = {None: {"--deployment", "--resume"}, "site": {"--site", "--superlink", "--data", "--ca", "--key"},
+           "server": {"--keys", "--name", "--resume"}, "keys": {"--site"}}  # fmt: skip
 
 
 def federate_cmd(
@@ -77,6 +80,13 @@ def federate_cmd(
     from seekforge.recipe import load_recipe
 
     verb = str(recipe) if str(recipe) in VERBS and not recipe.is_file() else None
+    given = {"--deployment": deployment, "--resume": resume, "--site": site is not None, "--superlink": superlink is not None,
+             "--data": data is not None, "--ca": ca is not None, "--key": key is not None, "--keys": keys is not None,
+             "--name": bool(name)}  # fmt: skip
+    stray = [option for option, on in given.items() if on and option not in OPTIONS[verb]]
+    if stray:
+        raise ConfigError(f"{', '.join(stray)}: not an option of federate {verb or 'RECIPE'}",
+                          hint=f"federate {verb or 'RECIPE'} takes {', '.join(sorted(OPTIONS[verb]))}")  # fmt: skip
     if verb == "keys":
         _keys(site, output, verb_recipe, as_json)
         return
@@ -103,8 +113,9 @@ def federate_cmd(
         from seekforge.federate import serve_federation
 
         host, _, number = listen.rpartition(":")
-        if not host or not number.isdigit():
-            raise ConfigError(f"--listen {listen!r} is not HOST:PORT", hint="--listen 0.0.0.0:9092")
+        if not host or not number.isdigit() or ":" in host or host.startswith("["):
+            raise ConfigError(f"--listen {listen!r} is not HOST:PORT with an IPv4 address or a host name",
+                              hint="--listen 0.0.0.0:9092")  # fmt: skip
         built = serve_federation(spec, keys=keys, host=host, port=int(number), names=name or [],
                                  connect_s=wait or 600.0, runs_dir=runs_dir, resume=resume)  # fmt: skip
     else:

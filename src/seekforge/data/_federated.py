@@ -44,7 +44,7 @@ from seekforge.data._sequences import (
 from seekforge.data._text import TextEncoder
 from seekforge.data._validate import check_table
 from seekforge.data.config import FeaturesConfig, SequenceFeature
-from seekforge.runtime import canonical, fit_pixels
+from seekforge.runtime import canonical, fit_pixels, is_missing
 
 
 def site_statistics(
@@ -114,7 +114,8 @@ def _sequence_sums(column: pd.Series, frame: pd.DataFrame, feature: SequenceFeat
     """A site's lists: how long, what kind (none when it has no items), and their numbers' moments or their
     tokens' counts."""
     lists = read_lists(column, frame, feature.name)
-    kind = sequence_kind(lists, feature) if any(lists) else None
+    present = any(not is_missing(item) for items in lists for item in items)
+    kind = sequence_kind(lists, feature) if present else None  # (a site of missing items only has no say)
     summary: dict[str, Any] = {"kind": kind, **list_lengths(lists, feature)}
     if kind == "numbers":
         summary |= _moments(present_numbers(lists, frame, feature.name))

@@ -24,9 +24,21 @@ from typing import Any
 import torch
 
 from seekforge.core.errors import DataError, SeekforgeError
-from seekforge.core.io import atomic_dir, write_text_atomic
-from seekforge.data import merge_statistics
-from seekforge.federate._site import MOMENT, Site, floats, global_model, load_floats, numbers, read_checkpoint
+from seekforge.core.io import atomic_dir
+from seekforge.data import Preprocessor, merge_statistics
+from seekforge.federate._deploy import CONNECT_S, ROUND_S
+from seekforge.federate._site import (
+    CHECKPOINT,
+    MOMENT,
+    ROUNDS,
+    Site,
+    floats,
+    global_model,
+    load_floats,
+    numbers,
+    read_checkpoint,
+    resume_point,
+)
 from seekforge.federate.config import FederatedConfig
 from seekforge.recipe import Recipe
 
@@ -39,17 +51,9 @@ try:  # the federated extra (seekforge.federate checks it before anything import
 except ImportError as exc:  # pragma: no cover - said by seekforge.federate before this import
     raise ImportError(f"seekforge.federate needs Flower: {exc}") from exc
 
-#: the global weights of the last round done, with its number in the file's metadata (replaced each round),
-#: and FedAdam's moments beside them (see read_checkpoint)
-CHECKPOINT = "global.safetensors"
 #: a metric every site reports as 1: the weight of each site's update when differential privacy bounds
 #: each site's share (Flower's noise assumes an unweighted mean)
 UNIFORM = "uniform-weight"
-#: one line per round: each site's training and held-out figures and their row-weighted means
-ROUNDS = "rounds.jsonl"
-#: how long the server waits for every site to connect, and for a round's replies
-CONNECT_S = float(os.environ.get("SEEKFORGE_FEDERATE_CONNECT_S", "300"))
-ROUND_S = float(os.environ.get("SEEKFORGE_FEDERATE_ROUND_S", "3600"))
 
 
 # ------------------------------------------------------------------------------------------- the site
@@ -151,28 +155,51 @@ def federation(grid: Grid, plan: Plan) -> None:
     statistics = [json.loads(str(r.content["statistics"]["json"])) for r in replies]
     features = plan.recipe.features
     pre = merge_statistics(features, statistics, tokenizer_paths=plan.recipe.model.tokenizer_paths(features))
-    model = global_model(plan.recipe, pre)
+    preprocessor = json.dumps(pre.to_dict())
     done, weights, moments = _checkpoint(plan.output)
+    setup = plan.output / "setup"
+    if done and (setup / "preprocessor.json").is_file():  # a resume goes on with the preprocessing it began with
+        began = (setup / "preprocessor.json").read_text(encoding="utf-8")
+        if json.loads(began) != json.loads(preprocessor):
+            logging.getLogger("seekforge").warning("the sites' statistics changed since the federation began; its "
+                                                   "rounds go on with the preprocessing of round 1")  # fmt: skip
+        pre, preprocessor = Preprocessor.from_dict(json.loads(began)), began
+    else:
+        io = plan.recipe.model.prepare_io(pre.model_io())
+        with atomic_dir(setup, overwrite=True) as tmp:  # what the package is built from
+            (tmp / "preprocessor.json").write_text(preprocessor, encoding="utf-8")
+            (tmp / "model.json").write_text(json.dumps({"config": plan.recipe.model.model_dump(mode="json"),
+                                                        "io": io.to_dict()}), encoding="utf-8")  # fmt: skip
+            sites = {names[n]: {"rows": s["rows"], **({"classes": s["classes"]} if "classes" in s else {})}
+                     for n, s in zip([r.metadata.src_node_id for r in replies], statistics, strict=True)}  # fmt: skip
+            (tmp / "sites.json").write_text(json.dumps(sites), encoding="utf-8")
+    model = global_model(plan.recipe, pre)
     if weights is not None:
         load_floats(model, weights)
     remaining = plan.federated.rounds - done
-    preprocessor = json.dumps(pre.to_dict())
-    io = plan.recipe.model.prepare_io(pre.model_io())
-    with atomic_dir(plan.output / "setup", overwrite=True) as tmp:  # what the package is built from
-        (tmp / "preprocessor.json").write_text(preprocessor, encoding="utf-8")
-        (tmp / "model.json").write_text(json.dumps({"config": plan.recipe.model.model_dump(mode="json"),
-                                                    "io": io.to_dict()}), encoding="utf-8")  # fmt: skip
-        sites = {names[n]: {"rows": s["rows"], **({"classes": s["classes"]} if "classes" in s else {})}
-                 for n, s in zip([r.metadata.src_node_id for r in replies], statistics, strict=True)}  # fmt: skip
-        (tmp / "sites.json").write_text(json.dumps(sites), encoding="utf-8")
     if remaining <= 0:
         return
     strategy = _strategy(plan, names, done, moments)
+    grid = _Federation(grid, set(names))  # (the strategy samples these nodes only, whoever else connects)
     config = {"preprocessor": preprocessor}
     train_config = ConfigRecord({**config, "local-epochs": plan.federated.local_epochs, "round-offset": done})
     strategy.start(grid=grid, initial_arrays=ArrayRecord(torch_state_dict=floats(model.state_dict())),
                    num_rounds=remaining, timeout=ROUND_S, train_config=train_config,
                    evaluate_config=ConfigRecord(config))  # fmt: skip
+
+
+class _Federation:
+    """A grid whose nodes are the federation's: a node that connects later (a stray one in a simulation's
+    pool, say) is neither sampled nor heard."""
+
+    def __init__(self, grid: Grid, nodes: set[int]) -> None:
+        self._grid, self._nodes = grid, nodes
+
+    def get_node_ids(self) -> list[int]:
+        return [n for n in self._grid.get_node_ids() if n in self._nodes]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._grid, name)
 
 
 def _wait_for_sites(grid: Grid, plan: Plan) -> list[int]:
@@ -267,13 +294,15 @@ def _record_rounds(strategy: Any, plan: Plan, names: dict[int, str], done: int) 
     clock = {"last": time.time()}  # a round's wall time: from the last round's end (or the start) to its own
 
     def per_site(replies: list[Message]) -> dict[str, dict[str, float]]:
-        return {names.get(r.metadata.src_node_id, str(r.metadata.src_node_id)): _figures(r.content["metrics"])
-                for r in replies if not r.has_error()}  # fmt: skip
+        return {names[r.metadata.src_node_id]: _figures(r.content["metrics"]) for r in replies if not r.has_error()}
+
+    def heard(replies: Iterable[Message]) -> list[Message]:
+        """The replies of the federation's nodes (the strategy asks no other: a guard all the same)."""
+        return [r for r in replies if r.metadata.src_node_id in names]
 
     def aggregate_train(server_round: int, replies: Iterable[Message]) -> Any:
-        replies = list(replies)
-        failed = [f"{names.get(r.metadata.src_node_id, r.metadata.src_node_id)}: {r.error.reason.strip() or '?'}"
-                  for r in replies if r.has_error()]  # fmt: skip
+        replies = heard(replies)
+        failed = [f"{names[r.metadata.src_node_id]}: {r.error.reason.strip() or '?'}" for r in replies if r.has_error()]
         if failed:
             logging.getLogger("seekforge").warning("round %d: %d site(s) failed: %s", done + server_round,
                                                    len(failed), "; ".join(failed))  # fmt: skip
@@ -285,7 +314,7 @@ def _record_rounds(strategy: Any, plan: Plan, names: dict[int, str], done: int) 
         return arrays, metrics
 
     def aggregate_evaluate(server_round: int, replies: Iterable[Message]) -> Any:
-        replies = list(replies)
+        replies = heard(replies)
         metrics = evaluated(server_round, replies)
         now = time.time()
         arrays = pending.pop("arrays")
@@ -320,16 +349,10 @@ def _save_checkpoint(output: Path, weights: dict[str, torch.Tensor], round_: int
 
 def _checkpoint(output: Path) -> tuple[int, dict[str, torch.Tensor] | None, dict[str, torch.Tensor]]:
     """The last round kept in ``output``, its global weights and the strategy's moments (0, None and none
-    when there is none); the rounds file is cut back to that round (a round whose line was written but
-    whose weights were not kept runs again)."""
-    path = output / CHECKPOINT
-    if not path.is_file():
+    when there is none); see :func:`resume_point`."""
+    done = resume_point(output)
+    if done == 0:
         return 0, None, {}
-    round_, weights, moments = read_checkpoint(path)
-    rounds = output / ROUNDS
-    if rounds.is_file():
-        kept = [line for line in rounds.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line)["round"] <= round_]  # fmt: skip
-        write_text_atomic(rounds, "".join(f"{line}\n" for line in kept))
-    logging.getLogger("seekforge").info("resuming the federation after round %d", round_)
-    return round_, weights, moments
+    logging.getLogger("seekforge").info("resuming the federation after round %d", done)
+    _, weights, moments = read_checkpoint(output / CHECKPOINT)
+    return done, weights, moments

@@ -17,6 +17,7 @@ import datetime
 import ipaddress
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,8 @@ import pandas as pd
 
 from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError, DataError
-from seekforge.core.io import write_text_atomic
-from seekforge.federate._site import read_checkpoint, server_recipe, site_rows, write_sites
+from seekforge.core.io import atomic_dir, write_text_atomic
+from seekforge.federate._site import CHECKPOINT, ROUNDS, kept_round, resume_point, server_recipe, site_rows, write_sites
 from seekforge.recipe import Recipe
 
 #: the ServerApp and ClientApps the app folder names (seekforge.federate._deployed)
@@ -43,6 +45,10 @@ FINISHED, FAILED = "finished.json", "failed.json"
 #: how long the SuperLink may take to listen, and a round at most (a site that died, say)
 START_S = float(os.environ.get("SEEKFORGE_FEDERATE_START_S", "120"))
 ROUND_S = float(os.environ.get("SEEKFORGE_FEDERATE_ROUND_S", "3600"))
+#: how long the sites may take to connect (a local deployment's; federate server takes --wait)
+CONNECT_S = float(os.environ.get("SEEKFORGE_FEDERATE_CONNECT_S", "300"))
+#: how often the SuperLink is asked whether the run still runs
+STATUS_S = 30.0
 
 
 def flower_bin(name: str) -> str:
@@ -67,7 +73,8 @@ def deploy(recipe: Recipe, sites: dict[str, pd.DataFrame], output: Path,
         DataError: The SuperLink did not start, a process died, or a round took longer than ``ROUND_S``.
     """
     output = output.resolve()  # (Flower's config takes absolute paths; its processes may start elsewhere)
-    keys = {name: site_keys(name, output / "flwr" / "keys", reuse=True) for name in sites}
+    # (a site's name is a column's value: its key files are named by its number, as its rows' folder is)
+    keys = {name: site_keys(f"site-{n}", output / "flwr" / "keys", reuse=True) for n, name in enumerate(sites)}
 
     def start_nodes(started: list[subprocess.Popen[bytes]], address: str, ca: Path, env: dict[str, str]) -> None:
         for number, (name, data, work) in enumerate(write_sites(sites, output / "sites")):  # only its node reads it
@@ -79,13 +86,18 @@ def deploy(recipe: Recipe, sites: dict[str, pd.DataFrame], output: Path,
 
 
 def run_superlink(recipe: Recipe, output: Path, keys: dict[str, Path], *, host: str, port: int,
-                  on_round: Callable[[dict[str, Any]], None], names: Sequence[str] = (), connect_s: float = 300.0,
-                  local_nodes: Callable[..., None] | None = None,
-                  waiting: Callable[[str, Path], None] | None = None) -> None:  # fmt: skip
-    """Start a SuperLink on ``host``:``port`` (TLS: its certificate names 127.0.0.1, localhost, the host and
-    ``names``; kept in ``output/flwr/tls`` and reused on a resume, so that sites keep their CA), register
-    each site's public key (``keys``, by site), start ``local_nodes(started, address, ca, env)`` if given
-    (else say ``waiting(address, ca)``), submit the run and follow its rounds until the last.
+                  on_round: Callable[[dict[str, Any]], None], names: Sequence[str] = (),
+                  connect_s: float = CONNECT_S, local_nodes: Callable[..., None] | None = None,
+                  waiting: Callable[[str, Path, list[str]], None] | None = None) -> None:  # fmt: skip
+    """Run the federation on a SuperLink for ``host``:``port``; return when every round is done.
+
+    TLS: a certificate for 127.0.0.1, localhost, the host and ``names``, kept in ``output/flwr/tls`` and
+    reused on a resume (the sites keep their CA) while it names them all and is valid. Each site's public
+    key (``keys``, by site) is registered, and only those nodes are admitted. On 127.0.0.1 the SuperLink
+    itself listens there and ``local_nodes(started, address, ca, env)`` starts the sites' nodes; on any other
+    address it listens on 127.0.0.1 only and a gate (:mod:`seekforge.federate._gate`) passes the Fleet API
+    on from ``host``:``port``, then ``waiting(address, ca, names)`` says what the sites run. The run is
+    submitted with ``flwr run`` and followed round by round; every process is stopped by PID at the end.
 
     Raises:
         DataError: The SuperLink did not start or refused a key, a process died, a site did not connect
@@ -99,35 +111,45 @@ def run_superlink(recipe: Recipe, output: Path, keys: dict[str, Path], *, host: 
         folder.mkdir(parents=True, exist_ok=True)
     for marker in (FINISHED, FAILED):
         (output / marker).unlink(missing_ok=True)
-    reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # where this machine's own clients connect
-    ca, certificate, key = certificates(home / "tls", names=[reach, *names])
+    resume_point(output)  # (a round recorded but not kept runs again: its line goes before anyone reads it)
+    gated = host != "127.0.0.1"
+    inner = free_port() if gated else port  # the SuperLink's own port, on 127.0.0.1
+    if gated and host in ("0.0.0.0", ""):
+        names = [*names, *{socket.gethostname(), socket.getfqdn()}]  # (what sites most likely call this machine)
+    public = [n for n in (host, *names) if n not in ("0.0.0.0", "")] if gated else []
+    ca, certificate, key = certificates(home / "tls", names=public)
     (home / "config.toml").write_text(f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = '
-                                      f'"{reach}:{port}"\nroot-certificates = {json.dumps(str(ca))}\n',
+                                      f'"127.0.0.1:{inner}"\nroot-certificates = {json.dumps(str(ca))}\n',
                                       encoding="utf-8")  # fmt: skip
-    (home / "state.db").unlink(missing_ok=True)  # (a resume registers the keys again: the rounds are seekforge's)
     env = flower_env(home)
-    with processes() as started:
-        started.append(_start([flower_bin("flower-superlink"), "--ssl-ca-certfile", str(ca), "--ssl-certfile",
-                               str(certificate), "--ssl-keyfile", str(key), "--host", host, "--port", str(port),
-                               "--enable-supernode-auth", "--database", str(home / "state.db"),
-                               "--disable-runtime-dependency-installation"], logs / "superlink.log", env))  # fmt: skip
-        _wait_listening(reach, port, started[0], logs / "superlink.log")
+    tls = ["--ssl-ca-certfile", str(ca), "--ssl-certfile", str(certificate), "--ssl-keyfile", str(key)]
+    with processes() as started:  # (no --database: its state is kept in memory; the rounds are seekforge's)
+        started.append(_start([flower_bin("flower-superlink"), *tls, "--host", "127.0.0.1", "--port", str(inner),
+                               "--enable-supernode-auth", "--disable-runtime-dependency-installation"],
+                              logs / "superlink.log", env))  # fmt: skip
+        _wait_listening("127.0.0.1", inner, started[0], logs / "superlink.log")
+        if gated:
+            started.append(_start([sys.executable, "-m", "seekforge.federate._gate", "--listen", f"{host}:{port}",
+                                   "--upstream", f"127.0.0.1:{inner}", "--cert", str(certificate), "--key", str(key),
+                                   "--ca", str(ca)], logs / "gate.log", env))  # fmt: skip
+            _wait_listening("127.0.0.1" if host in ("0.0.0.0", "") else host, port, started[-1], logs / "gate.log")
         nodes = {register(public, name, env): name for name, public in keys.items()}
         app = write_app(output / "app", server_recipe(recipe), output=output, nodes=nodes, connect_s=connect_s,
                         private=fed.privacy is not None)  # fmt: skip
         if local_nodes is not None:
-            local_nodes(started, f"{reach}:{port}", ca, env)
+            local_nodes(started, f"127.0.0.1:{inner}", ca, env)
         elif waiting is not None:
-            waiting(f"{host}:{port}", ca)
+            waiting(f"{host}:{port}", ca, certificate_names(certificate))
         submitted = subprocess.run([flower_bin("flwr"), "run", str(app), "local", "--format", "json"], env=env,
                                    capture_output=True, text=True, timeout=START_S, check=False)  # fmt: skip
         try:  # (flwr run exits 0 and says success false when it could not submit)
-            accepted = json.loads(submitted.stdout).get("success") is True
+            answer = json.loads(submitted.stdout)
         except json.JSONDecodeError:
-            accepted = False
-        if submitted.returncode != 0 or not accepted:
+            answer = {}
+        if submitted.returncode != 0 or answer.get("success") is not True:
             raise DataError(f"flwr run could not submit the federation: {_tail(submitted.stdout + submitted.stderr)}")
-        _follow(output, started, logs, fed.rounds, on_round, connect_s=connect_s)
+        _follow(output, started, logs, fed.rounds, on_round, connect_s=connect_s,
+                status=lambda: _run_status(str(answer.get("run-id")), env))  # fmt: skip
 
 
 def register(public: Path, site: str, env: dict[str, str]) -> int:
@@ -227,9 +249,10 @@ def write_app(folder: Path, recipe: Recipe, *, output: Path, nodes: dict[int, st
 
 def certificates(folder: Path, *, names: Sequence[str] = ()) -> tuple[Path, Path, Path]:
     """A certificate authority and the SuperLink's certificate it signed (30 days) for 127.0.0.1,
-    localhost and ``names`` (host names or IP addresses), written to ``folder`` (the key readable by this
-    user only): the CA's, the certificate's and the key's paths. Those already in ``folder`` are kept
-    while they name every one of ``names`` (a resumed server keeps the CA its sites were given)."""
+    localhost and ``names`` (host names or IP addresses), written together to ``folder`` (the key
+    readable by this user only): the CA's, the certificate's and the key's paths. Those already in
+    ``folder`` are kept while they name every one of ``names`` and are valid for a day more (a resumed
+    server keeps the CA its sites were given); otherwise new ones are made, and said."""
     paths = folder / "ca.pem", folder / "superlink.pem", folder / "superlink.key"
     wanted = {"127.0.0.1", "localhost", *names}
     require("cryptography", purpose="a federation's TLS certificates", extra="federated")
@@ -238,15 +261,14 @@ def certificates(folder: Path, *, names: Sequence[str] = ()) -> tuple[Path, Path
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
+    now = datetime.datetime.now(datetime.UTC)
     if all(p.is_file() for p in paths):
         kept = x509.load_pem_x509_certificate(paths[1].read_bytes())
-        named = kept.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        if wanted <= {str(n) for n in named.get_values_for_type(x509.DNSName)} | {
-            str(a) for a in named.get_values_for_type(x509.IPAddress)
-        }:
+        if wanted <= set(certificate_names(paths[1])) and kept.not_valid_after_utc > now + datetime.timedelta(days=1):
             return paths
-    folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.UTC)
+        warnings.warn(f"{folder}: a new certificate authority (the old certificate had expired or did not name "
+                      f"{', '.join(sorted(wanted - set(certificate_names(paths[1]))) or 'every host')}): give the "
+                      "sites the new ca.pem", UserWarning, stacklevel=2)  # fmt: skip
     valid = {
         "not_valid_before": now - datetime.timedelta(minutes=5),
         "not_valid_after": now + datetime.timedelta(days=30),
@@ -263,11 +285,27 @@ def certificates(folder: Path, *, names: Sequence[str] = ()) -> tuple[Path, Path
                                            issuer_name=authority, public_key=key.public_key(),
                                            serial_number=x509.random_serial_number(), **valid)
                    .add_extension(alternative, critical=False).sign(authority_key, hashes.SHA256()))  # fmt: skip
-    _write_private(paths[2], key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))  # fmt: skip
-    write_text_atomic(paths[1], certificate.public_bytes(serialization.Encoding.PEM).decode())
-    write_text_atomic(paths[0], ca.public_bytes(serialization.Encoding.PEM).decode())
+    with atomic_dir(folder, overwrite=True) as tmp:  # (the three together: never a key beside another's certificate)
+        _write_private(tmp / paths[2].name, key.private_bytes(serialization.Encoding.PEM,
+                                                              serialization.PrivateFormat.PKCS8,
+                                                              serialization.NoEncryption()))  # fmt: skip
+        (tmp / paths[1].name).write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        (tmp / paths[0].name).write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     return paths
+
+
+def certificate_names(path: Path) -> list[str]:
+    """The host names and addresses a certificate (PEM) is valid for."""
+    from cryptography import x509
+
+    named = (
+        x509.load_pem_x509_certificate(path.read_bytes())
+        .extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        .value
+    )
+    return [str(n) for n in named.get_values_for_type(x509.DNSName)] + [
+        str(a) for a in named.get_values_for_type(x509.IPAddress)
+    ]
 
 
 def _alternative_name(name: str, x509: Any) -> Any:
@@ -305,7 +343,7 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
         for pid in family:
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         for process in started:
@@ -320,20 +358,18 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         for pid in family:
             while _alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
 
 
 def descendants(roots: list[int]) -> list[int]:
-    """Every process started by ``roots`` or by a process they started (``ps``: Linux and macOS alike)."""
+    """Every process started by ``roots`` or by a process they started (from /proc, else ``ps``; none when
+    neither can say)."""
     if not roots:
         return []
-    listing = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "ppid="], capture_output=True, text=True, check=False)
     children: dict[int, list[int]] = {}
-    for line in listing.stdout.splitlines():
-        fields = line.split()
-        if len(fields) == 2 and all(f.isdigit() for f in fields):
-            children.setdefault(int(fields[1]), []).append(int(fields[0]))
+    for pid, parent in _parents():
+        children.setdefault(parent, []).append(pid)
     found, todo = [], list(roots)
     while todo:
         for child in children.get(todo.pop(), []):
@@ -341,6 +377,22 @@ def descendants(roots: list[int]) -> list[int]:
                 found.append(child)
                 todo.append(child)
     return found
+
+
+def _parents() -> list[tuple[int, int]]:
+    """(pid, parent pid) of every process."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):  # (a process gone meanwhile)
+            found.append((int(stat.parent.name), int(stat.read_text().rsplit(")", 1)[1].split()[1])))
+    if found:
+        return found
+    try:  # (macOS: no /proc)
+        listing = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "ppid="], capture_output=True, text=True, check=False)
+    except OSError:
+        return []
+    pairs = [line.split() for line in listing.stdout.splitlines()]
+    return [(int(p[0]), int(p[1])) for p in pairs if len(p) == 2 and p[0].isdigit() and p[1].isdigit()]
 
 
 def _alive(pid: int) -> bool:
@@ -372,13 +424,14 @@ def _wait_listening(host: str, port: int, process: subprocess.Popen[bytes], log:
 
 
 def _follow(output: Path, started: list[subprocess.Popen[bytes]], logs: Path, rounds: int,
-            on_round: Callable[[dict[str, Any]], None], *, connect_s: float) -> None:  # fmt: skip
-    """Report each round the server records until it writes FINISHED; fail when a process dies or a round
-    takes longer than ROUND_S (the first: ROUND_S after the sites' ``connect_s``)."""
-    checkpoint = output / "global.safetensors"
-    seen = read_checkpoint(checkpoint)[0] if checkpoint.is_file() else 0  # (a resume reports the rounds after it)
-    last = time.monotonic() + connect_s
-    path = output / "rounds.jsonl"
+            on_round: Callable[[dict[str, Any]], None], *, connect_s: float,
+            status: Callable[[], str | None] | None = None) -> None:  # fmt: skip
+    """Report each round the server records until it writes FINISHED; fail when a process dies, when the
+    SuperLink says the run ended without it (``status``, asked every STATUS_S: a ServerApp killed outright
+    writes nothing), or when a round takes longer than ROUND_S (the first: ROUND_S after ``connect_s``)."""
+    seen = kept_round(output / CHECKPOINT)  # (a resume reports the rounds after it)
+    last, asked = time.monotonic() + connect_s, time.monotonic()
+    path = output / ROUNDS
     while True:
         text = path.read_text(encoding="utf-8") if path.is_file() else ""
         for line in text[: text.rfind("\n") + 1].splitlines():  # (a line being written waits for its end)
@@ -398,7 +451,25 @@ def _follow(output: Path, started: list[subprocess.Popen[bytes]], logs: Path, ro
                             f"{dead[0].returncode}) after {seen} of {rounds} rounds", hint=f"its log is in {logs}")  # fmt: skip
         if time.monotonic() - last > ROUND_S:
             raise DataError(f"no round ended within {ROUND_S:.0f} s ({seen} of {rounds} done)", hint=f"see {logs}")
+        if status is not None and time.monotonic() >= asked + STATUS_S:
+            asked, said = time.monotonic(), status()
+            if said is not None and said.startswith("finished") and not (output / FINISHED).is_file():
+                time.sleep(1.0)  # (a ServerApp that failed writes why just before it ends)
+                if not (output / FINISHED).is_file() and not (output / FAILED).is_file():
+                    raise DataError(f"the federation's server ended ({said}) after {seen} of {rounds} rounds without "
+                                    "finishing", hint=f"its log is in {logs}; resume with --resume")  # fmt: skip
         time.sleep(0.5)
+
+
+def _run_status(run: str, env: dict[str, str]) -> str | None:
+    """The SuperLink's word on the run (``running``, ``finished:failed``...); None when it cannot say."""
+    asked = subprocess.run([flower_bin("flwr"), "ls", "local", "--run-id", run, "--format", "json"], env=env,
+                           capture_output=True, text=True, timeout=START_S, check=False)  # fmt: skip
+    try:
+        runs = json.loads(asked.stdout).get("runs") or [{}]
+    except json.JSONDecodeError:
+        return None
+    return str(runs[0].get("status")) if runs[0].get("status") else None
 
 
 def join_site(recipe: Recipe, site: str, superlink: str, data: Path, *, port: int, retries: int,
@@ -409,9 +480,11 @@ def join_site(recipe: Recipe, site: str, superlink: str, data: Path, *, port: in
     nodes checks against the public key it registered. Returns the SuperNode's exit code.
 
     Raises:
-        ConfigError: ``key`` is not a file.
-        DataError: The rows lack a declared column or hold a bad value (named), or the SuperLink could not
-            be reached after ``retries`` tries (waiting up to ``wait_s`` seconds).
+        ConfigError: A site the recipe does not list, ``key`` is not a file, or a key without ``ca`` (Flower
+            authenticates nodes over TLS only).
+        DataError: The rows lack a declared column or hold a bad value (named), the SuperLink's certificate
+            does not name the address, the SuperLink did not admit the node within ``wait_s``, or it could
+            not be reached after ``retries`` tries.
     """
     from seekforge.data import check_table
 
@@ -419,11 +492,13 @@ def join_site(recipe: Recipe, site: str, superlink: str, data: Path, *, port: in
     if remote is not None and site not in remote:
         raise ConfigError(f"--site {site}: the recipe's federated.sites.remote names {', '.join(remote)}",
                           hint="join as one of them, the one whose key this site holds")  # fmt: skip
-    check_table(site_rows(recipe, data), recipe.features)
     if key is not None and not key.is_file():
-        raise ConfigError(
-            f"--key {key}: no such file", hint=f"make the site's key pair: seekforge federate keys --site {site}"
-        )
+        raise ConfigError(f"--key {key}: no such file",
+                          hint=f"make the site's key pair: seekforge federate keys --site {site}")  # fmt: skip
+    if key is not None and ca is None:
+        raise ConfigError("--key without --ca: a SuperLink authenticates nodes over TLS only",
+                          hint="pass the server's CA certificate: --ca ca.pem")  # fmt: skip
+    check_table(site_rows(recipe, data), recipe.features)
     ca = ca.resolve() if ca is not None else None
     work = data.resolve().parent / f".seekforge-{site}"
     home = work / "flwr"
@@ -438,6 +513,9 @@ def join_site(recipe: Recipe, site: str, superlink: str, data: Path, *, port: in
             offset = path.stat().st_size if path.exists() else 0
             started.append(_start(command, path, flower_env(home)))
             code = started[-1].wait()
+            with contextlib.suppress(ProcessLookupError):  # (what it started, before its number is reused)
+                os.killpg(started[-1].pid, signal.SIGKILL)
+            started.pop()
             log = path.read_bytes()[offset:].decode(errors="replace")
             refused = "failed to activate" in log.lower()
             if code == 0 or not refused or time.monotonic() >= deadline:
@@ -448,6 +526,11 @@ def join_site(recipe: Recipe, site: str, superlink: str, data: Path, *, port: in
             raise DataError(f"the SuperLink at {superlink} refused site {site}'s node for {wait_s:.0f} s: "
                             f"{_reason(log)}", hint="its NAME.pub must be among the server's --keys, and its "
                             "NAME.key given here with --key")  # fmt: skip
+        if "certificate" in log.lower() and "verify" in log.lower():
+            raise DataError(f"the SuperLink at {superlink} has a certificate that --ca {ca} does not vouch for, or "
+                            f"that does not name {superlink.rpartition(':')[0]}: {_reason(log)}",
+                            hint="use the ca.pem the server printed, and an address its certificate names "
+                                 "(federate server --name HOST)")  # fmt: skip
         unreachable = "retr" in log.lower() or "connect" in log.lower()
         raise DataError((f"the SuperLink at {superlink} could not be reached ({retries} tries, up to {wait_s:.0f} s)"
                          if unreachable else f"the SuperNode of site {site} exited with code {code}") +
@@ -457,6 +540,7 @@ def join_site(recipe: Recipe, site: str, superlink: str, data: Path, *, port: in
 
 def _reason(log: str) -> str:
     """What a Flower process's log says went wrong: its lines naming a failure (else its last two)."""
+    log = re.sub(r"\x1b\[[0-9;]*m", "", log)  # (Flower colours its log)
     said = [line for line in log.splitlines() if any(w in line.lower() for w in ("fail", "error", "[code"))]
     return _tail("\n".join(said[-3:])) if said else _tail(log, 2)
 

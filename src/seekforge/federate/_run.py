@@ -39,6 +39,8 @@ from seekforge.core.progress import console, labelled, progress_task
 from seekforge.data import Preprocessor, load_splits
 from seekforge.federate._partition import partition
 from seekforge.federate._site import (
+    CHECKPOINT,
+    ROUNDS,
     Site,
     encode_rows,
     global_model,
@@ -78,10 +80,7 @@ def federate(
     if fed is None:
         raise ConfigError(f"recipe {recipe.name} has no federated section",
                           hint="add federated: {sites: {iid: 3}, rounds: 5}, or train it with seekforge run")  # fmt: skip
-    if recipe.data.clean is not None or recipe.data.balance is not None:
-        raise ConfigError("data.clean and data.balance work on one table; federated sites keep their rows apart "
-                          "(SMOTE would interpolate between two sites' rows)",
-                          hint="clean and balance each site's rows where they are, then remove these sections")  # fmt: skip
+    refuse_one_table_steps(recipe)
     if fed.sites.remote is not None:
         raise ConfigError(f"federated.sites.remote: {', '.join(fed.sites.remote)} are sites on their own machines; "
                           "federate carves its sites from the recipe's rows",
@@ -133,6 +132,18 @@ def rounds_shown(fed: FederatedConfig, on_round: Callable[[dict[str, Any]], None
                 on_round(record)
 
         yield round_done
+
+
+def refuse_one_table_steps(recipe: Recipe) -> None:
+    """Refuse data.clean and data.balance: they work on one table, and a federation's sites keep theirs apart.
+
+    Raises:
+        ConfigError: The recipe cleans or balances its data.
+    """
+    if recipe.data.clean is not None or recipe.data.balance is not None:
+        raise ConfigError("data.clean and data.balance work on one table; federated sites keep their rows apart "
+                          "(SMOTE would interpolate between two sites' rows)",
+                          hint="clean and balance each site's rows where they are, then remove these sections")  # fmt: skip
 
 
 def _simulate(recipe: Recipe, sites: dict[str, Any], output: Path,
@@ -195,12 +206,12 @@ def package(recipe: Recipe, folder: Path, *, splits: Any, sites: dict[str, int],
     assert fed is not None
     output = folder / FOLDER
     pre = Preprocessor.from_dict(json.loads((output / "setup" / "preprocessor.json").read_text(encoding="utf-8")))
-    rounds = [json.loads(line) for line in (output / "rounds.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    rounds = [json.loads(line) for line in (output / ROUNDS).read_text(encoding="utf-8").splitlines() if line]
     if [entry["round"] for entry in rounds] != list(range(1, fed.rounds + 1)):
         raise DataError(f"{output}: {len(rounds)} of {fed.rounds} rounds were recorded",
                         hint="resume it: seekforge federate RECIPE --resume")  # fmt: skip
     model = global_model(recipe, pre)
-    load_floats(model, read_checkpoint(output / "global.safetensors")[1])
+    load_floats(model, read_checkpoint(output / CHECKPOINT)[1])
     central = splits.validation if len(splits.validation) else splits.test
     history = [_epoch(entry) for entry in rounds]
     result = TrainResult(history=history, best_epoch=len(rounds), steps=0, stopped_early=False,

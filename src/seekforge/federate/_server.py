@@ -23,9 +23,10 @@ from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError
 from seekforge.core.io import work_folder, write_text_atomic
 from seekforge.core.progress import console, labelled
-from seekforge.data import Splits, check_table, derive_history, frame_fingerprint, read_source
+from seekforge.data import Splits, check_table, frame_fingerprint
 from seekforge.federate._deploy import run_superlink
-from seekforge.federate._run import FOLDER, package, rounds_shown
+from seekforge.federate._run import FOLDER, package, refuse_one_table_steps, rounds_shown
+from seekforge.federate._site import site_rows
 from seekforge.recipe import Recipe
 
 
@@ -61,9 +62,7 @@ def serve_federation(
         raise ConfigError("federate server measures the package on rows it holds: data.test is not set",
                           hint="set data.test to a labelled table of held-out rows (no site's rows); "
                                "data.source is where each site keeps its own")  # fmt: skip
-    if recipe.data.clean is not None or recipe.data.balance is not None:
-        raise ConfigError("data.clean and data.balance work on one table; the sites keep their rows apart",
-                          hint="clean and balance each site's rows where they are, then remove these sections")  # fmt: skip
+    refuse_one_table_steps(recipe)
     public = {site: keys / f"{site}.pub" for site in fed.sites.remote}
     missing = [str(path) for path in public.values() if not path.is_file()]
     if missing:
@@ -77,10 +76,11 @@ def serve_federation(
     write_text_atomic(folder / "recipe.yaml", recipe.to_yaml())
     output = folder / FOLDER
 
-    def waiting(address: str, ca: Path) -> None:
-        console.print(labelled(f"waiting up to {connect_s:.0f} s for {len(public)} sites at {address}; each runs: "
-                               f"seekforge federate site RECIPE --site NAME --superlink HOST:{port} --ca ca.pem "
-                               f"--key NAME.key   (ca.pem: {ca})"), highlight=False, markup=False)  # fmt: skip
+    def waiting(address: str, ca: Path, named: list[str]) -> None:
+        console.print(labelled(f"waiting up to {connect_s:.0f} s for {len(public)} sites at {address} (its "
+                               f"certificate names {', '.join(named)}); each runs: seekforge federate site RECIPE "
+                               f"--site NAME --superlink HOST:{port} --ca ca.pem --key NAME.key   (ca.pem: {ca})"),
+                      highlight=False, markup=False)  # fmt: skip
 
     started = time.perf_counter()
     with rounds_shown(fed, on_round) as round_done:
@@ -102,7 +102,4 @@ def central_rows(recipe: Recipe) -> Any:
         DataError: The file cannot be read, or a row does not fit the features (named).
     """
     assert recipe.data.test is not None
-    rows = derive_history(read_source(recipe.data.test, recipe.data.read), recipe.features)
-    checked = check_table(rows, recipe.features)
-    checked.attrs = dict(rows.attrs)
-    return checked
+    return check_table(site_rows(recipe, Path(recipe.data.test)), recipe.features)

@@ -22,6 +22,7 @@ from torch import nn
 from seekforge.build import build_seeded_model
 from seekforge.core.errors import DataError
 from seekforge.core.hardware import peak_rss_mb
+from seekforge.core.io import write_text_atomic
 from seekforge.data import Preprocessor, derive_history, read_source, site_statistics
 from seekforge.models import infer
 from seekforge.recipe import Recipe
@@ -74,17 +75,41 @@ def load_floats(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
 MOMENT = "@moment:"
 
 
+#: in a federation's folder: the global weights of the last round kept, and one line per round recorded
+CHECKPOINT, ROUNDS = "global.safetensors", "rounds.jsonl"
+
+
 def read_checkpoint(path: Path) -> tuple[int, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """A kept round of a federation: its number, the global weights, and the strategy's state kept with them
     (names prefixed with MOMENT)."""
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
-    with safe_open(str(path), framework="pt") as handle:
-        round_ = int((handle.metadata() or {}).get("round", 0))
     kept = load_file(str(path))
     weights = {k: v for k, v in kept.items() if not k.startswith(MOMENT)}
-    return round_, weights, {k: v for k, v in kept.items() if k.startswith(MOMENT)}
+    return kept_round(path), weights, {k: v for k, v in kept.items() if k.startswith(MOMENT)}
+
+
+def kept_round(path: Path) -> int:
+    """The round whose weights ``path`` keeps (its metadata only); 0 when there is no such file."""
+    if not path.is_file():
+        return 0
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return int((handle.metadata() or {}).get("round", 0))
+
+
+def resume_point(output: Path) -> int:
+    """The last round a federation in ``output`` kept (0: none); its rounds file cut back to that round
+    (a round whose line was written but whose weights were not kept runs again)."""
+    done = kept_round(output / CHECKPOINT)
+    rounds = output / ROUNDS
+    if rounds.is_file():
+        lines = rounds.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line)["round"] <= done]
+        if kept != lines:
+            write_text_atomic(rounds, "".join(f"{line}\n" for line in kept))
+    return done
 
 
 def write_sites(sites: dict[str, pd.DataFrame], folder: Path) -> list[tuple[str, Path, Path]]:
