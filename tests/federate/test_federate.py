@@ -113,7 +113,12 @@ def test_a_federation_keeps_rows_at_the_sites_resumes_and_packages(
     assert lineage["rounds"] == 3 and lineage["strategy"]["type"] == "fedadam" and lineage["partition"] == "iid"
     assert len(lineage["sites"]) == 3 and sum(lineage["sites"].values()) == manifest["data"]["rows"]["train"]
     assert built.metrics["accuracy"] > 0.6
-    assert "accuracy per site (held-out rows)" in (built.package / "report.html").read_text()
+    assert (
+        "accuracy per site (held-out rows) and on the central test rows" in (built.package / "report.html").read_text()
+    )
+    tested = [json.loads(x) for x in (built.run_dir / "federated" / "central.jsonl").read_text().splitlines()]
+    assert [x["round"] for x in tested] == [1, 2, 3]  # each round's weights on the central test rows, resumed too
+    assert tested[-1]["accuracy"] == pytest.approx(built.metrics["accuracy"])  # (the last round's: the package's)
     predicted = seekforge.load(built.package).predict(rows.head(5).drop(columns="label"))
     assert len(predicted["prediction"]) == 5
 
@@ -311,6 +316,8 @@ def test_a_server_admits_only_its_sites_keys_and_packages_on_its_own_rows(tmp_pa
         for process in started:
             process.wait(timeout=60)
     assert "refused site east's node" in (tmp_path / "impostor.log").read_text()
+    assert "round 2/2  sites 3" in (tmp_path / "server.log").read_text()
+    assert "central test accuracy" in (tmp_path / "server.log").read_text()  # (each round, on the server's rows)
     answer = json.loads((tmp_path / "server.out").read_text())
     manifest = read_manifest(server / answer["package"])
     assert set(manifest["lineage"]["federated"]["sites"]) == set(names) and answer["rounds"] == 2

@@ -437,6 +437,7 @@ def _follow(output: Path, started: list[subprocess.Popen[bytes]], logs: Path, ro
         for line in text[: text.rfind("\n") + 1].splitlines():  # (a line being written waits for its end)
             record = json.loads(line)
             if record["round"] > seen:
+                _kept(output, record["round"])
                 on_round(record)
                 seen, last = record["round"], time.monotonic()
         if (output / FINISHED).is_file():
@@ -459,6 +460,14 @@ def _follow(output: Path, started: list[subprocess.Popen[bytes]], logs: Path, ro
                     raise DataError(f"the federation's server ended ({said}) after {seen} of {rounds} rounds without "
                                     "finishing", hint=f"its log is in {logs}; resume with --resume")  # fmt: skip
         time.sleep(0.5)
+
+
+def _kept(output: Path, round_: int, wait_s: float = 30.0) -> None:
+    """Until the server has kept the weights of ``round_``, which it does just after the round's line (a
+    server stopped in between: not at all; the round is then said without them)."""
+    deadline = time.monotonic() + wait_s
+    while kept_round(output / CHECKPOINT) < round_ and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def _run_status(run: str, env: dict[str, str]) -> str | None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from seekforge.build import Built, Prepared, finish, write_trained
 from seekforge.core import report as r
@@ -44,8 +45,10 @@ from seekforge.federate._site import (
     Site,
     encode_rows,
     global_model,
+    kept_round,
     load_floats,
     load_site,
+    measure,
     read_checkpoint,
     server_recipe,
     write_sites,
@@ -53,10 +56,12 @@ from seekforge.federate._site import (
 from seekforge.federate.config import FederatedConfig
 from seekforge.monitor import build_reference
 from seekforge.recipe import Recipe
-from seekforge.train import TrainResult
+from seekforge.train import Tensors, TrainResult
 
 #: where a run keeps the federation's own records (rounds, checkpoint, pooled preprocessor)
 FOLDER = "federated"
+#: in it: each round's global weights measured on the central test rows
+CENTRAL = "central.jsonl"
 
 
 def federate(
@@ -100,7 +105,7 @@ def federate(
     output = folder / FOLDER
     output.mkdir(exist_ok=True)
     started = time.perf_counter()
-    with rounds_shown(fed, on_round) as round_done:
+    with rounds_shown(fed, on_round, CentralTest(recipe, output, splits.test)) as round_done:
         if deployment:
             from seekforge.federate._deploy import deploy
 
@@ -111,21 +116,54 @@ def federate(
     return package(recipe, folder, splits=splits, sites={n: len(s) for n, s in sites.items()}, seconds=seconds)
 
 
+class CentralTest:
+    """Each round's global weights measured on the central test rows by the process that holds them (the
+    one that runs the federation; never the ServerApp, which holds no rows), a line per round in
+    ``central.jsonl`` beside the rounds."""
+
+    def __init__(self, recipe: Recipe, output: Path, rows: pd.DataFrame) -> None:
+        self.recipe, self.output, self.rows = recipe, output, rows
+        self._encoded: tuple[str, Preprocessor, Tensors] | None = None
+        path = output / CENTRAL  # (a resume measures again the rounds after the one kept)
+        if path.is_file():
+            done = kept_round(output / CHECKPOINT)
+            kept = [line for line in path.read_text(encoding="utf-8").splitlines() if json.loads(line)["round"] <= done]
+            write_text_atomic(path, "".join(f"{line}\n" for line in kept))
+
+    def __call__(self, round_: int) -> dict[str, float]:
+        """The figures of ``round_``'s weights (none when they are not the ones kept: the server moved on)."""
+        text = (self.output / "setup" / "preprocessor.json").read_text(encoding="utf-8")
+        if self._encoded is None or self._encoded[0] != text:
+            pre = Preprocessor.from_dict(json.loads(text))
+            self._encoded = (text, pre, encode_rows(pre, self.rows))
+        kept, weights, _ = read_checkpoint(self.output / CHECKPOINT)
+        if kept != round_:
+            return {}
+        figures = measure(self.recipe, self._encoded[1], weights, self._encoded[2])
+        with (self.output / CENTRAL).open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"round": round_, **figures}) + "\n")
+        return figures
+
+
 @contextmanager
 def rounds_shown(fed: FederatedConfig, on_round: Callable[[dict[str, Any]], None] | None,
-                 ) -> Iterator[Callable[[dict[str, Any]], None]]:  # fmt: skip
-    """A progress bar over the rounds; yields what each round's record is given to: a line on the console
-    (the sites' mean held-out figures), the bar moved, then ``on_round``."""
+                 central: CentralTest | None = None) -> Iterator[Callable[[dict[str, Any]], None]]:  # fmt: skip
+    """A progress bar over the rounds; yields what each round's record is given to: the round measured on
+    the central test rows (``central``, into the record's ``central``), a line on the console (the sites'
+    mean held-out figures, the central ones), the bar moved, then ``on_round``."""
     where = "held-out" if fed.validation > 0 else "training-row"  # what the sites measure the global model on
     with progress_task("federated rounds", total=fed.rounds) as advance:
         seen = 0
 
         def round_done(record: dict[str, Any]) -> None:
             nonlocal seen
+            record["central"] = central(record["round"]) if central is not None else {}
             held = record.get("evaluate_mean", {})
             figures = "  ".join(f"{k} {v:.4f}" for k, v in held.items() if k != "num-examples")
+            test = "  ".join(f"{k} {v:.4f}" for k, v in record["central"].items() if k in ("accuracy", "rmse"))
             console.print(labelled(f"round {record['round']}/{fed.rounds}  sites {len(record['evaluate'])}  {where} "
-                                   f"{figures}"), highlight=False, markup=False)  # fmt: skip
+                                   f"{figures}" + (f"  | central test {test}" if test else "")),
+                          highlight=False, markup=False)  # fmt: skip
             advance(record["round"] - seen, status=f"round {record['round']}")
             seen = record["round"]
             if on_round is not None:
@@ -207,6 +245,11 @@ def package(recipe: Recipe, folder: Path, *, splits: Any, sites: dict[str, int],
     output = folder / FOLDER
     pre = Preprocessor.from_dict(json.loads((output / "setup" / "preprocessor.json").read_text(encoding="utf-8")))
     rounds = [json.loads(line) for line in (output / ROUNDS).read_text(encoding="utf-8").splitlines() if line]
+    tested = output / CENTRAL
+    lines = tested.read_text(encoding="utf-8").splitlines() if tested.is_file() else []
+    central_by_round = {r["round"]: r for r in map(json.loads, lines)}
+    for entry in rounds:
+        entry["central"] = {k: v for k, v in central_by_round.get(entry["round"], {}).items() if k != "round"}
     if [entry["round"] for entry in rounds] != list(range(1, fed.rounds + 1)):
         raise DataError(f"{output}: {len(rounds)} of {fed.rounds} rounds were recorded",
                         hint="resume it: seekforge federate RECIPE --resume")  # fmt: skip
@@ -248,11 +291,13 @@ def _section(rounds: list[dict[str, Any]], sites: dict[str, int], where: str) ->
     metric = next((k for k in ("accuracy", "r2", "rmse") if k in rounds[-1]["evaluate_mean"]), "loss")
     series = {name: [e["evaluate"].get(name, {}).get(metric, float("nan")) for e in rounds] for name in names}
     series["all sites (by rows)"] = [e["evaluate_mean"].get(metric, float("nan")) for e in rounds]
-    table = [(e["round"], *(_figure(e, n, metric) for n in names), _number(e["evaluate_mean"].get(metric)))
-             for e in rounds]  # fmt: skip
+    series["central test rows"] = [e["central"].get(metric, float("nan")) for e in rounds]
+    table = [(e["round"], *(_figure(e, n, metric) for n in names), _number(e["evaluate_mean"].get(metric)),
+              _number(e["central"].get(metric))) for e in rounds]  # fmt: skip
     return (r.table([(n, rows) for n, rows in sites.items()], ["site", "training rows"])
-            + r.line_chart(series, title=f"{metric} per site ({where} rows)", x_label="round")
-            + r.table(table, ["round", *names, "all sites"]))  # fmt: skip
+            + r.line_chart(series, title=f"{metric} per site ({where} rows) and on the central test rows",
+                           x_label="round")
+            + r.table(table, ["round", *names, "all sites", "central test"]))  # fmt: skip
 
 
 def _figure(entry: dict[str, Any], site: str, metric: str) -> str:

@@ -25,7 +25,7 @@ from seekforge.core.io import work_folder, write_text_atomic
 from seekforge.core.progress import console, labelled
 from seekforge.data import Splits, check_table, frame_fingerprint
 from seekforge.federate._deploy import run_superlink
-from seekforge.federate._run import FOLDER, package, refuse_one_table_steps, rounds_shown
+from seekforge.federate._run import FOLDER, CentralTest, package, refuse_one_table_steps, rounds_shown
 from seekforge.federate._site import site_rows
 from seekforge.recipe import Recipe
 
@@ -83,7 +83,7 @@ def serve_federation(
                       highlight=False, markup=False)  # fmt: skip
 
     started = time.perf_counter()
-    with rounds_shown(fed, on_round) as round_done:
+    with rounds_shown(fed, on_round, CentralTest(recipe, output, central)) as round_done:
         run_superlink(recipe, output, public, host=host, port=port, names=names, connect_s=connect_s,
                       on_round=round_done, waiting=waiting)  # fmt: skip
     seconds = time.perf_counter() - started

@@ -216,11 +216,16 @@ class Site:
     def evaluate(self, weights: dict[str, torch.Tensor], preprocessor: str) -> dict[str, float]:
         """The global ``weights`` measured on the rows this site holds out (its training rows if none)."""
         pre, _, rows = self.encoded(preprocessor)
-        model = global_model(self.recipe, pre)
-        load_floats(model, weights)
-        logits = infer(model, rows.inputs)
-        loss = float(task_loss(logits, rows.target, self.recipe.task))
-        figures = numbers(evaluate_logits(pre, logits, rows.target))
-        # the same keys from every site (Flower averages them by rows): none a site of one class lacks
-        keys = ("accuracy", "f1_macro") if self.recipe.task == "classification" else ("mae", "rmse")
-        return {"num-examples": float(len(rows)), "loss": loss, **{k: figures.get(k, float("nan")) for k in keys}}
+        return measure(self.recipe, pre, weights, rows)
+
+
+def measure(recipe: Recipe, pre: Preprocessor, weights: dict[str, torch.Tensor], rows: Tensors) -> dict[str, float]:
+    """Global ``weights`` measured on encoded ``rows``: their number, the loss, and the same two figures
+    whatever the rows (Flower averages the sites' by rows: none that a site of one class lacks)."""
+    model = global_model(recipe, pre)
+    load_floats(model, weights)
+    logits = infer(model, rows.inputs)
+    loss = float(task_loss(logits, rows.target, recipe.task))
+    figures = numbers(evaluate_logits(pre, logits, rows.target))
+    keys = ("accuracy", "f1_macro") if recipe.task == "classification" else ("mae", "rmse")
+    return {"num-examples": float(len(rows)), "loss": loss, **{k: figures.get(k, float("nan")) for k in keys}}
