@@ -335,6 +335,13 @@ def test_remote_sites_are_declared_keyed_and_refused_in_words(tmp_path: Path) ->
     remote = Recipe.model_validate({**spec, "federated": {"sites": {"remote": ["north", "south"]}, "rounds": 1}})
     with pytest.raises(ConfigError, match="sites on their own machines"):
         federate(remote, runs_dir=tmp_path / "runs")
+    texts = Recipe.model_validate({**spec, "features": {"inputs": [{"name": "note", "type": "text"}],
+                                                        "output": {"name": "label", "type": "binary"}},
+                                   "model": {"type": "transformer", "pretrained": "builtin:minilm",
+                                             "vocabulary": "training"},
+                                   "federated": {"sites": {"iid": 2}, "rounds": 1}})  # fmt: skip
+    with pytest.raises(ConfigError, match="vocabulary: training cuts the token table"):
+        federate(texts, runs_dir=tmp_path / "runs")
     with pytest.raises(ConfigError, match=r"data\.test is not set"):
         serve_federation(remote, keys=tmp_path)
     with pytest.raises(ConfigError, match=r"needs federated\.sites\.remote"):

@@ -85,7 +85,7 @@ def federate(
     if fed is None:
         raise ConfigError(f"recipe {recipe.name} has no federated section",
                           hint="add federated: {sites: {iid: 3}, rounds: 5}, or train it with seekforge run")  # fmt: skip
-    refuse_one_table_steps(recipe)
+    refuse_central_fits(recipe)
     if fed.sites.remote is not None:
         raise ConfigError(f"federated.sites.remote: {', '.join(fed.sites.remote)} are sites on their own machines; "
                           "federate carves its sites from the recipe's rows",
@@ -172,16 +172,21 @@ def rounds_shown(fed: FederatedConfig, on_round: Callable[[dict[str, Any]], None
         yield round_done
 
 
-def refuse_one_table_steps(recipe: Recipe) -> None:
-    """Refuse data.clean and data.balance: they work on one table, and a federation's sites keep theirs apart.
+def refuse_central_fits(recipe: Recipe) -> None:
+    """Refuse what is fitted on one table of rows, where a federation's sites keep theirs apart: data.clean,
+    data.balance, a transformer's ``vocabulary: training`` (its token table cut to the training texts' tokens).
 
     Raises:
-        ConfigError: The recipe cleans or balances its data.
+        ConfigError: The recipe asks for one of them.
     """
     if recipe.data.clean is not None or recipe.data.balance is not None:
         raise ConfigError("data.clean and data.balance work on one table; federated sites keep their rows apart "
                           "(SMOTE would interpolate between two sites' rows)",
                           hint="clean and balance each site's rows where they are, then remove these sections")  # fmt: skip
+    if getattr(recipe.model, "vocabulary", "all") == "training":
+        raise ConfigError("model.vocabulary: training cuts the token table to the tokens of one table of training "
+                          "texts; federated sites keep their texts apart",
+                          hint="federate with vocabulary: all (the pretrained table, every token)")  # fmt: skip
 
 
 def _simulate(recipe: Recipe, sites: dict[str, Any], output: Path,

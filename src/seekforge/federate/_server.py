@@ -25,7 +25,7 @@ from seekforge.core.io import work_folder, write_text_atomic
 from seekforge.core.progress import console, labelled
 from seekforge.data import Splits, check_table, frame_fingerprint
 from seekforge.federate._deploy import run_superlink
-from seekforge.federate._run import FOLDER, CentralTest, package, refuse_one_table_steps, rounds_shown
+from seekforge.federate._run import FOLDER, CentralTest, package, refuse_central_fits, rounds_shown
 from seekforge.federate._site import site_rows
 from seekforge.recipe import Recipe
 
@@ -62,7 +62,7 @@ def serve_federation(
         raise ConfigError("federate server measures the package on rows it holds: data.test is not set",
                           hint="set data.test to a labelled table of held-out rows (no site's rows); "
                                "data.source is where each site keeps its own")  # fmt: skip
-    refuse_one_table_steps(recipe)
+    refuse_central_fits(recipe)
     public = {site: keys / f"{site}.pub" for site in fed.sites.remote}
     missing = [str(path) for path in public.values() if not path.is_file()]
     if missing:
