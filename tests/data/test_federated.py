@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from seekforge.core.errors import DataError
-from seekforge.data import FeaturesConfig, Preprocessor, merge_statistics, site_statistics
+from seekforge.data import FeaturesConfig, Preprocessor, image_sizes, merge_statistics, site_statistics
 from tests.conftest import image_folder_recipe, make_tabular, tabular_recipe
 
 
@@ -87,6 +87,33 @@ def test_image_statistics_pool(tmp_path: Path) -> None:
     features = FeaturesConfig.model_validate(recipe["features"])
     rows = pd.DataFrame([{"image": str(p), "label": p.parent.name} for p in sorted((tmp_path / "img").rglob("*.png"))])
     pooled = merge_statistics(features, [site_statistics(rows.iloc[i::2], features) for i in range(2)])
+    central = Preprocessor(features).fit(rows)
+    assert pooled.images_["image"].size == central.images_["image"].size == (8, 8)
+    assert np.allclose(pooled.images_["image"].mean, central.images_["image"].mean, atol=1e-5)
+    assert np.allclose(pooled.images_["image"].std, central.images_["image"].std, atol=1e-4)
+
+
+def test_images_of_other_sizes_are_summed_again_at_the_pooled_size(tmp_path: Path) -> None:
+    """No size declared: a site whose own most common size is not the pooled one is asked again at it."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    paths = []
+    for i, side in enumerate([8] * 14 + [12] * 6):  # site 0: all 8x8; site 1: mostly 12x12
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 255, size=(side, side, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    rows = pd.DataFrame({"image": paths, "label": ["a", "b"] * 10})
+    sites = [rows.iloc[:10], rows.iloc[10:]]
+    features = FeaturesConfig.model_validate({"inputs": [{"name": "image", "type": "image"}],
+                                              "output": {"name": "label", "type": "category"}})  # fmt: skip
+    first = [site_statistics(site, features) for site in sites]
+    assert [s["inputs"]["image"]["at"] for s in first] == [[8, 8], [12, 12]]
+    with pytest.raises(DataError, match="summed their pixels at different sizes"):
+        merge_statistics(features, first)
+    sizes = image_sizes(features, first)
+    assert sizes == {"image": [8, 8]}
+    pooled = merge_statistics(features, [site_statistics(site, features, image_sizes=sizes) for site in sites])
     central = Preprocessor(features).fit(rows)
     assert pooled.images_["image"].size == central.images_["image"].size == (8, 8)
     assert np.allclose(pooled.images_["image"].mean, central.images_["image"].mean, atol=1e-5)

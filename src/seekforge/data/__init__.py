@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from seekforge.data._federated import merge_statistics, site_statistics
+    from seekforge.data._federated import image_sizes, merge_statistics, site_statistics
     from seekforge.data._history import derive_history
     from seekforge.data._images import ImageStats, load_images
     from seekforge.data._preprocess import Preprocessor
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 _HOME = {
     "Preprocessor": "_preprocess",
     "merge_statistics": "_federated",
+    "image_sizes": "_federated",
     "site_statistics": "_federated",
     "SOURCES": "_sources",
     "DataSource": "_sources",
@@ -64,6 +65,7 @@ __all__ = [
     "derive_history",
     "frame_fingerprint",
     "id_like",
+    "image_sizes",
     "infer_task",
     "infer_type",
     "load_images",

@@ -2,7 +2,8 @@
 
 Each site summarises its own training rows (:func:`site_statistics`): per number its count, sum and sum
 of squared deviations from its own mean (and its extremes, only where a min-max scaler needs them); per
-category its value counts; per binary column its values; per image its sizes and per-channel pixel sums;
+category its value counts; per binary column its values; per image its sizes and per-channel pixel sums
+(at the size every site is asked to resize to: :func:`image_sizes`);
 per sequence of numbers the same count and sums over its items, per sequence of tokens the tokens' counts,
 and its lists' lengths (how many rows, how many cut, the longest); per time the count and sum of its
 seconds and the sums of its elapsed days and years; the label's class counts (or a regression target's
@@ -21,7 +22,7 @@ tokenizer.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,16 @@ from seekforge.runtime import canonical, fit_pixels, is_missing
 
 
 def site_statistics(
-    frame: pd.DataFrame, features: FeaturesConfig, *, tokenizers: Mapping[str, str | Path] | None = None
+    frame: pd.DataFrame,
+    features: FeaturesConfig,
+    *,
+    tokenizers: Mapping[str, str | Path] | None = None,
+    image_sizes: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, Any]:
     """The sums and counts of one site's training rows that :func:`merge_statistics` pools (JSON values);
-    a text input without a pretrained tokenizer (``tokenizers``) sends its most frequent words."""
+    a text input without a pretrained tokenizer (``tokenizers``) sends its most frequent words; an image
+    input's pixels are summed at its declared size, else at ``image_sizes``' (the pooled most common size,
+    see :func:`image_sizes`), else at the site's own most common size."""
     checked = check_table(frame, features)
     stats: dict[str, Any] = {"rows": len(checked), "inputs": {}}
     for feature in features.inputs:
@@ -69,8 +76,8 @@ def site_statistics(
             counts = column.dropna().map(canonical).value_counts()
             stats["inputs"][feature.name] = {"counts": {str(k): int(v) for k, v in counts.items()}}
         elif feature.type == "image":
-            stats["inputs"][feature.name] = _image_sums(column, checked, getattr(feature, "size", None),
-                                                        getattr(feature, "channels", None))  # fmt: skip
+            size = getattr(feature, "size", None) or (image_sizes or {}).get(feature.name)
+            stats["inputs"][feature.name] = _image_sums(column, checked, size, getattr(feature, "channels", None))
         elif feature.type == "text" and feature.name not in (tokenizers or {}):
             # the site's most frequent words and every character it saw: what a fitted vocabulary is made of
             counts = TextEncoder.word_counts(column.fillna("").astype(str).tolist(), lowercase=feature.lowercase)
@@ -130,8 +137,24 @@ def _image_sums(column: pd.Series, frame: pd.DataFrame, size: Any, channels: int
     mine = tuple(size) if size is not None else tuple(int(s) for s in sizes.most_common(1)[0][0].split("x"))
     colour = channels or (3 if any(a.shape[2] == 3 for a in arrays) else 1)
     stack = np.stack([fit_pixels(a, mine, colour) for a in arrays]).astype(np.float64)  # type: ignore[arg-type]
-    return {"sizes": dict(sizes), "channels": colour, "pixels": int(stack[:, 0].size),
+    return {"sizes": dict(sizes), "at": list(mine), "channels": colour, "pixels": int(stack[:, 0].size),
             "sum": stack.sum(axis=(0, 2, 3)).tolist(), "sumsq": np.square(stack).sum(axis=(0, 2, 3)).tolist()}  # fmt: skip
+
+
+def image_sizes(features: FeaturesConfig, sites: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """The size each image input is fitted at: its declared one, else the most common across the sites'
+    images. A site that summed its pixels at another size (its own most common) is asked again at this one."""
+    chosen = {}
+    for feature in features.inputs:
+        if feature.type == "image":
+            declared = getattr(feature, "size", None)
+            sizes: Counter[str] = Counter()
+            for site in sites:
+                sizes.update(site["inputs"][feature.name]["sizes"])
+            chosen[feature.name] = (
+                list(declared) if declared else [int(s) for s in sizes.most_common(1)[0][0].split("x")]
+            )
+    return chosen
 
 
 def merge_statistics(
@@ -158,7 +181,12 @@ def merge_statistics(
             state["categories"][feature.name] = categories_of(pd.Series(counts), feature.min_frequency,
                                                               feature.max_categories)  # fmt: skip
         elif feature.type == "image":
-            state["images"][feature.name] = _images(parts, getattr(feature, "size", None)).to_dict()
+            size = image_sizes(features, sites)[feature.name]
+            if any(p["at"] != size for p in parts):
+                raise DataError(f"image column '{feature.name}': the sites summed their pixels at different sizes "
+                                f"({sorted({'x'.join(map(str, p['at'])) for p in parts})})",
+                                hint=f"ask them again at {size[0]}x{size[1]} (site_statistics(image_sizes=...))")  # fmt: skip
+            state["images"][feature.name] = _images(parts, size).to_dict()
         elif feature.type == "text":
             path = (tokenizer_paths or {}).get(feature.name)
             if path is not None:
@@ -229,11 +257,8 @@ def _numeric(name: str, parts: list[dict[str, Any]], scaler: str) -> dict[str, f
     return {"fill": mean, "center": center, "scale": scale if scale > 0 else 1.0}
 
 
-def _images(parts: list[dict[str, Any]], size: Any) -> ImageStats:
-    sizes: Counter[str] = Counter()
-    for part in parts:
-        sizes.update(part["sizes"])
-    chosen = tuple(size) if size is not None else tuple(int(s) for s in sizes.most_common(1)[0][0].split("x"))
+def _images(parts: list[dict[str, Any]], size: list[int]) -> ImageStats:
+    chosen = tuple(size)
     channels = max(p["channels"] for p in parts)
     pixels = sum(p["pixels"] for p in parts)
     # a grey site's images go in repeated into each colour channel: its one channel's sums count for each

@@ -25,7 +25,7 @@ import torch
 
 from seekforge.core.errors import DataError, SeekforgeError
 from seekforge.core.io import atomic_dir
-from seekforge.data import Preprocessor, merge_statistics
+from seekforge.data import Preprocessor, image_sizes, merge_statistics
 from seekforge.federate._deploy import CONNECT_S, ROUND_S
 from seekforge.federate._site import (
     CHECKPOINT,
@@ -76,7 +76,9 @@ def client_app(site_of: Callable[[Context], Site], *, privacy: bool, threads: in
     def statistics(msg: Message, context: Context) -> Message:
         with _said_here(context):
             site = site_of(context)
-            return reply(msg, site, statistics=ConfigRecord({"json": json.dumps(site.statistics())}))
+            config = msg.content["config"]
+            sizes = json.loads(str(config["image-sizes"])) if "image-sizes" in config else None
+            return reply(msg, site, statistics=ConfigRecord({"json": json.dumps(site.statistics(sizes))}))
 
     @app.train(mods=clipped)
     def train(msg: Message, context: Context) -> Message:
@@ -149,11 +151,17 @@ def federation(grid: Grid, plan: Plan) -> None:
     round's weights a crashed run kept), writing each round, the global weights and the preprocessor to
     ``plan.output``."""
     nodes = _wait_for_sites(grid, plan)
+    features = plan.recipe.features
     replies = _ask(grid, nodes, "query.statistics", RecordDict({"config": ConfigRecord({})}))
     names = {r.metadata.src_node_id: str(r.content["site"]["name"]) for r in replies}
     _check_names(names, plan.nodes)
     statistics = [json.loads(str(r.content["statistics"]["json"])) for r in replies]
-    features = plan.recipe.features
+    sizes = image_sizes(features, statistics)
+    if any(s["inputs"][name]["at"] != size for s in statistics for name, size in sizes.items()):
+        # (a site summed its images at its own most common size: asked again at the pooled one)
+        again = RecordDict({"config": ConfigRecord({"image-sizes": json.dumps(sizes)})})
+        replies = _ask(grid, nodes, "query.statistics", again)
+        statistics = [json.loads(str(r.content["statistics"]["json"])) for r in replies]
     pre = merge_statistics(features, statistics, tokenizer_paths=plan.recipe.model.tokenizer_paths(features))
     preprocessor = json.dumps(pre.to_dict())
     done, weights, moments = _checkpoint(plan.output)

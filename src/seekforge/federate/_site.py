@@ -172,9 +172,11 @@ class Site:
     work: Path
     _encoded: dict[str, tuple[Preprocessor, Tensors, Tensors]] = field(default_factory=dict, repr=False)
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self, image_sizes: dict[str, list[int]] | None = None) -> dict[str, Any]:
+        """This site's sums and counts (its images summed at ``image_sizes``, when the server asks)."""
         features = self.recipe.features
-        return site_statistics(self.train_rows, features, tokenizers=self.recipe.model.tokenizer_paths(features))
+        return site_statistics(self.train_rows, features, tokenizers=self.recipe.model.tokenizer_paths(features),
+                               image_sizes=image_sizes)  # fmt: skip
 
     def encoded(self, preprocessor: str) -> tuple[Preprocessor, Tensors, Tensors]:
         """The pooled preprocessor (its JSON, as the server sent it) and this site's rows encoded by it."""
