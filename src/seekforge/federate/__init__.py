@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 from seekforge.federate.config import FederatedConfig, PrivacyConfig, SitesConfig, StrategyConfig
 
 if TYPE_CHECKING:
-    from seekforge.federate._deploy import join_site, site_keys
+    from seekforge.federate._deploy import join_site
     from seekforge.federate._partition import partition
     from seekforge.federate._run import federate
     from seekforge.federate._server import serve_federation
+    from seekforge.federate._tls import site_keys
 
-_HOME = {"federate": "_run", "partition": "_partition", "join_site": "_deploy", "site_keys": "_deploy",
+_HOME = {"federate": "_run", "partition": "_partition", "join_site": "_deploy", "site_keys": "_tls",
          "serve_federation": "_server"}  # fmt: skip
 
 __all__ = ["FederatedConfig", "PrivacyConfig", "SitesConfig", "StrategyConfig", "federate", "join_site", "partition",
