@@ -322,7 +322,7 @@ def test_a_server_admits_only_its_sites_keys_and_packages_on_its_own_rows(tmp_pa
     manifest = read_manifest(server / answer["package"])
     assert set(manifest["lineage"]["federated"]["sites"]) == set(names) and answer["rounds"] == 2
     assert manifest["data"]["rows"]["test"] == 60 and manifest["metrics"]["test"]["accuracy"] > 0.6
-    assert not list(server.glob("runs/**/rows.parquet"))  # no site's rows at the server
+    assert not list(server.glob("runs/**/site-rows.pkl"))  # no site's rows at the server
     assert flower_processes() <= before
 
 
@@ -372,3 +372,21 @@ def test_remote_sites_are_declared_keyed_and_refused_in_words(tmp_path: Path) ->
     assert_user_error(
         cli("federate", "fed.yaml", "--keys", "keys", cwd=tmp_path), "--keys: not an option of federate RECIPE"
     )
+
+
+def test_a_sites_file_keeps_image_arrays_in_their_cells(tmp_path: Path) -> None:
+    """Images held as arrays in their cells (builtin:digits) reach each site as they are."""
+    from seekforge.data import read_source
+    from seekforge.data.config import ReadConfig
+    from seekforge.federate._site import load_site, write_sites
+
+    rows = read_source("builtin:digits", ReadConfig()).head(40)
+    spec = Recipe.model_validate({
+        "name": "digits", "seed": 0, "data": {"source": "builtin:digits"},
+        "features": {"inputs": [{"name": "image", "type": "image"}], "output": {"name": "label", "type": "category"}},
+        "model": {"type": "cnn", "channels": [4]}, "federated": {"sites": {"iid": 2}, "rounds": 1}})  # fmt: skip
+    [(name, data, work)] = write_sites({"north": rows}, tmp_path / "sites")
+    site = load_site(name, str(data), str(work), spec.to_yaml())
+    together = pd.concat([site.train_rows, site.held_rows]).sort_index()
+    assert all(np.array_equal(a, b) for a, b in zip(together["image"], rows["image"], strict=True))
+    assert site.statistics()["inputs"]["image"]["at"] == [8, 8]

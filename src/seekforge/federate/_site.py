@@ -112,15 +112,20 @@ def resume_point(output: Path) -> int:
     return done
 
 
+#: the file a federation on this machine writes each site's rows to (seekforge's own, read by that site only)
+SITE_FILE = "site-rows.pkl"
+
+
 def write_sites(sites: dict[str, pd.DataFrame], folder: Path) -> list[tuple[str, Path, Path]]:
-    """Each site's rows in its own file (``site-N/rows.parquet``: a site's name is not made a path) and a
-    work folder beside it; by site: its name, its file, its work folder."""
+    """Each site's rows in its own file (``site-N/SITE_FILE``: a site's name is not made a path; a pickle,
+    which keeps any cell, an image's array among them, as it is) and a work folder beside it; by site: its
+    name, its file, its work folder."""
     out = []
     for number, (name, rows) in enumerate(sites.items()):
         own = folder / f"site-{number}"
         own.mkdir(parents=True, exist_ok=True)
-        rows.to_parquet(own / "rows.parquet")
-        out.append((name, own / "rows.parquet", own / "work"))
+        rows.to_pickle(own / SITE_FILE)
+        out.append((name, own / SITE_FILE, own / "work"))
     return out
 
 
@@ -136,9 +141,10 @@ def load_site(name: str, data: str, work: str, recipe_yaml: str) -> Site:
 
 
 def site_rows(recipe: Recipe, data: Path) -> pd.DataFrame:
-    """A site's rows as the recipe reads its data, with the inputs derived from each entity's earlier rows
-    (``features.history``) where the file has them not yet: a site's history is its own rows'."""
-    rows = read_source(str(data), recipe.data.read)
+    """A site's rows as the recipe reads its data (or the SITE_FILE a federation on this machine wrote), with
+    the inputs derived from each entity's earlier rows (``features.history``) where the file has them not
+    yet: a site's history is its own rows'."""
+    rows = pd.read_pickle(data) if data.name == SITE_FILE else read_source(str(data), recipe.data.read)
     if any(f.name not in rows.columns for f in recipe.features.derived()):
         rows = derive_history(rows, recipe.features)
     return rows
