@@ -80,6 +80,9 @@ def test_sequences_and_times_pool() -> None:
     mixed = [stats[0], site_statistics(rows.iloc[1::3].assign(amounts='["a", "b"]'), features)]
     with pytest.raises(DataError, match="numbers at some sites and tokens at others"):
         merge_statistics(features, mixed)
+    silent = site_statistics(rows.iloc[2::3].assign(pages="[null]"), features)  # (missing items only: no say)
+    assert silent["inputs"]["pages"]["kind"] is None
+    assert merge_statistics(features, [stats[0], silent]).sequences_["pages"]["kind"] == "tokens"
 
 
 def test_image_statistics_pool(tmp_path: Path) -> None:

@@ -390,3 +390,26 @@ def test_a_sites_file_keeps_image_arrays_in_their_cells(tmp_path: Path) -> None:
     together = pd.concat([site.train_rows, site.held_rows]).sort_index()
     assert all(np.array_equal(a, b) for a, b in zip(together["image"], rows["image"], strict=True))
     assert site.statistics()["inputs"]["image"]["at"] == [8, 8]
+
+
+def test_credentials_are_kept_while_they_serve_and_renewed_when_they_do_not(tmp_path: Path) -> None:
+    from seekforge.federate._apps import _Federation
+    from seekforge.federate._tls import certificate_names, certificates
+
+    paths = certificates(tmp_path / "tls", names=["fl.example.org"])
+    assert paths[2].stat().st_mode & 0o777 == 0o600
+    assert {"fl.example.org", "localhost", "127.0.0.1"} <= set(certificate_names(paths[1]))
+    ca = paths[0].read_bytes()
+    assert certificates(tmp_path / "tls", names=["fl.example.org"]) == paths and paths[0].read_bytes() == ca
+    with pytest.warns(UserWarning, match="give the sites the new ca.pem"):
+        certificates(tmp_path / "tls", names=["fl.example.org", "10.0.0.7"])  # a name it lacks: a new CA
+    assert paths[0].read_bytes() != ca and "10.0.0.7" in certificate_names(paths[1])
+
+    class Grid:  # (every node online, a stray one among them)
+        run_id = 7
+
+        def get_node_ids(self) -> list[int]:
+            return [11, 12, 99]
+
+    federation = _Federation(Grid(), {11, 12})  # type: ignore[arg-type]
+    assert federation.get_node_ids() == [11, 12] and federation.run_id == 7
