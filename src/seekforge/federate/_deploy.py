@@ -313,7 +313,7 @@ def _wait_listening(host: str, port: int, process: subprocess.Popen[bytes], log:
 
 def _follow(output: Path, started: list[subprocess.Popen[bytes]], logs: Path, rounds: int,
             on_round: Callable[[dict[str, Any]], None], *, connect_s: float,
-            status: Callable[[], str | None] | None = None) -> None:  # fmt: skip
+            status: Callable[[], str | None]) -> None:  # fmt: skip
     """Report each round the server records until it writes FINISHED; fail when a process dies, when the
     SuperLink says the run ended without it (``status``, asked every STATUS_S: a ServerApp killed outright
     writes nothing), or when a round takes longer than ROUND_S (the first: ROUND_S after ``connect_s``)."""
@@ -340,7 +340,7 @@ def _follow(output: Path, started: list[subprocess.Popen[bytes]], logs: Path, ro
                             f"{dead[0].returncode}) after {seen} of {rounds} rounds", hint=f"its log is in {logs}")  # fmt: skip
         if time.monotonic() - last > ROUND_S:
             raise DataError(f"no round ended within {ROUND_S:.0f} s ({seen} of {rounds} done)", hint=f"see {logs}")
-        if status is not None and time.monotonic() >= asked + STATUS_S:
+        if time.monotonic() >= asked + STATUS_S:
             asked, said = time.monotonic(), status()
             if said is not None and said.startswith("finished") and not (output / FINISHED).is_file():
                 time.sleep(1.0)  # (a ServerApp that failed writes why just before it ends)

@@ -43,6 +43,7 @@ from seekforge.federate._site import (
     CHECKPOINT,
     ROUNDS,
     Site,
+    cut_to_round,
     encode_rows,
     global_model,
     kept_round,
@@ -99,11 +100,8 @@ def federate(
     splits = load_splits(recipe.data, recipe.features, recipe.seed, keep=keep)  # (the site column rides along)
     sites = partition(splits.train, fed.sites, label=recipe.features.output.name, seed=recipe.seed,
                       classes=recipe.task == "classification")  # fmt: skip
-    folder = work_folder(Path(runs_dir) / recipe.name, resume=resume,
-                         resumable=lambda d: (d / FOLDER).is_dir() and not (d / "package").is_dir())  # fmt: skip
-    write_text_atomic(folder / "recipe.yaml", recipe.to_yaml())
+    folder = federation_folder(recipe, runs_dir, resume)
     output = folder / FOLDER
-    output.mkdir(exist_ok=True)
     started = time.perf_counter()
     with rounds_shown(fed, on_round, CentralTest(recipe, output, splits.test)) as round_done:
         if deployment:
@@ -116,6 +114,16 @@ def federate(
     return package(recipe, folder, splits=splits, sites={n: len(s) for n, s in sites.items()}, seconds=seconds)
 
 
+def federation_folder(recipe: Recipe, runs_dir: Path | str, resume: bool) -> Path:
+    """The run folder of a federation of ``recipe`` (``resume``: its newest unfinished one), with the recipe
+    in it and the federation's own folder (FOLDER) made."""
+    folder = work_folder(Path(runs_dir) / recipe.name, resume=resume,
+                         resumable=lambda d: (d / FOLDER).is_dir() and not (d / "package").is_dir())  # fmt: skip
+    write_text_atomic(folder / "recipe.yaml", recipe.to_yaml())
+    (folder / FOLDER).mkdir(exist_ok=True)
+    return folder
+
+
 class CentralTest:
     """Each round's global weights measured on the central test rows by the process that holds them (the
     one that runs the federation; never the ServerApp, which holds no rows), a line per round in
@@ -124,11 +132,7 @@ class CentralTest:
     def __init__(self, recipe: Recipe, output: Path, rows: pd.DataFrame) -> None:
         self.recipe, self.output, self.rows = recipe, output, rows
         self._encoded: tuple[str, Preprocessor, Tensors] | None = None
-        path = output / CENTRAL  # (a resume measures again the rounds after the one kept)
-        if path.is_file():
-            done = kept_round(output / CHECKPOINT)
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines() if json.loads(line)["round"] <= done]
-            write_text_atomic(path, "".join(f"{line}\n" for line in kept))
+        cut_to_round(output / CENTRAL, kept_round(output / CHECKPOINT))  # (a resume measures the rounds after)
 
     def __call__(self, round_: int) -> dict[str, float]:
         """The figures of ``round_``'s weights (none when they are not the ones kept: the server moved on)."""
@@ -147,7 +151,7 @@ class CentralTest:
 
 @contextmanager
 def rounds_shown(fed: FederatedConfig, on_round: Callable[[dict[str, Any]], None] | None,
-                 central: CentralTest | None = None) -> Iterator[Callable[[dict[str, Any]], None]]:  # fmt: skip
+                 central: CentralTest) -> Iterator[Callable[[dict[str, Any]], None]]:  # fmt: skip
     """A progress bar over the rounds; yields what each round's record is given to: the round measured on
     the central test rows (``central``, into the record's ``central``), a line on the console (the sites'
     mean held-out figures, the central ones), the bar moved, then ``on_round``."""
@@ -157,7 +161,7 @@ def rounds_shown(fed: FederatedConfig, on_round: Callable[[dict[str, Any]], None
 
         def round_done(record: dict[str, Any]) -> None:
             nonlocal seen
-            record["central"] = central(record["round"]) if central is not None else {}
+            record["central"] = central(record["round"])
             held = record.get("evaluate_mean", {})
             figures = "  ".join(f"{k} {v:.4f}" for k, v in held.items() if k != "num-examples")
             test = "  ".join(f"{k} {v:.4f}" for k, v in record["central"].items() if k in ("accuracy", "rmse"))

@@ -21,11 +21,17 @@ from typing import Any
 from seekforge.build import Built
 from seekforge.core.deps import require
 from seekforge.core.errors import ConfigError
-from seekforge.core.io import work_folder, write_text_atomic
 from seekforge.core.progress import console, labelled
 from seekforge.data import Splits, check_table, frame_fingerprint
 from seekforge.federate._deploy import run_superlink
-from seekforge.federate._run import FOLDER, CentralTest, package, refuse_central_fits, rounds_shown
+from seekforge.federate._run import (
+    FOLDER,
+    CentralTest,
+    federation_folder,
+    package,
+    refuse_central_fits,
+    rounds_shown,
+)
 from seekforge.federate._site import site_rows
 from seekforge.recipe import Recipe
 
@@ -71,9 +77,7 @@ def serve_federation(
                                "here; the .key stays at the site")  # fmt: skip
     require("flwr", purpose="federated training", extra="federated")
     central = central_rows(recipe)
-    folder = work_folder(Path(runs_dir) / recipe.name, resume=resume,
-                         resumable=lambda d: (d / FOLDER).is_dir() and not (d / "package").is_dir())  # fmt: skip
-    write_text_atomic(folder / "recipe.yaml", recipe.to_yaml())
+    folder = federation_folder(recipe, runs_dir, resume)
     output = folder / FOLDER
 
     def waiting(address: str, ca: Path, named: list[str]) -> None:

@@ -103,13 +103,17 @@ def resume_point(output: Path) -> int:
     """The last round a federation in ``output`` kept (0: none); its rounds file cut back to that round
     (a round whose line was written but whose weights were not kept runs again)."""
     done = kept_round(output / CHECKPOINT)
-    rounds = output / ROUNDS
-    if rounds.is_file():
-        lines = rounds.read_text(encoding="utf-8").splitlines()
+    cut_to_round(output / ROUNDS, done)
+    return done
+
+
+def cut_to_round(path: Path, done: int) -> None:
+    """The JSON lines file ``path`` (one line per round) without the lines of rounds after ``done``."""
+    if path.is_file():
+        lines = path.read_text(encoding="utf-8").splitlines()
         kept = [line for line in lines if line.strip() and json.loads(line)["round"] <= done]
         if kept != lines:
-            write_text_atomic(rounds, "".join(f"{line}\n" for line in kept))
-    return done
+            write_text_atomic(path, "".join(f"{line}\n" for line in kept))
 
 
 #: the file a federation on this machine writes each site's rows to (seekforge's own, read by that site only)
