@@ -168,6 +168,7 @@ def merge_statistics(
     state: dict[str, Any] = {"format_version": FORMAT_VERSION, "features": features.model_dump(mode="json"),
                              "numeric": {}, "binary": {}, "categories": {}, "text": {}, "images": {},
                              "sequences": {}, "datetimes": {}}  # fmt: skip
+    sizes = image_sizes(features, sites)
     for feature in features.inputs:
         parts = [site["inputs"][feature.name] for site in sites]
         if feature.type == "numeric":
@@ -181,7 +182,7 @@ def merge_statistics(
             state["categories"][feature.name] = categories_of(pd.Series(counts), feature.min_frequency,
                                                               feature.max_categories)  # fmt: skip
         elif feature.type == "image":
-            size = image_sizes(features, sites)[feature.name]
+            size = sizes[feature.name]
             if any(p["at"] != size for p in parts):
                 raise DataError(f"image column '{feature.name}': the sites summed their pixels at different sizes "
                                 f"({sorted({'x'.join(map(str, p['at'])) for p in parts})})",
